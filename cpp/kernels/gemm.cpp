@@ -1,0 +1,286 @@
+// GEMM driver: shape checks, the reference loop, and the fast path.
+//
+// Fast path, two regimes:
+// - skinny (M <= kernels.skinny_max_m, the decode case): A is copied once into contiguous rows
+//   with alpha applied, and B (the weights) is streamed exactly once, split by columns across
+//   threads, with no packing: dot products when B is stored (N, K), broadcast-FMA rows when it
+//   is stored (K, N).
+// - packed (everything else): the BLIS loop nest jc / pc / ic / jr / ir with B packed into
+//   (kc, nr) panels and A into (kc, mr) panels, the ISA's register micro-kernel at the core.
+//   Threads take independent slabs of C (split along N, or along M when M is the larger
+//   side) and pack their own panels, so no synchronisation is needed inside a call.
+#include "kernels/gemm.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "kernels/gemm_internal.h"
+
+namespace npr {
+
+namespace gi = gemm_internal;
+
+namespace {
+
+const gi::IsaKernels& kernels_for(SimdLevel level) {
+#if defined(NPR_HAVE_X86_KERNELS)
+  if (level == SimdLevel::kAvx512) return gi::kAvx512Kernels;
+  if (level == SimdLevel::kAvx2) return gi::kAvx2Kernels;
+#endif
+  (void)level;
+  return gi::kPortableKernels;
+}
+
+// A growable 64-byte aligned scratch buffer, one per thread and role.
+struct Scratch {
+  float* data = nullptr;
+  size_t capacity = 0;
+  ~Scratch() { std::free(data); }
+  float* get(size_t n) {
+    if (n > capacity) {
+      std::free(data);
+      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+      data = static_cast<float*>(std::aligned_alloc(64, bytes));
+      capacity = data ? n : 0;
+    }
+    return data;
+  }
+};
+
+thread_local Scratch t_pack_a;
+thread_local Scratch t_pack_b;
+
+inline float load_a(const GemmShape& s, const float* A, int64_t i, int64_t p) {
+  return s.ta == Trans::kN ? A[i * s.lda + p] : A[p * s.lda + i];
+}
+inline float load_b(const GemmShape& s, const float* B, int64_t p, int64_t j) {
+  return s.tb == Trans::kN ? B[p * s.ldb + j] : B[j * s.ldb + p];
+}
+
+// dst: ceil(mc / mr) panels of (kc, mr), alpha applied, rows past mc zero.
+void pack_a(const GemmShape& s, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+            int mr, float* dst) {
+  for (int64_t ip = 0; ip < mc; ip += mr) {
+    const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ip));
+    if (s.ta == Trans::kN) {
+      for (int r = 0; r < rows; ++r) {
+        const float* src = A + (i0 + ip + r) * s.lda + p0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * mr + r] = s.alpha * src[k];
+      }
+      for (int r = rows; r < mr; ++r)
+        for (int64_t k = 0; k < kc; ++k) dst[k * mr + r] = 0.0f;
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (p0 + k) * s.lda + i0 + ip;
+        float* d = dst + k * mr;
+        for (int r = 0; r < rows; ++r) d[r] = s.alpha * src[r];
+        for (int r = rows; r < mr; ++r) d[r] = 0.0f;
+      }
+    }
+    dst += kc * mr;
+  }
+}
+
+// dst: ceil(nc / nr) panels of (kc, nr), columns past nc zero.
+void pack_b(const GemmShape& s, const float* B, int64_t j0, int64_t nc, int64_t p0, int64_t kc,
+            int nr, float* dst) {
+  for (int64_t jp = 0; jp < nc; jp += nr) {
+    const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jp));
+    if (s.tb == Trans::kN) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (p0 + k) * s.ldb + j0 + jp;
+        float* d = dst + k * nr;
+        for (int c = 0; c < cols; ++c) d[c] = src[c];
+        for (int c = cols; c < nr; ++c) d[c] = 0.0f;
+      }
+    } else {
+      for (int c = 0; c < cols; ++c) {
+        const float* src = B + (j0 + jp + c) * s.ldb + p0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * nr + c] = src[k];
+      }
+      for (int c = cols; c < nr; ++c)
+        for (int64_t k = 0; k < kc; ++k) dst[k * nr + c] = 0.0f;
+    }
+    dst += kc * nr;
+  }
+}
+
+// The packed loop nest over the slab C[i_begin:i_end, j_begin:j_end).
+Status packed_slab(const gi::IsaKernels& kn, const GemmShape& s, const float* A, const float* B,
+                   float* C, int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end) {
+  const int mr = kn.mr, nr = kn.nr;
+  const int64_t nc_max = std::min<int64_t>(kn.nc, ((j_end - j_begin + nr - 1) / nr) * nr);
+  const int64_t kc_max = std::min<int64_t>(kn.kc, s.k);
+  float* bbuf = t_pack_b.get(static_cast<size_t>(kc_max * nc_max));
+  float* abuf = t_pack_a.get(static_cast<size_t>(kc_max * kn.mc));
+  if (!bbuf || !abuf) return Status::oom("gemm: packing buffers could not be allocated");
+  for (int64_t jc = j_begin; jc < j_end; jc += kn.nc) {
+    const int64_t ncur = std::min<int64_t>(kn.nc, j_end - jc);
+    for (int64_t pc = 0; pc < s.k; pc += kn.kc) {
+      const int64_t kcur = std::min<int64_t>(kn.kc, s.k - pc);
+      const float beta = pc == 0 ? s.beta : 1.0f;
+      pack_b(s, B, jc, ncur, pc, kcur, nr, bbuf);
+      for (int64_t ic = i_begin; ic < i_end; ic += kn.mc) {
+        const int64_t mcur = std::min<int64_t>(kn.mc, i_end - ic);
+        pack_a(s, A, ic, mcur, pc, kcur, mr, abuf);
+        for (int64_t jr = 0; jr < ncur; jr += nr) {
+          const int n = static_cast<int>(std::min<int64_t>(nr, ncur - jr));
+          const float* bp = bbuf + (jr / nr) * kcur * nr;
+          for (int64_t ir = 0; ir < mcur; ir += mr) {
+            const int m = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
+            kn.micro(kcur, abuf + (ir / mr) * kcur * mr, bp, C + (ic + ir) * s.ldc + jc + jr,
+                     s.ldc, m, n, beta);
+          }
+        }
+      }
+    }
+  }
+  return Status::ok();
+}
+
+// Splits [0, total) into `parts` ranges whose boundaries are multiples of `unit`.
+void split_range(int64_t total, int parts, int64_t unit, int part, int64_t* begin, int64_t* end) {
+  const int64_t units = (total + unit - 1) / unit;
+  const int64_t per = units / parts, extra = units % parts;
+  const int64_t u0 = part * per + std::min<int64_t>(part, extra);
+  const int64_t u1 = u0 + per + (part < extra ? 1 : 0);
+  *begin = std::min(total, u0 * unit);
+  *end = std::min(total, u1 * unit);
+}
+
+int threads_of(const CpuContext& ctx) { return ctx.pool ? ctx.pool->size() : 1; }
+
+template <typename F>
+void for_each_part(const CpuContext& ctx, int parts, F&& fn) {
+  if (parts <= 1 || !ctx.pool) {
+    for (int p = 0; p < parts; ++p) fn(p);
+    return;
+  }
+  ctx.pool->parallel_for(parts, [&](int64_t p, int) { fn(static_cast<int>(p)); });
+}
+
+Status gemm_skinny(const CpuContext& ctx, const gi::IsaKernels& kn, const GemmShape& s,
+                   const float* A, const float* B, float* C) {
+  std::vector<float> a_rows;  // (m, k), alpha applied
+  try {
+    a_rows.resize(static_cast<size_t>(s.m * s.k));
+  } catch (const std::bad_alloc&) {
+    return Status::oom("gemm: could not allocate the packed rows of A");
+  }
+  for (int64_t i = 0; i < s.m; ++i)
+    for (int64_t p = 0; p < s.k; ++p) a_rows[i * s.k + p] = s.alpha * load_a(s, A, i, p);
+  const int64_t cols_per_thread_min = 4 * kn.skinny_cols;
+  const int parts = static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(threads_of(ctx), s.n / cols_per_thread_min)));
+  auto kernel = s.tb == Trans::kT ? kn.dot_nt : kn.axpy_nn;
+  for_each_part(ctx, parts, [&](int p) {
+    int64_t j0, j1;
+    split_range(s.n, parts, kn.skinny_cols, p, &j0, &j1);
+    if (j1 > j0) kernel(a_rows.data(), s.m, s.k, B, s.ldb, j0, j1, C, s.ldc, s.beta);
+  });
+  return Status::ok();
+}
+
+Status gemm_packed(const CpuContext& ctx, const gi::IsaKernels& kn, const GemmShape& s,
+                   const float* A, const float* B, float* C) {
+  const double flops = 2.0 * static_cast<double>(s.m) * s.n * s.k;
+  int parts = flops < 2.0e6 ? 1 : threads_of(ctx);
+  const bool split_n = s.n >= s.m;
+  const int64_t unit = split_n ? kn.nr : kn.mr;
+  const int64_t extent = split_n ? s.n : s.m;
+  parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(parts, extent / unit)));
+  std::vector<Status> statuses(static_cast<size_t>(parts));
+  for_each_part(ctx, parts, [&](int p) {
+    int64_t b, e;
+    split_range(extent, parts, unit, p, &b, &e);
+    if (e <= b) return;
+    statuses[p] = split_n ? packed_slab(kn, s, A, B, C, 0, s.m, b, e)
+                          : packed_slab(kn, s, A, B, C, b, e, 0, s.n);
+  });
+  for (auto& st : statuses) NPR_TRY(st);
+  return Status::ok();
+}
+
+// C = beta * C for the cases where the product contributes nothing (k == 0 or alpha == 0).
+void scale_c(const GemmShape& s, float* C) {
+  for (int64_t i = 0; i < s.m; ++i) {
+    float* row = C + i * s.ldc;
+    for (int64_t j = 0; j < s.n; ++j) row[j] = s.beta == 0.0f ? 0.0f : s.beta * row[j];
+  }
+}
+
+}  // namespace
+
+Status gemm_check_shape(const GemmShape& s) {
+  if (s.m < 0 || s.n < 0 || s.k < 0)
+    return Status::out_of_range("gemm: sizes must be non-negative, got m=" + std::to_string(s.m) +
+                                " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k));
+  const int64_t lda_min = std::max<int64_t>(1, s.ta == Trans::kN ? s.k : s.m);
+  const int64_t ldb_min = std::max<int64_t>(1, s.tb == Trans::kN ? s.n : s.k);
+  const int64_t ldc_min = std::max<int64_t>(1, s.n);
+  if (s.lda < lda_min)
+    return Status::out_of_range("gemm: lda must be >= " + std::to_string(lda_min) + ", got " +
+                                std::to_string(s.lda));
+  if (s.ldb < ldb_min)
+    return Status::out_of_range("gemm: ldb must be >= " + std::to_string(ldb_min) + ", got " +
+                                std::to_string(s.ldb));
+  if (s.ldc < ldc_min)
+    return Status::out_of_range("gemm: ldc must be >= " + std::to_string(ldc_min) + ", got " +
+                                std::to_string(s.ldc));
+  int64_t a, b, c;
+  gemm_min_elements(s, &a, &b, &c);
+  if (a < 0 || b < 0 || c < 0) return Status::out_of_range("gemm: operand sizes overflow int64");
+  return Status::ok();
+}
+
+void gemm_min_elements(const GemmShape& s, int64_t* a, int64_t* b, int64_t* c) {
+  // Elements spanned by a row-major (rows, cols) operand with leading dimension ld; -1 on
+  // overflow.
+  auto span = [](int64_t rows, int64_t cols, int64_t ld) -> int64_t {
+    if (rows == 0 || cols == 0) return 0;
+    int64_t r;
+    if (mul_overflows(rows - 1, ld, &r) || r > INT64_MAX - cols) return -1;
+    return r + cols;
+  };
+  const bool touches_ab = s.k > 0 && s.m > 0 && s.n > 0;
+  *a = touches_ab ? (s.ta == Trans::kN ? span(s.m, s.k, s.lda) : span(s.k, s.m, s.lda)) : 0;
+  *b = touches_ab ? (s.tb == Trans::kN ? span(s.k, s.n, s.ldb) : span(s.n, s.k, s.ldb)) : 0;
+  *c = span(s.m, s.n, s.ldc);
+}
+
+Status gemm_f32(const CpuContext& ctx, const GemmShape& s, const float* A, const float* B,
+                float* C) {
+  NPR_TRY(gemm_check_shape(s));
+  NPR_TRY(check_simd(ctx.simd));
+  if (s.m == 0 || s.n == 0) return Status::ok();
+  if (s.k == 0 || s.alpha == 0.0f) {
+    scale_c(s, C);
+    return Status::ok();
+  }
+  const gi::IsaKernels& kn = kernels_for(ctx.simd);
+  if (s.m <= kn.skinny_max_m) return gemm_skinny(ctx, kn, s, A, B, C);
+  return gemm_packed(ctx, kn, s, A, B, C);
+}
+
+Status gemm_f32_reference(const GemmShape& s, const float* A, const float* B, float* C) {
+  NPR_TRY(gemm_check_shape(s));
+  for (int64_t i = 0; i < s.m; ++i) {
+    for (int64_t j = 0; j < s.n; ++j) {
+      double acc = 0.0;
+      for (int64_t p = 0; s.alpha != 0.0f && p < s.k; ++p)
+        acc += static_cast<double>(load_a(s, A, i, p)) * static_cast<double>(load_b(s, B, p, j));
+      float* out = C + i * s.ldc + j;
+      const double prior = s.beta == 0.0f ? 0.0 : static_cast<double>(s.beta) * *out;
+      *out = static_cast<float>(static_cast<double>(s.alpha) * acc + prior);
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace npr

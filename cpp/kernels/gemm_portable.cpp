@@ -1,0 +1,71 @@
+// GEMM kernels in plain C++ for CPUs without AVX2 (and non-x86 builds): the same templates
+// over an 8-lane array the compiler may vectorise with whatever the target offers.
+#include <cstdint>
+
+#include "kernels/gemm_internal.h"
+
+namespace {
+
+struct VPortable {
+  struct vec {
+    float v[8];
+  };
+  static constexpr int W = 8;
+  static inline vec zero() { return vec{}; }
+  static inline vec load(const float* p) {
+    vec r;
+    for (int i = 0; i < W; ++i) r.v[i] = p[i];
+    return r;
+  }
+  static inline void store(float* p, vec x) {
+    for (int i = 0; i < W; ++i) p[i] = x.v[i];
+  }
+  static inline vec load_n(const float* p, int n) {
+    vec r{};
+    for (int i = 0; i < n; ++i) r.v[i] = p[i];
+    return r;
+  }
+  static inline void store_n(float* p, vec x, int n) {
+    for (int i = 0; i < n; ++i) p[i] = x.v[i];
+  }
+  static inline vec bcast(float x) {
+    vec r;
+    for (int i = 0; i < W; ++i) r.v[i] = x;
+    return r;
+  }
+  static inline vec fma(vec a, vec b, vec c) {
+    for (int i = 0; i < W; ++i) c.v[i] += a.v[i] * b.v[i];
+    return c;
+  }
+  static inline float reduce(vec x) {
+    float s = 0.0f;
+    for (int i = 0; i < W; ++i) s += x.v[i];
+    return s;
+  }
+};
+
+#include "kernels/gemm_simd.inc"
+
+constexpr int kMr = 4;
+
+void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n,
+           float beta) {
+  micro_kernel<VPortable, kMr>(kc, a, b, c, ldc, m, n, beta);
+}
+void dot(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0,
+         int64_t n1, float* c, int64_t ldc, float beta) {
+  dot_nt<VPortable, 2, 2>(a, m, k, b, ldb, n0, n1, c, ldc, beta);
+}
+void axpy(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0,
+          int64_t n1, float* c, int64_t ldc, float beta) {
+  axpy_nn<VPortable, 4, 2>(a, m, k, b, ldb, n0, n1, c, ldc, beta);
+}
+
+}  // namespace
+
+namespace npr::gemm_internal {
+const IsaKernels kPortableKernels = {
+    "scalar", kMr, 16, /*kc=*/256, /*mc=*/kMr * 16, /*nc=*/2048,
+    /*skinny_max_m=*/8, /*skinny_cols=*/16, micro, dot, axpy,
+};
+}  // namespace npr::gemm_internal
