@@ -14,10 +14,14 @@ const char* simd_name(SimdLevel level) {
 }
 
 bool parse_simd(const char* text, SimdLevel* out) {
-  if (std::strcmp(text, "scalar") == 0) *out = SimdLevel::kScalar;
-  else if (std::strcmp(text, "avx2") == 0) *out = SimdLevel::kAvx2;
-  else if (std::strcmp(text, "avx512") == 0) *out = SimdLevel::kAvx512;
-  else return false;
+  if (std::strcmp(text, "scalar") == 0)
+    *out = SimdLevel::kScalar;
+  else if (std::strcmp(text, "avx2") == 0)
+    *out = SimdLevel::kAvx2;
+  else if (std::strcmp(text, "avx512") == 0)
+    *out = SimdLevel::kAvx512;
+  else
+    return false;
   return true;
 }
 

@@ -10,7 +10,9 @@ namespace npr {
 
 enum class DType : int32_t { kF32 = 0, kBF16 = 1, kI32 = 2 };
 
-inline int64_t dtype_size(DType t) { return t == DType::kBF16 ? 2 : 4; }
+inline int64_t dtype_size(DType t) {
+  return t == DType::kBF16 ? 2 : 4;
+}
 const char* dtype_name(DType t);
 
 struct bf16 {

@@ -48,8 +48,8 @@ class [[nodiscard]] Status {
 }  // namespace npr
 
 // Returns early from the enclosing function when `expr` yields a failed Status.
-#define NPR_TRY(expr)                            \
-  do {                                           \
-    ::npr::Status npr_try_status_ = (expr);      \
+#define NPR_TRY(expr)                                     \
+  do {                                                    \
+    ::npr::Status npr_try_status_ = (expr);               \
     if (!npr_try_status_.is_ok()) return npr_try_status_; \
   } while (0)

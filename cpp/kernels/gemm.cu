@@ -76,9 +76,9 @@ __global__ void gemm_tiled_kernel(DeviceShape s, const float* __restrict__ A,
 
 Status cuda_status(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return Status::ok();
-  return Status(StatusCode::kCuda, std::string("gemm (cuda): ") + what + " failed: " +
-                                       cudaGetErrorName(err) + " (" + cudaGetErrorString(err) +
-                                       ")");
+  return Status(StatusCode::kCuda, std::string("gemm (cuda): ") + what +
+                                       " failed: " + cudaGetErrorName(err) + " (" +
+                                       cudaGetErrorString(err) + ")");
 }
 
 // Device buffer freed on scope exit.
@@ -97,8 +97,16 @@ Status gemm_f32_cuda(const GemmShape& s, const float* dA, const float* dB, float
   if (s.m == 0 || s.n == 0) return Status::ok();
   const long long grid_x = (s.n + kTile - 1) / kTile, grid_y = (s.m + kTile - 1) / kTile;
   if (grid_y > 65535) return Status::out_of_range("gemm (cuda): m too large for one launch");
-  DeviceShape d{s.m, s.n, s.k, s.lda, s.ldb, s.ldc, s.ta == Trans::kT ? 1 : 0,
-                s.tb == Trans::kT ? 1 : 0, s.alpha, s.beta};
+  DeviceShape d{s.m,
+                s.n,
+                s.k,
+                s.lda,
+                s.ldb,
+                s.ldc,
+                s.ta == Trans::kT ? 1 : 0,
+                s.tb == Trans::kT ? 1 : 0,
+                s.alpha,
+                s.beta};
   dim3 grid(static_cast<unsigned>(grid_x), static_cast<unsigned>(grid_y));
   gemm_tiled_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(d, dA, dB, dC);
   return cuda_status(cudaGetLastError(), "kernel launch");
@@ -119,7 +127,8 @@ Status gemm_f32_cuda_host(const GemmShape& s, const float* A, const float* B, fl
   NPR_TRY(cuda_status(cudaMemcpy(dc.ptr, C, nc * sizeof(float), cudaMemcpyHostToDevice), "copy C"));
   NPR_TRY(gemm_f32_cuda(s, da.ptr, db.ptr, dc.ptr, nullptr));
   NPR_TRY(cuda_status(cudaDeviceSynchronize(), "kernel"));
-  NPR_TRY(cuda_status(cudaMemcpy(C, dc.ptr, nc * sizeof(float), cudaMemcpyDeviceToHost), "copy C back"));
+  NPR_TRY(cuda_status(cudaMemcpy(C, dc.ptr, nc * sizeof(float), cudaMemcpyDeviceToHost),
+                      "copy C back"));
   return Status::ok();
 }
 

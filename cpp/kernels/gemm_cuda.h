@@ -10,8 +10,7 @@
 namespace npr {
 
 // Device pointers; `stream` is a cudaStream_t (null: the default stream). Asynchronous.
-Status gemm_f32_cuda(const GemmShape& s, const float* dA, const float* dB, float* dC,
-                     void* stream);
+Status gemm_f32_cuda(const GemmShape& s, const float* dA, const float* dB, float* dC, void* stream);
 
 // Host pointers: copies A, B (and C when beta != 0) to device 0, runs gemm_f32_cuda, copies C
 // back and frees. For tests and the addon's `backend: 'cuda'` GEMM.

@@ -16,14 +16,18 @@ struct Skipped {
 };
 }  // namespace
 
-void register_case(const char* name, void (*fn)()) { cases().push_back({name, fn}); }
+void register_case(const char* name, void (*fn)()) {
+  cases().push_back({name, fn});
+}
 
 void record_failure(const char* file, int line, const std::string& what) {
   if (g_case_failures < 20) std::printf("    %s:%d: %s\n", file, line, what.c_str());
   ++g_case_failures;
 }
 
-void skip_case(const std::string& reason) { throw Skipped{reason}; }
+void skip_case(const std::string& reason) {
+  throw Skipped{reason};
+}
 
 }  // namespace npr::test
 

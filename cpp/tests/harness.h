@@ -27,27 +27,27 @@ struct Registrar {
 
 }  // namespace npr::test
 
-#define TEST(name)                                                        \
-  static void test_##name();                                              \
-  static ::npr::test::Registrar registrar_##name(#name, &test_##name);    \
+#define TEST(name)                                                     \
+  static void test_##name();                                           \
+  static ::npr::test::Registrar registrar_##name(#name, &test_##name); \
   static void test_##name()
 
-#define CHECK(cond)                                                             \
-  do {                                                                          \
+#define CHECK(cond)                                                                   \
+  do {                                                                                \
     if (!(cond)) ::npr::test::record_failure(__FILE__, __LINE__, "CHECK(" #cond ")"); \
   } while (0)
 
-#define CHECK_MSG(cond, msg)                                                         \
-  do {                                                                               \
-    if (!(cond)) ::npr::test::record_failure(__FILE__, __LINE__, std::string(msg));  \
+#define CHECK_MSG(cond, msg)                                                        \
+  do {                                                                              \
+    if (!(cond)) ::npr::test::record_failure(__FILE__, __LINE__, std::string(msg)); \
   } while (0)
 
-#define CHECK_OK(expr)                                                                    \
-  do {                                                                                    \
-    ::npr::Status check_ok_status_ = (expr);                                              \
-    if (!check_ok_status_.is_ok())                                                        \
-      ::npr::test::record_failure(__FILE__, __LINE__,                                     \
-                                  #expr " -> " + check_ok_status_.to_string());           \
+#define CHECK_OK(expr)                                                          \
+  do {                                                                          \
+    ::npr::Status check_ok_status_ = (expr);                                    \
+    if (!check_ok_status_.is_ok())                                              \
+      ::npr::test::record_failure(__FILE__, __LINE__,                           \
+                                  #expr " -> " + check_ok_status_.to_string()); \
   } while (0)
 
 #define SKIP(reason) ::npr::test::skip_case(reason)

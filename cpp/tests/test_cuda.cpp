@@ -31,8 +31,8 @@ TEST(cuda_gemm_matches_cpu_reference) {
 #else
   if (cuda_info().devices == 0) SKIP("no CUDA device answers: " + cuda_info().reason);
   Rng rng(11);
-  const int64_t shapes[][3] = {{1, 1, 1}, {7, 17, 97}, {97, 513, 17}, {513, 97, 129}, {64, 64, 64},
-                               {1, 3072, 1024}, {130, 70, 260}};
+  const int64_t shapes[][3] = {{1, 1, 1},    {7, 17, 97},     {97, 513, 17}, {513, 97, 129},
+                               {64, 64, 64}, {1, 3072, 1024}, {130, 70, 260}};
   for (auto& sh : shapes) {
     for (int t = 0; t < 4; ++t) {
       GemmShape s;

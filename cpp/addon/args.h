@@ -1,0 +1,54 @@
+// Argument checking at the N-API boundary: every export validates what it is given and
+// throws a TypeError (wrong type or dtype) or RangeError (size, length, value out of range)
+// whose message names the function, the argument and what was expected. Status failures
+// from the native code are turned into JS errors by throw_status.
+#pragma once
+
+#include <napi.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "core/status.h"
+
+namespace npr::addon {
+
+[[noreturn]] void throw_type(Napi::Env env, const std::string& message);
+[[noreturn]] void throw_range(Napi::Env env, const std::string& message);
+// TypeError for InvalidArgument, RangeError for OutOfRange, Error otherwise; the error gets
+// `code` = the status code name (e.g. "CUDA_ERROR").
+[[noreturn]] void throw_status(Napi::Env env, const Status& status);
+Napi::Error status_error(Napi::Env env, const Status& status);
+
+// A short description of a JS value's type for messages: "number", "Int32Array", "null".
+std::string describe_type(const Napi::Value& v);
+
+// The options object at info[index]; `undefined` gives an empty object when optional.
+Napi::Object object_arg(const Napi::CallbackInfo& info, size_t index, const char* fn,
+                        const char* name, bool optional);
+
+// An integer field of `obj` in [lo, hi]; a missing field takes `fallback` when has_fallback.
+int64_t int_field(const Napi::Object& obj, const char* fn, const char* key, int64_t lo, int64_t hi,
+                  bool has_fallback = false, int64_t fallback = 0);
+// A finite number field; missing takes `fallback` when has_fallback.
+double number_field(const Napi::Object& obj, const char* fn, const char* key,
+                    bool has_fallback = false, double fallback = 0.0);
+bool bool_field(const Napi::Object& obj, const char* fn, const char* key, bool fallback);
+// A string field that must be one of `allowed`; missing takes `fallback`.
+std::string enum_field(const Napi::Object& obj, const char* fn, const char* key,
+                       std::initializer_list<const char*> allowed, const char* fallback);
+
+// A Float32Array argument (by position) with its data pointer and length in elements.
+struct F32Arg {
+  Napi::Float32Array array;
+  float* data = nullptr;
+  int64_t length = 0;
+};
+F32Arg f32_arg(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name);
+
+// RangeError when `out` shares any byte with `in` (a kernel would read what it writes).
+void check_no_overlap(Napi::Env env, const char* fn, const char* out_name, const F32Arg& out,
+                      const char* in_name, const F32Arg& in);
+
+}  // namespace npr::addon

@@ -1,0 +1,13 @@
+// Registration of each group of exports (one file per group, see module.cpp).
+#pragma once
+
+#include <napi.h>
+
+namespace npr::addon {
+
+void register_backends(Napi::Env env, Napi::Object exports);
+void register_gemm(Napi::Env env, Napi::Object exports);
+void register_probes(Napi::Env env, Napi::Object exports);
+void register_openblas(Napi::Env env, Napi::Object exports);
+
+}  // namespace npr::addon

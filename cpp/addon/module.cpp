@@ -1,0 +1,20 @@
+// The N-API module: the only translation units that include napi.h live in cpp/addon.
+// Exports are grouped by concern; their TypeScript types are in ts/bindings/native.ts.
+#include <napi.h>
+
+#include "addon/bindings.h"
+
+namespace {
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  npr::addon::register_backends(env, exports);
+  npr::addon::register_gemm(env, exports);
+  npr::addon::register_probes(env, exports);
+  npr::addon::register_openblas(env, exports);
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(npr, init)

@@ -1,0 +1,35 @@
+// fmaPeak({ simd?, seconds? }) -> GFLOP/s of one core: the peak benchmarks report against.
+#include <string>
+
+#include "addon/args.h"
+#include "addon/bindings.h"
+#include "addon/runtime.h"
+#include "kernels/fma_peak.h"
+
+namespace npr::addon {
+
+namespace {
+
+Napi::Value fma_peak(const Napi::CallbackInfo& info) {
+  const char* fn = "fmaPeak";
+  Napi::Object o = object_arg(info, 0, fn, "options", true);
+  const std::string simd =
+      enum_field(o, fn, "simd", {"scalar", "avx2", "avx512"}, simd_name(detect_simd()));
+  const double seconds = number_field(o, fn, "seconds", true, 0.5);
+  if (seconds <= 0.0 || seconds > 10.0)
+    throw_range(info.Env(), std::string(fn) + ": options.seconds must be in (0, 10]");
+  SimdLevel level;
+  parse_simd(simd.c_str(), &level);
+  double gflops = 0.0;
+  Status st = fma_peak_gflops(level, seconds, &gflops);
+  if (!st.is_ok()) throw_status(info.Env(), st);
+  return Napi::Number::New(info.Env(), gflops);
+}
+
+}  // namespace
+
+void register_probes(Napi::Env env, Napi::Object exports) {
+  exports.Set("fmaPeak", Napi::Function::New(env, fma_peak, "fmaPeak"));
+}
+
+}  // namespace npr::addon

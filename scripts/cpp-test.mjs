@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Runs the C++ test executable (no Node inside it): `npm run test:cpp [-- FILTER]`.
+//   --sanitize   build it separately with clang + AddressSanitizer/LeakSanitizer (build-asan/)
+//                and run that instead (needs clang and libclang-rt; Debian: clang libclang-rt-14-dev)
+// Any other argument is a name filter passed to the executable.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const sanitize = args.includes('--sanitize');
+const filter = args.filter((a) => a !== '--sanitize');
+
+function run(cmd, cmdArgs, env = process.env) {
+  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env });
+  if (r.error) {
+    console.error(`npr test:cpp: could not run ${cmd}: ${r.error.message}`);
+    process.exit(1);
+  }
+  return r.status ?? 1;
+}
+
+let exe = join(root, 'build', 'tests', 'npr_tests');
+let env = process.env;
+if (sanitize) {
+  const clang = spawnSync('clang++', ['--version']);
+  if (clang.error || clang.status !== 0) {
+    console.error('npr test:cpp --sanitize needs clang++ (Debian: apt-get install clang libclang-rt-14-dev)');
+    process.exit(1);
+  }
+  const dir = join(root, 'build-asan');
+  const configure = [
+    '-S',
+    root,
+    '-B',
+    dir,
+    '-G',
+    'Ninja',
+    '-DCMAKE_BUILD_TYPE=RelWithDebInfo',
+    '-DCMAKE_CXX_COMPILER=clang++',
+    '-DNPR_SANITIZE=address',
+    '-DNPR_CUDA=off',
+  ];
+  if (run('cmake', configure) !== 0) process.exit(1);
+  if (run('cmake', ['--build', dir, '--target', 'npr_tests', '--parallel', String(availableParallelism())]) !== 0) process.exit(1);
+  exe = join(dir, 'tests', 'npr_tests');
+  env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:halt_on_error=1', LSAN_OPTIONS: 'report_objects=1' };
+} else if (!existsSync(exe)) {
+  console.error(`npr test:cpp: ${exe} is missing; build it with \`npm run build:addon\``);
+  process.exit(1);
+}
+process.exit(run(exe, filter, env));

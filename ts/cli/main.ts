@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+/**
+ * The `npr` command. Each subcommand is a thin layer over the package's public API.
+ * Subcommands for scoring, generation, training and the demo arrive with their features.
+ */
+import { Command } from 'commander';
+import { registerBackendsCommand } from './backends.js';
+import { registerBuildCommand } from './build.js';
+
+const program = new Command();
+program
+  .name('npr')
+  .description('Native Parallel Reasoning runtime: train models to reason in native parallel and run them with a parallel engine.')
+  .showHelpAfterError();
+registerBackendsCommand(program);
+registerBuildCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as Error;
+  console.error(`npr: ${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${e.message}`);
+  process.exitCode = 1;
+});
