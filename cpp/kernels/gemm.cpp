@@ -63,79 +63,34 @@ inline float load_b(const GemmShape& s, const float* B, int64_t p, int64_t j) {
   return s.tb == Trans::kN ? B[p * s.ldb + j] : B[j * s.ldb + p];
 }
 
-// dst: ceil(mc / mr) panels of (kc, mr), alpha applied, rows past mc zero.
-void pack_a(const GemmShape& s, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
-            int mr, float* dst) {
-  for (int64_t ip = 0; ip < mc; ip += mr) {
-    const int rows = static_cast<int>(std::min<int64_t>(mr, mc - ip));
-    if (s.ta == Trans::kN) {
-      for (int r = 0; r < rows; ++r) {
-        const float* src = A + (i0 + ip + r) * s.lda + p0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * mr + r] = s.alpha * src[k];
-      }
-      for (int r = rows; r < mr; ++r)
-        for (int64_t k = 0; k < kc; ++k) dst[k * mr + r] = 0.0f;
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = A + (p0 + k) * s.lda + i0 + ip;
-        float* d = dst + k * mr;
-        for (int r = 0; r < rows; ++r) d[r] = s.alpha * src[r];
-        for (int r = rows; r < mr; ++r) d[r] = 0.0f;
-      }
-    }
-    dst += kc * mr;
-  }
-}
-
-// dst: ceil(nc / nr) panels of (kc, nr), columns past nc zero.
-void pack_b(const GemmShape& s, const float* B, int64_t j0, int64_t nc, int64_t p0, int64_t kc,
-            int nr, float* dst) {
-  for (int64_t jp = 0; jp < nc; jp += nr) {
-    const int cols = static_cast<int>(std::min<int64_t>(nr, nc - jp));
-    if (s.tb == Trans::kN) {
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = B + (p0 + k) * s.ldb + j0 + jp;
-        float* d = dst + k * nr;
-        for (int c = 0; c < cols; ++c) d[c] = src[c];
-        for (int c = cols; c < nr; ++c) d[c] = 0.0f;
-      }
-    } else {
-      for (int c = 0; c < cols; ++c) {
-        const float* src = B + (j0 + jp + c) * s.ldb + p0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * nr + c] = src[k];
-      }
-      for (int c = cols; c < nr; ++c)
-        for (int64_t k = 0; k < kc; ++k) dst[k * nr + c] = 0.0f;
-    }
-    dst += kc * nr;
-  }
-}
-
 // The packed loop nest over the slab C[i_begin:i_end, j_begin:j_end).
 Status packed_slab(const gi::IsaKernels& kn, const GemmShape& s, const float* A, const float* B,
                    float* C, int64_t i_begin, int64_t i_end, int64_t j_begin, int64_t j_end) {
   const int mr = kn.mr, nr = kn.nr;
   const int64_t nc_max = std::min<int64_t>(kn.nc, ((j_end - j_begin + nr - 1) / nr) * nr);
-  const int64_t kc_max = std::min<int64_t>(kn.kc, s.k);
+  // K is cut into equal blocks of at most kn.kc (rounded up to 16 so the transposing packs run
+  // whole blocks): K = 1024 with kc = 768 gives 2 x 512 rather than 768 + 256.
+  const int64_t k_blocks = (s.k + kn.kc - 1) / kn.kc;
+  const int64_t kc_max = std::min<int64_t>(s.k, ((s.k + k_blocks - 1) / k_blocks + 15) / 16 * 16);
   float* bbuf = t_pack_b.get(static_cast<size_t>(kc_max * nc_max));
   float* abuf = t_pack_a.get(static_cast<size_t>(kc_max * kn.mc));
   if (!bbuf || !abuf) return Status::oom("gemm: packing buffers could not be allocated");
   for (int64_t jc = j_begin; jc < j_end; jc += kn.nc) {
     const int64_t ncur = std::min<int64_t>(kn.nc, j_end - jc);
-    for (int64_t pc = 0; pc < s.k; pc += kn.kc) {
-      const int64_t kcur = std::min<int64_t>(kn.kc, s.k - pc);
+    for (int64_t pc = 0; pc < s.k; pc += kc_max) {
+      const int64_t kcur = std::min<int64_t>(kc_max, s.k - pc);
       const float beta = pc == 0 ? s.beta : 1.0f;
-      pack_b(s, B, jc, ncur, pc, kcur, nr, bbuf);
+      kn.pack_b(B, s.ldb, s.tb == Trans::kT, jc, ncur, pc, kcur, bbuf);
       for (int64_t ic = i_begin; ic < i_end; ic += kn.mc) {
         const int64_t mcur = std::min<int64_t>(kn.mc, i_end - ic);
-        pack_a(s, A, ic, mcur, pc, kcur, mr, abuf);
+        kn.pack_a(A, s.lda, s.ta == Trans::kT, s.alpha, ic, mcur, pc, kcur, abuf);
         for (int64_t jr = 0; jr < ncur; jr += nr) {
           const int n = static_cast<int>(std::min<int64_t>(nr, ncur - jr));
           const float* bp = bbuf + (jr / nr) * kcur * nr;
           for (int64_t ir = 0; ir < mcur; ir += mr) {
             const int m = static_cast<int>(std::min<int64_t>(mr, mcur - ir));
-            kn.micro(kcur, abuf + (ir / mr) * kcur * mr, bp, C + (ic + ir) * s.ldc + jc + jr,
-                     s.ldc, m, n, beta);
+            kn.micro(kcur, abuf + (ir / mr) * kcur * mr, bp, C + (ic + ir) * s.ldc + jc + jr, s.ldc,
+                     m, n, beta);
           }
         }
       }
@@ -154,7 +109,9 @@ void split_range(int64_t total, int parts, int64_t unit, int part, int64_t* begi
   *end = std::min(total, u1 * unit);
 }
 
-int threads_of(const CpuContext& ctx) { return ctx.pool ? ctx.pool->size() : 1; }
+int threads_of(const CpuContext& ctx) {
+  return ctx.pool ? ctx.pool->size() : 1;
+}
 
 template <typename F>
 void for_each_part(const CpuContext& ctx, int parts, F&& fn) {

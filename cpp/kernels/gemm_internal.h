@@ -10,10 +10,10 @@ namespace npr::gemm_internal {
 
 struct IsaKernels {
   const char* name;
-  int mr, nr;            // register tile of the packed path
-  int kc, mc, nc;        // cache blocks: kc multiple of 1, mc of mr, nc of nr
-  int skinny_max_m;      // M at or below this skips packing and streams B once
-  int skinny_cols;       // column granularity of the skinny kernels (thread split unit)
+  int mr, nr;        // register tile of the packed path
+  int kc, mc, nc;    // cache blocks: kc multiple of 1, mc of mr, nc of nr
+  int skinny_max_m;  // M at or below this skips packing and streams B once
+  int skinny_cols;   // column granularity of the skinny kernels (thread split unit)
 
   // Packed micro-kernel. a: packed (kc, mr), b: packed (kc, nr).
   // C (m, n) = A_panel . B_panel + beta * C for m <= mr, n <= nr; beta == 0 never reads C.
@@ -27,6 +27,14 @@ struct IsaKernels {
   // C[0:m, n0:n1] = a . b[:, n0:n1] + beta * C.
   void (*axpy_nn)(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0,
                   int64_t n1, float* c, int64_t ldc, float beta);
+  // Packs op(A)[i0 : i0+mc, p0 : p0+kc] times alpha into ceil(mc / mr) panels (kc, mr), rows
+  // past mc zero. a_trans: A stored (K, M) with lda, else (M, K).
+  void (*pack_a)(const float* A, int64_t lda, bool a_trans, float alpha, int64_t i0, int64_t mc,
+                 int64_t p0, int64_t kc, float* dst);
+  // Packs op(B)[p0 : p0+kc, j0 : j0+nc] into ceil(nc / nr) panels (kc, nr), columns past nc
+  // zero. b_trans: B stored (N, K) with ldb, else (K, N).
+  void (*pack_b)(const float* B, int64_t ldb, bool b_trans, int64_t j0, int64_t nc, int64_t p0,
+                 int64_t kc, float* dst);
 };
 
 extern const IsaKernels kPortableKernels;

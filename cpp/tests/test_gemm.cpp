@@ -17,8 +17,8 @@ struct ShapeCase {
 };
 
 std::string describe(const GemmShape& s, SimdLevel level, int threads) {
-  return std::string(simd_name(level)) + " t" + std::to_string(threads) + " m=" +
-         std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
+  return std::string(simd_name(level)) + " t" + std::to_string(threads) +
+         " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) + " k=" + std::to_string(s.k) +
          (s.ta == Trans::kT ? " A^T" : " A") + (s.tb == Trans::kT ? " B^T" : " B") +
          " alpha=" + std::to_string(s.alpha) + " beta=" + std::to_string(s.beta);
 }
@@ -36,7 +36,8 @@ void check_shape(Rng& rng, GemmShape s, SimdLevel level, ThreadPool* pool, int p
   const int64_t b_rows = s.tb == Trans::kN ? s.k : s.n;
   std::vector<float> A = random_vector(rng, a_rows * s.lda + 1);
   std::vector<float> B = random_vector(rng, b_rows * s.ldb + 1);
-  std::vector<float> C0 = s.beta == 0.0f ? poisoned(s.m * s.ldc + 1) : random_vector(rng, s.m * s.ldc + 1);
+  std::vector<float> C0 =
+      s.beta == 0.0f ? poisoned(s.m * s.ldc + 1) : random_vector(rng, s.m * s.ldc + 1);
   std::vector<float> C = C0, R = C0;
 
   CpuContext ctx{pool, level};
@@ -62,8 +63,8 @@ void check_shape(Rng& rng, GemmShape s, SimdLevel level, ThreadPool* pool, int p
       if (!(std::fabs(got - want) <= tol)) {
         if (bad++ < 3)
           CHECK_MSG(false, describe(s, level, pool ? pool->size() : 1) + ": C[" +
-                               std::to_string(i) + "," + std::to_string(j) + "] = " +
-                               std::to_string(got) + ", want " + std::to_string(want));
+                               std::to_string(i) + "," + std::to_string(j) +
+                               "] = " + std::to_string(got) + ", want " + std::to_string(want));
       }
     }
     // Padding columns between rows must be left exactly as they were.
@@ -76,9 +77,9 @@ void check_shape(Rng& rng, GemmShape s, SimdLevel level, ThreadPool* pool, int p
 }
 
 const ShapeCase kOddShapes[] = {
-    {1, 1, 1},     {1, 7, 17},    {2, 97, 33},   {3, 17, 513},   {4, 129, 64},  {5, 33, 7},
-    {6, 256, 97},  {7, 1, 97},    {8, 513, 17},  {9, 31, 16},    {13, 61, 200}, {16, 97, 257},
-    {17, 17, 17},  {23, 7, 300},  {31, 64, 1},   {64, 97, 129},  {97, 97, 97},  {127, 33, 513},
+    {1, 1, 1},      {1, 7, 17},    {2, 97, 33},   {3, 17, 513},   {4, 129, 64},   {5, 33, 7},
+    {6, 256, 97},   {7, 1, 97},    {8, 513, 17},  {9, 31, 16},    {13, 61, 200},  {16, 97, 257},
+    {17, 17, 17},   {23, 7, 300},  {31, 64, 1},   {64, 97, 129},  {97, 97, 97},   {127, 33, 513},
     {129, 257, 65}, {200, 45, 31}, {513, 17, 97}, {37, 700, 300}, {300, 37, 600},
 };
 
@@ -113,7 +114,8 @@ TEST(gemm_alpha_beta_and_padding) {
   const float alphas[] = {1.0f, -0.5f, 2.0f};
   const float betas[] = {0.0f, 1.0f, 0.25f};
   for (SimdLevel level : runnable_simd_levels()) {
-    for (const ShapeCase& c : {ShapeCase{5, 97, 300}, ShapeCase{33, 17, 513}, ShapeCase{130, 70, 260}}) {
+    for (const ShapeCase& c :
+         {ShapeCase{5, 97, 300}, ShapeCase{33, 17, 513}, ShapeCase{130, 70, 260}}) {
       for (int i = 0; i < 3; ++i) {
         GemmShape s;
         s.m = c.m;
@@ -145,10 +147,31 @@ TEST(gemm_skinny_decode_shapes) {
   }
 }
 
+// K and N past the AVX-512 cache blocks (kc 768, nc 1024): several K blocks accumulating into C
+// (split evenly, not a multiple of 16) and several N blocks, every layout, alpha and beta; M = 13
+// runs the skinny path, whose NN kernel also accumulates K chunks into C.
+TEST(gemm_multiple_cache_blocks) {
+  Rng rng(31);
+  for (SimdLevel level : runnable_simd_levels()) {
+    for (int t = 0; t < 8; ++t) {
+      GemmShape s;
+      s.m = t < 4 ? 29 : 13;
+      s.n = 1061;
+      s.k = 1555;
+      s.alpha = t % 4 == 1 ? -0.5f : 1.0f;
+      s.beta = t % 4 == 2 || t == 4 ? 0.25f : 0.0f;
+      s.ta = (t & 1) ? Trans::kT : Trans::kN;
+      s.tb = (t & 2) ? Trans::kT : Trans::kN;
+      check_shape(rng, s, level, pool_of(1 + t % 2), t % 2);
+    }
+  }
+}
+
 TEST(gemm_degenerate_sizes) {
   Rng rng(5);
   for (SimdLevel level : runnable_simd_levels()) {
-    for (const ShapeCase& c : {ShapeCase{0, 5, 5}, ShapeCase{5, 0, 5}, ShapeCase{5, 5, 0}, ShapeCase{0, 0, 0}}) {
+    for (const ShapeCase& c :
+         {ShapeCase{0, 5, 5}, ShapeCase{5, 0, 5}, ShapeCase{5, 5, 0}, ShapeCase{0, 0, 0}}) {
       GemmShape s;
       s.m = c.m;
       s.n = c.n;
