@@ -88,6 +88,9 @@ for (const shape of shapes) {
   }
   const time = flops > 2e9 ? 600 : 250;
   for (const threads of threadCounts) {
+    // OpenBLAS worker threads keep spinning for a while after a call and would steal a core
+    // from the next measurement: let them go to sleep first.
+    await new Promise((resolve) => setTimeout(resolve, 300));
     const bench = new Bench({ time, warmupTime: 50, iterations: 5, throws: true });
     bench.add('ours', () => addon.gemm(c, a, b, opts), { beforeAll: () => void addon.configure({ threads }) });
     if (blas.available) bench.add('openblas', () => addon.openblasGemm(c, a, b, { ...opts, threads }));
