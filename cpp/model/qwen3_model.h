@@ -1,0 +1,93 @@
+// The Qwen3 decoder on the CPU: fp32 master weights, gradients and AdamW moments in flat
+// arenas laid out by qwen3_param_table; forward over a packed batch saves what backward needs.
+//
+// Batch: tokens of several sequences packed without padding, explicit position ids, a
+// Structure (which keys each query sees), and `prev`: the index whose final hidden state
+// predicts token t (-1: t is not scored). Plain causal text has prev[t] = t - 1 inside a
+// sequence; the first token of every sibling step is predicted from the shared context before
+// the block, exactly as the engine samples it. forward writes logprob[t] = log p(ids[t] |
+// h[prev[t]]) (0 where unscored); backward(dlogprob) accumulates d(sum dlogprob * logprob) into the
+// grads. Not here: bf16 storage, the fused block-sparse attention (a later kernel behind the same
+// attention interface), decode with a KV cache.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/cpu_info.h"
+#include "core/status.h"
+#include "core/structure.h"
+#include "kernels/adamw.h"
+#include "kernels/rope.h"
+#include "model/qwen3_config.h"
+
+namespace npr {
+
+struct Qwen3Batch {
+  int64_t tokens = 0;
+  const int32_t* ids = nullptr;        // (tokens)
+  const int32_t* positions = nullptr;  // (tokens)
+  const int32_t* prev = nullptr;       // (tokens), -1 = not scored
+  StructureView structure;             // includes cu_seqlens
+};
+
+class Qwen3Model {
+ public:
+  static Status create(const Qwen3Config& config, std::unique_ptr<Qwen3Model>* out);
+
+  const Qwen3Config& config() const { return cfg_; }
+  const std::vector<ParamInfo>& params() const { return params_; }
+  int64_t param_count() const { return off_.total; }
+  float* weights() { return weights_.data(); }
+  const float* grads() const { return grads_.data(); }
+  int64_t optimizer_steps() const { return step_; }
+  // Bytes held now: weights, grads, optimizer moments, saved activations.
+  int64_t memory_bytes() const;
+
+  // logprob (tokens); entropy (tokens) may be null. Keeps the batch's activations.
+  Status forward(const CpuContext& ctx, const Qwen3Batch& batch, float* logprob, float* entropy);
+  // dlogprob (tokens). Requires the activations of the last forward; consumes them.
+  Status backward(const CpuContext& ctx, const float* dlogprob);
+  void zero_grad();
+  // Global-norm clipping (clip_norm <= 0: none) then one AdamW step over every parameter.
+  // grad_norm receives the norm before clipping.
+  Status optimizer_step(const CpuContext& ctx, AdamWParams params, float clip_norm,
+                        double* grad_norm);
+
+ private:
+  explicit Qwen3Model(const Qwen3Config& c);
+  Status validate(const Qwen3Batch& b) const;
+  void reserve_activations(int64_t tokens, int64_t scored);
+
+  // What forward keeps for backward, per layer (T = tokens).
+  struct LayerActs {
+    std::vector<float> x_in;            // (T, hidden) residual stream into the layer
+    std::vector<float> rstd1, rstd2;    // (T)
+    std::vector<float> q_pre, k_pre;    // (T, heads*D), (T, kv_heads*D) before q/k norm
+    std::vector<float> q_rstd, k_rstd;  // (T*heads), (T*kv_heads)
+    std::vector<float> q, k, v;         // normed + rotated q, k; v
+    std::vector<float> attn, lse;       // (T, heads*D), (T, heads)
+    std::vector<float> x_mid;           // (T, hidden) after the attention residual
+    std::vector<float> gate, up;        // (T, intermediate)
+  };
+
+  Qwen3Config cfg_;
+  std::vector<ParamInfo> params_;
+  ModelOffsets off_;
+  std::vector<float> weights_, grads_, adam_m_, adam_v_;  // (param_count)
+  int64_t step_ = 0;
+
+  // Saved by forward.
+  bool have_acts_ = false;
+  int64_t T_ = 0;
+  std::vector<int32_t> ids_, positions_, prev_, cu_seqlens_, block_, step_ids_;
+  StructureView st_;
+  RopeTable rope_;
+  std::vector<LayerActs> acts_;
+  std::vector<float> x_out_;                       // (T, hidden) into the final norm
+  std::vector<int32_t> rows_, targets_;            // scored token -> (its prev row, its id)
+  std::vector<float> h_rows_, hn_, rstd_f_, lse_;  // (S, hidden), (S, hidden), (S), (S)
+};
+
+}  // namespace npr
