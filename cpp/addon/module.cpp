@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "addon/bindings.h"
+#include "addon/model_binding.h"
 
 namespace {
 
@@ -11,7 +12,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   npr::addon::register_gemm(env, exports);
   npr::addon::register_probes(env, exports);
   npr::addon::register_openblas(env, exports);
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("NativeQwen3", npr::addon::define_qwen3_class(env));
+  exports.Set("abiVersion", Napi::Number::New(env, 2));
   return exports;
 }
 

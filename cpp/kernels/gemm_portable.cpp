@@ -90,18 +90,11 @@ void pack_b(const float* B, int64_t ldb, bool b_trans, int64_t j0, int64_t nc, i
 
 namespace npr::gemm_internal {
 const IsaKernels kPortableKernels = {
-    "scalar",
-    kMr,
-    kNr,
+    "scalar",           kMr,   kNr,
     /*kc=*/256,
     /*mc=*/kMr * 16,
     /*nc=*/2048,
     /*skinny_max_m=*/8,
-    /*skinny_cols=*/16,
-    micro,
-    dot,
-    axpy,
-    pack_a,
-    pack_b,
+    /*skinny_cols=*/16, micro, dot, axpy, pack_a, pack_b,
 };
 }  // namespace npr::gemm_internal

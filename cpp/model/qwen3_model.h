@@ -42,6 +42,8 @@ class Qwen3Model {
   float* weights() { return weights_.data(); }
   const float* grads() const { return grads_.data(); }
   int64_t optimizer_steps() const { return step_; }
+  // Tokens of the forward whose activations are held (0: none; backward would refuse).
+  int64_t saved_tokens() const { return have_acts_ ? T_ : 0; }
   // Bytes held now: weights, grads, optimizer moments, saved activations.
   int64_t memory_bytes() const;
 

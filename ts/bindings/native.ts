@@ -77,6 +77,57 @@ export interface OpenBlasInfo {
   reason: string | null;
 }
 
+/** Hyper-parameters of a Qwen3 decoder as the addon takes them. */
+export interface NativeQwen3Config {
+  vocab: number;
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  rmsEps?: number;
+  ropeTheta?: number;
+  tied?: boolean;
+}
+
+export interface NativeParamInfo {
+  name: string;
+  shape: number[];
+  offset: number;
+  numel: number;
+}
+
+/** A packed batch as the addon takes it (see ts/model/batch.ts). */
+export interface NativeBatch {
+  ids: Int32Array;
+  positions: Int32Array;
+  prev: Int32Array;
+  cuSeqlens: Int32Array;
+  depth?: number;
+  block?: Int32Array;
+  step?: Int32Array;
+}
+
+/** One Qwen3 model in native memory (fp32 weights, grads, AdamW moments). */
+export interface NativeQwen3 {
+  readonly paramCount: number;
+  paramTable(): NativeParamInfo[];
+  setParam(name: string, data: Float32Array): void;
+  getParam(name: string, out: Float32Array): void;
+  getGrad(name: string, out: Float32Array): void;
+  /** Writes logprob (and entropy) per token in place; one call at a time per model. */
+  forward(batch: NativeBatch, outputs: { logprob: Float32Array; entropy?: Float32Array }): Promise<void>;
+  /** Accumulates d(sum dlogprob * logprob) into the gradients; needs the last forward. */
+  backward(dlogprob: Float32Array): Promise<void>;
+  zeroGrad(): void;
+  optimizerStep(options: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; clipNorm?: number }): {
+    gradNorm: number;
+    step: number;
+  };
+  memoryBytes(): number;
+}
+
 export interface NativeAddon {
   /** Version of this interface; bumped when a signature changes. */
   readonly abiVersion: number;
@@ -92,6 +143,7 @@ export interface NativeAddon {
   fmaPeak(options?: { simd?: SimdLevel; seconds?: number }): number;
   /** OpenBLAS as a benchmark peer (dlopen'ed on first use; never required). */
   openblasInfo(): OpenBlasInfo;
+  NativeQwen3: new (config: NativeQwen3Config) => NativeQwen3;
   openblasGemm(
     c: Float32Array,
     a: Float32Array,
@@ -101,4 +153,4 @@ export interface NativeAddon {
 }
 
 /** The abiVersion this TypeScript expects; a mismatch means a stale build. */
-export const EXPECTED_ABI_VERSION = 1;
+export const EXPECTED_ABI_VERSION = 2;

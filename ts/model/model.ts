@@ -1,0 +1,209 @@
+/**
+ * Model: a Qwen3 decoder in native memory with the calls training needs - forward (per-token
+ * logprobs, optionally entropy), backward (gradients accumulate), zeroGrad, an AdamW step with
+ * global-norm clipping - and Hugging Face directories in and out.
+ *
+ * Weights are fp32 master copies (bf16 files are converted on load). The backend is the CPU;
+ * the CUDA backend arrives behind the same class. Not here: generation with a KV cache (the
+ * engine), tokenisation (HfTokenizer), the training loop (the trainer).
+ */
+import { native } from '../bindings/loader.js';
+import type { NativeQwen3 } from '../bindings/native.js';
+import type { PackedBatch } from './batch.js';
+import { expectedParameters, type Qwen3Config } from './config.js';
+import { ShapeMismatchError } from './errors.js';
+import { loadHfDirectory, saveHfDirectory, type TokenizerFiles } from './hf_dir.js';
+import type { HostTensor } from './tensors.js';
+
+export interface ForwardResult {
+  /** (tokens) log p(ids[t] | context) for scored tokens, 0 for the others. */
+  logprob: Float32Array;
+  /** (tokens) entropy of the predicting distribution (a metric: no gradient), when asked. */
+  entropy?: Float32Array;
+}
+
+export interface AdamWOptions {
+  lr: number;
+  /** Default 0.9. */
+  beta1?: number;
+  /** Default 0.999. */
+  beta2?: number;
+  /** Default 1e-8. */
+  eps?: number;
+  /** Decoupled weight decay; default 0. */
+  weightDecay?: number;
+  /** Global gradient-norm clip; default 0 = none. */
+  clipNorm?: number;
+}
+
+export interface CreateOptions {
+  /** Initial weights by Hugging Face name (f32); missing ones are initialised from `seed`. */
+  weights?: Map<string, HostTensor<'f32'>>;
+  /** Seed of the initialisation: normal(0, 0.02) matrices, norm weights 1. Default 0. */
+  seed?: number;
+  tokenizerFiles?: TokenizerFiles;
+}
+
+export class Model {
+  readonly backend = 'cpu' as const;
+  private busy = false;
+
+  private constructor(
+    readonly config: Qwen3Config,
+    readonly tokenizerFiles: TokenizerFiles,
+    private readonly handle: NativeQwen3,
+  ) {}
+
+  /** A model with the given config; weights from `options.weights`, the rest initialised. */
+  static create(config: Qwen3Config, options: CreateOptions = {}): Model {
+    const handle = new (native().NativeQwen3)({
+      vocab: config.vocabSize,
+      hidden: config.hiddenSize,
+      intermediate: config.intermediateSize,
+      layers: config.numHiddenLayers,
+      heads: config.numAttentionHeads,
+      kvHeads: config.numKeyValueHeads,
+      headDim: config.headDim,
+      rmsEps: config.rmsNormEps,
+      ropeTheta: config.ropeTheta,
+      tied: config.tieWordEmbeddings,
+    });
+    const model = new Model(config, options.tokenizerFiles ?? {}, handle);
+    const gaussian = normalSampler(options.seed ?? 0);
+    for (const p of expectedParameters(config)) {
+      const given = options.weights?.get(p.name);
+      if (given) {
+        if (given.shape.join() !== p.shape.join()) {
+          throw new ShapeMismatchError(
+            '(weights given to Model.create)',
+            p.name,
+            p.shape,
+            given.shape,
+            'pass weights shaped as the config says',
+          );
+        }
+        handle.setParam(p.name, given.data);
+        continue;
+      }
+      const n = p.shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      if (p.shape.length === 1) data.fill(1);
+      else for (let i = 0; i < n; i++) data[i] = 0.02 * gaussian();
+      handle.setParam(p.name, data);
+    }
+    return model;
+  }
+
+  /** Loads a Hugging Face Qwen3 directory (config.json, safetensors, tokenizer files). */
+  static async load(dir: string): Promise<Model> {
+    const hf = await loadHfDirectory(dir);
+    return Model.create(hf.config, { weights: hf.weights, tokenizerFiles: hf.tokenizerFiles });
+  }
+
+  /** Writes a Hugging Face directory (atomically); loading it back gives identical weights. */
+  async save(dir: string, options: { dtype?: 'f32' | 'bf16'; overwrite?: boolean; maxShardBytes?: number } = {}): Promise<void> {
+    await saveHfDirectory(dir, { config: this.config, weights: this.weights(), tokenizerFiles: this.tokenizerFiles, ...options });
+  }
+
+  get paramCount(): number {
+    return this.handle.paramCount;
+  }
+
+  /** Bytes of native memory held: weights, gradients, optimizer state, saved activations. */
+  memoryBytes(): number {
+    return this.handle.memoryBytes();
+  }
+
+  paramNames(): string[] {
+    return this.handle.paramTable().map((p) => p.name);
+  }
+
+  /** A copy of one parameter. */
+  getParam(name: string): Float32Array {
+    const out = new Float32Array(this.numel(name));
+    this.handle.getParam(name, out);
+    return out;
+  }
+
+  setParam(name: string, data: Float32Array): void {
+    this.handle.setParam(name, data);
+  }
+
+  /** A copy of one parameter's accumulated gradient. */
+  getGrad(name: string): Float32Array {
+    const out = new Float32Array(this.numel(name));
+    this.handle.getGrad(name, out);
+    return out;
+  }
+
+  /** Copies of every parameter, by Hugging Face name. */
+  weights(): Map<string, HostTensor<'f32'>> {
+    const out = new Map<string, HostTensor<'f32'>>();
+    for (const p of this.handle.paramTable()) out.set(p.name, { dtype: 'f32', shape: p.shape, data: this.getParam(p.name) });
+    return out;
+  }
+
+  /** Per-token logprobs of a packed batch; keeps the activations for one backward. */
+  async forward(batch: PackedBatch, options: { entropy?: boolean } = {}): Promise<ForwardResult> {
+    const tokens = batch.ids.length;
+    const result: ForwardResult = { logprob: new Float32Array(tokens) };
+    if (options.entropy) result.entropy = new Float32Array(tokens);
+    const s = batch.structure;
+    await this.exclusive(() =>
+      this.handle.forward(
+        {
+          ids: batch.ids,
+          positions: batch.positions,
+          prev: batch.prev,
+          cuSeqlens: batch.cuSeqlens,
+          ...(s ? { depth: s.depth, block: s.block, step: s.step } : {}),
+        },
+        result,
+      ),
+    );
+    return result;
+  }
+
+  /** Accumulates the gradient of sum_t dlogprob[t] * logprob[t] (of the last forward). */
+  async backward(dlogprob: Float32Array): Promise<void> {
+    await this.exclusive(() => this.handle.backward(dlogprob));
+  }
+
+  zeroGrad(): void {
+    this.handle.zeroGrad();
+  }
+
+  /** One AdamW step (after clipping); returns the gradient norm before clipping. */
+  step(options: AdamWOptions): { gradNorm: number; step: number } {
+    return this.handle.optimizerStep(options);
+  }
+
+  private numel(name: string): number {
+    const p = this.handle.paramTable().find((x) => x.name === name);
+    if (!p) throw new RangeError(`no parameter named '${name}' in this model`);
+    return p.numel;
+  }
+
+  private async exclusive(run: () => Promise<void>): Promise<void> {
+    if (this.busy) throw new Error('the model is busy with another forward/backward; await it first');
+    this.busy = true;
+    try {
+      await run();
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+/** Standard normal samples from a seeded generator (mulberry32 + Box-Muller). */
+function normalSampler(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
