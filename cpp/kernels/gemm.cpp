@@ -124,14 +124,17 @@ void for_each_part(const CpuContext& ctx, int parts, F&& fn) {
 
 Status gemm_skinny(const CpuContext& ctx, const gi::IsaKernels& kn, const GemmShape& s,
                    const float* A, const float* B, float* C) {
-  std::vector<float> a_rows;  // (m, k), alpha applied
-  try {
-    a_rows.resize(static_cast<size_t>(s.m * s.k));
-  } catch (const std::bad_alloc&) {
-    return Status::oom("gemm: could not allocate the packed rows of A");
+  // The kernels want A as contiguous rows (m, k) with alpha applied. A decode step's
+  // activations already are (A untransposed, lda == k, alpha 1): use them in place.
+  const float* a_rows = A;
+  float* packed = nullptr;
+  if (!(s.ta == Trans::kN && s.lda == s.k && s.alpha == 1.0f)) {
+    packed = t_pack_a.get(static_cast<size_t>(s.m * s.k));
+    if (!packed) return Status::oom("gemm: could not allocate the packed rows of A");
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t p = 0; p < s.k; ++p) packed[i * s.k + p] = s.alpha * load_a(s, A, i, p);
+    a_rows = packed;
   }
-  for (int64_t i = 0; i < s.m; ++i)
-    for (int64_t p = 0; p < s.k; ++p) a_rows[i * s.k + p] = s.alpha * load_a(s, A, i, p);
   const int64_t cols_per_thread_min = 4 * kn.skinny_cols;
   const int parts = static_cast<int>(
       std::max<int64_t>(1, std::min<int64_t>(threads_of(ctx), s.n / cols_per_thread_min)));
@@ -139,7 +142,7 @@ Status gemm_skinny(const CpuContext& ctx, const gi::IsaKernels& kn, const GemmSh
   for_each_part(ctx, parts, [&](int p) {
     int64_t j0, j1;
     split_range(s.n, parts, kn.skinny_cols, p, &j0, &j1);
-    if (j1 > j0) kernel(a_rows.data(), s.m, s.k, B, s.ldb, j0, j1, C, s.ldc, s.beta);
+    if (j1 > j0) kernel(a_rows, s.m, s.k, B, s.ldb, j0, j1, C, s.ldc, s.beta);
   });
   return Status::ok();
 }

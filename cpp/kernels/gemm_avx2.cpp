@@ -20,6 +20,15 @@ struct V256 {
   static inline void store_n(float* p, vec v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline vec bcast(float x) { return _mm256_set1_ps(x); }
   static inline vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  // Same tree as the AVX-512 one, over two 128-bit lanes.
+  static inline void reduce4(vec a, vec b, vec c, vec d, float* out) {
+    const vec ab = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));
+    const vec cd = _mm256_add_ps(_mm256_unpacklo_ps(c, d), _mm256_unpackhi_ps(c, d));
+    const __m256d abd = _mm256_castps_pd(ab), cdd = _mm256_castps_pd(cd);
+    const vec s = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(abd, cdd)),
+                                _mm256_castpd_ps(_mm256_unpackhi_pd(abd, cdd)));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  }
   static inline float reduce(vec v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));

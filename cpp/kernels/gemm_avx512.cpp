@@ -20,6 +20,19 @@ struct V512 {
   static inline vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
   static inline vec mul(vec a, vec b) { return _mm512_mul_ps(a, b); }
   static inline float reduce(vec v) { return _mm512_reduce_add_ps(v); }
+  // Within each 128-bit lane: (a0+a2, b0+b2, a1+a3, b1+b3), then the 64-bit halves give
+  // (a, b, c, d) lane sums; finally the four lanes are added.
+  static inline void reduce4(vec a, vec b, vec c, vec d, float* out) {
+    const vec ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    const vec cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    const __m512d abd = _mm512_castps_pd(ab), cdd = _mm512_castps_pd(cd);
+    const vec s = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(abd, cdd)),
+                                _mm512_castpd_ps(_mm512_unpackhi_pd(abd, cdd)));
+    const __m256 h =
+        _mm256_add_ps(_mm512_castps512_ps256(s),
+                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)));
+  }
   static inline vec keep_n(vec v, int n) { return _mm512_maskz_mov_ps(mask(n), v); }
   // 16 x 16 in place: 32-bit then 64-bit interleaves give 4 x 4 transposes inside each 128-bit
   // lane, then two rounds of 128-bit lane shuffles move those blocks into place.

@@ -37,6 +37,12 @@ struct VPortable {
     for (int i = 0; i < W; ++i) c.v[i] += a.v[i] * b.v[i];
     return c;
   }
+  static inline void reduce4(vec a, vec b, vec c, vec d, float* out) {
+    out[0] = reduce(a);
+    out[1] = reduce(b);
+    out[2] = reduce(c);
+    out[3] = reduce(d);
+  }
   static inline float reduce(vec x) {
     float s = 0.0f;
     for (int i = 0; i < W; ++i) s += x.v[i];
