@@ -13,3 +13,10 @@ export type {
   SimdLevel,
 } from './bindings/native.js';
 export { gemm, gemmAsync } from './kernels/gemm.js';
+export { causalBatch, type PackedBatch, type Structure, scoredCount } from './model/batch.js';
+export { expectedParameters, Qwen3Config } from './model/config.js';
+export * from './model/errors.js';
+export { type HfModelDirectory, loadHfDirectory, saveHfDirectory, type TokenizerFiles } from './model/hf_dir.js';
+export { type AdamWOptions, type ForwardResult, Model } from './model/model.js';
+export { addNprSpecialTokens, NPR_TAGS } from './model/special_tokens.js';
+export { HfTokenizer } from './model/tokenizer.js';

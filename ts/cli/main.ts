@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerBackendsCommand } from './backends.js';
 import { registerBuildCommand } from './build.js';
+import { registerScoreCommand } from './score.js';
 
 const program = new Command();
 program
@@ -14,6 +15,7 @@ program
   .showHelpAfterError();
 registerBackendsCommand(program);
 registerBuildCommand(program);
+registerScoreCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;
