@@ -19,7 +19,7 @@ export function registerBackendsCommand(program: Command): void {
         ? b.cuda.devices > 0
           ? `${b.cuda.devices} device(s), ${b.cuda.deviceName ?? 'unknown'}`
           : `compiled (${build.cudaArchitectures}), no device: ${b.cuda.reason}`
-        : `not compiled: ${b.cuda.reason}`;
+        : (b.cuda.reason ?? 'not compiled');
       console.log(`cuda: ${cuda}`);
       console.log(`build: ${build.compiler}${build.native ? ', -march=native' : ', portable'}`);
     });
