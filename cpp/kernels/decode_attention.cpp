@@ -1,0 +1,231 @@
+#include "kernels/decode_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/thread_pool.h"
+
+namespace npr {
+
+namespace {
+
+// Online-softmax state of R query rows: running max, sum, and the weighted sum of values.
+struct State {
+  int64_t rows = 0, dim = 0;
+  std::vector<float> m, l, acc;  // (rows), (rows), (rows, dim)
+  void reset(int64_t r, int64_t d) {
+    rows = r;
+    dim = d;
+    m.assign(static_cast<size_t>(r), -INFINITY);
+    l.assign(static_cast<size_t>(r), 0.0f);
+    acc.assign(static_cast<size_t>(r * d), 0.0f);
+  }
+};
+
+// Folds pages [p0, p1) of the table row `pages` (the last of them holding `last` tokens) into
+// the state of R query rows q (R, D) for kv head h. Each key and value vector is loaded once
+// for all R rows: the cascade's saving.
+void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
+            const int32_t* pages, int64_t p0, int64_t p1, int32_t last, bool last_is_partial,
+            float scale, std::vector<float>& s) {
+  const int64_t D = kv.head_dim, B = kv.block_tokens, stride = kv.kv_heads * D;
+  s.resize(static_cast<size_t>(R));
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t n = (p + 1 == p1 && last_is_partial) ? last : B;
+    const float* kp = kv.k + static_cast<int64_t>(pages[p]) * B * stride + h * D;
+    const float* vp = kv.v + static_cast<int64_t>(pages[p]) * B * stride + h * D;
+    for (int64_t j = 0; j < n; ++j) {
+      const float* kj = kp + j * stride;
+      const float* vj = vp + j * stride;
+      for (int64_t r = 0; r < R; ++r) {
+        const float* qr = q + r * D;
+        float dot = 0.0f;
+        for (int64_t d = 0; d < D; ++d) dot += qr[d] * kj[d];
+        s[r] = dot * scale;
+      }
+      for (int64_t r = 0; r < R; ++r) {
+        float* a = st.acc.data() + r * D;
+        if (s[r] > st.m[r]) {  // rescale to the new maximum
+          const float f = std::exp(st.m[r] - s[r]);
+          st.l[r] *= f;
+          for (int64_t d = 0; d < D; ++d) a[d] *= f;
+          st.m[r] = s[r];
+        }
+        const float w = std::exp(s[r] - st.m[r]);
+        st.l[r] += w;
+        for (int64_t d = 0; d < D; ++d) a[d] += w * vj[d];
+      }
+    }
+  }
+}
+
+// out/lse rows from one state, or from the merge of two (a: shared prefix, b: own pages).
+void finish(float* out, float* lse, const State& a, const State* b, int64_t r_a, int64_t r_b,
+            int64_t D) {
+  float m = a.m[r_a], l = a.l[r_a];
+  const float* acc_a = a.acc.data() + r_a * D;
+  float fa = 1.0f, fb = 0.0f;
+  if (b) {
+    const float mb = b->m[r_b];
+    const float mm = std::max(m, mb);
+    fa = m == -INFINITY ? 0.0f : std::exp(m - mm);
+    fb = mb == -INFINITY ? 0.0f : std::exp(mb - mm);
+    l = l * fa + b->l[r_b] * fb;
+    m = mm;
+  }
+  const float inv = 1.0f / l;
+  for (int64_t d = 0; d < D; ++d)
+    out[d] = (acc_a[d] * fa + (b ? b->acc[r_b * D + d] * fb : 0.0f)) * inv;
+  if (lse) *lse = m + std::log(l);
+}
+
+template <typename F>
+void for_tasks(const CpuContext& ctx, int64_t n, F&& fn) {
+  if (ctx.pool && n > 1) {
+    ctx.pool->parallel_for(n, [&](int64_t t, int) { fn(t); });
+  } else {
+    for (int64_t t = 0; t < n; ++t) fn(t);
+  }
+}
+
+}  // namespace
+
+Status check_page_table(const PageTable& t, int32_t num_blocks, int32_t block_tokens) {
+  if (t.sequences < 0 || t.indptr[0] != 0)
+    return Status::invalid("page table: indptr must start at 0");
+  for (int64_t s = 0; s < t.sequences; ++s) {
+    if (t.indptr[s + 1] <= t.indptr[s])
+      return Status::invalid("page table: sequence " + std::to_string(s) + " has no pages");
+    if (t.last_len[s] < 1 || t.last_len[s] > block_tokens)
+      return Status::out_of_range("page table: last_len of sequence " + std::to_string(s) +
+                                  " must be in [1, " + std::to_string(block_tokens) + "]");
+  }
+  for (int64_t i = 0; i < t.indptr[t.sequences]; ++i)
+    if (t.indices[i] < 0 || t.indices[i] >= num_blocks)
+      return Status::out_of_range("page table: block " + std::to_string(t.indices[i]) +
+                                  " is outside the pool");
+  return Status::ok();
+}
+
+CascadePlan cascade_plan(const PageTable& t, int32_t min_shared_pages) {
+  CascadePlan plan;
+  // Pages of sequence s that may be shared: all but the last (a sequence appends into its last
+  // page, so that one is always read as the sequence's own).
+  auto full_pages = [&](int64_t s) { return t.indptr[s + 1] - t.indptr[s] - 1; };
+  int64_t s = 0;
+  while (s < t.sequences) {
+    plan.group_start.push_back(static_cast<int32_t>(plan.order.size()));
+    plan.order.push_back(static_cast<int32_t>(s));
+    int32_t shared = full_pages(s);
+    int64_t e = s + 1;
+    for (; e < t.sequences; ++e) {
+      int32_t common = 0;
+      const int32_t limit = std::min(shared, full_pages(e));
+      while (common < limit && t.indices[t.indptr[s] + common] == t.indices[t.indptr[e] + common])
+        ++common;
+      if (common < min_shared_pages) break;
+      shared = common;
+      plan.order.push_back(static_cast<int32_t>(e));
+    }
+    plan.shared_pages.push_back(e - s > 1 ? shared : 0);
+    s = e;
+  }
+  plan.group_start.push_back(static_cast<int32_t>(plan.order.size()));
+  return plan;
+}
+
+Status decode_attention(const CpuContext& ctx, float* out, float* lse, const float* q,
+                        int64_t heads, const PagedKv& kv, const PageTable& t, float scale) {
+  if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
+    return Status::invalid("decode attention: heads must be a positive multiple of kv_heads");
+  const int64_t G = heads / kv.kv_heads, D = kv.head_dim;
+  for_tasks(ctx, t.sequences * kv.kv_heads, [&](int64_t task) {
+    const int64_t s = task / kv.kv_heads, h = task % kv.kv_heads;
+    thread_local State st;
+    thread_local std::vector<float> scratch;
+    st.reset(G, D);
+    const int64_t p0 = t.indptr[s], p1 = t.indptr[s + 1];
+    attend(st, q + (s * heads + h * G) * D, G, kv, h, t.indices, p0, p1, t.last_len[s], true, scale,
+           scratch);
+    for (int64_t g = 0; g < G; ++g)
+      finish(out + (s * heads + h * G + g) * D, lse ? lse + s * heads + h * G + g : nullptr, st,
+             nullptr, g, 0, D);
+  });
+  return Status::ok();
+}
+
+Status decode_attention_cascade(const CpuContext& ctx, float* out, float* lse, const float* q,
+                                int64_t heads, const PagedKv& kv, const PageTable& t,
+                                const CascadePlan& plan, float scale) {
+  if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
+    return Status::invalid("decode attention: heads must be a positive multiple of kv_heads");
+  const int64_t G = heads / kv.kv_heads, D = kv.head_dim;
+  const int64_t groups = static_cast<int64_t>(plan.shared_pages.size());
+  for_tasks(ctx, groups * kv.kv_heads, [&](int64_t task) {
+    const int64_t g = task / kv.kv_heads, h = task % kv.kv_heads;
+    const int32_t* members = plan.order.data() + plan.group_start[g];
+    const int64_t n = plan.group_start[g + 1] - plan.group_start[g];
+    const int32_t shared = plan.shared_pages[g];
+    thread_local State prefix, own;
+    thread_local std::vector<float> qrows, scratch;
+    // The shared prefix, once, for the G query heads of every member: rows (n * G, D).
+    prefix.reset(n * G, D);
+    if (shared > 0) {
+      qrows.resize(static_cast<size_t>(n * G * D));
+      for (int64_t i = 0; i < n; ++i)
+        std::copy(q + (members[i] * heads + h * G) * D, q + (members[i] * heads + h * G + G) * D,
+                  qrows.data() + i * G * D);
+      attend(prefix, qrows.data(), n * G, kv, h, t.indices + t.indptr[members[0]], 0, shared, 0,
+             false, scale, scratch);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t s = members[i];
+      own.reset(G, D);
+      attend(own, q + (s * heads + h * G) * D, G, kv, h, t.indices, t.indptr[s] + shared,
+             t.indptr[s + 1], t.last_len[s], true, scale, scratch);
+      for (int64_t k = 0; k < G; ++k)
+        finish(out + (s * heads + h * G + k) * D, lse ? lse + s * heads + h * G + k : nullptr, own,
+               &prefix, k, i * G + k, D);
+    }
+  });
+  return Status::ok();
+}
+
+void decode_attention_reference(float* out, float* lse, const float* q, int64_t heads,
+                                const PagedKv& kv, const PageTable& t, float scale) {
+  const int64_t G = heads / kv.kv_heads, D = kv.head_dim, B = kv.block_tokens,
+                stride = kv.kv_heads * D;
+  for (int64_t s = 0; s < t.sequences; ++s) {
+    const int64_t pages = t.indptr[s + 1] - t.indptr[s];
+    const int64_t len = (pages - 1) * B + t.last_len[s];
+    for (int64_t hq = 0; hq < heads; ++hq) {
+      const int64_t h = hq / G;
+      std::vector<const float*> keys, values;  // the sequence gathered contiguously
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t block = t.indices[t.indptr[s] + i / B];
+        keys.push_back(kv.k + (block * B + i % B) * stride + h * D);
+        values.push_back(kv.v + (block * B + i % B) * stride + h * D);
+      }
+      std::vector<double> sc(static_cast<size_t>(len));
+      double m = -INFINITY;
+      for (int64_t i = 0; i < len; ++i) {
+        double dot = 0.0;
+        for (int64_t d = 0; d < D; ++d)
+          dot += static_cast<double>(q[(s * heads + hq) * D + d]) * keys[i][d];
+        sc[i] = dot * scale;
+        m = std::max(m, sc[i]);
+      }
+      double sum = 0.0;
+      for (double& x : sc) sum += (x = std::exp(x - m));
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < len; ++i) acc += sc[i] * values[i][d];
+        out[(s * heads + hq) * D + d] = static_cast<float>(acc / sum);
+      }
+      if (lse) lse[s * heads + hq] = static_cast<float>(m + std::log(sum));
+    }
+  }
+}
+
+}  // namespace npr

@@ -1,0 +1,120 @@
+// Paged decode attention: flat == contiguous reference, cascade == flat, on odd sizes (block
+// sizes 1, 8, 16; lengths 17, 97, 513) with GQA, over page tables made by real KV-cache forks.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/decode_attention.h"
+#include "kvcache/kv_cache.h"
+#include "tests/harness.h"
+#include "tests/test_util.h"
+
+namespace npr::test {
+
+namespace {
+
+struct Fixture {
+  std::vector<int32_t> indptr{0}, indices, last_len;
+  PageTable table() const {
+    return PageTable{static_cast<int64_t>(last_len.size()), indptr.data(), indices.data(),
+                     last_len.data()};
+  }
+};
+
+// A prefix of `prefix` tokens forked into `branches` branches of random lengths, plus one
+// unrelated sequence, all in one pool; page tables read off the KV cache.
+Fixture forked_tables(Rng& rng, KvCache& kv, int64_t prefix, int branches) {
+  Fixture f;
+  const int32_t r = kv.open_request(1 << 20);
+  int32_t root, other;
+  KvAnswer a;
+  CHECK_OK(kv.create_sequence(r, &root));
+  CHECK_OK(kv.append(root, prefix, false, &a));
+  CHECK_OK(kv.create_sequence(r, &other));
+  CHECK_OK(kv.append(other, 1 + rng.below(60), false, &a));
+  std::vector<int32_t> kids;
+  std::vector<SlotCopy> copies;  // data is random anyway: copies need not be applied here
+  CHECK_OK(kv.fork(root, branches, &kids, &a, &copies));
+  for (int32_t c : kids) CHECK_OK(kv.append(c, 1 + rng.below(40), true, &a));
+  std::vector<int32_t> seqs = kids;
+  seqs.push_back(other);
+  for (int32_t s : seqs) {
+    for (int32_t b : kv.table(s)) f.indices.push_back(b);
+    f.indptr.push_back(static_cast<int32_t>(f.indices.size()));
+    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
+    f.last_len.push_back(rem == 0 ? kv.block_tokens() : rem);
+  }
+  return f;
+}
+
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    m = std::isnan(d) ? INFINITY : std::max(m, d);
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST(decode_attention_flat_and_cascade_match_the_contiguous_reference) {
+  Rng rng(71);
+  ThreadPool pool(3);
+  for (int32_t B : {1, 8, 16}) {
+    for (int64_t prefix : {17, 97, 513}) {
+      for (auto [heads, kvh] : {std::pair<int64_t, int64_t>{4, 2}, {8, 1}, {2, 2}}) {
+        const int64_t D = 32, blocks = (prefix + 600) / B * 2 + 64;
+        KvCache kv(static_cast<int32_t>(blocks), B);
+        const int branches = 1 + static_cast<int>(rng.below(6));
+        Fixture f = forked_tables(rng, kv, prefix, branches);
+        const PageTable t = f.table();
+        CHECK_OK(check_page_table(t, static_cast<int32_t>(blocks), B));
+        auto k = random_vector(rng, blocks * B * kvh * D),
+             v = random_vector(rng, blocks * B * kvh * D);
+        PagedKv pk{k.data(), v.data(), B, kvh, D};
+        const int64_t n = t.sequences;
+        auto q = random_vector(rng, n * heads * D);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+        auto ref = poisoned(n * heads * D), flat = poisoned(n * heads * D),
+             cas = poisoned(n * heads * D);
+        auto rl = poisoned(n * heads), fl = poisoned(n * heads), cl = poisoned(n * heads);
+        decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, t, scale);
+        CHECK_OK(decode_attention(CpuContext{&pool, detect_simd()}, flat.data(), fl.data(),
+                                  q.data(), heads, pk, t, scale));
+        const CascadePlan plan = cascade_plan(t, 1);
+        CHECK_OK(decode_attention_cascade(CpuContext{&pool, detect_simd()}, cas.data(), cl.data(),
+                                          q.data(), heads, pk, t, plan, scale));
+        const std::string what = "B " + std::to_string(B) + " prefix " + std::to_string(prefix) +
+                                 " heads " + std::to_string(heads) + "/" + std::to_string(kvh);
+        CHECK_MSG(max_diff(flat, ref) < 1e-5,
+                  what + ": flat vs reference " + std::to_string(max_diff(flat, ref)));
+        CHECK_MSG(max_diff(cas, ref) < 1e-5,
+                  what + ": cascade vs reference " + std::to_string(max_diff(cas, ref)));
+        CHECK_MSG(max_diff(fl, rl) < 1e-4 && max_diff(cl, rl) < 1e-4, what + ": lse");
+        // The fork's branches form one group sharing the prefix's full pages.
+        if (prefix >= 2 * B) {
+          bool grouped = false;
+          for (size_t g = 0; g + 1 < plan.group_start.size(); ++g)
+            grouped |= plan.group_start[g + 1] - plan.group_start[g] == branches &&
+                       plan.shared_pages[g] > 0;
+          CHECK_MSG(grouped || branches == 1, what + ": the branches were not grouped");
+        }
+      }
+    }
+  }
+}
+
+TEST(decode_attention_rejects_bad_page_tables) {
+  std::vector<int32_t> indptr = {0, 2}, indices = {0, 5}, last = {3};
+  PageTable t{1, indptr.data(), indices.data(), last.data()};
+  CHECK(check_page_table(t, 4, 16).code() == StatusCode::kOutOfRange);  // block 5 outside
+  indices[1] = 1;
+  last[0] = 17;
+  CHECK(check_page_table(t, 4, 16).code() == StatusCode::kOutOfRange);  // last_len too long
+  last[0] = 16;
+  CHECK_OK(check_page_table(t, 4, 16));
+}
+
+}  // namespace npr::test
