@@ -1,0 +1,197 @@
+// The decode step against the training forward: logits from incremental decoding over paged
+// KV (prefill chunk, then one token at a time; a fork into branches decoded together, cascade
+// on and off) give the same logprobs as Qwen3Model::forward over the flattened rollout with
+// its positions, prev and Structure. This is the consistency the engine and the trainer
+// rely on (NPR's release is off by one here).
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kvcache/kv_cache.h"
+#include "kvcache/kv_pages.h"
+#include "model/qwen3_decode.h"
+#include "tests/harness.h"
+#include "tests/test_util.h"
+
+namespace npr::test {
+
+namespace {
+
+std::unique_ptr<Qwen3Model> tiny_model(Rng& rng) {
+  Qwen3Config c;
+  c.vocab = 41;
+  c.hidden = 32;
+  c.intermediate = 48;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.head_dim = 8;
+  c.rope_theta = 10000.0;
+  std::unique_ptr<Qwen3Model> m;
+  CHECK_OK(Qwen3Model::create(c, &m));
+  for (const ParamInfo& p : m->params())
+    for (int64_t i = 0; i < p.numel; ++i)
+      m->weights()[p.offset + i] =
+          p.shape.size() == 1 ? 1.0f + 0.2f * rng.uniform() : 0.4f * rng.uniform();
+  return m;
+}
+
+// Page table of the given sequences read off the KV cache.
+struct Tables {
+  std::vector<int32_t> indptr{0}, indices, last;
+  PageTable view() const {
+    return PageTable{static_cast<int64_t>(last.size()), indptr.data(), indices.data(), last.data()};
+  }
+};
+Tables tables_of(const KvCache& kv, const std::vector<int32_t>& seqs) {
+  Tables t;
+  for (int32_t s : seqs) {
+    for (int32_t b : kv.table(s)) t.indices.push_back(b);
+    t.indptr.push_back(static_cast<int32_t>(t.indices.size()));
+    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
+    t.last.push_back(rem == 0 ? kv.block_tokens() : rem);
+  }
+  return t;
+}
+
+double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
+  double m = -INFINITY, s = 0.0;
+  for (int64_t v = 0; v < vocab; ++v) m = std::max(m, static_cast<double>(row[v]));
+  for (int64_t v = 0; v < vocab; ++v) s += std::exp(row[v] - m);
+  return row[id] - m - std::log(s);
+}
+
+}  // namespace
+
+TEST(decode_steps_match_the_training_forward_on_a_sequence) {
+  Rng rng(81);
+  auto model = tiny_model(rng);
+  const int64_t V = model->config().vocab, L = 23, prefill = 5;
+  std::vector<int32_t> ids(L), pos(L), prev(L), cu = {0, static_cast<int32_t>(L)};
+  for (int64_t t = 0; t < L; ++t)
+    ids[t] = static_cast<int32_t>(rng.below(V)), pos[t] = static_cast<int32_t>(t),
+    prev[t] = static_cast<int32_t>(t - 1);
+  std::vector<float> lp(L);
+  ThreadPool pool(2);
+  CpuContext ctx{&pool, detect_simd()};
+  CHECK_OK(model->forward(ctx,
+                          Qwen3Batch{L, ids.data(), pos.data(), prev.data(),
+                                     StructureView{L, 1, cu.data(), 0, nullptr, nullptr}},
+                          lp.data(), nullptr));
+  KvCache kv(16, 4);
+  KvPages pages;
+  CHECK_OK(KvPages::create(2, 16, 4, 2, 8, &pages));
+  const int32_t r = kv.open_request(100);
+  int32_t s;
+  CHECK_OK(kv.create_sequence(r, &s));
+  std::vector<float> logits(V);
+  double worst = 0.0;
+  for (int64_t done = 0; done < L - 1;) {
+    const int64_t n = done == 0 ? prefill : 1;
+    KvAnswer a;
+    CHECK_OK(kv.append(s, n, done > 0, &a));
+    Tables t = tables_of(kv, {s});
+    const int32_t cu_new[2] = {0, static_cast<int32_t>(n)};
+    CHECK_OK(qwen3_decode_step(
+        ctx, *model, pages,
+        Qwen3DecodeBatch{1, cu_new, ids.data() + done, pos.data() + done, t.view()}, false,
+        logits.data()));
+    done += n;
+    worst = std::max(worst, std::fabs(log_softmax_at(logits.data(), V, ids[done]) - lp[done]));
+  }
+  CHECK_MSG(worst < 1e-4, "decode vs forward logprob difference " + std::to_string(worst));
+}
+
+TEST(decode_of_forked_branches_matches_the_forward_over_the_flattened_rollout) {
+  for (bool cascade : {false, true}) {
+    Rng rng(82);
+    auto model = tiny_model(rng);
+    const int64_t V = model->config().vocab, P = 9;
+    const std::vector<int64_t> lens = {3, 7, 5};
+    // The rollout: prefix, then three sibling branches; positions restart at P in each
+    // branch, the first token of each branch is predicted from the last prefix token.
+    std::vector<int32_t> ids, pos, prev, block, step;
+    for (int64_t t = 0; t < P; ++t) {
+      ids.push_back(static_cast<int32_t>(rng.below(V)));
+      pos.push_back(static_cast<int32_t>(t));
+      prev.push_back(static_cast<int32_t>(t - 1));
+      block.push_back(-1);
+      step.push_back(-1);
+    }
+    std::vector<int64_t> start;
+    for (size_t b = 0; b < lens.size(); ++b) {
+      start.push_back(static_cast<int64_t>(ids.size()));
+      for (int64_t j = 0; j < lens[b]; ++j) {
+        ids.push_back(static_cast<int32_t>(rng.below(V)));
+        pos.push_back(static_cast<int32_t>(P + j));
+        prev.push_back(j == 0 ? static_cast<int32_t>(P - 1) : static_cast<int32_t>(ids.size() - 2));
+        block.push_back(0);
+        step.push_back(static_cast<int32_t>(b));
+      }
+    }
+    const int64_t T = static_cast<int64_t>(ids.size());
+    std::vector<int32_t> cu = {0, static_cast<int32_t>(T)};
+    std::vector<float> lp(T);
+    CpuContext ctx{nullptr, detect_simd()};
+    CHECK_OK(
+        model->forward(ctx,
+                       Qwen3Batch{T, ids.data(), pos.data(), prev.data(),
+                                  StructureView{T, 1, cu.data(), 1, block.data(), step.data()}},
+                       lp.data(), nullptr));
+    // Decode: prefill the prefix, fork, then all live branches advance together.
+    KvCache kv(64, 4);
+    KvPages pages;
+    CHECK_OK(KvPages::create(2, 64, 4, 2, 8, &pages));
+    const int32_t r = kv.open_request(1000);
+    int32_t root;
+    KvAnswer a;
+    CHECK_OK(kv.create_sequence(r, &root));
+    CHECK_OK(kv.append(root, P, false, &a));
+    std::vector<float> logits(V * 3);
+    {
+      Tables t = tables_of(kv, {root});
+      const int32_t cu_new[2] = {0, static_cast<int32_t>(P)};
+      CHECK_OK(qwen3_decode_step(ctx, *model, pages,
+                                 Qwen3DecodeBatch{1, cu_new, ids.data(), pos.data(), t.view()},
+                                 cascade, logits.data()));
+    }
+    double worst = 0.0;
+    for (size_t b = 0; b < lens.size(); ++b)  // every branch's first token, from the shared state
+      worst = std::max(worst,
+                       std::fabs(log_softmax_at(logits.data(), V, ids[start[b]]) - lp[start[b]]));
+    std::vector<int32_t> kids;
+    std::vector<SlotCopy> copies;
+    CHECK_OK(kv.fork(root, 3, &kids, &a, &copies));
+    pages.apply(copies);
+    for (int64_t j = 0;; ++j) {
+      std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
+      std::vector<size_t> which;
+      for (size_t b = 0; b < lens.size(); ++b) {
+        if (j >= lens[b] - 1) continue;  // feed token j, whose logits predict token j + 1
+        CHECK_OK(kv.append(kids[b], 1, true, &a));
+        live.push_back(kids[b]);
+        which.push_back(b);
+        step_ids.push_back(ids[start[b] + j]);
+        step_pos.push_back(static_cast<int32_t>(P + j));
+        cu_new.push_back(static_cast<int32_t>(cu_new.size()));
+      }
+      if (live.empty()) break;
+      Tables t = tables_of(kv, live);
+      CHECK_OK(qwen3_decode_step(ctx, *model, pages,
+                                 Qwen3DecodeBatch{static_cast<int64_t>(live.size()), cu_new.data(),
+                                                  step_ids.data(), step_pos.data(), t.view()},
+                                 cascade, logits.data()));
+      for (size_t i = 0; i < which.size(); ++i) {
+        const int64_t at = start[which[i]] + j + 1;
+        worst =
+            std::max(worst, std::fabs(log_softmax_at(logits.data() + i * V, V, ids[at]) - lp[at]));
+      }
+    }
+    CHECK_MSG(worst < 1e-4, std::string(cascade ? "cascade" : "flat") + ": decode vs forward " +
+                                std::to_string(worst));
+  }
+}
+
+}  // namespace npr::test
