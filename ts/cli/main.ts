@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerBackendsCommand } from './backends.js';
 import { registerBuildCommand } from './build.js';
+import { registerInspectCommand } from './inspect.js';
 import { registerScoreCommand } from './score.js';
 
 const program = new Command();
@@ -15,6 +16,7 @@ program
   .showHelpAfterError();
 registerBackendsCommand(program);
 registerBuildCommand(program);
+registerInspectCommand(program);
 registerScoreCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
