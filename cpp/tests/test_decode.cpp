@@ -13,6 +13,7 @@
 #include "kvcache/kv_pages.h"
 #include "model/qwen3_decode.h"
 #include "tests/harness.h"
+#include "tests/test_models.h"
 #include "tests/test_util.h"
 
 namespace npr::test {
@@ -20,22 +21,11 @@ namespace npr::test {
 namespace {
 
 std::unique_ptr<Qwen3Model> tiny_model(Rng& rng) {
-  Qwen3Config c;
+  Qwen3Config c = tiny_config(true);
   c.vocab = 41;
   c.hidden = 32;
   c.intermediate = 48;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.head_dim = 8;
-  c.rope_theta = 10000.0;
-  std::unique_ptr<Qwen3Model> m;
-  CHECK_OK(Qwen3Model::create(c, &m));
-  for (const ParamInfo& p : m->params())
-    for (int64_t i = 0; i < p.numel; ++i)
-      m->weights()[p.offset + i] =
-          p.shape.size() == 1 ? 1.0f + 0.2f * rng.uniform() : 0.4f * rng.uniform();
-  return m;
+  return random_model(rng, c, 0.4f);
 }
 
 // Page table of the given sequences read off the KV cache.

@@ -8,37 +8,13 @@
 #include "core/thread_pool.h"
 #include "model/qwen3_model.h"
 #include "tests/harness.h"
+#include "tests/test_models.h"
 #include "tests/test_structures.h"
 #include "tests/test_util.h"
 
 namespace npr::test {
 
 namespace {
-
-Qwen3Config tiny(bool tied) {
-  Qwen3Config c;
-  c.vocab = 37;
-  c.hidden = 24;
-  c.intermediate = 40;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.head_dim = 8;
-  c.rope_theta = 10000.0;
-  c.tied = tied;
-  return c;
-}
-
-std::unique_ptr<Qwen3Model> random_model(Rng& rng, bool tied) {
-  std::unique_ptr<Qwen3Model> m;
-  CHECK_OK(Qwen3Model::create(tiny(tied), &m));
-  for (const ParamInfo& p : m->params()) {
-    const bool norm = p.shape.size() == 1;
-    for (int64_t i = 0; i < p.numel; ++i)
-      m->weights()[p.offset + i] = norm ? 1.0f + 0.2f * rng.uniform() : 0.3f * rng.uniform();
-  }
-  return m;
-}
 
 struct Inputs {
   RandomStructure rs;
@@ -73,7 +49,7 @@ double weighted(Qwen3Model& m, const CpuContext& ctx, const Inputs& in,
 TEST(model_gradients_match_finite_differences) {
   for (bool tied : {true, false}) {
     Rng rng(tied ? 51 : 52);
-    auto m = random_model(rng, tied);
+    auto m = random_model(rng, tiny_config(tied), 0.3f);
     Inputs in = random_inputs(rng, m->config().vocab);
     std::vector<float> w = random_vector(rng, in.rs.tokens);
     CpuContext ctx{nullptr, detect_simd()};
@@ -104,7 +80,7 @@ TEST(model_gradients_match_finite_differences) {
 
 TEST(model_results_do_not_depend_on_thread_count) {
   Rng rng(53);
-  auto m = random_model(rng, true);
+  auto m = random_model(rng, tiny_config(true), 0.3f);
   Inputs in = random_inputs(rng, m->config().vocab);
   std::vector<float> lp1(in.rs.tokens), lp3(in.rs.tokens);
   ThreadPool pool(3);
@@ -115,7 +91,7 @@ TEST(model_results_do_not_depend_on_thread_count) {
 
 TEST(model_rejects_bad_batches_with_the_token_named) {
   Rng rng(54);
-  auto m = random_model(rng, true);
+  auto m = random_model(rng, tiny_config(true), 0.3f);
   Inputs in = random_inputs(rng, m->config().vocab);
   std::vector<float> lp(in.rs.tokens);
   CpuContext ctx{nullptr, detect_simd()};
@@ -150,7 +126,7 @@ TEST(model_rejects_bad_batches_with_the_token_named) {
 
 TEST(model_optimizer_lowers_the_loss_and_refuses_nan_gradients) {
   Rng rng(55);
-  auto m = random_model(rng, false);
+  auto m = random_model(rng, tiny_config(false), 0.3f);
   Inputs in = random_inputs(rng, m->config().vocab);
   std::vector<float> w(in.rs.tokens);
   for (int64_t t = 0; t < in.rs.tokens; ++t)
