@@ -9,5 +9,7 @@ void register_backends(Napi::Env env, Napi::Object exports);
 void register_gemm(Napi::Env env, Napi::Object exports);
 void register_probes(Napi::Env env, Napi::Object exports);
 void register_openblas(Napi::Env env, Napi::Object exports);
+void register_kv(Napi::Env env, Napi::Object exports);
+void register_attention(Napi::Env env, Napi::Object exports);
 
 }  // namespace npr::addon

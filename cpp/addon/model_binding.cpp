@@ -319,10 +319,27 @@ Napi::Value Qwen3Handle::Backward(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// Per environment (each worker thread loads its own copy of the addon): the class, for
+// instanceof checks from other bindings.
+struct Qwen3ClassRef {
+  Napi::FunctionReference ctor;
+};
+
 }  // namespace
 
 Napi::Function define_qwen3_class(Napi::Env env) {
-  return Qwen3Handle::Define(env);
+  Napi::Function f = Qwen3Handle::Define(env);
+  env.SetInstanceData<Qwen3ClassRef>(new Qwen3ClassRef{Napi::Persistent(f)});
+  return f;
+}
+
+Qwen3Access qwen3_access(const Napi::Value& v, const char* what) {
+  Qwen3ClassRef* cls = v.Env().GetInstanceData<Qwen3ClassRef>();
+  if (!v.IsObject() || !cls || !v.As<Napi::Object>().InstanceOf(cls->ctor.Value()))
+    throw_type(v.Env(),
+               std::string(what) + " must be a NativeQwen3 model (got " + describe_type(v) + ")");
+  Qwen3Handle* h = Qwen3Handle::Unwrap(v.As<Napi::Object>());
+  return Qwen3Access{&h->model(), h->busy()};
 }
 
 }  // namespace npr::addon

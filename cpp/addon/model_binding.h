@@ -3,8 +3,22 @@
 
 #include <napi.h>
 
+#include <memory>
+
+namespace npr {
+class Qwen3Model;
+}
+
 namespace npr::addon {
 
 Napi::Function define_qwen3_class(Napi::Env env);
+
+// The model inside a NativeQwen3 object, and its busy flag (set while an async call runs on
+// it). Throws a TypeError naming `what` when `v` is not a NativeQwen3.
+struct Qwen3Access {
+  Qwen3Model* model = nullptr;
+  std::shared_ptr<bool> busy;
+};
+Qwen3Access qwen3_access(const Napi::Value& v, const char* what);
 
 }  // namespace npr::addon

@@ -12,8 +12,10 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   npr::addon::register_gemm(env, exports);
   npr::addon::register_probes(env, exports);
   npr::addon::register_openblas(env, exports);
+  npr::addon::register_attention(env, exports);
+  npr::addon::register_kv(env, exports);
   exports.Set("NativeQwen3", npr::addon::define_qwen3_class(env));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   return exports;
 }
 

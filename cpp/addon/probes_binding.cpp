@@ -4,6 +4,7 @@
 #include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/runtime.h"
+#include "kernels/bandwidth_probe.h"
 #include "kernels/fma_peak.h"
 
 namespace npr::addon {
@@ -26,10 +27,23 @@ Napi::Value fma_peak(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), gflops);
 }
 
+// memBandwidth({ megabytes? = 1024, passes? = 5 }) -> GB/s of a streaming read with the pool.
+Napi::Value mem_bandwidth(const Napi::CallbackInfo& info) {
+  const char* fn = "memBandwidth";
+  Napi::Object o = object_arg(info, 0, fn, "options", true);
+  const int64_t mb = int_field(o, fn, "megabytes", 1, 16384, true, 1024);
+  const int passes = static_cast<int>(int_field(o, fn, "passes", 1, 100, true, 5));
+  double gbps = 0.0;
+  Status st = read_bandwidth_gbps(cpu_runtime().context(), mb << 20, passes, &gbps);
+  if (!st.is_ok()) throw_status(info.Env(), st);
+  return Napi::Number::New(info.Env(), gbps);
+}
+
 }  // namespace
 
 void register_probes(Napi::Env env, Napi::Object exports) {
   exports.Set("fmaPeak", Napi::Function::New(env, fma_peak, "fmaPeak"));
+  exports.Set("memBandwidth", Napi::Function::New(env, mem_bandwidth, "memBandwidth"));
 }
 
 }  // namespace npr::addon

@@ -62,9 +62,9 @@ void for_each_group(const CpuContext& ctx, const StructureView& st, int64_t kv_h
 
 }  // namespace
 
-Status attention_forward(const CpuContext& ctx, float* out, float* lse, const float* q,
-                         const float* k, const float* v, const AttentionShape& sh,
-                         const StructureView& st) {
+Status attention_forward_dense(const CpuContext& ctx, float* out, float* lse, const float* q,
+                               const float* k, const float* v, const AttentionShape& sh,
+                               const StructureView& st) {
   NPR_TRY(check_shape(sh));
   const int64_t group = sh.heads / sh.kv_heads, D = sh.head_dim;
   CpuContext single{nullptr, ctx.simd};
@@ -101,9 +101,10 @@ Status attention_forward(const CpuContext& ctx, float* out, float* lse, const fl
   return Status::ok();
 }
 
-Status attention_backward(const CpuContext& ctx, float* dq, float* dk, float* dv, const float* dout,
-                          const float* q, const float* k, const float* v, const float* out,
-                          const float* lse, const AttentionShape& sh, const StructureView& st) {
+Status attention_backward_dense(const CpuContext& ctx, float* dq, float* dk, float* dv,
+                                const float* dout, const float* q, const float* k, const float* v,
+                                const float* out, const float* lse, const AttentionShape& sh,
+                                const StructureView& st) {
   NPR_TRY(check_shape(sh));
   const int64_t group = sh.heads / sh.kv_heads, D = sh.head_dim;
   const int64_t ldq = sh.heads * D, ldk = sh.kv_heads * D;

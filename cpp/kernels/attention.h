@@ -5,10 +5,11 @@
 // out (tokens, heads, head_dim); lse (tokens, heads) = log-sum-exp of the scaled scores of each
 // query row, saved for backward. Query head h uses kv head h / (heads / kv_heads).
 //
-// This is the dense-masked path: per (sequence, head) the full score matrix is formed with the
-// GEMM, masked, soft-maxed and multiplied by V; memory O(L^2) per thread for a sequence of L
-// tokens, and the masked half of the work is done and thrown away. The fused block-sparse
-// kernel (skipping invisible tiles, O(T) memory) replaces it behind this same interface.
+// attention_forward_dense / attention_backward_dense are the dense-masked path: per (sequence,
+// head) the full score matrix is formed with the GEMM, masked, soft-maxed and multiplied by V;
+// memory O(L^2) per thread for a sequence of L tokens, and the masked work is done and thrown
+// away. The model runs the fused block-sparse kernel instead (parallel_attention.h: plan once,
+// run per layer, O(T) memory); the dense path stays as a second implementation for tests.
 // The references are naive double-precision loops: the oracle for both.
 #pragma once
 
@@ -25,13 +26,14 @@ struct AttentionShape {
   float scale = 1.0f;  // usually 1 / sqrt(head_dim)
 };
 
-Status attention_forward(const CpuContext& ctx, float* out, float* lse, const float* q,
-                         const float* k, const float* v, const AttentionShape& shape,
-                         const StructureView& st);
+Status attention_forward_dense(const CpuContext& ctx, float* out, float* lse, const float* q,
+                               const float* k, const float* v, const AttentionShape& shape,
+                               const StructureView& st);
 // dq (tokens, heads, D), dk, dv (tokens, kv_heads, D) are overwritten.
-Status attention_backward(const CpuContext& ctx, float* dq, float* dk, float* dv, const float* dout,
-                          const float* q, const float* k, const float* v, const float* out,
-                          const float* lse, const AttentionShape& shape, const StructureView& st);
+Status attention_backward_dense(const CpuContext& ctx, float* dq, float* dk, float* dv,
+                                const float* dout, const float* q, const float* k, const float* v,
+                                const float* out, const float* lse, const AttentionShape& shape,
+                                const StructureView& st);
 
 void attention_forward_reference(float* out, float* lse, const float* q, const float* k,
                                  const float* v, const AttentionShape& shape,

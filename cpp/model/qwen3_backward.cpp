@@ -5,10 +5,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/attention.h"
 #include "kernels/embedding.h"
 #include "kernels/linear.h"
 #include "kernels/logprob_head.h"
+#include "kernels/parallel_attention.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "model/qwen3_model.h"
@@ -80,8 +80,9 @@ Status Qwen3Model::backward(const CpuContext& ctx, const float* dlogprob) {
     // Attention block: x_mid = x_in + o_proj(attention(rope(norm_q(q)), rope(norm_k(k)), v)).
     linear_backward_w(ctx, G + o.wo, dx.data(), a.attn.data(), T, qd, H);
     linear_backward_x(ctx, dattn.data(), dx.data(), W + o.wo, T, qd, H, 0.0f);
-    NPR_TRY(attention_backward(ctx, dq.data(), dk.data(), dv.data(), dattn.data(), a.q.data(),
-                               a.k.data(), a.v.data(), a.attn.data(), a.lse.data(), ash, st_));
+    NPR_TRY(attention_backward_fused(ctx, plan_, dq.data(), dk.data(), dv.data(), dattn.data(),
+                                     a.q.data(), a.k.data(), a.v.data(), a.attn.data(),
+                                     a.lse.data(), ash));
     rope_apply(ctx, dq.data(), rope_, cfg_.heads, D, true);
     rope_apply(ctx, dk.data(), rope_, cfg_.kv_heads, D, true);
     // q/k norm backward, written over the saved pre-norm buffers' gradients (dq, dk in place).

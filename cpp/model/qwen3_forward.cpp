@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/attention.h"
 #include "kernels/embedding.h"
 #include "kernels/linear.h"
 #include "kernels/logprob_head.h"
+#include "kernels/parallel_attention.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/swiglu.h"
 #include "model/qwen3_model.h"
@@ -76,6 +76,7 @@ Status Qwen3Model::forward(const CpuContext& ctx, const Qwen3Batch& b, float* lo
     return Status::oom("qwen3 forward: could not allocate the activations of " + std::to_string(T) +
                        " tokens");
   }
+  NPR_TRY(attention_plan(st_, &plan_));  // once per forward: every layer and backward reuse it
   rope_table_build(&rope_, positions_.data(), T, D, cfg_.rope_theta);
   AttentionShape ash{cfg_.heads, cfg_.kv_heads, D,
                      static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)))};
@@ -97,8 +98,8 @@ Status Qwen3Model::forward(const CpuContext& ctx, const Qwen3Batch& b, float* lo
                     T * cfg_.kv_heads, D, cfg_.rms_eps);
     rope_apply(ctx, a.q.data(), rope_, cfg_.heads, D, false);
     rope_apply(ctx, a.k.data(), rope_, cfg_.kv_heads, D, false);
-    NPR_TRY(attention_forward(ctx, a.attn.data(), a.lse.data(), a.q.data(), a.k.data(), a.v.data(),
-                              ash, st_));
+    NPR_TRY(attention_forward_fused(ctx, plan_, a.attn.data(), a.lse.data(), a.q.data(), a.k.data(),
+                                    a.v.data(), ash));
     std::memcpy(a.x_mid.data(), a.x_in.data(), sizeof(float) * T * H);
     linear_forward(ctx, a.x_mid.data(), a.attn.data(), W + o.wo, T, qd, H, 1.0f);
     // MLP block.

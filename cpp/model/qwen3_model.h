@@ -7,8 +7,8 @@
 // sequence; the first token of every sibling step is predicted from the shared context before
 // the block, exactly as the engine samples it. forward writes logprob[t] = log p(ids[t] |
 // h[prev[t]]) (0 where unscored); backward(dlogprob) accumulates d(sum dlogprob * logprob) into the
-// grads. Not here: bf16 storage, the fused block-sparse attention (a later kernel behind the same
-// attention interface), decode with a KV cache.
+// grads. Attention runs the fused block-sparse kernel over one plan built per forward and reused
+// by every layer and by backward. Not here: bf16 storage, decode with a KV cache.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,7 @@
 #include "core/status.h"
 #include "core/structure.h"
 #include "kernels/adamw.h"
+#include "kernels/parallel_attention.h"
 #include "kernels/rope.h"
 #include "model/qwen3_config.h"
 
@@ -85,6 +86,7 @@ class Qwen3Model {
   int64_t T_ = 0;
   std::vector<int32_t> ids_, positions_, prev_, cu_seqlens_, block_, step_ids_;
   StructureView st_;
+  AttentionPlan plan_;  // tile classification of st_, shared by all layers and backward
   RopeTable rope_;
   std::vector<LayerActs> acts_;
   std::vector<float> x_out_;                       // (T, hidden) into the final norm

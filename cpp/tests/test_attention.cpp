@@ -47,8 +47,8 @@ TEST(attention_matches_reference_on_random_structures) {
       auto out = poisoned(T * heads * dim), lse = poisoned(T * heads);
       auto ro = poisoned(T * heads * dim), rl = poisoned(T * heads);
       CpuContext ctx{trial == 0 ? nullptr : &pool3(), detect_simd()};
-      CHECK_OK(
-          attention_forward(ctx, out.data(), lse.data(), q.data(), k.data(), v.data(), sh, st));
+      CHECK_OK(attention_forward_dense(ctx, out.data(), lse.data(), q.data(), k.data(), v.data(),
+                                       sh, st));
       attention_forward_reference(ro.data(), rl.data(), q.data(), k.data(), v.data(), sh, st);
       const std::string what = "heads " + std::to_string(heads) + "/" + std::to_string(kv_heads) +
                                " D " + std::to_string(dim) + " T " + std::to_string(T);
@@ -58,8 +58,8 @@ TEST(attention_matches_reference_on_random_structures) {
            dv = poisoned(T * kv_heads * dim);
       auto rq = poisoned(T * heads * dim), rk = poisoned(T * kv_heads * dim),
            rv = poisoned(T * kv_heads * dim);
-      CHECK_OK(attention_backward(ctx, dq.data(), dk.data(), dv.data(), dout.data(), q.data(),
-                                  k.data(), v.data(), out.data(), lse.data(), sh, st));
+      CHECK_OK(attention_backward_dense(ctx, dq.data(), dk.data(), dv.data(), dout.data(), q.data(),
+                                        k.data(), v.data(), out.data(), lse.data(), sh, st));
       attention_backward_reference(rq.data(), rk.data(), rv.data(), dout.data(), q.data(), k.data(),
                                    v.data(), sh, st);
       CHECK_MSG(max_rel(dq, rq) < 1e-4, what + ": dq " + std::to_string(max_rel(dq, rq)));
@@ -101,10 +101,11 @@ TEST(attention_siblings_are_isolated_bit_for_bit) {
     out->assign(T * H * D, 0.0f);
     dq->assign(T * H * D, 0.0f);
     dk->assign(T * KV * D, 0.0f);
-    CHECK_OK(
-        attention_forward(ctx, out->data(), lse.data(), qq.data(), kk.data(), vv.data(), sh, st));
-    CHECK_OK(attention_backward(ctx, dq->data(), dk->data(), dv.data(), dout.data(), qq.data(),
-                                kk.data(), vv.data(), out->data(), lse.data(), sh, st));
+    CHECK_OK(attention_forward_dense(ctx, out->data(), lse.data(), qq.data(), kk.data(), vv.data(),
+                                     sh, st));
+    CHECK_OK(attention_backward_dense(ctx, dq->data(), dk->data(), dv.data(), dout.data(),
+                                      qq.data(), kk.data(), vv.data(), out->data(), lse.data(), sh,
+                                      st));
   };
   std::vector<float> o1, dq1, dk1, o2, dq2, dk2;
   run(q, k, v, &o1, &dq1, &dk1);

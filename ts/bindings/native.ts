@@ -69,6 +69,41 @@ export interface GemmOptions {
   impl?: 'fast' | 'reference';
 }
 
+/**
+ * Options of parallelAttention: the fused block-sparse attention over a packed batch.
+ * q, out: (T, heads, headDim); k, v: (T, kvHeads, headDim); lse: (T, heads); all Float32Array.
+ */
+export interface ParallelAttentionOptions {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Score scale; default 1 / sqrt(headDim). */
+  scale?: number;
+  /** (sequences + 1) packed sequence boundaries, 0 first, T last. */
+  cuSeqlens: Int32Array;
+  /** Levels of branch paths (0: plain causal); block and step then hold T * depth entries. */
+  depth?: number;
+  block?: Int32Array;
+  step?: Int32Array;
+  /** Plan as plain causal attention, ignoring the branch paths (skipping disabled). */
+  dense?: boolean;
+  /** Also run backward: dout and dq like q, dk and dv like k (written). */
+  backward?: { dout: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
+}
+
+/** What parallelAttention planned: (q, k) pairs, 64 x 64 tiles on or below the diagonal, bytes. */
+export interface ParallelAttentionInfo {
+  visiblePairs: number;
+  causalPairs: number;
+  tilesCausal: number;
+  tilesFull: number;
+  tilesPartial: number;
+  tilesSkipped: number;
+  planBytes: number;
+  /** Scratch the run allocated (per-thread tiles plus packed K/V and, for backward, q/dO rows). */
+  workspaceBytes: number;
+}
+
 export interface OpenBlasInfo {
   available: boolean;
   library: string | null;
@@ -128,6 +163,39 @@ export interface NativeQwen3 {
   memoryBytes(): number;
 }
 
+/** Answer of a KV-cache call that may be refused; nothing changed unless 'ok'. */
+export type KvAnswer = 'ok' | 'no-blocks' | 'no-budget';
+
+/** One decode step's inputs: the sequences and their new tokens (append them to the cache first). */
+export interface NativeDecodeBatch {
+  /** (S) sequence ids. */
+  seqs: Int32Array;
+  /** (S + 1) offsets of each sequence's new tokens in ids/positions. */
+  cuNew: Int32Array;
+  ids: Int32Array;
+  positions: Int32Array;
+  /** Shared-prefix (cascade) attention for decode steps; default true. */
+  cascade?: boolean;
+}
+
+/** The paged KV cache of one model (bookkeeping + CPU pages) and its decode step. */
+export interface NativeKv {
+  readonly freeBlocks: number;
+  readonly numBlocks: number;
+  readonly pageBytes: number;
+  openRequest(maxNewTokens: number): number;
+  closeRequest(request: number): void;
+  createSequence(request: number): number;
+  append(seq: number, tokens: number, generated: boolean): KvAnswer;
+  fork(seq: number, n: number): { answer: KvAnswer; children: Int32Array };
+  join(seq: number): void;
+  free(seq: number): void;
+  length(seq: number): number;
+  checkInvariants(): void;
+  /** Writes (S, vocab) next-token logits after each sequence's last new token. */
+  decode(batch: NativeDecodeBatch, logits: Float32Array): Promise<void>;
+}
+
 export interface NativeAddon {
   /** Version of this interface; bumped when a signature changes. */
   readonly abiVersion: number;
@@ -141,9 +209,21 @@ export interface NativeAddon {
   gemmAsync(c: Float32Array, a: Float32Array, b: Float32Array, options: GemmOptions): Promise<void>;
   /** FP32 GFLOP/s one core reaches with FMA (benchmark denominator). */
   fmaPeak(options?: { simd?: SimdLevel; seconds?: number }): number;
+  /** GB/s of a streaming read with the CPU pool (benchmark denominator). */
+  memBandwidth(options?: { megabytes?: number; passes?: number }): number;
+  NativeKv: new (model: NativeQwen3, options: { numBlocks: number; blockTokens?: number }) => NativeKv;
   /** OpenBLAS as a benchmark peer (dlopen'ed on first use; never required). */
   openblasInfo(): OpenBlasInfo;
   NativeQwen3: new (config: NativeQwen3Config) => NativeQwen3;
+  /** Plans and runs the fused attention (and backward when asked) on the calling thread. */
+  parallelAttention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    out: Float32Array,
+    lse: Float32Array,
+    options: ParallelAttentionOptions,
+  ): ParallelAttentionInfo;
   openblasGemm(
     c: Float32Array,
     a: Float32Array,
@@ -153,4 +233,4 @@ export interface NativeAddon {
 }
 
 /** The abiVersion this TypeScript expects; a mismatch means a stale build. */
-export const EXPECTED_ABI_VERSION = 2;
+export const EXPECTED_ABI_VERSION = 3;

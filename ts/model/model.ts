@@ -105,6 +105,11 @@ export class Model {
     await saveHfDirectory(dir, { config: this.config, weights: this.weights(), tokenizerFiles: this.tokenizerFiles, ...options });
   }
 
+  /** The native model, for the parts of the runtime that drive it directly (the engine's KV cache). */
+  get nativeHandle(): NativeQwen3 {
+    return this.handle;
+  }
+
   get paramCount(): number {
     return this.handle.paramCount;
   }

@@ -1,0 +1,110 @@
+/**
+ * `npm run bench -- decode [--quick]`: the decode step over paged KV for 1, 2, 4 and 8 branches
+ * sharing a 1k-token prefix (one fork), cascade on and off, on a tiny config and a
+ * Qwen3-0.6B-shaped one (random weights, f32: hidden 1024, 28 layers, 16/8 heads, head dim
+ * 128, ffn 3072, vocab 151,936); and batch-1 decode tokens/s of the 0.6B shape against the
+ * memory-bandwidth bound: (weight bytes + KV bytes read per token) / the read bandwidth this
+ * run measures with the same threads. Figures are medians over several steps.
+ */
+import { native } from '../ts/bindings/loader.js';
+import type { NativeQwen3 } from '../ts/bindings/native.js';
+import { argFlag, printJson, printTable, round } from './_report.js';
+
+const addon = native();
+
+interface Shape {
+  name: 'tiny' | '0p6b';
+  vocab: number;
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+const SHAPES: Shape[] = [
+  { name: 'tiny', vocab: 512, hidden: 256, intermediate: 768, layers: 4, heads: 4, kvHeads: 2, headDim: 64 },
+  { name: '0p6b', vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 },
+];
+const PREFIX = 1024;
+const STEPS = 6;
+
+function makeModel(s: Shape): NativeQwen3 {
+  const m = new addon.NativeQwen3({ ...s, ropeTheta: 1e6, tied: true });
+  let x = 99;
+  for (const p of m.paramTable()) {
+    const data = new Float32Array(p.numel);
+    if (p.shape.length === 1) data.fill(1);
+    else
+      for (let i = 0; i < p.numel; i++) {
+        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+        data[i] = (x / 2 ** 32 - 0.5) * 0.07;
+      }
+    m.setParam(p.name, data);
+  }
+  return m;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/** Median decode-step seconds for `branches` branches forked off a PREFIX-token prefix. */
+async function stepTime(model: NativeQwen3, s: Shape, branches: number, cascade: boolean): Promise<number> {
+  const kv = new addon.NativeKv(model, { numBlocks: Math.ceil((PREFIX + branches * (STEPS + 4)) / 16) + branches + 8 });
+  const req = kv.openRequest(1 << 20);
+  const root = kv.createSequence(req);
+  kv.append(root, PREFIX, false);
+  const prefixIds = Int32Array.from({ length: PREFIX }, (_, i) => (i * 7919) % s.vocab);
+  const positions = Int32Array.from({ length: PREFIX }, (_, i) => i);
+  await kv.decode({ seqs: Int32Array.of(root), cuNew: Int32Array.of(0, PREFIX), ids: prefixIds, positions }, new Float32Array(s.vocab));
+  const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
+  const logits = new Float32Array(seqs.length * s.vocab);
+  const times: number[] = [];
+  for (let step = 0; step < STEPS; step++) {
+    for (const q of seqs) kv.append(q, 1, true);
+    const t0 = performance.now();
+    await kv.decode(
+      {
+        seqs,
+        cuNew: Int32Array.from({ length: seqs.length + 1 }, (_, i) => i),
+        ids: Int32Array.from(seqs, (_, i) => (step * 31 + i) % s.vocab),
+        positions: new Int32Array(seqs.length).fill(PREFIX + step),
+        cascade,
+      },
+      logits,
+    );
+    times.push((performance.now() - t0) / 1000);
+  }
+  return median(times);
+}
+
+const quick = argFlag('quick');
+const threads = addon.backends().cpu.threads;
+const bandwidth = Math.max(addon.memBandwidth({ megabytes: 1024, passes: 3 }), addon.memBandwidth({ megabytes: 1024, passes: 3 }));
+const rows: Array<Record<string, string | number | null>> = [];
+const figures: Record<string, number | string | null> = { threads, read_gbps: round(bandwidth, 2) };
+for (const s of quick ? SHAPES.slice(0, 1) : SHAPES) {
+  const model = makeModel(s);
+  const times: Record<string, number> = {};
+  for (const branches of [1, 2, 4, 8]) {
+    for (const cascade of [true, false]) {
+      const t = await stepTime(model, s, branches, cascade);
+      times[`${branches}_${cascade}`] = t;
+      rows.push({ model: s.name, branches, cascade: String(cascade), step_ms: round(t * 1000, 2), tok_per_s: round(branches / t, 1) });
+    }
+  }
+  const one = times['1_true'] as number;
+  figures[`ratio_8_vs_1_${s.name}`] = round((times['8_true'] as number) / one);
+  figures[`ratio_8_vs_1_nocascade_${s.name}`] = round((times['8_false'] as number) / (times['1_false'] as number));
+  figures[`tok_per_s_b1_${s.name}`] = round(1 / one, 2);
+  if (s.name === '0p6b') {
+    const params = model.paramCount;
+    const kvBytesPerToken = s.layers * 2 * s.kvHeads * s.headDim * 4;
+    const bytes = params * 4 + kvBytesPerToken * (PREFIX + STEPS / 2);
+    const bound = bytes / (bandwidth * 1e9);
+    figures.bandwidth_bound_ms_0p6b = round(bound * 1000, 2);
+    figures.fraction_of_bandwidth_bound_0p6b = round(bound / one);
+  }
+}
+printTable(rows);
+console.log(`\nthreads ${threads}; read bandwidth ${bandwidth.toFixed(1)} GB/s measured in this run; prefix ${PREFIX} tokens; weights f32`);
+printJson('decode', figures);

@@ -1,0 +1,274 @@
+// NativeKv: the paged KV cache of one model (bookkeeping + CPU pages) and its decode step.
+//   new NativeKv(model, { numBlocks, blockTokens? = 16 })
+//   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
+//   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
+//   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
+//   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
+//   Int32Array, cascade? }, logits: Float32Array) -> Promise
+// decode: the KV cache must already cover each sequence's new tokens (append them first); the
+// logits (seqs.length, vocab) of the token after each sequence's last new token are written.
+// Shares the model's busy flag: no forward/backward/decode may overlap on one model.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "addon/args.h"
+#include "addon/bindings.h"
+#include "addon/model_binding.h"
+#include "addon/runtime.h"
+#include "kvcache/kv_cache.h"
+#include "kvcache/kv_pages.h"
+#include "model/qwen3_decode.h"
+
+namespace npr::addon {
+
+namespace {
+
+Napi::Int32Array int32_arg(const Napi::Value& v, const char* fn, const char* name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw_type(v.Env(), std::string(fn) + ": " + name + " must be an Int32Array (got " +
+                            describe_type(v) + ")");
+  return v.As<Napi::Int32Array>();
+}
+
+int32_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
+                int64_t lo, int64_t hi) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set(name, info[i]);
+  return static_cast<int32_t>(int_field(o, fn, name, lo, hi));
+}
+
+class KvHandle : public Napi::ObjectWrap<KvHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(
+        env, "NativeKv",
+        {InstanceMethod<&KvHandle::OpenRequest>("openRequest"),
+         InstanceMethod<&KvHandle::CloseRequest>("closeRequest"),
+         InstanceMethod<&KvHandle::CreateSequence>("createSequence"),
+         InstanceMethod<&KvHandle::Append>("append"), InstanceMethod<&KvHandle::Fork>("fork"),
+         InstanceMethod<&KvHandle::Join>("join"), InstanceMethod<&KvHandle::Free>("free"),
+         InstanceMethod<&KvHandle::Length>("length"),
+         InstanceMethod<&KvHandle::CheckInvariants>("checkInvariants"),
+         InstanceMethod<&KvHandle::Decode>("decode"),
+         InstanceAccessor<&KvHandle::FreeBlocks>("freeBlocks"),
+         InstanceAccessor<&KvHandle::NumBlocks>("numBlocks"),
+         InstanceAccessor<&KvHandle::PageBytes>("pageBytes")});
+  }
+
+  explicit KvHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvHandle>(info) {
+    const char* fn = "NativeKv";
+    if (!info.IsConstructCall()) throw_type(info.Env(), std::string(fn) + ": call it with new");
+    model_ = qwen3_access(info[0], "NativeKv: argument 'model'");
+    model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+    Napi::Object o = object_arg(info, 1, fn, "options", false);
+    const int32_t blocks = static_cast<int32_t>(int_field(o, fn, "numBlocks", 1, 1 << 24));
+    const int32_t bt = static_cast<int32_t>(int_field(o, fn, "blockTokens", 1, 1024, true, 16));
+    const Qwen3Config& c = model_.model->config();
+    Status st = KvPages::create(c.layers, blocks, bt, c.kv_heads, c.head_dim, &pages_);
+    if (!st.is_ok()) throw_status(info.Env(), st);
+    kv_ = std::make_unique<KvCache>(blocks, bt);
+  }
+
+ private:
+  void idle(Napi::Env env, const char* fn) {
+    if (*model_.busy || decoding_)
+      throw Napi::Error::New(
+          env, std::string(fn) + ": the model or this cache is busy; await the running call first");
+  }
+  void check(Napi::Env env, const Status& st) {
+    if (!st.is_ok()) throw_status(env, st);
+  }
+  Napi::Value OpenRequest(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(
+        info.Env(), kv_->open_request(int_arg(info, 0, "openRequest", "maxNewTokens", 0, 1 << 30)));
+  }
+  Napi::Value CloseRequest(const Napi::CallbackInfo& info) {
+    idle(info.Env(), "closeRequest");
+    check(info.Env(), kv_->close_request(int_arg(info, 0, "closeRequest", "request", 0, 1 << 30)));
+    return info.Env().Undefined();
+  }
+  Napi::Value CreateSequence(const Napi::CallbackInfo& info) {
+    int32_t seq;
+    check(info.Env(),
+          kv_->create_sequence(int_arg(info, 0, "createSequence", "request", 0, 1 << 30), &seq));
+    return Napi::Number::New(info.Env(), seq);
+  }
+  static const char* answer(KvAnswer a) {
+    return a == KvAnswer::kOk ? "ok" : a == KvAnswer::kNoBlocks ? "no-blocks" : "no-budget";
+  }
+  Napi::Value Append(const Napi::CallbackInfo& info) {
+    idle(info.Env(), "append");
+    const int32_t seq = int_arg(info, 0, "append", "seq", 0, 1 << 30);
+    const int32_t n = int_arg(info, 1, "append", "tokens", 0, 1 << 30);
+    if (!info[2].IsBoolean()) throw_type(info.Env(), "append: generated must be a boolean");
+    KvAnswer a;
+    check(info.Env(), kv_->append(seq, n, info[2].As<Napi::Boolean>().Value(), &a));
+    return Napi::String::New(info.Env(), answer(a));
+  }
+  Napi::Value Fork(const Napi::CallbackInfo& info) {
+    idle(info.Env(), "fork");
+    const int32_t seq = int_arg(info, 0, "fork", "seq", 0, 1 << 30);
+    const int32_t n = int_arg(info, 1, "fork", "n", 1, 1024);
+    std::vector<int32_t> kids;
+    std::vector<SlotCopy> copies;
+    KvAnswer a;
+    check(info.Env(), kv_->fork(seq, n, &kids, &a, &copies));
+    pages_.apply(copies);
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("answer", answer(a));
+    Napi::Int32Array arr = Napi::Int32Array::New(info.Env(), kids.size());
+    for (size_t i = 0; i < kids.size(); ++i) arr[i] = kids[i];
+    out.Set("children", arr);
+    return out;
+  }
+  Napi::Value Join(const Napi::CallbackInfo& info) {
+    idle(info.Env(), "join");
+    std::vector<SlotCopy> copies;
+    check(info.Env(), kv_->join(int_arg(info, 0, "join", "seq", 0, 1 << 30), &copies));
+    pages_.apply(copies);
+    return info.Env().Undefined();
+  }
+  Napi::Value Free(const Napi::CallbackInfo& info) {
+    idle(info.Env(), "free");
+    check(info.Env(), kv_->free_sequence(int_arg(info, 0, "free", "seq", 0, 1 << 30)));
+    return info.Env().Undefined();
+  }
+  Napi::Value Length(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(
+        info.Env(),
+        static_cast<double>(kv_->length(int_arg(info, 0, "length", "seq", 0, 1 << 30))));
+  }
+  Napi::Value CheckInvariants(const Napi::CallbackInfo& info) {
+    check(info.Env(), kv_->check_invariants());
+    return info.Env().Undefined();
+  }
+  Napi::Value FreeBlocks(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), kv_->free_blocks());
+  }
+  Napi::Value NumBlocks(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), kv_->num_blocks());
+  }
+  Napi::Value PageBytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(pages_.bytes()));
+  }
+  Napi::Value Decode(const Napi::CallbackInfo& info);
+
+  friend class DecodeWorker;
+  Qwen3Access model_;
+  Napi::ObjectReference model_ref_;
+  KvPages pages_;
+  std::unique_ptr<KvCache> kv_;
+  bool decoding_ = false;
+};
+
+class DecodeWorker : public Napi::AsyncWorker {
+ public:
+  DecodeWorker(Napi::Env env, KvHandle* h)
+      : Napi::AsyncWorker(env, "npr.kv.decode"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        h_(h),
+        runtime_(cpu_runtime()) {
+    h_->decoding_ = true;
+    *h_->model_.busy = true;
+  }
+  std::vector<Napi::ObjectReference> keep;
+  std::vector<int32_t> indptr{0}, indices, last;
+  Qwen3DecodeBatch batch;
+  float* logits = nullptr;
+  bool cascade = true;
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    batch.table = PageTable{batch.sequences, indptr.data(), indices.data(), last.data()};
+    status_ = qwen3_decode_step(runtime_.context(), *h_->model_.model, h_->pages_, batch, cascade,
+                                logits);
+  }
+  void OnOK() override {
+    done();
+    if (status_.is_ok())
+      deferred_.Resolve(Env().Undefined());
+    else
+      deferred_.Reject(status_error(Env(), status_).Value());
+  }
+  void OnError(const Napi::Error& e) override {
+    done();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  void done() {
+    h_->decoding_ = false;
+    *h_->model_.busy = false;
+  }
+  Napi::Promise::Deferred deferred_;
+  KvHandle* h_;
+  CpuRuntime runtime_;
+  Status status_;
+};
+
+Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
+  const char* fn = "decode";
+  idle(info.Env(), fn);
+  Napi::Object o = object_arg(info, 0, fn, "batch", false);
+  Napi::Int32Array seqs = int32_arg(o.Get("seqs"), fn, "batch.seqs");
+  Napi::Int32Array cu = int32_arg(o.Get("cuNew"), fn, "batch.cuNew");
+  Napi::Int32Array ids = int32_arg(o.Get("ids"), fn, "batch.ids");
+  Napi::Int32Array pos = int32_arg(o.Get("positions"), fn, "batch.positions");
+  const bool cascade = bool_field(o, fn, "cascade", true);
+  const size_t S = seqs.ElementLength();
+  if (S == 0 || cu.ElementLength() != S + 1 || cu[0] != 0)
+    throw_range(info.Env(), "decode: batch.cuNew must have seqs.length + 1 entries starting at 0");
+  for (size_t s = 0; s < S; ++s)
+    if (cu[s + 1] <= cu[s])
+      throw_range(info.Env(), "decode: every sequence needs at least one new token");
+  const size_t N = static_cast<size_t>(cu[S]);
+  if (ids.ElementLength() != N || pos.ElementLength() != N)
+    throw_range(info.Env(), "decode: batch.ids and batch.positions must hold cuNew[last] = " +
+                                std::to_string(N) + " entries");
+  const int64_t V = model_.model->config().vocab;
+  if (!info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      info[1].As<Napi::Float32Array>().ElementLength() != S * V)
+    throw_type(info.Env(),
+               "decode: argument 'logits' must be a Float32Array of seqs.length * vocab = " +
+                   std::to_string(S * V) + " elements");
+  Napi::Float32Array lg = info[1].As<Napi::Float32Array>();
+  std::vector<int32_t> indptr{0}, indices, last;
+  for (size_t s = 0; s < S; ++s) {
+    const int32_t seq = seqs[s];
+    if (!kv_->is_live(seq) || !kv_->children(seq).empty() || kv_->length(seq) < cu[s + 1] - cu[s])
+      throw_range(info.Env(), "decode: sequence " + std::to_string(seq) +
+                                  " is not live, is forked, or its cache does not cover its new "
+                                  "tokens (append them first)");
+    for (int32_t b : kv_->table(seq)) indices.push_back(b);
+    indptr.push_back(static_cast<int32_t>(indices.size()));
+    const int32_t rem = static_cast<int32_t>(kv_->length(seq) % kv_->block_tokens());
+    last.push_back(rem == 0 ? kv_->block_tokens() : rem);
+  }
+  auto* w = new DecodeWorker(info.Env(), this);
+  for (const Napi::Value& v : {Napi::Value(seqs), Napi::Value(cu), Napi::Value(ids),
+                               Napi::Value(pos), Napi::Value(lg), Napi::Value(info.This())})
+    w->keep.push_back(Napi::Persistent(v.As<Napi::Object>()));
+  w->indptr = std::move(indptr);
+  w->indices = std::move(indices);
+  w->last = std::move(last);
+  w->batch.sequences = static_cast<int64_t>(S);
+  w->batch.cu_new = cu.Data();
+  w->batch.ids = ids.Data();
+  w->batch.positions = pos.Data();
+  w->logits = lg.Data();
+  w->cascade = cascade;
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+}  // namespace
+
+void register_kv(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeKv", KvHandle::Define(env));
+}
+
+}  // namespace npr::addon

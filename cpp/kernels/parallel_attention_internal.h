@@ -1,0 +1,41 @@
+// Internal to the fused attention: the per-ISA kernel table that parallel_attention.cpp drives.
+//
+// Each ISA variant (parallel_attention_avx512.cpp, _avx2.cpp, _portable.cpp) fills one
+// AttnIsa from the templates in parallel_attention_simd.inc with its own vector type. Score
+// tiles are (rows, kAttnTile) row-major with stride kAttnTile and hold log2-domain scores.
+#pragma once
+
+#include <cstdint>
+
+namespace npr::attn_internal {
+
+constexpr int kTile = 64;  // == kAttnTile (parallel_attention.h), restated to keep headers out
+
+struct AttnIsa {
+  const char* name;
+  // C (m, n) = A (m, kk) . B (kk, n), row-major with leading dimensions; then, when row_scale,
+  // C += row_scale[i] * C_old for row i (C_old must be finite), else when accumulate C += C_old.
+  void (*nn)(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const float* b,
+             int64_t ldb, float* c, int64_t ldc, const float* row_scale, bool accumulate);
+  // The same with A stored transposed: A (kk, m) with row stride lda, C = A^T . B.
+  void (*nn_t)(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const float* b,
+               int64_t ldb, float* c, int64_t ldc, const float* row_scale, bool accumulate);
+  // Forward online softmax of one tile: s (rows, kAttnTile) becomes p in place. Row r is query
+  // r % nq of the tile; its visible keys are the bits of masks[r % nq] (masks null: keys
+  // [0, nk)). Updates the running max m and sum l (rows) and writes alpha (rows), the factor
+  // the old output row must be scaled by. Invisible entries become exactly 0.
+  void (*softmax)(float* s, int64_t rows, int nq, int nk, const uint64_t* masks, float* m, float* l,
+                  float* alpha);
+  // Backward: s (rows, kAttnTile) becomes p = exp2(s - lse2[r]) (0 where invisible) and
+  // dp (rows, kAttnTile) becomes ds = p * (dp - delta[r]).
+  void (*grad_probs)(float* s, float* dp, int64_t rows, int nq, int nk, const uint64_t* masks,
+                     const float* lse2, const float* delta);
+};
+
+extern const AttnIsa kAttnPortable;
+#if defined(NPR_HAVE_X86_KERNELS)
+extern const AttnIsa kAttnAvx2;
+extern const AttnIsa kAttnAvx512;
+#endif
+
+}  // namespace npr::attn_internal
