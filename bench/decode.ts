@@ -7,20 +7,13 @@
  * run measures with the same threads. Figures are medians over several steps.
  */
 import { native } from '../ts/bindings/loader.js';
-import type { NativeQwen3 } from '../ts/bindings/native.js';
+import type { NativeQwen3, NativeQwen3Config } from '../ts/bindings/native.js';
 import { argFlag, printJson, printTable, round } from './_report.js';
 
 const addon = native();
 
-interface Shape {
+interface Shape extends NativeQwen3Config {
   name: 'tiny' | '0p6b';
-  vocab: number;
-  hidden: number;
-  intermediate: number;
-  layers: number;
-  heads: number;
-  kvHeads: number;
-  headDim: number;
 }
 const SHAPES: Shape[] = [
   { name: 'tiny', vocab: 512, hidden: 256, intermediate: 768, layers: 4, heads: 4, kvHeads: 2, headDim: 64 },

@@ -15,15 +15,6 @@
 namespace npr::test {
 
 namespace {
-double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0.0, scale = 1e-6;
-  for (size_t i = 0; i < a.size(); ++i) {
-    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
-    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
-  }
-  return m / scale;
-}
 ThreadPool& pool3() {
   static ThreadPool p(3);
   return p;

@@ -1,6 +1,7 @@
 // Helpers shared by the C++ tests: a seeded RNG, poisoned buffers, the SIMD levels to cover.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -34,6 +35,17 @@ inline std::vector<float> random_vector(Rng& rng, int64_t n) {
 // A buffer every element of which is NaN: an element a kernel forgot to write stays NaN.
 inline std::vector<float> poisoned(int64_t n) {
   return std::vector<float>(static_cast<size_t>(n), std::numeric_limits<float>::quiet_NaN());
+}
+
+// max |a - b| divided by max |b| (NaN anywhere: infinity): errors on the tensor's own scale.
+inline double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0.0, scale = 1e-6;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, std::fabs(static_cast<double>(b[i])));
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
+  }
+  return m / scale;
 }
 
 // Every SIMD level this machine can run: the AVX2 path is tested on AVX-512 machines too.
