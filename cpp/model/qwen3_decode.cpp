@@ -56,7 +56,7 @@ Status qwen3_decode_step(const CpuContext& ctx, Qwen3Model& model, KvPages& page
   if (use_cascade) plan = cascade_plan(qt, 1);
 
   const float* W = model.weights();
-  const ModelOffsets off = qwen3_offsets(c);
+  const ModelOffsets& off = model.offsets();
   RopeTable rope;
   rope_table_build(&rope, b.positions, N, D, c.rope_theta);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));

@@ -40,6 +40,8 @@ class Qwen3Model {
   const Qwen3Config& config() const { return cfg_; }
   const std::vector<ParamInfo>& params() const { return params_; }
   int64_t param_count() const { return off_.total; }
+  // Where each parameter lives in the weight arena (for the decode step and other readers).
+  const ModelOffsets& offsets() const { return off_; }
   float* weights() { return weights_.data(); }
   const float* grads() const { return grads_.data(); }
   int64_t optimizer_steps() const { return step_; }

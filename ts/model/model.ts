@@ -8,7 +8,7 @@
  * engine), tokenisation (HfTokenizer), the training loop (the trainer).
  */
 import { native } from '../bindings/loader.js';
-import type { NativeQwen3 } from '../bindings/native.js';
+import type { NativeParamInfo, NativeQwen3 } from '../bindings/native.js';
 import type { PackedBatch } from './batch.js';
 import { expectedParameters, type Qwen3Config } from './config.js';
 import { ShapeMismatchError } from './errors.js';
@@ -47,12 +47,16 @@ export interface CreateOptions {
 export class Model {
   readonly backend = 'cpu' as const;
   private busy = false;
+  /** The native parameter table, read once: it does not change for the model's lifetime. */
+  private readonly table: NativeParamInfo[];
 
   private constructor(
     readonly config: Qwen3Config,
     readonly tokenizerFiles: TokenizerFiles,
     private readonly handle: NativeQwen3,
-  ) {}
+  ) {
+    this.table = handle.paramTable();
+  }
 
   /** A model with the given config; weights from `options.weights`, the rest initialised. */
   static create(config: Qwen3Config, options: CreateOptions = {}): Model {
@@ -120,7 +124,7 @@ export class Model {
   }
 
   paramNames(): string[] {
-    return this.handle.paramTable().map((p) => p.name);
+    return this.table.map((p) => p.name);
   }
 
   /** A copy of one parameter. */
@@ -144,7 +148,7 @@ export class Model {
   /** Copies of every parameter, by Hugging Face name. */
   weights(): Map<string, HostTensor<'f32'>> {
     const out = new Map<string, HostTensor<'f32'>>();
-    for (const p of this.handle.paramTable()) out.set(p.name, { dtype: 'f32', shape: p.shape, data: this.getParam(p.name) });
+    for (const p of this.table) out.set(p.name, { dtype: 'f32', shape: p.shape, data: this.getParam(p.name) });
     return out;
   }
 
@@ -184,7 +188,7 @@ export class Model {
   }
 
   private numel(name: string): number {
-    const p = this.handle.paramTable().find((x) => x.name === name);
+    const p = this.table.find((x) => x.name === name);
     if (!p) throw new RangeError(`no parameter named '${name}' in this model`);
     return p.numel;
   }
