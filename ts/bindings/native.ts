@@ -196,6 +196,41 @@ export interface NativeKv {
   decode(batch: NativeDecodeBatch, logits: Float32Array): Promise<void>;
 }
 
+/** Sampling parameters of `sample` (defaults: temperature 1, no truncation, seed 0). */
+export interface NativeSamplingParams {
+  /** 0: greedy. */
+  temperature?: number;
+  /** 0: off. */
+  topK?: number;
+  /** 1: off. */
+  topP?: number;
+  /** 0: off. */
+  minP?: number;
+  /** Integer in [0, 2^53). */
+  seed?: number;
+}
+
+/** The rows of one `sample` call: R = request.length; the RNG is keyed by (seed, request, branch, index). */
+export interface NativeSampleRows {
+  request: Int32Array;
+  branch: Int32Array;
+  index: Int32Array;
+  /** (R + 1) offsets into penaltyTokens: the tokens each row's repetition penalty applies to. */
+  penaltyOffsets?: Int32Array;
+  penaltyTokens?: Int32Array;
+  /** (R) 1 = off. */
+  repetitionPenalty?: Float32Array;
+}
+
+/** Written by `sample`, R entries each. */
+export interface NativeSampleOut {
+  tokens: Int32Array;
+  /** Under log-softmax of the raw logits (what RL needs). */
+  logprob: Float32Array;
+  /** Under the processed, truncated distribution (0 when greedy). */
+  logprobSampling: Float32Array;
+}
+
 export interface NativeAddon {
   /** Version of this interface; bumped when a signature changes. */
   readonly abiVersion: number;
@@ -211,6 +246,8 @@ export interface NativeAddon {
   fmaPeak(options?: { simd?: SimdLevel; seconds?: number }): number;
   /** GB/s of a streaming read with the CPU pool (benchmark denominator). */
   memBandwidth(options?: { megabytes?: number; passes?: number }): number;
+  /** One token per logits row (R, vocab), on the calling thread; `out` is written in place. */
+  sample(logits: Float32Array, rows: NativeSampleRows, params: NativeSamplingParams, out: NativeSampleOut): void;
   NativeKv: new (model: NativeQwen3, options: { numBlocks: number; blockTokens?: number }) => NativeKv;
   /** OpenBLAS as a benchmark peer (dlopen'ed on first use; never required). */
   openblasInfo(): OpenBlasInfo;
@@ -233,4 +270,4 @@ export interface NativeAddon {
 }
 
 /** The abiVersion this TypeScript expects; a mismatch means a stale build. */
-export const EXPECTED_ABI_VERSION = 3;
+export const EXPECTED_ABI_VERSION = 4;
