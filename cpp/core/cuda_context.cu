@@ -13,7 +13,9 @@
 
 namespace npr {
 
-const char* dev_dtype_name(DevDType t) { return t == DevDType::kF32 ? "fp32" : "bf16"; }
+const char* dev_dtype_name(DevDType t) {
+  return t == DevDType::kF32 ? "fp32" : "bf16";
+}
 
 void cuda_memory_info(int64_t* free_bytes, int64_t* total_bytes) {
   size_t f = 0, t = 0;
@@ -26,8 +28,9 @@ void cuda_memory_info(int64_t* free_bytes, int64_t* total_bytes) {
 }
 
 Status DeviceAllocator::alloc(int64_t bytes, const char* what, void** out) {
-  if (bytes <= 0) return Status::invalid(std::string(what) + ": device allocation of " +
-                                         std::to_string(bytes) + " bytes");
+  if (bytes <= 0)
+    return Status::invalid(std::string(what) + ": device allocation of " + std::to_string(bytes) +
+                           " bytes");
   void* p = nullptr;
   cudaError_t err = cudaMalloc(&p, static_cast<size_t>(bytes));
   if (err == cudaErrorMemoryAllocation) {
@@ -91,8 +94,9 @@ Status CudaContext::create(std::unique_ptr<CudaContext>* out) {
   if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS)
     return Status(StatusCode::kCuda, "CUDA backend: cublasCreate failed");
   cublasSetStream(h, s);
-  // fp32 GEMMs stay true fp32 (no TF32): the fp32 mode is the parity mode.
-  cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);
+  // Default math: bf16 GEMMs use tensor cores, and fp32 GEMMs stay true fp32 (TF32 is only
+  // used under CUBLAS_TF32_TENSOR_OP_MATH, which is never set): fp32 is the parity mode.
+  cublasSetMathMode(h, CUBLAS_DEFAULT_MATH);
   c->blas_ = h;
 #endif
   *out = std::move(c);
@@ -139,8 +143,9 @@ Status CudaContext::download(void* dst, const void* src, int64_t bytes, const ch
 
 Status CudaContext::zero(void* dst, int64_t bytes, const char* what) const {
   if (bytes <= 0) return Status::ok();
-  NPR_CUDA_TRY(cudaMemsetAsync(dst, 0, static_cast<size_t>(bytes), static_cast<cudaStream_t>(stream_)),
-               what);
+  NPR_CUDA_TRY(
+      cudaMemsetAsync(dst, 0, static_cast<size_t>(bytes), static_cast<cudaStream_t>(stream_)),
+      what);
   return Status::ok();
 }
 

@@ -18,7 +18,9 @@ namespace npr {
 
 // Element type of activations and compute copies on the device. Accumulation is always fp32.
 enum class DevDType : uint8_t { kF32 = 0, kBF16 = 1 };
-inline int64_t dev_dtype_size(DevDType t) { return t == DevDType::kF32 ? 4 : 2; }
+inline int64_t dev_dtype_size(DevDType t) {
+  return t == DevDType::kF32 ? 4 : 2;
+}
 const char* dev_dtype_name(DevDType t);
 
 // Which GEMM a CUDA launcher uses: cuBLAS when linked, else the hand-written kernels. Tests force
@@ -87,9 +89,7 @@ class CudaContext {
   // atomics anywhere a reduction order could change between runs); both default as shown.
   CudaGemmPath gemm_path = CudaGemmPath::kAuto;
   bool deterministic = true;
-  bool use_cublas() const {
-    return has_cublas() && gemm_path != CudaGemmPath::kKernel;
-  }
+  bool use_cublas() const { return has_cublas() && gemm_path != CudaGemmPath::kKernel; }
 
   // Waits for the stream; a kernel fault surfaces here as kCuda naming `what`.
   Status sync(const char* what) const;
@@ -102,8 +102,14 @@ class CudaContext {
   // Slots: kScratchHead (logprob head), kScratchAttention (attention backward), kScratchReduce
   // (deterministic reductions: norm weight grads, sums of squares), kScratchGemm (GEMM fallback,
   // cuBLAS workspace), kScratchModel (the model's per-step temporaries).
-  enum ScratchSlot { kScratchHead = 0, kScratchAttention, kScratchReduce, kScratchGemm,
-                     kScratchModel, kScratchSlots };
+  enum ScratchSlot {
+    kScratchHead = 0,
+    kScratchAttention,
+    kScratchReduce,
+    kScratchGemm,
+    kScratchModel,
+    kScratchSlots
+  };
   Status scratch(ScratchSlot slot, int64_t bytes, void** out);
 
  private:

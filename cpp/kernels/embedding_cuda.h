@@ -18,9 +18,9 @@ namespace npr {
 // Host side: for index[i] (n sources) in [0, rows): destinations that occur, in ascending
 // order, and the sources of each in ascending source order.
 struct IndexAddPlan {
-  std::vector<int32_t> dest;     // (groups) destination rows
-  std::vector<int32_t> ptr;      // (groups + 1) CSR into src
-  std::vector<int32_t> src;      // (n) source indices grouped by destination
+  std::vector<int32_t> dest;  // (groups) destination rows
+  std::vector<int32_t> ptr;   // (groups + 1) CSR into src
+  std::vector<int32_t> src;   // (n) source indices grouped by destination
 };
 IndexAddPlan index_add_plan(const int32_t* index, int64_t n);
 

@@ -82,9 +82,9 @@ Status cuda_status(cudaError_t err, const char* what) {
 }
 
 // Device buffer freed on scope exit.
-struct DeviceBuffer {
+struct ScopedDeviceFloats {
   float* ptr = nullptr;
-  ~DeviceBuffer() {
+  ~ScopedDeviceFloats() {
     if (ptr) cudaFree(ptr);
   }
 };
@@ -118,7 +118,7 @@ Status gemm_f32_cuda_host(const GemmShape& s, const float* A, const float* B, fl
     return Status::unavailable("gemm (cuda): no CUDA device answers (" + cuda_info().reason + ")");
   int64_t na, nb, nc;
   gemm_min_elements(s, &na, &nb, &nc);
-  DeviceBuffer da, db, dc;
+  ScopedDeviceFloats da, db, dc;
   NPR_TRY(cuda_status(cudaMalloc(&da.ptr, (na + 1) * sizeof(float)), "cudaMalloc(A)"));
   NPR_TRY(cuda_status(cudaMalloc(&db.ptr, (nb + 1) * sizeof(float)), "cudaMalloc(B)"));
   NPR_TRY(cuda_status(cudaMalloc(&dc.ptr, (nc + 1) * sizeof(float)), "cudaMalloc(C)"));

@@ -46,7 +46,7 @@ void Qwen3Model::reserve_activations(int64_t T, int64_t S) {
 Status Qwen3Model::forward(const CpuContext& ctx, const Qwen3Batch& b, float* logprob,
                            float* entropy) {
   have_acts_ = false;  // a failed forward leaves nothing for backward to use
-  NPR_TRY(validate(b));
+  NPR_TRY(qwen3_validate_batch(cfg_, b));
   const int64_t T = b.tokens, H = cfg_.hidden, I = cfg_.intermediate, D = cfg_.head_dim;
   const int64_t qd = cfg_.heads * D, kd = cfg_.kv_heads * D;
   const float* W = weights_.data();

@@ -39,7 +39,7 @@ int64_t Qwen3Model::memory_bytes() const {
   return floats * static_cast<int64_t>(sizeof(float));
 }
 
-Status Qwen3Model::validate(const Qwen3Batch& b) const {
+Status qwen3_validate_batch(const Qwen3Config& cfg, const Qwen3Batch& b) {
   if (b.tokens <= 0) return Status::invalid("qwen3 forward: the batch has no tokens");
   if (b.structure.tokens != b.tokens)
     return Status::invalid("qwen3 forward: the structure covers " +
@@ -50,9 +50,9 @@ Status Qwen3Model::validate(const Qwen3Batch& b) const {
   for (int64_t s = 0; s < st.sequences; ++s) {
     for (int64_t t = st.cu_seqlens[s]; t < st.cu_seqlens[s + 1]; ++t) {
       const std::string at = "qwen3 forward: token " + std::to_string(t);
-      if (b.ids[t] < 0 || b.ids[t] >= cfg_.vocab)
+      if (b.ids[t] < 0 || b.ids[t] >= cfg.vocab)
         return Status::out_of_range(at + " has id " + std::to_string(b.ids[t]) +
-                                    " outside the vocabulary [0, " + std::to_string(cfg_.vocab) +
+                                    " outside the vocabulary [0, " + std::to_string(cfg.vocab) +
                                     ")");
       if (b.positions[t] < 0)
         return Status::out_of_range(at + " has a negative position " +

@@ -33,6 +33,10 @@ struct Qwen3Batch {
   StructureView structure;             // includes cu_seqlens
 };
 
+// Checks a batch against a config (ids in the vocabulary, positions >= 0, prev earlier, in the
+// same sequence and visible, the Structure well formed). Shared by every backend.
+Status qwen3_validate_batch(const Qwen3Config& c, const Qwen3Batch& b);
+
 class Qwen3Model {
  public:
   static Status create(const Qwen3Config& config, std::unique_ptr<Qwen3Model>* out);
@@ -62,7 +66,6 @@ class Qwen3Model {
 
  private:
   explicit Qwen3Model(const Qwen3Config& c);
-  Status validate(const Qwen3Batch& b) const;
   void reserve_activations(int64_t tokens, int64_t scored);
 
   // What forward keeps for backward, per layer (T = tokens).

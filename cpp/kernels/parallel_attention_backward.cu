@@ -1,0 +1,526 @@
+// attention_backward_cuda (parallel_attention_cuda.h): the backward of the fused block-sparse
+// attention on the device, recomputing P = exp(scale q.k - lse) from the saved lse.
+//
+// Three kernels on ctx's stream: (1) per (token, head) row, delta = rowsum(dO * O) and
+// lse2 = lse * log2 e, written head-major to the attention scratch; (2) dK, dV: one block per
+// (key tile, kv head) walks the tile's column list (query tiles, ascending) and, for each, the
+// query heads of the group; (3) dQ: one block per (query tile, head) walks its row list. Every
+// output row is written exactly once by one block, sums run in a fixed order and nothing uses
+// atomics, so runs are bit-identical and rows a change cannot reach keep their bits.
+//
+// bf16 with head_dim 64 or 128 (16-byte aligned tensors) runs the tensor-core kernels below,
+// FlashAttention-2 backward style: 4 warps, each owning 16 rows of the resident tile (keys for
+// dK/dV, queries for dQ), mma.sync m16n8k16 with fp32 accumulators in registers, P and dS turned
+// from accumulator fragments into A fragments without touching shared memory, the streamed side
+// double-buffered with cp.async (zero-filled past a tile's end), shared rows padded by 16 bytes
+// (conflict-free ldmatrix). SKIP tiles are not in the lists; FULL tiles skip the mask words.
+// Everything else runs the SIMT kernels of parallel_attention_bwd.cuh. Not here: the forward
+// (parallel_attention.cu), split-KV or atomics-based dQ (non-deterministic), sm_90 wgmma/TMA.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "core/cuda_dtype.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_cuda.h"
+
+namespace npr {
+
+namespace {
+
+using namespace attn_bwd;
+using bf16_t = __nv_bfloat16;
+
+constexpr int kTcThreads = 128;  // 4 warps x 16 rows = one 64-row tile
+
+// ---- (1) delta and lse2 ---------------------------------------------------------------------
+
+// stats: lse2 (heads, tokens), then delta (heads, tokens). One warp per (token, head) row.
+template <typename T>
+__global__ void __launch_bounds__(256)
+    stats_kernel(float* __restrict__ stats, const T* __restrict__ dout, const T* __restrict__ out,
+                 const float* __restrict__ lse, int64_t tokens, int heads, int D) {
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= tokens * heads) return;
+  float acc = 0.0f;
+  for (int c = lane; c < D; c += 32)
+    acc = fmaf(to_f32(dout[row * D + c]), to_f32(out[row * D + c]), acc);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if (lane == 0) {
+    const int64_t t = row / heads, h = row % heads;
+    stats[h * tokens + t] = lse[row] * kLog2e;
+    stats[(heads + h) * tokens + t] = acc;
+  }
+}
+
+// ---- tensor-core helpers ----------------------------------------------------------------------
+
+template <int D>
+struct Tc {
+  static constexpr int kStride = D + 8;         // bf16 per shared row (16 bytes of padding)
+  static constexpr int kMat = kTile * kStride;  // one (64, D) tile in shared memory
+  static constexpr int kMatBytes = kMat * 2;
+};
+
+// dst (64, D) shared <- rows [0, n) of src (row stride ld elements), zero past n; cp.async.
+template <int D>
+__device__ __forceinline__ void load_tile_async(bf16_t* dst, const bf16_t* src, int64_t ld, int n) {
+  constexpr int kPerRow = D / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int i = threadIdx.x; i < kTile * kPerRow; i += kTcThreads) {
+    const int r = i / kPerRow, c = (i % kPerRow) * 8;
+    const bool ok = r < n;
+    cp_async_16z(dst + r * Tc<D>::kStride + c, src + (ok ? r : 0) * ld + c, ok);
+  }
+}
+
+// Shared-memory addresses each lane hands ldmatrix (lane = 8 * matrix + row in matrix):
+// A (16 x 16 at row r0, col k0, row-major): matrices (r0, k0), (r0+8, k0), (r0, k0+8), (r0+8,
+// k0+8).
+__device__ __forceinline__ int a_off(int lane, int r0, int k0, int stride) {
+  return (r0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + k0 + (lane >> 4) * 8;
+}
+// B of two n8 tiles from storage [n][k] (non-trans): {r0, r1} = tile n0, {r2, r3} = tile n0+8.
+__device__ __forceinline__ int bn_off(int lane, int n0, int k0, int stride) {
+  return (n0 + (lane & 7) + (lane >> 4) * 8) * stride + k0 + ((lane >> 3) & 1) * 8;
+}
+// B of two n8 tiles from storage [k][n] (ldmatrix .trans): same register order as bn_off.
+__device__ __forceinline__ int bt_off(int lane, int k0, int n0, int stride) {
+  return (k0 + (lane & 7) + ((lane >> 3) & 1) * 8) * stride + n0 + (lane >> 4) * 8;
+}
+
+__device__ __forceinline__ void mma2(float c0[4], float c1[4], const uint32_t a[4],
+                                     const uint32_t b[4]) {
+  const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+  mma_bf16_16816(c0, a, b0);
+  mma_bf16_16816(c1, a, b1);
+}
+
+// A fragment (16 x 16) from the accumulators of two adjacent n8 tiles (cols 0..7, 8..15).
+__device__ __forceinline__ void acc_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
+  a[0] = pack_bf16x2(c0[0], c0[1]);
+  a[1] = pack_bf16x2(c0[2], c0[3]);
+  a[2] = pack_bf16x2(c1[0], c1[1]);
+  a[3] = pack_bf16x2(c1[2], c1[3]);
+}
+
+// Rows of a warp's (16, D) accumulators -> global rows (stride ld), times f; rows >= n skipped.
+template <int D>
+__device__ __forceinline__ void store_acc(bf16_t* out, int64_t ld, const float (*acc)[4], int r0,
+                                          int n, float f) {
+  const int lane = threadIdx.x % 32, gr = lane >> 2, gc = (lane & 3) * 2;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = r0 + gr + half * 8;
+    if (r >= n) continue;
+    bf16_t* o = out + r * ld;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j)
+      *reinterpret_cast<uint32_t*>(o + j * 8 + gc) =
+          pack_bf16x2(acc[j][2 * half] * f, acc[j][2 * half + 1] * f);
+  }
+}
+
+// ---- (2) dK, dV on tensor cores ---------------------------------------------------------------
+
+constexpr int kKvQChunk = 32;  // queries per score chunk in the dK/dV kernel
+
+template <int D>
+constexpr int dkdv_tc_smem() {
+  // K, V (64, D); Q, dO (2 buffers each); lse2, delta (2 x 64 fp32 each); masks (2 x 64 u64).
+  return 6 * Tc<D>::kMatBytes + 2 * 2 * kTile * 4 + 2 * kTile * 8;
+}
+
+template <int D>
+__global__ void __launch_bounds__(kTcThreads)
+    dkdv_tc_kernel(PlanView p, Dims d, bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
+                   const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
+                   const bf16_t* __restrict__ v, const bf16_t* __restrict__ dout,
+                   const float* __restrict__ stats) {
+  using C = Tc<D>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16_t* ks = reinterpret_cast<bf16_t*>(smem);                // (64, D + 8) K of the key tile
+  bf16_t* vs = ks + C::kMat;                                   // (64, D + 8) V
+  bf16_t* qs = vs + C::kMat;                                   // (2, 64, D + 8) Q of the stage
+  bf16_t* dos = qs + 2 * C::kMat;                              // (2, 64, D + 8) dO of the stage
+  float* lse_s = reinterpret_cast<float*>(dos + 2 * C::kMat);  // (2, 64) lse2
+  float* del_s = lse_s + 2 * kTile;                            // (2, 64) delta
+  uint64_t* mask_s = reinterpret_cast<uint64_t*>(del_s + 2 * kTile);  // (2, 64) mask words
+
+  const int64_t g = blockIdx.x / d.kv_heads;
+  const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const SeqSpan sq = seq_of(p, g);
+  const int64_t kstart = tile_start(sq, g - sq.tile0);
+  const int nk = tile_len(sq, kstart);
+  const int64_t ldk = static_cast<int64_t>(d.kv_heads) * D, ldq = static_cast<int64_t>(d.heads) * D;
+  const int64_t c0 = p.col_ptr[g];
+  const int64_t stages = (p.col_ptr[g + 1] - c0) * d.group;  // (query tile, head) pairs
+
+  load_tile_async<D>(ks, k + kstart * ldk + kvh * D, ldk, nk);
+  load_tile_async<D>(vs, v + kstart * ldk + kvh * D, ldk, nk);
+  auto load_stage = [&](int64_t s, int buf) {
+    const AttnTilePair pair = p.col_pairs[c0 + s / d.group];
+    const int h = kvh * d.group + static_cast<int>(s % d.group);
+    const int64_t qstart = tile_start(sq, pair.other);
+    const int nq = tile_len(sq, qstart);
+    load_tile_async<D>(qs + buf * C::kMat, q + qstart * ldq + h * D, ldq, nq);
+    load_tile_async<D>(dos + buf * C::kMat, dout + qstart * ldq + h * D, ldq, nq);
+    const int r = tid % kTile;
+    const bool ok = r < nq;
+    const float* src = stats + (tid < kTile ? h : d.heads + h) * p.tokens + qstart + (ok ? r : 0);
+    cp_async_4z((tid < kTile ? lse_s : del_s) + buf * kTile + r, src, ok);
+    if (pair.partial >= 0 && tid < kTile / 2)
+      cp_async_16z(mask_s + buf * kTile + 2 * tid, p.masks + pair.partial + 2 * tid, true);
+  };
+
+  float dka[D / 8][4], dva[D / 8][4];  // this warp's 16 key rows of dK, dV (fp32)
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dka[j][e] = dva[j][e] = 0.0f;
+
+  const int kr = warp * 16;                       // first key row of this warp
+  const int gr = lane >> 2, gc = (lane & 3) * 2;  // fragment row, column pair
+  if (stages > 0) load_stage(0, 0);
+  cp_async_commit();
+  for (int64_t s = 0; s < stages; ++s) {
+    if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const int buf = static_cast<int>(s & 1);
+    const AttnTilePair pair = p.col_pairs[c0 + s / d.group];
+    const bool full = pair.partial < 0;
+    const int nq = tile_len(sq, tile_start(sq, pair.other));
+    const bf16_t* Q = qs + buf * C::kMat;
+    const bf16_t* dO = dos + buf * C::kMat;
+    const float* L = lse_s + buf * kTile;
+    const float* Dl = del_s + buf * kTile;
+    const uint64_t* M = mask_s + buf * kTile;
+#pragma unroll 1
+    for (int qc = 0; qc < kTile; qc += kKvQChunk) {
+      if (qc >= nq) break;
+      // S^T = K Q^T and dP^T = V dO^T: (16 keys, kKvQChunk queries) per warp.
+      float st[kKvQChunk / 8][4], dpt[kKvQChunk / 8][4];
+#pragma unroll
+      for (int j = 0; j < kKvQChunk / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) st[j][e] = dpt[j][e] = 0.0f;
+#pragma unroll
+      for (int kd = 0; kd < D; kd += 16) {
+        uint32_t a[4], b[4];
+        ldmatrix_x4(a, ks + a_off(lane, kr, kd, C::kStride));
+#pragma unroll
+        for (int n = 0; n < kKvQChunk; n += 16) {
+          ldmatrix_x4(b, Q + bn_off(lane, qc + n, kd, C::kStride));
+          mma2(st[n / 8], st[n / 8 + 1], a, b);
+        }
+        ldmatrix_x4(a, vs + a_off(lane, kr, kd, C::kStride));
+#pragma unroll
+        for (int n = 0; n < kKvQChunk; n += 16) {
+          ldmatrix_x4(b, dO + bn_off(lane, qc + n, kd, C::kStride));
+          mma2(dpt[n / 8], dpt[n / 8 + 1], a, b);
+        }
+      }
+      // P^T = exp2(S^T scale log2 e - lse2[query]), dS^T = P^T (dP^T - delta[query]).
+#pragma unroll
+      for (int j = 0; j < kKvQChunk / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = kr + gr + (e >> 1) * 8, qi = qc + j * 8 + gc + (e & 1);
+          const bool ok = qi < nq && key < nk && (full || ((M[qi] >> key) & 1u));
+          const float pv = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
+          dpt[j][e] = ok ? pv * (dpt[j][e] - Dl[qi]) : 0.0f;
+          st[j][e] = pv;
+        }
+        // dV += P^T dO, dK += dS^T Q over the chunk's queries (k16 steps).
+#pragma unroll
+      for (int t = 0; t < kKvQChunk / 16; ++t) {
+        uint32_t ap[4], ads[4];
+        acc_to_a(ap, st[2 * t], st[2 * t + 1]);
+        acc_to_a(ads, dpt[2 * t], dpt[2 * t + 1]);
+#pragma unroll
+        for (int nd = 0; nd < D; nd += 16) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, dO + bt_off(lane, qc + 16 * t, nd, C::kStride));
+          mma2(dva[nd / 8], dva[nd / 8 + 1], ap, b);
+          ldmatrix_x4_trans(b, Q + bt_off(lane, qc + 16 * t, nd, C::kStride));
+          mma2(dka[nd / 8], dka[nd / 8 + 1], ads, b);
+        }
+      }
+    }
+    __syncthreads();  // buffer `buf` is refilled by the next iteration's prefetch
+  }
+  cp_async_wait<0>();
+  store_acc<D>(dk + kstart * ldk + kvh * D, ldk, dka, kr, nk, d.scale);
+  store_acc<D>(dv + kstart * ldk + kvh * D, ldk, dva, kr, nk, 1.0f);
+}
+
+// ---- (3) dQ on tensor cores -------------------------------------------------------------------
+
+constexpr int kQKChunk = 32;  // keys per score chunk in the dQ kernel
+
+template <int D>
+constexpr int dq_tc_smem() {
+  return 6 * Tc<D>::kMatBytes;  // Q, dO (64, D); K, V (2 buffers each)
+}
+
+template <int D>
+__global__ void __launch_bounds__(kTcThreads)
+    dq_tc_kernel(PlanView p, Dims d, bf16_t* __restrict__ dq, const bf16_t* __restrict__ q,
+                 const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                 const bf16_t* __restrict__ dout, const float* __restrict__ stats) {
+  using C = Tc<D>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  bf16_t* qs = reinterpret_cast<bf16_t*>(smem);  // (64, D + 8) Q of the query tile
+  bf16_t* dos = qs + C::kMat;                    // (64, D + 8) dO
+  bf16_t* ks = dos + C::kMat;                    // (2, 64, D + 8) K of the stage
+  bf16_t* vs = ks + 2 * C::kMat;                 // (2, 64, D + 8) V of the stage
+
+  // Query tiles late in a sequence have the longest row lists: launch them first.
+  const int64_t g = p.tiles - 1 - blockIdx.x / d.heads;
+  const int h = static_cast<int>(blockIdx.x % d.heads), kvh = h / d.group;
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const SeqSpan sq = seq_of(p, g);
+  const int64_t qstart = tile_start(sq, g - sq.tile0);
+  const int nq = tile_len(sq, qstart);
+  const int64_t ldk = static_cast<int64_t>(d.kv_heads) * D, ldq = static_cast<int64_t>(d.heads) * D;
+  const int64_t r0 = p.row_ptr[g], stages = p.row_ptr[g + 1] - r0;
+
+  load_tile_async<D>(qs, q + qstart * ldq + h * D, ldq, nq);
+  load_tile_async<D>(dos, dout + qstart * ldq + h * D, ldq, nq);
+  auto load_stage = [&](int64_t s, int buf) {
+    const int64_t kst = tile_start(sq, p.row_pairs[r0 + s].other);
+    const int n = tile_len(sq, kst);
+    load_tile_async<D>(ks + buf * C::kMat, k + kst * ldk + kvh * D, ldk, n);
+    load_tile_async<D>(vs + buf * C::kMat, v + kst * ldk + kvh * D, ldk, n);
+  };
+
+  const int qr = warp * 16;                       // first query row of this warp
+  const int gr = lane >> 2, gc = (lane & 3) * 2;  // fragment row, column pair
+  int rows[2];
+  float lse2[2], delta[2];
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf) {
+    rows[hf] = qr + gr + hf * 8;
+    const bool live = rows[hf] < nq;
+    lse2[hf] = live ? stats[h * p.tokens + qstart + rows[hf]] : 0.0f;
+    delta[hf] = live ? stats[(d.heads + h) * p.tokens + qstart + rows[hf]] : 0.0f;
+  }
+  float dqa[D / 8][4];  // this warp's 16 query rows of dQ (fp32)
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dqa[j][e] = 0.0f;
+  uint32_t qf[D / 16][4], of[D / 16][4];  // A fragments of this warp's Q and dO rows
+
+  if (stages > 0) load_stage(0, 0);
+  cp_async_commit();
+  for (int64_t s = 0; s < stages; ++s) {
+    if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
+    cp_async_commit();
+    const AttnTilePair pair = p.row_pairs[r0 + s];
+    uint64_t mw[2];
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf)
+      mw[hf] = rows[hf] >= nq     ? 0u
+               : pair.partial < 0 ? ~uint64_t{0}
+                                  : p.masks[pair.partial + rows[hf]];
+    const int nk = tile_len(sq, tile_start(sq, pair.other));
+    cp_async_wait<1>();
+    __syncthreads();
+    if (s == 0) {
+#pragma unroll
+      for (int t = 0; t < D / 16; ++t) {
+        ldmatrix_x4(qf[t], qs + a_off(lane, qr, 16 * t, C::kStride));
+        ldmatrix_x4(of[t], dos + a_off(lane, qr, 16 * t, C::kStride));
+      }
+    }
+    const int buf = static_cast<int>(s & 1);
+    const bf16_t* K = ks + buf * C::kMat;
+    const bf16_t* V = vs + buf * C::kMat;
+#pragma unroll 1
+    for (int kc = 0; kc < kTile; kc += kQKChunk) {
+      if (kc >= nk) break;
+      // S = Q K^T and dP = dO V^T: (16 queries, kQKChunk keys) per warp.
+      float sc[kQKChunk / 8][4], dp[kQKChunk / 8][4];
+#pragma unroll
+      for (int j = 0; j < kQKChunk / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) sc[j][e] = dp[j][e] = 0.0f;
+#pragma unroll
+      for (int t = 0; t < D / 16; ++t) {
+#pragma unroll
+        for (int n = 0; n < kQKChunk; n += 16) {
+          uint32_t b[4];
+          ldmatrix_x4(b, K + bn_off(lane, kc + n, 16 * t, C::kStride));
+          mma2(sc[n / 8], sc[n / 8 + 1], qf[t], b);
+          ldmatrix_x4(b, V + bn_off(lane, kc + n, 16 * t, C::kStride));
+          mma2(dp[n / 8], dp[n / 8 + 1], of[t], b);
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < kQKChunk / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int hf = e >> 1, key = kc + j * 8 + gc + (e & 1);
+          const bool ok = key < nk && ((mw[hf] >> key) & 1u);
+          const float pv = ok ? exp2f(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
+          dp[j][e] = ok ? pv * (dp[j][e] - delta[hf]) : 0.0f;
+        }
+        // dQ += dS K over the chunk's keys (k16 steps).
+#pragma unroll
+      for (int t = 0; t < kQKChunk / 16; ++t) {
+        uint32_t a[4];
+        acc_to_a(a, dp[2 * t], dp[2 * t + 1]);
+#pragma unroll
+        for (int nd = 0; nd < D; nd += 16) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, K + bt_off(lane, kc + 16 * t, nd, C::kStride));
+          mma2(dqa[nd / 8], dqa[nd / 8 + 1], a, b);
+        }
+      }
+    }
+    __syncthreads();  // buffer `buf` is refilled by the next iteration's prefetch
+  }
+  cp_async_wait<0>();
+  store_acc<D>(dq + qstart * ldq + h * D, ldq, dqa, qr, nq, d.scale);
+}
+
+// ---- launchers --------------------------------------------------------------------------------
+
+template <int D>
+Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
+                 const void* dout, const void* q, const void* k, const void* v,
+                 const float* stats) {
+  const auto* bq = static_cast<const bf16_t*>(q);
+  const auto* bk = static_cast<const bf16_t*>(k);
+  const auto* bv = static_cast<const bf16_t*>(v);
+  const auto* bo = static_cast<const bf16_t*>(dout);
+  constexpr int kv_smem = dkdv_tc_smem<D>(), q_smem = dq_tc_smem<D>();
+  NPR_CUDA_TRY(
+      cudaFuncSetAttribute(dkdv_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
+      "attention backward: dK/dV shared memory");
+  NPR_CUDA_TRY(
+      cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),
+      "attention backward: dQ shared memory");
+  dkdv_tc_kernel<D><<<static_cast<unsigned>(p.tiles * d.kv_heads), kTcThreads, kv_smem, st>>>(
+      p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), bq, bk, bv, bo, stats);
+  NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel (bf16, tensor cores)"));
+  dq_tc_kernel<D><<<static_cast<unsigned>(p.tiles * d.heads), kTcThreads, q_smem, st>>>(
+      p, d, static_cast<bf16_t*>(dq), bq, bk, bv, bo, stats);
+  return cuda_launch_status("attention backward: dQ kernel (bf16, tensor cores)");
+}
+
+template <typename T, int kMaxD>
+Status launch_simt(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
+                   const void* dout, const void* q, const void* k, const void* v,
+                   const float* stats) {
+  const auto* tq = static_cast<const T*>(q);
+  const auto* tk = static_cast<const T*>(k);
+  const auto* tv = static_cast<const T*>(v);
+  const auto* to = static_cast<const T*>(dout);
+  const int smem = static_cast<int>(simt_smem_bytes(d.dim));
+  NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_simt_kernel<T, kMaxD>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+               "attention backward: dK/dV shared memory (SIMT)");
+  NPR_CUDA_TRY(cudaFuncSetAttribute(dq_simt_kernel<T, kMaxD>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+               "attention backward: dQ shared memory (SIMT)");
+  dkdv_simt_kernel<T, kMaxD>
+      <<<static_cast<unsigned>(p.tiles * d.kv_heads), kSimtThreads, smem, st>>>(
+          p, d, static_cast<T*>(dk), static_cast<T*>(dv), tq, tk, tv, to, stats);
+  NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel (SIMT)"));
+  dq_simt_kernel<T, kMaxD><<<static_cast<unsigned>(p.tiles * d.heads), kSimtThreads, smem, st>>>(
+      p, d, static_cast<T*>(dq), tq, tk, tv, to, stats);
+  return cuda_launch_status("attention backward: dQ kernel (SIMT)");
+}
+
+template <typename T>
+Status launch_simt_any(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk,
+                       void* dv, const void* dout, const void* q, const void* k, const void* v,
+                       const float* stats) {
+  if (d.dim <= 32) return launch_simt<T, 32>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+  if (d.dim <= 64) return launch_simt<T, 64>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+  if (d.dim <= 128) return launch_simt<T, 128>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+  return launch_simt<T, 256>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+}
+
+bool aligned16(const void* ptr) {
+  return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0;
+}
+
+}  // namespace
+
+Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentionPlan& plan,
+                               void* dq, void* dk, void* dv, const void* dout, const void* q,
+                               const void* k, const void* v, const void* out, const float* lse,
+                               const AttentionShape& shape) {
+  const int64_t H = shape.heads, KV = shape.kv_heads, D = shape.head_dim;
+  if (H <= 0 || KV <= 0 || D <= 0 || H % KV != 0)
+    return Status::invalid("attention_backward_cuda: heads (" + std::to_string(H) +
+                           ") must be a positive multiple of kv_heads (" + std::to_string(KV) +
+                           ") and head_dim (" + std::to_string(D) + ") positive");
+  if (D > 256 || H > 65535)
+    return Status::out_of_range("attention_backward_cuda: head_dim " + std::to_string(D) +
+                                " (at most 256) or heads " + std::to_string(H) +
+                                " (at most 65535) too large");
+  const int64_t T = plan.tokens(), tiles = plan.tiles();
+  if (T == 0) return Status::ok();
+  if (tiles <= 0 || plan.row_ptr.get() == nullptr)
+    return Status::invalid(
+        "attention_backward_cuda: the device plan is empty; upload it with "
+        "DeviceAttentionPlan::upload first");
+  if (!dq || !dk || !dv || !dout || !q || !k || !v || !out || !lse)
+    return Status::invalid("attention_backward_cuda: null device pointer");
+  if ((tiles * std::max(H, KV)) > 0x7fffffffLL)
+    return Status::out_of_range("attention_backward_cuda: " + std::to_string(tiles) +
+                                " tiles x heads exceed one grid");
+
+  const PlanView p{plan.seq_start.as<int64_t>(),
+                   plan.seq_len.as<int64_t>(),
+                   plan.seq_tile0.as<int64_t>(),
+                   plan.tile_seq.as<int32_t>(),
+                   plan.row_ptr.as<int64_t>(),
+                   plan.col_ptr.as<int64_t>(),
+                   plan.row_pairs.as<AttnTilePair>(),
+                   plan.col_pairs.as<AttnTilePair>(),
+                   plan.masks.as<uint64_t>(),
+                   tiles,
+                   T};
+  const Dims d{static_cast<int>(H), static_cast<int>(KV), static_cast<int>(H / KV),
+               static_cast<int>(D), shape.scale,          shape.scale * kLog2e};
+  float* stats = nullptr;  // (2, heads, tokens): lse2, then delta
+  void* scratch = nullptr;
+  NPR_TRY(ctx.scratch(CudaContext::kScratchAttention, 2 * H * T * 4, &scratch));
+  stats = static_cast<float*>(scratch);
+  auto st = static_cast<cudaStream_t>(ctx.stream());
+
+  const unsigned stat_blocks = static_cast<unsigned>((T * H + 7) / 8);
+  if (t == DevDType::kF32)
+    stats_kernel<float><<<stat_blocks, 256, 0, st>>>(stats, static_cast<const float*>(dout),
+                                                     static_cast<const float*>(out), lse, T,
+                                                     d.heads, d.dim);
+  else
+    stats_kernel<bf16_t><<<stat_blocks, 256, 0, st>>>(stats, static_cast<const bf16_t*>(dout),
+                                                      static_cast<const bf16_t*>(out), lse, T,
+                                                      d.heads, d.dim);
+  NPR_TRY(cuda_launch_status("attention backward: delta kernel"));
+
+  if (t == DevDType::kF32)
+    return launch_simt_any<float>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+  const bool tc_aligned = aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout) &&
+                          aligned16(dq) && aligned16(dk) && aligned16(dv);
+  if (tc_aligned && D == 64) return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+  if (tc_aligned && D == 128) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+  return launch_simt_any<bf16_t>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+}
+
+}  // namespace npr

@@ -1,0 +1,403 @@
+// Inside parallel_attention.cu only: the two forward kernels of the fused block-sparse attention
+// (see parallel_attention_cuda.h). One CTA per (global query tile, query head), items ordered
+// head-fastest and last tile first (the long rows of a sequence start first, and the query
+// heads of one kv head run side by side, sharing its K/V tiles in L2). Each CTA walks only its
+// query tile's row list: SKIP tiles are never loaded, FULL tiles do no mask arithmetic, PARTIAL
+// tiles apply one 64-bit mask word per query row. Online softmax in fp32 in the log2 domain
+// (scale * log2 e folded into the exponent), output normalised, lse in natural log.
+//
+//   attn_fwd_mma<D>:     bf16, D in {64, 128}; 4 warps x 16 query rows (FlashAttention-2
+//                        style) on mma.sync m16n8k16, Q fragments in registers, K/V tiles
+//                        double-buffered in padded shared memory by cp.async.
+//   attn_fwd_simt<T, DM>: any element type and head dim <= DM (32, 64, 128, 256); fp32 math on
+//                        shared-memory tiles, key tiles in two chunks of 32 keys.
+//
+// Rows past the sequence's end compute on zero-filled Q and are never written; keys past the
+// key tile's end are zero-filled and masked (only a sequence's last tile is short, and it is
+// always a PARTIAL diagonal tile). Not here: split-KV, the backward, launch-time checks.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/cuda_dtype.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/parallel_attention.h"
+
+namespace npr::attn_fwd {
+
+constexpr int kT = kAttnTile;  // 64 query rows and 64 keys per tile
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Everything a forward kernel reads; pointers are device pointers.
+struct FwdParams {
+  const int64_t* seq_start;  // (sequences)
+  const int64_t* seq_len;    // (sequences)
+  const int64_t* seq_tile0;  // (sequences)
+  const int32_t* tile_seq;   // (tiles)
+  const int64_t* row_ptr;    // (tiles + 1)
+  const AttnTilePair* row_pairs;
+  const uint64_t* masks;  // (partial tiles, kT)
+  int64_t tiles;
+  int heads, group, head_dim;  // group = heads / kv_heads
+  int64_t ldq, ldk;            // heads * D, kv_heads * D (elements)
+  float scale_log2;            // scale * log2 e
+  void* out;                   // (tokens, heads, D) of the element type
+  float* lse;                  // (tokens, heads)
+  const void *q, *k, *v;       // (tokens, heads | kv_heads, D)
+};
+
+// The work item of this CTA: query tile g (global), head h, and the tile's token range.
+struct Item {
+  int64_t g, seq_start, seq_end, q_start;
+  int h, kvh, qn;
+};
+__device__ __forceinline__ Item item_of(const FwdParams& p) {
+  Item it;
+  const int64_t x = blockIdx.x;
+  it.h = static_cast<int>(x % p.heads);
+  it.kvh = it.h / p.group;
+  it.g = p.tiles - 1 - x / p.heads;
+  const int32_t seq = p.tile_seq[it.g];
+  it.seq_start = p.seq_start[seq];
+  it.seq_end = it.seq_start + p.seq_len[seq];
+  it.q_start = it.seq_start + (it.g - p.seq_tile0[seq]) * kT;
+  const int64_t n = it.seq_end - it.q_start;
+  it.qn = static_cast<int>(n < kT ? n : kT);
+  return it;
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {  // ex2.approx: exp2(-inf) = +0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core kernel (bf16, D = 64 or 128).
+
+constexpr int kMmaThreads = 128;  // 4 warps x 16 query rows
+
+template <int D>
+struct MmaSmem {
+  static constexpr int kStride = D + 8;  // bf16 per row: the 16-byte pad puts the 8 rows of
+                                         // every ldmatrix phase on distinct banks
+  static constexpr int kTileElems = kT * kStride;
+  // Q (64, kStride) | K0 | V0 | K1 | V1, all (64, kStride) bf16.
+  static constexpr int kBytes = 5 * kTileElems * 2;
+};
+
+// dst (64, kStride) = rows [0, n) of src (row stride ld elements), zeros for rows >= n; rows
+// < n by cp.async (the caller commits), rows >= n by plain stores.
+template <int D>
+__device__ __forceinline__ void load_tile_async(__nv_bfloat16* dst, const __nv_bfloat16* src,
+                                                int64_t ld, int n, int tid) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+#pragma unroll
+  for (int i = 0; i < kT * kChunks / kMmaThreads; ++i) {
+    const int idx = tid + i * kMmaThreads, r = idx / kChunks, c = idx % kChunks;
+    __nv_bfloat16* d = dst + r * MmaSmem<D>::kStride + c * 8;
+    if (r < n)
+      cp_async_16(d, src + r * ld + c * 8);
+    else
+      *reinterpret_cast<uint4*>(d) = make_uint4(0u, 0u, 0u, 0u);
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma(FwdParams p) {
+  using bf16_t = __nv_bfloat16;
+  using S = MmaSmem<D>;
+  constexpr int kStride = S::kStride;
+  constexpr int KD = D / 16;  // k-steps of Q K^T
+  constexpr int ND = D / 8;   // n-tiles of the output
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  bf16_t* const qs = reinterpret_cast<bf16_t*>(smem_raw);
+  const auto k_buf = [&](int b) { return qs + (1 + 2 * b) * S::kTileElems; };
+  const auto v_buf = [&](int b) { return qs + (2 + 2 * b) * S::kTileElems; };
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g8 = lane >> 2, c4 = lane & 3;  // fragment row group and column pair
+  const Item it = item_of(p);
+  const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + it.q_start * p.ldq + it.h * D;
+  const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + it.kvh * D;
+  const bf16_t* const vg = static_cast<const bf16_t*>(p.v) + it.kvh * D;
+  const int64_t pb = p.row_ptr[it.g], pe = p.row_ptr[it.g + 1];
+
+  // Issues the loads of row-list entry j's K and V tiles into buffer b.
+  const auto load_kv = [&](int64_t j, int b) {
+    const int64_t ks = it.seq_start + static_cast<int64_t>(p.row_pairs[j].other) * kT;
+    const int64_t kn64 = it.seq_end - ks;
+    const int kn = static_cast<int>(kn64 < kT ? kn64 : kT);
+    load_tile_async<D>(k_buf(b), kg + ks * p.ldk, p.ldk, kn, tid);
+    load_tile_async<D>(v_buf(b), vg + ks * p.ldk, p.ldk, kn, tid);
+  };
+
+  load_tile_async<D>(qs, qg, p.ldq, it.qn, tid);
+  cp_async_commit();
+  if (pb < pe) load_kv(pb, 0);
+  cp_async_commit();
+  cp_async_wait<1>();  // Q landed (K/V of the first tile may still be in flight)
+  __syncthreads();
+
+  // Q fragments (A operand, 16 x 16 per k-step) of this warp's 16 rows.
+  uint32_t qf[KD][4];
+  {
+    const bf16_t* base =
+        qs + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + (lane >> 4) * 8;
+#pragma unroll
+    for (int kk = 0; kk < KD; ++kk) ldmatrix_x4(qf[kk], base + kk * 16);
+  }
+
+  float o[ND][4];  // rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1)
+#pragma unroll
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  const float ninf = -__int_as_float(0x7f800000);
+  float m0 = ninf, m1 = ninf;  // running max of the raw scores, rows g8 and g8 + 8
+  float l0 = 0.0f, l1 = 0.0f;  // this thread's part of the running sums
+  const float sl2 = p.scale_log2;
+  const int r0 = warp * 16 + g8;  // query row (within the tile) of fragment rows 0..1
+
+  for (int64_t j = pb; j < pe; ++j) {
+    const int b = static_cast<int>((j - pb) & 1);
+    if (j + 1 < pe) load_kv(j + 1, b ^ 1);
+    cp_async_commit();  // possibly empty: keeps the group count uniform
+    const int32_t partial = p.row_pairs[j].partial;
+    uint64_t w0 = ~0ull, w1 = ~0ull;
+    if (partial >= 0) {
+      w0 = p.masks[partial + r0];
+      w1 = p.masks[partial + r0 + 8];
+    }
+    cp_async_wait<1>();  // tile j landed
+    __syncthreads();
+
+    // S (16 x 64 per warp) = Q K^T, raw scores.
+    float s[8][4];
+#pragma unroll
+    for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+    {
+      const bf16_t* kb =
+          k_buf(b) + ((lane & 7) + (lane >> 4) * 8) * kStride + ((lane >> 3) & 1) * 8;
+#pragma unroll
+      for (int kk = 0; kk < KD; ++kk)
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          uint32_t kf[4];
+          ldmatrix_x4(kf, kb + np * 16 * kStride + kk * 16);
+          mma_bf16_16816(s[2 * np], qf[kk], kf);
+          mma_bf16_16816(s[2 * np + 1], qf[kk], kf + 2);
+        }
+    }
+    if (partial >= 0) {
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = n * 8 + 2 * c4 + e;
+          if (!((w0 >> col) & 1ull)) s[n][e] = ninf;
+          if (!((w1 >> col) & 1ull)) s[n][2 + e] = ninf;
+        }
+    }
+
+    // Online softmax (scale > 0, so the max of the raw scores is the max of the scaled ones).
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+    }
+#pragma unroll
+    for (int x = 1; x <= 2; x <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, x));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, x));
+    }
+    // Nothing visible yet in a row: subtract 0 so exp2(-inf) stays 0 instead of NaN.
+    const float b0 = mx0 == ninf ? 0.0f : mx0 * sl2, b1 = mx1 == ninf ? 0.0f : mx1 * sl2;
+    const float a0 = fast_exp2(m0 * sl2 - b0), a1 = fast_exp2(m1 * sl2 - b1);
+    m0 = mx0;
+    m1 = mx1;
+    float rs0 = 0.0f, rs1 = 0.0f;
+#pragma unroll
+    for (int n = 0; n < 8; ++n) {
+      s[n][0] = fast_exp2(fmaf(s[n][0], sl2, -b0));
+      s[n][1] = fast_exp2(fmaf(s[n][1], sl2, -b0));
+      s[n][2] = fast_exp2(fmaf(s[n][2], sl2, -b1));
+      s[n][3] = fast_exp2(fmaf(s[n][3], sl2, -b1));
+      rs0 += s[n][0] + s[n][1];
+      rs1 += s[n][2] + s[n][3];
+    }
+    l0 = l0 * a0 + rs0;
+    l1 = l1 * a1 + rs1;
+#pragma unroll
+    for (int n = 0; n < ND; ++n) {
+      o[n][0] *= a0;
+      o[n][1] *= a0;
+      o[n][2] *= a1;
+      o[n][3] *= a1;
+    }
+
+    // O += P V: P (bf16) straight from the S fragments, V by ldmatrix.trans.
+    {
+      const bf16_t* vb =
+          v_buf(b) + ((lane & 7) + ((lane >> 3) & 1) * 8) * kStride + (lane >> 4) * 8;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        uint32_t a[4];
+        a[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+        a[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+        a[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        a[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t vf[4];
+          ldmatrix_x4_trans(vf, vb + kk * 16 * kStride + dp * 16);
+          mma_bf16_16816(o[2 * dp], a, vf);
+          mma_bf16_16816(o[2 * dp + 1], a, vf + 2);
+        }
+      }
+    }
+    __syncthreads();  // buffer b is refilled by the next iteration's prefetch
+  }
+  cp_async_wait<0>();
+
+  // Row sums over the quad, normalise, store.
+#pragma unroll
+  for (int x = 1; x <= 2; x <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, x);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, x);
+  }
+  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+  bf16_t* const og = static_cast<bf16_t*>(p.out) + it.q_start * p.ldq + it.h * D + 2 * c4;
+  if (r0 < it.qn) {
+#pragma unroll
+    for (int n = 0; n < ND; ++n)
+      *reinterpret_cast<uint32_t*>(og + r0 * p.ldq + n * 8) =
+          pack_bf16x2(o[n][0] * inv0, o[n][1] * inv0);
+    if (c4 == 0)
+      p.lse[(it.q_start + r0) * p.heads + it.h] = l0 > 0.0f ? (m0 * sl2 + log2f(l0)) * kLn2 : ninf;
+  }
+  if (r0 + 8 < it.qn) {
+#pragma unroll
+    for (int n = 0; n < ND; ++n)
+      *reinterpret_cast<uint32_t*>(og + (r0 + 8) * p.ldq + n * 8) =
+          pack_bf16x2(o[n][2] * inv1, o[n][3] * inv1);
+    if (c4 == 0)
+      p.lse[(it.q_start + r0 + 8) * p.heads + it.h] =
+          l1 > 0.0f ? (m1 * sl2 + log2f(l1)) * kLn2 : ninf;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SIMT kernel (any element type, head dim <= DM).
+
+constexpr int kSimtThreads = 256;  // 64 query rows x 4 threads
+constexpr int kChunk = 32;         // keys per shared-memory chunk (two per key tile)
+
+// Shared memory, floats: Q (64, D + 1) | K (32, D + 1) | V (32, DM) | P (64, 33).
+inline int simt_smem_bytes(int D, int dm) {
+  return 4 * (kT * (D + 1) + kChunk * (D + 1) + kChunk * dm + kT * (kChunk + 1));
+}
+
+template <typename T, int DM>
+__global__ void __launch_bounds__(kSimtThreads) attn_fwd_simt(FwdParams p) {
+  extern __shared__ float smf[];
+  const int D = p.head_dim, ld = D + 1;
+  float* const qs = smf;               // (64, D + 1)
+  float* const ks = qs + kT * ld;      // (32, D + 1)
+  float* const vs = ks + kChunk * ld;  // (32, DM), columns >= D stay 0
+  float* const ps = vs + kChunk * DM;  // (64, 33)
+  constexpr int kPer = DM / 4;         // output dims per thread: d = part + 4 i
+  const int tid = threadIdx.x, r = tid >> 2, part = tid & 3;
+  const Item it = item_of(p);
+  const T* const qg = static_cast<const T*>(p.q) + it.q_start * p.ldq + it.h * D;
+  const T* const kg = static_cast<const T*>(p.k) + it.kvh * D;
+  const T* const vg = static_cast<const T*>(p.v) + it.kvh * D;
+
+  for (int idx = tid; idx < kT * D; idx += kSimtThreads) {
+    const int row = idx / D, d = idx - row * D;
+    qs[row * ld + d] = row < it.qn ? to_f32(qg[row * p.ldq + d]) : 0.0f;
+  }
+  for (int idx = tid; idx < kChunk * DM; idx += kSimtThreads) vs[idx] = 0.0f;
+
+  const float ninf = -__int_as_float(0x7f800000);
+  const float sl2 = p.scale_log2;
+  float o[kPer];
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) o[i] = 0.0f;
+  float m = ninf, l = 0.0f;  // running max (log2 domain) and this thread's part of the sum
+
+  for (int64_t j = p.row_ptr[it.g]; j < p.row_ptr[it.g + 1]; ++j) {
+    const AttnTilePair pair = p.row_pairs[j];
+    const int64_t k0 = it.seq_start + static_cast<int64_t>(pair.other) * kT;
+    const int kn = static_cast<int>(it.seq_end - k0 < kT ? it.seq_end - k0 : kT);
+    const uint64_t word = pair.partial >= 0 ? p.masks[pair.partial + r] : ~0ull;
+    for (int c0 = 0; c0 < kn; c0 += kChunk) {
+      const int cn = kn - c0 < kChunk ? kn - c0 : kChunk;
+      __syncthreads();  // the previous chunk's readers are done (first time: Q, V zeros)
+      for (int idx = tid; idx < kChunk * D; idx += kSimtThreads) {
+        const int key = idx / D, d = idx - key * D;
+        const bool in = key < cn;
+        const int64_t off = (k0 + c0 + key) * p.ldk + d;
+        ks[key * ld + d] = in ? to_f32(kg[off]) : 0.0f;
+        vs[key * DM + d] = in ? to_f32(vg[off]) : 0.0f;
+      }
+      __syncthreads();
+      float sc[kChunk / 4];  // keys part + 4 i of this chunk
+#pragma unroll
+      for (int i = 0; i < kChunk / 4; ++i) sc[i] = 0.0f;
+      for (int d = 0; d < D; ++d) {
+        const float qv = qs[r * ld + d];
+#pragma unroll
+        for (int i = 0; i < kChunk / 4; ++i) sc[i] = fmaf(qv, ks[(part + 4 * i) * ld + d], sc[i]);
+      }
+      float mx = m;
+#pragma unroll
+      for (int i = 0; i < kChunk / 4; ++i) {
+        const int c = part + 4 * i;
+        const bool vis = c < cn && ((word >> (c0 + c)) & 1ull);
+        sc[i] = vis ? sc[i] * sl2 : ninf;
+        mx = fmaxf(mx, sc[i]);
+      }
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float base = mx == ninf ? 0.0f : mx;
+      const float alpha = exp2f(m - base);
+      m = mx;
+      float sum = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kChunk / 4; ++i) {
+        const float pv = exp2f(sc[i] - base);
+        ps[r * (kChunk + 1) + part + 4 * i] = pv;
+        sum += pv;
+      }
+      l = l * alpha + sum;
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) o[i] *= alpha;
+      __syncthreads();
+      for (int c = 0; c < cn; ++c) {
+        const float pv = ps[r * (kChunk + 1) + c];
+        const float* vrow = vs + c * DM + part;
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) o[i] = fmaf(pv, vrow[4 * i], o[i]);
+      }
+    }
+  }
+
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if (r < it.qn) {
+    const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+    T* const og = static_cast<T*>(p.out) + (it.q_start + r) * p.ldq + it.h * D;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) {
+      const int d = part + 4 * i;
+      if (d < D) og[d] = from_f32<T>(o[i] * inv);
+    }
+    if (part == 0)
+      p.lse[(it.q_start + r) * p.heads + it.h] = l > 0.0f ? (m + log2f(l)) * kLn2 : ninf;
+  }
+}
+
+}  // namespace npr::attn_fwd
