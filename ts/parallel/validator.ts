@@ -88,6 +88,11 @@ export class PreBranchValidator {
     return this.grammar.depth;
   }
 
+  /** Where the stream is now: 'root', 'step', or the phase of the innermost block (the engine's step tracking). */
+  get where(): 'root' | 'step' | 'guideline' | 'plan' | 'steps' | 'takeaway' {
+    return this.grammar.where;
+  }
+
   /** Units consumed: characters (push) or tokens (pushToken). */
   get offset(): number {
     return this.consumed;

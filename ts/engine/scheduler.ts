@@ -1,0 +1,260 @@
+/**
+ * Continuous batching: requests join as the KV pool admits them and leave when they finish;
+ * every step makes ONE decode call for all branches of all active requests (a prompt chunk of
+ * up to `prefillChunk` tokens for a request still in prefill, one token for every other
+ * branch), then hands each logits row to its request's state machine and makes one chooser
+ * call per chooser for the rows that need a chosen token.
+ *
+ * Admission reserves the most KV blocks a request can hold (budget.ts) so that appends inside
+ * a request cannot run the pool dry; if one ever does, that request alone finishes with
+ * 'kv-exhausted'. Finished and aborted requests are closed between decode calls (never while
+ * one runs), which returns all their blocks.
+ *
+ * Deliberately not here: what a logits row means (request.ts), events and the public API
+ * (engine.ts).
+ */
+import type { NativeKv } from '../bindings/native.js';
+import { PreBranchValidator } from '../parallel/validator.js';
+import { Branch } from './branch.js';
+import { maxBlocksPerRequest } from './budget.js';
+import type { ChooseRow, TokenChooser } from './chooser.js';
+import type { TokenCodec } from './codec.js';
+import { Request, type RequestSettings, type RequestSink } from './request.js';
+import { assembleRollout } from './rollout.js';
+import type { Rollout, StepEvent } from './types.js';
+
+export interface SchedulerConfig {
+  kv: NativeKv;
+  codec: TokenCodec;
+  vocab: number;
+  blockTokens: number;
+  maxBranches: number;
+  maxDepth: number;
+  prefillChunk: number;
+  maxActiveRequests: number;
+  cascade: boolean;
+}
+
+/** A prompt waiting for (or holding) a slot. */
+export interface Submission {
+  number: number;
+  index: number;
+  rngKey: number;
+  prompt: readonly number[];
+  settings: RequestSettings;
+  chooser: TokenChooser;
+  signal: AbortSignal | undefined;
+  resolve: (r: Rollout) => void;
+  reject: (e: unknown) => void;
+}
+
+interface Active {
+  sub: Submission;
+  req: Request;
+  blocks: number;
+}
+
+export class Scheduler {
+  private waiting: Submission[] = [];
+  private active: Active[] = [];
+  private reserved = 0;
+  private loop: Promise<void> | undefined;
+  private logits = new Float32Array(0);
+
+  constructor(
+    private readonly config: SchedulerConfig,
+    private readonly sink: RequestSink & {
+      finished(req: Request | undefined, sub: Submission, r: Rollout): void;
+      step(e: StepEvent): void;
+    },
+  ) {}
+
+  submit(sub: Submission): void {
+    this.waiting.push(sub);
+    this.loop ??= this.run().finally(() => {
+      this.loop = undefined;
+    });
+  }
+
+  /** Resolves when nothing is waiting or running. */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.waiting.length > 0 || this.active.length > 0) {
+        this.dropAbortedWaiting();
+        this.admit();
+        for (const a of this.active) if (a.sub.signal?.aborted) a.req.finish('abort');
+        this.closeFinished();
+        if (this.active.length === 0) continue;
+        await this.step();
+        this.closeFinished();
+      }
+    } catch (e) {
+      // A native failure (not a refusal) ends every request; their KV is returned first.
+      for (const a of this.active) {
+        a.req.finish('malformed', { reason: 'kv-refused', branch: 0, message: String(e) });
+        this.config.kv.closeRequest(a.req.kvRequest);
+        a.sub.reject(e);
+      }
+      for (const s of this.waiting) s.reject(e);
+      this.active = [];
+      this.waiting = [];
+      this.reserved = 0;
+    }
+  }
+
+  private dropAbortedWaiting(): void {
+    const keep: Submission[] = [];
+    for (const s of this.waiting) {
+      if (!s.signal?.aborted) {
+        keep.push(s);
+        continue;
+      }
+      const validator = new PreBranchValidator();
+      const trunk = new Branch(0, '', null, null, -1, validator, s.prompt.length, 0);
+      const rollout = assembleRollout({
+        index: s.index,
+        mode: s.settings.mode,
+        prompt: s.prompt,
+        trunk,
+        branches: [trunk],
+        finishReason: 'abort',
+        structureFaults: [],
+        fault: undefined,
+        wallMs: 0,
+      });
+      this.sink.finished(undefined, s, rollout);
+    }
+    this.waiting = keep;
+  }
+
+  private admit(): void {
+    const { kv, blockTokens, maxBranches, codec } = this.config;
+    while (this.waiting.length > 0 && this.active.length < this.config.maxActiveRequests) {
+      const s = this.waiting[0] as Submission;
+      const need = maxBlocksPerRequest(s.prompt.length, s.settings.maxNewTokens, blockTokens, maxBranches);
+      if (this.active.length > 0 && this.reserved + need > kv.numBlocks) return;
+      this.waiting.shift();
+      const kvRequest = kv.openRequest(s.settings.maxNewTokens);
+      const seq = kv.createSequence(kvRequest);
+      const validator = new PreBranchValidator({
+        maxBranches,
+        maxDepth: this.config.maxDepth,
+        ...(codec.tagIds ? { tagIds: codec.tagIds } : {}),
+      });
+      const req = new Request(s.number, s.index, s.rngKey, s.prompt, kvRequest, seq, validator, s.settings, codec, kv, this.sink);
+      this.active.push({ sub: s, req, blocks: need });
+      this.reserved += need;
+    }
+  }
+
+  private closeFinished(): void {
+    const still: Active[] = [];
+    for (const a of this.active) {
+      const r = a.req;
+      if (!r.finished) {
+        if (!r.branches.some((b) => b.wantsDecode))
+          r.finish('malformed', { reason: 'validator', branch: 0, message: 'no branch can make progress' });
+        else {
+          still.push(a);
+          continue;
+        }
+      }
+      this.config.kv.closeRequest(r.kvRequest);
+      this.reserved -= a.blocks;
+      const rollout = assembleRollout({
+        index: r.index,
+        mode: r.settings.mode,
+        prompt: r.prompt,
+        trunk: r.trunk,
+        branches: r.branches,
+        finishReason: r.finishReason ?? 'malformed',
+        structureFaults: r.structureFaults(),
+        fault: r.fault,
+        wallMs: performance.now() - r.startedAt,
+        decode: (ids) => this.config.codec.decode(ids),
+      });
+      this.sink.finished(r, a.sub, rollout);
+    }
+    this.active = still;
+  }
+
+  private async step(): Promise<void> {
+    const { kv, vocab: V, prefillChunk } = this.config;
+    const fed: { a: Active; b: Branch; n: number }[] = [];
+    for (const a of this.active) {
+      for (const b of a.req.branches) {
+        if (a.req.finished || !b.wantsDecode) continue;
+        const n = Math.min(b.pending.length, prefillChunk);
+        const generated = b.pending.slice(0, n).filter((p) => p.generated).length;
+        let answer = generated > 0 ? kv.append(b.seq, generated, true) : 'ok';
+        if (answer === 'ok' && n - generated > 0) answer = kv.append(b.seq, n - generated, false);
+        if (answer !== 'ok') {
+          a.req.finish(answer === 'no-budget' ? 'budget' : 'kv-exhausted', {
+            reason: 'kv-refused',
+            branch: b.id,
+            message: `the KV cache answered '${answer}' to branch ${b.key}`,
+          });
+          continue;
+        }
+        fed.push({ a, b, n });
+      }
+    }
+    const batch = fed.filter((f) => !f.a.req.finished);
+    if (batch.length === 0) return;
+    const S = batch.length;
+    const cuNew = new Int32Array(S + 1);
+    batch.forEach((f, i) => {
+      cuNew[i + 1] = (cuNew[i] as number) + f.n;
+    });
+    const N = cuNew[S] as number;
+    const ids = new Int32Array(N);
+    const positions = new Int32Array(N);
+    batch.forEach((f, i) => {
+      const at = cuNew[i] as number;
+      f.b.pending.slice(0, f.n).forEach((p, j) => {
+        ids[at + j] = p.token;
+        positions[at + j] = p.position;
+      });
+    });
+    if (this.logits.length < S * V) this.logits = new Float32Array(S * V);
+    const logits = this.logits.subarray(0, S * V);
+    const t0 = performance.now();
+    await kv.decode({ seqs: Int32Array.from(batch, (f) => f.b.seq), cuNew, ids, positions, cascade: this.config.cascade }, logits);
+    this.sink.step({ sequences: S, tokens: N, ms: performance.now() - t0 });
+
+    const choose = new Map<TokenChooser, { a: Active; b: Branch; row: number }[]>();
+    batch.forEach((f, i) => {
+      f.b.pending.splice(0, f.n);
+      if (f.b.pending.length > 0) return; // prompt still in prefill: these logits predict nothing
+      if (!f.a.req.afterDecode(f.b, logits, i * V)) return;
+      const list = choose.get(f.a.sub.chooser) ?? [];
+      list.push({ a: f.a, b: f.b, row: i });
+      choose.set(f.a.sub.chooser, list);
+    });
+    for (const [chooser, list] of choose) {
+      const rows: ChooseRow[] = list.map(({ a, b }) => {
+        const pen = a.req.penalty(b);
+        return {
+          request: a.req.rngKey,
+          branch: b.id,
+          index: b.tokens,
+          key: b.key,
+          choiceIndex: b.choices,
+          penaltyTokens: pen.tokens,
+          repetitionPenalty: pen.value,
+        };
+      });
+      const packed = list.length === S ? logits : new Float32Array(list.length * V);
+      if (packed !== logits) for (const [r, x] of list.entries()) packed.set(logits.subarray(x.row * V, (x.row + 1) * V), r * V);
+      const choices = chooser.choose(rows, packed, V);
+      list.forEach(({ a, b }, r) => {
+        const c = choices[r];
+        if (c) a.req.accept(b, c.token, c.logprob, c.logprobSampling);
+      });
+    }
+  }
+}
