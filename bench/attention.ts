@@ -24,7 +24,13 @@ import { join } from 'node:path';
 import { Bench } from 'tinybench';
 import { native } from '../ts/bindings/loader.js';
 import type { ParallelAttentionInfo, ParallelAttentionOptions } from '../ts/bindings/native.js';
-import { argFlag, printJson, printTable, round } from './_report.js';
+import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+
+// `--backend cuda`: the GPU benchmark lives in its own file (bench/attention-cuda.ts).
+if (argValue('backend') === 'cuda') {
+  await import('./attention-cuda.js');
+  process.exit();
+}
 
 const HEADS = 16;
 const KV_HEADS = 8;

@@ -148,7 +148,10 @@ function child(args: string[], label: string, env: NodeJS.ProcessEnv = process.e
 }
 
 const childShape = argValue('child');
-if (childShape) {
+if (argValue('backend') === 'cuda') {
+  // The GPU benchmark lives in its own file (bench/train-step-cuda.ts).
+  await import('./train-step-cuda.js');
+} else if (childShape) {
   const shape = SHAPES.find((s) => s.name === childShape);
   if (!shape) throw new Error(`unknown shape ${childShape}`);
   console.log(JSON.stringify(await runOurs(shape)));

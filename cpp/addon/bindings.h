@@ -11,6 +11,7 @@ void register_probes(Napi::Env env, Napi::Object exports);
 void register_openblas(Napi::Env env, Napi::Object exports);
 void register_kv(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
+void register_attention_cuda(Napi::Env env, Napi::Object exports);
 void register_sampler(Napi::Env env, Napi::Object exports);
 
 }  // namespace npr::addon

@@ -1,4 +1,6 @@
-// NativeQwen3: new NativeQwen3(config) owns a Qwen3Model (fp32 weights, grads, AdamW state).
+// NativeQwen3: new NativeQwen3(config, { backend?: 'cpu' | 'cuda', precision?: 'fp32' | 'bf16' })
+// owns a Qwen3Model (CPU: fp32 weights, grads, AdamW state) or a Qwen3CudaModel (device; fp32
+// masters, bf16 compute copy in 'bf16'). 'auto' is resolved in TypeScript, not here.
 //   paramTable() -> [{ name, shape, offset, numel }]
 //   setParam(name, Float32Array) / getParam(name, Float32Array) / getGrad(name, Float32Array)
 //   forward(batch, { logprob, entropy? }) -> Promise<void>   (outputs written in place)
@@ -16,6 +18,9 @@
 #include "addon/args.h"
 #include "addon/runtime.h"
 #include "model/qwen3_model.h"
+#if defined(NPR_WITH_CUDA)
+#include "model/qwen3_cuda_model.h"
+#endif
 
 namespace npr::addon {
 
@@ -66,6 +71,8 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
                            InstanceMethod<&Qwen3Handle::OptimizerStep>("optimizerStep"),
                            InstanceMethod<&Qwen3Handle::MemoryBytes>("memoryBytes"),
                            InstanceAccessor<&Qwen3Handle::ParamCount>("paramCount"),
+                           InstanceAccessor<&Qwen3Handle::Backend>("backend"),
+                           InstanceAccessor<&Qwen3Handle::Precision>("precision"),
                        });
   }
 
@@ -84,12 +91,67 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     c.rms_eps = static_cast<float>(number_field(o, fn, "rmsEps", true, 1e-6));
     c.rope_theta = number_field(o, fn, "ropeTheta", true, 1e6);
     c.tied = bool_field(o, fn, "tied", true);
-    Status st = Qwen3Model::create(c, &model_);
+    std::string backend = "cpu", precision = "fp32";
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      Napi::Object opts = object_arg(info, 1, fn, "options", false);
+      backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
+      precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
+    }
+    if (backend == "cpu" && precision != "fp32")
+      throw_range(info.Env(), std::string(fn) +
+                                  ": the cpu backend computes in fp32 only (precision 'bf16' "
+                                  "is a CUDA mode); pass precision 'fp32' or backend 'cuda'");
+    Status st;
+    if (backend == "cpu") {
+      st = Qwen3Model::create(c, &model_);
+    } else {
+#if defined(NPR_WITH_CUDA)
+      st =
+          Qwen3CudaModel::create(c, precision == "bf16" ? DevDType::kBF16 : DevDType::kF32, &cuda_);
+#else
+      st = Status::unavailable(std::string(fn) +
+                               ": backend 'cuda' is not compiled into this build (no nvcc at "
+                               "install time, or NPR_CUDA=off); use backend 'cpu'");
+#endif
+    }
     if (!st.is_ok()) throw_status(info.Env(), st);
+    precision_ = precision;
   }
 
-  Qwen3Model& model() { return *model_; }
-  std::shared_ptr<bool> busy() { return busy_; }
+  // The CPU model, or null when this handle runs on CUDA.
+  Qwen3Model* cpu_model() {
+    return model_.get();
+  }
+  bool on_cuda() const {
+    return !model_;
+  }
+  const std::vector<ParamInfo>& params() const {
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) return cuda_->params();
+#endif
+    return model_->params();
+  }
+  int64_t saved_tokens() const {
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) return cuda_->saved_tokens();
+#endif
+    return model_->saved_tokens();
+  }
+  Status run_forward(const CpuContext& ctx, const Qwen3Batch& b, float* lp, float* ent) {
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) return cuda_->forward(b, lp, ent);
+#endif
+    return model_->forward(ctx, b, lp, ent);
+  }
+  Status run_backward(const CpuContext& ctx, const float* dlogprob) {
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) return cuda_->backward(dlogprob);
+#endif
+    return model_->backward(ctx, dlogprob);
+  }
+  std::shared_ptr<bool> busy() {
+    return busy_;
+  }
 
  private:
   const ParamInfo& param(const Napi::CallbackInfo& info, const char* fn) {
@@ -97,7 +159,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       throw_type(info.Env(), std::string(fn) + ": argument 'name' must be a string (got " +
                                  describe_type(info[0]) + ")");
     const std::string name = info[0].As<Napi::String>().Utf8Value();
-    for (const ParamInfo& p : model_->params())
+    for (const ParamInfo& p : params())
       if (p.name == name) return p;
     throw_range(info.Env(), std::string(fn) + ": no parameter named '" + name + "' in this model");
   }
@@ -113,7 +175,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     Napi::Env env = info.Env();
     Napi::Array out = Napi::Array::New(env);
     uint32_t i = 0;
-    for (const ParamInfo& p : model_->params()) {
+    for (const ParamInfo& p : params()) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("name", p.name);
       Napi::Array shape = Napi::Array::New(env, p.shape.size());
@@ -131,6 +193,13 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     check_idle(info.Env(), "setParam");
     const ParamInfo& p = param(info, "setParam");
     Napi::Float32Array a = f32_exact(info[1], "setParam", "'data' of " + p.name, p.numel);
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) {
+      Status st = cuda_->set_param(p, a.Data());
+      if (!st.is_ok()) throw_status(info.Env(), st);
+      return info.Env().Undefined();
+    }
+#endif
     std::copy(a.Data(), a.Data() + p.numel, model_->weights() + p.offset);
     return info.Env().Undefined();
   }
@@ -139,6 +208,13 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     check_idle(info.Env(), "getParam");
     const ParamInfo& p = param(info, "getParam");
     Napi::Float32Array a = f32_exact(info[1], "getParam", "'out' for " + p.name, p.numel);
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) {
+      Status st = cuda_->get_param(p, a.Data());
+      if (!st.is_ok()) throw_status(info.Env(), st);
+      return info.Env().Undefined();
+    }
+#endif
     std::copy(model_->weights() + p.offset, model_->weights() + p.offset + p.numel, a.Data());
     return info.Env().Undefined();
   }
@@ -147,6 +223,13 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     check_idle(info.Env(), "getGrad");
     const ParamInfo& p = param(info, "getGrad");
     Napi::Float32Array a = f32_exact(info[1], "getGrad", "'out' for " + p.name, p.numel);
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) {
+      Status st = cuda_->get_grad(p, a.Data());
+      if (!st.is_ok()) throw_status(info.Env(), st);
+      return info.Env().Undefined();
+    }
+#endif
     std::copy(model_->grads() + p.offset, model_->grads() + p.offset + p.numel, a.Data());
     return info.Env().Undefined();
   }
@@ -156,6 +239,13 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
 
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
     check_idle(info.Env(), "zeroGrad");
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) {
+      Status st = cuda_->zero_grad();
+      if (!st.is_ok()) throw_status(info.Env(), st);
+      return info.Env().Undefined();
+    }
+#endif
     model_->zero_grad();
     return info.Env().Undefined();
   }
@@ -177,22 +267,48 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
           info.Env(),
           std::string(fn) + ": need lr >= 0, 0 <= beta1, beta2 < 1, eps > 0, weightDecay >= 0");
     double norm = 0.0;
-    Status st = model_->optimizer_step(cpu_runtime().context(), a, clip, &norm);
+    Status st;
+    int64_t steps = 0;
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) {
+      st = cuda_->optimizer_step(a, clip, &norm);
+      steps = cuda_->optimizer_steps();
+    }
+#endif
+    if (model_) {
+      st = model_->optimizer_step(cpu_runtime().context(), a, clip, &norm);
+      steps = model_->optimizer_steps();
+    }
     if (!st.is_ok()) throw_status(info.Env(), st);
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("gradNorm", norm);
-    out.Set("step", static_cast<double>(model_->optimizer_steps()));
+    out.Set("step", static_cast<double>(steps));
     return out;
   }
 
   Napi::Value MemoryBytes(const Napi::CallbackInfo& info) {
+#if defined(NPR_WITH_CUDA)
+    if (cuda_) return Napi::Number::New(info.Env(), static_cast<double>(cuda_->memory_bytes()));
+#endif
     return Napi::Number::New(info.Env(), static_cast<double>(model_->memory_bytes()));
   }
   Napi::Value ParamCount(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(model_->param_count()));
+    int64_t n = 0;
+    for (const ParamInfo& p : params()) n += p.numel;
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+  Napi::Value Backend(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), on_cuda() ? "cuda" : "cpu");
+  }
+  Napi::Value Precision(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), precision_);
   }
 
-  std::unique_ptr<Qwen3Model> model_;
+  std::unique_ptr<Qwen3Model> model_;  // exactly one of model_ / cuda_ is set
+#if defined(NPR_WITH_CUDA)
+  std::unique_ptr<Qwen3CudaModel> cuda_;
+#endif
+  std::string precision_;
   std::shared_ptr<bool> busy_ = std::make_shared<bool>(false);
 };
 
@@ -220,8 +336,8 @@ class ModelWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
-    status_ = dlogprob ? handle_->model().backward(runtime_.context(), dlogprob)
-                       : handle_->model().forward(runtime_.context(), batch, logprob, entropy);
+    status_ = dlogprob ? handle_->run_backward(runtime_.context(), dlogprob)
+                       : handle_->run_forward(runtime_.context(), batch, logprob, entropy);
   }
   void OnOK() override {
     *busy_ = false;
@@ -302,7 +418,7 @@ Napi::Value Qwen3Handle::Backward(const Napi::CallbackInfo& info) {
     throw_type(info.Env(), std::string(fn) + ": argument 'dlogprob' must be a Float32Array (got " +
                                describe_type(info[0]) + ")");
   Napi::Float32Array d = info[0].As<Napi::Float32Array>();
-  const int64_t T = model_->saved_tokens();
+  const int64_t T = saved_tokens();
   if (T == 0)
     throw_status(
         info.Env(),
@@ -339,7 +455,11 @@ Qwen3Access qwen3_access(const Napi::Value& v, const char* what) {
     throw_type(v.Env(),
                std::string(what) + " must be a NativeQwen3 model (got " + describe_type(v) + ")");
   Qwen3Handle* h = Qwen3Handle::Unwrap(v.As<Napi::Object>());
-  return Qwen3Access{&h->model(), h->busy()};
+  if (h->on_cuda())
+    throw_status(v.Env(), Status::unavailable(std::string(what) +
+                                              ": decoding with a KV cache runs on the cpu backend "
+                                              "only for now; create the model with backend 'cpu'"));
+  return Qwen3Access{h->cpu_model(), h->busy()};
 }
 
 }  // namespace npr::addon

@@ -13,10 +13,11 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   npr::addon::register_probes(env, exports);
   npr::addon::register_openblas(env, exports);
   npr::addon::register_attention(env, exports);
+  npr::addon::register_attention_cuda(env, exports);
   npr::addon::register_kv(env, exports);
   npr::addon::register_sampler(env, exports);
   exports.Set("NativeQwen3", npr::addon::define_qwen3_class(env));
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

@@ -104,6 +104,51 @@ export interface ParallelAttentionInfo {
   workspaceBytes: number;
 }
 
+/**
+ * Options of attentionCudaTime: the CUDA block-sparse attention timed on device 0 with CUDA
+ * events, on inputs the addon fills with a counter hash (bench/peers/attention_cuda.py makes the
+ * same ones). The token count is the last entry of cuSeqlens.
+ */
+export interface AttentionCudaTimeOptions {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Score scale; default 1 / sqrt(headDim). */
+  scale?: number;
+  cuSeqlens: Int32Array;
+  depth?: number;
+  block?: Int32Array;
+  step?: Int32Array;
+  /** Plan as plain causal attention (skipping disabled). */
+  dense?: boolean;
+  /** Element type of q, k, v, out and gradients; default 'bf16'. */
+  dtype?: 'bf16' | 'fp32';
+  /** Timed runs of each pass (default 20) after `warmup` untimed ones (default 3). */
+  iters?: number;
+  warmup?: number;
+  /** Also time forward + backward; default true. */
+  backward?: boolean;
+  /** The context's deterministic switch; default true. */
+  deterministic?: boolean;
+  /** Tokens whose rows of out, dq (heads * headDim each) and dk, dv (kvHeads * headDim) come back. */
+  sampleTokens?: Int32Array;
+}
+
+/** Device times (ms, median and min of `iters`), the plan's statistics, and sanity counts. */
+export interface AttentionCudaTiming extends Omit<ParallelAttentionInfo, 'workspaceBytes'> {
+  fwdMs: number;
+  fwdMsMin: number;
+  fwdBwdMs: number | null;
+  fwdBwdMsMin: number | null;
+  iters: number;
+  /** The allocator's peak while timing (inputs, outputs, plan, scratch). */
+  devicePeakBytes: number;
+  /** Non-finite elements of out and lse after the last forward, of dq, dk, dv after backward. */
+  nonFiniteOut: number;
+  nonFiniteGrads: number;
+  samples: { out: Float32Array; dq?: Float32Array; dk?: Float32Array; dv?: Float32Array } | null;
+}
+
 export interface OpenBlasInfo {
   available: boolean;
   library: string | null;
@@ -144,9 +189,19 @@ export interface NativeBatch {
   step?: Int32Array;
 }
 
+/** Where a NativeQwen3 lives and computes ('auto' is resolved in TypeScript before this). */
+export interface NativeQwen3Options {
+  /** Default 'cpu'. */
+  backend?: 'cpu' | 'cuda';
+  /** 'bf16' (CUDA only): bf16 compute copy and activations, fp32 masters. Default 'fp32'. */
+  precision?: 'fp32' | 'bf16';
+}
+
 /** One Qwen3 model in native memory (fp32 weights, grads, AdamW moments). */
 export interface NativeQwen3 {
   readonly paramCount: number;
+  readonly backend: 'cpu' | 'cuda';
+  readonly precision: 'fp32' | 'bf16';
   paramTable(): NativeParamInfo[];
   setParam(name: string, data: Float32Array): void;
   getParam(name: string, out: Float32Array): void;
@@ -251,7 +306,7 @@ export interface NativeAddon {
   NativeKv: new (model: NativeQwen3, options: { numBlocks: number; blockTokens?: number }) => NativeKv;
   /** OpenBLAS as a benchmark peer (dlopen'ed on first use; never required). */
   openblasInfo(): OpenBlasInfo;
-  NativeQwen3: new (config: NativeQwen3Config) => NativeQwen3;
+  NativeQwen3: new (config: NativeQwen3Config, options?: NativeQwen3Options) => NativeQwen3;
   /** Plans and runs the fused attention (and backward when asked) on the calling thread. */
   parallelAttention(
     q: Float32Array,
@@ -261,6 +316,8 @@ export interface NativeAddon {
     lse: Float32Array,
     options: ParallelAttentionOptions,
   ): ParallelAttentionInfo;
+  /** Times the CUDA attention on the device (synchronous); throws code 'UNAVAILABLE' without CUDA. */
+  attentionCudaTime(options: AttentionCudaTimeOptions): AttentionCudaTiming;
   openblasGemm(
     c: Float32Array,
     a: Float32Array,
@@ -270,4 +327,4 @@ export interface NativeAddon {
 }
 
 /** The abiVersion this TypeScript expects; a mismatch means a stale build. */
-export const EXPECTED_ABI_VERSION = 4;
+export const EXPECTED_ABI_VERSION = 5;

@@ -3,12 +3,14 @@
  * logprobs, optionally entropy), backward (gradients accumulate), zeroGrad, an AdamW step with
  * global-norm clipping - and Hugging Face directories in and out.
  *
- * Weights are fp32 master copies (bf16 files are converted on load). The backend is the CPU;
- * the CUDA backend arrives behind the same class. Not here: generation with a KV cache (the
- * engine), tokenisation (HfTokenizer), the training loop (the trainer).
+ * Weights are fp32 master copies (bf16 files are converted on load). The backend is chosen once,
+ * at creation: 'cpu', 'cuda' (the whole training path on the device; 'bf16' precision keeps a
+ * bf16 compute copy and bf16 activations with fp32 accumulation, 'fp32' is the parity mode), or
+ * 'auto' (CUDA when a device answers). Not here: generation with a KV cache (the engine; CPU
+ * models only for now), tokenisation (HfTokenizer), the training loop (the trainer).
  */
 import { native } from '../bindings/loader.js';
-import type { NativeParamInfo, NativeQwen3 } from '../bindings/native.js';
+import type { NativeParamInfo, NativeQwen3, NativeQwen3Options } from '../bindings/native.js';
 import type { PackedBatch } from './batch.js';
 import { expectedParameters, type Qwen3Config } from './config.js';
 import { ShapeMismatchError } from './errors.js';
@@ -42,10 +44,21 @@ export interface CreateOptions {
   /** Seed of the initialisation: normal(0, 0.02) matrices, norm weights 1. Default 0. */
   seed?: number;
   tokenizerFiles?: TokenizerFiles;
+  /** Where the model lives: 'cpu' (default), 'cuda', or 'auto' (CUDA when a device answers). */
+  backend?: 'cpu' | 'cuda' | 'auto';
+  /** Compute precision on CUDA: 'bf16' (default there) or 'fp32'; the CPU computes in fp32. */
+  precision?: 'fp32' | 'bf16';
+}
+
+/** Resolves 'auto' and the precision default once, at the edge. */
+export function resolveBackend(options: Pick<CreateOptions, 'backend' | 'precision'>): Required<NativeQwen3Options> {
+  let backend = options.backend ?? 'cpu';
+  if (backend === 'auto') backend = native().backends().cuda.devices > 0 ? 'cuda' : 'cpu';
+  const precision = options.precision ?? (backend === 'cuda' ? 'bf16' : 'fp32');
+  return { backend, precision };
 }
 
 export class Model {
-  readonly backend = 'cpu' as const;
   private busy = false;
   /** The native parameter table, read once: it does not change for the model's lifetime. */
   private readonly table: NativeParamInfo[];
@@ -58,20 +71,31 @@ export class Model {
     this.table = handle.paramTable();
   }
 
+  /** Where this model lives and computes. */
+  get backend(): 'cpu' | 'cuda' {
+    return this.handle.backend;
+  }
+  get precision(): 'fp32' | 'bf16' {
+    return this.handle.precision;
+  }
+
   /** A model with the given config; weights from `options.weights`, the rest initialised. */
   static create(config: Qwen3Config, options: CreateOptions = {}): Model {
-    const handle = new (native().NativeQwen3)({
-      vocab: config.vocabSize,
-      hidden: config.hiddenSize,
-      intermediate: config.intermediateSize,
-      layers: config.numHiddenLayers,
-      heads: config.numAttentionHeads,
-      kvHeads: config.numKeyValueHeads,
-      headDim: config.headDim,
-      rmsEps: config.rmsNormEps,
-      ropeTheta: config.ropeTheta,
-      tied: config.tieWordEmbeddings,
-    });
+    const handle = new (native().NativeQwen3)(
+      {
+        vocab: config.vocabSize,
+        hidden: config.hiddenSize,
+        intermediate: config.intermediateSize,
+        layers: config.numHiddenLayers,
+        heads: config.numAttentionHeads,
+        kvHeads: config.numKeyValueHeads,
+        headDim: config.headDim,
+        rmsEps: config.rmsNormEps,
+        ropeTheta: config.ropeTheta,
+        tied: config.tieWordEmbeddings,
+      },
+      resolveBackend(options),
+    );
     const model = new Model(config, options.tokenizerFiles ?? {}, handle);
     const gaussian = normalSampler(options.seed ?? 0);
     for (const p of expectedParameters(config)) {
@@ -99,9 +123,9 @@ export class Model {
   }
 
   /** Loads a Hugging Face Qwen3 directory (config.json, safetensors, tokenizer files). */
-  static async load(dir: string): Promise<Model> {
+  static async load(dir: string, options: Pick<CreateOptions, 'backend' | 'precision'> = {}): Promise<Model> {
     const hf = await loadHfDirectory(dir);
-    return Model.create(hf.config, { weights: hf.weights, tokenizerFiles: hf.tokenizerFiles });
+    return Model.create(hf.config, { weights: hf.weights, tokenizerFiles: hf.tokenizerFiles, ...options });
   }
 
   /** Writes a Hugging Face directory (atomically); loading it back gives identical weights. */

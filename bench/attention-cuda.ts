@@ -1,0 +1,275 @@
+/**
+ * `npm run bench -- attention --backend cuda` (or `node dist/bench/attention-cuda.js`): the CUDA
+ * block-sparse parallel attention on NPR-shaped rollouts (bench/_npr-shape.ts: prompt 512, two
+ * blocks of guideline 128 + 4 sibling steps + takeaway 128; T = 4k, 8k, 32k), 32 query / 8 KV
+ * heads, head dim 128, bf16, one packed rollout, forward and forward + backward; our kernel in
+ * sparse mode and in dense-causal mode (the plan ignores the branch paths). Times are medians of
+ * `--iters` (default 20) runs after 3 warm-ups, measured with CUDA events on the device by the
+ * addon (attentionCudaTime); the plan is built and uploaded once, outside the timing.
+ *
+ * Peers in the same run on the same GPU (bench/peers/attention_cuda.py, when a python3 with a
+ * CUDA torch is found; else a note and null figures): FlexAttention (torch.compile'd) with a
+ * BlockMask of the same visibility (built once, outside the timing), SDPA causal with the flash
+ * backend (all the causal work), SDPA with a dense boolean mask (NPR's trainer's way; T <= 8k).
+ * They regenerate our exact inputs (the addon's counter hash) and check our sampled rows of
+ * out, dq, dk, dv against FlexAttention (relative norm error <= 2e-2 for out, 5e-2 for grads).
+ *
+ * Figures: TFLOP/s count visible pairs only (forward 4 * pairs * D * heads, forward + backward
+ * 3.5x that); dense-causal TFLOP/s count the causal pairs. Ratios are peer time / our time (> 1:
+ * we are faster). sparsity_efficiency = (our dense-causal time * visible / causal pairs) / our
+ * sparse time: 1.0 means skipping saves exactly the skipped work; below 1, the skipping costs
+ * (partial tiles, imbalance) eat part of the saving. The last line is the JSON object.
+ * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
+ * when no CUDA backend is available).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { native } from '../ts/bindings/loader.js';
+import type { AttentionCudaTimeOptions, AttentionCudaTiming, NativeAddon } from '../ts/bindings/native.js';
+import { nprRollouts } from './_npr-shape.js';
+import { argFlag, argValue, type Figures, printJson, printTable, round } from './_report.js';
+
+const HEADS = 32;
+const KV_HEADS = 8;
+const D = 128;
+const SAMPLES = 64;
+const quick = argFlag('quick');
+const SIZES = quick ? [4096] : [4096, 8192, 32768];
+const ITERS = Number(argValue('iters') ?? (quick ? 5 : 20));
+const TOL_OUT = 2e-2;
+const TOL_GRAD = 5e-2;
+const peerScript = join(import.meta.dirname, '..', '..', 'bench', 'peers', 'attention_cuda.py');
+
+/** What the Python peer prints (times in ms, null when not run; errors by peer name). */
+interface PeerResult {
+  torch_version: string;
+  device: string;
+  flex_fwd_ms: number | null;
+  flex_fwdbwd_ms: number | null;
+  flash_fwd_ms: number | null;
+  flash_fwdbwd_ms: number | null;
+  mask_fwd_ms: number | null;
+  mask_fwdbwd_ms: number | null;
+  /** Relative norm error of our sampled rows against FlexAttention's. */
+  check: { out: number; dq: number | null; dk: number | null; dv: number | null } | null;
+  notes: string[];
+  errors: Record<string, string>;
+}
+
+function unavailable(reason: string): void {
+  console.log(`CUDA backend not available: ${reason}`);
+  printJson('attention-cuda', { available: false, reason });
+  process.exitCode = argFlag('require-cuda') ? 1 : 0;
+}
+
+/** The first python3 whose torch sees a CUDA device, or the reason none does. */
+function cudaPython(): { py: string | null; note: string } {
+  const given = argValue('python');
+  const notes: string[] = [];
+  for (const py of given ? [given] : ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__, torch.cuda.is_available())'], { encoding: 'utf8' });
+    const out = (r.stdout ?? '').trim();
+    if (r.status === 0 && out.endsWith('True')) return { py, note: `${py}: torch ${out.split(' ')[0]}` };
+    notes.push(`${py}: ${r.status === 0 ? `torch ${out.split(' ')[0]} without CUDA` : 'no torch'}`);
+  }
+  return { py: null, note: notes.join('; ') };
+}
+
+function runPeer(
+  py: string,
+  T: number,
+  rollout: ReturnType<typeof nprRollouts>,
+  sampleTokens: Int32Array,
+  ours: AttentionCudaTiming | null,
+): PeerResult {
+  const dir = mkdtempSync(join(tmpdir(), 'npr-attn-cuda-'));
+  try {
+    const write = (name: string, a: Int32Array | Float32Array) =>
+      writeFileSync(join(dir, `${name}.bin`), Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+    write('block', rollout.block);
+    write('step', rollout.step);
+    write('sample_tokens', sampleTokens);
+    const s = ours?.samples;
+    const samples: string[] = [];
+    for (const name of ['out', 'dq', 'dk', 'dv'] as const) {
+      const a = s?.[name];
+      if (a) {
+        write(`sample_${name}`, a);
+        samples.push(name);
+      }
+    }
+    const spec = {
+      dir,
+      T,
+      heads: HEADS,
+      kv_heads: KV_HEADS,
+      head_dim: D,
+      iters: ITERS,
+      warmup: 3,
+      dense_mask: T <= 8192,
+      samples,
+    };
+    const r = spawnSync(py, [peerScript, JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 24, timeout: 1_200_000 });
+    const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+    if (r.status !== 0 || !last.startsWith('{'))
+      throw new Error(`torch peer failed at T=${T} (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-2000)}`);
+    return JSON.parse(last) as PeerResult;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function timeOurs(addon: NativeAddon, options: AttentionCudaTimeOptions, errors: string[], label: string): AttentionCudaTiming | null {
+  try {
+    return addon.attentionCudaTime(options);
+  } catch (e) {
+    errors.push(`${label}: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+const ratio = (peer: number | null | undefined, ours: number | null | undefined) => (peer && ours ? peer / ours : null);
+const tflops = (flop: number, ms: number | null | undefined) => (ms ? flop / (ms * 1e9) : null);
+
+async function main(): Promise<void> {
+  let addon: NativeAddon;
+  try {
+    addon = native();
+  } catch (e) {
+    unavailable(`the addon does not load (${(e as Error).message})`);
+    return;
+  }
+  const cuda = addon.backends().cuda;
+  if (!cuda.compiled || cuda.devices === 0) {
+    unavailable(cuda.reason ?? 'no CUDA device answers');
+    return;
+  }
+  if (typeof addon.attentionCudaTime !== 'function') {
+    unavailable('this addon build has no attentionCudaTime export (stale build: rebuild the addon)');
+    return;
+  }
+  const { py, note: pyNote } = existsSync(peerScript) ? cudaPython() : { py: null, note: `${peerScript} missing` };
+
+  const figures: Figures = {
+    available: true,
+    device: cuda.deviceName,
+    heads: HEADS,
+    kv_heads: KV_HEADS,
+    head_dim: D,
+    dtype: 'bf16',
+    iters: ITERS,
+  };
+  const rows: Array<Record<string, string | number | null>> = [];
+  const errors: string[] = [];
+  let torchVersion: string | null = null;
+  for (const T of SIZES) {
+    const key = `${T / 1024}k`;
+    const rollout = nprRollouts(T, 1);
+    const sampleTokens = Int32Array.from({ length: SAMPLES }, (_, j) => Math.min(T - 1, Math.floor(((j + 0.5) * T) / SAMPLES)));
+    const base: AttentionCudaTimeOptions = {
+      heads: HEADS,
+      kvHeads: KV_HEADS,
+      headDim: D,
+      cuSeqlens: rollout.cuSeqlens,
+      depth: 1,
+      block: rollout.block,
+      step: rollout.step,
+      dtype: 'bf16',
+      iters: ITERS,
+    };
+    const ours = timeOurs(addon, { ...base, sampleTokens }, errors, `ours sparse T=${T}`);
+    const dense = timeOurs(addon, { ...base, dense: true }, errors, `ours dense-causal T=${T}`);
+    let peer: PeerResult | null = null;
+    if (py) {
+      try {
+        peer = runPeer(py, T, rollout, sampleTokens, ours);
+        torchVersion = peer.torch_version;
+        for (const [name, msg] of Object.entries(peer.errors)) errors.push(`peer ${name} T=${T}: ${msg}`);
+        for (const n of peer.notes) console.log(`note (T=${T}): ${n}`);
+      } catch (e) {
+        errors.push((e as Error).message);
+      }
+    }
+
+    const visible = rollout.visiblePairs;
+    const causal = rollout.causalPairs;
+    if (ours && ours.visiblePairs !== visible)
+      errors.push(`T=${T}: the plan counts ${ours.visiblePairs} visible pairs, the bench ${visible}`);
+    const flopFwd = 4 * visible * D * HEADS;
+    const flopCausalFwd = 4 * causal * D * HEADS;
+    const c = peer?.check ?? null;
+    const checkOk =
+      ours === null || c === null
+        ? null
+        : ours.nonFiniteOut === 0 &&
+          ours.nonFiniteGrads === 0 &&
+          c.out <= TOL_OUT &&
+          [c.dq, c.dk, c.dv].every((x) => x !== null && x <= TOL_GRAD);
+    for (const pass of ['fwd', 'fwdbwd'] as const) {
+      const f = pass === 'fwd' ? 1 : 3.5;
+      const oursMs = pass === 'fwd' ? ours?.fwdMs : ours?.fwdBwdMs;
+      const denseMs = pass === 'fwd' ? dense?.fwdMs : dense?.fwdBwdMs;
+      const flexMs = pass === 'fwd' ? peer?.flex_fwd_ms : peer?.flex_fwdbwd_ms;
+      const flashMs = pass === 'fwd' ? peer?.flash_fwd_ms : peer?.flash_fwdbwd_ms;
+      const maskMs = pass === 'fwd' ? peer?.mask_fwd_ms : peer?.mask_fwdbwd_ms;
+      const eff = oursMs && denseMs ? (denseMs * (visible / causal)) / oursMs : null;
+      rows.push({
+        T,
+        pass,
+        visible: round(visible / causal),
+        ms: round(oursMs ?? null, 3),
+        tflops: round(tflops(f * flopFwd, oursMs), 1),
+        dense_ms: round(denseMs ?? null, 3),
+        flex_ms: round(flexMs ?? null, 3),
+        flash_ms: round(flashMs ?? null, 3),
+        mask_ms: round(maskMs ?? null, 3),
+        vs_flex: round(ratio(flexMs, oursMs), 2),
+        dense_vs_flash: round(ratio(flashMs, denseMs), 2),
+        sparsity_eff: round(eff, 2),
+        check: checkOk === null ? '-' : checkOk ? 'ok' : 'FAIL',
+      });
+      const sfx = pass === 'fwd' ? 'fwd' : 'fwdbwd';
+      figures[`${sfx}_ms_${key}`] = round(oursMs ?? null, 4);
+      figures[`dense_causal_${sfx}_ms_${key}`] = round(denseMs ?? null, 4);
+      figures[`flex_${sfx}_ms_${key}`] = round(flexMs ?? null, 4);
+      figures[`sdpa_flash_${sfx}_ms_${key}`] = round(flashMs ?? null, 4);
+      figures[`sdpa_mask_${sfx}_ms_${key}`] = round(maskMs ?? null, 4);
+      figures[`ratio_vs_flex_${sfx}_${key}`] = round(ratio(flexMs, oursMs));
+      figures[`ratio_vs_sdpa_flash_${sfx}_${key}`] = round(ratio(flashMs, oursMs));
+      figures[`ratio_vs_sdpa_mask_${sfx}_${key}`] = round(ratio(maskMs, oursMs));
+      figures[`tflops_${sfx}_${key}`] = round(tflops(f * flopFwd, oursMs), 1);
+      figures[`flex_tflops_${sfx}_${key}`] = round(tflops(f * flopFwd, flexMs), 1);
+      figures[`dense_causal_tflops_${sfx}_${key}`] = round(tflops(f * flopCausalFwd, denseMs), 1);
+      figures[`sdpa_flash_tflops_${sfx}_${key}`] = round(tflops(f * flopCausalFwd, flashMs), 1);
+      if (pass === 'fwd') {
+        figures[`dense_causal_ratio_vs_sdpa_flash_${key}`] = round(ratio(flashMs, denseMs));
+        figures[`sparsity_efficiency_${key}`] = round(eff);
+      } else {
+        figures[`dense_causal_ratio_vs_sdpa_flash_fwdbwd_${key}`] = round(ratio(flashMs, denseMs));
+        figures[`sparsity_efficiency_fwdbwd_${key}`] = round(eff);
+      }
+    }
+    figures[`visible_fraction_${key}`] = round(visible / causal, 4);
+    figures[`tiles_skipped_fraction_${key}`] = ours ? round(ours.tilesSkipped / ours.tilesCausal, 4) : null;
+    figures[`device_peak_bytes_${key}`] = ours?.devicePeakBytes ?? null;
+    figures[`nonfinite_${key}`] = ours ? ours.nonFiniteOut + ours.nonFiniteGrads : null;
+    figures[`check_ok_${key}`] = checkOk;
+    for (const n of ['out', 'dq', 'dk', 'dv'] as const) figures[`check_rel_err_${n}_${key}`] = c ? round(c[n], 5) : null;
+  }
+
+  printTable(rows);
+  console.log(
+    `\n${cuda.deviceName}; bf16, ${HEADS}/${KV_HEADS} heads, D ${D}; medians of ${ITERS} CUDA-event-timed runs; ` +
+      `torch peer: ${py ? (torchVersion ?? '?') : `absent (${pyNote})`}`,
+  );
+  for (const e of errors) console.log(`error: ${e}`);
+  figures.torch_version = torchVersion;
+  figures.peer = py ? 'present' : `absent: ${pyNote}`;
+  figures.errors = errors.length;
+  printJson('attention-cuda', figures);
+  if (errors.length > 0) process.exitCode = 1;
+}
+
+await main();

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Every GPU check of the project in one run, for a CUDA host (H100/H200 class): builds the addon
+# with CUDA (NPR_CUDA=on), runs the C++ tests (plain, then the CUDA cases under
+# compute-sanitizer memcheck), the vitest cases that use the device, and the GPU benchmarks;
+# writes each log and the benchmarks' JSON lines under OUT_DIR (default: $OUT, else gpu-check/).
+#
+#   scripts/gpu-check.sh [OUT_DIR]
+#   NPR_GPU_CHECK=tests|bench scripts/gpu-check.sh   only the tests, or only the benchmarks
+#   (the build runs either way; it is incremental on a warm machine)
+#
+# Needs: node (20+) with this checkout's node_modules installed, cmake, nvcc, a CUDA device;
+# python3 with torch for the benchmark peers (skipped with a note without it). Compiled
+# TypeScript (dist/) is built with `npx tsc` when npm is present, else must be there already.
+# Exit status: non-zero when the build or any test failed (benchmarks never fail the run).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${1:-${OUT:-gpu-check}}"
+mkdir -p "$out"
+export PATH="/usr/local/cuda/bin:$PATH"
+status=0
+summary="$out/summary.txt"
+: >"$summary"
+note() { echo "$*" | tee -a "$summary"; }
+phase="${NPR_GPU_CHECK:-all}"
+run_logged() {  # name, time limit in seconds, command...
+  local name="$1" limit="$2"
+  shift 2
+  local t0=$SECONDS
+  timeout -k 10 "$limit" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  note "$name: exit $rc in $((SECONDS - t0)) s  ($*)"
+  tail -n 3 "$out/$name.log" | sed 's/^/    /' | tee -a "$summary"
+  return $rc
+}
+
+note "gpu-check $(date -u +%FT%TZ) on $(hostname)"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$summary"
+
+run_logged build 420 env NPR_CUDA=on CUDAARCHS="${CUDAARCHS:-90}" node scripts/build-addon.mjs || {
+  note "build failed: see $out/build.log"
+  exit 1
+}
+if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
+
+if [ "$phase" != bench ]; then
+run_logged cpp-tests 240 build/tests/npr_tests || status=1
+# The CUDA cases (names containing "cuda") under memcheck; leak checking covers device memory.
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  run_logged cpp-tests-memcheck 240 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 \
+    build/tests/npr_tests cuda || status=1
+else
+  note "compute-sanitizer not found: memcheck run skipped"
+fi
+
+run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \
+  test/model.cuda.test.ts test/gemm.gpu.test.ts || status=1
+fi
+
+# Benchmarks: each prints a table and, last, one JSON line; collect the JSON lines.
+if [ "$phase" != tests ]; then
+run_logged bench-attention 420 node dist/bench/attention-cuda.js
+run_logged bench-train-step 300 node dist/bench/train-step.js --backend cuda
+fi
+for b in bench-attention bench-train-step; do
+  tail -n 1 "$out/$b.log" | grep '^{' >>"$out/bench.jsonl" || true
+done
+note "benchmark JSON:"
+cat "$out/bench.jsonl" 2>/dev/null | tee -a "$summary"
+note "gpu-check finished with status $status"
+exit $status

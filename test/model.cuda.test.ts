@@ -1,0 +1,63 @@
+/**
+ * The model's backend option. Everywhere: 'auto' resolves to where a device answers, and asking
+ * for 'cuda' where none does is a named error. Where a device answers: a bf16 CUDA model scores a
+ * structured batch like the CPU model within bf16 rounding, and trains (one step moves the
+ * weights as on the CPU). The fp32 parity checks are the golden tests (model-golden.test.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { native } from '../ts/bindings/loader.js';
+import { Model, resolveBackend } from '../ts/model/model.js';
+import { tinyQwen3Config } from './fixtures/model/tiny-qwen3.js';
+import { causalBatch } from './helpers.js';
+
+const cuda = native().backends().cuda;
+const config = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2 });
+
+function relNorm(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += ((a[i] as number) - (b[i] as number)) ** 2;
+    den += (b[i] as number) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+describe('backend selection', () => {
+  it("resolves 'auto' to cuda exactly when a device answers, with the precision default of each", () => {
+    expect(resolveBackend({ backend: 'auto' })).toEqual(
+      cuda.devices > 0 ? { backend: 'cuda', precision: 'bf16' } : { backend: 'cpu', precision: 'fp32' },
+    );
+    expect(resolveBackend({})).toEqual({ backend: 'cpu', precision: 'fp32' });
+    const m = Model.create(config, { seed: 1, backend: 'cpu' });
+    expect([m.backend, m.precision]).toEqual(['cpu', 'fp32']);
+  });
+
+  it('refuses bf16 on the cpu backend with a message saying what to do', () => {
+    expect(() => Model.create(config, { backend: 'cpu', precision: 'bf16' })).toThrow(/fp32 only.*backend 'cuda'/);
+  });
+
+  it.skipIf(cuda.devices > 0)(`names why 'cuda' is unavailable here (${cuda.reason ?? 'a device answers'})`, () => {
+    expect(() => Model.create(config, { backend: 'cuda' })).toThrow(cuda.compiled ? /no CUDA device answers/ : /not compiled/);
+  });
+});
+
+describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cuda.deviceName : `skipped: ${cuda.reason}`})`, () => {
+  it('bf16 logprobs and one training step agree with the CPU model', async () => {
+    const cpu = Model.create(config, { seed: 5, backend: 'cpu' });
+    const gpu = Model.create(config, { seed: 5, backend: 'cuda', precision: 'bf16' });
+    expect([gpu.backend, gpu.precision]).toEqual(['cuda', 'bf16']);
+    const seqs = [Array.from({ length: 97 }, (_, i) => (i * 7 + 3) % 128), Array.from({ length: 33 }, (_, i) => (i * 5 + 1) % 128)];
+    const batch = causalBatch(seqs);
+    const a = await cpu.forward(batch);
+    const b = await gpu.forward(batch);
+    expect(relNorm(b.logprob, a.logprob)).toBeLessThan(2e-2);
+    const dlogprob = new Float32Array(batch.ids.length).fill(-1 / batch.ids.length);
+    for (const m of [cpu, gpu]) {
+      m.zeroGrad();
+      await m.backward(dlogprob);
+      m.step({ lr: 1e-3, clipNorm: 1 });
+    }
+    for (const name of cpu.paramNames()) expect(relNorm(gpu.getParam(name), cpu.getParam(name)), name).toBeLessThan(2e-2);
+  });
+});
