@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { registerBackendsCommand } from './backends.js';
 import { registerBuildCommand } from './build.js';
+import { registerGenerateCommand } from './generate.js';
 import { registerInspectCommand } from './inspect.js';
 import { registerScoreCommand } from './score.js';
 
@@ -16,6 +17,7 @@ program
   .showHelpAfterError();
 registerBackendsCommand(program);
 registerBuildCommand(program);
+registerGenerateCommand(program);
 registerInspectCommand(program);
 registerScoreCommand(program);
 
