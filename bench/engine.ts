@@ -1,0 +1,191 @@
+/**
+ * `npm run bench -- engine [--quick]`: the NPR engine in AR mode and in parallel mode on the
+ * same responses, reporting generated tokens/s, wall time and their ratio.
+ *
+ * The model forks because its token CHOICES are scripted (ScriptedChooser): a real Qwen3 with
+ * random f32 weights (hidden 384, 6 layers, 6/2 heads, head dim 64, ffn 1024, vocab 512) runs
+ * the real decode path over the paged KV cache for every token, and the script says which token
+ * each branch takes. Parallel mode: blocks of 4 and 3 plans, steps of 30-40 tokens. AR mode: the
+ * trunk is scripted to write the parallel rollout's response token for token, so both modes
+ * generate exactly the same tokens and the speedup is a ratio of wall times. One request at a
+ * time (batch 1, the latency view); each figure is the median of several runs.
+ */
+import { CharCodec, Engine, type Rollout, ScriptedChooser } from '../ts/engine/index.js';
+import { Qwen3Config } from '../ts/model/config.js';
+import { Model } from '../ts/model/model.js';
+import { argFlag, printJson, printTable, round } from './_report.js';
+
+const quick = argFlag('quick');
+const VOCAB = 512;
+const BLOCKS = [4, 3];
+const RUNS = quick ? 1 : 3;
+const PROMPTS = ['q: 12+30=?', 'q: is 91 prime?'];
+
+const codec = new CharCodec();
+const config = Qwen3Config.create({
+  vocabSize: VOCAB,
+  hiddenSize: 384,
+  intermediateSize: 1024,
+  numHiddenLayers: 6,
+  numAttentionHeads: 6,
+  numKeyValueHeads: 2,
+  headDim: 64,
+  rmsNormEps: 1e-6,
+  ropeTheta: 1e6,
+  tieWordEmbeddings: true,
+  maxPositionEmbeddings: 4096,
+  torchDtype: 'float32',
+  bosTokenId: undefined,
+  eosTokenId: undefined,
+});
+const model = Model.create(config, { seed: 7 });
+
+/** Deterministic step text of `n` characters (one token each). */
+function words(seed: number, n: number): string {
+  const vocab = ['x+1=2', 'so', 'then y', '3*4=12', 'check', 'ok', 'sum', '9-2=7'];
+  let s = '';
+  let k = seed;
+  while (s.length < n) {
+    k = (k * 1103515245 + 12345) >>> 0;
+    s += `${vocab[k % vocab.length]} `;
+  }
+  return s.slice(0, n);
+}
+
+/** The parallel script of prompt p: each block's plans, steps of 30-40 tokens, a short takeaway. */
+function parallelScript(p: number): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  let trunk = '';
+  BLOCKS.forEach((plans, b) => {
+    trunk += '<guideline>';
+    for (let i = 1; i <= plans; i++) {
+      trunk += `<plan>${i}: ${words(p * 97 + b * 13 + i, 6)}</plan>`;
+      // The forced prefix '\n<step>\n{i}:' is 5 tokens; the step then writes 25-35 more.
+      out[`${b}:${i}`] = codec.encode(`${words(p * 31 + b * 7 + i, 24 + ((p + b * 3 + i * 5) % 11))}</step>`);
+    }
+    trunk += `</guideline> ${words(p + b, 8)}</takeaway>\n`;
+  });
+  out[''] = codec.encode(`${trunk}\\boxed{42}`);
+  return out;
+}
+
+async function timeMode(
+  mode: 'ar' | 'parallel',
+  scripts: Record<string, number[]>[],
+): Promise<{ ms: number; tokens: number; rollouts: Rollout[]; steps: number[]; decodeMs: number; forkPhaseMs: number }> {
+  const engine = new Engine({
+    model: model.nativeHandle,
+    vocab: VOCAB,
+    codec,
+    kvBlocks: 1024,
+    chooser: () => new ScriptedChooser((r) => scripts[r] ?? {}, CharCodec.EOS),
+  });
+  const steps: number[] = [];
+  let decodeMs = 0;
+  let forkPhaseMs = 0;
+  let open = false;
+  engine.on('fork', () => {
+    open = true;
+  });
+  engine.on('join', () => {
+    open = false;
+  });
+  engine.on('step', (e) => {
+    steps.push(e.sequences);
+    decodeMs += e.ms;
+    if (open) forkPhaseMs += e.ms;
+  });
+  const t0 = performance.now();
+  const rollouts: Rollout[] = [];
+  for (let p = 0; p < PROMPTS.length; p++) {
+    const [r] = (await engine.generate([PROMPTS[p] as string], { mode, maxNewTokens: 2048, requestKey: p })) as [Rollout];
+    rollouts.push(r);
+  }
+  return {
+    ms: performance.now() - t0,
+    tokens: rollouts.reduce((a, r) => a + r.generatedTokens, 0),
+    rollouts,
+    steps,
+    decodeMs,
+    forkPhaseMs,
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+const parScripts = PROMPTS.map((_, p) => parallelScript(p));
+await timeMode('parallel', parScripts); // warm-up
+const par = await timeMode('parallel', parScripts);
+for (const r of par.rollouts)
+  if (r.finishReason !== 'stop' || !r.parallel)
+    throw new Error(`parallel rollout ${r.index} finished '${r.finishReason}' without the expected forks`);
+// AR: the trunk writes the parallel response itself, token for token.
+const arScripts = par.rollouts.map((r) => ({ '': Array.from(r.tokens.subarray(r.promptLength)) }));
+const parMs: number[] = [par.ms];
+const arMs: number[] = [];
+let ar = await timeMode('ar', arScripts);
+arMs.push(ar.ms);
+for (let i = 1; i < RUNS; i++) {
+  parMs.push((await timeMode('parallel', parScripts)).ms);
+  ar = await timeMode('ar', arScripts);
+  arMs.push(ar.ms);
+}
+ar.rollouts.forEach((r, i) => {
+  const same = r.tokens.length === par.rollouts[i]?.tokens.length && r.tokens.every((t, j) => t === par.rollouts[i]?.tokens[j]);
+  if (!same) throw new Error(`AR rollout ${i} does not reproduce the parallel response`);
+});
+
+const forks = par.rollouts.flatMap((r) => r.blocks.filter((b) => b.parallel));
+const branchesPerFork = forks.reduce((a, b) => a + (b.parallel ? b.labels.length : 0), 0) / forks.length;
+const stepLens = forks.flatMap((b) => (b.parallel ? b.steps.map(([s, e]) => e - s) : []));
+const tokens = par.tokens;
+const tpsAr = tokens / (median(arMs) / 1000);
+const tpsPar = tokens / (median(parMs) / 1000);
+const speedup = tpsPar / tpsAr;
+// Inside the blocks only (decode time while a fork is open vs the same step tokens decoded one
+// at a time in AR): how well the engine turns branches into speed, apart from the schema's
+// sequential share (plans, takeaways).
+const stepTokens = stepLens.reduce((a, b) => a + b, 0);
+const forkPhaseSpeedup = ((ar.decodeMs / tokens) * stepTokens) / par.forkPhaseMs;
+const meanBatch = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+printTable([
+  {
+    mode: 'ar',
+    tokens,
+    decode_calls: ar.steps.length,
+    mean_seqs_per_call: round(meanBatch(ar.steps), 2),
+    wall_ms: round(median(arMs), 1),
+    tok_per_s: round(tpsAr, 1),
+  },
+  {
+    mode: 'parallel',
+    tokens,
+    decode_calls: par.steps.length,
+    mean_seqs_per_call: round(meanBatch(par.steps), 2),
+    wall_ms: round(median(parMs), 1),
+    tok_per_s: round(tpsPar, 1),
+  },
+]);
+console.log(
+  `\nscripted choices on a random-weight Qwen3 (hidden 384, 6 layers, vocab ${VOCAB}, f32) through the real decode path; ` +
+    `${PROMPTS.length} prompts one at a time, ${forks.length} forks, ${branchesPerFork.toFixed(2)} branches per fork, ` +
+    `steps ${Math.min(...stepLens)}-${Math.max(...stepLens)} tokens; median of ${RUNS}. ` +
+    `Target: speedup >= 0.8 x branches per fork = ${(0.8 * branchesPerFork).toFixed(2)}; ` +
+    `the ideal with this schema (AR decode calls / parallel decode calls, flat step cost) is ${(ar.steps.length / par.steps.length).toFixed(2)}; ` +
+    `inside the forks alone the speedup is ${forkPhaseSpeedup.toFixed(2)} (decode time of the step tokens, AR vs parallel).`,
+);
+printJson('engine', {
+  model: 'scripted-random-qwen3-h384-l6',
+  tokens,
+  wall_ms_ar: round(median(arMs), 1),
+  wall_ms_parallel: round(median(parMs), 1),
+  tps_ar: round(tpsAr, 1),
+  tps_parallel: round(tpsPar, 1),
+  speedup_parallel_vs_ar: round(speedup),
+  mean_branches_per_fork: round(branchesPerFork, 2),
+  target_speedup: round(0.8 * branchesPerFork, 2),
+  decode_calls_ar: ar.steps.length,
+  decode_calls_parallel: par.steps.length,
+  ideal_speedup_flat_step_cost: round(ar.steps.length / par.steps.length),
+  speedup_inside_forks: round(forkPhaseSpeedup),
+});
