@@ -24,8 +24,8 @@ namespace {
 constexpr const char* kFn = "sample";
 
 template <typename T>
-T typed_field(const Napi::Object& o, const char* key, napi_typedarray_type type, const char* type_name,
-              bool optional, size_t expected_len, bool check_len) {
+T typed_field(const Napi::Object& o, const char* key, napi_typedarray_type type,
+              const char* type_name, bool optional, size_t expected_len, bool check_len) {
   Napi::Value v = o.Get(key);
   if (optional && v.IsUndefined()) return T();
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
@@ -54,18 +54,18 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
     throw_range(env, "sample: logits length " + std::to_string(logits.length) +
                          " is not a multiple of the row count " + std::to_string(R));
   const int64_t vocab = logits.length / static_cast<int64_t>(R);
-  auto branch =
-      typed_field<Napi::Int32Array>(rows, "branch", napi_int32_array, "an Int32Array", false, R, true);
-  auto index =
-      typed_field<Napi::Int32Array>(rows, "index", napi_int32_array, "an Int32Array", false, R, true);
+  auto branch = typed_field<Napi::Int32Array>(rows, "branch", napi_int32_array, "an Int32Array",
+                                              false, R, true);
+  auto index = typed_field<Napi::Int32Array>(rows, "index", napi_int32_array, "an Int32Array",
+                                             false, R, true);
   auto pen_off = typed_field<Napi::Int32Array>(rows, "penaltyOffsets", napi_int32_array,
                                                "an Int32Array", true, R + 1, true);
   auto pen_tok = typed_field<Napi::Int32Array>(rows, "penaltyTokens", napi_int32_array,
                                                "an Int32Array", true, 0, false);
   auto pen = typed_field<Napi::Float32Array>(rows, "repetitionPenalty", napi_float32_array,
                                              "a Float32Array", true, R, true);
-  auto tokens =
-      typed_field<Napi::Int32Array>(out, "tokens", napi_int32_array, "an Int32Array", false, R, true);
+  auto tokens = typed_field<Napi::Int32Array>(out, "tokens", napi_int32_array, "an Int32Array",
+                                              false, R, true);
   auto lp = typed_field<Napi::Float32Array>(out, "logprob", napi_float32_array, "a Float32Array",
                                             false, R, true);
   auto lps = typed_field<Napi::Float32Array>(out, "logprobSampling", napi_float32_array,
@@ -73,7 +73,8 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
   const size_t n_pen = pen_tok.IsEmpty() ? 0 : pen_tok.ElementLength();
   if (!pen_off.IsEmpty()) {
     if (pen_off[0] != 0 || static_cast<size_t>(pen_off[R]) != n_pen)
-      throw_range(env, "sample: rows.penaltyOffsets must start at 0 and end at penaltyTokens.length");
+      throw_range(env,
+                  "sample: rows.penaltyOffsets must start at 0 and end at penaltyTokens.length");
     for (size_t r = 0; r < R; ++r)
       if (pen_off[r + 1] < pen_off[r])
         throw_range(env, "sample: rows.penaltyOffsets must not decrease");
@@ -86,8 +87,8 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
   params.top_k = static_cast<int32_t>(int_field(po, kFn, "topK", 0, 1 << 30, true, 0));
   params.top_p = static_cast<float>(number_field(po, kFn, "topP", true, 1.0));
   params.min_p = static_cast<float>(number_field(po, kFn, "minP", true, 0.0));
-  params.seed = static_cast<uint64_t>(
-      int_field(po, kFn, "seed", 0, (int64_t{1} << 53) - 1, true, 0));
+  params.seed =
+      static_cast<uint64_t>(int_field(po, kFn, "seed", 0, (int64_t{1} << 53) - 1, true, 0));
 
   std::vector<SampleRow> sr(R);
   for (size_t r = 0; r < R; ++r) {
@@ -103,8 +104,8 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
     if (!pen.IsEmpty()) row.repetition_penalty = pen[r];
   }
   std::vector<SampleResult> res(R);
-  Status st = sample_rows(cpu_runtime().context(), res.data(), sr.data(),
-                          static_cast<int64_t>(R), vocab, params);
+  Status st = sample_rows(cpu_runtime().context(), res.data(), sr.data(), static_cast<int64_t>(R),
+                          vocab, params);
   if (!st.is_ok()) throw_status(env, st);
   for (size_t r = 0; r < R; ++r) {
     tokens[r] = res[r].token;
