@@ -20,4 +20,5 @@ export { type HfModelDirectory, loadHfDirectory, saveHfDirectory, type Tokenizer
 export { type AdamWOptions, type ForwardResult, Model } from './model/model.js';
 export { addNprSpecialTokens, NPR_TAGS } from './model/special_tokens.js';
 export { HfTokenizer } from './model/tokenizer.js';
+export * from './engine/index.js';
 export * from './parallel/index.js';
