@@ -101,13 +101,21 @@ void compare(DevDType t, bool tied, double lp_tol, double grad_tol) {
   CHECK_MSG(std::fabs(n_cpu - n_gpu) <= grad_tol * n_cpu,
             mode + ": grad norm " + std::to_string(n_gpu) + " vs " + std::to_string(n_cpu));
   const std::vector<float> w_gpu = all_weights(*gpu);
-  double worst = 0;
-  for (int64_t i = 0; i < cpu->param_count(); ++i)
-    worst = std::max(worst, std::fabs(static_cast<double>(w_gpu[i]) - cpu->weights()[i]));
-  // Adam moves each element by at most ~lr; a rounding-level gradient difference can flip a tiny
-  // element's step, so the bound is in units of lr.
-  CHECK_MSG(worst < (t == DevDType::kF32 ? 0.05 : 0.5) * opt.lr,
-            mode + ": weights after one step differ by " + std::to_string(worst));
+  double worst = 0, mean = 0;
+  for (int64_t i = 0; i < cpu->param_count(); ++i) {
+    const double d = std::fabs(static_cast<double>(w_gpu[i]) - cpu->weights()[i]);
+    worst = std::max(worst, d);
+    mean += d / static_cast<double>(cpu->param_count());
+  }
+  // Adam moves each element by at most ~lr. Where an element's gradient is at rounding level its
+  // normalised step can flip sign between the two (bf16 rounding does that to a few elements):
+  // so the worst element is bounded by 2 lr, and the mean must stay a small fraction of lr.
+  const double worst_bound = t == DevDType::kF32 ? 0.05 : 2.05;
+  const double mean_bound = t == DevDType::kF32 ? 1e-3 : 0.05;
+  CHECK_MSG(worst < worst_bound * opt.lr,
+            mode + ": weights after one step differ by up to " + std::to_string(worst));
+  CHECK_MSG(mean < mean_bound * opt.lr,
+            mode + ": weights after one step differ by " + std::to_string(mean) + " on average");
 }
 
 }  // namespace
