@@ -1,0 +1,281 @@
+// Paged decode attention on the device (see decode_attention_cuda.h): split-KV work items, each
+// folding a run of pages into the online-softmax states of its query rows, then a merge of each
+// query's partial states by log-sum-exp. fp32 math throughout; pages and q/out of type t.
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "core/cuda_dtype.cuh"
+#include "kernels/decode_attention_cuda.h"
+
+namespace npr {
+
+namespace {
+
+constexpr int kTile = 16;      // keys staged in shared memory at a time
+constexpr int kThreads = 128;  // 4 warps
+
+int64_t attend_smem_bytes(int64_t rows, int64_t D) {
+  return 4 * (2 * rows * D + 2 * kTile * D + rows * kTile + 3 * rows);
+}
+
+// grid (launch items, kv_heads). Item i folds its pages into the states of its q_count query
+// rows x G heads of kv head blockIdx.y and writes them as partial rows.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    decode_attend_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
+                         const int32_t* indices, const T* q, const T* kp, const T* vp,
+                         float* part_m, float* part_l, float* part_acc, int heads, int kv_heads,
+                         int D, int B, float scale) {
+  if (static_cast<int>(blockIdx.x) >= header[0]) return;  // idle item of a replayed graph
+  const int h = blockIdx.y, G = heads / kv_heads, tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+  const int32_t* it = items + DecodeWork::kItemFields * blockIdx.x;
+  const int q_begin = it[0], qc = it[1], page_begin = it[2], page_count = it[3], last_len = it[4],
+            part_begin = it[5];
+  const int R = qc * G;
+  extern __shared__ float sm[];
+  float* qs = sm;              // (R, D)
+  float* acc = qs + R * D;     // (R, D)
+  float* ks = acc + R * D;     // (kTile, D)
+  float* vs = ks + kTile * D;  // (kTile, D)
+  float* s = vs + kTile * D;   // (R, kTile) scores, then weights
+  float* m = s + R * kTile;    // (R)
+  float* l = m + R;            // (R)
+  float* f = l + R;            // (R) rescale of this tile
+  for (int idx = tid; idx < R * D; idx += kThreads) {
+    const int r = idx / D, d = idx % D;
+    const int64_t row = q_order[q_begin + r / G];
+    qs[idx] = to_f32(q[(row * heads + h * G + r % G) * D + d]);
+    acc[idx] = 0.0f;
+  }
+  for (int r = tid; r < R; r += kThreads) {
+    m[r] = -INFINITY;
+    l[r] = 0.0f;
+  }
+  const int n_keys = (page_count - 1) * B + last_len;
+  const int64_t row_stride = static_cast<int64_t>(kv_heads) * D;
+  for (int j0 = 0; j0 < n_keys; j0 += kTile) {
+    const int tn = min(kTile, n_keys - j0);
+    __syncthreads();  // the previous tile is done with ks, vs, s
+    for (int idx = tid; idx < tn * D; idx += kThreads) {
+      const int j = idx / D, d = idx % D, key = j0 + j;
+      const int64_t blk = indices[page_begin + key / B];
+      const int64_t off = (blk * B + key % B) * row_stride + static_cast<int64_t>(h) * D + d;
+      ks[idx] = to_f32(kp[off]);
+      vs[idx] = to_f32(vp[off]);
+    }
+    __syncthreads();
+    for (int pair = warp; pair < R * tn; pair += kThreads / 32) {  // a warp per (row, key)
+      const int r = pair / tn, j = pair % tn;
+      float sum = 0.0f;
+      for (int d = lane; d < D; d += 32) sum += qs[r * D + d] * ks[j * D + d];
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      if (lane == 0) s[r * kTile + j] = sum * scale;
+    }
+    __syncthreads();
+    for (int r = tid; r < R; r += kThreads) {
+      float mx = m[r];
+      for (int j = 0; j < tn; ++j) mx = fmaxf(mx, s[r * kTile + j]);
+      const float fr = __expf(m[r] - mx);  // 0 while m is -inf
+      float sum = 0.0f;
+      for (int j = 0; j < tn; ++j) {
+        const float p = __expf(s[r * kTile + j] - mx);
+        s[r * kTile + j] = p;
+        sum += p;
+      }
+      l[r] = l[r] * fr + sum;
+      m[r] = mx;
+      f[r] = fr;
+    }
+    __syncthreads();
+    for (int idx = tid; idx < R * D; idx += kThreads) {
+      const int r = idx / D, d = idx % D;
+      float a = acc[idx] * f[r];
+      for (int j = 0; j < tn; ++j) a += s[r * kTile + j] * vs[j * D + d];
+      acc[idx] = a;
+    }
+  }
+  __syncthreads();
+  for (int idx = tid; idx < R * D; idx += kThreads) {
+    const int r = idx / D, d = idx % D;
+    const int64_t p = part_begin + r / G, head = h * G + r % G;
+    part_acc[(p * heads + head) * D + d] = acc[idx];
+    if (d == 0) {
+      part_m[p * heads + head] = m[r];
+      part_l[p * heads + head] = l[r];
+    }
+  }
+}
+
+// grid (queries, heads): the query's partial states merged in key order.
+template <typename T>
+__global__ void decode_merge_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
+                                    const float* part_m, const float* part_l,
+                                    const float* part_acc, T* out, float* lse, int heads, int D) {
+  const int64_t qi = blockIdx.x, head = blockIdx.y;
+  const int r0 = merge_ptr[qi], r1 = merge_ptr[qi + 1];
+  float M = -INFINITY;
+  for (int i = r0; i < r1; ++i) M = fmaxf(M, part_m[merge_rows[i] * static_cast<int64_t>(heads) + head]);
+  float L = 0.0f;
+  for (int i = r0; i < r1; ++i) {
+    const int64_t at = merge_rows[i] * static_cast<int64_t>(heads) + head;
+    L += part_l[at] * __expf(part_m[at] - M);
+  }
+  const float inv = 1.0f / L;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int i = r0; i < r1; ++i) {
+      const int64_t at = merge_rows[i] * static_cast<int64_t>(heads) + head;
+      o += part_acc[at * D + d] * __expf(part_m[at] - M);
+    }
+    out[(qi * heads + head) * D + d] = from_f32<T>(o * inv);
+  }
+  if (lse && threadIdx.x == 0) lse[qi * heads + head] = M + logf(L);
+}
+
+}  // namespace
+
+DecodeWork decode_work(const PageTable& t, const CascadePlan* plan, int32_t B, int64_t G,
+                       const DecodeWorkOptions& opt) {
+  DecodeWork w;
+  w.queries = t.sequences;
+  w.max_rows = std::max<int64_t>(opt.max_rows, G);
+  const int64_t max_members = std::max<int64_t>(1, w.max_rows / G);
+  std::vector<std::vector<int32_t>> rows_of(static_cast<size_t>(t.sequences));
+  auto add_run = [&](const int32_t* members, int64_t n, int32_t page_begin, int32_t page_count,
+                     int32_t last_len) {
+    const int32_t per = std::max(opt.min_pages_per_item,
+                                 (page_count + opt.max_items_per_run - 1) / opt.max_items_per_run);
+    for (int32_t p0 = 0; p0 < page_count; p0 += per) {
+      const int32_t pc = std::min(per, page_count - p0);
+      const int32_t ll = p0 + pc == page_count ? last_len : B;
+      for (int64_t m0 = 0; m0 < n; m0 += max_members) {
+        const int64_t mc = std::min(max_members, n - m0);
+        const int32_t part = static_cast<int32_t>(w.partials);
+        w.items.insert(w.items.end(), {part, static_cast<int32_t>(mc), page_begin + p0, pc, ll, part});
+        for (int64_t i = 0; i < mc; ++i) {
+          w.q_order.push_back(members[m0 + i]);
+          rows_of[members[m0 + i]].push_back(static_cast<int32_t>(w.partials++));
+        }
+      }
+    }
+  };
+  if (!plan) {
+    for (int32_t s = 0; s < t.sequences; ++s)
+      add_run(&s, 1, t.indptr[s], t.indptr[s + 1] - t.indptr[s], t.last_len[s]);
+  } else {
+    for (size_t g = 0; g + 1 < plan->group_start.size(); ++g) {
+      const int32_t* members = plan->order.data() + plan->group_start[g];
+      const int64_t n = plan->group_start[g + 1] - plan->group_start[g];
+      const int32_t shared = plan->shared_pages[g];
+      if (shared > 0) add_run(members, n, t.indptr[members[0]], shared, B);
+      for (int64_t i = 0; i < n; ++i) {
+        const int32_t s = members[i];
+        add_run(&s, 1, t.indptr[s] + shared, t.indptr[s + 1] - t.indptr[s] - shared,
+                t.last_len[s]);
+      }
+    }
+  }
+  w.merge_ptr.push_back(0);
+  for (const auto& rows : rows_of) {
+    w.merge_rows.insert(w.merge_rows.end(), rows.begin(), rows.end());
+    w.merge_ptr.push_back(static_cast<int32_t>(w.merge_rows.size()));
+  }
+  return w;
+}
+
+Status DeviceDecodePlan::reserve(CudaContext& ctx, int64_t n_items, int64_t n_partials,
+                                 int64_t n_queries, int64_t n_indices, int64_t heads,
+                                 int64_t head_dim) {
+  if (buf_.get() && n_items <= cap_items_ && n_partials <= cap_partials_ &&
+      n_queries <= cap_queries_ && n_indices <= cap_indices_ && heads == heads_ &&
+      head_dim == head_dim_)
+    return Status::ok();
+  auto up = [](int64_t want, int64_t have) {  // grow by half again to keep regrowth rare
+    return std::max(want, have + have / 2);
+  };
+  cap_items_ = up(n_items, cap_items_);
+  cap_partials_ = up(n_partials, cap_partials_);
+  cap_queries_ = up(n_queries, cap_queries_);
+  cap_indices_ = up(n_indices, cap_indices_);
+  heads_ = heads;
+  head_dim_ = head_dim;
+  const int64_t ints = 4 + DecodeWork::kItemFields * cap_items_ + cap_partials_ +
+                       (cap_queries_ + 1) + cap_partials_ + cap_indices_;
+  int_bytes_ = (4 * ints + 255) / 256 * 256;
+  const int64_t floats = cap_partials_ * heads * (2 + head_dim);
+  buf_.reset();
+  NPR_TRY(buf_.grow(ctx.alloc(), int_bytes_ + 4 * floats, "decode attention (cuda): plan"));
+  int32_t* p = buf_.as<int32_t>();
+  header = p;
+  items = header + 4;
+  q_order = items + DecodeWork::kItemFields * cap_items_;
+  merge_ptr = q_order + cap_partials_;
+  merge_rows = merge_ptr + cap_queries_ + 1;
+  indices = merge_rows + cap_partials_;
+  part_m = reinterpret_cast<float*>(static_cast<char*>(buf_.get()) + int_bytes_);
+  part_l = part_m + cap_partials_ * heads;
+  part_acc = part_l + cap_partials_ * heads;
+  ++generation_;
+  return Status::ok();
+}
+
+Status DeviceDecodePlan::upload(CudaContext& ctx, const DecodeWork& w, const PageTable& t,
+                                int64_t heads, int64_t head_dim) {
+  const int64_t n_idx = t.indptr[t.sequences];
+  NPR_TRY(reserve(ctx, w.n_items(), w.partials, w.queries, n_idx, heads, head_dim));
+  staging_.assign(static_cast<size_t>(int_bytes_ / 4), 0);
+  auto put = [&](const int32_t* dst, const int32_t* src, size_t n) {
+    std::copy(src, src + n, staging_.begin() + (dst - header));
+  };
+  staging_[0] = static_cast<int32_t>(w.n_items());
+  put(items, w.items.data(), w.items.size());
+  put(q_order, w.q_order.data(), w.q_order.size());
+  put(merge_ptr, w.merge_ptr.data(), w.merge_ptr.size());
+  put(merge_rows, w.merge_rows.data(), w.merge_rows.size());
+  put(indices, t.indices, static_cast<size_t>(n_idx));
+  queries_ = w.queries;
+  max_rows_ = w.max_rows;
+  items_ = w.n_items();
+  return ctx.upload(header, staging_.data(), int_bytes_, "decode attention (cuda): plan");
+}
+
+Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan,
+                             void* out, float* lse, const void* q, int64_t heads,
+                             const DevicePagedKv& kv, float scale, int64_t launch_items) {
+  if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
+    return Status::invalid("decode attention (cuda): heads must be a multiple of kv_heads");
+  if (!plan.header) return Status::invalid("decode attention (cuda): no plan uploaded");
+  const int64_t items = launch_items > 0 ? launch_items : plan.items_in_use();
+  if (items <= 0 || plan.queries() <= 0) return Status::ok();
+  const int64_t D = kv.head_dim;
+  const int64_t smem = attend_smem_bytes(plan.max_rows(), D);
+  cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
+  const dim3 grid(static_cast<unsigned>(items), static_cast<unsigned>(kv.kv_heads));
+  const dim3 mgrid(static_cast<unsigned>(plan.queries()), static_cast<unsigned>(heads));
+  const int mthreads = D >= 128 ? 128 : 32;
+  auto run = [&](auto tag) -> Status {
+    using T = decltype(tag);
+    auto kernel = decode_attend_kernel<T>;
+    if (smem > 48 * 1024)
+      NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(smem)),
+                   "decode attention (cuda): shared memory size");
+    kernel<<<grid, kThreads, smem, st>>>(
+        plan.header, plan.items, plan.q_order, plan.indices, static_cast<const T*>(q),
+        static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), plan.part_m, plan.part_l,
+        plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads),
+        static_cast<int>(D), kv.block_tokens, scale);
+    NPR_TRY(cuda_launch_status("decode attention (cuda): attend"));
+    decode_merge_kernel<T><<<mgrid, mthreads, 0, st>>>(plan.merge_ptr, plan.merge_rows,
+                                                       plan.part_m, plan.part_l, plan.part_acc,
+                                                       static_cast<T*>(out), lse,
+                                                       static_cast<int>(heads), static_cast<int>(D));
+    return cuda_launch_status("decode attention (cuda): merge");
+  };
+  return t == DevDType::kF32 ? run(float{}) : run(__nv_bfloat16{});
+}
+
+}  // namespace npr
