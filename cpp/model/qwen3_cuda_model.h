@@ -53,6 +53,12 @@ class Qwen3CudaModel {
   Status zero_grad();
   Status optimizer_step(AdamWParams params, float clip_norm, double* grad_norm);
 
+  // For the decode step (qwen3_cuda_decode.h), which reads the weights in place: the parameter
+  // offsets, the compute copy (type precision()) and the fp32 master at an element offset.
+  const ModelOffsets& offsets() const { return off_; }
+  const void* compute_weight(int64_t off) const { return W(off); }
+  const float* master_weight(int64_t off) const { return master(off); }
+
  private:
   explicit Qwen3CudaModel(const Qwen3Config& c, DevDType t);
   Status reserve_activations(int64_t tokens, int64_t scored);

@@ -6,9 +6,16 @@
 
 #include <cstdint>
 
+// Host and device (sampler.cu draws the same numbers).
+#if defined(__CUDACC__)
+#define NPR_HOST_DEVICE __host__ __device__
+#else
+#define NPR_HOST_DEVICE
+#endif
+
 namespace npr {
 
-inline uint64_t splitmix64(uint64_t x) {
+NPR_HOST_DEVICE inline uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -16,7 +23,7 @@ inline uint64_t splitmix64(uint64_t x) {
 }
 
 // Uniform in [0, 1) with 24 random bits (exactly representable as float).
-inline float counter_uniform(uint64_t seed, uint64_t request, uint64_t branch, uint64_t index,
+NPR_HOST_DEVICE inline float counter_uniform(uint64_t seed, uint64_t request, uint64_t branch, uint64_t index,
                              uint64_t draw = 0) {
   uint64_t h = splitmix64(seed);
   h = splitmix64(h ^ request);

@@ -1,0 +1,260 @@
+// Qwen3CudaDecoder: the host builds one step's description (slots, per-token query page tables,
+// rope tables, the attention work list), sends it in two uploads, and the layers run on the
+// device over the weights of the Qwen3CudaModel in place, eagerly or as a replayed graph.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "kernels/elementwise_cuda.h"
+#include "kernels/embedding_cuda.h"
+#include "kernels/linear_cuda.h"
+#include "kernels/rmsnorm_cuda.h"
+#include "kernels/rope.h"
+#include "kernels/rope_cuda.h"
+#include "kernels/swiglu_cuda.h"
+#include "model/qwen3_cuda_decode.h"
+
+namespace npr {
+
+namespace {
+
+constexpr int64_t kMaxBucket = 256;
+
+int64_t bucket_of(int64_t s) {
+  int64_t b = 1;
+  while (b < s) b *= 2;
+  return b;
+}
+
+int64_t align64(int64_t words) { return (words + 63) / 64 * 64; }
+
+}  // namespace
+
+Qwen3CudaDecoder::Qwen3CudaDecoder(Qwen3CudaModel& model, KvPagesCuda& pages)
+    : m_(model), pages_(pages), ctx_(model.context()) {}
+
+Qwen3CudaDecoder::~Qwen3CudaDecoder() { drop_graphs(); }
+
+void Qwen3CudaDecoder::drop_graphs() {
+  for (auto& [bucket, g] : graphs_)
+    if (g.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g.exec));
+  graphs_.clear();
+}
+
+Status Qwen3CudaDecoder::reserve(int64_t N, int64_t S) {
+  if (N <= cap_tokens_ && S <= cap_seqs_ && act_buf_.get()) return Status::ok();
+  const Qwen3Config& c = m_.config();
+  cap_tokens_ = std::max(N, cap_tokens_ + cap_tokens_ / 2);
+  cap_seqs_ = std::max(S, cap_seqs_ + cap_seqs_ / 2);
+  const int64_t T = cap_tokens_, Sc = cap_seqs_, H = c.hidden, I = c.intermediate,
+                D = c.head_dim, qd = c.heads * D, kd = c.kv_heads * D;
+  const int64_t ts = dev_dtype_size(m_.precision());
+  // Step description: ids, slots (T), last rows (S), cos, sin (T, D/2): 4-byte words.
+  const int64_t words = align64(T) * 2 + align64(Sc) + align64(T * (D / 2)) * 2;
+  step_buf_.reset();
+  act_buf_.reset();
+  NPR_TRY(step_buf_.grow(ctx_.alloc(), 4 * words, "qwen3 decode (cuda): step description"));
+  int32_t* w = step_buf_.as<int32_t>();
+  ids_ = w;
+  slots_ = ids_ + align64(T);
+  last_rows_ = slots_ + align64(T);
+  cos_ = reinterpret_cast<float*>(last_rows_ + align64(Sc));
+  sin_ = cos_ + align64(T * (D / 2));
+  // Activations.
+  const int64_t rs = T * std::max<int64_t>({c.heads, c.kv_heads, 1});
+  const int64_t pieces[] = {4 * T * H,  4 * std::max(rs, Sc), 4 * Sc * H, 4 * Sc * c.vocab,
+                            ts * T * H, ts * T * qd,         ts * T * kd, ts * T * kd,
+                            ts * T * qd, ts * T * I,          ts * T * I,  ts * T * I,
+                            ts * Sc * H};
+  int64_t total = 0;
+  for (int64_t p : pieces) total += (p + 255) / 256 * 256;
+  NPR_TRY(act_buf_.grow(ctx_.alloc(), total, "qwen3 decode (cuda): activations"));
+  char* base = static_cast<char*>(act_buf_.get());
+  void* at[13];
+  for (int i = 0; i < 13; ++i) {
+    at[i] = base;
+    base += (pieces[i] + 255) / 256 * 256;
+  }
+  x_ = static_cast<float*>(at[0]);
+  rstd_ = static_cast<float*>(at[1]);
+  last_ = static_cast<float*>(at[2]);
+  logits_ = static_cast<float*>(at[3]);
+  xn_ = at[4];
+  q_ = at[5];
+  k_ = at[6];
+  v_ = at[7];
+  attn_ = at[8];
+  gate_ = at[9];
+  up_ = at[10];
+  act_ = at[11];
+  hn_ = at[12];
+  ++buffers_generation_;
+  return Status::ok();
+}
+
+Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
+  const Qwen3Config& c = m_.config();
+  const ModelOffsets& off = m_.offsets();
+  const DevDType t = m_.precision(), F32 = DevDType::kF32;
+  const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim, qd = c.heads * D,
+                kd = c.kv_heads * D;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  auto W = [&](int64_t o) { return m_.compute_weight(o); };
+  NPR_TRY(embedding_forward_cuda(ctx_, t, x_, W(off.embed), ids_, N, H));
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerOffsets& o = off.layers[l];
+    NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, m_.master_weight(o.in_norm), N, H,
+                                 c.rms_eps));
+    NPR_TRY(linear_forward_cuda(ctx_, t, t, q_, xn_, W(o.wq), N, H, qd, 0.0f));
+    NPR_TRY(linear_forward_cuda(ctx_, t, t, k_, xn_, W(o.wk), N, H, kd, 0.0f));
+    NPR_TRY(linear_forward_cuda(ctx_, t, t, v_, xn_, W(o.wv), N, H, kd, 0.0f));
+    NPR_TRY(rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, m_.master_weight(o.q_norm),
+                                 N * c.heads, D, c.rms_eps));
+    NPR_TRY(rmsnorm_forward_cuda(ctx_, t, t, k_, rstd_, k_, m_.master_weight(o.k_norm),
+                                 N * c.kv_heads, D, c.rms_eps));
+    NPR_TRY(rope_apply_cuda(ctx_, t, q_, cos_, sin_, N, c.heads, D, false));
+    NPR_TRY(rope_apply_cuda(ctx_, t, k_, cos_, sin_, N, c.kv_heads, D, false));
+    NPR_TRY(pages_.write(l, k_, v_, slots_, N));
+    const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
+    NPR_TRY(decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale,
+                                  launch_items));
+    NPR_TRY(linear_forward_cuda(ctx_, t, F32, x_, attn_, W(o.wo), N, qd, H, 1.0f));
+    NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, m_.master_weight(o.post_norm), N,
+                                 H, c.rms_eps));
+    NPR_TRY(linear_forward_cuda(ctx_, t, t, gate_, xn_, W(o.w_gate), N, H, I, 0.0f));
+    NPR_TRY(linear_forward_cuda(ctx_, t, t, up_, xn_, W(o.w_up), N, H, I, 0.0f));
+    NPR_TRY(swiglu_forward_cuda(ctx_, t, act_, gate_, up_, N * I));
+    NPR_TRY(linear_forward_cuda(ctx_, t, F32, x_, act_, W(o.w_down), N, I, H, 1.0f));
+  }
+  NPR_TRY(gather_rows_cuda(ctx_, last_, x_, last_rows_, S, H));
+  NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, hn_, rstd_, last_, m_.master_weight(off.final_norm),
+                               S, H, c.rms_eps));
+  return linear_forward_cuda(ctx_, t, F32, logits_, hn_, W(off.lm_head), S, H, c.vocab, 0.0f);
+}
+
+Status Qwen3CudaDecoder::run_graph(int64_t bucket) {
+  Graph& g = graphs_[bucket];
+  if (g.plan_generation != plan_.generation() || g.buffers_generation != buffers_generation_) {
+    if (g.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g.exec));
+    g = Graph{nullptr, plan_.generation(), buffers_generation_, false};
+  }
+  cudaStream_t st = static_cast<cudaStream_t>(ctx_.stream());
+  if (!g.exec && !g.warm) {  // first step at these buffers: size everything eagerly
+    g.warm = true;
+    ++stats_.eager_steps;
+    return launch(bucket, bucket, plan_.item_capacity());
+  }
+  if (!g.exec) {
+    cudaGraph_t graph = nullptr;
+    NPR_CUDA_TRY(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal),
+                 "qwen3 decode (cuda): begin graph capture");
+    const Status s = launch(bucket, bucket, plan_.item_capacity());
+    const cudaError_t end = cudaStreamEndCapture(st, &graph);
+    cudaGraphExec_t exec = nullptr;
+    cudaError_t inst = cudaErrorUnknown;
+    if (s.is_ok() && end == cudaSuccess) inst = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (!s.is_ok() || end != cudaSuccess || inst != cudaSuccess) {
+      (void)cudaGetLastError();
+      stats_.graph_error = !s.is_ok()           ? s.to_string()
+                           : end != cudaSuccess ? cudaGetErrorString(end)
+                                                : cudaGetErrorString(inst);
+      use_graphs = false;
+      ++stats_.eager_steps;
+      return launch(bucket, bucket, plan_.item_capacity());
+    }
+    g.exec = exec;
+    ++stats_.graph_captures;
+  }
+  ++stats_.graph_replays;
+  NPR_CUDA_TRY(cudaGraphLaunch(static_cast<cudaGraphExec_t>(g.exec), st),
+               "qwen3 decode (cuda): graph launch");
+  return Status::ok();
+}
+
+Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* logits_host) {
+  const Qwen3Config& c = m_.config();
+  const int64_t S = b.sequences, D = c.head_dim;
+  const int32_t B = pages_.block_tokens();
+  if (S <= 0) return Status::invalid("decode (cuda): no sequences");
+  if (pages_.kv_heads() != c.kv_heads || pages_.head_dim() != D || pages_.layers() != c.layers ||
+      pages_.dtype() != m_.precision())
+    return Status::invalid(
+        "decode (cuda): the KV pages were made for another model shape or precision");
+  NPR_TRY(check_page_table(b.table, pages_.num_blocks(), B));
+  const int64_t N = b.cu_new[S];
+  std::vector<int32_t> q_indptr{0}, q_indices, q_last, slots, last_row, ids, pos;
+  bool one_each = true;
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t n = b.cu_new[s + 1] - b.cu_new[s];
+    const int64_t pages_s = b.table.indptr[s + 1] - b.table.indptr[s];
+    const int64_t len = (pages_s - 1) * B + b.table.last_len[s];
+    if (n < 1 || n > len)
+      return Status::out_of_range("decode (cuda): sequence " + std::to_string(s) + " has " +
+                                  std::to_string(n) + " new tokens but its pages hold " +
+                                  std::to_string(len));
+    one_each &= n == 1;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t t = b.cu_new[s] + i, a = len - n + i;
+      if (b.ids[t] < 0 || b.ids[t] >= c.vocab || b.positions[t] < 0)
+        return Status::out_of_range("decode (cuda): new token " + std::to_string(t) +
+                                    " has a bad id or position");
+      slots.push_back(b.table.indices[b.table.indptr[s] + a / B] * B + static_cast<int32_t>(a % B));
+      for (int64_t p = 0; p <= a / B; ++p)
+        q_indices.push_back(b.table.indices[b.table.indptr[s] + p]);
+      q_indptr.push_back(static_cast<int32_t>(q_indices.size()));
+      q_last.push_back(static_cast<int32_t>(a % B + 1));
+    }
+    last_row.push_back(b.cu_new[s + 1] - 1);
+  }
+  ids.assign(b.ids, b.ids + N);
+  pos.assign(b.positions, b.positions + N);
+  const bool graph = use_graphs && one_each && S <= kMaxBucket;
+  const int64_t Sp = graph ? bucket_of(S) : S, Np = graph ? Sp : N;
+  for (int64_t s = S; s < Sp; ++s) {  // padding rows: the pad block only
+    q_indices.push_back(pages_.pad_block());
+    q_indptr.push_back(static_cast<int32_t>(q_indices.size()));
+    q_last.push_back(1);
+    slots.push_back(pages_.pad_block() * B);
+    last_row.push_back(static_cast<int32_t>(s));
+    ids.push_back(0);
+    pos.push_back(0);
+  }
+  const PageTable qt{Np, q_indptr.data(), q_indices.data(), q_last.data()};
+  CascadePlan cplan;
+  const bool use_cascade = cascade && one_each;
+  if (use_cascade) cplan = cascade_plan(qt, 1);
+  const DecodeWork work = decode_work(qt, use_cascade ? &cplan : nullptr, B,
+                                      c.heads / c.kv_heads, work_options);
+  if (graph) {  // capacity for any step of this bucket, so that most steps reuse the graph
+    const int64_t per = 2 * static_cast<int64_t>(work_options.max_items_per_run) * Sp;
+    NPR_TRY(plan_.reserve(ctx_, per, per, Sp, qt.indptr[Np], c.heads, D));
+  }
+  NPR_TRY(plan_.upload(ctx_, work, qt, c.heads, D));
+  NPR_TRY(reserve(Np, Sp));
+  RopeTable rope;
+  rope_table_build(&rope, pos.data(), Np, D, c.rope_theta);
+  const int64_t T = cap_tokens_, half = align64(T * (D / 2));
+  staging_.assign(static_cast<size_t>(align64(T) * 2 + align64(cap_seqs_) + 2 * half), 0);
+  std::copy(ids.begin(), ids.end(), staging_.begin());
+  std::copy(slots.begin(), slots.end(), staging_.begin() + align64(T));
+  std::copy(last_row.begin(), last_row.end(), staging_.begin() + 2 * align64(T));
+  const int64_t fo = 2 * align64(T) + align64(cap_seqs_);
+  std::memcpy(staging_.data() + fo, rope.cos.data(), 4 * rope.cos.size());
+  std::memcpy(staging_.data() + fo + half, rope.sin.data(), 4 * rope.sin.size());
+  NPR_TRY(ctx_.upload(ids_, staging_.data(), 4 * static_cast<int64_t>(staging_.size()),
+                      "qwen3 decode (cuda): step description"));
+  if (graph) {
+    NPR_TRY(run_graph(Sp));
+  } else {
+    ++stats_.eager_steps;
+    NPR_TRY(launch(Np, Sp, 0));
+  }
+  if (logits_host)
+    return ctx_.download(logits_host, logits_, 4 * S * c.vocab, "qwen3 decode (cuda): logits");
+  return Status::ok();
+}
+
+}  // namespace npr

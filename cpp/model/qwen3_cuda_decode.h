@@ -1,0 +1,82 @@
+// One incremental step of the Qwen3 model on a CUDA device over device KV pages: the twin of
+// qwen3_decode.h (same Qwen3DecodeBatch, same contract: the KV cache covers the new tokens and
+// the page table was read off it after the append). Each sequence brings a prefill chunk or one
+// token; their K and V go into the pages, attention reads every earlier token through the page
+// table (decode_attention_cuda.h: flat, or the cascade for one-token-each steps), and the
+// logits (fp32) after each sequence's last new token come out, to the host or left on the
+// device for the device sampler.
+//
+// CUDA graphs: a step of one token per sequence is padded to a batch-size bucket (1, 2, 4, ...,
+// 256; padded rows read and write only the pool's pad block) and replayed from a graph captured
+// for that bucket: a 0.6B step is ~30 launches per layer, so launch latency, not bandwidth,
+// would otherwise decide batch-1 speed. Everything a step changes (ids, slots, rope tables,
+// page tables, the attention work list and its item count) is in device buffers of fixed
+// capacity uploaded before the replay; a bucket's graph is captured on its second step (the
+// first sizes every buffer eagerly) and recaptured when a buffer had to grow. If capture fails,
+// the step runs eagerly and stats().graph_error says why. Prefill chunks always run eagerly.
+// Not here: the fused parallel-attention prefill, speculative decoding, multi-GPU.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "kernels/decode_attention_cuda.h"
+#include "kvcache/kv_pages_cuda.h"
+#include "model/qwen3_cuda_model.h"
+#include "model/qwen3_decode.h"
+
+namespace npr {
+
+class Qwen3CudaDecoder {
+ public:
+  // pages must have the model's kv_heads, head_dim, layers and precision.
+  Qwen3CudaDecoder(Qwen3CudaModel& model, KvPagesCuda& pages);
+  ~Qwen3CudaDecoder();
+  Qwen3CudaDecoder(const Qwen3CudaDecoder&) = delete;
+  Qwen3CudaDecoder& operator=(const Qwen3CudaDecoder&) = delete;
+
+  // logits_host (sequences, vocab) fp32, or null to leave them on the device only.
+  Status step(const Qwen3DecodeBatch& b, bool cascade, float* logits_host);
+  // (sequences, vocab) fp32 of the last step, on the device.
+  const float* device_logits() const { return logits_; }
+
+  bool use_graphs = true;
+  DecodeWorkOptions work_options;
+  struct Stats {
+    int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0;
+    std::string graph_error;  // why graphs were turned off, if they were
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  Status reserve(int64_t tokens, int64_t sequences);
+  Status launch(int64_t tokens, int64_t sequences, int64_t launch_items);
+  Status run_graph(int64_t bucket);
+  void drop_graphs();
+
+  Qwen3CudaModel& m_;
+  KvPagesCuda& pages_;
+  CudaContext& ctx_;
+  DeviceDecodePlan plan_;
+  DeviceBuffer step_buf_, act_buf_;
+  int64_t cap_tokens_ = 0, cap_seqs_ = 0, buffers_generation_ = 0;
+  std::vector<int32_t> staging_;  // the step's ids, slots, rows and rope tables (4-byte words)
+  // Device views into step_buf_ / act_buf_.
+  int32_t *ids_ = nullptr, *slots_ = nullptr, *last_rows_ = nullptr;
+  float *cos_ = nullptr, *sin_ = nullptr;
+  float *x_ = nullptr, *rstd_ = nullptr, *last_ = nullptr, *logits_ = nullptr;
+  void *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
+  void *gate_ = nullptr, *up_ = nullptr, *act_ = nullptr, *hn_ = nullptr;
+  struct Graph {
+    void* exec = nullptr;  // cudaGraphExec_t
+    int64_t plan_generation = -1, buffers_generation = -1;
+    bool warm = false;  // ran eagerly once at these generations
+  };
+  std::map<int64_t, Graph> graphs_;  // by bucket
+  Stats stats_;
+};
+
+}  // namespace npr

@@ -1,0 +1,27 @@
+// The sampler on a CUDA device: the twin of sampler.h, one thread block per logits row, over
+// logits already on the device (the decode step's output), so only tokens and logprobs come
+// back. Same processing in the same order (step-local repetition penalty, temperature, top-k,
+// top-p, min-p, greedy), the same counter-based draw keyed by (seed, request, branch, index),
+// the same inverse CDF in token-id order: given the same logits it draws the same tokens as
+// the CPU sampler. The truncations find their cut by a bit-by-bit search on the order-preserving
+// integer key of the processed logit (no sort); ties at the cut are taken in token-id order as
+// the CPU's (value desc, id asc) order does. Sums run in a different order than on the CPU, so
+// logprobs agree to rounding (~1e-7) and a draw could differ only where u falls within ~1e-16
+// of a boundary of the cumulative distribution.
+#pragma once
+
+#include <cstdint>
+
+#include "core/cuda_context.h"
+#include "core/status.h"
+#include "sampler/sampler.h"
+
+namespace npr {
+
+// results (n_rows); logits (n_rows, vocab) fp32 on the device; rows on the host (their logits
+// pointers are ignored: row r reads logits + r * vocab). Same refusals as sample_rows.
+Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* logits,
+                        const SampleRow* rows, int64_t n_rows, int64_t vocab,
+                        const SamplingParams& params);
+
+}  // namespace npr

@@ -1,0 +1,259 @@
+// The decode step and the sampler on CUDA. Decode: a prefill chunk, a fork into three branches
+// decoded together (cascade on and off, graphs on and off), logprobs against
+// Qwen3CudaModel::forward over the flattened rollout with its positions, prev and Structure
+// (fp32: < 1e-4; bf16: max and mean |difference| printed, bounded loosely), and the device
+// logits against the CPU decode step. Sampler: the device draws the CPU's tokens from the same
+// logits under every processing option, with logprobs equal to rounding.
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kvcache/kv_cache.h"
+#include "kvcache/kv_pages.h"
+#include "model/qwen3_decode.h"
+#include "sampler/sampler.h"
+#include "tests/harness.h"
+#include "tests/test_models.h"
+#include "tests/test_util.h"
+#if defined(NPR_WITH_CUDA)
+#include "kvcache/kv_pages_cuda.h"
+#include "model/qwen3_cuda_decode.h"
+#include "model/qwen3_cuda_model.h"
+#include "sampler/sampler_cuda.h"
+#include "tests/test_cuda_util.h"
+#endif
+
+namespace npr::test {
+
+#if defined(NPR_WITH_CUDA)
+namespace {
+
+struct Tables {
+  std::vector<int32_t> indptr{0}, indices, last;
+  PageTable view() const {
+    return PageTable{static_cast<int64_t>(last.size()), indptr.data(), indices.data(), last.data()};
+  }
+};
+Tables tables_of(const KvCache& kv, const std::vector<int32_t>& seqs) {
+  Tables t;
+  for (int32_t s : seqs) {
+    for (int32_t b : kv.table(s)) t.indices.push_back(b);
+    t.indptr.push_back(static_cast<int32_t>(t.indices.size()));
+    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
+    t.last.push_back(rem == 0 ? kv.block_tokens() : rem);
+  }
+  return t;
+}
+
+double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
+  double m = -INFINITY, s = 0.0;
+  for (int64_t v = 0; v < vocab; ++v) m = std::max(m, static_cast<double>(row[v]));
+  for (int64_t v = 0; v < vocab; ++v) s += std::exp(row[v] - m);
+  return row[id] - m - std::log(s);
+}
+
+struct Diffs {
+  double max = 0.0, sum = 0.0, logits_vs_cpu = 0.0;
+  int64_t n = 0;
+  void add(double d) {
+    max = std::isnan(d) ? INFINITY : std::max(max, d);
+    sum += d;
+    ++n;
+  }
+};
+
+// Prefix of P tokens, three branches of lens tokens each; decode vs forward.
+Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
+  Rng rng(82);
+  Qwen3Config cfg = tiny_config(true);
+  cfg.vocab = 41;
+  cfg.hidden = 32;
+  cfg.intermediate = 48;
+  cfg.head_dim = 16;
+  auto cpu = random_model(rng, cfg, 0.4f);
+  CudaContext& ctx0 = cuda_test_context();
+  (void)ctx0;
+  std::unique_ptr<Qwen3CudaModel> gpu;
+  CHECK_OK(Qwen3CudaModel::create(cfg, t, &gpu));
+  Diffs d;
+  if (!gpu) return d;
+  for (const ParamInfo& p : cpu->params()) CHECK_OK(gpu->set_param(p, cpu->weights() + p.offset));
+  const int64_t V = cfg.vocab, P = 21;
+  const std::vector<int64_t> lens = {3, 19, 6};
+  std::vector<int32_t> ids, pos, prev, block, step;
+  for (int64_t i = 0; i < P; ++i) {
+    ids.push_back(static_cast<int32_t>(rng.below(V)));
+    pos.push_back(static_cast<int32_t>(i));
+    prev.push_back(static_cast<int32_t>(i - 1));
+    block.push_back(-1);
+    step.push_back(-1);
+  }
+  std::vector<int64_t> start;
+  for (size_t b = 0; b < lens.size(); ++b) {
+    start.push_back(static_cast<int64_t>(ids.size()));
+    for (int64_t j = 0; j < lens[b]; ++j) {
+      ids.push_back(static_cast<int32_t>(rng.below(V)));
+      pos.push_back(static_cast<int32_t>(P + j));
+      prev.push_back(j == 0 ? static_cast<int32_t>(P - 1) : static_cast<int32_t>(ids.size() - 2));
+      block.push_back(0);
+      step.push_back(static_cast<int32_t>(b));
+    }
+  }
+  const int64_t T = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> cu = {0, static_cast<int32_t>(T)};
+  std::vector<float> lp(T);
+  CHECK_OK(gpu->forward(Qwen3Batch{T, ids.data(), pos.data(), prev.data(),
+                                   StructureView{T, 1, cu.data(), 1, block.data(), step.data()}},
+                        lp.data(), nullptr));
+  const int32_t blocks = 64, B = 4;
+  KvCache kv(blocks, B);
+  KvPages cpages;
+  CHECK_OK(KvPages::create(cfg.layers, blocks, B, cfg.kv_heads, cfg.head_dim, &cpages));
+  std::unique_ptr<KvPagesCuda> pages;
+  CHECK_OK(KvPagesCuda::create(gpu->context(), t, cfg.layers, blocks, B, cfg.kv_heads,
+                               cfg.head_dim, &pages));
+  if (!pages) return d;
+  Qwen3CudaDecoder dec(*gpu, *pages);
+  dec.use_graphs = graphs;
+  CpuContext cctx{nullptr, detect_simd()};
+  const int32_t r = kv.open_request(1000);
+  int32_t root;
+  KvAnswer a;
+  CHECK_OK(kv.create_sequence(r, &root));
+  CHECK_OK(kv.append(root, P, false, &a));
+  std::vector<float> logits(V * 3), clogits(V * 3);
+  auto compare_cpu = [&](int64_t rows) {
+    for (int64_t i = 0; i < rows * V; ++i)
+      d.logits_vs_cpu = std::max(d.logits_vs_cpu, std::fabs(static_cast<double>(logits[i]) -
+                                                             clogits[i]));
+  };
+  {
+    Tables tb = tables_of(kv, {root});
+    const int32_t cu_new[2] = {0, static_cast<int32_t>(P)};
+    const Qwen3DecodeBatch batch{1, cu_new, ids.data(), pos.data(), tb.view()};
+    CHECK_OK(dec.step(batch, cascade, logits.data()));
+    CHECK_OK(qwen3_decode_step(cctx, *cpu, cpages, batch, cascade, clogits.data()));
+    compare_cpu(1);
+  }
+  for (size_t b = 0; b < lens.size(); ++b)
+    d.add(std::fabs(log_softmax_at(logits.data(), V, ids[start[b]]) - lp[start[b]]));
+  std::vector<int32_t> kids;
+  std::vector<SlotCopy> copies;
+  CHECK_OK(kv.fork(root, 3, &kids, &a, &copies));
+  CHECK_OK(pages->apply(copies));
+  cpages.apply(copies);
+  for (int64_t j = 0;; ++j) {
+    std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
+    std::vector<size_t> which;
+    for (size_t b = 0; b < lens.size(); ++b) {
+      if (j >= lens[b] - 1) continue;
+      CHECK_OK(kv.append(kids[b], 1, true, &a));
+      live.push_back(kids[b]);
+      which.push_back(b);
+      step_ids.push_back(ids[start[b] + j]);
+      step_pos.push_back(static_cast<int32_t>(P + j));
+      cu_new.push_back(static_cast<int32_t>(cu_new.size()));
+    }
+    if (live.empty()) break;
+    Tables tb = tables_of(kv, live);
+    const Qwen3DecodeBatch batch{static_cast<int64_t>(live.size()), cu_new.data(),
+                                 step_ids.data(), step_pos.data(), tb.view()};
+    CHECK_OK(dec.step(batch, cascade, logits.data()));
+    CHECK_OK(qwen3_decode_step(cctx, *cpu, cpages, batch, cascade, clogits.data()));
+    compare_cpu(static_cast<int64_t>(live.size()));
+    for (size_t i = 0; i < which.size(); ++i) {
+      const int64_t at = start[which[i]] + j + 1;
+      d.add(std::fabs(log_softmax_at(logits.data() + i * V, V, ids[at]) - lp[at]));
+    }
+  }
+  const auto& st = dec.stats();
+  std::printf("    %s %s graphs %s: max |decode - forward| %.3g, mean %.3g over %lld; max |logits "
+              "- cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
+              dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off", d.max,
+              d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
+              static_cast<long long>(st.eager_steps), static_cast<long long>(st.graph_captures),
+              static_cast<long long>(st.graph_replays), st.graph_error.empty() ? "" : "; graph: ",
+              st.graph_error.c_str());
+  if (graphs) CHECK_MSG(st.graph_replays > 0, "no decode step replayed a graph: " + st.graph_error);
+  return d;
+}
+
+}  // namespace
+
+TEST(cuda_decode_of_forked_branches_matches_the_training_forward) {
+  for (bool cascade : {false, true})
+    for (bool graphs : {false, true}) {
+      const Diffs f = fork_rollout(DevDType::kF32, cascade, graphs);
+      CHECK_MSG(f.max < 1e-4, "fp32: decode vs forward " + std::to_string(f.max));
+      CHECK_MSG(f.logits_vs_cpu < 1e-4, "fp32: logits vs the CPU decode step " +
+                                            std::to_string(f.logits_vs_cpu));
+      const Diffs b = fork_rollout(DevDType::kBF16, cascade, graphs);
+      CHECK_MSG(b.max < 0.1, "bf16: decode vs forward " + std::to_string(b.max));
+    }
+}
+
+TEST(cuda_sampler_draws_the_cpu_tokens) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(5);
+  struct Mode {
+    const char* name;
+    SamplingParams p;
+    float penalty;
+  };
+  const Mode modes[] = {
+      {"greedy", {0.0f, 0, 1.0f, 0.0f, 1}, 1.0f},
+      {"temperature", {0.8f, 0, 1.0f, 0.0f, 2}, 1.0f},
+      {"top-k", {1.0f, 20, 1.0f, 0.0f, 3}, 1.0f},
+      {"top-p", {1.0f, 0, 0.9f, 0.0f, 4}, 1.0f},
+      {"min-p", {0.7f, 0, 1.0f, 0.05f, 5}, 1.0f},
+      {"all + penalty", {0.6f, 50, 0.95f, 0.02f, 6}, 1.3f},
+      {"greedy + penalty", {0.0f, 0, 1.0f, 0.0f, 7}, 1.5f},
+  };
+  for (int64_t vocab : {37, 1000, 151936}) {
+    const int64_t rows = vocab > 10000 ? 4 : 24;
+    for (const Mode& m : modes) {
+      auto logits = random_vector(rng, rows * vocab);
+      for (float& x : logits) x *= 6.0f;
+      if (vocab == 1000) logits[7] = logits[8] = 12.0f;  // a tie at the top
+      DeviceBuffer dl = to_device(ctx, logits, DevDType::kF32);
+      std::vector<int32_t> pen;
+      for (int i = 0; i < 12; ++i) pen.push_back(static_cast<int32_t>(rng.below(vocab)));
+      pen.push_back(pen[0]);  // a repeat: penalised once
+      std::vector<SampleRow> rr(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r)
+        rr[r] = SampleRow{logits.data() + r * vocab, r % 3, r % 5, 100 + r, pen.data(),
+                          static_cast<int32_t>(pen.size()), m.penalty};
+      std::vector<SampleResult> want(rows), got(rows);
+      CHECK_OK(sample_rows(CpuContext{nullptr, detect_simd()}, want.data(), rr.data(), rows, vocab,
+                           m.p));
+      CHECK_OK(sample_rows_cuda(ctx, got.data(), dl.as<float>(), rr.data(), rows, vocab, m.p));
+      int same = 0;
+      double lp = 0.0, lps = 0.0;
+      for (int64_t r = 0; r < rows; ++r) {
+        same += want[r].token == got[r].token;
+        lp = std::max(lp, std::fabs(static_cast<double>(want[r].logprob) - got[r].logprob));
+        lps = std::max(lps, std::fabs(static_cast<double>(want[r].logprob_sampling) -
+                                      got[r].logprob_sampling));
+      }
+      const std::string what = std::string(m.name) + " vocab " + std::to_string(vocab);
+      CHECK_MSG(same == rows, what + ": " + std::to_string(rows - same) + " of " +
+                                  std::to_string(rows) + " tokens differ from the CPU sampler");
+      CHECK_MSG(lp < 1e-5 && lps < 1e-5, what + ": logprobs differ by " + std::to_string(lp) +
+                                             " / " + std::to_string(lps));
+    }
+  }
+  std::vector<float> bad(10, 0.0f);
+  bad[3] = NAN;
+  DeviceBuffer db = to_device(ctx, bad, DevDType::kF32);
+  SampleRow row{bad.data(), 0, 0, 0, nullptr, 0, 1.0f};
+  SampleResult res;
+  CHECK(sample_rows_cuda(ctx, &res, db.as<float>(), &row, 1, 10, SamplingParams{})
+            .code() == StatusCode::kInvalidArgument);
+}
+
+#else
+TEST(cuda_decode_needs_a_cuda_build) { SKIP("built without CUDA (NPR_CUDA=off or no nvcc)"); }
+#endif
+
+}  // namespace npr::test

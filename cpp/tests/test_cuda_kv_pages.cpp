@@ -1,0 +1,283 @@
+// Device KV pages and paged decode attention on CUDA. The soak drives the host bookkeeping with
+// the CPU soak's kind of operation sequence (requests, appends writing K/V, forks, joins, frees,
+// closes, reclaim under pressure) into CPU pages and device pages at once: the device pages
+// must equal the CPU pages after every check, and device memory in use must return to its
+// starting figure. The attention cases: device flat == device cascade == contiguous reference
+// == the CPU kernel, on odd sizes (block sizes 1, 8, 16; prefixes 17, 97, 513), GQA, fp32 and
+// bf16 pages, over page tables made by real forks.
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/decode_attention.h"
+#include "kvcache/kv_cache.h"
+#include "kvcache/kv_pages.h"
+#include "tests/harness.h"
+#include "tests/test_util.h"
+#if defined(NPR_WITH_CUDA)
+#include "kernels/decode_attention_cuda.h"
+#include "kvcache/kv_pages_cuda.h"
+#include "tests/test_cuda_util.h"
+#endif
+
+namespace npr::test {
+
+#if defined(NPR_WITH_CUDA)
+namespace {
+
+// K/V rows of a token (all kv heads): a function of its value and the layer.
+std::vector<float> token_rows(int64_t value, int64_t layer, int kv, int64_t n_elems, bool bf16) {
+  std::vector<float> r(static_cast<size_t>(n_elems));
+  for (int64_t e = 0; e < n_elems; ++e)
+    r[e] = std::sin(0.37f * static_cast<float>(value) + 1.3f * static_cast<float>(e) +
+                    10.0f * static_cast<float>(layer) + (kv ? 0.5f : 0.0f));
+  return bf16 ? bf16_rounded(r) : r;
+}
+
+// Device pages == CPU pages, every layer (pad block excluded).
+bool pages_equal(KvPagesCuda& dev, KvPages& cpu, int64_t layers, int64_t n) {
+  for (int64_t l = 0; l < layers; ++l) {
+    std::vector<float> k, v;
+    CHECK_OK(dev.download(l, &k, &v));
+    for (int64_t i = 0; i < n; ++i)
+      if (k[i] != cpu.k(l)[i] || v[i] != cpu.v(l)[i]) return false;
+  }
+  return true;
+}
+
+void device_soak(uint64_t seed, int64_t ops, int32_t blocks, int32_t B, DevDType t) {
+  CudaContext& ctx = cuda_test_context();
+  const int64_t layers = 2, kvh = 2, D = 3, se = kvh * D;
+  const bool bf16 = t == DevDType::kBF16;
+  const int64_t start = ctx.alloc().bytes_in_use();
+  {
+    Rng rng(seed);
+    KvCache kv(blocks, B);
+    KvPages cpu;
+    CHECK_OK(KvPages::create(layers, blocks, B, kvh, D, &cpu));
+    std::unique_ptr<KvPagesCuda> dev;
+    CHECK_OK(KvPagesCuda::create(ctx, t, layers, blocks, B, kvh, D, &dev));
+    if (!dev) return;
+    std::vector<int32_t> open, live;
+    int64_t next_value = 0, forks = 0, joins = 0, checks = 0;
+    for (int64_t op = 0; op < ops; ++op) {
+      live.clear();
+      for (int32_t s = 0; s < 4 * blocks; ++s)
+        if (kv.is_live(s)) live.push_back(s);
+      const int kind = static_cast<int>(rng.below(100));
+      if (kind < 8 || open.empty()) {
+        const int32_t r = kv.open_request(static_cast<int64_t>(rng.below(400)));
+        open.push_back(r);
+        int32_t s;
+        CHECK_OK(kv.create_sequence(r, &s));
+      } else if (kind < 60 && !live.empty()) {  // append: K/V of the new tokens written
+        const int32_t s = live[rng.below(static_cast<int64_t>(live.size()))];
+        const int64_t n = 1 + rng.below(24), len = kv.length(s);
+        KvAnswer a;
+        if (!kv.append(s, n, rng.below(4) != 0, &a).is_ok()) continue;  // frozen parent
+        if (a == KvAnswer::kNoBlocks) {  // reclaim under pressure
+          const size_t victim = static_cast<size_t>(rng.below(static_cast<int64_t>(open.size())));
+          CHECK_OK(kv.close_request(open[victim]));
+          open.erase(open.begin() + static_cast<int64_t>(victim));
+          continue;
+        }
+        if (a != KvAnswer::kOk) continue;
+        std::vector<int32_t> slots;
+        for (int64_t l = 0; l < layers; ++l) {
+          std::vector<float> krows, vrows;
+          slots.clear();
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t p = len + i, slot = kv.table(s)[p / B] * int64_t{B} + p % B;
+            slots.push_back(static_cast<int32_t>(slot));
+            const auto kr = token_rows(next_value + i, l, 0, se, bf16);
+            const auto vr = token_rows(next_value + i, l, 1, se, bf16);
+            std::copy(kr.begin(), kr.end(), cpu.k(l) + slot * se);
+            std::copy(vr.begin(), vr.end(), cpu.v(l) + slot * se);
+            krows.insert(krows.end(), kr.begin(), kr.end());
+            vrows.insert(vrows.end(), vr.begin(), vr.end());
+          }
+          DeviceBuffer dk = to_device(ctx, krows, t), dv = to_device(ctx, vrows, t);
+          DeviceBuffer ds = to_device_i32(ctx, slots);
+          CHECK_OK(dev->write(l, dk.get(), dv.get(), ds.as<int32_t>(), n));
+          CHECK_OK(ctx.sync("soak write"));
+        }
+        next_value += n;
+      } else if (kind < 75 && !live.empty()) {
+        std::vector<int32_t> kids;
+        std::vector<SlotCopy> copies;
+        KvAnswer a;
+        const int32_t s = live[rng.below(static_cast<int64_t>(live.size()))];
+        if (kv.fork(s, 1 + static_cast<int32_t>(rng.below(6)), &kids, &a, &copies).is_ok() &&
+            a == KvAnswer::kOk) {
+          cpu.apply(copies);
+          CHECK_OK(dev->apply(copies));
+          ++forks;
+        }
+      } else if (kind < 88 && !live.empty()) {
+        std::vector<int32_t> forked;
+        for (int32_t c : live)
+          if (!kv.children(c).empty()) forked.push_back(c);
+        if (forked.empty()) continue;
+        std::vector<SlotCopy> copies;
+        if (kv.join(forked[rng.below(static_cast<int64_t>(forked.size()))], &copies).is_ok()) {
+          cpu.apply(copies);
+          CHECK_OK(dev->apply(copies));
+          ++joins;
+        }
+      } else if (kind < 95 && !live.empty()) {
+        (void)kv.free_sequence(live[rng.below(static_cast<int64_t>(live.size()))]);
+      } else if (!open.empty()) {
+        const size_t r = static_cast<size_t>(rng.below(static_cast<int64_t>(open.size())));
+        CHECK_OK(kv.close_request(open[r]));
+        open.erase(open.begin() + static_cast<int64_t>(r));
+      }
+      CHECK_OK(kv.check_invariants());
+      if (op % 101 == 0 || op + 1 == ops) {
+        ++checks;
+        CHECK_MSG(pages_equal(*dev, cpu, layers, int64_t{blocks} * B * se),
+                  "seed " + std::to_string(seed) + ": device pages differ after op " +
+                      std::to_string(op));
+      }
+    }
+    std::printf("    device soak seed %llu (B %d, %s): %lld ops, %lld forks, %lld joins, %lld checks\n",
+                static_cast<unsigned long long>(seed), B, dev_dtype_name(t),
+                static_cast<long long>(ops), static_cast<long long>(forks),
+                static_cast<long long>(joins), static_cast<long long>(checks));
+    CHECK(forks > ops / 100 && joins > ops / 100);
+    for (int32_t r : open) CHECK_OK(kv.close_request(r));
+    CHECK(kv.free_blocks() == blocks);
+  }
+  CHECK_MSG(ctx.alloc().bytes_in_use() == start,
+            "device memory in use " + std::to_string(ctx.alloc().bytes_in_use()) +
+                " bytes after the soak, " + std::to_string(start) + " before");
+}
+
+struct Tables {
+  std::vector<int32_t> indptr{0}, indices, last_len;
+  PageTable view() const {
+    return PageTable{static_cast<int64_t>(last_len.size()), indptr.data(), indices.data(),
+                     last_len.data()};
+  }
+};
+
+// A prefix forked into `branches` branches of random lengths plus one unrelated sequence.
+Tables forked(Rng& rng, KvCache& kv, int64_t prefix, int branches) {
+  Tables f;
+  const int32_t r = kv.open_request(1 << 20);
+  int32_t root, other;
+  KvAnswer a;
+  CHECK_OK(kv.create_sequence(r, &root));
+  CHECK_OK(kv.append(root, prefix, false, &a));
+  CHECK_OK(kv.create_sequence(r, &other));
+  CHECK_OK(kv.append(other, 1 + rng.below(60), false, &a));
+  std::vector<int32_t> kids;
+  std::vector<SlotCopy> copies;
+  CHECK_OK(kv.fork(root, branches, &kids, &a, &copies));
+  for (int32_t c : kids) CHECK_OK(kv.append(c, 1 + rng.below(40), true, &a));
+  std::vector<int32_t> seqs = kids;
+  seqs.push_back(other);
+  for (int32_t s : seqs) {
+    for (int32_t b : kv.table(s)) f.indices.push_back(b);
+    f.indptr.push_back(static_cast<int32_t>(f.indices.size()));
+    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
+    f.last_len.push_back(rem == 0 ? kv.block_tokens() : rem);
+  }
+  return f;
+}
+
+double max_abs(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    m = std::isnan(d) ? INFINITY : std::max(m, d);
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST(cuda_kv_pages_soak_matches_cpu_pages_and_returns_device_memory) {
+  device_soak(7, 20000, 97, 16, DevDType::kF32);
+  device_soak(11, 8000, 61, 8, DevDType::kBF16);
+  device_soak(13, 5000, 40, 1, DevDType::kF32);
+}
+
+TEST(cuda_kv_pages_budget_in_bytes_and_named_out_of_memory) {
+  CudaContext& ctx = cuda_test_context();
+  const int64_t bb = KvPagesCuda::block_bytes(DevDType::kBF16, 28, 16, 8, 128);
+  CHECK(bb == 2 * 28 * 16 * 8 * 128 * 2);
+  CHECK(KvPagesCuda::blocks_for_budget(10 * bb, bb) == 9);
+  CHECK(KvPagesCuda::blocks_for_budget(bb, bb) == 0);
+  CHECK(KvPagesCuda::budget_from_free_fraction(0.5) > 0);
+  std::unique_ptr<KvPagesCuda> huge;
+  const Status s = KvPagesCuda::create(ctx, DevDType::kF32, 1024, 1 << 24, 16, 8, 128, &huge);
+  CHECK_MSG(s.code() == StatusCode::kOutOfMemory && !huge, "expected a named OOM: " + s.to_string());
+}
+
+TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(171);
+  ThreadPool pool(2);
+  int cases = 0;
+  for (DevDType t : {DevDType::kF32, DevDType::kBF16}) {
+    for (int32_t B : {1, 8, 16}) {
+      for (int64_t prefix : {17, 97, 513}) {
+        for (auto [heads, kvh, D] :
+             {std::tuple<int64_t, int64_t, int64_t>{4, 2, 32}, {6, 2, 24}, {8, 1, 128}}) {
+          const int64_t blocks = (prefix + 600) / B * 2 + 64;
+          KvCache kv(static_cast<int32_t>(blocks), B);
+          const int branches = 1 + static_cast<int>(rng.below(8));
+          Tables f = forked(rng, kv, prefix, branches);
+          const PageTable pt = f.view();
+          auto k = random_vector(rng, blocks * B * kvh * D),
+               v = random_vector(rng, blocks * B * kvh * D);
+          const int64_t n = pt.sequences;
+          auto q = random_vector(rng, n * heads * D);
+          if (t == DevDType::kBF16) k = bf16_rounded(k), v = bf16_rounded(v), q = bf16_rounded(q);
+          const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+          PagedKv pk{k.data(), v.data(), B, kvh, D};
+          auto ref = poisoned(n * heads * D), cpu = poisoned(n * heads * D);
+          auto rl = poisoned(n * heads);
+          decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, pt, scale);
+          CHECK_OK(decode_attention(CpuContext{&pool, detect_simd()}, cpu.data(), nullptr,
+                                    q.data(), heads, pk, pt, scale));
+          DeviceBuffer dk = to_device(ctx, k, t), dv = to_device(ctx, v, t),
+                       dq = to_device(ctx, q, t);
+          const DevicePagedKv dpk{dk.get(), dv.get(), B, kvh, D};
+          const CascadePlan cplan = cascade_plan(pt, 1);
+          for (bool cascade : {false, true}) {
+            DeviceDecodePlan plan;
+            const DecodeWork w =
+                decode_work(pt, cascade ? &cplan : nullptr, B, heads / kvh, DecodeWorkOptions{});
+            CHECK_OK(plan.upload(ctx, w, pt, heads, D));
+            DeviceBuffer out = poisoned_device(ctx, n * heads * D, t);
+            DeviceBuffer lse = poisoned_device(ctx, n * heads, DevDType::kF32);
+            CHECK_OK(decode_attention_cuda(ctx, t, plan, out.get(), lse.as<float>(), dq.get(),
+                                           heads, dpk, scale, 0));
+            const auto got = to_host(ctx, out, n * heads * D, t);
+            const auto gl = to_host(ctx, lse, n * heads, DevDType::kF32);
+            const double tol = t == DevDType::kF32 ? 2e-5 : 1e-2;
+            const std::string what = std::string(dev_dtype_name(t)) + " B " + std::to_string(B) +
+                                     " prefix " + std::to_string(prefix) + " heads " +
+                                     std::to_string(heads) + "/" + std::to_string(kvh) + " D " +
+                                     std::to_string(D) + (cascade ? " cascade" : " flat");
+            CHECK_MSG(max_abs(got, ref) < tol,
+                      what + ": vs reference " + std::to_string(max_abs(got, ref)));
+            CHECK_MSG(max_abs(got, cpu) < tol, what + ": vs the CPU kernel");
+            CHECK_MSG(max_abs(gl, rl) < 1e-4, what + ": lse " + std::to_string(max_abs(gl, rl)));
+            ++cases;
+          }
+        }
+      }
+    }
+  }
+  std::printf("    %d device attention cases\n", cases);
+}
+
+#else
+TEST(cuda_kv_pages_need_a_cuda_build) { SKIP("built without CUDA (NPR_CUDA=off or no nvcc)"); }
+#endif
+
+}  // namespace npr::test
