@@ -13,5 +13,6 @@ void register_kv(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_attention_cuda(Napi::Env env, Napi::Object exports);
 void register_sampler(Napi::Env env, Napi::Object exports);
+void register_policy_loss(Napi::Env env, Napi::Object exports);
 
 }  // namespace npr::addon

@@ -286,6 +286,56 @@ export interface NativeSampleOut {
   logprobSampling: Float32Array;
 }
 
+/** Inputs of `policyLoss`, T tokens in S packed sequences. */
+export interface NativePolicyLossInputs {
+  /** (T) log pi_theta(token) of the current forward. */
+  logprob: Float32Array;
+  /** (T) log pi_old(token); read by 'ppo-clip' only (PAPO is strictly on-policy). */
+  oldLogprob?: Float32Array;
+  /** (T) advantage per token (a sequence's advantage repeated over its tokens). */
+  advantages: Float32Array;
+  /** (T) 0/1 weight: which tokens the loss counts. */
+  lossMask: Float32Array;
+  /** (T) 1 for the special (tag) tokens. */
+  specialMask?: Uint8Array;
+  /** (S + 1) sequence boundaries (aggregation by sequence). */
+  cuSeqlens: Int32Array;
+}
+
+/** Options of `policyLoss` (defaults: 'ppo-clip', 'token-mean', 0.2 / 0.28, dual clip 10, no exemption). */
+export interface NativePolicyLossOptions {
+  kind?: 'ppo-clip' | 'papo';
+  aggregation?: 'token-mean' | 'seq-mean-token-sum' | 'seq-mean-token-mean';
+  epsLow?: number;
+  epsHigh?: number;
+  /** Dual-clip bound c for negative advantages; <= 1 turns it off. */
+  clipC?: number;
+  /** 'ppo-clip': special tokens are not eps-clipped. */
+  exemptSpecial?: boolean;
+  /** > 0: divide by this instead of the local token (or sequence) count (gradient accumulation). */
+  denominator?: number;
+  /** |logprob - oldLogprob| is clamped to this before exp (default 20). */
+  logRatioLimit?: number;
+}
+
+/** Returned by `policyLoss`; fractions are over masked tokens. */
+export interface NativePolicyLossMetrics {
+  loss: number;
+  tokens: number;
+  specialTokens: number;
+  /** Tokens whose gradient the eps clip zeroed. */
+  clipFrac: number;
+  /** Tokens whose gradient the dual clip zeroed. */
+  clipFracLower: number;
+  /** Special tokens whose gradient any clip zeroed. */
+  specialClipFrac: number;
+  ratioMean: number;
+  ratioMin: number;
+  ratioMax: number;
+  /** mean(oldLogprob - logprob). */
+  approxKl: number;
+}
+
 export interface NativeAddon {
   /** Version of this interface; bumped when a signature changes. */
   readonly abiVersion: number;
@@ -303,6 +353,8 @@ export interface NativeAddon {
   memBandwidth(options?: { megabytes?: number; passes?: number }): number;
   /** One token per logits row (R, vocab), on the calling thread; `out` is written in place. */
   sample(logits: Float32Array, rows: NativeSampleRows, params: NativeSamplingParams, out: NativeSampleOut): void;
+  /** The fused per-token policy loss: writes dLoss/dlogprob (T) and returns the loss and metrics. */
+  policyLoss(inputs: NativePolicyLossInputs, options: NativePolicyLossOptions, dlogprob: Float32Array): NativePolicyLossMetrics;
   NativeKv: new (model: NativeQwen3, options: { numBlocks: number; blockTokens?: number }) => NativeKv;
   /** OpenBLAS as a benchmark peer (dlopen'ed on first use; never required). */
   openblasInfo(): OpenBlasInfo;
@@ -327,4 +379,4 @@ export interface NativeAddon {
 }
 
 /** The abiVersion this TypeScript expects; a mismatch means a stale build. */
-export const EXPECTED_ABI_VERSION = 5;
+export const EXPECTED_ABI_VERSION = 6;
