@@ -157,6 +157,14 @@ Status attention_forward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentio
   if (t == DevDType::kF32) return launch_simt<float>(ctx, blocks, p);
   const bool vec_ok = aligned16(out) && aligned16(q) && aligned16(k) && aligned16(v);
   const char* what = "attention_forward_cuda (tensor-core kernel)";
+  if (vec_ok && p.group % 2 == 0 && (s.head_dim == 64 || s.head_dim == 128)) {
+    const int64_t pair_blocks = plan.tiles() * (s.heads / 2);  // heads of a pair share K/V
+    if (s.head_dim == 64)
+      return launch(ctx, attn_fwd::attn_fwd_mma2<64>, pair_blocks, attn_fwd::kMmaThreads,
+                    attn_fwd::Mma2Smem<64>::kBytes, p, what);
+    return launch(ctx, attn_fwd::attn_fwd_mma2<128>, pair_blocks, attn_fwd::kMmaThreads,
+                  attn_fwd::Mma2Smem<128>::kBytes, p, what);
+  }
   if (vec_ok && s.head_dim == 64)
     return launch(ctx, attn_fwd::attn_fwd_mma<64>, blocks, attn_fwd::kMmaThreads,
                   attn_fwd::MmaSmem<64>::kBytes, p, what);

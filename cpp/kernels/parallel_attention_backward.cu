@@ -129,7 +129,13 @@ __device__ __forceinline__ void store_acc(bf16_t* out, int64_t ld, const float (
 
 // ---- (2) dK, dV on tensor cores ---------------------------------------------------------------
 
-constexpr int kKvQChunk = 32;  // queries per score chunk in the dK/dV kernel
+// Queries per score chunk in the dK/dV kernel: 64 (one K / V A fragment per 8 mma of S^T, dP^T)
+// where ptxas fits it in 255 registers without spilling (sm_90), else 32.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr int kKvQChunk = 64;
+#else
+constexpr int kKvQChunk = 32;
+#endif
 
 template <int D>
 constexpr int dkdv_tc_smem() {
