@@ -112,12 +112,13 @@ __global__ void __launch_bounds__(kThreads)
 // grid (queries, heads): the query's partial states merged in key order.
 template <typename T>
 __global__ void decode_merge_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
-                                    const float* part_m, const float* part_l,
-                                    const float* part_acc, T* out, float* lse, int heads, int D) {
+                                    const float* part_m, const float* part_l, const float* part_acc,
+                                    T* out, float* lse, int heads, int D) {
   const int64_t qi = blockIdx.x, head = blockIdx.y;
   const int r0 = merge_ptr[qi], r1 = merge_ptr[qi + 1];
   float M = -INFINITY;
-  for (int i = r0; i < r1; ++i) M = fmaxf(M, part_m[merge_rows[i] * static_cast<int64_t>(heads) + head]);
+  for (int i = r0; i < r1; ++i)
+    M = fmaxf(M, part_m[merge_rows[i] * static_cast<int64_t>(heads) + head]);
   float L = 0.0f;
   for (int i = r0; i < r1; ++i) {
     const int64_t at = merge_rows[i] * static_cast<int64_t>(heads) + head;
@@ -154,7 +155,8 @@ DecodeWork decode_work(const PageTable& t, const CascadePlan* plan, int32_t B, i
       for (int64_t m0 = 0; m0 < n; m0 += max_members) {
         const int64_t mc = std::min(max_members, n - m0);
         const int32_t part = static_cast<int32_t>(w.partials);
-        w.items.insert(w.items.end(), {part, static_cast<int32_t>(mc), page_begin + p0, pc, ll, part});
+        w.items.insert(w.items.end(),
+                       {part, static_cast<int32_t>(mc), page_begin + p0, pc, ll, part});
         for (int64_t i = 0; i < mc; ++i) {
           w.q_order.push_back(members[m0 + i]);
           rows_of[members[m0 + i]].push_back(static_cast<int32_t>(w.partials++));
@@ -173,8 +175,7 @@ DecodeWork decode_work(const PageTable& t, const CascadePlan* plan, int32_t B, i
       if (shared > 0) add_run(members, n, t.indptr[members[0]], shared, B);
       for (int64_t i = 0; i < n; ++i) {
         const int32_t s = members[i];
-        add_run(&s, 1, t.indptr[s] + shared, t.indptr[s + 1] - t.indptr[s] - shared,
-                t.last_len[s]);
+        add_run(&s, 1, t.indptr[s] + shared, t.indptr[s + 1] - t.indptr[s] - shared, t.last_len[s]);
       }
     }
   }
@@ -242,9 +243,9 @@ Status DeviceDecodePlan::upload(CudaContext& ctx, const DecodeWork& w, const Pag
   return ctx.upload(header, staging_.data(), int_bytes_, "decode attention (cuda): plan");
 }
 
-Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan,
-                             void* out, float* lse, const void* q, int64_t heads,
-                             const DevicePagedKv& kv, float scale, int64_t launch_items) {
+Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
+                             float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
+                             float scale, int64_t launch_items) {
   if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
     return Status::invalid("decode attention (cuda): heads must be a multiple of kv_heads");
   if (!plan.header) return Status::invalid("decode attention (cuda): no plan uploaded");
@@ -266,13 +267,12 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
     kernel<<<grid, kThreads, smem, st>>>(
         plan.header, plan.items, plan.q_order, plan.indices, static_cast<const T*>(q),
         static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), plan.part_m, plan.part_l,
-        plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads),
-        static_cast<int>(D), kv.block_tokens, scale);
+        plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads), static_cast<int>(D),
+        kv.block_tokens, scale);
     NPR_TRY(cuda_launch_status("decode attention (cuda): attend"));
-    decode_merge_kernel<T><<<mgrid, mthreads, 0, st>>>(plan.merge_ptr, plan.merge_rows,
-                                                       plan.part_m, plan.part_l, plan.part_acc,
-                                                       static_cast<T*>(out), lse,
-                                                       static_cast<int>(heads), static_cast<int>(D));
+    decode_merge_kernel<T><<<mgrid, mthreads, 0, st>>>(
+        plan.merge_ptr, plan.merge_rows, plan.part_m, plan.part_l, plan.part_acc,
+        static_cast<T*>(out), lse, static_cast<int>(heads), static_cast<int>(D));
     return cuda_launch_status("decode attention (cuda): merge");
   };
   return t == DevDType::kF32 ? run(float{}) : run(__nv_bfloat16{});

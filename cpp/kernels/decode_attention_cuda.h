@@ -84,8 +84,8 @@ class DeviceDecodePlan {
 // out (queries, heads, head_dim) type t; lse (queries, heads) fp32 or null; q (queries, heads,
 // head_dim) type t, rotated. `launch_items`: the grid's item count (0: the plan's own count,
 // known on the host; a graph capture passes the capacity).
-Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan,
-                             void* out, float* lse, const void* q, int64_t heads,
-                             const DevicePagedKv& kv, float scale, int64_t launch_items);
+Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
+                             float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
+                             float scale, int64_t launch_items);
 
 }  // namespace npr

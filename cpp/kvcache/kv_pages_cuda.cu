@@ -42,8 +42,8 @@ __global__ void write_slots_kernel(uint16_t* k_plane, uint16_t* v_plane, const u
 
 }  // namespace
 
-int64_t KvPagesCuda::block_bytes(DevDType t, int64_t layers, int32_t block_tokens,
-                                 int64_t kv_heads, int64_t head_dim) {
+int64_t KvPagesCuda::block_bytes(DevDType t, int64_t layers, int32_t block_tokens, int64_t kv_heads,
+                                 int64_t head_dim) {
   return 2 * layers * block_tokens * kv_heads * head_dim * dev_dtype_size(t);
 }
 
@@ -113,8 +113,7 @@ Status KvPagesCuda::write(int64_t layer, const void* k, const void* v, const int
   write_slots_kernel<<<dim3(static_cast<unsigned>(n), 2), 128, 0,
                        static_cast<cudaStream_t>(ctx_->stream())>>>(
       static_cast<uint16_t*>(this->k(layer)), static_cast<uint16_t*>(this->v(layer)),
-      static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), slots,
-      slot_elems() * unit);
+      static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), slots, slot_elems() * unit);
   return cuda_launch_status("kv pages (cuda): write new tokens");
 }
 
@@ -138,6 +137,35 @@ Status KvPagesCuda::download(int64_t layer, std::vector<float>* k, std::vector<f
     }
   }
   return ctx_->sync("kv pages (cuda): download");
+}
+
+Status device_copy_bandwidth(CudaContext& ctx, int64_t bytes, int reps, double* gbps) {
+  DeviceBuffer a, b;
+  NPR_TRY(a.grow(ctx.alloc(), bytes, "copy bandwidth: source"));
+  NPR_TRY(b.grow(ctx.alloc(), bytes, "copy bandwidth: destination"));
+  NPR_TRY(ctx.zero(a.get(), bytes, "copy bandwidth: clear"));
+  cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
+  cudaEvent_t e0, e1;
+  NPR_CUDA_TRY(cudaEventCreate(&e0), "copy bandwidth: event");
+  NPR_CUDA_TRY(cudaEventCreate(&e1), "copy bandwidth: event");
+  float best = 0.0f;
+  Status s;
+  for (int r = 0; r <= reps && s.is_ok(); ++r) {  // the first copy warms up
+    cudaEventRecord(e0, st);
+    s = cuda_status(
+        cudaMemcpyAsync(b.get(), a.get(), static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, st),
+        "copy bandwidth: copy");
+    cudaEventRecord(e1, st);
+    if (s.is_ok()) s = cuda_status(cudaEventSynchronize(e1), "copy bandwidth: wait");
+    float ms = 0.0f;
+    cudaEventElapsedTime(&ms, e0, e1);
+    if (r > 0 && (best == 0.0f || ms < best)) best = ms;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  NPR_TRY(s);
+  *gbps = best > 0.0f ? 2.0 * static_cast<double>(bytes) / (best * 1e-3) / 1e9 : 0.0;
+  return Status::ok();
 }
 
 }  // namespace npr

@@ -3,8 +3,8 @@
 // this store only holds the pages and applies what the bookkeeping decides: the SlotCopy lists
 // of fork (partial-tail copies) and join (compaction by left shifts), in list order, on the
 // device. Pages have the compute type of the model (fp32 or bf16).
-// Shapes: k(l), v(l) (num_blocks + 1, block_tokens, kv_heads, head_dim) of type t per layer. The extra
-// block (pad_block()) is never handed out by KvCache: padded rows of a replayed decode graph
+// Shapes: k(l), v(l) (num_blocks + 1, block_tokens, kv_heads, head_dim) of type t per layer. The
+// extra block (pad_block()) is never handed out by KvCache: padded rows of a replayed decode graph
 // write and read there, so padding never touches a sequence's pages.
 // The budget is a number of blocks, or bytes (blocks_for_budget), or a fraction of the device
 // memory free now (budget_from_free_fraction). Not here: eviction, offload to host memory.
@@ -60,8 +60,7 @@ class KvPagesCuda {
     return static_cast<int64_t>(num_blocks_ + 1) * block_tokens_ * slot_elems();
   }
   void* at(int64_t layer, int kv) const {
-    return static_cast<char*>(pages_.get()) +
-           (layer * 2 + kv) * plane_elems() * dev_dtype_size(t_);
+    return static_cast<char*>(pages_.get()) + (layer * 2 + kv) * plane_elems() * dev_dtype_size(t_);
   }
   CudaContext* ctx_ = nullptr;
   DevDType t_ = DevDType::kF32;
@@ -71,5 +70,9 @@ class KvPagesCuda {
   DeviceBuffer copies_;  // (copies, 5) int32, grown on demand
   std::vector<int32_t> staging_;
 };
+
+// Device-to-device copy bandwidth in GB/s (bytes read + bytes written per second), the best of
+// `reps` copies of `bytes`: the bound the decode benchmark divides by.
+Status device_copy_bandwidth(CudaContext& ctx, int64_t bytes, int reps, double* gbps);
 
 }  // namespace npr

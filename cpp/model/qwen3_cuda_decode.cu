@@ -28,14 +28,18 @@ int64_t bucket_of(int64_t s) {
   return b;
 }
 
-int64_t align64(int64_t words) { return (words + 63) / 64 * 64; }
+int64_t align64(int64_t words) {
+  return (words + 63) / 64 * 64;
+}
 
 }  // namespace
 
 Qwen3CudaDecoder::Qwen3CudaDecoder(Qwen3CudaModel& model, KvPagesCuda& pages)
     : m_(model), pages_(pages), ctx_(model.context()) {}
 
-Qwen3CudaDecoder::~Qwen3CudaDecoder() { drop_graphs(); }
+Qwen3CudaDecoder::~Qwen3CudaDecoder() {
+  drop_graphs();
+}
 
 void Qwen3CudaDecoder::drop_graphs() {
   for (auto& [bucket, g] : graphs_)
@@ -48,8 +52,8 @@ Status Qwen3CudaDecoder::reserve(int64_t N, int64_t S) {
   const Qwen3Config& c = m_.config();
   cap_tokens_ = std::max(N, cap_tokens_ + cap_tokens_ / 2);
   cap_seqs_ = std::max(S, cap_seqs_ + cap_seqs_ / 2);
-  const int64_t T = cap_tokens_, Sc = cap_seqs_, H = c.hidden, I = c.intermediate,
-                D = c.head_dim, qd = c.heads * D, kd = c.kv_heads * D;
+  const int64_t T = cap_tokens_, Sc = cap_seqs_, H = c.hidden, I = c.intermediate, D = c.head_dim,
+                qd = c.heads * D, kd = c.kv_heads * D;
   const int64_t ts = dev_dtype_size(m_.precision());
   // Step description: ids, slots (T), last rows (S), cos, sin (T, D/2): 4-byte words.
   const int64_t words = align64(T) * 2 + align64(Sc) + align64(T * (D / 2)) * 2;
@@ -64,9 +68,9 @@ Status Qwen3CudaDecoder::reserve(int64_t N, int64_t S) {
   sin_ = cos_ + align64(T * (D / 2));
   // Activations.
   const int64_t rs = T * std::max<int64_t>({c.heads, c.kv_heads, 1});
-  const int64_t pieces[] = {4 * T * H,  4 * std::max(rs, Sc), 4 * Sc * H, 4 * Sc * c.vocab,
-                            ts * T * H, ts * T * qd,         ts * T * kd, ts * T * kd,
-                            ts * T * qd, ts * T * I,          ts * T * I,  ts * T * I,
+  const int64_t pieces[] = {4 * T * H,   4 * std::max(rs, Sc), 4 * Sc * H,  4 * Sc * c.vocab,
+                            ts * T * H,  ts * T * qd,          ts * T * kd, ts * T * kd,
+                            ts * T * qd, ts * T * I,           ts * T * I,  ts * T * I,
                             ts * Sc * H};
   int64_t total = 0;
   for (int64_t p : pieces) total += (p + 255) / 256 * 256;
@@ -110,8 +114,8 @@ Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
     NPR_TRY(linear_forward_cuda(ctx_, t, t, q_, xn_, W(o.wq), N, H, qd, 0.0f));
     NPR_TRY(linear_forward_cuda(ctx_, t, t, k_, xn_, W(o.wk), N, H, kd, 0.0f));
     NPR_TRY(linear_forward_cuda(ctx_, t, t, v_, xn_, W(o.wv), N, H, kd, 0.0f));
-    NPR_TRY(rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, m_.master_weight(o.q_norm),
-                                 N * c.heads, D, c.rms_eps));
+    NPR_TRY(rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, m_.master_weight(o.q_norm), N * c.heads,
+                                 D, c.rms_eps));
     NPR_TRY(rmsnorm_forward_cuda(ctx_, t, t, k_, rstd_, k_, m_.master_weight(o.k_norm),
                                  N * c.kv_heads, D, c.rms_eps));
     NPR_TRY(rope_apply_cuda(ctx_, t, q_, cos_, sin_, N, c.heads, D, false));
@@ -121,16 +125,16 @@ Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
     NPR_TRY(decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale,
                                   launch_items));
     NPR_TRY(linear_forward_cuda(ctx_, t, F32, x_, attn_, W(o.wo), N, qd, H, 1.0f));
-    NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, m_.master_weight(o.post_norm), N,
-                                 H, c.rms_eps));
+    NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, m_.master_weight(o.post_norm), N, H,
+                                 c.rms_eps));
     NPR_TRY(linear_forward_cuda(ctx_, t, t, gate_, xn_, W(o.w_gate), N, H, I, 0.0f));
     NPR_TRY(linear_forward_cuda(ctx_, t, t, up_, xn_, W(o.w_up), N, H, I, 0.0f));
     NPR_TRY(swiglu_forward_cuda(ctx_, t, act_, gate_, up_, N * I));
     NPR_TRY(linear_forward_cuda(ctx_, t, F32, x_, act_, W(o.w_down), N, I, H, 1.0f));
   }
   NPR_TRY(gather_rows_cuda(ctx_, last_, x_, last_rows_, S, H));
-  NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, hn_, rstd_, last_, m_.master_weight(off.final_norm),
-                               S, H, c.rms_eps));
+  NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, hn_, rstd_, last_, m_.master_weight(off.final_norm), S,
+                               H, c.rms_eps));
   return linear_forward_cuda(ctx_, t, F32, logits_, hn_, W(off.lm_head), S, H, c.vocab, 0.0f);
 }
 
@@ -226,8 +230,8 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   CascadePlan cplan;
   const bool use_cascade = cascade && one_each;
   if (use_cascade) cplan = cascade_plan(qt, 1);
-  const DecodeWork work = decode_work(qt, use_cascade ? &cplan : nullptr, B,
-                                      c.heads / c.kv_heads, work_options);
+  const DecodeWork work =
+      decode_work(qt, use_cascade ? &cplan : nullptr, B, c.heads / c.kv_heads, work_options);
   if (graph) {  // capacity for any step of this bucket, so that most steps reuse the graph
     const int64_t per = 2 * static_cast<int64_t>(work_options.max_items_per_run) * Sp;
     NPR_TRY(plan_.reserve(ctx_, per, per, Sp, qt.indptr[Np], c.heads, D));

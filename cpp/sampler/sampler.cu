@@ -93,14 +93,16 @@ __device__ void cut(const float* z, const double* p, uint8_t* keep, int64_t voca
     double w = 0.0;
     for (int64_t t = tid; t < vocab; t += kThreads)
       if (keep[t] && order_key(z[t]) >= cand) w += weight(t);
-    w = block_reduce(w, [](double a, double b) { return a + b; }, sh.dd);
+    w = block_reduce(
+        w, [](double a, double b) { return a + b; }, sh.dd);
     if (w >= need) prefix = cand;
   }
   const uint32_t K = prefix;
   double above = 0.0;
   for (int64_t t = tid; t < vocab; t += kThreads)
     if (keep[t] && order_key(z[t]) > K) above += weight(t);
-  above = block_reduce(above, [](double a, double b) { return a + b; }, sh.dd);
+  above = block_reduce(
+      above, [](double a, double b) { return a + b; }, sh.dd);
   // Ties at K in id order: a contiguous chunk of ids per thread, an exclusive scan of chunks.
   const int64_t chunk = (vocab + kThreads - 1) / kThreads;
   const int64_t t0 = tid * chunk, t1 = min(vocab, t0 + chunk);
@@ -131,21 +133,22 @@ __device__ void renormalise(const float* z, double* p, const uint8_t* keep, int6
   float zm = -INFINITY;
   for (int64_t t = tid; t < vocab; t += kThreads)
     if (keep[t]) zm = fmaxf(zm, z[t]);
-  zm = block_reduce(zm, [](float a, float b) { return fmaxf(a, b); }, sh.f);
+  zm = block_reduce(
+      zm, [](float a, float b) { return fmaxf(a, b); }, sh.f);
   double total = 0.0;
   for (int64_t t = tid; t < vocab; t += kThreads) {
     p[t] = keep[t] ? exp(static_cast<double>(z[t]) - zm) : 0.0;
     total += p[t];
   }
-  total = block_reduce(total, [](double a, double b) { return a + b; }, sh.dd);
+  total = block_reduce(
+      total, [](double a, double b) { return a + b; }, sh.dd);
   for (int64_t t = tid; t < vocab; t += kThreads) p[t] /= total;
   __syncthreads();
 }
 
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(const float* logits_all, const RowMeta* meta, const int32_t* pen,
-                  float* z_all, double* p_all, uint8_t* keep_all, Out* out, int64_t vocab,
-                  Params P) {
+    sample_kernel(const float* logits_all, const RowMeta* meta, const int32_t* pen, float* z_all,
+                  double* p_all, uint8_t* keep_all, Out* out, int64_t vocab, Params P) {
   __shared__ Shared sh;
   const int tid = threadIdx.x;
   const int64_t row = blockIdx.x;
@@ -165,16 +168,20 @@ __global__ void __launch_bounds__(kThreads)
     z[t] = x;
     keep[t] = 1;
   }
-  bad = block_reduce(bad, [](int a, int b) { return a | b; }, sh.n);
-  finite = block_reduce(finite, [](int a, int b) { return a | b; }, sh.n);
+  bad = block_reduce(
+      bad, [](int a, int b) { return a | b; }, sh.n);
+  finite = block_reduce(
+      finite, [](int a, int b) { return a | b; }, sh.n);
   if (bad || !finite) {
     if (tid == 0) out[row] = Out{-1, bad ? 1 : 2, 0.0f, 0.0f};
     return;
   }
-  m = block_reduce(m, [](float a, float b) { return fmaxf(a, b); }, sh.f);
+  m = block_reduce(
+      m, [](float a, float b) { return fmaxf(a, b); }, sh.f);
   double sum = 0.0;
   for (int64_t t = tid; t < vocab; t += kThreads) sum += exp(static_cast<double>(logits[t]) - m);
-  sum = block_reduce(sum, [](double a, double b) { return a + b; }, sh.dd);
+  sum = block_reduce(
+      sum, [](double a, double b) { return a + b; }, sh.dd);
   const double lse = m + log(sum);
   // Step-local repetition penalty, once per distinct token.
   if (M.penalty != 1.0f) {
@@ -191,14 +198,16 @@ __global__ void __launch_bounds__(kThreads)
     float bv = -INFINITY;
     for (int64_t t = tid; t < vocab; t += kThreads)
       if (best < 0 || z[t] > bv) bv = z[t], best = t;
-    const float top = block_reduce(bv, [](float a, float b) { return fmaxf(a, b); }, sh.f);
+    const float top = block_reduce(
+        bv, [](float a, float b) { return fmaxf(a, b); }, sh.f);
     int64_t first = vocab;
     for (int64_t t = tid; t < vocab; t += kThreads)
       if (z[t] == top) {
         first = t;
         break;
       }
-    first = block_reduce(first, [](int64_t a, int64_t b) { return a < b ? a : b; }, sh.i);
+    first = block_reduce(
+        first, [](int64_t a, int64_t b) { return a < b ? a : b; }, sh.i);
     if (tid == 0)
       out[row] = Out{static_cast<int32_t>(first), 0,
                      static_cast<float>(static_cast<double>(logits[first]) - lse), 0.0f};
@@ -212,14 +221,16 @@ __global__ void __launch_bounds__(kThreads)
     double mass = 0.0;
     for (int64_t t = tid; t < vocab; t += kThreads)
       if (keep[t]) mass += p[t];
-    mass = block_reduce(mass, [](double a, double b) { return a + b; }, sh.dd);
+    mass = block_reduce(
+        mass, [](double a, double b) { return a + b; }, sh.dd);
     cut<true>(z, p, keep, vocab, P.top_p * mass, sh);
     renormalise(z, p, keep, vocab, sh);
   }
   if (P.min_p > 0.0f) {
     double pmax = 0.0;
     for (int64_t t = tid; t < vocab; t += kThreads) pmax = fmax(pmax, p[t]);
-    pmax = block_reduce(pmax, [](double a, double b) { return fmax(a, b); }, sh.dd);
+    pmax = block_reduce(
+        pmax, [](double a, double b) { return fmax(a, b); }, sh.dd);
     for (int64_t t = tid; t < vocab; t += kThreads)
       if (keep[t] && p[t] < P.min_p * pmax) keep[t] = 0;
     __syncthreads();
@@ -243,8 +254,10 @@ __global__ void __launch_bounds__(kThreads)
       break;
     }
   }
-  pick = block_reduce(pick, [](int64_t a, int64_t b) { return a < b ? a : b; }, sh.i);
-  last_kept = block_reduce(last_kept, [](int64_t a, int64_t b) { return a > b ? a : b; }, sh.i);
+  pick = block_reduce(
+      pick, [](int64_t a, int64_t b) { return a < b ? a : b; }, sh.i);
+  last_kept = block_reduce(
+      last_kept, [](int64_t a, int64_t b) { return a > b ? a : b; }, sh.i);
   if (pick == vocab) pick = last_kept;  // the last kept token absorbs rounding at the top end
   if (tid == 0)
     out[row] = Out{static_cast<int32_t>(pick), 0,
@@ -268,9 +281,13 @@ Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* lo
     if (!(row.repetition_penalty > 0.0f))
       return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +
                                   ": repetition_penalty must be > 0");
-    meta[r] = RowMeta{static_cast<uint64_t>(row.request), static_cast<uint64_t>(row.branch),
-                      static_cast<uint64_t>(row.index), static_cast<int32_t>(pen.size()),
-                      row.penalty_count, row.repetition_penalty, 0};
+    meta[r] = RowMeta{static_cast<uint64_t>(row.request),
+                      static_cast<uint64_t>(row.branch),
+                      static_cast<uint64_t>(row.index),
+                      static_cast<int32_t>(pen.size()),
+                      row.penalty_count,
+                      row.repetition_penalty,
+                      0};
     for (int32_t i = 0; i < row.penalty_count; ++i) {
       if (row.penalty_tokens[i] < 0 || row.penalty_tokens[i] >= vocab)
         return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +
@@ -300,16 +317,16 @@ Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* lo
                      "sampling (cuda): penalty tokens"));
   const Params P{params.temperature, params.top_p, params.min_p, params.top_k, params.seed};
   sample_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0,
-                  static_cast<cudaStream_t>(ctx.stream())>>>(logits, dmeta, dpen, z, p, keep,
-                                                             dout, vocab, P);
+                  static_cast<cudaStream_t>(ctx.stream())>>>(logits, dmeta, dpen, z, p, keep, dout,
+                                                             vocab, P);
   NPR_TRY(cuda_launch_status("sampling (cuda): sample"));
   std::vector<Out> out(static_cast<size_t>(n_rows));
   NPR_TRY(ctx.download(out.data(), dout, sizeof(Out) * n_rows, "sampling (cuda): results"));
   for (int64_t r = 0; r < n_rows; ++r) {
     if (out[r].error)
-      return Status::invalid("sampling (cuda): row " + std::to_string(r) +
-                             (out[r].error == 1 ? " has a NaN or +inf logit"
-                                                : " has no finite logit (all masked)"));
+      return Status::invalid(
+          "sampling (cuda): row " + std::to_string(r) +
+          (out[r].error == 1 ? " has a NaN or +inf logit" : " has no finite logit (all masked)"));
     results[r] = SampleResult{out[r].token, out[r].logprob, out[r].logprob_sampling};
   }
   return Status::ok();

@@ -111,8 +111,8 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
   KvPages cpages;
   CHECK_OK(KvPages::create(cfg.layers, blocks, B, cfg.kv_heads, cfg.head_dim, &cpages));
   std::unique_ptr<KvPagesCuda> pages;
-  CHECK_OK(KvPagesCuda::create(gpu->context(), t, cfg.layers, blocks, B, cfg.kv_heads,
-                               cfg.head_dim, &pages));
+  CHECK_OK(KvPagesCuda::create(gpu->context(), t, cfg.layers, blocks, B, cfg.kv_heads, cfg.head_dim,
+                               &pages));
   if (!pages) return d;
   Qwen3CudaDecoder dec(*gpu, *pages);
   dec.use_graphs = graphs;
@@ -125,8 +125,8 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
   std::vector<float> logits(V * 3), clogits(V * 3);
   auto compare_cpu = [&](int64_t rows) {
     for (int64_t i = 0; i < rows * V; ++i)
-      d.logits_vs_cpu = std::max(d.logits_vs_cpu, std::fabs(static_cast<double>(logits[i]) -
-                                                             clogits[i]));
+      d.logits_vs_cpu =
+          std::max(d.logits_vs_cpu, std::fabs(static_cast<double>(logits[i]) - clogits[i]));
   };
   {
     Tables tb = tables_of(kv, {root});
@@ -157,8 +157,8 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
     }
     if (live.empty()) break;
     Tables tb = tables_of(kv, live);
-    const Qwen3DecodeBatch batch{static_cast<int64_t>(live.size()), cu_new.data(),
-                                 step_ids.data(), step_pos.data(), tb.view()};
+    const Qwen3DecodeBatch batch{static_cast<int64_t>(live.size()), cu_new.data(), step_ids.data(),
+                                 step_pos.data(), tb.view()};
     CHECK_OK(dec.step(batch, cascade, logits.data()));
     CHECK_OK(qwen3_decode_step(cctx, *cpu, cpages, batch, cascade, clogits.data()));
     compare_cpu(static_cast<int64_t>(live.size()));
@@ -168,13 +168,14 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
     }
   }
   const auto& st = dec.stats();
-  std::printf("    %s %s graphs %s: max |decode - forward| %.3g, mean %.3g over %lld; max |logits "
-              "- cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
-              dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off", d.max,
-              d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
-              static_cast<long long>(st.eager_steps), static_cast<long long>(st.graph_captures),
-              static_cast<long long>(st.graph_replays), st.graph_error.empty() ? "" : "; graph: ",
-              st.graph_error.c_str());
+  std::printf(
+      "    %s %s graphs %s: max |decode - forward| %.3g, mean %.3g over %lld; max |logits "
+      "- cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
+      dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off", d.max,
+      d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
+      static_cast<long long>(st.eager_steps), static_cast<long long>(st.graph_captures),
+      static_cast<long long>(st.graph_replays),
+      st.graph_error.empty() ? "" : "; graph: ", st.graph_error.c_str());
   if (graphs) CHECK_MSG(st.graph_replays > 0, "no decode step replayed a graph: " + st.graph_error);
   return d;
 }
@@ -186,8 +187,8 @@ TEST(cuda_decode_of_forked_branches_matches_the_training_forward) {
     for (bool graphs : {false, true}) {
       const Diffs f = fork_rollout(DevDType::kF32, cascade, graphs);
       CHECK_MSG(f.max < 1e-4, "fp32: decode vs forward " + std::to_string(f.max));
-      CHECK_MSG(f.logits_vs_cpu < 1e-4, "fp32: logits vs the CPU decode step " +
-                                            std::to_string(f.logits_vs_cpu));
+      CHECK_MSG(f.logits_vs_cpu < 1e-4,
+                "fp32: logits vs the CPU decode step " + std::to_string(f.logits_vs_cpu));
       const Diffs b = fork_rollout(DevDType::kBF16, cascade, graphs);
       CHECK_MSG(b.max < 0.1, "bf16: decode vs forward " + std::to_string(b.max));
     }
@@ -222,7 +223,7 @@ TEST(cuda_sampler_draws_the_cpu_tokens) {
       pen.push_back(pen[0]);  // a repeat: penalised once
       std::vector<SampleRow> rr(static_cast<size_t>(rows));
       for (int64_t r = 0; r < rows; ++r)
-        rr[r] = SampleRow{logits.data() + r * vocab, r % 3, r % 5, 100 + r, pen.data(),
+        rr[r] = SampleRow{logits.data() + r * vocab,        r % 3,    r % 5, 100 + r, pen.data(),
                           static_cast<int32_t>(pen.size()), m.penalty};
       std::vector<SampleResult> want(rows), got(rows);
       CHECK_OK(sample_rows(CpuContext{nullptr, detect_simd()}, want.data(), rr.data(), rows, vocab,
@@ -239,8 +240,8 @@ TEST(cuda_sampler_draws_the_cpu_tokens) {
       const std::string what = std::string(m.name) + " vocab " + std::to_string(vocab);
       CHECK_MSG(same == rows, what + ": " + std::to_string(rows - same) + " of " +
                                   std::to_string(rows) + " tokens differ from the CPU sampler");
-      CHECK_MSG(lp < 1e-5 && lps < 1e-5, what + ": logprobs differ by " + std::to_string(lp) +
-                                             " / " + std::to_string(lps));
+      CHECK_MSG(lp < 1e-5 && lps < 1e-5,
+                what + ": logprobs differ by " + std::to_string(lp) + " / " + std::to_string(lps));
     }
   }
   std::vector<float> bad(10, 0.0f);
@@ -248,12 +249,14 @@ TEST(cuda_sampler_draws_the_cpu_tokens) {
   DeviceBuffer db = to_device(ctx, bad, DevDType::kF32);
   SampleRow row{bad.data(), 0, 0, 0, nullptr, 0, 1.0f};
   SampleResult res;
-  CHECK(sample_rows_cuda(ctx, &res, db.as<float>(), &row, 1, 10, SamplingParams{})
-            .code() == StatusCode::kInvalidArgument);
+  CHECK(sample_rows_cuda(ctx, &res, db.as<float>(), &row, 1, 10, SamplingParams{}).code() ==
+        StatusCode::kInvalidArgument);
 }
 
 #else
-TEST(cuda_decode_needs_a_cuda_build) { SKIP("built without CUDA (NPR_CUDA=off or no nvcc)"); }
+TEST(cuda_decode_needs_a_cuda_build) {
+  SKIP("built without CUDA (NPR_CUDA=off or no nvcc)");
+}
 #endif
 
 }  // namespace npr::test

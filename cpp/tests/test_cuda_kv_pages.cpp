@@ -77,7 +77,7 @@ void device_soak(uint64_t seed, int64_t ops, int32_t blocks, int32_t B, DevDType
         const int64_t n = 1 + rng.below(24), len = kv.length(s);
         KvAnswer a;
         if (!kv.append(s, n, rng.below(4) != 0, &a).is_ok()) continue;  // frozen parent
-        if (a == KvAnswer::kNoBlocks) {  // reclaim under pressure
+        if (a == KvAnswer::kNoBlocks) {                                 // reclaim under pressure
           const size_t victim = static_cast<size_t>(rng.below(static_cast<int64_t>(open.size())));
           CHECK_OK(kv.close_request(open[victim]));
           open.erase(open.begin() + static_cast<int64_t>(victim));
@@ -141,10 +141,11 @@ void device_soak(uint64_t seed, int64_t ops, int32_t blocks, int32_t B, DevDType
                       std::to_string(op));
       }
     }
-    std::printf("    device soak seed %llu (B %d, %s): %lld ops, %lld forks, %lld joins, %lld checks\n",
-                static_cast<unsigned long long>(seed), B, dev_dtype_name(t),
-                static_cast<long long>(ops), static_cast<long long>(forks),
-                static_cast<long long>(joins), static_cast<long long>(checks));
+    std::printf(
+        "    device soak seed %llu (B %d, %s): %lld ops, %lld forks, %lld joins, %lld checks\n",
+        static_cast<unsigned long long>(seed), B, dev_dtype_name(t), static_cast<long long>(ops),
+        static_cast<long long>(forks), static_cast<long long>(joins),
+        static_cast<long long>(checks));
     CHECK(forks > ops / 100 && joins > ops / 100);
     for (int32_t r : open) CHECK_OK(kv.close_request(r));
     CHECK(kv.free_blocks() == blocks);
@@ -213,7 +214,8 @@ TEST(cuda_kv_pages_budget_in_bytes_and_named_out_of_memory) {
   CHECK(KvPagesCuda::budget_from_free_fraction(0.5) > 0);
   std::unique_ptr<KvPagesCuda> huge;
   const Status s = KvPagesCuda::create(ctx, DevDType::kF32, 1024, 1 << 24, 16, 8, 128, &huge);
-  CHECK_MSG(s.code() == StatusCode::kOutOfMemory && !huge, "expected a named OOM: " + s.to_string());
+  CHECK_MSG(s.code() == StatusCode::kOutOfMemory && !huge,
+            "expected a named OOM: " + s.to_string());
 }
 
 TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
@@ -241,8 +243,8 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
           auto ref = poisoned(n * heads * D), cpu = poisoned(n * heads * D);
           auto rl = poisoned(n * heads);
           decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, pt, scale);
-          CHECK_OK(decode_attention(CpuContext{&pool, detect_simd()}, cpu.data(), nullptr,
-                                    q.data(), heads, pk, pt, scale));
+          CHECK_OK(decode_attention(CpuContext{&pool, detect_simd()}, cpu.data(), nullptr, q.data(),
+                                    heads, pk, pt, scale));
           DeviceBuffer dk = to_device(ctx, k, t), dv = to_device(ctx, v, t),
                        dq = to_device(ctx, q, t);
           const DevicePagedKv dpk{dk.get(), dv.get(), B, kvh, D};
@@ -277,7 +279,9 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
 }
 
 #else
-TEST(cuda_kv_pages_need_a_cuda_build) { SKIP("built without CUDA (NPR_CUDA=off or no nvcc)"); }
+TEST(cuda_kv_pages_need_a_cuda_build) {
+  SKIP("built without CUDA (NPR_CUDA=off or no nvcc)");
+}
 #endif
 
 }  // namespace npr::test

@@ -233,8 +233,35 @@ export interface NativeDecodeBatch {
   cascade?: boolean;
 }
 
-/** The paged KV cache of one model (bookkeeping + CPU pages) and its decode step. */
+/** Where NativeKv's pages live and how its decode steps ran (CUDA graphs; zeros on the CPU). */
+export interface NativeKvDeviceStats {
+  eagerSteps: number;
+  graphCaptures: number;
+  graphReplays: number;
+  /** Why graph replay was turned off ('' when it was not). */
+  graphError: string;
+}
+
+/**
+ * Options of `new NativeKv`: the pool size as numBlocks, or (CUDA models) as budgetBytes or a
+ * memoryFraction of the device memory free now. graphs (CUDA, default true): replay one-token
+ * decode steps as CUDA graphs.
+ */
+export interface NativeKvOptions {
+  numBlocks?: number;
+  budgetBytes?: number;
+  memoryFraction?: number;
+  /** Tokens per block (default 16). */
+  blockTokens?: number;
+  graphs?: boolean;
+}
+
+/** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */
 export interface NativeKv {
+  readonly backend: 'cpu' | 'cuda';
+  deviceStats(): NativeKvDeviceStats;
+  /** Device-to-device copy bandwidth (GB/s, bytes read + written) over `megabytes`; 0 on the CPU. */
+  deviceCopyBandwidth(megabytes: number): number;
   readonly freeBlocks: number;
   readonly numBlocks: number;
   readonly pageBytes: number;
@@ -355,7 +382,7 @@ export interface NativeAddon {
   sample(logits: Float32Array, rows: NativeSampleRows, params: NativeSamplingParams, out: NativeSampleOut): void;
   /** The fused per-token policy loss: writes dLoss/dlogprob (T) and returns the loss and metrics. */
   policyLoss(inputs: NativePolicyLossInputs, options: NativePolicyLossOptions, dlogprob: Float32Array): NativePolicyLossMetrics;
-  NativeKv: new (model: NativeQwen3, options: { numBlocks: number; blockTokens?: number }) => NativeKv;
+  NativeKv: new (model: NativeQwen3, options: NativeKvOptions) => NativeKv;
   /** OpenBLAS as a benchmark peer (dlopen'ed on first use; never required). */
   openblasInfo(): OpenBlasInfo;
   NativeQwen3: new (config: NativeQwen3Config, options?: NativeQwen3Options) => NativeQwen3;
