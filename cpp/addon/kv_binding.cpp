@@ -1,10 +1,17 @@
-// NativeKv: the paged KV cache of one model (bookkeeping + CPU pages) and its decode step.
-//   new NativeKv(model, { numBlocks, blockTokens? = 16 })
+// NativeKv: the paged KV cache of one model (bookkeeping + pages) and its decode step. The
+// bookkeeping is the host's KvCache whatever the backend; the pages live where the model does
+// (CPU memory, or device memory for a CUDA model, in its precision) and so does the step.
+//   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
+//                         graphs? = true })
+//   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
+//   graphs: replay one-token decode steps as CUDA graphs)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
 //   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
 //   Int32Array, cascade? }, logits: Float32Array) -> Promise
+//   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
+//   graphError } (CUDA; zeros on the CPU), deviceCopyBandwidth(megabytes) -> GB/s (CUDA; 0 CPU)
 // decode: the KV cache must already cover each sequence's new tokens (append them first); the
 // logits (seqs.length, vocab) of the token after each sequence's last new token are written.
 // Shares the model's busy flag: no forward/backward/decode may overlap on one model.
@@ -19,6 +26,11 @@
 #include "kvcache/kv_cache.h"
 #include "kvcache/kv_pages.h"
 #include "model/qwen3_decode.h"
+#if defined(NPR_WITH_CUDA)
+#include "kvcache/kv_pages_cuda.h"
+#include "model/qwen3_cuda_decode.h"
+#include "model/qwen3_cuda_model.h"
+#endif
 
 namespace npr::addon {
 
@@ -51,6 +63,9 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
          InstanceMethod<&KvHandle::Length>("length"),
          InstanceMethod<&KvHandle::CheckInvariants>("checkInvariants"),
          InstanceMethod<&KvHandle::Decode>("decode"),
+         InstanceMethod<&KvHandle::DeviceStats>("deviceStats"),
+         InstanceMethod<&KvHandle::CopyBandwidth>("deviceCopyBandwidth"),
+         InstanceAccessor<&KvHandle::Backend>("backend"),
          InstanceAccessor<&KvHandle::FreeBlocks>("freeBlocks"),
          InstanceAccessor<&KvHandle::NumBlocks>("numBlocks"),
          InstanceAccessor<&KvHandle::PageBytes>("pageBytes")});
@@ -62,10 +77,43 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     model_ = qwen3_access(info[0], "NativeKv: argument 'model'");
     model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
     Napi::Object o = object_arg(info, 1, fn, "options", false);
-    const int32_t blocks = static_cast<int32_t>(int_field(o, fn, "numBlocks", 1, 1 << 24));
     const int32_t bt = static_cast<int32_t>(int_field(o, fn, "blockTokens", 1, 1024, true, 16));
-    const Qwen3Config& c = model_.model->config();
-    Status st = KvPages::create(c.layers, blocks, bt, c.kv_heads, c.head_dim, &pages_);
+    const Qwen3Config& c = config();
+    int32_t blocks = 0;
+    if (o.Has("numBlocks") && !o.Get("numBlocks").IsUndefined()) {
+      blocks = static_cast<int32_t>(int_field(o, fn, "numBlocks", 1, 1 << 24));
+    } else if (model_.cuda && (o.Has("budgetBytes") || o.Has("memoryFraction"))) {
+#if defined(NPR_WITH_CUDA)
+      const int64_t budget =
+          o.Has("budgetBytes") ? static_cast<int64_t>(number_field(o, fn, "budgetBytes", false, 0))
+                               : KvPagesCuda::budget_from_free_fraction(
+                                     number_field(o, fn, "memoryFraction", false, 0));
+      blocks = KvPagesCuda::blocks_for_budget(
+          budget,
+          KvPagesCuda::block_bytes(model_.cuda->precision(), c.layers, bt, c.kv_heads, c.head_dim));
+      if (blocks <= 0)
+        throw_range(info.Env(), std::string(fn) + ": a budget of " + std::to_string(budget) +
+                                    " bytes buys no KV block; give more bytes or a larger "
+                                    "memoryFraction (in (0, 1])");
+#endif
+    } else {
+      throw_type(info.Env(), std::string(fn) +
+                                 ": options.numBlocks is required (or, for a CUDA model, "
+                                 "budgetBytes or memoryFraction)");
+    }
+    Status st;
+    if (model_.cuda) {
+#if defined(NPR_WITH_CUDA)
+      st = KvPagesCuda::create(model_.cuda->context(), model_.cuda->precision(), c.layers, blocks,
+                               bt, c.kv_heads, c.head_dim, &dev_pages_);
+      if (st.is_ok()) {
+        decoder_ = std::make_unique<Qwen3CudaDecoder>(*model_.cuda, *dev_pages_);
+        decoder_->use_graphs = bool_field(o, fn, "graphs", true);
+      }
+#endif
+    } else {
+      st = KvPages::create(c.layers, blocks, bt, c.kv_heads, c.head_dim, &pages_);
+    }
     if (!st.is_ok()) throw_status(info.Env(), st);
     kv_ = std::make_unique<KvCache>(blocks, bt);
   }
@@ -78,6 +126,20 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
   }
   void check(Napi::Env env, const Status& st) {
     if (!st.is_ok()) throw_status(env, st);
+  }
+  const Qwen3Config& config() const {
+#if defined(NPR_WITH_CUDA)
+    if (model_.cuda) return model_.cuda->config();
+#endif
+    return model_.model->config();
+  }
+  // Fork/join copies into the pages, wherever they live.
+  Status apply(const std::vector<SlotCopy>& copies) {
+#if defined(NPR_WITH_CUDA)
+    if (dev_pages_) return dev_pages_->apply(copies);
+#endif
+    pages_.apply(copies);
+    return Status::ok();
   }
   Napi::Value OpenRequest(const Napi::CallbackInfo& info) {
     return Napi::Number::New(
@@ -114,7 +176,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     std::vector<SlotCopy> copies;
     KvAnswer a;
     check(info.Env(), kv_->fork(seq, n, &kids, &a, &copies));
-    pages_.apply(copies);
+    check(info.Env(), apply(copies));
     Napi::Object out = Napi::Object::New(info.Env());
     out.Set("answer", answer(a));
     Napi::Int32Array arr = Napi::Int32Array::New(info.Env(), kids.size());
@@ -126,7 +188,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     idle(info.Env(), "join");
     std::vector<SlotCopy> copies;
     check(info.Env(), kv_->join(int_arg(info, 0, "join", "seq", 0, 1 << 30), &copies));
-    pages_.apply(copies);
+    check(info.Env(), apply(copies));
     return info.Env().Undefined();
   }
   Napi::Value Free(const Napi::CallbackInfo& info) {
@@ -150,14 +212,54 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     return Napi::Number::New(info.Env(), kv_->num_blocks());
   }
   Napi::Value PageBytes(const Napi::CallbackInfo& info) {
+#if defined(NPR_WITH_CUDA)
+    if (dev_pages_) return Napi::Number::New(info.Env(), static_cast<double>(dev_pages_->bytes()));
+#endif
     return Napi::Number::New(info.Env(), static_cast<double>(pages_.bytes()));
+  }
+  Napi::Value Backend(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), model_.cuda ? "cuda" : "cpu");
+  }
+  // GB/s of device-to-device copies (read + write) of `megabytes`; 0 on the CPU backend.
+  Napi::Value CopyBandwidth(const Napi::CallbackInfo& info) {
+    idle(info.Env(), "deviceCopyBandwidth");
+    double gbps = 0.0;
+#if defined(NPR_WITH_CUDA)
+    if (model_.cuda) {
+      const int64_t mb = int_arg(info, 0, "deviceCopyBandwidth", "megabytes", 1, 1 << 16);
+      check(info.Env(), device_copy_bandwidth(model_.cuda->context(), mb << 20, 5, &gbps));
+    }
+#endif
+    return Napi::Number::New(info.Env(), gbps);
+  }
+  Napi::Value DeviceStats(const Napi::CallbackInfo& info) {
+    Napi::Object o = Napi::Object::New(info.Env());
+    double eager = 0, captures = 0, replays = 0;
+    std::string error;
+#if defined(NPR_WITH_CUDA)
+    if (decoder_) {
+      eager = static_cast<double>(decoder_->stats().eager_steps);
+      captures = static_cast<double>(decoder_->stats().graph_captures);
+      replays = static_cast<double>(decoder_->stats().graph_replays);
+      error = decoder_->stats().graph_error;
+    }
+#endif
+    o.Set("eagerSteps", eager);
+    o.Set("graphCaptures", captures);
+    o.Set("graphReplays", replays);
+    o.Set("graphError", error);
+    return o;
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);
 
   friend class DecodeWorker;
   Qwen3Access model_;
   Napi::ObjectReference model_ref_;
-  KvPages pages_;
+  KvPages pages_;  // CPU model
+#if defined(NPR_WITH_CUDA)
+  std::unique_ptr<KvPagesCuda> dev_pages_;  // CUDA model
+  std::unique_ptr<Qwen3CudaDecoder> decoder_;
+#endif
   std::unique_ptr<KvCache> kv_;
   bool decoding_ = false;
 };
@@ -182,6 +284,12 @@ class DecodeWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     batch.table = PageTable{batch.sequences, indptr.data(), indices.data(), last.data()};
+#if defined(NPR_WITH_CUDA)
+    if (h_->decoder_) {
+      status_ = h_->decoder_->step(batch, cascade, logits);
+      return;
+    }
+#endif
     status_ = qwen3_decode_step(runtime_.context(), *h_->model_.model, h_->pages_, batch, cascade,
                                 logits);
   }
@@ -227,7 +335,7 @@ Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
   if (ids.ElementLength() != N || pos.ElementLength() != N)
     throw_range(info.Env(), "decode: batch.ids and batch.positions must hold cuNew[last] = " +
                                 std::to_string(N) + " entries");
-  const int64_t V = model_.model->config().vocab;
+  const int64_t V = config().vocab;
   if (!info[1].IsTypedArray() ||
       info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
       info[1].As<Napi::Float32Array>().ElementLength() != S * V)

@@ -122,6 +122,14 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
   Qwen3Model* cpu_model() {
     return model_.get();
   }
+  // The CUDA model, or null when this handle runs on the CPU.
+  Qwen3CudaModel* cuda_model() {
+#if defined(NPR_WITH_CUDA)
+    return cuda_.get();
+#else
+    return nullptr;
+#endif
+  }
   bool on_cuda() const {
     return !model_;
   }
@@ -455,11 +463,7 @@ Qwen3Access qwen3_access(const Napi::Value& v, const char* what) {
     throw_type(v.Env(),
                std::string(what) + " must be a NativeQwen3 model (got " + describe_type(v) + ")");
   Qwen3Handle* h = Qwen3Handle::Unwrap(v.As<Napi::Object>());
-  if (h->on_cuda())
-    throw_status(v.Env(), Status::unavailable(std::string(what) +
-                                              ": decoding with a KV cache runs on the cpu backend "
-                                              "only for now; create the model with backend 'cpu'"));
-  return Qwen3Access{h->cpu_model(), h->busy()};
+  return Qwen3Access{h->cpu_model(), h->cuda_model(), h->busy()};
 }
 
 }  // namespace npr::addon

@@ -1,0 +1,83 @@
+/**
+ * The engine on a CUDA model (needs a device; skipped with the reason elsewhere): the same
+ * scripted rollouts as engine.test.ts through NativeKv with its pages on the device. fp32: the
+ * logprobs recorded while decoding equal Model.forward over the flattened rollout (< 1e-4) and
+ * the CPU engine's; bf16: max and mean |decode - forward| are printed and bounded loosely (the
+ * training/inference mismatch of RL papers). Every KV block returns after the rollouts.
+ */
+import { describe, expect, it } from 'vitest';
+import { native } from '../ts/bindings/loader.js';
+import { type Rollout, rolloutBatch } from '../ts/engine/index.js';
+import { Model } from '../ts/model/model.js';
+import { codec, type Script, scriptedEngine, scriptedModel } from './fixtures/engine/scripted.js';
+
+const cuda = native().backends().cuda;
+
+const TWO_BLOCKS: Script = {
+  '': '<guideline><plan>1: add</plan><plan>2: check</plan><plan>3: guess</plan></guideline> so 3</takeaway>\n<guideline><plan>1: again</plan><plan>2.1: twice</plan></guideline> yes</takeaway>\n\\boxed{3}',
+  '0:1': ' 1+2=3 done</step>',
+  '0:2': ' 3-2=1</step>',
+  '0:3': ' maybe three or four</step>',
+  '1:1': ' 3</step>',
+  '1:2.1': ' three and again three</step>',
+};
+
+/** The scripted CPU model's weights in a CUDA model of the given precision. */
+function onCuda(cpu: Model, precision: 'fp32' | 'bf16'): Model {
+  const m = Model.create(cpu.config, { backend: 'cuda', precision });
+  for (const name of cpu.paramNames()) m.setParam(name, cpu.getParam(name));
+  return m;
+}
+
+async function decodeVsForward(model: Model, r: Rollout): Promise<{ max: number; mean: number }> {
+  const { logprob } = await model.forward(rolloutBatch(r));
+  let max = 0;
+  let sum = 0;
+  let n = 0;
+  for (let t = r.promptLength; t < r.tokens.length; t++) {
+    const d = Math.abs((logprob[t] as number) - (r.logprobs[t] as number));
+    max = Math.max(max, d);
+    sum += d;
+    n++;
+  }
+  return { max, mean: sum / Math.max(n, 1) };
+}
+
+describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a device answers'})`, () => {
+  it('fp32: rollouts with forks decode on the device consistently with forward and with the CPU engine', async () => {
+    const cpuModel = scriptedModel();
+    const model = onCuda(cpuModel, 'fp32');
+    const engine = scriptedEngine(model, [TWO_BLOCKS, TWO_BLOCKS]);
+    expect(engine.kv.backend).toBe('cuda');
+    const rollouts = await engine.generate(['q: 1+2=?', 'q: 1+2=?'], { maxNewTokens: 400 });
+    const [cpuRollout] = (await scriptedEngine(cpuModel, [TWO_BLOCKS]).generate(['q: 1+2=?'], { maxNewTokens: 400 })) as [Rollout];
+    for (const r of rollouts) {
+      expect(r.finishReason).toBe('stop');
+      expect(r.parallel).toBe(true);
+      expect(r.structureFaults).toEqual([]);
+      expect((await decodeVsForward(model, r)).max).toBeLessThan(1e-4);
+      expect(Array.from(r.tokens)).toEqual(Array.from(cpuRollout.tokens));
+      let d = 0;
+      for (let t = r.promptLength; t < r.tokens.length; t++)
+        d = Math.max(d, Math.abs((r.logprobs[t] as number) - (cpuRollout.logprobs[t] as number)));
+      expect(d).toBeLessThan(1e-4);
+    }
+    expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
+    engine.kv.checkInvariants();
+    const stats = engine.kv.deviceStats();
+    expect(stats.graphError).toBe('');
+    expect(stats.graphReplays).toBeGreaterThan(0);
+    expect(codec.decode(Array.from((rollouts[0] as Rollout).tokens)).length).toBeGreaterThan(0);
+  });
+
+  it('bf16: reports the decode/forward logprob mismatch and stays within bf16 rounding', async () => {
+    const model = onCuda(scriptedModel(), 'bf16');
+    const engine = scriptedEngine(model, [TWO_BLOCKS]);
+    const [r] = (await engine.generate(['q: 1+2=?'], { maxNewTokens: 400 })) as [Rollout];
+    expect(r.finishReason).toBe('stop');
+    const { max, mean } = await decodeVsForward(model, r);
+    console.log(`bf16 engine rollout: max |decode - forward| ${max.toExponential(3)}, mean ${mean.toExponential(3)}`);
+    expect(max).toBeLessThan(0.25);
+    expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
+  });
+});
