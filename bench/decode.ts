@@ -8,7 +8,13 @@
  */
 import { native } from '../ts/bindings/loader.js';
 import type { NativeQwen3, NativeQwen3Config } from '../ts/bindings/native.js';
-import { argFlag, printJson, printTable, round } from './_report.js';
+import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+
+// `--backend cuda`: the GPU benchmark lives in its own file (bench/decode-cuda.ts).
+if (argValue('backend') === 'cuda') {
+  await import('./decode-cuda.js');
+  process.exit();
+}
 
 const addon = native();
 

@@ -1,0 +1,151 @@
+/**
+ * `npm run bench -- decode --backend cuda [--quick] [--python PATH]`: the decode step on the
+ * device, Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8 heads, head dim 128, ffn 3072, vocab
+ * 151,936; random weights, bf16), KV pages on the device:
+ *   - batch-1 decode tokens/s after a 1k-token prefill, CUDA graphs on and off, against the
+ *     bandwidth bound: (weight bytes + KV bytes read per token) / the device-to-device copy
+ *     bandwidth this run measures (bytes read + written per second);
+ *   - step time for 1, 2, 4, 8 branches forked off the same 1k prefix, cascade on and off.
+ * Each figure is the median of the timed steps; a step is `await kv.decode(...)` from JS with
+ * the (S, vocab) logits copied back, as the engine sees it. Peer in the same run: Hugging Face
+ * transformers' generate on the same shape (bench/peers/decode_cuda.py, eager and with the
+ * static cache), when a python3 with torch + CUDA + transformers is found; otherwise a note.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { native } from '../ts/bindings/loader.js';
+import type { NativeKv, NativeQwen3 } from '../ts/bindings/native.js';
+import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+
+const addon = native();
+const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
+const PREFIX = 1024;
+const quick = argFlag('quick');
+const STEPS = quick ? 10 : 40;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+if (addon.backends().cuda.devices === 0) {
+  console.log(`no CUDA device: ${addon.backends().cuda.reason ?? 'unknown'}`);
+  printJson('decode-cuda', { skipped: true });
+  process.exit(argFlag('require-cuda') ? 1 : 0);
+}
+
+function makeModel(): NativeQwen3 {
+  const m = new addon.NativeQwen3({ ...SHAPE, ropeTheta: 1e6, tied: true }, { backend: 'cuda', precision: 'bf16' });
+  let x = 99;
+  for (const p of m.paramTable()) {
+    const data = new Float32Array(p.numel);
+    if (p.shape.length === 1) data.fill(1);
+    else
+      for (let i = 0; i < p.numel; i++) {
+        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+        data[i] = (x / 2 ** 32 - 0.5) * 0.07;
+      }
+    m.setParam(p.name, data);
+  }
+  return m;
+}
+
+/** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
+async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, graphs: boolean): Promise<{ t: number; kv: NativeKv }> {
+  const kv = new addon.NativeKv(model, { numBlocks: Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8, graphs });
+  const req = kv.openRequest(1 << 20);
+  const root = kv.createSequence(req);
+  kv.append(root, PREFIX, false);
+  const ids = Int32Array.from({ length: PREFIX }, (_, i) => (i * 7919) % SHAPE.vocab);
+  const positions = Int32Array.from({ length: PREFIX }, (_, i) => i);
+  await kv.decode({ seqs: Int32Array.of(root), cuNew: Int32Array.of(0, PREFIX), ids, positions }, new Float32Array(SHAPE.vocab));
+  const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
+  const logits = new Float32Array(seqs.length * SHAPE.vocab);
+  const times: number[] = [];
+  for (let step = 0; step < STEPS + 3; step++) {
+    for (const q of seqs) kv.append(q, 1, true);
+    const t0 = performance.now();
+    await kv.decode(
+      {
+        seqs,
+        cuNew: Int32Array.from({ length: seqs.length + 1 }, (_, i) => i),
+        ids: Int32Array.from(seqs, (_, i) => (step * 31 + i) % SHAPE.vocab),
+        positions: new Int32Array(seqs.length).fill(PREFIX + step),
+        cascade,
+      },
+      logits,
+    );
+    if (step >= 3) times.push((performance.now() - t0) / 1000); // 3 warm-up steps (graph capture)
+  }
+  return { t: median(times), kv };
+}
+
+/** The first python3 whose torch sees a CUDA device and has transformers, or the reason. */
+function peerPython(): { py: string | null; note: string } {
+  const given = argValue('python');
+  let note = 'no python3 found';
+  for (const py of given ? [given] : ['python3', '/usr/bin/python3']) {
+    const r = spawnSync(py, ['-c', 'import torch, transformers; print(torch.cuda.is_available())'], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout.trim() === 'True') return { py, note: '' };
+    note = r.status === 0 ? `${py}: torch sees no CUDA device` : `${py}: ${(r.stderr ?? '').trim().split('\n').at(-1)}`;
+  }
+  return { py: null, note };
+}
+
+const model = makeModel();
+const rows: Array<Record<string, string | number | null>> = [];
+const times: Record<string, number> = {};
+let stats = { eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '' };
+let copyGbps = 0;
+for (const branches of [1, 2, 4, 8]) {
+  for (const cascade of [true, false]) {
+    const { t, kv } = await stepTime(model, branches, cascade, true);
+    if (branches === 1 && cascade) {
+      stats = kv.deviceStats();
+      copyGbps = Math.max(kv.deviceCopyBandwidth(1024), kv.deviceCopyBandwidth(1024));
+    }
+    times[`${branches}_${cascade}`] = t;
+    rows.push({ branches, cascade: String(cascade), graphs: 'true', step_ms: round(t * 1000, 3), tok_per_s: round(branches / t, 1) });
+  }
+}
+const eager = (await stepTime(model, 1, true, false)).t;
+rows.push({ branches: 1, cascade: 'true', graphs: 'false', step_ms: round(eager * 1000, 3), tok_per_s: round(1 / eager, 1) });
+const one = times['1_true'] as number;
+const params = model.paramCount;
+const kvBytesPerToken = SHAPE.layers * 2 * SHAPE.kvHeads * SHAPE.headDim * 2;
+const bytes = params * 2 + kvBytesPerToken * (PREFIX + STEPS / 2);
+const bound = copyGbps > 0 ? bytes / (copyGbps * 1e9) : null;
+
+const peerScript = join(import.meta.dirname, '..', '..', 'bench', 'peers', 'decode_cuda.py');
+const { py, note } = existsSync(peerScript) ? peerPython() : { py: null, note: `${peerScript} missing` };
+let hf: { eager_tok_s: number | null; static_tok_s: number | null; errors: Record<string, string>; versions: string } | null = null;
+if (py) {
+  const r = spawnSync(py, [peerScript, JSON.stringify({ ...SHAPE, prefix: PREFIX, steps: quick ? 16 : 48 })], {
+    encoding: 'utf8',
+    timeout: 900_000,
+  });
+  if (r.status === 0) hf = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
+  else console.log(`note: transformers peer failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-1500)}`);
+} else console.log(`note: transformers peer not run: ${note}`);
+printTable(rows);
+console.log(
+  `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}; copy bandwidth ${copyGbps.toFixed(0)} GB/s measured in this run; ` +
+    `graphs: ${stats.graphCaptures} captures, ${stats.graphReplays} replays${stats.graphError ? `, error: ${stats.graphError}` : ''}`,
+);
+if (hf)
+  console.log(
+    `transformers ${hf.versions}: eager ${hf.eager_tok_s?.toFixed(1)} tok/s, static cache ${hf.static_tok_s?.toFixed(1) ?? '-'} tok/s ${JSON.stringify(hf.errors)}`,
+  );
+const best = (a: number | null | undefined, b: number | null | undefined) => Math.max(a ?? 0, b ?? 0) || null;
+printJson('decode-cuda', {
+  tok_s_b1: round(1 / one, 1),
+  tok_s_b1_no_graphs: round(1 / eager, 1),
+  copy_gbps: round(copyGbps, 0),
+  bandwidth_bound_ms_b1: bound === null ? null : round(bound * 1000, 3),
+  fraction_of_hbm_bound_b1: bound === null ? null : round(bound / one),
+  ratio_8_vs_1: round((times['8_true'] as number) / one),
+  ratio_8_vs_1_nocascade: round((times['8_false'] as number) / (times['1_false'] as number)),
+  step_ms_8_cascade: round((times['8_true'] as number) * 1000, 3),
+  hf_tok_s_b1_eager: hf?.eager_tok_s ?? null,
+  hf_tok_s_b1_static: hf?.static_tok_s ?? null,
+  ratio_vs_hf_b1: round(hf ? 1 / one / (best(hf.eager_tok_s, hf.static_tok_s) ?? Number.NaN) : null),
+  graph_replays: stats.graphReplays,
+  graph_error: stats.graphError || null,
+});
