@@ -6,6 +6,7 @@
 #
 #   scripts/gpu-check.sh [OUT_DIR]
 #   NPR_GPU_CHECK=tests|bench scripts/gpu-check.sh   only the tests, or only the benchmarks
+#   NPR_GPU_BENCHES="attention decode train-step"  which benchmarks (default: all three)
 #   (the build runs either way; it is incremental on a warm machine)
 #
 # Needs: node (20+) with this checkout's node_modules installed, cmake, nvcc, a CUDA device;
@@ -43,30 +44,36 @@ run_logged build 420 env NPR_CUDA=on CUDAARCHS="${CUDAARCHS:-90}" node scripts/b
 if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
 
 if [ "$phase" != bench ]; then
-run_logged cpp-tests 240 build/tests/npr_tests || status=1
-# The CUDA cases (names containing "cuda") under memcheck; leak checking covers device memory.
-# API errors are not reported: the code turns them into Status values, and one test provokes an
-# out-of-memory on purpose.
-if command -v compute-sanitizer >/dev/null 2>&1; then
-  run_logged cpp-tests-memcheck 240 compute-sanitizer --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 \
-    build/tests/npr_tests cuda || status=1
-else
-  note "compute-sanitizer not found: memcheck run skipped"
+  run_logged cpp-tests 240 build/tests/npr_tests || status=1
+  run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \
+    test/model.cuda.test.ts test/gemm.gpu.test.ts test/engine.cuda.test.ts || status=1
+  # The CUDA cases (names containing "cuda") under memcheck; leak checking covers device memory.
+  # API errors are not reported: the code turns them into Status values, and one test provokes
+  # an out-of-memory on purpose.
+  if command -v compute-sanitizer >/dev/null 2>&1; then
+    run_logged cpp-tests-memcheck "${NPR_GPU_MEMCHECK_S:-240}" compute-sanitizer --tool memcheck \
+      --leak-check full --report-api-errors no --error-exitcode 9 build/tests/npr_tests cuda ||
+      status=1
+  else
+    note "compute-sanitizer not found: memcheck run skipped"
+  fi
 fi
 
-run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \
-  test/model.cuda.test.ts test/gemm.gpu.test.ts || status=1
-fi
-
-# Benchmarks: each prints a table and, last, one JSON line; collect the JSON lines.
+# Benchmarks: each prints a table and, last, one JSON line (collected into the summary).
+# NPR_GPU_BENCHES picks some of them; NPR_GPU_BENCH_ITERS shortens the attention one.
 if [ "$phase" != tests ]; then
-run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters 10
-run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda
+  for b in ${NPR_GPU_BENCHES:-attention decode train-step}; do
+    case "$b" in
+      attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
+      decode) run_logged bench-decode 240 node dist/bench/decode.js --backend cuda ;;
+      train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
+      *) note "unknown benchmark '$b' (attention, decode, train-step)" ;;
+    esac
+  done
 fi
-for b in bench-attention bench-train-step; do
-  tail -n 1 "$out/$b.log" | grep '^{' >>"$out/bench.jsonl" || true
-done
 note "benchmark JSON:"
-cat "$out/bench.jsonl" 2>/dev/null | tee -a "$summary"
+for f in "$out"/bench-*.log; do
+  [ -f "$f" ] && { tail -n 1 "$f" | grep '^{' | tee -a "$summary"; }
+done
 note "gpu-check finished with status $status"
 exit $status
