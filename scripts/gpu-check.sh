@@ -6,7 +6,8 @@
 #
 #   scripts/gpu-check.sh [OUT_DIR]
 #   NPR_GPU_CHECK=tests|bench scripts/gpu-check.sh   only the tests, or only the benchmarks
-#   NPR_GPU_BENCHES="attention decode train-step"  which benchmarks (default: all three)
+#   NPR_GPU_BENCHES="attention decode train-step"  which benchmarks (default: all three);
+#   NPR_GPU_BENCH_ITERS=N, NPR_GPU_BENCH_QUICK=1 and NPR_GPU_MEMCHECK_S=S shorten a tight run
 #   (the build runs either way; it is incremental on a warm machine)
 #
 # Needs: node (20+) with this checkout's node_modules installed, cmake, nvcc, a CUDA device;
@@ -65,7 +66,7 @@ if [ "$phase" != tests ]; then
   for b in ${NPR_GPU_BENCHES:-attention decode train-step}; do
     case "$b" in
       attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
-      decode) run_logged bench-decode 240 node dist/bench/decode.js --backend cuda ;;
+      decode) run_logged bench-decode 240 node dist/bench/decode.js --backend cuda ${NPR_GPU_BENCH_QUICK:+--quick} ;;
       train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
       *) note "unknown benchmark '$b' (attention, decode, train-step)" ;;
     esac
