@@ -13,6 +13,9 @@ void register_kv(Napi::Env env, Napi::Object exports);
 void register_attention(Napi::Env env, Napi::Object exports);
 void register_attention_cuda(Napi::Env env, Napi::Object exports);
 void register_sampler(Napi::Env env, Napi::Object exports);
-void register_policy_loss(Napi::Env env, Napi::Object exports);
+// The trainer's exports: policyLoss (policy_loss_binding.cpp) and the optimizer state
+// (optimizer_state_binding.cpp); register_trainer registers both.
+void register_trainer(Napi::Env env, Napi::Object exports);
+void register_optimizer_state(Napi::Env env, Napi::Object exports);
 
 }  // namespace npr::addon

@@ -16,7 +16,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   npr::addon::register_attention_cuda(env, exports);
   npr::addon::register_kv(env, exports);
   npr::addon::register_sampler(env, exports);
-  npr::addon::register_policy_loss(env, exports);
+  npr::addon::register_trainer(env, exports);
   exports.Set("NativeQwen3", npr::addon::define_qwen3_class(env));
   exports.Set("abiVersion", Napi::Number::New(env, 6));
   return exports;

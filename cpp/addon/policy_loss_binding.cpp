@@ -103,8 +103,9 @@ Napi::Value policy_loss_js(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-void register_policy_loss(Napi::Env env, Napi::Object exports) {
+void register_trainer(Napi::Env env, Napi::Object exports) {
   exports.Set("policyLoss", Napi::Function::New(env, policy_loss_js, "policyLoss"));
+  register_optimizer_state(env, exports);
 }
 
 }  // namespace npr::addon

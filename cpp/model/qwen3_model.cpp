@@ -70,6 +70,17 @@ Status qwen3_validate_batch(const Qwen3Config& cfg, const Qwen3Batch& b) {
   return Status::ok();
 }
 
+void Qwen3Model::get_optimizer_state(float* m, float* v) const {
+  std::copy(adam_m_.begin(), adam_m_.end(), m);
+  std::copy(adam_v_.begin(), adam_v_.end(), v);
+}
+
+void Qwen3Model::set_optimizer_state(const float* m, const float* v, int64_t step) {
+  std::copy(m, m + off_.total, adam_m_.begin());
+  std::copy(v, v + off_.total, adam_v_.begin());
+  step_ = step;
+}
+
 void Qwen3Model::zero_grad() {
   std::fill(grads_.begin(), grads_.end(), 0.0f);
 }

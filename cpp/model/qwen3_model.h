@@ -49,6 +49,10 @@ class Qwen3Model {
   float* weights() { return weights_.data(); }
   const float* grads() const { return grads_.data(); }
   int64_t optimizer_steps() const { return step_; }
+  // AdamW moments (param_count each) and step count, for trainer checkpoints: copied out, or
+  // restored (a resumed run then takes exactly the steps an uninterrupted one would).
+  void get_optimizer_state(float* m, float* v) const;
+  void set_optimizer_state(const float* m, const float* v, int64_t step);
   // Tokens of the forward whose activations are held (0: none; backward would refuse).
   int64_t saved_tokens() const { return have_acts_ ? T_ : 0; }
   // Bytes held now: weights, grads, optimizer moments, saved activations.

@@ -382,6 +382,10 @@ export interface NativeAddon {
   sample(logits: Float32Array, rows: NativeSampleRows, params: NativeSamplingParams, out: NativeSampleOut): void;
   /** The fused per-token policy loss: writes dLoss/dlogprob (T) and returns the loss and metrics. */
   policyLoss(inputs: NativePolicyLossInputs, options: NativePolicyLossOptions, dlogprob: Float32Array): NativePolicyLossMetrics;
+  /** Copies a CPU model's AdamW moments (paramCount each) into m and v; returns its step count. */
+  optimizerState(model: NativeQwen3, m: Float32Array, v: Float32Array): number;
+  /** Restores AdamW moments and step count (trainer checkpoints). */
+  setOptimizerState(model: NativeQwen3, m: Float32Array, v: Float32Array, step: number): void;
   NativeKv: new (model: NativeQwen3, options: NativeKvOptions) => NativeKv;
   /** OpenBLAS as a benchmark peer (dlopen'ed on first use; never required). */
   openblasInfo(): OpenBlasInfo;
