@@ -22,3 +22,4 @@ export { addNprSpecialTokens, NPR_TAGS } from './model/special_tokens.js';
 export { HfTokenizer } from './model/tokenizer.js';
 export * from './engine/index.js';
 export * from './parallel/index.js';
+export * from './trainer/index.js';

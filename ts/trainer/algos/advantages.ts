@@ -6,7 +6,7 @@
  *   papo          (R_i - mean_group) / (std_batch + eps)         (NPR Eq. 5, "Lite-PPO" style)
  *
  * std is the unbiased (n - 1) standard deviation, as torch.std. A group of one has mean 0 and
- * (grpo) std 1, as verl. PAPO's batch std is computed ONCE over the raw rewards before any
+ * (grpo) std 1, as verl; a PAPO batch with no spread divides by 1. PAPO's batch std is computed ONCE over the raw rewards before any
  * normalisation; NPR's release recomputes it inside the loop while overwriting the scores, which
  * divides later samples by a std of partly-normalised values - deliberately not reproduced.
  *
@@ -86,7 +86,10 @@ export const papoAdvantages: AdvantageEstimator = (input, options = {}) => {
   check(input);
   const eps = options.eps ?? 1e-6;
   const stats = groupStats(input);
-  const std = unbiasedStd(input.rewards); // once, over the raw rewards of the whole batch
+  // Once, over the raw rewards of the whole batch. A batch whose rewards all agree (or of one
+  // response) has no spread to normalise by: divide by 1 rather than by eps.
+  const raw = unbiasedStd(input.rewards);
+  const std = raw > 0 ? raw : 1;
   const out = new Float64Array(input.rewards.length);
   for (let i = 0; i < out.length; i++) {
     const s = stats.get(input.groups[i] as number) as { mean: number };
