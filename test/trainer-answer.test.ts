@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkAnswer, extractAnswer, normalizeAnswer } from '../ts/trainer/rewards/answer.js';
 
-export const MATH_VERIFY_CASES = new URL('../../shared/reference/math-verify-cases.json', import.meta.url);
+const MATH_VERIFY_CASES = new URL('../../shared/reference/math-verify-cases.json', import.meta.url);
 
 interface Case {
   gold: string;

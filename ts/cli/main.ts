@@ -9,6 +9,7 @@ import { registerBuildCommand } from './build.js';
 import { registerGenerateCommand } from './generate.js';
 import { registerInspectCommand } from './inspect.js';
 import { registerScoreCommand } from './score.js';
+import { registerTrainCommand } from './train.js';
 
 const program = new Command();
 program
@@ -20,6 +21,7 @@ registerBuildCommand(program);
 registerGenerateCommand(program);
 registerInspectCommand(program);
 registerScoreCommand(program);
+registerTrainCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;
