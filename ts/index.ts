@@ -12,6 +12,7 @@ export type {
   GemmOptions,
   SimdLevel,
 } from './bindings/native.js';
+export * from './engine/index.js';
 export { gemm, gemmAsync } from './kernels/gemm.js';
 export { causalBatch, type PackedBatch, type Structure, scoredCount } from './model/batch.js';
 export { expectedParameters, Qwen3Config } from './model/config.js';
@@ -20,6 +21,5 @@ export { type HfModelDirectory, loadHfDirectory, saveHfDirectory, type Tokenizer
 export { type AdamWOptions, type ForwardResult, Model } from './model/model.js';
 export { addNprSpecialTokens, NPR_TAGS } from './model/special_tokens.js';
 export { HfTokenizer } from './model/tokenizer.js';
-export * from './engine/index.js';
 export * from './parallel/index.js';
 export * from './trainer/index.js';

@@ -17,7 +17,6 @@
  * Deliberately not here: rewards (reward.ts), format (ts/parallel/format_score.ts).
  */
 import { ComputeEngine } from '@cortex-js/compute-engine';
-import { lastBoxed } from '../../parallel/format_score.js';
 
 export interface ExtractOptions {
   /** Look for \boxed{} and math environments (default true). */
@@ -319,7 +318,7 @@ function unknowns(text: string): string[] {
   }
 }
 
-const POINTS = [0.3719, 1.4142, -0.6531, 2.2361];
+const POINTS = [0.3719, 1.4307, -0.6531, 2.2087];
 
 function close(a: number, b: number, ta?: string, tb?: string): boolean {
   if (!Number.isFinite(a) || !Number.isFinite(b)) return false;
