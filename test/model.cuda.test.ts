@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { native } from '../ts/bindings/loader.js';
+import { causalBatch } from '../ts/model/batch.js';
 import { Model, resolveBackend } from '../ts/model/model.js';
 import { tinyQwen3Config } from './fixtures/model/tiny-qwen3.js';
-import { causalBatch } from '../ts/model/batch.js';
 
 const cuda = native().backends().cuda;
 const config = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2 });

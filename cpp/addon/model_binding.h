@@ -8,7 +8,7 @@
 namespace npr {
 class Qwen3Model;
 class Qwen3CudaModel;
-}
+}  // namespace npr
 
 namespace npr::addon {
 

@@ -16,7 +16,9 @@ inline Status cuda_status(cudaError_t err, const char* what) {
 }
 
 // The status of the last launch on this thread (launch configuration errors).
-inline Status cuda_launch_status(const char* what) { return cuda_status(cudaGetLastError(), what); }
+inline Status cuda_launch_status(const char* what) {
+  return cuda_status(cudaGetLastError(), what);
+}
 
 }  // namespace npr
 

@@ -4,9 +4,9 @@
 //
 // Fragment layout of mma m16n8k16 (PTX ISA, "Matrix Fragments for mma.m16n8k16"), lane = 4*g + c
 // (g = lane / 4 in 0..7, c = lane % 4):
-//   A (16x16, row): a[0] = (g, 2c..2c+1), a[1] = (g+8, 2c..), a[2] = (g, 2c+8..), a[3] = (g+8, 2c+8..)
-//   B (16x8, col):  b[0] = (k 2c..2c+1, n g), b[1] = (k 2c+8.., n g)
-//   C (16x8):       c[0..1] = (g, 2c..2c+1), c[2..3] = (g+8, 2c..2c+1)
+//   A (16x16, row): a[0] = (g, 2c..2c+1), a[1] = (g+8, 2c..), a[2] = (g, 2c+8..), a[3] = (g+8,
+//   2c+8..) B (16x8, col):  b[0] = (k 2c..2c+1, n g), b[1] = (k 2c+8.., n g) C (16x8): c[0..1] =
+//   (g, 2c..2c+1), c[2..3] = (g+8, 2c..2c+1)
 #pragma once
 
 #include <cuda_bf16.h>
@@ -66,7 +66,9 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(addr), "l"(gmem));
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));

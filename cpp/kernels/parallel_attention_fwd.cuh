@@ -319,7 +319,7 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
 template <int D>
 __device__ __forceinline__ void load_tile_async_lean(uint32_t dst, const __nv_bfloat16* src,
                                                      int64_t ld, int n, int tid) {
-  constexpr int kChunks = D / 8;             // 16-byte chunks per row
+  constexpr int kChunks = D / 8;                   // 16-byte chunks per row
   constexpr int kRowStep = kMmaThreads / kChunks;  // rows covered per pass
   const int c = tid % kChunks;
   int r = tid / kChunks;
@@ -330,8 +330,8 @@ __device__ __forceinline__ void load_tile_async_lean(uint32_t dst, const __nv_bf
   for (int i = 0; i < kT / kRowStep; ++i) {
     const bool ok = r < n;
     const int bytes = ok ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dp),
-                 "l"(ok ? sp : src), "r"(bytes));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dp), "l"(ok ? sp : src),
+                 "r"(bytes));
     sp += step;
     dp += kRowStep * (D + 8) * 2;
     r += kRowStep;
@@ -520,7 +520,8 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma2(Fw
       }
 
       // O += P V for both heads: every V fragment feeds four mma.
-      const uint32_t vb = sbase + (3 + 2 * b) * S::kTileElems * 2 + vb_off + half * 32 * kStride * 2;
+      const uint32_t vb =
+          sbase + (3 + 2 * b) * S::kTileElems * 2 + vb_off + half * 32 * kStride * 2;
 #pragma unroll
       for (int kk = 0; kk < 2; ++kk)
 #pragma unroll

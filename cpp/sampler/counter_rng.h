@@ -23,8 +23,8 @@ NPR_HOST_DEVICE inline uint64_t splitmix64(uint64_t x) {
 }
 
 // Uniform in [0, 1) with 24 random bits (exactly representable as float).
-NPR_HOST_DEVICE inline float counter_uniform(uint64_t seed, uint64_t request, uint64_t branch, uint64_t index,
-                             uint64_t draw = 0) {
+NPR_HOST_DEVICE inline float counter_uniform(uint64_t seed, uint64_t request, uint64_t branch,
+                                             uint64_t index, uint64_t draw = 0) {
   uint64_t h = splitmix64(seed);
   h = splitmix64(h ^ request);
   h = splitmix64(h ^ (branch * 0x632be59bd9b4e019ull));
