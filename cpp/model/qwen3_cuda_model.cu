@@ -62,6 +62,19 @@ Status Qwen3CudaModel::get_grad(const ParamInfo& p, float* out) {
                         "qwen3 (cuda): getGrad download");
 }
 
+Status Qwen3CudaModel::get_optimizer_state(float* m, float* v) {
+  NPR_TRY(ctx_->download(m, adam_m_.get(), 4 * off_.total, "qwen3 (cuda): AdamW moments m"));
+  return ctx_->download(v, adam_v_.get(), 4 * off_.total, "qwen3 (cuda): AdamW moments v");
+}
+
+Status Qwen3CudaModel::set_optimizer_state(const float* m, const float* v, int64_t step) {
+  NPR_TRY(ctx_->upload(adam_m_.get(), m, 4 * off_.total, "qwen3 (cuda): AdamW moments m"));
+  NPR_TRY(ctx_->upload(adam_v_.get(), v, 4 * off_.total, "qwen3 (cuda): AdamW moments v"));
+  NPR_TRY(ctx_->sync("qwen3 (cuda): set optimizer state"));
+  step_ = step;
+  return Status::ok();
+}
+
 Status Qwen3CudaModel::zero_grad() {
   NPR_TRY(ctx_->zero(grads_.get(), 4 * off_.total, "qwen3 (cuda): zero_grad"));
   return ctx_->sync("qwen3 (cuda): zero_grad");

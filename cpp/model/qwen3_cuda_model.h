@@ -51,6 +51,10 @@ class Qwen3CudaModel {
   Status forward(const Qwen3Batch& batch, float* logprob, float* entropy);
   Status backward(const float* dlogprob);
   Status zero_grad();
+  // AdamW moments (param_count each, host fp32) and step count, for trainer checkpoints: copied
+  // out, or restored (as Qwen3Model::get/set_optimizer_state).
+  Status get_optimizer_state(float* m, float* v);
+  Status set_optimizer_state(const float* m, const float* v, int64_t step);
   Status optimizer_step(AdamWParams params, float clip_norm, double* grad_norm);
 
   // For the decode step (qwen3_cuda_decode.h), which reads the weights in place: the parameter
