@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "core/thread_pool.h"
@@ -36,32 +37,67 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// exp(x) of n values (x <= 0: scores minus their running max) in a loop the compiler vectorises:
+// 2^(x log2 e) = 2^i 2^f with i the nearest integer and |f| <= 1/2, 2^f by its degree-6 Taylor
+// polynomial (relative error < 2e-7), 2^i written into the exponent bits. Inputs below -87 give
+// ~1e-38 instead of 0, which no sum of probabilities can tell apart.
+inline void exp_nonpositive(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float t = std::max(x[i] * 1.44269504088896341f, -126.0f);
+    const float r = std::rint(t);
+    const float f = t - r;
+    float p = 1.5403530e-4f;
+    p = p * f + 1.3333558e-3f;
+    p = p * f + 9.6181291e-3f;
+    p = p * f + 5.5504109e-2f;
+    p = p * f + 2.4022651e-1f;
+    p = p * f + 6.9314718e-1f;
+    p = p * f + 1.0f;
+    const int32_t bits = (static_cast<int32_t>(r) + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &bits, sizeof scale);
+    y[i] = p * scale;
+  }
+}
+
 // Folds pages [p0, p1) of the table row `pages` (the last of them holding `last` tokens) into
-// the state of R query rows q (R, D) for kv head h. Each key and value vector is loaded once
-// for all R rows: the cascade's saving.
+// the state of R query rows q (R, D) for kv head h, a page at a time: the page's scores for every
+// row, one rescale per row and page (not per key), the page's probabilities through the
+// vectorised exp, then each value vector added to every row. Each key and value vector is
+// loaded once for all R rows: the cascade's saving.
 void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
             const int32_t* pages, int64_t p0, int64_t p1, int32_t last, bool last_is_partial,
             float scale, std::vector<float>& s) {
   const int64_t D = kv.head_dim, B = kv.block_tokens, stride = kv.kv_heads * D;
-  s.resize(static_cast<size_t>(R));
+  s.resize(static_cast<size_t>(R * B));  // (R, B) scores, then probabilities, of one page
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t n = (p + 1 == p1 && last_is_partial) ? last : B;
     const float* kp = kv.k + static_cast<int64_t>(pages[p]) * B * stride + h * D;
     const float* vp = kv.v + static_cast<int64_t>(pages[p]) * B * stride + h * D;
-    for (int64_t j = 0; j < n; ++j) {
-      const float* kj = kp + j * stride;
-      const float* vj = vp + j * stride;
-      for (int64_t r = 0; r < R; ++r) s[r] = dot(q + r * D, kj, D) * scale;
-      for (int64_t r = 0; r < R; ++r) {
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t j = 0; j < n; ++j) s[r * B + j] = dot(q + r * D, kp + j * stride, D) * scale;
+    for (int64_t r = 0; r < R; ++r) {
+      float* sr = s.data() + r * B;
+      float mx = st.m[r];
+      for (int64_t j = 0; j < n; ++j) mx = std::max(mx, sr[j]);
+      if (mx > st.m[r]) {  // rescale to the new maximum, once per page
+        const float f = std::exp(st.m[r] - mx);
         float* a = st.acc.data() + r * D;
-        if (s[r] > st.m[r]) {  // rescale to the new maximum
-          const float f = std::exp(st.m[r] - s[r]);
-          st.l[r] *= f;
-          for (int64_t d = 0; d < D; ++d) a[d] *= f;
-          st.m[r] = s[r];
-        }
-        const float w = std::exp(s[r] - st.m[r]);
-        st.l[r] += w;
+        st.l[r] *= f;
+        for (int64_t d = 0; d < D; ++d) a[d] *= f;
+        st.m[r] = mx;
+      }
+      for (int64_t j = 0; j < n; ++j) sr[j] -= mx;
+      exp_nonpositive(sr, sr, n);
+      float sum = 0.0f;
+      for (int64_t j = 0; j < n; ++j) sum += sr[j];
+      st.l[r] += sum;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const float* vj = vp + j * stride;
+      for (int64_t r = 0; r < R; ++r) {
+        const float w = s[r * B + j];
+        float* a = st.acc.data() + r * D;
         for (int64_t d = 0; d < D; ++d) a[d] += w * vj[d];
       }
     }

@@ -144,6 +144,17 @@ TEST(gemm_skinny_decode_shapes) {
         check_shape(rng, s, level, pool_of(2), 0);
       }
     }
+    // A decode batch against the MLP down projection: m rows of k no longer fit L1, so the NT
+    // kernel runs k in ranges (odd k: the last range is short) accumulating into C, with beta.
+    for (int64_t m : {2, 5, 8, 11}) {
+      GemmShape s;
+      s.m = m;
+      s.n = 389;
+      s.k = 3001 + m;
+      s.tb = Trans::kT;
+      s.beta = m == 8 ? 0.5f : 0.0f;
+      check_shape(rng, s, level, pool_of(2), 0);
+    }
   }
 }
 
