@@ -60,6 +60,30 @@ inline void exp_nonpositive(float* y, const float* x, int64_t n) {
   }
 }
 
+// Width of the fixed-length inner loop below, which the compiler turns into one vector register.
+constexpr int64_t kLanes = 16;
+
+// acc (R, D) += p (R, ld_p) . V for one page of n values (rows `stride` apart), D a multiple of
+// kLanes: each 16-wide chunk of a row's accumulator is loaded and stored once per page, not once
+// per key.
+void page_values_by_row(float* acc, const float* p, int64_t ld_p, int64_t R, int64_t D,
+                        const float* vp, int64_t stride, int64_t n) {
+  for (int64_t r = 0; r < R; ++r) {
+    const float* pr = p + r * ld_p;
+    for (int64_t d0 = 0; d0 < D; d0 += kLanes) {
+      float t[kLanes];
+      float* a = acc + r * D + d0;
+      for (int64_t l = 0; l < kLanes; ++l) t[l] = a[l];
+      for (int64_t j = 0; j < n; ++j) {
+        const float w = pr[j];
+        const float* v = vp + j * stride + d0;
+        for (int64_t l = 0; l < kLanes; ++l) t[l] += w * v[l];
+      }
+      for (int64_t l = 0; l < kLanes; ++l) a[l] = t[l];
+    }
+  }
+}
+
 // Folds pages [p0, p1) of the table row `pages` (the last of them holding `last` tokens) into
 // the state of R query rows q (R, D) for kv head h, a page at a time: the page's scores for every
 // row, one rescale per row and page (not per key), the page's probabilities through the
@@ -93,12 +117,16 @@ void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
       for (int64_t j = 0; j < n; ++j) sum += sr[j];
       st.l[r] += sum;
     }
-    for (int64_t j = 0; j < n; ++j) {
-      const float* vj = vp + j * stride;
-      for (int64_t r = 0; r < R; ++r) {
-        const float w = s[r * B + j];
-        float* a = st.acc.data() + r * D;
-        for (int64_t d = 0; d < D; ++d) a[d] += w * vj[d];
+    if (D % kLanes == 0) {
+      page_values_by_row(st.acc.data(), s.data(), B, R, D, vp, stride, n);
+    } else {
+      for (int64_t j = 0; j < n; ++j) {
+        const float* vj = vp + j * stride;
+        for (int64_t r = 0; r < R; ++r) {
+          const float w = s[r * B + j];
+          float* a = st.acc.data() + r * D;
+          for (int64_t d = 0; d < D; ++d) a[d] += w * vj[d];
+        }
       }
     }
   }
