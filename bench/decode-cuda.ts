@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKv, NativeQwen3 } from '../ts/bindings/native.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { seedNativeModel } from './_weights.js';
 
 const addon = native();
 const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
@@ -33,18 +34,7 @@ if (addon.backends().cuda.devices === 0) {
 
 function makeModel(): NativeQwen3 {
   const m = new addon.NativeQwen3({ ...SHAPE, ropeTheta: 1e6, tied: true }, { backend: 'cuda', precision: 'bf16' });
-  let x = 99;
-  for (const p of m.paramTable()) {
-    const data = new Float32Array(p.numel);
-    if (p.shape.length === 1) data.fill(1);
-    else
-      for (let i = 0; i < p.numel; i++) {
-        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-        data[i] = (x / 2 ** 32 - 0.5) * 0.07;
-      }
-    m.setParam(p.name, data);
-  }
-  return m;
+  return seedNativeModel(m, 99);
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */

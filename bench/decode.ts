@@ -9,6 +9,7 @@
 import { native } from '../ts/bindings/loader.js';
 import type { NativeQwen3, NativeQwen3Config } from '../ts/bindings/native.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { seedNativeModel } from './_weights.js';
 
 // `--backend cuda`: the GPU benchmark lives in its own file (bench/decode-cuda.ts).
 if (argValue('backend') === 'cuda') {
@@ -29,19 +30,7 @@ const PREFIX = 1024;
 const STEPS = 6;
 
 function makeModel(s: Shape): NativeQwen3 {
-  const m = new addon.NativeQwen3({ ...s, ropeTheta: 1e6, tied: true });
-  let x = 99;
-  for (const p of m.paramTable()) {
-    const data = new Float32Array(p.numel);
-    if (p.shape.length === 1) data.fill(1);
-    else
-      for (let i = 0; i < p.numel; i++) {
-        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-        data[i] = (x / 2 ** 32 - 0.5) * 0.07;
-      }
-    m.setParam(p.name, data);
-  }
-  return m;
+  return seedNativeModel(new addon.NativeQwen3({ ...s, ropeTheta: 1e6, tied: true }), 99);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;

@@ -28,9 +28,9 @@ import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import { expectedParameters, Qwen3Config } from '../ts/model/config.js';
 import { Model } from '../ts/model/model.js';
-import type { HostTensor } from '../ts/model/tensors.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argFlag, argValue, type Figures, printJson, printTable, round } from './_report.js';
+import { seededWeights } from './_weights.js';
 
 const CONFIG = {
   vocab_size: 151936,
@@ -76,20 +76,7 @@ interface PeerResult {
 /** Our step, in this (child) process. */
 async function runOurs(): Promise<OursResult> {
   const config = Qwen3Config.fromHfJson({ architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', ...CONFIG });
-  // Fast seeded uniform weights with the spread of a 0.02-std init (values do not change speed).
-  let x = 12345;
-  const weights = new Map<string, HostTensor<'f32'>>();
-  for (const p of expectedParameters(config)) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    if (p.shape.length === 1) data.fill(1);
-    else
-      for (let i = 0; i < n; i++) {
-        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-        data[i] = (x / 2 ** 32 - 0.5) * 0.07;
-      }
-    weights.set(p.name, { dtype: 'f32', shape: p.shape, data });
-  }
+  const weights = seededWeights(expectedParameters(config), 12345);
   // A plain variable (not a literal) so this compiles before and after CreateOptions gains them.
   const options = { weights, backend: 'cuda' as const, precision: 'bf16' as const };
   const model = Model.create(config, options);

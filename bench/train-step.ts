@@ -19,8 +19,8 @@ import { native } from '../ts/bindings/loader.js';
 import { causalBatch } from '../ts/model/batch.js';
 import { expectedParameters, Qwen3Config } from '../ts/model/config.js';
 import { Model } from '../ts/model/model.js';
-import type { HostTensor } from '../ts/model/tensors.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { seededWeights } from './_weights.js';
 
 interface Shape {
   name: 'tiny' | '0p6b';
@@ -85,20 +85,7 @@ async function runOurs(shape: Shape): Promise<RunResult> {
     max_position_embeddings: 40960,
     ...shape.config,
   });
-  // Fast seeded uniform weights with the spread of a 0.02-std init (values do not change speed).
-  let x = 12345;
-  const weights = new Map<string, HostTensor<'f32'>>();
-  for (const p of expectedParameters(config)) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    if (p.shape.length === 1) data.fill(1);
-    else
-      for (let i = 0; i < n; i++) {
-        x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-        data[i] = (x / 2 ** 32 - 0.5) * 0.07;
-      }
-    weights.set(p.name, { dtype: 'f32', shape: p.shape, data });
-  }
+  const weights = seededWeights(expectedParameters(config), 12345);
   const model = Model.create(config, { weights });
   weights.clear();
   let y = 7;
