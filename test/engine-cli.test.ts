@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { native } from '../ts/bindings/loader.js';
 import { saveHfDirectory } from '../ts/model/hf_dir.js';
 import { addTagsToTokenizer } from '../ts/model/special_tokens.js';
 import { qwen3TokenizerFiles, randomWeights, tempDir, tinyQwen3Config } from './fixtures/model/tiny-qwen3.js';
@@ -51,5 +52,15 @@ describe('npr generate', () => {
     const bad = spawnSync(process.execPath, [cli, 'generate', '--model', dir, '--prompt', 'x', '--mode', 'wide'], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--mode must be 'parallel' or 'ar'/);
+    const gpu = spawnSync(process.execPath, [cli, 'generate', '--model', dir, '--prompt', 'x', '--backend', 'gpu'], { encoding: 'utf8' });
+    expect(gpu.status).toBe(1);
+    expect(gpu.stderr).toMatch(/--backend must be 'cpu', 'cuda' or 'auto'/);
+  });
+
+  it('--backend auto runs where the addon says (the CPU here, without a device) with the same tokens', () => {
+    const args = ['--prompt', 'What is 1+2?', '--max-new-tokens', '8', '--seed', '2', '--json'];
+    const cpu = JSON.parse(run(...args, '--backend', 'cpu'));
+    if (native().backends().cuda.devices === 0) expect(JSON.parse(run(...args, '--backend', 'auto')).tokens).toEqual(cpu.tokens);
+    else expect(JSON.parse(run(...args, '--backend', 'auto')).generatedTokens).toBeLessThanOrEqual(8);
   });
 });

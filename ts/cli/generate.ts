@@ -25,6 +25,7 @@ interface GenerateCliOptions {
   topP: string;
   raw?: boolean;
   json?: boolean;
+  backend: string;
 }
 
 function integer(name: string, text: string, min: number): number {
@@ -86,7 +87,10 @@ export async function generateCommand(opts: GenerateCliOptions): Promise<void> {
   const seed = integer('--seed', opts.seed, 0);
   const temperature = number('--temperature', opts.temperature, 0, 100);
   const topP = number('--top-p', opts.topP, Number.MIN_VALUE, 1);
-  const model = await Model.load(opts.model);
+  const backend = opts.backend;
+  if (backend !== 'cpu' && backend !== 'cuda' && backend !== 'auto')
+    throw new ConfigError(`--backend must be 'cpu', 'cuda' or 'auto' (got '${backend}')`);
+  const model = await Model.load(opts.model, { backend });
   if (!model.tokenizerFiles.tokenizer) throw new ConfigError(`${opts.model} has no tokenizer.json: npr generate needs one`);
   const tokenizer = HfTokenizer.fromFiles(model.tokenizerFiles);
   const codec = codecFromTokenizer(tokenizer);
@@ -136,5 +140,6 @@ export function registerGenerateCommand(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling mass', '1')
     .option('--raw', 'encode the prompt as it is (no chat template)')
     .option('--json', 'print the Rollout as JSON')
+    .option('--backend <backend>', "'cpu', 'cuda' (bf16 on the device) or 'auto' (cuda when a device answers)", 'cpu')
     .action(generateCommand);
 }
