@@ -15,6 +15,8 @@
 #include "core/cuda_check.cuh"
 #include "kernels/parallel_attention_cuda.h"
 #include "kernels/parallel_attention_fwd.cuh"
+#include "kernels/parallel_attention_fwd_pair.cuh"
+#include "kernels/parallel_attention_fwd_simt.cuh"
 
 namespace npr {
 
