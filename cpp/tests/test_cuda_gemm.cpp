@@ -25,20 +25,6 @@ namespace npr::test {
 #if defined(NPR_WITH_CUDA)
 namespace {
 
-// Restores the context's GEMM path when a case ends (the context is shared by all cases).
-struct GemmPathScope {
-  CudaContext& ctx;
-  CudaGemmPath saved;
-  explicit GemmPathScope(CudaContext& c) : ctx(c), saved(c.gemm_path) {}
-  ~GemmPathScope() { ctx.gemm_path = saved; }
-};
-
-std::vector<CudaGemmPath> gemm_paths(const CudaContext& ctx) {
-  std::vector<CudaGemmPath> p{CudaGemmPath::kKernel};
-  if (ctx.has_cublas()) p.push_back(CudaGemmPath::kCublas);
-  return p;
-}
-
 const char* path_name(CudaGemmPath p) {
   return p == CudaGemmPath::kCublas ? "cublas" : "kernel";
 }

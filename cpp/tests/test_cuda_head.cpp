@@ -26,19 +26,6 @@ namespace npr::test {
 #if defined(NPR_WITH_CUDA)
 namespace {
 
-struct GemmPathScope {
-  CudaContext& ctx;
-  CudaGemmPath saved;
-  explicit GemmPathScope(CudaContext& c) : ctx(c), saved(c.gemm_path) {}
-  ~GemmPathScope() { ctx.gemm_path = saved; }
-};
-
-std::vector<CudaGemmPath> gemm_paths(const CudaContext& ctx) {
-  std::vector<CudaGemmPath> p{CudaGemmPath::kKernel};
-  if (ctx.has_cublas()) p.push_back(CudaGemmPath::kCublas);
-  return p;
-}
-
 double tol_of(DevDType t) {
   return t == DevDType::kF32 ? 1e-5 : 1e-2;
 }

@@ -15,6 +15,7 @@
 #include "kvcache/kv_cache.h"
 #include "kvcache/kv_pages.h"
 #include "tests/harness.h"
+#include "tests/test_page_tables.h"
 #include "tests/test_util.h"
 #if defined(NPR_WITH_CUDA)
 #include "kernels/decode_attention_cuda.h"
@@ -155,48 +156,6 @@ void device_soak(uint64_t seed, int64_t ops, int32_t blocks, int32_t B, DevDType
                 " bytes after the soak, " + std::to_string(start) + " before");
 }
 
-struct Tables {
-  std::vector<int32_t> indptr{0}, indices, last_len;
-  PageTable view() const {
-    return PageTable{static_cast<int64_t>(last_len.size()), indptr.data(), indices.data(),
-                     last_len.data()};
-  }
-};
-
-// A prefix forked into `branches` branches of random lengths plus one unrelated sequence.
-Tables forked(Rng& rng, KvCache& kv, int64_t prefix, int branches) {
-  Tables f;
-  const int32_t r = kv.open_request(1 << 20);
-  int32_t root, other;
-  KvAnswer a;
-  CHECK_OK(kv.create_sequence(r, &root));
-  CHECK_OK(kv.append(root, prefix, false, &a));
-  CHECK_OK(kv.create_sequence(r, &other));
-  CHECK_OK(kv.append(other, 1 + rng.below(60), false, &a));
-  std::vector<int32_t> kids;
-  std::vector<SlotCopy> copies;
-  CHECK_OK(kv.fork(root, branches, &kids, &a, &copies));
-  for (int32_t c : kids) CHECK_OK(kv.append(c, 1 + rng.below(40), true, &a));
-  std::vector<int32_t> seqs = kids;
-  seqs.push_back(other);
-  for (int32_t s : seqs) {
-    for (int32_t b : kv.table(s)) f.indices.push_back(b);
-    f.indptr.push_back(static_cast<int32_t>(f.indices.size()));
-    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
-    f.last_len.push_back(rem == 0 ? kv.block_tokens() : rem);
-  }
-  return f;
-}
-
-double max_abs(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    m = std::isnan(d) ? INFINITY : std::max(m, d);
-  }
-  return m;
-}
-
 }  // namespace
 
 TEST(cuda_kv_pages_soak_matches_cpu_pages_and_returns_device_memory) {
@@ -231,8 +190,8 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
           const int64_t blocks = (prefix + 600) / B * 2 + 64;
           KvCache kv(static_cast<int32_t>(blocks), B);
           const int branches = 1 + static_cast<int>(rng.below(8));
-          Tables f = forked(rng, kv, prefix, branches);
-          const PageTable pt = f.view();
+          ForkedTables f = forked_tables(rng, kv, prefix, branches);
+          const PageTable pt = f.table();
           auto k = random_vector(rng, blocks * B * kvh * D),
                v = random_vector(rng, blocks * B * kvh * D);
           const int64_t n = pt.sequences;
@@ -265,10 +224,11 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
                                      " prefix " + std::to_string(prefix) + " heads " +
                                      std::to_string(heads) + "/" + std::to_string(kvh) + " D " +
                                      std::to_string(D) + (cascade ? " cascade" : " flat");
-            CHECK_MSG(max_abs(got, ref) < tol,
-                      what + ": vs reference " + std::to_string(max_abs(got, ref)));
-            CHECK_MSG(max_abs(got, cpu) < tol, what + ": vs the CPU kernel");
-            CHECK_MSG(max_abs(gl, rl) < 1e-4, what + ": lse " + std::to_string(max_abs(gl, rl)));
+            CHECK_MSG(max_abs_diff(got, ref) < tol,
+                      what + ": vs reference " + std::to_string(max_abs_diff(got, ref)));
+            CHECK_MSG(max_abs_diff(got, cpu) < tol, what + ": vs the CPU kernel");
+            CHECK_MSG(max_abs_diff(gl, rl) < 1e-4,
+                      what + ": lse " + std::to_string(max_abs_diff(gl, rl)));
             ++cases;
           }
         }

@@ -80,6 +80,21 @@ inline std::vector<float> bf16_rounded(std::vector<float> v) {
   return v;
 }
 
+// Restores the shared context's GEMM path when a case ends.
+struct GemmPathScope {
+  CudaContext& ctx;
+  CudaGemmPath saved;
+  explicit GemmPathScope(CudaContext& c) : ctx(c), saved(c.gemm_path) {}
+  ~GemmPathScope() { ctx.gemm_path = saved; }
+};
+
+// The GEMM paths this host can run: the hand-written kernels always, cuBLAS where linked.
+inline std::vector<CudaGemmPath> gemm_paths(const CudaContext& ctx) {
+  std::vector<CudaGemmPath> p{CudaGemmPath::kKernel};
+  if (ctx.has_cublas()) p.push_back(CudaGemmPath::kCublas);
+  return p;
+}
+
 // ||a - b|| / ||b|| over all elements (NaN anywhere -> infinity).
 inline double rel_norm_error(const std::vector<float>& a, const std::vector<float>& b) {
   double num = 0, den = 0;

@@ -8,56 +8,10 @@
 #include "kernels/decode_attention.h"
 #include "kvcache/kv_cache.h"
 #include "tests/harness.h"
+#include "tests/test_page_tables.h"
 #include "tests/test_util.h"
 
 namespace npr::test {
-
-namespace {
-
-struct Fixture {
-  std::vector<int32_t> indptr{0}, indices, last_len;
-  PageTable table() const {
-    return PageTable{static_cast<int64_t>(last_len.size()), indptr.data(), indices.data(),
-                     last_len.data()};
-  }
-};
-
-// A prefix of `prefix` tokens forked into `branches` branches of random lengths, plus one
-// unrelated sequence, all in one pool; page tables read off the KV cache.
-Fixture forked_tables(Rng& rng, KvCache& kv, int64_t prefix, int branches) {
-  Fixture f;
-  const int32_t r = kv.open_request(1 << 20);
-  int32_t root, other;
-  KvAnswer a;
-  CHECK_OK(kv.create_sequence(r, &root));
-  CHECK_OK(kv.append(root, prefix, false, &a));
-  CHECK_OK(kv.create_sequence(r, &other));
-  CHECK_OK(kv.append(other, 1 + rng.below(60), false, &a));
-  std::vector<int32_t> kids;
-  std::vector<SlotCopy> copies;  // data is random anyway: copies need not be applied here
-  CHECK_OK(kv.fork(root, branches, &kids, &a, &copies));
-  for (int32_t c : kids) CHECK_OK(kv.append(c, 1 + rng.below(40), true, &a));
-  std::vector<int32_t> seqs = kids;
-  seqs.push_back(other);
-  for (int32_t s : seqs) {
-    for (int32_t b : kv.table(s)) f.indices.push_back(b);
-    f.indptr.push_back(static_cast<int32_t>(f.indices.size()));
-    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
-    f.last_len.push_back(rem == 0 ? kv.block_tokens() : rem);
-  }
-  return f;
-}
-
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
-    m = std::isnan(d) ? INFINITY : std::max(m, d);
-  }
-  return m;
-}
-
-}  // namespace
 
 TEST(decode_attention_flat_and_cascade_match_the_contiguous_reference) {
   Rng rng(71);
@@ -68,7 +22,7 @@ TEST(decode_attention_flat_and_cascade_match_the_contiguous_reference) {
         const int64_t D = 32, blocks = (prefix + 600) / B * 2 + 64;
         KvCache kv(static_cast<int32_t>(blocks), B);
         const int branches = 1 + static_cast<int>(rng.below(6));
-        Fixture f = forked_tables(rng, kv, prefix, branches);
+        ForkedTables f = forked_tables(rng, kv, prefix, branches);
         const PageTable t = f.table();
         CHECK_OK(check_page_table(t, static_cast<int32_t>(blocks), B));
         auto k = random_vector(rng, blocks * B * kvh * D),
@@ -88,11 +42,11 @@ TEST(decode_attention_flat_and_cascade_match_the_contiguous_reference) {
                                           q.data(), heads, pk, t, plan, scale));
         const std::string what = "B " + std::to_string(B) + " prefix " + std::to_string(prefix) +
                                  " heads " + std::to_string(heads) + "/" + std::to_string(kvh);
-        CHECK_MSG(max_diff(flat, ref) < 1e-5,
-                  what + ": flat vs reference " + std::to_string(max_diff(flat, ref)));
-        CHECK_MSG(max_diff(cas, ref) < 1e-5,
-                  what + ": cascade vs reference " + std::to_string(max_diff(cas, ref)));
-        CHECK_MSG(max_diff(fl, rl) < 1e-4 && max_diff(cl, rl) < 1e-4, what + ": lse");
+        CHECK_MSG(max_abs_diff(flat, ref) < 1e-5,
+                  what + ": flat vs reference " + std::to_string(max_abs_diff(flat, ref)));
+        CHECK_MSG(max_abs_diff(cas, ref) < 1e-5,
+                  what + ": cascade vs reference " + std::to_string(max_abs_diff(cas, ref)));
+        CHECK_MSG(max_abs_diff(fl, rl) < 1e-4 && max_abs_diff(cl, rl) < 1e-4, what + ": lse");
         // The fork's branches form one group sharing the prefix's full pages.
         if (prefix >= 2 * B) {
           bool grouped = false;

@@ -49,6 +49,16 @@ inline double max_rel(const std::vector<float>& a, const std::vector<float>& b) 
 }
 
 // Every SIMD level this machine can run: the AVX2 path is tested on AVX-512 machines too.
+// max |a - b| over all elements (NaN anywhere -> infinity).
+inline double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(a[i]) - b[i]);
+    m = std::isnan(d) ? INFINITY : std::max(m, d);
+  }
+  return m;
+}
+
 inline std::vector<SimdLevel> runnable_simd_levels() {
   std::vector<SimdLevel> levels;
   for (SimdLevel l : {SimdLevel::kScalar, SimdLevel::kAvx2, SimdLevel::kAvx512})

@@ -1,0 +1,48 @@
+// Page tables made by real KV-cache forks, for the decode-attention tests (CPU and CUDA).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/decode_attention.h"
+#include "kvcache/kv_cache.h"
+#include "tests/harness.h"
+#include "tests/test_util.h"
+
+namespace npr::test {
+
+struct ForkedTables {
+  std::vector<int32_t> indptr{0}, indices, last_len;
+  PageTable table() const {
+    return PageTable{static_cast<int64_t>(last_len.size()), indptr.data(), indices.data(),
+                     last_len.data()};
+  }
+};
+
+// A prefix of `prefix` tokens forked into `branches` branches of random lengths, plus one
+// unrelated sequence, all in one pool; page tables read off the KV cache.
+inline ForkedTables forked_tables(Rng& rng, KvCache& kv, int64_t prefix, int branches) {
+  ForkedTables f;
+  const int32_t r = kv.open_request(1 << 20);
+  int32_t root, other;
+  KvAnswer a;
+  CHECK_OK(kv.create_sequence(r, &root));
+  CHECK_OK(kv.append(root, prefix, false, &a));
+  CHECK_OK(kv.create_sequence(r, &other));
+  CHECK_OK(kv.append(other, 1 + rng.below(60), false, &a));
+  std::vector<int32_t> kids;
+  std::vector<SlotCopy> copies;  // page data is random anyway: the copies need not be applied
+  CHECK_OK(kv.fork(root, branches, &kids, &a, &copies));
+  for (int32_t c : kids) CHECK_OK(kv.append(c, 1 + rng.below(40), true, &a));
+  std::vector<int32_t> seqs = kids;
+  seqs.push_back(other);
+  for (int32_t s : seqs) {
+    for (int32_t b : kv.table(s)) f.indices.push_back(b);
+    f.indptr.push_back(static_cast<int32_t>(f.indices.size()));
+    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
+    f.last_len.push_back(rem == 0 ? kv.block_tokens() : rem);
+  }
+  return f;
+}
+
+}  // namespace npr::test
