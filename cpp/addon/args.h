@@ -47,6 +47,25 @@ struct F32Arg {
 };
 F32Arg f32_arg(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name);
 
+// A typed-array field `key` of `o` of the given type (TypeError naming `type_name` otherwise);
+// `optional` lets it be undefined (an empty array comes back); with check_len its length must
+// be expected_len (RangeError).
+template <typename T>
+T typed_field(const Napi::Object& o, const char* fn, const char* key, napi_typedarray_type type,
+              const char* type_name, bool optional, size_t expected_len, bool check_len) {
+  Napi::Value v = o.Get(key);
+  if (optional && v.IsUndefined()) return T();
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw_type(o.Env(), std::string(fn) + ": " + key + " must be " + type_name + " (got " +
+                            describe_type(v) + ")");
+  T arr = v.As<T>();
+  if (check_len && arr.ElementLength() != expected_len)
+    throw_range(o.Env(), std::string(fn) + ": " + key + " must have " +
+                             std::to_string(expected_len) + " elements (got " +
+                             std::to_string(arr.ElementLength()) + ")");
+  return arr;
+}
+
 // RangeError when `out` shares any byte with `in` (a kernel would read what it writes).
 void check_no_overlap(Napi::Env env, const char* fn, const char* out_name, const F32Arg& out,
                       const char* in_name, const F32Arg& in);

@@ -21,38 +21,22 @@ namespace {
 
 constexpr const char* kFn = "policyLoss";
 
-template <typename T>
-T typed(const Napi::Object& o, const char* key, napi_typedarray_type type, const char* type_name,
-        bool optional, size_t expected_len, bool check_len) {
-  Napi::Value v = o.Get(key);
-  if (optional && v.IsUndefined()) return T();
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-    throw_type(o.Env(), std::string(kFn) + ": " + key + " must be " + type_name + " (got " +
-                            describe_type(v) + ")");
-  T arr = v.As<T>();
-  if (check_len && arr.ElementLength() != expected_len)
-    throw_range(o.Env(), std::string(kFn) + ": " + key + " must have " +
-                             std::to_string(expected_len) + " elements (got " +
-                             std::to_string(arr.ElementLength()) + ")");
-  return arr;
-}
-
 Napi::Value policy_loss_js(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object in = object_arg(info, 0, kFn, "inputs", false);
   Napi::Object po = object_arg(info, 1, kFn, "options", true);
   F32Arg out = f32_arg(info, 2, kFn, "dlogprob");
   const size_t T = static_cast<size_t>(out.length);
-  auto lp = typed<Napi::Float32Array>(in, "logprob", napi_float32_array, "a Float32Array", false, T,
-                                      true);
-  auto adv = typed<Napi::Float32Array>(in, "advantages", napi_float32_array, "a Float32Array",
-                                       false, T, true);
-  auto mask = typed<Napi::Float32Array>(in, "lossMask", napi_float32_array, "a Float32Array", false,
-                                        T, true);
-  auto special =
-      typed<Napi::Uint8Array>(in, "specialMask", napi_uint8_array, "a Uint8Array", true, T, true);
-  auto cu =
-      typed<Napi::Int32Array>(in, "cuSeqlens", napi_int32_array, "an Int32Array", false, 0, false);
+  auto lp = typed_field<Napi::Float32Array>(in, kFn, "logprob", napi_float32_array,
+                                            "a Float32Array", false, T, true);
+  auto adv = typed_field<Napi::Float32Array>(in, kFn, "advantages", napi_float32_array,
+                                             "a Float32Array", false, T, true);
+  auto mask = typed_field<Napi::Float32Array>(in, kFn, "lossMask", napi_float32_array,
+                                              "a Float32Array", false, T, true);
+  auto special = typed_field<Napi::Uint8Array>(in, kFn, "specialMask", napi_uint8_array,
+                                               "a Uint8Array", true, T, true);
+  auto cu = typed_field<Napi::Int32Array>(in, kFn, "cuSeqlens", napi_int32_array, "an Int32Array",
+                                          false, 0, false);
   if (cu.ElementLength() < 2)
     throw_range(env, "policyLoss: cuSeqlens must hold at least 2 entries (one sequence)");
 
@@ -75,8 +59,8 @@ Napi::Value policy_loss_js(const Napi::CallbackInfo& info) {
   // PAPO never reads oldLogprob: it may be omitted there.
   Napi::Float32Array old;
   if (p.kind == PolicyLossKind::kPpoClip || !in.Get("oldLogprob").IsUndefined())
-    old = typed<Napi::Float32Array>(in, "oldLogprob", napi_float32_array, "a Float32Array", false,
-                                    T, true);
+    old = typed_field<Napi::Float32Array>(in, kFn, "oldLogprob", napi_float32_array,
+                                          "a Float32Array", false, T, true);
   for (const auto* other : {&lp, &adv, &mask})
     if (other->Data() == out.data)
       throw_range(env, "policyLoss: dlogprob must not share memory with an input");

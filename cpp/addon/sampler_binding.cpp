@@ -23,22 +23,6 @@ namespace {
 
 constexpr const char* kFn = "sample";
 
-template <typename T>
-T typed_field(const Napi::Object& o, const char* key, napi_typedarray_type type,
-              const char* type_name, bool optional, size_t expected_len, bool check_len) {
-  Napi::Value v = o.Get(key);
-  if (optional && v.IsUndefined()) return T();
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-    throw_type(o.Env(), std::string(kFn) + ": " + key + " must be " + type_name + " (got " +
-                            describe_type(v) + ")");
-  T arr = v.As<T>();
-  if (check_len && arr.ElementLength() != expected_len)
-    throw_range(o.Env(), std::string(kFn) + ": " + key + " must have " +
-                             std::to_string(expected_len) + " elements (got " +
-                             std::to_string(arr.ElementLength()) + ")");
-  return arr;
-}
-
 Napi::Value sample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   F32Arg logits = f32_arg(info, 0, kFn, "logits");
@@ -46,29 +30,29 @@ Napi::Value sample(const Napi::CallbackInfo& info) {
   Napi::Object po = object_arg(info, 2, kFn, "params", true);
   Napi::Object out = object_arg(info, 3, kFn, "out", false);
 
-  auto request = typed_field<Napi::Int32Array>(rows, "request", napi_int32_array, "an Int32Array",
-                                               false, 0, false);
+  auto request = typed_field<Napi::Int32Array>(rows, kFn, "request", napi_int32_array,
+                                               "an Int32Array", false, 0, false);
   const size_t R = request.ElementLength();
   if (R == 0) throw_range(env, "sample: rows.request must hold at least one row");
   if (logits.length % static_cast<int64_t>(R) != 0)
     throw_range(env, "sample: logits length " + std::to_string(logits.length) +
                          " is not a multiple of the row count " + std::to_string(R));
   const int64_t vocab = logits.length / static_cast<int64_t>(R);
-  auto branch = typed_field<Napi::Int32Array>(rows, "branch", napi_int32_array, "an Int32Array",
-                                              false, R, true);
-  auto index = typed_field<Napi::Int32Array>(rows, "index", napi_int32_array, "an Int32Array",
+  auto branch = typed_field<Napi::Int32Array>(rows, kFn, "branch", napi_int32_array,
+                                              "an Int32Array", false, R, true);
+  auto index = typed_field<Napi::Int32Array>(rows, kFn, "index", napi_int32_array, "an Int32Array",
                                              false, R, true);
-  auto pen_off = typed_field<Napi::Int32Array>(rows, "penaltyOffsets", napi_int32_array,
+  auto pen_off = typed_field<Napi::Int32Array>(rows, kFn, "penaltyOffsets", napi_int32_array,
                                                "an Int32Array", true, R + 1, true);
-  auto pen_tok = typed_field<Napi::Int32Array>(rows, "penaltyTokens", napi_int32_array,
+  auto pen_tok = typed_field<Napi::Int32Array>(rows, kFn, "penaltyTokens", napi_int32_array,
                                                "an Int32Array", true, 0, false);
-  auto pen = typed_field<Napi::Float32Array>(rows, "repetitionPenalty", napi_float32_array,
+  auto pen = typed_field<Napi::Float32Array>(rows, kFn, "repetitionPenalty", napi_float32_array,
                                              "a Float32Array", true, R, true);
-  auto tokens = typed_field<Napi::Int32Array>(out, "tokens", napi_int32_array, "an Int32Array",
+  auto tokens = typed_field<Napi::Int32Array>(out, kFn, "tokens", napi_int32_array, "an Int32Array",
                                               false, R, true);
-  auto lp = typed_field<Napi::Float32Array>(out, "logprob", napi_float32_array, "a Float32Array",
-                                            false, R, true);
-  auto lps = typed_field<Napi::Float32Array>(out, "logprobSampling", napi_float32_array,
+  auto lp = typed_field<Napi::Float32Array>(out, kFn, "logprob", napi_float32_array,
+                                            "a Float32Array", false, R, true);
+  auto lps = typed_field<Napi::Float32Array>(out, kFn, "logprobSampling", napi_float32_array,
                                              "a Float32Array", false, R, true);
   const size_t n_pen = pen_tok.IsEmpty() ? 0 : pen_tok.ElementLength();
   if (!pen_off.IsEmpty()) {
