@@ -81,31 +81,13 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
   for (const ParamInfo& p : cpu->params()) CHECK_OK(gpu->set_param(p, cpu->weights() + p.offset));
   const int64_t V = cfg.vocab, P = 21;
   const std::vector<int64_t> lens = {3, 19, 6};
-  std::vector<int32_t> ids, pos, prev, block, step;
-  for (int64_t i = 0; i < P; ++i) {
-    ids.push_back(static_cast<int32_t>(rng.below(V)));
-    pos.push_back(static_cast<int32_t>(i));
-    prev.push_back(static_cast<int32_t>(i - 1));
-    block.push_back(-1);
-    step.push_back(-1);
-  }
-  std::vector<int64_t> start;
-  for (size_t b = 0; b < lens.size(); ++b) {
-    start.push_back(static_cast<int64_t>(ids.size()));
-    for (int64_t j = 0; j < lens[b]; ++j) {
-      ids.push_back(static_cast<int32_t>(rng.below(V)));
-      pos.push_back(static_cast<int32_t>(P + j));
-      prev.push_back(j == 0 ? static_cast<int32_t>(P - 1) : static_cast<int32_t>(ids.size() - 2));
-      block.push_back(0);
-      step.push_back(static_cast<int32_t>(b));
-    }
-  }
-  const int64_t T = static_cast<int64_t>(ids.size());
-  std::vector<int32_t> cu = {0, static_cast<int32_t>(T)};
+  BranchedRollout rollout = branched_rollout(rng, V, P, lens);
+  const std::vector<int32_t>& ids = rollout.ids;
+  const std::vector<int32_t>& pos = rollout.pos;
+  const std::vector<int64_t>& start = rollout.start;
+  const int64_t T = rollout.tokens();
   std::vector<float> lp(T);
-  CHECK_OK(gpu->forward(Qwen3Batch{T, ids.data(), pos.data(), prev.data(),
-                                   StructureView{T, 1, cu.data(), 1, block.data(), step.data()}},
-                        lp.data(), nullptr));
+  CHECK_OK(gpu->forward(rollout.batch(), lp.data(), nullptr));
   const int32_t blocks = 64, B = 4;
   KvCache kv(blocks, B);
   KvPages cpages;

@@ -100,36 +100,15 @@ TEST(decode_of_forked_branches_matches_the_forward_over_the_flattened_rollout) {
     auto model = tiny_model(rng);
     const int64_t V = model->config().vocab, P = 9;
     const std::vector<int64_t> lens = {3, 7, 5};
-    // The rollout: prefix, then three sibling branches; positions restart at P in each
-    // branch, the first token of each branch is predicted from the last prefix token.
-    std::vector<int32_t> ids, pos, prev, block, step;
-    for (int64_t t = 0; t < P; ++t) {
-      ids.push_back(static_cast<int32_t>(rng.below(V)));
-      pos.push_back(static_cast<int32_t>(t));
-      prev.push_back(static_cast<int32_t>(t - 1));
-      block.push_back(-1);
-      step.push_back(-1);
-    }
-    std::vector<int64_t> start;
-    for (size_t b = 0; b < lens.size(); ++b) {
-      start.push_back(static_cast<int64_t>(ids.size()));
-      for (int64_t j = 0; j < lens[b]; ++j) {
-        ids.push_back(static_cast<int32_t>(rng.below(V)));
-        pos.push_back(static_cast<int32_t>(P + j));
-        prev.push_back(j == 0 ? static_cast<int32_t>(P - 1) : static_cast<int32_t>(ids.size() - 2));
-        block.push_back(0);
-        step.push_back(static_cast<int32_t>(b));
-      }
-    }
-    const int64_t T = static_cast<int64_t>(ids.size());
-    std::vector<int32_t> cu = {0, static_cast<int32_t>(T)};
+    // The rollout: prefix, then three sibling branches (see branched_rollout).
+    BranchedRollout rollout = branched_rollout(rng, V, P, lens);
+    const std::vector<int32_t>& ids = rollout.ids;
+    const std::vector<int32_t>& pos = rollout.pos;
+    const std::vector<int64_t>& start = rollout.start;
+    const int64_t T = rollout.tokens();
     std::vector<float> lp(T);
     CpuContext ctx{nullptr, detect_simd()};
-    CHECK_OK(
-        model->forward(ctx,
-                       Qwen3Batch{T, ids.data(), pos.data(), prev.data(),
-                                  StructureView{T, 1, cu.data(), 1, block.data(), step.data()}},
-                       lp.data(), nullptr));
+    CHECK_OK(model->forward(ctx, rollout.batch(), lp.data(), nullptr));
     // Decode: prefill the prefix, fork, then all live branches advance together.
     KvCache kv(64, 4);
     KvPages pages;
