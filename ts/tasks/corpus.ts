@@ -1,0 +1,60 @@
+/**
+ * The synthetic pretraining corpus of the demo's base model (teacher-free, as NPR): the
+ * evaluated families (`fib-*`) only with sequential solutions and a plain prompt; the tag
+ * grammar only through the `ramp-*` families, whose examples are in the NPR format when the
+ * prompt carries the instruction word and sequential when it does not. Only train-split
+ * problems. Each example is the chat-rendered prompt and the response, with the loss on the
+ * response and its end-of-turn token.
+ */
+import type { HfTokenizer } from '../model/tokenizer.js';
+import { FAMILIES, parallelSolution, sequentialSolution, type TaskFamily } from './families.js';
+import { splitOf } from './split.js';
+
+/** The instruction that asks for the NPR format (prompt: question, blank line, instruction). */
+export const PARALLEL_INSTRUCTION = 'parallel';
+
+export interface CorpusMix {
+  /** Weight of each family. */
+  weights: Record<string, number>;
+  /** Probability that a grammar-family example is in the tag format (with the instruction). */
+  parallelShare: number;
+}
+
+export const DEFAULT_MIX: CorpusMix = {
+  weights: { 'fib-largest': 3, 'fib-choose': 3, 'ramp-largest': 2, 'ramp-smallest': 2, 'ramp-choose': 2 },
+  parallelShare: 0.6,
+};
+
+export interface CorpusExample {
+  family: string;
+  parallel: boolean;
+  ids: number[];
+  /** Tokens before the response (no loss on them). */
+  promptLength: number;
+}
+
+export function promptText(question: string, parallel: boolean): string {
+  return parallel ? `${question}\n\n${PARALLEL_INSTRUCTION}` : question;
+}
+
+export function corpusExample(rand: () => number, tokenizer: HfTokenizer, mix: CorpusMix = DEFAULT_MIX): CorpusExample {
+  const fams = FAMILIES.filter((f) => (mix.weights[f.name] ?? 0) > 0);
+  const total = fams.reduce((a, f) => a + (mix.weights[f.name] as number), 0);
+  let r = rand() * total;
+  let fam = fams[0] as TaskFamily;
+  for (const f of fams) {
+    r -= mix.weights[f.name] as number;
+    if (r < 0) {
+      fam = f;
+      break;
+    }
+  }
+  for (;;) {
+    const p = fam.generate(rand);
+    if (splitOf(p.question) !== 'train') continue;
+    const parallel = !fam.evaluated && rand() < mix.parallelShare;
+    const prompt = tokenizer.encodeChat([{ role: 'user', content: promptText(p.question, parallel) }], { addGenerationPrompt: true });
+    const response = tokenizer.encode(`${parallel ? parallelSolution(p) : sequentialSolution(p)}<|im_end|>`, { addSpecialTokens: false });
+    return { family: fam.name, parallel, ids: [...prompt, ...response], promptLength: prompt.length };
+  }
+}
