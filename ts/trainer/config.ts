@@ -28,12 +28,16 @@ export interface SamplingConfig {
   /** Engine KV pool size in blocks (default 4096) and tokens per block (16). */
   kvBlocks?: number;
   blockTokens?: number;
+  /** Requests the engine decodes together (default 64). */
+  concurrency?: number;
 }
 
 interface StageBase {
   /** Output directory name under the run directory (default: the stage kind). */
   name?: string;
   sampling?: SamplingConfig;
+  /** This stage's prompt, over the curriculum's (e.g. SR without the parallel-format instruction). */
+  prompt?: PromptConfig;
 }
 
 export interface RlStageConfig extends StageBase {
@@ -105,22 +109,25 @@ export interface CurriculumConfig {
 }
 
 export type ResolvedSampling = Required<SamplingConfig>;
-export type ResolvedRl = Required<Omit<RlStageConfig, 'overlong' | 'loss' | 'schedule' | 'optimizer' | 'sampling'>> & {
+export type ResolvedRl = Required<Omit<RlStageConfig, 'overlong' | 'loss' | 'schedule' | 'optimizer' | 'sampling' | 'prompt'>> & {
   overlong: RlStageConfig['overlong'] | null;
   loss: LossConfig;
   schedule: Required<ScheduleConfig>;
   optimizer: Required<OptimizerConfig>;
   sampling: ResolvedSampling;
+  prompt: Required<PromptConfig>;
 };
-export type ResolvedRejection = Required<Omit<RejectionStageConfig, 'sampling' | 'maxProblems'>> & {
+export type ResolvedRejection = Required<Omit<RejectionStageConfig, 'sampling' | 'maxProblems' | 'prompt'>> & {
   maxProblems: number;
   sampling: ResolvedSampling;
+  prompt: Required<PromptConfig>;
 };
-export type ResolvedSft = Required<Omit<SftStageConfig, 'schedule' | 'optimizer' | 'sampling' | 'data'>> & {
+export type ResolvedSft = Required<Omit<SftStageConfig, 'schedule' | 'optimizer' | 'sampling' | 'data' | 'prompt'>> & {
   data: string;
   schedule: Required<ScheduleConfig>;
   optimizer: Required<OptimizerConfig>;
   sampling: ResolvedSampling;
+  prompt: Required<PromptConfig>;
 };
 export type ResolvedStage = ResolvedRl | ResolvedRejection | ResolvedSft;
 
@@ -145,6 +152,15 @@ function optimizerDefaults(o: OptimizerConfig | undefined): Required<OptimizerCo
   return { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, clipNorm: 1.0, ...o };
 }
 
+function resolvePrompt(p: PromptConfig | undefined): Required<PromptConfig> {
+  const instruction = p?.instruction ?? '';
+  return {
+    template: p?.template ?? (instruction ? '{question}\n\n{instruction}' : '{question}'),
+    instruction,
+    chat: p?.chat ?? true,
+  };
+}
+
 export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
   if (typeof c.model !== 'string' || !c.model) throw new ConfigError('curriculum.model must name a model directory');
   if (typeof c.data !== 'string' || !c.data) throw new ConfigError('curriculum.data must name a JSONL file of {question, answer}');
@@ -157,6 +173,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
     maxNewTokens: 1024,
     kvBlocks: 4096,
     blockTokens: 16,
+    concurrency: 64,
     ...c.sampling,
   };
   const names = new Set<string>();
@@ -167,6 +184,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
     if (names.has(name)) throw new ConfigError(`${where}: a second stage named '${name}'; give it a distinct "name"`);
     names.add(name);
     const st = { ...sampling, ...s.sampling };
+    const prompt = resolvePrompt({ ...c.prompt, ...s.prompt });
     if (s.kind === 'format-rl' || s.kind === 'papo' || s.kind === 'sr') {
       const stage3 = s.kind !== 'format-rl';
       const lr = s.schedule?.lr ?? (stage3 ? 1e-7 : 1e-6);
@@ -196,6 +214,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
         schedule: { kind: stage3 ? 'constant' : 'cosine', lr, warmupSteps: stage3 ? 0 : 10, minLrRatio: stage3 ? 0 : 1e-8, ...s.schedule },
         optimizer: optimizerDefaults(s.optimizer),
         sampling: st,
+        prompt,
       };
     }
     if (s.kind === 'rejection') {
@@ -207,6 +226,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
         maxSamples: positiveInt(`${where}.maxSamples`, s.maxSamples ?? 8),
         maxProblems: s.maxProblems === undefined ? Number.MAX_SAFE_INTEGER : positiveInt(`${where}.maxProblems`, s.maxProblems),
         sampling: st,
+        prompt,
       };
     }
     if (s.kind === 'sft') {
@@ -224,13 +244,13 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
         schedule: { kind: 'cosine', lr: 1e-6, warmupSteps: 0, minLrRatio: 0.5, ...s.schedule },
         optimizer: { ...optimizerDefaults(s.optimizer), beta2: s.optimizer?.beta2 ?? 0.95 },
         sampling: st,
+        prompt,
       };
     }
     throw new ConfigError(
       `${where}.kind must be format-rl, rejection, sft, papo or sr (got ${JSON.stringify((s as { kind: unknown }).kind)})`,
     );
   });
-  const instruction = c.prompt?.instruction ?? '';
   return {
     model: c.model,
     codec: c.codec ?? 'tokenizer',
@@ -238,11 +258,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
     data: c.data,
     out: c.out,
     seed: c.seed ?? 0,
-    prompt: {
-      template: c.prompt?.template ?? (instruction ? '{question}\n\n{instruction}' : '{question}'),
-      instruction,
-      chat: c.prompt?.chat ?? true,
-    },
+    prompt: resolvePrompt(c.prompt),
     stages,
   };
 }

@@ -8,7 +8,7 @@ import { CharCodec, codecFromTokenizer, type TokenCodec } from '../engine/codec.
 import { Engine } from '../engine/engine.js';
 import { Model } from '../model/model.js';
 import { HfTokenizer } from '../model/tokenizer.js';
-import type { ResolvedCurriculum, ResolvedSampling } from './config.js';
+import type { PromptConfig, ResolvedCurriculum, ResolvedSampling } from './config.js';
 import { type Problem, renderPrompt } from './data.js';
 import type { TrainerEvents } from './events.js';
 
@@ -39,15 +39,28 @@ export function codecFor(ctx: StageContext, model: Model): { codec: TokenCodec; 
 }
 
 /** Prompt ids of a problem (chat template when the tokenizer has one and the config allows). */
-export function promptIds(ctx: StageContext, p: Problem, codec: TokenCodec, tokenizer?: HfTokenizer): number[] {
-  const text = renderPrompt(p, ctx.cfg.prompt);
-  if (tokenizer && ctx.cfg.prompt.chat && tokenizer.hasChatTemplate)
+export function promptIds(
+  ctx: StageContext,
+  p: Problem,
+  codec: TokenCodec,
+  tokenizer?: HfTokenizer,
+  prompt: Required<PromptConfig> = ctx.cfg.prompt,
+): number[] {
+  const text = renderPrompt(p, prompt);
+  if (tokenizer && prompt.chat && tokenizer.hasChatTemplate)
     return tokenizer.encodeChat([{ role: 'user', content: text }], { addGenerationPrompt: true, enableThinking: false });
   return codec.encode(text);
 }
 
 export function makeEngine(model: Model, codec: TokenCodec, s: ResolvedSampling): Engine {
-  return new Engine({ model: model.nativeHandle, vocab: model.config.vocabSize, codec, kvBlocks: s.kvBlocks, blockTokens: s.blockTokens });
+  return new Engine({
+    model: model.nativeHandle,
+    vocab: model.config.vocabSize,
+    codec,
+    kvBlocks: s.kvBlocks,
+    blockTokens: s.blockTokens,
+    maxActiveRequests: s.concurrency,
+  });
 }
 
 /** The directory a stage starts from: 'base', 'previous' or a finished stage's name. */

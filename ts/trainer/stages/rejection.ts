@@ -59,7 +59,7 @@ export async function runRejectionStage(ctx: StageContext, s: ResolvedRejection,
     const solved = new Set(accepted.map((a) => a.problem));
     const open = problems.filter((p) => !solved.has(p.id));
     if (open.length === 0) break;
-    const ids = open.map((p) => promptIds(ctx, p, codec, tokenizer));
+    const ids = open.map((p) => promptIds(ctx, p, codec, tokenizer, s.prompt));
     const tr = performance.now();
     const rollouts = await engine.generate(ids, {
       mode: 'ar',
@@ -86,7 +86,7 @@ export async function runRejectionStage(ctx: StageContext, s: ResolvedRejection,
         problem: p.id,
         question: p.question,
         answer: p.answer,
-        prompt: renderPrompt(p, ctx.cfg.prompt),
+        prompt: renderPrompt(p, s.prompt),
         response,
         promptIds: Array.from(r.tokens.subarray(0, r.promptLength)),
         responseIds: responseIds.filter((t) => !codec.eos.has(t)),

@@ -80,7 +80,7 @@ export async function runRlStage(ctx: StageContext, s: ResolvedRl, startDir: str
       const drawn: { p: Problem; ids: number[]; at: number }[] = [];
       for (let i = 0; i < s.prompts; i++) {
         const p = problemAt(ctx.problems, ctx.cfg.seed, cursor);
-        const ids = promptIds(ctx, p, codec, tokenizer);
+        const ids = promptIds(ctx, p, codec, tokenizer, s.prompt);
         const at = cursor++;
         if (ids.length > s.maxPromptTokens) {
           ctx.emit('warning', {
