@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 /**
  * The `npr` command. Each subcommand is a thin layer over the package's public API.
- * Subcommands for scoring, generation, training and the demo arrive with their features.
  */
 import { Command } from 'commander';
 import { registerBackendsCommand } from './backends.js';
 import { registerBuildCommand } from './build.js';
+import { registerDemoCommand } from './demo.js';
+import { registerEvalCommand } from './eval.js';
 import { registerGenerateCommand } from './generate.js';
 import { registerInspectCommand } from './inspect.js';
+import { registerPretrainCommand } from './pretrain.js';
 import { registerScoreCommand } from './score.js';
 import { registerTrainCommand } from './train.js';
 
@@ -18,8 +20,11 @@ program
   .showHelpAfterError();
 registerBackendsCommand(program);
 registerBuildCommand(program);
+registerDemoCommand(program);
+registerEvalCommand(program);
 registerGenerateCommand(program);
 registerInspectCommand(program);
+registerPretrainCommand(program);
 registerScoreCommand(program);
 registerTrainCommand(program);
 
