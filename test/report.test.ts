@@ -329,6 +329,23 @@ describe('report page', () => {
     expect(html).not.toMatch(/https?:|<script|<link/);
   });
 
+  it('lists the target figures met and missed, escaped, and skips malformed entries', () => {
+    const input = sampleReportInput();
+    input.summary.checks = [
+      { figure: 'speedup <over> SR', target: '>= 2', value: 2.345, met: true },
+      { figure: 'NPR avg@k - SR avg@k', target: '>= 0', value: -0.05, met: false },
+      { figure: 'broken', value: 'x' },
+    ];
+    const html = renderReportHtml(input);
+    expect(html).toContain('<h2>Target figures</h2>');
+    expect(html).toContain('speedup &lt;over&gt; SR');
+    expect(html).toContain('<td>2.345</td>');
+    expect(html).toContain('<strong>missed</strong></td><td>NPR avg@k - SR avg@k');
+    expect(html).not.toContain('broken');
+    delete input.summary.checks;
+    expect(renderReportHtml(input)).not.toContain('Target figures');
+  });
+
   it('names a missing summary instead of failing somewhere inside', () => {
     expect(() => renderReportHtml({ metrics: [] } as unknown as ReportInput)).toThrow(ReportInputError);
     expect(() => renderReportHtml({ summary: { models: [] }, metrics: [] } as unknown as ReportInput)).toThrow(/summary.models/);

@@ -123,6 +123,19 @@ export function renderReportHtml(
     table(s.models, s.k),
     '</section>',
   ];
+  const checks = Array.isArray(s.checks) ? (s.checks as unknown[]).filter(isCheck) : [];
+  if (checks.length > 0) {
+    const rows = checks.map(
+      (c) =>
+        `<tr><td>${c.met ? 'met' : '<strong>missed</strong>'}</td><td>${e(c.figure)}</td><td>${e(c.target)}</td><td>${e(c.value.toFixed(3))}</td></tr>`,
+    );
+    parts.push(
+      '<section>',
+      '<h2>Target figures</h2>',
+      `<table><thead><tr><th>status</th><th>figure</th><th>target</th><th>measured</th></tr></thead><tbody>${rows.join('')}</tbody></table>`,
+      '</section>',
+    );
+  }
   if (families.length > 0) {
     parts.push('<section>', '<h2>By problem family</h2>');
     for (const [family, models] of families) parts.push(`<h3>${e(family)}</h3>`, table(models, s.k));
@@ -130,4 +143,16 @@ export function renderReportHtml(
   }
   parts.push('<section>', '<h2>Charts</h2>', ...figures.map(figure), '</section>', '</main>', '</body>', '</html>', '');
   return parts.join('\n');
+}
+
+interface Check {
+  figure: string;
+  target: string;
+  value: number;
+  met: boolean;
+}
+
+function isCheck(c: unknown): c is Check {
+  const o = c as Partial<Check> | null;
+  return typeof o?.figure === 'string' && typeof o.target === 'string' && typeof o.value === 'number' && typeof o.met === 'boolean';
 }
