@@ -4,9 +4,16 @@
  * (a guideline of terse plans, one step per part, a short reduction in the takeaway).
  *
  *   question  `fib largest 1:37 2:52 3:18 4:90 5:44`    (or `fib choose 6 1:37 ...`)
- *   part      `1:37` + 30 chain digits + `=` + the last digit
- *   answer    largest / smallest of the five results, or (choose) the label of the one part
- *             whose result is the target
+ *   part      `1:37` + 30 chain digits + the label again + `=` + the last digit (`...1=3`)
+ *   reduction the results gathered by label (`1=3 2=9 3=0 4=4 5=7`), then `largest 9`,
+ *             `smallest 0` or `choose 4 at 4` (the label of the one part whose result is the
+ *             target)
+ *
+ * Why the results are gathered by label before the reduction: a model of ~1M parameters
+ * learns to copy by label (an induction pattern: `2=` -> the token after the earlier `2=`) and
+ * local rules over a few adjacent tokens within minutes, but not a max over five results
+ * scattered ~36 tokens apart (measured: after 8M tokens of pretraining, chains 100% right and
+ * the reduction still at chance).
  *
  * Collective parallelism: `largest`/`smallest` need every part's work. Selective: `choose`
  * explores five alternatives and keeps one. The answer is a reduction over the results and
@@ -121,8 +128,14 @@ export function family(name: string): TaskFamily {
   return f;
 }
 
-const partLine = (p: Part) => `${p.label}:${p.seed}${p.digits}=${p.result}`;
-const reductionText = (p: TaskProblem) => `${p.question.split(' ')[1]} ${p.answer}`;
+const partLine = (p: Part) => `${p.label}:${p.seed}${p.digits}${p.label}=${p.result}`;
+
+/** The results gathered by label, then the reduction (`largest 9`, `choose 7 at 2`). */
+function reductionText(p: TaskProblem): string {
+  const [, word, target] = p.question.split(' ');
+  const gathered = p.parts.map((x) => `${x.label}=${x.result}`).join(' ');
+  return `${gathered}\n${word === 'choose' ? `choose ${target} at ${p.answer}` : `${word} ${p.answer}`}`;
+}
 
 /** The sequential solution: one line per part, the reduction, the boxed answer. */
 export function sequentialSolution(p: TaskProblem): string {
@@ -147,6 +160,6 @@ export function branchCorrectness(p: TaskProblem, response: string): { correct: 
     if (!seen.has(label)) seen.set(label, `${m[2]}=${m[3]}`);
   }
   let correct = 0;
-  for (const part of p.parts) if (seen.get(part.label) === `${part.seed}${part.digits}=${part.result}`) correct++;
+  for (const part of p.parts) if (seen.get(part.label) === `${part.seed}${part.digits}${part.label}=${part.result}`) correct++;
   return { correct, total: p.parts.length };
 }
