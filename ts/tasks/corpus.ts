@@ -1,7 +1,7 @@
 /**
  * The synthetic pretraining corpus of the demo's base model (teacher-free, as NPR): the
  * evaluated families (`fib-*`) only with sequential solutions and a plain prompt; the tag
- * grammar only through the `ramp-*` families, whose examples are in the NPR format when the
+ * grammar only through the `ramp-*` and `hop-*` families, whose examples are in the NPR format when the
  * prompt carries the instruction word and sequential when it does not. Only train-split
  * problems. Each example is the chat-rendered prompt and the response, with the loss on the
  * response and its end-of-turn token.
@@ -21,7 +21,16 @@ export interface CorpusMix {
 }
 
 export const DEFAULT_MIX: CorpusMix = {
-  weights: { 'fib-largest': 3, 'fib-choose': 3, 'ramp-largest': 2, 'ramp-smallest': 2, 'ramp-choose': 2 },
+  weights: {
+    'fib-largest': 3,
+    'fib-choose': 3,
+    'ramp-largest': 1,
+    'ramp-smallest': 1,
+    'ramp-choose': 1,
+    'hop-largest': 1,
+    'hop-smallest': 1,
+    'hop-choose': 1,
+  },
   parallelShare: 0.6,
 };
 

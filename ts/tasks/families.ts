@@ -23,7 +23,7 @@
  * over 4..9, 0..5, or the five labels) so no constant answer scores above chance.
  *
  * Evaluated families (`fib-*`) appear in the pretraining corpus only sequentially; the tag
- * grammar is taught by the `ramp-*` families (another chain rule).
+ * grammar is taught by the `ramp-*` and `hop-*` families (other chain rules).
  */
 import { type ChainRule, chainDigits } from './chains.js';
 
@@ -122,6 +122,9 @@ export const FAMILIES: readonly TaskFamily[] = [
   extremeFamily('ramp', 'largest', false),
   extremeFamily('ramp', 'smallest', false),
   chooseFamily('ramp', false),
+  extremeFamily('hop', 'largest', false),
+  extremeFamily('hop', 'smallest', false),
+  chooseFamily('hop', false),
 ];
 
 export function family(name: string): TaskFamily {
