@@ -63,7 +63,7 @@ export function resolveDemo(o: DemoOptions): DemoSettings {
     stage1,
     stage3,
     sr: { ...stage3, steps: stage1.steps + stage3.steps },
-    rejection: quick ? { maxSamples: 2, maxProblems: 8 } : { maxSamples: 4, maxProblems: 128 },
-    sft: quick ? { epochs: 1, batch: 4, lr: 1e-3 } : { epochs: 2, batch: 8, lr: 1e-3 },
+    rejection: quick ? { maxSamples: 2, maxProblems: 8 } : { maxSamples: 4, maxProblems: 256 },
+    sft: quick ? { epochs: 1, batch: 4, lr: 1e-3 } : { epochs: 6, batch: 8, lr: 1e-3 },
   };
 }

@@ -63,7 +63,10 @@ export function corpusExample(rand: () => number, tokenizer: HfTokenizer, mix: C
     if (splitOf(p.question) !== 'train') continue;
     const parallel = !fam.evaluated && rand() < mix.parallelShare;
     const prompt = tokenizer.encodeChat([{ role: 'user', content: promptText(p.question, parallel) }], { addGenerationPrompt: true });
-    const response = tokenizer.encode(`${parallel ? parallelSolution(p) : sequentialSolution(p)}<|im_end|>`, { addSpecialTokens: false });
+    const text = `${parallel ? parallelSolution(p) : sequentialSolution(p)}<|im_end|>`;
+    const response = tokenizer.encode(text, { addSpecialTokens: false });
+    // A character the vocabulary lacks would vanish silently from the training text.
+    if (tokenizer.decode(response) !== text) throw new Error(`corpus: the tokenizer does not round-trip ${JSON.stringify(text)}`);
     return { family: fam.name, parallel, ids: [...prompt, ...response], promptLength: prompt.length };
   }
 }

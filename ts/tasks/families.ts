@@ -6,16 +6,19 @@
  *   question  `fib largest 1:37 2:52 3:18 4:90 5:44`    (or `fib choose 6 1:37 ...`)
  *   part      `1:37` + 30 chain digits + the label again + `=` + the last digit (`...1=3`)
  *   reduction the results gathered by label (`1=3 2=9 3=0 4=4 5=7`), then `largest 9` or
- *             `smallest 0`; for `choose`, a scan that gathers results until one equals the
- *             target (`choose 9: 1=7 2=1 3=9`): the answer is the label it stopped at
+ *             `smallest 0`; for `choose`, a scan that gathers results, each beside the target,
+ *             until one equals it (`choose 9: 1=7/9 2=1/9 3=9/9`): the answer is the label it
+ *             stopped at
  *
  * Why the results are gathered by label before the reduction: a model of ~1M parameters
  * learns to copy by label (an induction pattern: `2=` -> the token after the earlier `2=`) and
  * local rules over a few adjacent tokens within minutes, but not a max over five results
  * scattered ~36 tokens apart (measured: after 8M tokens of pretraining, chains 100% right and
  * the reduction still at chance). Likewise `choose t at k` after a full gathered line stayed at
- * a constant answer after 13M tokens while `largest` reached 100%; the scan makes the match a
- * comparison of adjacent tokens and the answer the last label written.
+ * a constant answer after 13M tokens while `largest` reached 100%, and so did a scan that had
+ * to fetch the target from the start of its line (10M tokens: it never stopped early); with
+ * the target carried along, every decision is a comparison of nearby tokens at fixed offsets
+ * and the answer the last label written.
  *
  * Collective parallelism: `largest`/`smallest` need every part's work. Selective: `choose`
  * explores five alternatives and keeps one. The answer is a reduction over the results and
@@ -135,12 +138,15 @@ export function family(name: string): TaskFamily {
 
 const partLine = (p: Part) => `${p.label}:${p.seed}${p.digits}${p.label}=${p.result}`;
 
-/** The results gathered by label, then the reduction (`largest 9`), or the scan of `choose` (`choose 7: 1=3 2=7`). */
+/** The results gathered by label, then the reduction (`largest 9`), or the scan of `choose` (`choose 7: 1=3/7 2=7/7`). */
 function reductionText(p: TaskProblem): string {
   const [, word, target] = p.question.split(' ');
-  const gathered = (parts: readonly Part[]) => parts.map((x) => `${x.label}=${x.result}`).join(' ');
-  if (word === 'choose') return `choose ${target}: ${gathered(p.parts.slice(0, Number(p.answer)))}`;
-  return `${gathered(p.parts)}\n${word} ${p.answer}`;
+  if (word === 'choose')
+    return `choose ${target}: ${p.parts
+      .slice(0, Number(p.answer))
+      .map((x) => `${x.label}=${x.result}/${target}`)
+      .join(' ')}`;
+  return `${p.parts.map((x) => `${x.label}=${x.result}`).join(' ')}\n${word} ${p.answer}`;
 }
 
 /** The sequential solution: one line per part, the reduction, the boxed answer. */

@@ -10,7 +10,7 @@
 import { NPR_TAGS } from '../model/special_tokens.js';
 
 /** Single-character tokens, in id order after the specials. */
-export const TINY_CHARS = '0123456789abcdefghijklmnopqrstuvwxyz :=\n{}\\()+-.,?';
+export const TINY_CHARS = '0123456789abcdefghijklmnopqrstuvwxyz :=\n{}\\()+-.,?/';
 /** Words the task templates and the chat template use, one token each. */
 export const TINY_WORDS = ['fib', 'ramp', 'hop', 'largest', 'smallest', 'choose', 'parallel', '\\boxed{', 'user', 'assistant'] as const;
 export const TINY_SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', ...NPR_TAGS] as const;
