@@ -26,6 +26,7 @@ import {
   tinyTokenizerFiles,
 } from '../ts/tasks/index.js';
 import { seededRandom } from '../ts/trainer/data.js';
+import { corpusSequence } from '../ts/trainer/pretrain.js';
 import { checkAnswer } from '../ts/trainer/rewards/answer.js';
 
 describe('chains and split', () => {
@@ -136,6 +137,37 @@ describe('tokenizer and corpus', () => {
     });
     expect(built.ok).toBe(true);
     if (built.ok) expect(new Set(Array.from(built.structure.step).filter((s) => s >= 0)).size).toBe(5);
+  });
+
+  it('tag-format corpus examples train half in the parallel layout, the rest causal', () => {
+    const rand = seededRandom(8);
+    const tagIds = tagIdsFromTokenizer(tok) as NonNullable<ReturnType<typeof tagIdsFromTokenizer>>;
+    let layouts = 0;
+    let tagged = 0;
+    for (let i = 0; i < 300; i++) {
+      const ex = corpusExample(rand, tok);
+      const seq = corpusSequence(ex, tagIds);
+      expect(seq.ids.length).toBe(ex.ids.length);
+      expect(Array.from(seq.lossMask.subarray(0, ex.promptLength)).every((m) => m === 0)).toBe(true);
+      if (!ex.parallel) expect(ex.parallelLayout).toBe(false);
+      if (ex.parallel) tagged++;
+      if (ex.parallelLayout) {
+        layouts++;
+        const steps = new Set(Array.from(seq.structure?.step ?? []).filter((s) => s >= 0));
+        expect(steps.size).toBe(5);
+        // Every step restarts at the same position: siblings share positions.
+        const starts = new Set<number>();
+        for (let t = 1; t < seq.ids.length; t++)
+          if ((seq.structure?.step[t] as number) >= 0 && seq.structure?.step[t] !== seq.structure?.step[t - 1])
+            starts.add(seq.positions[t] as number);
+        expect(starts.size).toBe(1);
+      } else {
+        expect(seq.structure).toBeUndefined();
+        expect(Array.from(seq.positions)).toEqual(Array.from({ length: seq.ids.length }, (_, i) => i));
+      }
+    }
+    expect(layouts / tagged).toBeGreaterThan(0.35);
+    expect(layouts / tagged).toBeLessThan(0.65);
   });
 
   it('the corpus shows evaluated families only sequentially and never a held-out problem', () => {

@@ -2,8 +2,11 @@
  * The synthetic pretraining corpus of the demo's base model (teacher-free, as NPR): the
  * evaluated families (`fib-*`) only with sequential solutions and a plain prompt; the tag
  * grammar only through the `ramp-*` and `hop-*` families, whose examples are in the NPR format when the
- * prompt carries the instruction word and sequential when it does not. Only train-split
- * problems. Each example is the chat-rendered prompt and the response, with the loss on the
+ * prompt carries the instruction word and sequential when it does not; half of the tag-format
+ * examples are trained in the parallel layout (siblings isolated, steps sharing positions), so
+ * the base has met that layout - on other families - before stage 2 distils its own samples of
+ * the evaluated ones into it (measured without: after SFT, steps 2..5 copied the wrong plan's
+ * operand ~75% of the time). Only train-split problems. Each example is the chat-rendered prompt and the response, with the loss on the
  * response and its end-of-turn token.
  */
 import type { HfTokenizer } from '../model/tokenizer.js';
@@ -18,6 +21,11 @@ export interface CorpusMix {
   weights: Record<string, number>;
   /** Probability that a grammar-family example is in the tag format (with the instruction). */
   parallelShare: number;
+  /**
+   * Probability that a tag-format example is trained in the parallel layout (NPR attention mask
+   * and positions, as the engine decodes it) rather than as plain causal text.
+   */
+  parallelLayoutShare: number;
 }
 
 export const DEFAULT_MIX: CorpusMix = {
@@ -32,11 +40,15 @@ export const DEFAULT_MIX: CorpusMix = {
     'hop-choose': 1,
   },
   parallelShare: 0.6,
+  parallelLayoutShare: 0.5,
 };
 
 export interface CorpusExample {
   family: string;
+  /** In the tag format. */
   parallel: boolean;
+  /** Train it in the parallel layout (only tag-format examples). */
+  parallelLayout: boolean;
   ids: number[];
   /** Tokens before the response (no loss on them). */
   promptLength: number;
@@ -67,6 +79,7 @@ export function corpusExample(rand: () => number, tokenizer: HfTokenizer, mix: C
     const response = tokenizer.encode(text, { addSpecialTokens: false });
     // A character the vocabulary lacks would vanish silently from the training text.
     if (tokenizer.decode(response) !== text) throw new Error(`corpus: the tokenizer does not round-trip ${JSON.stringify(text)}`);
-    return { family: fam.name, parallel, ids: [...prompt, ...response], promptLength: prompt.length };
+    const parallelLayout = parallel && rand() < mix.parallelLayoutShare;
+    return { family: fam.name, parallel, parallelLayout, ids: [...prompt, ...response], promptLength: prompt.length };
   }
 }

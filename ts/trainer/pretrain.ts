@@ -16,7 +16,9 @@ import { evaluate } from '../eval/evaluate.js';
 import { Qwen3Config } from '../model/config.js';
 import { Model } from '../model/model.js';
 import { HfTokenizer } from '../model/tokenizer.js';
-import { corpusExample, DEFAULT_MIX } from '../tasks/corpus.js';
+import { buildFromIds } from '../parallel/builder.js';
+import { type TagIds, tagIdsFromTokenizer } from '../parallel/tags.js';
+import { type CorpusExample, corpusExample, DEFAULT_MIX } from '../tasks/corpus.js';
 import { DEMO_FAMILIES, generateProblems } from '../tasks/sets.js';
 import { tinyTokenizerFiles } from '../tasks/vocab.js';
 import { loadCheckpoint, readTrainerState, saveCheckpoint } from './checkpoint.js';
@@ -76,6 +78,31 @@ export function resolvePretrain(c: PretrainConfig): ResolvedPretrain {
   return r;
 }
 
+/** A corpus example as a training sequence: causal, or the NPR layout of the structure builder. */
+export function corpusSequence(ex: CorpusExample, tagIds: TagIds): TrainSequence {
+  const n = ex.ids.length;
+  const ids = Int32Array.from(ex.ids);
+  const lossMask = new Float32Array(n);
+  const seq: TrainSequence = {
+    ids,
+    positions: Int32Array.from({ length: n }, (_, i) => i),
+    prev: Int32Array.from({ length: n }, (_, i) => i - 1),
+    oldLogprob: new Float32Array(n),
+    lossMask,
+    specialMask: new Uint8Array(n),
+    advantage: 0,
+  };
+  if (ex.parallelLayout) {
+    const built = buildFromIds(ids, tagIds, { promptLength: ex.promptLength, scoreResponseOnly: true });
+    if (!built.ok) throw new Error(`corpus: the builder rejects a ${ex.family} example (${built.reason}: ${built.message})`);
+    seq.positions = built.positions;
+    seq.prev = built.prev;
+    seq.structure = built.structure;
+  }
+  for (let t = ex.promptLength; t < n; t++) if ((seq.prev[t] as number) >= 0) lossMask[t] = 1;
+  return seq;
+}
+
 export interface PretrainEvents {
   onStep?: (line: Record<string, unknown>) => void;
   onEval?: (line: Record<string, unknown>) => void;
@@ -127,6 +154,8 @@ export async function pretrain(config: PretrainConfig, ev: PretrainEvents = {}):
   const metricsFile = `${out}.metrics.jsonl`;
   const files = tinyTokenizerFiles();
   const tokenizer = HfTokenizer.fromFiles(files);
+  const tagIds = tagIdsFromTokenizer(tokenizer);
+  if (!tagIds) throw new Error('the tiny tokenizer lacks the eight tags as single tokens');
   // Exactly the tokenizer's ids: padded rows would be sampled by a small model and decode to nothing.
   const vocab = files.size;
   let model: Model;
@@ -155,19 +184,8 @@ export async function pretrain(config: PretrainConfig, ev: PretrainEvents = {}):
     let tokens = 0;
     while (tokens < r.batchTokens) {
       const ex = corpusExample(rand, tokenizer, DEFAULT_MIX);
-      const n = ex.ids.length;
-      const lossMask = new Float32Array(n);
-      for (let t = ex.promptLength; t < n; t++) lossMask[t] = 1;
-      seqs.push({
-        ids: Int32Array.from(ex.ids),
-        positions: Int32Array.from({ length: n }, (_, i) => i),
-        prev: Int32Array.from({ length: n }, (_, i) => i - 1),
-        oldLogprob: new Float32Array(n),
-        lossMask,
-        specialMask: new Uint8Array(n),
-        advantage: 0,
-      });
-      tokens += n;
+      seqs.push(corpusSequence(ex, tagIds));
+      tokens += ex.ids.length;
     }
     const lr = learningRate({ kind: 'cosine', lr: r.lr, warmupSteps: r.warmupSteps, minLrRatio: r.minLrRatio }, step, r.steps);
     const ts = performance.now();
