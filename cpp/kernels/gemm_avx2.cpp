@@ -10,6 +10,7 @@ namespace {
 struct V256 {
   using vec = __m256;
   static constexpr int W = 8;
+  static constexpr int kRegs = 16;
   static inline vec zero() { return _mm256_setzero_ps(); }
   static inline vec load(const float* p) { return _mm256_loadu_ps(p); }
   static inline void store(float* p, vec v) { _mm256_storeu_ps(p, v); }

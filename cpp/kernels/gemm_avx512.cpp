@@ -10,6 +10,7 @@ namespace {
 struct V512 {
   using vec = __m512;
   static constexpr int W = 16;
+  static constexpr int kRegs = 32;
   static inline vec zero() { return _mm512_setzero_ps(); }
   static inline vec load(const float* p) { return _mm512_loadu_ps(p); }
   static inline void store(float* p, vec v) { _mm512_storeu_ps(p, v); }
@@ -77,7 +78,7 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
 }
 void dot(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0, int64_t n1,
          float* c, int64_t ldc, float beta) {
-  dot_nt<V512, 4, 4, 8, 3>(a, m, k, b, ldb, n0, n1, c, ldc, beta);
+  dot_nt<V512, 4, 4>(a, m, k, b, ldb, n0, n1, c, ldc, beta);
 }
 // 8 rows x 64 columns per skinny NN tile: M = 16 is two row groups over an L1-resident chunk
 // of B; measured ahead of 6 x 64 and 8 x 48 for M = 1..16 (B is memory bound, wide rows help).

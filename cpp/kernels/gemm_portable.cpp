@@ -11,6 +11,7 @@ struct VPortable {
     float v[8];
   };
   static constexpr int W = 8;
+  static constexpr int kRegs = 16;
   static inline vec zero() { return vec{}; }
   static inline vec load(const float* p) {
     vec r;
