@@ -173,15 +173,17 @@ describe('tokenizer and corpus', () => {
   it('the corpus shows evaluated families only sequentially and never a held-out problem', () => {
     const rand = seededRandom(3);
     let parallelGrammar = 0;
+    let seenEvaluated = 0;
     for (let i = 0; i < 400; i++) {
       const ex = corpusExample(rand, tok);
       const text = tok.decode(ex.ids);
       const question = (text.split('\n')[1] as string).replace('<|im_end|>', '').trim();
       expect(splitOf(question)).toBe('train');
-      if (ex.family.startsWith('fib')) {
+      if (DEMO_FAMILIES.includes(ex.family)) {
         expect(ex.parallel).toBe(false);
         expect(text).not.toContain('<guideline>');
         expect(text).not.toContain('parallel');
+        seenEvaluated++;
       } else if (ex.parallel) {
         parallelGrammar++;
         expect(text).toContain('\n\nparallel<|im_end|>');
@@ -189,6 +191,7 @@ describe('tokenizer and corpus', () => {
       }
     }
     expect(parallelGrammar).toBeGreaterThan(50);
+    expect(seenEvaluated).toBeGreaterThan(100);
   });
 });
 

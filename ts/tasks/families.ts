@@ -25,8 +25,9 @@
  * never follows from the prompt without the chains; generators balance the answers (uniform
  * over 4..9, 0..5, or the five labels) so no constant answer scores above chance.
  *
- * Evaluated families (`fib-*`) appear in the pretraining corpus only sequentially; the tag
- * grammar is taught by the `ramp-*` and `hop-*` families (other chain rules).
+ * The evaluated families (`fib-largest`, `fib-choose`) appear in the pretraining corpus only
+ * sequentially; the tag grammar is taught by the other families (`fib-smallest`, `ramp-*`,
+ * `hop-*`).
  */
 import { type ChainRule, chainDigits } from './chains.js';
 
@@ -122,6 +123,7 @@ function chooseFamily(rule: ChainRule, evaluated: boolean): TaskFamily {
 export const FAMILIES: readonly TaskFamily[] = [
   extremeFamily('fib', 'largest', true),
   chooseFamily('fib', true),
+  extremeFamily('fib', 'smallest', false),
   extremeFamily('ramp', 'largest', false),
   extremeFamily('ramp', 'smallest', false),
   chooseFamily('ramp', false),
