@@ -16,6 +16,7 @@ import {
   encodePng,
   type LineChartSpec,
   lineChart,
+  MODEL_FIGURES,
   PixelBufferError,
   planCharts,
   Raster,
@@ -297,15 +298,7 @@ describe('report page', () => {
     expect(html).toContain('<h3>arithmetic</h3>');
     for (const fact of ['AMD EPYC 9454 (16 threads)', '754.2 s (12 min 34 s)', '<dd>8</dd>', '<dd>64</dd>', '<dd>1234</dd>'])
       expect(html).toContain(fact);
-    for (const field of [
-      'format_valid_rate',
-      'parallel_rate',
-      'avg_at_k',
-      'pass_at_k',
-      'branch_correct_rate',
-      'tokens_per_s',
-      'wall_s_per_problem',
-    ]) {
+    for (const field of MODEL_FIGURES) {
       expect(html).toContain(`<code>${field}</code>`);
     }
     // npr: rates as percentages, speed as numbers; the NaN shows as a dash.

@@ -20,7 +20,7 @@ export { escapeHtml, renderReportHtml } from './html.js';
 export { type PlannedChart, planCharts, sanitiseStage } from './plan.js';
 export { encodePng } from './png.js';
 export { type Color, Raster } from './raster.js';
-export { MODEL_ORDER, type ModelFigures, orderedModels, type ReportInput } from './types.js';
+export { MODEL_FIGURES, MODEL_ORDER, type ModelFigures, orderedModels, type ReportInput } from './types.js';
 
 async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.tmp`;

@@ -16,6 +16,17 @@ export interface ModelFigures {
   [key: string]: unknown;
 }
 
+/** The figures every model of a summary carries (summary.json's contract). */
+export const MODEL_FIGURES = [
+  'format_valid_rate',
+  'parallel_rate',
+  'avg_at_k',
+  'pass_at_k',
+  'branch_correct_rate',
+  'tokens_per_s',
+  'wall_s_per_problem',
+] as const;
+
 export interface ReportInput {
   /** Page heading (default "NPR demo report"). */
   title?: string;
