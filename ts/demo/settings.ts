@@ -4,7 +4,8 @@
  * the `--quick` miniature (plumbing only, well under 2 minutes). Every number the run uses is
  * here and is written into summary.json.
  */
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { findPackageRoot } from '../bindings/loader.js';
 
 export interface DemoOptions {
   out?: string;
@@ -39,10 +40,10 @@ export interface DemoSettings {
   sft: { epochs: number; batch: number; lr: number };
 }
 
-/** The shipped models directory of this package. */
-export const SHIPPED_MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
-export const SHIPPED_BASE = `${SHIPPED_MODELS}npr-tiny-base`;
-export const SHIPPED_NPR = `${SHIPPED_MODELS}npr-tiny`;
+/** The shipped models directory of this package (found from ts/ and from dist/ts/ alike). */
+export const SHIPPED_MODELS = join(findPackageRoot(), 'models');
+export const SHIPPED_BASE = join(SHIPPED_MODELS, 'npr-tiny-base');
+export const SHIPPED_NPR = join(SHIPPED_MODELS, 'npr-tiny');
 
 export function resolveDemo(o: DemoOptions): DemoSettings {
   const quick = Boolean(o.quick);
