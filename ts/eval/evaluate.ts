@@ -88,10 +88,8 @@ export async function evaluate(model: Model, items: readonly TaskItem[], o: Eval
     tokenizer.encodeChat([{ role: 'user', content: promptText(it.question, instruction) }], { addGenerationPrompt: true }),
   );
   const all = prompts.flatMap((p) => Array.from({ length: k }, () => p));
-  let done = 0;
   const rollouts = await engine.generate(all, { ...sampling, ...(o.signal ? { signal: o.signal } : {}) });
-  done = rollouts.length;
-  o.onProgress?.(done, all.length);
+  o.onProgress?.(rollouts.length, all.length);
   const scored: Scored[] = items.map((item, i) => {
     const rs = rollouts.slice(i * k, (i + 1) * k);
     return { item, rollouts: rs, texts: rs.map((r) => codec.decode(Array.from(r.tokens.subarray(r.promptLength)))) };
@@ -103,7 +101,11 @@ export async function evaluate(model: Model, items: readonly TaskItem[], o: Eval
   let latencyTokens = 0;
   for (let i = 0; i < latencyN; i++) {
     const t0 = performance.now();
-    const [r] = await engine.generate([prompts[i] as number[]], { ...sampling, requestKey: 1_000_000 + i });
+    const [r] = await engine.generate([prompts[i] as number[]], {
+      ...sampling,
+      requestKey: 1_000_000 + i,
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
     wallMs += performance.now() - t0;
     latencyTokens += (r as Rollout).generatedTokens;
   }
