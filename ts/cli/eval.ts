@@ -9,6 +9,7 @@ import { ConfigError } from '../bindings/errors.js';
 import { evaluate } from '../eval/evaluate.js';
 import { Model } from '../model/model.js';
 import { resolveTasks } from '../tasks/sets.js';
+import { integerFlag } from './flags.js';
 
 interface EvalCliOptions {
   model: string;
@@ -24,12 +25,6 @@ interface EvalCliOptions {
   latency: string;
   json?: boolean;
 }
-
-const int = (flag: string, v: string, min: number) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${flag} must be an integer >= ${min} (got '${v}')`);
-  return n;
-};
 
 export function registerEvalCommand(program: Command): void {
   program
@@ -53,18 +48,18 @@ export function registerEvalCommand(program: Command): void {
       const topP = Number(o.topP);
       if (!(temperature >= 0)) throw new ConfigError(`--temperature must be a number >= 0 (got '${o.temperature}')`);
       if (!(topP > 0 && topP <= 1)) throw new ConfigError(`--top-p must be in (0, 1] (got '${o.topP}')`);
-      const seed = int('--seed', o.seed, 0);
-      const items = await resolveTasks(o.tasks, int('--problems', o.problems, 1), seed);
+      const seed = integerFlag('--seed', o.seed, 0);
+      const items = await resolveTasks(o.tasks, integerFlag('--problems', o.problems, 1), seed);
       const model = await Model.load(o.model);
       const r = await evaluate(model, items, {
-        k: int('--k', o.k, 1),
+        k: integerFlag('--k', o.k, 1),
         mode: o.mode,
         instruction: o.instruction !== false && o.mode === 'parallel',
         temperature,
         topP,
         seed,
-        maxNewTokens: int('--max-new-tokens', o.maxNewTokens, 1),
-        latencyProblems: int('--latency', o.latency, 0),
+        maxNewTokens: integerFlag('--max-new-tokens', o.maxNewTokens, 1),
+        latencyProblems: integerFlag('--latency', o.latency, 0),
       });
       if (o.json) {
         console.log(JSON.stringify(r));

@@ -14,6 +14,7 @@ import { rolloutToJson } from '../engine/rollout.js';
 import type { EngineMode, Rollout } from '../engine/types.js';
 import { Model } from '../model/model.js';
 import { HfTokenizer } from '../model/tokenizer.js';
+import { integerFlag, numberFlag } from './flags.js';
 
 interface GenerateCliOptions {
   model: string;
@@ -26,18 +27,6 @@ interface GenerateCliOptions {
   raw?: boolean;
   json?: boolean;
   backend: string;
-}
-
-function integer(name: string, text: string, min: number): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min} (got '${text}')`);
-  return n;
-}
-
-function number(name: string, text: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!Number.isFinite(n) || n < min || n > max) throw new ConfigError(`${name} must be a number in [${min}, ${max}] (got '${text}')`);
-  return n;
 }
 
 /** Live lanes: one line per branch, redrawn in place (at most every 50 ms). */
@@ -83,10 +72,10 @@ function summary(r: Rollout, wallMs: number): string {
 export async function generateCommand(opts: GenerateCliOptions): Promise<void> {
   const mode = opts.mode as EngineMode;
   if (mode !== 'parallel' && mode !== 'ar') throw new ConfigError(`--mode must be 'parallel' or 'ar' (got '${opts.mode}')`);
-  const maxNewTokens = integer('--max-new-tokens', opts.maxNewTokens, 1);
-  const seed = integer('--seed', opts.seed, 0);
-  const temperature = number('--temperature', opts.temperature, 0, 100);
-  const topP = number('--top-p', opts.topP, Number.MIN_VALUE, 1);
+  const maxNewTokens = integerFlag('--max-new-tokens', opts.maxNewTokens, 1);
+  const seed = integerFlag('--seed', opts.seed, 0);
+  const temperature = numberFlag('--temperature', opts.temperature, 0, 100);
+  const topP = numberFlag('--top-p', opts.topP, Number.MIN_VALUE, 1);
   const backend = opts.backend;
   if (backend !== 'cpu' && backend !== 'cuda' && backend !== 'auto')
     throw new ConfigError(`--backend must be 'cpu', 'cuda' or 'auto' (got '${backend}')`);

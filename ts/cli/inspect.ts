@@ -14,6 +14,7 @@ import { buildStructure } from '../parallel/builder.js';
 import { branchPath } from '../parallel/pack.js';
 import { tokenPieces } from '../parallel/scan.js';
 import { visibilitySvg } from '../parallel/svg.js';
+import { integerFlag } from './flags.js';
 
 interface InspectOptions {
   model: string;
@@ -38,10 +39,7 @@ function parseIds(text: string, vocab: number): number[] {
 }
 
 function parseCount(name: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer >= ${min} (got '${text}')`);
-  return n;
+  return text === undefined ? fallback : integerFlag(name, text, min);
 }
 
 export async function inspectCommand(opts: InspectOptions): Promise<void> {
