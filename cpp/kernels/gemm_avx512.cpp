@@ -76,9 +76,9 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
            float beta) {
   micro_kernel_edge<V512, kMr>(kc, a, b, c, ldc, m, n, beta);
 }
-void dot(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0, int64_t n1,
-         float* c, int64_t ldc, float beta) {
-  dot_nt<V512, 4, 4>(a, m, k, b, ldb, n0, n1, c, ldc, beta);
+void dot(const float* a, int64_t lda, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0,
+         int64_t n1, float* c, int64_t ldc, float beta) {
+  dot_nt<V512, 4, 4>(a, lda, m, k, b, ldb, n0, n1, c, ldc, beta);
 }
 // 8 rows x 64 columns per skinny NN tile: M = 16 is two row groups over an L1-resident chunk
 // of B; measured ahead of 6 x 64 and 8 x 48 for M = 1..16 (B is memory bound, wide rows help).

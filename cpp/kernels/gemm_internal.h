@@ -19,10 +19,10 @@ struct IsaKernels {
   // C (m, n) = A_panel . B_panel + beta * C for m <= mr, n <= nr; beta == 0 never reads C.
   void (*micro)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n,
                 float beta);
-  // Skinny NT: a (m, k) contiguous rows with alpha applied; b stored (N, k) with ldb.
+  // Skinny NT: a (m, k) rows lda apart with alpha applied; b stored (N, k) with ldb.
   // C[0:m, n0:n1] = a . b[n0:n1]^T + beta * C.
-  void (*dot_nt)(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0,
-                 int64_t n1, float* c, int64_t ldc, float beta);
+  void (*dot_nt)(const float* a, int64_t lda, int64_t m, int64_t k, const float* b, int64_t ldb,
+                 int64_t n0, int64_t n1, float* c, int64_t ldc, float beta);
   // Skinny NN: a (m, k) contiguous rows with alpha applied; b stored (k, N) with ldb.
   // C[0:m, n0:n1] = a . b[:, n0:n1] + beta * C.
   void (*axpy_nn)(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0,
