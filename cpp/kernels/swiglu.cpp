@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/fast_exp.h"
 #include "kernels/parallel.h"
 
 namespace npr {
@@ -11,7 +12,7 @@ void swiglu_forward(const CpuContext& ctx, float* h, const float* gate, const fl
   parallel_rows(ctx, n, 1 << 14, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const float g = gate[i];
-      h[i] = g / (1.0f + std::exp(-g)) * up[i];
+      h[i] = g * sigmoid(g) * up[i];
     }
   });
 }
