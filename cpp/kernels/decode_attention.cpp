@@ -6,6 +6,8 @@
 #include <string>
 
 #include "core/thread_pool.h"
+#include "kernels/fast_exp.h"
+#include "kernels/parallel_attention_internal.h"
 
 namespace npr {
 
@@ -37,29 +39,6 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
-// exp(x) of n values (x <= 0: scores minus their running max) in a loop the compiler vectorises:
-// 2^(x log2 e) = 2^i 2^f with i the nearest integer and |f| <= 1/2, 2^f by its degree-6 Taylor
-// polynomial (relative error < 2e-7), 2^i written into the exponent bits. Inputs below -87 give
-// ~1e-38 instead of 0, which no sum of probabilities can tell apart.
-inline void exp_nonpositive(float* y, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float t = std::max(x[i] * 1.44269504088896341f, -126.0f);
-    const float r = std::rint(t);
-    const float f = t - r;
-    float p = 1.5403530e-4f;
-    p = p * f + 1.3333558e-3f;
-    p = p * f + 9.6181291e-3f;
-    p = p * f + 5.5504109e-2f;
-    p = p * f + 2.4022651e-1f;
-    p = p * f + 6.9314718e-1f;
-    p = p * f + 1.0f;
-    const int32_t bits = (static_cast<int32_t>(r) + 127) << 23;
-    float scale;
-    std::memcpy(&scale, &bits, sizeof scale);
-    y[i] = p * scale;
-  }
-}
-
 // Width of the fixed-length inner loop below, which the compiler turns into one vector register.
 constexpr int64_t kLanes = 16;
 
@@ -84,6 +63,15 @@ void page_values_by_row(float* acc, const float* p, int64_t ld_p, int64_t R, int
   }
 }
 
+// Software prefetch of n rows of D floats, `stride` floats apart, into L1 ahead of use. The KV a
+// decode step reads was evicted by the step's own weight stream (the whole model passes through
+// the caches between two visits of a layer), and rows a kv_heads * D stride apart (4 KiB for
+// Qwen3-0.6B) defeat the hardware prefetchers, so without this every row costs a full miss.
+inline void prefetch_rows(const float* base, int64_t n, int64_t stride, int64_t D) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t x = 0; x < D; x += 16) __builtin_prefetch(base + j * stride + x);
+}
+
 // Folds pages [p0, p1) of the table row `pages` (the last of them holding `last` tokens) into
 // the state of R query rows q (R, D) for kv head h, a page at a time: the page's scores for every
 // row, one rescale per row and page (not per key), the page's probabilities through the
@@ -94,8 +82,16 @@ void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
             float scale, std::vector<float>& s) {
   const int64_t D = kv.head_dim, B = kv.block_tokens, stride = kv.kv_heads * D;
   s.resize(static_cast<size_t>(R * B));  // (R, B) scores, then probabilities, of one page
+  auto page_len = [&](int64_t p) { return (p + 1 == p1 && last_is_partial) ? last : B; };
+  auto prefetch_page = [&](int64_t p) {
+    const int64_t at = static_cast<int64_t>(pages[p]) * B * stride + h * D;
+    prefetch_rows(kv.k + at, page_len(p), stride, D);
+    prefetch_rows(kv.v + at, page_len(p), stride, D);
+  };
+  if (p0 < p1) prefetch_page(p0);
   for (int64_t p = p0; p < p1; ++p) {
-    const int64_t n = (p + 1 == p1 && last_is_partial) ? last : B;
+    if (p + 1 < p1) prefetch_page(p + 1);
+    const int64_t n = page_len(p);
     const float* kp = kv.k + static_cast<int64_t>(pages[p]) * B * stride + h * D;
     const float* vp = kv.v + static_cast<int64_t>(pages[p]) * B * stride + h * D;
     for (int64_t r = 0; r < R; ++r)
@@ -128,6 +124,82 @@ void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
           for (int64_t d = 0; d < D; ++d) a[d] += w * vj[d];
         }
       }
+    }
+  }
+}
+
+// Keys per chunk of the many-row path: the chunk's packed K and V (kChunk, D) and its
+// transposed scores (kChunk, rp) stay in L1 beside the query columns and the output rows.
+constexpr int kChunk = 16;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Per-worker buffers of attend_many.
+struct ManyScratch {
+  std::vector<float> qt, st, m, l, alpha, o;  // (D, rp), (kChunk, rp), (rp) x 3, (rows, D)
+  std::vector<float> kc, vc;                  // (kChunk, D) the chunk's keys and values
+  std::vector<const float*> keys, vals;       // (keys) row pointers into the pages
+};
+
+// The same fold as attend for full pages [p0, p1), for many query rows at once (the branches of
+// a fork over their shared prefix) through the ISA's decode tiles: scores transposed (keys, rows)
+// so that each key element is broadcast into every row's column and no dot product needs a
+// horizontal sum. Rows run in blocks of the tiles' width, keys in chunks of kChunk, each chunk
+// first packed into contiguous rows: in the pages one head's rows sit kv_heads * D floats apart
+// (4 KiB for Qwen3-0.6B), all in the same few L1 sets, which the tiles would thrash. The chunks
+// two ahead are prefetched into L2 (into L1 they would evict each other for the same reason).
+void attend_many(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
+                 const int32_t* pages, int64_t p0, int64_t p1, float scale,
+                 const attn_internal::AttnIsa& isa, ManyScratch& w) {
+  const int64_t D = kv.head_dim, B = kv.block_tokens, stride = kv.kv_heads * D;
+  const int64_t n_keys = (p1 - p0) * B, lanes = isa.dec_lanes;
+  w.keys.resize(static_cast<size_t>(n_keys));
+  w.vals.resize(static_cast<size_t>(n_keys));
+  for (int64_t p = p0; p < p1; ++p)
+    for (int64_t j = 0; j < B; ++j) {
+      const int64_t at = (static_cast<int64_t>(pages[p]) * B + j) * stride + h * D;
+      w.keys[(p - p0) * B + j] = kv.k + at;
+      w.vals[(p - p0) * B + j] = kv.v + at;
+    }
+  auto prefetch_chunk = [&](int64_t c0) {
+    for (int64_t i = c0; i < std::min(c0 + kChunk, n_keys); ++i)
+      for (int64_t x = 0; x < D; x += 16) {
+        __builtin_prefetch(w.keys[i] + x, 0, 2);
+        __builtin_prefetch(w.vals[i] + x, 0, 2);
+      }
+  };
+  w.kc.resize(static_cast<size_t>(kChunk * D));
+  w.vc.resize(static_cast<size_t>(kChunk * D));
+  const float qscale = scale * kLog2e;
+  for (int64_t r0 = 0; r0 < R; r0 += lanes * isa.dec_max_vecs) {
+    const int64_t rows = std::min<int64_t>(lanes * isa.dec_max_vecs, R - r0);
+    const int nv = static_cast<int>((rows + lanes - 1) / lanes);
+    const int64_t rp = nv * lanes;
+    w.qt.assign(static_cast<size_t>(D * rp), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t d = 0; d < D; ++d) w.qt[d * rp + r] = q[(r0 + r) * D + d] * qscale;
+    w.st.resize(static_cast<size_t>(kChunk * rp));
+    w.m.assign(static_cast<size_t>(rp), -INFINITY);
+    w.l.assign(static_cast<size_t>(rp), 0.0f);
+    w.alpha.resize(static_cast<size_t>(rp));
+    w.o.assign(static_cast<size_t>(rows * D), 0.0f);
+    prefetch_chunk(0);
+    prefetch_chunk(kChunk);
+    for (int64_t c0 = 0; c0 < n_keys; c0 += kChunk) {
+      prefetch_chunk(c0 + 2 * kChunk);
+      const int n = static_cast<int>(std::min<int64_t>(kChunk, n_keys - c0));
+      for (int i = 0; i < n; ++i) {
+        std::copy(w.keys[c0 + i], w.keys[c0 + i] + D, w.kc.data() + i * D);
+        std::copy(w.vals[c0 + i], w.vals[c0 + i] + D, w.vc.data() + i * D);
+      }
+      isa.dec_scores(nv, w.qt.data(), w.kc.data(), n, D, w.st.data());
+      isa.dec_softmax(nv, w.st.data(), n, w.m.data(), w.l.data(), w.alpha.data());
+      isa.dec_values(w.o.data(), rows, D, w.st.data(), rp, w.vc.data(), n, w.alpha.data());
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      st.m[r0 + r] = w.m[r] * kLn2;
+      st.l[r0 + r] = w.l[r];
+      std::copy(w.o.data() + r * D, w.o.data() + (r + 1) * D, st.acc.data() + (r0 + r) * D);
     }
   }
 }
@@ -234,6 +306,7 @@ Status decode_attention_cascade(const CpuContext& ctx, float* out, float* lse, c
     return Status::invalid("decode attention: heads must be a positive multiple of kv_heads");
   const int64_t G = heads / kv.kv_heads, D = kv.head_dim;
   const int64_t groups = static_cast<int64_t>(plan.shared_pages.size());
+  const attn_internal::AttnIsa& isa = attn_internal::isa_for(ctx.simd);
   for_tasks(ctx, groups * kv.kv_heads, [&](int64_t task) {
     const int64_t g = task / kv.kv_heads, h = task % kv.kv_heads;
     const int32_t* members = plan.order.data() + plan.group_start[g];
@@ -241,6 +314,7 @@ Status decode_attention_cascade(const CpuContext& ctx, float* out, float* lse, c
     const int32_t shared = plan.shared_pages[g];
     thread_local State prefix, own;
     thread_local std::vector<float> qrows, scratch;
+    thread_local ManyScratch many;
     // The shared prefix, once, for the G query heads of every member: rows (n * G, D).
     prefix.reset(n * G, D);
     if (shared > 0) {
@@ -248,8 +322,8 @@ Status decode_attention_cascade(const CpuContext& ctx, float* out, float* lse, c
       for (int64_t i = 0; i < n; ++i)
         std::copy(q + (members[i] * heads + h * G) * D, q + (members[i] * heads + h * G + G) * D,
                   qrows.data() + i * G * D);
-      attend(prefix, qrows.data(), n * G, kv, h, t.indices + t.indptr[members[0]], 0, shared, 0,
-             false, scale, scratch);
+      attend_many(prefix, qrows.data(), n * G, kv, h, t.indices + t.indptr[members[0]], 0, shared,
+                  scale, isa, many);
     }
     for (int64_t i = 0; i < n; ++i) {
       const int64_t s = members[i];

@@ -24,19 +24,11 @@ namespace npr {
 namespace {
 
 using attn_internal::AttnIsa;
+using attn_internal::isa_for;
 static_assert(attn_internal::kTile == kAttnTile, "one tile size");
 constexpr int kT = kAttnTile;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
-
-const AttnIsa& isa_for(SimdLevel level) {
-#if defined(NPR_HAVE_X86_KERNELS)
-  if (level == SimdLevel::kAvx512) return attn_internal::kAttnAvx512;
-  if (level == SimdLevel::kAvx2) return attn_internal::kAttnAvx2;
-#endif
-  (void)level;
-  return attn_internal::kAttnPortable;
-}
 
 struct Dims {
   int64_t H, KV, D, G, ldq, ldk;
@@ -372,6 +364,15 @@ Status attention_backward_fused(const CpuContext& ctx, const AttentionPlan& plan
                        std::to_string(plan.tokens) + " tokens");
   }
   return Status::ok();
+}
+
+const attn_internal::AttnIsa& attn_internal::isa_for(SimdLevel level) {
+#if defined(NPR_HAVE_X86_KERNELS)
+  if (level == SimdLevel::kAvx512) return kAttnAvx512;
+  if (level == SimdLevel::kAvx2) return kAttnAvx2;
+#endif
+  (void)level;
+  return kAttnPortable;
 }
 
 }  // namespace npr

@@ -12,6 +12,7 @@ using npr::attn_internal::kTile;
 struct V256 {
   using vec = __m256;
   static constexpr int W = 8;
+  static constexpr int kRegs = 16;
   static inline __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
@@ -55,6 +56,8 @@ struct V256 {
 };
 
 #include "kernels/parallel_attention_simd.inc"
+// After the fused-attention templates: the decode tiles use their exp2v.
+#include "kernels/decode_attention_simd.inc"
 
 // 6 x 16 register tile: 12 accumulators, 2 B vectors and one broadcast of the 16 ymm.
 void nn(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const float* b, int64_t ldb,
@@ -66,8 +69,24 @@ void nn_t(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const f
   nn_impl<V256, 6, 2, true>(m, n, kk, a, lda, b, ldb, c, ldc, row_scale, accumulate);
 }
 
+// Decode: up to 2 query vectors (16 rows); 6 x 16 value tiles (12 accumulators).
+constexpr int kDecVecs = 2;
+void dec_values_fn(float* o, int64_t R, int64_t D, const float* p, int64_t rp, const float* v,
+                   int n, const float* alpha) {
+  dec_values<V256, 6, 2>(o, R, D, p, rp, v, n, alpha);
+}
+
 }  // namespace
 
 namespace npr::attn_internal {
-const AttnIsa kAttnAvx2 = {"avx2", nn, nn_t, softmax_tile<V256>, grad_probs_tile<V256>};
+const AttnIsa kAttnAvx2 = {"avx2",
+                           nn,
+                           nn_t,
+                           softmax_tile<V256>,
+                           grad_probs_tile<V256>,
+                           V256::W,
+                           kDecVecs,
+                           dec_scores_nv<V256, kDecVecs>,
+                           dec_softmax_nv<V256, kDecVecs>,
+                           dec_values_fn};
 }  // namespace npr::attn_internal

@@ -12,6 +12,7 @@ using npr::attn_internal::kTile;
 struct V512 {
   using vec = __m512;
   static constexpr int W = 16;
+  static constexpr int kRegs = 32;
   static inline __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static inline vec zero() { return _mm512_setzero_ps(); }
   static inline vec load(const float* p) { return _mm512_loadu_ps(p); }
@@ -37,6 +38,8 @@ struct V512 {
 };
 
 #include "kernels/parallel_attention_simd.inc"
+// After the fused-attention templates: the decode tiles use their exp2v.
+#include "kernels/decode_attention_simd.inc"
 
 // 6 x 64 register tile: 24 accumulators, 4 B vectors and one broadcast of the 32 zmm.
 void nn(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const float* b, int64_t ldb,
@@ -48,8 +51,24 @@ void nn_t(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const f
   nn_impl<V512, 6, 4, true>(m, n, kk, a, lda, b, ldb, c, ldc, row_scale, accumulate);
 }
 
+// Decode: up to 4 query vectors (64 rows: 8 branches of GQA 8, or 16 of 4); 6 x 64 value tiles.
+constexpr int kDecVecs = 4;
+void dec_values_fn(float* o, int64_t R, int64_t D, const float* p, int64_t rp, const float* v,
+                   int n, const float* alpha) {
+  dec_values<V512, 6, 4>(o, R, D, p, rp, v, n, alpha);
+}
+
 }  // namespace
 
 namespace npr::attn_internal {
-const AttnIsa kAttnAvx512 = {"avx512", nn, nn_t, softmax_tile<V512>, grad_probs_tile<V512>};
+const AttnIsa kAttnAvx512 = {"avx512",
+                             nn,
+                             nn_t,
+                             softmax_tile<V512>,
+                             grad_probs_tile<V512>,
+                             V512::W,
+                             kDecVecs,
+                             dec_scores_nv<V512, kDecVecs>,
+                             dec_softmax_nv<V512, kDecVecs>,
+                             dec_values_fn};
 }  // namespace npr::attn_internal

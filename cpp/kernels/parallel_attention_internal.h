@@ -1,11 +1,15 @@
-// Internal to the fused attention: the per-ISA kernel table that parallel_attention.cpp drives.
+// Internal to the attention kernels: the per-ISA kernel table that parallel_attention.cpp (the
+// fused prefill/training attention) and decode_attention.cpp (the shared-prefix decode) drive.
 //
 // Each ISA variant (parallel_attention_avx512.cpp, _avx2.cpp, _portable.cpp) fills one
-// AttnIsa from the templates in parallel_attention_simd.inc with its own vector type. Score
-// tiles are (rows, kAttnTile) row-major with stride kAttnTile and hold log2-domain scores.
+// AttnIsa from the templates in parallel_attention_simd.inc and decode_attention_simd.inc with
+// its own vector type. Score tiles are (rows, kAttnTile) row-major with stride kAttnTile and hold
+// log2-domain scores; the decode tiles keep theirs transposed, (keys, query columns).
 #pragma once
 
 #include <cstdint>
+
+#include "core/cpu_info.h"
 
 namespace npr::attn_internal {
 
@@ -30,7 +34,22 @@ struct AttnIsa {
   // dp (rows, kAttnTile) becomes ds = p * (dp - delta[r]).
   void (*grad_probs)(float* s, float* dp, int64_t rows, int nq, int nk, const uint64_t* masks,
                      const float* lse2, const float* delta);
+
+  // Decode tiles (decode_attention_simd.inc). Query columns come in nv vectors of dec_lanes,
+  // 1 <= nv <= dec_max_vecs; rp = nv * dec_lanes.
+  int dec_lanes, dec_max_vecs;
+  // st (n, rp) = k . qt: qt (D, rp) query columns, k (n, D) keys.
+  void (*dec_scores)(int nv, const float* qt, const float* k, int n, int64_t D, float* st);
+  // Online softmax of st (n, rp) in place over its n keys, log2 domain; m, l, alpha (rp) as in
+  // softmax above (alpha: the factor each column's old output must be scaled by).
+  void (*dec_softmax)(int nv, float* st, int n, float* m, float* l, float* alpha);
+  // o (R, D) = alpha[r] * o + sum_i p[i * rp + r] * v[i], R <= rp; v (n, D) values.
+  void (*dec_values)(float* o, int64_t R, int64_t D, const float* p, int64_t rp, const float* v,
+                     int n, const float* alpha);
 };
+
+// The table for a SIMD level (portable where the build has no x86 kernels).
+const AttnIsa& isa_for(SimdLevel level);
 
 extern const AttnIsa kAttnPortable;
 #if defined(NPR_HAVE_X86_KERNELS)

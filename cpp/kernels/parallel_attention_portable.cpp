@@ -14,6 +14,7 @@ struct VPortable {
     float v[8];
   };
   static constexpr int W = 8;
+  static constexpr int kRegs = 16;
   template <typename F>
   static inline vec map(F f) {
     vec r;
@@ -74,6 +75,8 @@ struct VPortable {
 };
 
 #include "kernels/parallel_attention_simd.inc"
+// After the fused-attention templates: the decode tiles use their exp2v.
+#include "kernels/decode_attention_simd.inc"
 
 void nn(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const float* b, int64_t ldb,
         float* c, int64_t ldc, const float* row_scale, bool accumulate) {
@@ -84,9 +87,24 @@ void nn_t(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const f
   nn_impl<VPortable, 4, 2, true>(m, n, kk, a, lda, b, ldb, c, ldc, row_scale, accumulate);
 }
 
+// Decode: up to 2 query vectors (16 rows); 4 x 16 value tiles.
+constexpr int kDecVecs = 2;
+void dec_values_fn(float* o, int64_t R, int64_t D, const float* p, int64_t rp, const float* v,
+                   int n, const float* alpha) {
+  dec_values<VPortable, 4, 2>(o, R, D, p, rp, v, n, alpha);
+}
+
 }  // namespace
 
 namespace npr::attn_internal {
-const AttnIsa kAttnPortable = {"portable", nn, nn_t, softmax_tile<VPortable>,
-                               grad_probs_tile<VPortable>};
+const AttnIsa kAttnPortable = {"portable",
+                               nn,
+                               nn_t,
+                               softmax_tile<VPortable>,
+                               grad_probs_tile<VPortable>,
+                               VPortable::W,
+                               kDecVecs,
+                               dec_scores_nv<VPortable, kDecVecs>,
+                               dec_softmax_nv<VPortable, kDecVecs>,
+                               dec_values_fn};
 }  // namespace npr::attn_internal

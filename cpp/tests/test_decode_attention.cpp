@@ -1,5 +1,7 @@
 // Paged decode attention: flat == contiguous reference, cascade == flat, on odd sizes (block
-// sizes 1, 8, 16; lengths 17, 97, 513) with GQA, over page tables made by real KV-cache forks.
+// sizes 1, 8, 16; lengths 17, 97, 513; head dims 19, 40, 128) with GQA, over page tables made by
+// real KV-cache forks, on every SIMD level this CPU runs (the cascade's shared prefix goes through
+// each ISA's decode tiles, with up to 9 branches x 8 query heads = 72 rows: past one row block).
 #include <cmath>
 #include <string>
 #include <vector>
@@ -16,48 +18,52 @@ namespace npr::test {
 TEST(decode_attention_flat_and_cascade_match_the_contiguous_reference) {
   Rng rng(71);
   ThreadPool pool(3);
-  for (int32_t B : {1, 8, 16}) {
-    for (int64_t prefix : {17, 97, 513}) {
-      for (auto [heads, kvh] : {std::pair<int64_t, int64_t>{4, 2}, {8, 1}, {2, 2}}) {
-        const int64_t D = 32, blocks = (prefix + 600) / B * 2 + 64;
-        KvCache kv(static_cast<int32_t>(blocks), B);
-        const int branches = 1 + static_cast<int>(rng.below(6));
-        ForkedTables f = forked_tables(rng, kv, prefix, branches);
-        const PageTable t = f.table();
-        CHECK_OK(check_page_table(t, static_cast<int32_t>(blocks), B));
-        auto k = random_vector(rng, blocks * B * kvh * D),
-             v = random_vector(rng, blocks * B * kvh * D);
-        PagedKv pk{k.data(), v.data(), B, kvh, D};
-        const int64_t n = t.sequences;
-        auto q = random_vector(rng, n * heads * D);
-        const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-        auto ref = poisoned(n * heads * D), flat = poisoned(n * heads * D),
-             cas = poisoned(n * heads * D);
-        auto rl = poisoned(n * heads), fl = poisoned(n * heads), cl = poisoned(n * heads);
-        decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, t, scale);
-        CHECK_OK(decode_attention(CpuContext{&pool, detect_simd()}, flat.data(), fl.data(),
-                                  q.data(), heads, pk, t, scale));
-        const CascadePlan plan = cascade_plan(t, 1);
-        CHECK_OK(decode_attention_cascade(CpuContext{&pool, detect_simd()}, cas.data(), cl.data(),
-                                          q.data(), heads, pk, t, plan, scale));
-        const std::string what = "B " + std::to_string(B) + " prefix " + std::to_string(prefix) +
-                                 " heads " + std::to_string(heads) + "/" + std::to_string(kvh);
-        CHECK_MSG(max_abs_diff(flat, ref) < 1e-5,
-                  what + ": flat vs reference " + std::to_string(max_abs_diff(flat, ref)));
-        CHECK_MSG(max_abs_diff(cas, ref) < 1e-5,
-                  what + ": cascade vs reference " + std::to_string(max_abs_diff(cas, ref)));
-        CHECK_MSG(max_abs_diff(fl, rl) < 1e-4 && max_abs_diff(cl, rl) < 1e-4, what + ": lse");
-        // The fork's branches form one group sharing the prefix's full pages.
-        if (prefix >= 2 * B) {
-          bool grouped = false;
-          for (size_t g = 0; g + 1 < plan.group_start.size(); ++g)
-            grouped |= plan.group_start[g + 1] - plan.group_start[g] == branches &&
-                       plan.shared_pages[g] > 0;
-          CHECK_MSG(grouped || branches == 1, what + ": the branches were not grouped");
+  const int64_t dims[] = {32, 19, 128, 40};
+  int round = 0;
+  for (SimdLevel simd : runnable_simd_levels())
+    for (int32_t B : {1, 8, 16}) {
+      for (int64_t prefix : {17, 97, 513}) {
+        for (auto [heads, kvh] : {std::pair<int64_t, int64_t>{4, 2}, {8, 1}, {2, 2}}) {
+          const int64_t D = dims[round++ % 4], blocks = (prefix + 600) / B * 2 + 64;
+          KvCache kv(static_cast<int32_t>(blocks), B);
+          const int branches = 1 + static_cast<int>(rng.below(9));
+          ForkedTables f = forked_tables(rng, kv, prefix, branches);
+          const PageTable t = f.table();
+          CHECK_OK(check_page_table(t, static_cast<int32_t>(blocks), B));
+          auto k = random_vector(rng, blocks * B * kvh * D),
+               v = random_vector(rng, blocks * B * kvh * D);
+          PagedKv pk{k.data(), v.data(), B, kvh, D};
+          const int64_t n = t.sequences;
+          auto q = random_vector(rng, n * heads * D);
+          const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+          auto ref = poisoned(n * heads * D), flat = poisoned(n * heads * D),
+               cas = poisoned(n * heads * D);
+          auto rl = poisoned(n * heads), fl = poisoned(n * heads), cl = poisoned(n * heads);
+          decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, t, scale);
+          CHECK_OK(decode_attention(CpuContext{&pool, simd}, flat.data(), fl.data(), q.data(),
+                                    heads, pk, t, scale));
+          const CascadePlan plan = cascade_plan(t, 1);
+          CHECK_OK(decode_attention_cascade(CpuContext{&pool, simd}, cas.data(), cl.data(),
+                                            q.data(), heads, pk, t, plan, scale));
+          const std::string what = std::string(simd_name(simd)) + " D " + std::to_string(D) +
+                                   " B " + std::to_string(B) + " prefix " + std::to_string(prefix) +
+                                   " heads " + std::to_string(heads) + "/" + std::to_string(kvh);
+          CHECK_MSG(max_abs_diff(flat, ref) < 1e-5,
+                    what + ": flat vs reference " + std::to_string(max_abs_diff(flat, ref)));
+          CHECK_MSG(max_abs_diff(cas, ref) < 1e-5,
+                    what + ": cascade vs reference " + std::to_string(max_abs_diff(cas, ref)));
+          CHECK_MSG(max_abs_diff(fl, rl) < 1e-4 && max_abs_diff(cl, rl) < 1e-4, what + ": lse");
+          // The fork's branches form one group sharing the prefix's full pages.
+          if (prefix >= 2 * B) {
+            bool grouped = false;
+            for (size_t g = 0; g + 1 < plan.group_start.size(); ++g)
+              grouped |= plan.group_start[g + 1] - plan.group_start[g] == branches &&
+                         plan.shared_pages[g] > 0;
+            CHECK_MSG(grouped || branches == 1, what + ": the branches were not grouped");
+          }
         }
       }
     }
-  }
 }
 
 TEST(decode_attention_rejects_bad_page_tables) {
