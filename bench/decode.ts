@@ -4,7 +4,8 @@
  * Qwen3-0.6B-shaped one (random weights, f32: hidden 1024, 28 layers, 16/8 heads, head dim
  * 128, ffn 3072, vocab 151,936); and batch-1 decode tokens/s of the 0.6B shape against the
  * memory-bandwidth bound: (weight bytes + KV bytes read per token) / the read bandwidth this
- * run measures with the same threads. Figures are medians over several steps.
+ * run measures with the same threads. Figures are medians over 8 rounds in which every
+ * configuration steps once, in turn (see stepTimes).
  */
 import { native } from '../ts/bindings/loader.js';
 import type { NativeQwen3, NativeQwen3Config } from '../ts/bindings/native.js';
@@ -27,7 +28,8 @@ const SHAPES: Shape[] = [
   { name: '0p6b', vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 },
 ];
 const PREFIX = 1024;
-const STEPS = 6;
+const ROUNDS = 9;
+const BRANCHES = [1, 2, 4, 8];
 
 function makeModel(s: Shape): NativeQwen3 {
   return seedNativeModel(new addon.NativeQwen3({ ...s, ropeTheta: 1e6, tied: true }), 99);
@@ -35,34 +37,52 @@ function makeModel(s: Shape): NativeQwen3 {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-/** Median decode-step seconds for `branches` branches forked off a PREFIX-token prefix. */
-async function stepTime(model: NativeQwen3, s: Shape, branches: number, cascade: boolean): Promise<number> {
-  const kv = new addon.NativeKv(model, { numBlocks: Math.ceil((PREFIX + branches * (STEPS + 4)) / 16) + branches + 8 });
+/**
+ * Median decode-step seconds, keyed `${branches}_${cascade}`, for every branch count sharing one
+ * PREFIX-token prefix: the prefix is prefilled once and forked into 1 + 2 + 4 + 8 children, and
+ * each group of children is one configuration. Rounds run every configuration once, in turn, so
+ * that this machine's drift and noise fall on all of them alike (the ratios are what matter).
+ */
+async function stepTimes(model: NativeQwen3, s: Shape): Promise<Record<string, number>> {
+  const kids = BRANCHES.reduce((a, b) => a + b, 0);
+  const perKid = Math.ceil((2 * ROUNDS) / 16) + 1;
+  const kv = new addon.NativeKv(model, { numBlocks: Math.ceil(PREFIX / 16) + kids * perKid + 8 });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
   kv.append(root, PREFIX, false);
   const prefixIds = Int32Array.from({ length: PREFIX }, (_, i) => (i * 7919) % s.vocab);
   const positions = Int32Array.from({ length: PREFIX }, (_, i) => i);
   await kv.decode({ seqs: Int32Array.of(root), cuNew: Int32Array.of(0, PREFIX), ids: prefixIds, positions }, new Float32Array(s.vocab));
-  const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
-  const logits = new Float32Array(seqs.length * s.vocab);
-  const times: number[] = [];
-  for (let step = 0; step < STEPS; step++) {
-    for (const q of seqs) kv.append(q, 1, true);
-    const t0 = performance.now();
-    await kv.decode(
-      {
-        seqs,
-        cuNew: Int32Array.from({ length: seqs.length + 1 }, (_, i) => i),
-        ids: Int32Array.from(seqs, (_, i) => (step * 31 + i) % s.vocab),
-        positions: new Int32Array(seqs.length).fill(PREFIX + step),
-        cascade,
-      },
-      logits,
-    );
-    times.push((performance.now() - t0) / 1000);
+  const children = kv.fork(root, kids).children;
+  const groups: Int32Array[] = [];
+  for (let at = 0, i = 0; i < BRANCHES.length; at += BRANCHES[i] as number, i++)
+    groups.push(children.slice(at, at + (BRANCHES[i] as number)));
+  const times: Record<string, number[]> = {};
+  let appended = 0; // tokens each child has added after the prefix (all children move together)
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const cascade of [true, false]) {
+      for (const [g, seqs] of groups.entries()) {
+        for (const q of seqs) kv.append(q, 1, true);
+        const logits = new Float32Array(seqs.length * s.vocab);
+        const t0 = performance.now();
+        await kv.decode(
+          {
+            seqs,
+            cuNew: Int32Array.from({ length: seqs.length + 1 }, (_, i) => i),
+            ids: Int32Array.from(seqs, (_, i) => (round * 31 + i) % s.vocab),
+            positions: new Int32Array(seqs.length).fill(PREFIX + appended),
+            cascade,
+          },
+          logits,
+        );
+        const key = `${BRANCHES[g]}_${cascade}`;
+        times[key] ??= [];
+        if (round > 0) times[key].push((performance.now() - t0) / 1000); // round 0 warms up
+      }
+      appended++;
+    }
   }
-  return median(times);
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 
 const quick = argFlag('quick');
@@ -72,11 +92,10 @@ const rows: Array<Record<string, string | number | null>> = [];
 const figures: Record<string, number | string | null> = { threads, read_gbps: round(bandwidth, 2) };
 for (const s of quick ? SHAPES.slice(0, 1) : SHAPES) {
   const model = makeModel(s);
-  const times: Record<string, number> = {};
-  for (const branches of [1, 2, 4, 8]) {
+  const times = await stepTimes(model, s);
+  for (const branches of BRANCHES) {
     for (const cascade of [true, false]) {
-      const t = await stepTime(model, s, branches, cascade);
-      times[`${branches}_${cascade}`] = t;
+      const t = times[`${branches}_${cascade}`] as number;
       rows.push({ model: s.name, branches, cascade: String(cascade), step_ms: round(t * 1000, 2), tok_per_s: round(branches / t, 1) });
     }
   }
@@ -87,7 +106,7 @@ for (const s of quick ? SHAPES.slice(0, 1) : SHAPES) {
   if (s.name === '0p6b') {
     const params = model.paramCount;
     const kvBytesPerToken = s.layers * 2 * s.kvHeads * s.headDim * 4;
-    const bytes = params * 4 + kvBytesPerToken * (PREFIX + STEPS / 2);
+    const bytes = params * 4 + kvBytesPerToken * (PREFIX + ROUNDS);
     const bound = bytes / (bandwidth * 1e9);
     figures.bandwidth_bound_ms_0p6b = round(bound * 1000, 2);
     figures.fraction_of_bandwidth_bound_0p6b = round(bound / one);
