@@ -63,13 +63,15 @@ void page_values_by_row(float* acc, const float* p, int64_t ld_p, int64_t R, int
   }
 }
 
-// Software prefetch of n rows of D floats, `stride` floats apart, into L1 ahead of use. The KV a
+// Software prefetch of n rows of D floats, `stride` floats apart, into L2 ahead of use. The KV a
 // decode step reads was evicted by the step's own weight stream (the whole model passes through
-// the caches between two visits of a layer), and rows a kv_heads * D stride apart (4 KiB for
-// Qwen3-0.6B) defeat the hardware prefetchers, so without this every row costs a full miss.
+// the caches between two visits of a layer), and one head's rows sit kv_heads * D floats apart
+// (4 KiB for Qwen3-0.6B), a pattern the hardware prefetchers follow poorly (measured: a 1-row
+// decode's attention ~5% faster with it). Into L1 the rows would evict each other: they all map
+// to the same few sets.
 inline void prefetch_rows(const float* base, int64_t n, int64_t stride, int64_t D) {
   for (int64_t j = 0; j < n; ++j)
-    for (int64_t x = 0; x < D; x += 16) __builtin_prefetch(base + j * stride + x);
+    for (int64_t x = 0; x < D; x += 16) __builtin_prefetch(base + j * stride + x, 0, 2);
 }
 
 // Folds pages [p0, p1) of the table row `pages` (the last of them holding `last` tokens) into
@@ -88,9 +90,9 @@ void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
     prefetch_rows(kv.k + at, page_len(p), stride, D);
     prefetch_rows(kv.v + at, page_len(p), stride, D);
   };
-  if (p0 < p1) prefetch_page(p0);
+  for (int64_t p = p0; p < std::min(p0 + 2, p1); ++p) prefetch_page(p);
   for (int64_t p = p0; p < p1; ++p) {
-    if (p + 1 < p1) prefetch_page(p + 1);
+    if (p + 2 < p1) prefetch_page(p + 2);
     const int64_t n = page_len(p);
     const float* kp = kv.k + static_cast<int64_t>(pages[p]) * B * stride + h * D;
     const float* vp = kv.v + static_cast<int64_t>(pages[p]) * B * stride + h * D;
@@ -128,81 +130,66 @@ void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
   }
 }
 
-// Keys per chunk of the many-row path: the chunk's packed K and V (kChunk, D) and its
-// transposed scores (kChunk, rp) stay in L1 beside the query columns and the output rows.
-constexpr int kChunk = 16;
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-// Per-worker buffers of attend_many.
-struct ManyScratch {
-  std::vector<float> qt, st, m, l, alpha, o;  // (D, rp), (kChunk, rp), (rp) x 3, (rows, D)
-  std::vector<float> kc, vc;                  // (kChunk, D) the chunk's keys and values
-  std::vector<const float*> keys, vals;       // (keys) row pointers into the pages
-};
-
-// The same fold as attend for full pages [p0, p1), for many query rows at once (the branches of
-// a fork over their shared prefix) through the ISA's decode tiles: scores transposed (keys, rows)
-// so that each key element is broadcast into every row's column and no dot product needs a
-// horizontal sum. Rows run in blocks of the tiles' width, keys in chunks of kChunk, each chunk
-// first packed into contiguous rows: in the pages one head's rows sit kv_heads * D floats apart
-// (4 KiB for Qwen3-0.6B), all in the same few L1 sets, which the tiles would thrash. The chunks
-// two ahead are prefetched into L2 (into L1 they would evict each other for the same reason).
-void attend_many(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
-                 const int32_t* pages, int64_t p0, int64_t p1, float scale,
-                 const attn_internal::AttnIsa& isa, ManyScratch& w) {
-  const int64_t D = kv.head_dim, B = kv.block_tokens, stride = kv.kv_heads * D;
-  const int64_t n_keys = (p1 - p0) * B, lanes = isa.dec_lanes;
-  w.keys.resize(static_cast<size_t>(n_keys));
-  w.vals.resize(static_cast<size_t>(n_keys));
-  for (int64_t p = p0; p < p1; ++p)
-    for (int64_t j = 0; j < B; ++j) {
-      const int64_t at = (static_cast<int64_t>(pages[p]) * B + j) * stride + h * D;
-      w.keys[(p - p0) * B + j] = kv.k + at;
-      w.vals[(p - p0) * B + j] = kv.v + at;
-    }
-  auto prefetch_chunk = [&](int64_t c0) {
-    for (int64_t i = c0; i < std::min(c0 + kChunk, n_keys); ++i)
-      for (int64_t x = 0; x < D; x += 16) {
-        __builtin_prefetch(w.keys[i] + x, 0, 2);
-        __builtin_prefetch(w.vals[i] + x, 0, 2);
-      }
+// The many-row fold of one kv head (the branches of a fork over their shared prefix) through the
+// ISA's decode tiles: scores kept transposed (keys, query columns), so that each key element is
+// broadcast into every row's column and no dot product needs a horizontal sum. Rows run in
+// blocks of the tiles' width; each block keeps its query columns and its online softmax (log2
+// domain) between pages. A page's rows of this head are read in place (packing them into
+// contiguous rows first measured 25% slower: the copy takes the misses the tiles would overlap).
+struct ManyHead {
+  struct Block {
+    int64_t r0 = 0, rows = 0, rp = 0;
+    int nv = 0;
+    std::vector<float> qt, m, l, o;  // (D, rp), (rp), (rp), (rows, D)
   };
-  w.kc.resize(static_cast<size_t>(kChunk * D));
-  w.vc.resize(static_cast<size_t>(kChunk * D));
-  const float qscale = scale * kLog2e;
-  for (int64_t r0 = 0; r0 < R; r0 += lanes * isa.dec_max_vecs) {
-    const int64_t rows = std::min<int64_t>(lanes * isa.dec_max_vecs, R - r0);
-    const int nv = static_cast<int>((rows + lanes - 1) / lanes);
-    const int64_t rp = nv * lanes;
-    w.qt.assign(static_cast<size_t>(D * rp), 0.0f);
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t d = 0; d < D; ++d) w.qt[d * rp + r] = q[(r0 + r) * D + d] * qscale;
-    w.st.resize(static_cast<size_t>(kChunk * rp));
-    w.m.assign(static_cast<size_t>(rp), -INFINITY);
-    w.l.assign(static_cast<size_t>(rp), 0.0f);
-    w.alpha.resize(static_cast<size_t>(rp));
-    w.o.assign(static_cast<size_t>(rows * D), 0.0f);
-    prefetch_chunk(0);
-    prefetch_chunk(kChunk);
-    for (int64_t c0 = 0; c0 < n_keys; c0 += kChunk) {
-      prefetch_chunk(c0 + 2 * kChunk);
-      const int n = static_cast<int>(std::min<int64_t>(kChunk, n_keys - c0));
-      for (int i = 0; i < n; ++i) {
-        std::copy(w.keys[c0 + i], w.keys[c0 + i] + D, w.kc.data() + i * D);
-        std::copy(w.vals[c0 + i], w.vals[c0 + i] + D, w.vc.data() + i * D);
-      }
-      isa.dec_scores(nv, w.qt.data(), w.kc.data(), n, D, w.st.data());
-      isa.dec_softmax(nv, w.st.data(), n, w.m.data(), w.l.data(), w.alpha.data());
-      isa.dec_values(w.o.data(), rows, D, w.st.data(), rp, w.vc.data(), n, w.alpha.data());
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      st.m[r0 + r] = w.m[r] * kLn2;
-      st.l[r0 + r] = w.l[r];
-      std::copy(w.o.data() + r * D, w.o.data() + (r + 1) * D, st.acc.data() + (r0 + r) * D);
+  std::vector<Block> blocks;
+
+  void init(const float* q, int64_t R, int64_t D, float scale, const attn_internal::AttnIsa& isa) {
+    const int64_t lanes = isa.dec_lanes, width = lanes * isa.dec_max_vecs;
+    blocks.resize(static_cast<size_t>((R + width - 1) / width));
+    for (size_t b = 0; b < blocks.size(); ++b) {
+      Block& k = blocks[b];
+      k.r0 = static_cast<int64_t>(b) * width;
+      k.rows = std::min(width, R - k.r0);
+      k.nv = static_cast<int>((k.rows + lanes - 1) / lanes);
+      k.rp = k.nv * lanes;
+      k.qt.assign(static_cast<size_t>(D * k.rp), 0.0f);
+      for (int64_t r = 0; r < k.rows; ++r)
+        for (int64_t d = 0; d < D; ++d) k.qt[d * k.rp + r] = q[(k.r0 + r) * D + d] * scale * kLog2e;
+      k.m.assign(static_cast<size_t>(k.rp), -INFINITY);
+      k.l.assign(static_cast<size_t>(k.rp), 0.0f);
+      k.o.assign(static_cast<size_t>(k.rows * D), 0.0f);
     }
   }
-}
+
+  // Folds n keys k and values v (n, D; rows ld apart) into every block; st is scratch.
+  void fold(const float* k, const float* v, int64_t ld, int n, int64_t D,
+            const attn_internal::AttnIsa& isa, std::vector<float>& st) {
+    for (Block& b : blocks) {
+      if (st.size() < static_cast<size_t>(n * b.rp)) st.resize(static_cast<size_t>(n * b.rp));
+      if (alpha_.size() < static_cast<size_t>(b.rp)) alpha_.resize(static_cast<size_t>(b.rp));
+      isa.dec_scores(b.nv, b.qt.data(), k, ld, n, D, st.data());
+      isa.dec_softmax(b.nv, st.data(), n, b.m.data(), b.l.data(), alpha_.data());
+      isa.dec_values(b.o.data(), b.rows, D, st.data(), b.rp, v, ld, n, alpha_.data());
+    }
+  }
+
+  // The state as State holds it (natural-log max).
+  void finish(State& st, int64_t D) const {
+    for (const Block& k : blocks)
+      for (int64_t r = 0; r < k.rows; ++r) {
+        st.m[k.r0 + r] = k.m[r] * kLn2;
+        st.l[k.r0 + r] = k.l[r];
+        std::copy(k.o.data() + r * D, k.o.data() + (r + 1) * D, st.acc.data() + (k.r0 + r) * D);
+      }
+  }
+
+ private:
+  std::vector<float> alpha_;  // (rp) the blocks' rescale factors, scratch
+};
 
 // out/lse rows from one state, or from the merge of two (a: shared prefix, b: own pages).
 void finish(float* out, float* lse, const State& a, const State* b, int64_t r_a, int64_t r_b,
@@ -222,6 +209,19 @@ void finish(float* out, float* lse, const State& a, const State* b, int64_t r_a,
   for (int64_t d = 0; d < D; ++d)
     out[d] = (acc_a[d] * fa + (b ? b->acc[r_b * D + d] * fb : 0.0f)) * inv;
   if (lse) *lse = m + std::log(l);
+}
+
+// a <- the state of a's keys and b's keys together (same rows): the log-sum-exp merge.
+void merge_into(State& a, const State& b) {
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const float m = std::max(a.m[r], b.m[r]);
+    const float fa = a.m[r] == -INFINITY ? 0.0f : std::exp(a.m[r] - m);
+    const float fb = b.m[r] == -INFINITY ? 0.0f : std::exp(b.m[r] - m);
+    a.l[r] = a.l[r] * fa + b.l[r] * fb;
+    for (int64_t d = 0; d < a.dim; ++d)
+      a.acc[r * a.dim + d] = a.acc[r * a.dim + d] * fa + b.acc[r * a.dim + d] * fb;
+    a.m[r] = m;
+  }
 }
 
 template <typename F>
@@ -279,63 +279,126 @@ CascadePlan cascade_plan(const PageTable& t, int32_t min_shared_pages) {
   return plan;
 }
 
-Status decode_attention(const CpuContext& ctx, float* out, float* lse, const float* q,
-                        int64_t heads, const PagedKv& kv, const PageTable& t, float scale) {
+namespace {
+
+// Runs the attention of every sequence over groups of sequences (see decode_attention.h). A
+// group of one sequence shares nothing, but its full pages (all but the last) run like a prefix.
+Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q, int64_t heads,
+                  const PagedKv& kv, const PageTable& t, const CascadePlan& plan, float scale) {
   if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
     return Status::invalid("decode attention: heads must be a positive multiple of kv_heads");
-  const int64_t G = heads / kv.kv_heads, D = kv.head_dim;
-  for_tasks(ctx, t.sequences * kv.kv_heads, [&](int64_t task) {
-    const int64_t s = task / kv.kv_heads, h = task % kv.kv_heads;
-    thread_local State st;
+  const int64_t KV = kv.kv_heads, G = heads / KV, D = kv.head_dim, B = kv.block_tokens;
+  const int64_t groups = static_cast<int64_t>(plan.shared_pages.size());
+  const attn_internal::AttnIsa& isa = attn_internal::isa_for(ctx.simd);
+  const int threads = ctx.pool ? ctx.pool->size() : 1;
+  auto members_of = [&](int64_t g) { return plan.order.data() + plan.group_start[g]; };
+  auto count_of = [&](int64_t g) { return plan.group_start[g + 1] - plan.group_start[g]; };
+  std::vector<int64_t> prefix(static_cast<size_t>(groups));  // (groups) pages run as a prefix
+  int64_t with_prefix = 0;
+  for (int64_t g = 0; g < groups; ++g) {
+    const int32_t s = members_of(g)[0];
+    prefix[g] = count_of(g) > 1 ? plan.shared_pages[g] : t.indptr[s + 1] - t.indptr[s] - 1;
+    with_prefix += prefix[g] > 0;
+  }
+  // Phase 1: prefixes, page-major, in parts when there are fewer groups than threads.
+  struct Part {
+    int64_t g, p0, p1;
+  };
+  std::vector<Part> parts;
+  std::vector<int64_t> first_part(static_cast<size_t>(groups), -1);  // (groups)
+  const int64_t split = std::max<int64_t>(1, threads / std::max<int64_t>(1, with_prefix));
+  for (int64_t g = 0; g < groups; ++g) {
+    if (prefix[g] == 0) continue;
+    const int64_t n = std::min(split, std::max<int64_t>(1, prefix[g] / 4));
+    first_part[g] = static_cast<int64_t>(parts.size());
+    for (int64_t i = 0; i < n; ++i)
+      parts.push_back({g, prefix[g] * i / n, prefix[g] * (i + 1) / n});
+  }
+  std::vector<State> states(parts.size() * KV);  // (parts, kv heads) rows (members * G, D)
+  for_tasks(ctx, static_cast<int64_t>(parts.size()), [&](int64_t u) {
+    const Part& part = parts[u];
+    const int32_t* members = members_of(part.g);
+    const int64_t n = count_of(part.g), R = n * G;
+    const int32_t* pages = t.indices + t.indptr[members[0]];
+    thread_local std::vector<float> qrows, st, scratch;
+    thread_local std::vector<ManyHead> many;
+    qrows.resize(static_cast<size_t>(KV * R * D));  // (kv heads, members * G, D)
+    for (int64_t h = 0; h < KV; ++h)
+      for (int64_t i = 0; i < n; ++i)
+        std::copy(q + (members[i] * heads + h * G) * D, q + (members[i] * heads + h * G + G) * D,
+                  qrows.data() + (h * R + i * G) * D);
+    const bool tiles = R >= isa.dec_lanes / 2;
+    many.resize(static_cast<size_t>(KV));
+    for (int64_t h = 0; h < KV; ++h) {
+      states[u * KV + h].reset(R, D);
+      if (tiles) many[h].init(qrows.data() + h * R * D, R, D, scale, isa);
+    }
+    const int64_t stride = KV * D;
+    for (int64_t p = part.p0; p < part.p1; ++p) {
+      const float* kp = kv.k + static_cast<int64_t>(pages[p]) * B * stride;
+      const float* vp = kv.v + static_cast<int64_t>(pages[p]) * B * stride;
+      for (int64_t h = 0; h < KV; ++h) {
+        if (!tiles) {
+          attend(states[u * KV + h], qrows.data() + h * R * D, R, kv, h, pages, p, p + 1, 0, false,
+                 scale, scratch);
+          continue;
+        }
+        many[h].fold(kp + h * D, vp + h * D, stride, static_cast<int>(B), D, isa, st);
+      }
+    }
+    if (tiles)
+      for (int64_t h = 0; h < KV; ++h) many[h].finish(states[u * KV + h], D);
+  });
+  // The parts of one prefix merge into its first.
+  for (size_t u = 0; u < parts.size(); ++u) {
+    const int64_t f = first_part[parts[u].g];
+    if (static_cast<int64_t>(u) != f)
+      for (int64_t h = 0; h < KV; ++h) merge_into(states[f * KV + h], states[u * KV + h]);
+  }
+  // Phase 2: each sequence's own pages (its last at least), page-major, merged with its prefix.
+  for_tasks(ctx, t.sequences, [&](int64_t at) {
+    const int64_t s = plan.order[at];
+    const int64_t g = std::upper_bound(plan.group_start.begin(), plan.group_start.end(),
+                                       static_cast<int32_t>(at)) -
+                      plan.group_start.begin() - 1;
+    const int64_t i = at - plan.group_start[g];
+    thread_local std::vector<State> own;
     thread_local std::vector<float> scratch;
-    st.reset(G, D);
-    const int64_t p0 = t.indptr[s], p1 = t.indptr[s + 1];
-    attend(st, q + (s * heads + h * G) * D, G, kv, h, t.indices, p0, p1, t.last_len[s], true, scale,
-           scratch);
-    for (int64_t g = 0; g < G; ++g)
-      finish(out + (s * heads + h * G + g) * D, lse ? lse + s * heads + h * G + g : nullptr, st,
-             nullptr, g, 0, D);
+    own.resize(static_cast<size_t>(KV));
+    for (int64_t h = 0; h < KV; ++h) own[h].reset(G, D);
+    const int64_t p1 = t.indptr[s + 1];
+    for (int64_t p = t.indptr[s] + prefix[g]; p < p1; ++p)
+      for (int64_t h = 0; h < KV; ++h)
+        attend(own[h], q + (s * heads + h * G) * D, G, kv, h, t.indices, p, p + 1, t.last_len[s],
+               p + 1 == p1, scale, scratch);
+    for (int64_t h = 0; h < KV; ++h) {
+      const State* pre = first_part[g] >= 0 ? &states[first_part[g] * KV + h] : nullptr;
+      for (int64_t k = 0; k < G; ++k)
+        finish(out + (s * heads + h * G + k) * D, lse ? lse + s * heads + h * G + k : nullptr,
+               own[h], pre, k, i * G + k, D);
+    }
   });
   return Status::ok();
+}
+
+}  // namespace
+
+Status decode_attention(const CpuContext& ctx, float* out, float* lse, const float* q,
+                        int64_t heads, const PagedKv& kv, const PageTable& t, float scale) {
+  CascadePlan alone;  // every sequence a group of its own
+  for (int32_t s = 0; s < static_cast<int32_t>(t.sequences); ++s) {
+    alone.group_start.push_back(s);
+    alone.order.push_back(s);
+    alone.shared_pages.push_back(0);
+  }
+  alone.group_start.push_back(static_cast<int32_t>(t.sequences));
+  return run_groups(ctx, out, lse, q, heads, kv, t, alone, scale);
 }
 
 Status decode_attention_cascade(const CpuContext& ctx, float* out, float* lse, const float* q,
                                 int64_t heads, const PagedKv& kv, const PageTable& t,
                                 const CascadePlan& plan, float scale) {
-  if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
-    return Status::invalid("decode attention: heads must be a positive multiple of kv_heads");
-  const int64_t G = heads / kv.kv_heads, D = kv.head_dim;
-  const int64_t groups = static_cast<int64_t>(plan.shared_pages.size());
-  const attn_internal::AttnIsa& isa = attn_internal::isa_for(ctx.simd);
-  for_tasks(ctx, groups * kv.kv_heads, [&](int64_t task) {
-    const int64_t g = task / kv.kv_heads, h = task % kv.kv_heads;
-    const int32_t* members = plan.order.data() + plan.group_start[g];
-    const int64_t n = plan.group_start[g + 1] - plan.group_start[g];
-    const int32_t shared = plan.shared_pages[g];
-    thread_local State prefix, own;
-    thread_local std::vector<float> qrows, scratch;
-    thread_local ManyScratch many;
-    // The shared prefix, once, for the G query heads of every member: rows (n * G, D).
-    prefix.reset(n * G, D);
-    if (shared > 0) {
-      qrows.resize(static_cast<size_t>(n * G * D));
-      for (int64_t i = 0; i < n; ++i)
-        std::copy(q + (members[i] * heads + h * G) * D, q + (members[i] * heads + h * G + G) * D,
-                  qrows.data() + i * G * D);
-      attend_many(prefix, qrows.data(), n * G, kv, h, t.indices + t.indptr[members[0]], 0, shared,
-                  scale, isa, many);
-    }
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t s = members[i];
-      own.reset(G, D);
-      attend(own, q + (s * heads + h * G) * D, G, kv, h, t.indices, t.indptr[s] + shared,
-             t.indptr[s + 1], t.last_len[s], true, scale, scratch);
-      for (int64_t k = 0; k < G; ++k)
-        finish(out + (s * heads + h * G + k) * D, lse ? lse + s * heads + h * G + k : nullptr, own,
-               &prefix, k, i * G + k, D);
-    }
-  });
-  return Status::ok();
+  return run_groups(ctx, out, lse, q, heads, kv, t, plan, scale);
 }
 
 void decode_attention_reference(float* out, float* lse, const float* q, int64_t heads,

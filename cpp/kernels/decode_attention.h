@@ -8,6 +8,14 @@
 // separately, and the two softmax states are merged by log-sum-exp. With N branches over a
 // long prefix this reads the prefix once per step instead of N times. The plan (grouping) is
 // made once per step and reused by every layer.
+//
+// Both run page-major: a run of full pages (a group's shared prefix, or a lone sequence's pages
+// but its last) is folded a page at a time for every kv head, so that each page's K and V blocks
+// are read once and in address order, split into parts across the threads when there are fewer
+// runs than threads (the parts' states merged by log-sum-exp); head-major reads of 512-byte rows
+// 4 KiB apart reached half the memory bandwidth. Many query rows over one run (>= half a vector
+// of them) go through the ISA's decode tiles (decode_attention_simd.inc); a few, through a
+// per-page dot-product fold. Each sequence's own pages (its last at least) run afterwards.
 // Pages of one layer: k, v (num_blocks, block_tokens, kv_heads, head_dim), K already rotated.
 // q (n, heads, head_dim) rotated; out (n, heads, head_dim); lse (n, heads) may be null.
 #pragma once

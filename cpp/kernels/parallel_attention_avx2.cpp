@@ -72,8 +72,8 @@ void nn_t(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const f
 // Decode: up to 2 query vectors (16 rows); 6 x 16 value tiles (12 accumulators).
 constexpr int kDecVecs = 2;
 void dec_values_fn(float* o, int64_t R, int64_t D, const float* p, int64_t rp, const float* v,
-                   int n, const float* alpha) {
-  dec_values<V256, 6, 2>(o, R, D, p, rp, v, n, alpha);
+                   int64_t ldv, int n, const float* alpha) {
+  dec_values<V256, 6, 2>(o, R, D, p, rp, v, ldv, n, alpha);
 }
 
 }  // namespace

@@ -54,8 +54,8 @@ void nn_t(int64_t m, int64_t n, int64_t kk, const float* a, int64_t lda, const f
 // Decode: up to 4 query vectors (64 rows: 8 branches of GQA 8, or 16 of 4); 6 x 64 value tiles.
 constexpr int kDecVecs = 4;
 void dec_values_fn(float* o, int64_t R, int64_t D, const float* p, int64_t rp, const float* v,
-                   int n, const float* alpha) {
-  dec_values<V512, 6, 4>(o, R, D, p, rp, v, n, alpha);
+                   int64_t ldv, int n, const float* alpha) {
+  dec_values<V512, 6, 4>(o, R, D, p, rp, v, ldv, n, alpha);
 }
 
 }  // namespace

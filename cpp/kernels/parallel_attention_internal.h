@@ -38,14 +38,16 @@ struct AttnIsa {
   // Decode tiles (decode_attention_simd.inc). Query columns come in nv vectors of dec_lanes,
   // 1 <= nv <= dec_max_vecs; rp = nv * dec_lanes.
   int dec_lanes, dec_max_vecs;
-  // st (n, rp) = k . qt: qt (D, rp) query columns, k (n, D) keys.
-  void (*dec_scores)(int nv, const float* qt, const float* k, int n, int64_t D, float* st);
+  // st (n, rp) = k . qt: qt (D, rp) query columns, k (n, D) keys with rows ldk apart.
+  void (*dec_scores)(int nv, const float* qt, const float* k, int64_t ldk, int n, int64_t D,
+                     float* st);
   // Online softmax of st (n, rp) in place over its n keys, log2 domain; m, l, alpha (rp) as in
   // softmax above (alpha: the factor each column's old output must be scaled by).
   void (*dec_softmax)(int nv, float* st, int n, float* m, float* l, float* alpha);
-  // o (R, D) = alpha[r] * o + sum_i p[i * rp + r] * v[i], R <= rp; v (n, D) values.
+  // o (R, D) = alpha[r] * o + sum_i p[i * rp + r] * v[i], R <= rp; v (n, D) values with rows
+  // ldv apart.
   void (*dec_values)(float* o, int64_t R, int64_t D, const float* p, int64_t rp, const float* v,
-                     int n, const float* alpha);
+                     int64_t ldv, int n, const float* alpha);
 };
 
 // The table for a SIMD level (portable where the build has no x86 kernels).

@@ -4,6 +4,7 @@
 // each ISA's decode tiles, with up to 9 branches x 8 query heads = 72 rows: past one row block).
 #include <cmath>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -64,6 +65,40 @@ TEST(decode_attention_flat_and_cascade_match_the_contiguous_reference) {
         }
       }
     }
+}
+
+// A lone sequence (a batch of one) has its pages split into parts across the threads, the
+// parts' states merged by log-sum-exp; with 8 query heads per kv head its rows take the tiles.
+TEST(decode_attention_splits_a_lone_sequence_across_threads) {
+  Rng rng(72);
+  ThreadPool pool(4);
+  for (SimdLevel simd : runnable_simd_levels()) {
+    for (auto [heads, kvh, B, len] : {std::tuple<int64_t, int64_t, int32_t, int64_t>{4, 2, 16, 700},
+                                      {16, 2, 8, 333},
+                                      {8, 1, 16, 1029}}) {
+      const int64_t D = 40, blocks = len / B + 4;
+      std::vector<int32_t> indptr = {0}, indices, last = {static_cast<int32_t>((len - 1) % B + 1)};
+      for (int32_t b = 0; b < (len + B - 1) / B; ++b) indices.push_back((b * 7 + 3) % (blocks - 1));
+      indptr.push_back(static_cast<int32_t>(indices.size()));
+      const PageTable t{1, indptr.data(), indices.data(), last.data()};
+      auto k = random_vector(rng, blocks * B * kvh * D),
+           v = random_vector(rng, blocks * B * kvh * D);
+      const PagedKv pk{k.data(), v.data(), B, kvh, D};
+      auto q = random_vector(rng, heads * D);
+      auto ref = poisoned(heads * D), flat = poisoned(heads * D), cas = poisoned(heads * D);
+      decode_attention_reference(ref.data(), nullptr, q.data(), heads, pk, t, 0.15f);
+      CHECK_OK(decode_attention(CpuContext{&pool, simd}, flat.data(), nullptr, q.data(), heads, pk,
+                                t, 0.15f));
+      CHECK_OK(decode_attention_cascade(CpuContext{&pool, simd}, cas.data(), nullptr, q.data(),
+                                        heads, pk, t, cascade_plan(t, 1), 0.15f));
+      const std::string what = std::string(simd_name(simd)) + " heads " + std::to_string(heads) +
+                               "/" + std::to_string(kvh) + " len " + std::to_string(len);
+      CHECK_MSG(max_abs_diff(flat, ref) < 1e-5,
+                what + ": flat " + std::to_string(max_abs_diff(flat, ref)));
+      CHECK_MSG(max_abs_diff(cas, ref) < 1e-5,
+                what + ": cascade " + std::to_string(max_abs_diff(cas, ref)));
+    }
+  }
 }
 
 TEST(decode_attention_rejects_bad_page_tables) {
