@@ -72,7 +72,7 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, in
 }
 void dot(const float* a, int64_t lda, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0,
          int64_t n1, float* c, int64_t ldc, float beta) {
-  dot_nt<V256, 2, 4>(a, lda, m, k, b, ldb, n0, n1, c, ldc, beta);
+  dot_nt<V256, 4, 3>(a, lda, m, k, b, ldb, n0, n1, c, ldc, beta);
 }
 void axpy(const float* a, int64_t m, int64_t k, const float* b, int64_t ldb, int64_t n0, int64_t n1,
           float* c, int64_t ldc, float beta) {
