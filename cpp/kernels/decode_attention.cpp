@@ -252,7 +252,7 @@ Status check_page_table(const PageTable& t, int32_t num_blocks, int32_t block_to
   return Status::ok();
 }
 
-CascadePlan cascade_plan(const PageTable& t, int32_t min_shared_pages) {
+CascadePlan cascade_plan(const PageTable& t, int32_t min_shared_pages, int64_t max_members) {
   CascadePlan plan;
   // Pages of sequence s that may be shared: all but the last (a sequence appends into its last
   // page, so that one is always read as the sequence's own).
@@ -263,7 +263,7 @@ CascadePlan cascade_plan(const PageTable& t, int32_t min_shared_pages) {
     plan.order.push_back(static_cast<int32_t>(s));
     int32_t shared = full_pages(s);
     int64_t e = s + 1;
-    for (; e < t.sequences; ++e) {
+    for (; e < t.sequences && e - s < max_members; ++e) {
       int32_t common = 0;
       const int32_t limit = std::min(shared, full_pages(e));
       while (common < limit && t.indices[t.indptr[s] + common] == t.indices[t.indptr[e] + common])

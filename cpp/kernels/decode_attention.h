@@ -50,8 +50,12 @@ struct CascadePlan {
 };
 
 Status check_page_table(const PageTable& t, int32_t num_blocks, int32_t block_tokens);
-// Groups sequences sharing at least `min_shared_pages` leading pages (adjacent in table order).
-CascadePlan cascade_plan(const PageTable& t, int32_t min_shared_pages);
+// Groups sequences sharing at least `min_shared_pages` leading pages (adjacent in table order),
+// at most `max_members` to a group. The query rows of a prefill (one table row per new token,
+// each holding its sequence's pages up to itself) form groups of consecutive tokens whose shared
+// pages are those wholly before the group's first token: the causal prefix every member sees.
+CascadePlan cascade_plan(const PageTable& t, int32_t min_shared_pages,
+                         int64_t max_members = INT64_MAX);
 
 Status decode_attention(const CpuContext& ctx, float* out, float* lse, const float* q,
                         int64_t heads, const PagedKv& kv, const PageTable& t, float scale);

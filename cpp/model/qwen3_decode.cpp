@@ -51,9 +51,12 @@ Status qwen3_decode_step(const CpuContext& ctx, Qwen3Model& model, KvPages& page
     last_row[s] = b.cu_new[s + 1] - 1;
   }
   const PageTable qt{N, q_indptr.data(), q_indices.data(), q_last.data()};
-  const bool use_cascade = cascade && one_each;
+  // Several new tokens of one sequence (a prompt's prefill) run as the cascade of chunks of
+  // kPrefillChunk consecutive tokens: the pages wholly before a chunk once for all its rows.
+  constexpr int64_t kPrefillChunk = 64;
+  const bool use_cascade = cascade;
   CascadePlan plan;
-  if (use_cascade) plan = cascade_plan(qt, 1);
+  if (use_cascade) plan = cascade_plan(qt, 1, one_each ? INT64_MAX : kPrefillChunk);
 
   const float* W = model.weights();
   const ModelOffsets& off = model.offsets();

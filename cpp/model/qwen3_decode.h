@@ -3,11 +3,12 @@
 // written into the pages and attention reads every earlier token of the sequence through its
 // page table. Returns the next-token logits after each sequence's last new token, for the
 // sampler. With `cascade`, decode steps (one new token per sequence) read the pages shared by
-// a fork's branches once for all of them (see decode_attention.h).
+// a fork's branches once for all of them, and a sequence's several new tokens read the pages
+// wholly before each chunk of 64 of them once for the chunk (see decode_attention.h).
 // The KV cache must already cover the new tokens (KvCache::append before the call), and the
 // page table must be read off it after that append.
-// Not here: the fused prefill attention for long chunks (the fused block-sparse kernel takes
-// over prefill when it lands), sampling (sampler.h), scheduling (the engine).
+// Not here: the fused block-sparse prefill attention over contiguous K/V (a chunk's causal part
+// runs per token here), sampling (sampler.h), scheduling (the engine).
 #pragma once
 
 #include <cstdint>

@@ -55,10 +55,13 @@ double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
 
 }  // namespace
 
+// A prompt prefilled in one call (5 tokens, or 131: three cascade chunks of up to 64 tokens
+// over 4-token pages, each chunk reading the pages wholly before it once), then one token at a
+// time; flat and cascade both.
 TEST(decode_steps_match_the_training_forward_on_a_sequence) {
   Rng rng(81);
   auto model = tiny_model(rng);
-  const int64_t V = model->config().vocab, L = 23, prefill = 5;
+  const int64_t V = model->config().vocab, L = 140;
   std::vector<int32_t> ids(L), pos(L), prev(L), cu = {0, static_cast<int32_t>(L)};
   for (int64_t t = 0; t < L; ++t)
     ids[t] = static_cast<int32_t>(rng.below(V)), pos[t] = static_cast<int32_t>(t),
@@ -70,28 +73,34 @@ TEST(decode_steps_match_the_training_forward_on_a_sequence) {
                           Qwen3Batch{L, ids.data(), pos.data(), prev.data(),
                                      StructureView{L, 1, cu.data(), 0, nullptr, nullptr}},
                           lp.data(), nullptr));
-  KvCache kv(16, 4);
-  KvPages pages;
-  CHECK_OK(KvPages::create(2, 16, 4, 2, 8, &pages));
-  const int32_t r = kv.open_request(100);
-  int32_t s;
-  CHECK_OK(kv.create_sequence(r, &s));
-  std::vector<float> logits(V);
-  double worst = 0.0;
-  for (int64_t done = 0; done < L - 1;) {
-    const int64_t n = done == 0 ? prefill : 1;
-    KvAnswer a;
-    CHECK_OK(kv.append(s, n, done > 0, &a));
-    Tables t = tables_of(kv, {s});
-    const int32_t cu_new[2] = {0, static_cast<int32_t>(n)};
-    CHECK_OK(qwen3_decode_step(
-        ctx, *model, pages,
-        Qwen3DecodeBatch{1, cu_new, ids.data() + done, pos.data() + done, t.view()}, false,
-        logits.data()));
-    done += n;
-    worst = std::max(worst, std::fabs(log_softmax_at(logits.data(), V, ids[done]) - lp[done]));
+  for (bool cascade : {false, true}) {
+    for (int64_t prefill : {5, 131}) {
+      KvCache kv(40, 4);
+      KvPages pages;
+      CHECK_OK(KvPages::create(2, 40, 4, 2, 8, &pages));
+      const int32_t r = kv.open_request(1000);
+      int32_t s;
+      CHECK_OK(kv.create_sequence(r, &s));
+      std::vector<float> logits(V);
+      double worst = 0.0;
+      for (int64_t done = 0; done < L - 1;) {
+        const int64_t n = done == 0 ? prefill : 1;
+        KvAnswer a;
+        CHECK_OK(kv.append(s, n, done > 0, &a));
+        Tables t = tables_of(kv, {s});
+        const int32_t cu_new[2] = {0, static_cast<int32_t>(n)};
+        CHECK_OK(qwen3_decode_step(
+            ctx, *model, pages,
+            Qwen3DecodeBatch{1, cu_new, ids.data() + done, pos.data() + done, t.view()}, cascade,
+            logits.data()));
+        done += n;
+        worst = std::max(worst, std::fabs(log_softmax_at(logits.data(), V, ids[done]) - lp[done]));
+      }
+      CHECK_MSG(worst < 1e-4, std::string(cascade ? "cascade" : "flat") + " prefill " +
+                                  std::to_string(prefill) + ": decode vs forward logprob " +
+                                  std::to_string(worst));
+    }
   }
-  CHECK_MSG(worst < 1e-4, "decode vs forward logprob difference " + std::to_string(worst));
 }
 
 TEST(decode_of_forked_branches_matches_the_forward_over_the_flattened_rollout) {
