@@ -315,7 +315,13 @@ Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q,
       parts.push_back({g, prefix[g] * i / n, prefix[g] * (i + 1) / n});
   }
   std::vector<State> states(parts.size() * KV);  // (parts, kv heads) rows (members * G, D)
-  for_tasks(ctx, static_cast<int64_t>(parts.size()), [&](int64_t u) {
+  // Fewer tasks than threads (a short lone sequence): the kv heads split among tasks as well.
+  auto head_split = [&](int64_t tasks) {
+    return tasks >= threads ? int64_t{1} : std::min(KV, (threads + tasks - 1) / tasks);
+  };
+  const int64_t hs1 = head_split(static_cast<int64_t>(parts.size()));
+  for_tasks(ctx, static_cast<int64_t>(parts.size()) * hs1, [&](int64_t task) {
+    const int64_t u = task / hs1, h0 = KV * (task % hs1) / hs1, h1 = KV * (task % hs1 + 1) / hs1;
     const Part& part = parts[u];
     const int32_t* members = members_of(part.g);
     const int64_t n = count_of(part.g), R = n * G;
@@ -323,13 +329,13 @@ Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q,
     thread_local std::vector<float> qrows, st, scratch;
     thread_local std::vector<ManyHead> many;
     qrows.resize(static_cast<size_t>(KV * R * D));  // (kv heads, members * G, D)
-    for (int64_t h = 0; h < KV; ++h)
+    for (int64_t h = h0; h < h1; ++h)
       for (int64_t i = 0; i < n; ++i)
         std::copy(q + (members[i] * heads + h * G) * D, q + (members[i] * heads + h * G + G) * D,
                   qrows.data() + (h * R + i * G) * D);
     const bool tiles = R >= isa.dec_lanes / 2;
     many.resize(static_cast<size_t>(KV));
-    for (int64_t h = 0; h < KV; ++h) {
+    for (int64_t h = h0; h < h1; ++h) {
       states[u * KV + h].reset(R, D);
       if (tiles) many[h].init(qrows.data() + h * R * D, R, D, scale, isa);
     }
@@ -337,7 +343,7 @@ Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q,
     for (int64_t p = part.p0; p < part.p1; ++p) {
       const float* kp = kv.k + static_cast<int64_t>(pages[p]) * B * stride;
       const float* vp = kv.v + static_cast<int64_t>(pages[p]) * B * stride;
-      for (int64_t h = 0; h < KV; ++h) {
+      for (int64_t h = h0; h < h1; ++h) {
         if (!tiles) {
           attend(states[u * KV + h], qrows.data() + h * R * D, R, kv, h, pages, p, p + 1, 0, false,
                  scale, scratch);
@@ -347,7 +353,7 @@ Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q,
       }
     }
     if (tiles)
-      for (int64_t h = 0; h < KV; ++h) many[h].finish(states[u * KV + h], D);
+      for (int64_t h = h0; h < h1; ++h) many[h].finish(states[u * KV + h], D);
   });
   // The parts of one prefix merge into its first.
   for (size_t u = 0; u < parts.size(); ++u) {
@@ -356,7 +362,9 @@ Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q,
       for (int64_t h = 0; h < KV; ++h) merge_into(states[f * KV + h], states[u * KV + h]);
   }
   // Phase 2: each sequence's own pages (its last at least), page-major, merged with its prefix.
-  for_tasks(ctx, t.sequences, [&](int64_t at) {
+  const int64_t hs2 = head_split(t.sequences);
+  for_tasks(ctx, t.sequences * hs2, [&](int64_t task) {
+    const int64_t at = task / hs2, h0 = KV * (task % hs2) / hs2, h1 = KV * (task % hs2 + 1) / hs2;
     const int64_t s = plan.order[at];
     const int64_t g = std::upper_bound(plan.group_start.begin(), plan.group_start.end(),
                                        static_cast<int32_t>(at)) -
@@ -365,13 +373,13 @@ Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q,
     thread_local std::vector<State> own;
     thread_local std::vector<float> scratch;
     own.resize(static_cast<size_t>(KV));
-    for (int64_t h = 0; h < KV; ++h) own[h].reset(G, D);
+    for (int64_t h = h0; h < h1; ++h) own[h].reset(G, D);
     const int64_t p1 = t.indptr[s + 1];
     for (int64_t p = t.indptr[s] + prefix[g]; p < p1; ++p)
-      for (int64_t h = 0; h < KV; ++h)
+      for (int64_t h = h0; h < h1; ++h)
         attend(own[h], q + (s * heads + h * G) * D, G, kv, h, t.indices, p, p + 1, t.last_len[s],
                p + 1 == p1, scale, scratch);
-    for (int64_t h = 0; h < KV; ++h) {
+    for (int64_t h = h0; h < h1; ++h) {
       const State* pre = first_part[g] >= 0 ? &states[first_part[g] * KV + h] : nullptr;
       for (int64_t k = 0; k < G; ++k)
         finish(out + (s * heads + h * G + k) * D, lse ? lse + s * heads + h * G + k : nullptr,
