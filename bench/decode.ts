@@ -4,7 +4,7 @@
  * Qwen3-0.6B-shaped one (random weights, f32: hidden 1024, 28 layers, 16/8 heads, head dim
  * 128, ffn 3072, vocab 151,936); and batch-1 decode tokens/s of the 0.6B shape against the
  * memory-bandwidth bound: (weight bytes + KV bytes read per token) / the read bandwidth this
- * run measures with the same threads. Figures are medians over 8 rounds in which every
+ * run measures with the same threads. Figures are medians over 20 rounds in which every
  * configuration steps once, in turn (see stepTimes).
  */
 import { native } from '../ts/bindings/loader.js';
@@ -28,7 +28,7 @@ const SHAPES: Shape[] = [
   { name: '0p6b', vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 },
 ];
 const PREFIX = 1024;
-const ROUNDS = 9;
+const ROUNDS = 21;
 const BRANCHES = [1, 2, 4, 8];
 
 function makeModel(s: Shape): NativeQwen3 {
