@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKv, NativeQwen3 } from '../ts/bindings/native.js';
+import { timedDecodeStep } from './_decode-step.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -50,19 +51,8 @@ async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, 
   const logits = new Float32Array(seqs.length * SHAPE.vocab);
   const times: number[] = [];
   for (let step = 0; step < STEPS + 3; step++) {
-    for (const q of seqs) kv.append(q, 1, true);
-    const t0 = performance.now();
-    await kv.decode(
-      {
-        seqs,
-        cuNew: Int32Array.from({ length: seqs.length + 1 }, (_, i) => i),
-        ids: Int32Array.from(seqs, (_, i) => (step * 31 + i) % SHAPE.vocab),
-        positions: new Int32Array(seqs.length).fill(PREFIX + step),
-        cascade,
-      },
-      logits,
-    );
-    if (step >= 3) times.push((performance.now() - t0) / 1000); // 3 warm-up steps (graph capture)
+    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, logits);
+    if (step >= 3) times.push(t); // 3 warm-up steps (graph capture)
   }
   return { t: median(times), kv };
 }

@@ -9,6 +9,7 @@
  */
 import { native } from '../ts/bindings/loader.js';
 import type { NativeQwen3, NativeQwen3Config } from '../ts/bindings/native.js';
+import { timedDecodeStep } from './_decode-step.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -62,22 +63,11 @@ async function stepTimes(model: NativeQwen3, s: Shape): Promise<Record<string, n
   for (let round = 0; round < ROUNDS; round++) {
     for (const cascade of [true, false]) {
       for (const [g, seqs] of groups.entries()) {
-        for (const q of seqs) kv.append(q, 1, true);
         const logits = new Float32Array(seqs.length * s.vocab);
-        const t0 = performance.now();
-        await kv.decode(
-          {
-            seqs,
-            cuNew: Int32Array.from({ length: seqs.length + 1 }, (_, i) => i),
-            ids: Int32Array.from(seqs, (_, i) => (round * 31 + i) % s.vocab),
-            positions: new Int32Array(seqs.length).fill(PREFIX + appended),
-            cascade,
-          },
-          logits,
-        );
+        const t = await timedDecodeStep(kv, seqs, s.vocab, round, PREFIX + appended, cascade, logits);
         const key = `${BRANCHES[g]}_${cascade}`;
         times[key] ??= [];
-        if (round > 0) times[key].push((performance.now() - t0) / 1000); // round 0 warms up
+        if (round > 0) times[key].push(t); // round 0 warms up
       }
       appended++;
     }
