@@ -317,7 +317,8 @@ Status run_groups(const CpuContext& ctx, float* out, float* lse, const float* q,
   std::vector<State> states(parts.size() * KV);  // (parts, kv heads) rows (members * G, D)
   // Fewer tasks than threads (a short lone sequence): the kv heads split among tasks as well.
   auto head_split = [&](int64_t tasks) {
-    return tasks >= threads ? int64_t{1} : std::min(KV, (threads + tasks - 1) / tasks);
+    return tasks == 0 || tasks >= threads ? int64_t{1}
+                                          : std::min(KV, (threads + tasks - 1) / tasks);
   };
   const int64_t hs1 = head_split(static_cast<int64_t>(parts.size()));
   for_tasks(ctx, static_cast<int64_t>(parts.size()) * hs1, [&](int64_t task) {

@@ -69,13 +69,15 @@ TEST(decode_attention_flat_and_cascade_match_the_contiguous_reference) {
 
 // A lone sequence (a batch of one) has its pages split into parts across the threads, the
 // parts' states merged by log-sum-exp; with 8 query heads per kv head its rows take the tiles.
+// A sequence of one partial page has no prefix to split (once a division by zero).
 TEST(decode_attention_splits_a_lone_sequence_across_threads) {
   Rng rng(72);
   ThreadPool pool(4);
   for (SimdLevel simd : runnable_simd_levels()) {
     for (auto [heads, kvh, B, len] : {std::tuple<int64_t, int64_t, int32_t, int64_t>{4, 2, 16, 700},
                                       {16, 2, 8, 333},
-                                      {8, 1, 16, 1029}}) {
+                                      {8, 1, 16, 1029},
+                                      {4, 2, 16, 3}}) {  // one partial page: no prefix at all
       const int64_t D = 40, blocks = len / B + 4;
       std::vector<int32_t> indptr = {0}, indices, last = {static_cast<int32_t>((len - 1) % B + 1)};
       for (int32_t b = 0; b < (len + B - 1) / B; ++b) indices.push_back((b * 7 + 3) % (blocks - 1));
