@@ -130,8 +130,8 @@ void attend(State& st, const float* q, int64_t R, const PagedKv& kv, int64_t h,
   }
 }
 
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
+using attn_internal::kLn2;
+using attn_internal::kLog2e;
 
 // The many-row fold of one kv head (the branches of a fork over their shared prefix) through the
 // ISA's decode tiles: scores kept transposed (keys, query columns), so that each key element is
@@ -191,6 +191,16 @@ struct ManyHead {
   std::vector<float> alpha_;  // (rp) the blocks' rescale factors, scratch
 };
 
+// The weights of two online-softmax states with maxima ma and mb in their log-sum-exp merge:
+// m = max(ma, mb), fa = e^(ma - m), fb = e^(mb - m) (0 for a state that has seen no key).
+struct MergeWeights {
+  float m, fa, fb;
+};
+MergeWeights merge_weights(float ma, float mb) {
+  const float m = std::max(ma, mb);
+  return {m, ma == -INFINITY ? 0.0f : std::exp(ma - m), mb == -INFINITY ? 0.0f : std::exp(mb - m)};
+}
+
 // out/lse rows from one state, or from the merge of two (a: shared prefix, b: own pages).
 void finish(float* out, float* lse, const State& a, const State* b, int64_t r_a, int64_t r_b,
             int64_t D) {
@@ -198,12 +208,11 @@ void finish(float* out, float* lse, const State& a, const State* b, int64_t r_a,
   const float* acc_a = a.acc.data() + r_a * D;
   float fa = 1.0f, fb = 0.0f;
   if (b) {
-    const float mb = b->m[r_b];
-    const float mm = std::max(m, mb);
-    fa = m == -INFINITY ? 0.0f : std::exp(m - mm);
-    fb = mb == -INFINITY ? 0.0f : std::exp(mb - mm);
+    const MergeWeights w = merge_weights(m, b->m[r_b]);
+    fa = w.fa;
+    fb = w.fb;
     l = l * fa + b->l[r_b] * fb;
-    m = mm;
+    m = w.m;
   }
   const float inv = 1.0f / l;
   for (int64_t d = 0; d < D; ++d)
@@ -214,13 +223,11 @@ void finish(float* out, float* lse, const State& a, const State* b, int64_t r_a,
 // a <- the state of a's keys and b's keys together (same rows): the log-sum-exp merge.
 void merge_into(State& a, const State& b) {
   for (int64_t r = 0; r < a.rows; ++r) {
-    const float m = std::max(a.m[r], b.m[r]);
-    const float fa = a.m[r] == -INFINITY ? 0.0f : std::exp(a.m[r] - m);
-    const float fb = b.m[r] == -INFINITY ? 0.0f : std::exp(b.m[r] - m);
-    a.l[r] = a.l[r] * fa + b.l[r] * fb;
+    const MergeWeights w = merge_weights(a.m[r], b.m[r]);
+    a.l[r] = a.l[r] * w.fa + b.l[r] * w.fb;
     for (int64_t d = 0; d < a.dim; ++d)
-      a.acc[r * a.dim + d] = a.acc[r * a.dim + d] * fa + b.acc[r * a.dim + d] * fb;
-    a.m[r] = m;
+      a.acc[r * a.dim + d] = a.acc[r * a.dim + d] * w.fa + b.acc[r * a.dim + d] * w.fb;
+    a.m[r] = w.m;
   }
 }
 

@@ -134,7 +134,7 @@ Status gemm_skinny(const CpuContext& ctx, const gi::IsaKernels& kn, const GemmSh
   const bool nt = s.tb == Trans::kT;
   const bool in_place = s.ta == Trans::kN && s.alpha == 1.0f && (nt ? s.m == 1 : s.lda == s.k);
   const float* a_rows = A;
-  int64_t lda = in_place ? s.lda : (nt ? s.k + kSkew : s.k);
+  const int64_t lda = in_place ? s.lda : (nt ? s.k + kSkew : s.k);
   if (!in_place) {
     float* packed = t_pack_a.get(static_cast<size_t>(s.m * lda));
     if (!packed) return Status::oom("gemm: could not allocate the packed rows of A");

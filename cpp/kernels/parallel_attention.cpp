@@ -27,8 +27,8 @@ using attn_internal::AttnIsa;
 using attn_internal::isa_for;
 static_assert(attn_internal::kTile == kAttnTile, "one tile size");
 constexpr int kT = kAttnTile;
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
+using attn_internal::kLn2;
+using attn_internal::kLog2e;
 
 struct Dims {
   int64_t H, KV, D, G, ldq, ldk;

@@ -14,6 +14,9 @@
 namespace npr::attn_internal {
 
 constexpr int kTile = 64;  // == kAttnTile (parallel_attention.h), restated to keep headers out
+// Scores live in the log2 domain (q pre-scaled by scale * log2 e); lse goes back by ln 2.
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
 
 struct AttnIsa {
   const char* name;

@@ -54,9 +54,8 @@ Status qwen3_decode_step(const CpuContext& ctx, Qwen3Model& model, KvPages& page
   // Several new tokens of one sequence (a prompt's prefill) run as the cascade of chunks of
   // kPrefillChunk consecutive tokens: the pages wholly before a chunk once for all its rows.
   constexpr int64_t kPrefillChunk = 64;
-  const bool use_cascade = cascade;
   CascadePlan plan;
-  if (use_cascade) plan = cascade_plan(qt, 1, one_each ? INT64_MAX : kPrefillChunk);
+  if (cascade) plan = cascade_plan(qt, 1, one_each ? INT64_MAX : kPrefillChunk);
 
   const float* W = model.weights();
   const ModelOffsets& off = model.offsets();
@@ -82,7 +81,7 @@ Status qwen3_decode_step(const CpuContext& ctx, Qwen3Model& model, KvPages& page
       std::memcpy(pages.v(l) + at, v.data() + t * kd, sizeof(float) * kd);
     }
     const PagedKv pk{pages.k(l), pages.v(l), B, c.kv_heads, D};
-    NPR_TRY(use_cascade
+    NPR_TRY(cascade
                 ? decode_attention_cascade(ctx, attn.data(), nullptr, q.data(), c.heads, pk, qt,
                                            plan, scale)
                 : decode_attention(ctx, attn.data(), nullptr, q.data(), c.heads, pk, qt, scale));
