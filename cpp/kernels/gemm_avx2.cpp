@@ -21,6 +21,12 @@ struct V256 {
   static inline void store_n(float* p, vec v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
   static inline vec bcast(float x) { return _mm256_set1_ps(x); }
   static inline vec fma(vec a, vec b, vec c) { return _mm256_fmadd_ps(a, b, c); }
+  // A loaded value pinned in a register: otherwise GCC folds the load into every FMA that uses
+  // it, and a row of a feeding NB FMAs costs NB loads, which set the pace of a skinny tile.
+  static inline vec in_reg(vec v) {
+    asm("" : "+x"(v));
+    return v;
+  }
   // Same tree as the AVX-512 one, over two 128-bit lanes.
   static inline void reduce4(vec a, vec b, vec c, vec d, float* out) {
     const vec ab = _mm256_add_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b));

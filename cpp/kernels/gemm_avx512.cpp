@@ -19,6 +19,12 @@ struct V512 {
   static inline void store_n(float* p, vec v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
   static inline vec bcast(float x) { return _mm512_set1_ps(x); }
   static inline vec fma(vec a, vec b, vec c) { return _mm512_fmadd_ps(a, b, c); }
+  // A loaded value pinned in a register: otherwise GCC folds the load into every FMA that uses
+  // it, and a row of a feeding NB FMAs costs NB loads, which set the pace of a skinny tile.
+  static inline vec in_reg(vec v) {
+    asm("" : "+v"(v));
+    return v;
+  }
   static inline vec mul(vec a, vec b) { return _mm512_mul_ps(a, b); }
   static inline float reduce(vec v) { return _mm512_reduce_add_ps(v); }
   // Within each 128-bit lane: (a0+a2, b0+b2, a1+a3, b1+b3), then the 64-bit halves give

@@ -34,6 +34,7 @@ struct VPortable {
     for (int i = 0; i < W; ++i) r.v[i] = x;
     return r;
   }
+  static inline vec in_reg(vec v) { return v; }
   static inline vec fma(vec a, vec b, vec c) {
     for (int i = 0; i < W; ++i) c.v[i] += a.v[i] * b.v[i];
     return c;
