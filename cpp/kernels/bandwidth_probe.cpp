@@ -3,6 +3,7 @@
 #include <chrono>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "core/thread_pool.h"
 
 namespace npr {
@@ -12,7 +13,7 @@ Status read_bandwidth_gbps(const CpuContext& ctx, int64_t bytes, int passes, dou
     return Status::out_of_range(
         "bandwidth probe: bytes must be in [1 MiB, 16 GiB], passes in [1, 100]");
   const int64_t n = bytes / static_cast<int64_t>(sizeof(float));
-  std::vector<float> data;
+  HugeFloats data;  // as the weights it stands for
   try {
     data.assign(static_cast<size_t>(n), 1.0f);
   } catch (const std::bad_alloc&) {

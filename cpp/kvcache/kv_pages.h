@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "core/status.h"
 #include "kvcache/kv_cache.h"
 
@@ -31,7 +32,7 @@ class KvPages {
   }
   int64_t layers_ = 0, kv_heads_ = 0, head_dim_ = 0;
   int32_t num_blocks_ = 0, block_tokens_ = 16;
-  std::vector<float> k_, v_;
+  HugeFloats k_, v_;
 };
 
 }  // namespace npr

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/cpu_info.h"
+#include "core/huge_pages.h"
 #include "core/status.h"
 #include "core/structure.h"
 #include "kernels/adamw.h"
@@ -87,7 +88,7 @@ class Qwen3Model {
   Qwen3Config cfg_;
   std::vector<ParamInfo> params_;
   ModelOffsets off_;
-  std::vector<float> weights_, grads_, adam_m_, adam_v_;  // (param_count)
+  HugeFloats weights_, grads_, adam_m_, adam_v_;  // (param_count), on huge pages
   int64_t step_ = 0;
 
   // Saved by forward.

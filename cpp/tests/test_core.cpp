@@ -1,17 +1,39 @@
-// Core pieces: the thread pool, bf16 conversion, tensor checks, SIMD detection, the FMA probe.
+// Core pieces: the thread pool, bf16 conversion, tensor checks, SIMD detection, the FMA probe,
+// the huge-page buffers.
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
 #include "core/cpu_info.h"
 #include "core/dtype.h"
+#include "core/huge_pages.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "kernels/fma_peak.h"
 #include "tests/harness.h"
 
 namespace npr::test {
+
+TEST(huge_page_buffers_hold_their_contents_and_large_ones_sit_on_2mib_boundaries) {
+  // Sizes around the threshold and odd ones; the large ones are 2 MiB aligned whether or not
+  // the kernel grants huge pages (the advice alone may be refused).
+  for (size_t n : {size_t{0}, size_t{1}, size_t{1000}, (kHugeMin / 4) - 1, kHugeMin / 4,
+                   (size_t{9} << 20) / 4 + 3}) {
+    HugeFloats v;
+    v.assign(n, 1.5f);
+    CHECK(v.size() == n);
+    if (n * sizeof(float) >= kHugeMin)
+      CHECK(reinterpret_cast<uintptr_t>(v.data()) % kHugePage == 0);
+    bool same = true;
+    for (size_t i = 0; i < n; i += 997) same &= v[i] == 1.5f;
+    if (n > 0) same &= v[n - 1] == 1.5f;
+    CHECK(same);
+    v.resize(n + 5, 2.0f);  // a regrow copies into a new buffer and frees the old one
+    CHECK(v[n + 4] == 2.0f && (n == 0 || v[0] == 1.5f));
+  }
+}
 
 TEST(thread_pool_runs_every_task_once) {
   for (int threads : {1, 2, 3, 5}) {
