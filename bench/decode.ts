@@ -4,8 +4,10 @@
  * Qwen3-0.6B-shaped one (random weights, f32: hidden 1024, 28 layers, 16/8 heads, head dim
  * 128, ffn 3072, vocab 151,936); and batch-1 decode tokens/s of the 0.6B shape against the
  * memory-bandwidth bound: (weight bytes + KV bytes read per token) / the read bandwidth this
- * run measures with the same threads. Figures are medians over 20 rounds in which every
- * configuration steps once, in turn (see stepTimes). The bandwidth is the best of probes taken
+ * run measures with the same threads. Step times are medians over 20 rounds in which every
+ * configuration steps once, in turn (see stepTimes); an 8-vs-1 ratio is the median of the
+ * rounds' own ratios, each of two steps taken within a fraction of a second of each other, so
+ * that a minute of contention on this shared VM lands on both sides of it. The bandwidth is the best of probes taken
  * before the models and between the 0.6B rounds: this VM's bandwidth drifts (22-34 GB/s seen),
  * and one probe at the start could land in a dip the steps then do not share.
  */
@@ -39,14 +41,16 @@ function makeModel(s: Shape): NativeQwen3 {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+/** The median over rounds of a[r] / b[r]: each ratio from two steps of the same round. */
+const pairedRatio = (a: number[], b: number[]) => median(a.map((x, r) => x / (b[r] as number)));
 
 /**
- * Median decode-step seconds, keyed `${branches}_${cascade}`, for every branch count sharing one
+ * Decode-step seconds of every timed round, keyed `${branches}_${cascade}`, for every branch count sharing one
  * PREFIX-token prefix: the prefix is prefilled once and forked into 1 + 2 + 4 + 8 children, and
  * each group of children is one configuration. Rounds run every configuration once, in turn, so
  * that this machine's drift and noise fall on all of them alike (the ratios are what matter).
  */
-async function stepTimes(model: NativeQwen3, s: Shape, betweenRounds?: () => void): Promise<Record<string, number>> {
+async function stepTimes(model: NativeQwen3, s: Shape, betweenRounds?: () => void): Promise<Record<string, number[]>> {
   const kids = BRANCHES.reduce((a, b) => a + b, 0);
   const perKid = Math.ceil((2 * ROUNDS) / 16) + 1;
   const kv = new addon.NativeKv(model, { numBlocks: Math.ceil(PREFIX / 16) + kids * perKid + 8 });
@@ -75,7 +79,7 @@ async function stepTimes(model: NativeQwen3, s: Shape, betweenRounds?: () => voi
     }
     betweenRounds?.();
   }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  return times;
 }
 
 const quick = argFlag('quick');
@@ -89,13 +93,13 @@ for (const s of quick ? SHAPES.slice(0, 1) : SHAPES) {
   const times = await stepTimes(model, s, s.name === '0p6b' ? probe : undefined);
   for (const branches of BRANCHES) {
     for (const cascade of [true, false]) {
-      const t = times[`${branches}_${cascade}`] as number;
+      const t = median(times[`${branches}_${cascade}`] as number[]);
       rows.push({ model: s.name, branches, cascade: String(cascade), step_ms: round(t * 1000, 2), tok_per_s: round(branches / t, 1) });
     }
   }
-  const one = times['1_true'] as number;
-  figures[`ratio_8_vs_1_${s.name}`] = round((times['8_true'] as number) / one);
-  figures[`ratio_8_vs_1_nocascade_${s.name}`] = round((times['8_false'] as number) / (times['1_false'] as number));
+  const one = median(times['1_true'] as number[]);
+  figures[`ratio_8_vs_1_${s.name}`] = round(pairedRatio(times['8_true'] as number[], times['1_true'] as number[]));
+  figures[`ratio_8_vs_1_nocascade_${s.name}`] = round(pairedRatio(times['8_false'] as number[], times['1_false'] as number[]));
   figures[`tok_per_s_b1_${s.name}`] = round(1 / one, 2);
   if (s.name === '0p6b') {
     const bandwidth = Math.max(...probes);
@@ -110,5 +114,7 @@ for (const s of quick ? SHAPES.slice(0, 1) : SHAPES) {
 const bandwidth = Math.max(...probes);
 figures.read_gbps = round(bandwidth, 2);
 printTable(rows);
-console.log(`\nthreads ${threads}; read bandwidth ${bandwidth.toFixed(1)} GB/s (best of ${probes.length} probes in this run); prefix ${PREFIX} tokens; weights f32`);
+console.log(
+  `\nthreads ${threads}; read bandwidth ${bandwidth.toFixed(1)} GB/s (best of ${probes.length} probes in this run); prefix ${PREFIX} tokens; weights f32`,
+);
 printJson('decode', figures);
