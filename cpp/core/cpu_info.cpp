@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
 namespace npr {
 
 const char* simd_name(SimdLevel level) {
@@ -39,6 +43,17 @@ Status check_simd(SimdLevel level) {
   return Status::unavailable(std::string("SIMD level '") + simd_name(level) +
                              "' is not supported by this CPU (best available: '" +
                              simd_name(detect_simd()) + "')");
+}
+
+long l1d_cache_bytes() {
+  static const long bytes = [] {
+    long b = 0;
+#if defined(__linux__) && defined(_SC_LEVEL1_DCACHE_SIZE)
+    b = sysconf(_SC_LEVEL1_DCACHE_SIZE);
+#endif
+    return b >= 4096 ? b : 32 * 1024L;
+  }();
+  return bytes;
 }
 
 }  // namespace npr

@@ -21,6 +21,8 @@ bool parse_simd(const char* text, SimdLevel* out);
 SimdLevel detect_simd();
 // Ok when `level` can run here; otherwise Unavailable naming what the CPU lacks.
 Status check_simd(SimdLevel level);
+// Bytes of one core's L1 data cache (read once; 32 KiB where the system does not say).
+long l1d_cache_bytes();
 
 // What a CPU kernel needs from its caller: where to run and with which instructions.
 struct CpuContext {

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "core/cpu_info.h"
+
 namespace npr::gemm_internal {
 
 struct IsaKernels {
