@@ -1,5 +1,6 @@
 #include "kernels/swiglu.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/fast_exp.h"
@@ -13,6 +14,19 @@ void swiglu_forward(const CpuContext& ctx, float* h, const float* gate, const fl
     for (int64_t i = b; i < e; ++i) {
       const float g = gate[i];
       h[i] = g * sigmoid(g) * up[i];
+    }
+  });
+}
+
+void swiglu_forward_stacked(const CpuContext& ctx, float* h, const float* gu, int64_t rows,
+                            int64_t inter) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(1, inter));
+  parallel_rows(ctx, rows, grain, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* gate = gu + r * 2 * inter;
+      const float* up = gate + inter;
+      float* hr = h + r * inter;
+      for (int64_t i = 0; i < inter; ++i) hr[i] = gate[i] * sigmoid(gate[i]) * up[i];
     }
   });
 }

@@ -10,6 +10,10 @@ namespace npr {
 
 // h (n) <- gate (n), up (n): elementwise over n = tokens * intermediate.
 void swiglu_forward(const CpuContext& ctx, float* h, const float* gate, const float* up, int64_t n);
+// h (rows, inter) <- gu (rows, 2 * inter): each row's gate then its up, as one GEMM against the
+// stacked gate and up weights writes them (the decode step's fused projection).
+void swiglu_forward_stacked(const CpuContext& ctx, float* h, const float* gu, int64_t rows,
+                            int64_t inter);
 // dgate, dup (n) <- dh, gate, up. dgate/dup may alias gate/up only if the caller no longer
 // needs them (they are read before written, element by element).
 void swiglu_backward(const CpuContext& ctx, float* dgate, float* dup, const float* dh,

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels/adamw.h"
@@ -124,6 +126,25 @@ TEST(swiglu_matches_reference_and_finite_differences) {
       swiglu_forward_reference(&hm, &gm, &u[i], 1);
       CHECK(std::fabs((hp - hm) / (2 * eps) * dh[i] - dgr[i]) < 2e-2 * (1 + std::fabs(dgr[i])));
     }
+  }
+}
+
+TEST(swiglu_stacked_rows_match_the_reference_on_split_gate_and_up) {
+  Rng rng(29);
+  CpuContext ctx{&pool2(), detect_simd()};
+  for (auto [rows, inter] : {std::pair<int64_t, int64_t>{1, 1}, {3, 17}, {9, 3072}, {70, 333}}) {
+    auto gu = random_vector(rng, rows * 2 * inter);
+    for (auto& x : gu) x *= 6.0f;
+    std::vector<float> g(static_cast<size_t>(rows * inter)), u(g.size());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t i = 0; i < inter; ++i) {
+        g[r * inter + i] = gu[r * 2 * inter + i];
+        u[r * inter + i] = gu[r * 2 * inter + inter + i];
+      }
+    auto h = poisoned(rows * inter), hr = poisoned(rows * inter);
+    swiglu_forward_stacked(ctx, h.data(), gu.data(), rows, inter);
+    swiglu_forward_reference(hr.data(), g.data(), u.data(), rows * inter);
+    CHECK(max_abs_diff(h, hr) < 1e-5);
   }
 }
 
