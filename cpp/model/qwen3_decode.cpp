@@ -59,6 +59,9 @@ Status qwen3_decode_step(const CpuContext& ctx, Qwen3Model& model, KvPages& page
 
   const float* W = model.weights();
   const ModelOffsets& off = model.offsets();
+  for (const LayerOffsets& o : off.layers)
+    if (o.wk != o.wq + qd * H || o.wv != o.wk + kd * H || o.w_up != o.w_gate + I * H)
+      return Status::internal("decode: the parameter table no longer stacks q/k/v and gate/up");
   RopeTable rope;
   rope_table_build(&rope, b.positions, N, D, c.rope_theta);
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
@@ -69,23 +72,17 @@ Status qwen3_decode_step(const CpuContext& ctx, Qwen3Model& model, KvPages& page
   for (int64_t l = 0; l < c.layers; ++l) {
     const LayerOffsets& o = off.layers[l];
     rmsnorm_forward(ctx, xn.data(), rs.data(), x.data(), W + o.in_norm, N, H, c.rms_eps);
-    // q, k, v as one GEMM against the stacked weights, gate and up as another: the parameter
-    // table lays each group out back to back, and one call instead of three (two) saves the
-    // pool wake-ups, tail imbalance and weight-stream ramp-up each call pays (~10 us at 8 rows).
-    const bool qkv_stacked = o.wk == o.wq + qd * H && o.wv == o.wk + kd * H;
-    if (qkv_stacked) {
-      const int64_t w = qd + 2 * kd;
-      linear_forward(ctx, qkv.data(), xn.data(), W + o.wq, N, H, w, 0.0f);
-      for (int64_t t = 0; t < N; ++t) {
-        const float* row = qkv.data() + t * w;
-        std::memcpy(q.data() + t * qd, row, sizeof(float) * qd);
-        std::memcpy(k.data() + t * kd, row + qd, sizeof(float) * kd);
-        std::memcpy(v.data() + t * kd, row + qd + kd, sizeof(float) * kd);
-      }
-    } else {
-      linear_forward(ctx, q.data(), xn.data(), W + o.wq, N, H, qd, 0.0f);
-      linear_forward(ctx, k.data(), xn.data(), W + o.wk, N, H, kd, 0.0f);
-      linear_forward(ctx, v.data(), xn.data(), W + o.wv, N, H, kd, 0.0f);
+    // q, k, v as one GEMM against their stacked weights, gate and up as another (the parameter
+    // table lays each group back to back, checked above): one call instead of three (two) saves
+    // the pool wake-ups, tail imbalance and weight-stream ramp-up each call pays (~10 us at 8
+    // rows).
+    const int64_t w_qkv = qd + 2 * kd;
+    linear_forward(ctx, qkv.data(), xn.data(), W + o.wq, N, H, w_qkv, 0.0f);
+    for (int64_t t = 0; t < N; ++t) {
+      const float* row = qkv.data() + t * w_qkv;
+      std::memcpy(q.data() + t * qd, row, sizeof(float) * qd);
+      std::memcpy(k.data() + t * kd, row + qd, sizeof(float) * kd);
+      std::memcpy(v.data() + t * kd, row + qd + kd, sizeof(float) * kd);
     }
     rmsnorm_forward(ctx, q.data(), rs.data(), q.data(), W + o.q_norm, N * c.heads, D, c.rms_eps);
     rmsnorm_forward(ctx, k.data(), rs.data(), k.data(), W + o.k_norm, N * c.kv_heads, D, c.rms_eps);
@@ -103,17 +100,7 @@ Status qwen3_decode_step(const CpuContext& ctx, Qwen3Model& model, KvPages& page
                 : decode_attention(ctx, attn.data(), nullptr, q.data(), c.heads, pk, qt, scale));
     linear_forward(ctx, x.data(), attn.data(), W + o.wo, N, qd, H, 1.0f);
     rmsnorm_forward(ctx, xn.data(), rs.data(), x.data(), W + o.post_norm, N, H, c.rms_eps);
-    if (o.w_up == o.w_gate + I * H) {
-      linear_forward(ctx, gu.data(), xn.data(), W + o.w_gate, N, H, 2 * I, 0.0f);
-    } else {  // the same (N, 2I) rows from two GEMMs
-      std::vector<float> gate(N * I), up(N * I);
-      linear_forward(ctx, gate.data(), xn.data(), W + o.w_gate, N, H, I, 0.0f);
-      linear_forward(ctx, up.data(), xn.data(), W + o.w_up, N, H, I, 0.0f);
-      for (int64_t t = 0; t < N; ++t) {
-        std::memcpy(gu.data() + t * 2 * I, gate.data() + t * I, sizeof(float) * I);
-        std::memcpy(gu.data() + t * 2 * I + I, up.data() + t * I, sizeof(float) * I);
-      }
-    }
+    linear_forward(ctx, gu.data(), xn.data(), W + o.w_gate, N, H, 2 * I, 0.0f);
     swiglu_forward_stacked(ctx, act.data(), gu.data(), N, I);
     linear_forward(ctx, x.data(), act.data(), W + o.w_down, N, I, H, 1.0f);
   }
