@@ -7,9 +7,10 @@
  * run measures with the same threads. Step times are medians over 20 rounds in which every
  * configuration steps once, in turn (see stepTimes); an 8-vs-1 ratio is the median of the
  * rounds' own ratios, each of two steps taken within a fraction of a second of each other, so
- * that a minute of contention on this shared VM lands on both sides of it. The bandwidth is the best of probes taken
- * before the models and between the 0.6B rounds: this VM's bandwidth drifts (22-34 GB/s seen),
- * and one probe at the start could land in a dip the steps then do not share.
+ * that a minute of contention on this shared VM lands on both sides of it. The bandwidth is
+ * the best of probes taken before the models and between the 0.6B rounds: this VM's bandwidth
+ * drifts (22-34 GB/s seen), and one probe at the start could land in a dip the steps then do
+ * not share.
  */
 import { native } from '../ts/bindings/loader.js';
 import type { NativeQwen3, NativeQwen3Config } from '../ts/bindings/native.js';
@@ -45,10 +46,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const pairedRatio = (a: number[], b: number[]) => median(a.map((x, r) => x / (b[r] as number)));
 
 /**
- * Decode-step seconds of every timed round, keyed `${branches}_${cascade}`, for every branch count sharing one
- * PREFIX-token prefix: the prefix is prefilled once and forked into 1 + 2 + 4 + 8 children, and
- * each group of children is one configuration. Rounds run every configuration once, in turn, so
- * that this machine's drift and noise fall on all of them alike (the ratios are what matter).
+ * Decode-step seconds of every timed round, keyed `${branches}_${cascade}`, for every branch
+ * count sharing one PREFIX-token prefix: the prefix is prefilled once and forked into
+ * 1 + 2 + 4 + 8 children, and each group of children is one configuration. Rounds run every
+ * configuration once, in turn, so that this machine's drift and noise fall on all of them alike
+ * (the ratios are what matter).
  */
 async function stepTimes(model: NativeQwen3, s: Shape, betweenRounds?: () => void): Promise<Record<string, number[]>> {
   const kids = BRANCHES.reduce((a, b) => a + b, 0);
