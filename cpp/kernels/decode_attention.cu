@@ -8,6 +8,7 @@
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
 #include "kernels/decode_attention_cuda.h"
+#include "kernels/decode_attention_mma.cuh"
 
 namespace npr {
 
@@ -243,9 +244,53 @@ Status DeviceDecodePlan::upload(CudaContext& ctx, const DecodeWork& w, const Pag
   return ctx.upload(header, staging_.data(), int_bytes_, "decode attention (cuda): plan");
 }
 
+bool decode_attention_mma_applies(DevDType t, int64_t head_dim, int64_t max_rows) {
+  return t == DevDType::kBF16 && (head_dim == 64 || head_dim == 128) &&
+         max_rows <= decode_mma::kRows;
+}
+
+namespace {
+
+template <typename T>
+Status launch_attend_simt(const DeviceDecodePlan& plan, const void* q, const DevicePagedKv& kv,
+                          int64_t heads, int64_t D, float scale, int64_t smem, dim3 grid,
+                          cudaStream_t st) {
+  auto kernel = decode_attend_kernel<T>;
+  if (smem > 48 * 1024)
+    NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(smem)),
+                 "decode attention (cuda): shared memory size");
+  kernel<<<grid, kThreads, smem, st>>>(
+      plan.header, plan.items, plan.q_order, plan.indices, static_cast<const T*>(q),
+      static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), plan.part_m, plan.part_l,
+      plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads), static_cast<int>(D),
+      kv.block_tokens, scale);
+  return cuda_launch_status("decode attention (cuda): attend");
+}
+
+// The tensor-core attend kernel for head dim D (its shared memory is above the default 48 KB,
+// allowed once per process before the first launch, which is always an eager one).
+template <int D>
+Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const DevicePagedKv& kv,
+                         int64_t heads, float scale, dim3 grid, cudaStream_t st) {
+  using bf16_t = __nv_bfloat16;
+  constexpr int kBytes = decode_mma::Smem<D>::kBytes;
+  static const cudaError_t allowed = cudaFuncSetAttribute(
+      decode_mma::attend_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  NPR_CUDA_TRY(allowed, "decode attention (cuda): tensor-core kernel shared memory size");
+  decode_mma::attend_kernel<D><<<grid, decode_mma::kThreads, kBytes, st>>>(
+      plan.header, plan.items, plan.q_order, plan.indices, static_cast<const bf16_t*>(q),
+      static_cast<const bf16_t*>(kv.k), static_cast<const bf16_t*>(kv.v), plan.part_m, plan.part_l,
+      plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads), kv.block_tokens,
+      scale);
+  return cuda_launch_status("decode attention (cuda): attend (tensor cores)");
+}
+
+}  // namespace
+
 Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
-                             float scale, int64_t launch_items) {
+                             float scale, int64_t launch_items, DecodeAttnKernel kernel) {
   if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
     return Status::invalid("decode attention (cuda): heads must be a multiple of kv_heads");
   if (!plan.header) return Status::invalid("decode attention (cuda): no plan uploaded");
@@ -257,19 +302,22 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
   const dim3 grid(static_cast<unsigned>(items), static_cast<unsigned>(kv.kv_heads));
   const dim3 mgrid(static_cast<unsigned>(plan.queries()), static_cast<unsigned>(heads));
   const int mthreads = D >= 128 ? 128 : 32;
+  const bool mma_fits = decode_attention_mma_applies(t, D, plan.max_rows());
+  if (kernel == DecodeAttnKernel::kMma && !mma_fits)
+    return Status::invalid(
+        "decode attention (cuda): the tensor-core kernel needs bf16, head dim 64 or 128 and at "
+        "most 16 query rows per item (got " +
+        std::string(dev_dtype_name(t)) + ", head dim " + std::to_string(D) + ", " +
+        std::to_string(plan.max_rows()) + " rows)");
+  const bool use_mma = mma_fits && kernel != DecodeAttnKernel::kSimt;
   auto run = [&](auto tag) -> Status {
     using T = decltype(tag);
-    auto kernel = decode_attend_kernel<T>;
-    if (smem > 48 * 1024)
-      NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)),
-                   "decode attention (cuda): shared memory size");
-    kernel<<<grid, kThreads, smem, st>>>(
-        plan.header, plan.items, plan.q_order, plan.indices, static_cast<const T*>(q),
-        static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), plan.part_m, plan.part_l,
-        plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads), static_cast<int>(D),
-        kv.block_tokens, scale);
-    NPR_TRY(cuda_launch_status("decode attention (cuda): attend"));
+    if (use_mma) {
+      NPR_TRY(D == 64 ? launch_attend_mma<64>(plan, q, kv, heads, scale, grid, st)
+                      : launch_attend_mma<128>(plan, q, kv, heads, scale, grid, st));
+    } else {
+      NPR_TRY(launch_attend_simt<T>(plan, q, kv, heads, D, scale, smem, grid, st));
+    }
     decode_merge_kernel<T><<<mgrid, mthreads, 0, st>>>(
         plan.merge_ptr, plan.merge_rows, plan.part_m, plan.part_l, plan.part_acc,
         static_cast<T*>(out), lse, static_cast<int>(heads), static_cast<int>(D));

@@ -81,11 +81,19 @@ class DeviceDecodePlan {
   int64_t int_bytes_ = 0;  // bytes of the int32 part (uploaded each step)
 };
 
+// Which kernel folds the items: the SIMT kernel (any type, head dim and rows per item), or the
+// tensor-core one (bf16, head dim 64 or 128, at most 16 query rows per item, i.e. a plan made
+// with max_rows <= 16). kMma where it does not apply is an invalid-argument error; kAuto takes
+// the tensor-core kernel where it applies and the SIMT one elsewhere.
+enum class DecodeAttnKernel { kAuto, kSimt, kMma };
+bool decode_attention_mma_applies(DevDType t, int64_t head_dim, int64_t max_rows);
+
 // out (queries, heads, head_dim) type t; lse (queries, heads) fp32 or null; q (queries, heads,
 // head_dim) type t, rotated. `launch_items`: the grid's item count (0: the plan's own count,
 // known on the host; a graph capture passes the capacity).
 Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
-                             float scale, int64_t launch_items);
+                             float scale, int64_t launch_items,
+                             DecodeAttnKernel kernel = DecodeAttnKernel::kSimt);
 
 }  // namespace npr

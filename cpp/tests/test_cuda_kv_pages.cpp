@@ -185,8 +185,11 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
   for (DevDType t : {DevDType::kF32, DevDType::kBF16}) {
     for (int32_t B : {1, 8, 16}) {
       for (int64_t prefix : {17, 97, 513}) {
-        for (auto [heads, kvh, D] :
-             {std::tuple<int64_t, int64_t, int64_t>{4, 2, 32}, {6, 2, 24}, {8, 1, 128}}) {
+        for (auto [heads, kvh, D] : {std::tuple<int64_t, int64_t, int64_t>{4, 2, 32},
+                                     {6, 2, 24},
+                                     {8, 1, 128},
+                                     {16, 8, 128},
+                                     {8, 2, 64}}) {
           const int64_t blocks = (prefix + 600) / B * 2 + 64;
           KvCache kv(static_cast<int32_t>(blocks), B);
           const int branches = 1 + static_cast<int>(rng.below(8));
@@ -208,7 +211,11 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
                        dq = to_device(ctx, q, t);
           const DevicePagedKv dpk{dk.get(), dv.get(), B, kvh, D};
           const CascadePlan cplan = cascade_plan(pt, 1);
-          for (bool cascade : {false, true}) {
+          const bool mma = decode_attention_mma_applies(t, D, DecodeWorkOptions{}.max_rows);
+          for (int variant = 0; variant < (mma ? 4 : 2); ++variant) {
+            const bool cascade = variant % 2 == 1;
+            const DecodeAttnKernel kernel =
+                variant < 2 ? DecodeAttnKernel::kSimt : DecodeAttnKernel::kMma;
             DeviceDecodePlan plan;
             const DecodeWork w =
                 decode_work(pt, cascade ? &cplan : nullptr, B, heads / kvh, DecodeWorkOptions{});
@@ -216,20 +223,25 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
             DeviceBuffer out = poisoned_device(ctx, n * heads * D, t);
             DeviceBuffer lse = poisoned_device(ctx, n * heads, DevDType::kF32);
             CHECK_OK(decode_attention_cuda(ctx, t, plan, out.get(), lse.as<float>(), dq.get(),
-                                           heads, dpk, scale, 0));
+                                           heads, dpk, scale, 0, kernel));
             const auto got = to_host(ctx, out, n * heads * D, t);
             const auto gl = to_host(ctx, lse, n * heads, DevDType::kF32);
             const double tol = t == DevDType::kF32 ? 2e-5 : 1e-2;
             const std::string what = std::string(dev_dtype_name(t)) + " B " + std::to_string(B) +
                                      " prefix " + std::to_string(prefix) + " heads " +
                                      std::to_string(heads) + "/" + std::to_string(kvh) + " D " +
-                                     std::to_string(D) + (cascade ? " cascade" : " flat");
+                                     std::to_string(D) + (cascade ? " cascade" : " flat") +
+                                     (variant >= 2 ? " tensor cores" : " simt");
             CHECK_MSG(max_abs_diff(got, ref) < tol,
                       what + ": vs reference " + std::to_string(max_abs_diff(got, ref)));
             CHECK_MSG(max_abs_diff(got, cpu) < tol, what + ": vs the CPU kernel");
             CHECK_MSG(max_abs_diff(gl, rl) < 1e-4,
                       what + ": lse " + std::to_string(max_abs_diff(gl, rl)));
             ++cases;
+            if (!mma && variant == 1)  // the tensor-core kernel refuses what it cannot run
+              CHECK(decode_attention_cuda(ctx, t, plan, out.get(), nullptr, dq.get(), heads, dpk,
+                                          scale, 0, DecodeAttnKernel::kMma)
+                        .code() == StatusCode::kInvalidArgument);
           }
         }
       }
