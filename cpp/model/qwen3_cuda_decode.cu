@@ -10,9 +10,11 @@
 #include "kernels/elementwise_cuda.h"
 #include "kernels/embedding_cuda.h"
 #include "kernels/linear_cuda.h"
+#include "kernels/qk_norm_rope_cuda.h"
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/rope.h"
 #include "kernels/rope_cuda.h"
+#include "kernels/skinny_linear_cuda.h"
 #include "kernels/swiglu_cuda.h"
 #include "model/qwen3_cuda_decode.h"
 
@@ -68,16 +70,17 @@ Status Qwen3CudaDecoder::reserve(int64_t N, int64_t S) {
   sin_ = cos_ + align64(T * (D / 2));
   // Activations.
   const int64_t rs = T * std::max<int64_t>({c.heads, c.kv_heads, 1});
-  const int64_t pieces[] = {4 * T * H,   4 * std::max(rs, Sc), 4 * Sc * H,  4 * Sc * c.vocab,
-                            ts * T * H,  ts * T * qd,          ts * T * kd, ts * T * kd,
-                            ts * T * qd, ts * T * I,           ts * T * I,  ts * T * I,
-                            ts * Sc * H};
+  const int64_t pieces[] = {
+      4 * T * H,   4 * std::max(rs, Sc), 4 * Sc * H,  4 * Sc * c.vocab,      ts * T * H,
+      ts * T * qd, ts * T * kd,          ts * T * kd, ts * T * qd,           ts * T * I,
+      ts * T * I,  ts * T * I,           ts * Sc * H, ts * T * (qd + 2 * kd)};
+  constexpr int kPieces = sizeof(pieces) / sizeof(pieces[0]);
   int64_t total = 0;
   for (int64_t p : pieces) total += (p + 255) / 256 * 256;
   NPR_TRY(act_buf_.grow(ctx_.alloc(), total, "qwen3 decode (cuda): activations"));
   char* base = static_cast<char*>(act_buf_.get());
-  void* at[13];
-  for (int i = 0; i < 13; ++i) {
+  void* at[kPieces];
+  for (int i = 0; i < kPieces; ++i) {
     at[i] = base;
     base += (pieces[i] + 255) / 256 * 256;
   }
@@ -94,48 +97,121 @@ Status Qwen3CudaDecoder::reserve(int64_t N, int64_t S) {
   up_ = at[10];
   act_ = at[11];
   hn_ = at[12];
+  qkv_ = at[13];
   ++buffers_generation_;
   return Status::ok();
+}
+
+Status Qwen3CudaDecoder::timed(const char* op, Status s) {
+  if (!s.is_ok() || !timing_) return s;
+  return timer_.mark(op);
+}
+
+// The generic ops, one launch each: what every backend test and the training forward run.
+Status Qwen3CudaDecoder::launch_layer_generic(int64_t l, int64_t N, int64_t launch_items) {
+  const Qwen3Config& c = m_.config();
+  const LayerOffsets& o = m_.offsets().layers[l];
+  const DevDType t = m_.precision(), F32 = DevDType::kF32;
+  const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim, qd = c.heads * D,
+                kd = c.kv_heads * D;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  auto W = [&](int64_t off) { return m_.compute_weight(off); };
+  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
+                                             m_.master_weight(o.in_norm), N, H, c.rms_eps)));
+  NPR_TRY(timed("qkv", linear_forward_cuda(ctx_, t, t, q_, xn_, W(o.wq), N, H, qd, 0.0f)));
+  NPR_TRY(timed("qkv", linear_forward_cuda(ctx_, t, t, k_, xn_, W(o.wk), N, H, kd, 0.0f)));
+  NPR_TRY(timed("qkv", linear_forward_cuda(ctx_, t, t, v_, xn_, W(o.wv), N, H, kd, 0.0f)));
+  NPR_TRY(timed("qk_norm_rope_write",
+                rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, m_.master_weight(o.q_norm),
+                                     N * c.heads, D, c.rms_eps)));
+  NPR_TRY(timed("qk_norm_rope_write",
+                rmsnorm_forward_cuda(ctx_, t, t, k_, rstd_, k_, m_.master_weight(o.k_norm),
+                                     N * c.kv_heads, D, c.rms_eps)));
+  NPR_TRY(
+      timed("qk_norm_rope_write", rope_apply_cuda(ctx_, t, q_, cos_, sin_, N, c.heads, D, false)));
+  NPR_TRY(timed("qk_norm_rope_write",
+                rope_apply_cuda(ctx_, t, k_, cos_, sin_, N, c.kv_heads, D, false)));
+  NPR_TRY(timed("qk_norm_rope_write", pages_.write(l, k_, v_, slots_, N)));
+  const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
+  NPR_TRY(timed("attention", decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk,
+                                                   scale, launch_items, DecodeAttnKernel::kSimt)));
+  NPR_TRY(timed("o_proj", linear_forward_cuda(ctx_, t, F32, x_, attn_, W(o.wo), N, qd, H, 1.0f)));
+  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
+                                             m_.master_weight(o.post_norm), N, H, c.rms_eps)));
+  NPR_TRY(timed("gate_up_swiglu",
+                linear_forward_cuda(ctx_, t, t, gate_, xn_, W(o.w_gate), N, H, I, 0.0f)));
+  NPR_TRY(
+      timed("gate_up_swiglu", linear_forward_cuda(ctx_, t, t, up_, xn_, W(o.w_up), N, H, I, 0.0f)));
+  NPR_TRY(timed("gate_up_swiglu", swiglu_forward_cuda(ctx_, t, act_, gate_, up_, N * I)));
+  return timed("down", linear_forward_cuda(ctx_, t, F32, x_, act_, W(o.w_down), N, I, H, 1.0f));
+}
+
+// The decode-specialised kernels (fast_kernels): stacked projections, skinny linear layers for
+// bf16 steps of at most kSkinnyMaxRows rows, the fused q/k norm + RoPE + KV write, and the
+// tensor-core attend kernel where it applies.
+Status Qwen3CudaDecoder::launch_layer_fast(int64_t l, int64_t N, int64_t launch_items) {
+  const Qwen3Config& c = m_.config();
+  const LayerOffsets& o = m_.offsets().layers[l];
+  const DevDType t = m_.precision(), F32 = DevDType::kF32;
+  const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim, qd = c.heads * D,
+                kd = c.kv_heads * D;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  const bool skinny = t == DevDType::kBF16 && N <= kSkinnyMaxRows;
+  auto W = [&](int64_t off) { return m_.compute_weight(off); };
+  // y (N, out) of type yt = x (N, in) . W^T, or += when accumulating.
+  auto lin = [&](DevDType yt, void* y, const void* x, int64_t w, int64_t in, int64_t out,
+                 bool acc) {
+    return skinny ? skinny_linear_cuda(ctx_, yt, y, x, W(w), N, in, out, acc)
+                  : linear_forward_cuda(ctx_, t, yt, y, x, W(w), N, in, out, acc ? 1.0f : 0.0f);
+  };
+  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
+                                             m_.master_weight(o.in_norm), N, H, c.rms_eps)));
+  NPR_TRY(timed("qkv", lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
+  NPR_TRY(timed("qk_norm_rope_write",
+                qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_,
+                                        m_.master_weight(o.q_norm), m_.master_weight(o.k_norm),
+                                        cos_, sin_, slots_, N, c.heads, c.kv_heads, D, c.rms_eps)));
+  const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
+  NPR_TRY(timed("attention", decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk,
+                                                   scale, launch_items, DecodeAttnKernel::kAuto)));
+  NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
+  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
+                                             m_.master_weight(o.post_norm), N, H, c.rms_eps)));
+  if (skinny) {
+    NPR_TRY(
+        timed("gate_up_swiglu", skinny_swiglu_linear_cuda(ctx_, act_, xn_, W(o.w_gate), N, H, I)));
+  } else {
+    NPR_TRY(timed("gate_up_swiglu", lin(t, gate_, xn_, o.w_gate, H, I, false)));
+    NPR_TRY(timed("gate_up_swiglu", lin(t, up_, xn_, o.w_up, H, I, false)));
+    NPR_TRY(timed("gate_up_swiglu", swiglu_forward_cuda(ctx_, t, act_, gate_, up_, N * I)));
+  }
+  return timed("down", lin(F32, x_, act_, o.w_down, I, H, true));
 }
 
 Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
   const Qwen3Config& c = m_.config();
   const ModelOffsets& off = m_.offsets();
   const DevDType t = m_.precision(), F32 = DevDType::kF32;
-  const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim, qd = c.heads * D,
-                kd = c.kv_heads * D;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  auto W = [&](int64_t o) { return m_.compute_weight(o); };
-  NPR_TRY(embedding_forward_cuda(ctx_, t, x_, W(off.embed), ids_, N, H));
-  for (int64_t l = 0; l < c.layers; ++l) {
-    const LayerOffsets& o = off.layers[l];
-    NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, m_.master_weight(o.in_norm), N, H,
-                                 c.rms_eps));
-    NPR_TRY(linear_forward_cuda(ctx_, t, t, q_, xn_, W(o.wq), N, H, qd, 0.0f));
-    NPR_TRY(linear_forward_cuda(ctx_, t, t, k_, xn_, W(o.wk), N, H, kd, 0.0f));
-    NPR_TRY(linear_forward_cuda(ctx_, t, t, v_, xn_, W(o.wv), N, H, kd, 0.0f));
-    NPR_TRY(rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, m_.master_weight(o.q_norm), N * c.heads,
-                                 D, c.rms_eps));
-    NPR_TRY(rmsnorm_forward_cuda(ctx_, t, t, k_, rstd_, k_, m_.master_weight(o.k_norm),
-                                 N * c.kv_heads, D, c.rms_eps));
-    NPR_TRY(rope_apply_cuda(ctx_, t, q_, cos_, sin_, N, c.heads, D, false));
-    NPR_TRY(rope_apply_cuda(ctx_, t, k_, cos_, sin_, N, c.kv_heads, D, false));
-    NPR_TRY(pages_.write(l, k_, v_, slots_, N));
-    const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
-    NPR_TRY(decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale,
-                                  launch_items));
-    NPR_TRY(linear_forward_cuda(ctx_, t, F32, x_, attn_, W(o.wo), N, qd, H, 1.0f));
-    NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, m_.master_weight(o.post_norm), N, H,
-                                 c.rms_eps));
-    NPR_TRY(linear_forward_cuda(ctx_, t, t, gate_, xn_, W(o.w_gate), N, H, I, 0.0f));
-    NPR_TRY(linear_forward_cuda(ctx_, t, t, up_, xn_, W(o.w_up), N, H, I, 0.0f));
-    NPR_TRY(swiglu_forward_cuda(ctx_, t, act_, gate_, up_, N * I));
-    NPR_TRY(linear_forward_cuda(ctx_, t, F32, x_, act_, W(o.w_down), N, I, H, 1.0f));
-  }
-  NPR_TRY(gather_rows_cuda(ctx_, last_, x_, last_rows_, S, H));
-  NPR_TRY(rmsnorm_forward_cuda(ctx_, F32, t, hn_, rstd_, last_, m_.master_weight(off.final_norm), S,
-                               H, c.rms_eps));
-  return linear_forward_cuda(ctx_, t, F32, logits_, hn_, W(off.lm_head), S, H, c.vocab, 0.0f);
+  const int64_t H = c.hidden, I = c.intermediate, qd = c.heads * c.head_dim,
+                kd = c.kv_heads * c.head_dim;
+  if (fast_kernels)
+    for (const LayerOffsets& o : off.layers)
+      if (o.wk != o.wq + qd * H || o.wv != o.wk + kd * H || o.w_up != o.w_gate + I * H)
+        return Status::internal(
+            "decode (cuda): the parameter table no longer stacks q/k/v and gate/up");
+  if (timing_) NPR_TRY(timer_.begin(ctx_.stream()));
+  NPR_TRY(timed("embedding",
+                embedding_forward_cuda(ctx_, t, x_, m_.compute_weight(off.embed), ids_, N, H)));
+  for (int64_t l = 0; l < c.layers; ++l)
+    NPR_TRY(fast_kernels ? launch_layer_fast(l, N, launch_items)
+                         : launch_layer_generic(l, N, launch_items));
+  NPR_TRY(timed("head", gather_rows_cuda(ctx_, last_, x_, last_rows_, S, H)));
+  NPR_TRY(timed("head", rmsnorm_forward_cuda(ctx_, F32, t, hn_, rstd_, last_,
+                                             m_.master_weight(off.final_norm), S, H, c.rms_eps)));
+  const void* head = m_.compute_weight(off.lm_head);
+  if (fast_kernels && t == DevDType::kBF16 && S <= kSkinnyMaxRows)
+    return timed("head", skinny_linear_cuda(ctx_, F32, logits_, hn_, head, S, H, c.vocab, false));
+  return timed("head", linear_forward_cuda(ctx_, t, F32, logits_, hn_, head, S, H, c.vocab, 0.0f));
 }
 
 Status Qwen3CudaDecoder::run_graph(int64_t bucket) {
@@ -215,7 +291,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   }
   ids.assign(b.ids, b.ids + N);
   pos.assign(b.positions, b.positions + N);
-  const bool graph = use_graphs && one_each && S <= kMaxBucket;
+  const bool graph = use_graphs && !profile && one_each && S <= kMaxBucket;
   const int64_t Sp = graph ? bucket_of(S) : S, Np = graph ? Sp : N;
   for (int64_t s = S; s < Sp; ++s) {  // padding rows: the pad block only
     q_indices.push_back(pages_.pad_block());
@@ -254,7 +330,14 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
     NPR_TRY(run_graph(Sp));
   } else {
     ++stats_.eager_steps;
-    NPR_TRY(launch(Np, Sp, 0));
+    timing_ = profile;
+    const Status ran = launch(Np, Sp, 0);
+    timing_ = false;
+    NPR_TRY(ran);
+    if (profile) {
+      NPR_TRY(timer_.collect(&stats_.op_ms));
+      ++stats_.profiled_steps;
+    }
   }
   if (logits_host)
     return ctx_.download(logits_host, logits_, 4 * S * c.vocab, "qwen3 decode (cuda): logits");

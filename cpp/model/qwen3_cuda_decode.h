@@ -14,6 +14,13 @@
 // capacity uploaded before the replay; a bucket's graph is captured on its second step (the
 // first sizes every buffer eagerly) and recaptured when a buffer had to grow. If capture fails,
 // the step runs eagerly and stats().graph_error says why. Prefill chunks always run eagerly.
+//
+// fast_kernels picks the decode-specialised kernels: the q|k|v and gate|up projections as one
+// launch each over the stacked weights (skinny_linear_cuda.h for bf16 steps of at most 8 rows,
+// the GEMM otherwise), the fused q/k norm + RoPE + KV write (qk_norm_rope_cuda.h) and the
+// tensor-core attend kernel where it applies: 9 launches a layer instead of 17. Off (the
+// default) runs the generic ops one by one. `profile` times every op of eager steps (graphs
+// are off while it is on) into stats().op_ms.
 // Not here: the fused parallel-attention prefill, speculative decoding, multi-GPU.
 #pragma once
 
@@ -22,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cuda_op_timer.h"
 #include "core/status.h"
 #include "kernels/decode_attention_cuda.h"
 #include "kvcache/kv_pages_cuda.h"
@@ -44,16 +52,22 @@ class Qwen3CudaDecoder {
   const float* device_logits() const { return logits_; }
 
   bool use_graphs = true;
+  bool fast_kernels = false;
+  bool profile = false;
   DecodeWorkOptions work_options;
   struct Stats {
-    int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0;
-    std::string graph_error;  // why graphs were turned off, if they were
+    int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
+    std::string graph_error;              // why graphs were turned off, if they were
+    std::map<std::string, double> op_ms;  // profiled steps: device milliseconds per op kind
   };
   const Stats& stats() const { return stats_; }
 
  private:
   Status reserve(int64_t tokens, int64_t sequences);
   Status launch(int64_t tokens, int64_t sequences, int64_t launch_items);
+  Status launch_layer_generic(int64_t layer, int64_t tokens, int64_t launch_items);
+  Status launch_layer_fast(int64_t layer, int64_t tokens, int64_t launch_items);
+  Status timed(const char* op, Status s);  // s, and the op's end marked when profiling
   Status run_graph(int64_t bucket);
   void drop_graphs();
 
@@ -70,6 +84,9 @@ class Qwen3CudaDecoder {
   float *x_ = nullptr, *rstd_ = nullptr, *last_ = nullptr, *logits_ = nullptr;
   void *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
   void *gate_ = nullptr, *up_ = nullptr, *act_ = nullptr, *hn_ = nullptr;
+  void* qkv_ = nullptr;  // (tokens, heads + 2 kv_heads, head_dim): the stacked projection
+  CudaOpTimer timer_;
+  bool timing_ = false;  // this step's ops are being timed
   struct Graph {
     void* exec = nullptr;  // cudaGraphExec_t
     int64_t plan_generation = -1, buffers_generation = -1;

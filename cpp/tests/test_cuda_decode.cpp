@@ -64,13 +64,16 @@ struct Diffs {
 };
 
 // Prefix of P tokens, three branches of lens tokens each; decode vs forward.
-Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
+// fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
+// attend kernel).
+Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false,
+                   int64_t head_dim = 16) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = 41;
   cfg.hidden = 32;
   cfg.intermediate = 48;
-  cfg.head_dim = 16;
+  cfg.head_dim = head_dim;
   auto cpu = random_model(rng, cfg, 0.4f);
   CudaContext& ctx0 = cuda_test_context();
   (void)ctx0;
@@ -98,6 +101,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
   if (!pages) return d;
   Qwen3CudaDecoder dec(*gpu, *pages);
   dec.use_graphs = graphs;
+  dec.fast_kernels = fast;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t r = kv.open_request(1000);
   int32_t root;
@@ -151,9 +155,10 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs) {
   }
   const auto& st = dec.stats();
   std::printf(
-      "    %s %s graphs %s: max |decode - forward| %.3g, mean %.3g over %lld; max |logits "
-      "- cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
-      dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off", d.max,
+      "    %s %s graphs %s%s D %lld: max |decode - forward| %.3g, mean %.3g over %lld; max "
+      "|logits - cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
+      dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off",
+      fast ? " fast kernels" : "", static_cast<long long>(head_dim), d.max,
       d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
       static_cast<long long>(st.eager_steps), static_cast<long long>(st.graph_captures),
       static_cast<long long>(st.graph_replays),
@@ -174,6 +179,67 @@ TEST(cuda_decode_of_forked_branches_matches_the_training_forward) {
       const Diffs b = fork_rollout(DevDType::kBF16, cascade, graphs);
       CHECK_MSG(b.max < 0.1, "bf16: decode vs forward " + std::to_string(b.max));
     }
+}
+
+TEST(cuda_decode_fast_kernels_match_the_training_forward) {
+  for (bool cascade : {false, true})
+    for (bool graphs : {false, true}) {
+      const Diffs f = fork_rollout(DevDType::kF32, cascade, graphs, true);
+      CHECK_MSG(f.max < 1e-4, "fp32 fast: decode vs forward " + std::to_string(f.max));
+      CHECK_MSG(f.logits_vs_cpu < 1e-4,
+                "fp32 fast: logits vs the CPU decode step " + std::to_string(f.logits_vs_cpu));
+      for (int64_t D : {16, 64}) {
+        const Diffs b = fork_rollout(DevDType::kBF16, cascade, graphs, true, D);
+        CHECK_MSG(b.max < 0.1, "bf16 fast D " + std::to_string(D) + ": decode vs forward " +
+                                   std::to_string(b.max));
+      }
+    }
+}
+
+TEST(cuda_decode_profile_times_every_op_kind) {
+  Rng rng(3);
+  Qwen3Config cfg = tiny_config(true);
+  auto cpu = random_model(rng, cfg, 0.4f);
+  (void)cuda_test_context();
+  for (bool fast : {false, true}) {
+    std::unique_ptr<Qwen3CudaModel> gpu;
+    CHECK_OK(Qwen3CudaModel::create(cfg, DevDType::kBF16, &gpu));
+    if (!gpu) return;
+    for (const ParamInfo& p : cpu->params()) CHECK_OK(gpu->set_param(p, cpu->weights() + p.offset));
+    const int32_t B = 4, P = 9;
+    std::unique_ptr<KvPagesCuda> pages;
+    CHECK_OK(KvPagesCuda::create(gpu->context(), DevDType::kBF16, cfg.layers, 8, B, cfg.kv_heads,
+                                 cfg.head_dim, &pages));
+    if (!pages) return;
+    Qwen3CudaDecoder dec(*gpu, *pages);
+    dec.fast_kernels = fast;
+    dec.profile = true;
+    KvCache kv(8, B);
+    const int32_t r = kv.open_request(100);
+    int32_t seq;
+    KvAnswer a;
+    CHECK_OK(kv.create_sequence(r, &seq));
+    std::vector<int32_t> ids(P), pos(P);
+    for (int32_t i = 0; i < P; ++i) ids[i] = i % 7, pos[i] = i;
+    for (int step = 0; step < 3; ++step) {  // a prefill chunk, then two one-token steps
+      const int32_t n = step == 0 ? P - 2 : 1;
+      CHECK_OK(kv.append(seq, n, step > 0, &a));
+      Tables tb = tables_of(kv, {seq});
+      const int32_t off = step == 0 ? 0 : P - 3 + step;
+      const int32_t cu_new[2] = {0, n};
+      const Qwen3DecodeBatch batch{1, cu_new, ids.data() + off, pos.data() + off, tb.view()};
+      CHECK_OK(dec.step(batch, true, nullptr));
+    }
+    const auto& st = dec.stats();
+    CHECK(st.profiled_steps == 3 && st.graph_replays == 0);
+    for (const char* op : {"embedding", "norm", "qkv", "qk_norm_rope_write", "attention", "o_proj",
+                           "gate_up_swiglu", "down", "head"}) {
+      const auto it = st.op_ms.find(op);
+      CHECK_MSG(it != st.op_ms.end() && it->second > 0.0,
+                std::string(fast ? "fast" : "generic") + ": no time for op " + op);
+    }
+    CHECK(st.op_ms.size() == 9);
+  }
 }
 
 TEST(cuda_sampler_draws_the_cpu_tokens) {
