@@ -5,7 +5,13 @@
  *   - batch-1 decode tokens/s after a 1k-token prefill, CUDA graphs on and off, against the
  *     bandwidth bound: (weight bytes + KV bytes read per token) / the device-to-device copy
  *     bandwidth this run measures (bytes read + written per second);
- *   - step time for 1, 2, 4, 8 branches forked off the same 1k prefix, cascade on and off.
+ *   - step time for 1, 2, 4, 8 branches forked off the same 1k prefix, cascade on and off;
+ *   - the same with the decoder's decode-specialised kernels (`fastKernels`: stacked
+ *     projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
+ *     attention) for 1 and 8 branches, keys suffixed `_fast`;
+ *   - where each step's device time goes: every op timed by CUDA events over eager steps
+ *     (`profile`), batch 1 on both paths and 8 branches on the fast one (`op_ms_b1_<op>`,
+ *     `op_ms_b1_fast_<op>`, `op_ms_8_fast_<op>`: ms a step, and their `_total`).
  * Each figure is the median of the timed steps; a step is `await kv.decode(...)` from JS with
  * the (S, vocab) logits copied back, as the engine sees it. Peer in the same run: Hugging Face
  * transformers' generate on the same shape (bench/peers/decode_cuda.py, eager and with the
@@ -38,9 +44,17 @@ function makeModel(): NativeQwen3 {
   return seedNativeModel(m, 99);
 }
 
+interface Run {
+  graphs: boolean;
+  fast: boolean;
+  profile?: boolean;
+}
+
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
-async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, graphs: boolean): Promise<{ t: number; kv: NativeKv }> {
-  const kv = new addon.NativeKv(model, { numBlocks: Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8, graphs });
+async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, run: Run): Promise<{ t: number; kv: NativeKv }> {
+  const { graphs, fast, profile } = run;
+  const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
+  const kv = new addon.NativeKv(model, { numBlocks, graphs, fastKernels: fast, profile: profile ?? false });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
   kv.append(root, PREFIX, false);
@@ -50,11 +64,33 @@ async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, 
   const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
   const logits = new Float32Array(seqs.length * SHAPE.vocab);
   const times: number[] = [];
+  const before = kv.deviceStats(); // the prefill's profile is not the steps'
+  for (const [op, ms] of Object.entries(before.opMs)) opBase.set(op, ms);
+  opBaseSteps = before.profiledSteps;
   for (let step = 0; step < STEPS + 3; step++) {
     const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, logits);
     if (step >= 3) times.push(t); // 3 warm-up steps (graph capture)
   }
   return { t: median(times), kv };
+}
+const opBase = new Map<string, number>();
+let opBaseSteps = 0;
+
+/** Device ms a step per op kind over the timed steps of a profiled run (rounded). */
+async function opProfile(model: NativeQwen3, branches: number, fast: boolean): Promise<Record<string, number>> {
+  opBase.clear();
+  const { kv } = await stepTime(model, branches, true, { graphs: false, fast, profile: true });
+  const st = kv.deviceStats();
+  const steps = st.profiledSteps - opBaseSteps;
+  const out: Record<string, number> = {};
+  let total = 0;
+  for (const [op, ms] of Object.entries(st.opMs)) {
+    const perStep = (ms - (opBase.get(op) ?? 0)) / Math.max(1, steps);
+    out[op] = round(perStep, 4) as number;
+    total += perStep;
+  }
+  out.total = round(total, 4) as number;
+  return out;
 }
 
 /** The first python3 whose torch sees a CUDA device and has transformers, or the reason. */
@@ -74,20 +110,43 @@ const rows: Array<Record<string, string | number | null>> = [];
 const times: Record<string, number> = {};
 let stats = { eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '' };
 let copyGbps = 0;
-for (const branches of [1, 2, 4, 8]) {
-  for (const cascade of [true, false]) {
-    const { t, kv } = await stepTime(model, branches, cascade, true);
-    if (branches === 1 && cascade) {
-      stats = kv.deviceStats();
-      copyGbps = Math.max(kv.deviceCopyBandwidth(1024), kv.deviceCopyBandwidth(1024));
+for (const fast of [false, true]) {
+  for (const branches of fast ? [1, 8] : [1, 2, 4, 8]) {
+    for (const cascade of [true, false]) {
+      const { t, kv } = await stepTime(model, branches, cascade, { graphs: true, fast });
+      if (branches === 1 && cascade && !fast) {
+        stats = kv.deviceStats();
+        copyGbps = Math.max(kv.deviceCopyBandwidth(1024), kv.deviceCopyBandwidth(1024));
+      }
+      times[`${branches}_${cascade}${fast ? '_fast' : ''}`] = t;
+      const kernels = fast ? 'fast' : 'generic';
+      rows.push({
+        kernels,
+        branches,
+        cascade: String(cascade),
+        graphs: 'true',
+        step_ms: round(t * 1000, 3),
+        tok_per_s: round(branches / t, 1),
+      });
     }
-    times[`${branches}_${cascade}`] = t;
-    rows.push({ branches, cascade: String(cascade), graphs: 'true', step_ms: round(t * 1000, 3), tok_per_s: round(branches / t, 1) });
   }
 }
-const eager = (await stepTime(model, 1, true, false)).t;
-rows.push({ branches: 1, cascade: 'true', graphs: 'false', step_ms: round(eager * 1000, 3), tok_per_s: round(1 / eager, 1) });
+const eager = (await stepTime(model, 1, true, { graphs: false, fast: false })).t;
+rows.push({
+  kernels: 'generic',
+  branches: 1,
+  cascade: 'true',
+  graphs: 'false',
+  step_ms: round(eager * 1000, 3),
+  tok_per_s: round(1 / eager, 1),
+});
+const profiles = {
+  op_ms_b1: await opProfile(model, 1, false),
+  op_ms_b1_fast: await opProfile(model, 1, true),
+  op_ms_8_fast: await opProfile(model, 8, true),
+};
 const one = times['1_true'] as number;
+const oneFast = times['1_true_fast'] as number;
 const params = model.paramCount;
 const kvBytesPerToken = SHAPE.layers * 2 * SHAPE.kvHeads * SHAPE.headDim * 2;
 const bytes = params * 2 + kvBytesPerToken * (PREFIX + STEPS / 2);
@@ -105,6 +164,9 @@ if (py) {
   else console.log(`note: transformers peer failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-1500)}`);
 } else console.log(`note: transformers peer not run: ${note}`);
 printTable(rows);
+console.log('\ndevice ms a step per op (eager steps, CUDA events between ops):');
+const opNames = [...new Set(Object.values(profiles).flatMap((p) => Object.keys(p)))];
+printTable(opNames.map((op) => ({ op, ...Object.fromEntries(Object.entries(profiles).map(([k, p]) => [k, p[op] ?? null])) })));
 console.log(
   `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}; copy bandwidth ${copyGbps.toFixed(0)} GB/s measured in this run; ` +
     `graphs: ${stats.graphCaptures} captures, ${stats.graphReplays} replays${stats.graphError ? `, error: ${stats.graphError}` : ''}`,
@@ -123,9 +185,15 @@ printJson('decode-cuda', {
   ratio_8_vs_1: round((times['8_true'] as number) / one),
   ratio_8_vs_1_nocascade: round((times['8_false'] as number) / (times['1_false'] as number)),
   step_ms_8_cascade: round((times['8_true'] as number) * 1000, 3),
+  tok_s_b1_fast: round(1 / oneFast, 1),
+  fraction_of_hbm_bound_b1_fast: bound === null ? null : round(bound / oneFast),
+  ratio_8_vs_1_fast: round((times['8_true_fast'] as number) / oneFast),
+  ratio_8_vs_1_nocascade_fast: round((times['8_false_fast'] as number) / (times['1_false_fast'] as number)),
+  speedup_fast_vs_generic_b1: round(one / oneFast),
   hf_tok_s_b1_eager: hf?.eager_tok_s ?? null,
   hf_tok_s_b1_static: hf?.static_tok_s ?? null,
   ratio_vs_hf_b1: round(hf ? 1 / one / (best(hf.eager_tok_s, hf.static_tok_s) ?? Number.NaN) : null),
   graph_replays: stats.graphReplays,
   graph_error: stats.graphError || null,
+  ...Object.fromEntries(Object.entries(profiles).flatMap(([k, p]) => Object.entries(p).map(([op, ms]) => [`${k}_${op}`, ms]))),
 });

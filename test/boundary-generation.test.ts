@@ -34,6 +34,13 @@ describe('NativeKv boundary', () => {
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 0 }), /options\.numBlocks must be in/);
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: Number.NaN }), /options\.numBlocks must be an integer/);
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, blockTokens: -1 }), /options\.blockTokens/);
+    for (const key of ['graphs', 'fastKernels', 'profile'])
+      named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));
+  });
+
+  it('reports empty device stats on the CPU', () => {
+    const kv = new addon.NativeKv(tinyNative(), { numBlocks: 4, fastKernels: true, profile: true });
+    expect(kv.deviceStats()).toEqual({ eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '', profiledSteps: 0, opMs: {} });
   });
 
   it('answers refusals and names bad sequences', () => {

@@ -2,16 +2,18 @@
 // bookkeeping is the host's KvCache whatever the backend; the pages live where the model does
 // (CPU memory, or device memory for a CUDA model, in its precision) and so does the step.
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
-//                         graphs? = true })
+//                         graphs? = true, fastKernels? = false, profile? = false })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
-//   graphs: replay one-token decode steps as CUDA graphs)
+//   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
+//   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
 //   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
 //   Int32Array, cascade? }, logits: Float32Array) -> Promise
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
-//   graphError } (CUDA; zeros on the CPU), deviceCopyBandwidth(megabytes) -> GB/s (CUDA; 0 CPU)
+//   graphError, profiledSteps, opMs } (CUDA; zeros on the CPU), deviceCopyBandwidth(megabytes)
+//   -> GB/s (CUDA; 0 CPU)
 // decode: the KV cache must already cover each sequence's new tokens (append them first); the
 // logits (seqs.length, vocab) of the token after each sequence's last new token are written.
 // Shares the model's busy flag: no forward/backward/decode may overlap on one model.
@@ -101,6 +103,10 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
                                  ": options.numBlocks is required (or, for a CUDA model, "
                                  "budgetBytes or memoryFraction)");
     }
+    // Read (and type-checked) on every backend; only a CUDA decoder uses them.
+    const bool graphs = bool_field(o, fn, "graphs", true);
+    const bool fast_kernels = bool_field(o, fn, "fastKernels", false);
+    const bool profile = bool_field(o, fn, "profile", false);
     Status st;
     if (model_.cuda) {
 #if defined(NPR_WITH_CUDA)
@@ -108,7 +114,9 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
                                bt, c.kv_heads, c.head_dim, &dev_pages_);
       if (st.is_ok()) {
         decoder_ = std::make_unique<Qwen3CudaDecoder>(*model_.cuda, *dev_pages_);
-        decoder_->use_graphs = bool_field(o, fn, "graphs", true);
+        decoder_->use_graphs = graphs;
+        decoder_->fast_kernels = fast_kernels;
+        decoder_->profile = profile;
       }
 #endif
     } else {
@@ -234,20 +242,26 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
   }
   Napi::Value DeviceStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    double eager = 0, captures = 0, replays = 0;
+    double eager = 0, captures = 0, replays = 0, profiled = 0;
     std::string error;
+    Napi::Object op_ms = Napi::Object::New(info.Env());
 #if defined(NPR_WITH_CUDA)
     if (decoder_) {
-      eager = static_cast<double>(decoder_->stats().eager_steps);
-      captures = static_cast<double>(decoder_->stats().graph_captures);
-      replays = static_cast<double>(decoder_->stats().graph_replays);
-      error = decoder_->stats().graph_error;
+      const Qwen3CudaDecoder::Stats& st = decoder_->stats();
+      eager = static_cast<double>(st.eager_steps);
+      captures = static_cast<double>(st.graph_captures);
+      replays = static_cast<double>(st.graph_replays);
+      profiled = static_cast<double>(st.profiled_steps);
+      error = st.graph_error;
+      for (const auto& [op, ms] : st.op_ms) op_ms.Set(op, ms);
     }
 #endif
     o.Set("eagerSteps", eager);
     o.Set("graphCaptures", captures);
     o.Set("graphReplays", replays);
     o.Set("graphError", error);
+    o.Set("profiledSteps", profiled);
+    o.Set("opMs", op_ms);
     return o;
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);

@@ -240,12 +240,19 @@ export interface NativeKvDeviceStats {
   graphReplays: number;
   /** Why graph replay was turned off ('' when it was not). */
   graphError: string;
+  /** Steps timed op by op (options.profile). */
+  profiledSteps: number;
+  /** Device milliseconds per op kind summed over the profiled steps. */
+  opMs: Record<string, number>;
 }
 
 /**
  * Options of `new NativeKv`: the pool size as numBlocks, or (CUDA models) as budgetBytes or a
  * memoryFraction of the device memory free now. graphs (CUDA, default true): replay one-token
- * decode steps as CUDA graphs.
+ * decode steps as CUDA graphs. fastKernels (CUDA, default false): the decode-specialised kernels
+ * (stacked projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
+ * attention). profile (CUDA, default false): time every op of each step (graphs off) into
+ * deviceStats().opMs.
  */
 export interface NativeKvOptions {
   numBlocks?: number;
@@ -254,6 +261,8 @@ export interface NativeKvOptions {
   /** Tokens per block (default 16). */
   blockTokens?: number;
   graphs?: boolean;
+  fastKernels?: boolean;
+  profile?: boolean;
 }
 
 /** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */
