@@ -9,21 +9,29 @@
  * trunk is scripted to write the parallel rollout's response token for token, so both modes
  * generate exactly the same tokens and the speedup is a ratio of wall times. One request at a
  * time (batch 1, the latency view); each figure is the median of several runs.
+ *
+ * `--backend cuda`: the same scripts on the Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8
+ * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
+ * the generic decode kernels and once with the decode-specialised ones (`_fast` keys).
  */
+
+import { native } from '../ts/bindings/loader.js';
+import type { NativeKvOptions, NativeQwen3 } from '../ts/bindings/native.js';
 import { CharCodec, Engine, type Rollout, ScriptedChooser } from '../ts/engine/index.js';
 import { Qwen3Config } from '../ts/model/config.js';
 import { Model } from '../ts/model/model.js';
-import { argFlag, printJson, printTable, round } from './_report.js';
+import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { seedNativeModel } from './_weights.js';
 
 const quick = argFlag('quick');
-const VOCAB = 512;
+const cuda = argValue('backend') === 'cuda';
 const BLOCKS = [4, 3];
 const RUNS = quick ? 1 : 3;
 const PROMPTS = ['q: 12+30=?', 'q: is 91 prime?'];
 
 const codec = new CharCodec();
 const config = Qwen3Config.create({
-  vocabSize: VOCAB,
+  vocabSize: 512,
   hiddenSize: 384,
   intermediateSize: 1024,
   numHiddenLayers: 6,
@@ -38,7 +46,23 @@ const config = Qwen3Config.create({
   bosTokenId: undefined,
   eosTokenId: undefined,
 });
-const model = Model.create(config, { seed: 7 });
+
+/** The model's native handle and vocabulary: the small f32 model on the CPU, 0.6B bf16 on CUDA. */
+function makeModel(): { handle: NativeQwen3; vocab: number; name: string } {
+  if (!cuda)
+    return { handle: Model.create(config, { seed: 7 }).nativeHandle, vocab: config.vocabSize, name: 'scripted-random-qwen3-h384-l6' };
+  const addon = native();
+  if (addon.backends().cuda.devices === 0) {
+    console.log(`no CUDA device: ${addon.backends().cuda.reason ?? 'unknown'}`);
+    printJson('engine', { skipped: true });
+    process.exit(argFlag('require-cuda') ? 1 : 0);
+  }
+  const shape = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
+  const m = new addon.NativeQwen3({ ...shape, ropeTheta: 1e6, tied: true }, { backend: 'cuda', precision: 'bf16' });
+  return { handle: seedNativeModel(m, 7), vocab: shape.vocab, name: 'scripted-random-qwen3-0p6b-bf16-cuda' };
+}
+const model = makeModel();
+const VOCAB = model.vocab;
 
 /** Deterministic step text of `n` characters (one token each). */
 function words(seed: number, n: number): string {
@@ -69,15 +93,19 @@ function parallelScript(p: number): Record<string, number[]> {
   return out;
 }
 
+type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels'>;
+
 async function timeMode(
   mode: 'ar' | 'parallel',
   scripts: Record<string, number[]>[],
+  kvOptions: KvOptions,
 ): Promise<{ ms: number; tokens: number; rollouts: Rollout[]; steps: number[]; decodeMs: number; forkPhaseMs: number }> {
   const engine = new Engine({
-    model: model.nativeHandle,
+    model: model.handle,
     vocab: VOCAB,
     codec,
     kvBlocks: 1024,
+    kvOptions,
     chooser: () => new ScriptedChooser((r) => scripts[r] ?? {}, CharCodec.EOS),
   });
   const steps: number[] = [];
@@ -114,60 +142,71 @@ async function timeMode(
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const parScripts = PROMPTS.map((_, p) => parallelScript(p));
-await timeMode('parallel', parScripts); // warm-up
-const par = await timeMode('parallel', parScripts);
-for (const r of par.rollouts)
-  if (r.finishReason !== 'stop' || !r.parallel)
-    throw new Error(`parallel rollout ${r.index} finished '${r.finishReason}' without the expected forks`);
-// AR: the trunk writes the parallel response itself, token for token.
-const arScripts = par.rollouts.map((r) => ({ '': Array.from(r.tokens.subarray(r.promptLength)) }));
-const parMs: number[] = [par.ms];
-const arMs: number[] = [];
-let ar = await timeMode('ar', arScripts);
-arMs.push(ar.ms);
-for (let i = 1; i < RUNS; i++) {
-  parMs.push((await timeMode('parallel', parScripts)).ms);
-  ar = await timeMode('ar', arScripts);
-  arMs.push(ar.ms);
-}
-ar.rollouts.forEach((r, i) => {
-  const same = r.tokens.length === par.rollouts[i]?.tokens.length && r.tokens.every((t, j) => t === par.rollouts[i]?.tokens[j]);
-  if (!same) throw new Error(`AR rollout ${i} does not reproduce the parallel response`);
-});
 
-const forks = par.rollouts.flatMap((r) => r.blocks.filter((b) => b.parallel));
-const branchesPerFork = forks.reduce((a, b) => a + (b.parallel ? b.labels.length : 0), 0) / forks.length;
-const stepLens = forks.flatMap((b) => (b.parallel ? b.steps.map(([s, e]) => e - s) : []));
-const tokens = par.tokens;
-const tpsAr = tokens / (median(arMs) / 1000);
-const tpsPar = tokens / (median(parMs) / 1000);
-const speedup = tpsPar / tpsAr;
-// Inside the blocks only (decode time while a fork is open vs the same step tokens decoded one
-// at a time in AR): how well the engine turns branches into speed, apart from the schema's
-// sequential share (plans, takeaways).
-const stepTokens = stepLens.reduce((a, b) => a + b, 0);
-const forkPhaseSpeedup = ((ar.decodeMs / tokens) * stepTokens) / par.forkPhaseMs;
-const meanBatch = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-printTable([
-  {
-    mode: 'ar',
-    tokens,
-    decode_calls: ar.steps.length,
-    mean_seqs_per_call: round(meanBatch(ar.steps), 2),
-    wall_ms: round(median(arMs), 1),
-    tok_per_s: round(tpsAr, 1),
-  },
-  {
-    mode: 'parallel',
-    tokens,
-    decode_calls: par.steps.length,
-    mean_seqs_per_call: round(meanBatch(par.steps), 2),
-    wall_ms: round(median(parMs), 1),
-    tok_per_s: round(tpsPar, 1),
-  },
-]);
+/** Parallel and AR runs with these KV options: the figures, and a table printed. */
+async function measure(kvOptions: KvOptions, label: string) {
+  await timeMode('parallel', parScripts, kvOptions); // warm-up
+  const par = await timeMode('parallel', parScripts, kvOptions);
+  for (const r of par.rollouts)
+    if (r.finishReason !== 'stop' || !r.parallel)
+      throw new Error(`parallel rollout ${r.index} finished '${r.finishReason}' without the expected forks`);
+  // AR: the trunk writes the parallel response itself, token for token.
+  const arScripts = par.rollouts.map((r) => ({ '': Array.from(r.tokens.subarray(r.promptLength)) }));
+  const parMs: number[] = [par.ms];
+  const arMs: number[] = [];
+  let ar = await timeMode('ar', arScripts, kvOptions);
+  arMs.push(ar.ms);
+  for (let i = 1; i < RUNS; i++) {
+    parMs.push((await timeMode('parallel', parScripts, kvOptions)).ms);
+    ar = await timeMode('ar', arScripts, kvOptions);
+    arMs.push(ar.ms);
+  }
+  ar.rollouts.forEach((r, i) => {
+    const same = r.tokens.length === par.rollouts[i]?.tokens.length && r.tokens.every((t, j) => t === par.rollouts[i]?.tokens[j]);
+    if (!same) throw new Error(`AR rollout ${i} does not reproduce the parallel response`);
+  });
+
+  const forks = par.rollouts.flatMap((r) => r.blocks.filter((b) => b.parallel));
+  const branchesPerFork = forks.reduce((a, b) => a + (b.parallel ? b.labels.length : 0), 0) / forks.length;
+  const stepLens = forks.flatMap((b) => (b.parallel ? b.steps.map(([s, e]) => e - s) : []));
+  const tokens = par.tokens;
+  const tpsAr = tokens / (median(arMs) / 1000);
+  const tpsPar = tokens / (median(parMs) / 1000);
+  const speedup = tpsPar / tpsAr;
+  // Inside the blocks only (decode time while a fork is open vs the same step tokens decoded one
+  // at a time in AR): how well the engine turns branches into speed, apart from the schema's
+  // sequential share (plans, takeaways).
+  const stepTokens = stepLens.reduce((a, b) => a + b, 0);
+  const forkPhaseSpeedup = ((ar.decodeMs / tokens) * stepTokens) / par.forkPhaseMs;
+  const meanBatch = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  printTable([
+    {
+      kernels: label,
+      mode: 'ar',
+      tokens,
+      decode_calls: ar.steps.length,
+      mean_seqs_per_call: round(meanBatch(ar.steps), 2),
+      wall_ms: round(median(arMs), 1),
+      tok_per_s: round(tpsAr, 1),
+    },
+    {
+      kernels: label,
+      mode: 'parallel',
+      tokens,
+      decode_calls: par.steps.length,
+      mean_seqs_per_call: round(meanBatch(par.steps), 2),
+      wall_ms: round(median(parMs), 1),
+      tok_per_s: round(tpsPar, 1),
+    },
+  ]);
+  return { tokens, arMs, parMs, tpsAr, tpsPar, speedup, branchesPerFork, forks, stepLens, ar, par, forkPhaseSpeedup };
+}
+
+const generic = await measure({}, cuda ? 'generic' : 'cpu');
+const fast = cuda ? await measure({ fastKernels: true }, 'fast') : null;
+const { tokens, arMs, parMs, tpsAr, tpsPar, speedup, branchesPerFork, forks, stepLens, ar, par, forkPhaseSpeedup } = generic;
 console.log(
-  `\nscripted choices on a random-weight Qwen3 (hidden 384, 6 layers, vocab ${VOCAB}, f32) through the real decode path; ` +
+  `\nscripted choices on a random-weight Qwen3 (${cuda ? 'Qwen3-0.6B shape, bf16, CUDA' : 'hidden 384, 6 layers, f32'}, vocab ${VOCAB}) through the real decode path; ` +
     `${PROMPTS.length} prompts one at a time, ${forks.length} forks, ${branchesPerFork.toFixed(2)} branches per fork, ` +
     `steps ${Math.min(...stepLens)}-${Math.max(...stepLens)} tokens; median of ${RUNS}. ` +
     `Target: speedup >= 0.8 x branches per fork = ${(0.8 * branchesPerFork).toFixed(2)}; ` +
@@ -175,7 +214,7 @@ console.log(
     `inside the forks alone the speedup is ${forkPhaseSpeedup.toFixed(2)} (decode time of the step tokens, AR vs parallel).`,
 );
 printJson('engine', {
-  model: 'scripted-random-qwen3-h384-l6',
+  model: model.name,
   tokens,
   wall_ms_ar: round(median(arMs), 1),
   wall_ms_parallel: round(median(parMs), 1),
@@ -188,4 +227,12 @@ printJson('engine', {
   decode_calls_parallel: par.steps.length,
   ideal_speedup_flat_step_cost: round(ar.steps.length / par.steps.length),
   speedup_inside_forks: round(forkPhaseSpeedup),
+  ...(fast
+    ? {
+        tps_ar_fast: round(fast.tpsAr, 1),
+        tps_parallel_fast: round(fast.tpsPar, 1),
+        speedup_parallel_vs_ar_fast: round(fast.speedup),
+        speedup_inside_forks_fast: round(fast.forkPhaseSpeedup),
+      }
+    : {}),
 });

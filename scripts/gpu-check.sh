@@ -6,7 +6,7 @@
 #
 #   scripts/gpu-check.sh [OUT_DIR]
 #   NPR_GPU_CHECK=tests|bench scripts/gpu-check.sh   only the tests, or only the benchmarks
-#   NPR_GPU_BENCHES="attention decode train-step"  which benchmarks (default: all three);
+#   NPR_GPU_BENCHES="attention decode engine train-step"  which benchmarks (default: all four);
 #   NPR_GPU_BENCH_ITERS=N, NPR_GPU_BENCH_QUICK=1 and NPR_GPU_MEMCHECK_S=S shorten a tight run
 #   (the build runs either way; it is incremental on a warm machine)
 #
@@ -63,12 +63,13 @@ fi
 # Benchmarks: each prints a table and, last, one JSON line (collected into the summary).
 # NPR_GPU_BENCHES picks some of them; NPR_GPU_BENCH_ITERS shortens the attention one.
 if [ "$phase" != tests ]; then
-  for b in ${NPR_GPU_BENCHES:-attention decode train-step}; do
+  for b in ${NPR_GPU_BENCHES:-attention decode engine train-step}; do
     case "$b" in
       attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
       decode) run_logged bench-decode 240 node dist/bench/decode.js --backend cuda ${NPR_GPU_BENCH_QUICK:+--quick} ;;
+      engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda ${NPR_GPU_BENCH_QUICK:+--quick} ;;
       train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
-      *) note "unknown benchmark '$b' (attention, decode, train-step)" ;;
+      *) note "unknown benchmark '$b' (attention, decode, engine, train-step)" ;;
     esac
   done
 fi

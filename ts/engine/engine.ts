@@ -13,7 +13,7 @@
 import { EventEmitter } from 'node:events';
 import type TypedEmitterModule from 'typed-emitter';
 import { native } from '../bindings/loader.js';
-import type { NativeKv, NativeQwen3 } from '../bindings/native.js';
+import type { NativeKv, NativeKvOptions, NativeQwen3 } from '../bindings/native.js';
 import type { Branch } from './branch.js';
 import { DEFAULT_FORK_RESERVE, type ForkReserve } from './budget.js';
 import { NativeChooser, type TokenChooser } from './chooser.js';
@@ -43,6 +43,8 @@ export interface EngineOptions {
   reserve?: ForkReserve;
   /** Shared-prefix attention for branches (default true). */
   cascade?: boolean;
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels). */
+  kvOptions?: Pick<NativeKvOptions, 'graphs' | 'fastKernels'>;
   /** Replace the native sampler (scripted tests and benchmarks); called once per generate call. */
   chooser?: (options: GenerateOptions) => TokenChooser;
 }
@@ -59,7 +61,7 @@ export class Engine extends (EventEmitter as new () => TypedEmitterModule.defaul
     this.options = options;
     this.vocab = options.vocab;
     const blockTokens = options.blockTokens ?? 16;
-    this.kv = new (native().NativeKv)(options.model, { numBlocks: options.kvBlocks ?? 4096, blockTokens });
+    this.kv = new (native().NativeKv)(options.model, { ...options.kvOptions, numBlocks: options.kvBlocks ?? 4096, blockTokens });
     const maxBranches = options.maxBranches ?? 8;
     if (!Number.isInteger(maxBranches) || maxBranches < 1) throw new RangeError(`maxBranches must be an integer >= 1 (got ${maxBranches})`);
     this.scheduler = new Scheduler(
