@@ -228,7 +228,10 @@ Status DeviceDecodePlan::upload(CudaContext& ctx, const DecodeWork& w, const Pag
                                 int64_t heads, int64_t head_dim) {
   const int64_t n_idx = t.indptr[t.sequences];
   NPR_TRY(reserve(ctx, w.n_items(), w.partials, w.queries, n_idx, heads, head_dim));
-  staging_.assign(static_cast<size_t>(int_bytes_ / 4), 0);
+  // Up to the last index in use (indices is the last array): a one-token step after a long
+  // prefill uses a small part of the capacity the prefill left.
+  const int64_t used_ints = (indices - header) + n_idx;
+  staging_.assign(static_cast<size_t>(used_ints), 0);
   auto put = [&](const int32_t* dst, const int32_t* src, size_t n) {
     std::copy(src, src + n, staging_.begin() + (dst - header));
   };
@@ -241,7 +244,7 @@ Status DeviceDecodePlan::upload(CudaContext& ctx, const DecodeWork& w, const Pag
   queries_ = w.queries;
   max_rows_ = w.max_rows;
   items_ = w.n_items();
-  return ctx.upload(header, staging_.data(), int_bytes_, "decode attention (cuda): plan");
+  return ctx.upload(header, staging_.data(), 4 * used_ints, "decode attention (cuda): plan");
 }
 
 bool decode_attention_mma_applies(DevDType t, int64_t head_dim, int64_t max_rows) {

@@ -78,7 +78,7 @@ class DeviceDecodePlan {
   std::vector<int32_t> staging_;
   int64_t cap_items_ = 0, cap_partials_ = 0, cap_queries_ = 0, cap_indices_ = 0;
   int64_t heads_ = 0, head_dim_ = 0, queries_ = 0, max_rows_ = 0, items_ = 0, generation_ = 0;
-  int64_t int_bytes_ = 0;  // bytes of the int32 part (uploaded each step)
+  int64_t int_bytes_ = 0;  // bytes of the int32 part (its part in use is uploaded each step)
 };
 
 // Which kernel folds the items: the SIMT kernel (any type, head dim and rows per item), or the

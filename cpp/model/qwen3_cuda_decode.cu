@@ -3,7 +3,6 @@
 // device over the weights of the Qwen3CudaModel in place, eagerly or as a replayed graph.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <string>
 
 #include "core/cuda_check.cuh"
@@ -314,18 +313,19 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   }
   NPR_TRY(plan_.upload(ctx_, work, qt, c.heads, D));
   NPR_TRY(reserve(Np, Sp));
-  RopeTable rope;
-  rope_table_build(&rope, pos.data(), Np, D, c.rope_theta);
-  const int64_t T = cap_tokens_, half = align64(T * (D / 2));
-  staging_.assign(static_cast<size_t>(align64(T) * 2 + align64(cap_seqs_) + 2 * half), 0);
+  rope_table_build(&rope_, pos.data(), Np, D, c.rope_theta);
+  // Only the rows in use go up: the buffers keep the capacity of the largest step so far (a
+  // 1k-token prefill leaves ~0.5 MB of rope table capacity that a one-token step does not fill).
+  const int64_t T = cap_tokens_, ints = 2 * align64(T) + Sp;
+  staging_.assign(static_cast<size_t>(ints), 0);
   std::copy(ids.begin(), ids.end(), staging_.begin());
   std::copy(slots.begin(), slots.end(), staging_.begin() + align64(T));
   std::copy(last_row.begin(), last_row.end(), staging_.begin() + 2 * align64(T));
-  const int64_t fo = 2 * align64(T) + align64(cap_seqs_);
-  std::memcpy(staging_.data() + fo, rope.cos.data(), 4 * rope.cos.size());
-  std::memcpy(staging_.data() + fo + half, rope.sin.data(), 4 * rope.sin.size());
-  NPR_TRY(ctx_.upload(ids_, staging_.data(), 4 * static_cast<int64_t>(staging_.size()),
-                      "qwen3 decode (cuda): step description"));
+  NPR_TRY(ctx_.upload(ids_, staging_.data(), 4 * ints, "qwen3 decode (cuda): step description"));
+  NPR_TRY(ctx_.upload(cos_, rope_.cos.data(), 4 * static_cast<int64_t>(rope_.cos.size()),
+                      "qwen3 decode (cuda): rope table"));
+  NPR_TRY(ctx_.upload(sin_, rope_.sin.data(), 4 * static_cast<int64_t>(rope_.sin.size()),
+                      "qwen3 decode (cuda): rope table"));
   if (graph) {
     NPR_TRY(run_graph(Sp));
   } else {

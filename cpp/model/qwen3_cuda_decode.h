@@ -32,6 +32,7 @@
 #include "core/cuda_op_timer.h"
 #include "core/status.h"
 #include "kernels/decode_attention_cuda.h"
+#include "kernels/rope.h"
 #include "kvcache/kv_pages_cuda.h"
 #include "model/qwen3_cuda_model.h"
 #include "model/qwen3_decode.h"
@@ -77,7 +78,8 @@ class Qwen3CudaDecoder {
   DeviceDecodePlan plan_;
   DeviceBuffer step_buf_, act_buf_;
   int64_t cap_tokens_ = 0, cap_seqs_ = 0, buffers_generation_ = 0;
-  std::vector<int32_t> staging_;  // the step's ids, slots, rows and rope tables (4-byte words)
+  std::vector<int32_t> staging_;  // the step's ids, slots and last rows
+  RopeTable rope_;                // the step's rope tables (kept: the uploads read them)
   // Device views into step_buf_ / act_buf_.
   int32_t *ids_ = nullptr, *slots_ = nullptr, *last_rows_ = nullptr;
   float *cos_ = nullptr, *sin_ = nullptr;
