@@ -20,6 +20,7 @@
 // Accumulation is in double, in token order: the result is deterministic.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "core/status.h"
@@ -53,6 +54,19 @@ struct PolicyLossMetrics {
   double ratio_mean = 0.0, ratio_min = 0.0, ratio_max = 0.0;
   double approx_kl = 0.0;  // mean of lp_old - lp (verl's ppo_kl)
 };
+
+// The counts and sums both implementations gather over the masked tokens, and the metrics
+// they make with the aggregated loss.
+struct PolicyLossTally {
+  int64_t tokens = 0, special_tokens = 0, clipped = 0, clipped_lower = 0, special_clipped = 0;
+  double ratio_sum = 0.0, kl_sum = 0.0;
+  double ratio_min = INFINITY, ratio_max = -INFINITY;
+};
+PolicyLossMetrics policy_loss_metrics(const PolicyLossTally& t, double loss);
+
+// The checks of the arguments both implementations share (cu_seqlens on the host).
+Status policy_loss_check(const int32_t* cu_seqlens, int64_t sequences, int64_t tokens,
+                         const PolicyLossParams& p);
 
 // lp, lp_old, adv, mask (T), special (T, may be null), cu_seqlens (S + 1) -> dlogprob (T), m.
 // mask is a 0/1 weight per token (float); adv is per token (a sequence's advantage repeated).
