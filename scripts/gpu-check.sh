@@ -5,8 +5,16 @@
 # writes each log and the benchmarks' JSON lines under OUT_DIR (default: $OUT, else gpu-check/).
 #
 #   scripts/gpu-check.sh [OUT_DIR]
-#   NPR_GPU_CHECK=tests|bench scripts/gpu-check.sh   only the tests, or only the benchmarks
-#   NPR_GPU_BENCHES="attention decode engine train-step"  which benchmarks (default: all four);
+#
+# Phases, in this order (most needed first): cpp-tests, vitest-cuda, bench:decode, bench:engine,
+# memcheck, bench:attention, bench:train-step. Knobs:
+#   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
+#   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
+#   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all four)
+#   NPR_GPU_DEADLINE_S=540   stop starting phases when fewer than 30 s are left of this many
+#                            seconds (counted from the start, build included), and cut a phase's
+#                            time limit to what is left: one device call (<= 600 s) then runs as
+#                            much as fits, most needed first, and says what it skipped
 #   NPR_GPU_BENCH_ITERS=N, NPR_GPU_BENCH_QUICK=1 and NPR_GPU_MEMCHECK_S=S shorten a tight run
 #   (the build runs either way; it is incremental on a warm machine)
 #
@@ -23,10 +31,19 @@ status=0
 summary="$out/summary.txt"
 : >"$summary"
 note() { echo "$*" | tee -a "$summary"; }
-phase="${NPR_GPU_CHECK:-all}"
+deadline="${NPR_GPU_DEADLINE_S:-0}"
 run_logged() {  # name, time limit in seconds, command...
   local name="$1" limit="$2"
   shift 2
+  if [ "$deadline" -gt 0 ]; then
+    local left=$((deadline - SECONDS - 10))
+    if [ "$left" -lt 30 ]; then
+      note "$name: skipped ($((deadline - SECONDS)) s left of NPR_GPU_DEADLINE_S=$deadline)"
+      [ "$name" = build ] && return 1  # nothing after it could run on a stale build
+      return 0
+    fi
+    [ "$left" -lt "$limit" ] && limit=$left
+  fi
   local t0=$SECONDS
   timeout -k 10 "$limit" "$@" >"$out/$name.log" 2>&1
   local rc=$?
@@ -44,35 +61,42 @@ run_logged build 420 env NPR_CUDA=on CUDAARCHS="${CUDAARCHS:-90}" node scripts/b
 }
 if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
 
-if [ "$phase" != bench ]; then
-  run_logged cpp-tests 240 build/tests/npr_tests || status=1
-  run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \
-    test/model.cuda.test.ts test/gemm.gpu.test.ts test/engine.cuda.test.ts || status=1
-  # The CUDA cases (names containing "cuda") under memcheck; leak checking covers device memory.
-  # API errors are not reported: the code turns them into Status values, and one test provokes
-  # an out-of-memory on purpose.
-  if command -v compute-sanitizer >/dev/null 2>&1; then
-    run_logged cpp-tests-memcheck "${NPR_GPU_MEMCHECK_S:-240}" compute-sanitizer --tool memcheck \
-      --leak-check full --report-api-errors no --error-exitcode 9 build/tests/npr_tests cuda ||
-      status=1
-  else
-    note "compute-sanitizer not found: memcheck run skipped"
-  fi
-fi
-
-# Benchmarks: each prints a table and, last, one JSON line (collected into the summary).
-# NPR_GPU_BENCHES picks some of them; NPR_GPU_BENCH_ITERS shortens the attention one.
-if [ "$phase" != tests ]; then
-  for b in ${NPR_GPU_BENCHES:-attention decode engine train-step}; do
-    case "$b" in
-      attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
-      decode) run_logged bench-decode 240 node dist/bench/decode.js --backend cuda ${NPR_GPU_BENCH_QUICK:+--quick} ;;
-      engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda ${NPR_GPU_BENCH_QUICK:+--quick} ;;
-      train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
-      *) note "unknown benchmark '$b' (attention, decode, engine, train-step)" ;;
-    esac
-  done
-fi
+benches="${NPR_GPU_BENCHES:-decode engine attention train-step}"
+bench_phase() { case " $benches " in *" $1 "*) echo "bench:$1" ;; esac; }
+default_phases="cpp-tests vitest-cuda $(bench_phase decode) $(bench_phase engine) memcheck \
+  $(bench_phase attention) $(bench_phase train-step)"
+case "${NPR_GPU_CHECK:-all}" in
+  tests) default_phases="cpp-tests vitest-cuda memcheck" ;;
+  bench) default_phases="$(for b in $benches; do echo "bench:$b"; done)" ;;
+esac
+quick="${NPR_GPU_BENCH_QUICK:+--quick}"
+for p in ${NPR_GPU_PHASES:-$default_phases}; do
+  case "$p" in
+    cpp-tests) run_logged cpp-tests 240 build/tests/npr_tests || status=1 ;;
+    vitest-cuda)
+      run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \
+        test/model.cuda.test.ts test/gemm.gpu.test.ts test/engine.cuda.test.ts || status=1
+      ;;
+    memcheck)
+      # The CUDA cases (names containing "cuda") under memcheck; leak checking covers device
+      # memory. API errors are not reported: the code turns them into Status values, and one test
+      # provokes an out-of-memory on purpose.
+      if command -v compute-sanitizer >/dev/null 2>&1; then
+        run_logged cpp-tests-memcheck "${NPR_GPU_MEMCHECK_S:-240}" compute-sanitizer --tool memcheck \
+          --leak-check full --report-api-errors no --error-exitcode 9 build/tests/npr_tests cuda ||
+          status=1
+      else
+        note "compute-sanitizer not found: memcheck run skipped"
+      fi
+      ;;
+    # Benchmarks: each prints a table and, last, one JSON line (collected into the summary).
+    bench:attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
+    bench:decode) run_logged bench-decode 240 node dist/bench/decode.js --backend cuda $quick ;;
+    bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
+    bench:train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
+    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, memcheck, bench:attention, bench:decode, bench:engine, bench:train-step)" ;;
+  esac
+done
 note "benchmark JSON:"
 for f in "$out"/bench-*.log; do
   [ -f "$f" ] && { tail -n 1 "$f" | grep '^{' | tee -a "$summary"; }
