@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "kernels/attn_softmax.cuh"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/mma_bf16.cuh"
 
@@ -38,12 +39,6 @@ struct Smem {
   static_assert(4 * (2 * 4 * kRows + 4 * kRows * D) <= 2 * 4 * kTileElems,
                 "the merge scratch must fit in the K/V buffers");
 };
-
-__device__ __forceinline__ float exp2_approx(float x) {  // exp2(-inf) = +0
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 
 // grid (launch items, kv_heads), kThreads threads, Smem<D>::kBytes dynamic shared memory.
 template <int D>
@@ -153,41 +148,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int e = 0; e < 2; ++e)
         if (key0 + n * 8 + 2 * c4 + e >= n_keys) s[n][e] = s[n][2 + e] = ninf;
 
-    float mx0 = m0, mx1 = m1;
-#pragma unroll
-    for (int n = 0; n < 2; ++n) {
-      mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-    }
-#pragma unroll
-    for (int x = 1; x <= 2; x <<= 1) {
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, x));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, x));
-    }
-    // No key of this warp seen yet: subtract 0 so that exp2(-inf) stays 0 instead of NaN.
-    const float b0 = mx0 == ninf ? 0.0f : mx0 * sl2, b1 = mx1 == ninf ? 0.0f : mx1 * sl2;
-    const float a0 = exp2_approx(m0 * sl2 - b0), a1 = exp2_approx(m1 * sl2 - b1);
-    m0 = mx0;
-    m1 = mx1;
-    float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-    for (int n = 0; n < 2; ++n) {
-      s[n][0] = exp2_approx(fmaf(s[n][0], sl2, -b0));
-      s[n][1] = exp2_approx(fmaf(s[n][1], sl2, -b0));
-      s[n][2] = exp2_approx(fmaf(s[n][2], sl2, -b1));
-      s[n][3] = exp2_approx(fmaf(s[n][3], sl2, -b1));
-      rs0 += s[n][0] + s[n][1];
-      rs1 += s[n][2] + s[n][3];
-    }
-    l0 = l0 * a0 + rs0;
-    l1 = l1 * a1 + rs1;
-#pragma unroll
-    for (int n = 0; n < ND; ++n) {
-      o[n][0] *= a0;
-      o[n][1] *= a0;
-      o[n][2] *= a1;
-      o[n][3] *= a1;
-    }
+    online_softmax_step(s, o, m0, m1, l0, l1, sl2);
 
     // O += P V over this warp's 16 keys: P (bf16) from the S fragments, V by ldmatrix.trans.
     {
@@ -248,7 +209,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
       const float mw = wm[w * kRows + r];
-      const float f = mw == ninf ? 0.0f : exp2_approx((mw - M) * sl2);
+      const float f = mw == ninf ? 0.0f : fast_exp2((mw - M) * sl2);
       L += wl[w * kRows + r] * f;
       acc += wo[(w * kRows + r) * D + d] * f;
     }

@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "core/cuda_dtype.cuh"
+#include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention.h"
 
@@ -72,12 +73,6 @@ __device__ __forceinline__ Item item_of(const FwdParams& p) {
   const int64_t n = it.seq_end - it.q_start;
   it.qn = static_cast<int>(n < kT ? n : kT);
   return it;
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {  // ex2.approx: exp2(-inf) = +0
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,42 +201,7 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma(Fwd
         }
     }
 
-    // Online softmax (scale > 0, so the max of the raw scores is the max of the scaled ones).
-    float mx0 = m0, mx1 = m1;
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-    }
-#pragma unroll
-    for (int x = 1; x <= 2; x <<= 1) {
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, x));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, x));
-    }
-    // Nothing visible yet in a row: subtract 0 so exp2(-inf) stays 0 instead of NaN.
-    const float b0 = mx0 == ninf ? 0.0f : mx0 * sl2, b1 = mx1 == ninf ? 0.0f : mx1 * sl2;
-    const float a0 = fast_exp2(m0 * sl2 - b0), a1 = fast_exp2(m1 * sl2 - b1);
-    m0 = mx0;
-    m1 = mx1;
-    float rs0 = 0.0f, rs1 = 0.0f;
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-      s[n][0] = fast_exp2(fmaf(s[n][0], sl2, -b0));
-      s[n][1] = fast_exp2(fmaf(s[n][1], sl2, -b0));
-      s[n][2] = fast_exp2(fmaf(s[n][2], sl2, -b1));
-      s[n][3] = fast_exp2(fmaf(s[n][3], sl2, -b1));
-      rs0 += s[n][0] + s[n][1];
-      rs1 += s[n][2] + s[n][3];
-    }
-    l0 = l0 * a0 + rs0;
-    l1 = l1 * a1 + rs1;
-#pragma unroll
-    for (int n = 0; n < ND; ++n) {
-      o[n][0] *= a0;
-      o[n][1] *= a0;
-      o[n][2] *= a1;
-      o[n][3] *= a1;
-    }
+    online_softmax_step(s, o, m0, m1, l0, l1, sl2);
 
     // O += P V: P (bf16) straight from the S fragments, V by ldmatrix.trans.
     {

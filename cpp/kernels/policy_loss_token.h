@@ -6,13 +6,8 @@
 
 #include <cmath>
 
+#include "core/host_device.h"
 #include "kernels/policy_loss.h"
-
-#if defined(__CUDACC__)
-#define NPR_HOST_DEVICE __host__ __device__
-#else
-#define NPR_HOST_DEVICE
-#endif
 
 namespace npr {
 

@@ -106,56 +106,17 @@ Status Qwen3CudaDecoder::timed(const char* op, Status s) {
   return timer_.mark(op);
 }
 
-// The generic ops, one launch each: what every backend test and the training forward run.
-Status Qwen3CudaDecoder::launch_layer_generic(int64_t l, int64_t N, int64_t launch_items) {
+// One layer. Generic: one launch per op (what the training forward runs). fast_kernels: stacked
+// projections, skinny linear layers for bf16 steps of at most kSkinnyMaxRows rows, the fused q/k
+// norm + RoPE + KV write, and the tensor-core attend kernel where it applies.
+Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items) {
   const Qwen3Config& c = m_.config();
   const LayerOffsets& o = m_.offsets().layers[l];
   const DevDType t = m_.precision(), F32 = DevDType::kF32;
   const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim, qd = c.heads * D,
                 kd = c.kv_heads * D;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  auto W = [&](int64_t off) { return m_.compute_weight(off); };
-  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
-                                             m_.master_weight(o.in_norm), N, H, c.rms_eps)));
-  NPR_TRY(timed("qkv", linear_forward_cuda(ctx_, t, t, q_, xn_, W(o.wq), N, H, qd, 0.0f)));
-  NPR_TRY(timed("qkv", linear_forward_cuda(ctx_, t, t, k_, xn_, W(o.wk), N, H, kd, 0.0f)));
-  NPR_TRY(timed("qkv", linear_forward_cuda(ctx_, t, t, v_, xn_, W(o.wv), N, H, kd, 0.0f)));
-  NPR_TRY(timed("qk_norm_rope_write",
-                rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, m_.master_weight(o.q_norm),
-                                     N * c.heads, D, c.rms_eps)));
-  NPR_TRY(timed("qk_norm_rope_write",
-                rmsnorm_forward_cuda(ctx_, t, t, k_, rstd_, k_, m_.master_weight(o.k_norm),
-                                     N * c.kv_heads, D, c.rms_eps)));
-  NPR_TRY(
-      timed("qk_norm_rope_write", rope_apply_cuda(ctx_, t, q_, cos_, sin_, N, c.heads, D, false)));
-  NPR_TRY(timed("qk_norm_rope_write",
-                rope_apply_cuda(ctx_, t, k_, cos_, sin_, N, c.kv_heads, D, false)));
-  NPR_TRY(timed("qk_norm_rope_write", pages_.write(l, k_, v_, slots_, N)));
-  const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
-  NPR_TRY(timed("attention", decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk,
-                                                   scale, launch_items, DecodeAttnKernel::kSimt)));
-  NPR_TRY(timed("o_proj", linear_forward_cuda(ctx_, t, F32, x_, attn_, W(o.wo), N, qd, H, 1.0f)));
-  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
-                                             m_.master_weight(o.post_norm), N, H, c.rms_eps)));
-  NPR_TRY(timed("gate_up_swiglu",
-                linear_forward_cuda(ctx_, t, t, gate_, xn_, W(o.w_gate), N, H, I, 0.0f)));
-  NPR_TRY(
-      timed("gate_up_swiglu", linear_forward_cuda(ctx_, t, t, up_, xn_, W(o.w_up), N, H, I, 0.0f)));
-  NPR_TRY(timed("gate_up_swiglu", swiglu_forward_cuda(ctx_, t, act_, gate_, up_, N * I)));
-  return timed("down", linear_forward_cuda(ctx_, t, F32, x_, act_, W(o.w_down), N, I, H, 1.0f));
-}
-
-// The decode-specialised kernels (fast_kernels): stacked projections, skinny linear layers for
-// bf16 steps of at most kSkinnyMaxRows rows, the fused q/k norm + RoPE + KV write, and the
-// tensor-core attend kernel where it applies.
-Status Qwen3CudaDecoder::launch_layer_fast(int64_t l, int64_t N, int64_t launch_items) {
-  const Qwen3Config& c = m_.config();
-  const LayerOffsets& o = m_.offsets().layers[l];
-  const DevDType t = m_.precision(), F32 = DevDType::kF32;
-  const int64_t H = c.hidden, I = c.intermediate, D = c.head_dim, qd = c.heads * D,
-                kd = c.kv_heads * D;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  const bool skinny = t == DevDType::kBF16 && N <= kSkinnyMaxRows;
+  const bool fast = fast_kernels, skinny = fast && t == DevDType::kBF16 && N <= kSkinnyMaxRows;
   auto W = [&](int64_t off) { return m_.compute_weight(off); };
   // y (N, out) of type yt = x (N, in) . W^T, or += when accumulating.
   auto lin = [&](DevDType yt, void* y, const void* x, int64_t w, int64_t in, int64_t out,
@@ -163,16 +124,33 @@ Status Qwen3CudaDecoder::launch_layer_fast(int64_t l, int64_t N, int64_t launch_
     return skinny ? skinny_linear_cuda(ctx_, yt, y, x, W(w), N, in, out, acc)
                   : linear_forward_cuda(ctx_, t, yt, y, x, W(w), N, in, out, acc ? 1.0f : 0.0f);
   };
+  const float* qn = m_.master_weight(o.q_norm);
+  const float* kn = m_.master_weight(o.k_norm);
   NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
                                              m_.master_weight(o.in_norm), N, H, c.rms_eps)));
-  NPR_TRY(timed("qkv", lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
-  NPR_TRY(timed("qk_norm_rope_write",
-                qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_,
-                                        m_.master_weight(o.q_norm), m_.master_weight(o.k_norm),
-                                        cos_, sin_, slots_, N, c.heads, c.kv_heads, D, c.rms_eps)));
+  if (fast) {
+    NPR_TRY(timed("qkv", lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
+    NPR_TRY(timed("qk_norm_rope_write",
+                  qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn, cos_,
+                                          sin_, slots_, N, c.heads, c.kv_heads, D, c.rms_eps)));
+  } else {
+    NPR_TRY(timed("qkv", lin(t, q_, xn_, o.wq, H, qd, false)));
+    NPR_TRY(timed("qkv", lin(t, k_, xn_, o.wk, H, kd, false)));
+    NPR_TRY(timed("qkv", lin(t, v_, xn_, o.wv, H, kd, false)));
+    const char* op = "qk_norm_rope_write";
+    NPR_TRY(
+        timed(op, rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, qn, N * c.heads, D, c.rms_eps)));
+    NPR_TRY(timed(
+        op, rmsnorm_forward_cuda(ctx_, t, t, k_, rstd_, k_, kn, N * c.kv_heads, D, c.rms_eps)));
+    NPR_TRY(timed(op, rope_apply_cuda(ctx_, t, q_, cos_, sin_, N, c.heads, D, false)));
+    NPR_TRY(timed(op, rope_apply_cuda(ctx_, t, k_, cos_, sin_, N, c.kv_heads, D, false)));
+    NPR_TRY(timed(op, pages_.write(l, k_, v_, slots_, N)));
+  }
   const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
-  NPR_TRY(timed("attention", decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk,
-                                                   scale, launch_items, DecodeAttnKernel::kAuto)));
+  NPR_TRY(timed(
+      "attention",
+      decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale, launch_items,
+                            fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
   NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
                                              m_.master_weight(o.post_norm), N, H, c.rms_eps)));
@@ -201,9 +179,7 @@ Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
   if (timing_) NPR_TRY(timer_.begin(ctx_.stream()));
   NPR_TRY(timed("embedding",
                 embedding_forward_cuda(ctx_, t, x_, m_.compute_weight(off.embed), ids_, N, H)));
-  for (int64_t l = 0; l < c.layers; ++l)
-    NPR_TRY(fast_kernels ? launch_layer_fast(l, N, launch_items)
-                         : launch_layer_generic(l, N, launch_items));
+  for (int64_t l = 0; l < c.layers; ++l) NPR_TRY(launch_layer(l, N, launch_items));
   NPR_TRY(timed("head", gather_rows_cuda(ctx_, last_, x_, last_rows_, S, H)));
   NPR_TRY(timed("head", rmsnorm_forward_cuda(ctx_, F32, t, hn_, rstd_, last_,
                                              m_.master_weight(off.final_norm), S, H, c.rms_eps)));

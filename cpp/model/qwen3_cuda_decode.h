@@ -66,8 +66,7 @@ class Qwen3CudaDecoder {
  private:
   Status reserve(int64_t tokens, int64_t sequences);
   Status launch(int64_t tokens, int64_t sequences, int64_t launch_items);
-  Status launch_layer_generic(int64_t layer, int64_t tokens, int64_t launch_items);
-  Status launch_layer_fast(int64_t layer, int64_t tokens, int64_t launch_items);
+  Status launch_layer(int64_t layer, int64_t tokens, int64_t launch_items);
   Status timed(const char* op, Status s);  // s, and the op's end marked when profiling
   Status run_graph(int64_t bucket);
   void drop_graphs();

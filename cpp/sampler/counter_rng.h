@@ -6,12 +6,7 @@
 
 #include <cstdint>
 
-// Host and device (sampler.cu draws the same numbers).
-#if defined(__CUDACC__)
-#define NPR_HOST_DEVICE __host__ __device__
-#else
-#define NPR_HOST_DEVICE
-#endif
+#include "core/host_device.h"
 
 namespace npr {
 
