@@ -104,7 +104,7 @@ async function timeMode(
     model: model.handle,
     vocab: VOCAB,
     codec,
-    kvBlocks: 1024,
+    kvBlocks: cuda ? 256 : 1024, // 0.6B bf16 blocks are 1.8 MB each; each run makes a new engine
     kvOptions,
     chooser: () => new ScriptedChooser((r) => scripts[r] ?? {}, CharCodec.EOS),
   });
