@@ -179,26 +179,16 @@ async function measure(kvOptions: KvOptions, label: string) {
   const stepTokens = stepLens.reduce((a, b) => a + b, 0);
   const forkPhaseSpeedup = ((ar.decodeMs / tokens) * stepTokens) / par.forkPhaseMs;
   const meanBatch = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  printTable([
-    {
-      kernels: label,
-      mode: 'ar',
-      tokens,
-      decode_calls: ar.steps.length,
-      mean_seqs_per_call: round(meanBatch(ar.steps), 2),
-      wall_ms: round(median(arMs), 1),
-      tok_per_s: round(tpsAr, 1),
-    },
-    {
-      kernels: label,
-      mode: 'parallel',
-      tokens,
-      decode_calls: par.steps.length,
-      mean_seqs_per_call: round(meanBatch(par.steps), 2),
-      wall_ms: round(median(parMs), 1),
-      tok_per_s: round(tpsPar, 1),
-    },
-  ]);
+  const row = (mode: string, steps: number[], ms: number[], tps: number) => ({
+    kernels: label,
+    mode,
+    tokens,
+    decode_calls: steps.length,
+    mean_seqs_per_call: round(meanBatch(steps), 2),
+    wall_ms: round(median(ms), 1),
+    tok_per_s: round(tps, 1),
+  });
+  printTable([row('ar', ar.steps, arMs, tpsAr), row('parallel', par.steps, parMs, tpsPar)]);
   return { tokens, arMs, parMs, tpsAr, tpsPar, speedup, branchesPerFork, forks, stepLens, ar, par, forkPhaseSpeedup };
 }
 

@@ -22,10 +22,11 @@ namespace {
 constexpr int kThreads = 256;
 constexpr uint8_t kMasked = 1, kSpecial = 2, kEps = 4, kDual = 8;
 
-// The tally as the device writes it (int64 counts, then doubles), and the first bad token.
+// What the device hands back: the shared tally, the sequences with a masked token, and the
+// first bad token.
 struct DeviceTally {
-  long long tokens, special_tokens, clipped, clipped_lower, special_clipped, live;
-  double ratio_sum, kl_sum, ratio_min, ratio_max;
+  PolicyLossTally tally;
+  int64_t live;
   int first_bad;
 };
 
@@ -124,16 +125,17 @@ __global__ void __launch_bounds__(kThreads)
   rmin = block_reduce(rmin, sd, [](double a, double b) { return fmin(a, b); });
   rmax = block_reduce(rmax, sd, [](double a, double b) { return fmax(a, b); });
   if (threadIdx.x == 0) {
-    out->tokens = n;
-    out->special_tokens = ns;
-    out->clipped = ne;
-    out->clipped_lower = nd;
-    out->special_clipped = nsc;
+    PolicyLossTally& t = out->tally;
+    t.tokens = n;
+    t.special_tokens = ns;
+    t.clipped = ne;
+    t.clipped_lower = nd;
+    t.special_clipped = nsc;
+    t.ratio_sum = rs;
+    t.kl_sum = ks;
+    t.ratio_min = rmin;
+    t.ratio_max = rmax;
     out->live = live;
-    out->ratio_sum = rs;
-    out->kl_sum = ks;
-    out->ratio_min = rmin;
-    out->ratio_max = rmax;
   }
 }
 
@@ -216,24 +218,14 @@ Status policy_loss_cuda(CudaContext& ctx, float* dlogprob, PolicyLossMetrics* m,
   NPR_TRY(cuda_launch_status("policy_loss_cuda: sequence weights"));
   tally_kernel<<<1, kThreads, 0, st>>>(tally, ratio, kl, flags, count, tokens, S);
   NPR_TRY(cuda_launch_status("policy_loss_cuda: tally"));
-  DeviceTally h{};
+  DeviceTally h;
   NPR_TRY(ctx.download(&h, tally, sizeof(DeviceTally), "policy_loss_cuda: tally"));
   if (h.first_bad != 0x7f7f7f7f)
     return Status::out_of_range("policy_loss: non-finite logprob or advantage at token " +
                                 std::to_string(h.first_bad));
 
-  PolicyLossTally t;
-  t.tokens = h.tokens;
-  t.special_tokens = h.special_tokens;
-  t.clipped = h.clipped;
-  t.clipped_lower = h.clipped_lower;
-  t.special_clipped = h.special_clipped;
-  t.ratio_sum = h.ratio_sum;
-  t.kl_sum = h.kl_sum;
-  t.ratio_min = h.ratio_min;
-  t.ratio_max = h.ratio_max;
   const bool per_seq = p.aggregation != LossAggregation::kTokenMean;
-  const double D = p.denominator > 0 ? p.denominator : static_cast<double>(h.tokens);
+  const double D = p.denominator > 0 ? p.denominator : static_cast<double>(h.tally.tokens);
   const double w_token = D > 0 ? 1.0 / D : 0.0;
   const double S_div = p.denominator > 0 ? p.denominator : static_cast<double>(h.live);
   double loss_total = 0.0;
@@ -246,7 +238,7 @@ Status policy_loss_cuda(CudaContext& ctx, float* dlogprob, PolicyLossMetrics* m,
     NPR_TRY(cuda_launch_status("policy_loss_cuda: loss"));
     NPR_TRY(ctx.download(&loss_total, loss_sum, sizeof(double), "policy_loss_cuda: loss"));
   }
-  *m = policy_loss_metrics(t, loss_total);
+  *m = policy_loss_metrics(h.tally, loss_total);
   return Status::ok();
 }
 
