@@ -2,7 +2,7 @@
 // bookkeeping is the host's KvCache whatever the backend; the pages live where the model does
 // (CPU memory, or device memory for a CUDA model, in its precision) and so does the step.
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
-//                         graphs? = true, fastKernels? = false, profile? = false })
+//                         graphs? = true, fastKernels? = true, profile? = false })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs)
@@ -105,7 +105,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     }
     // Read (and type-checked) on every backend; only a CUDA decoder uses them.
     const bool graphs = bool_field(o, fn, "graphs", true);
-    const bool fast_kernels = bool_field(o, fn, "fastKernels", false);
+    const bool fast_kernels = bool_field(o, fn, "fastKernels", true);
     const bool profile = bool_field(o, fn, "profile", false);
     Status st;
     if (model_.cuda) {

@@ -249,9 +249,9 @@ export interface NativeKvDeviceStats {
 /**
  * Options of `new NativeKv`: the pool size as numBlocks, or (CUDA models) as budgetBytes or a
  * memoryFraction of the device memory free now. graphs (CUDA, default true): replay one-token
- * decode steps as CUDA graphs. fastKernels (CUDA, default false): the decode-specialised kernels
+ * decode steps as CUDA graphs. fastKernels (CUDA, default true): the decode-specialised kernels
  * (stacked projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
- * attention). profile (CUDA, default false): time every op of each step (graphs off) into
+ * attention); false runs the generic ops the training forward runs. profile (CUDA, default false): time every op of each step (graphs off) into
  * deviceStats().opMs.
  */
 export interface NativeKvOptions {
