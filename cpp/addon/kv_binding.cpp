@@ -10,13 +10,20 @@
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
 //   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
-//   Int32Array, cascade? }, logits: Float32Array) -> Promise
+//   Int32Array, cascade? }, logits?: Float32Array) -> Promise
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
 //   graphError, profiledSteps, opMs } (CUDA; zeros on the CPU), deviceCopyBandwidth(megabytes)
 //   -> GB/s (CUDA; 0 CPU)
 // decode: the KV cache must already cover each sequence's new tokens (append them first); the
-// logits (seqs.length, vocab) of the token after each sequence's last new token are written.
+// logits (seqs.length, vocab) of the token after each sequence's last new token are written to
+// `logits` when given, and kept where the model is (device memory for a CUDA model) until the
+// next decode either way, for the step's results (step_results.h):
+//   logprobs(logitRows, tokens: Int32Array, out: Float32Array): log-softmax at given tokens;
+//   sample(logitRows: Int32Array, rows, params, out): the sampler (the sample() arguments);
+//   logitsRows(logitRows: Int32Array, out: Float32Array): copies of whole rows.
+// On a CUDA model these run on the device and only their results cross to the host.
 // Shares the model's busy flag: no forward/backward/decode may overlap on one model.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +32,8 @@
 #include "addon/bindings.h"
 #include "addon/model_binding.h"
 #include "addon/runtime.h"
+#include "addon/sample_args.h"
+#include "addon/step_results.h"
 #include "kvcache/kv_cache.h"
 #include "kvcache/kv_pages.h"
 #include "model/qwen3_decode.h"
@@ -65,6 +74,9 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
          InstanceMethod<&KvHandle::Length>("length"),
          InstanceMethod<&KvHandle::CheckInvariants>("checkInvariants"),
          InstanceMethod<&KvHandle::Decode>("decode"),
+         InstanceMethod<&KvHandle::Logprobs>("logprobs"),
+         InstanceMethod<&KvHandle::Sample>("sample"),
+         InstanceMethod<&KvHandle::LogitsRows>("logitsRows"),
          InstanceMethod<&KvHandle::DeviceStats>("deviceStats"),
          InstanceMethod<&KvHandle::CopyBandwidth>("deviceCopyBandwidth"),
          InstanceAccessor<&KvHandle::Backend>("backend"),
@@ -265,6 +277,11 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     return o;
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);
+  Napi::Value Logprobs(const Napi::CallbackInfo& info);
+  Napi::Value Sample(const Napi::CallbackInfo& info);
+  Napi::Value LogitsRows(const Napi::CallbackInfo& info);
+  // The last step's logits where they are kept (host or device); step_rows_ = 0 when none.
+  StepLogits step_logits(Napi::Env env, const char* fn);
 
   friend class DecodeWorker;
   Qwen3Access model_;
@@ -276,6 +293,8 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
 #endif
   std::unique_ptr<KvCache> kv_;
   bool decoding_ = false;
+  std::vector<float> host_logits_;  // (step_rows_, vocab): a CPU model's last step
+  int64_t step_rows_ = 0;
 };
 
 class DecodeWorker : public Napi::AsyncWorker {
@@ -291,7 +310,7 @@ class DecodeWorker : public Napi::AsyncWorker {
   std::vector<Napi::ObjectReference> keep;
   std::vector<int32_t> indptr{0}, indices, last;
   Qwen3DecodeBatch batch;
-  float* logits = nullptr;
+  float* logits = nullptr;  // the caller's copy, or null
   bool cascade = true;
   Napi::Promise promise() { return deferred_.Promise(); }
 
@@ -304,11 +323,14 @@ class DecodeWorker : public Napi::AsyncWorker {
       return;
     }
 #endif
-    status_ = qwen3_decode_step(runtime_.context(), *h_->model_.model, h_->pages_, batch, cascade,
-                                logits);
+    float* kept = h_->host_logits_.data();
+    status_ =
+        qwen3_decode_step(runtime_.context(), *h_->model_.model, h_->pages_, batch, cascade, kept);
+    if (status_.is_ok() && logits) std::copy(kept, kept + h_->host_logits_.size(), logits);
   }
   void OnOK() override {
     done();
+    h_->step_rows_ = status_.is_ok() ? batch.sequences : 0;
     if (status_.is_ok())
       deferred_.Resolve(Env().Undefined());
     else
@@ -316,6 +338,7 @@ class DecodeWorker : public Napi::AsyncWorker {
   }
   void OnError(const Napi::Error& e) override {
     done();
+    h_->step_rows_ = 0;
     deferred_.Reject(e.Value());
   }
 
@@ -350,13 +373,14 @@ Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
     throw_range(info.Env(), "decode: batch.ids and batch.positions must hold cuNew[last] = " +
                                 std::to_string(N) + " entries");
   const int64_t V = config().vocab;
-  if (!info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-      info[1].As<Napi::Float32Array>().ElementLength() != S * V)
+  const bool copy_out = !info[1].IsUndefined() && !info[1].IsNull();
+  if (copy_out && (!info[1].IsTypedArray() ||
+                   info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+                   info[1].As<Napi::Float32Array>().ElementLength() != S * V))
     throw_type(info.Env(),
                "decode: argument 'logits' must be a Float32Array of seqs.length * vocab = " +
-                   std::to_string(S * V) + " elements");
-  Napi::Float32Array lg = info[1].As<Napi::Float32Array>();
+                   std::to_string(S * V) + " elements, or left out");
+  Napi::Float32Array lg = copy_out ? info[1].As<Napi::Float32Array>() : Napi::Float32Array();
   std::vector<int32_t> indptr{0}, indices, last;
   for (size_t s = 0; s < S; ++s) {
     const int32_t seq = seqs[s];
@@ -369,10 +393,13 @@ Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
     const int32_t rem = static_cast<int32_t>(kv_->length(seq) % kv_->block_tokens());
     last.push_back(rem == 0 ? kv_->block_tokens() : rem);
   }
+  step_rows_ = 0;  // the kept logits are the new step's from here on
+  if (!model_.cuda) host_logits_.assign(S * static_cast<size_t>(V), 0.0f);
   auto* w = new DecodeWorker(info.Env(), this);
   for (const Napi::Value& v : {Napi::Value(seqs), Napi::Value(cu), Napi::Value(ids),
-                               Napi::Value(pos), Napi::Value(lg), Napi::Value(info.This())})
+                               Napi::Value(pos), Napi::Value(info.This())})
     w->keep.push_back(Napi::Persistent(v.As<Napi::Object>()));
+  if (copy_out) w->keep.push_back(Napi::Persistent(lg.As<Napi::Object>()));
   w->indptr = std::move(indptr);
   w->indices = std::move(indices);
   w->last = std::move(last);
@@ -380,11 +407,81 @@ Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
   w->batch.cu_new = cu.Data();
   w->batch.ids = ids.Data();
   w->batch.positions = pos.Data();
-  w->logits = lg.Data();
+  w->logits = copy_out ? lg.Data() : nullptr;
   w->cascade = cascade;
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
+}
+
+StepLogits KvHandle::step_logits(Napi::Env env, const char* fn) {
+  idle(env, fn);
+  StepLogits l;
+  l.rows = step_rows_;
+  l.vocab = config().vocab;
+#if defined(NPR_WITH_CUDA)
+  if (decoder_) {
+    l.data = decoder_->device_logits();
+    l.device = &model_.cuda->context();
+    return l;
+  }
+#endif
+  l.data = host_logits_.data();
+  return l;
+}
+
+Napi::Value KvHandle::Logprobs(const Napi::CallbackInfo& info) {
+  const char* fn = "logprobs";
+  const StepLogits l = step_logits(info.Env(), fn);
+  Napi::Int32Array rows = int32_arg(info[0], fn, "logitRows");
+  Napi::Int32Array tokens = int32_arg(info[1], fn, "tokens");
+  const size_t n = rows.ElementLength();
+  if (!info[2].IsTypedArray() ||
+      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_type(info.Env(), "logprobs: argument 'out' must be a Float32Array");
+  Napi::Float32Array out = info[2].As<Napi::Float32Array>();
+  if (tokens.ElementLength() != n || out.ElementLength() != n)
+    throw_range(info.Env(), "logprobs: logitRows, tokens and out must have the same length (got " +
+                                std::to_string(n) + ", " + std::to_string(tokens.ElementLength()) +
+                                ", " + std::to_string(out.ElementLength()) + ")");
+  std::vector<TokenQuery> q(n);
+  for (size_t i = 0; i < n; ++i) q[i] = TokenQuery{rows[i], tokens[i]};
+  check(info.Env(),
+        step_logprobs(cpu_runtime().context(), l, q.data(), static_cast<int64_t>(n), out.Data()));
+  return info.Env().Undefined();
+}
+
+Napi::Value KvHandle::Sample(const Napi::CallbackInfo& info) {
+  const char* fn = "sample";
+  const StepLogits l = step_logits(info.Env(), fn);
+  Napi::Int32Array rows = int32_arg(info[0], fn, "logitRows");
+  SampleArgs a = parse_sample_args(fn, object_arg(info, 1, fn, "rows", false),
+                                   object_arg(info, 2, fn, "params", true),
+                                   object_arg(info, 3, fn, "out", false));
+  if (rows.ElementLength() != a.rows.size())
+    throw_range(info.Env(), "sample: logitRows has " + std::to_string(rows.ElementLength()) +
+                                " entries but rows.request has " + std::to_string(a.rows.size()));
+  std::vector<SampleResult> res;
+  check(info.Env(), step_sample(cpu_runtime().context(), l, rows.Data(), a.rows, a.params, &res));
+  write_sample_results(a, res);
+  return info.Env().Undefined();
+}
+
+Napi::Value KvHandle::LogitsRows(const Napi::CallbackInfo& info) {
+  const char* fn = "logitsRows";
+  const StepLogits l = step_logits(info.Env(), fn);
+  Napi::Int32Array rows = int32_arg(info[0], fn, "logitRows");
+  const size_t n = rows.ElementLength();
+  if (!info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      info[1].As<Napi::Float32Array>().ElementLength() != n * static_cast<size_t>(l.vocab))
+    throw_type(info.Env(),
+               "logitsRows: argument 'out' must be a Float32Array of logitRows.length "
+               "* vocab = " +
+                   std::to_string(n * static_cast<size_t>(l.vocab)) + " elements");
+  check(info.Env(), step_copy_rows(l, rows.Data(), static_cast<int64_t>(n),
+                                   info[1].As<Napi::Float32Array>().Data()));
+  return info.Env().Undefined();
 }
 
 }  // namespace

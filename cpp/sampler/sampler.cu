@@ -19,7 +19,7 @@ struct RowMeta {
   uint64_t request, branch, index;
   int32_t pen_begin, pen_count;
   float penalty;
-  int32_t pad;
+  int32_t logit_row;
 };
 
 struct Params {
@@ -152,11 +152,11 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ Shared sh;
   const int tid = threadIdx.x;
   const int64_t row = blockIdx.x;
-  const float* logits = logits_all + row * vocab;
+  const RowMeta M = meta[row];
+  const float* logits = logits_all + static_cast<int64_t>(M.logit_row) * vocab;
   float* z = z_all + row * vocab;
   double* p = p_all + row * vocab;
   uint8_t* keep = keep_all + row * vocab;
-  const RowMeta M = meta[row];
   // Refusals: NaN / +inf anywhere, or no finite logit.
   int bad = 0, finite = 0;
   float m = -INFINITY;
@@ -269,7 +269,8 @@ __global__ void __launch_bounds__(kThreads)
 
 Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* logits,
                         const SampleRow* rows, int64_t n_rows, int64_t vocab,
-                        const SamplingParams& params) {
+                        const SamplingParams& params, const int32_t* logit_rows,
+                        int64_t logit_rows_total) {
   NPR_TRY(check_sampling_params(params));
   if (vocab <= 0 || vocab > (int64_t{1} << 30))
     return Status::out_of_range("sampling (cuda): vocab must be in [1, 2^30]");
@@ -281,13 +282,18 @@ Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* lo
     if (!(row.repetition_penalty > 0.0f))
       return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +
                                   ": repetition_penalty must be > 0");
+    const int32_t lr = logit_rows ? logit_rows[r] : static_cast<int32_t>(r);
+    if (logit_rows && (lr < 0 || lr >= logit_rows_total))
+      return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +
+                                  " reads logits row " + std::to_string(lr) + " of " +
+                                  std::to_string(logit_rows_total));
     meta[r] = RowMeta{static_cast<uint64_t>(row.request),
                       static_cast<uint64_t>(row.branch),
                       static_cast<uint64_t>(row.index),
                       static_cast<int32_t>(pen.size()),
                       row.penalty_count,
                       row.repetition_penalty,
-                      0};
+                      lr};
     for (int32_t i = 0; i < row.penalty_count; ++i) {
       if (row.penalty_tokens[i] < 0 || row.penalty_tokens[i] >= vocab)
         return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +

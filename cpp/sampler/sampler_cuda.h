@@ -18,10 +18,12 @@
 
 namespace npr {
 
-// results (n_rows); logits (n_rows, vocab) fp32 on the device; rows on the host (their logits
-// pointers are ignored: row r reads logits + r * vocab). Same refusals as sample_rows.
+// results (n_rows); logits (logit_rows_total, vocab) fp32 on the device; rows on the host (their
+// logits pointers are ignored: row r reads logits + logit_rows[r] * vocab, or logits + r * vocab
+// when logit_rows is null). Same refusals as sample_rows, and a logit row out of range.
 Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* logits,
                         const SampleRow* rows, int64_t n_rows, int64_t vocab,
-                        const SamplingParams& params);
+                        const SamplingParams& params, const int32_t* logit_rows = nullptr,
+                        int64_t logit_rows_total = 0);
 
 }  // namespace npr
