@@ -1,10 +1,13 @@
 /**
  * One timed decode step for the decode benches (CPU and CUDA): every sequence brings one new
- * token (its id derived from `salt`), all at `position`, through the real KV cache.
+ * token (its id derived from `salt`), all at `position`, through the real KV cache. The next
+ * tokens are then taken as the engine takes them: `logits` given, every row is copied to it;
+ * null, every row is sampled where the logits are (temperature 1; on the device for a CUDA
+ * model, so only tokens and logprobs cross to the host).
  */
 import type { NativeKv } from '../ts/bindings/native.js';
 
-/** Seconds the decode call took (the KV append before it is not timed). */
+/** Seconds the decode call and the copy or sampling took (the KV append before it is not timed). */
 export async function timedDecodeStep(
   kv: NativeKv,
   seqs: Int32Array,
@@ -12,19 +15,25 @@ export async function timedDecodeStep(
   salt: number,
   position: number,
   cascade: boolean,
-  logits: Float32Array,
+  logits: Float32Array | null,
 ): Promise<number> {
   for (const q of seqs) kv.append(q, 1, true);
+  const S = seqs.length;
   const t0 = performance.now();
   await kv.decode(
     {
       seqs,
-      cuNew: Int32Array.from({ length: seqs.length + 1 }, (_, i) => i),
+      cuNew: Int32Array.from({ length: S + 1 }, (_, i) => i),
       ids: Int32Array.from(seqs, (_, i) => (salt * 31 + i) % vocab),
-      positions: new Int32Array(seqs.length).fill(position),
+      positions: new Int32Array(S).fill(position),
       cascade,
     },
     logits,
   );
+  if (!logits) {
+    const rows = Int32Array.from({ length: S }, (_, i) => i);
+    const out = { tokens: new Int32Array(S), logprob: new Float32Array(S), logprobSampling: new Float32Array(S) };
+    kv.sample(rows, { request: new Int32Array(S), branch: rows, index: new Int32Array(S).fill(salt) }, { seed: 1 }, out);
+  }
   return (performance.now() - t0) / 1000;
 }

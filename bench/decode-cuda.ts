@@ -13,8 +13,9 @@
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
  *     (`profile`), batch 1 on both paths and 8 branches on the default one (`op_ms_b1_<op>`,
  *     `op_ms_b1_generic_<op>`, `op_ms_8_<op>`: ms a step, and their `_total`).
- * Each figure is the median of the timed steps; a step is `await kv.decode(...)` from JS with
- * the (S, vocab) logits copied back, as the engine sees it. Peer in the same run: Hugging Face
+ * Each figure is the median of the timed steps; a step is `await kv.decode(...)` from JS and
+ * then every row sampled on the device (`kv.sample`, temperature 1), as the engine runs it: the
+ * logits stay on the device and only tokens and logprobs come back. Peer in the same run: Hugging Face
  * transformers' generate on the same shape (bench/peers/decode_cuda.py, eager and with the
  * static cache), when a python3 with torch + CUDA + transformers is found; otherwise a note.
  */
@@ -63,13 +64,12 @@ async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, 
   const positions = Int32Array.from({ length: PREFIX }, (_, i) => i);
   await kv.decode({ seqs: Int32Array.of(root), cuNew: Int32Array.of(0, PREFIX), ids, positions }, new Float32Array(SHAPE.vocab));
   const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
-  const logits = new Float32Array(seqs.length * SHAPE.vocab);
   const times: number[] = [];
   const before = kv.deviceStats(); // the prefill's profile is not the steps'
   for (const [op, ms] of Object.entries(before.opMs)) opBase.set(op, ms);
   opBaseSteps = before.profiledSteps;
   for (let step = 0; step < STEPS + 3; step++) {
-    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, logits);
+    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null);
     if (step >= 3) times.push(t); // 3 warm-up steps (graph capture)
   }
   return { t: median(times), kv };

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { native } from '../ts/bindings/loader.js';
+import { logSoftmaxAt } from '../ts/engine/chooser.js';
 import { causalBatch } from '../ts/model/batch.js';
 import { Qwen3Config } from '../ts/model/config.js';
 import { Model } from '../ts/model/model.js';
@@ -80,6 +81,64 @@ describe('NativeKv boundary', () => {
     kv.checkInvariants();
     kv.closeRequest(r);
     expect(kv.freeBlocks).toBe(2);
+  });
+
+  it("reads a step's logits in place: logprobs, sample and logitsRows agree with the copied rows", async () => {
+    const model = tinyNative();
+    const kv = new addon.NativeKv(model, { numBlocks: 8, blockTokens: 4 });
+    const V = 11;
+    named(() => kv.logprobs(Int32Array.of(0), Int32Array.of(1), new Float32Array(1)), /no decode step has left logits/);
+    const seqs = [0, 1, 2].map(() => kv.createSequence(kv.openRequest(50)));
+    for (const s of seqs) expect(kv.append(s, 3, false)).toBe('ok');
+    const batch = {
+      seqs: Int32Array.from(seqs),
+      cuNew: Int32Array.of(0, 3, 6, 9),
+      ids: Int32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9),
+      positions: Int32Array.of(0, 1, 2, 0, 1, 2, 0, 1, 2),
+    };
+    const copied = new Float32Array(3 * V);
+    await kv.decode(batch, copied);
+    const rows = [2, 0, 2, 1];
+    const tokens = [10, 0, 3, 7];
+    const lp = new Float32Array(4);
+    kv.logprobs(Int32Array.from(rows), Int32Array.from(tokens), lp);
+    rows.forEach((r, i) => {
+      expect(lp[i]).toBe(logSoftmaxAt(copied, r * V, V, tokens[i] as number));
+    });
+    const whole = new Float32Array(2 * V);
+    kv.logitsRows(Int32Array.of(1, 2), whole);
+    expect(Array.from(whole)).toEqual(Array.from(copied.subarray(V)));
+    const sampleRows = { request: Int32Array.of(4, 4), branch: Int32Array.of(1, 2), index: Int32Array.of(9, 9) };
+    const params = { temperature: 0.9, topK: 5, seed: 3 };
+    const got = { tokens: new Int32Array(2), logprob: new Float32Array(2), logprobSampling: new Float32Array(2) };
+    const want = { tokens: new Int32Array(2), logprob: new Float32Array(2), logprobSampling: new Float32Array(2) };
+    kv.sample(Int32Array.of(2, 0), sampleRows, params, got);
+    const picked = new Float32Array(2 * V);
+    picked.set(copied.subarray(2 * V, 3 * V), 0);
+    picked.set(copied.subarray(0, V), V);
+    addon.sample(picked, sampleRows, params, want);
+    expect(got).toEqual(want);
+    // A decode without a logits argument keeps them for the same calls.
+    for (const s of seqs) expect(kv.append(s, 1, true)).toBe('ok');
+    await kv.decode({
+      seqs: Int32Array.from(seqs),
+      cuNew: Int32Array.of(0, 1, 2, 3),
+      ids: Int32Array.of(1, 2, 3),
+      positions: Int32Array.of(3, 3, 3),
+    });
+    const again = new Float32Array(1);
+    kv.logprobs(Int32Array.of(2), Int32Array.of(5), again);
+    expect(Number.isFinite(again[0])).toBe(true);
+    // Bad arguments are named; nothing is lost.
+    named(() => kv.logprobs(Int32Array.of(3), Int32Array.of(0), new Float32Array(1)), /logits row 3|the step has 3 logits rows/);
+    named(() => kv.logprobs(Int32Array.of(0), Int32Array.of(V), new Float32Array(1)), /outside the vocabulary/);
+    named(() => kv.logprobs(Int32Array.of(0, 1), Int32Array.of(0), new Float32Array(2)), /same length/);
+    named(() => kv.logprobs([0] as never, Int32Array.of(0), new Float32Array(1)), /logitRows must be an Int32Array/);
+    named(() => kv.sample(Int32Array.of(0), sampleRows, params, got), /logitRows has 1 entries but rows\.request has 2/);
+    named(() => kv.sample(Int32Array.of(0, 5), sampleRows, params, got), /logits row 5 but the step has 3/);
+    named(() => kv.logitsRows(Int32Array.of(0), new Float32Array(3)), /'out' must be a Float32Array of/);
+    named(() => kv.decode(batch, 'x' as never), /'logits' must be a Float32Array of .* or left out/);
+    kv.checkInvariants();
   });
 
   it('memBandwidth checks its options', () => {

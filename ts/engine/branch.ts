@@ -57,8 +57,8 @@ export class Branch {
   stepTokens: number[] | undefined;
   /** A step branch has seen its own `<step>` (it closes at the next `</step>` at its depth). */
   inOwnStep = false;
-  /** Logits row of its last decode (kept while done, for the join's first token). */
-  lastLogits: Float32Array | undefined;
+  /** The join's first token's logprob under its last decode's logits (kept while done). */
+  joinLogprob: number | undefined;
   tokens = 0;
   forcedTokens = 0;
   /** Chosen (not forced) tokens so far: the index into a scripted stream. */

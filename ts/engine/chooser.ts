@@ -2,14 +2,18 @@
  * How the engine picks the next token of each branch from its logits row: the native sampler
  * (the default), or a script of token streams per branch (tests and benchmarks: a model whose
  * choices are given, decoded through the real model and KV cache so the logprobs are real).
- * Forced tokens never reach a chooser; their logprob comes from `logSoftmaxAt`.
+ * Choosers read the step's logits through StepLogits, where they are (on the device for a CUDA
+ * model): the sampler runs there and only tokens and logprobs come back. Forced tokens never
+ * reach a chooser; their logprob comes from StepLogits too (`logSoftmaxAt` is its reference).
  *
  * Deliberately not here: which tokens are forced (branch.ts), penalties' scope (the engine
  * passes the current step's tokens; the sampler applies them).
  */
-import { native } from '../bindings/loader.js';
+import type { StepLogits } from './step-logits.js';
 
 export interface ChooseRow {
+  /** The branch's logits row in the step. */
+  row: number;
   /** RNG keys: request key, branch id, token index within the branch. */
   request: number;
   branch: number;
@@ -31,11 +35,14 @@ export interface Choice {
 }
 
 export interface TokenChooser {
-  /** logits: (rows.length, vocab), row r for rows[r]. */
-  choose(rows: readonly ChooseRow[], logits: Float32Array, vocab: number): Choice[];
+  /** One choice per row; rows[r].row is its row of `logits` (StepLogits.copyRows gives whole rows). */
+  choose(rows: readonly ChooseRow[], logits: StepLogits): Choice[];
 }
 
-/** log softmax(logits[offset .. offset + vocab))[token], accumulated in double as the native sampler does. */
+/**
+ * log softmax(logits[offset .. offset + vocab))[token], accumulated in double as the native
+ * sampler does: the plain reference of StepLogits.logprobs (native, where the logits are).
+ */
 export function logSoftmaxAt(logits: Float32Array, offset: number, vocab: number, token: number): number {
   let m = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < vocab; i++) m = Math.max(m, logits[offset + i] as number);
@@ -56,15 +63,14 @@ export interface NativeSamplerOptions {
 export class NativeChooser implements TokenChooser {
   constructor(private readonly params: NativeSamplerOptions) {}
 
-  choose(rows: readonly ChooseRow[], logits: Float32Array): Choice[] {
+  choose(rows: readonly ChooseRow[], logits: StepLogits): Choice[] {
     const R = rows.length;
     const offsets = new Int32Array(R + 1);
     rows.forEach((r, i) => {
       offsets[i + 1] = (offsets[i] as number) + r.penaltyTokens.length;
     });
-    const out = { tokens: new Int32Array(R), logprob: new Float32Array(R), logprobSampling: new Float32Array(R) };
-    native().sample(
-      logits,
+    const out = logits.sample(
+      rows.map((r) => r.row),
       {
         request: Int32Array.from(rows, (r) => r.request),
         branch: Int32Array.from(rows, (r) => r.branch),
@@ -74,7 +80,6 @@ export class NativeChooser implements TokenChooser {
         repetitionPenalty: Float32Array.from(rows, (r) => r.repetitionPenalty),
       },
       this.params,
-      out,
     );
     return rows.map((_, i) => ({
       token: out.tokens[i] as number,
@@ -96,11 +101,12 @@ export class ScriptedChooser implements TokenChooser {
     private readonly fallback: number,
   ) {}
 
-  choose(rows: readonly ChooseRow[], logits: Float32Array, vocab: number): Choice[] {
-    return rows.map((r, i) => {
-      const token = this.streams(r.request)[r.key]?.[r.choiceIndex] ?? this.fallback;
-      const logprob = logSoftmaxAt(logits, i * vocab, vocab, token);
-      return { token, logprob, logprobSampling: logprob };
-    });
+  choose(rows: readonly ChooseRow[], logits: StepLogits): Choice[] {
+    const tokens = rows.map((r) => this.streams(r.request)[r.key]?.[r.choiceIndex] ?? this.fallback);
+    const lp = logits.logprobs(
+      rows.map((r) => r.row),
+      tokens,
+    );
+    return tokens.map((token, i) => ({ token, logprob: lp[i] as number, logprobSampling: lp[i] as number }));
   }
 }

@@ -9,4 +9,5 @@ export { type Choice, type ChooseRow, logSoftmaxAt, NativeChooser, ScriptedChoos
 export { CharCodec, codecFromTokenizer, JOIN_TEXT, stepPrefixText, type TokenCodec } from './codec.js';
 export { Engine, type EngineOptions } from './engine.js';
 export { assembleRollout, rolloutBatch, rolloutToJson } from './rollout.js';
+export { StepLogits } from './step-logits.js';
 export type * from './types.js';

@@ -20,8 +20,8 @@ import type { StructureFault } from '../parallel/errors.js';
 import type { PreBranchValidator } from '../parallel/validator.js';
 import { Branch, type BranchItem } from './branch.js';
 import { DEFAULT_FORK_RESERVE, type ForkReserve, forkCost, TokenLedger } from './budget.js';
-import { logSoftmaxAt } from './chooser.js';
 import { JOIN_TEXT, stepPrefixText, type TokenCodec } from './codec.js';
+import type { StepLogits } from './step-logits.js';
 import type { EngineFault, EngineMode, FinishReason } from './types.js';
 
 export interface RequestSettings {
@@ -97,25 +97,44 @@ export class Request {
     return out;
   }
 
+  /** The first token of the join text (scored from the last step's final logits). */
+  private get joinFirst(): number {
+    this.joinToken ??= this.codec.encode(JOIN_TEXT)[0] as number;
+    return this.joinToken;
+  }
+  private joinToken: number | undefined;
+
   /**
-   * The branch's pending tokens were decoded and `logits[offset ..)` predicts its next token.
-   * Returns true when the branch needs a chosen token (the scheduler batches those).
+   * Tokens whose logprob under this branch's next logits row `afterDecode` may ask for (the
+   * scheduler fetches them for the whole step in one call): the join's first token for a
+   * closing step, each child's first token for a pending fork, the next forced token.
    */
-  afterDecode(b: Branch, logits: Float32Array, offset: number): boolean {
+  logprobsWanted(b: Branch): number[] {
+    if (this.finished) return [];
+    if (b.state === 'closing') return [this.joinFirst];
+    const out = b.state === 'fork-pending' ? (b.forkLabels ?? []).map((l) => this.codec.encode(stepPrefixText(l))[0] as number) : [];
+    if (b.forced.length > 0) out.push(b.forced[0] as number);
+    return out;
+  }
+
+  /**
+   * The branch's pending tokens were decoded and row `row` of the step's logits predicts its
+   * next token. Returns true when the branch needs a chosen token (the scheduler batches those).
+   */
+  afterDecode(b: Branch, logits: StepLogits, row: number): boolean {
     if (this.finished) return false;
-    const V = this.settings.vocab;
     if (b.state === 'closing') {
       b.state = 'done';
-      b.lastLogits = logits.slice(offset, offset + V);
+      b.joinLogprob = logits.logprobAt(row, this.joinFirst);
       if (b.parent) this.tryJoin(b.parent);
       return false;
     }
     if (b.state === 'fork-pending') {
-      if (this.fork(b, logits, offset)) return false;
+      if (this.fork(b, logits, row)) return false;
     }
     const next = b.forced.shift();
     if (next !== undefined) {
-      this.produce(b, next, logSoftmaxAt(logits, offset, V, next), 0, true);
+      this.produce(b, next, logits.logprobAt(row, next), 0, true);
       return false;
     }
     return true;
@@ -195,7 +214,7 @@ export class Request {
   }
 
   /** Forks `b` after its anchor was decoded; false when the KV pool refused (b runs on). */
-  private fork(b: Branch, logits: Float32Array, offset: number): boolean {
+  private fork(b: Branch, logits: StepLogits, row: number): boolean {
     const labels = b.forkLabels as string[];
     b.forkLabels = undefined;
     b.state = 'running';
@@ -224,11 +243,14 @@ export class Request {
     b.items.push({ kind: 'fork', fork: { ordinal, labels, children: kids, anchorPosition } });
     b.state = 'forked';
     this.sink.fork(this, b, kids, labels);
-    const V = this.settings.vocab;
-    for (const child of kids) {
-      const first = child.forced.shift() as number;
-      this.produce(child, first, logSoftmaxAt(logits, offset, V, first), 0, true);
-    }
+    const firsts = kids.map((child) => child.forced.shift() as number);
+    const lp = logits.logprobs(
+      firsts.map(() => row),
+      firsts,
+    );
+    kids.forEach((child, i) => {
+      this.produce(child, firsts[i] as number, lp[i] as number, 0, true);
+    });
     return true;
   }
 
@@ -242,12 +264,12 @@ export class Request {
     parent.validator.joined();
     parent.state = 'running';
     const last = kids[kids.length - 1] as Branch;
-    const lastLogits = last.lastLogits as Float32Array;
-    for (const c of kids) c.lastLogits = undefined;
+    const logprob = last.joinLogprob as number;
+    for (const c of kids) c.joinLogprob = undefined;
     this.sink.join(this, parent, kids);
     parent.forced = this.codec.encode(JOIN_TEXT);
     const first = parent.forced.shift() as number;
-    this.produce(parent, first, logSoftmaxAt(lastLogits, 0, this.settings.vocab, first), 0, true);
+    this.produce(parent, first, logprob, 0, true);
   }
 
   /** Settings default for a request; `reserve` from budget.ts. */

@@ -3,7 +3,9 @@
  * every step makes ONE decode call for all branches of all active requests (a prompt chunk of
  * up to `prefillChunk` tokens for a request still in prefill, one token for every other
  * branch), then hands each logits row to its request's state machine and makes one chooser
- * call per chooser for the rows that need a chosen token.
+ * call per chooser for the rows that need a chosen token. The logits are never copied whole:
+ * the step's forced-token logprobs are fetched in one call and choosers sample where the logits
+ * are (StepLogits).
  *
  * Admission reserves the most KV blocks a request can hold (budget.ts) so that appends inside
  * a request cannot run the pool dry; if one ever does, that request alone finishes with
@@ -21,6 +23,7 @@ import type { ChooseRow, TokenChooser } from './chooser.js';
 import type { TokenCodec } from './codec.js';
 import { Request, type RequestSettings, type RequestSink } from './request.js';
 import { assembleRollout } from './rollout.js';
+import { StepLogits } from './step-logits.js';
 import type { Rollout, StepEvent } from './types.js';
 
 export interface SchedulerConfig {
@@ -59,7 +62,6 @@ export class Scheduler {
   private active: Active[] = [];
   private reserved = 0;
   private loop: Promise<void> | undefined;
-  private logits = new Float32Array(0);
 
   constructor(
     private readonly config: SchedulerConfig,
@@ -220,25 +222,32 @@ export class Scheduler {
         positions[at + j] = p.position;
       });
     });
-    if (this.logits.length < S * V) this.logits = new Float32Array(S * V);
-    const logits = this.logits.subarray(0, S * V);
     const t0 = performance.now();
-    await kv.decode({ seqs: Int32Array.from(batch, (f) => f.b.seq), cuNew, ids, positions, cascade: this.config.cascade }, logits);
+    // The logits stay where the model is: only logprobs and sampled tokens come back.
+    await kv.decode({ seqs: Int32Array.from(batch, (f) => f.b.seq), cuNew, ids, positions, cascade: this.config.cascade });
     this.sink.step({ sequences: S, tokens: N, ms: performance.now() - t0 });
+    const logits = new StepLogits(kv, S, V);
+    const wanted: [number, number][] = [];
+    batch.forEach((f, i) => {
+      if (f.b.pending.length > f.n) return;
+      for (const token of f.a.req.logprobsWanted(f.b)) wanted.push([i, token]);
+    });
+    logits.prefetch(wanted);
 
     const choose = new Map<TokenChooser, { a: Active; b: Branch; row: number }[]>();
     batch.forEach((f, i) => {
       f.b.pending.splice(0, f.n);
       if (f.b.pending.length > 0) return; // prompt still in prefill: these logits predict nothing
-      if (!f.a.req.afterDecode(f.b, logits, i * V)) return;
+      if (!f.a.req.afterDecode(f.b, logits, i)) return;
       const list = choose.get(f.a.sub.chooser) ?? [];
       list.push({ a: f.a, b: f.b, row: i });
       choose.set(f.a.sub.chooser, list);
     });
     for (const [chooser, list] of choose) {
-      const rows: ChooseRow[] = list.map(({ a, b }) => {
+      const rows: ChooseRow[] = list.map(({ a, b, row }) => {
         const pen = a.req.penalty(b);
         return {
+          row,
           request: a.req.rngKey,
           branch: b.id,
           index: b.tokens,
@@ -248,9 +257,7 @@ export class Scheduler {
           repetitionPenalty: pen.value,
         };
       });
-      const packed = list.length === S ? logits : new Float32Array(list.length * V);
-      if (packed !== logits) for (const [r, x] of list.entries()) packed.set(logits.subarray(x.row * V, (x.row + 1) * V), r * V);
-      const choices = chooser.choose(rows, packed, V);
+      const choices = chooser.choose(rows, logits);
       list.forEach(({ a, b }, r) => {
         const c = choices[r];
         if (c) a.req.accept(b, c.token, c.logprob, c.logprobSampling);
