@@ -4,6 +4,7 @@
 #include "addon/args.h"
 #include "addon/bindings.h"
 #include "addon/runtime.h"
+#include "core/cuda_device.h"
 #include "kernels/bandwidth_probe.h"
 #include "kernels/fma_peak.h"
 
@@ -39,11 +40,20 @@ Napi::Value mem_bandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), gbps);
 }
 
+// cudaProfilerRange(start: boolean) -> whether a CUDA profiler range was started / stopped.
+Napi::Value cuda_profiler(const Napi::CallbackInfo& info) {
+  if (!info[0].IsBoolean())
+    throw_type(info.Env(), "cudaProfilerRange: argument 'start' must be a boolean (got " +
+                               describe_type(info[0]) + ")");
+  return Napi::Boolean::New(info.Env(), cuda_profiler_range(info[0].As<Napi::Boolean>().Value()));
+}
+
 }  // namespace
 
 void register_probes(Napi::Env env, Napi::Object exports) {
   exports.Set("fmaPeak", Napi::Function::New(env, fma_peak, "fmaPeak"));
   exports.Set("memBandwidth", Napi::Function::New(env, mem_bandwidth, "memBandwidth"));
+  exports.Set("cudaProfilerRange", Napi::Function::New(env, cuda_profiler, "cudaProfilerRange"));
 }
 
 }  // namespace npr::addon

@@ -1,5 +1,6 @@
 // The CUDA probe of a CUDA build. cudart is linked statically, so this runs (and answers
 // cudaErrorInsufficientDriver or cudaErrorNoDevice) even on machines with no driver.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include "core/cuda_device.h"
@@ -28,6 +29,11 @@ const CudaInfo& cuda_info() {
     return i;
   }();
   return info;
+}
+
+bool cuda_profiler_range(bool start) {
+  if (cuda_info().devices == 0) return false;
+  return (start ? cudaProfilerStart() : cudaProfilerStop()) == cudaSuccess;
 }
 
 }  // namespace npr

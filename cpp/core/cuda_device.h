@@ -18,4 +18,9 @@ struct CudaInfo {
 // Probes once and caches: the driver is asked a single time per process.
 const CudaInfo& cuda_info();
 
+// Starts (true) or stops (false) the stretch a profiler records when told to wait for it
+// (`ncu --profile-from-start off`, `nsys --capture-range=cudaProfilerApi`). False when CUDA is
+// absent or the call failed; harmless without a profiler.
+bool cuda_profiler_range(bool start);
+
 }  // namespace npr

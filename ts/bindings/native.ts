@@ -251,8 +251,8 @@ export interface NativeKvDeviceStats {
  * memoryFraction of the device memory free now. graphs (CUDA, default true): replay one-token
  * decode steps as CUDA graphs. fastKernels (CUDA, default true): the decode-specialised kernels
  * (stacked projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
- * attention); false runs the generic ops the training forward runs. profile (CUDA, default false): time every op of each step (graphs off) into
- * deviceStats().opMs.
+ * attention); false runs the generic ops the training forward runs. profile (CUDA, default
+ * false): time every op of each step (graphs off) into deviceStats().opMs.
  */
 export interface NativeKvOptions {
   numBlocks?: number;
@@ -283,8 +283,18 @@ export interface NativeKv {
   free(seq: number): void;
   length(seq: number): number;
   checkInvariants(): void;
-  /** Writes (S, vocab) next-token logits after each sequence's last new token. */
-  decode(batch: NativeDecodeBatch, logits: Float32Array): Promise<void>;
+  /**
+   * Computes the (S, vocab) next-token logits after each sequence's last new token, writes them
+   * to `logits` when given, and keeps them where the model is (device memory for a CUDA model)
+   * until the next decode for logprobs / sample / logitsRows.
+   */
+  decode(batch: NativeDecodeBatch, logits?: Float32Array | null): Promise<void>;
+  /** out[i] = log-softmax(row logitRows[i] of the last step)[tokens[i]], computed where the logits are. */
+  logprobs(logitRows: Int32Array, tokens: Int32Array, out: Float32Array): void;
+  /** The sampler (as `sample`) over rows logitRows[r] of the last step, where the logits are. */
+  sample(logitRows: Int32Array, rows: NativeSampleRows, params: NativeSamplingParams, out: NativeSampleOut): void;
+  /** Copies of rows logitRows of the last step's logits: out (logitRows.length, vocab). */
+  logitsRows(logitRows: Int32Array, out: Float32Array): void;
 }
 
 /** Sampling parameters of `sample` (defaults: temperature 1, no truncation, seed 0). */
@@ -387,6 +397,8 @@ export interface NativeAddon {
   fmaPeak(options?: { simd?: SimdLevel; seconds?: number }): number;
   /** GB/s of a streaming read with the CPU pool (benchmark denominator). */
   memBandwidth(options?: { megabytes?: number; passes?: number }): number;
+  /** Starts (true) / stops (false) the range a waiting CUDA profiler records; false without CUDA. */
+  cudaProfilerRange(start: boolean): boolean;
   /** One token per logits row (R, vocab), on the calling thread; `out` is written in place. */
   sample(logits: Float32Array, rows: NativeSampleRows, params: NativeSamplingParams, out: NativeSampleOut): void;
   /** The fused per-token policy loss: writes dLoss/dlogprob (T) and returns the loss and metrics. */

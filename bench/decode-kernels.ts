@@ -1,0 +1,171 @@
+/**
+ * `npm run bench -- decode-kernels`: every kernel of a CUDA decode step with its own device time,
+ * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
+ * prefix), for 1 and for 8 branches: launches and microseconds a step per kernel, and their sum.
+ * The sum is the step's device time without launch gaps or host work; next to the decode
+ * bench's step time it says how much of a step is kernels, gaps and host. ncu replays each
+ * kernel alone (caches flushed, clocks left alone), so each figure is that kernel's own cost.
+ *
+ * The parent finds ncu and runs this same script under it with `--workload`, which prefills,
+ * warms up, and decodes `--steps` eager steps (graphs off: ncu times kernels one by one either
+ * way) inside a cudaProfilerStart/Stop range. Without ncu or a device: a note and a skip.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { native } from '../ts/bindings/loader.js';
+import { timedDecodeStep } from './_decode-step.js';
+import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { seedNativeModel } from './_weights.js';
+
+const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
+const PREFIX = 1024;
+
+async function workload(branches: number, steps: number, fast: boolean): Promise<void> {
+  const addon = native();
+  const model = seedNativeModel(
+    new addon.NativeQwen3({ ...SHAPE, ropeTheta: 1e6, tied: true }, { backend: 'cuda', precision: 'bf16' }),
+    99,
+  );
+  const kv = new addon.NativeKv(model, { numBlocks: Math.ceil(PREFIX / 16) + 4 * branches + 16, graphs: false, fastKernels: fast });
+  const root = kv.createSequence(kv.openRequest(1 << 20));
+  kv.append(root, PREFIX, false);
+  await kv.decode({
+    seqs: Int32Array.of(root),
+    cuNew: Int32Array.of(0, PREFIX),
+    ids: Int32Array.from({ length: PREFIX }, (_, i) => (i * 7919) % SHAPE.vocab),
+    positions: Int32Array.from({ length: PREFIX }, (_, i) => i),
+  });
+  const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
+  for (let s = 0; s < 3; s++) await timedDecodeStep(kv, seqs, SHAPE.vocab, s, PREFIX + s, true, null);
+  addon.cudaProfilerRange(true);
+  for (let s = 3; s < 3 + steps; s++) await timedDecodeStep(kv, seqs, SHAPE.vocab, s, PREFIX + s, true, null);
+  addon.cudaProfilerRange(false);
+}
+
+/** "void npr::(anonymous namespace)::skinny_linear_kernel<1, true, float>(float *, ...)" -> "skinny_linear_kernel<1,true,float>" */
+function shortName(full: string): string {
+  const head = full.replace(/^void /, '').split('(')[0] ?? full;
+  const parts = head.split('::');
+  return (parts[parts.length - 1] ?? head).replace(/\s+/g, '');
+}
+
+/** Kernel name -> { launches, us } summed over the profiled range, from ncu's CSV. */
+function parseCsv(text: string): Map<string, { launches: number; us: number }> {
+  const lines = text.split('\n').filter((l) => l.startsWith('"'));
+  const header = (lines.shift() ?? '').split('","').map((c) => c.replace(/"/g, ''));
+  const nameCol = header.indexOf('Kernel Name');
+  const metricCol = header.indexOf('Metric Name');
+  const unitCol = header.indexOf('Metric Unit');
+  const valueCol = header.indexOf('Metric Value');
+  const out = new Map<string, { launches: number; us: number }>();
+  for (const line of lines) {
+    const cells = line.slice(1, -1).split('","');
+    if (cells[metricCol] !== 'gpu__time_duration.sum') continue;
+    const unit = cells[unitCol] ?? 'ns';
+    const v = Number((cells[valueCol] ?? '').replace(/,/g, ''));
+    const us =
+      unit === 'ns' || unit === 'nsecond'
+        ? v / 1000
+        : unit === 'us' || unit === 'usecond'
+          ? v
+          : unit === 'ms' || unit === 'msecond'
+            ? v * 1000
+            : v / 1000;
+    const name = shortName(cells[nameCol] ?? '?');
+    const e = out.get(name) ?? { launches: 0, us: 0 };
+    e.launches += 1;
+    e.us += us;
+    out.set(name, e);
+  }
+  return out;
+}
+
+function findNcu(): string | null {
+  for (const c of ['ncu', '/usr/local/cuda/bin/ncu']) {
+    const r = spawnSync(c, ['--version'], { encoding: 'utf8' });
+    if (r.status === 0) return c;
+  }
+  return null;
+}
+
+const steps = Number(argValue('steps') ?? 2);
+const fast = !argFlag('generic');
+if (argFlag('workload')) {
+  await workload(Number(argValue('branches') ?? 1), steps, fast);
+} else {
+  const addon = native();
+  const ncu = addon.backends().cuda.devices > 0 ? findNcu() : null;
+  if (!ncu) {
+    console.log(
+      addon.backends().cuda.devices > 0
+        ? 'note: ncu (Nsight Compute) not found'
+        : `no CUDA device: ${addon.backends().cuda.reason ?? 'unknown'}`,
+    );
+    printJson('decode-kernels', { skipped: true });
+    process.exit(0);
+  }
+  const figures: Record<string, number | null> = {};
+  const per: Record<number, Map<string, { launches: number; us: number }>> = {};
+  for (const branches of [1, 8]) {
+    const r = spawnSync(
+      ncu,
+      [
+        '--profile-from-start',
+        'off',
+        '--target-processes',
+        'all',
+        '--clock-control',
+        'none',
+        '--metrics',
+        'gpu__time_duration.sum',
+        '--csv',
+        '--print-units',
+        'base',
+        process.execPath,
+        process.argv[1] as string,
+        '--workload',
+        '--branches',
+        String(branches),
+        '--steps',
+        String(steps),
+        ...(fast ? [] : ['--generic']),
+      ],
+      { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 },
+    );
+    if (r.status !== 0) {
+      console.log(`note: ncu failed for ${branches} branches (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-1500)}`);
+      continue;
+    }
+    per[branches] = parseCsv(r.stdout ?? '');
+  }
+  const names = [...new Set(Object.values(per).flatMap((m) => [...m.keys()]))];
+  const rows = names.map((name) => {
+    const row: Record<string, string | number | null> = { kernel: name };
+    for (const b of [1, 8]) {
+      const e = per[b]?.get(name);
+      row[`launches_b${b}`] = e ? round(e.launches / steps, 1) : null;
+      row[`us_b${b}`] = e ? round(e.us / steps, 1) : null;
+    }
+    return row;
+  });
+  rows.sort((a, b) => ((b.us_b1 as number) ?? 0) - ((a.us_b1 as number) ?? 0));
+  printTable(rows);
+  for (const b of [1, 8]) {
+    const m = per[b];
+    if (!m) continue;
+    let us = 0;
+    let launches = 0;
+    for (const e of m.values()) {
+      us += e.us;
+      launches += e.launches;
+    }
+    figures[`kernel_us_per_step_b${b}`] = round(us / steps, 1);
+    figures[`launches_per_step_b${b}`] = round(launches / steps, 1);
+    for (const [name, e] of m) figures[`us_b${b}_${name.replace(/[^A-Za-z0-9_]+/g, '_')}`] = round(e.us / steps, 1);
+  }
+  console.log(
+    `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}, ${fast ? 'decode-specialised' : 'generic'} kernels; ncu gpu__time_duration a kernel, ` +
+      `summed over ${steps} eager steps (decode + device sampling) and divided by ${steps}; ncu: ${existsSync(ncu) ? ncu : 'on PATH'}`,
+  );
+  printJson('decode-kernels', { fast, steps, ...figures });
+}
