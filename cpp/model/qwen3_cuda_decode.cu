@@ -107,8 +107,9 @@ Status Qwen3CudaDecoder::timed(const char* op, Status s) {
 }
 
 // One layer. Generic: one launch per op (what the training forward runs). fast_kernels: stacked
-// projections, skinny linear layers for bf16 steps of at most kSkinnyMaxRows rows, the fused q/k
-// norm + RoPE + KV write, and the tensor-core attend kernel where it applies.
+// projections, skinny linear layers for bf16 steps of at most kSkinnyMaxRows rows (with the
+// input and post-attention RMSNorms fused into the q|k|v and gate|up ones when the staged rows
+// fit), the fused q/k norm + RoPE + KV write, and the tensor-core attend kernel where it applies.
 Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items) {
   const Qwen3Config& c = m_.config();
   const LayerOffsets& o = m_.offsets().layers[l];
@@ -126,10 +127,17 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   };
   const float* qn = m_.master_weight(o.q_norm);
   const float* kn = m_.master_weight(o.k_norm);
-  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
-                                             m_.master_weight(o.in_norm), N, H, c.rms_eps)));
+  // Skinny steps fold the two hidden-size norms into the projections that read them.
+  const bool fused = skinny && skinny_rmsnorm_fits(N, H);
+  const float* in_norm = m_.master_weight(o.in_norm);
+  const float* post_norm = m_.master_weight(o.post_norm);
+  if (!fused)
+    NPR_TRY(timed("norm",
+                  rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, in_norm, N, H, c.rms_eps)));
   if (fast) {
-    NPR_TRY(timed("qkv", lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
+    NPR_TRY(timed("qkv", fused ? skinny_rmsnorm_linear_cuda(ctx_, t, qkv_, x_, in_norm, c.rms_eps,
+                                                            W(o.wq), N, H, qd + 2 * kd, false)
+                               : lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
     NPR_TRY(timed("qk_norm_rope_write",
                   qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn, cos_,
                                           sin_, slots_, N, c.heads, c.kv_heads, D, c.rms_eps)));
@@ -152,8 +160,14 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
       decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale, launch_items,
                             fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
-  NPR_TRY(timed("norm", rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_,
-                                             m_.master_weight(o.post_norm), N, H, c.rms_eps)));
+  if (fused) {
+    NPR_TRY(
+        timed("gate_up_swiglu", skinny_rmsnorm_swiglu_linear_cuda(
+                                    ctx_, act_, x_, post_norm, c.rms_eps, W(o.w_gate), N, H, I)));
+    return timed("down", lin(F32, x_, act_, o.w_down, I, H, true));
+  }
+  NPR_TRY(timed("norm",
+                rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, post_norm, N, H, c.rms_eps)));
   if (skinny) {
     NPR_TRY(
         timed("gate_up_swiglu", skinny_swiglu_linear_cuda(ctx_, act_, xn_, W(o.w_gate), N, H, I)));

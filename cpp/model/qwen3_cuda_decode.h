@@ -19,8 +19,10 @@
 // launch each over the stacked weights (skinny_linear_cuda.h for bf16 steps of at most 8 rows,
 // the GEMM otherwise), the fused q/k norm + RoPE + KV write (qk_norm_rope_cuda.h) and the
 // tensor-core attend kernel where it applies: 9 launches a layer instead of 17 (the default;
-// 1.8x the generic ops' batch-1 speed on an H200). Off runs the generic ops one by one, as the
-// training forward does. `profile` times every op of eager steps (graphs
+// 1.8x the generic ops' batch-1 speed on an H200). Skinny steps also fold the input and
+// post-attention RMSNorms into the q|k|v and gate|up launches (skinny_rmsnorm_*, same bits):
+// 7 launches a layer, and the profile has no "norm" op on that path. Off runs the generic ops
+// one by one, as the training forward does. `profile` times every op of eager steps (graphs
 // are off while it is on) into stats().op_ms.
 // Not here: the fused parallel-attention prefill, speculative decoding, multi-GPU.
 #pragma once

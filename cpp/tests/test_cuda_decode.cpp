@@ -232,13 +232,20 @@ TEST(cuda_decode_profile_times_every_op_kind) {
     }
     const auto& st = dec.stats();
     CHECK(st.profiled_steps == 3 && st.graph_replays == 0);
-    for (const char* op : {"embedding", "norm", "qkv", "qk_norm_rope_write", "attention", "o_proj",
-                           "gate_up_swiglu", "down", "head"}) {
+    // Every step here has at most kSkinnyMaxRows tokens, so the fast path folds both layer
+    // norms into the q|k|v and gate|up launches and times no "norm" op at all.
+    std::vector<std::string> ops = {"embedding", "qkv",    "qk_norm_rope_write",
+                                    "attention", "o_proj", "gate_up_swiglu",
+                                    "down",      "head"};
+    if (!fast) ops.push_back("norm");
+    for (const std::string& op : ops) {
       const auto it = st.op_ms.find(op);
       CHECK_MSG(it != st.op_ms.end() && it->second > 0.0,
                 std::string(fast ? "fast" : "generic") + ": no time for op " + op);
     }
-    CHECK(st.op_ms.size() == 9);
+    CHECK_MSG(st.op_ms.size() == ops.size(),
+              std::string(fast ? "fast" : "generic") + ": " + std::to_string(st.op_ms.size()) +
+                  " op kinds timed, expected " + std::to_string(ops.size()));
   }
 }
 

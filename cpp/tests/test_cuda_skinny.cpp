@@ -2,14 +2,19 @@
 // on bf16-rounded inputs: every row count 1..8, odd output counts (a warp's second column past
 // the end), in a multiple of 8 (the 16-byte path) and not (the element path), an x one element
 // off its 16-byte alignment, fp32 and bf16 outputs, overwrite (outputs poisoned with NaN) and
-// accumulate, the SwiGLU form over stacked gate/up rows, and the refused calls.
+// accumulate, the SwiGLU form over stacked gate/up rows, and the refused calls. The fused
+// RMSNorm forms against rmsnorm_forward_cuda + the unfused call (bit for bit) and against the
+// host oracles (xn within one bf16 ulp of a double RMSNorm), staging above 48 KB, their
+// refusals, and batch invariance: a row's result alone and inside any batch has the same bits.
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "tests/harness.h"
 #include "tests/test_util.h"
 #if defined(NPR_WITH_CUDA)
+#include "kernels/rmsnorm_cuda.h"
 #include "kernels/skinny_linear_cuda.h"
 #include "tests/test_cuda_util.h"
 #endif
@@ -36,6 +41,65 @@ std::vector<double> host_dots(const std::vector<float>& x, const std::vector<flo
 std::string shape(int64_t rows, int64_t in, int64_t out) {
   return "rows " + std::to_string(rows) + " in " + std::to_string(in) + " out " +
          std::to_string(out);
+}
+
+constexpr int64_t kTail = 11;  // poisoned elements past every fused output
+constexpr float kEps = 1e-6f;
+
+// Elements whose bits differ (NaN == NaN when the bits match).
+int64_t bit_diffs(const std::vector<float>& a, const std::vector<float>& b, size_t n) {
+  int64_t d = 0;
+  for (size_t i = 0; i < n; ++i) d += std::memcmp(&a[i], &b[i], sizeof(float)) != 0;
+  return d;
+}
+
+int64_t unpoisoned_tail(const std::vector<float>& v, size_t from) {
+  int64_t d = 0;
+  for (size_t i = from; i < v.size(); ++i) d += !std::isnan(v[i]);
+  return d;
+}
+
+// The fused forms' inputs: x (rows, in) fp32 residual rows of uneven scale, norm weight (in).
+struct NormInputs {
+  std::vector<float> x, w;
+  DeviceBuffer dx, dw;
+};
+
+NormInputs norm_inputs(CudaContext& ctx, Rng& rng, int64_t rows, int64_t in) {
+  NormInputs n;
+  n.x = random_vector(rng, rows * in);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < in; ++i) n.x[r * in + i] *= 0.5f + 3.0f * static_cast<float>(r);
+  n.w = random_vector(rng, in);
+  for (float& v : n.w) v = 1.0f + 0.5f * v;
+  n.dx = to_device(ctx, n.x, DevDType::kF32);
+  n.dw = to_device(ctx, n.w, DevDType::kF32);
+  return n;
+}
+
+// xn (rows, in) bf16 from rmsnorm_forward_cuda (the unfused path), checked against a double
+// RMSNorm: every element within one bf16 ulp. Returns the device buffer and its host values.
+DeviceBuffer unfused_norm(CudaContext& ctx, const NormInputs& n, int64_t rows, int64_t in,
+                          std::vector<float>* host, const std::string& what) {
+  DeviceBuffer xn = poisoned_device(ctx, rows * in, DevDType::kBF16);
+  DeviceBuffer rstd = poisoned_device(ctx, rows, DevDType::kF32);
+  CHECK_OK(rmsnorm_forward_cuda(ctx, DevDType::kF32, DevDType::kBF16, xn.get(),
+                                static_cast<float*>(rstd.get()), n.dx.get(),
+                                static_cast<const float*>(n.dw.get()), rows, in, kEps));
+  *host = to_host(ctx, xn, rows * in, DevDType::kBF16);
+  int64_t off = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < in; ++i) ss += static_cast<double>(n.x[r * in + i]) * n.x[r * in + i];
+    const double s = 1.0 / std::sqrt(ss / static_cast<double>(in) + kEps);
+    for (int64_t i = 0; i < in; ++i) {
+      const double want = n.x[r * in + i] * s * n.w[i];
+      const double got = (*host)[r * in + i];
+      off += !(std::fabs(got - want) <= std::fabs(want) * (1.0 / 128.0) + 1e-30);
+    }
+  }
+  CHECK_MSG(off == 0, what + ": " + std::to_string(off) + " xn elements off the double RMSNorm");
+  return xn;
 }
 
 }  // namespace
@@ -116,6 +180,200 @@ TEST(cuda_skinny_linear_refuses_bad_calls) {
         StatusCode::kInvalidArgument);
   CHECK(skinny_swiglu_linear_cuda(ctx, a.get(), a.get(), a.get(), 2, 0, 8).code() ==
         StatusCode::kInvalidArgument);
+}
+
+// Ins: the 16-byte path (8, 256, 1000, 1024, 3072, 6144), the element path (13, 203), the warp
+// (<= 256) and block (> 256) orders of rmsnorm.cu, and staging above 48 KB (6144 at rows > 4,
+// exactly kSkinnyStageMaxBytes at 8 rows).
+TEST(cuda_skinny_rmsnorm_linear_matches_the_unfused_pair_and_the_oracle) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(8080);
+  int cases = 0;
+  for (int64_t in : {8, 13, 203, 256, 1000, 1024, 3072, 6144})
+    for (int64_t rows = 1; rows <= kSkinnyMaxRows; ++rows) {
+      CHECK(skinny_rmsnorm_fits(rows, in));
+      const NormInputs n = norm_inputs(ctx, rng, rows, in);
+      std::vector<float> xn;
+      const DeviceBuffer dxn = unfused_norm(ctx, n, rows, in, &xn, shape(rows, in, 0));
+      for (int64_t out : {1, 7, 33, 130}) {
+        if (in >= 3072 && out > 33) continue;  // keeps the host oracle quick
+        const auto W = bf16_rounded(random_vector(rng, out * in));
+        const DeviceBuffer dW = to_device(ctx, W, DevDType::kBF16);
+        const std::vector<double> dots = host_dots(xn, W, rows, in, out);
+        for (DevDType t : {DevDType::kF32, DevDType::kBF16})
+          for (bool acc : {false, true}) {
+            const std::string what =
+                shape(rows, in, out) + " " + dev_dtype_name(t) + (acc ? " accumulate" : "");
+            std::vector<float> y0 = poisoned(rows * out + kTail);
+            if (acc) {
+              const auto r0 = random_vector(rng, rows * out);
+              std::copy(r0.begin(), r0.end(), y0.begin());
+            }
+            if (t == DevDType::kBF16) y0 = bf16_rounded(y0);
+            DeviceBuffer dref = to_device(ctx, y0, t), dy = to_device(ctx, y0, t);
+            CHECK_OK(
+                skinny_linear_cuda(ctx, t, dref.get(), dxn.get(), dW.get(), rows, in, out, acc));
+            CHECK_OK(skinny_rmsnorm_linear_cuda(
+                ctx, t, dy.get(), static_cast<const float*>(n.dx.get()),
+                static_cast<const float*>(n.dw.get()), kEps, dW.get(), rows, in, out, acc));
+            const auto ref = to_host(ctx, dref, rows * out + kTail, t);
+            const auto got = to_host(ctx, dy, rows * out + kTail, t);
+            const size_t m = static_cast<size_t>(rows * out);
+            const int64_t diff = bit_diffs(got, ref, m);
+            CHECK_MSG(diff == 0,
+                      what + ": " + std::to_string(diff) +
+                          " outputs differ from rmsnorm_forward_cuda + skinny_linear_cuda");
+            CHECK_MSG(unpoisoned_tail(got, m) == 0, what + ": wrote past the output");
+            std::vector<float> want(m), head(got.begin(), got.begin() + m);
+            for (size_t i = 0; i < m; ++i)
+              want[i] = static_cast<float>(dots[i] + (acc ? y0[i] : 0.0));
+            const double err = rel_norm_error(head, want);
+            CHECK_MSG(err < (t == DevDType::kF32 ? 1e-5 : 1e-2),
+                      what + ": relative error " + std::to_string(err) + " vs the host oracle");
+            ++cases;
+          }
+      }
+    }
+  std::printf("    %d fused rmsnorm linear cases\n", cases);
+}
+
+TEST(cuda_skinny_rmsnorm_swiglu_matches_the_unfused_pair_and_the_oracle) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(9090);
+  for (int64_t in : {8, 13, 256, 1000, 1024, 6144})
+    for (int64_t rows = 1; rows <= kSkinnyMaxRows; ++rows)
+      for (int64_t inter : {1, 9, 70}) {
+        const std::string what = shape(rows, in, inter) + " swiglu";
+        const NormInputs n = norm_inputs(ctx, rng, rows, in);
+        std::vector<float> xn;
+        const DeviceBuffer dxn = unfused_norm(ctx, n, rows, in, &xn, what);
+        const auto W = bf16_rounded(random_vector(rng, 2 * inter * in));
+        const DeviceBuffer dW = to_device(ctx, W, DevDType::kBF16);
+        const int64_t m = rows * inter;
+        DeviceBuffer dref = poisoned_device(ctx, m + kTail, DevDType::kBF16);
+        DeviceBuffer da = poisoned_device(ctx, m + kTail, DevDType::kBF16);
+        CHECK_OK(skinny_swiglu_linear_cuda(ctx, dref.get(), dxn.get(), dW.get(), rows, in, inter));
+        CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(
+            ctx, da.get(), static_cast<const float*>(n.dx.get()),
+            static_cast<const float*>(n.dw.get()), kEps, dW.get(), rows, in, inter));
+        const auto ref = to_host(ctx, dref, m + kTail, DevDType::kBF16);
+        const auto got = to_host(ctx, da, m + kTail, DevDType::kBF16);
+        const int64_t diff = bit_diffs(got, ref, static_cast<size_t>(m));
+        CHECK_MSG(diff == 0,
+                  what + ": " + std::to_string(diff) + " outputs differ from the unfused pair");
+        CHECK_MSG(unpoisoned_tail(got, static_cast<size_t>(m)) == 0,
+                  what + ": wrote past the output");
+        const std::vector<double> dots = host_dots(xn, W, rows, in, 2 * inter);
+        std::vector<float> want(static_cast<size_t>(m)), head(got.begin(), got.begin() + m);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < inter; ++j) {
+            const double g = bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + j])));
+            const double u =
+                bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + inter + j])));
+            want[r * inter + j] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
+          }
+        const double err = rel_norm_error(head, want);
+        CHECK_MSG(err < 1e-2, what + ": relative error " + std::to_string(err));
+      }
+}
+
+// Row r of a batch of M rows has the bits of row r computed alone, for every M and every form.
+TEST(cuda_skinny_forms_are_batch_invariant) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(1234);
+  const int64_t R = kSkinnyMaxRows;
+  for (int64_t in : {13, 256, 1000, 3072})
+    for (int64_t out : {5, 130}) {
+      const NormInputs n = norm_inputs(ctx, rng, R, in);
+      const auto xb = bf16_rounded(random_vector(rng, R * in));
+      const auto W = bf16_rounded(random_vector(rng, 2 * out * in));
+      const DeviceBuffer dxb = to_device(ctx, xb, DevDType::kBF16),
+                         dW = to_device(ctx, W, DevDType::kBF16);
+      const auto* x32 = static_cast<const float*>(n.dx.get());
+      const auto* nw = static_cast<const float*>(n.dw.get());
+      const auto* x16 = static_cast<const char*>(dxb.get());
+      // Form f of rows [r0, r0 + rows) into y (rows, cols): 0 linear fp32, 1 swiglu, 2 fused
+      // linear bf16, 3 fused swiglu; cols = out (linear) or out / 2 (swiglu, inter = out / 2).
+      auto run = [&](int f, int64_t r0, int64_t rows, void* y) {
+        const int64_t inter = out / 2;
+        switch (f) {
+          case 0:
+            return skinny_linear_cuda(ctx, DevDType::kF32, y, x16 + 2 * r0 * in, dW.get(), rows, in,
+                                      out, false);
+          case 1:
+            return skinny_swiglu_linear_cuda(ctx, y, x16 + 2 * r0 * in, dW.get(), rows, in, inter);
+          case 2:
+            return skinny_rmsnorm_linear_cuda(ctx, DevDType::kBF16, y, x32 + r0 * in, nw, kEps,
+                                              dW.get(), rows, in, out, false);
+          default:
+            return skinny_rmsnorm_swiglu_linear_cuda(ctx, y, x32 + r0 * in, nw, kEps, dW.get(),
+                                                     rows, in, inter);
+        }
+      };
+      for (int f = 0; f < 4; ++f) {
+        const DevDType t = f == 0 ? DevDType::kF32 : DevDType::kBF16;
+        const int64_t cols = (f % 2 == 0) ? out : out / 2;
+        std::vector<std::vector<float>> alone;
+        for (int64_t r = 0; r < R; ++r) {
+          DeviceBuffer dy = poisoned_device(ctx, cols, t);
+          CHECK_OK(run(f, r, 1, dy.get()));
+          alone.push_back(to_host(ctx, dy, cols, t));
+        }
+        for (int64_t M = 1; M <= R; ++M) {
+          DeviceBuffer dy = poisoned_device(ctx, M * cols, t);
+          CHECK_OK(run(f, 0, M, dy.get()));
+          const auto got = to_host(ctx, dy, M * cols, t);
+          for (int64_t r = 0; r < M; ++r) {
+            const std::vector<float> row(got.begin() + r * cols, got.begin() + (r + 1) * cols);
+            const int64_t diff = bit_diffs(row, alone[r], static_cast<size_t>(cols));
+            CHECK_MSG(diff == 0, "form " + std::to_string(f) + " " + shape(M, in, out) + " row " +
+                                     std::to_string(r) + ": " + std::to_string(diff) +
+                                     " outputs differ from the row alone");
+          }
+        }
+      }
+    }
+}
+
+TEST(cuda_skinny_rmsnorm_forms_refuse_what_they_cannot_stage) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(77);
+  const int64_t big =
+      kSkinnyStageMaxBytes / 2 / kSkinnyMaxRows;  // in that fills the stage at 8 rows
+  CHECK(skinny_rmsnorm_fits(kSkinnyMaxRows, big));
+  CHECK(!skinny_rmsnorm_fits(kSkinnyMaxRows, big + 1));
+  CHECK(skinny_rmsnorm_fits(1, big + 1));
+  CHECK(!skinny_rmsnorm_fits(0, 8) && !skinny_rmsnorm_fits(kSkinnyMaxRows + 1, 8));
+  DeviceBuffer x = to_device(ctx, random_vector(rng, kSkinnyMaxRows * (big + 1)), DevDType::kF32);
+  DeviceBuffer w = to_device(ctx, random_vector(rng, big + 1), DevDType::kF32);
+  DeviceBuffer W = to_device(ctx, random_vector(rng, 2 * (big + 1)), DevDType::kBF16);
+  DeviceBuffer y = poisoned_device(ctx, 64, DevDType::kF32);
+  const auto* xp = static_cast<const float*>(x.get());
+  const auto* wp = static_cast<const float*>(w.get());
+  auto code = [](const Status& s) { return s.code(); };
+  const StatusCode bad = StatusCode::kInvalidArgument;
+  // Too much to stage: refused, nothing launched, nothing written.
+  CHECK(code(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, y.get(), xp, wp, kEps, W.get(),
+                                        kSkinnyMaxRows, big + 1, 1, false)) == bad);
+  CHECK(code(skinny_rmsnorm_swiglu_linear_cuda(ctx, y.get(), xp, wp, kEps, W.get(), kSkinnyMaxRows,
+                                               big + 1, 1)) == bad);
+  CHECK(unpoisoned_tail(to_host(ctx, y, 64, DevDType::kF32), 0) == 0);
+  for (int64_t rows : {int64_t{0}, kSkinnyMaxRows + 1})
+    CHECK(code(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, y.get(), xp, wp, kEps, W.get(), rows,
+                                          8, 8, false)) == bad);
+  CHECK(code(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, y.get(), xp, nullptr, kEps, W.get(), 1,
+                                        8, 8, false)) == bad);
+  CHECK(code(skinny_rmsnorm_swiglu_linear_cuda(ctx, y.get(), nullptr, wp, kEps, W.get(), 1, 8,
+                                               4)) == bad);
+  // The output overlapping x: refused (other CTAs would still be reading x).
+  CHECK(code(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, x.get(), xp, wp, kEps, W.get(), 2, 8,
+                                        4, true)) == bad);
+  CHECK(code(skinny_rmsnorm_swiglu_linear_cuda(ctx, x.get(), xp, wp, kEps, W.get(), 2, 8, 1)) ==
+        bad);
+  // A legal call still runs after the refusals (no sticky error left behind).
+  CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, y.get(), xp, wp, kEps, W.get(), 2, 8, 2,
+                                      false));
+  CHECK(unpoisoned_tail(to_host(ctx, y, 4, DevDType::kF32), 0) == 4);
 }
 
 #else

@@ -1,0 +1,210 @@
+// Fused input RMSNorm + decode-sized linear layers (see skinny_linear_cuda.h). Each CTA:
+//   1. computes every batch row's rstd from the fp32 residual in rmsnorm.cu's order (a warp per
+//      row when in <= 256; otherwise 256 virtual threads striding the row, butterflies over
+//      each 32, the 8 warp sums added in warp order; the CTA's 128 threads play two virtual
+//      threads each), with rmsnorm.cu's formula and rounding point;
+//   2. stages xn (M, in) = bf16(x * rstd * w) in shared memory;
+//   3. walks its column tiles (a grid-stride loop, so each CTA stages once for several tiles)
+//      with skinny_linear_core.cuh reading x from shared memory.
+// Steps 1-2 repeat in every CTA: x is at most 8 rows, read from L2/L1.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "kernels/skinny_linear_core.cuh"
+#include "kernels/skinny_linear_cuda.h"
+#include "kernels/skinny_linear_launch.h"
+
+namespace npr {
+
+namespace {
+
+using skinny::kThreads;
+using skinny::kWarps;
+constexpr int kWarpRowMaxIn = 256;  // rmsnorm.cu: a warp per row up to this dim
+constexpr int kNormThreads = 256;   // rmsnorm.cu: the block per row above it
+constexpr int kCtasPerSm = 4;       // fused grid: at most this many CTAs per SM
+
+// xn (M, k) bf16 in shared memory <- x (M, k) fp32, nw (k) fp32. Every thread must call it.
+template <int M>
+__device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const float* nw,
+                                             int64_t k, float eps) {
+  __shared__ float ss_part[M][kNormThreads / 32];
+  __shared__ float rstd[M];
+  const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
+  if (k <= kWarpRowMaxIn) {
+    for (int r = warp; r < M; r += kWarps) {
+      const float* xr = x + r * k;
+      float ss = 0.0f;
+      for (int64_t i = lane; i < k; i += 32) {
+        const float v = xr[i];
+        ss += v * v;
+      }
+      ss = skinny::warp_sum(ss);
+      if (lane == 0) rstd[r] = 1.0f / sqrtf(ss / static_cast<float>(k) + eps);
+    }
+  } else {
+#pragma unroll 1
+    for (int r = 0; r < M; ++r) {
+      const float* xr = x + r * k;
+      float lo = 0.0f, hi = 0.0f;  // virtual threads t and t + kThreads
+      for (int64_t i = t; i < k; i += kNormThreads) {
+        const float v = xr[i];
+        lo += v * v;
+      }
+      for (int64_t i = t + kThreads; i < k; i += kNormThreads) {
+        const float v = xr[i];
+        hi += v * v;
+      }
+      lo = skinny::warp_sum(lo);
+      hi = skinny::warp_sum(hi);
+      if (lane == 0) {
+        ss_part[r][warp] = lo;
+        ss_part[r][warp + kWarps] = hi;
+      }
+    }
+    __syncthreads();
+    if (t < M) {
+      float ss = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kNormThreads / 32; ++w) ss += ss_part[t][w];
+      rstd[t] = 1.0f / sqrtf(ss / static_cast<float>(k) + eps);
+    }
+  }
+  __syncthreads();
+  auto* out = reinterpret_cast<__nv_bfloat16*>(xn);
+#pragma unroll 1
+  for (int r = 0; r < M; ++r) {
+    const float s = rstd[r];
+    for (int64_t i = t; i < k; i += kThreads)
+      out[r * k + i] = __float2bfloat16_rn(x[r * k + i] * s * nw[i]);
+  }
+  __syncthreads();
+}
+
+template <int M, bool VEC, typename CT>
+__global__ void __launch_bounds__(kThreads, 4)
+    skinny_rmsnorm_linear_kernel(CT* __restrict__ y, const float* __restrict__ x,
+                                 const float* __restrict__ nw, float eps,
+                                 const uint16_t* __restrict__ W, int64_t k, int64_t n,
+                                 bool accumulate) {
+  extern __shared__ uint4 stage[];  // (M, k) bf16
+  __shared__ float part[skinny::kPartFloats<M>];
+  auto* xn = reinterpret_cast<uint16_t*>(stage);
+  stage_normed<M>(xn, x, nw, k, eps);
+  const int64_t tiles = skinny::tiles(n, skinny::kLinearTileCols<M>);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+    skinny::linear_tile<M, VEC, true>(y, xn, W, k, n, accumulate, b, part);
+}
+
+template <int M, bool VEC>
+__global__ void __launch_bounds__(kThreads, 4)
+    skinny_rmsnorm_swiglu_kernel(__nv_bfloat16* __restrict__ act, const float* __restrict__ x,
+                                 const float* __restrict__ nw, float eps,
+                                 const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
+  extern __shared__ uint4 stage[];  // (M, k) bf16
+  __shared__ float part[skinny::kPartFloats<M>];
+  auto* xn = reinterpret_cast<uint16_t*>(stage);
+  stage_normed<M>(xn, x, nw, k, eps);
+  const int64_t tiles = skinny::tiles(inter, skinny::kSwigluTileCols<M>);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+    skinny::swiglu_tile<M, VEC, true>(act, xn, W, k, inter, b, part);
+}
+
+Status check_fused(const char* op, const void* y, int64_t y_bytes, const float* x,
+                   const float* norm_w, int64_t rows, int64_t in) {
+  if (!norm_w) return Status::invalid(std::string(op) + ": null norm weight");
+  if (!skinny_rmsnorm_fits(rows, in))
+    return Status::invalid(std::string(op) + ": staging " + std::to_string(rows) + " x " +
+                           std::to_string(in) + " bf16 needs " + std::to_string(2 * rows * in) +
+                           " bytes of shared memory, above kSkinnyStageMaxBytes (" +
+                           std::to_string(kSkinnyStageMaxBytes) +
+                           "); check skinny_rmsnorm_fits and run rmsnorm_forward_cuda + the "
+                           "unfused skinny call instead");
+  const auto yb = reinterpret_cast<uintptr_t>(y), xb = reinterpret_cast<uintptr_t>(x);
+  const auto x_bytes = static_cast<uintptr_t>(4 * rows * in);
+  if (yb < xb + x_bytes && xb < yb + static_cast<uintptr_t>(y_bytes))
+    return Status::invalid(std::string(op) +
+                           ": the output overlaps x (other CTAs still read x while one writes)");
+  return Status::ok();
+}
+
+// Grid for `tiles` column tiles: every tile once, at most kCtasPerSm CTAs per SM.
+Status fused_grid(int64_t tiles, unsigned* grid) {
+  int dev = 0, sms = 0;
+  NPR_CUDA_TRY(cudaGetDevice(&dev), "skinny rmsnorm linear: cudaGetDevice");
+  NPR_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
+               "skinny rmsnorm linear: SM count");
+  *grid = static_cast<unsigned>(std::min<int64_t>(tiles, int64_t{kCtasPerSm} * std::max(sms, 1)));
+  return Status::ok();
+}
+
+// Lets `kernel` take `bytes` of dynamic shared memory (an opt-in above 48 KB).
+template <typename K>
+Status allow_stage(K kernel, int64_t bytes, const char* op) {
+  if (bytes <= 48 * 1024) return Status::ok();
+  return cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(kSkinnyStageMaxBytes)),
+                     op);
+}
+
+}  // namespace
+
+bool skinny_rmsnorm_fits(int64_t rows, int64_t in) {
+  return rows >= 1 && rows <= kSkinnyMaxRows && in > 0 && 2 * rows * in <= kSkinnyStageMaxBytes;
+}
+
+Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const float* x,
+                                  const float* norm_w, float eps, const void* W, int64_t rows,
+                                  int64_t in, int64_t out, bool accumulate) {
+  const char* op = "skinny_rmsnorm_linear_cuda";
+  NPR_TRY(skinny::check_call(op, y, x, W, rows, in, out));
+  NPR_TRY(check_fused(op, y, rows * out * dev_dtype_size(out_t), x, norm_w, rows, in));
+  cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
+  const auto* ws = static_cast<const uint16_t*>(W);
+  const int64_t bytes = 2 * rows * in;
+  return skinny::with_rows(rows, skinny::vector_ok(nullptr, W, in), [&](auto m, auto vec) {
+    constexpr int M = decltype(m)::value;
+    constexpr bool V = decltype(vec)::value;
+    unsigned grid = 0;
+    NPR_TRY(fused_grid(skinny::tiles(out, skinny::kLinearTileCols<M>), &grid));
+    if (out_t == DevDType::kF32) {
+      auto* k = skinny_rmsnorm_linear_kernel<M, V, float>;
+      NPR_TRY(allow_stage(k, bytes, op));
+      k<<<grid, kThreads, bytes, st>>>(static_cast<float*>(y), x, norm_w, eps, ws, in, out,
+                                       accumulate);
+    } else {
+      auto* k = skinny_rmsnorm_linear_kernel<M, V, __nv_bfloat16>;
+      NPR_TRY(allow_stage(k, bytes, op));
+      k<<<grid, kThreads, bytes, st>>>(static_cast<__nv_bfloat16*>(y), x, norm_w, eps, ws, in, out,
+                                       accumulate);
+    }
+    return cuda_launch_status(op);
+  });
+}
+
+Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const float* x,
+                                         const float* norm_w, float eps, const void* W,
+                                         int64_t rows, int64_t in, int64_t inter) {
+  const char* op = "skinny_rmsnorm_swiglu_linear_cuda";
+  NPR_TRY(skinny::check_call(op, act, x, W, rows, in, inter));
+  NPR_TRY(check_fused(op, act, 2 * rows * inter, x, norm_w, rows, in));
+  cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
+  const int64_t bytes = 2 * rows * in;
+  return skinny::with_rows(rows, skinny::vector_ok(nullptr, W, in), [&](auto m, auto vec) {
+    constexpr int M = decltype(m)::value;
+    constexpr bool V = decltype(vec)::value;
+    unsigned grid = 0;
+    NPR_TRY(fused_grid(skinny::tiles(inter, skinny::kSwigluTileCols<M>), &grid));
+    auto* k = skinny_rmsnorm_swiglu_kernel<M, V>;
+    NPR_TRY(allow_stage(k, bytes, op));
+    k<<<grid, kThreads, bytes, st>>>(static_cast<__nv_bfloat16*>(act), x, norm_w, eps,
+                                     static_cast<const uint16_t*>(W), in, inter);
+    return cuda_launch_status(op);
+  });
+}
+
+}  // namespace npr
