@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode --backend cuda [--quick] [--python PATH]`: the decode step on the
+ * `npm run bench -- decode --backend cuda [--quick] [--python PATH] [--no-peer]`: the decode step on the
  * device, Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8 heads, head dim 128, ffn 3072, vocab
  * 151,936; random weights, bf16), KV pages on the device:
  *   - batch-1 decode tokens/s after a 1k-token prefill, CUDA graphs on and off, against the
@@ -154,7 +154,11 @@ const bytes = params * 2 + kvBytesPerToken * (PREFIX + STEPS / 2);
 const bound = copyGbps > 0 ? bytes / (copyGbps * 1e9) : null;
 
 const peerScript = join(import.meta.dirname, '..', '..', 'bench', 'peers', 'decode_cuda.py');
-const { py, note } = existsSync(peerScript) ? peerPython() : { py: null, note: `${peerScript} missing` };
+const { py, note } = argFlag('no-peer')
+  ? { py: null, note: '--no-peer' }
+  : existsSync(peerScript)
+    ? peerPython()
+    : { py: null, note: `${peerScript} missing` };
 let hf: { eager_tok_s: number | null; static_tok_s: number | null; errors: Record<string, string>; versions: string } | null = null;
 if (py) {
   const r = spawnSync(py, [peerScript, JSON.stringify({ ...SHAPE, prefix: PREFIX, steps: quick ? 16 : 48 })], {

@@ -6,7 +6,7 @@
 #
 #   scripts/gpu-check.sh [OUT_DIR]
 #
-# Phases, in this order (most needed first): cpp-tests, vitest-cuda, bench:decode,
+# Phases, in this order (most needed first): cpp-tests, vitest-cuda, generate, bench:decode,
 # bench:decode-kernels, bench:engine, memcheck, bench:attention, bench:train-step. Knobs:
 #   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
 #   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
@@ -15,7 +15,8 @@
 #                            seconds (counted from the start, build included), and cut a phase's
 #                            time limit to what is left: one device call (<= 600 s) then runs as
 #                            much as fits, most needed first, and says what it skipped
-#   NPR_GPU_BENCH_ITERS=N, NPR_GPU_BENCH_QUICK=1 and NPR_GPU_MEMCHECK_S=S shorten a tight run
+#   NPR_GPU_BENCH_ITERS=N, NPR_GPU_BENCH_QUICK=1, NPR_GPU_NO_PEER=1 (the decode bench without
+#   its transformers peer) and NPR_GPU_MEMCHECK_S=S shorten a tight run
 #   (the build runs either way; it is incremental on a warm machine)
 #
 # Needs: node (20+) with this checkout's node_modules installed, cmake, nvcc, a CUDA device;
@@ -63,11 +64,11 @@ if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || 
 
 benches="${NPR_GPU_BENCHES:-decode decode-kernels engine attention train-step}"
 bench_phase() { case " $benches " in *" $1 "*) echo "bench:$1" ;; esac; }
-default_phases="cpp-tests vitest-cuda $(bench_phase decode) $(bench_phase decode-kernels) \
+default_phases="cpp-tests vitest-cuda generate $(bench_phase decode) $(bench_phase decode-kernels) \
   $(bench_phase engine) memcheck \
   $(bench_phase attention) $(bench_phase train-step)"
 case "${NPR_GPU_CHECK:-all}" in
-  tests) default_phases="cpp-tests vitest-cuda memcheck" ;;
+  tests) default_phases="cpp-tests vitest-cuda generate memcheck" ;;
   bench) default_phases="$(for b in $benches; do echo "bench:$b"; done)" ;;
 esac
 quick="${NPR_GPU_BENCH_QUICK:+--quick}"
@@ -76,7 +77,13 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
     cpp-tests) run_logged cpp-tests 240 build/tests/npr_tests || status=1 ;;
     vitest-cuda)
       run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \
-        test/model.cuda.test.ts test/gemm.gpu.test.ts test/engine.cuda.test.ts || status=1
+        test/model.cuda.test.ts test/gemm.gpu.test.ts test/engine.cuda.test.ts \
+        test/engine-cli.test.ts || status=1
+      ;;
+    generate)
+      # The embedded model through `npr generate --backend cuda`, parallel mode, as a user runs it.
+      run_logged generate 120 node dist/ts/cli/main.js generate --model models/npr-tiny \
+        --backend cuda --prompt "What is 17 * 23 + 5?" --max-new-tokens 256 --seed 1 || status=1
       ;;
     memcheck)
       # The CUDA cases (names containing "cuda") under memcheck; leak checking covers device
@@ -92,11 +99,14 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       ;;
     # Benchmarks: each prints a table and, last, one JSON line (collected into the summary).
     bench:attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
-    bench:decode) run_logged bench-decode 240 node dist/bench/decode.js --backend cuda $quick ;;
+    bench:decode)
+      run_logged bench-decode 240 node dist/bench/decode.js --backend cuda $quick \
+        ${NPR_GPU_NO_PEER:+--no-peer}
+      ;;
     bench:decode-kernels) run_logged bench-decode-kernels 180 node dist/bench/decode-kernels.js ;;
     bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
     bench:train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
-    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:engine, bench:train-step)" ;;
+    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:engine, bench:train-step)" ;;
   esac
 done
 note "benchmark JSON:"
