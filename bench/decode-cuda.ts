@@ -10,6 +10,8 @@
  *     projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
  *     attention), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
+ *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
+ *     to its wall time, which adds the host's work and the sampling;
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
  *     (`profile`), batch 1 on both paths and 8 branches on the default one (`op_ms_b1_<op>`,
  *     `op_ms_b1_generic_<op>`, `op_ms_8_<op>`: ms a step, and their `_total`).
@@ -53,7 +55,12 @@ interface Run {
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
-async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, run: Run): Promise<{ t: number; kv: NativeKv }> {
+async function stepTime(
+  model: NativeQwen3,
+  branches: number,
+  cascade: boolean,
+  run: Run,
+): Promise<{ t: number; kv: NativeKv; deviceMs: number }> {
   const { graphs, fast, profile } = run;
   const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
   const kv = new addon.NativeKv(model, { numBlocks, graphs, fastKernels: fast, profile: profile ?? false });
@@ -68,11 +75,19 @@ async function stepTime(model: NativeQwen3, branches: number, cascade: boolean, 
   const before = kv.deviceStats(); // the prefill's profile is not the steps'
   for (const [op, ms] of Object.entries(before.opMs)) opBase.set(op, ms);
   opBaseSteps = before.profiledSteps;
+  let device = { ms: 0, steps: 0 };
   for (let step = 0; step < STEPS + 3; step++) {
+    if (step === 3) {
+      const st = kv.deviceStats();
+      device = { ms: st.deviceMs, steps: st.deviceTimedSteps };
+    }
     const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null);
     if (step >= 3) times.push(t); // 3 warm-up steps (graph capture)
   }
-  return { t: median(times), kv };
+  const after = kv.deviceStats();
+  // Mean device time of the timed steps' launches (graph replay or eager), without the host.
+  const deviceMs = (after.deviceMs - device.ms) / Math.max(1, after.deviceTimedSteps - device.steps);
+  return { t: median(times), kv, deviceMs };
 }
 const opBase = new Map<string, number>();
 let opBaseSteps = 0;
@@ -109,17 +124,19 @@ function peerPython(): { py: string | null; note: string } {
 const model = makeModel();
 const rows: Array<Record<string, string | number | null>> = [];
 const times: Record<string, number> = {};
+const deviceTimes: Record<string, number> = {};
 let stats = { eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '' };
 let copyGbps = 0;
 for (const fast of [true, false]) {
   for (const branches of fast ? [1, 2, 4, 8] : [1, 8]) {
     for (const cascade of [true, false]) {
-      const { t, kv } = await stepTime(model, branches, cascade, { graphs: true, fast });
+      const { t, kv, deviceMs } = await stepTime(model, branches, cascade, { graphs: true, fast });
       if (branches === 1 && cascade && fast) {
         stats = kv.deviceStats();
         copyGbps = Math.max(kv.deviceCopyBandwidth(1024), kv.deviceCopyBandwidth(1024));
       }
       times[`${branches}_${cascade}${fast ? '' : '_generic'}`] = t;
+      deviceTimes[`${branches}_${cascade}${fast ? '' : '_generic'}`] = deviceMs;
       const kernels = fast ? 'fast' : 'generic';
       rows.push({
         kernels,
@@ -127,18 +144,21 @@ for (const fast of [true, false]) {
         cascade: String(cascade),
         graphs: 'true',
         step_ms: round(t * 1000, 3),
+        device_ms: round(deviceMs, 3),
         tok_per_s: round(branches / t, 1),
       });
     }
   }
 }
-const eager = (await stepTime(model, 1, true, { graphs: false, fast: true })).t;
+const eagerRun = await stepTime(model, 1, true, { graphs: false, fast: true });
+const eager = eagerRun.t;
 rows.push({
   kernels: 'fast',
   branches: 1,
   cascade: 'true',
   graphs: 'false',
   step_ms: round(eager * 1000, 3),
+  device_ms: round(eagerRun.deviceMs, 3),
   tok_per_s: round(1 / eager, 1),
 });
 const profiles = {
@@ -184,6 +204,10 @@ const best = (a: number | null | undefined, b: number | null | undefined) => Mat
 printJson('decode-cuda', {
   tok_s_b1: round(1 / one, 1),
   tok_s_b1_no_graphs: round(1 / eager, 1),
+  // Device time of a step's launches alone (no host work, no sampling): graph replay, eager.
+  device_ms_b1: round(deviceTimes['1_true'] ?? null, 3),
+  device_ms_b1_no_graphs: round(eagerRun.deviceMs, 3),
+  device_ms_8: round(deviceTimes['8_true'] ?? null, 3),
   copy_gbps: round(copyGbps, 0),
   bandwidth_bound_ms_b1: bound === null ? null : round(bound * 1000, 3),
   fraction_of_hbm_bound_b1: bound === null ? null : round(bound / one),

@@ -41,7 +41,16 @@ describe('NativeKv boundary', () => {
 
   it('reports empty device stats on the CPU', () => {
     const kv = new addon.NativeKv(tinyNative(), { numBlocks: 4, fastKernels: true, profile: true });
-    expect(kv.deviceStats()).toEqual({ eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '', profiledSteps: 0, opMs: {} });
+    expect(kv.deviceStats()).toEqual({
+      eagerSteps: 0,
+      graphCaptures: 0,
+      graphReplays: 0,
+      graphError: '',
+      profiledSteps: 0,
+      opMs: {},
+      deviceMs: 0,
+      deviceTimedSteps: 0,
+    });
   });
 
   it('answers refusals and names bad sequences', () => {

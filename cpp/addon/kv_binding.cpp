@@ -12,8 +12,8 @@
 //   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
 //   Int32Array, cascade? }, logits?: Float32Array) -> Promise
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
-//   graphError, profiledSteps, opMs } (CUDA; zeros on the CPU), deviceCopyBandwidth(megabytes)
-//   -> GB/s (CUDA; 0 CPU)
+//   graphError, profiledSteps, opMs, deviceMs, deviceTimedSteps } (CUDA; zeros on the CPU),
+//   deviceCopyBandwidth(megabytes) -> GB/s (CUDA; 0 CPU)
 // decode: the KV cache must already cover each sequence's new tokens (append them first); the
 // logits (seqs.length, vocab) of the token after each sequence's last new token are written to
 // `logits` when given, and kept where the model is (device memory for a CUDA model) until the
@@ -254,17 +254,20 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
   }
   Napi::Value DeviceStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
-    double eager = 0, captures = 0, replays = 0, profiled = 0;
+    double eager = 0, captures = 0, replays = 0, profiled = 0, device_ms = 0, device_steps = 0;
     std::string error;
     Napi::Object op_ms = Napi::Object::New(info.Env());
 #if defined(NPR_WITH_CUDA)
     if (decoder_) {
+      if (!decoding_) check(info.Env(), decoder_->settle_stats());
       const Qwen3CudaDecoder::Stats& st = decoder_->stats();
       eager = static_cast<double>(st.eager_steps);
       captures = static_cast<double>(st.graph_captures);
       replays = static_cast<double>(st.graph_replays);
       profiled = static_cast<double>(st.profiled_steps);
       error = st.graph_error;
+      device_ms = st.device_ms;
+      device_steps = static_cast<double>(st.device_timed_steps);
       for (const auto& [op, ms] : st.op_ms) op_ms.Set(op, ms);
     }
 #endif
@@ -274,6 +277,8 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     o.Set("graphError", error);
     o.Set("profiledSteps", profiled);
     o.Set("opMs", op_ms);
+    o.Set("deviceMs", device_ms);
+    o.Set("deviceTimedSteps", device_steps);
     return o;
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);

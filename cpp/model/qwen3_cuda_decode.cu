@@ -203,6 +203,13 @@ Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
   return timed("head", linear_forward_cuda(ctx_, t, F32, logits_, hn_, head, S, H, c.vocab, 0.0f));
 }
 
+Status Qwen3CudaDecoder::settle_stats() {
+  NPR_TRY(step_time_.settle());
+  stats_.device_ms = step_time_.total_ms();
+  stats_.device_timed_steps = step_time_.spans();
+  return Status::ok();
+}
+
 Status Qwen3CudaDecoder::run_graph(int64_t bucket) {
   Graph& g = graphs_[bucket];
   if (g.plan_generation != plan_.generation() || g.buffers_generation != buffers_generation_) {
@@ -316,6 +323,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
                       "qwen3 decode (cuda): rope table"));
   NPR_TRY(ctx_.upload(sin_, rope_.sin.data(), 4 * static_cast<int64_t>(rope_.sin.size()),
                       "qwen3 decode (cuda): rope table"));
+  NPR_TRY(step_time_.begin(ctx_.stream()));
   if (graph) {
     NPR_TRY(run_graph(Sp));
   } else {
@@ -329,6 +337,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
       ++stats_.profiled_steps;
     }
   }
+  NPR_TRY(step_time_.end(ctx_.stream()));
   if (logits_host)
     return ctx_.download(logits_host, logits_, 4 * S * c.vocab, "qwen3 decode (cuda): logits");
   return Status::ok();

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "core/cuda_op_timer.h"
+#include "core/cuda_span_timer.h"
 #include "core/status.h"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/rope.h"
@@ -63,8 +64,15 @@ class Qwen3CudaDecoder {
     int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
     std::string graph_error;              // why graphs were turned off, if they were
     std::map<std::string, double> op_ms;  // profiled steps: device milliseconds per op kind
+    // Device time of every step's launches (graph replay or eager), start to end on the
+    // stream, over device_timed_steps steps: against wall time it separates device work from
+    // the host's. Brought up to date by settle_stats().
+    double device_ms = 0.0;
+    int64_t device_timed_steps = 0;
   };
   const Stats& stats() const { return stats_; }
+  // Folds the last step's device time into stats() (waits for that step to end on the device).
+  Status settle_stats();
 
  private:
   Status reserve(int64_t tokens, int64_t sequences);
@@ -90,7 +98,8 @@ class Qwen3CudaDecoder {
   void *gate_ = nullptr, *up_ = nullptr, *act_ = nullptr, *hn_ = nullptr;
   void* qkv_ = nullptr;  // (tokens, heads + 2 kv_heads, head_dim): the stacked projection
   CudaOpTimer timer_;
-  bool timing_ = false;  // this step's ops are being timed
+  bool timing_ = false;      // this step's ops are being timed
+  CudaSpanTimer step_time_;  // each step's launches, start to end on the stream
   struct Graph {
     void* exec = nullptr;  // cudaGraphExec_t
     int64_t plan_generation = -1, buffers_generation = -1;

@@ -246,6 +246,16 @@ TEST(cuda_decode_profile_times_every_op_kind) {
     CHECK_MSG(st.op_ms.size() == ops.size(),
               std::string(fast ? "fast" : "generic") + ": " + std::to_string(st.op_ms.size()) +
                   " op kinds timed, expected " + std::to_string(ops.size()));
+    // Each step's device span: all three steps, settled without another step after them, and
+    // no less than the ops the profile timed inside them.
+    CHECK_OK(dec.settle_stats());
+    double ops_ms = 0.0;
+    for (const auto& [op, ms] : st.op_ms) ops_ms += ms;
+    CHECK_MSG(st.device_timed_steps == 3 && st.device_ms >= 0.99 * ops_ms,
+              "device spans " + std::to_string(st.device_timed_steps) + " steps, " +
+                  std::to_string(st.device_ms) + " ms vs the ops' " + std::to_string(ops_ms));
+    CHECK_OK(dec.settle_stats());  // nothing pending: a no-op
+    CHECK(st.device_timed_steps == 3);
   }
 }
 

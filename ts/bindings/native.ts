@@ -244,6 +244,9 @@ export interface NativeKvDeviceStats {
   profiledSteps: number;
   /** Device milliseconds per op kind summed over the profiled steps. */
   opMs: Record<string, number>;
+  /** Device milliseconds of every step's launches (graph or eager), summed over deviceTimedSteps. */
+  deviceMs: number;
+  deviceTimedSteps: number;
 }
 
 /**
