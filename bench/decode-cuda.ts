@@ -10,6 +10,8 @@
  *     projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
  *     attention), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
+ *   - the candidate kernels (`candidateKernels`: not yet run on a GPU), batch 1 and 8 branches,
+ *     keys suffixed `_candidate`;
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling;
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
@@ -52,6 +54,7 @@ interface Run {
   graphs: boolean;
   fast: boolean;
   profile?: boolean;
+  candidate?: boolean;
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -61,9 +64,15 @@ async function stepTime(
   cascade: boolean,
   run: Run,
 ): Promise<{ t: number; kv: NativeKv; deviceMs: number }> {
-  const { graphs, fast, profile } = run;
+  const { graphs, fast, profile, candidate } = run;
   const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
-  const kv = new addon.NativeKv(model, { numBlocks, graphs, fastKernels: fast, profile: profile ?? false });
+  const kv = new addon.NativeKv(model, {
+    numBlocks,
+    graphs,
+    fastKernels: fast,
+    profile: profile ?? false,
+    candidateKernels: candidate ?? false,
+  });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
   kv.append(root, PREFIX, false);
@@ -150,6 +159,24 @@ for (const fast of [true, false]) {
     }
   }
 }
+// The candidate kernels (not yet run on a GPU before this run): batch 1 and 8 branches.
+const candidate = {
+  one: await stepTime(model, 1, true, { graphs: true, fast: true, candidate: true }),
+  eight: await stepTime(model, 8, true, { graphs: true, fast: true, candidate: true }),
+};
+for (const [branches, r] of [
+  [1, candidate.one],
+  [8, candidate.eight],
+] as const)
+  rows.push({
+    kernels: 'candidate',
+    branches,
+    cascade: 'true',
+    graphs: 'true',
+    step_ms: round(r.t * 1000, 3),
+    device_ms: round(r.deviceMs, 3),
+    tok_per_s: round(branches / r.t, 1),
+  });
 const eagerRun = await stepTime(model, 1, true, { graphs: false, fast: true });
 const eager = eagerRun.t;
 rows.push({
@@ -219,6 +246,10 @@ printJson('decode-cuda', {
   ratio_8_vs_1_generic: round((times['8_true_generic'] as number) / oneGeneric),
   ratio_8_vs_1_nocascade_generic: round((times['8_false_generic'] as number) / (times['1_false_generic'] as number)),
   speedup_fast_vs_generic_b1: round(oneGeneric / one),
+  tok_s_b1_candidate: round(1 / candidate.one.t, 1),
+  ratio_8_vs_1_candidate: round(candidate.eight.t / candidate.one.t),
+  device_ms_b1_candidate: round(candidate.one.deviceMs, 3),
+  device_ms_8_candidate: round(candidate.eight.deviceMs, 3),
   hf_tok_s_b1_eager: hf?.eager_tok_s ?? null,
   hf_tok_s_b1_static: hf?.static_tok_s ?? null,
   ratio_vs_hf_b1: round(hf ? 1 / one / (best(hf.eager_tok_s, hf.static_tok_s) ?? Number.NaN) : null),

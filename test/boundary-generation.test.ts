@@ -35,7 +35,7 @@ describe('NativeKv boundary', () => {
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 0 }), /options\.numBlocks must be in/);
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: Number.NaN }), /options\.numBlocks must be an integer/);
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, blockTokens: -1 }), /options\.blockTokens/);
-    for (const key of ['graphs', 'fastKernels', 'profile'])
+    for (const key of ['graphs', 'fastKernels', 'profile', 'candidateKernels'])
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));
   });
 

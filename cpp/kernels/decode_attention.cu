@@ -9,6 +9,7 @@
 #include "core/cuda_dtype.cuh"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/decode_attention_mma.cuh"
+#include "kernels/decode_merge_staged.cuh"
 
 namespace npr {
 
@@ -293,7 +294,8 @@ Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const Devi
 
 Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
-                             float scale, int64_t launch_items, DecodeAttnKernel kernel) {
+                             float scale, int64_t launch_items, DecodeAttnKernel kernel,
+                             DecodeMerge merge) {
   if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
     return Status::invalid("decode attention (cuda): heads must be a multiple of kv_heads");
   if (!plan.header) return Status::invalid("decode attention (cuda): no plan uploaded");
@@ -320,6 +322,17 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
                       : launch_attend_mma<128>(plan, q, kv, heads, scale, grid, st));
     } else {
       NPR_TRY(launch_attend_simt<T>(plan, q, kv, heads, D, scale, smem, grid, st));
+    }
+    const int dpt = static_cast<int>((D + mthreads - 1) / mthreads);
+    if (merge == DecodeMerge::kStaged && dpt <= decode_merge::kMaxDPerThread) {
+      auto staged = dpt == 1   ? decode_merge::staged_kernel<T, 1>
+                    : dpt == 2 ? decode_merge::staged_kernel<T, 2>
+                    : dpt <= 4 ? decode_merge::staged_kernel<T, 4>
+                               : decode_merge::staged_kernel<T, 8>;
+      staged<<<mgrid, mthreads, 0, st>>>(plan.merge_ptr, plan.merge_rows, plan.part_m, plan.part_l,
+                                         plan.part_acc, static_cast<T*>(out), lse,
+                                         static_cast<int>(heads), static_cast<int>(D));
+      return cuda_launch_status("decode attention (cuda): staged merge");
     }
     decode_merge_kernel<T><<<mgrid, mthreads, 0, st>>>(
         plan.merge_ptr, plan.merge_rows, plan.part_m, plan.part_l, plan.part_acc,

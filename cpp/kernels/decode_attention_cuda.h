@@ -87,6 +87,11 @@ class DeviceDecodePlan {
 // the tensor-core kernel where it applies and the SIMT one elsewhere.
 enum class DecodeAttnKernel { kAuto, kSimt, kMma };
 bool decode_attention_mma_applies(DevDType t, int64_t head_dim, int64_t max_rows);
+// How each query's partial states are merged: one partial at a time (kSerial), or with the
+// partials' loads issued together through shared memory (kStaged, decode_merge_staged.cuh):
+// the same bits either way. kStaged has not yet run on a GPU; the decoder takes it only when
+// asked (Qwen3CudaDecoder::candidate_kernels).
+enum class DecodeMerge { kSerial, kStaged };
 
 // out (queries, heads, head_dim) type t; lse (queries, heads) fp32 or null; q (queries, heads,
 // head_dim) type t, rotated. `launch_items`: the grid's item count (0: the plan's own count,
@@ -94,6 +99,7 @@ bool decode_attention_mma_applies(DevDType t, int64_t head_dim, int64_t max_rows
 Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
                              float scale, int64_t launch_items,
-                             DecodeAttnKernel kernel = DecodeAttnKernel::kSimt);
+                             DecodeAttnKernel kernel = DecodeAttnKernel::kSimt,
+                             DecodeMerge merge = DecodeMerge::kSerial);
 
 }  // namespace npr

@@ -158,7 +158,8 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   NPR_TRY(timed(
       "attention",
       decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale, launch_items,
-                            fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt)));
+                            fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
+                            candidate_kernels ? DecodeMerge::kStaged : DecodeMerge::kSerial)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
   if (fused) {
     NPR_TRY(

@@ -58,6 +58,9 @@ class Qwen3CudaDecoder {
 
   bool use_graphs = true;
   bool fast_kernels = true;
+  // Kernels that have not yet run on a GPU, for the next GPU session to test and time: the
+  // staged attention merge (decode_merge_staged.cuh). Off by default.
+  bool candidate_kernels = false;
   bool profile = false;
   DecodeWorkOptions work_options;
   struct Stats {

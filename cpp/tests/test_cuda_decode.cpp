@@ -65,9 +65,9 @@ struct Diffs {
 
 // Prefix of P tokens, three branches of lens tokens each; decode vs forward.
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
-// attend kernel).
-Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false,
-                   int64_t head_dim = 16) {
+// attend kernel); candidate: its candidate kernels on top.
+Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int64_t head_dim = 16,
+                   bool candidate = false) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = 41;
@@ -102,6 +102,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false,
   Qwen3CudaDecoder dec(*gpu, *pages);
   dec.use_graphs = graphs;
   dec.fast_kernels = fast;
+  dec.candidate_kernels = candidate;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t r = kv.open_request(1000);
   int32_t root;
@@ -194,6 +195,21 @@ TEST(cuda_decode_fast_kernels_match_the_training_forward) {
                                    std::to_string(b.max));
       }
     }
+}
+
+// The candidate kernels (staged attention merge) change no bit of the decode.
+TEST(cuda_decode_candidate_kernels_give_the_same_bits) {
+  for (bool cascade : {false, true})
+    for (bool graphs : {false, true})
+      for (DevDType t : {DevDType::kF32, DevDType::kBF16}) {
+        const int64_t D = t == DevDType::kF32 ? 16 : 64;
+        const Diffs f = fork_rollout(t, cascade, graphs, true, D);
+        const Diffs c = fork_rollout(t, cascade, graphs, true, D, true);
+        CHECK_MSG(c.max == f.max && c.sum == f.sum && c.logits_vs_cpu == f.logits_vs_cpu,
+                  std::string(dev_dtype_name(t)) + (cascade ? " cascade" : " flat") +
+                      (graphs ? " graphs" : " eager") + ": candidate " + std::to_string(c.max) +
+                      " vs " + std::to_string(f.max));
+      }
 }
 
 TEST(cuda_decode_profile_times_every_op_kind) {

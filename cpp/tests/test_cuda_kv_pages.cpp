@@ -6,6 +6,7 @@
 // == the CPU kernel, on odd sizes (block sizes 1, 8, 16; prefixes 17, 97, 513), GQA, fp32 and
 // bf16 pages, over page tables made by real forks.
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -237,6 +238,16 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
             CHECK_MSG(max_abs_diff(got, cpu) < tol, what + ": vs the CPU kernel");
             CHECK_MSG(max_abs_diff(gl, rl) < 1e-4,
                       what + ": lse " + std::to_string(max_abs_diff(gl, rl)));
+            // The staged merge gives the serial merge's bits.
+            DeviceBuffer out2 = poisoned_device(ctx, n * heads * D, t);
+            DeviceBuffer lse2 = poisoned_device(ctx, n * heads, DevDType::kF32);
+            CHECK_OK(decode_attention_cuda(ctx, t, plan, out2.get(), lse2.as<float>(), dq.get(),
+                                           heads, dpk, scale, 0, kernel, DecodeMerge::kStaged));
+            const auto got2 = to_host(ctx, out2, n * heads * D, t);
+            const auto gl2 = to_host(ctx, lse2, n * heads, DevDType::kF32);
+            CHECK_MSG(std::memcmp(got2.data(), got.data(), 4 * got.size()) == 0 &&
+                          std::memcmp(gl2.data(), gl.data(), 4 * gl.size()) == 0,
+                      what + ": the staged merge's bits differ from the serial merge's");
             ++cases;
             if (!mma && variant == 1)  // the tensor-core kernel refuses what it cannot run
               CHECK(decode_attention_cuda(ctx, t, plan, out.get(), nullptr, dq.get(), heads, dpk,
@@ -248,6 +259,55 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
     }
   }
   std::printf("    %d device attention cases\n", cases);
+}
+
+// Many partials per query (split-KV items of one page, up to 64 a run, cascade on): the staged
+// merge walks several chunks of partials and still gives the serial merge's bits.
+TEST(cuda_decode_attention_staged_merge_over_many_partials) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(172);
+  const int32_t B = 1;
+  const int64_t prefix = 301, heads = 8, kvh = 2, D = 200;  // D = 200: two outputs a thread
+  const int64_t blocks = prefix + 256;  // the prefix, 3 branches of <= 40, another of <= 60
+  KvCache kv(static_cast<int32_t>(blocks), B);
+  ForkedTables f = forked_tables(rng, kv, prefix, 3);
+  const PageTable pt = f.table();
+  auto k = random_vector(rng, blocks * B * kvh * D), v = random_vector(rng, blocks * B * kvh * D);
+  const int64_t n = pt.sequences;
+  auto q = random_vector(rng, n * heads * D);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  PagedKv pk{k.data(), v.data(), B, kvh, D};
+  auto ref = poisoned(n * heads * D), rl = poisoned(n * heads);
+  decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, pt, scale);
+  DeviceBuffer dk = to_device(ctx, k, DevDType::kF32), dv = to_device(ctx, v, DevDType::kF32),
+               dq = to_device(ctx, q, DevDType::kF32);
+  const DevicePagedKv dpk{dk.get(), dv.get(), B, kvh, D};
+  const CascadePlan cplan = cascade_plan(pt, 1);
+  DecodeWorkOptions opt;
+  opt.min_pages_per_item = 1;
+  opt.max_items_per_run = 64;
+  const DecodeWork w = decode_work(pt, &cplan, B, heads / kvh, opt);
+  int64_t most = 0;
+  for (size_t qi = 0; qi + 1 < w.merge_ptr.size(); ++qi)
+    most = std::max<int64_t>(most, w.merge_ptr[qi + 1] - w.merge_ptr[qi]);
+  CHECK_MSG(most > 64, "expected more than two chunks of partials, got " + std::to_string(most));
+  DeviceDecodePlan plan;
+  CHECK_OK(plan.upload(ctx, w, pt, heads, D));
+  std::vector<float> outs[2], lses[2];
+  for (int m = 0; m < 2; ++m) {
+    DeviceBuffer out = poisoned_device(ctx, n * heads * D, DevDType::kF32);
+    DeviceBuffer lse = poisoned_device(ctx, n * heads, DevDType::kF32);
+    CHECK_OK(decode_attention_cuda(ctx, DevDType::kF32, plan, out.get(), lse.as<float>(), dq.get(),
+                                   heads, dpk, scale, 0, DecodeAttnKernel::kSimt,
+                                   m == 0 ? DecodeMerge::kSerial : DecodeMerge::kStaged));
+    outs[m] = to_host(ctx, out, n * heads * D, DevDType::kF32);
+    lses[m] = to_host(ctx, lse, n * heads, DevDType::kF32);
+  }
+  CHECK_MSG(max_abs_diff(outs[1], ref) < 2e-5,
+            "staged merge vs reference " + std::to_string(max_abs_diff(outs[1], ref)));
+  CHECK(max_abs_diff(lses[1], rl) < 1e-4);
+  CHECK(std::memcmp(outs[0].data(), outs[1].data(), 4 * outs[0].size()) == 0);
+  CHECK(std::memcmp(lses[0].data(), lses[1].data(), 4 * lses[0].size()) == 0);
 }
 
 #else

@@ -266,6 +266,8 @@ export interface NativeKvOptions {
   graphs?: boolean;
   fastKernels?: boolean;
   profile?: boolean;
+  /** CUDA, default false: kernels that have not yet run on a GPU (the staged attention merge). */
+  candidateKernels?: boolean;
 }
 
 /** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */

@@ -1,0 +1,74 @@
+// The merge of each query's partial softmax states (decode_attention.cu's decode_merge_kernel)
+// with its loads issued together. The serial kernel walks the partials one by one in each of
+// its three passes, every step two dependent loads (the partial's row, then its value): ncu
+// put it at ~10 us a layer on an H200 for a batch-1 step of 16 partials. Here the maxima are
+// read by all threads at once, then chunks of up to kChunk partials are staged in shared
+// memory (row offset, weight exp(m - M), l) with one load each, and the sums run over shared
+// memory in key order. Every sum and rounding is the serial kernel's, term for term, so the
+// results are the same bits. Inside .cu files only.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/cuda_dtype.cuh"
+
+namespace npr::decode_merge {
+
+constexpr int kChunk = 32;         // partials staged at a time
+constexpr int kMaxDPerThread = 8;  // output elements a thread owns (D <= 8 x threads)
+
+// grid (queries, heads), block of 32..1024 threads (a multiple of 32); D <= DPT x blockDim.
+template <typename T, int DPT>
+__global__ void staged_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
+                              const float* part_m, const float* part_l, const float* part_acc,
+                              T* out, float* lse, int heads, int D) {
+  __shared__ int64_t at_s[kChunk];
+  __shared__ float w_s[kChunk], l_s[kChunk];
+  __shared__ float warp_max[32];
+  const int64_t qi = blockIdx.x, head = blockIdx.y;
+  const int r0 = merge_ptr[qi], r1 = merge_ptr[qi + 1];
+  const int tid = threadIdx.x, nt = blockDim.x;
+  float M = -INFINITY;
+  for (int i = r0 + tid; i < r1; i += nt)
+    M = fmaxf(M, part_m[merge_rows[i] * static_cast<int64_t>(heads) + head]);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+  if ((tid & 31) == 0) warp_max[tid >> 5] = M;
+  __syncthreads();
+  M = warp_max[0];
+  for (int w = 1; w < nt / 32; ++w) M = fmaxf(M, warp_max[w]);
+  float L = 0.0f;
+  float o[DPT];
+#pragma unroll
+  for (int j = 0; j < DPT; ++j) o[j] = 0.0f;
+  for (int c0 = r0; c0 < r1; c0 += kChunk) {
+    const int n = min(kChunk, r1 - c0);
+    __syncthreads();  // the last chunk has been read by every thread
+    if (tid < n) {
+      const int64_t at = merge_rows[c0 + tid] * static_cast<int64_t>(heads) + head;
+      at_s[tid] = at;
+      w_s[tid] = __expf(part_m[at] - M);
+      l_s[tid] = part_l[at];
+    }
+    __syncthreads();
+    for (int i = 0; i < n; ++i) L += l_s[i] * w_s[i];
+#pragma unroll
+    for (int j = 0; j < DPT; ++j) {
+      const int d = tid + j * nt;
+      if (d >= D) continue;
+#pragma unroll 8
+      for (int i = 0; i < n; ++i) o[j] += part_acc[at_s[i] * D + d] * w_s[i];
+    }
+  }
+  const float inv = 1.0f / L;
+#pragma unroll
+  for (int j = 0; j < DPT; ++j) {
+    const int d = tid + j * nt;
+    if (d < D) out[(qi * heads + head) * D + d] = from_f32<T>(o[j] * inv);
+  }
+  if (lse && tid == 0) lse[qi * heads + head] = M + logf(L);
+}
+
+}  // namespace npr::decode_merge
