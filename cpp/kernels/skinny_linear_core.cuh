@@ -15,6 +15,11 @@
 // depend on the batch (batch invariance) and the fused forms, which read x from shared memory,
 // give the bits of the unfused ones. The element path (in % 8 != 0 or unaligned rows) walks
 // single elements the same way and so differs in order from the 16-byte path.
+//
+// PDL variants (a kernel template flag, launched through pdl::launch): the CTA lets the next
+// kernel launch, prefetches its tiles' weight rows into L2 and only then waits for the kernels
+// before it (pdl.cuh), so the weight traffic overlaps the previous kernel; the sums are the
+// same, so are the bits.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -23,6 +28,7 @@
 #include <cstdint>
 
 #include "core/cuda_dtype.cuh"
+#include "kernels/pdl.cuh"
 
 namespace npr::skinny {
 
@@ -173,6 +179,25 @@ template <int M>
 constexpr int kLinearTileCols = kGroups * kGroupRows<M>;
 template <int M>
 constexpr int kSwigluTileCols = kGroups * kGroupRows<M> / 2;
+
+// The weight rows tile b of a linear layer reads (W (n, k)), prefetched into L2 by the CTA.
+template <int M>
+__device__ __forceinline__ void prefetch_linear_tile(const uint16_t* W, int64_t k, int64_t n,
+                                                     int64_t b) {
+  const int64_t j0 = b * kLinearTileCols<M>,
+                j1 = j0 + kLinearTileCols<M> < n ? j0 + kLinearTileCols<M> : n;
+  pdl::prefetch_l2(W + j0 * k, 2 * k * (j1 - j0));
+}
+
+// The gate and up rows tile b of a SwiGLU layer reads (W (2 inter, k)), prefetched into L2.
+template <int M>
+__device__ __forceinline__ void prefetch_swiglu_tile(const uint16_t* W, int64_t k, int64_t inter,
+                                                     int64_t b) {
+  const int64_t j0 = b * kSwigluTileCols<M>,
+                j1 = j0 + kSwigluTileCols<M> < inter ? j0 + kSwigluTileCols<M> : inter;
+  pdl::prefetch_l2(W + j0 * k, 2 * k * (j1 - j0));
+  pdl::prefetch_l2(W + (inter + j0) * k, 2 * k * (j1 - j0));
+}
 
 // Tile b of y (M, n) of type CT = x (M, k) . W (n, k)^T, or y += it: group g owns columns
 // (b kGroups + g) R + i, i < R. Every thread of the CTA must call it.

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
 #include "kernels/skinny_linear_launch.h"
@@ -85,7 +86,7 @@ __device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const
   __syncthreads();
 }
 
-template <int M, bool VEC, typename CT>
+template <int M, bool VEC, typename CT, bool PDL>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_rmsnorm_linear_kernel(CT* __restrict__ y, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
@@ -94,13 +95,19 @@ __global__ void __launch_bounds__(kThreads, 4)
   extern __shared__ uint4 stage[];  // (M, k) bf16
   __shared__ float part[skinny::kPartFloats<M>];
   auto* xn = reinterpret_cast<uint16_t*>(stage);
-  stage_normed<M>(xn, x, nw, k, eps);
   const int64_t tiles = skinny::tiles(n, skinny::kLinearTileCols<M>);
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny::prefetch_linear_tile<M>(W, k, n, b);
+    pdl::wait();
+  }
+  stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
     skinny::linear_tile<M, VEC, true>(y, xn, W, k, n, accumulate, b, part);
 }
 
-template <int M, bool VEC>
+template <int M, bool VEC, bool PDL>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_rmsnorm_swiglu_kernel(__nv_bfloat16* __restrict__ act, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
@@ -108,8 +115,14 @@ __global__ void __launch_bounds__(kThreads, 4)
   extern __shared__ uint4 stage[];  // (M, k) bf16
   __shared__ float part[skinny::kPartFloats<M>];
   auto* xn = reinterpret_cast<uint16_t*>(stage);
-  stage_normed<M>(xn, x, nw, k, eps);
   const int64_t tiles = skinny::tiles(inter, skinny::kSwigluTileCols<M>);
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny::prefetch_swiglu_tile<M>(W, k, inter, b);
+    pdl::wait();
+  }
+  stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
     skinny::swiglu_tile<M, VEC, true>(act, xn, W, k, inter, b, part);
 }
@@ -168,7 +181,7 @@ bool skinny_rmsnorm_fits(int64_t rows, int64_t in) {
 
 Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const float* x,
                                   const float* norm_w, float eps, const void* W, int64_t rows,
-                                  int64_t in, int64_t out, bool accumulate) {
+                                  int64_t in, int64_t out, bool accumulate, bool pdl) {
   const char* op = "skinny_rmsnorm_linear_cuda";
   NPR_TRY(skinny::check_call(op, y, x, W, rows, in, out));
   NPR_TRY(check_fused(op, y, rows * out * dev_dtype_size(out_t), x, norm_w, rows, in));
@@ -180,24 +193,28 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
     constexpr bool V = decltype(vec)::value;
     unsigned grid = 0;
     NPR_TRY(fused_grid(skinny::tiles(out, skinny::kLinearTileCols<M>), &grid));
-    if (out_t == DevDType::kF32) {
-      auto* k = skinny_rmsnorm_linear_kernel<M, V, float>;
+    auto run = [&](auto* k, auto* yt) -> Status {
       NPR_TRY(allow_stage(k, bytes, op));
-      k<<<grid, kThreads, bytes, st>>>(static_cast<float*>(y), x, norm_w, eps, ws, in, out,
-                                       accumulate);
-    } else {
-      auto* k = skinny_rmsnorm_linear_kernel<M, V, __nv_bfloat16>;
-      NPR_TRY(allow_stage(k, bytes, op));
-      k<<<grid, kThreads, bytes, st>>>(static_cast<__nv_bfloat16*>(y), x, norm_w, eps, ws, in, out,
-                                       accumulate);
-    }
-    return cuda_launch_status(op);
+      if (pdl)
+        NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, yt, x,
+                                 norm_w, eps, ws, in, out, accumulate),
+                     op);
+      else
+        k<<<grid, kThreads, bytes, st>>>(yt, x, norm_w, eps, ws, in, out, accumulate);
+      return cuda_launch_status(op);
+    };
+    if (out_t == DevDType::kF32)
+      return pdl ? run(skinny_rmsnorm_linear_kernel<M, V, float, true>, static_cast<float*>(y))
+                 : run(skinny_rmsnorm_linear_kernel<M, V, float, false>, static_cast<float*>(y));
+    auto* yb = static_cast<__nv_bfloat16*>(y);
+    return pdl ? run(skinny_rmsnorm_linear_kernel<M, V, __nv_bfloat16, true>, yb)
+               : run(skinny_rmsnorm_linear_kernel<M, V, __nv_bfloat16, false>, yb);
   });
 }
 
 Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const float* x,
                                          const float* norm_w, float eps, const void* W,
-                                         int64_t rows, int64_t in, int64_t inter) {
+                                         int64_t rows, int64_t in, int64_t inter, bool pdl) {
   const char* op = "skinny_rmsnorm_swiglu_linear_cuda";
   NPR_TRY(skinny::check_call(op, act, x, W, rows, in, inter));
   NPR_TRY(check_fused(op, act, 2 * rows * inter, x, norm_w, rows, in));
@@ -208,10 +225,19 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
     constexpr bool V = decltype(vec)::value;
     unsigned grid = 0;
     NPR_TRY(fused_grid(skinny::tiles(inter, skinny::kSwigluTileCols<M>), &grid));
-    auto* k = skinny_rmsnorm_swiglu_kernel<M, V>;
-    NPR_TRY(allow_stage(k, bytes, op));
-    k<<<grid, kThreads, bytes, st>>>(static_cast<__nv_bfloat16*>(act), x, norm_w, eps,
-                                     static_cast<const uint16_t*>(W), in, inter);
+    auto* a = static_cast<__nv_bfloat16*>(act);
+    const auto* ws = static_cast<const uint16_t*>(W);
+    if (pdl) {
+      auto* k = skinny_rmsnorm_swiglu_kernel<M, V, true>;
+      NPR_TRY(allow_stage(k, bytes, op));
+      NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, a, x,
+                               norm_w, eps, ws, in, inter),
+                   op);
+    } else {
+      auto* k = skinny_rmsnorm_swiglu_kernel<M, V, false>;
+      NPR_TRY(allow_stage(k, bytes, op));
+      k<<<grid, kThreads, bytes, st>>>(a, x, norm_w, eps, ws, in, inter);
+    }
     return cuda_launch_status(op);
   });
 }

@@ -59,7 +59,9 @@ class Qwen3CudaDecoder {
   bool use_graphs = true;
   bool fast_kernels = true;
   // Kernels that have not yet run on a GPU, for the next GPU session to test and time: the
-  // staged attention merge (decode_merge_staged.cuh). Off by default.
+  // staged attention merge (decode_merge_staged.cuh) and the skinny linear layers as
+  // programmatic dependent launches that prefetch their weights into L2 while the kernel
+  // before them runs (pdl.cuh). The same bits either way. Off by default.
   bool candidate_kernels = false;
   bool profile = false;
   DecodeWorkOptions work_options;

@@ -335,6 +335,92 @@ TEST(cuda_skinny_forms_are_batch_invariant) {
     }
 }
 
+// Programmatic dependent launches (pdl = true) give every form's bits, alone and in a chain where
+// each kernel reads what the one before it wrote while that one let it launch early: the
+// decoder's residual stream (x += down(swiglu(norm x)); x += o(q(norm x))) at the 0.6B widths.
+TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(4242);
+  for (int64_t rows : {1, 4, 8})
+    for (int64_t in : {13, 1024, 3072})
+      for (int64_t out : {7, 130}) {
+        const std::string what = shape(rows, in, out) + " pdl";
+        const NormInputs n = norm_inputs(ctx, rng, rows, in);
+        const auto xb = bf16_rounded(random_vector(rng, rows * in));
+        const auto W = bf16_rounded(random_vector(rng, 2 * out * in));
+        const DeviceBuffer dxb = to_device(ctx, xb, DevDType::kBF16),
+                           dW = to_device(ctx, W, DevDType::kBF16);
+        const auto* nx = static_cast<const float*>(n.dx.get());
+        const auto* nw = static_cast<const float*>(n.dw.get());
+        std::vector<float> got[4][2];
+        for (int p = 0; p < 2; ++p) {
+          const bool pdl = p == 1;
+          DeviceBuffer a = poisoned_device(ctx, rows * out + kTail, DevDType::kF32);
+          DeviceBuffer b = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
+          DeviceBuffer c = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
+          DeviceBuffer d = poisoned_device(ctx, rows * out + kTail, DevDType::kF32);
+          CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, a.get(), dxb.get(), dW.get(), rows, in,
+                                      out, false, pdl));
+          CHECK_OK(
+              skinny_swiglu_linear_cuda(ctx, b.get(), dxb.get(), dW.get(), rows, in, out, pdl));
+          CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, c.get(), nx, nw, kEps, dW.get(), rows, in,
+                                                     out, pdl));
+          CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, d.get(), nx, nw, kEps, dW.get(),
+                                              rows, in, out, false, pdl));
+          got[0][p] = to_host(ctx, a, rows * out + kTail, DevDType::kF32);
+          got[1][p] = to_host(ctx, b, rows * out + kTail, DevDType::kBF16);
+          got[2][p] = to_host(ctx, c, rows * out + kTail, DevDType::kBF16);
+          got[3][p] = to_host(ctx, d, rows * out + kTail, DevDType::kF32);
+        }
+        const char* forms[] = {"linear", "swiglu", "rmsnorm swiglu", "rmsnorm linear"};
+        for (int f = 0; f < 4; ++f)
+          CHECK_MSG(bit_diffs(got[f][1], got[f][0], got[f][0].size()) == 0,
+                    what + " " + forms[f] + ": the pdl launch changed bits");
+      }
+  const int64_t H = 1024, I = 3072;
+  const auto small = [&](int64_t count) {
+    auto v = random_vector(rng, count);
+    for (float& e : v) e *= 0.03f;
+    return bf16_rounded(v);
+  };
+  const DeviceBuffer wgu = to_device(ctx, small(2 * I * H), DevDType::kBF16),
+                     wd = to_device(ctx, small(H * I), DevDType::kBF16),
+                     wq = to_device(ctx, small(H * H), DevDType::kBF16),
+                     wo = to_device(ctx, small(H * H), DevDType::kBF16);
+  auto nwv = random_vector(rng, H);
+  for (float& v : nwv) v = 1.0f + 0.5f * v;
+  const DeviceBuffer nw = to_device(ctx, nwv, DevDType::kF32);
+  const auto* nwp = static_cast<const float*>(nw.get());
+  for (int64_t rows : {1, 8}) {
+    const auto x0 = random_vector(rng, rows * H);
+    std::vector<float> final_x[2];
+    for (int p = 0; p < 2; ++p) {
+      const bool pdl = p == 1;
+      DeviceBuffer x = to_device(ctx, x0, DevDType::kF32);
+      DeviceBuffer act = poisoned_device(ctx, rows * I, DevDType::kBF16);
+      DeviceBuffer q = poisoned_device(ctx, rows * H, DevDType::kBF16);
+      auto* xp = static_cast<float*>(x.get());
+      for (int it = 0; it < 24; ++it) {
+        CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, act.get(), xp, nwp, kEps, wgu.get(), rows,
+                                                   H, I, pdl));
+        CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, xp, act.get(), wd.get(), rows, I, H, true,
+                                    pdl));
+        CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kBF16, q.get(), xp, nwp, kEps, wq.get(),
+                                            rows, H, H, false, pdl));
+        CHECK_OK(
+            skinny_linear_cuda(ctx, DevDType::kF32, xp, q.get(), wo.get(), rows, H, H, true, pdl));
+      }
+      final_x[p] = to_host(ctx, x, rows * H, DevDType::kF32);
+    }
+    int64_t nonfinite = 0;
+    for (float v : final_x[1]) nonfinite += !std::isfinite(v);
+    CHECK_MSG(nonfinite == 0, "the chain went non-finite: make its weights smaller");
+    CHECK_MSG(bit_diffs(final_x[1], final_x[0], final_x[0].size()) == 0,
+              "rows " + std::to_string(rows) + ": the pdl chain's residual differs from the " +
+                  "plain launches' (a kernel read its input before the one before it finished)");
+  }
+}
+
 TEST(cuda_skinny_rmsnorm_forms_refuse_what_they_cannot_stage) {
   CudaContext& ctx = cuda_test_context();
   Rng rng(77);

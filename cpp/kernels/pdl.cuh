@@ -1,0 +1,68 @@
+// Programmatic dependent launch (PDL, Hopper and later): a kernel launched with the
+// programmatic-serialization attribute may start while the kernel before it on the stream is
+// still running, as soon as every CTA of that one has called launch_dependents(); it must call
+// wait() before it reads anything an earlier kernel writes (wait() returns once those kernels
+// have finished and their writes are visible). What runs before wait() overlaps the kernel
+// before: the decode's skinny linear layers prefetch their weights into L2 there, since weights
+// do not depend on earlier kernels. Both calls are no-ops where nothing was launched that way,
+// and compile to nothing below sm_90 (where launch_pdl launches normally). Inside .cu files only.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <utility>
+
+namespace npr::pdl {
+
+__device__ __forceinline__ void launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// Prefetches [p, p + bytes) into L2, 128-byte lines spread over the CTA's threads.
+__device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes) {
+  if (bytes <= 0) return;
+  const char* c = static_cast<const char*>(p);
+  for (int64_t off = static_cast<int64_t>(threadIdx.x) * 128; off < bytes;
+       off += static_cast<int64_t>(blockDim.x) * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));
+  if (threadIdx.x == 0) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + bytes - 1));
+}
+
+// Whether the current device can launch programmatically dependent kernels (compute 9.0+).
+inline bool device_supports_pdl() {
+  int dev = 0, major = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+    return false;
+  return major >= 9;
+}
+
+// Launches kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-serialization
+// attribute when `pdl` is asked for and the device supports it.
+template <typename... Params, typename... Args>
+cudaError_t launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem,
+                   cudaStream_t stream, Args&&... args) {
+  static const bool supported = device_supports_pdl();
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl && supported ? 1 : 0;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace npr::pdl
