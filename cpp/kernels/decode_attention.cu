@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/decode_attention_mma.cuh"
 #include "kernels/decode_merge_staged.cuh"
+#include "kernels/pdl.cuh"
 
 namespace npr {
 
@@ -274,19 +276,30 @@ Status launch_attend_simt(const DeviceDecodePlan& plan, const void* q, const Dev
 
 // The tensor-core attend kernel for head dim D (its shared memory is above the default 48 KB,
 // allowed once per process before the first launch, which is always an eager one).
-template <int D>
+template <int D, bool PDL>
 Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const DevicePagedKv& kv,
                          int64_t heads, float scale, dim3 grid, cudaStream_t st) {
   using bf16_t = __nv_bfloat16;
   constexpr int kBytes = decode_mma::Smem<D>::kBytes;
-  static const cudaError_t allowed = cudaFuncSetAttribute(
-      decode_mma::attend_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  auto* kernel = decode_mma::attend_kernel<D, PDL>;
+  static const cudaError_t allowed =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   NPR_CUDA_TRY(allowed, "decode attention (cuda): tensor-core kernel shared memory size");
-  decode_mma::attend_kernel<D><<<grid, decode_mma::kThreads, kBytes, st>>>(
-      plan.header, plan.items, plan.q_order, plan.indices, static_cast<const bf16_t*>(q),
-      static_cast<const bf16_t*>(kv.k), static_cast<const bf16_t*>(kv.v), plan.part_m, plan.part_l,
-      plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads), kv.block_tokens,
-      scale);
+  const auto* qb = static_cast<const bf16_t*>(q);
+  const auto* kb = static_cast<const bf16_t*>(kv.k);
+  const auto* vb = static_cast<const bf16_t*>(kv.v);
+  const int h = static_cast<int>(heads), kvh = static_cast<int>(kv.kv_heads);
+  if (PDL) {
+    NPR_CUDA_TRY(
+        pdl::launch(true, kernel, grid, dim3(decode_mma::kThreads), kBytes, st, plan.header,
+                    plan.items, plan.q_order, plan.indices, qb, kb, vb, plan.part_m, plan.part_l,
+                    plan.part_acc, h, kvh, kv.block_tokens, scale),
+        "decode attention (cuda): attend (tensor cores, pdl)");
+  } else {
+    kernel<<<grid, decode_mma::kThreads, kBytes, st>>>(
+        plan.header, plan.items, plan.q_order, plan.indices, qb, kb, vb, plan.part_m, plan.part_l,
+        plan.part_acc, h, kvh, kv.block_tokens, scale);
+  }
   return cuda_launch_status("decode attention (cuda): attend (tensor cores)");
 }
 
@@ -295,7 +308,7 @@ Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const Devi
 Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
                              float scale, int64_t launch_items, DecodeAttnKernel kernel,
-                             DecodeMerge merge) {
+                             DecodeMerge merge, bool pdl) {
   if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
     return Status::invalid("decode attention (cuda): heads must be a multiple of kv_heads");
   if (!plan.header) return Status::invalid("decode attention (cuda): no plan uploaded");
@@ -318,20 +331,30 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
   auto run = [&](auto tag) -> Status {
     using T = decltype(tag);
     if (use_mma) {
-      NPR_TRY(D == 64 ? launch_attend_mma<64>(plan, q, kv, heads, scale, grid, st)
-                      : launch_attend_mma<128>(plan, q, kv, heads, scale, grid, st));
+      const Status attended =
+          pdl ? (D == 64 ? launch_attend_mma<64, true>(plan, q, kv, heads, scale, grid, st)
+                         : launch_attend_mma<128, true>(plan, q, kv, heads, scale, grid, st))
+              : (D == 64 ? launch_attend_mma<64, false>(plan, q, kv, heads, scale, grid, st)
+                         : launch_attend_mma<128, false>(plan, q, kv, heads, scale, grid, st));
+      NPR_TRY(attended);
     } else {
       NPR_TRY(launch_attend_simt<T>(plan, q, kv, heads, D, scale, smem, grid, st));
     }
     const int dpt = static_cast<int>((D + mthreads - 1) / mthreads);
     if (merge == DecodeMerge::kStaged && dpt <= decode_merge::kMaxDPerThread) {
-      auto staged = dpt == 1   ? decode_merge::staged_kernel<T, 1>
-                    : dpt == 2 ? decode_merge::staged_kernel<T, 2>
-                    : dpt <= 4 ? decode_merge::staged_kernel<T, 4>
-                               : decode_merge::staged_kernel<T, 8>;
-      staged<<<mgrid, mthreads, 0, st>>>(plan.merge_ptr, plan.merge_rows, plan.part_m, plan.part_l,
-                                         plan.part_acc, static_cast<T*>(out), lse,
-                                         static_cast<int>(heads), static_cast<int>(D));
+      auto pick = [&](auto with_pdl) {
+        constexpr bool P = decltype(with_pdl)::value;
+        return dpt == 1   ? decode_merge::staged_kernel<T, 1, P>
+               : dpt == 2 ? decode_merge::staged_kernel<T, 2, P>
+               : dpt <= 4 ? decode_merge::staged_kernel<T, 4, P>
+                          : decode_merge::staged_kernel<T, 8, P>;
+      };
+      auto staged = pdl ? pick(std::true_type{}) : pick(std::false_type{});
+      NPR_CUDA_TRY(
+          pdl::launch(pdl, staged, mgrid, dim3(mthreads), 0, st, plan.merge_ptr, plan.merge_rows,
+                      plan.part_m, plan.part_l, plan.part_acc, static_cast<T*>(out), lse,
+                      static_cast<int>(heads), static_cast<int>(D)),
+          "decode attention (cuda): staged merge");
       return cuda_launch_status("decode attention (cuda): staged merge");
     }
     decode_merge_kernel<T><<<mgrid, mthreads, 0, st>>>(

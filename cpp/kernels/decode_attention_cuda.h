@@ -92,6 +92,9 @@ bool decode_attention_mma_applies(DevDType t, int64_t head_dim, int64_t max_rows
 // the same bits either way. kStaged has not yet run on a GPU; the decoder takes it only when
 // asked (Qwen3CudaDecoder::candidate_kernels).
 enum class DecodeMerge { kSerial, kStaged };
+// pdl: the tensor-core attend kernel and then the staged merge as programmatic dependent
+// launches (pdl.cuh) where the device supports them; other kernels launch as usual. Not yet
+// run on a GPU either (candidate_kernels).
 
 // out (queries, heads, head_dim) type t; lse (queries, heads) fp32 or null; q (queries, heads,
 // head_dim) type t, rotated. `launch_items`: the grid's item count (0: the plan's own count,
@@ -100,6 +103,6 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
                              float scale, int64_t launch_items,
                              DecodeAttnKernel kernel = DecodeAttnKernel::kSimt,
-                             DecodeMerge merge = DecodeMerge::kSerial);
+                             DecodeMerge merge = DecodeMerge::kSerial, bool pdl = false);
 
 }  // namespace npr

@@ -21,6 +21,7 @@
 #include "kernels/attn_softmax.cuh"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/mma_bf16.cuh"
+#include "kernels/pdl.cuh"
 
 namespace npr::decode_mma {
 
@@ -41,12 +42,18 @@ struct Smem {
 };
 
 // grid (launch items, kv_heads), kThreads threads, Smem<D>::kBytes dynamic shared memory.
-template <int D>
+// PDL: launched as a programmatic dependent launch (pdl.cuh): it lets the next kernel launch and
+// waits for the kernels before it first thing.
+template <int D, bool PDL = false>
 __global__ void __launch_bounds__(kThreads)
     attend_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
                   const int32_t* indices, const __nv_bfloat16* q, const __nv_bfloat16* kp,
                   const __nv_bfloat16* vp, float* part_m, float* part_l, float* part_acc, int heads,
                   int kv_heads, int B, float scale) {
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
   if (static_cast<int>(blockIdx.x) >= header[0]) return;  // idle item of a replayed graph
   using bf16_t = __nv_bfloat16;
   using S = Smem<D>;

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "core/cuda_dtype.cuh"
+#include "kernels/pdl.cuh"
 
 namespace npr::decode_merge {
 
@@ -20,13 +21,18 @@ constexpr int kChunk = 32;         // partials staged at a time
 constexpr int kMaxDPerThread = 8;  // output elements a thread owns (D <= 8 x threads)
 
 // grid (queries, heads), block of 32..1024 threads (a multiple of 32); D <= DPT x blockDim.
-template <typename T, int DPT>
+// PDL: a programmatic dependent launch (pdl.cuh), waiting for the kernels before it first thing.
+template <typename T, int DPT, bool PDL = false>
 __global__ void staged_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
                               const float* part_m, const float* part_l, const float* part_acc,
                               T* out, float* lse, int heads, int D) {
   __shared__ int64_t at_s[kChunk];
   __shared__ float w_s[kChunk], l_s[kChunk];
   __shared__ float warp_max[32];
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
   const int64_t qi = blockIdx.x, head = blockIdx.y;
   const int r0 = merge_ptr[qi], r1 = merge_ptr[qi + 1];
   const int tid = threadIdx.x, nt = blockDim.x;

@@ -10,6 +10,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "kernels/pdl.cuh"
 #include "kernels/qk_norm_rope_cuda.h"
 
 namespace npr {
@@ -25,14 +26,19 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Dynamic shared memory: (kWarps, D) fp32.
-template <typename T>
+// Dynamic shared memory: (kWarps, D) fp32. PDL: a programmatic dependent launch (pdl.cuh),
+// waiting for the kernels before it first thing.
+template <typename T, bool PDL>
 __global__ void __launch_bounds__(kThreads)
     qk_norm_rope_write_kernel(T* q_out, T* k_pages, T* v_pages, const T* qkv, const float* q_norm,
                               const float* k_norm, const float* cos, const float* sin,
                               const int32_t* slots, int64_t tokens, int heads, int kv_heads, int D,
                               float eps) {
   extern __shared__ float staged[];
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int per_token = heads + 2 * kv_heads;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
@@ -74,7 +80,7 @@ Status qk_norm_rope_write_cuda(CudaContext& ctx, DevDType t, void* q_out, void* 
                                void* v_pages, const void* qkv, const float* q_norm,
                                const float* k_norm, const float* cos, const float* sin,
                                const int32_t* slots, int64_t tokens, int64_t heads,
-                               int64_t kv_heads, int64_t head_dim, float eps) {
+                               int64_t kv_heads, int64_t head_dim, float eps, bool pdl) {
   if (tokens < 0 || heads <= 0 || kv_heads <= 0 || head_dim <= 0 || head_dim % 2 != 0 ||
       head_dim > 1024)
     return Status::invalid(
@@ -91,17 +97,24 @@ Status qk_norm_rope_write_cuda(CudaContext& ctx, DevDType t, void* q_out, void* 
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const int h = static_cast<int>(heads), kvh = static_cast<int>(kv_heads),
             D = static_cast<int>(head_dim);
-  if (t == DevDType::kF32) {
-    qk_norm_rope_write_kernel<float><<<grid, kThreads, smem, st>>>(
-        static_cast<float*>(q_out), static_cast<float*>(k_pages), static_cast<float*>(v_pages),
-        static_cast<const float*>(qkv), q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps);
-  } else {
-    using bf16_t = __nv_bfloat16;
-    qk_norm_rope_write_kernel<bf16_t><<<grid, kThreads, smem, st>>>(
-        static_cast<bf16_t*>(q_out), static_cast<bf16_t*>(k_pages), static_cast<bf16_t*>(v_pages),
-        static_cast<const bf16_t*>(qkv), q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps);
-  }
-  return cuda_launch_status("qk_norm_rope_write_cuda");
+  auto run = [&](auto tag) -> Status {
+    using T = decltype(tag);
+    auto* qo = static_cast<T*>(q_out);
+    auto* kp = static_cast<T*>(k_pages);
+    auto* vp = static_cast<T*>(v_pages);
+    const auto* in = static_cast<const T*>(qkv);
+    if (pdl)
+      NPR_CUDA_TRY(
+          pdl::launch(true, qk_norm_rope_write_kernel<T, true>, grid, dim3(kThreads), smem, st, qo,
+                      kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps),
+          "qk_norm_rope_write_cuda: launch (pdl)");
+    else
+      qk_norm_rope_write_kernel<T, false><<<grid, kThreads, smem, st>>>(
+          qo, kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps);
+    return cuda_launch_status("qk_norm_rope_write_cuda");
+  };
+  if (t == DevDType::kF32) return run(float{});
+  return run(__nv_bfloat16{});
 }
 
 }  // namespace npr

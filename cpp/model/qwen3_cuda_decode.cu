@@ -139,9 +139,10 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
     NPR_TRY(timed("qkv", fused ? skinny_rmsnorm_linear_cuda(ctx_, t, qkv_, x_, in_norm, c.rms_eps,
                                                             W(o.wq), N, H, qd + 2 * kd, false, pdl)
                                : lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
-    NPR_TRY(timed("qk_norm_rope_write",
-                  qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn, cos_,
-                                          sin_, slots_, N, c.heads, c.kv_heads, D, c.rms_eps)));
+    NPR_TRY(timed(
+        "qk_norm_rope_write",
+        qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn, cos_, sin_,
+                                slots_, N, c.heads, c.kv_heads, D, c.rms_eps, candidate_kernels)));
   } else {
     NPR_TRY(timed("qkv", lin(t, q_, xn_, o.wq, H, qd, false)));
     NPR_TRY(timed("qkv", lin(t, k_, xn_, o.wk, H, kd, false)));
@@ -160,7 +161,8 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
       "attention",
       decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale, launch_items,
                             fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
-                            candidate_kernels ? DecodeMerge::kStaged : DecodeMerge::kSerial)));
+                            candidate_kernels ? DecodeMerge::kStaged : DecodeMerge::kSerial,
+                            candidate_kernels)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
   if (fused) {
     NPR_TRY(timed("gate_up_swiglu",

@@ -59,9 +59,11 @@ class Qwen3CudaDecoder {
   bool use_graphs = true;
   bool fast_kernels = true;
   // Kernels that have not yet run on a GPU, for the next GPU session to test and time: the
-  // staged attention merge (decode_merge_staged.cuh) and the skinny linear layers as
-  // programmatic dependent launches that prefetch their weights into L2 while the kernel
-  // before them runs (pdl.cuh). The same bits either way. Off by default.
+  // staged attention merge (decode_merge_staged.cuh), and the layer's chain of kernels (q|k|v,
+  // q/k norm + RoPE + KV write, tensor-core attend, staged merge, o-proj, gate|up, down) as
+  // programmatic dependent launches, each launched while the one before runs, the linear
+  // layers prefetching their weights into L2 meanwhile (pdl.cuh). The same bits either way.
+  // Off by default.
   bool candidate_kernels = false;
   bool profile = false;
   DecodeWorkOptions work_options;

@@ -156,11 +156,11 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   }
   const auto& st = dec.stats();
   std::printf(
-      "    %s %s graphs %s%s D %lld: max |decode - forward| %.3g, mean %.3g over %lld; max "
+      "    %s %s graphs %s%s%s D %lld: max |decode - forward| %.3g, mean %.3g over %lld; max "
       "|logits - cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
       dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off",
-      fast ? " fast kernels" : "", static_cast<long long>(head_dim), d.max,
-      d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
+      fast ? " fast kernels" : "", candidate ? " candidate" : "", static_cast<long long>(head_dim),
+      d.max, d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
       static_cast<long long>(st.eager_steps), static_cast<long long>(st.graph_captures),
       static_cast<long long>(st.graph_replays),
       st.graph_error.empty() ? "" : "; graph: ", st.graph_error.c_str());

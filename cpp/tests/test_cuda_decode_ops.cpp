@@ -5,6 +5,7 @@
 // pages start poisoned and every slot no token owns must stay so.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -97,6 +98,22 @@ TEST(cuda_qk_norm_rope_write_equals_the_separate_ops) {
         const std::string what = std::string(dev_dtype_name(t)) + " heads " +
                                  std::to_string(heads) + "/" + std::to_string(kvh) + " D " +
                                  std::to_string(D) + " tokens " + std::to_string(N);
+        {  // As a programmatic dependent launch: the same bits, untouched slots still poisoned.
+          DeviceBuffer qo2 = poisoned_device(ctx, N * heads * D, t);
+          DeviceBuffer kp2 = poisoned_device(ctx, n_slots * kvh * D, t);
+          DeviceBuffer vp2 = poisoned_device(ctx, n_slots * kvh * D, t);
+          CHECK_OK(qk_norm_rope_write_cuda(ctx, t, qo2.get(), kp2.get(), vp2.get(), dqkv.get(),
+                                           dqw.as<float>(), dkw.as<float>(), dcos.as<float>(),
+                                           dsin.as<float>(), dslots.as<int32_t>(), N, heads, kvh, D,
+                                           eps, true));
+          const auto q2 = to_host(ctx, qo2, N * heads * D, t);
+          const auto k2 = to_host(ctx, kp2, n_slots * kvh * D, t);
+          const auto v2 = to_host(ctx, vp2, n_slots * kvh * D, t);
+          CHECK_MSG(std::memcmp(q2.data(), got_q.data(), 4 * q2.size()) == 0 &&
+                        std::memcmp(k2.data(), got_k.data(), 4 * k2.size()) == 0 &&
+                        std::memcmp(v2.data(), got_v.data(), 4 * v2.size()) == 0,
+                    what + ": the pdl launch changed bits");
+        }
         // Same formulas, same rounding points: equal up to the compiler's fma contraction.
         const double tol = t == DevDType::kF32 ? 1e-5 : 2e-2;
         CHECK_MSG(max_abs_diff(got_q, want_q) <= tol,

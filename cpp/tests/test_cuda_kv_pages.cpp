@@ -248,6 +248,17 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
             CHECK_MSG(std::memcmp(got2.data(), got.data(), 4 * got.size()) == 0 &&
                           std::memcmp(gl2.data(), gl.data(), 4 * gl.size()) == 0,
                       what + ": the staged merge's bits differ from the serial merge's");
+            // ... and so do the attend kernel and the staged merge as programmatic launches.
+            DeviceBuffer out3 = poisoned_device(ctx, n * heads * D, t);
+            DeviceBuffer lse3 = poisoned_device(ctx, n * heads, DevDType::kF32);
+            CHECK_OK(decode_attention_cuda(ctx, t, plan, out3.get(), lse3.as<float>(), dq.get(),
+                                           heads, dpk, scale, 0, kernel, DecodeMerge::kStaged,
+                                           true));
+            const auto got3 = to_host(ctx, out3, n * heads * D, t);
+            const auto gl3 = to_host(ctx, lse3, n * heads, DevDType::kF32);
+            CHECK_MSG(std::memcmp(got3.data(), got.data(), 4 * got.size()) == 0 &&
+                          std::memcmp(gl3.data(), gl.data(), 4 * gl.size()) == 0,
+                      what + ": the pdl launches' bits differ");
             ++cases;
             if (!mma && variant == 1)  // the tensor-core kernel refuses what it cannot run
               CHECK(decode_attention_cuda(ctx, t, plan, out.get(), nullptr, dq.get(), heads, dpk,
