@@ -81,9 +81,11 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
         test/engine-cli.test.ts || status=1
       ;;
     generate)
-      # The embedded model through `npr generate --backend cuda`, parallel mode, as a user runs it.
+      # The embedded model through `npr generate --backend cuda`, parallel mode, as a user runs
+      # it, on the README's prompt (the CPU run of it forks once into 5 branches).
       run_logged generate 120 node dist/ts/cli/main.js generate --model models/npr-tiny \
-        --backend cuda --prompt "What is 17 * 23 + 5?" --max-new-tokens 256 --seed 1 || status=1
+        --backend cuda --prompt "$(printf 'fib largest 1:37 2:52 3:18 4:90 5:44\n\nparallel')" \
+        --max-new-tokens 256 --seed 1 || status=1
       ;;
     memcheck)
       # The CUDA cases (names containing "cuda") under memcheck; leak checking covers device
