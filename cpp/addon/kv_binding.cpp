@@ -432,6 +432,7 @@ StepLogits KvHandle::step_logits(Napi::Env env, const char* fn) {
   if (decoder_) {
     l.data = decoder_->device_logits();
     l.device = &model_.cuda->context();
+    l.candidate = decoder_->candidate_kernels;
     return l;
   }
 #endif

@@ -63,7 +63,8 @@ class Qwen3CudaDecoder {
   // q/k norm + RoPE + KV write, tensor-core attend, staged merge, o-proj, gate|up, down) as
   // programmatic dependent launches, each launched while the one before runs, the linear
   // layers prefetching their weights into L2 meanwhile (pdl.cuh). The same bits either way.
-  // Off by default.
+  // NativeKv also samples the step's logits with the many-block plain sampler under it
+  // (sampler_plain_cuda.h). Off by default.
   bool candidate_kernels = false;
   bool profile = false;
   DecodeWorkOptions work_options;

@@ -8,6 +8,7 @@
 #include "core/cuda_check.cuh"
 #include "sampler/counter_rng.h"
 #include "sampler/sampler_cuda.h"
+#include "sampler/sampler_plain_cuda.h"
 
 namespace npr {
 
@@ -267,16 +268,10 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* logits,
-                        const SampleRow* rows, int64_t n_rows, int64_t vocab,
-                        const SamplingParams& params, const int32_t* logit_rows,
-                        int64_t logit_rows_total) {
-  NPR_TRY(check_sampling_params(params));
+Status check_device_sample_rows(const SampleRow* rows, int64_t n_rows, int64_t vocab,
+                                const int32_t* logit_rows, int64_t logit_rows_total) {
   if (vocab <= 0 || vocab > (int64_t{1} << 30))
     return Status::out_of_range("sampling (cuda): vocab must be in [1, 2^30]");
-  if (n_rows <= 0) return Status::ok();
-  std::vector<RowMeta> meta(static_cast<size_t>(n_rows));
-  std::vector<int32_t> pen;
   for (int64_t r = 0; r < n_rows; ++r) {
     const SampleRow& row = rows[r];
     if (!(row.repetition_penalty > 0.0f))
@@ -287,6 +282,29 @@ Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* lo
       return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +
                                   " reads logits row " + std::to_string(lr) + " of " +
                                   std::to_string(logit_rows_total));
+    for (int32_t i = 0; i < row.penalty_count; ++i)
+      if (row.penalty_tokens[i] < 0 || row.penalty_tokens[i] >= vocab)
+        return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +
+                                    ": penalty token " + std::to_string(row.penalty_tokens[i]) +
+                                    " is outside the vocabulary");
+  }
+  return Status::ok();
+}
+
+Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* logits,
+                        const SampleRow* rows, int64_t n_rows, int64_t vocab,
+                        const SamplingParams& params, const int32_t* logit_rows,
+                        int64_t logit_rows_total, bool candidate) {
+  NPR_TRY(check_sampling_params(params));
+  NPR_TRY(check_device_sample_rows(rows, n_rows, vocab, logit_rows, logit_rows_total));
+  if (n_rows <= 0) return Status::ok();
+  if (candidate && plain_sampling(params, vocab))
+    return sample_rows_plain_cuda(ctx, results, logits, rows, n_rows, vocab, params, logit_rows);
+  std::vector<RowMeta> meta(static_cast<size_t>(n_rows));
+  std::vector<int32_t> pen;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const SampleRow& row = rows[r];
+    const int32_t lr = logit_rows ? logit_rows[r] : static_cast<int32_t>(r);
     meta[r] = RowMeta{static_cast<uint64_t>(row.request),
                       static_cast<uint64_t>(row.branch),
                       static_cast<uint64_t>(row.index),
@@ -294,13 +312,7 @@ Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* lo
                       row.penalty_count,
                       row.repetition_penalty,
                       lr};
-    for (int32_t i = 0; i < row.penalty_count; ++i) {
-      if (row.penalty_tokens[i] < 0 || row.penalty_tokens[i] >= vocab)
-        return Status::out_of_range("sampling (cuda): row " + std::to_string(r) +
-                                    ": penalty token " + std::to_string(row.penalty_tokens[i]) +
-                                    " is outside the vocabulary");
-      pen.push_back(row.penalty_tokens[i]);
-    }
+    pen.insert(pen.end(), row.penalty_tokens, row.penalty_tokens + row.penalty_count);
   }
   // Scratch: z (rows, vocab) f32, p (rows, vocab) f64, keep (rows, vocab) u8, meta, pen, out.
   const int64_t nv = n_rows * vocab;

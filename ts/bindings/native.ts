@@ -266,7 +266,10 @@ export interface NativeKvOptions {
   graphs?: boolean;
   fastKernels?: boolean;
   profile?: boolean;
-  /** CUDA, default false: kernels that have not yet run on a GPU (the staged attention merge). */
+  /**
+   * CUDA, default false: kernels that have not yet run on a GPU: the staged attention merge, the
+   * decode layer's kernels as programmatic dependent launches, the many-block plain sampler.
+   */
   candidateKernels?: boolean;
 }
 
