@@ -180,23 +180,25 @@ constexpr int kLinearTileCols = kGroups * kGroupRows<M>;
 template <int M>
 constexpr int kSwigluTileCols = kGroups * kGroupRows<M> / 2;
 
-// The weight rows tile b of a linear layer reads (W (n, k)), prefetched into L2 by the CTA.
+// Rows [j0, min(j1, n)) of W (n, k) bf16, prefetched into L2 by the CTA.
+__device__ __forceinline__ void prefetch_rows(const uint16_t* W, int64_t k, int64_t n, int64_t j0,
+                                              int64_t j1) {
+  pdl::prefetch_l2(W + j0 * k, 2 * k * ((j1 < n ? j1 : n) - j0));
+}
+
+// The weight rows tile b of a linear layer reads (W (n, k)).
 template <int M>
 __device__ __forceinline__ void prefetch_linear_tile(const uint16_t* W, int64_t k, int64_t n,
                                                      int64_t b) {
-  const int64_t j0 = b * kLinearTileCols<M>,
-                j1 = j0 + kLinearTileCols<M> < n ? j0 + kLinearTileCols<M> : n;
-  pdl::prefetch_l2(W + j0 * k, 2 * k * (j1 - j0));
+  prefetch_rows(W, k, n, b * kLinearTileCols<M>, (b + 1) * kLinearTileCols<M>);
 }
 
-// The gate and up rows tile b of a SwiGLU layer reads (W (2 inter, k)), prefetched into L2.
+// The gate and up rows tile b of a SwiGLU layer reads (W (2 inter, k)).
 template <int M>
 __device__ __forceinline__ void prefetch_swiglu_tile(const uint16_t* W, int64_t k, int64_t inter,
                                                      int64_t b) {
-  const int64_t j0 = b * kSwigluTileCols<M>,
-                j1 = j0 + kSwigluTileCols<M> < inter ? j0 + kSwigluTileCols<M> : inter;
-  pdl::prefetch_l2(W + j0 * k, 2 * k * (j1 - j0));
-  pdl::prefetch_l2(W + (inter + j0) * k, 2 * k * (j1 - j0));
+  prefetch_rows(W, k, inter, b * kSwigluTileCols<M>, (b + 1) * kSwigluTileCols<M>);
+  prefetch_rows(W + inter * k, k, inter, b * kSwigluTileCols<M>, (b + 1) * kSwigluTileCols<M>);
 }
 
 // Tile b of y (M, n) of type CT = x (M, k) . W (n, k)^T, or y += it: group g owns columns

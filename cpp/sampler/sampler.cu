@@ -7,6 +7,7 @@
 
 #include "core/cuda_check.cuh"
 #include "sampler/counter_rng.h"
+#include "sampler/device_sample_out.h"
 #include "sampler/sampler_cuda.h"
 #include "sampler/sampler_plain_cuda.h"
 
@@ -29,10 +30,7 @@ struct Params {
   uint64_t seed;
 };
 
-struct Out {
-  int32_t token, error;
-  float logprob, logprob_sampling;
-};
+using Out = DeviceSampleOut;
 
 // Block-wide reductions through shared memory (every thread gets the result).
 template <typename T, typename Op>
@@ -338,9 +336,15 @@ Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* lo
                   static_cast<cudaStream_t>(ctx.stream())>>>(logits, dmeta, dpen, z, p, keep, dout,
                                                              vocab, P);
   NPR_TRY(cuda_launch_status("sampling (cuda): sample"));
-  std::vector<Out> out(static_cast<size_t>(n_rows));
-  NPR_TRY(ctx.download(out.data(), dout, sizeof(Out) * n_rows, "sampling (cuda): results"));
-  for (int64_t r = 0; r < n_rows; ++r) {
+  return read_device_samples(ctx, dout, n_rows, results);
+}
+
+Status read_device_samples(CudaContext& ctx, const DeviceSampleOut* device, int64_t n,
+                           SampleResult* results) {
+  std::vector<DeviceSampleOut> out(static_cast<size_t>(n));
+  NPR_TRY(ctx.download(out.data(), device, static_cast<int64_t>(sizeof(DeviceSampleOut)) * n,
+                       "sampling (cuda): results"));
+  for (int64_t r = 0; r < n; ++r) {
     if (out[r].error)
       return Status::invalid(
           "sampling (cuda): row " + std::to_string(r) +

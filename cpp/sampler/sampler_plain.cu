@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "core/block_reduce.cuh"
 #include "core/cuda_check.cuh"
 #include "sampler/counter_rng.h"
+#include "sampler/device_sample_out.h"
 #include "sampler/sampler_plain_cuda.h"
 
 namespace npr {
@@ -31,23 +33,6 @@ struct ChunkStats {
   int32_t bad, finite;  // first NaN / +inf token (INT_MAX: none); any finite logit
   double s_raw, s_z;    // sum of exp(x - row max), of exp(z - row max z)
 };
-
-struct PlainOut {
-  int32_t token, error;  // error: 0 ok, 1 NaN / +inf, 2 no finite logit
-  float logprob, logprob_sampling;
-};
-
-template <typename T, typename Op>
-__device__ T block_all_reduce(T v, Op op, T* sh) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-  __syncthreads();
-  T r = sh[0];
-  for (int w = 1; w < kWarps; ++w) r = op(r, sh[w]);  // warp order
-  return r;
-}
 
 // The processed logit of token t: the step-local penalty if t is in the row's set, then the
 // temperature, in the CPU sampler's float operations.
@@ -79,13 +64,13 @@ __global__ void __launch_bounds__(kThreads)
     m = fmaxf(m, v);
     zm = fmaxf(zm, processed(v, t, bits, M.penalty, temperature));
   }
-  m = block_all_reduce(
+  m = block_all_reduce<kWarps>(
       m, [](float a, float b) { return fmaxf(a, b); }, shf);
-  zm = block_all_reduce(
+  zm = block_all_reduce<kWarps>(
       zm, [](float a, float b) { return fmaxf(a, b); }, shf);
-  bad = block_all_reduce(
+  bad = block_all_reduce<kWarps>(
       bad, [](int a, int b) { return a < b ? a : b; }, shi);
-  finite = block_all_reduce(
+  finite = block_all_reduce<kWarps>(
       finite, [](int a, int b) { return a | b; }, shi);
   if (threadIdx.x == 0) stats[r * chunks + c] = ChunkStats{m, zm, bad, finite, 0.0, 0.0};
 }
@@ -124,9 +109,9 @@ __global__ void __launch_bounds__(kThreads)
     sr += exp(static_cast<double>(v) - R.m_raw);
     sz += exp(static_cast<double>(processed(v, t, bits, M.penalty, temperature)) - R.zm);
   }
-  sr = block_all_reduce(
+  sr = block_all_reduce<kWarps>(
       sr, [](double a, double b) { return a + b; }, shd);
-  sz = block_all_reduce(
+  sz = block_all_reduce<kWarps>(
       sz, [](double a, double b) { return a + b; }, shd);
   if (threadIdx.x == 0) {
     stats[r * chunks + c].s_raw = sr;
@@ -138,9 +123,9 @@ __global__ void __launch_bounds__(kThreads)
 // kPerThread tokens a thread in id order: an exclusive scan of the threads' masses and the
 // thread holding the crossing walks its tokens.
 __global__ void __launch_bounds__(kThreads)
-    pick_kernel(PlainOut* out, const ChunkStats* stats, const float* logits, const PlainRow* rows,
-                const uint32_t* bitmap, int64_t vocab, int64_t words, int64_t chunks,
-                float temperature, uint64_t seed) {
+    pick_kernel(DeviceSampleOut* out, const ChunkStats* stats, const float* logits,
+                const PlainRow* rows, const uint32_t* bitmap, int64_t vocab, int64_t words,
+                int64_t chunks, float temperature, uint64_t seed) {
   __shared__ double scan[kThreads];
   __shared__ int64_t shi[kWarps];
   const int64_t r = blockIdx.x;
@@ -148,7 +133,7 @@ __global__ void __launch_bounds__(kThreads)
   const ChunkStats* s = stats + r * chunks;
   const RowStats R = row_stats(s, chunks);
   if (R.bad != INT_MAX || !R.finite) {
-    if (tid == 0) out[r] = PlainOut{-1, R.bad != INT_MAX ? 1 : 2, 0.0f, 0.0f};
+    if (tid == 0) out[r] = DeviceSampleOut{-1, R.bad != INT_MAX ? 1 : 2, 0.0f, 0.0f};
     return;
   }
   double total_raw = 0.0, total = 0.0;
@@ -190,15 +175,15 @@ __global__ void __launch_bounds__(kThreads)
       break;
     }
   }
-  pick = block_all_reduce(
+  pick = block_all_reduce<kWarps>(
       pick, [](int64_t a, int64_t b) { return a < b ? a : b; }, shi);
   if (pick == INT64_MAX)  // rounding at the top end: the chunk's (or the row's) last token
     pick = min(vocab, (cs + 1) * kPlainChunk) - 1;
   if (tid == 0) {
     const double lse = R.m_raw + log(total_raw);
-    out[r] = PlainOut{static_cast<int32_t>(pick), 0,
-                      static_cast<float>(static_cast<double>(x[pick]) - lse),
-                      static_cast<float>(log(mass(pick) / total))};
+    out[r] = DeviceSampleOut{static_cast<int32_t>(pick), 0,
+                             static_cast<float>(static_cast<double>(x[pick]) - lse),
+                             static_cast<float>(log(mass(pick) / total))};
   }
 }
 
@@ -235,7 +220,7 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
   }
   const int64_t stats_bytes =
       (static_cast<int64_t>(sizeof(ChunkStats)) * n_rows * chunks + 255) / 256 * 256;
-  const int64_t out_bytes = static_cast<int64_t>(sizeof(PlainOut)) * n_rows;
+  const int64_t out_bytes = static_cast<int64_t>(sizeof(DeviceSampleOut)) * n_rows;
   void* scratch = nullptr;
   NPR_TRY(ctx.scratch(CudaContext::kScratchHead, meta_bytes + bits_bytes + stats_bytes + out_bytes,
                       &scratch));
@@ -243,7 +228,7 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
   auto* dmeta = reinterpret_cast<PlainRow*>(base);
   auto* dbits = reinterpret_cast<uint32_t*>(base + meta_bytes);
   auto* dstats = reinterpret_cast<ChunkStats*>(base + meta_bytes + bits_bytes);
-  auto* dout = reinterpret_cast<PlainOut*>(base + meta_bytes + bits_bytes + stats_bytes);
+  auto* dout = reinterpret_cast<DeviceSampleOut*>(base + meta_bytes + bits_bytes + stats_bytes);
   NPR_TRY(ctx.upload(base, staging.data(), meta_bytes + bits_bytes,
                      "sampling (cuda): rows and penalty sets"));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
@@ -257,16 +242,7 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
   pick_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, st>>>(
       dout, dstats, logits, dmeta, dbits, vocab, words, chunks, params.temperature, params.seed);
   NPR_TRY(cuda_launch_status("sampling (cuda): pick"));
-  std::vector<PlainOut> out(static_cast<size_t>(n_rows));
-  NPR_TRY(ctx.download(out.data(), dout, out_bytes, "sampling (cuda): results"));
-  for (int64_t r = 0; r < n_rows; ++r) {
-    if (out[r].error)
-      return Status::invalid(
-          "sampling (cuda): row " + std::to_string(r) +
-          (out[r].error == 1 ? " has a NaN or +inf logit" : " has no finite logit (all masked)"));
-    results[r] = SampleResult{out[r].token, out[r].logprob, out[r].logprob_sampling};
-  }
-  return Status::ok();
+  return read_device_samples(ctx, dout, n_rows, results);
 }
 
 }  // namespace npr

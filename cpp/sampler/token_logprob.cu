@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/block_reduce.cuh"
 #include "core/cuda_check.cuh"
 #include "sampler/token_logprob_cuda.h"
 
@@ -22,18 +23,6 @@ struct QueryOut {
   int32_t at;     // the offending token (errors 1 and 2)
 };
 
-template <typename T, typename Op>
-__device__ T block_all_reduce(T v, Op op, T* sh) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
-  __syncthreads();
-  if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-  __syncthreads();
-  T r = sh[0];
-  for (int w = 1; w < kWarps; ++w) r = op(r, sh[w]);  // every thread, in warp order
-  return r;
-}
-
 __global__ void __launch_bounds__(kThreads)
     token_logprob_kernel(QueryOut* out, const float* logits, const TokenQuery* queries,
                          int64_t vocab) {
@@ -49,9 +38,9 @@ __global__ void __launch_bounds__(kThreads)
     if ((isnan(v) || v == INFINITY) && bad == INT32_MAX) bad = static_cast<int>(t);
     m = fmaxf(m, v);
   }
-  bad = block_all_reduce(
+  bad = block_all_reduce<kWarps>(
       bad, [](int a, int b) { return a < b ? a : b; }, shi);
-  m = block_all_reduce(
+  m = block_all_reduce<kWarps>(
       m, [](float a, float b) { return fmaxf(a, b); }, shf);
   if (bad != INT32_MAX || m == -INFINITY) {
     if (threadIdx.x == 0)
@@ -61,7 +50,7 @@ __global__ void __launch_bounds__(kThreads)
   }
   double sum = 0.0;
   for (int64_t t = threadIdx.x; t < vocab; t += kThreads) sum += exp(static_cast<double>(x[t]) - m);
-  sum = block_all_reduce(
+  sum = block_all_reduce<kWarps>(
       sum, [](double a, double b) { return a + b; }, shd);
   if (threadIdx.x == 0)
     out[blockIdx.x] =

@@ -38,6 +38,20 @@ std::vector<double> host_dots(const std::vector<float>& x, const std::vector<flo
   return d;
 }
 
+// act (rows, inter) = silu(g) * u from dots (rows, 2 inter) (gate columns, then up), g and u
+// rounded to bf16 first as the kernels round them.
+std::vector<float> host_swiglu(const std::vector<double>& dots, int64_t rows, int64_t inter) {
+  std::vector<float> act(static_cast<size_t>(rows * inter));
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < inter; ++j) {
+      const double g = bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + j])));
+      const double u =
+          bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + inter + j])));
+      act[r * inter + j] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
+    }
+  return act;
+}
+
 std::string shape(int64_t rows, int64_t in, int64_t out) {
   return "rows " + std::to_string(rows) + " in " + std::to_string(in) + " out " +
          std::to_string(out);
@@ -75,6 +89,24 @@ NormInputs norm_inputs(CudaContext& ctx, Rng& rng, int64_t rows, int64_t in) {
   n.dx = to_device(ctx, n.x, DevDType::kF32);
   n.dw = to_device(ctx, n.w, DevDType::kF32);
   return n;
+}
+
+// Inputs of every skinny form: the fused forms' x and norm weight, a bf16 x (rows, in) for the
+// unfused ones, and W (w_rows, in) bf16.
+struct SkinnyInputs {
+  NormInputs n;
+  std::vector<float> xb, W;
+  DeviceBuffer dxb, dW;
+};
+
+SkinnyInputs skinny_inputs(CudaContext& ctx, Rng& rng, int64_t rows, int64_t in, int64_t w_rows) {
+  SkinnyInputs s;
+  s.n = norm_inputs(ctx, rng, rows, in);
+  s.xb = bf16_rounded(random_vector(rng, rows * in));
+  s.W = bf16_rounded(random_vector(rng, w_rows * in));
+  s.dxb = to_device(ctx, s.xb, DevDType::kBF16);
+  s.dW = to_device(ctx, s.W, DevDType::kBF16);
+  return s;
 }
 
 // xn (rows, in) bf16 from rmsnorm_forward_cuda (the unfused path), checked against a double
@@ -150,14 +182,7 @@ TEST(cuda_skinny_swiglu_linear_matches_the_host_oracle) {
         const auto x = bf16_rounded(random_vector(rng, rows * in));
         const auto W = bf16_rounded(random_vector(rng, 2 * inter * in));
         const std::vector<double> dots = host_dots(x, W, rows, in, 2 * inter);
-        std::vector<float> want(static_cast<size_t>(rows * inter));
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t j = 0; j < inter; ++j) {
-            const double g = bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + j])));
-            const double u =
-                bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + inter + j])));
-            want[r * inter + j] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
-          }
+        const std::vector<float> want = host_swiglu(dots, rows, inter);
         DeviceBuffer dx = to_device(ctx, x, DevDType::kBF16),
                      dW = to_device(ctx, W, DevDType::kBF16);
         DeviceBuffer da = poisoned_device(ctx, rows * inter, DevDType::kBF16);
@@ -264,14 +289,8 @@ TEST(cuda_skinny_rmsnorm_swiglu_matches_the_unfused_pair_and_the_oracle) {
         CHECK_MSG(unpoisoned_tail(got, static_cast<size_t>(m)) == 0,
                   what + ": wrote past the output");
         const std::vector<double> dots = host_dots(xn, W, rows, in, 2 * inter);
-        std::vector<float> want(static_cast<size_t>(m)), head(got.begin(), got.begin() + m);
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t j = 0; j < inter; ++j) {
-            const double g = bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + j])));
-            const double u =
-                bf16_to_f32(f32_to_bf16(static_cast<float>(dots[r * 2 * inter + inter + j])));
-            want[r * inter + j] = static_cast<float>(g / (1.0 + std::exp(-g)) * u);
-          }
+        const std::vector<float> want = host_swiglu(dots, rows, inter);
+        const std::vector<float> head(got.begin(), got.begin() + m);
         const double err = rel_norm_error(head, want);
         CHECK_MSG(err < 1e-2, what + ": relative error " + std::to_string(err));
       }
@@ -284,14 +303,11 @@ TEST(cuda_skinny_forms_are_batch_invariant) {
   const int64_t R = kSkinnyMaxRows;
   for (int64_t in : {13, 256, 1000, 3072})
     for (int64_t out : {5, 130}) {
-      const NormInputs n = norm_inputs(ctx, rng, R, in);
-      const auto xb = bf16_rounded(random_vector(rng, R * in));
-      const auto W = bf16_rounded(random_vector(rng, 2 * out * in));
-      const DeviceBuffer dxb = to_device(ctx, xb, DevDType::kBF16),
-                         dW = to_device(ctx, W, DevDType::kBF16);
-      const auto* x32 = static_cast<const float*>(n.dx.get());
-      const auto* nw = static_cast<const float*>(n.dw.get());
-      const auto* x16 = static_cast<const char*>(dxb.get());
+      const SkinnyInputs inputs = skinny_inputs(ctx, rng, R, in, 2 * out);
+      const DeviceBuffer& dW = inputs.dW;
+      const auto* x32 = static_cast<const float*>(inputs.n.dx.get());
+      const auto* nw = static_cast<const float*>(inputs.n.dw.get());
+      const auto* x16 = static_cast<const char*>(inputs.dxb.get());
       // Form f of rows [r0, r0 + rows) into y (rows, cols): 0 linear fp32, 1 swiglu, 2 fused
       // linear bf16, 3 fused swiglu; cols = out (linear) or out / 2 (swiglu, inter = out / 2).
       auto run = [&](int f, int64_t r0, int64_t rows, void* y) {
@@ -345,13 +361,10 @@ TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
     for (int64_t in : {13, 1024, 3072})
       for (int64_t out : {7, 130}) {
         const std::string what = shape(rows, in, out) + " pdl";
-        const NormInputs n = norm_inputs(ctx, rng, rows, in);
-        const auto xb = bf16_rounded(random_vector(rng, rows * in));
-        const auto W = bf16_rounded(random_vector(rng, 2 * out * in));
-        const DeviceBuffer dxb = to_device(ctx, xb, DevDType::kBF16),
-                           dW = to_device(ctx, W, DevDType::kBF16);
-        const auto* nx = static_cast<const float*>(n.dx.get());
-        const auto* nw = static_cast<const float*>(n.dw.get());
+        const SkinnyInputs inputs = skinny_inputs(ctx, rng, rows, in, 2 * out);
+        const DeviceBuffer &dxb = inputs.dxb, &dW = inputs.dW;
+        const auto* nx = static_cast<const float*>(inputs.n.dx.get());
+        const auto* nw = static_cast<const float*>(inputs.n.dw.get());
         std::vector<float> got[4][2];
         for (int p = 0; p < 2; ++p) {
           const bool pdl = p == 1;
