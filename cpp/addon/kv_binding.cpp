@@ -329,6 +329,10 @@ class DecodeWorker : public Napi::AsyncWorker {
 #if defined(NPR_WITH_CUDA)
     if (h_->decoder_) {
       status_ = h_->decoder_->step(batch, cascade, logits);
+      // The promise settles when the step has run: its errors surface here, not in the next
+      // call, and this worker thread, not the JS thread, waits for the device.
+      if (status_.is_ok() && !logits)
+        status_ = h_->model_.cuda->context().sync("decode (cuda): the step");
       return;
     }
 #endif
