@@ -7,9 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { native } from '../ts/bindings/loader.js';
-import { type Rollout, rolloutBatch } from '../ts/engine/index.js';
+import { Engine, type Rollout, rolloutBatch } from '../ts/engine/index.js';
 import { Model } from '../ts/model/model.js';
-import { codec, type Script, scriptedEngine, scriptedModel } from './fixtures/engine/scripted.js';
+import { codec, type Script, scriptedEngine, scriptedModel, VOCAB } from './fixtures/engine/scripted.js';
 
 const cuda = native().backends().cuda;
 
@@ -93,5 +93,30 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
       expect(max).toBeLessThan(precision === 'fp32' ? 1e-4 : 0.25);
       expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
     }
+  });
+
+  it('the candidate kernels sample the rollouts the default kernels sample (the native sampler on the device)', async () => {
+    const model = onCuda(scriptedModel(), 'bf16');
+    const run = async (candidateKernels: boolean): Promise<Rollout[]> => {
+      const engine = new Engine({
+        model: model.nativeHandle,
+        vocab: VOCAB,
+        codec,
+        kvBlocks: 256,
+        blockTokens: 4,
+        kvOptions: { candidateKernels },
+      });
+      const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
+      expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
+      return rollouts;
+    };
+    const plain = await run(false);
+    const candidate = await run(true);
+    plain.forEach((r, i) => {
+      const c = candidate[i] as Rollout;
+      expect(Array.from(c.tokens)).toEqual(Array.from(r.tokens));
+      for (let t = r.promptLength; t < r.tokens.length; t++)
+        expect(Math.abs((c.logprobs[t] as number) - (r.logprobs[t] as number))).toBeLessThan(1e-5);
+    });
   });
 });
