@@ -191,6 +191,10 @@ DecodeWork decode_work(const PageTable& t, const CascadePlan* plan, int32_t B, i
   return w;
 }
 
+int64_t decode_item_bound(int64_t sequences, const DecodeWorkOptions& opt) {
+  return 2 * static_cast<int64_t>(std::max<int32_t>(1, opt.max_items_per_run)) * sequences;
+}
+
 Status DeviceDecodePlan::reserve(CudaContext& ctx, int64_t n_items, int64_t n_partials,
                                  int64_t n_queries, int64_t n_indices, int64_t heads,
                                  int64_t head_dim) {

@@ -52,6 +52,12 @@ struct DecodeWorkOptions {
 // plan: null for flat. heads_per_kv = heads / kv_heads.
 DecodeWork decode_work(const PageTable& t, const CascadePlan* plan, int32_t block_tokens,
                        int64_t heads_per_kv, const DecodeWorkOptions& opt);
+// The most items (and partial rows) decode_work makes for `sequences` one-token queries, flat
+// or cascade: a run is cut into at most max_items_per_run page chunks, each sequence has one
+// run of its own, and a group's shared run adds at most one chunk set per member. A graph
+// replayed for every step of that many sequences launches this many items: its grid is fixed
+// at capture, and blocks past the step's items return at once, so it must not be much larger.
+int64_t decode_item_bound(int64_t sequences, const DecodeWorkOptions& opt);
 
 // The plan on the device (and the partial states' workspace), in one buffer of fixed capacity.
 class DeviceDecodePlan {

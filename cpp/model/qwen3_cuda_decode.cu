@@ -215,7 +215,7 @@ Status Qwen3CudaDecoder::settle_stats() {
   return Status::ok();
 }
 
-Status Qwen3CudaDecoder::run_graph(int64_t bucket) {
+Status Qwen3CudaDecoder::run_graph(int64_t bucket, int64_t launch_items) {
   Graph& g = graphs_[bucket];
   if (g.plan_generation != plan_.generation() || g.buffers_generation != buffers_generation_) {
     if (g.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g.exec));
@@ -225,13 +225,13 @@ Status Qwen3CudaDecoder::run_graph(int64_t bucket) {
   if (!g.exec && !g.warm) {  // first step at these buffers: size everything eagerly
     g.warm = true;
     ++stats_.eager_steps;
-    return launch(bucket, bucket, plan_.item_capacity());
+    return launch(bucket, bucket, launch_items);
   }
   if (!g.exec) {
     cudaGraph_t graph = nullptr;
     NPR_CUDA_TRY(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal),
                  "qwen3 decode (cuda): begin graph capture");
-    const Status s = launch(bucket, bucket, plan_.item_capacity());
+    const Status s = launch(bucket, bucket, launch_items);
     const cudaError_t end = cudaStreamEndCapture(st, &graph);
     cudaGraphExec_t exec = nullptr;
     cudaError_t inst = cudaErrorUnknown;
@@ -244,7 +244,7 @@ Status Qwen3CudaDecoder::run_graph(int64_t bucket) {
                                                 : cudaGetErrorString(inst);
       use_graphs = false;
       ++stats_.eager_steps;
-      return launch(bucket, bucket, plan_.item_capacity());
+      return launch(bucket, bucket, launch_items);
     }
     g.exec = exec;
     ++stats_.graph_captures;
@@ -309,10 +309,16 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   if (use_cascade) cplan = cascade_plan(qt, 1);
   const DecodeWork work =
       decode_work(qt, use_cascade ? &cplan : nullptr, B, c.heads / c.kv_heads, work_options);
-  if (graph) {  // capacity for any step of this bucket, so that most steps reuse the graph
-    const int64_t per = 2 * static_cast<int64_t>(work_options.max_items_per_run) * Sp;
-    NPR_TRY(plan_.reserve(ctx_, per, per, Sp, qt.indptr[Np], c.heads, D));
-  }
+  // A replayed graph's attention grid is this bucket's item bound, not the plan's capacity: a
+  // 1k-token prefill leaves room for ~9k items, and a graph launching all of them spent ~30 us
+  // a layer on blocks with nothing to do (the H200 ran graphs slower than eager steps).
+  const int64_t graph_items = decode_item_bound(Sp, work_options);
+  if (graph && work.n_items() > graph_items)
+    return Status::internal("decode (cuda): " + std::to_string(work.n_items()) +
+                            " attention items exceed the graph bound of " +
+                            std::to_string(graph_items));
+  if (graph)  // capacity for any step of this bucket, so that most steps reuse the graph
+    NPR_TRY(plan_.reserve(ctx_, graph_items, graph_items, Sp, qt.indptr[Np], c.heads, D));
   NPR_TRY(plan_.upload(ctx_, work, qt, c.heads, D));
   NPR_TRY(reserve(Np, Sp));
   rope_table_build(&rope_, pos.data(), Np, D, c.rope_theta);
@@ -330,7 +336,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
                       "qwen3 decode (cuda): rope table"));
   NPR_TRY(step_time_.begin(ctx_.stream()));
   if (graph) {
-    NPR_TRY(run_graph(Sp));
+    NPR_TRY(run_graph(Sp, graph_items));
   } else {
     ++stats_.eager_steps;
     timing_ = profile;

@@ -87,7 +87,7 @@ class Qwen3CudaDecoder {
   Status launch(int64_t tokens, int64_t sequences, int64_t launch_items);
   Status launch_layer(int64_t layer, int64_t tokens, int64_t launch_items);
   Status timed(const char* op, Status s);  // s, and the op's end marked when profiling
-  Status run_graph(int64_t bucket);
+  Status run_graph(int64_t bucket, int64_t launch_items);
   void drop_graphs();
 
   Qwen3CudaModel& m_;

@@ -5,6 +5,7 @@
 // starting figure. The attention cases: device flat == device cascade == contiguous reference
 // == the CPU kernel, on odd sizes (block sizes 1, 8, 16; prefixes 17, 97, 513), GQA, fp32 and
 // bf16 pages, over page tables made by real forks.
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -270,6 +271,37 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
     }
   }
   std::printf("    %d device attention cases\n", cases);
+}
+
+// A replayed decode graph launches decode_item_bound(S) attention items whatever the step: no
+// plan of S one-token queries may make more, flat or cascade, under any work options. Host only.
+TEST(decode_work_stays_within_the_graph_item_bound) {
+  Rng rng(173);
+  int plans = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int32_t B = std::array<int32_t, 3>{1, 8, 16}[rng.below(3)];
+    const int64_t prefix = 1 + static_cast<int64_t>(rng.below(700));
+    KvCache kv(static_cast<int32_t>((prefix + 600) / B * 2 + 64), B);
+    ForkedTables f = forked_tables(rng, kv, prefix, 1 + static_cast<int>(rng.below(8)));
+    const PageTable pt = f.table();
+    const CascadePlan cplan = cascade_plan(pt, 1);
+    DecodeWorkOptions opt;
+    opt.min_pages_per_item = 1 + static_cast<int32_t>(rng.below(4));
+    opt.max_items_per_run = 1 + static_cast<int32_t>(rng.below(16));
+    opt.max_rows = 1 + static_cast<int64_t>(rng.below(32));
+    const int64_t G = std::array<int64_t, 3>{1, 2, 4}[rng.below(3)];
+    for (bool cascade : {false, true}) {
+      const DecodeWork w = decode_work(pt, cascade ? &cplan : nullptr, B, G, opt);
+      const int64_t bound = decode_item_bound(pt.sequences, opt);
+      CHECK_MSG(w.n_items() <= bound && w.partials <= bound,
+                std::to_string(w.n_items()) + " items, " + std::to_string(w.partials) +
+                    " partials over the bound " + std::to_string(bound) + " (" +
+                    std::to_string(pt.sequences) + " sequences, prefix " + std::to_string(prefix) +
+                    ", B " + std::to_string(B) + (cascade ? ", cascade)" : ", flat)"));
+      ++plans;
+    }
+  }
+  std::printf("    %d plans\n", plans);
 }
 
 // Many partials per query (split-KV items of one page, up to 64 a run, cascade on): the staged
