@@ -11,7 +11,8 @@
  *     attention), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
  *   - the candidate kernels (`candidateKernels`: not yet run on a GPU), batch 1 and 8 branches,
- *     keys suffixed `_candidate`;
+ *     keys suffixed `_candidate`, and the same for the skinny linear layers on tensor cores
+ *     (`tensorCoreLinears`, not yet run either), keys suffixed `_tc`;
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling;
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
@@ -55,6 +56,7 @@ interface Run {
   fast: boolean;
   profile?: boolean;
   candidate?: boolean;
+  tensorCores?: boolean;
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -64,7 +66,7 @@ async function stepTime(
   cascade: boolean,
   run: Run,
 ): Promise<{ t: number; kv: NativeKv; deviceMs: number }> {
-  const { graphs, fast, profile, candidate } = run;
+  const { graphs, fast, profile, candidate, tensorCores } = run;
   const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
   const kv = new addon.NativeKv(model, {
     numBlocks,
@@ -72,6 +74,7 @@ async function stepTime(
     fastKernels: fast,
     profile: profile ?? false,
     candidateKernels: candidate ?? false,
+    tensorCoreLinears: tensorCores ?? false,
   });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
@@ -159,24 +162,30 @@ for (const fast of [true, false]) {
     }
   }
 }
-// The candidate kernels (not yet run on a GPU before this run): batch 1 and 8 branches.
-const candidate = {
-  one: await stepTime(model, 1, true, { graphs: true, fast: true, candidate: true }),
-  eight: await stepTime(model, 8, true, { graphs: true, fast: true, candidate: true }),
-};
-for (const [branches, r] of [
-  [1, candidate.one],
-  [8, candidate.eight],
-] as const)
-  rows.push({
-    kernels: 'candidate',
-    branches,
-    cascade: 'true',
-    graphs: 'true',
-    step_ms: round(r.t * 1000, 3),
-    device_ms: round(r.deviceMs, 3),
-    tok_per_s: round(branches / r.t, 1),
-  });
+// Kernels not yet run on a GPU before this run, each at batch 1 and 8 branches: the candidate
+// kernels, and the skinny linear layers on tensor cores.
+const trials: Record<'candidate' | 'tc', Partial<Run>> = { candidate: { candidate: true }, tc: { tensorCores: true } };
+const trial: Record<string, { one: { t: number; deviceMs: number }; eight: { t: number; deviceMs: number } }> = {};
+for (const [name, extra] of Object.entries(trials)) {
+  const r = {
+    one: await stepTime(model, 1, true, { graphs: true, fast: true, ...extra }),
+    eight: await stepTime(model, 8, true, { graphs: true, fast: true, ...extra }),
+  };
+  trial[name] = r;
+  for (const [branches, x] of [
+    [1, r.one],
+    [8, r.eight],
+  ] as const)
+    rows.push({
+      kernels: name,
+      branches,
+      cascade: 'true',
+      graphs: 'true',
+      step_ms: round(x.t * 1000, 3),
+      device_ms: round(x.deviceMs, 3),
+      tok_per_s: round(branches / x.t, 1),
+    });
+}
 const eagerRun = await stepTime(model, 1, true, { graphs: false, fast: true });
 const eager = eagerRun.t;
 rows.push({
@@ -246,10 +255,14 @@ printJson('decode-cuda', {
   ratio_8_vs_1_generic: round((times['8_true_generic'] as number) / oneGeneric),
   ratio_8_vs_1_nocascade_generic: round((times['8_false_generic'] as number) / (times['1_false_generic'] as number)),
   speedup_fast_vs_generic_b1: round(oneGeneric / one),
-  tok_s_b1_candidate: round(1 / candidate.one.t, 1),
-  ratio_8_vs_1_candidate: round(candidate.eight.t / candidate.one.t),
-  device_ms_b1_candidate: round(candidate.one.deviceMs, 3),
-  device_ms_8_candidate: round(candidate.eight.deviceMs, 3),
+  ...Object.fromEntries(
+    Object.entries(trial).flatMap(([name, r]) => [
+      [`tok_s_b1_${name}`, round(1 / r.one.t, 1)],
+      [`ratio_8_vs_1_${name}`, round(r.eight.t / r.one.t)],
+      [`device_ms_b1_${name}`, round(r.one.deviceMs, 3)],
+      [`device_ms_8_${name}`, round(r.eight.deviceMs, 3)],
+    ]),
+  ),
   hf_tok_s_b1_eager: hf?.eager_tok_s ?? null,
   hf_tok_s_b1_static: hf?.static_tok_s ?? null,
   ratio_vs_hf_b1: round(hf ? 1 / one / (best(hf.eager_tok_s, hf.static_tok_s) ?? Number.NaN) : null),

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode-kernels [--generic] [--candidate]`: every kernel of a CUDA decode step with its own device time,
+ * `npm run bench -- decode-kernels [--generic] [--candidate] [--tc]`: every kernel of a CUDA decode step with its own device time,
  * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
  * prefix), for 1 and for 8 branches: launches and microseconds a step per kernel, and their sum.
  * The sum is the step's device time without launch gaps or host work; next to the decode
@@ -20,7 +20,7 @@ import { seedNativeModel } from './_weights.js';
 const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
 const PREFIX = 1024;
 
-async function workload(branches: number, steps: number, fast: boolean, candidate: boolean): Promise<void> {
+async function workload(branches: number, steps: number, fast: boolean, candidate: boolean, tc: boolean): Promise<void> {
   const addon = native();
   const model = seedNativeModel(
     new addon.NativeQwen3({ ...SHAPE, ropeTheta: 1e6, tied: true }, { backend: 'cuda', precision: 'bf16' }),
@@ -31,6 +31,7 @@ async function workload(branches: number, steps: number, fast: boolean, candidat
     graphs: false,
     fastKernels: fast,
     candidateKernels: candidate,
+    tensorCoreLinears: tc,
   });
   const root = kv.createSequence(kv.openRequest(1 << 20));
   kv.append(root, PREFIX, false);
@@ -96,8 +97,9 @@ function findNcu(): string | null {
 const steps = Number(argValue('steps') ?? 2);
 const fast = !argFlag('generic');
 const candidate = argFlag('candidate');
+const tc = argFlag('tc'); // the skinny linear layers on tensor cores
 if (argFlag('workload')) {
-  await workload(Number(argValue('branches') ?? 1), steps, fast, candidate);
+  await workload(Number(argValue('branches') ?? 1), steps, fast, candidate, tc);
 } else {
   const addon = native();
   const ncu = addon.backends().cuda.devices > 0 ? findNcu() : null;
@@ -136,6 +138,7 @@ if (argFlag('workload')) {
         String(steps),
         ...(fast ? [] : ['--generic']),
         ...(candidate ? ['--candidate'] : []),
+        ...(tc ? ['--tc'] : []),
       ],
       { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 },
     );
@@ -174,5 +177,5 @@ if (argFlag('workload')) {
     `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}, ${fast ? 'decode-specialised' : 'generic'} kernels; ncu gpu__time_duration a kernel, ` +
       `summed over ${steps} eager steps (decode + device sampling) and divided by ${steps}; ncu: ${existsSync(ncu) ? ncu : 'on PATH'}`,
   );
-  printJson('decode-kernels', { fast, candidate, steps, ...figures });
+  printJson('decode-kernels', { fast, candidate, tc, steps, ...figures });
 }

@@ -13,7 +13,8 @@
  * `--backend cuda`: the same scripts on the Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
  * the default decode-specialised kernels, once with the generic ones (`_generic` keys) and once
- * with the candidate kernels not yet run on a GPU before (`_candidate` keys).
+ * with the candidate kernels not yet run on a GPU before (`_candidate` keys), and with the skinny
+ * linear layers on tensor cores (`tensorCoreLinears`, not yet run either: `_tc` keys).
  */
 
 import { native } from '../ts/bindings/loader.js';
@@ -94,7 +95,7 @@ function parallelScript(p: number): Record<string, number[]> {
   return out;
 }
 
-type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels'>;
+type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears'>;
 
 async function timeMode(
   mode: 'ar' | 'parallel',
@@ -196,6 +197,7 @@ async function measure(kvOptions: KvOptions, label: string) {
 const main = await measure({}, cuda ? 'fast (default)' : 'cpu');
 const generic = cuda ? await measure({ fastKernels: false }, 'generic') : null;
 const candidate = cuda ? await measure({ candidateKernels: true }, 'candidate') : null;
+const tc = cuda ? await measure({ tensorCoreLinears: true }, 'tensor-core linears') : null;
 const { tokens, arMs, parMs, tpsAr, tpsPar, speedup, branchesPerFork, forks, stepLens, ar, par, forkPhaseSpeedup } = main;
 console.log(
   `\nscripted choices on a random-weight Qwen3 (${cuda ? 'Qwen3-0.6B shape, bf16, CUDA' : 'hidden 384, 6 layers, f32'}, vocab ${VOCAB}) through the real decode path; ` +
@@ -238,6 +240,13 @@ printJson('engine', {
         tps_ar_candidate: round(candidate.tpsAr, 1),
         tps_parallel_candidate: round(candidate.tpsPar, 1),
         speedup_parallel_vs_ar_candidate: round(candidate.speedup),
+      }
+    : {}),
+  ...(tc
+    ? {
+        tps_ar_tc: round(tc.tpsAr, 1),
+        tps_parallel_tc: round(tc.tpsPar, 1),
+        speedup_parallel_vs_ar_tc: round(tc.speedup),
       }
     : {}),
 });

@@ -3,11 +3,12 @@
 // (CPU memory, or device memory for a CUDA model, in its precision) and so does the step.
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
 //                         graphs? = true, fastKernels? = true, profile? = false,
-//                         candidateKernels? = false })
+//                         candidateKernels? = false, tensorCoreLinears? = false })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
-//   candidateKernels: kernels not yet run on a GPU, for a GPU session to test and time)
+//   candidateKernels: kernels not yet run on a GPU, for a GPU session to test and time;
+//   tensorCoreLinears: the decode's skinny linear layers on tensor cores, not yet run either)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
@@ -122,6 +123,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool fast_kernels = bool_field(o, fn, "fastKernels", true);
     const bool profile = bool_field(o, fn, "profile", false);
     const bool candidate = bool_field(o, fn, "candidateKernels", false);
+    const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", false);
     Status st;
     if (model_.cuda) {
 #if defined(NPR_WITH_CUDA)
@@ -133,6 +135,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->fast_kernels = fast_kernels;
         decoder_->profile = profile;
         decoder_->candidate_kernels = candidate;
+        decoder_->skinny_tensor_cores = tensor_cores;
       }
 #endif
     } else {

@@ -34,18 +34,27 @@ constexpr int64_t kSkinnyMaxRows = 8;
 // device's opt-in limit; in up to 6144 at 8 rows.
 constexpr int64_t kSkinnyStageMaxBytes = 96 * 1024;
 
-// pdl (every form, default false): launch as a programmatic dependent launch (pdl.cuh) on
-// devices that support it: the kernel lets the next one launch, prefetches its weights into L2
-// while the kernel before it still runs, then waits for it. Same results, bit for bit. Not yet
-// run on a GPU: the decoder asks for it only with candidate_kernels.
+// How a form launches (every form; default: neither). Same results either way for pdl; the
+// tensor-core forms have their own bits (still batch invariant, fused == unfused). Neither has
+// run on a GPU yet: the decoder asks for them only with candidate_kernels.
+struct SkinnyLaunch {
+  // A programmatic dependent launch (pdl.cuh) on devices that support it: the kernel lets the
+  // next one launch, prefetches its weights into L2 while the kernel before it still runs, then
+  // waits for it. Bit for bit the plain launch's results.
+  bool pdl = false;
+  // The 16-byte path on tensor cores (skinny_linear_mma.cuh): one mma folds 8 weight rows
+  // against every batch row, so 8 rows cost what 1 does. The element path ignores it.
+  bool tensor_cores = false;
+};
 
 // x (rows, in) bf16, W (out, in) bf16, y (rows, out) fp32 or bf16; 1 <= rows <= kSkinnyMaxRows.
 Status skinny_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const void* x, const void* W,
-                          int64_t rows, int64_t in, int64_t out, bool accumulate, bool pdl = false);
+                          int64_t rows, int64_t in, int64_t out, bool accumulate,
+                          SkinnyLaunch launch = {});
 
 // x (rows, in) bf16, W (2 * inter, in) bf16, act (rows, inter) bf16.
 Status skinny_swiglu_linear_cuda(CudaContext& ctx, void* act, const void* x, const void* W,
-                                 int64_t rows, int64_t in, int64_t inter, bool pdl = false);
+                                 int64_t rows, int64_t in, int64_t inter, SkinnyLaunch launch = {});
 
 // Whether the fused forms take rows x in: 1 <= rows <= kSkinnyMaxRows and the staged bf16 rows
 // fit kSkinnyStageMaxBytes. Otherwise they return kInvalidArgument without launching; callers
@@ -56,12 +65,14 @@ bool skinny_rmsnorm_fits(int64_t rows, int64_t in);
 // W (out, in) bf16. y must not overlap x (kInvalidArgument).
 Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const float* x,
                                   const float* norm_w, float eps, const void* W, int64_t rows,
-                                  int64_t in, int64_t out, bool accumulate, bool pdl = false);
+                                  int64_t in, int64_t out, bool accumulate,
+                                  SkinnyLaunch launch = {});
 
 // act (rows, inter) bf16 = swiglu of rmsnorm(x) . W^T over W (2 * inter, in) bf16 (gate rows
 // then up rows). x (rows, in) fp32, norm_w (in) fp32; act must not overlap x.
 Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const float* x,
                                          const float* norm_w, float eps, const void* W,
-                                         int64_t rows, int64_t in, int64_t inter, bool pdl = false);
+                                         int64_t rows, int64_t in, int64_t inter,
+                                         SkinnyLaunch launch = {});
 
 }  // namespace npr

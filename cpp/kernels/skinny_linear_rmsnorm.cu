@@ -5,19 +5,22 @@
 //      threads each), with rmsnorm.cu's formula and rounding point;
 //   2. stages xn (M, in) = bf16(x * rstd * w) in shared memory;
 //   3. walks its column tiles (a grid-stride loop, so each CTA stages once for several tiles)
-//      with skinny_linear_core.cuh reading x from shared memory.
+//      with skinny_linear_core.cuh (or the tensor-core skinny_linear_mma.cuh) reading x from
+//      shared memory.
 // Steps 1-2 repeat in every CTA: x is at most 8 rows, read from L2/L1.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "core/cuda_check.cuh"
 #include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
 #include "kernels/skinny_linear_launch.h"
+#include "kernels/skinny_linear_mma.cuh"
 
 namespace npr {
 
@@ -86,45 +89,64 @@ __device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const
   __syncthreads();
 }
 
-template <int M, bool VEC, typename CT, bool PDL>
+// TC: the tensor-core core (skinny_linear_mma.cuh; VEC only), else skinny_linear_core.cuh's.
+template <int M, bool VEC, typename CT, bool PDL, bool TC>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_rmsnorm_linear_kernel(CT* __restrict__ y, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
                                  const uint16_t* __restrict__ W, int64_t k, int64_t n,
                                  bool accumulate) {
   extern __shared__ uint4 stage[];  // (M, k) bf16
-  __shared__ float part[skinny::kPartFloats<M>];
+  __shared__ float part[TC ? skinny_tc::kPartFloats<M> : skinny::kPartFloats<M>];
   auto* xn = reinterpret_cast<uint16_t*>(stage);
-  const int64_t tiles = skinny::tiles(n, skinny::kLinearTileCols<M>);
+  const int64_t tiles =
+      skinny::tiles(n, TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>);
   if constexpr (PDL) {
     pdl::launch_dependents();
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-      skinny::prefetch_linear_tile<M>(W, k, n, b);
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+      if constexpr (TC)
+        skinny_tc::prefetch_linear_tile(W, k, n, b);
+      else
+        skinny::prefetch_linear_tile<M>(W, k, n, b);
+    }
     pdl::wait();
   }
   stage_normed<M>(xn, x, nw, k, eps);
-  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-    skinny::linear_tile<M, VEC, true>(y, xn, W, k, n, accumulate, b, part);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+    if constexpr (TC)
+      skinny_tc::linear_tile<M, true>(y, xn, W, k, n, accumulate, b, part);
+    else
+      skinny::linear_tile<M, VEC, true>(y, xn, W, k, n, accumulate, b, part);
+  }
 }
 
-template <int M, bool VEC, bool PDL>
+template <int M, bool VEC, bool PDL, bool TC>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_rmsnorm_swiglu_kernel(__nv_bfloat16* __restrict__ act, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
                                  const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
   extern __shared__ uint4 stage[];  // (M, k) bf16
-  __shared__ float part[skinny::kPartFloats<M>];
+  __shared__ float part[TC ? skinny_tc::kPartFloats<M> : skinny::kPartFloats<M>];
   auto* xn = reinterpret_cast<uint16_t*>(stage);
-  const int64_t tiles = skinny::tiles(inter, skinny::kSwigluTileCols<M>);
+  const int64_t tiles =
+      skinny::tiles(inter, TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>);
   if constexpr (PDL) {
     pdl::launch_dependents();
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-      skinny::prefetch_swiglu_tile<M>(W, k, inter, b);
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+      if constexpr (TC)
+        skinny_tc::prefetch_swiglu_tile(W, k, inter, b);
+      else
+        skinny::prefetch_swiglu_tile<M>(W, k, inter, b);
+    }
     pdl::wait();
   }
   stage_normed<M>(xn, x, nw, k, eps);
-  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-    skinny::swiglu_tile<M, VEC, true>(act, xn, W, k, inter, b, part);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+    if constexpr (TC)
+      skinny_tc::swiglu_tile<M, true>(act, xn, W, k, inter, b, part);
+    else
+      skinny::swiglu_tile<M, VEC, true>(act, xn, W, k, inter, b, part);
+  }
 }
 
 Status check_fused(const char* op, const void* y, int64_t y_bytes, const float* x,
@@ -156,10 +178,11 @@ Status fused_grid(int64_t tiles, unsigned* grid) {
 }
 
 // The kernels' static shared memory (norm partials, rstd, the warps' partial sums) is under
-// 1 KB; dynamic + static above 48 KB needs the opt-in. 4 KB of headroom keeps the test simple.
+// 1.5 KB; dynamic + static above 48 KB needs the opt-in. 4 KB of headroom keeps the test simple.
 constexpr int64_t kStaticSmemHeadroom = 4 * 1024;
 static_assert(4 * (kSkinnyMaxRows * (kNormThreads / 32) + kSkinnyMaxRows +
-                   skinny::kPartFloats<kSkinnyMaxRows>) <=
+                   std::max(skinny::kPartFloats<kSkinnyMaxRows>,
+                            skinny_tc::kPartFloats<kSkinnyMaxRows>)) <=
                   kStaticSmemHeadroom,
               "the fused kernels' static shared memory outgrew kStaticSmemHeadroom");
 
@@ -181,7 +204,7 @@ bool skinny_rmsnorm_fits(int64_t rows, int64_t in) {
 
 Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const float* x,
                                   const float* norm_w, float eps, const void* W, int64_t rows,
-                                  int64_t in, int64_t out, bool accumulate, bool pdl) {
+                                  int64_t in, int64_t out, bool accumulate, SkinnyLaunch launch) {
   const char* op = "skinny_rmsnorm_linear_cuda";
   NPR_TRY(skinny::check_call(op, y, x, W, rows, in, out));
   NPR_TRY(check_fused(op, y, rows * out * dev_dtype_size(out_t), x, norm_w, rows, in));
@@ -191,11 +214,16 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
   return skinny::with_rows(rows, skinny::vector_ok(nullptr, W, in), [&](auto m, auto vec) {
     constexpr int M = decltype(m)::value;
     constexpr bool V = decltype(vec)::value;
-    unsigned grid = 0;
-    NPR_TRY(fused_grid(skinny::tiles(out, skinny::kLinearTileCols<M>), &grid));
-    auto run = [&](auto* k, auto* yt) -> Status {
+    auto run = [&](auto tc, auto* yt) -> Status {
+      constexpr bool TC = decltype(tc)::value;
+      using CT = std::remove_pointer_t<decltype(yt)>;
+      unsigned grid = 0;
+      NPR_TRY(fused_grid(
+          skinny::tiles(out, TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>), &grid));
+      auto* k = launch.pdl ? skinny_rmsnorm_linear_kernel<M, V, CT, true, TC>
+                           : skinny_rmsnorm_linear_kernel<M, V, CT, false, TC>;
       NPR_TRY(allow_stage(k, bytes, op));
-      if (pdl)
+      if (launch.pdl)
         NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, yt, x,
                                  norm_w, eps, ws, in, out, accumulate),
                      op);
@@ -203,42 +231,50 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
         k<<<grid, kThreads, bytes, st>>>(yt, x, norm_w, eps, ws, in, out, accumulate);
       return cuda_launch_status(op);
     };
-    if (out_t == DevDType::kF32)
-      return pdl ? run(skinny_rmsnorm_linear_kernel<M, V, float, true>, static_cast<float*>(y))
-                 : run(skinny_rmsnorm_linear_kernel<M, V, float, false>, static_cast<float*>(y));
-    auto* yb = static_cast<__nv_bfloat16*>(y);
-    return pdl ? run(skinny_rmsnorm_linear_kernel<M, V, __nv_bfloat16, true>, yb)
-               : run(skinny_rmsnorm_linear_kernel<M, V, __nv_bfloat16, false>, yb);
+    auto typed = [&](auto tc) {
+      return out_t == DevDType::kF32 ? run(tc, static_cast<float*>(y))
+                                     : run(tc, static_cast<__nv_bfloat16*>(y));
+    };
+    if constexpr (V)
+      if (launch.tensor_cores) return typed(std::true_type{});
+    return typed(std::false_type{});
   });
 }
 
 Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const float* x,
                                          const float* norm_w, float eps, const void* W,
-                                         int64_t rows, int64_t in, int64_t inter, bool pdl) {
+                                         int64_t rows, int64_t in, int64_t inter,
+                                         SkinnyLaunch launch) {
   const char* op = "skinny_rmsnorm_swiglu_linear_cuda";
   NPR_TRY(skinny::check_call(op, act, x, W, rows, in, inter));
   NPR_TRY(check_fused(op, act, 2 * rows * inter, x, norm_w, rows, in));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const int64_t bytes = 2 * rows * in;
+  auto* a = static_cast<__nv_bfloat16*>(act);
+  const auto* ws = static_cast<const uint16_t*>(W);
   return skinny::with_rows(rows, skinny::vector_ok(nullptr, W, in), [&](auto m, auto vec) {
     constexpr int M = decltype(m)::value;
     constexpr bool V = decltype(vec)::value;
-    unsigned grid = 0;
-    NPR_TRY(fused_grid(skinny::tiles(inter, skinny::kSwigluTileCols<M>), &grid));
-    auto* a = static_cast<__nv_bfloat16*>(act);
-    const auto* ws = static_cast<const uint16_t*>(W);
-    if (pdl) {
-      auto* k = skinny_rmsnorm_swiglu_kernel<M, V, true>;
+    auto run = [&](auto tc) -> Status {
+      constexpr bool TC = decltype(tc)::value;
+      unsigned grid = 0;
+      NPR_TRY(fused_grid(
+          skinny::tiles(inter, TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>),
+          &grid));
+      auto* k = launch.pdl ? skinny_rmsnorm_swiglu_kernel<M, V, true, TC>
+                           : skinny_rmsnorm_swiglu_kernel<M, V, false, TC>;
       NPR_TRY(allow_stage(k, bytes, op));
-      NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, a, x,
-                               norm_w, eps, ws, in, inter),
-                   op);
-    } else {
-      auto* k = skinny_rmsnorm_swiglu_kernel<M, V, false>;
-      NPR_TRY(allow_stage(k, bytes, op));
-      k<<<grid, kThreads, bytes, st>>>(a, x, norm_w, eps, ws, in, inter);
-    }
-    return cuda_launch_status(op);
+      if (launch.pdl)
+        NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, a, x,
+                                 norm_w, eps, ws, in, inter),
+                     op);
+      else
+        k<<<grid, kThreads, bytes, st>>>(a, x, norm_w, eps, ws, in, inter);
+      return cuda_launch_status(op);
+    };
+    if constexpr (V)
+      if (launch.tensor_cores) return run(std::true_type{});
+    return run(std::false_type{});
   });
 }
 

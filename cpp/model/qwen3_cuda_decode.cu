@@ -118,12 +118,12 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
                 kd = c.kv_heads * D;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   const bool fast = fast_kernels, skinny = fast && t == DevDType::kBF16 && N <= kSkinnyMaxRows;
-  const bool pdl = candidate_kernels;  // skinny layers as programmatic dependent launches
+  const SkinnyLaunch sl{candidate_kernels, skinny_tensor_cores};
   auto W = [&](int64_t off) { return m_.compute_weight(off); };
   // y (N, out) of type yt = x (N, in) . W^T, or += when accumulating.
   auto lin = [&](DevDType yt, void* y, const void* x, int64_t w, int64_t in, int64_t out,
                  bool acc) {
-    return skinny ? skinny_linear_cuda(ctx_, yt, y, x, W(w), N, in, out, acc, pdl)
+    return skinny ? skinny_linear_cuda(ctx_, yt, y, x, W(w), N, in, out, acc, sl)
                   : linear_forward_cuda(ctx_, t, yt, y, x, W(w), N, in, out, acc ? 1.0f : 0.0f);
   };
   const float* qn = m_.master_weight(o.q_norm);
@@ -137,7 +137,7 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
                   rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, in_norm, N, H, c.rms_eps)));
   if (fast) {
     NPR_TRY(timed("qkv", fused ? skinny_rmsnorm_linear_cuda(ctx_, t, qkv_, x_, in_norm, c.rms_eps,
-                                                            W(o.wq), N, H, qd + 2 * kd, false, pdl)
+                                                            W(o.wq), N, H, qd + 2 * kd, false, sl)
                                : lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
     NPR_TRY(timed(
         "qk_norm_rope_write",
@@ -167,14 +167,14 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   if (fused) {
     NPR_TRY(timed("gate_up_swiglu",
                   skinny_rmsnorm_swiglu_linear_cuda(ctx_, act_, x_, post_norm, c.rms_eps,
-                                                    W(o.w_gate), N, H, I, pdl)));
+                                                    W(o.w_gate), N, H, I, sl)));
     return timed("down", lin(F32, x_, act_, o.w_down, I, H, true));
   }
   NPR_TRY(timed("norm",
                 rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, post_norm, N, H, c.rms_eps)));
   if (skinny) {
     NPR_TRY(timed("gate_up_swiglu",
-                  skinny_swiglu_linear_cuda(ctx_, act_, xn_, W(o.w_gate), N, H, I, pdl)));
+                  skinny_swiglu_linear_cuda(ctx_, act_, xn_, W(o.w_gate), N, H, I, sl)));
   } else {
     NPR_TRY(timed("gate_up_swiglu", lin(t, gate_, xn_, o.w_gate, H, I, false)));
     NPR_TRY(timed("gate_up_swiglu", lin(t, up_, xn_, o.w_up, H, I, false)));
@@ -204,7 +204,7 @@ Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
   const void* head = m_.compute_weight(off.lm_head);
   if (fast_kernels && t == DevDType::kBF16 && S <= kSkinnyMaxRows)
     return timed("head", skinny_linear_cuda(ctx_, F32, logits_, hn_, head, S, H, c.vocab, false,
-                                            candidate_kernels));
+                                            {candidate_kernels, skinny_tensor_cores}));
   return timed("head", linear_forward_cuda(ctx_, t, F32, logits_, hn_, head, S, H, c.vocab, 0.0f));
 }
 

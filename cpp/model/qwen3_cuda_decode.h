@@ -66,6 +66,10 @@ class Qwen3CudaDecoder {
   // NativeKv also samples the step's logits with the many-block plain sampler under it
   // (sampler_plain_cuda.h). Off by default.
   bool candidate_kernels = false;
+  // The skinny linear layers on tensor cores (skinny_linear_mma.cuh: 8 batch rows cost what 1
+  // does). Other bits than the CUDA-core forms (still batch invariant), so a switch of its own:
+  // candidate_kernels keeps the default's bits. Not yet run on a GPU either; off by default.
+  bool skinny_tensor_cores = false;
   bool profile = false;
   DecodeWorkOptions work_options;
   struct Stats {

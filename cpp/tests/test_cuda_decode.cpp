@@ -65,9 +65,10 @@ struct Diffs {
 
 // Prefix of P tokens, three branches of lens tokens each; decode vs forward.
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
-// attend kernel); candidate: its candidate kernels on top.
+// attend kernel); candidate: its candidate kernels on top; tensor_cores: its skinny linear layers
+// on tensor cores.
 Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int64_t head_dim = 16,
-                   bool candidate = false) {
+                   bool candidate = false, bool tensor_cores = false) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = 41;
@@ -103,6 +104,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.use_graphs = graphs;
   dec.fast_kernels = fast;
   dec.candidate_kernels = candidate;
+  dec.skinny_tensor_cores = tensor_cores;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t r = kv.open_request(1000);
   int32_t root;
@@ -156,11 +158,12 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   }
   const auto& st = dec.stats();
   std::printf(
-      "    %s %s graphs %s%s%s D %lld: max |decode - forward| %.3g, mean %.3g over %lld; max "
+      "    %s %s graphs %s%s%s%s D %lld: max |decode - forward| %.3g, mean %.3g over %lld; max "
       "|logits - cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
       dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off",
-      fast ? " fast kernels" : "", candidate ? " candidate" : "", static_cast<long long>(head_dim),
-      d.max, d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
+      fast ? " fast kernels" : "", candidate ? " candidate" : "",
+      tensor_cores ? " tensor-core linears" : "", static_cast<long long>(head_dim), d.max,
+      d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
       static_cast<long long>(st.eager_steps), static_cast<long long>(st.graph_captures),
       static_cast<long long>(st.graph_replays),
       st.graph_error.empty() ? "" : "; graph: ", st.graph_error.c_str());
@@ -197,18 +200,38 @@ TEST(cuda_decode_fast_kernels_match_the_training_forward) {
     }
 }
 
-// The candidate kernels (staged attention merge) change no bit of the decode.
+// The candidate kernels (staged attention merge, PDL launches) change no bit of the decode, with
+// the skinny linear layers on CUDA cores or on tensor cores.
 TEST(cuda_decode_candidate_kernels_give_the_same_bits) {
+  for (bool tc : {false, true})
+    for (bool cascade : {false, true})
+      for (bool graphs : {false, true})
+        for (DevDType t : {DevDType::kF32, DevDType::kBF16}) {
+          const int64_t D = t == DevDType::kF32 ? 16 : 64;
+          const Diffs f = fork_rollout(t, cascade, graphs, true, D, false, tc);
+          const Diffs c = fork_rollout(t, cascade, graphs, true, D, true, tc);
+          CHECK_MSG(c.max == f.max && c.sum == f.sum && c.logits_vs_cpu == f.logits_vs_cpu,
+                    std::string(dev_dtype_name(t)) + (cascade ? " cascade" : " flat") +
+                        (graphs ? " graphs" : " eager") + (tc ? " tensor cores" : "") +
+                        ": candidate " + std::to_string(c.max) + " vs " + std::to_string(f.max));
+        }
+}
+
+// The skinny linear layers on tensor cores (bf16 steps only: fp32 takes the generic GEMMs)
+// decode forked branches as the training forward scores them, within bf16's reach, and close
+// to the CUDA-core forms' logits.
+TEST(cuda_decode_tensor_core_linears_match_the_training_forward) {
   for (bool cascade : {false, true})
     for (bool graphs : {false, true})
-      for (DevDType t : {DevDType::kF32, DevDType::kBF16}) {
-        const int64_t D = t == DevDType::kF32 ? 16 : 64;
-        const Diffs f = fork_rollout(t, cascade, graphs, true, D);
-        const Diffs c = fork_rollout(t, cascade, graphs, true, D, true);
-        CHECK_MSG(c.max == f.max && c.sum == f.sum && c.logits_vs_cpu == f.logits_vs_cpu,
-                  std::string(dev_dtype_name(t)) + (cascade ? " cascade" : " flat") +
-                      (graphs ? " graphs" : " eager") + ": candidate " + std::to_string(c.max) +
-                      " vs " + std::to_string(f.max));
+      for (int64_t D : {16, 64}) {
+        const std::string what = std::string(cascade ? "cascade" : "flat") +
+                                 (graphs ? " graphs" : " eager") + " D " + std::to_string(D);
+        const Diffs c = fork_rollout(DevDType::kBF16, cascade, graphs, true, D);
+        const Diffs tc = fork_rollout(DevDType::kBF16, cascade, graphs, true, D, false, true);
+        CHECK_MSG(tc.max < 0.1, what + ": decode vs forward " + std::to_string(tc.max));
+        CHECK_MSG(tc.logits_vs_cpu < 2 * c.logits_vs_cpu + 0.05,
+                  what + ": logits vs the CPU decode step " + std::to_string(tc.logits_vs_cpu) +
+                      " (CUDA cores: " + std::to_string(c.logits_vs_cpu) + ")");
       }
 }
 

@@ -6,6 +6,7 @@
 // RMSNorm forms against rmsnorm_forward_cuda + the unfused call (bit for bit) and against the
 // host oracles (xn within one bf16 ulp of a double RMSNorm), staging above 48 KB, their
 // refusals, and batch invariance: a row's result alone and inside any batch has the same bits.
+// Every check runs on both cores (kCores): the CUDA-core and the tensor-core forms.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -59,6 +60,20 @@ std::string shape(int64_t rows, int64_t in, int64_t out) {
 
 constexpr int64_t kTail = 11;  // poisoned elements past every fused output
 constexpr float kEps = 1e-6f;
+
+// The launches every form is checked under: the CUDA-core and the tensor-core paths.
+constexpr SkinnyLaunch kCores[] = {SkinnyLaunch{false, false}, SkinnyLaunch{false, true}};
+std::string core_name(const SkinnyLaunch& l) {
+  return l.tensor_cores ? " tensor cores" : " cuda cores";
+}
+// Relative error allowed for an output of type t. fp32 outputs of bf16 inputs: 1e-5 on CUDA
+// cores (fp32 FMAs); 1e-4 on tensor cores, whose fp32 accumulation aligns the products and the
+// partial sum to the largest exponent and truncates (Fasi et al., "Numerical behavior of NVIDIA
+// tensor cores", 2021), which a 1000-long dot product can carry past 1e-5.
+double tolerance(DevDType t, const SkinnyLaunch& l) {
+  if (t != DevDType::kF32) return 1e-2;
+  return l.tensor_cores ? 1e-4 : 1e-5;
+}
 
 // Elements whose bits differ (NaN == NaN when the bits match).
 int64_t bit_diffs(const std::vector<float>& a, const std::vector<float>& b, size_t n) {
@@ -152,23 +167,26 @@ TEST(cuda_skinny_linear_matches_the_host_oracle) {
         const std::vector<float> xs(x.begin() + shift, x.begin() + shift + rows * in);
         const std::vector<double> dots = host_dots(xs, W, rows, in, out);
         const void* xp = static_cast<const char*>(dx.get()) + 2 * shift;
-        for (DevDType t : {DevDType::kF32, DevDType::kBF16})
-          for (bool acc : {false, true}) {
-            std::vector<float> y0 = acc ? random_vector(rng, rows * out) : poisoned(rows * out);
-            if (t == DevDType::kBF16) y0 = bf16_rounded(y0);
-            DeviceBuffer dy = to_device(ctx, y0, t);
-            CHECK_OK(skinny_linear_cuda(ctx, t, dy.get(), xp, dW.get(), rows, in, out, acc));
-            const auto got = to_host(ctx, dy, rows * out, t);
-            std::vector<float> want(static_cast<size_t>(rows * out));
-            for (size_t i = 0; i < want.size(); ++i)
-              want[i] = static_cast<float>(dots[i] + (acc ? y0[i] : 0.0));
-            const double err = rel_norm_error(got, want);
-            const double tol = t == DevDType::kF32 ? 1e-5 : 1e-2;
-            CHECK_MSG(err < tol, shape(rows, in, out) + " " + dev_dtype_name(t) +
-                                     (acc ? " accumulate" : "") + (shift ? " unaligned x" : "") +
-                                     ": relative error " + std::to_string(err));
-            ++cases;
-          }
+        for (const SkinnyLaunch& core : kCores)
+          for (DevDType t : {DevDType::kF32, DevDType::kBF16})
+            for (bool acc : {false, true}) {
+              std::vector<float> y0 = acc ? random_vector(rng, rows * out) : poisoned(rows * out);
+              if (t == DevDType::kBF16) y0 = bf16_rounded(y0);
+              DeviceBuffer dy = to_device(ctx, y0, t);
+              CHECK_OK(
+                  skinny_linear_cuda(ctx, t, dy.get(), xp, dW.get(), rows, in, out, acc, core));
+              const auto got = to_host(ctx, dy, rows * out, t);
+              std::vector<float> want(static_cast<size_t>(rows * out));
+              for (size_t i = 0; i < want.size(); ++i)
+                want[i] = static_cast<float>(dots[i] + (acc ? y0[i] : 0.0));
+              const double err = rel_norm_error(got, want);
+              const double tol = tolerance(t, core);
+              CHECK_MSG(err < tol, shape(rows, in, out) + " " + dev_dtype_name(t) +
+                                       core_name(core) + (acc ? " accumulate" : "") +
+                                       (shift ? " unaligned x" : "") + ": relative error " +
+                                       std::to_string(err));
+              ++cases;
+            }
       }
   std::printf("    %d skinny linear cases\n", cases);
 }
@@ -185,12 +203,15 @@ TEST(cuda_skinny_swiglu_linear_matches_the_host_oracle) {
         const std::vector<float> want = host_swiglu(dots, rows, inter);
         DeviceBuffer dx = to_device(ctx, x, DevDType::kBF16),
                      dW = to_device(ctx, W, DevDType::kBF16);
-        DeviceBuffer da = poisoned_device(ctx, rows * inter, DevDType::kBF16);
-        CHECK_OK(skinny_swiglu_linear_cuda(ctx, da.get(), dx.get(), dW.get(), rows, in, inter));
-        const auto got = to_host(ctx, da, rows * inter, DevDType::kBF16);
-        const double err = rel_norm_error(got, want);
-        CHECK_MSG(err < 1e-2,
-                  shape(rows, in, inter) + " swiglu: relative error " + std::to_string(err));
+        for (const SkinnyLaunch& core : kCores) {
+          DeviceBuffer da = poisoned_device(ctx, rows * inter, DevDType::kBF16);
+          CHECK_OK(
+              skinny_swiglu_linear_cuda(ctx, da.get(), dx.get(), dW.get(), rows, in, inter, core));
+          const auto got = to_host(ctx, da, rows * inter, DevDType::kBF16);
+          const double err = rel_norm_error(got, want);
+          CHECK_MSG(err < 1e-2, shape(rows, in, inter) + " swiglu" + core_name(core) +
+                                    ": relative error " + std::to_string(err));
+        }
       }
 }
 
@@ -225,38 +246,39 @@ TEST(cuda_skinny_rmsnorm_linear_matches_the_unfused_pair_and_the_oracle) {
         const auto W = bf16_rounded(random_vector(rng, out * in));
         const DeviceBuffer dW = to_device(ctx, W, DevDType::kBF16);
         const std::vector<double> dots = host_dots(xn, W, rows, in, out);
-        for (DevDType t : {DevDType::kF32, DevDType::kBF16})
-          for (bool acc : {false, true}) {
-            const std::string what =
-                shape(rows, in, out) + " " + dev_dtype_name(t) + (acc ? " accumulate" : "");
-            std::vector<float> y0 = poisoned(rows * out + kTail);
-            if (acc) {
-              const auto r0 = random_vector(rng, rows * out);
-              std::copy(r0.begin(), r0.end(), y0.begin());
+        for (const SkinnyLaunch& core : kCores)
+          for (DevDType t : {DevDType::kF32, DevDType::kBF16})
+            for (bool acc : {false, true}) {
+              const std::string what = shape(rows, in, out) + " " + dev_dtype_name(t) +
+                                       core_name(core) + (acc ? " accumulate" : "");
+              std::vector<float> y0 = poisoned(rows * out + kTail);
+              if (acc) {
+                const auto r0 = random_vector(rng, rows * out);
+                std::copy(r0.begin(), r0.end(), y0.begin());
+              }
+              if (t == DevDType::kBF16) y0 = bf16_rounded(y0);
+              DeviceBuffer dref = to_device(ctx, y0, t), dy = to_device(ctx, y0, t);
+              CHECK_OK(skinny_linear_cuda(ctx, t, dref.get(), dxn.get(), dW.get(), rows, in, out,
+                                          acc, core));
+              CHECK_OK(skinny_rmsnorm_linear_cuda(
+                  ctx, t, dy.get(), static_cast<const float*>(n.dx.get()),
+                  static_cast<const float*>(n.dw.get()), kEps, dW.get(), rows, in, out, acc, core));
+              const auto ref = to_host(ctx, dref, rows * out + kTail, t);
+              const auto got = to_host(ctx, dy, rows * out + kTail, t);
+              const size_t m = static_cast<size_t>(rows * out);
+              const int64_t diff = bit_diffs(got, ref, m);
+              CHECK_MSG(diff == 0,
+                        what + ": " + std::to_string(diff) +
+                            " outputs differ from rmsnorm_forward_cuda + skinny_linear_cuda");
+              CHECK_MSG(unpoisoned_tail(got, m) == 0, what + ": wrote past the output");
+              std::vector<float> want(m), head(got.begin(), got.begin() + m);
+              for (size_t i = 0; i < m; ++i)
+                want[i] = static_cast<float>(dots[i] + (acc ? y0[i] : 0.0));
+              const double err = rel_norm_error(head, want);
+              CHECK_MSG(err < tolerance(t, core),
+                        what + ": relative error " + std::to_string(err) + " vs the host oracle");
+              ++cases;
             }
-            if (t == DevDType::kBF16) y0 = bf16_rounded(y0);
-            DeviceBuffer dref = to_device(ctx, y0, t), dy = to_device(ctx, y0, t);
-            CHECK_OK(
-                skinny_linear_cuda(ctx, t, dref.get(), dxn.get(), dW.get(), rows, in, out, acc));
-            CHECK_OK(skinny_rmsnorm_linear_cuda(
-                ctx, t, dy.get(), static_cast<const float*>(n.dx.get()),
-                static_cast<const float*>(n.dw.get()), kEps, dW.get(), rows, in, out, acc));
-            const auto ref = to_host(ctx, dref, rows * out + kTail, t);
-            const auto got = to_host(ctx, dy, rows * out + kTail, t);
-            const size_t m = static_cast<size_t>(rows * out);
-            const int64_t diff = bit_diffs(got, ref, m);
-            CHECK_MSG(diff == 0,
-                      what + ": " + std::to_string(diff) +
-                          " outputs differ from rmsnorm_forward_cuda + skinny_linear_cuda");
-            CHECK_MSG(unpoisoned_tail(got, m) == 0, what + ": wrote past the output");
-            std::vector<float> want(m), head(got.begin(), got.begin() + m);
-            for (size_t i = 0; i < m; ++i)
-              want[i] = static_cast<float>(dots[i] + (acc ? y0[i] : 0.0));
-            const double err = rel_norm_error(head, want);
-            CHECK_MSG(err < (t == DevDType::kF32 ? 1e-5 : 1e-2),
-                      what + ": relative error " + std::to_string(err) + " vs the host oracle");
-            ++cases;
-          }
       }
     }
   std::printf("    %d fused rmsnorm linear cases\n", cases);
@@ -275,24 +297,28 @@ TEST(cuda_skinny_rmsnorm_swiglu_matches_the_unfused_pair_and_the_oracle) {
         const auto W = bf16_rounded(random_vector(rng, 2 * inter * in));
         const DeviceBuffer dW = to_device(ctx, W, DevDType::kBF16);
         const int64_t m = rows * inter;
-        DeviceBuffer dref = poisoned_device(ctx, m + kTail, DevDType::kBF16);
-        DeviceBuffer da = poisoned_device(ctx, m + kTail, DevDType::kBF16);
-        CHECK_OK(skinny_swiglu_linear_cuda(ctx, dref.get(), dxn.get(), dW.get(), rows, in, inter));
-        CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(
-            ctx, da.get(), static_cast<const float*>(n.dx.get()),
-            static_cast<const float*>(n.dw.get()), kEps, dW.get(), rows, in, inter));
-        const auto ref = to_host(ctx, dref, m + kTail, DevDType::kBF16);
-        const auto got = to_host(ctx, da, m + kTail, DevDType::kBF16);
-        const int64_t diff = bit_diffs(got, ref, static_cast<size_t>(m));
-        CHECK_MSG(diff == 0,
-                  what + ": " + std::to_string(diff) + " outputs differ from the unfused pair");
-        CHECK_MSG(unpoisoned_tail(got, static_cast<size_t>(m)) == 0,
-                  what + ": wrote past the output");
         const std::vector<double> dots = host_dots(xn, W, rows, in, 2 * inter);
         const std::vector<float> want = host_swiglu(dots, rows, inter);
-        const std::vector<float> head(got.begin(), got.begin() + m);
-        const double err = rel_norm_error(head, want);
-        CHECK_MSG(err < 1e-2, what + ": relative error " + std::to_string(err));
+        for (const SkinnyLaunch& core : kCores) {
+          const std::string wc = what + core_name(core);
+          DeviceBuffer dref = poisoned_device(ctx, m + kTail, DevDType::kBF16);
+          DeviceBuffer da = poisoned_device(ctx, m + kTail, DevDType::kBF16);
+          CHECK_OK(skinny_swiglu_linear_cuda(ctx, dref.get(), dxn.get(), dW.get(), rows, in, inter,
+                                             core));
+          CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(
+              ctx, da.get(), static_cast<const float*>(n.dx.get()),
+              static_cast<const float*>(n.dw.get()), kEps, dW.get(), rows, in, inter, core));
+          const auto ref = to_host(ctx, dref, m + kTail, DevDType::kBF16);
+          const auto got = to_host(ctx, da, m + kTail, DevDType::kBF16);
+          const int64_t diff = bit_diffs(got, ref, static_cast<size_t>(m));
+          CHECK_MSG(diff == 0,
+                    wc + ": " + std::to_string(diff) + " outputs differ from the unfused pair");
+          CHECK_MSG(unpoisoned_tail(got, static_cast<size_t>(m)) == 0,
+                    wc + ": wrote past the output");
+          const std::vector<float> head(got.begin(), got.begin() + m);
+          const double err = rel_norm_error(head, want);
+          CHECK_MSG(err < 1e-2, wc + ": relative error " + std::to_string(err));
+        }
       }
 }
 
@@ -310,41 +336,44 @@ TEST(cuda_skinny_forms_are_batch_invariant) {
       const auto* x16 = static_cast<const char*>(inputs.dxb.get());
       // Form f of rows [r0, r0 + rows) into y (rows, cols): 0 linear fp32, 1 swiglu, 2 fused
       // linear bf16, 3 fused swiglu; cols = out (linear) or out / 2 (swiglu, inter = out / 2).
-      auto run = [&](int f, int64_t r0, int64_t rows, void* y) {
+      auto run = [&](int f, int64_t r0, int64_t rows, void* y, const SkinnyLaunch& core) {
         const int64_t inter = out / 2;
         switch (f) {
           case 0:
             return skinny_linear_cuda(ctx, DevDType::kF32, y, x16 + 2 * r0 * in, dW.get(), rows, in,
-                                      out, false);
+                                      out, false, core);
           case 1:
-            return skinny_swiglu_linear_cuda(ctx, y, x16 + 2 * r0 * in, dW.get(), rows, in, inter);
+            return skinny_swiglu_linear_cuda(ctx, y, x16 + 2 * r0 * in, dW.get(), rows, in, inter,
+                                             core);
           case 2:
             return skinny_rmsnorm_linear_cuda(ctx, DevDType::kBF16, y, x32 + r0 * in, nw, kEps,
-                                              dW.get(), rows, in, out, false);
+                                              dW.get(), rows, in, out, false, core);
           default:
             return skinny_rmsnorm_swiglu_linear_cuda(ctx, y, x32 + r0 * in, nw, kEps, dW.get(),
-                                                     rows, in, inter);
+                                                     rows, in, inter, core);
         }
       };
-      for (int f = 0; f < 4; ++f) {
+      for (int fc = 0; fc < 8; ++fc) {
+        const int f = fc % 4;
+        const SkinnyLaunch& core = kCores[fc / 4];
         const DevDType t = f == 0 ? DevDType::kF32 : DevDType::kBF16;
         const int64_t cols = (f % 2 == 0) ? out : out / 2;
         std::vector<std::vector<float>> alone;
         for (int64_t r = 0; r < R; ++r) {
           DeviceBuffer dy = poisoned_device(ctx, cols, t);
-          CHECK_OK(run(f, r, 1, dy.get()));
+          CHECK_OK(run(f, r, 1, dy.get(), core));
           alone.push_back(to_host(ctx, dy, cols, t));
         }
         for (int64_t M = 1; M <= R; ++M) {
           DeviceBuffer dy = poisoned_device(ctx, M * cols, t);
-          CHECK_OK(run(f, 0, M, dy.get()));
+          CHECK_OK(run(f, 0, M, dy.get(), core));
           const auto got = to_host(ctx, dy, M * cols, t);
           for (int64_t r = 0; r < M; ++r) {
             const std::vector<float> row(got.begin() + r * cols, got.begin() + (r + 1) * cols);
             const int64_t diff = bit_diffs(row, alone[r], static_cast<size_t>(cols));
-            CHECK_MSG(diff == 0, "form " + std::to_string(f) + " " + shape(M, in, out) + " row " +
-                                     std::to_string(r) + ": " + std::to_string(diff) +
-                                     " outputs differ from the row alone");
+            CHECK_MSG(diff == 0, "form " + std::to_string(f) + core_name(core) + " " +
+                                     shape(M, in, out) + " row " + std::to_string(r) + ": " +
+                                     std::to_string(diff) + " outputs differ from the row alone");
           }
         }
       }
@@ -357,39 +386,40 @@ TEST(cuda_skinny_forms_are_batch_invariant) {
 TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
   CudaContext& ctx = cuda_test_context();
   Rng rng(4242);
-  for (int64_t rows : {1, 4, 8})
-    for (int64_t in : {13, 1024, 3072})
-      for (int64_t out : {7, 130}) {
-        const std::string what = shape(rows, in, out) + " pdl";
-        const SkinnyInputs inputs = skinny_inputs(ctx, rng, rows, in, 2 * out);
-        const DeviceBuffer &dxb = inputs.dxb, &dW = inputs.dW;
-        const auto* nx = static_cast<const float*>(inputs.n.dx.get());
-        const auto* nw = static_cast<const float*>(inputs.n.dw.get());
-        std::vector<float> got[4][2];
-        for (int p = 0; p < 2; ++p) {
-          const bool pdl = p == 1;
-          DeviceBuffer a = poisoned_device(ctx, rows * out + kTail, DevDType::kF32);
-          DeviceBuffer b = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
-          DeviceBuffer c = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
-          DeviceBuffer d = poisoned_device(ctx, rows * out + kTail, DevDType::kF32);
-          CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, a.get(), dxb.get(), dW.get(), rows, in,
-                                      out, false, pdl));
-          CHECK_OK(
-              skinny_swiglu_linear_cuda(ctx, b.get(), dxb.get(), dW.get(), rows, in, out, pdl));
-          CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, c.get(), nx, nw, kEps, dW.get(), rows, in,
-                                                     out, pdl));
-          CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, d.get(), nx, nw, kEps, dW.get(),
-                                              rows, in, out, false, pdl));
-          got[0][p] = to_host(ctx, a, rows * out + kTail, DevDType::kF32);
-          got[1][p] = to_host(ctx, b, rows * out + kTail, DevDType::kBF16);
-          got[2][p] = to_host(ctx, c, rows * out + kTail, DevDType::kBF16);
-          got[3][p] = to_host(ctx, d, rows * out + kTail, DevDType::kF32);
+  for (const SkinnyLaunch& core : kCores)
+    for (int64_t rows : {1, 4, 8})
+      for (int64_t in : {13, 1024, 3072})
+        for (int64_t out : {7, 130}) {
+          const std::string what = shape(rows, in, out) + core_name(core) + " pdl";
+          const SkinnyInputs inputs = skinny_inputs(ctx, rng, rows, in, 2 * out);
+          const DeviceBuffer &dxb = inputs.dxb, &dW = inputs.dW;
+          const auto* nx = static_cast<const float*>(inputs.n.dx.get());
+          const auto* nw = static_cast<const float*>(inputs.n.dw.get());
+          std::vector<float> got[4][2];
+          for (int p = 0; p < 2; ++p) {
+            const SkinnyLaunch pdl{p == 1, core.tensor_cores};
+            DeviceBuffer a = poisoned_device(ctx, rows * out + kTail, DevDType::kF32);
+            DeviceBuffer b = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
+            DeviceBuffer c = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
+            DeviceBuffer d = poisoned_device(ctx, rows * out + kTail, DevDType::kF32);
+            CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, a.get(), dxb.get(), dW.get(), rows, in,
+                                        out, false, pdl));
+            CHECK_OK(
+                skinny_swiglu_linear_cuda(ctx, b.get(), dxb.get(), dW.get(), rows, in, out, pdl));
+            CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, c.get(), nx, nw, kEps, dW.get(), rows,
+                                                       in, out, pdl));
+            CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, d.get(), nx, nw, kEps,
+                                                dW.get(), rows, in, out, false, pdl));
+            got[0][p] = to_host(ctx, a, rows * out + kTail, DevDType::kF32);
+            got[1][p] = to_host(ctx, b, rows * out + kTail, DevDType::kBF16);
+            got[2][p] = to_host(ctx, c, rows * out + kTail, DevDType::kBF16);
+            got[3][p] = to_host(ctx, d, rows * out + kTail, DevDType::kF32);
+          }
+          const char* forms[] = {"linear", "swiglu", "rmsnorm swiglu", "rmsnorm linear"};
+          for (int f = 0; f < 4; ++f)
+            CHECK_MSG(bit_diffs(got[f][1], got[f][0], got[f][0].size()) == 0,
+                      what + " " + forms[f] + ": the pdl launch changed bits");
         }
-        const char* forms[] = {"linear", "swiglu", "rmsnorm swiglu", "rmsnorm linear"};
-        for (int f = 0; f < 4; ++f)
-          CHECK_MSG(bit_diffs(got[f][1], got[f][0], got[f][0].size()) == 0,
-                    what + " " + forms[f] + ": the pdl launch changed bits");
-      }
   const int64_t H = 1024, I = 3072;
   const auto small = [&](int64_t count) {
     auto v = random_vector(rng, count);
@@ -404,34 +434,36 @@ TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
   for (float& v : nwv) v = 1.0f + 0.5f * v;
   const DeviceBuffer nw = to_device(ctx, nwv, DevDType::kF32);
   const auto* nwp = static_cast<const float*>(nw.get());
-  for (int64_t rows : {1, 8}) {
-    const auto x0 = random_vector(rng, rows * H);
-    std::vector<float> final_x[2];
-    for (int p = 0; p < 2; ++p) {
-      const bool pdl = p == 1;
-      DeviceBuffer x = to_device(ctx, x0, DevDType::kF32);
-      DeviceBuffer act = poisoned_device(ctx, rows * I, DevDType::kBF16);
-      DeviceBuffer q = poisoned_device(ctx, rows * H, DevDType::kBF16);
-      auto* xp = static_cast<float*>(x.get());
-      for (int it = 0; it < 24; ++it) {
-        CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, act.get(), xp, nwp, kEps, wgu.get(), rows,
-                                                   H, I, pdl));
-        CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, xp, act.get(), wd.get(), rows, I, H, true,
-                                    pdl));
-        CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kBF16, q.get(), xp, nwp, kEps, wq.get(),
-                                            rows, H, H, false, pdl));
-        CHECK_OK(
-            skinny_linear_cuda(ctx, DevDType::kF32, xp, q.get(), wo.get(), rows, H, H, true, pdl));
+  for (int64_t rows : {1, 8})
+    for (const SkinnyLaunch& core : kCores) {
+      const auto x0 = random_vector(rng, rows * H);
+      std::vector<float> final_x[2];
+      for (int p = 0; p < 2; ++p) {
+        const SkinnyLaunch pdl{p == 1, core.tensor_cores};
+        DeviceBuffer x = to_device(ctx, x0, DevDType::kF32);
+        DeviceBuffer act = poisoned_device(ctx, rows * I, DevDType::kBF16);
+        DeviceBuffer q = poisoned_device(ctx, rows * H, DevDType::kBF16);
+        auto* xp = static_cast<float*>(x.get());
+        for (int it = 0; it < 24; ++it) {
+          CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, act.get(), xp, nwp, kEps, wgu.get(), rows,
+                                                     H, I, pdl));
+          CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, xp, act.get(), wd.get(), rows, I, H,
+                                      true, pdl));
+          CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kBF16, q.get(), xp, nwp, kEps,
+                                              wq.get(), rows, H, H, false, pdl));
+          CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, xp, q.get(), wo.get(), rows, H, H, true,
+                                      pdl));
+        }
+        final_x[p] = to_host(ctx, x, rows * H, DevDType::kF32);
       }
-      final_x[p] = to_host(ctx, x, rows * H, DevDType::kF32);
+      int64_t nonfinite = 0;
+      for (float v : final_x[1]) nonfinite += !std::isfinite(v);
+      CHECK_MSG(nonfinite == 0, "the chain went non-finite: make its weights smaller");
+      CHECK_MSG(bit_diffs(final_x[1], final_x[0], final_x[0].size()) == 0,
+                "rows " + std::to_string(rows) + core_name(core) +
+                    ": the pdl chain's residual differs from the " +
+                    "plain launches' (a kernel read its input before the one before it finished)");
     }
-    int64_t nonfinite = 0;
-    for (float v : final_x[1]) nonfinite += !std::isfinite(v);
-    CHECK_MSG(nonfinite == 0, "the chain went non-finite: make its weights smaller");
-    CHECK_MSG(bit_diffs(final_x[1], final_x[0], final_x[0].size()) == 0,
-              "rows " + std::to_string(rows) + ": the pdl chain's residual differs from the " +
-                  "plain launches' (a kernel read its input before the one before it finished)");
-  }
 }
 
 TEST(cuda_skinny_rmsnorm_forms_refuse_what_they_cannot_stage) {

@@ -271,6 +271,12 @@ export interface NativeKvOptions {
    * decode layer's kernels as programmatic dependent launches, the many-block plain sampler.
    */
   candidateKernels?: boolean;
+  /**
+   * CUDA, default false: the decode's skinny linear layers on tensor cores (one mma folds 8
+   * weight rows against every batch row, so 8 branches cost what 1 does). Other bits than the
+   * default's; not yet run on a GPU.
+   */
+  tensorCoreLinears?: boolean;
 }
 
 /** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */

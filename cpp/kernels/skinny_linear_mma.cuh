@@ -1,0 +1,151 @@
+// Device core of the tensor-core forms of the decode-sized linear kernels (skinny_linear.cu,
+// skinny_linear_rmsnorm.cu take it when asked: SkinnyLaunch::tensor_cores); inside .cu files only.
+//
+// Why: at M = 8 batch rows the CUDA-core core (skinny_linear_core.cuh) does 8 fp32 FMAs and
+// their conversions per weight element, which costs the step ~1.6x its 1-row time where the
+// weight stream alone would cost the same; one mma.sync m16n8k16 folds 8 weight rows x 16 k
+// against all 8 batch rows (A = x padded to 16 rows with zeros, B = W^T), so the batch rides
+// along for free and every row count takes the same instructions.
+//
+// Work split. A CTA tile is 8 weight rows (one mma n8 tile); its kWarps warps share k: warp s
+// folds the 32-element steps t = s, s + kWarps, ... . In a step, lane (g = lane / 4, q = lane % 4)
+// loads 16 bytes of weight row g (elements 32 t + 8 q .. + 7) and the same 16 bytes of x row g
+// (zero for g >= M), and feeds them to two mmas: elements 8q + 0..3 as the fragment's k pairs
+// (2q, 2q + 1) and (2q + 8, 2q + 9), then 8q + 4..7 the same way. A and B use the same
+// permutation of k, so each mma is a dot over 16 k, and the weight loads are whole 16-byte chunks.
+// The C fragment's rows g < M, columns 2q, 2q + 1 are (x row g, weight rows 2q, 2q + 1).
+//
+// Sum order. Each (x row, weight row) result is: per warp, its steps in increasing order (two
+// mmas a step, the tensor core's own fixed reduction inside each), then the warps' sums added in
+// warp order through shared memory. An output depends only on its own x row, weight row and k,
+// not on M or the other rows (the padded rows are zeros in separate mma rows), so the forms are
+// batch invariant, and the fused forms (x from shared memory) give the unfused ones' bits. The
+// bits differ from the CUDA-core core's. Only the 16-byte path (in % 8 == 0, aligned rows).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/cuda_dtype.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/pdl.cuh"
+#include "kernels/skinny_linear_core.cuh"
+
+namespace npr::skinny_tc {
+
+constexpr int kWarps = skinny::kWarps;  // 4: the fused forms' staging assumes kThreads
+constexpr int kTileRows = 8;            // weight rows per CTA tile (one mma n8 tile)
+constexpr int kLinearTileCols = kTileRows;
+constexpr int kSwigluTileCols = kTileRows / 2;  // 4 gate rows + their 4 up rows
+constexpr int kUnroll = 4;                      // steps a warp has in flight
+
+// Shared floats of a CTA's warp sums: (kWarps, M, kTileRows).
+template <int M>
+constexpr int kPartFloats = kWarps * M * kTileRows;
+
+// This warp's share of x rows . the tile's weight rows: lane (g, q) passes its weight row wrow
+// (row g of the tile); the result is left in part[warp] as (M, kTileRows), then the CTA syncs.
+// x (M, k) bf16 (shared memory when SX), k % 8 == 0, 16-byte aligned rows.
+template <int M, bool SX>
+__device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, const uint16_t* wrow,
+                                          int64_t k) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
+  const uint4* pw = reinterpret_cast<const uint4*>(wrow);
+  const bool has_x = g < M;
+  const uint4* px = reinterpret_cast<const uint4*>(x) + (has_x ? g : 0) * chunks;
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int64_t t0 = warp; t0 < steps; t0 += kWarps * kUnroll) {
+    uint4 wv[kUnroll], xv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t ch = (t0 + u * kWarps) * 4 + q;
+      const bool ok = ch < chunks;
+      wv[u] = ok ? skinny::load_stream(pw + ch) : zero;
+      xv[u] = ok && has_x ? skinny::x_chunk<SX>(px, 0, 0, ch) : zero;
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const uint32_t a0[4] = {xv[u].x, 0u, xv[u].y, 0u}, b0[2] = {wv[u].x, wv[u].y};
+      mma_bf16_16816(c, a0, b0);
+      const uint32_t a1[4] = {xv[u].z, 0u, xv[u].w, 0u}, b1[2] = {wv[u].z, wv[u].w};
+      mma_bf16_16816(c, a1, b1);
+    }
+  }
+  if (has_x) {
+    float* p = part + (warp * M + g) * kTileRows + 2 * q;
+    p[0] = c[0];
+    p[1] = c[1];
+  }
+  __syncthreads();
+}
+
+// x row r . tile weight row i: the warps' sums in warp order.
+template <int M>
+__device__ __forceinline__ float tile_sum(const float* part, int r, int i) {
+  float v = part[r * kTileRows + i];
+#pragma unroll
+  for (int w = 1; w < kWarps; ++w) v += part[(w * M + r) * kTileRows + i];
+  return v;
+}
+
+// Tile b of y (M, n) of type CT = x (M, k) . W (n, k)^T, or y += it: columns 8 b .. 8 b + 7.
+// Every thread of the CTA must call it.
+template <int M, bool SX, typename CT>
+__device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint16_t* W, int64_t k,
+                                            int64_t n, bool accumulate, int64_t b,
+                                            float* part /* kPartFloats<M> shared */) {
+  const int64_t j0 = b * kTileRows, jl = j0 + ((threadIdx.x & 31) >> 2);
+  tile_dots<M, SX>(part, x, W + (jl < n ? jl : n - 1) * k, k);  // past n: read, not written
+  const int t = threadIdx.x;
+  if (t < M * kTileRows) {
+    const int r = t / kTileRows, i = t % kTileRows;
+    const int64_t j = j0 + i;
+    if (j < n) {
+      const float v = tile_sum<M>(part, r, i);
+      CT* yj = y + r * n + j;
+      *yj = from_f32<CT>(accumulate ? to_f32(*yj) + v : v);
+    }
+  }
+  __syncthreads();  // part is read before the next tile writes it
+}
+
+// Tile b of act (M, inter) bf16 = silu(g) * u over W = gate rows then up rows (2 inter, k):
+// SwiGLU columns 4 b .. 4 b + 3; tile rows 0..3 are their gate rows, 4..7 their up rows. g and u
+// are rounded to bf16 first, then swiglu.cu's formula (as skinny::swiglu_tile).
+template <int M, bool SX>
+__device__ __forceinline__ void swiglu_tile(__nv_bfloat16* act, const uint16_t* x,
+                                            const uint16_t* W, int64_t k, int64_t inter, int64_t b,
+                                            float* part /* kPartFloats<M> shared */) {
+  constexpr int C = kSwigluTileCols;
+  const int gl = (threadIdx.x & 31) >> 2;
+  const int64_t j0 = b * C, jc = j0 + gl % C, jl = jc < inter ? jc : inter - 1;
+  tile_dots<M, SX>(part, x, W + (gl < C ? jl : inter + jl) * k, k);
+  const int t = threadIdx.x;
+  if (t < M * C) {
+    const int r = t / C, i = t % C;
+    const int64_t j = j0 + i;
+    if (j < inter) {
+      const float gr = skinny::round_bf16(tile_sum<M>(part, r, i));
+      const float ur = skinny::round_bf16(tile_sum<M>(part, r, C + i));
+      act[r * inter + j] = __float2bfloat16_rn(gr / (1.0f + expf(-gr)) * ur);
+    }
+  }
+  __syncthreads();
+}
+
+// The weight rows tile b reads, prefetched into L2 (PDL forms).
+__device__ __forceinline__ void prefetch_linear_tile(const uint16_t* W, int64_t k, int64_t n,
+                                                     int64_t b) {
+  skinny::prefetch_rows(W, k, n, b * kLinearTileCols, (b + 1) * kLinearTileCols);
+}
+__device__ __forceinline__ void prefetch_swiglu_tile(const uint16_t* W, int64_t k, int64_t inter,
+                                                     int64_t b) {
+  skinny::prefetch_rows(W, k, inter, b * kSwigluTileCols, (b + 1) * kSwigluTileCols);
+  skinny::prefetch_rows(W + inter * k, k, inter, b * kSwigluTileCols, (b + 1) * kSwigluTileCols);
+}
+
+}  // namespace npr::skinny_tc
