@@ -1,7 +1,8 @@
 /**
  * `npm run bench -- decode-kernels [--generic] [--candidate] [--tc]`: every kernel of a CUDA decode step with its own device time,
  * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
- * prefix), for 1 and for 8 branches: launches and microseconds a step per kernel, and their sum.
+ * prefix), for 1 and for 8 branches: launches, microseconds and DRAM read bandwidth a step per
+ * kernel, and their sums.
  * The sum is the step's device time without launch gaps or host work; next to the decode
  * bench's step time it says how much of a step is kernels, gaps and host. ncu replays each
  * kernel alone (caches flushed, clocks left alone), so each figure is that kernel's own cost.
@@ -55,32 +56,41 @@ function shortName(full: string): string {
   return (parts[parts.length - 1] ?? head).replace(/\s+/g, '');
 }
 
-/** Kernel name -> { launches, us } summed over the profiled range, from ncu's CSV. */
-function parseCsv(text: string): Map<string, { launches: number; us: number }> {
+interface KernelCost {
+  launches: number;
+  us: number;
+  /** DRAM bytes read (ncu dram__bytes_read.sum). */
+  bytes: number;
+}
+
+/** Base-unit value of an ncu metric cell (`--print-units base`; scaled units tolerated). */
+function baseValue(value: string | undefined, unit: string | undefined): number {
+  const v = Number((value ?? '').replace(/,/g, ''));
+  const scale: Record<string, number> = { nsecond: 1, ns: 1, usecond: 1e3, us: 1e3, msecond: 1e6, ms: 1e6 };
+  const bytes: Record<string, number> = { byte: 1, Kbyte: 1e3, Mbyte: 1e6, Gbyte: 1e9 };
+  return v * (scale[unit ?? 'ns'] ?? bytes[unit ?? 'byte'] ?? 1);
+}
+
+/** Kernel name -> { launches, us, bytes } summed over the profiled range, from ncu's CSV. */
+function parseCsv(text: string): Map<string, KernelCost> {
   const lines = text.split('\n').filter((l) => l.startsWith('"'));
   const header = (lines.shift() ?? '').split('","').map((c) => c.replace(/"/g, ''));
   const nameCol = header.indexOf('Kernel Name');
   const metricCol = header.indexOf('Metric Name');
   const unitCol = header.indexOf('Metric Unit');
   const valueCol = header.indexOf('Metric Value');
-  const out = new Map<string, { launches: number; us: number }>();
+  const out = new Map<string, KernelCost>();
   for (const line of lines) {
     const cells = line.slice(1, -1).split('","');
-    if (cells[metricCol] !== 'gpu__time_duration.sum') continue;
-    const unit = cells[unitCol] ?? 'ns';
-    const v = Number((cells[valueCol] ?? '').replace(/,/g, ''));
-    const us =
-      unit === 'ns' || unit === 'nsecond'
-        ? v / 1000
-        : unit === 'us' || unit === 'usecond'
-          ? v
-          : unit === 'ms' || unit === 'msecond'
-            ? v * 1000
-            : v / 1000;
+    const metric = cells[metricCol];
+    if (metric !== 'gpu__time_duration.sum' && metric !== 'dram__bytes_read.sum') continue;
+    const v = baseValue(cells[valueCol], cells[unitCol]);
     const name = shortName(cells[nameCol] ?? '?');
-    const e = out.get(name) ?? { launches: 0, us: 0 };
-    e.launches += 1;
-    e.us += us;
+    const e = out.get(name) ?? { launches: 0, us: 0, bytes: 0 };
+    if (metric === 'gpu__time_duration.sum') {
+      e.launches += 1; // one time row per launch
+      e.us += v / 1000;
+    } else e.bytes += v;
     out.set(name, e);
   }
   return out;
@@ -113,7 +123,7 @@ if (argFlag('workload')) {
     process.exit(0);
   }
   const figures: Record<string, number | null> = {};
-  const per: Record<number, Map<string, { launches: number; us: number }>> = {};
+  const per: Record<number, Map<string, KernelCost>> = {};
   for (const branches of [1, 8]) {
     const r = spawnSync(
       ncu,
@@ -125,7 +135,7 @@ if (argFlag('workload')) {
         '--clock-control',
         'none',
         '--metrics',
-        'gpu__time_duration.sum',
+        'gpu__time_duration.sum,dram__bytes_read.sum',
         '--csv',
         '--print-units',
         'base',
@@ -155,6 +165,9 @@ if (argFlag('workload')) {
       const e = per[b]?.get(name);
       row[`launches_b${b}`] = e ? round(e.launches / steps, 1) : null;
       row[`us_b${b}`] = e ? round(e.us / steps, 1) : null;
+      // DRAM read bandwidth while the kernel ran (bytes read / its time): how near the HBM
+      // bound each kernel gets on its own (caches are flushed before each).
+      row[`gbps_b${b}`] = e && e.us > 0 ? round(e.bytes / (e.us * 1e3), 0) : null;
     }
     return row;
   });
@@ -165,16 +178,21 @@ if (argFlag('workload')) {
     if (!m) continue;
     let us = 0;
     let launches = 0;
+    let bytes = 0;
     for (const e of m.values()) {
       us += e.us;
       launches += e.launches;
+      bytes += e.bytes;
     }
     figures[`kernel_us_per_step_b${b}`] = round(us / steps, 1);
     figures[`launches_per_step_b${b}`] = round(launches / steps, 1);
+    // The step's DRAM bytes over its kernel time: the bandwidth the kernels reach together.
+    figures[`dram_mb_per_step_b${b}`] = round(bytes / steps / 1e6, 1);
+    figures[`dram_gbps_b${b}`] = us > 0 ? round(bytes / (us * 1e3), 0) : null;
     for (const [name, e] of m) figures[`us_b${b}_${name.replace(/[^A-Za-z0-9_]+/g, '_')}`] = round(e.us / steps, 1);
   }
   console.log(
-    `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}, ${fast ? 'decode-specialised' : 'generic'} kernels; ncu gpu__time_duration a kernel, ` +
+    `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}, ${fast ? 'decode-specialised' : 'generic'} kernels; ncu gpu__time_duration and dram__bytes_read a kernel, ` +
       `summed over ${steps} eager steps (decode + device sampling) and divided by ${steps}; ncu: ${existsSync(ncu) ? ncu : 'on PATH'}`,
   );
   printJson('decode-kernels', { fast, candidate, tc, steps, ...figures });
