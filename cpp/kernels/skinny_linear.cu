@@ -6,7 +6,6 @@
 #include <cuda_runtime.h>
 
 #include <string>
-#include <type_traits>
 
 #include "core/cuda_check.cuh"
 #include "kernels/pdl.cuh"
@@ -21,72 +20,118 @@ namespace {
 
 using skinny::kThreads;
 
-// TC: the tensor-core core (skinny_linear_mma.cuh; VEC only), else skinny_linear_core.cuh's.
-template <int M, bool VEC, typename CT, bool PDL, bool TC>
+template <int M, bool VEC, typename CT, bool PDL>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
                          const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate) {
-  __shared__ float part[TC ? skinny_tc::kPartFloats<M> : skinny::kPartFloats<M>];
+  __shared__ float part[skinny::kPartFloats<M>];
   if constexpr (PDL) {
     pdl::launch_dependents();
-    if constexpr (TC)
-      skinny_tc::prefetch_linear_tile(W, k, n, blockIdx.x);
-    else
-      skinny::prefetch_linear_tile<M>(W, k, n, blockIdx.x);
+    skinny::prefetch_linear_tile<M>(W, k, n, blockIdx.x);
     pdl::wait();
   }
-  if constexpr (TC)
-    skinny_tc::linear_tile<M, false>(y, x, W, k, n, accumulate, blockIdx.x, part);
-  else
-    skinny::linear_tile<M, VEC, false>(y, x, W, k, n, accumulate, blockIdx.x, part);
+  skinny::linear_tile<M, VEC, false>(y, x, W, k, n, accumulate, blockIdx.x, part);
 }
 
-template <int M, bool VEC, bool PDL, bool TC>
+template <int M, bool VEC, bool PDL>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
                          const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
-  __shared__ float part[TC ? skinny_tc::kPartFloats<M> : skinny::kPartFloats<M>];
+  __shared__ float part[skinny::kPartFloats<M>];
   if constexpr (PDL) {
     pdl::launch_dependents();
-    if constexpr (TC)
-      skinny_tc::prefetch_swiglu_tile(W, k, inter, blockIdx.x);
-    else
-      skinny::prefetch_swiglu_tile<M>(W, k, inter, blockIdx.x);
+    skinny::prefetch_swiglu_tile<M>(W, k, inter, blockIdx.x);
     pdl::wait();
   }
-  if constexpr (TC)
-    skinny_tc::swiglu_tile<M, false>(act, x, W, k, inter, blockIdx.x, part);
-  else
-    skinny::swiglu_tile<M, VEC, false>(act, x, W, k, inter, blockIdx.x, part);
+  skinny::swiglu_tile<M, VEC, false>(act, x, W, k, inter, blockIdx.x, part);
 }
 
-template <int M, bool VEC, bool TC, typename CT>
+// The tensor-core forms (skinny_linear_mma.cuh): S slices of k, one warp each.
+template <int M, typename CT, bool PDL, int S>
+__global__ void __launch_bounds__(S * 32)
+    tc_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
+                     const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate) {
+  __shared__ float part[skinny_tc::kPartFloats<M, S>];
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    skinny_tc::prefetch_linear_tile(W, k, n, blockIdx.x);
+    pdl::wait();
+  }
+  skinny_tc::linear_tile<M, false, S, S>(y, x, W, k, n, accumulate, blockIdx.x, part);
+}
+
+template <int M, bool PDL, int S>
+__global__ void __launch_bounds__(S * 32)
+    tc_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
+                     const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
+  __shared__ float part[skinny_tc::kPartFloats<M, S>];
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    skinny_tc::prefetch_swiglu_tile(W, k, inter, blockIdx.x);
+    pdl::wait();
+  }
+  skinny_tc::swiglu_tile<M, false, S, S>(act, x, W, k, inter, blockIdx.x, part);
+}
+
+// kernel<<<grid, block, 0, st>>>(args...), as a programmatic dependent launch when pdl.
+template <typename... P, typename... A>
+Status launch_one(bool pdl, void (*kernel)(P...), unsigned grid, int block, cudaStream_t st,
+                  const char* op, A... args) {
+  if (pdl)
+    NPR_CUDA_TRY(pdl::launch(true, kernel, grid, block, 0, st, args...), op);
+  else
+    kernel<<<grid, block, 0, st>>>(args...);
+  return cuda_launch_status(op);
+}
+
+template <int M, bool VEC, typename CT>
 Status launch_linear(const SkinnyLaunch& l, CT* y, const uint16_t* x, const uint16_t* W, int64_t in,
-                     int64_t out, bool accumulate, cudaStream_t st) {
-  const int64_t cols = TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>;
-  const auto grid = static_cast<unsigned>(skinny::tiles(out, cols));
-  if (l.pdl)
-    NPR_CUDA_TRY(pdl::launch(true, skinny_linear_kernel<M, VEC, CT, true, TC>, grid, kThreads, 0,
-                             st, y, x, W, in, out, accumulate),
-                 "skinny_linear_cuda: launch (pdl)");
-  else
-    skinny_linear_kernel<M, VEC, CT, false, TC>
-        <<<grid, kThreads, 0, st>>>(y, x, W, in, out, accumulate);
-  return cuda_launch_status("skinny_linear_cuda");
+                     int64_t out, bool acc, cudaStream_t st) {
+  const char* op = "skinny_linear_cuda";
+  if (VEC && l.tensor_cores) {
+    const int64_t tiles = skinny::tiles(out, skinny_tc::kLinearTileCols);
+    const auto grid = static_cast<unsigned>(tiles);
+    constexpr int kW = skinny_tc::kSlicesWide, kN = skinny_tc::kSlicesNarrow;
+    if (skinny_tc::slices_for(tiles) == kN)
+      return l.pdl ? launch_one(true, tc_linear_kernel<M, CT, true, kN>, grid, 32 * kN, st, op, y,
+                                x, W, in, out, acc)
+                   : launch_one(false, tc_linear_kernel<M, CT, false, kN>, grid, 32 * kN, st, op, y,
+                                x, W, in, out, acc);
+    return l.pdl ? launch_one(true, tc_linear_kernel<M, CT, true, kW>, grid, 32 * kW, st, op, y, x,
+                              W, in, out, acc)
+                 : launch_one(false, tc_linear_kernel<M, CT, false, kW>, grid, 32 * kW, st, op, y,
+                              x, W, in, out, acc);
+  }
+  const auto grid = static_cast<unsigned>(skinny::tiles(out, skinny::kLinearTileCols<M>));
+  return l.pdl ? launch_one(true, skinny_linear_kernel<M, VEC, CT, true>, grid, kThreads, st, op, y,
+                            x, W, in, out, acc)
+               : launch_one(false, skinny_linear_kernel<M, VEC, CT, false>, grid, kThreads, st, op,
+                            y, x, W, in, out, acc);
 }
 
-template <int M, bool VEC, bool TC>
+template <int M, bool VEC>
 Status launch_swiglu(const SkinnyLaunch& l, __nv_bfloat16* act, const uint16_t* x,
                      const uint16_t* W, int64_t in, int64_t inter, cudaStream_t st) {
-  const int64_t cols = TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>;
-  const auto grid = static_cast<unsigned>(skinny::tiles(inter, cols));
-  if (l.pdl)
-    NPR_CUDA_TRY(pdl::launch(true, skinny_swiglu_kernel<M, VEC, true, TC>, grid, kThreads, 0, st,
-                             act, x, W, in, inter),
-                 "skinny_swiglu_linear_cuda: launch (pdl)");
-  else
-    skinny_swiglu_kernel<M, VEC, false, TC><<<grid, kThreads, 0, st>>>(act, x, W, in, inter);
-  return cuda_launch_status("skinny_swiglu_linear_cuda");
+  const char* op = "skinny_swiglu_linear_cuda";
+  if (VEC && l.tensor_cores) {
+    const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
+    const auto grid = static_cast<unsigned>(tiles);
+    constexpr int kW = skinny_tc::kSlicesWide, kN = skinny_tc::kSlicesNarrow;
+    if (skinny_tc::slices_for(tiles) == kN)
+      return l.pdl ? launch_one(true, tc_swiglu_kernel<M, true, kN>, grid, 32 * kN, st, op, act, x,
+                                W, in, inter)
+                   : launch_one(false, tc_swiglu_kernel<M, false, kN>, grid, 32 * kN, st, op, act,
+                                x, W, in, inter);
+    return l.pdl ? launch_one(true, tc_swiglu_kernel<M, true, kW>, grid, 32 * kW, st, op, act, x, W,
+                              in, inter)
+                 : launch_one(false, tc_swiglu_kernel<M, false, kW>, grid, 32 * kW, st, op, act, x,
+                              W, in, inter);
+  }
+  const auto grid = static_cast<unsigned>(skinny::tiles(inter, skinny::kSwigluTileCols<M>));
+  return l.pdl ? launch_one(true, skinny_swiglu_kernel<M, VEC, true>, grid, kThreads, st, op, act,
+                            x, W, in, inter)
+               : launch_one(false, skinny_swiglu_kernel<M, VEC, false>, grid, kThreads, st, op, act,
+                            x, W, in, inter);
 }
 
 }  // namespace
@@ -101,15 +146,10 @@ Status skinny_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const void*
   return skinny::with_rows(rows, skinny::vector_ok(x, W, in), [&](auto m, auto vec) {
     constexpr int M = decltype(m)::value;
     constexpr bool V = decltype(vec)::value;
-    auto run = [&](auto* yt) {
-      using CT = std::remove_pointer_t<decltype(yt)>;
-      if constexpr (V)
-        if (launch.tensor_cores)
-          return launch_linear<M, V, true, CT>(launch, yt, xs, ws, in, out, accumulate, st);
-      return launch_linear<M, V, false, CT>(launch, yt, xs, ws, in, out, accumulate, st);
-    };
-    return out_t == DevDType::kF32 ? run(static_cast<float*>(y))
-                                   : run(static_cast<__nv_bfloat16*>(y));
+    if (out_t == DevDType::kF32)
+      return launch_linear<M, V>(launch, static_cast<float*>(y), xs, ws, in, out, accumulate, st);
+    return launch_linear<M, V>(launch, static_cast<__nv_bfloat16*>(y), xs, ws, in, out, accumulate,
+                               st);
   });
 }
 
@@ -123,9 +163,7 @@ Status skinny_swiglu_linear_cuda(CudaContext& ctx, void* act, const void* x, con
   return skinny::with_rows(rows, skinny::vector_ok(x, W, in), [&](auto m, auto vec) {
     constexpr int M = decltype(m)::value;
     constexpr bool V = decltype(vec)::value;
-    if constexpr (V)
-      if (launch.tensor_cores) return launch_swiglu<M, V, true>(launch, a, xs, ws, in, inter, st);
-    return launch_swiglu<M, V, false>(launch, a, xs, ws, in, inter, st);
+    return launch_swiglu<M, V>(launch, a, xs, ws, in, inter, st);
   });
 }
 

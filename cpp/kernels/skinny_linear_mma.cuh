@@ -7,17 +7,19 @@
 // against all 8 batch rows (A = x padded to 16 rows with zeros, B = W^T), so the batch rides
 // along for free and every row count takes the same instructions.
 //
-// Work split. A CTA tile is 8 weight rows (one mma n8 tile); its kWarps warps share k: warp s
-// folds the 32-element steps t = s, s + kWarps, ... . In a step, lane (g = lane / 4, q = lane % 4)
-// loads 16 bytes of weight row g (elements 32 t + 8 q .. + 7) and the same 16 bytes of x row g
-// (zero for g >= M), and feeds them to two mmas: elements 8q + 0..3 as the fragment's k pairs
-// (2q, 2q + 1) and (2q + 8, 2q + 9), then 8q + 4..7 the same way. A and B use the same
-// permutation of k, so each mma is a dot over 16 k, and the weight loads are whole 16-byte chunks.
-// The C fragment's rows g < M, columns 2q, 2q + 1 are (x row g, weight rows 2q, 2q + 1).
+// Work split. A CTA tile is 8 weight rows (one mma n8 tile); k is cut into S slices (4, or 16
+// for layers of few tiles: slices_for), slice s folding the 32-element steps t = s, s + S, ...;
+// the unfused forms run one warp a slice, the fused forms' 4 warps S / 4 slices each. In a step,
+// lane (g = lane / 4, q = lane % 4) loads 16 bytes of weight row g (elements 32 t + 8 q .. + 7) and
+// the same 16 bytes of x row g (zero for g >= M), and feeds them to two mmas: elements 8q + 0..3 as
+// the fragment's k pairs (2q, 2q + 1) and (2q + 8, 2q + 9), then 8q + 4..7 the same way. A and B
+// use the same permutation of k, so each mma is a dot over 16 k, and the weight loads are whole
+// 16-byte chunks. The C fragment's rows g < M, columns 2q, 2q + 1 are (x row g, weight rows 2q, 2q
+// + 1).
 //
-// Sum order. Each (x row, weight row) result is: per warp, its steps in increasing order (two
-// mmas a step, the tensor core's own fixed reduction inside each), then the warps' sums added in
-// warp order through shared memory. An output depends only on its own x row, weight row and k,
+// Sum order. Each (x row, weight row) result is: per slice, its steps in increasing order (two
+// mmas a step, the tensor core's own fixed reduction inside each), then the slices' sums added
+// in slice order through shared memory. An output depends only on its own x row, weight row and k,
 // not on M or the other rows (the padded rows are zeros in separate mma rows), so the forms are
 // batch invariant, and the fused forms (x from shared memory) give the unfused ones' bits. The
 // bits differ from the CUDA-core core's. Only the 16-byte path (in % 8 == 0, aligned rows).
@@ -35,77 +37,102 @@
 
 namespace npr::skinny_tc {
 
-constexpr int kWarps = skinny::kWarps;  // 4: the fused forms' staging assumes kThreads
-constexpr int kTileRows = 8;            // weight rows per CTA tile (one mma n8 tile)
+constexpr int kTileRows = 8;  // weight rows per CTA tile (one mma n8 tile)
 constexpr int kLinearTileCols = kTileRows;
 constexpr int kSwigluTileCols = kTileRows / 2;  // 4 gate rows + their 4 up rows
 constexpr int kUnroll = 4;                      // steps a warp has in flight
 
-// Shared floats of a CTA's warp sums: (kWarps, M, kTileRows).
-template <int M>
-constexpr int kPartFloats = kWarps * M * kTileRows;
+// Slices a tile's k is cut into. A narrow layer (few tiles: the 0.6B o-proj and down have 128)
+// takes 16, so that its CTAs still keep ~32 KB of weight loads in flight per SM; a wide one 4.
+// A function of the tile count alone: the fused and unfused forms of a shape, whatever their
+// CTA size, sum in the same order.
+constexpr int kSlicesWide = 4, kSlicesNarrow = 16;
+constexpr int64_t kNarrowBelowTiles = 512;
+__host__ __device__ constexpr int slices_for(int64_t tiles) {
+  return tiles < kNarrowBelowTiles ? kSlicesNarrow : kSlicesWide;
+}
 
-// This warp's share of x rows . the tile's weight rows: lane (g, q) passes its weight row wrow
-// (row g of the tile); the result is left in part[warp] as (M, kTileRows), then the CTA syncs.
-// x (M, k) bf16 (shared memory when SX), k % 8 == 0, 16-byte aligned rows.
-template <int M, bool SX>
+// Shared floats of a CTA's slice sums: (S, M, kTileRows).
+template <int M, int S>
+constexpr int kPartFloats = S * M * kTileRows;
+
+// x rows . the tile's weight rows, k cut into S slices over the CTA's W warps (S / W slices a
+// warp, one after another): lane (g, q) passes its weight row wrow (row g of the tile); the slice
+// sums are left in part as (S, M, kTileRows), then the CTA syncs. x (M, k) bf16 (shared memory
+// when SX), k % 8 == 0, 16-byte aligned rows.
+template <int M, bool SX, int S, int W>
 __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, const uint16_t* wrow,
                                           int64_t k) {
+  static_assert(S % W == 0, "a warp folds whole slices");
+  constexpr int V = S / W;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
   const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
   const uint4* pw = reinterpret_cast<const uint4*>(wrow);
   const bool has_x = g < M;
   const uint4* px = reinterpret_cast<const uint4*>(x) + (has_x ? g : 0) * chunks;
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-  float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (int64_t t0 = warp; t0 < steps; t0 += kWarps * kUnroll) {
-    uint4 wv[kUnroll], xv[kUnroll];
+  for (int v = 0; v < V; ++v) {
+    const int slice = warp + v * W;
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t t0 = slice; t0 < steps; t0 += S * kUnroll) {
+      uint4 wv[kUnroll], xv[kUnroll];
+      // Every lane loads (past the end: the last chunk again) and zeroes what it must not use:
+      // loads under branches kept ptxas from having them all in flight at once.
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t ch = (t0 + u * kWarps) * 4 + q;
-      const bool ok = ch < chunks;
-      wv[u] = ok ? skinny::load_stream(pw + ch) : zero;
-      xv[u] = ok && has_x ? skinny::x_chunk<SX>(px, 0, 0, ch) : zero;
-    }
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t ch = (t0 + u * S) * 4 + q;
+        const bool ok = ch < chunks;
+        const int64_t at = ok ? ch : chunks - 1;
+        wv[u] = skinny::load_stream(pw + at);
+        xv[u] = skinny::x_chunk<SX>(px, 0, 0, at);
+      }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const uint32_t a0[4] = {xv[u].x, 0u, xv[u].y, 0u}, b0[2] = {wv[u].x, wv[u].y};
-      mma_bf16_16816(c, a0, b0);
-      const uint32_t a1[4] = {xv[u].z, 0u, xv[u].w, 0u}, b1[2] = {wv[u].z, wv[u].w};
-      mma_bf16_16816(c, a1, b1);
+      for (int u = 0; u < kUnroll; ++u) {
+        const bool ok = (t0 + u * S) * 4 + q < chunks;
+        if (!ok) wv[u] = zero;
+        if (!ok || !has_x) xv[u] = zero;
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const uint32_t a0[4] = {xv[u].x, 0u, xv[u].y, 0u}, b0[2] = {wv[u].x, wv[u].y};
+        mma_bf16_16816(c, a0, b0);
+        const uint32_t a1[4] = {xv[u].z, 0u, xv[u].w, 0u}, b1[2] = {wv[u].z, wv[u].w};
+        mma_bf16_16816(c, a1, b1);
+      }
     }
-  }
-  if (has_x) {
-    float* p = part + (warp * M + g) * kTileRows + 2 * q;
-    p[0] = c[0];
-    p[1] = c[1];
+    if (has_x) {
+      float* p = part + (slice * M + g) * kTileRows + 2 * q;
+      p[0] = c[0];
+      p[1] = c[1];
+    }
   }
   __syncthreads();
 }
 
-// x row r . tile weight row i: the warps' sums in warp order.
-template <int M>
+// x row r . tile weight row i: the slice sums in slice order.
+template <int M, int S>
 __device__ __forceinline__ float tile_sum(const float* part, int r, int i) {
   float v = part[r * kTileRows + i];
 #pragma unroll
-  for (int w = 1; w < kWarps; ++w) v += part[(w * M + r) * kTileRows + i];
+  for (int s = 1; s < S; ++s) v += part[(s * M + r) * kTileRows + i];
   return v;
 }
 
 // Tile b of y (M, n) of type CT = x (M, k) . W (n, k)^T, or y += it: columns 8 b .. 8 b + 7.
-// Every thread of the CTA must call it.
-template <int M, bool SX, typename CT>
-__device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint16_t* W, int64_t k,
+// S = slices_for(tiles), W = the CTA's warps. Every thread of the CTA must call it.
+template <int M, bool SX, int S, int W, typename CT>
+__device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint16_t* Wt, int64_t k,
                                             int64_t n, bool accumulate, int64_t b,
-                                            float* part /* kPartFloats<M> shared */) {
+                                            float* part /* kPartFloats<M, S> shared */) {
   const int64_t j0 = b * kTileRows, jl = j0 + ((threadIdx.x & 31) >> 2);
-  tile_dots<M, SX>(part, x, W + (jl < n ? jl : n - 1) * k, k);  // past n: read, not written
+  // Past n: read, not written.
+  tile_dots<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
   const int t = threadIdx.x;
   if (t < M * kTileRows) {
     const int r = t / kTileRows, i = t % kTileRows;
     const int64_t j = j0 + i;
     if (j < n) {
-      const float v = tile_sum<M>(part, r, i);
+      const float v = tile_sum<M, S>(part, r, i);
       CT* yj = y + r * n + j;
       *yj = from_f32<CT>(accumulate ? to_f32(*yj) + v : v);
     }
@@ -113,24 +140,24 @@ __device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint
   __syncthreads();  // part is read before the next tile writes it
 }
 
-// Tile b of act (M, inter) bf16 = silu(g) * u over W = gate rows then up rows (2 inter, k):
+// Tile b of act (M, inter) bf16 = silu(g) * u over Wt = gate rows then up rows (2 inter, k):
 // SwiGLU columns 4 b .. 4 b + 3; tile rows 0..3 are their gate rows, 4..7 their up rows. g and u
 // are rounded to bf16 first, then swiglu.cu's formula (as skinny::swiglu_tile).
-template <int M, bool SX>
+template <int M, bool SX, int S, int W>
 __device__ __forceinline__ void swiglu_tile(__nv_bfloat16* act, const uint16_t* x,
-                                            const uint16_t* W, int64_t k, int64_t inter, int64_t b,
-                                            float* part /* kPartFloats<M> shared */) {
+                                            const uint16_t* Wt, int64_t k, int64_t inter, int64_t b,
+                                            float* part /* kPartFloats<M, S> */) {
   constexpr int C = kSwigluTileCols;
   const int gl = (threadIdx.x & 31) >> 2;
   const int64_t j0 = b * C, jc = j0 + gl % C, jl = jc < inter ? jc : inter - 1;
-  tile_dots<M, SX>(part, x, W + (gl < C ? jl : inter + jl) * k, k);
+  tile_dots<M, SX, S, W>(part, x, Wt + (gl < C ? jl : inter + jl) * k, k);
   const int t = threadIdx.x;
   if (t < M * C) {
     const int r = t / C, i = t % C;
     const int64_t j = j0 + i;
     if (j < inter) {
-      const float gr = skinny::round_bf16(tile_sum<M>(part, r, i));
-      const float ur = skinny::round_bf16(tile_sum<M>(part, r, C + i));
+      const float gr = skinny::round_bf16(tile_sum<M, S>(part, r, i));
+      const float ur = skinny::round_bf16(tile_sum<M, S>(part, r, C + i));
       act[r * inter + j] = __float2bfloat16_rn(gr / (1.0f + expf(-gr)) * ur);
     }
   }
@@ -138,14 +165,14 @@ __device__ __forceinline__ void swiglu_tile(__nv_bfloat16* act, const uint16_t* 
 }
 
 // The weight rows tile b reads, prefetched into L2 (PDL forms).
-__device__ __forceinline__ void prefetch_linear_tile(const uint16_t* W, int64_t k, int64_t n,
+__device__ __forceinline__ void prefetch_linear_tile(const uint16_t* Wt, int64_t k, int64_t n,
                                                      int64_t b) {
-  skinny::prefetch_rows(W, k, n, b * kLinearTileCols, (b + 1) * kLinearTileCols);
+  skinny::prefetch_rows(Wt, k, n, b * kLinearTileCols, (b + 1) * kLinearTileCols);
 }
-__device__ __forceinline__ void prefetch_swiglu_tile(const uint16_t* W, int64_t k, int64_t inter,
+__device__ __forceinline__ void prefetch_swiglu_tile(const uint16_t* Wt, int64_t k, int64_t inter,
                                                      int64_t b) {
-  skinny::prefetch_rows(W, k, inter, b * kSwigluTileCols, (b + 1) * kSwigluTileCols);
-  skinny::prefetch_rows(W + inter * k, k, inter, b * kSwigluTileCols, (b + 1) * kSwigluTileCols);
+  skinny::prefetch_rows(Wt, k, inter, b * kSwigluTileCols, (b + 1) * kSwigluTileCols);
+  skinny::prefetch_rows(Wt + inter * k, k, inter, b * kSwigluTileCols, (b + 1) * kSwigluTileCols);
 }
 
 }  // namespace npr::skinny_tc

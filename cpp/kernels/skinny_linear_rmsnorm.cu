@@ -89,15 +89,16 @@ __device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const
   __syncthreads();
 }
 
-// TC: the tensor-core core (skinny_linear_mma.cuh; VEC only), else skinny_linear_core.cuh's.
-template <int M, bool VEC, typename CT, bool PDL, bool TC>
+// TC: 0 for skinny_linear_core.cuh's core, else the tensor-core core (skinny_linear_mma.cuh; VEC
+// only) with TC slices of k over the CTA's kWarps warps.
+template <int M, bool VEC, typename CT, bool PDL, int TC>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_rmsnorm_linear_kernel(CT* __restrict__ y, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
                                  const uint16_t* __restrict__ W, int64_t k, int64_t n,
                                  bool accumulate) {
   extern __shared__ uint4 stage[];  // (M, k) bf16
-  __shared__ float part[TC ? skinny_tc::kPartFloats<M> : skinny::kPartFloats<M>];
+  __shared__ float part[TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>];
   auto* xn = reinterpret_cast<uint16_t*>(stage);
   const int64_t tiles =
       skinny::tiles(n, TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>);
@@ -114,19 +115,19 @@ __global__ void __launch_bounds__(kThreads, 4)
   stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
     if constexpr (TC)
-      skinny_tc::linear_tile<M, true>(y, xn, W, k, n, accumulate, b, part);
+      skinny_tc::linear_tile<M, true, TC, kWarps>(y, xn, W, k, n, accumulate, b, part);
     else
       skinny::linear_tile<M, VEC, true>(y, xn, W, k, n, accumulate, b, part);
   }
 }
 
-template <int M, bool VEC, bool PDL, bool TC>
+template <int M, bool VEC, bool PDL, int TC>
 __global__ void __launch_bounds__(kThreads, 4)
     skinny_rmsnorm_swiglu_kernel(__nv_bfloat16* __restrict__ act, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
                                  const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
   extern __shared__ uint4 stage[];  // (M, k) bf16
-  __shared__ float part[TC ? skinny_tc::kPartFloats<M> : skinny::kPartFloats<M>];
+  __shared__ float part[TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>];
   auto* xn = reinterpret_cast<uint16_t*>(stage);
   const int64_t tiles =
       skinny::tiles(inter, TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>);
@@ -143,7 +144,7 @@ __global__ void __launch_bounds__(kThreads, 4)
   stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
     if constexpr (TC)
-      skinny_tc::swiglu_tile<M, true>(act, xn, W, k, inter, b, part);
+      skinny_tc::swiglu_tile<M, true, TC, kWarps>(act, xn, W, k, inter, b, part);
     else
       skinny::swiglu_tile<M, VEC, true>(act, xn, W, k, inter, b, part);
   }
@@ -177,12 +178,12 @@ Status fused_grid(int64_t tiles, unsigned* grid) {
   return Status::ok();
 }
 
-// The kernels' static shared memory (norm partials, rstd, the warps' partial sums) is under
-// 1.5 KB; dynamic + static above 48 KB needs the opt-in. 4 KB of headroom keeps the test simple.
-constexpr int64_t kStaticSmemHeadroom = 4 * 1024;
+// The kernels' static shared memory (norm partials, rstd, the slices' partial sums) is under
+// 4.5 KB; dynamic + static above 48 KB needs the opt-in. 8 KB of headroom keeps the test simple.
+constexpr int64_t kStaticSmemHeadroom = 8 * 1024;
 static_assert(4 * (kSkinnyMaxRows * (kNormThreads / 32) + kSkinnyMaxRows +
                    std::max(skinny::kPartFloats<kSkinnyMaxRows>,
-                            skinny_tc::kPartFloats<kSkinnyMaxRows>)) <=
+                            skinny_tc::kPartFloats<kSkinnyMaxRows, skinny_tc::kSlicesNarrow>)) <=
                   kStaticSmemHeadroom,
               "the fused kernels' static shared memory outgrew kStaticSmemHeadroom");
 
@@ -215,7 +216,7 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
     constexpr int M = decltype(m)::value;
     constexpr bool V = decltype(vec)::value;
     auto run = [&](auto tc, auto* yt) -> Status {
-      constexpr bool TC = decltype(tc)::value;
+      constexpr int TC = decltype(tc)::value;
       using CT = std::remove_pointer_t<decltype(yt)>;
       unsigned grid = 0;
       NPR_TRY(fused_grid(
@@ -235,9 +236,15 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
       return out_t == DevDType::kF32 ? run(tc, static_cast<float*>(y))
                                      : run(tc, static_cast<__nv_bfloat16*>(y));
     };
-    if constexpr (V)
-      if (launch.tensor_cores) return typed(std::true_type{});
-    return typed(std::false_type{});
+    if constexpr (V) {
+      if (launch.tensor_cores) {
+        const int64_t tiles = skinny::tiles(out, skinny_tc::kLinearTileCols);
+        if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow)
+          return typed(std::integral_constant<int, skinny_tc::kSlicesNarrow>{});
+        return typed(std::integral_constant<int, skinny_tc::kSlicesWide>{});
+      }
+    }
+    return typed(std::integral_constant<int, 0>{});
   });
 }
 
@@ -256,7 +263,7 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
     constexpr int M = decltype(m)::value;
     constexpr bool V = decltype(vec)::value;
     auto run = [&](auto tc) -> Status {
-      constexpr bool TC = decltype(tc)::value;
+      constexpr int TC = decltype(tc)::value;
       unsigned grid = 0;
       NPR_TRY(fused_grid(
           skinny::tiles(inter, TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>),
@@ -272,9 +279,15 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
         k<<<grid, kThreads, bytes, st>>>(a, x, norm_w, eps, ws, in, inter);
       return cuda_launch_status(op);
     };
-    if constexpr (V)
-      if (launch.tensor_cores) return run(std::true_type{});
-    return run(std::false_type{});
+    if constexpr (V) {
+      if (launch.tensor_cores) {
+        const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
+        if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow)
+          return run(std::integral_constant<int, skinny_tc::kSlicesNarrow>{});
+        return run(std::integral_constant<int, skinny_tc::kSlicesWide>{});
+      }
+    }
+    return run(std::integral_constant<int, 0>{});
   });
 }
 

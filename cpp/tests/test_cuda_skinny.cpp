@@ -380,6 +380,65 @@ TEST(cuda_skinny_forms_are_batch_invariant) {
     }
 }
 
+// Layers wide enough for the tensor-core forms' 4-slice split (>= 512 tiles: the 0.6B q|k|v and
+// gate|up; the shapes above take the 16-slice one): fused == unfused bit for bit, batch
+// invariance, and the host oracle, on both cores.
+TEST(cuda_skinny_wide_layers_fused_unfused_and_batch_invariant) {
+  CudaContext& ctx = cuda_test_context();
+  Rng rng(5353);
+  const int64_t in = 1024, out = 4096 + 24, inter = 2048 + 12;
+  const int64_t R = kSkinnyMaxRows;
+  const SkinnyInputs inputs = skinny_inputs(ctx, rng, R, in, out);
+  const auto* x32 = static_cast<const float*>(inputs.n.dx.get());
+  const auto* nw = static_cast<const float*>(inputs.n.dw.get());
+  std::vector<float> xn;
+  const DeviceBuffer dxn = unfused_norm(ctx, inputs.n, R, in, &xn, "wide");
+  const std::vector<double> dots = host_dots(xn, inputs.W, R, in, out);
+  const std::vector<float> act_want =
+      host_swiglu(host_dots(xn, inputs.W, R, in, 2 * inter), R, inter);
+  for (const SkinnyLaunch& core : kCores) {
+    std::vector<float> lin_alone, act_alone;  // rows computed one at a time
+    for (int64_t M : {int64_t{1}, int64_t{5}, R}) {
+      const std::string what = "wide rows " + std::to_string(M) + core_name(core);
+      DeviceBuffer y = poisoned_device(ctx, M * out, DevDType::kF32);
+      DeviceBuffer yf = poisoned_device(ctx, M * out, DevDType::kF32);
+      DeviceBuffer a = poisoned_device(ctx, M * inter, DevDType::kBF16);
+      DeviceBuffer af = poisoned_device(ctx, M * inter, DevDType::kBF16);
+      CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, y.get(), dxn.get(), inputs.dW.get(), M, in,
+                                  out, false, core));
+      CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, yf.get(), x32, nw, kEps,
+                                          inputs.dW.get(), M, in, out, false, core));
+      CHECK_OK(
+          skinny_swiglu_linear_cuda(ctx, a.get(), dxn.get(), inputs.dW.get(), M, in, inter, core));
+      CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, af.get(), x32, nw, kEps, inputs.dW.get(), M,
+                                                 in, inter, core));
+      const auto yl = to_host(ctx, y, M * out, DevDType::kF32);
+      const auto yfl = to_host(ctx, yf, M * out, DevDType::kF32);
+      const auto al = to_host(ctx, a, M * inter, DevDType::kBF16);
+      const auto afl = to_host(ctx, af, M * inter, DevDType::kBF16);
+      CHECK_MSG(bit_diffs(yfl, yl, yl.size()) == 0, what + ": fused linear differs from unfused");
+      CHECK_MSG(bit_diffs(afl, al, al.size()) == 0, what + ": fused swiglu differs from unfused");
+      std::vector<float> want(static_cast<size_t>(M * out));
+      for (size_t i = 0; i < want.size(); ++i) want[i] = static_cast<float>(dots[i]);
+      const double err = rel_norm_error(yl, want);
+      CHECK_MSG(err < tolerance(DevDType::kF32, core),
+                what + ": linear relative error " + std::to_string(err));
+      const std::vector<float> aw(act_want.begin(), act_want.begin() + M * inter);
+      const double aerr = rel_norm_error(al, aw);
+      CHECK_MSG(aerr < 1e-2, what + ": swiglu relative error " + std::to_string(aerr));
+      if (M == 1) {
+        lin_alone = yl;
+        act_alone = al;
+      } else {  // row 0 of the batch has the bits of row 0 alone
+        CHECK_MSG(bit_diffs(yl, lin_alone, static_cast<size_t>(out)) == 0,
+                  what + ": linear row 0 differs from the row alone");
+        CHECK_MSG(bit_diffs(al, act_alone, static_cast<size_t>(inter)) == 0,
+                  what + ": swiglu row 0 differs from the row alone");
+      }
+    }
+  }
+}
+
 // Programmatic dependent launches (pdl = true) give every form's bits, alone and in a chain where
 // each kernel reads what the one before it wrote while that one let it launch early: the
 // decoder's residual stream (x += down(swiglu(norm x)); x += o(q(norm x))) at the 0.6B widths.
