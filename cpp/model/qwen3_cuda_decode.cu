@@ -43,7 +43,7 @@ Qwen3CudaDecoder::~Qwen3CudaDecoder() {
 }
 
 void Qwen3CudaDecoder::drop_graphs() {
-  for (auto& [bucket, g] : graphs_)
+  for (auto& [key, g] : graphs_)
     if (g.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g.exec));
   graphs_.clear();
 }
@@ -216,7 +216,7 @@ Status Qwen3CudaDecoder::settle_stats() {
 }
 
 Status Qwen3CudaDecoder::run_graph(int64_t bucket, int64_t launch_items) {
-  Graph& g = graphs_[bucket];
+  Graph& g = graphs_[{bucket, launch_items}];
   if (g.plan_generation != plan_.generation() || g.buffers_generation != buffers_generation_) {
     if (g.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g.exec));
     g = Graph{nullptr, plan_.generation(), buffers_generation_, false};
@@ -309,16 +309,21 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   if (use_cascade) cplan = cascade_plan(qt, 1);
   const DecodeWork work =
       decode_work(qt, use_cascade ? &cplan : nullptr, B, c.heads / c.kv_heads, work_options);
-  // A replayed graph's attention grid is this bucket's item bound, not the plan's capacity: a
-  // 1k-token prefill leaves room for ~9k items, and a graph launching all of them spent ~30 us
-  // a layer on blocks with nothing to do (the H200 ran graphs slower than eager steps).
-  const int64_t graph_items = decode_item_bound(Sp, work_options);
-  if (graph && work.n_items() > graph_items)
+  // A replayed graph's attention grid is fixed at capture; blocks past the step's items return
+  // at once, but each costs a slot (3 CTAs an SM fit the tensor-core attend kernel). It was the
+  // plan's whole capacity: after a 1k-token prefill ~9k items, ~30 us a layer of idle blocks
+  // (the H200 ran graphs slower than eager steps). Now the step's item count rounded up to a
+  // power of two (a graph per such class: a sequence growing to 1k tokens passes 5 of them),
+  // never above the bucket's bound, which also sizes the plan so that it does not regrow.
+  const int64_t bound = decode_item_bound(Sp, work_options);
+  if (graph && work.n_items() > bound)
     return Status::internal("decode (cuda): " + std::to_string(work.n_items()) +
-                            " attention items exceed the graph bound of " +
-                            std::to_string(graph_items));
+                            " attention items exceed the graph bound of " + std::to_string(bound));
+  int64_t graph_items = 1;
+  while (graph_items < work.n_items()) graph_items *= 2;
+  graph_items = std::min(graph_items, bound);
   if (graph)  // capacity for any step of this bucket, so that most steps reuse the graph
-    NPR_TRY(plan_.reserve(ctx_, graph_items, graph_items, Sp, qt.indptr[Np], c.heads, D));
+    NPR_TRY(plan_.reserve(ctx_, bound, bound, Sp, qt.indptr[Np], c.heads, D));
   NPR_TRY(plan_.upload(ctx_, work, qt, c.heads, D));
   NPR_TRY(reserve(Np, Sp));
   rope_table_build(&rope_, pos.data(), Np, D, c.rope_theta);

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/cuda_op_timer.h"
@@ -117,7 +118,9 @@ class Qwen3CudaDecoder {
     int64_t plan_generation = -1, buffers_generation = -1;
     bool warm = false;  // ran eagerly once at these generations
   };
-  std::map<int64_t, Graph> graphs_;  // by bucket
+  // By (bucket, attention items launched): a graph's attend grid is fixed at capture, so steps
+  // whose plans need up to twice fewer items get a graph of their own instead of idle CTAs.
+  std::map<std::pair<int64_t, int64_t>, Graph> graphs_;
   Stats stats_;
 };
 
