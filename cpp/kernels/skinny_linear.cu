@@ -90,17 +90,14 @@ Status launch_linear(const SkinnyLaunch& l, CT* y, const uint16_t* x, const uint
   const char* op = "skinny_linear_cuda";
   if (VEC && l.tensor_cores) {
     const int64_t tiles = skinny::tiles(out, skinny_tc::kLinearTileCols);
-    const auto grid = static_cast<unsigned>(tiles);
-    constexpr int kW = skinny_tc::kSlicesWide, kN = skinny_tc::kSlicesNarrow;
-    if (skinny_tc::slices_for(tiles) == kN)
-      return l.pdl ? launch_one(true, tc_linear_kernel<M, CT, true, kN>, grid, 32 * kN, st, op, y,
-                                x, W, in, out, acc)
-                   : launch_one(false, tc_linear_kernel<M, CT, false, kN>, grid, 32 * kN, st, op, y,
+    return skinny_tc::with_slices(tiles, [&](auto slices) {
+      constexpr int S = decltype(slices)::value;
+      const auto grid = static_cast<unsigned>(tiles);
+      return l.pdl ? launch_one(true, tc_linear_kernel<M, CT, true, S>, grid, 32 * S, st, op, y, x,
+                                W, in, out, acc)
+                   : launch_one(false, tc_linear_kernel<M, CT, false, S>, grid, 32 * S, st, op, y,
                                 x, W, in, out, acc);
-    return l.pdl ? launch_one(true, tc_linear_kernel<M, CT, true, kW>, grid, 32 * kW, st, op, y, x,
-                              W, in, out, acc)
-                 : launch_one(false, tc_linear_kernel<M, CT, false, kW>, grid, 32 * kW, st, op, y,
-                              x, W, in, out, acc);
+    });
   }
   const auto grid = static_cast<unsigned>(skinny::tiles(out, skinny::kLinearTileCols<M>));
   return l.pdl ? launch_one(true, skinny_linear_kernel<M, VEC, CT, true>, grid, kThreads, st, op, y,
@@ -115,17 +112,14 @@ Status launch_swiglu(const SkinnyLaunch& l, __nv_bfloat16* act, const uint16_t* 
   const char* op = "skinny_swiglu_linear_cuda";
   if (VEC && l.tensor_cores) {
     const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
-    const auto grid = static_cast<unsigned>(tiles);
-    constexpr int kW = skinny_tc::kSlicesWide, kN = skinny_tc::kSlicesNarrow;
-    if (skinny_tc::slices_for(tiles) == kN)
-      return l.pdl ? launch_one(true, tc_swiglu_kernel<M, true, kN>, grid, 32 * kN, st, op, act, x,
-                                W, in, inter)
-                   : launch_one(false, tc_swiglu_kernel<M, false, kN>, grid, 32 * kN, st, op, act,
-                                x, W, in, inter);
-    return l.pdl ? launch_one(true, tc_swiglu_kernel<M, true, kW>, grid, 32 * kW, st, op, act, x, W,
-                              in, inter)
-                 : launch_one(false, tc_swiglu_kernel<M, false, kW>, grid, 32 * kW, st, op, act, x,
-                              W, in, inter);
+    return skinny_tc::with_slices(tiles, [&](auto slices) {
+      constexpr int S = decltype(slices)::value;
+      const auto grid = static_cast<unsigned>(tiles);
+      return l.pdl ? launch_one(true, tc_swiglu_kernel<M, true, S>, grid, 32 * S, st, op, act, x, W,
+                                in, inter)
+                   : launch_one(false, tc_swiglu_kernel<M, false, S>, grid, 32 * S, st, op, act, x,
+                                W, in, inter);
+    });
   }
   const auto grid = static_cast<unsigned>(skinny::tiles(inter, skinny::kSwigluTileCols<M>));
   return l.pdl ? launch_one(true, skinny_swiglu_kernel<M, VEC, true>, grid, kThreads, st, op, act,

@@ -29,6 +29,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/cuda_dtype.cuh"
 #include "kernels/mma_bf16.cuh"
@@ -50,6 +51,13 @@ constexpr int kSlicesWide = 4, kSlicesNarrow = 16;
 constexpr int64_t kNarrowBelowTiles = 512;
 __host__ __device__ constexpr int slices_for(int64_t tiles) {
   return tiles < kNarrowBelowTiles ? kSlicesNarrow : kSlicesWide;
+}
+
+// Calls f(std::integral_constant<int, S>) with S = slices_for(tiles) (host side).
+template <typename F>
+auto with_slices(int64_t tiles, F&& f) {
+  if (slices_for(tiles) == kSlicesNarrow) return f(std::integral_constant<int, kSlicesNarrow>{});
+  return f(std::integral_constant<int, kSlicesWide>{});
 }
 
 // Shared floats of a CTA's slice sums: (S, M, kTileRows).

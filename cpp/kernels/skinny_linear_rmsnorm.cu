@@ -236,14 +236,9 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
       return out_t == DevDType::kF32 ? run(tc, static_cast<float*>(y))
                                      : run(tc, static_cast<__nv_bfloat16*>(y));
     };
-    if constexpr (V) {
-      if (launch.tensor_cores) {
-        const int64_t tiles = skinny::tiles(out, skinny_tc::kLinearTileCols);
-        if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow)
-          return typed(std::integral_constant<int, skinny_tc::kSlicesNarrow>{});
-        return typed(std::integral_constant<int, skinny_tc::kSlicesWide>{});
-      }
-    }
+    if constexpr (V)
+      if (launch.tensor_cores)
+        return skinny_tc::with_slices(skinny::tiles(out, skinny_tc::kLinearTileCols), typed);
     return typed(std::integral_constant<int, 0>{});
   });
 }
@@ -279,14 +274,9 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
         k<<<grid, kThreads, bytes, st>>>(a, x, norm_w, eps, ws, in, inter);
       return cuda_launch_status(op);
     };
-    if constexpr (V) {
-      if (launch.tensor_cores) {
-        const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
-        if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow)
-          return run(std::integral_constant<int, skinny_tc::kSlicesNarrow>{});
-        return run(std::integral_constant<int, skinny_tc::kSlicesWide>{});
-      }
-    }
+    if constexpr (V)
+      if (launch.tensor_cores)
+        return skinny_tc::with_slices(skinny::tiles(inter, skinny_tc::kSwigluTileCols), run);
     return run(std::integral_constant<int, 0>{});
   });
 }
