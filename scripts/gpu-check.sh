@@ -123,5 +123,7 @@ note "benchmark JSON:"
 for f in "$out"/bench-*.log; do
   [ -f "$f" ] && { tail -n 1 "$f" | grep '^{' | tee -a "$summary"; }
 done
+note "verdict (scripts/gpu-verdict.mjs: failed tests; candidate and tensor-core kernels beside the default):"
+node scripts/gpu-verdict.mjs "$out" 2>&1 | tee -a "$summary"
 note "gpu-check finished with status $status"
 exit $status

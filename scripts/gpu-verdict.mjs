@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// The end of a scripts/gpu-check.sh run, read for a decision: which tests failed (C++, memcheck,
+// vitest), and the kernels that had not run on a GPU before (candidateKernels, tensorCoreLinears)
+// beside the default ones in the decode, engine and decode-kernels benchmarks. A variant is
+// worth making the default when every test passed and its figures beat the default's; this
+// prints the figures and those two facts, not the decision.
+//
+//   node scripts/gpu-verdict.mjs OUT_DIR
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** The last JSON line of a benchmark log, or null. */
+function lastJson(text) {
+  const lines = (text ?? '').split('\n').filter((l) => l.startsWith('{'));
+  if (lines.length === 0) return null;
+  try {
+    return JSON.parse(lines[lines.length - 1]);
+  } catch {
+    return null;
+  }
+}
+
+/** Failed test names of a C++ test log ("[ FAIL ] name (...)"), and its summary line. */
+function cppFailures(text) {
+  const failed = [...(text ?? '').matchAll(/^\[ FAIL \] (\S+)/gm)].map((m) => m[1]);
+  const summary = (text ?? '').match(/^\d+ passed, \d+ failed, \d+ skipped$/m)?.[0] ?? null;
+  return { failed, summary };
+}
+
+/** vitest's failed files and its "Tests" line. */
+function vitestFailures(text) {
+  const esc = String.fromCharCode(27); // colour codes: ESC [ ... m
+  const clean = (text ?? '').replace(new RegExp(`${esc}\\[[0-9;]*m`, 'g'), '');
+  const failed = [...clean.matchAll(/^\s*FAIL\s+(\S+.*)$/gm)].map((m) => m[1].trim());
+  const summary = clean.match(/^\s*Tests\s+(.*)$/m)?.[1]?.trim() ?? null;
+  return { failed: [...new Set(failed)], summary };
+}
+
+const fmt = (v) => (v === undefined || v === null ? '-' : String(v));
+
+/**
+ * The verdict text for a gpu-check output, given its logs by file name (e.g. 'cpp-tests.log').
+ * @param {Record<string, string>} logs
+ */
+export function verdict(logs) {
+  const out = [];
+  for (const name of ['cpp-tests', 'cpp-tests-memcheck']) {
+    if (!(`${name}.log` in logs)) continue;
+    const { failed, summary } = cppFailures(logs[`${name}.log`]);
+    out.push(`${name}: ${summary ?? 'no summary line (crashed or cut off?)'}`);
+    for (const f of failed) out.push(`  FAILED ${f}`);
+  }
+  if ('vitest-cuda.log' in logs) {
+    const { failed, summary } = vitestFailures(logs['vitest-cuda.log']);
+    out.push(`vitest-cuda: ${summary ?? 'no summary line'}`);
+    for (const f of failed) out.push(`  FAILED ${f}`);
+  }
+  const decode = lastJson(logs['bench-decode.log']);
+  if (decode && !decode.skipped) {
+    out.push('decode (tok/s at batch 1, 8-vs-1 step ratio, device ms a step at 1 and 8):');
+    for (const [label, sfx] of [
+      ['default', ''],
+      ['candidate', '_candidate'],
+      ['tensor-core linears', '_tc'],
+      ['generic', '_generic'],
+    ]) {
+      const tok = decode[`tok_s_b1${sfx}`];
+      if (tok === undefined) continue;
+      const vsDefault = sfx && tok && decode.tok_s_b1 ? ` (${(tok / decode.tok_s_b1).toFixed(3)}x default)` : '';
+      out.push(
+        `  ${label}: ${fmt(tok)} tok/s${vsDefault}, ratio_8_vs_1 ${fmt(decode[`ratio_8_vs_1${sfx}`])}, ` +
+          `device_ms ${fmt(decode[`device_ms_b1${sfx}`])} / ${fmt(decode[`device_ms_8${sfx}`])}`,
+      );
+    }
+    out.push(
+      `  fraction_of_hbm_bound_b1 ${fmt(decode.fraction_of_hbm_bound_b1)}, graphs vs eager ${fmt(decode.tok_s_b1)} vs ${fmt(decode.tok_s_b1_no_graphs)} tok/s`,
+    );
+  }
+  const engine = lastJson(logs['bench-engine.log']);
+  if (engine && !engine.skipped) {
+    out.push('engine (parallel tok/s, speedup parallel vs AR):');
+    for (const [label, sfx] of [
+      ['default', ''],
+      ['candidate', '_candidate'],
+      ['tensor-core linears', '_tc'],
+      ['generic', '_generic'],
+    ]) {
+      if (engine[`tps_parallel${sfx}`] === undefined) continue;
+      out.push(`  ${label}: ${fmt(engine[`tps_parallel${sfx}`])} tok/s, speedup ${fmt(engine[`speedup_parallel_vs_ar${sfx}`])}`);
+    }
+  }
+  for (const [label, file] of [
+    ['default', 'bench-decode-kernels.log'],
+    ['candidate', 'bench-decode-kernels-candidate.log'],
+    ['tensor-core linears', 'bench-decode-kernels-tc.log'],
+  ]) {
+    const k = lastJson(logs[file]);
+    if (!k || k.skipped) continue;
+    out.push(
+      `kernels (${label}): ${fmt(k.kernel_us_per_step_b1)} / ${fmt(k.kernel_us_per_step_b8)} us a step at 1 / 8, ` +
+        `${fmt(k.launches_per_step_b1)} launches, DRAM ${fmt(k.dram_gbps_b1)} GB/s at 1`,
+    );
+  }
+  return out.join('\n');
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const dir = process.argv[2];
+  if (!dir || !existsSync(dir)) {
+    console.error('usage: node scripts/gpu-verdict.mjs OUT_DIR (a scripts/gpu-check.sh output)');
+    process.exit(2);
+  }
+  const names = [
+    'cpp-tests.log',
+    'cpp-tests-memcheck.log',
+    'vitest-cuda.log',
+    'bench-decode.log',
+    'bench-engine.log',
+    'bench-decode-kernels.log',
+    'bench-decode-kernels-candidate.log',
+    'bench-decode-kernels-tc.log',
+  ];
+  const logs = {};
+  for (const n of names) if (existsSync(join(dir, n))) logs[n] = readFileSync(join(dir, n), 'utf8');
+  console.log(verdict(logs));
+}
