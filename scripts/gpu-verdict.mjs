@@ -37,6 +37,14 @@ function vitestFailures(text) {
   return { failed: [...new Set(failed)], summary };
 }
 
+// The kernel variants the benchmarks print, by the suffix of their JSON keys.
+const VARIANTS = [
+  ['default', ''],
+  ['candidate', '_candidate'],
+  ['tensor-core linears', '_tc'],
+  ['generic', '_generic'],
+];
+
 const fmt = (v) => (v === undefined || v === null ? '-' : String(v));
 
 /**
@@ -59,12 +67,7 @@ export function verdict(logs) {
   const decode = lastJson(logs['bench-decode.log']);
   if (decode && !decode.skipped) {
     out.push('decode (tok/s at batch 1, 8-vs-1 step ratio, device ms a step at 1 and 8):');
-    for (const [label, sfx] of [
-      ['default', ''],
-      ['candidate', '_candidate'],
-      ['tensor-core linears', '_tc'],
-      ['generic', '_generic'],
-    ]) {
+    for (const [label, sfx] of VARIANTS) {
       const tok = decode[`tok_s_b1${sfx}`];
       if (tok === undefined) continue;
       const vsDefault = sfx && tok && decode.tok_s_b1 ? ` (${(tok / decode.tok_s_b1).toFixed(3)}x default)` : '';
@@ -80,12 +83,7 @@ export function verdict(logs) {
   const engine = lastJson(logs['bench-engine.log']);
   if (engine && !engine.skipped) {
     out.push('engine (parallel tok/s, speedup parallel vs AR):');
-    for (const [label, sfx] of [
-      ['default', ''],
-      ['candidate', '_candidate'],
-      ['tensor-core linears', '_tc'],
-      ['generic', '_generic'],
-    ]) {
+    for (const [label, sfx] of VARIANTS) {
       if (engine[`tps_parallel${sfx}`] === undefined) continue;
       out.push(`  ${label}: ${fmt(engine[`tps_parallel${sfx}`])} tok/s, speedup ${fmt(engine[`speedup_parallel_vs_ar${sfx}`])}`);
     }

@@ -84,21 +84,21 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, const 
     float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (int64_t t0 = slice; t0 < steps; t0 += S * kUnroll) {
       uint4 wv[kUnroll], xv[kUnroll];
+      bool ok[kUnroll];
       // Every lane loads (past the end: the last chunk again) and zeroes what it must not use:
       // loads under branches kept ptxas from having them all in flight at once.
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t ch = (t0 + u * S) * 4 + q;
-        const bool ok = ch < chunks;
-        const int64_t at = ok ? ch : chunks - 1;
+        ok[u] = ch < chunks;
+        const int64_t at = ok[u] ? ch : chunks - 1;
         wv[u] = skinny::load_stream(pw + at);
         xv[u] = skinny::x_chunk<SX>(px, 0, 0, at);
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        const bool ok = (t0 + u * S) * 4 + q < chunks;
-        if (!ok) wv[u] = zero;
-        if (!ok || !has_x) xv[u] = zero;
+        if (!ok[u]) wv[u] = zero;
+        if (!ok[u] || !has_x) xv[u] = zero;
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
