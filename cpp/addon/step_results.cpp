@@ -44,7 +44,7 @@ Status step_sample(const CpuContext& cpu, const StepLogits& l, const int32_t* lo
 #if defined(NPR_WITH_CUDA)
   if (l.device)
     return sample_rows_cuda(*l.device, results->data(), l.data, rows.data(), n, l.vocab, params,
-                            logit_rows, l.rows, l.candidate);
+                            logit_rows, l.rows);
 #endif
   for (int64_t r = 0; r < n; ++r) rows[r].logits = l.data + logit_rows[r] * l.vocab;
   return sample_rows(cpu, results->data(), rows.data(), n, l.vocab, params);

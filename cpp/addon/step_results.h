@@ -20,7 +20,6 @@ struct StepLogits {
   const float* data = nullptr;  // (rows, vocab) fp32
   int64_t rows = 0, vocab = 0;
   CudaContext* device = nullptr;  // where data lives; null: host memory
-  bool candidate = false;         // the device's candidate kernels (sampler_plain_cuda.h)
 };
 
 // out (n) <- log_softmax(row)[token] per query.

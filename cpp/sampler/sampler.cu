@@ -292,11 +292,11 @@ Status check_device_sample_rows(const SampleRow* rows, int64_t n_rows, int64_t v
 Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* logits,
                         const SampleRow* rows, int64_t n_rows, int64_t vocab,
                         const SamplingParams& params, const int32_t* logit_rows,
-                        int64_t logit_rows_total, bool candidate) {
+                        int64_t logit_rows_total, DeviceSamplerKernel kernel) {
   NPR_TRY(check_sampling_params(params));
   NPR_TRY(check_device_sample_rows(rows, n_rows, vocab, logit_rows, logit_rows_total));
   if (n_rows <= 0) return Status::ok();
-  if (candidate && plain_sampling(params, vocab))
+  if (kernel == DeviceSamplerKernel::kAuto && plain_sampling(params, vocab))
     return sample_rows_plain_cuda(ctx, results, logits, rows, n_rows, vocab, params, logit_rows);
   std::vector<RowMeta> meta(static_cast<size_t>(n_rows));
   std::vector<int32_t> pen;

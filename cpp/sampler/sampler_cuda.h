@@ -21,12 +21,15 @@ namespace npr {
 // results (n_rows); logits (logit_rows_total, vocab) fp32 on the device; rows on the host (their
 // logits pointers are ignored: row r reads logits + logit_rows[r] * vocab, or logits + r * vocab
 // when logit_rows is null). Same refusals as sample_rows, and a logit row out of range.
-// candidate: the plain case (no truncation) on many blocks (sampler_plain_cuda.h), not yet
-// run on a GPU; other params take the one-block kernel either way.
+// kernel: kAuto takes the many-block kernels (sampler_plain_cuda.h) for the plain case (no
+// truncation), the one-block kernel otherwise; kOneBlock takes the one-block kernel for every
+// case (the many-block kernels' second reference in the tests, beside the CPU sampler).
+enum class DeviceSamplerKernel { kAuto, kOneBlock };
 Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* logits,
                         const SampleRow* rows, int64_t n_rows, int64_t vocab,
                         const SamplingParams& params, const int32_t* logit_rows = nullptr,
-                        int64_t logit_rows_total = 0, bool candidate = false);
+                        int64_t logit_rows_total = 0,
+                        DeviceSamplerKernel kernel = DeviceSamplerKernel::kAuto);
 
 // The rows' refusals (penalty > 0 and its tokens in the vocabulary, logit rows in range).
 Status check_device_sample_rows(const SampleRow* rows, int64_t n_rows, int64_t vocab,

@@ -1,5 +1,6 @@
-// The many-block plain sampler (sampler_plain_cuda.h, sample_rows_cuda(..., candidate = true))
-// against the CPU sampler: the same tokens and logprobs for temperatures below, at and above 1,
+// The many-block plain sampler (sampler_plain_cuda.h, what sample_rows_cuda takes for plain
+// params) and the one-block kernel (DeviceSamplerKernel::kOneBlock) against the CPU sampler: the
+// same tokens and logprobs for temperatures below, at and above 1,
 // the step-local penalty with repeats, masked tokens, vocabularies from 1 token to Qwen3's,
 // rows read through a logit-row map; truncating params still take the one-block kernel; the
 // same refusals.
@@ -53,21 +54,25 @@ TEST(cuda_plain_sampler_draws_the_cpu_tokens) {
                               static_cast<int32_t>(pen.size()), penalty};
         std::vector<SampleResult> want(map.size()), got(map.size());
         CHECK_OK(sample_rows(CpuContext{}, want.data(), rows.data(), R, vocab, p));
-        CHECK_OK(sample_rows_cuda(ctx, got.data(), dl.as<float>(), rows.data(), R, vocab, p,
-                                  map.data(), logit_rows, true));
-        for (int64_t r = 0; r < R; ++r) {
-          const std::string what = "vocab " + std::to_string(vocab) + " T " +
-                                   std::to_string(temperature) + " penalty " +
-                                   std::to_string(penalty) + " row " + std::to_string(r);
-          CHECK_MSG(got[r].token == want[r].token, what + ": token " +
-                                                       std::to_string(got[r].token) + " vs " +
-                                                       std::to_string(want[r].token));
-          CHECK_MSG(std::fabs(got[r].logprob - want[r].logprob) < 1e-5f &&
-                        std::fabs(got[r].logprob_sampling - want[r].logprob_sampling) < 1e-5f,
-                    what + ": logprobs " + std::to_string(got[r].logprob) + " / " +
-                        std::to_string(got[r].logprob_sampling) + " vs " +
-                        std::to_string(want[r].logprob) + " / " +
-                        std::to_string(want[r].logprob_sampling));
+        for (auto kernel : {DeviceSamplerKernel::kAuto, DeviceSamplerKernel::kOneBlock}) {
+          for (SampleResult& g : got) g.token = -1;  // poisoned: a row left unwritten fails
+          CHECK_OK(sample_rows_cuda(ctx, got.data(), dl.as<float>(), rows.data(), R, vocab, p,
+                                    map.data(), logit_rows, kernel));
+          for (int64_t r = 0; r < R; ++r) {
+            const std::string what =
+                std::string(kernel == DeviceSamplerKernel::kAuto ? "many-block" : "one-block") +
+                " vocab " + std::to_string(vocab) + " T " + std::to_string(temperature) +
+                " penalty " + std::to_string(penalty) + " row " + std::to_string(r);
+            CHECK_MSG(got[r].token == want[r].token, what + ": token " +
+                                                         std::to_string(got[r].token) + " vs " +
+                                                         std::to_string(want[r].token));
+            CHECK_MSG(std::fabs(got[r].logprob - want[r].logprob) < 1e-5f &&
+                          std::fabs(got[r].logprob_sampling - want[r].logprob_sampling) < 1e-5f,
+                      what + ": logprobs " + std::to_string(got[r].logprob) + " / " +
+                          std::to_string(got[r].logprob_sampling) + " vs " +
+                          std::to_string(want[r].logprob) + " / " +
+                          std::to_string(want[r].logprob_sampling));
+          }
         }
         ++cases;
       }
@@ -88,8 +93,8 @@ TEST(cuda_plain_sampler_draws_many_seeds_like_the_cpu) {
   const SamplingParams p{1.0f, 0, 1.0f, 0.0f, 5};
   std::vector<SampleResult> want(static_cast<size_t>(R)), got(static_cast<size_t>(R));
   CHECK_OK(sample_rows(CpuContext{}, want.data(), rows.data(), R, vocab, p));
-  CHECK_OK(sample_rows_cuda(ctx, got.data(), dl.as<float>(), rows.data(), R, vocab, p, map.data(),
-                            1, true));
+  CHECK_OK(
+      sample_rows_cuda(ctx, got.data(), dl.as<float>(), rows.data(), R, vocab, p, map.data(), 1));
   int same = 0, second_chunk = 0;
   for (int64_t r = 0; r < R; ++r) {
     same += got[r].token == want[r].token;
@@ -112,8 +117,7 @@ TEST(cuda_plain_sampler_refuses_like_the_cpu) {
     SampleResult want, got;
     const SamplingParams p{1.0f, 0, 1.0f, 0.0f, 1};
     const Status sc = sample_rows(CpuContext{}, &want, &row, 1, 6000, p);
-    const Status sg =
-        sample_rows_cuda(ctx, &got, dl.as<float>(), &row, 1, 6000, p, nullptr, 0, true);
+    const Status sg = sample_rows_cuda(ctx, &got, dl.as<float>(), &row, 1, 6000, p);
     CHECK_MSG(!sc.is_ok() && sg.code() == sc.code(),
               "cpu: " + sc.to_string() + " / cuda: " + sg.to_string());
   }
