@@ -7,6 +7,9 @@
  */
 import type { NativeKv } from '../ts/bindings/native.js';
 
+/** Seconds the last timedDecodeStep spent in `await kv.decode` alone (the rest of its time is the copy or sampling). */
+export const lastSplit = { decodeS: 0 };
+
 /** Seconds the decode call and the copy or sampling took (the KV append before it is not timed). */
 export async function timedDecodeStep(
   kv: NativeKv,
@@ -30,6 +33,7 @@ export async function timedDecodeStep(
     },
     logits,
   );
+  lastSplit.decodeS = (performance.now() - t0) / 1000;
   if (!logits) {
     const rows = Int32Array.from({ length: S }, (_, i) => i);
     const out = { tokens: new Int32Array(S), logprob: new Float32Array(S), logprobSampling: new Float32Array(S) };

@@ -10,9 +10,11 @@
  *     projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
  *     attention), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
- *   - the candidate kernels (`candidateKernels`: not yet run on a GPU), batch 1 and 8 branches,
- *     keys suffixed `_candidate`, and the same for the skinny linear layers on tensor cores
- *     (`tensorCoreLinears`, not yet run either), keys suffixed `_tc`;
+ *   - the decode options off by default, each at batch 1 and 8 branches: the layer's kernels as
+ *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`), the
+ *     staged and the fused attention merge (`attentionMerge`, `_staged`, `_fused`), the skinny
+ *     linear layers on tensor cores (`tensorCoreLinears`, `_tc`), and tensor cores with the
+ *     fused merge (`_tc_fused`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling;
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
@@ -29,7 +31,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKv, NativeQwen3 } from '../ts/bindings/native.js';
-import { timedDecodeStep } from './_decode-step.js';
+import { lastSplit, timedDecodeStep } from './_decode-step.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -57,6 +59,7 @@ interface Run {
   profile?: boolean;
   candidate?: boolean;
   tensorCores?: boolean;
+  merge?: 'serial' | 'staged' | 'fused';
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -65,8 +68,8 @@ async function stepTime(
   branches: number,
   cascade: boolean,
   run: Run,
-): Promise<{ t: number; kv: NativeKv; deviceMs: number }> {
-  const { graphs, fast, profile, candidate, tensorCores } = run;
+): Promise<{ t: number; kv: NativeKv; deviceMs: number; decodeT: number }> {
+  const { graphs, fast, profile, candidate, tensorCores, merge } = run;
   const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
   const kv = new addon.NativeKv(model, {
     numBlocks,
@@ -75,6 +78,7 @@ async function stepTime(
     profile: profile ?? false,
     candidateKernels: candidate ?? false,
     tensorCoreLinears: tensorCores ?? false,
+    attentionMerge: merge ?? 'serial',
   });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
@@ -84,6 +88,7 @@ async function stepTime(
   await kv.decode({ seqs: Int32Array.of(root), cuNew: Int32Array.of(0, PREFIX), ids, positions }, new Float32Array(SHAPE.vocab));
   const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
   const times: number[] = [];
+  const decodeTimes: number[] = []; // the `await kv.decode` part of each step
   const before = kv.deviceStats(); // the prefill's profile is not the steps'
   for (const [op, ms] of Object.entries(before.opMs)) opBase.set(op, ms);
   opBaseSteps = before.profiledSteps;
@@ -94,12 +99,15 @@ async function stepTime(
       device = { ms: st.deviceMs, steps: st.deviceTimedSteps };
     }
     const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null);
-    if (step >= 3) times.push(t); // 3 warm-up steps (graph capture)
+    if (step >= 3) {
+      times.push(t); // 3 warm-up steps (graph capture)
+      decodeTimes.push(lastSplit.decodeS);
+    }
   }
   const after = kv.deviceStats();
   // Mean device time of the timed steps' launches (graph replay or eager), without the host.
   const deviceMs = (after.deviceMs - device.ms) / Math.max(1, after.deviceTimedSteps - device.steps);
-  return { t: median(times), kv, deviceMs };
+  return { t: median(times), kv, deviceMs, decodeT: median(decodeTimes) };
 }
 const opBase = new Map<string, number>();
 let opBaseSteps = 0;
@@ -137,18 +145,20 @@ const model = makeModel();
 const rows: Array<Record<string, string | number | null>> = [];
 const times: Record<string, number> = {};
 const deviceTimes: Record<string, number> = {};
+const decodeCallTimes: Record<string, number> = {};
 let stats = { eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '' };
 let copyGbps = 0;
 for (const fast of [true, false]) {
   for (const branches of fast ? [1, 2, 4, 8] : [1, 8]) {
     for (const cascade of [true, false]) {
-      const { t, kv, deviceMs } = await stepTime(model, branches, cascade, { graphs: true, fast });
+      const { t, kv, deviceMs, decodeT } = await stepTime(model, branches, cascade, { graphs: true, fast });
       if (branches === 1 && cascade && fast) {
         stats = kv.deviceStats();
         copyGbps = Math.max(kv.deviceCopyBandwidth(1024), kv.deviceCopyBandwidth(1024));
       }
       times[`${branches}_${cascade}${fast ? '' : '_generic'}`] = t;
       deviceTimes[`${branches}_${cascade}${fast ? '' : '_generic'}`] = deviceMs;
+      decodeCallTimes[`${branches}_${cascade}${fast ? '' : '_generic'}`] = decodeT;
       const kernels = fast ? 'fast' : 'generic';
       rows.push({
         kernels,
@@ -156,16 +166,23 @@ for (const fast of [true, false]) {
         cascade: String(cascade),
         graphs: 'true',
         step_ms: round(t * 1000, 3),
+        decode_ms: round(decodeT * 1000, 3),
         device_ms: round(deviceMs, 3),
         tok_per_s: round(branches / t, 1),
       });
     }
   }
 }
-// Kernels not yet run on a GPU before this run, each at batch 1 and 8 branches: the candidate
-// kernels, and the skinny linear layers on tensor cores.
-const trials: Record<'candidate' | 'tc', Partial<Run>> = { candidate: { candidate: true }, tc: { tensorCores: true } };
-const trial: Record<string, { one: { t: number; deviceMs: number }; eight: { t: number; deviceMs: number } }> = {};
+// The options off by default, each at batch 1 and 8 branches.
+const trials: Record<string, Partial<Run>> = {
+  candidate: { candidate: true },
+  staged: { merge: 'staged' },
+  fused: { merge: 'fused' },
+  tc: { tensorCores: true },
+  tc_fused: { tensorCores: true, merge: 'fused' },
+};
+type Timed = { t: number; deviceMs: number; decodeT: number };
+const trial: Record<string, { one: Timed; eight: Timed }> = {};
 for (const [name, extra] of Object.entries(trials)) {
   const r = {
     one: await stepTime(model, 1, true, { graphs: true, fast: true, ...extra }),
@@ -182,6 +199,7 @@ for (const [name, extra] of Object.entries(trials)) {
       cascade: 'true',
       graphs: 'true',
       step_ms: round(x.t * 1000, 3),
+      decode_ms: round(x.decodeT * 1000, 3),
       device_ms: round(x.deviceMs, 3),
       tok_per_s: round(branches / x.t, 1),
     });
@@ -194,6 +212,7 @@ rows.push({
   cascade: 'true',
   graphs: 'false',
   step_ms: round(eager * 1000, 3),
+  decode_ms: round(eagerRun.decodeT * 1000, 3),
   device_ms: round(eagerRun.deviceMs, 3),
   tok_per_s: round(1 / eager, 1),
 });
@@ -244,6 +263,9 @@ printJson('decode-cuda', {
   device_ms_b1: round(deviceTimes['1_true'] ?? null, 3),
   device_ms_b1_no_graphs: round(eagerRun.deviceMs, 3),
   device_ms_8: round(deviceTimes['8_true'] ?? null, 3),
+  // Wall ms of a step's `await kv.decode` alone (step_ms less the sampling call).
+  decode_call_ms_b1: round((decodeCallTimes['1_true'] ?? Number.NaN) * 1000, 3),
+  decode_call_ms_8: round((decodeCallTimes['8_true'] ?? Number.NaN) * 1000, 3),
   copy_gbps: round(copyGbps, 0),
   bandwidth_bound_ms_b1: bound === null ? null : round(bound * 1000, 3),
   fraction_of_hbm_bound_b1: bound === null ? null : round(bound / one),
@@ -261,6 +283,7 @@ printJson('decode-cuda', {
       [`ratio_8_vs_1_${name}`, round(r.eight.t / r.one.t)],
       [`device_ms_b1_${name}`, round(r.one.deviceMs, 3)],
       [`device_ms_8_${name}`, round(r.eight.deviceMs, 3)],
+      [`decode_call_ms_b1_${name}`, round(r.one.decodeT * 1000, 3)],
     ]),
   ),
   hf_tok_s_b1_eager: hf?.eager_tok_s ?? null,

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode-kernels [--generic] [--candidate] [--tc]`: every kernel of a CUDA decode step with its own device time,
+ * `npm run bench -- decode-kernels [--generic] [--candidate] [--tc] [--merge serial|staged|fused]`: every kernel of a CUDA decode step with its own device time,
  * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
  * prefix), for 1 and for 8 branches: launches, microseconds and DRAM read bandwidth a step per
  * kernel, and their sums.
@@ -21,7 +21,9 @@ import { seedNativeModel } from './_weights.js';
 const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
 const PREFIX = 1024;
 
-async function workload(branches: number, steps: number, fast: boolean, candidate: boolean, tc: boolean): Promise<void> {
+type Merge = 'serial' | 'staged' | 'fused';
+
+async function workload(branches: number, steps: number, fast: boolean, candidate: boolean, tc: boolean, merge: Merge): Promise<void> {
   const addon = native();
   const model = seedNativeModel(
     new addon.NativeQwen3({ ...SHAPE, ropeTheta: 1e6, tied: true }, { backend: 'cuda', precision: 'bf16' }),
@@ -33,6 +35,7 @@ async function workload(branches: number, steps: number, fast: boolean, candidat
     fastKernels: fast,
     candidateKernels: candidate,
     tensorCoreLinears: tc,
+    attentionMerge: merge,
   });
   const root = kv.createSequence(kv.openRequest(1 << 20));
   kv.append(root, PREFIX, false);
@@ -108,8 +111,10 @@ const steps = Number(argValue('steps') ?? 2);
 const fast = !argFlag('generic');
 const candidate = argFlag('candidate');
 const tc = argFlag('tc'); // the skinny linear layers on tensor cores
+const merge = (argValue('merge') ?? 'serial') as Merge; // the attention merge (attentionMerge)
+if (!['serial', 'staged', 'fused'].includes(merge)) throw new RangeError(`--merge must be serial, staged or fused (got '${merge}')`);
 if (argFlag('workload')) {
-  await workload(Number(argValue('branches') ?? 1), steps, fast, candidate, tc);
+  await workload(Number(argValue('branches') ?? 1), steps, fast, candidate, tc, merge);
 } else {
   const addon = native();
   const ncu = addon.backends().cuda.devices > 0 ? findNcu() : null;
@@ -149,6 +154,8 @@ if (argFlag('workload')) {
         ...(fast ? [] : ['--generic']),
         ...(candidate ? ['--candidate'] : []),
         ...(tc ? ['--tc'] : []),
+        '--merge',
+        merge,
       ],
       { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 },
     );
@@ -195,5 +202,5 @@ if (argFlag('workload')) {
     `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}, ${fast ? 'decode-specialised' : 'generic'} kernels; ncu gpu__time_duration and dram__bytes_read a kernel, ` +
       `summed over ${steps} eager steps (decode + device sampling) and divided by ${steps}; ncu: ${existsSync(ncu) ? ncu : 'on PATH'}`,
   );
-  printJson('decode-kernels', { fast, candidate, tc, steps, ...figures });
+  printJson('decode-kernels', { fast, candidate, tc, merge, steps, ...figures });
 }

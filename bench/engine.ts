@@ -12,9 +12,10 @@
  *
  * `--backend cuda`: the same scripts on the Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
- * the default decode-specialised kernels, once with the generic ones (`_generic` keys) and once
- * with the candidate kernels not yet run on a GPU before (`_candidate` keys), and with the skinny
- * linear layers on tensor cores (`tensorCoreLinears`, not yet run either: `_tc` keys).
+ * the default decode-specialised kernels, once with the generic ones (`_generic` keys), and once
+ * with each decode option off by default: programmatic dependent launches (`candidateKernels`,
+ * `_candidate`), the fused attention merge (`_fused`), the skinny linear layers on tensor cores
+ * (`_tc`), and both of the last two (`_tc_fused`).
  */
 
 import { native } from '../ts/bindings/loader.js';
@@ -95,7 +96,7 @@ function parallelScript(p: number): Record<string, number[]> {
   return out;
 }
 
-type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears'>;
+type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge'>;
 
 async function timeMode(
   mode: 'ar' | 'parallel',
@@ -195,9 +196,18 @@ async function measure(kvOptions: KvOptions, label: string) {
 }
 
 const main = await measure({}, cuda ? 'fast (default)' : 'cpu');
-const generic = cuda ? await measure({ fastKernels: false }, 'generic') : null;
-const candidate = cuda ? await measure({ candidateKernels: true }, 'candidate') : null;
-const tc = cuda ? await measure({ tensorCoreLinears: true }, 'tensor-core linears') : null;
+// CUDA: the generic ops, and the decode options off by default (bench/decode-cuda.ts's trials).
+const variants: Record<string, KvOptions> = cuda
+  ? {
+      generic: { fastKernels: false },
+      candidate: { candidateKernels: true },
+      fused: { attentionMerge: 'fused' },
+      tc: { tensorCoreLinears: true },
+      tc_fused: { tensorCoreLinears: true, attentionMerge: 'fused' },
+    }
+  : {};
+const others: Record<string, Awaited<ReturnType<typeof measure>>> = {};
+for (const [name, options] of Object.entries(variants)) others[name] = await measure(options, name);
 const { tokens, arMs, parMs, tpsAr, tpsPar, speedup, branchesPerFork, forks, stepLens, ar, par, forkPhaseSpeedup } = main;
 console.log(
   `\nscripted choices on a random-weight Qwen3 (${cuda ? 'Qwen3-0.6B shape, bf16, CUDA' : 'hidden 384, 6 layers, f32'}, vocab ${VOCAB}) through the real decode path; ` +
@@ -227,26 +237,12 @@ printJson('engine', {
   decode_ms_per_call_ar: round(ar.decodeMs / ar.steps.length, 3),
   ms_per_call_parallel: round(median(parMs) / par.steps.length, 3),
   decode_ms_per_call_parallel: round(par.decodeMs / par.steps.length, 3),
-  ...(generic
-    ? {
-        tps_ar_generic: round(generic.tpsAr, 1),
-        tps_parallel_generic: round(generic.tpsPar, 1),
-        speedup_parallel_vs_ar_generic: round(generic.speedup),
-        speedup_inside_forks_generic: round(generic.forkPhaseSpeedup),
-      }
-    : {}),
-  ...(candidate
-    ? {
-        tps_ar_candidate: round(candidate.tpsAr, 1),
-        tps_parallel_candidate: round(candidate.tpsPar, 1),
-        speedup_parallel_vs_ar_candidate: round(candidate.speedup),
-      }
-    : {}),
-  ...(tc
-    ? {
-        tps_ar_tc: round(tc.tpsAr, 1),
-        tps_parallel_tc: round(tc.tpsPar, 1),
-        speedup_parallel_vs_ar_tc: round(tc.speedup),
-      }
-    : {}),
+  ...Object.fromEntries(
+    Object.entries(others).flatMap(([name, r]) => [
+      [`tps_ar_${name}`, round(r.tpsAr, 1)],
+      [`tps_parallel_${name}`, round(r.tpsPar, 1)],
+      [`speedup_parallel_vs_ar_${name}`, round(r.speedup)],
+      [`speedup_inside_forks_${name}`, round(r.forkPhaseSpeedup)],
+    ]),
+  ),
 });

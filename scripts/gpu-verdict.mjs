@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The end of a scripts/gpu-check.sh run, read for a decision: which tests failed (C++, memcheck,
-// vitest), and the kernels that had not run on a GPU before (candidateKernels, tensorCoreLinears)
-// beside the default ones in the decode, engine and decode-kernels benchmarks. A variant is
+// vitest), and the decode options off by default (candidateKernels, attentionMerge,
+// tensorCoreLinears) beside the default ones in the decode, engine and decode-kernels benchmarks. A variant is
 // worth making the default when every test passed and its figures beat the default's; this
 // prints the figures and those two facts, not the decision.
 //
@@ -41,7 +41,10 @@ function vitestFailures(text) {
 const VARIANTS = [
   ['default', ''],
   ['candidate', '_candidate'],
+  ['staged merge', '_staged'],
+  ['fused merge', '_fused'],
   ['tensor-core linears', '_tc'],
+  ['tensor cores + fused merge', '_tc_fused'],
   ['generic', '_generic'],
 ];
 
@@ -91,6 +94,7 @@ export function verdict(logs) {
   for (const [label, file] of [
     ['default', 'bench-decode-kernels.log'],
     ['candidate', 'bench-decode-kernels-candidate.log'],
+    ['fused merge', 'bench-decode-kernels-fused.log'],
     ['tensor-core linears', 'bench-decode-kernels-tc.log'],
   ]) {
     const k = lastJson(logs[file]);
@@ -117,6 +121,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     'bench-engine.log',
     'bench-decode-kernels.log',
     'bench-decode-kernels-candidate.log',
+    'bench-decode-kernels-fused.log',
     'bench-decode-kernels-tc.log',
   ];
   const logs = {};

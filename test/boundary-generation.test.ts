@@ -37,6 +37,11 @@ describe('NativeKv boundary', () => {
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, blockTokens: -1 }), /options\.blockTokens/);
     for (const key of ['graphs', 'fastKernels', 'profile', 'candidateKernels'])
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));
+    named(
+      () => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionMerge: 'merged' as never }),
+      /options\.attentionMerge must be 'serial' \| 'staged' \| 'fused' \(got 'merged'\)/,
+    );
+    named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionMerge: 2 as never }), /options\.attentionMerge must be/);
   });
 
   it('reports empty device stats on the CPU', () => {

@@ -109,16 +109,16 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
     expect(engine.kv.deviceStats().graphError).toBe('');
   });
 
-  it('the candidate kernels sample the rollouts the default kernels sample (the native sampler on the device)', async () => {
+  it('the PDL launches and the fused attention merge sample the rollouts the default kernels sample (the native sampler on the device)', async () => {
     const model = onCuda(scriptedModel(), 'bf16');
-    const run = async (candidateKernels: boolean): Promise<Rollout[]> => {
+    const run = async (candidate: boolean): Promise<Rollout[]> => {
       const engine = new Engine({
         model: model.nativeHandle,
         vocab: VOCAB,
         codec,
         kvBlocks: 256,
         blockTokens: 4,
-        kvOptions: { candidateKernels },
+        kvOptions: candidate ? { candidateKernels: true, attentionMerge: 'fused' } : {},
       });
       const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
       expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);

@@ -3,12 +3,14 @@
 // (CPU memory, or device memory for a CUDA model, in its precision) and so does the step.
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
 //                         graphs? = true, fastKernels? = true, profile? = false,
-//                         candidateKernels? = false, tensorCoreLinears? = false })
+//                         candidateKernels? = false, tensorCoreLinears? = false,
+//                         attentionMerge? = 'serial' })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
-//   candidateKernels: kernels not yet run on a GPU, for a GPU session to test and time;
-//   tensorCoreLinears: the decode's skinny linear layers on tensor cores, not yet run either)
+//   candidateKernels: the decode layer's kernels as programmatic dependent launches;
+//   tensorCoreLinears: the decode's skinny linear layers on tensor cores; attentionMerge:
+//   'serial' | 'staged' | 'fused', how the decode attention merges its split-KV states)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
@@ -124,6 +126,8 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool profile = bool_field(o, fn, "profile", false);
     const bool candidate = bool_field(o, fn, "candidateKernels", false);
     const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", false);
+    const std::string merge =
+        enum_field(o, fn, "attentionMerge", {"serial", "staged", "fused"}, "serial");
     Status st;
     if (model_.cuda) {
 #if defined(NPR_WITH_CUDA)
@@ -136,6 +140,9 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->profile = profile;
         decoder_->candidate_kernels = candidate;
         decoder_->skinny_tensor_cores = tensor_cores;
+        decoder_->attention_merge = merge == "fused"    ? DecodeMerge::kFused
+                                    : merge == "staged" ? DecodeMerge::kStaged
+                                                        : DecodeMerge::kSerial;
       }
 #endif
     } else {
@@ -439,7 +446,6 @@ StepLogits KvHandle::step_logits(Napi::Env env, const char* fn) {
   if (decoder_) {
     l.data = decoder_->device_logits();
     l.device = &model_.cuda->context();
-    l.candidate = decoder_->candidate_kernels;
     return l;
   }
 #endif

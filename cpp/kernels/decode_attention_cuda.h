@@ -78,6 +78,9 @@ class DeviceDecodePlan {
   int32_t *items = nullptr, *q_order = nullptr, *merge_ptr = nullptr, *merge_rows = nullptr;
   int32_t* indices = nullptr;
   float *part_m = nullptr, *part_l = nullptr, *part_acc = nullptr;  // (P, heads), (P, heads, D)
+  // (queries, heads) the fused merge's arrival counters (it uses queries x kv_heads of them):
+  // zeroed when the buffer is (re)made, and left at zero by every fused launch.
+  int32_t* arrivals = nullptr;
 
  private:
   DeviceBuffer buf_;
@@ -93,14 +96,15 @@ class DeviceDecodePlan {
 // the tensor-core kernel where it applies and the SIMT one elsewhere.
 enum class DecodeAttnKernel { kAuto, kSimt, kMma };
 bool decode_attention_mma_applies(DevDType t, int64_t head_dim, int64_t max_rows);
-// How each query's partial states are merged: one partial at a time (kSerial), or with the
-// partials' loads issued together through shared memory (kStaged, decode_merge_staged.cuh):
-// the same bits either way. kStaged has not yet run on a GPU; the decoder takes it only when
-// asked (Qwen3CudaDecoder::candidate_kernels).
-enum class DecodeMerge { kSerial, kStaged };
+// How each query's partial states are merged: one partial at a time (kSerial), with the
+// partials' loads issued together through shared memory (kStaged, decode_merge_staged.cuh), or
+// kStaged's code run in the tail of the tensor-core attend kernel by the last of a query's items
+// to finish (kFused, decode_attention_mma.cuh; one launch a layer fewer; where the SIMT kernel
+// runs, kFused takes kStaged). The same bits every way. kStaged first ran on an H200 on
+// 2026-11-26 (same bits); kFused has not run on a GPU yet.
+enum class DecodeMerge { kSerial, kStaged, kFused };
 // pdl: the tensor-core attend kernel and then the staged merge as programmatic dependent
-// launches (pdl.cuh) where the device supports them; other kernels launch as usual. Not yet
-// run on a GPU either (candidate_kernels).
+// launches (pdl.cuh) where the device supports them; other kernels launch as usual.
 
 // out (queries, heads, head_dim) type t; lse (queries, heads) fp32 or null; q (queries, heads,
 // head_dim) type t, rotated. `launch_items`: the grid's item count (0: the plan's own count,

@@ -161,8 +161,7 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
       "attention",
       decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale, launch_items,
                             fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
-                            candidate_kernels ? DecodeMerge::kStaged : DecodeMerge::kSerial,
-                            candidate_kernels)));
+                            attention_merge, candidate_kernels)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
   if (fused) {
     NPR_TRY(timed("gate_up_swiglu",

@@ -59,17 +59,20 @@ class Qwen3CudaDecoder {
 
   bool use_graphs = true;
   bool fast_kernels = true;
-  // Kernels that have not yet run on a GPU, for the next GPU session to test and time: the
-  // staged attention merge (decode_merge_staged.cuh), and the layer's chain of kernels (q|k|v,
-  // q/k norm + RoPE + KV write, tensor-core attend, staged merge, o-proj, gate|up, down) as
-  // programmatic dependent launches, each launched while the one before runs, the linear
-  // layers prefetching their weights into L2 meanwhile (pdl.cuh). The same bits either way.
-  // NativeKv also samples the step's logits with the many-block plain sampler under it
-  // (sampler_plain_cuda.h). Off by default.
+  // The layer's chain of kernels (q|k|v, q/k norm + RoPE + KV write, tensor-core attend, merge,
+  // o-proj, gate|up, down) as programmatic dependent launches, each launched while the one
+  // before runs, the linear layers prefetching their weights into L2 meanwhile (pdl.cuh). The
+  // same bits either way. Off by default: on an H200 (2026-11-26, with the staged merge) it
+  // passed every test but was no faster (device ms a step 1.202 vs 1.169 at batch 1, 2.008 vs
+  // 1.973 at 8 branches).
   bool candidate_kernels = false;
+  // How the attention merges each query's split-KV partial states (decode_attention_cuda.h):
+  // the same bits every way.
+  DecodeMerge attention_merge = DecodeMerge::kSerial;
   // The skinny linear layers on tensor cores (skinny_linear_mma.cuh: 8 batch rows cost what 1
-  // does). Other bits than the CUDA-core forms (still batch invariant), so a switch of its own:
-  // candidate_kernels keeps the default's bits. Not yet run on a GPU either; off by default.
+  // does). Other bits than the CUDA-core forms (still batch invariant), so a switch of its own.
+  // H200, 2026-11-26: every test passed; device ms a step 1.286 vs 1.169 at batch 1, 1.732 vs
+  // 1.973 at 8 branches. Off by default.
   bool skinny_tensor_cores = false;
   bool profile = false;
   DecodeWorkOptions work_options;

@@ -65,10 +65,11 @@ struct Diffs {
 
 // Prefix of P tokens, three branches of lens tokens each; decode vs forward.
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
-// attend kernel); candidate: its candidate kernels on top; tensor_cores: its skinny linear layers
-// on tensor cores.
+// attend kernel); candidate: its PDL launches on top; tensor_cores: its skinny linear layers on
+// tensor cores; merge: its attention merge.
 Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int64_t head_dim = 16,
-                   bool candidate = false, bool tensor_cores = false) {
+                   bool candidate = false, bool tensor_cores = false,
+                   DecodeMerge merge = DecodeMerge::kSerial) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = 41;
@@ -105,6 +106,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.fast_kernels = fast;
   dec.candidate_kernels = candidate;
   dec.skinny_tensor_cores = tensor_cores;
+  dec.attention_merge = merge;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t r = kv.open_request(1000);
   int32_t root;
@@ -200,20 +202,32 @@ TEST(cuda_decode_fast_kernels_match_the_training_forward) {
     }
 }
 
-// The candidate kernels (staged attention merge, PDL launches) change no bit of the decode, with
-// the skinny linear layers on CUDA cores or on tensor cores.
+// The PDL launches and the staged and fused attention merges change no bit of the decode (graph
+// replays included: the fused merge's counters must be back at zero for every launch), with the
+// skinny linear layers on CUDA cores or on tensor cores.
 TEST(cuda_decode_candidate_kernels_give_the_same_bits) {
+  struct Variant {
+    const char* name;
+    bool pdl;
+    DecodeMerge merge;
+  };
+  const Variant variants[] = {{"pdl", true, DecodeMerge::kSerial},
+                              {"staged merge", false, DecodeMerge::kStaged},
+                              {"fused merge", false, DecodeMerge::kFused},
+                              {"pdl + fused merge", true, DecodeMerge::kFused}};
   for (bool tc : {false, true})
     for (bool cascade : {false, true})
       for (bool graphs : {false, true})
         for (DevDType t : {DevDType::kF32, DevDType::kBF16}) {
           const int64_t D = t == DevDType::kF32 ? 16 : 64;
           const Diffs f = fork_rollout(t, cascade, graphs, true, D, false, tc);
-          const Diffs c = fork_rollout(t, cascade, graphs, true, D, true, tc);
-          CHECK_MSG(c.max == f.max && c.sum == f.sum && c.logits_vs_cpu == f.logits_vs_cpu,
-                    std::string(dev_dtype_name(t)) + (cascade ? " cascade" : " flat") +
-                        (graphs ? " graphs" : " eager") + (tc ? " tensor cores" : "") +
-                        ": candidate " + std::to_string(c.max) + " vs " + std::to_string(f.max));
+          for (const Variant& v : variants) {
+            const Diffs c = fork_rollout(t, cascade, graphs, true, D, v.pdl, tc, v.merge);
+            CHECK_MSG(c.max == f.max && c.sum == f.sum && c.logits_vs_cpu == f.logits_vs_cpu,
+                      std::string(dev_dtype_name(t)) + (cascade ? " cascade" : " flat") +
+                          (graphs ? " graphs" : " eager") + (tc ? " tensor cores" : "") + ": " +
+                          v.name + " " + std::to_string(c.max) + " vs " + std::to_string(f.max));
+          }
         }
 }
 

@@ -267,16 +267,23 @@ export interface NativeKvOptions {
   fastKernels?: boolean;
   profile?: boolean;
   /**
-   * CUDA, default false: kernels that have not yet run on a GPU: the staged attention merge, the
-   * decode layer's kernels as programmatic dependent launches, the many-block plain sampler.
+   * CUDA, default false: the decode layer's kernels as programmatic dependent launches (each
+   * launched while the one before runs, the linear layers prefetching their weights into L2).
+   * Same bits; on an H200 no faster than the default so far.
    */
   candidateKernels?: boolean;
   /**
    * CUDA, default false: the decode's skinny linear layers on tensor cores (one mma folds 8
    * weight rows against every batch row, so 8 branches cost what 1 does). Other bits than the
-   * default's; not yet run on a GPU.
+   * default's (still batch invariant).
    */
   tensorCoreLinears?: boolean;
+  /**
+   * CUDA, default 'serial': how the decode attention merges each query's split-KV partial
+   * states: one partial at a time, 'staged' (their loads issued together), or 'fused' (the
+   * staged merge in the attend kernel's tail, one launch a layer fewer). Same bits every way.
+   */
+  attentionMerge?: 'serial' | 'staged' | 'fused';
 }
 
 /** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */

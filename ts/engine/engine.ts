@@ -43,8 +43,8 @@ export interface EngineOptions {
   reserve?: ForkReserve;
   /** Shared-prefix attention for branches (default true). */
   cascade?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears). */
-  kvOptions?: Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears'>;
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge). */
+  kvOptions?: Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge'>;
   /** Replace the native sampler (scripted tests and benchmarks); called once per generate call. */
   chooser?: (options: GenerateOptions) => TokenChooser;
 }
