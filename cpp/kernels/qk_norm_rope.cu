@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
+constexpr int kMaxPer = 8;  // head_dim <= 32 x kMaxPer: a lane holds its elements in registers
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -54,6 +55,48 @@ __global__ void __launch_bounds__(kThreads)
   }
   const bool is_q = r < heads;
   const float* w = is_q ? q_norm : k_norm;
+  T* dst = is_q ? q_out + (t * heads + r) * D : k_pages + (slot * kv_heads + (r - heads)) * D;
+  const int half = D / 2;
+  float* y = staged + warp * D;
+  if (D <= 32 * kMaxPer) {
+    // Every load of the row first (its elements, the norm weights, the rotation), so they are in
+    // flight together instead of one round trip after another; the same sums and roundings as
+    // the loop below.
+    float xv[kMaxPer], wv[kMaxPer], cv[kMaxPer / 2], sv[kMaxPer / 2];
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j) {
+      const int e = lane + 32 * j;
+      xv[j] = e < D ? to_f32(src[e]) : 0.0f;
+      wv[j] = e < D ? w[e] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxPer / 2; ++j) {
+      const int i = lane + 32 * j;
+      cv[j] = i < half ? cos[t * half + i] : 0.0f;
+      sv[j] = i < half ? sin[t * half + i] : 0.0f;
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j)
+      if (lane + 32 * j < D) ss += xv[j] * xv[j];
+    ss = warp_sum(ss);
+    const float sc = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j) {
+      const int e = lane + 32 * j;
+      if (e < D) y[e] = to_f32(from_f32<T>(xv[j] * sc * wv[j]));
+    }
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < kMaxPer / 2; ++j) {
+      const int i = lane + 32 * j;
+      if (i >= half) continue;
+      const float a = y[i], b = y[i + half];
+      dst[i] = from_f32<T>(a * cv[j] - b * sv[j]);
+      dst[i + half] = from_f32<T>(b * cv[j] + a * sv[j]);
+    }
+    return;
+  }
   float ss = 0.0f;
   for (int e = lane; e < D; e += 32) {
     const float v = to_f32(src[e]);
@@ -61,11 +104,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   ss = warp_sum(ss);
   const float s = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
-  float* y = staged + warp * D;
   for (int e = lane; e < D; e += 32) y[e] = to_f32(from_f32<T>(to_f32(src[e]) * s * w[e]));
   __syncwarp();
-  T* dst = is_q ? q_out + (t * heads + r) * D : k_pages + (slot * kv_heads + (r - heads)) * D;
-  const int half = D / 2;
   for (int i = lane; i < half; i += 32) {
     const float c = cos[t * half + i], sn = sin[t * half + i];
     const float a = y[i], b = y[i + half];

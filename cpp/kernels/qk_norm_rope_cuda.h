@@ -17,8 +17,8 @@ namespace npr {
 // qkv (tokens, heads + 2 kv_heads, head_dim) type t; q_norm, k_norm (head_dim) fp32; cos, sin
 // (tokens, head_dim / 2) fp32; slots (tokens): each token's page slot (block * block_tokens +
 // offset); k_pages, v_pages (slots, kv_heads, head_dim) type t; q_out (tokens, heads, head_dim).
-// pdl: a programmatic dependent launch (pdl.cuh) where the device supports it; same results.
-// Not yet run on a GPU (the decoder's candidate_kernels).
+// pdl: a programmatic dependent launch (pdl.cuh) where the device supports it; same results
+// (the decoder's candidate_kernels).
 Status qk_norm_rope_write_cuda(CudaContext& ctx, DevDType t, void* q_out, void* k_pages,
                                void* v_pages, const void* qkv, const float* q_norm,
                                const float* k_norm, const float* cos, const float* sin,

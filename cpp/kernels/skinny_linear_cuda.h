@@ -35,8 +35,8 @@ constexpr int64_t kSkinnyMaxRows = 8;
 constexpr int64_t kSkinnyStageMaxBytes = 96 * 1024;
 
 // How a form launches (every form; default: neither). Same results either way for pdl; the
-// tensor-core forms have their own bits (still batch invariant, fused == unfused). Neither has
-// run on a GPU yet: the decoder asks for them only with candidate_kernels.
+// tensor-core forms have their own bits (still batch invariant, fused == unfused). The decoder
+// asks for pdl with candidate_kernels and for tensor cores with skinny_tensor_cores.
 struct SkinnyLaunch {
   // A programmatic dependent launch (pdl.cuh) on devices that support it: the kernel lets the
   // next one launch, prefetches its weights into L2 while the kernel before it still runs, then

@@ -51,23 +51,32 @@ __device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const
       if (lane == 0) rstd[r] = 1.0f / sqrtf(ss / static_cast<float>(k) + eps);
     }
   } else {
-#pragma unroll 1
+    // Every row at once (rows innermost), so the loads of all M rows are in flight together
+    // instead of one row's after another's; each row still sums its terms in rmsnorm.cu's order.
+    float lo[M], hi[M];  // virtual threads t and t + kThreads
+#pragma unroll
+    for (int r = 0; r < M; ++r) lo[r] = hi[r] = 0.0f;
+    for (int64_t i = t; i < k; i += kNormThreads) {
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+        const float v = x[r * k + i];
+        lo[r] += v * v;
+      }
+    }
+    for (int64_t i = t + kThreads; i < k; i += kNormThreads) {
+#pragma unroll
+      for (int r = 0; r < M; ++r) {
+        const float v = x[r * k + i];
+        hi[r] += v * v;
+      }
+    }
+#pragma unroll
     for (int r = 0; r < M; ++r) {
-      const float* xr = x + r * k;
-      float lo = 0.0f, hi = 0.0f;  // virtual threads t and t + kThreads
-      for (int64_t i = t; i < k; i += kNormThreads) {
-        const float v = xr[i];
-        lo += v * v;
-      }
-      for (int64_t i = t + kThreads; i < k; i += kNormThreads) {
-        const float v = xr[i];
-        hi += v * v;
-      }
-      lo = skinny::warp_sum(lo);
-      hi = skinny::warp_sum(hi);
+      lo[r] = skinny::warp_sum(lo[r]);
+      hi[r] = skinny::warp_sum(hi[r]);
       if (lane == 0) {
-        ss_part[r][warp] = lo;
-        ss_part[r][warp + kWarps] = hi;
+        ss_part[r][warp] = lo[r];
+        ss_part[r][warp + kWarps] = hi[r];
       }
     }
     __syncthreads();
@@ -80,11 +89,13 @@ __device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const
   }
   __syncthreads();
   auto* out = reinterpret_cast<__nv_bfloat16*>(xn);
-#pragma unroll 1
-  for (int r = 0; r < M; ++r) {
-    const float s = rstd[r];
-    for (int64_t i = t; i < k; i += kThreads)
-      out[r * k + i] = __float2bfloat16_rn(x[r * k + i] * s * nw[i]);
+  float s[M];
+#pragma unroll
+  for (int r = 0; r < M; ++r) s[r] = rstd[r];
+  for (int64_t i = t; i < k; i += kThreads) {
+    const float w = nw[i];
+#pragma unroll
+    for (int r = 0; r < M; ++r) out[r * k + i] = __float2bfloat16_rn(x[r * k + i] * s[r] * w);
   }
   __syncthreads();
 }

@@ -31,8 +31,11 @@ TEST(cuda_qk_norm_rope_write_equals_the_separate_ops) {
   const float eps = 1e-6f;
   int cases = 0;
   for (DevDType t : {DevDType::kF32, DevDType::kBF16})
-    for (auto [heads, kvh, D] :
-         {std::tuple<int64_t, int64_t, int64_t>{4, 2, 16}, {16, 8, 128}, {6, 3, 40}, {2, 1, 200}})
+    for (auto [heads, kvh, D] : {std::tuple<int64_t, int64_t, int64_t>{4, 2, 16},
+                                 {16, 8, 128},
+                                 {6, 3, 40},
+                                 {2, 1, 200},
+                                 {2, 2, 320}})  // 320: past the register path (head_dim > 256)
       for (int64_t N : {1, 3, 9}) {
         const int64_t per = heads + 2 * kvh, n_slots = N + 5;
         auto qkv = random_vector(rng, N * per * D);
