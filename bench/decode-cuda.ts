@@ -12,11 +12,12 @@
  *     suffixed `_generic`;
  *   - the decode options off by default, each at batch 1 and 8 branches: the layer's kernels as
  *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`), the
- *     staged and the fused attention merge (`attentionMerge`, `_staged`, `_fused`), the skinny
- *     linear layers on tensor cores (`tensorCoreLinears`, `_tc`), and tensor cores with the
- *     fused merge (`_tc_fused`);
+ *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), and the skinny linear
+ *     layers on tensor cores (`tensorCoreLinears`, `_tc`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
- *     to its wall time, which adds the host's work and the sampling;
+ *     to its wall time, which adds the host's work and the sampling; the wall time of the
+ *     decode call alone (`decode_call_ms_*`) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:
+ *     queued, prep, launch, wait for the device, resolve);
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
  *     (`profile`), batch 1 on both paths and 8 branches on the default one (`op_ms_b1_<op>`,
  *     `op_ms_b1_generic_<op>`, `op_ms_8_<op>`: ms a step, and their `_total`).
@@ -59,7 +60,7 @@ interface Run {
   profile?: boolean;
   candidate?: boolean;
   tensorCores?: boolean;
-  merge?: 'serial' | 'staged' | 'fused';
+  merge?: 'staged' | 'serial';
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -68,7 +69,7 @@ async function stepTime(
   branches: number,
   cascade: boolean,
   run: Run,
-): Promise<{ t: number; kv: NativeKv; deviceMs: number; decodeT: number }> {
+): Promise<{ t: number; kv: NativeKv; deviceMs: number; decodeT: number; host: Record<string, number> }> {
   const { graphs, fast, profile, candidate, tensorCores, merge } = run;
   const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
   const kv = new addon.NativeKv(model, {
@@ -78,7 +79,7 @@ async function stepTime(
     profile: profile ?? false,
     candidateKernels: candidate ?? false,
     tensorCoreLinears: tensorCores ?? false,
-    attentionMerge: merge ?? 'serial',
+    attentionMerge: merge ?? 'staged',
   });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
@@ -93,10 +94,12 @@ async function stepTime(
   for (const [op, ms] of Object.entries(before.opMs)) opBase.set(op, ms);
   opBaseSteps = before.profiledSteps;
   let device = { ms: 0, steps: 0 };
+  let host0 = kv.deviceStats().hostMs;
   for (let step = 0; step < STEPS + 3; step++) {
     if (step === 3) {
       const st = kv.deviceStats();
       device = { ms: st.deviceMs, steps: st.deviceTimedSteps };
+      host0 = st.hostMs;
     }
     const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null);
     if (step >= 3) {
@@ -107,7 +110,12 @@ async function stepTime(
   const after = kv.deviceStats();
   // Mean device time of the timed steps' launches (graph replay or eager), without the host.
   const deviceMs = (after.deviceMs - device.ms) / Math.max(1, after.deviceTimedSteps - device.steps);
-  return { t: median(times), kv, deviceMs, decodeT: median(decodeTimes) };
+  // Mean host ms of a timed decode call, by part (NativeKvDeviceStats.hostMs).
+  const calls = Math.max(1, after.hostMs.calls - host0.calls);
+  const host: Record<string, number> = {};
+  for (const part of ['queueMs', 'prepMs', 'launchMs', 'waitMs', 'resolveMs'] as const)
+    host[part.replace('Ms', '')] = round((after.hostMs[part] - host0[part]) / calls, 4) as number;
+  return { t: median(times), kv, deviceMs, decodeT: median(decodeTimes), host };
 }
 const opBase = new Map<string, number>();
 let opBaseSteps = 0;
@@ -146,12 +154,14 @@ const rows: Array<Record<string, string | number | null>> = [];
 const times: Record<string, number> = {};
 const deviceTimes: Record<string, number> = {};
 const decodeCallTimes: Record<string, number> = {};
+const hostParts: Record<string, Record<string, number>> = {}; // default kernels, cascade: b1, 8
 let stats = { eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '' };
 let copyGbps = 0;
 for (const fast of [true, false]) {
   for (const branches of fast ? [1, 2, 4, 8] : [1, 8]) {
     for (const cascade of [true, false]) {
-      const { t, kv, deviceMs, decodeT } = await stepTime(model, branches, cascade, { graphs: true, fast });
+      const { t, kv, deviceMs, decodeT, host } = await stepTime(model, branches, cascade, { graphs: true, fast });
+      if (cascade && fast && (branches === 1 || branches === 8)) hostParts[branches === 1 ? 'b1' : '8'] = host;
       if (branches === 1 && cascade && fast) {
         stats = kv.deviceStats();
         copyGbps = Math.max(kv.deviceCopyBandwidth(1024), kv.deviceCopyBandwidth(1024));
@@ -176,10 +186,8 @@ for (const fast of [true, false]) {
 // The options off by default, each at batch 1 and 8 branches.
 const trials: Record<string, Partial<Run>> = {
   candidate: { candidate: true },
-  staged: { merge: 'staged' },
-  fused: { merge: 'fused' },
+  serial: { merge: 'serial' },
   tc: { tensorCores: true },
-  tc_fused: { tensorCores: true, merge: 'fused' },
 };
 type Timed = { t: number; deviceMs: number; decodeT: number };
 const trial: Record<string, { one: Timed; eight: Timed }> = {};
@@ -266,6 +274,11 @@ printJson('decode-cuda', {
   // Wall ms of a step's `await kv.decode` alone (step_ms less the sampling call).
   decode_call_ms_b1: round((decodeCallTimes['1_true'] ?? Number.NaN) * 1000, 3),
   decode_call_ms_8: round((decodeCallTimes['8_true'] ?? Number.NaN) * 1000, 3),
+  // Where a decode call's host time goes (NativeKvDeviceStats.hostMs, ms a call): queue, prep,
+  // launch, wait (for the device), resolve.
+  ...Object.fromEntries(
+    Object.entries(hostParts).flatMap(([k, parts]) => Object.entries(parts).map(([part, ms]) => [`host_ms_${k}_${part}`, ms])),
+  ),
   copy_gbps: round(copyGbps, 0),
   bandwidth_bound_ms_b1: bound === null ? null : round(bound * 1000, 3),
   fraction_of_hbm_bound_b1: bound === null ? null : round(bound / one),

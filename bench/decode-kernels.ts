@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode-kernels [--generic] [--candidate] [--tc] [--merge serial|staged|fused]`: every kernel of a CUDA decode step with its own device time,
+ * `npm run bench -- decode-kernels [--generic] [--candidate] [--tc] [--merge staged|serial]`: every kernel of a CUDA decode step with its own device time,
  * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
  * prefix), for 1 and for 8 branches: launches, microseconds and DRAM read bandwidth a step per
  * kernel, and their sums.
@@ -21,7 +21,7 @@ import { seedNativeModel } from './_weights.js';
 const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
 const PREFIX = 1024;
 
-type Merge = 'serial' | 'staged' | 'fused';
+type Merge = 'staged' | 'serial';
 
 async function workload(branches: number, steps: number, fast: boolean, candidate: boolean, tc: boolean, merge: Merge): Promise<void> {
   const addon = native();
@@ -111,8 +111,8 @@ const steps = Number(argValue('steps') ?? 2);
 const fast = !argFlag('generic');
 const candidate = argFlag('candidate');
 const tc = argFlag('tc'); // the skinny linear layers on tensor cores
-const merge = (argValue('merge') ?? 'serial') as Merge; // the attention merge (attentionMerge)
-if (!['serial', 'staged', 'fused'].includes(merge)) throw new RangeError(`--merge must be serial, staged or fused (got '${merge}')`);
+const merge = (argValue('merge') ?? 'staged') as Merge; // the attention merge (attentionMerge)
+if (!['staged', 'serial'].includes(merge)) throw new RangeError(`--merge must be staged or serial (got '${merge}')`);
 if (argFlag('workload')) {
   await workload(Number(argValue('branches') ?? 1), steps, fast, candidate, tc, merge);
 } else {

@@ -14,8 +14,7 @@
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
  * the default decode-specialised kernels, once with the generic ones (`_generic` keys), and once
  * with each decode option off by default: programmatic dependent launches (`candidateKernels`,
- * `_candidate`), the fused attention merge (`_fused`), the skinny linear layers on tensor cores
- * (`_tc`), and both of the last two (`_tc_fused`).
+ * `_candidate`) and the skinny linear layers on tensor cores (`_tc`).
  */
 
 import { native } from '../ts/bindings/loader.js';
@@ -201,9 +200,7 @@ const variants: Record<string, KvOptions> = cuda
   ? {
       generic: { fastKernels: false },
       candidate: { candidateKernels: true },
-      fused: { attentionMerge: 'fused' },
       tc: { tensorCoreLinears: true },
-      tc_fused: { tensorCoreLinears: true, attentionMerge: 'fused' },
     }
   : {};
 const others: Record<string, Awaited<ReturnType<typeof measure>>> = {};

@@ -41,10 +41,8 @@ function vitestFailures(text) {
 const VARIANTS = [
   ['default', ''],
   ['candidate', '_candidate'],
-  ['staged merge', '_staged'],
-  ['fused merge', '_fused'],
+  ['serial merge', '_serial'],
   ['tensor-core linears', '_tc'],
-  ['tensor cores + fused merge', '_tc_fused'],
   ['generic', '_generic'],
 ];
 
@@ -94,7 +92,6 @@ export function verdict(logs) {
   for (const [label, file] of [
     ['default', 'bench-decode-kernels.log'],
     ['candidate', 'bench-decode-kernels-candidate.log'],
-    ['fused merge', 'bench-decode-kernels-fused.log'],
     ['tensor-core linears', 'bench-decode-kernels-tc.log'],
   ]) {
     const k = lastJson(logs[file]);
@@ -121,7 +118,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     'bench-engine.log',
     'bench-decode-kernels.log',
     'bench-decode-kernels-candidate.log',
-    'bench-decode-kernels-fused.log',
     'bench-decode-kernels-tc.log',
   ];
   const logs = {};

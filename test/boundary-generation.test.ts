@@ -39,9 +39,23 @@ describe('NativeKv boundary', () => {
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));
     named(
       () => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionMerge: 'merged' as never }),
-      /options\.attentionMerge must be 'serial' \| 'staged' \| 'fused' \(got 'merged'\)/,
+      /options\.attentionMerge must be 'serial' \| 'staged' \(got 'merged'\)/,
     );
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionMerge: 2 as never }), /options\.attentionMerge must be/);
+  });
+
+  it('times the decode calls on the host, on every backend', async () => {
+    const kv = new addon.NativeKv(tinyNative(), { numBlocks: 4 });
+    const seq = kv.createSequence(kv.openRequest(8));
+    kv.append(seq, 2, false);
+    await kv.decode({ seqs: Int32Array.of(seq), cuNew: Int32Array.of(0, 2), ids: Int32Array.of(1, 2), positions: Int32Array.of(0, 1) });
+    kv.append(seq, 1, true);
+    await kv.decode({ seqs: Int32Array.of(seq), cuNew: Int32Array.of(0, 1), ids: Int32Array.of(3), positions: Int32Array.of(2) });
+    const h = kv.deviceStats().hostMs;
+    expect(h.calls).toBe(2);
+    expect(h.queueMs).toBeGreaterThan(0);
+    expect(h.resolveMs).toBeGreaterThan(0);
+    expect([h.prepMs, h.launchMs, h.waitMs]).toEqual([0, 0, 0]); // the CUDA decoder's parts
   });
 
   it('reports empty device stats on the CPU', () => {
@@ -55,6 +69,7 @@ describe('NativeKv boundary', () => {
       opMs: {},
       deviceMs: 0,
       deviceTimedSteps: 0,
+      hostMs: { calls: 0, queueMs: 0, prepMs: 0, launchMs: 0, waitMs: 0, resolveMs: 0 },
     });
   });
 

@@ -109,7 +109,7 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
     expect(engine.kv.deviceStats().graphError).toBe('');
   });
 
-  it('the PDL launches and the fused attention merge sample the rollouts the default kernels sample (the native sampler on the device)', async () => {
+  it('the PDL launches and the serial attention merge sample the rollouts the default kernels sample (the native sampler on the device)', async () => {
     const model = onCuda(scriptedModel(), 'bf16');
     const run = async (candidate: boolean): Promise<Rollout[]> => {
       const engine = new Engine({
@@ -118,7 +118,7 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
         codec,
         kvBlocks: 256,
         blockTokens: 4,
-        kvOptions: candidate ? { candidateKernels: true, attentionMerge: 'fused' } : {},
+        kvOptions: candidate ? { candidateKernels: true, attentionMerge: 'serial' } : {},
       });
       const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
       expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);

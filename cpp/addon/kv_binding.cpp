@@ -4,20 +4,21 @@
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
 //                         graphs? = true, fastKernels? = true, profile? = false,
 //                         candidateKernels? = false, tensorCoreLinears? = false,
-//                         attentionMerge? = 'serial' })
+//                         attentionMerge? = 'staged' })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
 //   candidateKernels: the decode layer's kernels as programmatic dependent launches;
 //   tensorCoreLinears: the decode's skinny linear layers on tensor cores; attentionMerge:
-//   'serial' | 'staged' | 'fused', how the decode attention merges its split-KV states)
+//   'staged' | 'serial', how the decode attention merges its split-KV states)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
 //   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
 //   Int32Array, cascade? }, logits?: Float32Array) -> Promise
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
-//   graphError, profiledSteps, opMs, deviceMs, deviceTimedSteps } (CUDA; zeros on the CPU),
+//   graphError, profiledSteps, opMs, deviceMs, deviceTimedSteps } (CUDA; zeros on the CPU) and
+//   hostMs { calls, queueMs, prepMs, launchMs, waitMs, resolveMs } (the decode calls' host time),
 //   deviceCopyBandwidth(megabytes) -> GB/s (CUDA; 0 CPU)
 // decode: the KV cache must already cover each sequence's new tokens (append them first); the
 // logits (seqs.length, vocab) of the token after each sequence's last new token are written to
@@ -29,6 +30,7 @@
 // On a CUDA model these run on the device and only their results cross to the host.
 // Shares the model's busy flag: no forward/backward/decode may overlap on one model.
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -126,8 +128,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool profile = bool_field(o, fn, "profile", false);
     const bool candidate = bool_field(o, fn, "candidateKernels", false);
     const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", false);
-    const std::string merge =
-        enum_field(o, fn, "attentionMerge", {"serial", "staged", "fused"}, "serial");
+    const std::string merge = enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged");
     Status st;
     if (model_.cuda) {
 #if defined(NPR_WITH_CUDA)
@@ -140,9 +141,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->profile = profile;
         decoder_->candidate_kernels = candidate;
         decoder_->skinny_tensor_cores = tensor_cores;
-        decoder_->attention_merge = merge == "fused"    ? DecodeMerge::kFused
-                                    : merge == "staged" ? DecodeMerge::kStaged
-                                                        : DecodeMerge::kSerial;
+        decoder_->attention_merge = merge == "serial" ? DecodeMerge::kSerial : DecodeMerge::kStaged;
       }
 #endif
     } else {
@@ -269,6 +268,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
   Napi::Value DeviceStats(const Napi::CallbackInfo& info) {
     Napi::Object o = Napi::Object::New(info.Env());
     double eager = 0, captures = 0, replays = 0, profiled = 0, device_ms = 0, device_steps = 0;
+    double host_prep_ms = 0, host_launch_ms = 0;
     std::string error;
     Napi::Object op_ms = Napi::Object::New(info.Env());
 #if defined(NPR_WITH_CUDA)
@@ -282,6 +282,8 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
       error = st.graph_error;
       device_ms = st.device_ms;
       device_steps = static_cast<double>(st.device_timed_steps);
+      host_prep_ms = st.host_prep_ms;
+      host_launch_ms = st.host_launch_ms;
       for (const auto& [op, ms] : st.op_ms) op_ms.Set(op, ms);
     }
 #endif
@@ -293,6 +295,16 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     o.Set("opMs", op_ms);
     o.Set("deviceMs", device_ms);
     o.Set("deviceTimedSteps", device_steps);
+    // Host time of the decode calls (every backend): see host_queue_ms_; prep and launch are the
+    // CUDA decoder's own (Qwen3CudaDecoder::Stats).
+    Napi::Object host = Napi::Object::New(info.Env());
+    host.Set("calls", static_cast<double>(host_calls_));
+    host.Set("queueMs", host_queue_ms_);
+    host.Set("prepMs", host_prep_ms);
+    host.Set("launchMs", host_launch_ms);
+    host.Set("waitMs", host_wait_ms_);
+    host.Set("resolveMs", host_resolve_ms_);
+    o.Set("hostMs", host);
     return o;
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);
@@ -312,6 +324,11 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
 #endif
   std::unique_ptr<KvCache> kv_;
   bool decoding_ = false;
+  // Host milliseconds of the decode calls, summed (folded in by each call's OnOK, on the JS
+  // thread): queued (the call to its worker thread's start), waited (the worker waiting for the
+  // device), resolved (the worker's end to the promise's settling on the JS thread).
+  double host_queue_ms_ = 0.0, host_wait_ms_ = 0.0, host_resolve_ms_ = 0.0;
+  int64_t host_calls_ = 0;
   std::vector<float> host_logits_;  // (step_rows_, vocab): a CPU model's last step
   int64_t step_rows_ = 0;
 };
@@ -335,14 +352,18 @@ class DecodeWorker : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
+    started_ = Clock::now();
     batch.table = PageTable{batch.sequences, indptr.data(), indices.data(), last.data()};
 #if defined(NPR_WITH_CUDA)
     if (h_->decoder_) {
       status_ = h_->decoder_->step(batch, cascade, logits);
       // The promise settles when the step has run: its errors surface here, not in the next
       // call, and this worker thread, not the JS thread, waits for the device.
+      const Clock::time_point waiting = Clock::now();
       if (status_.is_ok() && !logits)
         status_ = h_->model_.cuda->context().sync("decode (cuda): the step");
+      ended_ = Clock::now();
+      wait_ms_ = ms(waiting, ended_);
       return;
     }
 #endif
@@ -350,8 +371,13 @@ class DecodeWorker : public Napi::AsyncWorker {
     status_ =
         qwen3_decode_step(runtime_.context(), *h_->model_.model, h_->pages_, batch, cascade, kept);
     if (status_.is_ok() && logits) std::copy(kept, kept + h_->host_logits_.size(), logits);
+    ended_ = Clock::now();
   }
   void OnOK() override {
+    h_->host_queue_ms_ += ms(queued_, started_);
+    h_->host_wait_ms_ += wait_ms_;
+    h_->host_resolve_ms_ += ms(ended_, Clock::now());
+    ++h_->host_calls_;
     done();
     h_->step_rows_ = status_.is_ok() ? batch.sequences : 0;
     if (status_.is_ok())
@@ -370,10 +396,16 @@ class DecodeWorker : public Napi::AsyncWorker {
     h_->decoding_ = false;
     *h_->model_.busy = false;
   }
+  using Clock = std::chrono::steady_clock;
+  static double ms(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+  }
   Napi::Promise::Deferred deferred_;
   KvHandle* h_;
   CpuRuntime runtime_;
   Status status_;
+  Clock::time_point queued_ = Clock::now(), started_ = queued_, ended_ = queued_;
+  double wait_ms_ = 0.0;
 };
 
 Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {

@@ -212,7 +212,7 @@ Status DeviceDecodePlan::reserve(CudaContext& ctx, int64_t n_items, int64_t n_pa
   heads_ = heads;
   head_dim_ = head_dim;
   const int64_t ints = 4 + DecodeWork::kItemFields * cap_items_ + cap_partials_ +
-                       (cap_queries_ + 1) + cap_partials_ + cap_indices_ + cap_queries_ * heads;
+                       (cap_queries_ + 1) + cap_partials_ + cap_indices_;
   int_bytes_ = (4 * ints + 255) / 256 * 256;
   const int64_t floats = cap_partials_ * heads * (2 + head_dim);
   buf_.reset();
@@ -224,11 +224,9 @@ Status DeviceDecodePlan::reserve(CudaContext& ctx, int64_t n_items, int64_t n_pa
   merge_ptr = q_order + cap_partials_;
   merge_rows = merge_ptr + cap_queries_ + 1;
   indices = merge_rows + cap_partials_;
-  arrivals = indices + cap_indices_;
   part_m = reinterpret_cast<float*>(static_cast<char*>(buf_.get()) + int_bytes_);
   part_l = part_m + cap_partials_ * heads;
   part_acc = part_l + cap_partials_ * heads;
-  NPR_TRY(ctx.zero(arrivals, 4 * cap_queries_ * heads, "decode attention (cuda): merge counters"));
   ++generation_;
   return Status::ok();
 }
@@ -282,18 +280,12 @@ Status launch_attend_simt(const DeviceDecodePlan& plan, const void* q, const Dev
 
 // The tensor-core attend kernel for head dim D (its shared memory is above the default 48 KB,
 // allowed once per process before the first launch, which is always an eager one).
-// FUSE: the merge in the kernel's tail, into out and lse (decode_attention_mma.cuh).
-template <int D, bool PDL, bool FUSE>
+template <int D, bool PDL>
 Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const DevicePagedKv& kv,
-                         int64_t heads, float scale, dim3 grid, cudaStream_t st, void* out,
-                         float* lse) {
+                         int64_t heads, float scale, dim3 grid, cudaStream_t st) {
   using bf16_t = __nv_bfloat16;
   constexpr int kBytes = decode_mma::Smem<D>::kBytes;
-  auto* kernel = decode_mma::attend_kernel<D, PDL, FUSE>;
-  decode_mma::FusedMerge fm;
-  if (FUSE)
-    fm = decode_mma::FusedMerge{plan.merge_ptr, plan.merge_rows, plan.arrivals,
-                                static_cast<bf16_t*>(out), lse};
+  auto* kernel = decode_mma::attend_kernel<D, PDL>;
   static const cudaError_t allowed =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   NPR_CUDA_TRY(allowed, "decode attention (cuda): tensor-core kernel shared memory size");
@@ -305,12 +297,12 @@ Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const Devi
     NPR_CUDA_TRY(
         pdl::launch(true, kernel, grid, dim3(decode_mma::kThreads), kBytes, st, plan.header,
                     plan.items, plan.q_order, plan.indices, qb, kb, vb, plan.part_m, plan.part_l,
-                    plan.part_acc, h, kvh, kv.block_tokens, scale, fm),
+                    plan.part_acc, h, kvh, kv.block_tokens, scale),
         "decode attention (cuda): attend (tensor cores, pdl)");
   } else {
     kernel<<<grid, decode_mma::kThreads, kBytes, st>>>(
         plan.header, plan.items, plan.q_order, plan.indices, qb, kb, vb, plan.part_m, plan.part_l,
-        plan.part_acc, h, kvh, kv.block_tokens, scale, fm);
+        plan.part_acc, h, kvh, kv.block_tokens, scale);
   }
   return cuda_launch_status("decode attention (cuda): attend (tensor cores)");
 }
@@ -343,23 +335,17 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
   auto run = [&](auto tag) -> Status {
     using T = decltype(tag);
     if (use_mma) {
-      const bool fuse = merge == DecodeMerge::kFused;
-      auto attend = [&](auto with_pdl, auto with_fuse) {
-        constexpr bool P = decltype(with_pdl)::value, F = decltype(with_fuse)::value;
-        return D == 64
-                   ? launch_attend_mma<64, P, F>(plan, q, kv, heads, scale, grid, st, out, lse)
-                   : launch_attend_mma<128, P, F>(plan, q, kv, heads, scale, grid, st, out, lse);
-      };
-      using yes = std::true_type;
-      using no = std::false_type;
-      NPR_TRY(pdl ? (fuse ? attend(yes{}, yes{}) : attend(yes{}, no{}))
-                  : (fuse ? attend(no{}, yes{}) : attend(no{}, no{})));
-      if (fuse) return Status::ok();
+      const Status attended =
+          pdl ? (D == 64 ? launch_attend_mma<64, true>(plan, q, kv, heads, scale, grid, st)
+                         : launch_attend_mma<128, true>(plan, q, kv, heads, scale, grid, st))
+              : (D == 64 ? launch_attend_mma<64, false>(plan, q, kv, heads, scale, grid, st)
+                         : launch_attend_mma<128, false>(plan, q, kv, heads, scale, grid, st));
+      NPR_TRY(attended);
     } else {
       NPR_TRY(launch_attend_simt<T>(plan, q, kv, heads, D, scale, smem, grid, st));
     }
     const int dpt = static_cast<int>((D + mthreads - 1) / mthreads);
-    if (merge != DecodeMerge::kSerial && dpt <= decode_merge::kMaxDPerThread) {
+    if (merge == DecodeMerge::kStaged && dpt <= decode_merge::kMaxDPerThread) {
       auto pick = [&](auto with_pdl) {
         constexpr bool P = decltype(with_pdl)::value;
         return dpt == 1   ? decode_merge::staged_kernel<T, 1, P>

@@ -11,13 +11,6 @@
 // padded shared memory, double-buffered; keys past the item's end are zero-filled and masked.
 // Q.K^T and P.V are mma.sync m16n8k16 with fp32 accumulators; P is rounded to bf16 for P.V (as
 // in the fused forward); the sums l use the fp32 probabilities.
-//
-// FUSE: the merge runs in the attend kernel's tail instead of a kernel of its own (split-KV's
-// "last block reduces"). Each CTA, its partial rows written and fenced, counts itself in for each
-// of its queries (an arrival counter per query and kv head); the CTA that brings a query's count
-// to its number of partials merges that query's G heads with decode_merge::merge (the staged
-// merge's code, so the serial merge's bits) and sets the counter back to 0 for the next launch.
-// Which CTA is last varies from run to run; what it computes does not.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -27,20 +20,10 @@
 
 #include "kernels/attn_softmax.cuh"
 #include "kernels/decode_attention_cuda.h"
-#include "kernels/decode_merge_staged.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/pdl.cuh"
 
 namespace npr::decode_mma {
-
-// What the fused merge needs beyond the attend kernel's arguments (FUSE only).
-struct FusedMerge {
-  const int32_t* merge_ptr = nullptr;   // (queries + 1), the plan's
-  const int32_t* merge_rows = nullptr;  // (partials), the plan's
-  int32_t* arrivals = nullptr;          // (queries, kv_heads), zero between launches
-  __nv_bfloat16* out = nullptr;         // (queries, heads, D)
-  float* lse = nullptr;                 // (queries, heads) or null
-};
 
 constexpr int kThreads = 128;  // 4 warps
 constexpr int kKeys = 64;      // keys per tile: 16 per warp
@@ -60,13 +43,13 @@ struct Smem {
 
 // grid (launch items, kv_heads), kThreads threads, Smem<D>::kBytes dynamic shared memory.
 // PDL: launched as a programmatic dependent launch (pdl.cuh): it lets the next kernel launch and
-// waits for the kernels before it first thing. FUSE: merges too (fm; see the top of the file).
-template <int D, bool PDL = false, bool FUSE = false>
+// waits for the kernels before it first thing.
+template <int D, bool PDL = false>
 __global__ void __launch_bounds__(kThreads)
     attend_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
                   const int32_t* indices, const __nv_bfloat16* q, const __nv_bfloat16* kp,
                   const __nv_bfloat16* vp, float* part_m, float* part_l, float* part_acc, int heads,
-                  int kv_heads, int B, float scale, FusedMerge fm) {
+                  int kv_heads, int B, float scale) {
   if constexpr (PDL) {
     pdl::launch_dependents();
     pdl::wait();
@@ -242,32 +225,6 @@ __global__ void __launch_bounds__(kThreads)
     if (d == 0) {
       part_m[p * heads + head] = M * scale;
       part_l[p * heads + head] = L;
-    }
-  }
-  if constexpr (FUSE) {
-    static_assert(kThreads >= kRows && D <= kThreads,
-                  "one output element a thread, a query a thread");
-    int* const todo = reinterpret_cast<int*>(smem_raw);  // (qc) query merged here, or -1
-    const decode_merge::Scratch sc = decode_merge::scratch_at(smem_raw + 16 * sizeof(int64_t));
-    __threadfence();  // this CTA's partial rows reach L2 before it counts itself in
-    __syncthreads();  // ... every thread's, and every thread is done with the scratch above
-    if (tid < qc) {
-      const int64_t qrow = q_order[q_begin + tid];
-      int32_t* count = fm.arrivals + qrow * kv_heads + h;
-      const int need = fm.merge_ptr[qrow + 1] - fm.merge_ptr[qrow];
-      const bool last = atomicAdd(count, 1) + 1 == need;
-      if (last)
-        *count = 0;  // every other item of this query has counted: ready for the next launch
-      todo[tid] = last ? static_cast<int>(qrow) : -1;
-      __threadfence();  // the partials read below are read after the count
-    }
-    __syncthreads();
-    for (int i = 0; i < qc; ++i) {
-      const int qrow = todo[i];
-      if (qrow < 0) continue;  // uniform: todo is shared
-      for (int g = 0; g < G; ++g)
-        decode_merge::merge<bf16_t, 1>(fm.merge_ptr, fm.merge_rows, part_m, part_l, part_acc,
-                                       fm.out, fm.lse, heads, D, qrow, h * G + g, sc);
     }
   }
 }

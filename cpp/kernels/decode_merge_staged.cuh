@@ -5,8 +5,7 @@
 // read by all threads at once, then chunks of up to kChunk partials are staged in shared
 // memory (row offset, weight exp(m - M), l) with one load each, and the sums run over shared
 // memory in key order. Every sum and rounding is the serial kernel's, term for term, so the
-// results are the same bits. merge() is also the tail of the tensor-core attend kernel's fused
-// merge (decode_attention_mma.cuh). Inside .cu files only.
+// results are the same bits. Inside .cu files only.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -21,8 +20,7 @@ namespace npr::decode_merge {
 constexpr int kChunk = 32;         // partials staged at a time
 constexpr int kMaxDPerThread = 8;  // output elements a thread owns (D <= 8 x threads)
 
-// Shared memory one merge stages (merge() takes it as a pointer, so a kernel may lend it from
-// its own dynamic shared memory): row offsets, weights, sums, and the warps' maxima.
+// Shared memory one merge stages: row offsets, weights, sums, and the warps' maxima.
 struct Scratch {
   int64_t* at;      // (kChunk)
   float* w;         // (kChunk)
@@ -38,9 +36,7 @@ __device__ __forceinline__ Scratch scratch_at(void* base) {  // base 8-byte alig
 
 // Query qi, head `head`: its partial states merged into out (and lse when not null) by the whole
 // thread block (32..1024 threads, a multiple of 32; D <= DPT x blockDim.x). Every thread must
-// call it (it synchronises the block). The partials are read through L2 (ld.global.cg): another
-// CTA of the same kernel may have written them (decode_mma's fused merge), and L1 is not
-// coherent across SMs.
+// call it (it synchronises the block). The partials are read once, through L2 (ld.global.cg).
 template <typename T, int DPT>
 __device__ __forceinline__ void merge(const int32_t* merge_ptr, const int32_t* merge_rows,
                                       const float* part_m, const float* part_l,

@@ -2,6 +2,7 @@
 // rope tables, the attention work list), sends it in two uploads, and the layers run on the
 // device over the weights of the Qwen3CudaModel in place, eagerly or as a replayed graph.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -159,8 +160,8 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
   NPR_TRY(timed(
       "attention",
-      decode_attention_cuda(ctx_, t, plan_, attn_, nullptr, q_, c.heads, pk, scale, launch_items,
-                            fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
+      decode_attention_cuda(ctx_, t, *plan_in_use_, attn_, nullptr, q_, c.heads, pk, scale,
+                            launch_items, fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
                             attention_merge, candidate_kernels)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
   if (fused) {
@@ -216,9 +217,10 @@ Status Qwen3CudaDecoder::settle_stats() {
 
 Status Qwen3CudaDecoder::run_graph(int64_t bucket, int64_t launch_items) {
   Graph& g = graphs_[{bucket, launch_items}];
-  if (g.plan_generation != plan_.generation() || g.buffers_generation != buffers_generation_) {
+  if (g.plan_generation != graph_plan_.generation() ||
+      g.buffers_generation != buffers_generation_) {
     if (g.exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(g.exec));
-    g = Graph{nullptr, plan_.generation(), buffers_generation_, false};
+    g = Graph{nullptr, graph_plan_.generation(), buffers_generation_, false};
   }
   cudaStream_t st = static_cast<cudaStream_t>(ctx_.stream());
   if (!g.exec && !g.warm) {  // first step at these buffers: size everything eagerly
@@ -255,6 +257,11 @@ Status Qwen3CudaDecoder::run_graph(int64_t bucket, int64_t launch_items) {
 }
 
 Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* logits_host) {
+  using Clock = std::chrono::steady_clock;
+  const auto ms_since = [](Clock::time_point a) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - a).count();
+  };
+  const Clock::time_point entered = Clock::now();
   const Qwen3Config& c = m_.config();
   const int64_t S = b.sequences, D = c.head_dim;
   const int32_t B = pages_.block_tokens();
@@ -321,9 +328,14 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   int64_t graph_items = 1;
   while (graph_items < work.n_items()) graph_items *= 2;
   graph_items = std::min(graph_items, bound);
+  // Graph steps have a plan of their own: a plan's arrays sit at offsets fixed by its capacity
+  // (a replayed graph keeps the pointers it captured) and each step uploads the int part up to
+  // its indices, so a shared plan that a 1k-token prefill grew to ~9k items made every later
+  // one-token step upload ~280 KB.
+  plan_in_use_ = graph ? &graph_plan_ : &plan_;
   if (graph)  // capacity for any step of this bucket, so that most steps reuse the graph
-    NPR_TRY(plan_.reserve(ctx_, bound, bound, Sp, qt.indptr[Np], c.heads, D));
-  NPR_TRY(plan_.upload(ctx_, work, qt, c.heads, D));
+    NPR_TRY(graph_plan_.reserve(ctx_, bound, bound, Sp, qt.indptr[Np], c.heads, D));
+  NPR_TRY(plan_in_use_->upload(ctx_, work, qt, c.heads, D));
   NPR_TRY(reserve(Np, Sp));
   rope_table_build(&rope_, pos.data(), Np, D, c.rope_theta);
   // Only the rows in use go up: the buffers keep the capacity of the largest step so far (a
@@ -339,6 +351,8 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   NPR_TRY(ctx_.upload(sin_, rope_.sin.data(), 4 * static_cast<int64_t>(rope_.sin.size()),
                       "qwen3 decode (cuda): rope table"));
   NPR_TRY(step_time_.begin(ctx_.stream()));
+  stats_.host_prep_ms += ms_since(entered);
+  const Clock::time_point launching = Clock::now();
   if (graph) {
     NPR_TRY(run_graph(Sp, graph_items));
   } else {
@@ -353,6 +367,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
     }
   }
   NPR_TRY(step_time_.end(ctx_.stream()));
+  stats_.host_launch_ms += ms_since(launching);
   if (logits_host)
     return ctx_.download(logits_host, logits_, 4 * S * c.vocab, "qwen3 decode (cuda): logits");
   return Status::ok();

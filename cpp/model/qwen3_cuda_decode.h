@@ -62,17 +62,17 @@ class Qwen3CudaDecoder {
   // The layer's chain of kernels (q|k|v, q/k norm + RoPE + KV write, tensor-core attend, merge,
   // o-proj, gate|up, down) as programmatic dependent launches, each launched while the one
   // before runs, the linear layers prefetching their weights into L2 meanwhile (pdl.cuh). The
-  // same bits either way. Off by default: on an H200 (2026-11-26, with the staged merge) it
-  // passed every test but was no faster (device ms a step 1.202 vs 1.169 at batch 1, 2.008 vs
-  // 1.973 at 8 branches).
+  // same bits either way. Off by default: on an H200 (2026-11-26) it passed every test but was
+  // no faster (device ms a step 1.095 vs 1.047 at batch 1, 1.641 vs 1.625 at 8 branches, both
+  // with the serial merge).
   bool candidate_kernels = false;
   // How the attention merges each query's split-KV partial states (decode_attention_cuda.h):
-  // the same bits every way.
-  DecodeMerge attention_merge = DecodeMerge::kSerial;
+  // the same bits either way; kStaged is the faster.
+  DecodeMerge attention_merge = DecodeMerge::kStaged;
   // The skinny linear layers on tensor cores (skinny_linear_mma.cuh: 8 batch rows cost what 1
   // does). Other bits than the CUDA-core forms (still batch invariant), so a switch of its own.
-  // H200, 2026-11-26: every test passed; device ms a step 1.286 vs 1.169 at batch 1, 1.732 vs
-  // 1.973 at 8 branches. Off by default.
+  // H200, 2026-11-26: every test passed; device ms a step 1.150 vs 1.047 at batch 1, 1.374 vs
+  // 1.625 at 8 branches (serial merge). Off by default: most engine steps have 1 to 4 rows.
   bool skinny_tensor_cores = false;
   bool profile = false;
   DecodeWorkOptions work_options;
@@ -85,6 +85,9 @@ class Qwen3CudaDecoder {
     // the host's. Brought up to date by settle_stats().
     double device_ms = 0.0;
     int64_t device_timed_steps = 0;
+    // Host milliseconds of every step: from step() to its launches (checks, plan, uploads), and
+    // the launches themselves (a graph launch, or the eager kernels' enqueueing).
+    double host_prep_ms = 0.0, host_launch_ms = 0.0;
   };
   const Stats& stats() const { return stats_; }
   // Folds the last step's device time into stats() (waits for that step to end on the device).
@@ -101,7 +104,9 @@ class Qwen3CudaDecoder {
   Qwen3CudaModel& m_;
   KvPagesCuda& pages_;
   CudaContext& ctx_;
-  DeviceDecodePlan plan_;
+  DeviceDecodePlan plan_;        // eager steps' (prefill chunks, profiled or large steps)
+  DeviceDecodePlan graph_plan_;  // graph steps' (sized at the buckets' item bounds)
+  DeviceDecodePlan* plan_in_use_ = &plan_;
   DeviceBuffer step_buf_, act_buf_;
   int64_t cap_tokens_ = 0, cap_seqs_ = 0, buffers_generation_ = 0;
   std::vector<int32_t> staging_;  // the step's ids, slots and last rows

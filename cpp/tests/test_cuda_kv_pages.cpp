@@ -260,22 +260,6 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
             CHECK_MSG(std::memcmp(got3.data(), got.data(), 4 * got.size()) == 0 &&
                           std::memcmp(gl3.data(), gl.data(), 4 * gl.size()) == 0,
                       what + ": the pdl launches' bits differ");
-            // The fused merge too (the staged merge after the SIMT kernel), plain and pdl, twice
-            // over the same plan (its arrival counters must be back at zero), the second time on
-            // a grid of twice the items (a replayed graph's idle items must not count).
-            for (int rep = 0; rep < 4; ++rep) {
-              DeviceBuffer out4 = poisoned_device(ctx, n * heads * D, t);
-              DeviceBuffer lse4 = poisoned_device(ctx, n * heads, DevDType::kF32);
-              CHECK_OK(decode_attention_cuda(ctx, t, plan, out4.get(), lse4.as<float>(), dq.get(),
-                                             heads, dpk, scale, rep % 2 ? 2 * w.n_items() : 0,
-                                             kernel, DecodeMerge::kFused, rep >= 2));
-              const auto got4 = to_host(ctx, out4, n * heads * D, t);
-              const auto gl4 = to_host(ctx, lse4, n * heads, DevDType::kF32);
-              CHECK_MSG(std::memcmp(got4.data(), got.data(), 4 * got.size()) == 0 &&
-                            std::memcmp(gl4.data(), gl.data(), 4 * gl.size()) == 0,
-                        what + ": the fused merge's bits differ (run " + std::to_string(rep) +
-                            ", max diff " + std::to_string(max_abs_diff(got4, got)) + ")");
-            }
             ++cases;
             if (!mma && variant == 1)  // the tensor-core kernel refuses what it cannot run
               CHECK(decode_attention_cuda(ctx, t, plan, out.get(), nullptr, dq.get(), heads, dpk,
@@ -369,11 +353,10 @@ TEST(cuda_decode_attention_staged_merge_over_many_partials) {
   CHECK(std::memcmp(lses[0].data(), lses[1].data(), 4 * lses[0].size()) == 0);
 }
 
-// The fused merge (the tensor-core attend kernel's last item of each query merges it) over many
-// partials a query (split-KV items of one page, cascade on, several chunks of partials) and many
-// queries a shared run (an item counts itself in for each of its queries): the serial merge's
-// bits, launch after launch over the same arrival counters.
-TEST(cuda_decode_attention_fused_merge_over_many_partials) {
+// The staged merge after the tensor-core attend kernel over many partials a query (split-KV items
+// of one page, cascade on, several chunks of partials) and many queries a shared run, GQA 2, 4
+// and 1: the serial merge's bits, launch after launch.
+TEST(cuda_decode_attention_staged_merge_after_tensor_cores) {
   CudaContext& ctx = cuda_test_context();
   Rng rng(174);
   const DevDType t = DevDType::kBF16;
@@ -407,24 +390,24 @@ TEST(cuda_decode_attention_fused_merge_over_many_partials) {
     DeviceDecodePlan plan;
     CHECK_OK(plan.upload(ctx, w, pt, heads, D));
     std::vector<float> outs[4], lses[4];
-    for (int m = 0; m < 4; ++m) {  // serial, then fused three times
+    for (int m = 0; m < 4; ++m) {  // serial, then staged three times
       DeviceBuffer out = poisoned_device(ctx, n * heads * D, t);
       DeviceBuffer lse = poisoned_device(ctx, n * heads, DevDType::kF32);
       CHECK_OK(decode_attention_cuda(ctx, t, plan, out.get(), lse.as<float>(), dq.get(), heads, dpk,
                                      scale, 0, DecodeAttnKernel::kMma,
-                                     m == 0 ? DecodeMerge::kSerial : DecodeMerge::kFused));
+                                     m == 0 ? DecodeMerge::kSerial : DecodeMerge::kStaged));
       outs[m] = to_host(ctx, out, n * heads * D, t);
       lses[m] = to_host(ctx, lse, n * heads, DevDType::kF32);
     }
     const std::string what = "heads " + std::to_string(heads) + "/" + std::to_string(kvh) + " D " +
                              std::to_string(D) + " branches " + std::to_string(branches);
     CHECK_MSG(max_abs_diff(outs[1], ref) < 1e-2,
-              what + ": fused merge vs reference " + std::to_string(max_abs_diff(outs[1], ref)));
+              what + ": staged merge vs reference " + std::to_string(max_abs_diff(outs[1], ref)));
     CHECK_MSG(max_abs_diff(lses[1], rl) < 1e-3, what + ": lse vs reference");
     for (int m = 1; m < 4; ++m)
       CHECK_MSG(std::memcmp(outs[0].data(), outs[m].data(), 4 * outs[0].size()) == 0 &&
                     std::memcmp(lses[0].data(), lses[m].data(), 4 * lses[0].size()) == 0,
-                what + ": fused launch " + std::to_string(m) + " differs from the serial merge");
+                what + ": staged launch " + std::to_string(m) + " differs from the serial merge");
   }
 }
 

@@ -247,6 +247,13 @@ export interface NativeKvDeviceStats {
   /** Device milliseconds of every step's launches (graph or eager), summed over deviceTimedSteps. */
   deviceMs: number;
   deviceTimedSteps: number;
+  /**
+   * Host milliseconds of the decode calls so far (any backend), summed over `calls`: queued (the
+   * call to its worker thread's start), prep (CUDA: checks, plan and uploads before the
+   * launches), launch (CUDA: the graph launch or the eager kernels' enqueueing), wait (CUDA: the
+   * worker waiting for the device), resolve (the worker's end to the promise settling).
+   */
+  hostMs: { calls: number; queueMs: number; prepMs: number; launchMs: number; waitMs: number; resolveMs: number };
 }
 
 /**
@@ -279,11 +286,11 @@ export interface NativeKvOptions {
    */
   tensorCoreLinears?: boolean;
   /**
-   * CUDA, default 'serial': how the decode attention merges each query's split-KV partial
-   * states: one partial at a time, 'staged' (their loads issued together), or 'fused' (the
-   * staged merge in the attend kernel's tail, one launch a layer fewer). Same bits every way.
+   * CUDA, default 'staged': how the decode attention merges each query's split-KV partial
+   * states: with their loads issued together through shared memory, or 'serial' (one partial
+   * at a time, the reference). Same bits either way.
    */
-  attentionMerge?: 'serial' | 'staged' | 'fused';
+  attentionMerge?: 'staged' | 'serial';
 }
 
 /** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */
