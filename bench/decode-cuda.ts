@@ -11,7 +11,8 @@
  *     attention), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
  *   - the decode options off by default, each at batch 1 and 8 branches: the layer's kernels as
- *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`), the
+ *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`; and in
+ *     eager steps, `_candidate_eager`), the
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), and the skinny linear
  *     layers on tensor cores (`tensorCoreLinears`, `_tc`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
@@ -186,6 +187,9 @@ for (const fast of [true, false]) {
 // The options off by default, each at batch 1 and 8 branches.
 const trials: Record<string, Partial<Run>> = {
   candidate: { candidate: true },
+  // PDL without graphs: whether a captured graph keeps the programmatic launches' overlap
+  // (compare with device_ms_b1_no_graphs, the default kernels' eager steps).
+  candidate_eager: { candidate: true, graphs: false },
   serial: { merge: 'serial' },
   tc: { tensorCores: true },
 };
@@ -205,7 +209,7 @@ for (const [name, extra] of Object.entries(trials)) {
       kernels: name,
       branches,
       cascade: 'true',
-      graphs: 'true',
+      graphs: String(extra.graphs ?? true),
       step_ms: round(x.t * 1000, 3),
       decode_ms: round(x.decodeT * 1000, 3),
       device_ms: round(x.deviceMs, 3),
