@@ -201,9 +201,13 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
     return Status::internal("sampling (cuda): the plain kernels got truncating parameters");
   if (n_rows <= 0) return Status::ok();
   const int64_t chunks = (vocab + kPlainChunk - 1) / kPlainChunk, words = (vocab + 31) / 32;
-  // Staged for one upload: the rows (n_rows) then each row's penalty bitmap (n_rows, words).
+  // Staged for one upload: the rows (n_rows) then each row's penalty bitmap (n_rows, words),
+  // the bitmaps only when some row has a penalty (the kernels read a row's bitmap only then: a
+  // 151,936-token vocabulary's is 19 KB a row).
+  bool any_penalty = false;
+  for (int64_t r = 0; r < n_rows; ++r) any_penalty |= rows[r].repetition_penalty != 1.0f;
   const int64_t meta_bytes = (static_cast<int64_t>(sizeof(PlainRow)) * n_rows + 255) / 256 * 256;
-  const int64_t bits_bytes = (4 * n_rows * words + 255) / 256 * 256;
+  const int64_t bits_bytes = any_penalty ? (4 * n_rows * words + 255) / 256 * 256 : 0;
   std::vector<char> staging(static_cast<size_t>(meta_bytes + bits_bytes), 0);
   auto* meta = reinterpret_cast<PlainRow*>(staging.data());
   auto* bits = reinterpret_cast<uint32_t*>(staging.data() + meta_bytes);
