@@ -8,7 +8,7 @@
 #
 # Phases, in this order (most needed first): cpp-tests, vitest-cuda, generate, bench:decode,
 # bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-tc, bench:engine,
-# memcheck, bench:attention, bench:train-step; and on request bench:decode-peer. Knobs:
+# memcheck, bench:attention, bench:train-step. Knobs:
 #   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
 #   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
 #   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all seven)
@@ -116,13 +116,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       ;;
     bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
     bench:train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
-    bench:decode-peer)
-      # The decode bench's transformers peer alone (what --no-peer leaves out), for a run that
-      # timed the decode bench without it and has time left at the end.
-      run_logged bench-decode-peer 240 python3 bench/peers/decode_cuda.py \
-        '{"vocab":151936,"hidden":1024,"intermediate":3072,"layers":28,"heads":16,"kvHeads":8,"headDim":128,"prefix":1024,"steps":16}'
-      ;;
-    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-tc, bench:engine, bench:train-step, bench:decode-peer)" ;;
+    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-tc, bench:engine, bench:train-step)" ;;
   esac
 done
 note "benchmark JSON:"

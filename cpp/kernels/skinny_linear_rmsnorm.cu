@@ -7,8 +7,6 @@
 //   3. walks its column tiles (a grid-stride loop, so each CTA stages once for several tiles)
 //      with skinny_linear_core.cuh (or the tensor-core skinny_linear_mma.cuh) reading x from
 //      shared memory.
-// Before step 1 it prefetches its first tile's weight rows into L2 (all its tiles in the PDL
-// forms, before waiting for the kernel before it), so the weights stream in during the norm.
 // Steps 1-2 repeat in every CTA: x is at most 8 rows, read from L2/L1.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -124,11 +122,6 @@ __global__ void __launch_bounds__(kThreads, 4)
         skinny::prefetch_linear_tile<M>(W, k, n, b);
     }
     pdl::wait();
-  } else if (blockIdx.x < tiles) {  // the first tile's weights stream in while the norm runs
-    if constexpr (TC)
-      skinny_tc::prefetch_linear_tile(W, k, n, blockIdx.x);
-    else
-      skinny::prefetch_linear_tile<M>(W, k, n, blockIdx.x);
   }
   stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
@@ -158,11 +151,6 @@ __global__ void __launch_bounds__(kThreads, 4)
         skinny::prefetch_swiglu_tile<M>(W, k, inter, b);
     }
     pdl::wait();
-  } else if (blockIdx.x < tiles) {  // the first tile's weights stream in while the norm runs
-    if constexpr (TC)
-      skinny_tc::prefetch_swiglu_tile(W, k, inter, blockIdx.x);
-    else
-      skinny::prefetch_swiglu_tile<M>(W, k, inter, blockIdx.x);
   }
   stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
