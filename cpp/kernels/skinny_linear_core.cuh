@@ -108,9 +108,7 @@ __device__ __forceinline__ void slice_dots(float (&acc)[R][M], const uint16_t* x
   if (VEC) {
     const int64_t chunks = k / 8;
     const uint4* px = reinterpret_cast<const uint4*>(x);
-    // Weight chunks in flight per lane: 8 for small batches (the 1-row step is bound by how much
-    // each SM keeps in flight), 4 from M = 4 on (more would spill the R x M sums).
-    constexpr int kUnroll = (M >= 4 ? 4 : 8) / R;
+    constexpr int kUnroll = 4 / R;  // 4 weight chunks in flight per lane
 #pragma unroll kUnroll
     for (int64_t c = s * 32 + lane; c < chunks; c += kStride) {
       uint4 u[R];
