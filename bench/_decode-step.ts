@@ -19,20 +19,20 @@ export async function timedDecodeStep(
   position: number,
   cascade: boolean,
   logits: Float32Array | null,
+  sync = false, // kv.decodeSync instead of awaiting kv.decode
 ): Promise<number> {
   for (const q of seqs) kv.append(q, 1, true);
   const S = seqs.length;
   const t0 = performance.now();
-  await kv.decode(
-    {
-      seqs,
-      cuNew: Int32Array.from({ length: S + 1 }, (_, i) => i),
-      ids: Int32Array.from(seqs, (_, i) => (salt * 31 + i) % vocab),
-      positions: new Int32Array(S).fill(position),
-      cascade,
-    },
-    logits,
-  );
+  const batch = {
+    seqs,
+    cuNew: Int32Array.from({ length: S + 1 }, (_, i) => i),
+    ids: Int32Array.from(seqs, (_, i) => (salt * 31 + i) % vocab),
+    positions: new Int32Array(S).fill(position),
+    cascade,
+  };
+  if (sync) kv.decodeSync(batch, logits);
+  else await kv.decode(batch, logits);
   lastSplit.decodeS = (performance.now() - t0) / 1000;
   if (!logits) {
     const rows = Int32Array.from({ length: S }, (_, i) => i);

@@ -22,7 +22,8 @@
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
  *     (`profile`), batch 1 on both paths and 8 branches on the default one (`op_ms_b1_<op>`,
  *     `op_ms_b1_generic_<op>`, `op_ms_8_<op>`: ms a step, and their `_total`).
- * Each figure is the median of the timed steps; a step is `await kv.decode(...)` from JS and
+ * Each figure is the median of the timed steps; a step is `kv.decodeSync(...)` from JS (the
+ * engine's way on CUDA; `_worker_decode` keys: `await kv.decode(...)`, on a worker thread) and
  * then every row sampled on the device (`kv.sample`, temperature 1), as the engine runs it: the
  * logits stay on the device and only tokens and logprobs come back. Peer in the same run: Hugging Face
  * transformers' generate on the same shape (bench/peers/decode_cuda.py, eager and with the
@@ -62,6 +63,8 @@ interface Run {
   candidate?: boolean;
   tensorCores?: boolean;
   merge?: 'staged' | 'serial';
+  /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
+  sync?: boolean;
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -72,6 +75,7 @@ async function stepTime(
   run: Run,
 ): Promise<{ t: number; kv: NativeKv; deviceMs: number; decodeT: number; host: Record<string, number> }> {
   const { graphs, fast, profile, candidate, tensorCores, merge } = run;
+  const sync = run.sync ?? true;
   const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
   const kv = new addon.NativeKv(model, {
     numBlocks,
@@ -102,7 +106,7 @@ async function stepTime(
       device = { ms: st.deviceMs, steps: st.deviceTimedSteps };
       host0 = st.hostMs;
     }
-    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null);
+    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null, sync);
     if (step >= 3) {
       times.push(t); // 3 warm-up steps (graph capture)
       decodeTimes.push(lastSplit.decodeS);
@@ -192,6 +196,8 @@ const trials: Record<string, Partial<Run>> = {
   candidate_eager: { candidate: true, graphs: false },
   serial: { merge: 'serial' },
   tc: { tensorCores: true },
+  // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
+  worker_decode: { sync: false },
 };
 type Timed = { t: number; deviceMs: number; decodeT: number };
 const trial: Record<string, { one: Timed; eight: Timed }> = {};

@@ -14,12 +14,13 @@
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
  * the default decode-specialised kernels, once with the generic ones (`_generic` keys), and once
  * with each decode option off by default: programmatic dependent launches (`candidateKernels`,
- * `_candidate`) and the skinny linear layers on tensor cores (`_tc`).
+ * `_candidate`) and the skinny linear layers on tensor cores (`_tc`), and with the decode steps
+ * awaited on a worker thread instead of run on the JS thread (`_worker_decode`).
  */
 
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKvOptions, NativeQwen3 } from '../ts/bindings/native.js';
-import { CharCodec, Engine, type Rollout, ScriptedChooser } from '../ts/engine/index.js';
+import { CharCodec, Engine, type EngineOptions, type Rollout, ScriptedChooser } from '../ts/engine/index.js';
 import { Qwen3Config } from '../ts/model/config.js';
 import { Model } from '../ts/model/model.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
@@ -95,7 +96,14 @@ function parallelScript(p: number): Record<string, number[]> {
   return out;
 }
 
-type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge'>;
+// The KV cache's decode options, and the engine's syncDecode (default: on for CUDA).
+type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge'> & {
+  syncDecode?: boolean;
+};
+
+function kvOnly({ syncDecode: _, ...kv }: KvOptions): EngineOptions['kvOptions'] {
+  return kv;
+}
 
 async function timeMode(
   mode: 'ar' | 'parallel',
@@ -107,7 +115,8 @@ async function timeMode(
     vocab: VOCAB,
     codec,
     kvBlocks: cuda ? 256 : 1024, // 0.6B bf16 blocks are 1.8 MB each; each run makes a new engine
-    kvOptions,
+    kvOptions: kvOnly(kvOptions),
+    ...(kvOptions.syncDecode === undefined ? {} : { syncDecode: kvOptions.syncDecode }),
     chooser: () => new ScriptedChooser((r) => scripts[r] ?? {}, CharCodec.EOS),
   });
   const steps: number[] = [];
@@ -201,6 +210,7 @@ const variants: Record<string, KvOptions> = cuda
       generic: { fastKernels: false },
       candidate: { candidateKernels: true },
       tc: { tensorCoreLinears: true },
+      worker_decode: { syncDecode: false }, // each step awaited on a worker thread
     }
   : {};
 const others: Record<string, Awaited<ReturnType<typeof measure>>> = {};

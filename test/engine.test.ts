@@ -166,6 +166,50 @@ describe('engine: sampler, streaming, abort', () => {
     await expectConsistent(model, alone);
   });
 
+  it("decodeSync gives decode's logits on the JS thread, and the engine's syncDecode the same rollouts", async () => {
+    const model = scriptedModel({ scale: 3 });
+    const addon = native();
+    const logitsOf = async (sync: boolean): Promise<Float32Array> => {
+      const kv = new addon.NativeKv(model.nativeHandle, { numBlocks: 16, blockTokens: 4 });
+      const s = kv.createSequence(kv.openRequest(50));
+      expect(kv.append(s, 5, false)).toBe('ok');
+      const batch = {
+        seqs: Int32Array.of(s),
+        cuNew: Int32Array.of(0, 5),
+        ids: Int32Array.of(3, 1, 4, 1, 5),
+        positions: Int32Array.of(0, 1, 2, 3, 4),
+      };
+      const out = new Float32Array(VOCAB);
+      if (sync) kv.decodeSync(batch, out);
+      else await kv.decode(batch, out);
+      const host = kv.deviceStats().hostMs;
+      expect(host.calls).toBe(1);
+      expect(host.queueMs > 0).toBe(!sync); // no hand-off to a worker thread
+      if (!sync) {
+        // A decodeSync while a decode runs is refused, as any other call on a busy cache.
+        const again = { ...batch, seqs: Int32Array.of(s) };
+        const pending = kv.decode(again);
+        expect(() => kv.decodeSync(again)).toThrow(/decodeSync: the model or this cache is busy/);
+        await pending;
+      }
+      return out;
+    };
+    const [viaWorker, onThread] = [await logitsOf(false), await logitsOf(true)];
+    expect(maxAbsDiff(viaWorker, onThread)).toBe(0);
+    expect(viaWorker.some((x) => x !== 0)).toBe(true);
+    const rollouts = async (syncDecode: boolean): Promise<Rollout[]> => {
+      const engine = new Engine({ model: model.nativeHandle, vocab: VOCAB, codec, kvBlocks: 256, blockTokens: 4, syncDecode });
+      const out = (await engine.generate(['q: 1+2', 'q: 7*6'], { maxNewTokens: 40, seed: 3, temperature: 1 })) as Rollout[];
+      expect(engine.kv.deviceStats().hostMs.queueMs > 0).toBe(!syncDecode);
+      return out;
+    };
+    const [a, b] = [await rollouts(false), await rollouts(true)];
+    a.forEach((r, i) => {
+      expect(Array.from((b[i] as Rollout).tokens)).toEqual(Array.from(r.tokens));
+      expect(maxAbsDiff((b[i] as Rollout).logprobs, r.logprobs)).toBe(0);
+    });
+  });
+
   it('sample names bad arguments', () => {
     const addon = native();
     const out = { tokens: new Int32Array(1), logprob: new Float32Array(1), logprobSampling: new Float32Array(1) };

@@ -15,7 +15,8 @@
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
 //   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
-//   Int32Array, cascade? }, logits?: Float32Array) -> Promise
+//   Int32Array, cascade? }, logits?: Float32Array) -> Promise, decodeSync(same) -> undefined (on
+//   the JS thread)
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
 //   graphError, profiledSteps, opMs, deviceMs, deviceTimedSteps } (CUDA; zeros on the CPU) and
 //   hostMs { calls, queueMs, prepMs, launchMs, waitMs, resolveMs } (the decode calls' host time),
@@ -71,25 +72,27 @@ int32_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const 
 class KvHandle : public Napi::ObjectWrap<KvHandle> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(
-        env, "NativeKv",
-        {InstanceMethod<&KvHandle::OpenRequest>("openRequest"),
-         InstanceMethod<&KvHandle::CloseRequest>("closeRequest"),
-         InstanceMethod<&KvHandle::CreateSequence>("createSequence"),
-         InstanceMethod<&KvHandle::Append>("append"), InstanceMethod<&KvHandle::Fork>("fork"),
-         InstanceMethod<&KvHandle::Join>("join"), InstanceMethod<&KvHandle::Free>("free"),
-         InstanceMethod<&KvHandle::Length>("length"),
-         InstanceMethod<&KvHandle::CheckInvariants>("checkInvariants"),
-         InstanceMethod<&KvHandle::Decode>("decode"),
-         InstanceMethod<&KvHandle::Logprobs>("logprobs"),
-         InstanceMethod<&KvHandle::Sample>("sample"),
-         InstanceMethod<&KvHandle::LogitsRows>("logitsRows"),
-         InstanceMethod<&KvHandle::DeviceStats>("deviceStats"),
-         InstanceMethod<&KvHandle::CopyBandwidth>("deviceCopyBandwidth"),
-         InstanceAccessor<&KvHandle::Backend>("backend"),
-         InstanceAccessor<&KvHandle::FreeBlocks>("freeBlocks"),
-         InstanceAccessor<&KvHandle::NumBlocks>("numBlocks"),
-         InstanceAccessor<&KvHandle::PageBytes>("pageBytes")});
+    return DefineClass(env, "NativeKv",
+                       {InstanceMethod<&KvHandle::OpenRequest>("openRequest"),
+                        InstanceMethod<&KvHandle::CloseRequest>("closeRequest"),
+                        InstanceMethod<&KvHandle::CreateSequence>("createSequence"),
+                        InstanceMethod<&KvHandle::Append>("append"),
+                        InstanceMethod<&KvHandle::Fork>("fork"),
+                        InstanceMethod<&KvHandle::Join>("join"),
+                        InstanceMethod<&KvHandle::Free>("free"),
+                        InstanceMethod<&KvHandle::Length>("length"),
+                        InstanceMethod<&KvHandle::CheckInvariants>("checkInvariants"),
+                        InstanceMethod<&KvHandle::Decode>("decode"),
+                        InstanceMethod<&KvHandle::DecodeSync>("decodeSync"),
+                        InstanceMethod<&KvHandle::Logprobs>("logprobs"),
+                        InstanceMethod<&KvHandle::Sample>("sample"),
+                        InstanceMethod<&KvHandle::LogitsRows>("logitsRows"),
+                        InstanceMethod<&KvHandle::DeviceStats>("deviceStats"),
+                        InstanceMethod<&KvHandle::CopyBandwidth>("deviceCopyBandwidth"),
+                        InstanceAccessor<&KvHandle::Backend>("backend"),
+                        InstanceAccessor<&KvHandle::FreeBlocks>("freeBlocks"),
+                        InstanceAccessor<&KvHandle::NumBlocks>("numBlocks"),
+                        InstanceAccessor<&KvHandle::PageBytes>("pageBytes")});
   }
 
   explicit KvHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KvHandle>(info) {
@@ -308,6 +311,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     return o;
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);
+  Napi::Value DecodeSync(const Napi::CallbackInfo& info);
   Napi::Value Logprobs(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value LogitsRows(const Napi::CallbackInfo& info);
@@ -315,6 +319,20 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
   StepLogits step_logits(Napi::Env env, const char* fn);
 
   friend class DecodeWorker;
+  // A decode call's inputs, checked (decode and decodeSync share them): the JS arrays, which stay
+  // alive for the call, and the sequences' page table read off the cache.
+  struct DecodeArgs {
+    Napi::Int32Array seqs, cu, ids, pos;
+    Napi::Float32Array logits;  // empty: leave the logits where the model is
+    bool cascade = true;
+    std::vector<int32_t> indptr{0}, indices, last;
+  };
+  DecodeArgs decode_args(const Napi::CallbackInfo& info, const char* fn);
+  // One decode step on the calling thread (a worker's or the JS thread): the CUDA step and the
+  // wait for the device (*wait_ms), or the CPU step into host_logits_ (copied to `logits` when
+  // given). The batch's table must point into the caller's arrays.
+  Status run_decode(const Qwen3DecodeBatch& batch, bool cascade, float* logits,
+                    const CpuContext& cpu, double* wait_ms);
   Qwen3Access model_;
   Napi::ObjectReference model_ref_;
   KvPages pages_;  // CPU model
@@ -354,23 +372,7 @@ class DecodeWorker : public Napi::AsyncWorker {
   void Execute() override {
     started_ = Clock::now();
     batch.table = PageTable{batch.sequences, indptr.data(), indices.data(), last.data()};
-#if defined(NPR_WITH_CUDA)
-    if (h_->decoder_) {
-      status_ = h_->decoder_->step(batch, cascade, logits);
-      // The promise settles when the step has run: its errors surface here, not in the next
-      // call, and this worker thread, not the JS thread, waits for the device.
-      const Clock::time_point waiting = Clock::now();
-      if (status_.is_ok() && !logits)
-        status_ = h_->model_.cuda->context().sync("decode (cuda): the step");
-      ended_ = Clock::now();
-      wait_ms_ = ms(waiting, ended_);
-      return;
-    }
-#endif
-    float* kept = h_->host_logits_.data();
-    status_ =
-        qwen3_decode_step(runtime_.context(), *h_->model_.model, h_->pages_, batch, cascade, kept);
-    if (status_.is_ok() && logits) std::copy(kept, kept + h_->host_logits_.size(), logits);
+    status_ = h_->run_decode(batch, cascade, logits, runtime_.context(), &wait_ms_);
     ended_ = Clock::now();
   }
   void OnOK() override {
@@ -408,65 +410,121 @@ class DecodeWorker : public Napi::AsyncWorker {
   double wait_ms_ = 0.0;
 };
 
-Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
-  const char* fn = "decode";
+KvHandle::DecodeArgs KvHandle::decode_args(const Napi::CallbackInfo& info, const char* fn) {
   idle(info.Env(), fn);
+  const std::string f = fn;
   Napi::Object o = object_arg(info, 0, fn, "batch", false);
-  Napi::Int32Array seqs = int32_arg(o.Get("seqs"), fn, "batch.seqs");
-  Napi::Int32Array cu = int32_arg(o.Get("cuNew"), fn, "batch.cuNew");
-  Napi::Int32Array ids = int32_arg(o.Get("ids"), fn, "batch.ids");
-  Napi::Int32Array pos = int32_arg(o.Get("positions"), fn, "batch.positions");
-  const bool cascade = bool_field(o, fn, "cascade", true);
-  const size_t S = seqs.ElementLength();
+  DecodeArgs a;
+  a.seqs = int32_arg(o.Get("seqs"), fn, "batch.seqs");
+  a.cu = int32_arg(o.Get("cuNew"), fn, "batch.cuNew");
+  a.ids = int32_arg(o.Get("ids"), fn, "batch.ids");
+  a.pos = int32_arg(o.Get("positions"), fn, "batch.positions");
+  a.cascade = bool_field(o, fn, "cascade", true);
+  const Napi::Int32Array& cu = a.cu;
+  const size_t S = a.seqs.ElementLength();
   if (S == 0 || cu.ElementLength() != S + 1 || cu[0] != 0)
-    throw_range(info.Env(), "decode: batch.cuNew must have seqs.length + 1 entries starting at 0");
+    throw_range(info.Env(), f + ": batch.cuNew must have seqs.length + 1 entries starting at 0");
   for (size_t s = 0; s < S; ++s)
     if (cu[s + 1] <= cu[s])
-      throw_range(info.Env(), "decode: every sequence needs at least one new token");
+      throw_range(info.Env(), f + ": every sequence needs at least one new token");
   const size_t N = static_cast<size_t>(cu[S]);
-  if (ids.ElementLength() != N || pos.ElementLength() != N)
-    throw_range(info.Env(), "decode: batch.ids and batch.positions must hold cuNew[last] = " +
+  if (a.ids.ElementLength() != N || a.pos.ElementLength() != N)
+    throw_range(info.Env(), f + ": batch.ids and batch.positions must hold cuNew[last] = " +
                                 std::to_string(N) + " entries");
   const int64_t V = config().vocab;
   const bool copy_out = !info[1].IsUndefined() && !info[1].IsNull();
   if (copy_out && (!info[1].IsTypedArray() ||
                    info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
                    info[1].As<Napi::Float32Array>().ElementLength() != S * V))
-    throw_type(info.Env(),
-               "decode: argument 'logits' must be a Float32Array of seqs.length * vocab = " +
-                   std::to_string(S * V) + " elements, or left out");
-  Napi::Float32Array lg = copy_out ? info[1].As<Napi::Float32Array>() : Napi::Float32Array();
-  std::vector<int32_t> indptr{0}, indices, last;
+    throw_type(info.Env(), f +
+                               ": argument 'logits' must be a Float32Array of seqs.length * "
+                               "vocab = " +
+                               std::to_string(S * V) + " elements, or left out");
+  if (copy_out) a.logits = info[1].As<Napi::Float32Array>();
   for (size_t s = 0; s < S; ++s) {
-    const int32_t seq = seqs[s];
+    const int32_t seq = a.seqs[s];
     if (!kv_->is_live(seq) || !kv_->children(seq).empty() || kv_->length(seq) < cu[s + 1] - cu[s])
-      throw_range(info.Env(), "decode: sequence " + std::to_string(seq) +
+      throw_range(info.Env(), f + ": sequence " + std::to_string(seq) +
                                   " is not live, is forked, or its cache does not cover its new "
                                   "tokens (append them first)");
-    for (int32_t b : kv_->table(seq)) indices.push_back(b);
-    indptr.push_back(static_cast<int32_t>(indices.size()));
+    for (int32_t b : kv_->table(seq)) a.indices.push_back(b);
+    a.indptr.push_back(static_cast<int32_t>(a.indices.size()));
     const int32_t rem = static_cast<int32_t>(kv_->length(seq) % kv_->block_tokens());
-    last.push_back(rem == 0 ? kv_->block_tokens() : rem);
+    a.last.push_back(rem == 0 ? kv_->block_tokens() : rem);
   }
+  return a;
+}
+
+Status KvHandle::run_decode(const Qwen3DecodeBatch& batch, bool cascade, float* logits,
+                            const CpuContext& cpu, double* wait_ms) {
+  *wait_ms = 0.0;
+#if defined(NPR_WITH_CUDA)
+  if (decoder_) {
+    Status st = decoder_->step(batch, cascade, logits);
+    // The call ends when the step has run: its errors surface here, not in the next call.
+    const auto waiting = std::chrono::steady_clock::now();
+    if (st.is_ok() && !logits) st = model_.cuda->context().sync("decode (cuda): the step");
+    *wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - waiting)
+                   .count();
+    return st;
+  }
+#endif
+  float* kept = host_logits_.data();
+  const Status st = qwen3_decode_step(cpu, *model_.model, pages_, batch, cascade, kept);
+  if (st.is_ok() && logits) std::copy(kept, kept + host_logits_.size(), logits);
+  return st;
+}
+
+Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
+  DecodeArgs a = decode_args(info, "decode");
+  const size_t S = a.seqs.ElementLength();
   step_rows_ = 0;  // the kept logits are the new step's from here on
-  if (!model_.cuda) host_logits_.assign(S * static_cast<size_t>(V), 0.0f);
+  if (!model_.cuda) host_logits_.assign(S * static_cast<size_t>(config().vocab), 0.0f);
   auto* w = new DecodeWorker(info.Env(), this);
-  for (const Napi::Value& v : {Napi::Value(seqs), Napi::Value(cu), Napi::Value(ids),
-                               Napi::Value(pos), Napi::Value(info.This())})
+  for (const Napi::Value& v : {Napi::Value(a.seqs), Napi::Value(a.cu), Napi::Value(a.ids),
+                               Napi::Value(a.pos), Napi::Value(info.This())})
     w->keep.push_back(Napi::Persistent(v.As<Napi::Object>()));
-  if (copy_out) w->keep.push_back(Napi::Persistent(lg.As<Napi::Object>()));
-  w->indptr = std::move(indptr);
-  w->indices = std::move(indices);
-  w->last = std::move(last);
+  if (!a.logits.IsEmpty()) w->keep.push_back(Napi::Persistent(a.logits.As<Napi::Object>()));
+  w->indptr = std::move(a.indptr);
+  w->indices = std::move(a.indices);
+  w->last = std::move(a.last);
   w->batch.sequences = static_cast<int64_t>(S);
-  w->batch.cu_new = cu.Data();
-  w->batch.ids = ids.Data();
-  w->batch.positions = pos.Data();
-  w->logits = copy_out ? lg.Data() : nullptr;
-  w->cascade = cascade;
+  w->batch.cu_new = a.cu.Data();
+  w->batch.ids = a.ids.Data();
+  w->batch.positions = a.pos.Data();
+  w->logits = a.logits.IsEmpty() ? nullptr : a.logits.Data();
+  w->cascade = a.cascade;
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
+}
+
+// decode on the JS thread: no hand-off to a worker thread and back (on an H200 host those cost
+// 0.17-0.28 ms a step, queued + resolved, against a ~1 ms device step), at the price of the JS
+// thread waiting for the step. Same checks, results and errors (thrown) as decode.
+Napi::Value KvHandle::DecodeSync(const Napi::CallbackInfo& info) {
+  DecodeArgs a = decode_args(info, "decodeSync");
+  const size_t S = a.seqs.ElementLength();
+  step_rows_ = 0;
+  if (!model_.cuda) host_logits_.assign(S * static_cast<size_t>(config().vocab), 0.0f);
+  Qwen3DecodeBatch batch;
+  batch.sequences = static_cast<int64_t>(S);
+  batch.cu_new = a.cu.Data();
+  batch.ids = a.ids.Data();
+  batch.positions = a.pos.Data();
+  batch.table = PageTable{batch.sequences, a.indptr.data(), a.indices.data(), a.last.data()};
+  decoding_ = true;
+  *model_.busy = true;
+  double wait_ms = 0.0;
+  const Status st = run_decode(batch, a.cascade, a.logits.IsEmpty() ? nullptr : a.logits.Data(),
+                               cpu_runtime().context(), &wait_ms);
+  decoding_ = false;
+  *model_.busy = false;
+  host_wait_ms_ += wait_ms;
+  ++host_calls_;
+  step_rows_ = st.is_ok() ? batch.sequences : 0;
+  check(info.Env(), st);
+  return info.Env().Undefined();
 }
 
 StepLogits KvHandle::step_logits(Napi::Env env, const char* fn) {

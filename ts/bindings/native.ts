@@ -317,6 +317,11 @@ export interface NativeKv {
    * until the next decode for logprobs / sample / logitsRows.
    */
   decode(batch: NativeDecodeBatch, logits?: Float32Array | null): Promise<void>;
+  /**
+   * `decode` on the calling (JS) thread: no hand-off to a worker thread and back, at the price of
+   * the thread waiting for the step. Same checks, results and errors (thrown).
+   */
+  decodeSync(batch: NativeDecodeBatch, logits?: Float32Array | null): void;
   /** out[i] = log-softmax(row logitRows[i] of the last step)[tokens[i]], computed where the logits are. */
   logprobs(logitRows: Int32Array, tokens: Int32Array, out: Float32Array): void;
   /** The sampler (as `sample`) over rows logitRows[r] of the last step, where the logits are. */

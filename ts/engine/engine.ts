@@ -43,6 +43,13 @@ export interface EngineOptions {
   reserve?: ForkReserve;
   /** Shared-prefix attention for branches (default true). */
   cascade?: boolean;
+  /**
+   * Run each decode step on the JS thread (NativeKv.decodeSync) instead of awaiting a worker
+   * thread (decode), yielding to the event loop every ~10 ms of steps. Default: on for a CUDA
+   * model, whose ~1 ms steps lost 0.17-0.28 ms each to the hand-off to a worker thread and back
+   * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
+   */
+  syncDecode?: boolean;
   /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge). */
   kvOptions?: Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge'>;
   /** Replace the native sampler (scripted tests and benchmarks); called once per generate call. */
@@ -75,6 +82,7 @@ export class Engine extends (EventEmitter as new () => TypedEmitterModule.defaul
         prefillChunk: options.prefillChunk ?? 256,
         maxActiveRequests: options.maxActiveRequests ?? 16,
         cascade: options.cascade ?? true,
+        syncDecode: options.syncDecode ?? this.kv.backend === 'cuda',
       },
       {
         token: (r, b, token, position, logprob, forced) =>

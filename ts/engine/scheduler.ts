@@ -36,7 +36,15 @@ export interface SchedulerConfig {
   prefillChunk: number;
   maxActiveRequests: number;
   cascade: boolean;
+  /**
+   * Decode on the JS thread (kv.decodeSync), yielding to the event loop once SYNC_YIELD_MS of
+   * steps have run since the last yield; otherwise each step is an awaited kv.decode.
+   */
+  syncDecode: boolean;
 }
+
+/** Longest run of synchronous decode steps before the scheduler yields to the event loop. */
+const SYNC_YIELD_MS = 10;
 
 /** A prompt waiting for (or holding) a slot. */
 export interface Submission {
@@ -58,6 +66,7 @@ interface Active {
 }
 
 export class Scheduler {
+  private lastYield = performance.now();
   private waiting: Submission[] = [];
   private active: Active[] = [];
   private reserved = 0;
@@ -224,8 +233,15 @@ export class Scheduler {
     });
     const t0 = performance.now();
     // The logits stay where the model is: only logprobs and sampled tokens come back.
-    await kv.decode({ seqs: Int32Array.from(batch, (f) => f.b.seq), cuNew, ids, positions, cascade: this.config.cascade });
-    this.sink.step({ sequences: S, tokens: N, ms: performance.now() - t0 });
+    const step = { seqs: Int32Array.from(batch, (f) => f.b.seq), cuNew, ids, positions, cascade: this.config.cascade };
+    if (this.config.syncDecode) kv.decodeSync(step);
+    else await kv.decode(step);
+    const t1 = performance.now();
+    this.sink.step({ sequences: S, tokens: N, ms: t1 - t0 });
+    if (this.config.syncDecode && t1 - this.lastYield > SYNC_YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve)); // timers and I/O get their turn
+      this.lastYield = performance.now();
+    }
     const logits = new StepLogits(kv, S, V);
     const wanted: [number, number][] = [];
     batch.forEach((f, i) => {
