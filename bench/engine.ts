@@ -8,7 +8,8 @@
  * each branch takes. Parallel mode: blocks of 4 and 3 plans, steps of 30-40 tokens. AR mode: the
  * trunk is scripted to write the parallel rollout's response token for token, so both modes
  * generate exactly the same tokens and the speedup is a ratio of wall times. One request at a
- * time (batch 1, the latency view); each figure is the median of several runs.
+ * time (batch 1, the latency view); each figure is the median of several runs. The `_long` keys
+ * repeat it with NPR-length steps of 250-350 tokens (default options only).
  *
  * `--backend cuda`: the same scripts on the Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
@@ -79,8 +80,12 @@ function words(seed: number, n: number): string {
   return s.slice(0, n);
 }
 
-/** The parallel script of prompt p: each block's plans, steps of 30-40 tokens, a short takeaway. */
-function parallelScript(p: number): Record<string, number[]> {
+/**
+ * The parallel script of prompt p: each block's plans, steps of 30-40 tokens (or, `long`, of
+ * 250-350: NPR's steps run to hundreds of tokens, so the sequential plans and takeaways weigh
+ * less), a short takeaway.
+ */
+function parallelScript(p: number, long = false): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   let trunk = '';
   BLOCKS.forEach((plans, b) => {
@@ -88,7 +93,8 @@ function parallelScript(p: number): Record<string, number[]> {
     for (let i = 1; i <= plans; i++) {
       trunk += `<plan>${i}: ${words(p * 97 + b * 13 + i, 6)}</plan>`;
       // The forced prefix '\n<step>\n{i}:' is 5 tokens; the step then writes 25-35 more.
-      out[`${b}:${i}`] = codec.encode(`${words(p * 31 + b * 7 + i, 24 + ((p + b * 3 + i * 5) % 11))}</step>`);
+      const len = long ? 244 + ((p * 37 + b * 53 + i * 29) % 101) : 24 + ((p + b * 3 + i * 5) % 11);
+      out[`${b}:${i}`] = codec.encode(`${words(p * 31 + b * 7 + i, len)}</step>`);
     }
     trunk += `</guideline> ${words(p + b, 8)}</takeaway>\n`;
   });
@@ -137,7 +143,7 @@ async function timeMode(
   const t0 = performance.now();
   const rollouts: Rollout[] = [];
   for (let p = 0; p < PROMPTS.length; p++) {
-    const [r] = (await engine.generate([PROMPTS[p] as string], { mode, maxNewTokens: 2048, requestKey: p })) as [Rollout];
+    const [r] = (await engine.generate([PROMPTS[p] as string], { mode, maxNewTokens: 4096, requestKey: p })) as [Rollout];
     rollouts.push(r);
   }
   return {
@@ -152,10 +158,11 @@ async function timeMode(
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-const parScripts = PROMPTS.map((_, p) => parallelScript(p));
+const shortScripts = PROMPTS.map((_, p) => parallelScript(p));
+const longScripts = PROMPTS.map((_, p) => parallelScript(p, true));
 
 /** Parallel and AR runs with these KV options: the figures, and a table printed. */
-async function measure(kvOptions: KvOptions, label: string) {
+async function measure(kvOptions: KvOptions, label: string, parScripts = shortScripts) {
   await timeMode('parallel', parScripts, kvOptions); // warm-up
   const par = await timeMode('parallel', parScripts, kvOptions);
   for (const r of par.rollouts)
@@ -215,6 +222,8 @@ const variants: Record<string, KvOptions> = cuda
   : {};
 const others: Record<string, Awaited<ReturnType<typeof measure>>> = {};
 for (const [name, options] of Object.entries(variants)) others[name] = await measure(options, name);
+// The same with NPR-length steps (250-350 tokens), default options only.
+const long = await measure({}, cuda ? 'fast (default), long steps' : 'cpu, long steps', longScripts);
 const { tokens, arMs, parMs, tpsAr, tpsPar, speedup, branchesPerFork, forks, stepLens, ar, par, forkPhaseSpeedup } = main;
 console.log(
   `\nscripted choices on a random-weight Qwen3 (${cuda ? 'Qwen3-0.6B shape, bf16, CUDA' : 'hidden 384, 6 layers, f32'}, vocab ${VOCAB}) through the real decode path; ` +
@@ -238,6 +247,14 @@ printJson('engine', {
   decode_calls_parallel: par.steps.length,
   ideal_speedup_flat_step_cost: round(ar.steps.length / par.steps.length),
   speedup_inside_forks: round(forkPhaseSpeedup),
+  // Steps of 250-350 tokens instead of 30-40 (default options): the target's premise, that the
+  // steps carry most of a response's tokens, holds there.
+  tokens_long: long.tokens,
+  speedup_parallel_vs_ar_long: round(long.speedup),
+  mean_branches_per_fork_long: round(long.branchesPerFork, 2),
+  target_speedup_long: round(0.8 * long.branchesPerFork, 2),
+  ideal_speedup_flat_step_cost_long: round(long.ar.steps.length / long.par.steps.length),
+  speedup_inside_forks_long: round(long.forkPhaseSpeedup),
   // Per decode call: the whole loop's wall time, and the part inside kv.decode (the rest is the
   // engine's own work: chooser, state machines, appends).
   ms_per_call_ar: round(median(arMs) / ar.steps.length, 3),
