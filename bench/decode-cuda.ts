@@ -7,14 +7,15 @@
  *     bandwidth this run measures (bytes read + written per second);
  *   - step time for 1, 2, 4, 8 branches forked off the same 1k prefix, cascade on and off;
  *   - all of that with the decoder's default decode-specialised kernels (`fastKernels`: stacked
- *     projections, skinny linear layers, fused q/k norm + RoPE + KV write, tensor-core
- *     attention), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
+ *     projections, skinny linear layers on tensor cores, fused q/k norm + RoPE + KV write,
+ *     tensor-core attention, staged merge), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
- *   - the decode options off by default, each at batch 1 and 8 branches: the layer's kernels as
+ *   - the other decode options, each at batch 1 and 8 branches: the layer's kernels as
  *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`; and in
  *     eager steps, `_candidate_eager`), the
- *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), and the skinny linear
- *     layers on tensor cores (`tensorCoreLinears`, `_tc`);
+ *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the skinny linear layers
+ *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), and the decode steps awaited
+ *     on a worker thread (`_worker_decode`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
  *     decode call alone (`decode_call_ms_*`) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:
@@ -83,7 +84,7 @@ async function stepTime(
     fastKernels: fast,
     profile: profile ?? false,
     candidateKernels: candidate ?? false,
-    tensorCoreLinears: tensorCores ?? false,
+    tensorCoreLinears: tensorCores ?? true,
     attentionMerge: merge ?? 'staged',
   });
   const req = kv.openRequest(1 << 20);
@@ -195,7 +196,7 @@ const trials: Record<string, Partial<Run>> = {
   // (compare with device_ms_b1_no_graphs, the default kernels' eager steps).
   candidate_eager: { candidate: true, graphs: false },
   serial: { merge: 'serial' },
-  tc: { tensorCores: true },
+  cuda_cores: { tensorCores: false },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
   worker_decode: { sync: false },
 };

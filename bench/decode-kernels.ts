@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode-kernels [--generic] [--candidate] [--tc] [--merge staged|serial]`: every kernel of a CUDA decode step with its own device time,
+ * `npm run bench -- decode-kernels [--generic] [--candidate] [--cuda-cores] [--merge staged|serial]`: every kernel of a CUDA decode step with its own device time,
  * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
  * prefix), for 1 and for 8 branches: launches, microseconds and DRAM read bandwidth a step per
  * kernel, and their sums.
@@ -110,7 +110,7 @@ function findNcu(): string | null {
 const steps = Number(argValue('steps') ?? 2);
 const fast = !argFlag('generic');
 const candidate = argFlag('candidate');
-const tc = argFlag('tc'); // the skinny linear layers on tensor cores
+const tc = !argFlag('cuda-cores'); // the skinny linear layers on tensor cores (the default)
 const merge = (argValue('merge') ?? 'staged') as Merge; // the attention merge (attentionMerge)
 if (!['staged', 'serial'].includes(merge)) throw new RangeError(`--merge must be staged or serial (got '${merge}')`);
 if (argFlag('workload')) {
@@ -153,7 +153,7 @@ if (argFlag('workload')) {
         String(steps),
         ...(fast ? [] : ['--generic']),
         ...(candidate ? ['--candidate'] : []),
-        ...(tc ? ['--tc'] : []),
+        ...(tc ? [] : ['--cuda-cores']),
         '--merge',
         merge,
       ],

@@ -15,7 +15,7 @@
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
  * the default decode-specialised kernels, once with the generic ones (`_generic` keys), and once
  * with each decode option off by default: programmatic dependent launches (`candidateKernels`,
- * `_candidate`) and the skinny linear layers on tensor cores (`_tc`), and with the decode steps
+ * `_candidate`) and the skinny linear layers on CUDA cores (`_cuda_cores`), and with the decode steps
  * awaited on a worker thread instead of run on the JS thread (`_worker_decode`).
  */
 
@@ -216,7 +216,7 @@ const variants: Record<string, KvOptions> = cuda
   ? {
       generic: { fastKernels: false },
       candidate: { candidateKernels: true },
-      tc: { tensorCoreLinears: true },
+      cuda_cores: { tensorCoreLinears: false },
       worker_decode: { syncDecode: false }, // each step awaited on a worker thread
     }
   : {};

@@ -7,7 +7,7 @@
 #   scripts/gpu-check.sh [OUT_DIR]
 #
 # Phases, in this order (most needed first): cpp-tests, vitest-cuda, generate, bench:decode,
-# bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-tc, bench:engine,
+# bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine,
 # memcheck, bench:attention, bench:train-step. Knobs:
 #   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
 #   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
@@ -63,10 +63,10 @@ run_logged build 420 env NPR_CUDA=on CUDAARCHS="${CUDAARCHS:-90}" node scripts/b
 }
 if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
 
-benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-candidate decode-kernels-tc engine attention train-step}"
+benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-candidate decode-kernels-cuda-cores engine attention train-step}"
 bench_phase() { case " $benches " in *" $1 "*) echo "bench:$1" ;; esac; }
 default_phases="cpp-tests vitest-cuda generate $(bench_phase decode) $(bench_phase decode-kernels) \
-  $(bench_phase decode-kernels-candidate) $(bench_phase decode-kernels-tc) \
+  $(bench_phase decode-kernels-candidate) $(bench_phase decode-kernels-cuda-cores) \
   $(bench_phase engine) memcheck \
   $(bench_phase attention) $(bench_phase train-step)"
 case "${NPR_GPU_CHECK:-all}" in
@@ -111,12 +111,12 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
     bench:decode-kernels-candidate)
       run_logged bench-decode-kernels-candidate 180 node dist/bench/decode-kernels.js --candidate
       ;;
-    bench:decode-kernels-tc)
-      run_logged bench-decode-kernels-tc 180 node dist/bench/decode-kernels.js --tc
+    bench:decode-kernels-cuda-cores)
+      run_logged bench-decode-kernels-cuda-cores 180 node dist/bench/decode-kernels.js --cuda-cores
       ;;
     bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
     bench:train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
-    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-tc, bench:engine, bench:train-step)" ;;
+    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
   esac
 done
 note "benchmark JSON:"

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The end of a scripts/gpu-check.sh run, read for a decision: which tests failed (C++, memcheck,
-// vitest), and the decode options off by default (candidateKernels, attentionMerge,
-// tensorCoreLinears) beside the default ones in the decode, engine and decode-kernels benchmarks. A variant is
+// vitest), and the decode options other than the default (candidateKernels, attentionMerge,
+// tensorCoreLinears: false, the worker-thread decode) beside the default ones in the decode, engine and decode-kernels benchmarks. A variant is
 // worth making the default when every test passed and its figures beat the default's; this
 // prints the figures and those two facts, not the decision.
 //
@@ -42,7 +42,8 @@ const VARIANTS = [
   ['default', ''],
   ['candidate', '_candidate'],
   ['serial merge', '_serial'],
-  ['tensor-core linears', '_tc'],
+  ['CUDA-core linears', '_cuda_cores'],
+  ['decode on a worker thread', '_worker_decode'],
   ['generic', '_generic'],
 ];
 
@@ -92,7 +93,7 @@ export function verdict(logs) {
   for (const [label, file] of [
     ['default', 'bench-decode-kernels.log'],
     ['candidate', 'bench-decode-kernels-candidate.log'],
-    ['tensor-core linears', 'bench-decode-kernels-tc.log'],
+    ['CUDA-core linears', 'bench-decode-kernels-cuda-cores.log'],
   ]) {
     const k = lastJson(logs[file]);
     if (!k || k.skipped) continue;
@@ -118,7 +119,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     'bench-engine.log',
     'bench-decode-kernels.log',
     'bench-decode-kernels-candidate.log',
-    'bench-decode-kernels-tc.log',
+    'bench-decode-kernels-cuda-cores.log',
   ];
   const logs = {};
   for (const n of names) if (existsSync(join(dir, n))) logs[n] = readFileSync(join(dir, n), 'utf8');

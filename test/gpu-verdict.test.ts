@@ -1,6 +1,6 @@
 /**
  * scripts/gpu-verdict.mjs reads a gpu-check output: failed tests from the C++ and vitest logs,
- * and the default / candidate / tensor-core figures of the benchmarks' last JSON lines.
+ * and the default / candidate / CUDA-core figures of the benchmarks' last JSON lines.
  */
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs script without type declarations
@@ -15,8 +15,9 @@ const cpp = [
 ].join('\n');
 const vitest =
   '\x1b[31m FAIL \x1b[39m test/engine.cuda.test.ts > engine on a CUDA model > candidate\n      Tests  1 failed | 20 passed (21)\n';
-const decode = `table\n{"bench":"decode-cuda","tok_s_b1":400,"tok_s_b1_no_graphs":380,"ratio_8_vs_1":1.4,"device_ms_b1":2.1,"device_ms_8":2.9,"fraction_of_hbm_bound_b1":0.125,"tok_s_b1_candidate":520,"ratio_8_vs_1_candidate":1.3,"tok_s_b1_tc":410,"ratio_8_vs_1_tc":1.1,"tok_s_b1_generic":210}`;
-const engine = '{"bench":"engine","tps_parallel":1300,"speedup_parallel_vs_ar":1.7,"tps_parallel_tc":1500,"speedup_parallel_vs_ar_tc":1.8}';
+const decode = `table\n{"bench":"decode-cuda","tok_s_b1":400,"tok_s_b1_no_graphs":380,"ratio_8_vs_1":1.4,"device_ms_b1":2.1,"device_ms_8":2.9,"fraction_of_hbm_bound_b1":0.125,"tok_s_b1_candidate":520,"ratio_8_vs_1_candidate":1.3,"tok_s_b1_cuda_cores":410,"ratio_8_vs_1_cuda_cores":1.1,"tok_s_b1_generic":210}`;
+const engine =
+  '{"bench":"engine","tps_parallel":1300,"speedup_parallel_vs_ar":1.7,"tps_parallel_cuda_cores":1500,"speedup_parallel_vs_ar_cuda_cores":1.8}';
 const kernels =
   '{"bench":"decode-kernels","kernel_us_per_step_b1":1900.5,"kernel_us_per_step_b8":2500,"launches_per_step_b1":201,"dram_gbps_b1":1100}';
 
@@ -27,7 +28,7 @@ describe('gpu-verdict', () => {
       'vitest-cuda.log': vitest,
       'bench-decode.log': decode,
       'bench-engine.log': engine,
-      'bench-decode-kernels-tc.log': kernels,
+      'bench-decode-kernels-cuda-cores.log': kernels,
     });
     expect(text).toContain('cpp-tests: 111 passed, 1 failed, 0 skipped');
     expect(text).toContain('FAILED cuda_skinny_pdl_launches_give_the_same_bits');
@@ -35,9 +36,9 @@ describe('gpu-verdict', () => {
     expect(text).toContain('vitest-cuda: 1 failed | 20 passed (21)');
     expect(text).toContain('FAILED test/engine.cuda.test.ts > engine on a CUDA model > candidate');
     expect(text).toContain('candidate: 520 tok/s (1.300x default), ratio_8_vs_1 1.3');
-    expect(text).toContain('tensor-core linears: 410 tok/s (1.025x default), ratio_8_vs_1 1.1');
-    expect(text).toContain('tensor-core linears: 1500 tok/s, speedup 1.8');
-    expect(text).toContain('kernels (tensor-core linears): 1900.5 / 2500 us a step');
+    expect(text).toContain('CUDA-core linears: 410 tok/s (1.025x default), ratio_8_vs_1 1.1');
+    expect(text).toContain('CUDA-core linears: 1500 tok/s, speedup 1.8');
+    expect(text).toContain('kernels (CUDA-core linears): 1900.5 / 2500 us a step');
     expect(text).not.toContain('kernels (default)');
   });
 

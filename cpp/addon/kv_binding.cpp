@@ -3,14 +3,14 @@
 // (CPU memory, or device memory for a CUDA model, in its precision) and so does the step.
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
 //                         graphs? = true, fastKernels? = true, profile? = false,
-//                         candidateKernels? = false, tensorCoreLinears? = false,
+//                         candidateKernels? = false, tensorCoreLinears? = true,
 //                         attentionMerge? = 'staged' })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
 //   candidateKernels: the decode layer's kernels as programmatic dependent launches;
-//   tensorCoreLinears: the decode's skinny linear layers on tensor cores; attentionMerge:
-//   'staged' | 'serial', how the decode attention merges its split-KV states)
+//   tensorCoreLinears: the decode's skinny linear layers on tensor cores (false: CUDA cores);
+//   attentionMerge: 'staged' | 'serial', how the decode attention merges its split-KV states)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
@@ -130,7 +130,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool fast_kernels = bool_field(o, fn, "fastKernels", true);
     const bool profile = bool_field(o, fn, "profile", false);
     const bool candidate = bool_field(o, fn, "candidateKernels", false);
-    const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", false);
+    const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", true);
     const std::string merge = enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged");
     Status st;
     if (model_.cuda) {

@@ -70,10 +70,11 @@ class Qwen3CudaDecoder {
   // the same bits either way; kStaged is the faster.
   DecodeMerge attention_merge = DecodeMerge::kStaged;
   // The skinny linear layers on tensor cores (skinny_linear_mma.cuh: 8 batch rows cost what 1
-  // does). Other bits than the CUDA-core forms (still batch invariant), so a switch of its own.
-  // H200, 2026-11-26: every test passed; device ms a step 1.150 vs 1.047 at batch 1, 1.374 vs
-  // 1.625 at 8 branches (serial merge). Off by default: most engine steps have 1 to 4 rows.
-  bool skinny_tensor_cores = false;
+  // does); false: on CUDA cores (skinny_linear_core.cuh). Other bits either way (each batch
+  // invariant). On by default: on an H200 (2026-11-26) the 0.6B step took 1.118 vs 1.048 ms of
+  // device time at batch 1 but 1.322 vs 1.573 at 8 branches (8 vs 1: 1.19x instead of 1.50x),
+  // and the engine bench ran at parity (1217.5 vs 1222.8 tok/s parallel, 1.731 vs 1.692x).
+  bool skinny_tensor_cores = true;
   bool profile = false;
   DecodeWorkOptions work_options;
   struct Stats {
