@@ -38,6 +38,7 @@
 
 #include "addon/args.h"
 #include "addon/bindings.h"
+#include "addon/kv_stats.h"
 #include "addon/model_binding.h"
 #include "addon/runtime.h"
 #include "addon/sample_args.h"
@@ -269,45 +270,13 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     return Napi::Number::New(info.Env(), gbps);
   }
   Napi::Value DeviceStats(const Napi::CallbackInfo& info) {
-    Napi::Object o = Napi::Object::New(info.Env());
-    double eager = 0, captures = 0, replays = 0, profiled = 0, device_ms = 0, device_steps = 0;
-    double host_prep_ms = 0, host_launch_ms = 0;
-    std::string error;
-    Napi::Object op_ms = Napi::Object::New(info.Env());
+    Qwen3CudaDecoder* decoder = nullptr;
 #if defined(NPR_WITH_CUDA)
-    if (decoder_) {
-      if (!decoding_) check(info.Env(), decoder_->settle_stats());
-      const Qwen3CudaDecoder::Stats& st = decoder_->stats();
-      eager = static_cast<double>(st.eager_steps);
-      captures = static_cast<double>(st.graph_captures);
-      replays = static_cast<double>(st.graph_replays);
-      profiled = static_cast<double>(st.profiled_steps);
-      error = st.graph_error;
-      device_ms = st.device_ms;
-      device_steps = static_cast<double>(st.device_timed_steps);
-      host_prep_ms = st.host_prep_ms;
-      host_launch_ms = st.host_launch_ms;
-      for (const auto& [op, ms] : st.op_ms) op_ms.Set(op, ms);
-    }
+    decoder = decoder_.get();
 #endif
-    o.Set("eagerSteps", eager);
-    o.Set("graphCaptures", captures);
-    o.Set("graphReplays", replays);
-    o.Set("graphError", error);
-    o.Set("profiledSteps", profiled);
-    o.Set("opMs", op_ms);
-    o.Set("deviceMs", device_ms);
-    o.Set("deviceTimedSteps", device_steps);
-    // Host time of the decode calls (every backend): see host_queue_ms_; prep and launch are the
-    // CUDA decoder's own (Qwen3CudaDecoder::Stats).
-    Napi::Object host = Napi::Object::New(info.Env());
-    host.Set("calls", static_cast<double>(host_calls_));
-    host.Set("queueMs", host_queue_ms_);
-    host.Set("prepMs", host_prep_ms);
-    host.Set("launchMs", host_launch_ms);
-    host.Set("waitMs", host_wait_ms_);
-    host.Set("resolveMs", host_resolve_ms_);
-    o.Set("hostMs", host);
+    Status st;
+    Napi::Object o = kv_device_stats(info.Env(), decoder, !decoding_, host_, &st);
+    check(info.Env(), st);
     return o;
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);
@@ -342,11 +311,10 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
 #endif
   std::unique_ptr<KvCache> kv_;
   bool decoding_ = false;
-  // Host milliseconds of the decode calls, summed (folded in by each call's OnOK, on the JS
-  // thread): queued (the call to its worker thread's start), waited (the worker waiting for the
+  // Host milliseconds of the decode calls, summed (folded in on the JS thread: by each call's
+  // OnOK, or by decodeSync): queued (the call to its worker thread's start), waited (for the
   // device), resolved (the worker's end to the promise's settling on the JS thread).
-  double host_queue_ms_ = 0.0, host_wait_ms_ = 0.0, host_resolve_ms_ = 0.0;
-  int64_t host_calls_ = 0;
+  KvHostTimes host_;
   std::vector<float> host_logits_;  // (step_rows_, vocab): a CPU model's last step
   int64_t step_rows_ = 0;
 };
@@ -376,10 +344,10 @@ class DecodeWorker : public Napi::AsyncWorker {
     ended_ = Clock::now();
   }
   void OnOK() override {
-    h_->host_queue_ms_ += ms(queued_, started_);
-    h_->host_wait_ms_ += wait_ms_;
-    h_->host_resolve_ms_ += ms(ended_, Clock::now());
-    ++h_->host_calls_;
+    h_->host_.queue_ms += ms(queued_, started_);
+    h_->host_.wait_ms += wait_ms_;
+    h_->host_.resolve_ms += ms(ended_, Clock::now());
+    ++h_->host_.calls;
     done();
     h_->step_rows_ = status_.is_ok() ? batch.sequences : 0;
     if (status_.is_ok())
@@ -520,8 +488,8 @@ Napi::Value KvHandle::DecodeSync(const Napi::CallbackInfo& info) {
                                cpu_runtime().context(), &wait_ms);
   decoding_ = false;
   *model_.busy = false;
-  host_wait_ms_ += wait_ms;
-  ++host_calls_;
+  host_.wait_ms += wait_ms;
+  ++host_.calls;
   step_rows_ = st.is_ok() ? batch.sequences : 0;
   check(info.Env(), st);
   return info.Env().Undefined();
