@@ -304,26 +304,32 @@ TEST(decode_work_stays_within_the_graph_item_bound) {
   std::printf("    %d plans\n", plans);
 }
 
-// Many partials per query (split-KV items of one page, up to 64 a run, cascade on): the staged
-// merge walks several chunks of partials and still gives the serial merge's bits.
-TEST(cuda_decode_attention_staged_merge_over_many_partials) {
+namespace {
+
+// Many partials per query (split-KV items of one page, up to 64 a run, cascade on, several
+// chunks of partials) and many queries per shared run: `kernel` attends, then the serial merge
+// once and the staged merge `staged_runs` times, each staged run with the serial merge's bits
+// and within `tol` (lse: `lse_tol`) of the reference.
+void staged_merge_over_many_partials(Rng& rng, DevDType t, DecodeAttnKernel kernel, int64_t heads,
+                                     int64_t kvh, int64_t D, int branches, int64_t prefix,
+                                     int staged_runs, double tol, double lse_tol) {
   CudaContext& ctx = cuda_test_context();
-  Rng rng(172);
   const int32_t B = 1;
-  const int64_t prefix = 301, heads = 8, kvh = 2, D = 200;  // D = 200: two outputs a thread
-  const int64_t blocks = prefix + 256;  // the prefix, 3 branches of <= 40, another of <= 60
+  const int64_t blocks = prefix + 64 * branches + 64;
   KvCache kv(static_cast<int32_t>(blocks), B);
-  ForkedTables f = forked_tables(rng, kv, prefix, 3);
+  ForkedTables f = forked_tables(rng, kv, prefix, branches);
   const PageTable pt = f.table();
-  auto k = random_vector(rng, blocks * B * kvh * D), v = random_vector(rng, blocks * B * kvh * D);
+  const bool bf16 = t == DevDType::kBF16;
+  auto rounded = [&](std::vector<float> x) { return bf16 ? bf16_rounded(x) : x; };
+  const auto k = rounded(random_vector(rng, blocks * B * kvh * D));
+  const auto v = rounded(random_vector(rng, blocks * B * kvh * D));
   const int64_t n = pt.sequences;
-  auto q = random_vector(rng, n * heads * D);
+  const auto q = rounded(random_vector(rng, n * heads * D));
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   PagedKv pk{k.data(), v.data(), B, kvh, D};
   auto ref = poisoned(n * heads * D), rl = poisoned(n * heads);
   decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, pt, scale);
-  DeviceBuffer dk = to_device(ctx, k, DevDType::kF32), dv = to_device(ctx, v, DevDType::kF32),
-               dq = to_device(ctx, q, DevDType::kF32);
+  DeviceBuffer dk = to_device(ctx, k, t), dv = to_device(ctx, v, t), dq = to_device(ctx, q, t);
   const DevicePagedKv dpk{dk.get(), dv.get(), B, kvh, D};
   const CascadePlan cplan = cascade_plan(pt, 1);
   DecodeWorkOptions opt;
@@ -336,79 +342,48 @@ TEST(cuda_decode_attention_staged_merge_over_many_partials) {
   CHECK_MSG(most > 64, "expected more than two chunks of partials, got " + std::to_string(most));
   DeviceDecodePlan plan;
   CHECK_OK(plan.upload(ctx, w, pt, heads, D));
-  std::vector<float> outs[2], lses[2];
-  for (int m = 0; m < 2; ++m) {
-    DeviceBuffer out = poisoned_device(ctx, n * heads * D, DevDType::kF32);
+  const std::string what = std::string(dev_dtype_name(t)) + " heads " + std::to_string(heads) +
+                           "/" + std::to_string(kvh) + " D " + std::to_string(D) + " branches " +
+                           std::to_string(branches);
+  std::vector<float> serial_out, serial_lse;
+  for (int m = 0; m <= staged_runs; ++m) {  // serial, then staged
+    DeviceBuffer out = poisoned_device(ctx, n * heads * D, t);
     DeviceBuffer lse = poisoned_device(ctx, n * heads, DevDType::kF32);
-    CHECK_OK(decode_attention_cuda(ctx, DevDType::kF32, plan, out.get(), lse.as<float>(), dq.get(),
-                                   heads, dpk, scale, 0, DecodeAttnKernel::kSimt,
+    CHECK_OK(decode_attention_cuda(ctx, t, plan, out.get(), lse.as<float>(), dq.get(), heads, dpk,
+                                   scale, 0, kernel,
                                    m == 0 ? DecodeMerge::kSerial : DecodeMerge::kStaged));
-    outs[m] = to_host(ctx, out, n * heads * D, DevDType::kF32);
-    lses[m] = to_host(ctx, lse, n * heads, DevDType::kF32);
+    const auto got = to_host(ctx, out, n * heads * D, t);
+    const auto gl = to_host(ctx, lse, n * heads, DevDType::kF32);
+    if (m == 0) {
+      serial_out = got;
+      serial_lse = gl;
+      continue;
+    }
+    CHECK_MSG(max_abs_diff(got, ref) < tol,
+              what + ": staged merge vs reference " + std::to_string(max_abs_diff(got, ref)));
+    CHECK_MSG(max_abs_diff(gl, rl) < lse_tol, what + ": lse vs reference");
+    CHECK_MSG(std::memcmp(got.data(), serial_out.data(), 4 * got.size()) == 0 &&
+                  std::memcmp(gl.data(), serial_lse.data(), 4 * gl.size()) == 0,
+              what + ": staged run " + std::to_string(m) + " differs from the serial merge");
   }
-  CHECK_MSG(max_abs_diff(outs[1], ref) < 2e-5,
-            "staged merge vs reference " + std::to_string(max_abs_diff(outs[1], ref)));
-  CHECK(max_abs_diff(lses[1], rl) < 1e-4);
-  CHECK(std::memcmp(outs[0].data(), outs[1].data(), 4 * outs[0].size()) == 0);
-  CHECK(std::memcmp(lses[0].data(), lses[1].data(), 4 * lses[0].size()) == 0);
 }
 
-// The staged merge after the tensor-core attend kernel over many partials a query (split-KV items
-// of one page, cascade on, several chunks of partials) and many queries a shared run, GQA 2, 4
-// and 1: the serial merge's bits, launch after launch.
+}  // namespace
+
+// After the SIMT attend kernel (fp32, D = 200: two outputs a thread).
+TEST(cuda_decode_attention_staged_merge_over_many_partials) {
+  Rng rng(172);
+  staged_merge_over_many_partials(rng, DevDType::kF32, DecodeAttnKernel::kSimt, 8, 2, 200, 3, 301,
+                                  1, 2e-5, 1e-4);
+}
+
+// After the tensor-core attend kernel (bf16), GQA 2, 4 and 1, launch after launch.
 TEST(cuda_decode_attention_staged_merge_after_tensor_cores) {
-  CudaContext& ctx = cuda_test_context();
   Rng rng(174);
-  const DevDType t = DevDType::kBF16;
   for (auto [heads, kvh, D, branches] :
-       {std::tuple<int64_t, int64_t, int64_t, int>{16, 8, 128, 8}, {8, 2, 64, 4}, {4, 4, 128, 7}}) {
-    const int32_t B = 1;
-    const int64_t prefix = 211;
-    const int64_t blocks = prefix + 64 * branches + 64;
-    KvCache kv(static_cast<int32_t>(blocks), B);
-    ForkedTables f = forked_tables(rng, kv, prefix, branches);
-    const PageTable pt = f.table();
-    auto k = bf16_rounded(random_vector(rng, blocks * B * kvh * D));
-    auto v = bf16_rounded(random_vector(rng, blocks * B * kvh * D));
-    const int64_t n = pt.sequences;
-    auto q = bf16_rounded(random_vector(rng, n * heads * D));
-    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-    PagedKv pk{k.data(), v.data(), B, kvh, D};
-    auto ref = poisoned(n * heads * D), rl = poisoned(n * heads);
-    decode_attention_reference(ref.data(), rl.data(), q.data(), heads, pk, pt, scale);
-    DeviceBuffer dk = to_device(ctx, k, t), dv = to_device(ctx, v, t), dq = to_device(ctx, q, t);
-    const DevicePagedKv dpk{dk.get(), dv.get(), B, kvh, D};
-    const CascadePlan cplan = cascade_plan(pt, 1);
-    DecodeWorkOptions opt;
-    opt.min_pages_per_item = 1;
-    opt.max_items_per_run = 64;
-    const DecodeWork w = decode_work(pt, &cplan, B, heads / kvh, opt);
-    int64_t most = 0;
-    for (size_t qi = 0; qi + 1 < w.merge_ptr.size(); ++qi)
-      most = std::max<int64_t>(most, w.merge_ptr[qi + 1] - w.merge_ptr[qi]);
-    CHECK_MSG(most > 64, "expected more than two chunks of partials, got " + std::to_string(most));
-    DeviceDecodePlan plan;
-    CHECK_OK(plan.upload(ctx, w, pt, heads, D));
-    std::vector<float> outs[4], lses[4];
-    for (int m = 0; m < 4; ++m) {  // serial, then staged three times
-      DeviceBuffer out = poisoned_device(ctx, n * heads * D, t);
-      DeviceBuffer lse = poisoned_device(ctx, n * heads, DevDType::kF32);
-      CHECK_OK(decode_attention_cuda(ctx, t, plan, out.get(), lse.as<float>(), dq.get(), heads, dpk,
-                                     scale, 0, DecodeAttnKernel::kMma,
-                                     m == 0 ? DecodeMerge::kSerial : DecodeMerge::kStaged));
-      outs[m] = to_host(ctx, out, n * heads * D, t);
-      lses[m] = to_host(ctx, lse, n * heads, DevDType::kF32);
-    }
-    const std::string what = "heads " + std::to_string(heads) + "/" + std::to_string(kvh) + " D " +
-                             std::to_string(D) + " branches " + std::to_string(branches);
-    CHECK_MSG(max_abs_diff(outs[1], ref) < 1e-2,
-              what + ": staged merge vs reference " + std::to_string(max_abs_diff(outs[1], ref)));
-    CHECK_MSG(max_abs_diff(lses[1], rl) < 1e-3, what + ": lse vs reference");
-    for (int m = 1; m < 4; ++m)
-      CHECK_MSG(std::memcmp(outs[0].data(), outs[m].data(), 4 * outs[0].size()) == 0 &&
-                    std::memcmp(lses[0].data(), lses[m].data(), 4 * lses[0].size()) == 0,
-                what + ": staged launch " + std::to_string(m) + " differs from the serial merge");
-  }
+       {std::tuple<int64_t, int64_t, int64_t, int>{16, 8, 128, 8}, {8, 2, 64, 4}, {4, 4, 128, 7}})
+    staged_merge_over_many_partials(rng, DevDType::kBF16, DecodeAttnKernel::kMma, heads, kvh, D,
+                                    branches, 211, 3, 1e-2, 1e-3);
 }
 
 #else
