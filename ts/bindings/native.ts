@@ -250,8 +250,9 @@ export interface NativeKvDeviceStats {
   /**
    * Host milliseconds of the decode calls so far (any backend), summed over `calls`: queued (the
    * call to its worker thread's start), prep (CUDA: checks, plan and uploads before the
-   * launches), launch (CUDA: the graph launch or the eager kernels' enqueueing), wait (CUDA: the
-   * worker waiting for the device), resolve (the worker's end to the promise settling).
+   * launches), launch (CUDA: the graph launch or the eager kernels' enqueueing), wait (CUDA:
+   * waiting for the device, on the worker or, with decodeSync, on the JS thread), resolve (the
+   * worker's end to the promise settling). decodeSync calls add no queue or resolve time.
    */
   hostMs: { calls: number; queueMs: number; prepMs: number; launchMs: number; waitMs: number; resolveMs: number };
 }
