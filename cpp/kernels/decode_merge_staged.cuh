@@ -20,40 +20,31 @@ namespace npr::decode_merge {
 constexpr int kChunk = 32;         // partials staged at a time
 constexpr int kMaxDPerThread = 8;  // output elements a thread owns (D <= 8 x threads)
 
-// Shared memory one merge stages: row offsets, weights, sums, and the warps' maxima.
-struct Scratch {
-  int64_t* at;      // (kChunk)
-  float* w;         // (kChunk)
-  float* l;         // (kChunk)
-  float* warp_max;  // (32)
-};
-constexpr int kScratchBytes = kChunk * (8 + 4 + 4) + 32 * 4;
-__device__ __forceinline__ Scratch scratch_at(void* base) {  // base 8-byte aligned
-  auto* at = static_cast<int64_t*>(base);
-  float* w = reinterpret_cast<float*>(at + kChunk);
-  return Scratch{at, w, w + kChunk, w + 2 * kChunk};
-}
-
-// Query qi, head `head`: its partial states merged into out (and lse when not null) by the whole
-// thread block (32..1024 threads, a multiple of 32; D <= DPT x blockDim.x). Every thread must
-// call it (it synchronises the block). The partials are read once, through L2 (ld.global.cg).
-template <typename T, int DPT>
-__device__ __forceinline__ void merge(const int32_t* merge_ptr, const int32_t* merge_rows,
-                                      const float* part_m, const float* part_l,
-                                      const float* part_acc, T* out, float* lse, int heads, int D,
-                                      int64_t qi, int64_t head, const Scratch& sc) {
+// grid (queries, heads), block of 32..1024 threads (a multiple of 32); D <= DPT x blockDim.
+// PDL: a programmatic dependent launch (pdl.cuh), waiting for the kernels before it first thing.
+template <typename T, int DPT, bool PDL = false>
+__global__ void staged_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
+                              const float* part_m, const float* part_l, const float* part_acc,
+                              T* out, float* lse, int heads, int D) {
+  __shared__ int64_t at_s[kChunk];
+  __shared__ float w_s[kChunk], l_s[kChunk];
+  __shared__ float warp_max[32];
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
+  const int64_t qi = blockIdx.x, head = blockIdx.y;
   const int r0 = merge_ptr[qi], r1 = merge_ptr[qi + 1];
   const int tid = threadIdx.x, nt = blockDim.x;
   float M = -INFINITY;
   for (int i = r0 + tid; i < r1; i += nt)
-    M = fmaxf(M, __ldcg(part_m + merge_rows[i] * static_cast<int64_t>(heads) + head));
+    M = fmaxf(M, part_m[merge_rows[i] * static_cast<int64_t>(heads) + head]);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
-  __syncthreads();  // a merge before this one is done with the scratch
-  if ((tid & 31) == 0) sc.warp_max[tid >> 5] = M;
+  if ((tid & 31) == 0) warp_max[tid >> 5] = M;
   __syncthreads();
-  M = sc.warp_max[0];
-  for (int w = 1; w < nt / 32; ++w) M = fmaxf(M, sc.warp_max[w]);
+  M = warp_max[0];
+  for (int w = 1; w < nt / 32; ++w) M = fmaxf(M, warp_max[w]);
   float L = 0.0f;
   float o[DPT];
 #pragma unroll
@@ -63,18 +54,18 @@ __device__ __forceinline__ void merge(const int32_t* merge_ptr, const int32_t* m
     __syncthreads();  // the last chunk has been read by every thread
     if (tid < n) {
       const int64_t at = merge_rows[c0 + tid] * static_cast<int64_t>(heads) + head;
-      sc.at[tid] = at;
-      sc.w[tid] = __expf(__ldcg(part_m + at) - M);
-      sc.l[tid] = __ldcg(part_l + at);
+      at_s[tid] = at;
+      w_s[tid] = __expf(part_m[at] - M);
+      l_s[tid] = part_l[at];
     }
     __syncthreads();
-    for (int i = 0; i < n; ++i) L += sc.l[i] * sc.w[i];
+    for (int i = 0; i < n; ++i) L += l_s[i] * w_s[i];
 #pragma unroll
     for (int j = 0; j < DPT; ++j) {
       const int d = tid + j * nt;
       if (d >= D) continue;
 #pragma unroll 8
-      for (int i = 0; i < n; ++i) o[j] += __ldcg(part_acc + sc.at[i] * D + d) * sc.w[i];
+      for (int i = 0; i < n; ++i) o[j] += part_acc[at_s[i] * D + d] * w_s[i];
     }
   }
   const float inv = 1.0f / L;
@@ -84,21 +75,6 @@ __device__ __forceinline__ void merge(const int32_t* merge_ptr, const int32_t* m
     if (d < D) out[(qi * heads + head) * D + d] = from_f32<T>(o[j] * inv);
   }
   if (lse && tid == 0) lse[qi * heads + head] = M + logf(L);
-}
-
-// grid (queries, heads), block of 32..1024 threads (a multiple of 32); D <= DPT x blockDim.
-// PDL: a programmatic dependent launch (pdl.cuh), waiting for the kernels before it first thing.
-template <typename T, int DPT, bool PDL = false>
-__global__ void staged_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
-                              const float* part_m, const float* part_l, const float* part_acc,
-                              T* out, float* lse, int heads, int D) {
-  __shared__ __align__(8) unsigned char scratch[kScratchBytes];
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    pdl::wait();
-  }
-  merge<T, DPT>(merge_ptr, merge_rows, part_m, part_l, part_acc, out, lse, heads, D, blockIdx.x,
-                blockIdx.y, scratch_at(scratch));
 }
 
 }  // namespace npr::decode_merge
