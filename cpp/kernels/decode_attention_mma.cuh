@@ -41,34 +41,29 @@ struct Smem {
                 "the merge scratch must fit in the K/V buffers");
 };
 
-// grid (launch items, kv_heads), kThreads threads, Smem<D>::kBytes dynamic shared memory.
-// PDL: launched as a programmatic dependent launch (pdl.cuh): it lets the next kernel launch and
-// waits for the kernels before it first thing.
-template <int D, bool PDL = false>
-__global__ void __launch_bounds__(kThreads)
-    attend_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
-                  const int32_t* indices, const __nv_bfloat16* q, const __nv_bfloat16* kp,
-                  const __nv_bfloat16* vp, float* part_m, float* part_l, float* part_acc, int heads,
-                  int kv_heads, int B, float scale) {
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    pdl::wait();
-  }
-  if (static_cast<int>(blockIdx.x) >= header[0]) return;  // idle item of a replayed graph
+// Work item `item` of the plan for kv head h, by the calling CTA (kThreads threads; every
+// thread must call it) in smem_raw (Smem<D>::kBytes, 16-byte aligned). The CTA may run another
+// item afterwards once every thread is past a __syncthreads().
+template <int D>
+__device__ __forceinline__ void attend_item(int item, int h, const int32_t* items,
+                                            const int32_t* q_order, const int32_t* indices,
+                                            const __nv_bfloat16* q, const __nv_bfloat16* kp,
+                                            const __nv_bfloat16* vp, float* part_m, float* part_l,
+                                            float* part_acc, int heads, int kv_heads, int B,
+                                            float scale, unsigned char* smem_raw) {
   using bf16_t = __nv_bfloat16;
   using S = Smem<D>;
   constexpr int kStride = S::kStride;
   constexpr int KD = D / 16;      // k-steps of Q.K^T
   constexpr int ND = D / 8;       // n-tiles of the output
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
-  extern __shared__ __align__(16) unsigned char smem_raw[];
   bf16_t* const qs = reinterpret_cast<bf16_t*>(smem_raw);
   const auto k_buf = [&](int b) { return qs + S::kQElems + (2 * b) * S::kTileElems; };
   const auto v_buf = [&](int b) { return qs + S::kQElems + (2 * b + 1) * S::kTileElems; };
 
-  const int h = blockIdx.y, G = heads / kv_heads, tid = threadIdx.x;
+  const int G = heads / kv_heads, tid = threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5, g8 = lane >> 2, c4 = lane & 3;
-  const int32_t* it = items + DecodeWork::kItemFields * blockIdx.x;
+  const int32_t* it = items + DecodeWork::kItemFields * item;
   const int q_begin = it[0], qc = it[1], page_begin = it[2], page_count = it[3], last_len = it[4],
             part_begin = it[5];
   const int R = qc * G;
@@ -227,6 +222,25 @@ __global__ void __launch_bounds__(kThreads)
       part_l[p * heads + head] = L;
     }
   }
+}
+
+// grid (launch items, kv_heads), kThreads threads, Smem<D>::kBytes dynamic shared memory.
+// PDL: launched as a programmatic dependent launch (pdl.cuh): it lets the next kernel launch and
+// waits for the kernels before it first thing.
+template <int D, bool PDL = false>
+__global__ void __launch_bounds__(kThreads)
+    attend_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
+                  const int32_t* indices, const __nv_bfloat16* q, const __nv_bfloat16* kp,
+                  const __nv_bfloat16* vp, float* part_m, float* part_l, float* part_acc, int heads,
+                  int kv_heads, int B, float scale) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
+  if (static_cast<int>(blockIdx.x) >= header[0]) return;  // idle item of a replayed graph
+  attend_item<D>(blockIdx.x, blockIdx.y, items, q_order, indices, q, kp, vp, part_m, part_l,
+                 part_acc, heads, kv_heads, B, scale, smem_raw);
 }
 
 }  // namespace npr::decode_mma

@@ -20,20 +20,18 @@ namespace npr::decode_merge {
 constexpr int kChunk = 32;         // partials staged at a time
 constexpr int kMaxDPerThread = 8;  // output elements a thread owns (D <= 8 x threads)
 
-// grid (queries, heads), block of 32..1024 threads (a multiple of 32); D <= DPT x blockDim.
-// PDL: a programmatic dependent launch (pdl.cuh), waiting for the kernels before it first thing.
-template <typename T, int DPT, bool PDL = false>
-__global__ void staged_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
-                              const float* part_m, const float* part_l, const float* part_acc,
-                              T* out, float* lse, int heads, int D) {
+// Query qi's head `head`, by the calling CTA (32..1024 threads, a multiple of 32; every thread
+// must call it); D <= DPT x blockDim. The same bits whatever the block size (the maximum is
+// exact, and each sum runs over the partials in key order in one thread). The CTA may merge
+// another one afterwards once every thread is past a __syncthreads().
+template <typename T, int DPT>
+__device__ __forceinline__ void merge_one(int64_t qi, int64_t head, const int32_t* merge_ptr,
+                                          const int32_t* merge_rows, const float* part_m,
+                                          const float* part_l, const float* part_acc, T* out,
+                                          float* lse, int heads, int D) {
   __shared__ int64_t at_s[kChunk];
   __shared__ float w_s[kChunk], l_s[kChunk];
   __shared__ float warp_max[32];
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    pdl::wait();
-  }
-  const int64_t qi = blockIdx.x, head = blockIdx.y;
   const int r0 = merge_ptr[qi], r1 = merge_ptr[qi + 1];
   const int tid = threadIdx.x, nt = blockDim.x;
   float M = -INFINITY;
@@ -75,6 +73,20 @@ __global__ void staged_kernel(const int32_t* merge_ptr, const int32_t* merge_row
     if (d < D) out[(qi * heads + head) * D + d] = from_f32<T>(o[j] * inv);
   }
   if (lse && tid == 0) lse[qi * heads + head] = M + logf(L);
+}
+
+// grid (queries, heads), block of 32..1024 threads (a multiple of 32); D <= DPT x blockDim.
+// PDL: a programmatic dependent launch (pdl.cuh), waiting for the kernels before it first thing.
+template <typename T, int DPT, bool PDL = false>
+__global__ void staged_kernel(const int32_t* merge_ptr, const int32_t* merge_rows,
+                              const float* part_m, const float* part_l, const float* part_acc,
+                              T* out, float* lse, int heads, int D) {
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
+  merge_one<T, DPT>(blockIdx.x, blockIdx.y, merge_ptr, merge_rows, part_m, part_l, part_acc, out,
+                    lse, heads, D);
 }
 
 }  // namespace npr::decode_merge

@@ -1,0 +1,105 @@
+// One row of the fused q/k norm + RoPE + KV write of the decode step (qk_norm_rope_cuda.h), by a
+// warp: row `row` of the stacked projection qkv (tokens, heads + 2 kv_heads, D). q and k rows are
+// normalised (sum of squares in rmsnorm.cu's order: lanes stride the row, then a butterfly),
+// rounded to the element type, staged in the warp's D floats of shared memory so that each lane
+// can pair element i with i + D / 2, rotated (rope.cu's formulas) and stored; v rows are copied
+// into their slots as they are. Shared by qk_norm_rope.cu and the one-kernel decode step
+// (qwen3_cuda_step_kernel.cu). Inside .cu files only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/cuda_dtype.cuh"
+
+namespace npr::qk_rope {
+
+constexpr int kMaxPer = 8;  // head_dim <= 32 x kMaxPer: a lane holds its elements in registers
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// y: the warp's (D) fp32 of shared memory. Every lane of the warp must call it.
+template <typename T>
+__device__ __forceinline__ void norm_rope_write_row(int64_t row, float* y, T* q_out, T* k_pages,
+                                                    T* v_pages, const T* qkv, const float* q_norm,
+                                                    const float* k_norm, const float* cos,
+                                                    const float* sin, const int32_t* slots,
+                                                    int heads, int kv_heads, int D, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int per_token = heads + 2 * kv_heads;
+  const int64_t t = row / per_token;
+  const int r = static_cast<int>(row % per_token);
+  const T* src = qkv + row * D;
+  const int64_t slot = slots[t];
+  if (r >= heads + kv_heads) {  // v: into its slot unchanged
+    T* dst = v_pages + (slot * kv_heads + (r - heads - kv_heads)) * D;
+    for (int e = lane; e < D; e += 32) dst[e] = src[e];
+    return;
+  }
+  const bool is_q = r < heads;
+  const float* w = is_q ? q_norm : k_norm;
+  T* dst = is_q ? q_out + (t * heads + r) * D : k_pages + (slot * kv_heads + (r - heads)) * D;
+  const int half = D / 2;
+  if (D <= 32 * kMaxPer) {
+    // Every load of the row first (its elements, the norm weights, the rotation), so they are in
+    // flight together instead of one round trip after another; the same sums and roundings as
+    // the loop below.
+    float xv[kMaxPer], wv[kMaxPer], cv[kMaxPer / 2], sv[kMaxPer / 2];
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j) {
+      const int e = lane + 32 * j;
+      xv[j] = e < D ? to_f32(src[e]) : 0.0f;
+      wv[j] = e < D ? w[e] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxPer / 2; ++j) {
+      const int i = lane + 32 * j;
+      cv[j] = i < half ? cos[t * half + i] : 0.0f;
+      sv[j] = i < half ? sin[t * half + i] : 0.0f;
+    }
+    float ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j)
+      if (lane + 32 * j < D) ss += xv[j] * xv[j];
+    ss = warp_sum(ss);
+    const float sc = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j) {
+      const int e = lane + 32 * j;
+      if (e < D) y[e] = to_f32(from_f32<T>(xv[j] * sc * wv[j]));
+    }
+    __syncwarp();
+#pragma unroll
+    for (int j = 0; j < kMaxPer / 2; ++j) {
+      const int i = lane + 32 * j;
+      if (i >= half) continue;
+      const float a = y[i], b = y[i + half];
+      dst[i] = from_f32<T>(a * cv[j] - b * sv[j]);
+      dst[i + half] = from_f32<T>(b * cv[j] + a * sv[j]);
+    }
+    return;
+  }
+  float ss = 0.0f;
+  for (int e = lane; e < D; e += 32) {
+    const float v = to_f32(src[e]);
+    ss += v * v;
+  }
+  ss = warp_sum(ss);
+  const float s = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
+  for (int e = lane; e < D; e += 32) y[e] = to_f32(from_f32<T>(to_f32(src[e]) * s * w[e]));
+  __syncwarp();
+  for (int i = lane; i < half; i += 32) {
+    const float c = cos[t * half + i], sn = sin[t * half + i];
+    const float a = y[i], b = y[i + half];
+    dst[i] = from_f32<T>(a * c - b * sn);
+    dst[i + half] = from_f32<T>(b * c + a * sn);
+  }
+}
+
+}  // namespace npr::qk_rope
