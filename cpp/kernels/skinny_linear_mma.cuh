@@ -117,6 +117,67 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, const 
   __syncthreads();
 }
 
+// Weight chunks a lane has in flight per round in tile_dots_deep.
+constexpr int kDeepLoads = 12;
+
+// tile_dots with all of a warp's S / W slices in flight together, kDeepLoads / (S / W) steps of
+// each a round: a warp that folds 4 slices in turn waits for 4 rounds of loads where this waits
+// for one. Each slice still folds its steps in increasing order into its own accumulators, so the
+// sums, and the bits, are tile_dots'. Its weight loads take registers: for kernels whose register
+// budget is set by something bigger anyway (the one-kernel decode step's attention).
+template <int M, bool SX, int S, int W>
+__device__ __forceinline__ void tile_dots_deep(float* part, const uint16_t* x, const uint16_t* wrow,
+                                               int64_t k) {
+  static_assert(S % W == 0, "a warp folds whole slices");
+  constexpr int V = S / W;
+  constexpr int U = kDeepLoads / V;  // steps of each slice a round
+  static_assert(U >= 1, "at most kDeepLoads slices a warp");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
+  const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
+  const uint4* pw = reinterpret_cast<const uint4*>(wrow);
+  const bool has_x = g < M;
+  const uint4* px = reinterpret_cast<const uint4*>(x) + (has_x ? g : 0) * chunks;
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+  float c[V][4];
+#pragma unroll
+  for (int v = 0; v < V; ++v) c[v][0] = c[v][1] = c[v][2] = c[v][3] = 0.0f;
+  // Round j0: steps j0 .. j0 + U - 1 of every slice; slice warp + v W has step t = its index +
+  // j S. The warp's first slice has the most steps: the rounds end with its.
+  for (int64_t j0 = 0; warp + j0 * S < steps; j0 += U) {
+    uint4 wv[V][U];
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t ch = (warp + v * W + (j0 + u) * S) * 4 + q;
+        wv[v][u] = skinny::load_stream(pw + (ch < chunks ? ch : chunks - 1));
+      }
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t ch = (warp + v * W + (j0 + u) * S) * 4 + q;
+        const bool ok = ch < chunks;
+        uint4 xv = skinny::x_chunk<SX>(px, 0, 0, ok ? ch : chunks - 1);
+        if (!ok) wv[v][u] = zero;
+        if (!ok || !has_x) xv = zero;
+        const uint32_t a0[4] = {xv.x, 0u, xv.y, 0u}, b0[2] = {wv[v][u].x, wv[v][u].y};
+        mma_bf16_16816(c[v], a0, b0);
+        const uint32_t a1[4] = {xv.z, 0u, xv.w, 0u}, b1[2] = {wv[v][u].z, wv[v][u].w};
+        mma_bf16_16816(c[v], a1, b1);
+      }
+  }
+  if (has_x) {
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      float* p = part + ((warp + v * W) * M + g) * kTileRows + 2 * q;
+      p[0] = c[v][0];
+      p[1] = c[v][1];
+    }
+  }
+  __syncthreads();
+}
+
 // x row r . tile weight row i: the slice sums in slice order.
 template <int M, int S>
 __device__ __forceinline__ float tile_sum(const float* part, int r, int i) {
@@ -127,14 +188,18 @@ __device__ __forceinline__ float tile_sum(const float* part, int r, int i) {
 }
 
 // Tile b of y (M, n) of type CT = x (M, k) . W (n, k)^T, or y += it: columns 8 b .. 8 b + 7.
-// S = slices_for(tiles), W = the CTA's warps. Every thread of the CTA must call it.
-template <int M, bool SX, int S, int W, typename CT>
+// S = slices_for(tiles), W = the CTA's warps; DEEP: tile_dots_deep (same bits). Every thread of
+// the CTA must call it.
+template <int M, bool SX, int S, int W, typename CT, bool DEEP = false>
 __device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint16_t* Wt, int64_t k,
                                             int64_t n, bool accumulate, int64_t b,
                                             float* part /* kPartFloats<M, S> shared */) {
   const int64_t j0 = b * kTileRows, jl = j0 + ((threadIdx.x & 31) >> 2);
   // Past n: read, not written.
-  tile_dots<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
+  if constexpr (DEEP)
+    tile_dots_deep<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
+  else
+    tile_dots<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
   const int t = threadIdx.x;
   if (t < M * kTileRows) {
     const int r = t / kTileRows, i = t % kTileRows;
@@ -150,15 +215,20 @@ __device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint
 
 // Tile b of act (M, inter) bf16 = silu(g) * u over Wt = gate rows then up rows (2 inter, k):
 // SwiGLU columns 4 b .. 4 b + 3; tile rows 0..3 are their gate rows, 4..7 their up rows. g and u
-// are rounded to bf16 first, then swiglu.cu's formula (as skinny::swiglu_tile).
-template <int M, bool SX, int S, int W>
+// are rounded to bf16 first, then swiglu.cu's formula (as skinny::swiglu_tile). DEEP:
+// tile_dots_deep (same bits).
+template <int M, bool SX, int S, int W, bool DEEP = false>
 __device__ __forceinline__ void swiglu_tile(__nv_bfloat16* act, const uint16_t* x,
                                             const uint16_t* Wt, int64_t k, int64_t inter, int64_t b,
                                             float* part /* kPartFloats<M, S> */) {
   constexpr int C = kSwigluTileCols;
   const int gl = (threadIdx.x & 31) >> 2;
   const int64_t j0 = b * C, jc = j0 + gl % C, jl = jc < inter ? jc : inter - 1;
-  tile_dots<M, SX, S, W>(part, x, Wt + (gl < C ? jl : inter + jl) * k, k);
+  const uint16_t* wrow = Wt + (gl < C ? jl : inter + jl) * k;
+  if constexpr (DEEP)
+    tile_dots_deep<M, SX, S, W>(part, x, wrow, k);
+  else
+    tile_dots<M, SX, S, W>(part, x, wrow, k);
   const int t = threadIdx.x;
   if (t < M * C) {
     const int r = t / C, i = t % C;

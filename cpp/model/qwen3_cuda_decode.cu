@@ -209,6 +209,7 @@ Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
 }
 
 Status Qwen3CudaDecoder::settle_stats() {
+  NPR_TRY(step_kernel_.check());
   NPR_TRY(step_time_.settle());
   stats_.device_ms = step_time_.total_ms();
   stats_.device_timed_steps = step_time_.spans();
@@ -298,7 +299,11 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   }
   ids.assign(b.ids, b.ids + N);
   pos.assign(b.positions, b.positions + N);
-  const bool graph = use_graphs && !profile && one_each && S <= kMaxBucket;
+  // One persistent kernel where it fits (its plan's rows per item are checked below).
+  const bool kernel_fits = step_kernel && one_each && !profile && fast_kernels &&
+                           skinny_tensor_cores && attention_merge == DecodeMerge::kStaged &&
+                           StepKernel::fits(c, m_.precision(), S, nullptr);
+  const bool graph = use_graphs && !profile && one_each && S <= kMaxBucket && !kernel_fits;
   const int64_t Sp = graph ? bucket_of(S) : S, Np = graph ? Sp : N;
   for (int64_t s = S; s < Sp; ++s) {  // padding rows: the pad block only
     q_indices.push_back(pages_.pad_block());
@@ -315,6 +320,8 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   if (use_cascade) cplan = cascade_plan(qt, 1);
   const DecodeWork work =
       decode_work(qt, use_cascade ? &cplan : nullptr, B, c.heads / c.kv_heads, work_options);
+  const bool one_kernel =
+      kernel_fits && decode_attention_mma_applies(m_.precision(), D, work.max_rows);
   // A replayed graph's attention grid is fixed at capture; blocks past the step's items return
   // at once, but each costs a slot (3 CTAs an SM fit the tensor-core attend kernel). It was the
   // plan's whole capacity: after a 1k-token prefill ~9k items, ~30 us a layer of idle blocks
@@ -353,7 +360,9 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   NPR_TRY(step_time_.begin(ctx_.stream()));
   stats_.host_prep_ms += ms_since(entered);
   const Clock::time_point launching = Clock::now();
-  if (graph) {
+  if (one_kernel) {
+    NPR_TRY(run_step_kernel(S));
+  } else if (graph) {
     NPR_TRY(run_graph(Sp, graph_items));
   } else {
     ++stats_.eager_steps;
@@ -368,9 +377,9 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   }
   NPR_TRY(step_time_.end(ctx_.stream()));
   stats_.host_launch_ms += ms_since(launching);
-  if (logits_host)
-    return ctx_.download(logits_host, logits_, 4 * S * c.vocab, "qwen3 decode (cuda): logits");
-  return Status::ok();
+  if (!logits_host) return Status::ok();
+  NPR_TRY(ctx_.download(logits_host, logits_, 4 * S * c.vocab, "qwen3 decode (cuda): logits"));
+  return one_kernel ? step_kernel_.check() : Status::ok();
 }
 
 }  // namespace npr

@@ -24,6 +24,8 @@
 // 7 launches a layer, and the profile has no "norm" op on that path. Off runs the generic ops
 // one by one, as the training forward does. `profile` times every op of eager steps (graphs
 // are off while it is on) into stats().op_ms.
+// step_kernel runs qualifying one-token steps as a single persistent kernel instead (no graph
+// needed: one launch a step).
 // Not here: the fused parallel-attention prefill, speculative decoding, multi-GPU.
 #pragma once
 
@@ -40,6 +42,7 @@
 #include "kernels/rope.h"
 #include "kvcache/kv_pages_cuda.h"
 #include "model/qwen3_cuda_model.h"
+#include "model/qwen3_cuda_step_kernel.h"
 #include "model/qwen3_decode.h"
 
 namespace npr {
@@ -75,10 +78,19 @@ class Qwen3CudaDecoder {
   // device time at batch 1 but 1.322 vs 1.573 at 8 branches (8 vs 1: 1.19x instead of 1.50x),
   // and the engine bench ran at parity (1217.5 vs 1222.8 tok/s parallel, 1.731 vs 1.692x).
   bool skinny_tensor_cores = true;
+  // Steps of at most 8 one-token sequences as one persistent kernel (qwen3_cuda_step_kernel.h)
+  // where it fits (bf16, head dim 128, with fast_kernels, skinny_tensor_cores and the staged
+  // merge, the layer path it reproduces bit for bit); other steps take the layer path. Off by
+  // default until a GPU has run it. step_kernel_prefetch: its L2 prefetch of the next linear
+  // phase's weights (off only for the A/B the benchmark runs).
+  bool step_kernel = false;
+  bool step_kernel_prefetch = true;
   bool profile = false;
   DecodeWorkOptions work_options;
   struct Stats {
     int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
+    int64_t kernel_steps = 0;             // steps run as one persistent kernel (step_kernel)
+    int64_t kernel_grid = 0;              // its CTAs
     std::string graph_error;              // why graphs were turned off, if they were
     std::map<std::string, double> op_ms;  // profiled steps: device milliseconds per op kind
     // Device time of every step's launches (graph replay or eager), start to end on the
@@ -100,6 +112,7 @@ class Qwen3CudaDecoder {
   Status launch_layer(int64_t layer, int64_t tokens, int64_t launch_items);
   Status timed(const char* op, Status s);  // s, and the op's end marked when profiling
   Status run_graph(int64_t bucket, int64_t launch_items);
+  Status run_step_kernel(int64_t sequences);
   void drop_graphs();
 
   Qwen3CudaModel& m_;
@@ -130,6 +143,7 @@ class Qwen3CudaDecoder {
   // By (bucket, attention items launched): a graph's attend grid is fixed at capture, so steps
   // whose plans need up to twice fewer items get a graph of their own instead of idle CTAs.
   std::map<std::pair<int64_t, int64_t>, Graph> graphs_;
+  StepKernel step_kernel_;
   Stats stats_;
 };
 

@@ -5,6 +5,7 @@
 // logits against the CPU decode step. Sampler: the device draws the CPU's tokens from the same
 // logits under every processing option, with logprobs equal to rounding.
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,7 +56,8 @@ double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
 
 struct Diffs {
   double max = 0.0, sum = 0.0, logits_vs_cpu = 0.0;
-  int64_t n = 0;
+  int64_t n = 0, kernel_steps = 0;
+  std::vector<float> logits;  // every step's, in order
   void add(double d) {
     max = std::isnan(d) ? INFINITY : std::max(max, d);
     sum += d;
@@ -66,10 +68,12 @@ struct Diffs {
 // Prefix of P tokens, three branches of lens tokens each; decode vs forward.
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
 // attend kernel); candidate: its PDL launches on top; tensor_cores: its skinny linear layers on
-// tensor cores; merge: its attention merge.
+// tensor cores; merge: its attention merge; step_kernel: its one-kernel steps; lens: the
+// branches' lengths.
 Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int64_t head_dim = 16,
                    bool candidate = false, bool tensor_cores = false,
-                   DecodeMerge merge = DecodeMerge::kStaged) {
+                   DecodeMerge merge = DecodeMerge::kStaged, bool step_kernel = false,
+                   const std::vector<int64_t>& lens = {3, 19, 6}) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = 41;
@@ -84,8 +88,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   Diffs d;
   if (!gpu) return d;
   for (const ParamInfo& p : cpu->params()) CHECK_OK(gpu->set_param(p, cpu->weights() + p.offset));
-  const int64_t V = cfg.vocab, P = 21;
-  const std::vector<int64_t> lens = {3, 19, 6};
+  const int64_t V = cfg.vocab, P = 21, nb = static_cast<int64_t>(lens.size());
   BranchedRollout rollout = branched_rollout(rng, V, P, lens);
   const std::vector<int32_t>& ids = rollout.ids;
   const std::vector<int32_t>& pos = rollout.pos;
@@ -107,14 +110,16 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.candidate_kernels = candidate;
   dec.skinny_tensor_cores = tensor_cores;
   dec.attention_merge = merge;
+  dec.step_kernel = step_kernel;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t r = kv.open_request(1000);
   int32_t root;
   KvAnswer a;
   CHECK_OK(kv.create_sequence(r, &root));
   CHECK_OK(kv.append(root, P, false, &a));
-  std::vector<float> logits(V * 3), clogits(V * 3);
+  std::vector<float> logits(V * nb), clogits(V * nb);
   auto compare_cpu = [&](int64_t rows) {
+    d.logits.insert(d.logits.end(), logits.begin(), logits.begin() + rows * V);
     for (int64_t i = 0; i < rows * V; ++i)
       d.logits_vs_cpu =
           std::max(d.logits_vs_cpu, std::fabs(static_cast<double>(logits[i]) - clogits[i]));
@@ -131,7 +136,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
     d.add(std::fabs(log_softmax_at(logits.data(), V, ids[start[b]]) - lp[start[b]]));
   std::vector<int32_t> kids;
   std::vector<SlotCopy> copies;
-  CHECK_OK(kv.fork(root, 3, &kids, &a, &copies));
+  CHECK_OK(kv.fork(root, static_cast<int32_t>(nb), &kids, &a, &copies));
   CHECK_OK(pages->apply(copies));
   cpages.apply(copies);
   for (int64_t j = 0;; ++j) {
@@ -161,15 +166,20 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   const auto& st = dec.stats();
   std::printf(
       "    %s %s graphs %s%s%s%s D %lld: max |decode - forward| %.3g, mean %.3g over %lld; max "
-      "|logits - cpu decode| %.3g; %lld eager, %lld captures, %lld replays%s%s\n",
+      "|logits - cpu decode| %.3g; %lld eager, %lld captures, %lld replays, %lld one-kernel "
+      "(%lld CTAs)%s%s\n",
       dev_dtype_name(t), cascade ? "cascade" : "flat", graphs ? "on" : "off",
       fast ? " fast kernels" : "", candidate ? " candidate" : "",
       tensor_cores ? " tensor-core linears" : "", static_cast<long long>(head_dim), d.max,
       d.sum / std::max<int64_t>(d.n, 1), static_cast<long long>(d.n), d.logits_vs_cpu,
       static_cast<long long>(st.eager_steps), static_cast<long long>(st.graph_captures),
-      static_cast<long long>(st.graph_replays),
+      static_cast<long long>(st.graph_replays), static_cast<long long>(st.kernel_steps),
+      static_cast<long long>(st.kernel_grid),
       st.graph_error.empty() ? "" : "; graph: ", st.graph_error.c_str());
-  if (graphs) CHECK_MSG(st.graph_replays > 0, "no decode step replayed a graph: " + st.graph_error);
+  if (graphs && !step_kernel)
+    CHECK_MSG(st.graph_replays > 0, "no decode step replayed a graph: " + st.graph_error);
+  CHECK_OK(dec.settle_stats());
+  d.kernel_steps = st.kernel_steps;
   return d;
 }
 
@@ -244,6 +254,34 @@ TEST(cuda_decode_tensor_core_linears_match_the_training_forward) {
         CHECK_MSG(tc.logits_vs_cpu < 2 * c.logits_vs_cpu + 0.05,
                   what + ": logits vs the CPU decode step " + std::to_string(tc.logits_vs_cpu) +
                       " (CUDA cores: " + std::to_string(c.logits_vs_cpu) + ")");
+      }
+}
+
+// The one-kernel step (a persistent kernel over the layer path's device functions) gives the
+// layer path's logits bit for bit: flat and cascade, against eager and graph steps, for 3 and 8
+// branches (every row count 1..8 as branches end), and it runs every one-token step.
+TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
+  const std::vector<std::vector<int64_t>> shapes = {{3, 19, 6}, {5, 3, 9, 2, 7, 4, 6, 8}};
+  for (const auto& lens : shapes)
+    for (bool cascade : {false, true})
+      for (bool graphs : {false, true}) {
+        const std::string what = std::to_string(lens.size()) + " branches" +
+                                 (cascade ? " cascade" : " flat") +
+                                 (graphs ? " vs graphs" : " vs eager");
+        const Diffs ref = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
+                                       DecodeMerge::kStaged, false, lens);
+        const Diffs one = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
+                                       DecodeMerge::kStaged, true, lens);
+        CHECK_MSG(ref.kernel_steps == 0 && one.kernel_steps > 0,
+                  what + ": " + std::to_string(one.kernel_steps) + " one-kernel steps");
+        CHECK_MSG(one.logits.size() == ref.logits.size() && !one.logits.empty(),
+                  what + ": logits counts differ");
+        int64_t differ = 0;
+        for (size_t i = 0; i < ref.logits.size() && i < one.logits.size(); ++i)
+          differ += std::memcmp(&ref.logits[i], &one.logits[i], sizeof(float)) != 0;
+        CHECK_MSG(differ == 0, what + ": " + std::to_string(differ) + " of " +
+                                   std::to_string(ref.logits.size()) + " logits differ");
+        CHECK_MSG(one.max < 0.1, what + ": decode vs forward " + std::to_string(one.max));
       }
 }
 

@@ -1,0 +1,400 @@
+// The one-kernel decode step (see qwen3_cuda_step_kernel.h): a persistent kernel of at most
+// kMaxCtasPerSm CTAs an SM, all resident (cooperative launch), walking the step's phases. In each
+// phase a CTA takes the work units blockIdx.x, + gridDim.x, ... (column tiles, (token, head) rows,
+// attention items, (query, head) merges) and runs on them the device functions of the layer
+// path's kernels; a grid barrier ends the phase. The CTA is 128 threads, the block of every one
+// of those kernels but the narrow tensor-core linear layers (16 warps there, one a slice of k;
+// here each warp folds 4 slices, all in flight at once: skinny_linear_mma.cuh's tile_dots_deep,
+// which sums the same way and takes registers the attention phase has reserved anyway).
+//
+// Activations written in the launch are read with L2 loads (__ldcg) or plain loads after a
+// barrier, never through the read-only path (ld.global.nc is for data constant during a kernel).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "core/grid_barrier.cuh"
+#include "kernels/decode_attention_mma.cuh"
+#include "kernels/decode_merge_staged.cuh"
+#include "kernels/qk_norm_rope_row.cuh"
+#include "kernels/skinny_linear_core.cuh"
+#include "kernels/skinny_linear_cuda.h"
+#include "kernels/skinny_linear_mma.cuh"
+#include "kernels/skinny_rmsnorm_stage.cuh"
+#include "model/qwen3_cuda_step_kernel.h"
+
+namespace npr {
+
+namespace {
+
+using bf16_t = __nv_bfloat16;
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+static_assert(kThreads == skinny::kThreads && kThreads == decode_mma::kThreads,
+              "every phase runs on the CTA its layer-path kernel has");
+constexpr int kMaxCtasPerSm = 4;
+// The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
+constexpr int kHeadDim = 128;
+constexpr uint64_t kBarrierTimeoutNs = 5000000000ull;  // 5 s: far above any step, even memcheck's
+
+// The kernel's arguments, resolved on the host.
+struct Params {
+  const StepKernelLayer* layers;
+  const uint16_t *embed, *lm_head;
+  const float* final_norm;
+  const int32_t *ids, *slots;
+  const float *cos, *sin;
+  const int32_t *header, *items, *q_order, *indices, *merge_ptr, *merge_rows;
+  float *part_m, *part_l, *part_acc;
+  float* x;
+  bf16_t *qkv, *q, *attn, *act;
+  float* logits;
+  grid::Barrier bar;
+  int layers_n, hidden, inter, heads, kv_heads, vocab, block_tokens;
+  float eps, scale;
+  bool prefetch;
+};
+
+// elems bf16 (a multiple of 8) written earlier in this launch, into shared memory through L2.
+__device__ __forceinline__ void stage_rows(uint16_t* dst, const void* src, int64_t elems) {
+  const uint4* s = static_cast<const uint4*>(src);
+  uint4* d = reinterpret_cast<uint4*>(dst);
+  for (int64_t i = threadIdx.x; i < elems / 8; i += kThreads) d[i] = __ldcg(s + i);
+  __syncthreads();
+}
+
+// This CTA's column tiles of y (M, n) of type CT = xs (M, k, shared) . W (n, k)^T, or +=.
+template <int M, typename CT>
+__device__ __forceinline__ void linear_tiles(CT* y, const uint16_t* xs, const uint16_t* W,
+                                             int64_t k, int64_t n, bool acc, float* part) {
+  const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
+  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::linear_tile<M, true, skinny_tc::kSlicesNarrow, kWarps, CT, true>(y, xs, W, k, n,
+                                                                                  acc, b, part);
+  } else {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::linear_tile<M, true, skinny_tc::kSlicesWide, kWarps, CT, true>(y, xs, W, k, n, acc,
+                                                                                b, part);
+  }
+}
+
+// This CTA's tiles of act (M, inter) = swiglu over W (2 inter, k) of xs (M, k, shared).
+template <int M>
+__device__ __forceinline__ void swiglu_tiles(bf16_t* act, const uint16_t* xs, const uint16_t* W,
+                                             int64_t k, int64_t inter, float* part) {
+  const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
+  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::swiglu_tile<M, true, skinny_tc::kSlicesNarrow, kWarps, true>(act, xs, W, k, inter,
+                                                                              b, part);
+  } else {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::swiglu_tile<M, true, skinny_tc::kSlicesWide, kWarps, true>(act, xs, W, k, inter, b,
+                                                                            part);
+  }
+}
+
+// The weight rows of this CTA's tiles of a later phase, into L2.
+__device__ __forceinline__ void prefetch_linear(const uint16_t* W, int64_t k, int64_t n) {
+  const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+    skinny_tc::prefetch_linear_tile(W, k, n, b);
+}
+__device__ __forceinline__ void prefetch_swiglu(const uint16_t* W, int64_t k, int64_t inter) {
+  const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+    skinny_tc::prefetch_swiglu_tile(W, k, inter, b);
+}
+
+// M one-token rows, head dim D. Dynamic shared memory: dyn_smem_bytes(M, D, ...).
+template <int M, int D>
+__global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant__ Params p) {
+  extern __shared__ __align__(16) unsigned char dyn[];
+  __shared__ float part[skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>];
+  auto* xs = reinterpret_cast<uint16_t*>(dyn);  // staged x rows of a linear phase
+  constexpr int kMergeDpt = (D + kThreads - 1) / kThreads;
+  const int H = p.hidden, I = p.inter, heads = p.heads, kvh = p.kv_heads;
+  const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
+  const int warp = threadIdx.x >> 5;
+  uint32_t epoch = 0;
+
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; e < M * H;
+       e += static_cast<int64_t>(gridDim.x) * kThreads)
+    p.x[e] = skinny::bf16_bits(p.embed[static_cast<int64_t>(p.ids[e / H]) * H + e % H]);
+  if (p.prefetch) prefetch_linear(static_cast<const uint16_t*>(p.layers[0].wqkv), H, nqkv);
+  grid::sync(p.bar, epoch);
+
+  for (int l = 0; l < p.layers_n; ++l) {
+    const StepKernelLayer L = p.layers[l];
+    const auto* wqkv = static_cast<const uint16_t*>(L.wqkv);
+    const auto* wo = static_cast<const uint16_t*>(L.wo);
+    const auto* wgu = static_cast<const uint16_t*>(L.wgu);
+    const auto* wdown = static_cast<const uint16_t*>(L.wdown);
+    auto* kp = static_cast<bf16_t*>(L.k_pages);
+    auto* vp = static_cast<bf16_t*>(L.v_pages);
+
+    // Input norm + q|k|v.
+    if (blockIdx.x < skinny::tiles(nqkv, skinny_tc::kLinearTileCols)) {
+      skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
+      linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
+    }
+    if (p.prefetch) {
+      prefetch_linear(wo, qd, H);
+      prefetch_swiglu(wgu, H, I);
+    }
+    grid::sync(p.bar, epoch);
+
+    // q/k norm + RoPE, K and V into the pages: a warp per (token, head row).
+    {
+      float* y = reinterpret_cast<float*>(dyn) + warp * D;
+      const int64_t rows = static_cast<int64_t>(M) * (heads + 2 * kvh);
+      for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < rows;
+           row += static_cast<int64_t>(gridDim.x) * kWarps)
+        qk_rope::norm_rope_write_row<bf16_t>(row, y, p.q, kp, vp, p.qkv, L.q_norm, L.k_norm, p.cos,
+                                             p.sin, p.slots, heads, kvh, D, p.eps);
+    }
+    grid::sync(p.bar, epoch);
+
+    // Attend: (item, kv head) units of the plan.
+    {
+      const int64_t units = static_cast<int64_t>(p.header[0]) * kvh;
+      for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+        decode_mma::attend_item<D>(static_cast<int>(u / kvh), static_cast<int>(u % kvh), p.items,
+                                   p.q_order, p.indices, p.q, kp, vp, p.part_m, p.part_l,
+                                   p.part_acc, heads, kvh, p.block_tokens, p.scale, dyn);
+        __syncthreads();
+      }
+    }
+    if (p.prefetch) prefetch_linear(wdown, I, H);
+    grid::sync(p.bar, epoch);
+
+    // Merge: (query, head) units.
+    for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x) {
+      decode_merge::merge_one<bf16_t, kMergeDpt>(u / heads, u % heads, p.merge_ptr, p.merge_rows,
+                                                 p.part_m, p.part_l, p.part_acc, p.attn, nullptr,
+                                                 heads, D);
+      __syncthreads();
+    }
+    grid::sync(p.bar, epoch);
+
+    // o-proj into the residual.
+    if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
+      stage_rows(xs, p.attn, M * qd);
+      linear_tiles<M>(p.x, xs, wo, qd, H, true, part);
+    }
+    if (p.prefetch && l + 1 < p.layers_n)
+      prefetch_linear(static_cast<const uint16_t*>(p.layers[l + 1].wqkv), H, nqkv);
+    grid::sync(p.bar, epoch);
+
+    // Post-attention norm + gate|up + SwiGLU.
+    if (blockIdx.x < skinny::tiles(I, skinny_tc::kSwigluTileCols)) {
+      skinny::stage_normed<M>(xs, p.x, L.post_norm, H, p.eps);
+      swiglu_tiles<M>(p.act, xs, wgu, H, I, part);
+    }
+    grid::sync(p.bar, epoch);
+
+    // down into the residual.
+    if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
+      stage_rows(xs, p.act, static_cast<int64_t>(M) * I);
+      linear_tiles<M>(p.x, xs, wdown, I, H, true, part);
+    }
+    grid::sync(p.bar, epoch);
+  }
+
+  // Final norm + head: every row is its sequence's last (one token each).
+  if (blockIdx.x < skinny::tiles(p.vocab, skinny_tc::kLinearTileCols)) {
+    skinny::stage_normed<M>(xs, p.x, p.final_norm, H, p.eps);
+    linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
+  }
+}
+
+// Dynamic shared memory of a step: the attend kernel's, the largest staged rows, the q/k rows.
+int64_t dyn_smem_bytes(const Qwen3Config& c, int64_t rows) {
+  const int64_t D = c.head_dim;
+  const int64_t attend = decode_mma::Smem<kHeadDim>::kBytes;
+  const int64_t staged = 2 * rows * std::max({c.hidden, c.heads * D, c.intermediate});
+  return std::max({attend, staged, int64_t{4} * kWarps * D});
+}
+
+template <int M, int D>
+Status launch_typed(const Params& p, int64_t smem, int64_t* grid, cudaStream_t st) {
+  auto* kernel = step_kernel<M, D>;
+  const char* op = "decode (cuda, one-kernel step)";
+  if (*grid == 0) {  // first launch at this shape: the shared memory opt-in and the grid
+    NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(smem)),
+                 op);
+    int dev = 0, sms = 0, per_sm = 0, coop = 0;
+    NPR_CUDA_TRY(cudaGetDevice(&dev), op);
+    NPR_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), op);
+    NPR_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), op);
+    if (!coop)
+      return Status::invalid(std::string(op) + ": the device cannot launch cooperative kernels");
+    NPR_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads,
+                                                               static_cast<size_t>(smem)),
+                 op);
+    if (per_sm < 1)
+      return Status::invalid(std::string(op) + ": not one CTA fits an SM with " +
+                             std::to_string(smem) + " bytes of shared memory");
+    *grid = static_cast<int64_t>(std::min(per_sm, kMaxCtasPerSm)) * sms;
+  }
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(*grid));
+  cfg.blockDim = dim3(kThreads);
+  cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+  cfg.stream = st;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeCooperative;
+  attr[0].val.cooperative = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  NPR_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, p), op);
+  return cuda_launch_status(op);
+}
+
+Status launch_rows(int64_t rows, const Params& p, int64_t smem, int64_t* grid, cudaStream_t st) {
+  constexpr int D = kHeadDim;
+  switch (rows) {
+    case 1: return launch_typed<1, D>(p, smem, grid, st);
+    case 2: return launch_typed<2, D>(p, smem, grid, st);
+    case 3: return launch_typed<3, D>(p, smem, grid, st);
+    case 4: return launch_typed<4, D>(p, smem, grid, st);
+    case 5: return launch_typed<5, D>(p, smem, grid, st);
+    case 6: return launch_typed<6, D>(p, smem, grid, st);
+    case 7: return launch_typed<7, D>(p, smem, grid, st);
+    default: return launch_typed<8, D>(p, smem, grid, st);
+  }
+}
+
+}  // namespace
+
+StepKernel::~StepKernel() {
+  if (broken_host_) cudaFreeHost(broken_host_);
+}
+
+bool StepKernel::fits(const Qwen3Config& c, DevDType t, int64_t rows, std::string* why) {
+  auto no = [&](const std::string& s) {
+    if (why) *why = s;
+    return false;
+  };
+  if (t != DevDType::kBF16) return no("the one-kernel step runs bf16 models only");
+  if (rows < 1 || rows > kSkinnyMaxRows)
+    return no("the one-kernel step takes 1.." + std::to_string(kSkinnyMaxRows) +
+              " sequences, not " + std::to_string(rows));
+  if (c.head_dim != kHeadDim)
+    return no("the one-kernel step needs head dim " + std::to_string(kHeadDim) +
+              " (every Qwen3 "
+              "size has it), not " +
+              std::to_string(c.head_dim));
+  if (c.kv_heads <= 0 || c.heads % c.kv_heads != 0 || c.heads / c.kv_heads > decode_mma::kRows)
+    return no("the one-kernel step needs at most " + std::to_string(decode_mma::kRows) +
+              " query heads per kv head");
+  if (c.hidden % 8 != 0 || c.intermediate % 8 != 0)
+    return no("the one-kernel step needs hidden and intermediate sizes that are multiples of 8");
+  if (!skinny_rmsnorm_fits(rows, c.hidden) ||
+      2 * rows * std::max(c.heads * c.head_dim, c.intermediate) > kSkinnyStageMaxBytes)
+    return no("the one-kernel step's staged rows would pass " +
+              std::to_string(kSkinnyStageMaxBytes) + " bytes of shared memory");
+  return true;
+}
+
+Status StepKernel::set_layers(CudaContext& ctx, const std::vector<StepKernelLayer>& layers) {
+  const int64_t bytes = static_cast<int64_t>(sizeof(StepKernelLayer) * layers.size());
+  NPR_TRY(layers_.grow(ctx.alloc(), bytes, "decode (cuda, one-kernel step): layer table"));
+  NPR_TRY(ctx.upload(layers_.get(), layers.data(), bytes,
+                     "decode (cuda, one-kernel step): layer table"));
+  layers_n_ = static_cast<int64_t>(layers.size());
+  return Status::ok();
+}
+
+Status StepKernel::check() const {
+  if (broken_host_ && *reinterpret_cast<volatile int32_t*>(broken_host_) != 0)
+    return Status::internal(
+        "decode (cuda, one-kernel step): a grid barrier waited over 5 s, so not every CTA was "
+        "resident (another process on the GPU?) and that step's results were garbage; turn "
+        "oneKernelSteps off");
+  return Status::ok();
+}
+
+Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
+                          const StepKernelArgs& a) {
+  const char* op = "decode (cuda, one-kernel step)";
+  std::string why;
+  if (!fits(c, DevDType::kBF16, rows, &why)) return Status::invalid(why);
+  if (layers_n_ != c.layers) return Status::internal(std::string(op) + ": no layer table");
+  if (!a.plan || !a.plan->header || a.plan->max_rows() > decode_mma::kRows ||
+      a.plan->queries() != rows)
+    return Status::invalid(std::string(op) +
+                           ": needs an uploaded plan of one query per row and at most " +
+                           std::to_string(decode_mma::kRows) + " rows per item");
+  NPR_TRY(check());
+  if (!state_.get()) {
+    NPR_TRY(state_.grow(ctx.alloc(), 256, "decode (cuda, one-kernel step): barrier"));
+    void* h = nullptr;
+    NPR_CUDA_TRY(cudaHostAlloc(&h, sizeof(int32_t), cudaHostAllocMapped),
+                 "decode (cuda, one-kernel step): host-mapped flag");
+    broken_host_ = static_cast<int32_t*>(h);
+    *broken_host_ = 0;
+    void* d = nullptr;
+    NPR_CUDA_TRY(cudaHostGetDevicePointer(&d, h, 0),
+                 "decode (cuda, one-kernel step): host-mapped flag");
+    broken_dev_ = static_cast<int32_t*>(d);
+  }
+  cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
+  NPR_CUDA_TRY(cudaMemsetAsync(state_.get(), 0, 2 * sizeof(uint32_t), st),
+               "decode (cuda, one-kernel step): barrier reset");
+  const DeviceDecodePlan& pl = *a.plan;
+  Params p{};
+  p.layers = layers_.as<StepKernelLayer>();
+  p.embed = static_cast<const uint16_t*>(a.embed);
+  p.lm_head = static_cast<const uint16_t*>(a.lm_head);
+  p.final_norm = a.final_norm;
+  p.ids = a.ids;
+  p.slots = a.slots;
+  p.cos = a.cos;
+  p.sin = a.sin;
+  p.header = pl.header;
+  p.items = pl.items;
+  p.q_order = pl.q_order;
+  p.indices = pl.indices;
+  p.merge_ptr = pl.merge_ptr;
+  p.merge_rows = pl.merge_rows;
+  p.part_m = pl.part_m;
+  p.part_l = pl.part_l;
+  p.part_acc = pl.part_acc;
+  p.x = a.x;
+  p.qkv = static_cast<bf16_t*>(a.qkv);
+  p.q = static_cast<bf16_t*>(a.q);
+  p.attn = static_cast<bf16_t*>(a.attn);
+  p.act = static_cast<bf16_t*>(a.act);
+  p.logits = a.logits;
+  p.bar = grid::Barrier{state_.as<uint32_t>(), state_.as<int32_t>() + 1, broken_dev_,
+                        kBarrierTimeoutNs};
+  p.layers_n = static_cast<int>(c.layers);
+  p.hidden = static_cast<int>(c.hidden);
+  p.inter = static_cast<int>(c.intermediate);
+  p.heads = static_cast<int>(c.heads);
+  p.kv_heads = static_cast<int>(c.kv_heads);
+  p.vocab = static_cast<int>(c.vocab);
+  p.block_tokens = a.block_tokens;
+  p.eps = c.rms_eps;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  p.prefetch = a.prefetch;
+  const int64_t smem = dyn_smem_bytes(c, rows);
+  if (grid_key_[0] != rows || grid_key_[1] != c.head_dim || grid_key_[2] != smem) {
+    grid_ = 0;
+    grid_key_[0] = rows;
+    grid_key_[1] = c.head_dim;
+    grid_key_[2] = smem;
+  }
+  const Status s = launch_rows(rows, p, smem, &grid_, st);
+  if (s.is_ok()) ++launches_;
+  return s;
+}
+
+}  // namespace npr

@@ -1,0 +1,94 @@
+// The one-kernel decode step: a whole Qwen3 decode step of at most 8 one-token sequences (bf16,
+// head dim 128) as one persistent kernel, its phases separated by grid barriers
+// (core/grid_barrier.cuh) instead of kernel boundaries.
+//
+// Why: on an H200 the layer-by-layer step (7 launches a layer, replayed from a CUDA graph) spent
+// ~1.05 ms of device time at batch 1 where the weights alone stream in ~0.2 ms: each launch's
+// ramp-up and tail (~3-5 us) outweighed its 4-12 MB of weights. A barrier costs ~1 us, and
+// before each barrier a CTA can ask L2 for the weights of its next linear phase (prefetch), so
+// HBM keeps streaming while the grid waits for its slowest CTA.
+//
+// Same bits as the layer path with tensor-core skinny linear layers, the tensor-core attend
+// kernel and the staged merge (the decoder's defaults): every phase runs the device functions
+// those kernels run (skinny_linear_mma.cuh, skinny_rmsnorm_stage.cuh, qk_norm_rope_row.cuh,
+// decode_attention_mma.cuh, decode_merge_staged.cuh) on the same work units, in the same sum
+// orders; only the CTA that runs a unit changes. Per layer: input norm + q|k|v, q/k norm + RoPE +
+// KV write, attend, merge, o-proj, post norm + gate|up + SwiGLU, down; then the final norm +
+// head. 7 barriers a layer.
+//
+// Plain C++ (no CUDA headers); the kernel is in qwen3_cuda_step_kernel.cu.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/cuda_context.h"
+#include "core/status.h"
+#include "kernels/decode_attention_cuda.h"
+#include "model/qwen3_config.h"
+
+namespace npr {
+
+// One layer's device pointers (the stacked q|k|v and gate|up weights, bf16, as the parameter
+// table lays them; norm weights fp32; this layer's KV pages).
+struct StepKernelLayer {
+  const void* wqkv = nullptr;                            // (heads D + 2 kv_heads D, hidden)
+  const void* wo = nullptr;                              // (hidden, heads D)
+  const void* wgu = nullptr;                             // (2 inter, hidden)
+  const void* wdown = nullptr;                           // (hidden, inter)
+  const float *in_norm = nullptr, *post_norm = nullptr;  // (hidden)
+  const float *q_norm = nullptr, *k_norm = nullptr;      // (D)
+  void *k_pages = nullptr, *v_pages = nullptr;           // (blocks, block_tokens, kv_heads, D)
+};
+
+struct StepKernelArgs {
+  const void* embed = nullptr;        // (vocab, hidden) bf16
+  const void* lm_head = nullptr;      // (vocab, hidden) bf16
+  const float* final_norm = nullptr;  // (hidden)
+  // The step: ids, slots (rows), cos, sin (rows, D / 2); the attention plan, uploaded.
+  const int32_t *ids = nullptr, *slots = nullptr;
+  const float *cos = nullptr, *sin = nullptr;
+  const DeviceDecodePlan* plan = nullptr;
+  int32_t block_tokens = 16;  // of the KV pages
+  // Activations: x (rows, hidden) fp32; qkv (rows, heads D + 2 kv_heads D), q, attn (rows,
+  // heads D), act (rows, inter) bf16; logits (rows, vocab) fp32.
+  float* x = nullptr;
+  void *qkv = nullptr, *q = nullptr, *attn = nullptr, *act = nullptr;
+  float* logits = nullptr;
+  // L2 prefetch of each CTA's next linear phase weights before a barrier (on by default; off
+  // for the A/B the benchmark runs).
+  bool prefetch = true;
+};
+
+class StepKernel {
+ public:
+  StepKernel() = default;
+  ~StepKernel();
+  StepKernel(const StepKernel&) = delete;
+  StepKernel& operator=(const StepKernel&) = delete;
+
+  // Whether a step of `rows` one-token sequences of this model fits the kernel, and if not why
+  // (a sentence). The plan's max_rows must also be at most 16 (checked at launch).
+  static bool fits(const Qwen3Config& c, DevDType t, int64_t rows, std::string* why);
+  // The layers' pointers (c.layers of them), uploaded once; again when they change.
+  Status set_layers(CudaContext& ctx, const std::vector<StepKernelLayer>& layers);
+  bool has_layers() const { return layers_n_ > 0; }
+  // Enqueues the step on ctx's stream (no sync). A cooperative launch: every CTA resident.
+  Status launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows, const StepKernelArgs& a);
+  // kInternal when a launch so far timed out at a grid barrier (its results were garbage);
+  // reads host memory only, so it sees launches that have finished.
+  Status check() const;
+  int64_t grid() const { return grid_; }
+  int64_t launches() const { return launches_; }
+
+ private:
+  DeviceBuffer layers_;             // (layers) StepKernelLayer
+  DeviceBuffer state_;              // barrier count, broken flag: 2 words zeroed every launch
+  int32_t* broken_host_ = nullptr;  // host-mapped (cudaHostAlloc)
+  int32_t* broken_dev_ = nullptr;   // its device view
+  int64_t layers_n_ = 0, grid_ = 0, launches_ = 0;
+  int64_t grid_key_[3] = {0, 0, 0};  // rows, head dim, shared bytes of the cached grid_
+};
+
+}  // namespace npr
