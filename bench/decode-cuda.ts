@@ -14,8 +14,9 @@
  *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`; and in
  *     eager steps, `_candidate_eager`), the
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the skinny linear layers
- *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), and the decode steps awaited
- *     on a worker thread (`_worker_decode`);
+ *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the decode steps awaited
+ *     on a worker thread (`_worker_decode`), and the whole step as one persistent kernel
+ *     (`stepKernel`, `_step_kernel`; without its L2 weight prefetch, `_step_kernel_no_prefetch`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
  *     decode call alone (`decode_call_ms_*`) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:
@@ -66,6 +67,9 @@ interface Run {
   merge?: 'staged' | 'serial';
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
+  /** NativeKvOptions.stepKernel / stepKernelPrefetch. */
+  stepKernel?: boolean;
+  stepKernelPrefetch?: boolean;
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -86,6 +90,8 @@ async function stepTime(
     candidateKernels: candidate ?? false,
     tensorCoreLinears: tensorCores ?? true,
     attentionMerge: merge ?? 'staged',
+    stepKernel: run.stepKernel ?? false,
+    stepKernelPrefetch: run.stepKernelPrefetch ?? true,
   });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
@@ -199,14 +205,19 @@ const trials: Record<string, Partial<Run>> = {
   cuda_cores: { tensorCores: false },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
   worker_decode: { sync: false },
+  // The whole step as one persistent kernel (grid barriers between phases), with and without
+  // its L2 prefetch of the next phase's weights.
+  step_kernel: { stepKernel: true },
+  step_kernel_no_prefetch: { stepKernel: true, stepKernelPrefetch: false },
 };
-type Timed = { t: number; deviceMs: number; decodeT: number };
+type Timed = { t: number; deviceMs: number; decodeT: number; kernelSteps: number };
 const trial: Record<string, { one: Timed; eight: Timed }> = {};
 for (const [name, extra] of Object.entries(trials)) {
-  const r = {
-    one: await stepTime(model, 1, true, { graphs: true, fast: true, ...extra }),
-    eight: await stepTime(model, 8, true, { graphs: true, fast: true, ...extra }),
+  const timed = async (branches: number): Promise<Timed> => {
+    const x = await stepTime(model, branches, true, { graphs: true, fast: true, ...extra });
+    return { ...x, kernelSteps: x.kv.deviceStats().kernelSteps };
   };
+  const r = { one: await timed(1), eight: await timed(8) };
   trial[name] = r;
   for (const [branches, x] of [
     [1, r.one],
@@ -308,6 +319,14 @@ printJson('decode-cuda', {
       [`device_ms_b1_${name}`, round(r.one.deviceMs, 3)],
       [`device_ms_8_${name}`, round(r.eight.deviceMs, 3)],
       [`decode_call_ms_b1_${name}`, round(r.one.decodeT * 1000, 3)],
+      ...(name.startsWith('step_kernel')
+        ? [
+            [`fraction_of_hbm_bound_b1_${name}`, bound === null ? null : round(bound / r.one.t)],
+            // Steps that ran as the one kernel (0: the shape did not fit, the layer path ran).
+            [`kernel_steps_b1_${name}`, r.one.kernelSteps],
+            [`kernel_steps_8_${name}`, r.eight.kernelSteps],
+          ]
+        : []),
     ]),
   ),
   hf_tok_s_b1_eager: hf?.eager_tok_s ?? null,

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode-kernels [--generic] [--candidate] [--cuda-cores] [--merge staged|serial]`: every kernel of a CUDA decode step with its own device time,
+ * `npm run bench -- decode-kernels [--generic] [--candidate] [--cuda-cores] [--merge staged|serial] [--step-kernel]`: every kernel of a CUDA decode step with its own device time,
  * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
  * prefix), for 1 and for 8 branches: launches, microseconds and DRAM read bandwidth a step per
  * kernel, and their sums.
@@ -10,6 +10,8 @@
  * The parent finds ncu and runs this same script under it with `--workload`, which prefills,
  * warms up, and decodes `--steps` eager steps (graphs off: ncu times kernels one by one either
  * way) inside a cudaProfilerStart/Stop range. Without ncu or a device: a note and a skip.
+ * `--step-kernel`: steps as one persistent kernel (NativeKvOptions.stepKernel), so the table has
+ * that kernel and the sampler's: its time and DRAM bandwidth are the step's own.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,7 +25,16 @@ const PREFIX = 1024;
 
 type Merge = 'staged' | 'serial';
 
-async function workload(branches: number, steps: number, fast: boolean, candidate: boolean, tc: boolean, merge: Merge): Promise<void> {
+interface Options {
+  fast: boolean;
+  candidate: boolean;
+  tc: boolean;
+  merge: Merge;
+  stepKernel: boolean;
+}
+
+async function workload(branches: number, steps: number, o: Options): Promise<void> {
+  const { fast, candidate, tc, merge, stepKernel } = o;
   const addon = native();
   const model = seedNativeModel(
     new addon.NativeQwen3({ ...SHAPE, ropeTheta: 1e6, tied: true }, { backend: 'cuda', precision: 'bf16' }),
@@ -36,6 +47,7 @@ async function workload(branches: number, steps: number, fast: boolean, candidat
     candidateKernels: candidate,
     tensorCoreLinears: tc,
     attentionMerge: merge,
+    stepKernel,
   });
   const root = kv.createSequence(kv.openRequest(1 << 20));
   kv.append(root, PREFIX, false);
@@ -113,8 +125,9 @@ const candidate = argFlag('candidate');
 const tc = !argFlag('cuda-cores'); // the skinny linear layers on tensor cores (the default)
 const merge = (argValue('merge') ?? 'staged') as Merge; // the attention merge (attentionMerge)
 if (!['staged', 'serial'].includes(merge)) throw new RangeError(`--merge must be staged or serial (got '${merge}')`);
+const stepKernel = argFlag('step-kernel');
 if (argFlag('workload')) {
-  await workload(Number(argValue('branches') ?? 1), steps, fast, candidate, tc, merge);
+  await workload(Number(argValue('branches') ?? 1), steps, { fast, candidate, tc, merge, stepKernel });
 } else {
   const addon = native();
   const ncu = addon.backends().cuda.devices > 0 ? findNcu() : null;
@@ -156,6 +169,7 @@ if (argFlag('workload')) {
         ...(tc ? [] : ['--cuda-cores']),
         '--merge',
         merge,
+        ...(stepKernel ? ['--step-kernel'] : []),
       ],
       { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 },
     );
@@ -202,5 +216,5 @@ if (argFlag('workload')) {
     `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}, ${fast ? 'decode-specialised' : 'generic'} kernels; ncu gpu__time_duration and dram__bytes_read a kernel, ` +
       `summed over ${steps} eager steps (decode + device sampling) and divided by ${steps}; ncu: ${existsSync(ncu) ? ncu : 'on PATH'}`,
   );
-  printJson('decode-kernels', { fast, candidate, tc, merge, steps, ...figures });
+  printJson('decode-kernels', { fast, candidate, tc, merge, step_kernel: stepKernel, steps, ...figures });
 }

@@ -15,7 +15,8 @@
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
  * the default decode-specialised kernels, once with the generic ones (`_generic` keys), and once
  * with each decode option off by default: programmatic dependent launches (`candidateKernels`,
- * `_candidate`) and the skinny linear layers on CUDA cores (`_cuda_cores`), and with the decode steps
+ * `_candidate`), the skinny linear layers on CUDA cores (`_cuda_cores`) and each step of at most
+ * 8 sequences as one persistent kernel (`stepKernel`, `_step_kernel`), and with the decode steps
  * awaited on a worker thread instead of run on the JS thread (`_worker_decode`).
  */
 
@@ -103,7 +104,10 @@ function parallelScript(p: number, long = false): Record<string, number[]> {
 }
 
 // The KV cache's decode options, and the engine's syncDecode (default: on for CUDA).
-type KvOptions = Pick<NativeKvOptions, 'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge'> & {
+type KvOptions = Pick<
+  NativeKvOptions,
+  'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge' | 'stepKernel'
+> & {
   syncDecode?: boolean;
 };
 
@@ -218,6 +222,7 @@ const variants: Record<string, KvOptions> = cuda
       candidate: { candidateKernels: true },
       cuda_cores: { tensorCoreLinears: false },
       worker_decode: { syncDecode: false }, // each step awaited on a worker thread
+      step_kernel: { stepKernel: true }, // one persistent kernel a step (at most 8 sequences)
     }
   : {};
 const others: Record<string, Awaited<ReturnType<typeof measure>>> = {};

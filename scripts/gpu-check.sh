@@ -7,11 +7,11 @@
 #   scripts/gpu-check.sh [OUT_DIR]
 #
 # Phases, in this order (most needed first): cpp-tests, vitest-cuda, generate, bench:decode,
-# bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine,
-# memcheck, bench:attention, bench:train-step. Knobs:
+# bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate,
+# bench:decode-kernels-cuda-cores, bench:engine, memcheck, bench:attention, bench:train-step. Knobs:
 #   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
 #   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
-#   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all seven)
+#   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all eight)
 #   NPR_GPU_DEADLINE_S=540   stop starting phases when fewer than 30 s are left of this many
 #                            seconds (counted from the start, build included), and cut a phase's
 #                            time limit to what is left: one device call (<= 600 s) then runs as
@@ -63,10 +63,11 @@ run_logged build 420 env NPR_CUDA=on CUDAARCHS="${CUDAARCHS:-90}" node scripts/b
 }
 if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
 
-benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-candidate decode-kernels-cuda-cores engine attention train-step}"
+benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-step-kernel decode-kernels-candidate decode-kernels-cuda-cores engine attention train-step}"
 bench_phase() { case " $benches " in *" $1 "*) echo "bench:$1" ;; esac; }
 default_phases="cpp-tests vitest-cuda generate $(bench_phase decode) $(bench_phase decode-kernels) \
-  $(bench_phase decode-kernels-candidate) $(bench_phase decode-kernels-cuda-cores) \
+  $(bench_phase decode-kernels-step-kernel) $(bench_phase decode-kernels-candidate) \
+  $(bench_phase decode-kernels-cuda-cores) \
   $(bench_phase engine) memcheck \
   $(bench_phase attention) $(bench_phase train-step)"
 case "${NPR_GPU_CHECK:-all}" in
@@ -108,6 +109,9 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
         ${NPR_GPU_NO_PEER:+--no-peer}
       ;;
     bench:decode-kernels) run_logged bench-decode-kernels 180 node dist/bench/decode-kernels.js ;;
+    bench:decode-kernels-step-kernel)
+      run_logged bench-decode-kernels-step-kernel 180 node dist/bench/decode-kernels.js --step-kernel
+      ;;
     bench:decode-kernels-candidate)
       run_logged bench-decode-kernels-candidate 180 node dist/bench/decode-kernels.js --candidate
       ;;
@@ -116,7 +120,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       ;;
     bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
     bench:train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
-    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
+    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
   esac
 done
 note "benchmark JSON:"

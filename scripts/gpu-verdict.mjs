@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The end of a scripts/gpu-check.sh run, read for a decision: which tests failed (C++, memcheck,
 // vitest), and the decode options other than the default (candidateKernels, attentionMerge,
-// tensorCoreLinears: false, the worker-thread decode) beside the default ones in the decode, engine and decode-kernels benchmarks. A variant is
+// tensorCoreLinears: false, the worker-thread decode, stepKernel) beside the default ones in
+// the decode, engine and decode-kernels benchmarks. A variant is
 // worth making the default when every test passed and its figures beat the default's; this
 // prints the figures and those two facts, not the decision.
 //
@@ -44,6 +45,8 @@ const VARIANTS = [
   ['serial merge', '_serial'],
   ['CUDA-core linears', '_cuda_cores'],
   ['decode on a worker thread', '_worker_decode'],
+  ['one-kernel step', '_step_kernel'],
+  ['one-kernel step, no prefetch', '_step_kernel_no_prefetch'],
   ['generic', '_generic'],
 ];
 
@@ -75,7 +78,11 @@ export function verdict(logs) {
       const vsDefault = sfx && tok && decode.tok_s_b1 ? ` (${(tok / decode.tok_s_b1).toFixed(3)}x default)` : '';
       out.push(
         `  ${label}: ${fmt(tok)} tok/s${vsDefault}, ratio_8_vs_1 ${fmt(decode[`ratio_8_vs_1${sfx}`])}, ` +
-          `device_ms ${fmt(decode[`device_ms_b1${sfx}`])} / ${fmt(decode[`device_ms_8${sfx}`])}`,
+          `device_ms ${fmt(decode[`device_ms_b1${sfx}`])} / ${fmt(decode[`device_ms_8${sfx}`])}` +
+          (decode[`kernel_steps_b1${sfx}`] === undefined
+            ? ''
+            : `, one-kernel steps ${fmt(decode[`kernel_steps_b1${sfx}`])} / ${fmt(decode[`kernel_steps_8${sfx}`])}, ` +
+              `fraction_of_hbm_bound_b1 ${fmt(decode[`fraction_of_hbm_bound_b1${sfx}`])}`),
       );
     }
     out.push(
@@ -92,6 +99,7 @@ export function verdict(logs) {
   }
   for (const [label, file] of [
     ['default', 'bench-decode-kernels.log'],
+    ['one-kernel step', 'bench-decode-kernels-step-kernel.log'],
     ['candidate', 'bench-decode-kernels-candidate.log'],
     ['CUDA-core linears', 'bench-decode-kernels-cuda-cores.log'],
   ]) {
@@ -118,6 +126,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     'bench-decode.log',
     'bench-engine.log',
     'bench-decode-kernels.log',
+    'bench-decode-kernels-step-kernel.log',
     'bench-decode-kernels-candidate.log',
     'bench-decode-kernels-cuda-cores.log',
   ];

@@ -133,4 +133,31 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
         expect(Math.abs((c.logprobs[t] as number) - (r.logprobs[t] as number))).toBeLessThan(1e-5);
     });
   });
+
+  it('the one-kernel step (stepKernel) samples the rollouts the default kernels sample, logprobs bit for bit', async () => {
+    // Head dim 128 (hidden 512 over 4 heads): the shape the one-kernel step is compiled for.
+    const model = onCuda(scriptedModel({ hidden: 512 }), 'bf16');
+    const run = async (stepKernel: boolean): Promise<{ rollouts: Rollout[]; kernelSteps: number }> => {
+      const engine = new Engine({
+        model: model.nativeHandle,
+        vocab: VOCAB,
+        codec,
+        kvBlocks: 256,
+        blockTokens: 4,
+        kvOptions: { stepKernel },
+      });
+      const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
+      expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
+      return { rollouts, kernelSteps: engine.kv.deviceStats().kernelSteps };
+    };
+    const plain = await run(false);
+    const one = await run(true);
+    expect(plain.kernelSteps).toBe(0);
+    expect(one.kernelSteps).toBeGreaterThan(0);
+    plain.rollouts.forEach((r, i) => {
+      const o = one.rollouts[i] as Rollout;
+      expect(Array.from(o.tokens)).toEqual(Array.from(r.tokens));
+      expect(Array.from(o.logprobs)).toEqual(Array.from(r.logprobs));
+    });
+  });
 });

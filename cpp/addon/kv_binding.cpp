@@ -4,13 +4,16 @@
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
 //                         graphs? = true, fastKernels? = true, profile? = false,
 //                         candidateKernels? = false, tensorCoreLinears? = true,
-//                         attentionMerge? = 'staged' })
+//                         attentionMerge? = 'staged', stepKernel? = false,
+//                         stepKernelPrefetch? = true })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
 //   candidateKernels: the decode layer's kernels as programmatic dependent launches;
 //   tensorCoreLinears: the decode's skinny linear layers on tensor cores (false: CUDA cores);
-//   attentionMerge: 'staged' | 'serial', how the decode attention merges its split-KV states)
+//   attentionMerge: 'staged' | 'serial', how the decode attention merges its split-KV states;
+//   stepKernel: one-token steps of at most 8 sequences as one persistent kernel where it fits
+//   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
@@ -18,7 +21,8 @@
 //   Int32Array, cascade? }, logits?: Float32Array) -> Promise, decodeSync(same) -> undefined (on
 //   the JS thread)
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
-//   graphError, profiledSteps, opMs, deviceMs, deviceTimedSteps } (CUDA; zeros on the CPU) and
+//   graphError, kernelSteps, kernelGrid, profiledSteps, opMs, deviceMs, deviceTimedSteps }
+//   (CUDA; zeros on the CPU) and
 //   hostMs { calls, queueMs, prepMs, launchMs, waitMs, resolveMs } (the decode calls' host time),
 //   deviceCopyBandwidth(megabytes) -> GB/s (CUDA; 0 CPU)
 // decode: the KV cache must already cover each sequence's new tokens (append them first); the
@@ -133,6 +137,8 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool candidate = bool_field(o, fn, "candidateKernels", false);
     const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", true);
     const std::string merge = enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged");
+    const bool step_kernel = bool_field(o, fn, "stepKernel", false);
+    const bool step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
     Status st;
     if (model_.cuda) {
 #if defined(NPR_WITH_CUDA)
@@ -146,6 +152,8 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->candidate_kernels = candidate;
         decoder_->skinny_tensor_cores = tensor_cores;
         decoder_->attention_merge = merge == "serial" ? DecodeMerge::kSerial : DecodeMerge::kStaged;
+        decoder_->step_kernel = step_kernel;
+        decoder_->step_kernel_prefetch = step_kernel_prefetch;
       }
 #endif
     } else {

@@ -14,6 +14,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   *st = Status::ok();
   Napi::Object o = Napi::Object::New(env);
   double eager = 0, captures = 0, replays = 0, profiled = 0, device_ms = 0, device_steps = 0;
+  double kernel_steps = 0, kernel_grid = 0;
   double prep_ms = 0, launch_ms = 0;
   std::string error;
   Napi::Object op_ms = Napi::Object::New(env);
@@ -24,6 +25,8 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
     eager = static_cast<double>(s.eager_steps);
     captures = static_cast<double>(s.graph_captures);
     replays = static_cast<double>(s.graph_replays);
+    kernel_steps = static_cast<double>(s.kernel_steps);
+    kernel_grid = static_cast<double>(s.kernel_grid);
     profiled = static_cast<double>(s.profiled_steps);
     error = s.graph_error;
     device_ms = s.device_ms;
@@ -40,6 +43,8 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   o.Set("graphCaptures", captures);
   o.Set("graphReplays", replays);
   o.Set("graphError", error);
+  o.Set("kernelSteps", kernel_steps);
+  o.Set("kernelGrid", kernel_grid);
   o.Set("profiledSteps", profiled);
   o.Set("opMs", op_ms);
   o.Set("deviceMs", device_ms);

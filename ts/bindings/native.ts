@@ -240,6 +240,9 @@ export interface NativeKvDeviceStats {
   graphReplays: number;
   /** Why graph replay was turned off ('' when it was not). */
   graphError: string;
+  /** Steps run as one persistent kernel (options.stepKernel), and that kernel's CTAs. */
+  kernelSteps: number;
+  kernelGrid: number;
   /** Steps timed op by op (options.profile). */
   profiledSteps: number;
   /** Device milliseconds per op kind summed over the profiled steps. */
@@ -293,6 +296,15 @@ export interface NativeKvOptions {
    * at a time, the reference). Same bits either way.
    */
   attentionMerge?: 'staged' | 'serial';
+  /**
+   * CUDA, default false: one-token steps of at most 8 sequences (bf16, head dim 128) as one
+   * persistent kernel, its phases separated by grid barriers instead of ~200 kernel boundaries;
+   * the same bits as the default kernels. Other steps take the layer-by-layer path. Off until a
+   * GPU has measured it.
+   */
+  stepKernel?: boolean;
+  /** CUDA, default true: the step kernel's L2 prefetch of each phase's next weights. */
+  stepKernelPrefetch?: boolean;
 }
 
 /** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */
