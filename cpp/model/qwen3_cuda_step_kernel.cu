@@ -154,9 +154,11 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       float* y = reinterpret_cast<float*>(dyn) + warp * D;
       const int64_t rows = static_cast<int64_t>(M) * (heads + 2 * kvh);
       for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < rows;
-           row += static_cast<int64_t>(gridDim.x) * kWarps)
+           row += static_cast<int64_t>(gridDim.x) * kWarps) {
         qk_rope::norm_rope_write_row<bf16_t>(row, y, p.q, kp, vp, p.qkv, L.q_norm, L.k_norm, p.cos,
                                              p.sin, p.slots, heads, kvh, D, p.eps);
+        __syncwarp();  // y is read by every lane before the next row writes it
+      }
     }
     grid::sync(p.bar, epoch);
 
