@@ -16,7 +16,8 @@
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the skinny linear layers
  *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the decode steps awaited
  *     on a worker thread (`_worker_decode`), and the whole step as one persistent kernel
- *     (`stepKernel`, `_step_kernel`; without its L2 weight prefetch, `_step_kernel_no_prefetch`);
+ *     (`stepKernel`, `_step_kernel`; without its L2 weight prefetch, `_step_kernel_no_prefetch`;
+ *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
  *     decode call alone (`decode_call_ms_*`) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:
@@ -67,9 +68,10 @@ interface Run {
   merge?: 'staged' | 'serial';
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
-  /** NativeKvOptions.stepKernel / stepKernelPrefetch. */
+  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelTiming. */
   stepKernel?: boolean;
   stepKernelPrefetch?: boolean;
+  stepKernelTiming?: boolean;
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -92,6 +94,7 @@ async function stepTime(
     attentionMerge: merge ?? 'staged',
     stepKernel: run.stepKernel ?? false,
     stepKernelPrefetch: run.stepKernelPrefetch ?? true,
+    stepKernelTiming: run.stepKernelTiming ?? false,
   });
   const req = kv.openRequest(1 << 20);
   const root = kv.createSequence(req);
@@ -209,13 +212,21 @@ const trials: Record<string, Partial<Run>> = {
   // its L2 prefetch of the next phase's weights.
   step_kernel: { stepKernel: true },
   step_kernel_no_prefetch: { stepKernel: true, stepKernelPrefetch: false },
+  // Its phases timed barrier to barrier (every step then waits for the device: its step times
+  // are not the headline): where the one kernel's time goes.
+  step_kernel_timed: { stepKernel: true, stepKernelTiming: true },
 };
-type Timed = { t: number; deviceMs: number; decodeT: number; kernelSteps: number };
+type Timed = { t: number; deviceMs: number; decodeT: number; kernelSteps: number; phaseMs: Record<string, number> };
 const trial: Record<string, { one: Timed; eight: Timed }> = {};
 for (const [name, extra] of Object.entries(trials)) {
   const timed = async (branches: number): Promise<Timed> => {
     const x = await stepTime(model, branches, true, { graphs: true, fast: true, ...extra });
-    return { ...x, kernelSteps: x.kv.deviceStats().kernelSteps };
+    const st = x.kv.deviceStats();
+    // Device ms a step per phase of the one kernel (stepKernelTiming), over its timed steps.
+    const phaseMs = Object.fromEntries(
+      Object.entries(st.kernelPhaseMs).map(([k, ms]) => [k, round(ms / Math.max(1, st.kernelTimedSteps), 4) as number]),
+    );
+    return { ...x, kernelSteps: st.kernelSteps, phaseMs };
   };
   const r = { one: await timed(1), eight: await timed(8) };
   trial[name] = r;
@@ -277,6 +288,17 @@ printTable(rows);
 console.log('\ndevice ms a step per op (eager steps, CUDA events between ops):');
 const opNames = [...new Set(Object.values(profiles).flatMap((p) => Object.keys(p)))];
 printTable(opNames.map((op) => ({ op, ...Object.fromEntries(Object.entries(profiles).map(([k, p]) => [k, p[op] ?? null])) })));
+const timedKernel = trial.step_kernel_timed;
+if (timedKernel && Object.keys(timedKernel.one.phaseMs).length > 0) {
+  console.log('\none-kernel step: device ms a step per phase (CTA 0 leaving each grid barrier):');
+  printTable(
+    Object.keys(timedKernel.one.phaseMs).map((phase) => ({
+      phase,
+      ms_b1: timedKernel.one.phaseMs[phase] ?? null,
+      ms_8: timedKernel.eight.phaseMs[phase] ?? null,
+    })),
+  );
+}
 console.log(
   `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}; copy bandwidth ${copyGbps.toFixed(0)} GB/s measured in this run; ` +
     `graphs: ${stats.graphCaptures} captures, ${stats.graphReplays} replays${stats.graphError ? `, error: ${stats.graphError}` : ''}`,
@@ -325,6 +347,8 @@ printJson('decode-cuda', {
             // Steps that ran as the one kernel (0: the shape did not fit, the layer path ran).
             [`kernel_steps_b1_${name}`, r.one.kernelSteps],
             [`kernel_steps_8_${name}`, r.eight.kernelSteps],
+            ...Object.entries(r.one.phaseMs).map(([phase, ms]) => [`kernel_phase_ms_b1_${phase}`, ms]),
+            ...Object.entries(r.eight.phaseMs).map(([phase, ms]) => [`kernel_phase_ms_8_${phase}`, ms]),
           ]
         : []),
     ]),

@@ -35,7 +35,16 @@ describe('NativeKv boundary', () => {
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 0 }), /options\.numBlocks must be in/);
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: Number.NaN }), /options\.numBlocks must be an integer/);
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, blockTokens: -1 }), /options\.blockTokens/);
-    for (const key of ['graphs', 'fastKernels', 'profile', 'candidateKernels', 'tensorCoreLinears', 'stepKernel', 'stepKernelPrefetch'])
+    for (const key of [
+      'graphs',
+      'fastKernels',
+      'profile',
+      'candidateKernels',
+      'tensorCoreLinears',
+      'stepKernel',
+      'stepKernelPrefetch',
+      'stepKernelTiming',
+    ])
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));
     named(
       () => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionMerge: 'merged' as never }),
@@ -67,6 +76,8 @@ describe('NativeKv boundary', () => {
       graphError: '',
       kernelSteps: 0,
       kernelGrid: 0,
+      kernelPhaseMs: {},
+      kernelTimedSteps: 0,
       profiledSteps: 0,
       opMs: {},
       deviceMs: 0,

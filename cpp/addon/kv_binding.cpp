@@ -5,7 +5,7 @@
 //                         graphs? = true, fastKernels? = true, profile? = false,
 //                         candidateKernels? = false, tensorCoreLinears? = true,
 //                         attentionMerge? = 'staged', stepKernel? = false,
-//                         stepKernelPrefetch? = true })
+//                         stepKernelPrefetch? = true, stepKernelTiming? = false })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
@@ -13,7 +13,8 @@
 //   tensorCoreLinears: the decode's skinny linear layers on tensor cores (false: CUDA cores);
 //   attentionMerge: 'staged' | 'serial', how the decode attention merges its split-KV states;
 //   stepKernel: one-token steps of at most 8 sequences as one persistent kernel where it fits
-//   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights)
+//   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights;
+//   stepKernelTiming: its phases timed into deviceStats().kernelPhaseMs, each step synced)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
@@ -21,7 +22,8 @@
 //   Int32Array, cascade? }, logits?: Float32Array) -> Promise, decodeSync(same) -> undefined (on
 //   the JS thread)
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
-//   graphError, kernelSteps, kernelGrid, profiledSteps, opMs, deviceMs, deviceTimedSteps }
+//   graphError, kernelSteps, kernelGrid, kernelPhaseMs, kernelTimedSteps, profiledSteps, opMs,
+//   deviceMs, deviceTimedSteps }
 //   (CUDA; zeros on the CPU) and
 //   hostMs { calls, queueMs, prepMs, launchMs, waitMs, resolveMs } (the decode calls' host time),
 //   deviceCopyBandwidth(megabytes) -> GB/s (CUDA; 0 CPU)
@@ -139,6 +141,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const std::string merge = enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged");
     const bool step_kernel = bool_field(o, fn, "stepKernel", false);
     const bool step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
+    const bool step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
     Status st;
     if (model_.cuda) {
 #if defined(NPR_WITH_CUDA)
@@ -154,6 +157,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->attention_merge = merge == "serial" ? DecodeMerge::kSerial : DecodeMerge::kStaged;
         decoder_->step_kernel = step_kernel;
         decoder_->step_kernel_prefetch = step_kernel_prefetch;
+        decoder_->step_kernel_timing = step_kernel_timing;
       }
 #endif
     } else {

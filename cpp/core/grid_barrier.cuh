@@ -3,8 +3,8 @@
 // device memory, zeroed before the launch and never reset inside it: barrier e of the kernel
 // waits until the counter reaches e x gridDim.x, so no CTA can run into the next barrier's
 // count. Writes before a barrier are visible to every thread after it: the CTA syncs, thread 0
-// fences and arrives with a release add, spins with acquire loads, fences, and the CTA syncs again
-// (the pattern of cooperative groups' grid sync).
+// fences and arrives with a release add, spins with relaxed loads and fences once it has seen the
+// count (PTX's acquire pattern), and the CTA syncs again (cooperative groups' grid sync pattern).
 //
 // A barrier that waits longer than timeout_ns (some CTA never arrived: not all were resident,
 // or another kernel holds SMs) sets *broken, and every barrier of the launch after that stops
@@ -19,9 +19,9 @@
 
 namespace npr::grid {
 
-__device__ __forceinline__ uint32_t load_acquire(const uint32_t* p) {
+__device__ __forceinline__ uint32_t load_relaxed(const uint32_t* p) {
   uint32_t v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
   return v;
 }
 
@@ -53,7 +53,7 @@ __device__ __forceinline__ void sync(const Barrier& b, uint32_t& epoch) {
     add_release(b.count, 1u);
     volatile int32_t* broken = b.broken;
     uint64_t t0 = 0;
-    while (load_acquire(b.count) < target) {
+    while (load_relaxed(b.count) < target) {
       if (*broken) break;
       const uint64_t t = now_ns();
       if (t0 == 0) {

@@ -85,12 +85,18 @@ class Qwen3CudaDecoder {
   // phase's weights (off only for the A/B the benchmark runs).
   bool step_kernel = false;
   bool step_kernel_prefetch = true;
+  // Time each phase of every one-kernel step into stats().kernel_phase_ms (the device clock at
+  // its barriers; each step then waits for the device).
+  bool step_kernel_timing = false;
   bool profile = false;
   DecodeWorkOptions work_options;
   struct Stats {
     int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
-    int64_t kernel_steps = 0;             // steps run as one persistent kernel (step_kernel)
-    int64_t kernel_grid = 0;              // its CTAs
+    int64_t kernel_steps = 0;  // steps run as one persistent kernel (step_kernel)
+    int64_t kernel_grid = 0;   // its CTAs
+    // step_kernel_timing: device milliseconds per phase kind, summed over kernel_timed_steps.
+    std::map<std::string, double> kernel_phase_ms;
+    int64_t kernel_timed_steps = 0;
     std::string graph_error;              // why graphs were turned off, if they were
     std::map<std::string, double> op_ms;  // profiled steps: device milliseconds per op kind
     // Device time of every step's launches (graph replay or eager), start to end on the

@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "core/cuda_check.cuh"
 #include "core/grid_barrier.cuh"
@@ -39,6 +41,8 @@ static_assert(kThreads == skinny::kThreads && kThreads == decode_mma::kThreads,
 constexpr int kMaxCtasPerSm = 4;
 // The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
 constexpr int kHeadDim = 128;
+constexpr int kPhasesPerLayer = 7;                     // each ends at a grid barrier
+constexpr int kStampsFixed = 3;                        // start, after the embedding, after the head
 constexpr uint64_t kBarrierTimeoutNs = 5000000000ull;  // 5 s: far above any step, even memcheck's
 
 // The kernel's arguments, resolved on the host.
@@ -54,6 +58,7 @@ struct Params {
   bf16_t *qkv, *q, *attn, *act;
   float* logits;
   grid::Barrier bar;
+  uint64_t* stamps;  // null, or (kStampsFixed + 7 layers): CTA 0's clock as each phase ends
   int layers_n, hidden, inter, heads, kv_heads, vocab, block_tokens;
   float eps, scale;
   bool prefetch;
@@ -122,12 +127,19 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
   const int warp = threadIdx.x >> 5;
   uint32_t epoch = 0;
+  const bool stamping = p.stamps && blockIdx.x == 0 && threadIdx.x == 0;
+  if (stamping) p.stamps[0] = grid::now_ns();
+  // The grid barrier that ends a phase, and (timing) when CTA 0 left it.
+  const auto end_phase = [&]() {
+    grid::sync(p.bar, epoch);
+    if (stamping) p.stamps[epoch] = grid::now_ns();
+  };
 
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; e < M * H;
        e += static_cast<int64_t>(gridDim.x) * kThreads)
     p.x[e] = skinny::bf16_bits(p.embed[static_cast<int64_t>(p.ids[e / H]) * H + e % H]);
   if (p.prefetch) prefetch_linear(static_cast<const uint16_t*>(p.layers[0].wqkv), H, nqkv);
-  grid::sync(p.bar, epoch);
+  end_phase();
 
   for (int l = 0; l < p.layers_n; ++l) {
     const StepKernelLayer L = p.layers[l];
@@ -147,7 +159,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       prefetch_linear(wo, qd, H);
       prefetch_swiglu(wgu, H, I);
     }
-    grid::sync(p.bar, epoch);
+    end_phase();
 
     // q/k norm + RoPE, K and V into the pages: a warp per (token, head row).
     {
@@ -160,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
         __syncwarp();  // y is read by every lane before the next row writes it
       }
     }
-    grid::sync(p.bar, epoch);
+    end_phase();
 
     // Attend: (item, kv head) units of the plan.
     {
@@ -173,7 +185,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       }
     }
     if (p.prefetch) prefetch_linear(wdown, I, H);
-    grid::sync(p.bar, epoch);
+    end_phase();
 
     // Merge: (query, head) units.
     for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x) {
@@ -182,7 +194,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
                                                  heads, D);
       __syncthreads();
     }
-    grid::sync(p.bar, epoch);
+    end_phase();
 
     // o-proj into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
@@ -191,21 +203,21 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     }
     if (p.prefetch && l + 1 < p.layers_n)
       prefetch_linear(static_cast<const uint16_t*>(p.layers[l + 1].wqkv), H, nqkv);
-    grid::sync(p.bar, epoch);
+    end_phase();
 
     // Post-attention norm + gate|up + SwiGLU.
     if (blockIdx.x < skinny::tiles(I, skinny_tc::kSwigluTileCols)) {
       skinny::stage_normed<M>(xs, p.x, L.post_norm, H, p.eps);
       swiglu_tiles<M>(p.act, xs, wgu, H, I, part);
     }
-    grid::sync(p.bar, epoch);
+    end_phase();
 
     // down into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.act, static_cast<int64_t>(M) * I);
       linear_tiles<M>(p.x, xs, wdown, I, H, true, part);
     }
-    grid::sync(p.bar, epoch);
+    end_phase();
   }
 
   // Final norm + head: every row is its sequence's last (one token each).
@@ -213,6 +225,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     skinny::stage_normed<M>(xs, p.x, p.final_norm, H, p.eps);
     linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
   }
+  if (p.stamps) end_phase();
 }
 
 // Dynamic shared memory of a step: the attend kernel's, the largest staged rows, the q/k rows.
@@ -314,6 +327,26 @@ Status StepKernel::set_layers(CudaContext& ctx, const std::vector<StepKernelLaye
   return Status::ok();
 }
 
+Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
+                                std::map<std::string, double>* ms) {
+  static const char* const kLayerPhases[kPhasesPerLayer] = {
+      "qkv", "qk_norm_rope_write", "attend", "merge", "o_proj", "gate_up_swiglu", "down"};
+  const int64_t n = kStampsFixed + kPhasesPerLayer * c.layers;
+  if (!stamps_.get() || stamps_.bytes() < 8 * n)
+    return Status::invalid("decode (cuda, one-kernel step): no timed launch to read");
+  std::vector<uint64_t> t(static_cast<size_t>(n));
+  NPR_TRY(
+      ctx.download(t.data(), stamps_.get(), 8 * n, "decode (cuda, one-kernel step): phase clock"));
+  NPR_TRY(check());
+  const auto span = [&](int64_t i) { return static_cast<double>(t[i] - t[i - 1]) * 1e-6; };
+  (*ms)["embedding"] += span(1);
+  for (int64_t l = 0; l < c.layers; ++l)
+    for (int k = 0; k < kPhasesPerLayer; ++k)
+      (*ms)[kLayerPhases[k]] += span(2 + kPhasesPerLayer * l + k);
+  (*ms)["head"] += span(n - 1);
+  return Status::ok();
+}
+
 Status StepKernel::check() const {
   if (broken_host_ && *reinterpret_cast<volatile int32_t*>(broken_host_) != 0)
     return Status::internal(
@@ -387,6 +420,12 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
   p.eps = c.rms_eps;
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
   p.prefetch = a.prefetch;
+  p.stamps = nullptr;
+  if (a.timing) {
+    NPR_TRY(stamps_.grow(ctx.alloc(), 8 * (kStampsFixed + kPhasesPerLayer * c.layers),
+                         "decode (cuda, one-kernel step): phase clock"));
+    p.stamps = stamps_.as<uint64_t>();
+  }
   const int64_t smem = dyn_smem_bytes(c, rows);
   if (grid_key_[0] != rows || grid_key_[1] != c.head_dim || grid_key_[2] != smem) {
     grid_ = 0;

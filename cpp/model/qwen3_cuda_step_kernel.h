@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,9 @@ struct StepKernelArgs {
   // L2 prefetch of each CTA's next linear phase weights before a barrier (on by default; off
   // for the A/B the benchmark runs).
   bool prefetch = true;
+  // Stamp the device clock (CTA 0's, as it leaves each phase's barrier; a last barrier is added
+  // after the head) for add_phase_ms.
+  bool timing = false;
 };
 
 class StepKernel {
@@ -76,6 +80,11 @@ class StepKernel {
   bool has_layers() const { return layers_n_ > 0; }
   // Enqueues the step on ctx's stream (no sync). A cooperative launch: every CTA resident.
   Status launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows, const StepKernelArgs& a);
+  // Milliseconds of each phase of the last launch (a timed one) added to *ms by name (embedding,
+  // qkv, qk_norm_rope_write, attend, merge, o_proj, gate_up_swiglu, down, head), each phase
+  // measured barrier to barrier (its work, its slowest CTA and the barrier itself). Waits for the
+  // launch.
+  Status add_phase_ms(CudaContext& ctx, const Qwen3Config& c, std::map<std::string, double>* ms);
   // kInternal when a launch so far timed out at a grid barrier (its results were garbage);
   // reads host memory only, so it sees launches that have finished.
   Status check() const;
@@ -85,6 +94,7 @@ class StepKernel {
  private:
   DeviceBuffer layers_;             // (layers) StepKernelLayer
   DeviceBuffer state_;              // barrier count, broken flag: 2 words zeroed every launch
+  DeviceBuffer stamps_;             // timed launches' phase clock
   int32_t* broken_host_ = nullptr;  // host-mapped (cudaHostAlloc)
   int32_t* broken_dev_ = nullptr;   // its device view
   int64_t layers_n_ = 0, grid_ = 0, launches_ = 0;

@@ -6,6 +6,7 @@
 // logits under every processing option, with logprobs equal to rounding.
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,8 +57,9 @@ double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
 
 struct Diffs {
   double max = 0.0, sum = 0.0, logits_vs_cpu = 0.0;
-  int64_t n = 0, kernel_steps = 0;
+  int64_t n = 0, kernel_steps = 0, kernel_timed_steps = 0;
   std::vector<float> logits;  // every step's, in order
+  std::map<std::string, double> kernel_phase_ms;
   void add(double d) {
     max = std::isnan(d) ? INFINITY : std::max(max, d);
     sum += d;
@@ -68,12 +70,12 @@ struct Diffs {
 // Prefix of P tokens, three branches of lens tokens each; decode vs forward.
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
 // attend kernel); candidate: its PDL launches on top; tensor_cores: its skinny linear layers on
-// tensor cores; merge: its attention merge; step_kernel: its one-kernel steps; lens: the
-// branches' lengths.
+// tensor cores; merge: its attention merge; step_kernel: its one-kernel steps (timing: with their
+// phases timed); lens: the branches' lengths.
 Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int64_t head_dim = 16,
                    bool candidate = false, bool tensor_cores = false,
                    DecodeMerge merge = DecodeMerge::kStaged, bool step_kernel = false,
-                   const std::vector<int64_t>& lens = {3, 19, 6}) {
+                   const std::vector<int64_t>& lens = {3, 19, 6}, bool timing = false) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = 41;
@@ -111,6 +113,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.skinny_tensor_cores = tensor_cores;
   dec.attention_merge = merge;
   dec.step_kernel = step_kernel;
+  dec.step_kernel_timing = timing;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t r = kv.open_request(1000);
   int32_t root;
@@ -180,6 +183,8 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
     CHECK_MSG(st.graph_replays > 0, "no decode step replayed a graph: " + st.graph_error);
   CHECK_OK(dec.settle_stats());
   d.kernel_steps = st.kernel_steps;
+  d.kernel_timed_steps = st.kernel_timed_steps;
+  d.kernel_phase_ms = st.kernel_phase_ms;
   return d;
 }
 
@@ -283,6 +288,27 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
                                    std::to_string(ref.logits.size()) + " logits differ");
         CHECK_MSG(one.max < 0.1, what + ": decode vs forward " + std::to_string(one.max));
       }
+  // Timed phases: the same bits, every phase named with some time, once per one-kernel step.
+  const std::vector<int64_t> lens = {5, 3, 9, 2, 7, 4, 6, 8};
+  const Diffs ref = fork_rollout(DevDType::kBF16, true, false, true, 128, false, true,
+                                 DecodeMerge::kStaged, true, lens);
+  const Diffs timed = fork_rollout(DevDType::kBF16, true, false, true, 128, false, true,
+                                   DecodeMerge::kStaged, true, lens, true);
+  CHECK_MSG(timed.logits == ref.logits, "timed one-kernel steps changed the logits");
+  CHECK_MSG(timed.kernel_timed_steps == timed.kernel_steps && timed.kernel_steps > 0,
+            "timed " + std::to_string(timed.kernel_timed_steps) + " of " +
+                std::to_string(timed.kernel_steps) + " one-kernel steps");
+  double total = 0.0;
+  for (const char* phase : {"embedding", "qkv", "qk_norm_rope_write", "attend", "merge", "o_proj",
+                            "gate_up_swiglu", "down", "head"}) {
+    const auto it = timed.kernel_phase_ms.find(phase);
+    CHECK_MSG(it != timed.kernel_phase_ms.end() && it->second >= 0.0,
+              std::string("no time for the phase ") + phase);
+    if (it != timed.kernel_phase_ms.end()) total += it->second;
+  }
+  CHECK_MSG(total > 0.0 && timed.kernel_phase_ms.size() == 9,
+            "phase times sum to " + std::to_string(total) + " ms over " +
+                std::to_string(timed.kernel_phase_ms.size()) + " phases");
 }
 
 TEST(cuda_decode_profile_times_every_op_kind) {

@@ -243,6 +243,9 @@ export interface NativeKvDeviceStats {
   /** Steps run as one persistent kernel (options.stepKernel), and that kernel's CTAs. */
   kernelSteps: number;
   kernelGrid: number;
+  /** options.stepKernelTiming: device ms per phase of the one-kernel steps, over kernelTimedSteps. */
+  kernelPhaseMs: Record<string, number>;
+  kernelTimedSteps: number;
   /** Steps timed op by op (options.profile). */
   profiledSteps: number;
   /** Device milliseconds per op kind summed over the profiled steps. */
@@ -305,6 +308,11 @@ export interface NativeKvOptions {
   stepKernel?: boolean;
   /** CUDA, default true: the step kernel's L2 prefetch of each phase's next weights. */
   stepKernelPrefetch?: boolean;
+  /**
+   * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
+   * barriers) into deviceStats().kernelPhaseMs; every step then waits for the device.
+   */
+  stepKernelTiming?: boolean;
 }
 
 /** The paged KV cache of one model (bookkeeping + pages where the model is) and its decode step. */
