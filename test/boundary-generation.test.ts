@@ -76,6 +76,7 @@ describe('NativeKv boundary', () => {
       graphError: '',
       kernelSteps: 0,
       kernelGrid: 0,
+      kernelError: '',
       kernelPhaseMs: {},
       kernelTimedSteps: 0,
       profiledSteps: 0,

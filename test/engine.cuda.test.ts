@@ -148,6 +148,7 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
       });
       const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
       expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
+      expect(engine.kv.deviceStats().kernelError).toBe('');
       return { rollouts, kernelSteps: engine.kv.deviceStats().kernelSteps };
     };
     const plain = await run(false);

@@ -22,8 +22,8 @@
 //   Int32Array, cascade? }, logits?: Float32Array) -> Promise, decodeSync(same) -> undefined (on
 //   the JS thread)
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
-//   graphError, kernelSteps, kernelGrid, kernelPhaseMs, kernelTimedSteps, profiledSteps, opMs,
-//   deviceMs, deviceTimedSteps }
+//   graphError, kernelSteps, kernelGrid, kernelError, kernelPhaseMs, kernelTimedSteps,
+//   profiledSteps, opMs, deviceMs, deviceTimedSteps }
 //   (CUDA; zeros on the CPU) and
 //   hostMs { calls, queueMs, prepMs, launchMs, waitMs, resolveMs } (the decode calls' host time),
 //   deviceCopyBandwidth(megabytes) -> GB/s (CUDA; 0 CPU)

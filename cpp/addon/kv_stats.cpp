@@ -16,7 +16,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   double eager = 0, captures = 0, replays = 0, profiled = 0, device_ms = 0, device_steps = 0;
   double kernel_steps = 0, kernel_grid = 0, kernel_timed = 0;
   double prep_ms = 0, launch_ms = 0;
-  std::string error;
+  std::string error, kernel_error;
   Napi::Object op_ms = Napi::Object::New(env);
   Napi::Object phase_ms = Napi::Object::New(env);
 #if defined(NPR_WITH_CUDA)
@@ -29,6 +29,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
     kernel_steps = static_cast<double>(s.kernel_steps);
     kernel_grid = static_cast<double>(s.kernel_grid);
     kernel_timed = static_cast<double>(s.kernel_timed_steps);
+    kernel_error = s.kernel_error;
     for (const auto& [phase, ms] : s.kernel_phase_ms) phase_ms.Set(phase, ms);
     profiled = static_cast<double>(s.profiled_steps);
     error = s.graph_error;
@@ -48,6 +49,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   o.Set("graphError", error);
   o.Set("kernelSteps", kernel_steps);
   o.Set("kernelGrid", kernel_grid);
+  o.Set("kernelError", kernel_error);
   o.Set("kernelPhaseMs", phase_ms);
   o.Set("kernelTimedSteps", kernel_timed);
   o.Set("profiledSteps", profiled);

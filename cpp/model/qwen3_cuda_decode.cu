@@ -361,7 +361,15 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   stats_.host_prep_ms += ms_since(entered);
   const Clock::time_point launching = Clock::now();
   if (one_kernel) {
-    NPR_TRY(run_step_kernel(S));
+    const int64_t before = step_kernel_.launches();
+    const Status ran = run_step_kernel(S);
+    if (!ran.is_ok() && step_kernel_.launches() != before) return ran;  // it ran: say so
+    if (!ran.is_ok()) {  // it could not launch here (no cooperative launch, no room): layers
+      stats_.kernel_error = ran.to_string();
+      step_kernel = false;
+      ++stats_.eager_steps;
+      NPR_TRY(launch(Np, Sp, 0));
+    }
   } else if (graph) {
     NPR_TRY(run_graph(Sp, graph_items));
   } else {

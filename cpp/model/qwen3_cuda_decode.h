@@ -82,7 +82,9 @@ class Qwen3CudaDecoder {
   // where it fits (bf16, head dim 128, with fast_kernels, skinny_tensor_cores and the staged
   // merge, the layer path it reproduces bit for bit); other steps take the layer path. Off by
   // default until a GPU has run it. step_kernel_prefetch: its L2 prefetch of the next linear
-  // phase's weights (off only for the A/B the benchmark runs).
+  // phase's weights (off only for the A/B the benchmark runs). Where the kernel cannot launch
+  // (no cooperative launch, no room on an SM) the step runs the layer path, step_kernel turns
+  // off and stats().kernel_error says why.
   bool step_kernel = false;
   bool step_kernel_prefetch = true;
   // Time each phase of every one-kernel step into stats().kernel_phase_ms (the device clock at
@@ -94,6 +96,7 @@ class Qwen3CudaDecoder {
     int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
     int64_t kernel_steps = 0;  // steps run as one persistent kernel (step_kernel)
     int64_t kernel_grid = 0;   // its CTAs
+    std::string kernel_error;  // why step_kernel was turned off, if it was (it could not launch)
     // step_kernel_timing: device milliseconds per phase kind, summed over kernel_timed_steps.
     std::map<std::string, double> kernel_phase_ms;
     int64_t kernel_timed_steps = 0;

@@ -181,6 +181,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
       st.graph_error.empty() ? "" : "; graph: ", st.graph_error.c_str());
   if (graphs && !step_kernel)
     CHECK_MSG(st.graph_replays > 0, "no decode step replayed a graph: " + st.graph_error);
+  CHECK_MSG(st.kernel_error.empty(), "the one-kernel step could not launch: " + st.kernel_error);
   CHECK_OK(dec.settle_stats());
   d.kernel_steps = st.kernel_steps;
   d.kernel_timed_steps = st.kernel_timed_steps;

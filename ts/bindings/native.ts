@@ -243,6 +243,8 @@ export interface NativeKvDeviceStats {
   /** Steps run as one persistent kernel (options.stepKernel), and that kernel's CTAs. */
   kernelSteps: number;
   kernelGrid: number;
+  /** Why options.stepKernel was turned off ('' when it was not): it could not launch here. */
+  kernelError: string;
   /** options.stepKernelTiming: device ms per phase of the one-kernel steps, over kernelTimedSteps. */
   kernelPhaseMs: Record<string, number>;
   kernelTimedSteps: number;
