@@ -41,16 +41,43 @@ struct Smem {
                 "the merge scratch must fit in the K/V buffers");
 };
 
-// Work item `item` of the plan for kv head h, by the calling CTA (kThreads threads; every
-// thread must call it) in smem_raw (Smem<D>::kBytes, 16-byte aligned). The CTA may run another
-// item afterwards once every thread is past a __syncthreads().
+// The item's query rows from q (queries, heads, D), rotated: row r < R is query
+// q_order[q_begin + r / G], head h G + r % G, copied into qs (kRows, stride) with cp.async (the
+// caller commits the group); rows >= R are zeros.
 template <int D>
+struct QFromGlobal {
+  const int32_t* q_order;
+  const __nv_bfloat16* q;
+  int heads;
+  __device__ __forceinline__ void operator()(__nv_bfloat16* qs, int stride, float* /*scratch*/,
+                                             int q_begin, int R, int G, int h) const {
+    constexpr int kChunks = D / 8;  // 16-byte chunks per row
+    for (int c = threadIdx.x; c < kRows * kChunks; c += kThreads) {
+      const int r = c / kChunks, cc = (c % kChunks) * 8;
+      __nv_bfloat16* dst = qs + r * stride + cc;
+      if (r < R) {
+        const int64_t row = q_order[q_begin + r / G];
+        cp_async_16(dst, q + (row * heads + h * G + r % G) * D + cc);
+      } else {
+        *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+  }
+};
+
+// Work item `item` of the plan for kv head h, by the calling CTA (kThreads threads; every
+// thread must call it) in smem_raw (Smem<D>::kBytes, 16-byte aligned). fill_q(qs, stride,
+// scratch, q_begin, R, G, h) puts the item's query rows into qs (QFromGlobal's contract; it may
+// also store them directly, and use scratch: (kKeys, stride) bf16 of shared memory, free until
+// the first key tile lands). The CTA may run another item afterwards once every thread is past
+// a __syncthreads().
+template <int D, typename FillQ>
 __device__ __forceinline__ void attend_item(int item, int h, const int32_t* items,
-                                            const int32_t* q_order, const int32_t* indices,
-                                            const __nv_bfloat16* q, const __nv_bfloat16* kp,
-                                            const __nv_bfloat16* vp, float* part_m, float* part_l,
-                                            float* part_acc, int heads, int kv_heads, int B,
-                                            float scale, unsigned char* smem_raw) {
+                                            const FillQ& fill_q, const int32_t* indices,
+                                            const __nv_bfloat16* kp, const __nv_bfloat16* vp,
+                                            float* part_m, float* part_l, float* part_acc,
+                                            int heads, int kv_heads, int B, float scale,
+                                            unsigned char* smem_raw) {
   using bf16_t = __nv_bfloat16;
   using S = Smem<D>;
   constexpr int kStride = S::kStride;
@@ -71,17 +98,9 @@ __device__ __forceinline__ void attend_item(int item, int h, const int32_t* item
   const int tiles = (n_keys + kKeys - 1) / kKeys;
   const int64_t row_stride = static_cast<int64_t>(kv_heads) * D;
 
-  // Q rows r < R: query q_order[q_begin + r / G], head h * G + r % G; rows >= R are zero.
-  for (int c = tid; c < kRows * kChunks; c += kThreads) {
-    const int r = c / kChunks, cc = (c % kChunks) * 8;
-    bf16_t* dst = qs + r * kStride + cc;
-    if (r < R) {
-      const int64_t row = q_order[q_begin + r / G];
-      cp_async_16(dst, q + (row * heads + h * G + r % G) * D + cc);
-    } else {
-      *reinterpret_cast<uint4*>(dst) = make_uint4(0u, 0u, 0u, 0u);
-    }
-  }
+  // Q rows r < R: query q_order[q_begin + r / G], head h * G + r % G; rows >= R are zero. The
+  // second K buffer is free until the loop's first prefetch.
+  fill_q(qs, kStride, reinterpret_cast<float*>(k_buf(1)), q_begin, R, G, h);
   cp_async_commit();
   // Key tile t's K and V rows into buffer b, gathered through the page table.
   const auto load_kv = [&](int t, int b) {
@@ -239,8 +258,8 @@ __global__ void __launch_bounds__(kThreads)
     pdl::wait();
   }
   if (static_cast<int>(blockIdx.x) >= header[0]) return;  // idle item of a replayed graph
-  attend_item<D>(blockIdx.x, blockIdx.y, items, q_order, indices, q, kp, vp, part_m, part_l,
-                 part_acc, heads, kv_heads, B, scale, smem_raw);
+  attend_item<D>(blockIdx.x, blockIdx.y, items, QFromGlobal<D>{q_order, q, heads}, indices, kp, vp,
+                 part_m, part_l, part_acc, heads, kv_heads, B, scale, smem_raw);
 }
 
 }  // namespace npr::decode_mma

@@ -24,27 +24,14 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// y: the warp's (D) fp32 of shared memory. Every lane of the warp must call it.
+// dst (D) = the row src (D) normalised with weights w, rounded to T, rotated by the token's
+// cos_t, sin_t (D / 2) and rounded again; dst in global or shared memory. y: the warp's (D) fp32
+// of shared memory (reused by the next call only after a __syncwarp). Every lane of the warp
+// must call it.
 template <typename T>
-__device__ __forceinline__ void norm_rope_write_row(int64_t row, float* y, T* q_out, T* k_pages,
-                                                    T* v_pages, const T* qkv, const float* q_norm,
-                                                    const float* k_norm, const float* cos,
-                                                    const float* sin, const int32_t* slots,
-                                                    int heads, int kv_heads, int D, float eps) {
+__device__ __forceinline__ void norm_rope(T* dst, const T* src, const float* w, const float* cos_t,
+                                          const float* sin_t, float* y, int D, float eps) {
   const int lane = threadIdx.x & 31;
-  const int per_token = heads + 2 * kv_heads;
-  const int64_t t = row / per_token;
-  const int r = static_cast<int>(row % per_token);
-  const T* src = qkv + row * D;
-  const int64_t slot = slots[t];
-  if (r >= heads + kv_heads) {  // v: into its slot unchanged
-    T* dst = v_pages + (slot * kv_heads + (r - heads - kv_heads)) * D;
-    for (int e = lane; e < D; e += 32) dst[e] = src[e];
-    return;
-  }
-  const bool is_q = r < heads;
-  const float* w = is_q ? q_norm : k_norm;
-  T* dst = is_q ? q_out + (t * heads + r) * D : k_pages + (slot * kv_heads + (r - heads)) * D;
   const int half = D / 2;
   if (D <= 32 * kMaxPer) {
     // Every load of the row first (its elements, the norm weights, the rotation), so they are in
@@ -60,8 +47,8 @@ __device__ __forceinline__ void norm_rope_write_row(int64_t row, float* y, T* q_
 #pragma unroll
     for (int j = 0; j < kMaxPer / 2; ++j) {
       const int i = lane + 32 * j;
-      cv[j] = i < half ? cos[t * half + i] : 0.0f;
-      sv[j] = i < half ? sin[t * half + i] : 0.0f;
+      cv[j] = i < half ? cos_t[i] : 0.0f;
+      sv[j] = i < half ? sin_t[i] : 0.0f;
     }
     float ss = 0.0f;
 #pragma unroll
@@ -95,11 +82,37 @@ __device__ __forceinline__ void norm_rope_write_row(int64_t row, float* y, T* q_
   for (int e = lane; e < D; e += 32) y[e] = to_f32(from_f32<T>(to_f32(src[e]) * s * w[e]));
   __syncwarp();
   for (int i = lane; i < half; i += 32) {
-    const float c = cos[t * half + i], sn = sin[t * half + i];
+    const float c = cos_t[i], sn = sin_t[i];
     const float a = y[i], b = y[i + half];
     dst[i] = from_f32<T>(a * c - b * sn);
     dst[i + half] = from_f32<T>(b * c + a * sn);
   }
+}
+
+// Row `row` of the stacked projection: q rows to q_out (tokens, heads, D), k rows into their
+// slots in k_pages, v rows copied into v_pages. y as for norm_rope. Every lane of the warp must
+// call it.
+template <typename T>
+__device__ __forceinline__ void norm_rope_write_row(int64_t row, float* y, T* q_out, T* k_pages,
+                                                    T* v_pages, const T* qkv, const float* q_norm,
+                                                    const float* k_norm, const float* cos,
+                                                    const float* sin, const int32_t* slots,
+                                                    int heads, int kv_heads, int D, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int per_token = heads + 2 * kv_heads;
+  const int64_t t = row / per_token;
+  const int r = static_cast<int>(row % per_token);
+  const T* src = qkv + row * D;
+  const int64_t slot = slots[t];
+  if (r >= heads + kv_heads) {  // v: into its slot unchanged
+    T* dst = v_pages + (slot * kv_heads + (r - heads - kv_heads)) * D;
+    for (int e = lane; e < D; e += 32) dst[e] = src[e];
+    return;
+  }
+  const bool is_q = r < heads;
+  T* dst = is_q ? q_out + (t * heads + r) * D : k_pages + (slot * kv_heads + (r - heads)) * D;
+  const int64_t half = D / 2;
+  norm_rope(dst, src, is_q ? q_norm : k_norm, cos + t * half, sin + t * half, y, D, eps);
 }
 
 }  // namespace npr::qk_rope

@@ -44,7 +44,6 @@ Status Qwen3CudaDecoder::run_step_kernel(int64_t S) {
   a.block_tokens = pages_.block_tokens();
   a.x = x_;
   a.qkv = qkv_;
-  a.q = q_;
   a.attn = attn_;
   a.act = act_;
   a.logits = logits_;

@@ -55,10 +55,11 @@ struct Params {
   const int32_t *header, *items, *q_order, *indices, *merge_ptr, *merge_rows;
   float *part_m, *part_l, *part_acc;
   float* x;
-  bf16_t *qkv, *q, *attn, *act;
+  bf16_t *qkv, *attn, *act;
   float* logits;
   grid::Barrier bar;
-  uint64_t* stamps;  // null, or (kStampsFixed + 7 layers): CTA 0's clock as each phase ends
+  uint64_t* stamps;  // null, or (kStampsFixed + kPhasesPerLayer layers): CTA 0's clock as each
+                     // phase ends
   int layers_n, hidden, inter, heads, kv_heads, vocab, block_tokens;
   float eps, scale;
   bool prefetch;
@@ -116,6 +117,62 @@ __device__ __forceinline__ void prefetch_swiglu(const uint16_t* W, int64_t k, in
     skinny_tc::prefetch_swiglu_tile(W, k, inter, b);
 }
 
+// An attention item's query rows, normalised and rotated from the stacked projection straight
+// into shared memory (attend_item's FillQ): qk_norm_rope_row.cuh's norm_rope, the values the
+// layer path writes to q and copies in. Rows >= R are zeros.
+template <int D>
+struct QFromQkv {
+  const int32_t* q_order;
+  const bf16_t* qkv;  // (tokens, heads + 2 kv_heads, D)
+  const float *q_norm, *cos, *sin;
+  int heads, kv_heads;
+  float eps;
+  __device__ __forceinline__ void operator()(bf16_t* qs, int stride, float* scratch, int q_begin,
+                                             int R, int G, int h) const {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t per_token = heads + 2 * kv_heads;
+    float* y = scratch + warp * D;
+    for (int r = warp; r < decode_mma::kRows; r += kWarps) {
+      bf16_t* dst = qs + r * stride;
+      if (r < R) {
+        const int64_t t = q_order[q_begin + r / G];
+        qk_rope::norm_rope<bf16_t>(dst, qkv + (t * per_token + h * G + r % G) * D, q_norm,
+                                   cos + t * (D / 2), sin + t * (D / 2), y, D, eps);
+        __syncwarp();  // y is read by every lane before the next row writes it
+      } else {
+        for (int e = lane; e < D; e += 32) dst[e] = __float2bfloat16_rn(0.0f);
+      }
+    }
+  }
+};
+
+// If work item `item` ends at the new token of its one query (the last item of that sequence's
+// own pages), that token's K row for kv head h, normalised and rotated, and its V row go into
+// their slot (warps 0 and 1), fenced to L2 where the item's cp.async copies read. y: (D) fp32
+// of shared memory.
+template <int D>
+__device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLayer& L, int item,
+                                             int h, float* y) {
+  const int32_t* it = p.items + DecodeWork::kItemFields * item;
+  const int q_begin = it[0], qc = it[1], page_begin = it[2], page_count = it[3], last = it[4];
+  if (qc != 1) return;
+  const int64_t t = p.q_order[q_begin];
+  const int64_t slot = p.slots[t];
+  const int64_t end =
+      static_cast<int64_t>(p.indices[page_begin + page_count - 1]) * p.block_tokens + last - 1;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (slot != end || warp > 1) return;
+  const int64_t per_token = p.heads + 2 * p.kv_heads, kvh = p.kv_heads;
+  const bf16_t* row = p.qkv + (t * per_token + p.heads + (warp == 0 ? 0 : kvh) + h) * D;
+  auto* dst = static_cast<bf16_t*>(warp == 0 ? L.k_pages : L.v_pages) + (slot * kvh + h) * D;
+  if (warp == 0)
+    qk_rope::norm_rope<bf16_t>(dst, row, L.k_norm, p.cos + t * (D / 2), p.sin + t * (D / 2), y, D,
+                               p.eps);
+  else
+    for (int e = lane; e < D; e += 32) dst[e] = row[e];
+  __threadfence();
+}
+
 // M one-token rows, head dim D. Dynamic shared memory: dyn_smem_bytes(M, D, ...).
 template <int M, int D>
 __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant__ Params p) {
@@ -161,25 +218,18 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     }
     end_phase();
 
-    // q/k norm + RoPE, K and V into the pages: a warp per (token, head row).
+    // q/k norm + RoPE and attention: (item, kv head) units of the plan. Each unit normalises
+    // and rotates its own query rows into shared memory; the unit whose item ends at its
+    // sequence's new token first writes that token's K (normalised, rotated) and V into the
+    // pages. The layer path's values (qk_norm_rope_row.cuh), without a phase of their own.
     {
-      float* y = reinterpret_cast<float*>(dyn) + warp * D;
-      const int64_t rows = static_cast<int64_t>(M) * (heads + 2 * kvh);
-      for (int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp; row < rows;
-           row += static_cast<int64_t>(gridDim.x) * kWarps) {
-        qk_rope::norm_rope_write_row<bf16_t>(row, y, p.q, kp, vp, p.qkv, L.q_norm, L.k_norm, p.cos,
-                                             p.sin, p.slots, heads, kvh, D, p.eps);
-        __syncwarp();  // y is read by every lane before the next row writes it
-      }
-    }
-    end_phase();
-
-    // Attend: (item, kv head) units of the plan.
-    {
+      const QFromQkv<D> fill{p.q_order, p.qkv, L.q_norm, p.cos, p.sin, heads, kvh, p.eps};
       const int64_t units = static_cast<int64_t>(p.header[0]) * kvh;
       for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
-        decode_mma::attend_item<D>(static_cast<int>(u / kvh), static_cast<int>(u % kvh), p.items,
-                                   p.q_order, p.indices, p.q, kp, vp, p.part_m, p.part_l,
+        const int item = static_cast<int>(u / kvh), h = static_cast<int>(u % kvh);
+        write_new_kv<D>(p, L, item, h, reinterpret_cast<float*>(dyn));
+        __syncthreads();  // the new K and V are in L2 before the item's tiles are copied
+        decode_mma::attend_item<D>(item, h, p.items, fill, p.indices, kp, vp, p.part_m, p.part_l,
                                    p.part_acc, heads, kvh, p.block_tokens, p.scale, dyn);
         __syncthreads();
       }
@@ -330,7 +380,7 @@ Status StepKernel::set_layers(CudaContext& ctx, const std::vector<StepKernelLaye
 Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
                                 std::map<std::string, double>* ms) {
   static const char* const kLayerPhases[kPhasesPerLayer] = {
-      "qkv", "qk_norm_rope_write", "attend", "merge", "o_proj", "gate_up_swiglu", "down"};
+      "qkv", "qk_norm_rope_attend", "merge", "o_proj", "gate_up_swiglu", "down"};
   const int64_t n = kStampsFixed + kPhasesPerLayer * c.layers;
   if (!stamps_.get() || stamps_.bytes() < 8 * n)
     return Status::invalid("decode (cuda, one-kernel step): no timed launch to read");
@@ -404,7 +454,6 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
   p.part_acc = pl.part_acc;
   p.x = a.x;
   p.qkv = static_cast<bf16_t*>(a.qkv);
-  p.q = static_cast<bf16_t*>(a.q);
   p.attn = static_cast<bf16_t*>(a.attn);
   p.act = static_cast<bf16_t*>(a.act);
   p.logits = a.logits;

@@ -12,9 +12,11 @@
 // kernel and the staged merge (the decoder's defaults): every phase runs the device functions
 // those kernels run (skinny_linear_mma.cuh, skinny_rmsnorm_stage.cuh, qk_norm_rope_row.cuh,
 // decode_attention_mma.cuh, decode_merge_staged.cuh) on the same work units, in the same sum
-// orders; only the CTA that runs a unit changes. Per layer: input norm + q|k|v, q/k norm + RoPE +
-// KV write, attend, merge, o-proj, post norm + gate|up + SwiGLU, down; then the final norm +
-// head. 7 barriers a layer.
+// orders; only the CTA that runs a unit changes. Per layer, 6 phases, each ended by a barrier:
+// input norm + q|k|v; attention, each work item normalising and rotating its own query rows and
+// the item that ends at a new token writing that token's K and V first (the layer path's separate
+// q/k norm + RoPE + KV write launch, folded in); merge; o-proj; post norm + gate|up + SwiGLU;
+// down. Then the final norm + head.
 //
 // Plain C++ (no CUDA headers); the kernel is in qwen3_cuda_step_kernel.cu.
 #pragma once
@@ -52,10 +54,10 @@ struct StepKernelArgs {
   const float *cos = nullptr, *sin = nullptr;
   const DeviceDecodePlan* plan = nullptr;
   int32_t block_tokens = 16;  // of the KV pages
-  // Activations: x (rows, hidden) fp32; qkv (rows, heads D + 2 kv_heads D), q, attn (rows,
+  // Activations: x (rows, hidden) fp32; qkv (rows, heads D + 2 kv_heads D), attn (rows,
   // heads D), act (rows, inter) bf16; logits (rows, vocab) fp32.
   float* x = nullptr;
-  void *qkv = nullptr, *q = nullptr, *attn = nullptr, *act = nullptr;
+  void *qkv = nullptr, *attn = nullptr, *act = nullptr;
   float* logits = nullptr;
   // L2 prefetch of each CTA's next linear phase weights before a barrier (on by default; off
   // for the A/B the benchmark runs).
@@ -81,7 +83,7 @@ class StepKernel {
   // Enqueues the step on ctx's stream (no sync). A cooperative launch: every CTA resident.
   Status launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows, const StepKernelArgs& a);
   // Milliseconds of each phase of the last launch (a timed one) added to *ms by name (embedding,
-  // qkv, qk_norm_rope_write, attend, merge, o_proj, gate_up_swiglu, down, head), each phase
+  // qkv, qk_norm_rope_attend, merge, o_proj, gate_up_swiglu, down, head), each phase
   // measured barrier to barrier (its work, its slowest CTA and the barrier itself). Waits for the
   // launch.
   Status add_phase_ms(CudaContext& ctx, const Qwen3Config& c, std::map<std::string, double>* ms);
