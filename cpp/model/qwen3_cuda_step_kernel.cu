@@ -41,8 +41,11 @@ static_assert(kThreads == skinny::kThreads && kThreads == decode_mma::kThreads,
 constexpr int kMaxCtasPerSm = 4;
 // The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
 constexpr int kHeadDim = 128;
-constexpr int kPhasesPerLayer = 7;                     // each ends at a grid barrier
-constexpr int kStampsFixed = 3;                        // start, after the embedding, after the head
+constexpr int kPhasesPerLayer = 6;  // each ends at a grid barrier
+// Timed launches first pass kCalibBarriers barriers with no work between them (what a barrier
+// alone costs), then stamp the embedding, every layer's phases and the head.
+constexpr int kCalibBarriers = 8;
+constexpr int kStampsFixed = 1 + kCalibBarriers + 2;   // start, calibration, embedding, head
 constexpr uint64_t kBarrierTimeoutNs = 5000000000ull;  // 5 s: far above any step, even memcheck's
 
 // The kernel's arguments, resolved on the host.
@@ -191,6 +194,8 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     grid::sync(p.bar, epoch);
     if (stamping) p.stamps[epoch] = grid::now_ns();
   };
+  if (p.stamps)
+    for (int i = 0; i < kCalibBarriers; ++i) end_phase();
 
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; e < M * H;
        e += static_cast<int64_t>(gridDim.x) * kThreads)
@@ -379,8 +384,10 @@ Status StepKernel::set_layers(CudaContext& ctx, const std::vector<StepKernelLaye
 
 Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
                                 std::map<std::string, double>* ms) {
-  static const char* const kLayerPhases[kPhasesPerLayer] = {
-      "qkv", "qk_norm_rope_attend", "merge", "o_proj", "gate_up_swiglu", "down"};
+  static const char* const kLayerPhases[] = {"qkv",    "qk_norm_rope_attend", "merge",
+                                             "o_proj", "gate_up_swiglu",      "down"};
+  static_assert(sizeof(kLayerPhases) / sizeof(kLayerPhases[0]) == kPhasesPerLayer,
+                "a name for every phase of a layer");
   const int64_t n = kStampsFixed + kPhasesPerLayer * c.layers;
   if (!stamps_.get() || stamps_.bytes() < 8 * n)
     return Status::invalid("decode (cuda, one-kernel step): no timed launch to read");
@@ -388,11 +395,20 @@ Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
   NPR_TRY(
       ctx.download(t.data(), stamps_.get(), 8 * n, "decode (cuda, one-kernel step): phase clock"));
   NPR_TRY(check());
+  for (int64_t i = 1; i < n; ++i)  // zeroed before the launch: a stamp left out shows here
+    if (t[i] < t[i - 1] || t[0] == 0)
+      return Status::internal(
+          "decode (cuda, one-kernel step): the phase clock is out of order at stamp " +
+          std::to_string(i) + ": the kernel ends a different number of phases than the host reads");
   const auto span = [&](int64_t i) { return static_cast<double>(t[i] - t[i - 1]) * 1e-6; };
-  (*ms)["embedding"] += span(1);
+  // An empty phase: the calibration barriers after the first (which waits for every CTA to
+  // start), per barrier.
+  (*ms)["barrier"] += static_cast<double>(t[kCalibBarriers] - t[1]) * 1e-6 / (kCalibBarriers - 1);
+  const int64_t e0 = 1 + kCalibBarriers;  // the embedding's stamp
+  (*ms)["embedding"] += span(e0);
   for (int64_t l = 0; l < c.layers; ++l)
     for (int k = 0; k < kPhasesPerLayer; ++k)
-      (*ms)[kLayerPhases[k]] += span(2 + kPhasesPerLayer * l + k);
+      (*ms)[kLayerPhases[k]] += span(e0 + 1 + kPhasesPerLayer * l + k);
   (*ms)["head"] += span(n - 1);
   return Status::ok();
 }
@@ -474,6 +490,8 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
     NPR_TRY(stamps_.grow(ctx.alloc(), 8 * (kStampsFixed + kPhasesPerLayer * c.layers),
                          "decode (cuda, one-kernel step): phase clock"));
     p.stamps = stamps_.as<uint64_t>();
+    NPR_CUDA_TRY(cudaMemsetAsync(p.stamps, 0, 8 * (kStampsFixed + kPhasesPerLayer * c.layers), st),
+                 "decode (cuda, one-kernel step): phase clock reset");
   }
   const int64_t smem = dyn_smem_bytes(c, rows);
   if (grid_key_[0] != rows || grid_key_[1] != c.head_dim || grid_key_[2] != smem) {

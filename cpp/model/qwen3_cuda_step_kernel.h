@@ -84,8 +84,9 @@ class StepKernel {
   Status launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows, const StepKernelArgs& a);
   // Milliseconds of each phase of the last launch (a timed one) added to *ms by name (embedding,
   // qkv, qk_norm_rope_attend, merge, o_proj, gate_up_swiglu, down, head), each phase
-  // measured barrier to barrier (its work, its slowest CTA and the barrier itself). Waits for the
-  // launch.
+  // measured barrier to barrier (its work, its slowest CTA and the barrier itself), and
+  // "barrier": what one barrier alone costs (an empty phase, calibrated at the launch's start).
+  // Waits for the launch.
   Status add_phase_ms(CudaContext& ctx, const Qwen3Config& c, std::map<std::string, double>* ms);
   // kInternal when a launch so far timed out at a grid barrier (its results were garbage);
   // reads host memory only, so it sees launches that have finished.

@@ -300,14 +300,14 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
             "timed " + std::to_string(timed.kernel_timed_steps) + " of " +
                 std::to_string(timed.kernel_steps) + " one-kernel steps");
   double total = 0.0;
-  for (const char* phase : {"embedding", "qkv", "qk_norm_rope_attend", "merge", "o_proj",
+  for (const char* phase : {"barrier", "embedding", "qkv", "qk_norm_rope_attend", "merge", "o_proj",
                             "gate_up_swiglu", "down", "head"}) {
     const auto it = timed.kernel_phase_ms.find(phase);
     CHECK_MSG(it != timed.kernel_phase_ms.end() && it->second >= 0.0,
               std::string("no time for the phase ") + phase);
     if (it != timed.kernel_phase_ms.end()) total += it->second;
   }
-  CHECK_MSG(total > 0.0 && timed.kernel_phase_ms.size() == 8,
+  CHECK_MSG(total > 0.0 && timed.kernel_phase_ms.size() == 9,
             "phase times sum to " + std::to_string(total) + " ms over " +
                 std::to_string(timed.kernel_phase_ms.size()) + " phases");
 }
