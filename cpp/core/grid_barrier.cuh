@@ -3,8 +3,9 @@
 // device memory, zeroed before the launch and never reset inside it: barrier e of the kernel
 // waits until the counter reaches e x gridDim.x, so no CTA can run into the next barrier's
 // count. Writes before a barrier are visible to every thread after it: the CTA syncs, thread 0
-// fences and arrives with a release add, spins with relaxed loads and fences once it has seen the
-// count (PTX's acquire pattern), and the CTA syncs again (cooperative groups' grid sync pattern).
+// arrives with a release add (one fence, as cooperative groups' fence + atomic), spins with
+// relaxed loads and fences once it has seen the count (PTX's acquire pattern), and the CTA syncs
+// again.
 //
 // A barrier that waits longer than timeout_ns (some CTA never arrived: not all were resident,
 // or another kernel holds SMs) sets *broken, and every barrier of the launch after that stops
@@ -49,8 +50,7 @@ __device__ __forceinline__ void sync(const Barrier& b, uint32_t& epoch) {
   ++epoch;
   if (threadIdx.x == 0) {
     const uint32_t target = epoch * gridDim.x;
-    __threadfence();
-    add_release(b.count, 1u);
+    add_release(b.count, 1u);  // cumulative: the CTA's writes before the __syncthreads go first
     volatile int32_t* broken = b.broken;
     uint64_t t0 = 0;
     while (load_relaxed(b.count) < target) {

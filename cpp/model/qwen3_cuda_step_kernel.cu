@@ -418,7 +418,7 @@ Status StepKernel::check() const {
     return Status::internal(
         "decode (cuda, one-kernel step): a grid barrier waited over 5 s, so not every CTA was "
         "resident (another process on the GPU?) and that step's results were garbage; turn "
-        "oneKernelSteps off");
+        "the stepKernel option off");
   return Status::ok();
 }
 
