@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/cuda_context.h"
+#include "core/host_device.h"
 #include "core/status.h"
 #include "kernels/decode_attention.h"
 
@@ -43,6 +44,20 @@ struct DecodeWork {
   int64_t queries = 0, partials = 0, max_rows = 0;
   int64_t n_items() const { return static_cast<int64_t>(items.size()) / kItemFields; }
 };
+
+// Whether work item `item` (its kItemFields ints) of a plan of one-token queries ends at its
+// query's new token: the item holds one query and its last key is that query's slot (block x
+// block_tokens + offset; slots: the queries' new-token slots). Exactly one item of each query
+// does, the last of its own pages: the one-kernel decode step writes the token's K and V in that
+// item, just before attending.
+NPR_HOST_DEVICE inline bool item_ends_at_new_token(const int32_t* item, const int32_t* q_order,
+                                                   const int32_t* indices, const int32_t* slots,
+                                                   int32_t block_tokens) {
+  if (item[1] != 1) return false;
+  const int64_t end =
+      static_cast<int64_t>(indices[item[2] + item[3] - 1]) * block_tokens + item[4] - 1;
+  return slots[q_order[item[0]]] == end;
+}
 
 struct DecodeWorkOptions {
   int32_t min_pages_per_item = 4;  // split-KV: an item reads at least this many pages

@@ -157,14 +157,11 @@ template <int D>
 __device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLayer& L, int item,
                                              int h, float* y) {
   const int32_t* it = p.items + DecodeWork::kItemFields * item;
-  const int q_begin = it[0], qc = it[1], page_begin = it[2], page_count = it[3], last = it[4];
-  if (qc != 1) return;
-  const int64_t t = p.q_order[q_begin];
-  const int64_t slot = p.slots[t];
-  const int64_t end =
-      static_cast<int64_t>(p.indices[page_begin + page_count - 1]) * p.block_tokens + last - 1;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (slot != end || warp > 1) return;
+  if (warp > 1 || !item_ends_at_new_token(it, p.q_order, p.indices, p.slots, p.block_tokens))
+    return;
+  const int64_t t = p.q_order[it[0]];
+  const int64_t slot = p.slots[t];
   const int64_t per_token = p.heads + 2 * p.kv_heads, kvh = p.kv_heads;
   const bf16_t* row = p.qkv + (t * per_token + p.heads + (warp == 0 ? 0 : kvh) + h) * D;
   auto* dst = static_cast<bf16_t*>(warp == 0 ? L.k_pages : L.v_pages) + (slot * kvh + h) * D;

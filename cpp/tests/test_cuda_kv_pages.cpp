@@ -304,6 +304,47 @@ TEST(decode_work_stays_within_the_graph_item_bound) {
   std::printf("    %d plans\n", plans);
 }
 
+// The one-kernel decode step writes each query's new K and V in the one item that ends at its
+// new token (item_ends_at_new_token): every plan of one-token queries, flat or cascade, under
+// any work options, has exactly one such item per query, and it is that query's. Host only.
+TEST(decode_work_has_one_item_ending_at_each_new_token) {
+  Rng rng(181);
+  int plans = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int32_t B = std::array<int32_t, 3>{1, 4, 16}[rng.below(3)];
+    const int64_t prefix = 1 + static_cast<int64_t>(rng.below(700));
+    KvCache kv(static_cast<int32_t>((prefix + 600) / B * 2 + 64), B);
+    ForkedTables f = forked_tables(rng, kv, prefix, 1 + static_cast<int>(rng.below(8)));
+    const PageTable pt = f.table();
+    std::vector<int32_t> slots(static_cast<size_t>(pt.sequences));
+    for (int64_t s = 0; s < pt.sequences; ++s)
+      slots[s] = pt.indices[pt.indptr[s + 1] - 1] * B + pt.last_len[s] - 1;
+    const CascadePlan cplan = cascade_plan(pt, 1);
+    DecodeWorkOptions opt;
+    opt.min_pages_per_item = 1 + static_cast<int32_t>(rng.below(4));
+    opt.max_items_per_run = 1 + static_cast<int32_t>(rng.below(16));
+    opt.max_rows = 1 + static_cast<int64_t>(rng.below(32));
+    const int64_t G = std::array<int64_t, 3>{1, 2, 4}[rng.below(3)];
+    for (bool cascade : {false, true}) {
+      const DecodeWork w = decode_work(pt, cascade ? &cplan : nullptr, B, G, opt);
+      std::vector<int> ending(static_cast<size_t>(pt.sequences), 0);
+      for (int64_t i = 0; i < w.n_items(); ++i) {
+        const int32_t* it = w.items.data() + DecodeWork::kItemFields * i;
+        if (item_ends_at_new_token(it, w.q_order.data(), pt.indices, slots.data(), B))
+          ++ending[w.q_order[it[0]]];
+      }
+      for (int64_t s = 0; s < pt.sequences; ++s)
+        CHECK_MSG(ending[s] == 1, "sequence " + std::to_string(s) + " of " +
+                                      std::to_string(pt.sequences) + " has " +
+                                      std::to_string(ending[s]) + " items ending at its token (" +
+                                      (cascade ? "cascade" : "flat") + ", B " + std::to_string(B) +
+                                      ", prefix " + std::to_string(prefix) + ")");
+      ++plans;
+    }
+  }
+  std::printf("    %d plans\n", plans);
+}
+
 namespace {
 
 // Many partials per query (split-KV items of one page, up to 64 a run, cascade on, several
