@@ -282,11 +282,21 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
                   what + ": " + std::to_string(one.kernel_steps) + " one-kernel steps");
         CHECK_MSG(one.logits.size() == ref.logits.size() && !one.logits.empty(),
                   what + ": logits counts differ");
-        int64_t differ = 0;
+        // On a failure, where and how far: rounding-order slips differ by ~1e-6 from the first
+        // step on; a wrong work split or a missed K/V write by far more, from one step on.
+        int64_t differ = 0, first = -1;
+        double worst = 0.0;
         for (size_t i = 0; i < ref.logits.size() && i < one.logits.size(); ++i)
-          differ += std::memcmp(&ref.logits[i], &one.logits[i], sizeof(float)) != 0;
-        CHECK_MSG(differ == 0, what + ": " + std::to_string(differ) + " of " +
-                                   std::to_string(ref.logits.size()) + " logits differ");
+          if (std::memcmp(&ref.logits[i], &one.logits[i], sizeof(float)) != 0) {
+            if (first < 0) first = static_cast<int64_t>(i);
+            ++differ;
+            worst = std::max(worst, std::fabs(static_cast<double>(ref.logits[i]) - one.logits[i]));
+          }
+        CHECK_MSG(differ == 0,
+                  what + ": " + std::to_string(differ) + " of " +
+                      std::to_string(ref.logits.size()) + " logits differ, the first at logit " +
+                      std::to_string(first) + " (vocab 41: row " + std::to_string(first / 41) +
+                      " of the concatenated steps), max |diff| " + std::to_string(worst));
         CHECK_MSG(one.max < 0.1, what + ": decode vs forward " + std::to_string(one.max));
       }
   // Timed phases: the same bits, every phase named with some time, once per one-kernel step.
