@@ -46,6 +46,7 @@ struct Smem {
 // caller commits the group); rows >= R are zeros.
 template <int D>
 struct QFromGlobal {
+  static constexpr bool kDirect = false;  // cp.async copies: the caller's group
   const int32_t* q_order;
   const __nv_bfloat16* q;
   int heads;
@@ -67,10 +68,10 @@ struct QFromGlobal {
 
 // Work item `item` of the plan for kv head h, by the calling CTA (kThreads threads; every
 // thread must call it) in smem_raw (Smem<D>::kBytes, 16-byte aligned). fill_q(qs, stride,
-// scratch, q_begin, R, G, h) puts the item's query rows into qs (QFromGlobal's contract; it may
-// also store them directly, and use scratch: (kKeys, stride) bf16 of shared memory, free until
-// the first key tile lands). The CTA may run another item afterwards once every thread is past
-// a __syncthreads().
+// scratch, q_begin, R, G, h) puts the item's query rows into qs (QFromGlobal's contract), with
+// cp.async copies, or with plain stores when FillQ::kDirect (then it may use scratch: (kKeys,
+// stride) bf16 of shared memory, free until the loop's first prefetch). The CTA may run another
+// item afterwards once every thread is past a __syncthreads().
 template <int D, typename FillQ>
 __device__ __forceinline__ void attend_item(int item, int h, const int32_t* items,
                                             const FillQ& fill_q, const int32_t* indices,
@@ -98,10 +99,6 @@ __device__ __forceinline__ void attend_item(int item, int h, const int32_t* item
   const int tiles = (n_keys + kKeys - 1) / kKeys;
   const int64_t row_stride = static_cast<int64_t>(kv_heads) * D;
 
-  // Q rows r < R: query q_order[q_begin + r / G], head h * G + r % G; rows >= R are zero. The
-  // second K buffer is free until the loop's first prefetch.
-  fill_q(qs, kStride, reinterpret_cast<float*>(k_buf(1)), q_begin, R, G, h);
-  cp_async_commit();
   // Key tile t's K and V rows into buffer b, gathered through the page table.
   const auto load_kv = [&](int t, int b) {
     bf16_t* kd = k_buf(b);
@@ -120,9 +117,23 @@ __device__ __forceinline__ void attend_item(int item, int h, const int32_t* item
       }
     }
   };
-  load_kv(0, 0);
-  cp_async_commit();
-  cp_async_wait<1>();  // Q landed
+  // Q rows r < R: query q_order[q_begin + r / G], head h * G + r % G; rows >= R are zero. The
+  // second K buffer is free until the loop's first prefetch. A fill that stores its rows itself
+  // (FillQ::kDirect) runs while the first key tile is in flight; its empty group keeps the
+  // count the loop's waits expect.
+  float* const scratch = reinterpret_cast<float*>(k_buf(1));
+  if constexpr (FillQ::kDirect) {
+    load_kv(0, 0);
+    cp_async_commit();
+    fill_q(qs, kStride, scratch, q_begin, R, G, h);
+    cp_async_commit();
+  } else {
+    fill_q(qs, kStride, scratch, q_begin, R, G, h);
+    cp_async_commit();
+    load_kv(0, 0);
+    cp_async_commit();
+  }
+  cp_async_wait<1>();  // Q landed (kDirect: and the first tile)
   __syncthreads();
 
   uint32_t qf[KD][4];  // Q fragments (A operand), the same 16 rows in every warp

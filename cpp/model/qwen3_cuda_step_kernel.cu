@@ -125,6 +125,7 @@ __device__ __forceinline__ void prefetch_swiglu(const uint16_t* W, int64_t k, in
 // layer path writes to q and copies in. Rows >= R are zeros.
 template <int D>
 struct QFromQkv {
+  static constexpr bool kDirect = true;  // plain stores, while the first key tile is in flight
   const int32_t* q_order;
   const bf16_t* qkv;  // (tokens, heads + 2 kv_heads, D)
   const float *q_norm, *cos, *sin;
