@@ -64,6 +64,42 @@ auto with_slices(int64_t tiles, F&& f) {
 template <int M, int S>
 constexpr int kPartFloats = S * M * kTileRows;
 
+// What lane (g, q) of warp `warp` reads in tile_dots / tile_dots_deep: its tile row's weight
+// chunks pw and x row g's chunks px (row 0 where g >= M: loaded, then zeroed), `steps` steps of
+// 4 chunks each.
+template <int M>
+struct LaneChunks {
+  int warp, g, q;
+  int64_t chunks, steps;
+  const uint4 *pw, *px;
+  bool has_x;
+  __device__ __forceinline__ LaneChunks(const uint16_t* x, const uint16_t* wrow, int64_t k)
+      : warp(static_cast<int>(threadIdx.x >> 5)),
+        g(static_cast<int>((threadIdx.x & 31) >> 2)),
+        q(static_cast<int>(threadIdx.x & 3)),
+        chunks(k / 8),
+        steps((k / 8 + 3) / 4),
+        pw(reinterpret_cast<const uint4*>(wrow)),
+        px(reinterpret_cast<const uint4*>(x) + (g < M ? g : 0) * (k / 8)),
+        has_x(g < M) {}
+  // The slice sums of the lane's row g into part (S, M, kTileRows): c of slice `slice`.
+  __device__ __forceinline__ void store(float* part, int slice, const float (&c)[4]) const {
+    if (!has_x) return;
+    float* p = part + (slice * M + g) * kTileRows + 2 * q;
+    p[0] = c[0];
+    p[1] = c[1];
+  }
+};
+
+// c += one step's chunk: x elements 0..3 against weight elements 0..3 as the fragment's k pairs,
+// then 4..7 (two m16n8k16; A's rows 8..15 are zeros).
+__device__ __forceinline__ void mma_chunk(float (&c)[4], const uint4& xv, const uint4& wv) {
+  const uint32_t a0[4] = {xv.x, 0u, xv.y, 0u}, b0[2] = {wv.x, wv.y};
+  mma_bf16_16816(c, a0, b0);
+  const uint32_t a1[4] = {xv.z, 0u, xv.w, 0u}, b1[2] = {wv.z, wv.w};
+  mma_bf16_16816(c, a1, b1);
+}
+
 // x rows . the tile's weight rows, k cut into S slices over the CTA's W warps (S / W slices a
 // warp, one after another): lane (g, q) passes its weight row wrow (row g of the tile); the slice
 // sums are left in part as (S, M, kTileRows), then the CTA syncs. x (M, k) bf16 (shared memory
@@ -73,46 +109,33 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, const 
                                           int64_t k) {
   static_assert(S % W == 0, "a warp folds whole slices");
   constexpr int V = S / W;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
-  const uint4* pw = reinterpret_cast<const uint4*>(wrow);
-  const bool has_x = g < M;
-  const uint4* px = reinterpret_cast<const uint4*>(x) + (has_x ? g : 0) * chunks;
+  const LaneChunks<M> L(x, wrow, k);
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
   for (int v = 0; v < V; ++v) {
-    const int slice = warp + v * W;
+    const int slice = L.warp + v * W;
     float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int64_t t0 = slice; t0 < steps; t0 += S * kUnroll) {
+    for (int64_t t0 = slice; t0 < L.steps; t0 += S * kUnroll) {
       uint4 wv[kUnroll], xv[kUnroll];
       bool ok[kUnroll];
       // Every lane loads (past the end: the last chunk again) and zeroes what it must not use:
       // loads under branches kept ptxas from having them all in flight at once.
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        const int64_t ch = (t0 + u * S) * 4 + q;
-        ok[u] = ch < chunks;
-        const int64_t at = ok[u] ? ch : chunks - 1;
-        wv[u] = skinny::load_stream(pw + at);
-        xv[u] = skinny::x_chunk<SX>(px, 0, 0, at);
+        const int64_t ch = (t0 + u * S) * 4 + L.q;
+        ok[u] = ch < L.chunks;
+        const int64_t at = ok[u] ? ch : L.chunks - 1;
+        wv[u] = skinny::load_stream(L.pw + at);
+        xv[u] = skinny::x_chunk<SX>(L.px, 0, 0, at);
       }
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         if (!ok[u]) wv[u] = zero;
-        if (!ok[u] || !has_x) xv[u] = zero;
+        if (!ok[u] || !L.has_x) xv[u] = zero;
       }
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) {
-        const uint32_t a0[4] = {xv[u].x, 0u, xv[u].y, 0u}, b0[2] = {wv[u].x, wv[u].y};
-        mma_bf16_16816(c, a0, b0);
-        const uint32_t a1[4] = {xv[u].z, 0u, xv[u].w, 0u}, b1[2] = {wv[u].z, wv[u].w};
-        mma_bf16_16816(c, a1, b1);
-      }
+      for (int u = 0; u < kUnroll; ++u) mma_chunk(c, xv[u], wv[u]);
     }
-    if (has_x) {
-      float* p = part + (slice * M + g) * kTileRows + 2 * q;
-      p[0] = c[0];
-      p[1] = c[1];
-    }
+    L.store(part, slice, c);
   }
   __syncthreads();
 }
@@ -132,49 +155,36 @@ __device__ __forceinline__ void tile_dots_deep(float* part, const uint16_t* x, c
   constexpr int V = S / W;
   constexpr int U = kDeepLoads / V;  // steps of each slice a round
   static_assert(U >= 1, "at most kDeepLoads slices a warp");
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3;
-  const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
-  const uint4* pw = reinterpret_cast<const uint4*>(wrow);
-  const bool has_x = g < M;
-  const uint4* px = reinterpret_cast<const uint4*>(x) + (has_x ? g : 0) * chunks;
+  const LaneChunks<M> L(x, wrow, k);
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
   float c[V][4];
 #pragma unroll
   for (int v = 0; v < V; ++v) c[v][0] = c[v][1] = c[v][2] = c[v][3] = 0.0f;
   // Round j0: steps j0 .. j0 + U - 1 of every slice; slice warp + v W has step t = its index +
   // j S. The warp's first slice has the most steps: the rounds end with its.
-  for (int64_t j0 = 0; warp + j0 * S < steps; j0 += U) {
+  for (int64_t j0 = 0; L.warp + j0 * S < L.steps; j0 += U) {
     uint4 wv[V][U];
 #pragma unroll
     for (int v = 0; v < V; ++v)
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const int64_t ch = (warp + v * W + (j0 + u) * S) * 4 + q;
-        wv[v][u] = skinny::load_stream(pw + (ch < chunks ? ch : chunks - 1));
+        const int64_t ch = (L.warp + v * W + (j0 + u) * S) * 4 + L.q;
+        wv[v][u] = skinny::load_stream(L.pw + (ch < L.chunks ? ch : L.chunks - 1));
       }
 #pragma unroll
     for (int v = 0; v < V; ++v)
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const int64_t ch = (warp + v * W + (j0 + u) * S) * 4 + q;
-        const bool ok = ch < chunks;
-        uint4 xv = skinny::x_chunk<SX>(px, 0, 0, ok ? ch : chunks - 1);
+        const int64_t ch = (L.warp + v * W + (j0 + u) * S) * 4 + L.q;
+        const bool ok = ch < L.chunks;
+        uint4 xv = skinny::x_chunk<SX>(L.px, 0, 0, ok ? ch : L.chunks - 1);
         if (!ok) wv[v][u] = zero;
-        if (!ok || !has_x) xv = zero;
-        const uint32_t a0[4] = {xv.x, 0u, xv.y, 0u}, b0[2] = {wv[v][u].x, wv[v][u].y};
-        mma_bf16_16816(c[v], a0, b0);
-        const uint32_t a1[4] = {xv.z, 0u, xv.w, 0u}, b1[2] = {wv[v][u].z, wv[v][u].w};
-        mma_bf16_16816(c[v], a1, b1);
+        if (!ok || !L.has_x) xv = zero;
+        mma_chunk(c[v], xv, wv[v][u]);
       }
   }
-  if (has_x) {
 #pragma unroll
-    for (int v = 0; v < V; ++v) {
-      float* p = part + ((warp + v * W) * M + g) * kTileRows + 2 * q;
-      p[0] = c[v][0];
-      p[1] = c[v][1];
-    }
-  }
+  for (int v = 0; v < V; ++v) L.store(part, L.warp + v * W, c[v]);
   __syncthreads();
 }
 
