@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { native } from '../ts/bindings/loader.js';
-import { Engine, type Rollout, rolloutBatch } from '../ts/engine/index.js';
+import type { NativeKvDeviceStats } from '../ts/bindings/native.js';
+import { Engine, type EngineOptions, type Rollout, rolloutBatch } from '../ts/engine/index.js';
 import { Model } from '../ts/model/model.js';
 import { codec, type Script, scriptedEngine, scriptedModel, VOCAB } from './fixtures/engine/scripted.js';
 
@@ -41,6 +42,17 @@ async function decodeVsForward(model: Model, r: Rollout): Promise<{ max: number;
     n++;
   }
   return { max, mean: sum / Math.max(n, 1) };
+}
+
+/** Two prompts sampled by the native device sampler (seed 5) with these decode options; every KV block returns. */
+async function sampledRollouts(
+  model: Model,
+  kvOptions: EngineOptions['kvOptions'],
+): Promise<{ rollouts: Rollout[]; stats: NativeKvDeviceStats }> {
+  const engine = new Engine({ model: model.nativeHandle, vocab: VOCAB, codec, kvBlocks: 256, blockTokens: 4, kvOptions });
+  const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
+  expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
+  return { rollouts, stats: engine.kv.deviceStats() };
 }
 
 describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a device answers'})`, () => {
@@ -111,23 +123,10 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
 
   it('the PDL launches and the serial attention merge sample the rollouts the default kernels sample (the native sampler on the device)', async () => {
     const model = onCuda(scriptedModel(), 'bf16');
-    const run = async (candidate: boolean): Promise<Rollout[]> => {
-      const engine = new Engine({
-        model: model.nativeHandle,
-        vocab: VOCAB,
-        codec,
-        kvBlocks: 256,
-        blockTokens: 4,
-        kvOptions: candidate ? { candidateKernels: true, attentionMerge: 'serial' } : {},
-      });
-      const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
-      expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
-      return rollouts;
-    };
-    const plain = await run(false);
-    const candidate = await run(true);
-    plain.forEach((r, i) => {
-      const c = candidate[i] as Rollout;
+    const plain = await sampledRollouts(model, {});
+    const candidate = await sampledRollouts(model, { candidateKernels: true, attentionMerge: 'serial' });
+    plain.rollouts.forEach((r, i) => {
+      const c = candidate.rollouts[i] as Rollout;
       expect(Array.from(c.tokens)).toEqual(Array.from(r.tokens));
       for (let t = r.promptLength; t < r.tokens.length; t++)
         expect(Math.abs((c.logprobs[t] as number) - (r.logprobs[t] as number))).toBeLessThan(1e-5);
@@ -137,24 +136,11 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
   it('the one-kernel step (stepKernel) samples the rollouts the default kernels sample, logprobs bit for bit', async () => {
     // Head dim 128 (hidden 512 over 4 heads): the shape the one-kernel step is compiled for.
     const model = onCuda(scriptedModel({ hidden: 512 }), 'bf16');
-    const run = async (stepKernel: boolean): Promise<{ rollouts: Rollout[]; kernelSteps: number }> => {
-      const engine = new Engine({
-        model: model.nativeHandle,
-        vocab: VOCAB,
-        codec,
-        kvBlocks: 256,
-        blockTokens: 4,
-        kvOptions: { stepKernel },
-      });
-      const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
-      expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
-      expect(engine.kv.deviceStats().kernelError).toBe('');
-      return { rollouts, kernelSteps: engine.kv.deviceStats().kernelSteps };
-    };
-    const plain = await run(false);
-    const one = await run(true);
-    expect(plain.kernelSteps).toBe(0);
-    expect(one.kernelSteps).toBeGreaterThan(0);
+    const plain = await sampledRollouts(model, {});
+    const one = await sampledRollouts(model, { stepKernel: true });
+    expect(plain.stats.kernelSteps).toBe(0);
+    expect(one.stats.kernelSteps).toBeGreaterThan(0);
+    expect(one.stats.kernelError).toBe('');
     plain.rollouts.forEach((r, i) => {
       const o = one.rollouts[i] as Rollout;
       expect(Array.from(o.tokens)).toEqual(Array.from(r.tokens));

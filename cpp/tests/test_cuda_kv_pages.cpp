@@ -275,21 +275,47 @@ TEST(cuda_decode_attention_cascade_equals_flat_equals_reference) {
 
 // A replayed decode graph launches decode_item_bound(S) attention items whatever the step: no
 // plan of S one-token queries may make more, flat or cascade, under any work options. Host only.
+namespace {
+
+// A random decode step for the host tests of decode_work: 1..8 branches forked off a prefix of
+// 1..700 tokens in pages of `block_choices`, one new token each, with random work options and
+// heads per kv head.
+struct RandomStep {
+  int32_t B;
+  int64_t prefix, G;
+  std::unique_ptr<KvCache> kv;
+  ForkedTables f;
+  PageTable pt;
+  CascadePlan cplan;
+  DecodeWorkOptions opt;
+};
+RandomStep random_step(Rng& rng, const std::array<int32_t, 3>& block_choices) {
+  RandomStep r;
+  r.B = block_choices[rng.below(3)];
+  r.prefix = 1 + static_cast<int64_t>(rng.below(700));
+  r.kv = std::make_unique<KvCache>(static_cast<int32_t>((r.prefix + 600) / r.B * 2 + 64), r.B);
+  r.f = forked_tables(rng, *r.kv, r.prefix, 1 + static_cast<int>(rng.below(8)));
+  r.pt = r.f.table();
+  r.cplan = cascade_plan(r.pt, 1);
+  r.opt.min_pages_per_item = 1 + static_cast<int32_t>(rng.below(4));
+  r.opt.max_items_per_run = 1 + static_cast<int32_t>(rng.below(16));
+  r.opt.max_rows = 1 + static_cast<int64_t>(rng.below(32));
+  r.G = std::array<int64_t, 3>{1, 2, 4}[rng.below(3)];
+  return r;
+}
+
+}  // namespace
+
 TEST(decode_work_stays_within_the_graph_item_bound) {
   Rng rng(173);
   int plans = 0;
   for (int trial = 0; trial < 60; ++trial) {
-    const int32_t B = std::array<int32_t, 3>{1, 8, 16}[rng.below(3)];
-    const int64_t prefix = 1 + static_cast<int64_t>(rng.below(700));
-    KvCache kv(static_cast<int32_t>((prefix + 600) / B * 2 + 64), B);
-    ForkedTables f = forked_tables(rng, kv, prefix, 1 + static_cast<int>(rng.below(8)));
-    const PageTable pt = f.table();
-    const CascadePlan cplan = cascade_plan(pt, 1);
-    DecodeWorkOptions opt;
-    opt.min_pages_per_item = 1 + static_cast<int32_t>(rng.below(4));
-    opt.max_items_per_run = 1 + static_cast<int32_t>(rng.below(16));
-    opt.max_rows = 1 + static_cast<int64_t>(rng.below(32));
-    const int64_t G = std::array<int64_t, 3>{1, 2, 4}[rng.below(3)];
+    const RandomStep st = random_step(rng, {1, 8, 16});
+    const PageTable& pt = st.pt;
+    const CascadePlan& cplan = st.cplan;
+    const DecodeWorkOptions& opt = st.opt;
+    const int32_t B = st.B;
+    const int64_t G = st.G, prefix = st.prefix;
     for (bool cascade : {false, true}) {
       const DecodeWork w = decode_work(pt, cascade ? &cplan : nullptr, B, G, opt);
       const int64_t bound = decode_item_bound(pt.sequences, opt);
@@ -311,22 +337,15 @@ TEST(decode_work_has_one_item_ending_at_each_new_token) {
   Rng rng(181);
   int plans = 0;
   for (int trial = 0; trial < 60; ++trial) {
-    const int32_t B = std::array<int32_t, 3>{1, 4, 16}[rng.below(3)];
-    const int64_t prefix = 1 + static_cast<int64_t>(rng.below(700));
-    KvCache kv(static_cast<int32_t>((prefix + 600) / B * 2 + 64), B);
-    ForkedTables f = forked_tables(rng, kv, prefix, 1 + static_cast<int>(rng.below(8)));
-    const PageTable pt = f.table();
+    const RandomStep st = random_step(rng, {1, 4, 16});
+    const PageTable& pt = st.pt;
+    const int32_t B = st.B;
+    const int64_t prefix = st.prefix;
     std::vector<int32_t> slots(static_cast<size_t>(pt.sequences));
     for (int64_t s = 0; s < pt.sequences; ++s)
       slots[s] = pt.indices[pt.indptr[s + 1] - 1] * B + pt.last_len[s] - 1;
-    const CascadePlan cplan = cascade_plan(pt, 1);
-    DecodeWorkOptions opt;
-    opt.min_pages_per_item = 1 + static_cast<int32_t>(rng.below(4));
-    opt.max_items_per_run = 1 + static_cast<int32_t>(rng.below(16));
-    opt.max_rows = 1 + static_cast<int64_t>(rng.below(32));
-    const int64_t G = std::array<int64_t, 3>{1, 2, 4}[rng.below(3)];
     for (bool cascade : {false, true}) {
-      const DecodeWork w = decode_work(pt, cascade ? &cplan : nullptr, B, G, opt);
+      const DecodeWork w = decode_work(pt, cascade ? &st.cplan : nullptr, B, st.G, st.opt);
       std::vector<int> ending(static_cast<size_t>(pt.sequences), 0);
       for (int64_t i = 0; i < w.n_items(); ++i) {
         const int32_t* it = w.items.data() + DecodeWork::kItemFields * i;
