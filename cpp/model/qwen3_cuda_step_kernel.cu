@@ -356,9 +356,7 @@ bool StepKernel::fits(const Qwen3Config& c, DevDType t, int64_t rows, std::strin
               " sequences, not " + std::to_string(rows));
   if (c.head_dim != kHeadDim)
     return no("the one-kernel step needs head dim " + std::to_string(kHeadDim) +
-              " (every Qwen3 "
-              "size has it), not " +
-              std::to_string(c.head_dim));
+              " (every Qwen3 size has it), not " + std::to_string(c.head_dim));
   if (c.kv_heads <= 0 || c.heads % c.kv_heads != 0 || c.heads / c.kv_heads > decode_mma::kRows)
     return no("the one-kernel step needs at most " + std::to_string(decode_mma::kRows) +
               " query heads per kv head");
@@ -491,15 +489,16 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
     NPR_CUDA_TRY(cudaMemsetAsync(p.stamps, 0, 8 * (kStampsFixed + kPhasesPerLayer * c.layers), st),
                  "decode (cuda, one-kernel step): phase clock reset");
   }
+  // Each row count is its own kernel: its grid (and shared-memory opt-in) once per shared size.
   const int64_t smem = dyn_smem_bytes(c, rows);
-  if (grid_key_[0] != rows || grid_key_[1] != c.head_dim || grid_key_[2] != smem) {
-    grid_ = 0;
-    grid_key_[0] = rows;
-    grid_key_[1] = c.head_dim;
-    grid_key_[2] = smem;
+  if (smem_of_[rows] != smem) {
+    grid_of_[rows] = 0;
+    smem_of_[rows] = smem;
   }
-  const Status s = launch_rows(rows, p, smem, &grid_, st);
-  if (s.is_ok()) ++launches_;
+  const Status s = launch_rows(rows, p, smem, &grid_of_[rows], st);
+  if (!s.is_ok()) return s;
+  grid_ = grid_of_[rows];
+  ++launches_;
   return s;
 }
 

@@ -29,6 +29,7 @@
 #include "core/cuda_context.h"
 #include "core/status.h"
 #include "kernels/decode_attention_cuda.h"
+#include "kernels/skinny_linear_cuda.h"
 #include "model/qwen3_config.h"
 
 namespace npr {
@@ -101,7 +102,8 @@ class StepKernel {
   int32_t* broken_host_ = nullptr;  // host-mapped (cudaHostAlloc)
   int32_t* broken_dev_ = nullptr;   // its device view
   int64_t layers_n_ = 0, grid_ = 0, launches_ = 0;
-  int64_t grid_key_[3] = {0, 0, 0};  // rows, head dim, shared bytes of the cached grid_
+  // By row count (1..8): the grid found for it, and the shared bytes it was found at.
+  int64_t grid_of_[kSkinnyMaxRows + 1] = {}, smem_of_[kSkinnyMaxRows + 1] = {};
 };
 
 }  // namespace npr
