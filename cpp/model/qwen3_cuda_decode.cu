@@ -361,6 +361,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   stats_.host_prep_ms += ms_since(entered);
   const Clock::time_point launching = Clock::now();
   if (one_kernel) {
+    NPR_TRY(step_kernel_.check());  // an earlier step's barrier timed out: fail, don't fall back
     const int64_t before = step_kernel_.launches();
     const Status ran = run_step_kernel(S);
     if (!ran.is_ok() && step_kernel_.launches() != before) return ran;  // it ran: say so
