@@ -183,7 +183,6 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   constexpr int kMergeDpt = (D + kThreads - 1) / kThreads;
   const int H = p.hidden, I = p.inter, heads = p.heads, kvh = p.kv_heads;
   const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
-  const int warp = threadIdx.x >> 5;
   uint32_t epoch = 0;
   const bool stamping = p.stamps && blockIdx.x == 0 && threadIdx.x == 0;
   if (stamping) p.stamps[0] = grid::now_ns();
