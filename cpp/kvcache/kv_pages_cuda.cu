@@ -139,6 +139,27 @@ Status KvPagesCuda::download(int64_t layer, std::vector<float>* k, std::vector<f
   return ctx_->sync("kv pages (cuda): download");
 }
 
+namespace {
+
+// The fastest of reps timed copies a -> b of `bytes` (after one warm-up), in ms, into *best.
+Status fastest_copy_ms(cudaStream_t st, cudaEvent_t e0, cudaEvent_t e1, void* b, const void* a,
+                       int64_t bytes, int reps, float* best) {
+  *best = 0.0f;
+  for (int r = 0; r <= reps; ++r) {  // the first copy warms up
+    NPR_CUDA_TRY(cudaEventRecord(e0, st), "copy bandwidth: event");
+    NPR_CUDA_TRY(cudaMemcpyAsync(b, a, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, st),
+                 "copy bandwidth: copy");
+    NPR_CUDA_TRY(cudaEventRecord(e1, st), "copy bandwidth: event");
+    NPR_CUDA_TRY(cudaEventSynchronize(e1), "copy bandwidth: wait");
+    float ms = 0.0f;
+    NPR_CUDA_TRY(cudaEventElapsedTime(&ms, e0, e1), "copy bandwidth: time");
+    if (r > 0 && (*best == 0.0f || ms < *best)) *best = ms;
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status device_copy_bandwidth(CudaContext& ctx, int64_t bytes, int reps, double* gbps) {
   DeviceBuffer a, b;
   NPR_TRY(a.grow(ctx.alloc(), bytes, "copy bandwidth: source"));
@@ -147,23 +168,16 @@ Status device_copy_bandwidth(CudaContext& ctx, int64_t bytes, int reps, double* 
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   cudaEvent_t e0, e1;
   NPR_CUDA_TRY(cudaEventCreate(&e0), "copy bandwidth: event");
-  NPR_CUDA_TRY(cudaEventCreate(&e1), "copy bandwidth: event");
-  float best = 0.0f;
-  Status s;
-  for (int r = 0; r <= reps && s.is_ok(); ++r) {  // the first copy warms up
-    cudaEventRecord(e0, st);
-    s = cuda_status(
-        cudaMemcpyAsync(b.get(), a.get(), static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, st),
-        "copy bandwidth: copy");
-    cudaEventRecord(e1, st);
-    if (s.is_ok()) s = cuda_status(cudaEventSynchronize(e1), "copy bandwidth: wait");
-    float ms = 0.0f;
-    cudaEventElapsedTime(&ms, e0, e1);
-    if (r > 0 && (best == 0.0f || ms < best)) best = ms;
+  const cudaError_t made = cudaEventCreate(&e1);
+  if (made != cudaSuccess) {
+    cudaEventDestroy(e0);
+    return cuda_status(made, "copy bandwidth: event");
   }
+  float best = 0.0f;
+  const Status timed = fastest_copy_ms(st, e0, e1, b.get(), a.get(), bytes, reps, &best);
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
-  NPR_TRY(s);
+  NPR_TRY(timed);
   *gbps = best > 0.0f ? 2.0 * static_cast<double>(bytes) / (best * 1e-3) / 1e9 : 0.0;
   return Status::ok();
 }
