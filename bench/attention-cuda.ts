@@ -18,7 +18,12 @@
  * 3.5x that); dense-causal TFLOP/s count the causal pairs. Ratios are peer time / our time (> 1:
  * we are faster). sparsity_efficiency = (our dense-causal time * visible / causal pairs) / our
  * sparse time: 1.0 means skipping saves exactly the skipped work; below 1, the skipping costs
- * (partial tiles, imbalance) eat part of the saving. The last line is the JSON object.
+ * (partial tiles, imbalance) eat part of the saving.
+ *
+ * Forward + backward runs twice: deterministic (the default; `fwdbwd_*` figures) and with the
+ * deterministic switch off, where dQ is summed with atomics from the dK/dV kernel
+ * (`*_atomic_dq_*` figures; its sampled dq rows are checked against the deterministic run's,
+ * `atomic_dq_rel_err_*`, relative norm <= 1e-2). The last line is the JSON object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
  * when no CUDA backend is available).
  */
@@ -40,6 +45,7 @@ const SIZES = quick ? [4096] : [4096, 8192, 32768];
 const ITERS = Number(argValue('iters') ?? (quick ? 5 : 20));
 const TOL_OUT = 2e-2;
 const TOL_GRAD = 5e-2;
+const TOL_ATOMIC = 1e-2;
 const peerScript = join(import.meta.dirname, '..', '..', 'bench', 'peers', 'attention_cuda.py');
 
 /** What the Python peer prints (times in ms, null when not run; errors by peer name). */
@@ -131,6 +137,15 @@ function timeOurs(addon: NativeAddon, options: AttentionCudaTimeOptions, errors:
 }
 
 const ratio = (peer: number | null | undefined, ours: number | null | undefined) => (peer && ours ? peer / ours : null);
+function relNorm(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += ((a[i] as number) - (b[i] as number)) ** 2;
+    den += (b[i] as number) ** 2;
+  }
+  return den > 0 ? Math.sqrt(num / den) : num > 0 ? Number.POSITIVE_INFINITY : 0;
+}
 const tflops = (flop: number, ms: number | null | undefined) => (ms ? flop / (ms * 1e9) : null);
 
 async function main(): Promise<void> {
@@ -181,6 +196,7 @@ async function main(): Promise<void> {
     };
     const ours = timeOurs(addon, { ...base, sampleTokens }, errors, `ours sparse T=${T}`);
     const dense = timeOurs(addon, { ...base, dense: true }, errors, `ours dense-causal T=${T}`);
+    const atomic = timeOurs(addon, { ...base, sampleTokens, deterministic: false }, errors, `ours atomic dQ T=${T}`);
     let peer: PeerResult | null = null;
     if (py) {
       try {
@@ -251,6 +267,30 @@ async function main(): Promise<void> {
         figures[`sparsity_efficiency_fwdbwd_${key}`] = round(eff);
       }
     }
+    const atomicMs = atomic?.fwdBwdMs ?? null;
+    const flexFwdBwd = peer?.flex_fwdbwd_ms ?? null;
+    const atomicErr = atomic?.samples?.dq && ours?.samples?.dq ? relNorm(atomic.samples.dq, ours.samples.dq) : null;
+    rows.push({
+      T,
+      pass: 'fwdbwd atomic dQ',
+      visible: round(visible / causal),
+      ms: round(atomicMs, 3),
+      tflops: round(tflops(3.5 * flopFwd, atomicMs), 1),
+      dense_ms: null,
+      flex_ms: round(flexFwdBwd, 3),
+      flash_ms: null,
+      mask_ms: null,
+      vs_flex: round(ratio(flexFwdBwd, atomicMs), 2),
+      dense_vs_flash: null,
+      sparsity_eff: null,
+      check: atomicErr === null ? '-' : atomicErr <= TOL_ATOMIC && atomic?.nonFiniteGrads === 0 ? 'ok' : 'FAIL',
+    });
+    if (atomicErr !== null && atomicErr > TOL_ATOMIC)
+      errors.push(`T=${T}: atomic dQ rows differ from the deterministic ones by ${atomicErr} (relative norm)`);
+    figures[`fwdbwd_ms_atomic_dq_${key}`] = round(atomicMs, 4);
+    figures[`ratio_vs_flex_fwdbwd_atomic_dq_${key}`] = round(ratio(flexFwdBwd, atomicMs));
+    figures[`speedup_atomic_dq_fwdbwd_${key}`] = round(ratio(ours?.fwdBwdMs, atomicMs));
+    figures[`atomic_dq_rel_err_${key}`] = round(atomicErr, 6);
     figures[`visible_fraction_${key}`] = round(visible / causal, 4);
     figures[`tiles_skipped_fraction_${key}`] = ours ? round(ours.tilesSkipped / ours.tilesCausal, 4) : null;
     figures[`device_peak_bytes_${key}`] = ours?.devicePeakBytes ?? null;

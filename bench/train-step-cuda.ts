@@ -14,6 +14,9 @@
  * "bf16" (everything bf16). The peer does DENSE CAUSAL attention over its 4 rows, not our
  * Structure: same tokens, 27% more attention pairs.
  *
+ * Ours runs twice: deterministic (the default; the figures the issue names) and with
+ * { deterministic: false }, where the attention backward sums dQ with atomics (`*_atomic_dq`).
+ *
  * Each run is its own process (ours, then each peer), so device memory is returned between them.
  * Times: best of 3 steps after a warm-up; our step ends with the optimizer's gradient norm read
  * back to the host, so the wall clock covers all device work; the peer synchronises around steps.
@@ -78,7 +81,7 @@ async function runOurs(): Promise<OursResult> {
   const config = Qwen3Config.fromHfJson({ architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', ...CONFIG });
   const weights = seededWeights(expectedParameters(config), 12345);
   // A plain variable (not a literal) so this compiles before and after CreateOptions gains them.
-  const options = { weights, backend: 'cuda' as const, precision: 'bf16' as const };
+  const options = { weights, backend: 'cuda' as const, precision: 'bf16' as const, deterministic: !argFlag('atomic-dq') };
   const model = Model.create(config, options);
   weights.clear();
   if ((model.backend as string) !== 'cuda')
@@ -168,8 +171,15 @@ async function main(): Promise<void> {
   const errors: string[] = [];
   const figures: Figures = { available: true, device: cuda.deviceName, tokens, peak_tflops: PEAK_TFLOPS };
   let ours: OursResult | null = null;
+  let oursAtomic: OursResult | null = null;
   try {
     ours = child<OursResult>([process.execPath, import.meta.filename, '--cuda-child'], 'our CUDA train step');
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
+  try {
+    const args = [process.execPath, import.meta.filename, '--cuda-child', '--atomic-dq'];
+    oursAtomic = child<OursResult>(args, 'our CUDA train step (atomic dQ)');
   } catch (e) {
     errors.push((e as Error).message);
   }
@@ -199,6 +209,15 @@ async function main(): Promise<void> {
     ratio: null,
     memory_gib: ours ? round(ours.native_bytes / 2 ** 30, 2) : null,
   });
+  const atomicMfu = oursAtomic ? mfu(oursAtomic.params, tokens, oursAtomic.visible_pairs, oursAtomic.step_s) : null;
+  rows.push({
+    run: 'ours (cuda, bf16, Structure, atomic dQ)',
+    tok_per_s: oursAtomic ? round(oursAtomic.tok_per_s, 0) : null,
+    step_ms: oursAtomic ? round(oursAtomic.step_s * 1e3, 1) : null,
+    mfu: round(atomicMfu, 3),
+    ratio: null,
+    memory_gib: oursAtomic ? round(oursAtomic.native_bytes / 2 ** 30, 2) : null,
+  });
   for (const mode of ['amp', 'bf16'] as const) {
     const p = peers[mode];
     const m = p ? mfu(p.params, tokens, causalPairs, p.step_s) : null;
@@ -219,6 +238,9 @@ async function main(): Promise<void> {
     figures[`torch${sfx}_peak_mem_bytes`] = p?.peak_mem_bytes ?? null;
   }
   figures.tokps_ours_0p6b = ours ? round(ours.tok_per_s, 1) : null;
+  figures.tokps_ours_atomic_dq_0p6b = oursAtomic ? round(oursAtomic.tok_per_s, 1) : null;
+  figures.mfu_ours_atomic_dq = round(atomicMfu, 4);
+  figures.ratio_vs_torch_atomic_dq_0p6b = oursAtomic && peers.amp ? round(oursAtomic.tok_per_s / peers.amp.tok_per_s) : null;
   figures.mfu_ours = round(oursMfu, 4);
   figures.params_ours = ours?.params ?? null;
   figures.params_torch = peers.amp?.params ?? peers.bf16?.params ?? null;

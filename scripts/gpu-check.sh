@@ -119,7 +119,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       run_logged bench-decode-kernels-cuda-cores 180 node dist/bench/decode-kernels.js --cuda-cores
       ;;
     bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
-    bench:train-step) run_logged bench-train-step 240 node dist/bench/train-step.js --backend cuda ;;
+    bench:train-step) run_logged bench-train-step 330 node dist/bench/train-step.js --backend cuda ;;
     *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
   esac
 done

@@ -2,7 +2,8 @@
 // The end of a scripts/gpu-check.sh run, read for a decision: which tests failed (C++, memcheck,
 // vitest), and the decode options other than the default (candidateKernels, attentionMerge,
 // tensorCoreLinears: false, the worker-thread decode, stepKernel) beside the default ones in
-// the decode, engine and decode-kernels benchmarks. A variant is
+// the decode, engine and decode-kernels benchmarks, and the deterministic attention backward
+// beside the atomic-dQ one (attention and train-step benchmarks). A variant is
 // worth making the default when every test passed and its figures beat the default's; this
 // prints the figures and those two facts, not the decision.
 //
@@ -119,6 +120,26 @@ export function verdict(logs) {
         `${fmt(k.launches_per_step_b1)} launches, DRAM ${fmt(k.dram_gbps_b1)} GB/s at 1`,
     );
   }
+  const attention = lastJson(logs['bench-attention.log']);
+  if (attention && attention.available !== false) {
+    out.push('attention (vs FlexAttention: fwd, fwd+bwd deterministic, fwd+bwd atomic dQ; atomic vs deterministic):');
+    for (const key of ['4k', '8k', '32k']) {
+      if (attention[`fwd_ms_${key}`] === undefined) continue;
+      out.push(
+        `  ${key}: ${fmt(attention[`ratio_vs_flex_fwd_${key}`])}, ${fmt(attention[`ratio_vs_flex_fwdbwd_${key}`])}, ` +
+          `${fmt(attention[`ratio_vs_flex_fwdbwd_atomic_dq_${key}`])}; fwd+bwd ${fmt(attention[`fwdbwd_ms_${key}`])} vs ` +
+          `${fmt(attention[`fwdbwd_ms_atomic_dq_${key}`])} ms (${fmt(attention[`speedup_atomic_dq_fwdbwd_${key}`])}x), ` +
+          `dq rel err ${fmt(attention[`atomic_dq_rel_err_${key}`])}`,
+      );
+    }
+  }
+  const train = lastJson(logs['bench-train-step.log']);
+  if (train && train.available !== false) {
+    out.push(
+      `train step: ${fmt(train.tokps_ours_0p6b)} tok/s deterministic (${fmt(train.ratio_vs_torch_0p6b)}x torch), ` +
+        `${fmt(train.tokps_ours_atomic_dq_0p6b)} tok/s atomic dQ (${fmt(train.ratio_vs_torch_atomic_dq_0p6b)}x torch)`,
+    );
+  }
   return out.join('\n');
 }
 
@@ -138,6 +159,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     'bench-decode-kernels-step-kernel.log',
     'bench-decode-kernels-candidate.log',
     'bench-decode-kernels-cuda-cores.log',
+    'bench-attention.log',
+    'bench-train-step.log',
   ];
   const logs = {};
   for (const n of names) if (existsSync(join(dir, n))) logs[n] = readFileSync(join(dir, n), 'utf8');

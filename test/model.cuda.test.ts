@@ -2,7 +2,8 @@
  * The model's backend option. Everywhere: 'auto' resolves to where a device answers, and asking
  * for 'cuda' where none does is a named error. Where a device answers: a bf16 CUDA model scores a
  * structured batch like the CPU model within bf16 rounding, and trains (one step moves the
- * weights as on the CPU). The fp32 parity checks are the golden tests (model-golden.test.ts).
+ * weights as on the CPU); with deterministic off (atomic dQ) its gradients stay those of the
+ * deterministic model within bf16 rounding. The fp32 parity checks are the golden tests (model-golden.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { native } from '../ts/bindings/loader.js';
@@ -33,6 +34,24 @@ describe('backend selection', () => {
     expect([m.backend, m.precision]).toEqual(['cpu', 'fp32']);
   });
 
+  it('keeps the deterministic switch (default true) and names a value that is not a boolean', async () => {
+    expect(Model.create(config, { seed: 1 }).deterministic).toBe(true);
+    const m = Model.create(config, { seed: 1, deterministic: false });
+    expect(m.deterministic).toBe(false);
+    expect(() => Model.create(config, { deterministic: 1 as never })).toThrow(/options\.deterministic must be a boolean/);
+    // The CPU backward is deterministic whatever the switch says.
+    const batch = causalBatch([Array.from({ length: 41 }, (_, i) => (i * 3 + 1) % 128)]);
+    const dlogprob = new Float32Array(batch.ids.length).fill(-1 / batch.ids.length);
+    const grads: Float32Array[] = [];
+    for (let run = 0; run < 2; run++) {
+      m.zeroGrad();
+      await m.forward(batch);
+      await m.backward(dlogprob);
+      grads.push(m.getGrad('model.layers.0.self_attn.q_proj.weight'));
+    }
+    expect(grads[1]).toEqual(grads[0]);
+  });
+
   it('refuses bf16 on the cpu backend with a message saying what to do', () => {
     expect(() => Model.create(config, { backend: 'cpu', precision: 'bf16' })).toThrow(/fp32 only.*backend 'cuda'/);
   });
@@ -59,5 +78,23 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
       m.step({ lr: 1e-3, clipNorm: 1 });
     }
     for (const name of cpu.paramNames()) expect(relNorm(gpu.getParam(name), cpu.getParam(name)), name).toBeLessThan(2e-2);
+  });
+
+  it('deterministic: false (attention dQ summed with atomics) gives the deterministic gradients within bf16 rounding', async () => {
+    // Head dim 64: the tensor-core backward, where the atomic dQ lives (16 runs the SIMT one).
+    const wide = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 64 });
+    const det = Model.create(wide, { seed: 6, backend: 'cuda', precision: 'bf16' });
+    const fast = Model.create(wide, { seed: 6, backend: 'cuda', precision: 'bf16', deterministic: false });
+    expect([det.deterministic, fast.deterministic]).toEqual([true, false]);
+    // Two sequences of odd lengths in one pack: short last tiles, more than one key tile.
+    const seqs = [Array.from({ length: 161 }, (_, i) => (i * 11 + 2) % 128), Array.from({ length: 70 }, (_, i) => (i * 5 + 1) % 128)];
+    const batch = causalBatch(seqs);
+    const dlogprob = new Float32Array(batch.ids.length).fill(-1 / batch.ids.length);
+    for (const m of [det, fast]) {
+      m.zeroGrad();
+      await m.forward(batch);
+      await m.backward(dlogprob);
+    }
+    for (const name of det.paramNames()) expect(relNorm(fast.getGrad(name), det.getGrad(name)), name).toBeLessThan(1e-2);
   });
 });

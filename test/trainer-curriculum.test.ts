@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Model } from '../ts/model/model.js';
 import { checkpointPath } from '../ts/trainer/checkpoint.js';
+import { resolveCurriculum } from '../ts/trainer/config.js';
 import { TrainingAborted } from '../ts/trainer/context.js';
 import { Curriculum } from '../ts/trainer/curriculum.js';
 import { parseProblems } from '../ts/trainer/data.js';
@@ -52,6 +53,15 @@ describe('curriculum', () => {
     second.on('step', (m) => again.push(m));
     await second.run();
     expect(again).toEqual([]);
+  });
+
+  it('resolves deterministic to true unless told otherwise, and names a value that is not a boolean', () => {
+    const base = { model: 'm', data: 'd.jsonl', out: 'o', stages: [{ kind: 'sft' as const, data: 'x' }] };
+    expect(resolveCurriculum(base).deterministic).toBe(true);
+    expect(resolveCurriculum({ ...base, deterministic: false }).deterministic).toBe(false);
+    expect(() => resolveCurriculum({ ...base, deterministic: 'no' as never })).toThrow(
+      /curriculum\.deterministic must be true or false \(got "no"\)/,
+    );
   });
 
   it('reports malformed data lines and missing answers, and uses the rest', () => {

@@ -1,6 +1,7 @@
-// NativeQwen3: new NativeQwen3(config, { backend?: 'cpu' | 'cuda', precision?: 'fp32' | 'bf16' })
-// owns a Qwen3Model (CPU: fp32 weights, grads, AdamW state) or a Qwen3CudaModel (device; fp32
-// masters, bf16 compute copy in 'bf16'). 'auto' is resolved in TypeScript, not here.
+// NativeQwen3: new NativeQwen3(config, { backend?: 'cpu' | 'cuda', precision?: 'fp32' | 'bf16',
+// deterministic?: boolean }) owns a Qwen3Model (CPU: fp32 weights, grads, AdamW state) or a
+// Qwen3CudaModel (device; fp32 masters, bf16 compute copy in 'bf16'; deterministic false lets
+// its attention backward sum dQ with atomics). 'auto' is resolved in TypeScript, not here.
 //   paramTable() -> [{ name, shape, offset, numel }]
 //   setParam(name, Float32Array) / getParam(name, Float32Array) / getGrad(name, Float32Array)
 //   forward(batch, { logprob, entropy? }) -> Promise<void>   (outputs written in place)
@@ -73,6 +74,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
                            InstanceAccessor<&Qwen3Handle::ParamCount>("paramCount"),
                            InstanceAccessor<&Qwen3Handle::Backend>("backend"),
                            InstanceAccessor<&Qwen3Handle::Precision>("precision"),
+                           InstanceAccessor<&Qwen3Handle::Deterministic>("deterministic"),
                        });
   }
 
@@ -92,10 +94,12 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     c.rope_theta = number_field(o, fn, "ropeTheta", true, 1e6);
     c.tied = bool_field(o, fn, "tied", true);
     std::string backend = "cpu", precision = "fp32";
+    bool deterministic = true;
     if (info.Length() > 1 && !info[1].IsUndefined()) {
       Napi::Object opts = object_arg(info, 1, fn, "options", false);
       backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
       precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
+      deterministic = bool_field(opts, fn, "deterministic", true);
     }
     if (backend == "cpu" && precision != "fp32")
       throw_range(info.Env(), std::string(fn) +
@@ -108,6 +112,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
 #if defined(NPR_WITH_CUDA)
       st =
           Qwen3CudaModel::create(c, precision == "bf16" ? DevDType::kBF16 : DevDType::kF32, &cuda_);
+      if (st.is_ok()) cuda_->context().deterministic = deterministic;
 #else
       st = Status::unavailable(std::string(fn) +
                                ": backend 'cuda' is not compiled into this build (no nvcc at "
@@ -116,6 +121,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     }
     if (!st.is_ok()) throw_status(info.Env(), st);
     precision_ = precision;
+    deterministic_ = deterministic;
   }
 
   // The CPU model, or null when this handle runs on CUDA.
@@ -308,6 +314,9 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
   Napi::Value Backend(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), on_cuda() ? "cuda" : "cpu");
   }
+  Napi::Value Deterministic(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), deterministic_);
+  }
   Napi::Value Precision(const Napi::CallbackInfo& info) {
     return Napi::String::New(info.Env(), precision_);
   }
@@ -317,6 +326,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
   std::unique_ptr<Qwen3CudaModel> cuda_;
 #endif
   std::string precision_;
+  bool deterministic_ = true;  // the CUDA context's switch (the CPU is deterministic anyway)
   std::shared_ptr<bool> busy_ = std::make_shared<bool>(false);
 };
 

@@ -6,7 +6,8 @@
 // (key tile, kv head) walks the tile's column list (query tiles, ascending) and, for each, the
 // query heads of the group; (3) dQ: one block per (query tile, head) walks its row list. Every
 // output row is written exactly once by one block, sums run in a fixed order and nothing uses
-// atomics, so runs are bit-identical and rows a change cannot reach keep their bits.
+// atomics, so runs are bit-identical and rows a change cannot reach keep their bits (the
+// deterministic mode, ctx.deterministic, the default; the other mode is described below).
 //
 // bf16 with head_dim 64 or 128 (16-byte aligned tensors) runs the tensor-core kernels below,
 // FlashAttention-2 backward style: 4 warps, each owning 16 rows of the resident tile (keys for
@@ -14,8 +15,14 @@
 // from accumulator fragments into A fragments without touching shared memory, the streamed side
 // double-buffered with cp.async (zero-filled past a tile's end), shared rows padded by 16 bytes
 // (conflict-free ldmatrix). SKIP tiles are not in the lists; FULL tiles skip the mask words.
-// Everything else runs the SIMT kernels of parallel_attention_bwd.cuh. Not here: the forward
-// (parallel_attention.cu), split-KV or atomics-based dQ (non-deterministic), sm_90 wgmma/TMA.
+// Everything else runs the SIMT kernels of parallel_attention_bwd.cuh.
+//
+// With ctx.deterministic off, the tensor-core path drops kernel (3): the dK/dV kernel also
+// forms dQ = dS K for each stage and adds it into fp32 sums with atomics (FlashAttention-2's
+// way), then one pass scales and rounds the sums into dq. That is 5 GEMMs a visible tile pair
+// instead of 7 (S and dP are no longer recomputed for dQ), at the price of run-to-run
+// differences in dq's last bits and T x heads x D x 4 bytes of scratch. Not here: the forward
+// (parallel_attention.cu), sm_90 wgmma/TMA.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -102,6 +109,16 @@ __device__ __forceinline__ void mma2(float c0[4], float c1[4], const uint32_t a[
   mma_bf16_16816(c1, a, b1);
 }
 
+// *p += x, *(p + 1) += y with reductions (no return value): one 8-byte red on sm_90.
+__device__ __forceinline__ void red_add2(float* p, float x, float y) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(p), make_float2(x, y));
+#else
+  atomicAdd(p, x);
+  atomicAdd(p + 1, y);
+#endif
+}
+
 // A fragment (16 x 16) from the accumulators of two adjacent n8 tiles (cols 0..7, 8..15).
 __device__ __forceinline__ void acc_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
   a[0] = pack_bf16x2(c0[0], c0[1]);
@@ -137,18 +154,76 @@ constexpr int kKvQChunk = 64;
 constexpr int kKvQChunk = 32;
 #endif
 
+// Atomic dQ for one score chunk of the dK/dV kernel: queries [qc, qc + kKvQChunk) of the stage,
+// whose dS^T this warp holds for its 16 keys (dst: accumulator fragments as in the caller).
+// Once every warp is past the chunk's dV / dK products, the chunk's dO rows are dead: dS goes
+// there as bf16 (query, key) rows, rounded as the dQ kernel rounds it. Then dQ rows of the chunk
+// = dS (queries, 64 keys) K (64 keys, D), each warp a block of 16 queries and D / (4 / blocks)
+// dims, added to acc (row stride ld, fp32, rows >= nq skipped) by red.add. The caller's
+// end-of-stage barrier keeps the next prefetch off these rows until every warp has read them.
+template <int D>
+__device__ __forceinline__ void add_dq_chunk(float* __restrict__ acc, int64_t ld, bf16_t* ds,
+                                             const bf16_t* ks, const float (*dst)[4], int qc,
+                                             int nq) {
+  using C = Tc<D>;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int gr = lane >> 2, gc = (lane & 3) * 2;
+  __syncthreads();  // every warp has read the chunk's dO rows
+#pragma unroll
+  for (int j = 0; j < kKvQChunk / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      ds[(qc + j * 8 + gc + (e & 1)) * C::kStride + warp * 16 + gr + (e >> 1) * 8] =
+          __float2bfloat16_rn(dst[j][e]);
+  __syncthreads();  // dS of the chunk complete
+
+  constexpr int kBlocks = kKvQChunk / 16;     // 16-query blocks in the chunk
+  constexpr int kDims = D / (4 / kBlocks);    // dims a warp sums
+  const int q0 = qc + (warp % kBlocks) * 16;  // this warp's first query
+  const int d0 = (warp / kBlocks) * kDims;    // and first dim
+  if (q0 >= nq) return;
+#pragma unroll 1
+  for (int nd = d0; nd < d0 + kDims; nd += 32) {
+    float c[4][4];  // (16 queries, 32 dims): n8 tiles nd, +8, +16, +24
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) c[j][e] = 0.0f;
+#pragma unroll
+    for (int t = 0; t < kTile / 16; ++t) {
+      uint32_t a[4], b[4];
+      ldmatrix_x4(a, ds + a_off(lane, q0, 16 * t, C::kStride));
+      ldmatrix_x4_trans(b, ks + bt_off(lane, 16 * t, nd, C::kStride));
+      mma2(c[0], c[1], a, b);
+      ldmatrix_x4_trans(b, ks + bt_off(lane, 16 * t, nd + 16, C::kStride));
+      mma2(c[2], c[3], a, b);
+    }
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = q0 + gr + half * 8;
+      if (r >= nq) continue;
+      float* o = acc + r * ld + nd + gc;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) red_add2(o + j * 8, c[j][2 * half], c[j][2 * half + 1]);
+    }
+  }
+}
+
 template <int D>
 constexpr int dkdv_tc_smem() {
   // K, V (64, D); Q, dO (2 buffers each); lse2, delta (2 x 64 fp32 each); masks (2 x 64 u64).
   return 6 * Tc<D>::kMatBytes + 2 * 2 * kTile * 4 + 2 * kTile * 8;
 }
 
-template <int D>
+// kAtomicDq: the kernel also adds each stage's dQ rows (dS K, unscaled) into dq_acc (tokens,
+// heads, D) fp32 with atomics, and the dQ kernel is not run: 5 GEMMs a tile pair instead of 7,
+// in an order that changes from run to run (ctx.deterministic off).
+template <int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kTcThreads)
     dkdv_tc_kernel(PlanView p, Dims d, bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
-                   const bf16_t* __restrict__ q, const bf16_t* __restrict__ k,
-                   const bf16_t* __restrict__ v, const bf16_t* __restrict__ dout,
-                   const float* __restrict__ stats) {
+                   float* __restrict__ dq_acc, const bf16_t* __restrict__ q,
+                   const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                   const bf16_t* __restrict__ dout, const float* __restrict__ stats) {
   using C = Tc<D>;
   extern __shared__ __align__(16) unsigned char smem[];
   bf16_t* ks = reinterpret_cast<bf16_t*>(smem);                // (64, D + 8) K of the key tile
@@ -206,7 +281,7 @@ __global__ void __launch_bounds__(kTcThreads)
     const bool full = pair.partial < 0;
     const int nq = tile_len(sq, tile_start(sq, pair.other));
     const bf16_t* Q = qs + buf * C::kMat;
-    const bf16_t* dO = dos + buf * C::kMat;
+    bf16_t* dO = dos + buf * C::kMat;  // written only as dS (atomic dQ), once its rows are read
     const float* L = lse_s + buf * kTile;
     const float* Dl = del_s + buf * kTile;
     const uint64_t* M = mask_s + buf * kTile;
@@ -260,6 +335,11 @@ __global__ void __launch_bounds__(kTcThreads)
           ldmatrix_x4_trans(b, Q + bt_off(lane, qc + 16 * t, nd, C::kStride));
           mma2(dka[nd / 8], dka[nd / 8 + 1], ads, b);
         }
+      }
+      if constexpr (kAtomicDq) {
+        const int h = kvh * d.group + static_cast<int>(s % d.group);
+        add_dq_chunk<D>(dq_acc + tile_start(sq, pair.other) * ldq + h * D, ldq, dO, ks, dpt, qc,
+                        nq);
       }
     }
     __syncthreads();  // buffer `buf` is refilled by the next iteration's prefetch
@@ -400,25 +480,55 @@ __global__ void __launch_bounds__(kTcThreads)
   store_acc<D>(dq + qstart * ldq + h * D, ldq, dqa, qr, nq, d.scale);
 }
 
+// ---- (3') atomic dQ: fp32 sums to bf16 ---------------------------------------------------------
+
+// dq[i] = bf16(acc[i] * scale), i < n (n even; acc 8-byte aligned).
+__global__ void __launch_bounds__(256)
+    dq_from_acc_kernel(bf16_t* __restrict__ dq, const float* __restrict__ acc, int64_t n,
+                       float scale) {
+  for (int64_t i = 2 * (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x); i < n;
+       i += 2 * static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float2 a = *reinterpret_cast<const float2*>(acc + i);
+    *reinterpret_cast<uint32_t*>(dq + i) = pack_bf16x2(a.x * scale, a.y * scale);
+  }
+}
+
 // ---- launchers --------------------------------------------------------------------------------
 
+// dq_acc: null for the deterministic kernels, else (tokens, heads, D) fp32 scratch for the
+// atomic dQ (zeroed here).
 template <int D>
 Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
-                 const void* dout, const void* q, const void* k, const void* v,
-                 const float* stats) {
+                 const void* dout, const void* q, const void* k, const void* v, const float* stats,
+                 float* dq_acc) {
   const auto* bq = static_cast<const bf16_t*>(q);
   const auto* bk = static_cast<const bf16_t*>(k);
   const auto* bv = static_cast<const bf16_t*>(v);
   const auto* bo = static_cast<const bf16_t*>(dout);
   constexpr int kv_smem = dkdv_tc_smem<D>(), q_smem = dq_tc_smem<D>();
-  NPR_CUDA_TRY(
-      cudaFuncSetAttribute(dkdv_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
-      "attention backward: dK/dV shared memory");
+  const unsigned kv_blocks = static_cast<unsigned>(p.tiles * d.kv_heads);
+  if (dq_acc != nullptr) {
+    const int64_t n = p.tokens * d.heads * D;
+    NPR_CUDA_TRY(cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(n) * 4, st),
+                 "attention backward: zero the dQ sums");
+    NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, true>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
+                 "attention backward: dK/dV/dQ shared memory");
+    dkdv_tc_kernel<D, true><<<kv_blocks, kTcThreads, kv_smem, st>>>(
+        p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, bq, bk, bv, bo, stats);
+    NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel with atomic dQ (tensor cores)"));
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n / 2 + 255) / 256, 65535));
+    dq_from_acc_kernel<<<blocks, 256, 0, st>>>(static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
+    return cuda_launch_status("attention backward: dQ from its fp32 sums");
+  }
+  NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, false>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
+               "attention backward: dK/dV shared memory");
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),
       "attention backward: dQ shared memory");
-  dkdv_tc_kernel<D><<<static_cast<unsigned>(p.tiles * d.kv_heads), kTcThreads, kv_smem, st>>>(
-      p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), bq, bk, bv, bo, stats);
+  dkdv_tc_kernel<D, false><<<kv_blocks, kTcThreads, kv_smem, st>>>(
+      p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), nullptr, bq, bk, bv, bo, stats);
   NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel (bf16, tensor cores)"));
   dq_tc_kernel<D><<<static_cast<unsigned>(p.tiles * d.heads), kTcThreads, q_smem, st>>>(
       p, d, static_cast<bf16_t*>(dq), bq, bk, bv, bo, stats);
@@ -503,10 +613,18 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
                    T};
   const Dims d{static_cast<int>(H), static_cast<int>(KV), static_cast<int>(H / KV),
                static_cast<int>(D), shape.scale,          shape.scale * kLog2e};
-  float* stats = nullptr;  // (2, heads, tokens): lse2, then delta
+  // The tensor-core path with ctx.deterministic off sums dQ with atomics into fp32 scratch.
+  const bool tc = t == DevDType::kBF16 && (D == 64 || D == 128) && aligned16(q) && aligned16(k) &&
+                  aligned16(v) && aligned16(dout) && aligned16(dq) && aligned16(dk) &&
+                  aligned16(dv);
+  const bool atomic_dq = tc && !ctx.deterministic;
+  const int64_t stats_bytes = (2 * H * T * 4 + 255) / 256 * 256;
+  const int64_t acc_bytes = atomic_dq ? T * H * D * 4 : 0;
   void* scratch = nullptr;
-  NPR_TRY(ctx.scratch(CudaContext::kScratchAttention, 2 * H * T * 4, &scratch));
-  stats = static_cast<float*>(scratch);
+  NPR_TRY(ctx.scratch(CudaContext::kScratchAttention, stats_bytes + acc_bytes, &scratch));
+  float* stats = static_cast<float*>(scratch);  // (2, heads, tokens): lse2, then delta
+  float* dq_acc = atomic_dq ? reinterpret_cast<float*>(static_cast<char*>(scratch) + stats_bytes)
+                            : nullptr;  // (tokens, heads, D)
   auto st = static_cast<cudaStream_t>(ctx.stream());
 
   const unsigned stat_blocks = static_cast<unsigned>((T * H + 7) / 8);
@@ -522,10 +640,8 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
 
   if (t == DevDType::kF32)
     return launch_simt_any<float>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
-  const bool tc_aligned = aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout) &&
-                          aligned16(dq) && aligned16(dk) && aligned16(dv);
-  if (tc_aligned && D == 64) return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
-  if (tc_aligned && D == 128) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
+  if (tc && D == 64) return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc);
+  if (tc) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc);
   return launch_simt_any<bf16_t>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
 }
 

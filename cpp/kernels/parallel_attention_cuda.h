@@ -8,7 +8,10 @@
 // accumulation); the fp32 mode and other head dims run a SIMT kernel of the same structure.
 // Backward recomputes P from lse: one kernel per (kv head, key tile) sums dK, dV over the tile's
 // column list, another per (query tile, head) sums dQ over its row list; no floating-point
-// atomics, so every run is bit-identical (the deterministic mode the isolation tests use).
+// atomics, so every run is bit-identical (the deterministic mode the isolation tests use, on
+// while ctx.deterministic is). With ctx.deterministic off, bf16 at head dims 64 / 128 adds dQ
+// into fp32 sums with atomics from the dK/dV kernel instead (fewer GEMMs; dq's last bits then
+// vary between runs; dk, dv do not).
 //
 // Shapes as attention.h: q (tokens, heads, D); k, v (tokens, kv_heads, D); out like q, all of
 // type t; lse (tokens, heads) fp32, natural log. dq, dk, dv like q, k, v (type t), overwritten.

@@ -7,7 +7,8 @@
 // small or odd ones (the SIMT kernels); fp32 within 1e-5 of max |ref|, bf16 within 1e-2 relative
 // norm of the fp32 result on bf16-rounded inputs (bf16 out given to both); outputs poisoned with
 // NaN first; two runs bit-identical; sibling steps' gradients bit-identical when one step's
-// rows change (guards against atomics, reads of unlisted tiles and mask slips).
+// rows change (guards against atomics, reads of unlisted tiles and mask slips). With
+// ctx.deterministic off, dq (atomic sums) against the CPU and the deterministic kernels.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -273,6 +274,58 @@ TEST(cuda_attention_backward_siblings_are_isolated_bit_for_bit) {
       CHECK_MSG(sibling_ok, what + ": a sibling step's gradient moved");
       CHECK_MSG(step0_changed, what + ": the perturbed step's dq did not change");
     }
+#endif
+}
+
+TEST(cuda_attention_backward_atomic_dq_matches_the_deterministic_kernels) {
+#if !defined(NPR_WITH_CUDA)
+  SKIP("CUDA not compiled into this build");
+#else
+  CudaContext& ctx = cuda_test_context();
+  struct Restore {
+    CudaContext& c;
+    ~Restore() { c.deterministic = true; }
+  } restore{ctx};
+  Rng rng(96);
+  // bf16 at D 64 / 128 (the tensor-core kernels, where the atomic dQ lives), GQA 1 / 2 / 4, odd
+  // lengths (short last tiles) and random Structures; fp32 and a SIMT shape ride along (they
+  // stay deterministic whatever the switch says).
+  std::vector<RandomStructure> structures;
+  for (int steps : {1, 3, 8}) structures.push_back(structure_of_lengths(rng, {17, 97, 513}, steps));
+  structures.push_back(random_structure(rng, 3, 2, 8, 97));
+  structures.push_back(structure_of_lengths(rng, {1, 64, 65}, 2));
+  const HeadCase cases[] = {{4, 2, 64}, {4, 1, 128}, {8, 2, 128}, {2, 2, 64}, {4, 2, 16}};
+  for (const RandomStructure& rs : structures) {
+    AttentionPlan plan;
+    CHECK_OK(attention_plan(rs.view(), &plan));
+    DeviceAttentionPlan dplan;
+    CHECK_OK(dplan.upload(ctx, plan));
+    for (const HeadCase& c : cases)
+      for (DevDType t : {DevDType::kBF16, DevDType::kF32}) {
+        if (t == DevDType::kF32 && c.dim != 64) continue;
+        const AttentionShape sh{c.heads, c.kv_heads, c.dim,
+                                static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.dim)))};
+        Inputs in = make_inputs(rng, plan, sh, t);
+        forward_on_cpu(plan, sh, t, &in);
+        const Grads ref = backward_on_cpu(plan, sh, in);
+        ctx.deterministic = true;
+        const Grads det = backward_on_device(ctx, dplan, sh, t, in);
+        ctx.deterministic = false;
+        const Grads fast = backward_on_device(ctx, dplan, sh, t, in);
+        const std::string what = describe(c, plan.tokens, t) + " (atomic dQ)";
+        // dK, dV come from the same kernel code in both modes: the same bits.
+        CHECK_MSG(fast.dk == det.dk && fast.dv == det.dv, what + ": dk / dv differ");
+        // dQ: fp32 partial sums in another order, then one bf16 rounding. Against the CPU as the
+        // deterministic kernels are, and close to them.
+        const double err_cpu =
+            t == DevDType::kF32 ? max_rel(fast.dq, ref.dq) : rel_norm_error(fast.dq, ref.dq);
+        CHECK_MSG(err_cpu < (t == DevDType::kF32 ? 1e-5 : 1e-2),
+                  what + ": dq error vs cpu " + std::to_string(err_cpu));
+        const double err_det = rel_norm_error(fast.dq, det.dq);
+        CHECK_MSG(err_det < 4e-3,
+                  what + ": dq vs the deterministic kernels " + std::to_string(err_det));
+      }
+  }
 #endif
 }
 

@@ -195,6 +195,8 @@ export interface NativeQwen3Options {
   backend?: 'cpu' | 'cuda';
   /** 'bf16' (CUDA only): bf16 compute copy and activations, fp32 masters. Default 'fp32'. */
   precision?: 'fp32' | 'bf16';
+  /** Bit-identical backward (default true); false: CUDA bf16 sums attention dQ with atomics. */
+  deterministic?: boolean;
 }
 
 /** One Qwen3 model in native memory (fp32 weights, grads, AdamW moments). */
@@ -202,6 +204,7 @@ export interface NativeQwen3 {
   readonly paramCount: number;
   readonly backend: 'cpu' | 'cuda';
   readonly precision: 'fp32' | 'bf16';
+  readonly deterministic: boolean;
   paramTable(): NativeParamInfo[];
   setParam(name: string, data: Float32Array): void;
   getParam(name: string, out: Float32Array): void;

@@ -48,10 +48,20 @@ export interface CreateOptions {
   backend?: 'cpu' | 'cuda' | 'auto';
   /** Compute precision on CUDA: 'bf16' (default there) or 'fp32'; the CPU computes in fp32. */
   precision?: 'fp32' | 'bf16';
+  /**
+   * Bit-identical backward passes (default true). false: on CUDA in bf16 the attention backward
+   * sums dQ with atomics from the dK/dV kernel (5 GEMMs a tile pair instead of 7), so dq, and
+   * the gradients after it, vary in their last bits from run to run. The CPU is deterministic
+   * either way.
+   */
+  deterministic?: boolean;
 }
 
+/** The creation options the native model takes, resolved once at the edge. */
+export type LoadOptions = Pick<CreateOptions, 'backend' | 'precision' | 'deterministic'>;
+
 /** Resolves 'auto' and the precision default once, at the edge. */
-export function resolveBackend(options: Pick<CreateOptions, 'backend' | 'precision'>): Required<NativeQwen3Options> {
+export function resolveBackend(options: Pick<CreateOptions, 'backend' | 'precision'>): Required<Omit<NativeQwen3Options, 'deterministic'>> {
   let backend = options.backend ?? 'cpu';
   if (backend === 'auto') backend = native().backends().cuda.devices > 0 ? 'cuda' : 'cpu';
   const precision = options.precision ?? (backend === 'cuda' ? 'bf16' : 'fp32');
@@ -78,6 +88,10 @@ export class Model {
   get precision(): 'fp32' | 'bf16' {
     return this.handle.precision;
   }
+  /** Whether backward passes are bit-identical run to run (CreateOptions.deterministic). */
+  get deterministic(): boolean {
+    return this.handle.deterministic;
+  }
 
   /** A model with the given config; weights from `options.weights`, the rest initialised. */
   static create(config: Qwen3Config, options: CreateOptions = {}): Model {
@@ -94,7 +108,7 @@ export class Model {
         ropeTheta: config.ropeTheta,
         tied: config.tieWordEmbeddings,
       },
-      resolveBackend(options),
+      { ...resolveBackend(options), deterministic: options.deterministic ?? true },
     );
     const model = new Model(config, options.tokenizerFiles ?? {}, handle);
     const gaussian = normalSampler(options.seed ?? 0);
@@ -123,7 +137,7 @@ export class Model {
   }
 
   /** Loads a Hugging Face Qwen3 directory (config.json, safetensors, tokenizer files). */
-  static async load(dir: string, options: Pick<CreateOptions, 'backend' | 'precision'> = {}): Promise<Model> {
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
     const hf = await loadHfDirectory(dir);
     return Model.create(hf.config, { weights: hf.weights, tokenizerFiles: hf.tokenizerFiles, ...options });
   }

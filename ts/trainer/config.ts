@@ -98,6 +98,12 @@ export interface CurriculumConfig {
   /** 'tokenizer' (the model's tokenizer.json, default) or 'char' (CharCodec: tags are ids 0..7; tests, synthetic tasks). */
   codec?: 'tokenizer' | 'char';
   backend?: 'cpu' | 'cuda' | 'auto';
+  /**
+   * Bit-identical reruns (default true). false lets the CUDA backend sum the attention backward's
+   * dQ with atomics: a faster backward whose dq varies in its last bits from run to run. The CPU
+   * is deterministic either way.
+   */
+  deterministic?: boolean;
   /** JSONL file of {question, answer}. */
   data: string;
   /** Run directory: checkpoints, metrics.jsonl, datasets. */
@@ -135,6 +141,7 @@ export interface ResolvedCurriculum {
   model: string;
   codec: 'tokenizer' | 'char';
   backend: 'cpu' | 'cuda' | 'auto';
+  deterministic: boolean;
   data: string;
   out: string;
   seed: number;
@@ -166,6 +173,8 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
   if (typeof c.data !== 'string' || !c.data) throw new ConfigError('curriculum.data must name a JSONL file of {question, answer}');
   if (typeof c.out !== 'string' || !c.out) throw new ConfigError('curriculum.out must name a run directory');
   if (!Array.isArray(c.stages) || c.stages.length === 0) throw new ConfigError('curriculum.stages must list at least one stage');
+  if (c.deterministic !== undefined && typeof c.deterministic !== 'boolean')
+    throw new ConfigError(`curriculum.deterministic must be true or false (got ${JSON.stringify(c.deterministic)})`);
   const sampling: ResolvedSampling = {
     temperature: 1,
     topP: 1,
@@ -255,6 +264,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
     model: c.model,
     codec: c.codec ?? 'tokenizer',
     backend: c.backend ?? 'cpu',
+    deterministic: c.deterministic ?? true,
     data: c.data,
     out: c.out,
     seed: c.seed ?? 0,

@@ -73,7 +73,7 @@ export function startingDir(ctx: StageContext, from: string, previous: string | 
 }
 
 export async function loadModel(ctx: StageContext, dir: string): Promise<Model> {
-  return Model.load(dir, { backend: ctx.cfg.backend });
+  return Model.load(dir, { backend: ctx.cfg.backend, deterministic: ctx.cfg.deterministic });
 }
 
 /** Appends one metrics line (JSONL). */
