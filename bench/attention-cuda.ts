@@ -23,7 +23,11 @@
  * Forward + backward runs twice: deterministic (the default; `fwdbwd_*` figures) and with the
  * deterministic switch off, where dQ is summed with atomics from the dK/dV kernel
  * (`*_atomic_dq_*` figures; its sampled dq rows are checked against the deterministic run's,
- * `atomic_dq_rel_err_*`, relative norm <= 1e-2). The last line is the JSON object.
+ * `atomic_dq_rel_err_*`, relative norm <= 1e-2). The forward also runs on the Hopper wgmma
+ * kernel, built for one and for two CTAs an SM (`wgmma1`, `wgmma2` keys: `fwd_ms_wgmma1_*`,
+ * `ratio_vs_flex_fwd_wgmma1_*`, `wgmma1_out_rel_err_*` against the mma.sync kernel's sampled
+ * rows, <= 1e-2), where the build and GPU can run it (sm_90); elsewhere those keys are null
+ * and `wgmma_available` false. The last line is the JSON object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
  * when no CUDA backend is available).
  */
@@ -197,6 +201,10 @@ async function main(): Promise<void> {
     const ours = timeOurs(addon, { ...base, sampleTokens }, errors, `ours sparse T=${T}`);
     const dense = timeOurs(addon, { ...base, dense: true }, errors, `ours dense-causal T=${T}`);
     const atomic = timeOurs(addon, { ...base, sampleTokens, deterministic: false }, errors, `ours atomic dQ T=${T}`);
+    const wgmma = ([1, 2] as const).map((n) => {
+      const r = timeOurs(addon, { ...base, sampleTokens, backward: false, wgmma: n }, errors, `ours wgmma${n} T=${T}`);
+      return r && r.forwardKernel === 'wgmma' ? r : null;
+    });
     let peer: PeerResult | null = null;
     if (py) {
       try {
@@ -291,6 +299,33 @@ async function main(): Promise<void> {
     figures[`ratio_vs_flex_fwdbwd_atomic_dq_${key}`] = round(ratio(flexFwdBwd, atomicMs));
     figures[`speedup_atomic_dq_fwdbwd_${key}`] = round(ratio(ours?.fwdBwdMs, atomicMs));
     figures[`atomic_dq_rel_err_${key}`] = round(atomicErr, 6);
+    figures.wgmma_available = wgmma.some((r) => r !== null);
+    for (const [i, r] of wgmma.entries()) {
+      const tag = `wgmma${i + 1}`;
+      const err = r?.samples?.out && ours?.samples?.out ? relNorm(r.samples.out, ours.samples.out) : null;
+      const ms = r?.fwdMs ?? null;
+      rows.push({
+        T,
+        pass: `fwd ${tag}`,
+        visible: round(visible / causal),
+        ms: round(ms, 3),
+        tflops: round(tflops(flopFwd, ms), 1),
+        dense_ms: null,
+        flex_ms: round(peer?.flex_fwd_ms ?? null, 3),
+        flash_ms: null,
+        mask_ms: null,
+        vs_flex: round(ratio(peer?.flex_fwd_ms, ms), 2),
+        dense_vs_flash: null,
+        sparsity_eff: null,
+        check: err === null ? '-' : err <= TOL_ATOMIC && r?.nonFiniteOut === 0 ? 'ok' : 'FAIL',
+      });
+      if (err !== null && err > TOL_ATOMIC) errors.push(`T=${T}: ${tag} forward rows differ from the mma.sync kernel's by ${err}`);
+      figures[`fwd_ms_${tag}_${key}`] = round(ms, 4);
+      figures[`tflops_fwd_${tag}_${key}`] = round(tflops(flopFwd, ms), 1);
+      figures[`ratio_vs_flex_fwd_${tag}_${key}`] = round(ratio(peer?.flex_fwd_ms, ms));
+      figures[`speedup_${tag}_fwd_${key}`] = round(ratio(ours?.fwdMs, ms));
+      figures[`${tag}_out_rel_err_${key}`] = round(err, 6);
+    }
     figures[`visible_fraction_${key}`] = round(visible / causal, 4);
     figures[`tiles_skipped_fraction_${key}`] = ours ? round(ours.tilesSkipped / ours.tilesCausal, 4) : null;
     figures[`device_peak_bytes_${key}`] = ours?.devicePeakBytes ?? null;

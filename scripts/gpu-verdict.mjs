@@ -133,6 +133,17 @@ export function verdict(logs) {
       );
     }
   }
+  if (attention && attention.available !== false && attention.wgmma_available !== undefined) {
+    out.push(`attention forward on wgmma (available: ${attention.wgmma_available}; vs FlexAttention and vs mma.sync, 1 / 2 CTAs an SM):`);
+    for (const key of ['4k', '8k', '32k']) {
+      if (attention[`fwd_ms_wgmma1_${key}`] === undefined) continue;
+      out.push(
+        `  ${key}: ${fmt(attention[`ratio_vs_flex_fwd_wgmma1_${key}`])} / ${fmt(attention[`ratio_vs_flex_fwd_wgmma2_${key}`])} vs flex, ` +
+          `${fmt(attention[`speedup_wgmma1_fwd_${key}`])} / ${fmt(attention[`speedup_wgmma2_fwd_${key}`])} vs mma.sync, ` +
+          `out rel err ${fmt(attention[`wgmma1_out_rel_err_${key}`])} / ${fmt(attention[`wgmma2_out_rel_err_${key}`])}`,
+      );
+    }
+  }
   const train = lastJson(logs['bench-train-step.log']);
   if (train && train.available !== false) {
     out.push(

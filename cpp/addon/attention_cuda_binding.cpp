@@ -5,8 +5,10 @@
 // options: { heads, kvHeads, headDim, scale? = 1/sqrt(headDim), cuSeqlens: Int32Array
 //            (tokens = its last entry), depth? = 0, block?, step?: Int32Array (tokens * depth),
 //            dense? = false (plan as plain causal), dtype? = 'bf16' | 'fp32', iters? = 20,
-//            warmup? = 3, backward? = true, deterministic? = true,
+//            warmup? = 3, backward? = true, deterministic? = true, wgmma? = 0 (1 or 2: the
+//            Hopper forward built for that many CTAs an SM, where it can run),
 //            sampleTokens?: Int32Array (rows of out, dq, dk, dv returned as Float32Array) }.
+// The result's forwardKernel says which forward ran: 'wgmma' or 'mma'.
 // Without CUDA compiled in, or with no device answering, it throws an Error with code
 // 'UNAVAILABLE' whose message gives the reason.
 #include <algorithm>
@@ -93,6 +95,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
   const int warmup = static_cast<int>(int_field(o, fn, "warmup", 0, 1000, true, 3));
   const bool backward = bool_field(o, fn, "backward", true);
   const bool deterministic = bool_field(o, fn, "deterministic", true);
+  const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 2, true, 0));
   Napi::Int32Array samples = i32_option(o, fn, "sampleTokens", -1, true);
   const int64_t sample_count = samples.IsEmpty() ? 0 : samples.ElementLength();
   const int32_t* sample_data = sample_count > 0 ? samples.Data() : nullptr;
@@ -109,6 +112,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
     throw_status(env, Status(s.code(), std::string(fn) +
                                            ": the CUDA backend is not available: " + s.message()));
   ctx->deterministic = deterministic;
+  ctx->attention_wgmma = wgmma;
   AttentionTimingOptions opt;
   opt.iters = iters;
   opt.warmup = warmup;
@@ -137,6 +141,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
   num("devicePeakBytes", static_cast<double>(r.device_peak_bytes));
   num("nonFiniteOut", static_cast<double>(r.nonfinite_out));
   num("nonFiniteGrads", static_cast<double>(r.nonfinite_grads));
+  out.Set("forwardKernel", Napi::String::New(env, r.forward_wgmma ? "wgmma" : "mma"));
   if (sample_count > 0) {
     Napi::Object smp = Napi::Object::New(env);
     smp.Set("out", f32_copy(env, r.sample_out));
@@ -158,6 +163,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
   (void)warmup;
   (void)backward;
   (void)deterministic;
+  (void)wgmma;
   throw_status(env, Status::unavailable(std::string(fn) + ": the CUDA backend is not available: " +
                                         cuda_info().reason));
 #endif

@@ -1,7 +1,9 @@
 // The fused block-sparse attention on the device, forward half (see parallel_attention_cuda.h):
 // DeviceAttentionPlan (the host plan's arrays copied once per batch) and attention_forward_cuda,
 // which checks the shapes and picks a kernel from parallel_attention_fwd.cuh: tensor cores for
-// bf16 with head_dim 64 or 128 (16-byte aligned tensors), the SIMT kernel for everything else.
+// bf16 with head_dim 64 or 128 (16-byte aligned tensors), the SIMT kernel for everything else;
+// with the context's attention_wgmma switch on, the Hopper kernel (parallel_attention_wgmma.h)
+// for the paired-head shapes where it can run.
 //
 // Deliberately not here: the backward (parallel_attention_backward.cu), the plan itself (built on
 // the host by attention_plan), split-KV for very long single rows. The forward needs no
@@ -17,6 +19,7 @@
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_pair.cuh"
 #include "kernels/parallel_attention_fwd_simt.cuh"
+#include "kernels/parallel_attention_wgmma.h"
 
 namespace npr {
 
@@ -110,6 +113,34 @@ Status launch_simt(CudaContext& ctx, int64_t blocks, const FwdParams& p) {
 
 }  // namespace
 
+#if !defined(NPR_HAVE_SM90A)
+// This build has no sm_90a kernel (no 90 among its CUDA architectures, or an nvcc before 12).
+bool attention_wgmma_compiled() {
+  return false;
+}
+Status attention_forward_wgmma(CudaContext&, const FwdParams&, int64_t, int) {
+  return Status::unavailable(
+      "attention_forward_wgmma: this build has no sm_90a kernel (build with CUDA architecture 90 "
+      "and nvcc 12 or later)");
+}
+#endif
+
+bool attention_wgmma_available() {
+  if (!attention_wgmma_compiled()) return false;
+  int dev = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+    return false;
+  return major == 9 && minor == 0;
+}
+
+bool attention_forward_uses_wgmma(const CudaContext& ctx, DevDType t, const AttentionShape& s) {
+  return ctx.attention_wgmma != 0 && t == DevDType::kBF16 && s.kv_heads > 0 &&
+         s.heads % s.kv_heads == 0 && (s.heads / s.kv_heads) % 2 == 0 &&
+         (s.head_dim == 64 || s.head_dim == 128) && attention_wgmma_available();
+}
+
 Status attention_forward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentionPlan& plan,
                               void* out, float* lse, const void* q, const void* k, const void* v,
                               const AttentionShape& shape) {
@@ -161,6 +192,8 @@ Status attention_forward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentio
   const char* what = "attention_forward_cuda (tensor-core kernel)";
   if (vec_ok && p.group % 2 == 0 && (s.head_dim == 64 || s.head_dim == 128)) {
     const int64_t pair_blocks = plan.tiles() * (s.heads / 2);  // heads of a pair share K/V
+    if (attention_forward_uses_wgmma(ctx, t, s))
+      return attention_forward_wgmma(ctx, p, pair_blocks, ctx.attention_wgmma);
     if (s.head_dim == 64)
       return launch(ctx, attn_fwd::attn_fwd_mma2<64>, pair_blocks, attn_fwd::kMmaThreads,
                     attn_fwd::Mma2Smem<64>::kBytes, p, what);

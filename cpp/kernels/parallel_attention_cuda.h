@@ -49,6 +49,11 @@ class DeviceAttentionPlan {
 Status attention_forward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentionPlan& plan,
                               void* out, float* lse, const void* q, const void* k, const void* v,
                               const AttentionShape& shape);
+// Whether attention_forward_cuda runs the Hopper wgmma kernel for this type and shape (16-byte
+// aligned tensors given): the context asks for it (attention_wgmma), the shape has an even GQA
+// group and head_dim 64 or 128 in bf16, and the build and device can run it.
+bool attention_forward_uses_wgmma(const CudaContext& ctx, DevDType t, const AttentionShape& shape);
+
 Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentionPlan& plan,
                                void* dq, void* dk, void* dv, const void* dout, const void* q,
                                const void* k, const void* v, const void* out, const float* lse,

@@ -252,6 +252,7 @@ Status attention_cuda_time(CudaContext& ctx, const StructureView& st, const Atte
   r.tiles_partial = plan.tiles_partial;
   r.tiles_skip = plan.tiles_skip;
   r.plan_bytes = dplan.bytes();
+  r.forward_wgmma = attention_forward_uses_wgmma(ctx, t, shape);
   r.device_peak_bytes = a.peak_bytes();
   *out = std::move(r);
   return Status::ok();

@@ -47,6 +47,7 @@ struct AttentionTiming {
   int64_t device_peak_bytes = 0;  // the context allocator's peak during the call
   int64_t nonfinite_out = 0;      // NaN/inf elements of out (and lse) after the last forward
   int64_t nonfinite_grads = 0;    // of dq, dk, dv after the last backward
+  bool forward_wgmma = false;     // the forward ran the Hopper kernel (ctx.attention_wgmma)
   std::vector<float> sample_out, sample_dq;  // (sample_count, heads, D)
   std::vector<float> sample_dk, sample_dv;   // (sample_count, kv_heads, D)
 };

@@ -130,6 +130,11 @@ export interface AttentionCudaTimeOptions {
   backward?: boolean;
   /** The context's deterministic switch; default true. */
   deterministic?: boolean;
+  /**
+   * The Hopper (wgmma) forward, built for 1 or 2 CTAs an SM, where the build and device can run
+   * it (sm_90, bf16, head dim 64/128, even GQA group); 0 (default): the mma.sync kernels.
+   */
+  wgmma?: 0 | 1 | 2;
   /** Tokens whose rows of out, dq (heads * headDim each) and dk, dv (kvHeads * headDim) come back. */
   sampleTokens?: Int32Array;
 }
@@ -146,6 +151,8 @@ export interface AttentionCudaTiming extends Omit<ParallelAttentionInfo, 'worksp
   /** Non-finite elements of out and lse after the last forward, of dq, dk, dv after backward. */
   nonFiniteOut: number;
   nonFiniteGrads: number;
+  /** Which forward kernel ran. */
+  forwardKernel: 'wgmma' | 'mma';
   samples: { out: Float32Array; dq?: Float32Array; dk?: Float32Array; dv?: Float32Array } | null;
 }
 

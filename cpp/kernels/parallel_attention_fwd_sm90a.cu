@@ -1,0 +1,263 @@
+// attention_forward_wgmma (parallel_attention_wgmma.h): the fused block-sparse attention forward
+// on Hopper's warpgroup MMA, compiled for sm_90a only (CMakeLists.txt builds *_sm90a.cu files
+// for that one architecture, where the toolkit and the architecture list allow).
+//
+// The decomposition is attn_fwd_mma2's (parallel_attention_fwd_pair.cuh): one CTA per (query
+// tile, pair of query heads of one kv head), items last tile first, the query tile's row list
+// walked in order, FULL tiles without mask arithmetic, PARTIAL ones with one 64-bit word per
+// query row, SKIP tiles never loaded. Two warpgroups, one a head, share each K / V tile; each
+// warpgroup keeps its head's 64 query rows and computes, per key tile:
+//   S (64 x 64) = Q K^T    wgmma m64n64k16, Q and K from shared memory (K-major), D / 16 steps;
+//   online softmax on S    the same step as the mma.sync kernels (same fragment layout);
+//   O (64 x D) += P V      wgmma m64nDk16, P from registers (bf16), V N-major, 4 steps.
+// Tiles are stored 128-byte swizzled (wgmma.cuh) by cp.async with zero fill past a tile's
+// end, K / V double-buffered, published to the async proxy by a proxy fence before the barrier.
+// Same arithmetic as the mma.sync kernels (fp32 scores, bf16 P, fp32 accumulation, lse in
+// natural log); sums may associate differently inside the tensor core, so results agree within
+// fp32 rounding of the accumulations, not bit for bit. Not here: TMA, warp specialisation,
+// overlapping one tile's softmax with the next tile's Q K^T.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "kernels/attn_softmax.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/parallel_attention_fwd.cuh"
+#include "kernels/parallel_attention_wgmma.h"
+#include "kernels/wgmma.cuh"
+
+namespace npr {
+
+namespace {
+
+using attn_fwd::FwdParams;
+using attn_fwd::kT;
+using bf16_t = __nv_bfloat16;
+
+constexpr int kThreads = 256;  // two warpgroups: heads h0 and h0 + 1
+
+template <int D>
+struct WgSmem {
+  static constexpr int kTileBytes = kT * D * 2;  // one (64, D) sw128 tile
+  // Q0 | Q1 | K0 | V0 | K1 | V1, each 1024-byte aligned; + 1 KB to align the dynamic base.
+  static constexpr int kBytes = 6 * kTileBytes + 1024;
+  static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
+};
+
+// dst (sw128, 64 rows x D) <- rows [0, n) of src (row stride ld), zeros past n; cp.async.cg by
+// all threads of the CTA (the caller commits).
+template <int D>
+__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const bf16_t* src, int64_t ld, int n,
+                                                int tid) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks a row
+  static_assert(kT * kChunks % kThreads == 0, "every thread copies the same number of chunks");
+#pragma unroll
+  for (int it = 0; it < kT * kChunks / kThreads; ++it) {
+    const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
+    const bool ok = r < n;
+    const uint32_t addr = dst + wgmma::sw128_offset(kT, r, c * 8);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr),
+                 "l"(src + (ok ? r : 0) * ld + c * 8), "r"(ok ? 16 : 0));
+  }
+}
+
+// kCtas: CTAs an SM is built for (1: up to 255 registers a thread; 2: 128, so two CTAs' softmax
+// and MMAs interleave on an SM, with a few registers spilled at D 128).
+template <int D, int kCtas>
+__global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = WgSmem<D>;
+  constexpr int KD = D / 16;  // k-steps of Q K^T
+  constexpr int ND = D / 8;   // n8 fragments of the output
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t sbase = (raw + 1023u) & ~1023u;
+  const auto q_tile = [&](int hh) { return sbase + hh * S::kTileBytes; };
+  const auto k_tile = [&](int b) { return sbase + (2 + 2 * b) * S::kTileBytes; };
+  const auto v_tile = [&](int b) { return sbase + (3 + 2 * b) * S::kTileBytes; };
+
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int hh = tid >> 7;          // warpgroup = head of the pair
+  const int warp = (tid >> 5) & 3;  // warp within the warpgroup: rows 16 warp ..
+  const int g8 = lane >> 2, c4 = lane & 3;
+  const int pairs = p.heads >> 1;
+  const int64_t x = blockIdx.x;
+  const int h0 = static_cast<int>(x % pairs) * 2;
+  const int kvh = h0 / p.group;
+  const int64_t g = p.tiles - 1 - x / pairs;
+  int64_t seq_start, seq_end, q_start;
+  int qn;
+  {
+    const int32_t seq = p.tile_seq[g];
+    seq_start = p.seq_start[seq];
+    seq_end = seq_start + p.seq_len[seq];
+    q_start = seq_start + (g - p.seq_tile0[seq]) * kT;
+    const int64_t n = seq_end - q_start;
+    qn = static_cast<int>(n < kT ? n : kT);
+  }
+  const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + q_start * p.ldq + h0 * D;
+  const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + seq_start * p.ldk + kvh * D;
+  const bf16_t* const vg = static_cast<const bf16_t*>(p.v) + seq_start * p.ldk + kvh * D;
+  const int64_t seq_n = seq_end - seq_start;
+  const AttnTilePair* const rp = p.row_pairs + p.row_ptr[g];
+  const int npairs = static_cast<int>(p.row_ptr[g + 1] - p.row_ptr[g]);
+
+  const auto load_kv = [&](int j, int b) {
+    const int64_t ks = static_cast<int64_t>(rp[j].other) * kT;
+    const int64_t kn64 = seq_n - ks;
+    const int kn = static_cast<int>(kn64 < kT ? kn64 : kT);
+    load_tile_sw128<D>(k_tile(b), kg + ks * p.ldk, p.ldk, kn, tid);
+    load_tile_sw128<D>(v_tile(b), vg + ks * p.ldk, p.ldk, kn, tid);
+  };
+
+  load_tile_sw128<D>(q_tile(0), qg, p.ldq, qn, tid);
+  load_tile_sw128<D>(q_tile(1), qg + D, p.ldq, qn, tid);
+  cp_async_commit();
+  if (npairs > 0) load_kv(0, 0);
+  cp_async_commit();
+
+  float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
+#pragma unroll
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  const float ninf = -__int_as_float(0x7f800000);
+  float m0 = ninf, m1 = ninf, l0 = 0.0f, l1 = 0.0f;
+  const float sl2 = p.scale_log2;
+  const int r0 = warp * 16 + g8;
+  const uint64_t qd = wgmma::k_major_desc(q_tile(hh), kT, 0);  // this head's Q, k-step 0
+
+  for (int j = 0; j < npairs; ++j) {
+    const int b = j & 1;
+    if (j + 1 < npairs) load_kv(j + 1, b ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();                 // tile j (and Q, on the first pass) landed
+    wgmma::fence_proxy_async_shared();  // ... and is visible to wgmma's reads
+    __syncthreads();
+
+    const int32_t partial = rp[j].partial;
+    uint64_t w0 = ~0ull, w1 = ~0ull;
+    if (partial >= 0) {
+      w0 = p.masks[partial + r0];
+      w1 = p.masks[partial + r0 + 8];
+    }
+
+    // S = Q K^T.
+    float s[8][4];  // raw scores, then probabilities: rows as o, keys (8 n + 2 c4, + 1)
+    const uint64_t kd = wgmma::k_major_desc(k_tile(b), kT, 0);
+    wgmma::fence();
+    wgmma::wgmma_m64n64k16_ss_first(s, qd, kd);
+#pragma unroll
+    for (int kk = 1; kk < KD; ++kk) {
+      const uint32_t step = wgmma::k_major_step(kT, 16 * kk);
+      wgmma::wgmma_m64n64k16_ss(s, wgmma::desc_plus(qd, step), wgmma::desc_plus(kd, step), 1);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(s);
+
+    if (partial >= 0) {
+#pragma unroll
+      for (int n = 0; n < 8; ++n)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = n * 8 + 2 * c4 + e;
+          if (!((w0 >> col) & 1ull)) s[n][e] = ninf;
+          if (!((w1 >> col) & 1ull)) s[n][2 + e] = ninf;
+        }
+    }
+    online_softmax_step(s, o, m0, m1, l0, l1, sl2);
+
+    // O += P V: P (bf16) straight from the score fragments.
+    uint32_t pa[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      pa[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+      pa[kk][1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+      pa[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+    const uint64_t vd = wgmma::n_major_desc(v_tile(b), kT, 0);
+    wgmma::fence_operands(o);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const uint64_t vdk = wgmma::desc_plus(vd, wgmma::n_major_step(16 * kk));
+      if constexpr (D == 128)
+        wgmma::wgmma_m64n128k16_rs_tb(o, pa[kk], vdk, 1);
+      else
+        wgmma::wgmma_m64n64k16_rs_tb(o, pa[kk], vdk, 1);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(o);
+    __syncthreads();  // buffer b is refilled by the next iteration's prefetch
+  }
+  cp_async_wait<0>();
+
+#pragma unroll
+  for (int xo = 1; xo <= 2; xo <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, xo);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, xo);
+  }
+  const int h = h0 + hh;
+  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+  bf16_t* const og = static_cast<bf16_t*>(p.out) + q_start * p.ldq + h * D + 2 * c4;
+  if (r0 < qn) {
+#pragma unroll
+    for (int n = 0; n < ND; ++n)
+      *reinterpret_cast<uint32_t*>(og + r0 * p.ldq + n * 8) =
+          pack_bf16x2(o[n][0] * inv0, o[n][1] * inv0);
+    if (c4 == 0)
+      p.lse[(q_start + r0) * p.heads + h] =
+          l0 > 0.0f ? (m0 * sl2 + log2f(l0)) * attn_fwd::kLn2 : ninf;
+  }
+  if (r0 + 8 < qn) {
+#pragma unroll
+    for (int n = 0; n < ND; ++n)
+      *reinterpret_cast<uint32_t*>(og + (r0 + 8) * p.ldq + n * 8) =
+          pack_bf16x2(o[n][2] * inv1, o[n][3] * inv1);
+    if (c4 == 0)
+      p.lse[(q_start + r0 + 8) * p.heads + h] =
+          l1 > 0.0f ? (m1 * sl2 + log2f(l1)) * attn_fwd::kLn2 : ninf;
+  }
+#else
+  __trap();  // built for another architecture: the host never launches it there
+#endif
+}
+
+template <int D, int kCtas>
+Status launch_wgmma(CudaContext& ctx, const FwdParams& p, int64_t blocks) {
+  const char* what = "attention_forward_wgmma (sm_90a kernel)";
+  constexpr int bytes = WgSmem<D>::kBytes;
+  NPR_CUDA_TRY(cudaFuncSetAttribute(attn_fwd_wgmma<D, kCtas>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+               what);
+  attn_fwd_wgmma<D, kCtas>
+      <<<static_cast<unsigned>(blocks), kThreads, bytes, static_cast<cudaStream_t>(ctx.stream())>>>(
+          p);
+  return cuda_launch_status(what);
+}
+
+}  // namespace
+
+Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, int64_t pair_blocks,
+                               int ctas_per_sm) {
+  if (ctas_per_sm != 1 && ctas_per_sm != 2)
+    return Status::invalid("attention_forward_wgmma: ctas_per_sm " + std::to_string(ctas_per_sm) +
+                           " (1 or 2)");
+  if (p.head_dim == 64)
+    return ctas_per_sm == 1 ? launch_wgmma<64, 1>(ctx, p, pair_blocks)
+                            : launch_wgmma<64, 2>(ctx, p, pair_blocks);
+  if (p.head_dim == 128)
+    return ctas_per_sm == 1 ? launch_wgmma<128, 1>(ctx, p, pair_blocks)
+                            : launch_wgmma<128, 2>(ctx, p, pair_blocks);
+  return Status::invalid("attention_forward_wgmma: head_dim " + std::to_string(p.head_dim) +
+                         " (64 or 128 only)");
+}
+
+bool attention_wgmma_compiled() {
+  return true;
+}
+
+}  // namespace npr
