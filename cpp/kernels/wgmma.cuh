@@ -14,29 +14,6 @@
 
 namespace npr::wgmma {
 
-// Shared-memory matrix descriptor: start address, leading / stride byte offsets (16-byte
-// units), 128-byte swizzle (mode 1 in bits 62-63).
-__device__ __forceinline__ uint64_t sw128_desc(uint32_t smem_addr, uint32_t lead_bytes,
-                                               uint32_t stride_bytes) {
-  return static_cast<uint64_t>((smem_addr & 0x3ffffu) >> 4) |
-         (static_cast<uint64_t>((lead_bytes >> 4) & 0x3fffu) << 16) |
-         (static_cast<uint64_t>((stride_bytes >> 4) & 0x3fffu) << 32) | (1ull << 62);
-}
-
-// Descriptor `desc` moved by `bytes` (a multiple of 16) along its start address; the field
-// cannot carry over (shared addresses stay below 2^18).
-__device__ __forceinline__ uint64_t desc_plus(uint64_t desc, uint32_t bytes) {
-  return desc + (bytes >> 4);
-}
-// K-major operand: the 16 K-columns at k0 of a sw128 tile of `rows` rows at `tile`.
-__device__ __forceinline__ uint64_t k_major_desc(uint32_t tile, int rows, int k0) {
-  return sw128_desc(tile + k_major_step(rows, k0), 16, kGroupStride);
-}
-// N-major operand: the 16 K-rows at k0 of a sw128 tile of `rows` (K) rows at `tile`.
-__device__ __forceinline__ uint64_t n_major_desc(uint32_t tile, int rows, int k0) {
-  return sw128_desc(tile + n_major_step(k0), column_block_stride(rows), kGroupStride);
-}
-
 // Before the first wgmma of a batch whose accumulator or A registers other code wrote.
 __device__ __forceinline__ void fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");

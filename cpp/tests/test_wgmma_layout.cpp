@@ -4,7 +4,8 @@
 // holds exactly its own row's 8 chunks (the swizzle permutes chunks within a row), and the
 // k-step offsets the descriptors start from point at the element (row 0, k0) for K-major tiles
 // and (k0, column 0) for N-major ones, without moving the address bits 7..9 the hardware's
-// swizzle reads.
+// swizzle reads; and the descriptors the kernels build address every element of their tiles
+// where the PTX ISA's canonical layouts (and the swizzle) say the hardware reads it.
 #include <set>
 #include <string>
 
@@ -55,6 +56,52 @@ TEST(wgmma_k_steps_start_at_their_first_element_and_keep_the_swizzle_phase) {
   }
   CHECK(wgmma::column_block_stride(64) == sw128_offset(64, 0, 64));
   CHECK(wgmma::kGroupStride == sw128_offset(64, 8, 0));
+}
+
+namespace {
+
+// The byte address the hardware reads for element (mn, k) of one k16 operand that `desc`
+// describes, per the PTX ISA's canonical 128-byte-swizzle layouts (T = 8 bf16 per 16 bytes):
+// K-major ((8, m), (T, 2)) : ((8T, SBO), (1, T)); MN-major ((T, 8, m), (8, 2)) : ((1, T, LBO),
+// (8T, SBO)); then the swizzle on the absolute address, bits 4..6 ^= bits 7..9.
+uint32_t hardware_address(uint64_t desc, bool k_major, int mn, int k) {
+  const uint32_t start = static_cast<uint32_t>(desc & 0x3fffu) << 4;
+  const uint32_t lbo = static_cast<uint32_t>((desc >> 16) & 0x3fffu) << 4;
+  const uint32_t sbo = static_cast<uint32_t>((desc >> 32) & 0x3fffu) << 4;
+  const uint32_t off = k_major ? (mn % 8) * 128 + (mn / 8) * sbo + k * 2
+                               : (mn % 64) * 2 + (mn / 64) * lbo + (k % 8) * 128 + (k / 8) * sbo;
+  const uint32_t a = start + off;
+  return a ^ (((a >> 7) & 7u) << 4);
+}
+
+}  // namespace
+
+TEST(wgmma_descriptors_address_the_sw128_tiles_as_the_ptx_layouts_say) {
+  const uint32_t tile = 5 * 1024;  // any 1024-byte aligned shared address
+  for (int D : {64, 128}) {
+    for (int k0 = 0; k0 < D; k0 += 16) {
+      // Q / K tiles (64 rows, D columns) as K-major operands of S = Q K^T.
+      const uint64_t kd = wgmma::k_major_desc(tile, 64, k0);
+      CHECK((kd >> 62) == 1);  // 128-byte swizzle
+      CHECK(kd == wgmma::desc_plus(wgmma::k_major_desc(tile, 64, 0), wgmma::k_major_step(64, k0)));
+      for (int mn = 0; mn < 64; ++mn)
+        for (int k = 0; k < 16; ++k)
+          CHECK_MSG(hardware_address(kd, true, mn, k) == tile + wgmma::sw128_offset(64, mn, k0 + k),
+                    "K-major D " + std::to_string(D) + " k0 " + std::to_string(k0) + " row " +
+                        std::to_string(mn) + " col " + std::to_string(k));
+    }
+    for (int k0 = 0; k0 < 64; k0 += 16) {
+      // V tiles (64 keys, D columns) as the N-major operand of O += P V.
+      const uint64_t vd = wgmma::n_major_desc(tile, 64, k0);
+      CHECK((vd >> 62) == 1);
+      CHECK(vd == wgmma::desc_plus(wgmma::n_major_desc(tile, 64, 0), wgmma::n_major_step(k0)));
+      for (int n = 0; n < D; ++n)
+        for (int k = 0; k < 16; ++k)
+          CHECK_MSG(hardware_address(vd, false, n, k) == tile + wgmma::sw128_offset(64, k0 + k, n),
+                    "N-major D " + std::to_string(D) + " k0 " + std::to_string(k0) + " key " +
+                        std::to_string(k) + " col " + std::to_string(n));
+    }
+  }
 }
 
 }  // namespace npr::test
