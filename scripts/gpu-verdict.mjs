@@ -134,15 +134,17 @@ export function verdict(logs) {
     }
   }
   if (attention && attention.available !== false && attention.wgmma_available !== undefined) {
-    out.push(`attention forward on wgmma (available: ${attention.wgmma_available}; vs FlexAttention and vs mma.sync, 1 / 2 CTAs an SM):`);
-    for (const key of ['4k', '8k', '32k']) {
-      if (attention[`fwd_ms_wgmma1_${key}`] === undefined) continue;
-      out.push(
-        `  ${key}: ${fmt(attention[`ratio_vs_flex_fwd_wgmma1_${key}`])} / ${fmt(attention[`ratio_vs_flex_fwd_wgmma2_${key}`])} vs flex, ` +
-          `${fmt(attention[`speedup_wgmma1_fwd_${key}`])} / ${fmt(attention[`speedup_wgmma2_fwd_${key}`])} vs mma.sync, ` +
-          `out rel err ${fmt(attention[`wgmma1_out_rel_err_${key}`])} / ${fmt(attention[`wgmma2_out_rel_err_${key}`])}`,
-      );
-    }
+    out.push(`attention on wgmma (available: ${attention.wgmma_available}; vs FlexAttention and vs mma.sync; worst sampled-row rel err):`);
+    for (const key of ['4k', '8k', '32k'])
+      for (const tag of ['wgmma1', 'wgmma2', 'wgmma2_atomic_dq']) {
+        if (attention[`fwd_ms_${tag}_${key}`] === undefined) continue;
+        const errs = ['out', 'dq', 'dk', 'dv'].map((n) => attention[`${tag}_rel_err_${n}_${key}`]).filter((e) => typeof e === 'number');
+        out.push(
+          `  ${key} ${tag}: fwd ${fmt(attention[`ratio_vs_flex_fwd_${tag}_${key}`])} vs flex (${fmt(attention[`speedup_${tag}_fwd_${key}`])}x mma.sync), ` +
+            `fwd+bwd ${fmt(attention[`ratio_vs_flex_fwdbwd_${tag}_${key}`])} vs flex (${fmt(attention[`speedup_${tag}_fwdbwd_${key}`])}x), ` +
+            `rel err ${errs.length > 0 ? Math.max(...errs) : '-'}`,
+        );
+      }
   }
   const train = lastJson(logs['bench-train-step.log']);
   if (train && train.available !== false) {

@@ -21,8 +21,11 @@
 // forms dQ = dS K for each stage and adds it into fp32 sums with atomics (FlashAttention-2's
 // way), then one pass scales and rounds the sums into dq. That is 5 GEMMs a visible tile pair
 // instead of 7 (S and dP are no longer recomputed for dQ), at the price of run-to-run
-// differences in dq's last bits and T x heads x D x 4 bytes of scratch. Not here: the forward
-// (parallel_attention.cu), sm_90 wgmma/TMA.
+// differences in dq's last bits and T x heads x D x 4 bytes of scratch.
+//
+// With ctx.attention_wgmma on, on an sm_90 device, the dK / dV kernel (with or without the
+// atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu. Not here: the forward
+// (parallel_attention.cu), TMA.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -34,6 +37,7 @@
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_cuda.h"
+#include "kernels/parallel_attention_wgmma.h"
 
 namespace npr {
 
@@ -496,11 +500,12 @@ __global__ void __launch_bounds__(256)
 // ---- launchers --------------------------------------------------------------------------------
 
 // dq_acc: null for the deterministic kernels, else (tokens, heads, D) fp32 scratch for the
-// atomic dQ (zeroed here).
+// atomic dQ (zeroed here). wgmma: the dK / dV kernel is the sm_90a one
+// (parallel_attention_wgmma.h).
 template <int D>
 Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
                  const void* dout, const void* q, const void* k, const void* v, const float* stats,
-                 float* dq_acc) {
+                 float* dq_acc, bool wgmma) {
   const auto* bq = static_cast<const bf16_t*>(q);
   const auto* bk = static_cast<const bf16_t*>(k);
   const auto* bv = static_cast<const bf16_t*>(v);
@@ -511,25 +516,33 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
     const int64_t n = p.tokens * d.heads * D;
     NPR_CUDA_TRY(cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(n) * 4, st),
                  "attention backward: zero the dQ sums");
-    NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, true>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
-                 "attention backward: dK/dV/dQ shared memory");
-    dkdv_tc_kernel<D, true><<<kv_blocks, kTcThreads, kv_smem, st>>>(
-        p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, bq, bk, bv, bo, stats);
-    NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel with atomic dQ (tensor cores)"));
+    if (wgmma) {
+      NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
+    } else {
+      NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, true>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
+                   "attention backward: dK/dV/dQ shared memory");
+      dkdv_tc_kernel<D, true><<<kv_blocks, kTcThreads, kv_smem, st>>>(
+          p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, bq, bk, bv, bo, stats);
+      NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel with atomic dQ (tensor cores)"));
+    }
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n / 2 + 255) / 256, 65535));
     dq_from_acc_kernel<<<blocks, 256, 0, st>>>(static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
   }
-  NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, false>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
-               "attention backward: dK/dV shared memory");
+  if (wgmma) {
+    NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, nullptr, dout, q, k, v, stats));
+  } else {
+    NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, false>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
+                 "attention backward: dK/dV shared memory");
+    dkdv_tc_kernel<D, false><<<kv_blocks, kTcThreads, kv_smem, st>>>(
+        p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), nullptr, bq, bk, bv, bo, stats);
+    NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel (bf16, tensor cores)"));
+  }
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),
       "attention backward: dQ shared memory");
-  dkdv_tc_kernel<D, false><<<kv_blocks, kTcThreads, kv_smem, st>>>(
-      p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), nullptr, bq, bk, bv, bo, stats);
-  NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel (bf16, tensor cores)"));
   dq_tc_kernel<D><<<static_cast<unsigned>(p.tiles * d.heads), kTcThreads, q_smem, st>>>(
       p, d, static_cast<bf16_t*>(dq), bq, bk, bv, bo, stats);
   return cuda_launch_status("attention backward: dQ kernel (bf16, tensor cores)");
@@ -640,8 +653,10 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
 
   if (t == DevDType::kF32)
     return launch_simt_any<float>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
-  if (tc && D == 64) return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc);
-  if (tc) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc);
+  const bool wgmma = tc && ctx.attention_wgmma != 0 && attention_wgmma_available();
+  if (tc && D == 64)
+    return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma);
+  if (tc) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma);
   return launch_simt_any<bf16_t>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
 }
 

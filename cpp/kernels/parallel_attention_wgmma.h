@@ -1,9 +1,10 @@
-// The Hopper forward of the fused block-sparse attention (parallel_attention_fwd_sm90a.cu):
-// warpgroup MMA (wgmma) instead of mma.sync, for bf16 with head_dim 64 or 128 and an even GQA
-// group, on sm_90 devices, in builds whose CUDA architectures include 90 (the file is compiled
-// for sm_90a alone; NPR_HAVE_SM90A says it was). attention_forward_cuda takes it when the
-// context's attention_wgmma switch is 1 or 2 (CTAs an SM) and attention_wgmma_available says it
-// can run; the other shapes and devices keep the mma.sync kernels.
+// The Hopper kernels of the fused block-sparse attention: warpgroup MMA (wgmma) instead of
+// mma.sync, bf16 with head_dim 64 or 128, on sm_90 devices, in builds whose CUDA architectures
+// include 90 (the *_sm90a.cu files are compiled for sm_90a alone; NPR_HAVE_SM90A says they
+// were). The forward (parallel_attention_fwd_sm90a.cu; even GQA groups) runs when the context's
+// attention_wgmma switch is 1 or 2 (CTAs an SM) and attention_wgmma_available says it can; the
+// backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu) runs whenever the switch is on
+// and it can. Other shapes and devices keep the mma.sync kernels.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,10 @@ namespace npr {
 namespace attn_fwd {
 struct FwdParams;
 }
+namespace attn_bwd {
+struct PlanView;
+struct Dims;
+}  // namespace attn_bwd
 
 // Whether this build has the sm_90a kernel (defined in parallel_attention.cu without it), and
 // whether it also runs here: the current device is an sm_90 one.
@@ -27,5 +32,15 @@ bool attention_wgmma_available();
 // 2 CTAs an SM (ctas_per_sm). Only where attention_wgmma_available() holds.
 Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int ctas_per_sm);
+
+// The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim
+// 64 or 128 (d.dim), one CTA per (key tile, kv head) on `stream` (a cudaStream_t), over the
+// stats (lse2, delta) attention_backward_cuda computed. dq_acc null: dK, dV only (the mma.sync
+// dQ kernel runs next, deterministic); else also dQ = dS K added into dq_acc (tokens, heads, D)
+// fp32 with atomics. Only where attention_wgmma_available() holds.
+Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
+                                     const attn_bwd::Dims& d, void* dk, void* dv, float* dq_acc,
+                                     const void* dout, const void* q, const void* k, const void* v,
+                                     const float* stats);
 
 }  // namespace npr

@@ -1,8 +1,8 @@
 // Hopper (sm_90a) warpgroup MMA primitives for .cu files compiled for sm_90a only (the
 // *_sm90a.cu sources, see CMakeLists.txt): shared-memory matrix descriptors for 128-byte
-// swizzled tiles, the wgmma fences, and the three bf16 -> fp32 shapes the attention forward
-// uses. A warpgroup is 4 consecutive warps; warp w of it holds rows 16 w .. 16 w + 15 of every
-// m64 operand in exactly mma.sync m16n8k16's per-warp layouts (A: 4 bf16x2; C: an n8 fragment
+// swizzled tiles, the wgmma fences, and the bf16 -> fp32 shapes the attention kernels use. A
+// warpgroup is 4 consecutive warps; warp w of it holds rows 16 w .. 16 w + 15 of every m64 operand
+// in exactly mma.sync m16n8k16's per-warp layouts (A: 4 bf16x2; C: an n8 fragment
 // {(g, 2c), (g, 2c + 1), (g + 8, 2c), (g + 8, 2c + 1)}, g = lane / 4, c = lane % 4, per 8
 // columns), so code written for mma.sync fragments (online softmax, P packing) carries over.
 // The tile layout ("sw128") and the k-step offsets are wgmma_layout.h's.
@@ -74,6 +74,23 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss_first(float (&d)[8][4], uint6
         "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]), "=f"(d[7][0]), "=f"(d[7][1]),
         "=f"(d[7][2]), "=f"(d[7][3])
       : "l"(a_desc), "l"(b_desc), "r"(0));
+}
+
+// D (64 x 64) (+)= A B, A M-major and B N-major from shared memory (transpose flags 1, 1).
+__device__ __forceinline__ void wgmma_m64n64k16_ss_tt(float (&d)[8][4], uint64_t a_desc,
+                                                      uint64_t b_desc, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
+      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
+      "%27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 1, 1;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(a_desc), "l"(b_desc), "r"(accumulate));
 }
 
 // D (64 x 64) (+)= A B, A from registers (four bf16x2 a warp's 16 rows hold, mma.sync's A

@@ -1,0 +1,319 @@
+// attention_backward_dkdv_wgmma (parallel_attention_wgmma.h): the dK / dV kernel of the fused
+// block-sparse attention backward on Hopper's warpgroup MMA, compiled for sm_90a only, with the
+// atomic dQ of the non-deterministic mode folded in as an option.
+//
+// The decomposition is dkdv_tc_kernel's (parallel_attention_backward.cu): one CTA (one
+// warpgroup, 4 warps x 16 keys) per (key tile, kv head) keeps K and V resident and walks the
+// tile's column list (query tiles, ascending) times the query heads of the group, Q, dO and the
+// stage's lse2 / delta / mask words double-buffered by cp.async. Per stage:
+//   S^T = K Q^T, dP^T = V dO^T          wgmma m64n64k16, all operands K-major in shared memory;
+//   P^T, dS^T = P^T (dP^T - delta)      in registers, as the mma.sync kernel;
+//   dV += P^T dO, dK += dS^T Q          wgmma m64nDk16, P^T / dS^T from registers (bf16),
+//                                       dO / Q N-major;
+//   (atomic dQ) dQ = dS K               dS^T stored bf16 in a swizzled tile, read M-major,
+//                                       K N-major, in halves of 64 dims, red.add into fp32 sums.
+// Tiles are 128-byte swizzled (wgmma_layout.h), shared writes published to the async proxy by a
+// proxy fence before each barrier. Without the atomic dQ the mma.sync dQ kernel runs after it.
+// Not here: TMA, warp specialisation, two warpgroups a CTA.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_wgmma.h"
+#include "kernels/wgmma.cuh"
+
+namespace npr {
+
+namespace {
+
+using namespace attn_bwd;
+using bf16_t = __nv_bfloat16;
+
+constexpr int kThreads = 128;  // one warpgroup: warp w holds keys 16 w .. 16 w + 15
+
+template <int D>
+struct BwdSmem {
+  static constexpr int kTileBytes = kTile * D * 2;    // one (64, D) sw128 tile
+  static constexpr int kDsBytes = kTile * kTile * 2;  // dS^T (64 keys, 64 queries) sw128
+  // K | V | Q0 | Q1 | dO0 | dO1 | dS^T | lse2 (2, 64) | delta (2, 64) | masks (2, 64) u64;
+  // + 1 KB to align the dynamic base to 1024 bytes.
+  static constexpr int kStats = 6 * kTileBytes + kDsBytes;
+  static constexpr int kBytes = kStats + 2 * 2 * kTile * 4 + 2 * kTile * 8 + 1024;
+  static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
+};
+
+// dst (sw128, 64 rows x D) <- rows [0, n) of src (row stride ld), zeros past n; cp.async.cg
+// by the CTA's threads (the caller commits).
+template <int D>
+__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const bf16_t* src, int64_t ld, int n,
+                                                int tid) {
+  constexpr int kChunks = D / 8;
+  static_assert(kTile * kChunks % kThreads == 0, "every thread copies the same number of chunks");
+#pragma unroll
+  for (int it = 0; it < kTile * kChunks / kThreads; ++it) {
+    const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
+    const bool ok = r < n;
+    const uint32_t addr = dst + wgmma::sw128_offset(kTile, r, c * 8);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr),
+                 "l"(src + (ok ? r : 0) * ld + c * 8), "r"(ok ? 16 : 0));
+  }
+}
+
+#if defined(__CUDA_ARCH__)
+// *p += x, *(p + 1) += y as one 8-byte reduction.
+__device__ __forceinline__ void red_add2(float* p, float x, float y) {
+  atomicAdd(reinterpret_cast<float2*>(p), make_float2(x, y));
+}
+#endif
+
+template <int D, bool kAtomicDq>
+__global__ void __launch_bounds__(kThreads, 2)
+    dkdv_wgmma_kernel(PlanView p, Dims d, bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
+                      float* __restrict__ dq_acc, const bf16_t* __restrict__ q,
+                      const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                      const bf16_t* __restrict__ dout, const float* __restrict__ stats) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = BwdSmem<D>;
+  constexpr int ND = D / 8;  // n8 fragments of a (16, D) row block
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t sbase = (raw + 1023u) & ~1023u;
+  unsigned char* const sgen = smem_raw + (sbase - raw);  // the same bytes, generic pointer
+  const uint32_t k_tile = sbase, v_tile = sbase + S::kTileBytes;
+  const auto q_tile = [&](int b) { return sbase + (2 + b) * S::kTileBytes; };
+  const auto do_tile = [&](int b) { return sbase + (4 + b) * S::kTileBytes; };
+  const uint32_t ds_tile = sbase + 6 * S::kTileBytes;
+  unsigned char* const ds_gen = sgen + 6 * S::kTileBytes;
+  float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);          // (2, 64) lse2
+  float* const del_s = lse_s + 2 * kTile;                                   // (2, 64) delta
+  uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + 2 * kTile);  // (2, 64)
+
+  const int64_t g = blockIdx.x / d.kv_heads;
+  const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g8 = lane >> 2, c4 = lane & 3;
+  const SeqSpan sq = seq_of(p, g);
+  const int64_t kstart = tile_start(sq, g - sq.tile0);
+  const int nk = tile_len(sq, kstart);
+  const int64_t ldk = static_cast<int64_t>(d.kv_heads) * D, ldq = static_cast<int64_t>(d.heads) * D;
+  const int64_t c0 = p.col_ptr[g];
+  const int64_t stages = (p.col_ptr[g + 1] - c0) * d.group;  // (query tile, head) pairs
+
+  load_tile_sw128<D>(k_tile, k + kstart * ldk + kvh * D, ldk, nk, tid);
+  load_tile_sw128<D>(v_tile, v + kstart * ldk + kvh * D, ldk, nk, tid);
+  auto load_stage = [&](int64_t s, int buf) {
+    const AttnTilePair pair = p.col_pairs[c0 + s / d.group];
+    const int h = kvh * d.group + static_cast<int>(s % d.group);
+    const int64_t qstart = tile_start(sq, pair.other);
+    const int nq = tile_len(sq, qstart);
+    load_tile_sw128<D>(q_tile(buf), q + qstart * ldq + h * D, ldq, nq, tid);
+    load_tile_sw128<D>(do_tile(buf), dout + qstart * ldq + h * D, ldq, nq, tid);
+    const int r = tid % kTile;
+    const bool ok = r < nq;
+    const float* src = stats + (tid < kTile ? h : d.heads + h) * p.tokens + qstart + (ok ? r : 0);
+    cp_async_4z((tid < kTile ? lse_s : del_s) + buf * kTile + r, src, ok);
+    if (pair.partial >= 0 && tid < kTile / 2)
+      cp_async_16z(mask_s + buf * kTile + 2 * tid, p.masks + pair.partial + 2 * tid, true);
+  };
+
+  float dka[ND][4], dva[ND][4];  // this warp's 16 key rows of dK, dV (fp32)
+#pragma unroll
+  for (int j = 0; j < ND; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dka[j][e] = dva[j][e] = 0.0f;
+  const int kr = warp * 16;
+  const uint64_t kd0 = wgmma::k_major_desc(k_tile, kTile, 0);  // K, V as A (K-major), step 0
+  const uint64_t vd0 = wgmma::k_major_desc(v_tile, kTile, 0);
+
+  if (stages > 0) load_stage(0, 0);
+  cp_async_commit();
+  for (int64_t s = 0; s < stages; ++s) {
+    if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
+    cp_async_commit();
+    cp_async_wait<1>();
+    wgmma::fence_proxy_async_shared();
+    __syncthreads();
+    const int buf = static_cast<int>(s & 1);
+    const AttnTilePair pair = p.col_pairs[c0 + s / d.group];
+    const bool full = pair.partial < 0;
+    const int64_t qstart = tile_start(sq, pair.other);
+    const int nq = tile_len(sq, qstart);
+    const float* L = lse_s + buf * kTile;
+    const float* Dl = del_s + buf * kTile;
+    const uint64_t* M = mask_s + buf * kTile;
+
+    // S^T = K Q^T, dP^T = V dO^T: (64 keys, 64 queries), this warp's 16 keys.
+    float st[8][4], dpt[8][4];
+    {
+      const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
+      const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
+      wgmma::fence();
+      wgmma::wgmma_m64n64k16_ss_first(st, kd0, qd0);
+      wgmma::wgmma_m64n64k16_ss_first(dpt, vd0, od0);
+#pragma unroll
+      for (int kk = 1; kk < D / 16; ++kk) {
+        const uint32_t step = wgmma::k_major_step(kTile, 16 * kk);
+        wgmma::wgmma_m64n64k16_ss(st, wgmma::desc_plus(kd0, step), wgmma::desc_plus(qd0, step), 1);
+        wgmma::wgmma_m64n64k16_ss(dpt, wgmma::desc_plus(vd0, step), wgmma::desc_plus(od0, step), 1);
+      }
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(st);
+      wgmma::fence_operands(dpt);
+    }
+    // P^T = exp2(S^T scale log2 e - lse2[query]), dS^T = P^T (dP^T - delta[query]).
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = kr + g8 + (e >> 1) * 8, qi = j * 8 + 2 * c4 + (e & 1);
+        const bool ok = qi < nq && key < nk && (full || ((M[qi] >> key) & 1u));
+        const float pv = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
+        dpt[j][e] = ok ? pv * (dpt[j][e] - Dl[qi]) : 0.0f;
+        st[j][e] = pv;
+      }
+    // As A fragments (bf16), k-step t = queries 16 t .. 16 t + 15.
+    uint32_t pa[4][4], pd[4][4];
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      pa[t][0] = pack_bf16x2(st[2 * t][0], st[2 * t][1]);
+      pa[t][1] = pack_bf16x2(st[2 * t][2], st[2 * t][3]);
+      pa[t][2] = pack_bf16x2(st[2 * t + 1][0], st[2 * t + 1][1]);
+      pa[t][3] = pack_bf16x2(st[2 * t + 1][2], st[2 * t + 1][3]);
+      pd[t][0] = pack_bf16x2(dpt[2 * t][0], dpt[2 * t][1]);
+      pd[t][1] = pack_bf16x2(dpt[2 * t][2], dpt[2 * t][3]);
+      pd[t][2] = pack_bf16x2(dpt[2 * t + 1][0], dpt[2 * t + 1][1]);
+      pd[t][3] = pack_bf16x2(dpt[2 * t + 1][2], dpt[2 * t + 1][3]);
+    }
+    // dV += P^T dO, dK += dS^T Q: dO, Q N-major (queries are the K dimension).
+    {
+      const uint64_t qn0 = wgmma::n_major_desc(q_tile(buf), kTile, 0);
+      const uint64_t on0 = wgmma::n_major_desc(do_tile(buf), kTile, 0);
+      wgmma::fence_operands(dka);
+      wgmma::fence_operands(dva);
+      wgmma::fence();
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        const uint32_t step = wgmma::n_major_step(16 * t);
+        if constexpr (D == 128) {
+          wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step), 1);
+          wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step), 1);
+        } else {
+          wgmma::wgmma_m64n64k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step), 1);
+          wgmma::wgmma_m64n64k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step), 1);
+        }
+      }
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(dka);
+      wgmma::fence_operands(dva);
+    }
+    if constexpr (kAtomicDq) {
+      // dS^T (bf16, as the registers round it) into its sw128 tile: (key, query) pairs of
+      // adjacent queries are 4-byte words of one chunk.
+#pragma unroll
+      for (int t = 0; t < 4; ++t)
+#pragma unroll
+        for (int x = 0; x < 4; ++x) {
+          const int key = kr + g8 + (x & 1) * 8, qi = 16 * t + 2 * c4 + (x >> 1) * 8;
+          *reinterpret_cast<uint32_t*>(ds_gen + wgmma::sw128_offset(kTile, key, qi)) = pd[t][x];
+        }
+      wgmma::fence_proxy_async_shared();
+      __syncthreads();
+      // dQ (64 queries, D) = dS K: dS M-major (its tile is (keys, queries)), K N-major, in
+      // halves of 64 dims; this warp's 16 query rows go to the sums.
+      const int h = kvh * d.group + static_cast<int>(s % d.group);
+      float* const acc = dq_acc + qstart * ldq + h * D;
+#pragma unroll 1
+      for (int hf = 0; hf < D / 64; ++hf) {
+        float c[8][4];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0f;
+        const uint64_t sd0 = wgmma::n_major_desc(ds_tile, kTile, 0);
+        const uint64_t kn0 =
+            wgmma::n_major_desc(k_tile + hf * wgmma::column_block_stride(kTile), kTile, 0);
+        wgmma::fence_operands(c);
+        wgmma::fence();
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const uint32_t step = wgmma::n_major_step(16 * t);
+          wgmma::wgmma_m64n64k16_ss_tt(c, wgmma::desc_plus(sd0, step), wgmma::desc_plus(kn0, step),
+                                       t > 0 ? 1 : 0);
+        }
+        wgmma::commit();
+        wgmma::wait<0>();
+        wgmma::fence_operands(c);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int r = kr + g8 + half * 8;  // query row of the tile
+          if (r >= nq) continue;
+          float* const o = acc + r * ldq + hf * 64 + 2 * c4;
+#pragma unroll
+          for (int j = 0; j < 8; ++j) red_add2(o + j * 8, c[j][2 * half], c[j][2 * half + 1]);
+        }
+      }
+    }
+    __syncthreads();  // buffer `buf` (and the dS^T tile) are rewritten by the next stage
+  }
+  cp_async_wait<0>();
+
+  // Rows of this warp's accumulators -> dK (scaled), dV.
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = kr + g8 + half * 8;
+    if (r >= nk) continue;
+    bf16_t* const ok = dk + (kstart + r) * ldk + kvh * D + 2 * c4;
+    bf16_t* const ov = dv + (kstart + r) * ldk + kvh * D + 2 * c4;
+#pragma unroll
+    for (int j = 0; j < ND; ++j) {
+      *reinterpret_cast<uint32_t*>(ok + j * 8) =
+          pack_bf16x2(dka[j][2 * half] * d.scale, dka[j][2 * half + 1] * d.scale);
+      *reinterpret_cast<uint32_t*>(ov + j * 8) =
+          pack_bf16x2(dva[j][2 * half], dva[j][2 * half + 1]);
+    }
+  }
+#else
+  __trap();  // built for another architecture: the host never launches it there
+#endif
+}
+
+template <int D, bool kAtomicDq>
+Status launch_dkdv(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, void* dv,
+                   float* dq_acc, const void* dout, const void* q, const void* k, const void* v,
+                   const float* stats) {
+  const char* what = "attention backward: dK/dV kernel (sm_90a wgmma)";
+  constexpr int bytes = BwdSmem<D>::kBytes;
+  NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_wgmma_kernel<D, kAtomicDq>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+               what);
+  dkdv_wgmma_kernel<D, kAtomicDq>
+      <<<static_cast<unsigned>(p.tiles * d.kv_heads), kThreads, bytes, st>>>(
+          p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc,
+          static_cast<const bf16_t*>(q), static_cast<const bf16_t*>(k),
+          static_cast<const bf16_t*>(v), static_cast<const bf16_t*>(dout), stats);
+  return cuda_launch_status(what);
+}
+
+}  // namespace
+
+Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
+                                     const attn_bwd::Dims& d, void* dk, void* dv, float* dq_acc,
+                                     const void* dout, const void* q, const void* k, const void* v,
+                                     const float* stats) {
+  const bool atomic = dq_acc != nullptr;
+  auto st = static_cast<cudaStream_t>(stream);
+  if (d.dim == 64)
+    return atomic ? launch_dkdv<64, true>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
+                  : launch_dkdv<64, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats);
+  if (d.dim == 128)
+    return atomic ? launch_dkdv<128, true>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
+                  : launch_dkdv<128, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats);
+  return Status::invalid("attention_backward_dkdv_wgmma: head_dim " + std::to_string(d.dim) +
+                         " (64 or 128 only)");
+}
+
+}  // namespace npr
