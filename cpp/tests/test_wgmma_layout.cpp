@@ -91,7 +91,8 @@ TEST(wgmma_descriptors_address_the_sw128_tiles_as_the_ptx_layouts_say) {
                         std::to_string(mn) + " col " + std::to_string(k));
     }
     for (int k0 = 0; k0 < 64; k0 += 16) {
-      // V tiles (64 keys, D columns) as the N-major operand of O += P V.
+      // V tiles (64 keys, D columns) as the N-major operand of O += P V (and dO, Q of the
+      // backward's dV += P^T dO, dK += dS^T Q).
       const uint64_t vd = wgmma::n_major_desc(tile, 64, k0);
       CHECK((vd >> 62) == 1);
       CHECK(vd == wgmma::desc_plus(wgmma::n_major_desc(tile, 64, 0), wgmma::n_major_step(k0)));
@@ -101,6 +102,16 @@ TEST(wgmma_descriptors_address_the_sw128_tiles_as_the_ptx_layouts_say) {
                     "N-major D " + std::to_string(D) + " k0 " + std::to_string(k0) + " key " +
                         std::to_string(k) + " col " + std::to_string(n));
     }
+    for (int k0 = 0; k0 < 64; k0 += 16)
+      for (int hf = 0; hf < D / 64; ++hf) {
+        // The backward's dQ = dS K: K (64 keys, D) N-major in halves of 64 dims; dS^T stored
+        // (64 keys, 64 queries) and read M-major (the same MN-major layout).
+        const uint64_t kd = wgmma::n_major_desc(tile + hf * wgmma::column_block_stride(64), 64, k0);
+        for (int n = 0; n < 64; ++n)
+          for (int k = 0; k < 16; ++k)
+            CHECK(hardware_address(kd, false, n, k) ==
+                  tile + wgmma::sw128_offset(64, k0 + k, hf * 64 + n));
+      }
   }
 }
 
