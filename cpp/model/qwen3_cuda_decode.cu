@@ -369,6 +369,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
       stats_.kernel_error = ran.to_string();
       step_kernel = false;
       ++stats_.eager_steps;
+      (void)cudaGetLastError();  // the failed launch's error is not the layer path's
       NPR_TRY(launch(Np, Sp, 0));
     }
   } else if (graph) {

@@ -292,10 +292,14 @@ template <int M, int D>
 Status launch_typed(const Params& p, int64_t smem, int64_t* grid, cudaStream_t st) {
   auto* kernel = step_kernel<M, D>;
   const char* op = "decode (cuda, one-kernel step)";
-  if (*grid == 0) {  // first launch at this shape: the shared memory opt-in and the grid
-    NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(smem)),
-                 op);
+  // An error some earlier call left behind is not this launch's: clear it before launching.
+  (void)cudaGetLastError();
+  // The opt-in belongs to the kernel, process-wide: another decoder (another model size) may
+  // have set it to its own size since, so it is set on every launch (microseconds).
+  NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(smem)),
+               op);
+  if (*grid == 0) {  // first launch at this shape: the grid
     int dev = 0, sms = 0, per_sm = 0, coop = 0;
     NPR_CUDA_TRY(cudaGetDevice(&dev), op);
     NPR_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), op);
@@ -429,16 +433,21 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
                            ": needs an uploaded plan of one query per row and at most " +
                            std::to_string(decode_mma::kRows) + " rows per item");
   NPR_TRY(check());
-  if (!state_.get()) {
+  if (!state_.get())
     NPR_TRY(state_.grow(ctx.alloc(), 256, "decode (cuda, one-kernel step): barrier"));
+  if (!broken_host_) {  // both pointers or neither: a launch never gets a null flag
     void* h = nullptr;
     NPR_CUDA_TRY(cudaHostAlloc(&h, sizeof(int32_t), cudaHostAllocMapped),
                  "decode (cuda, one-kernel step): host-mapped flag");
+    void* d = nullptr;
+    const Status mapped = cuda_status(cudaHostGetDevicePointer(&d, h, 0),
+                                      "decode (cuda, one-kernel step): host-mapped flag");
+    if (!mapped.is_ok()) {
+      cudaFreeHost(h);
+      return mapped;
+    }
     broken_host_ = static_cast<int32_t*>(h);
     *broken_host_ = 0;
-    void* d = nullptr;
-    NPR_CUDA_TRY(cudaHostGetDevicePointer(&d, h, 0),
-                 "decode (cuda, one-kernel step): host-mapped flag");
     broken_dev_ = static_cast<int32_t*>(d);
   }
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
@@ -488,7 +497,7 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
     NPR_CUDA_TRY(cudaMemsetAsync(p.stamps, 0, 8 * (kStampsFixed + kPhasesPerLayer * c.layers), st),
                  "decode (cuda, one-kernel step): phase clock reset");
   }
-  // Each row count is its own kernel: its grid (and shared-memory opt-in) once per shared size.
+  // Each row count is its own kernel: its grid once per shared-memory size.
   const int64_t smem = dyn_smem_bytes(c, rows);
   if (smem_of_[rows] != smem) {
     grid_of_[rows] = 0;

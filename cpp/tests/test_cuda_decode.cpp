@@ -71,18 +71,23 @@ struct Diffs {
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
 // attend kernel); candidate: its PDL launches on top; tensor_cores: its skinny linear layers on
 // tensor cores; merge: its attention merge; step_kernel: its one-kernel steps (timing: with their
-// phases timed); lens: the branches' lengths.
+// phases timed); lens: the branches' lengths; shape: the model's widths.
+struct RolloutShape {
+  int64_t vocab = 41, hidden = 32, intermediate = 48;
+  float weight_scale = 0.4f;  // matrices uniform in +- this
+};
 Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int64_t head_dim = 16,
                    bool candidate = false, bool tensor_cores = false,
                    DecodeMerge merge = DecodeMerge::kStaged, bool step_kernel = false,
-                   const std::vector<int64_t>& lens = {3, 19, 6}, bool timing = false) {
+                   const std::vector<int64_t>& lens = {3, 19, 6}, bool timing = false,
+                   const RolloutShape& shape = {}) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
-  cfg.vocab = 41;
-  cfg.hidden = 32;
-  cfg.intermediate = 48;
+  cfg.vocab = shape.vocab;
+  cfg.hidden = shape.hidden;
+  cfg.intermediate = shape.intermediate;
   cfg.head_dim = head_dim;
-  auto cpu = random_model(rng, cfg, 0.4f);
+  auto cpu = random_model(rng, cfg, shape.weight_scale);
   CudaContext& ctx0 = cuda_test_context();
   (void)ctx0;
   std::unique_ptr<Qwen3CudaModel> gpu;
@@ -267,17 +272,30 @@ TEST(cuda_decode_tensor_core_linears_match_the_training_forward) {
 // layer path's logits bit for bit: flat and cascade, against eager and graph steps, for 3 and 8
 // branches (every row count 1..8 as branches end), and it runs every one-token step.
 TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
-  const std::vector<std::vector<int64_t>> shapes = {{3, 19, 6}, {5, 3, 9, 2, 7, 4, 6, 8}};
-  for (const auto& lens : shapes)
+  // The tiny widths, and widths that reach what real Qwen3 sizes take: the staged RMSNorm's
+  // k > 256 path, the wide-slice tiles (>= 512 column tiles: the head, gate|up), and a second
+  // round of tile_dots_deep (down's k = 2048 > 1536).
+  const RolloutShape tiny{}, wide{4100, 320, 2048, 0.12f};
+  struct Case {
+    std::vector<int64_t> lens;
+    RolloutShape shape;
+  };
+  const std::vector<Case> cases = {{{3, 19, 6}, tiny},
+                                   {{5, 3, 9, 2, 7, 4, 6, 8}, tiny},
+                                   {{3, 19}, wide},
+                                   {{5, 3, 9, 2, 7, 4, 6, 8}, wide}};
+  for (const Case& cs : cases)
     for (bool cascade : {false, true})
       for (bool graphs : {false, true}) {
-        const std::string what = std::to_string(lens.size()) + " branches" +
-                                 (cascade ? " cascade" : " flat") +
-                                 (graphs ? " vs graphs" : " vs eager");
+        const std::vector<int64_t>& lens = cs.lens;
+        const int64_t V = cs.shape.vocab;
+        const std::string what =
+            std::to_string(lens.size()) + " branches, hidden " + std::to_string(cs.shape.hidden) +
+            (cascade ? ", cascade" : ", flat") + (graphs ? " vs graphs" : " vs eager");
         const Diffs ref = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
-                                       DecodeMerge::kStaged, false, lens);
+                                       DecodeMerge::kStaged, false, lens, false, cs.shape);
         const Diffs one = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
-                                       DecodeMerge::kStaged, true, lens);
+                                       DecodeMerge::kStaged, true, lens, false, cs.shape);
         CHECK_MSG(ref.kernel_steps == 0 && one.kernel_steps > 0,
                   what + ": " + std::to_string(one.kernel_steps) + " one-kernel steps");
         CHECK_MSG(one.logits.size() == ref.logits.size() && !one.logits.empty(),
@@ -295,8 +313,9 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
         CHECK_MSG(differ == 0,
                   what + ": " + std::to_string(differ) + " of " +
                       std::to_string(ref.logits.size()) + " logits differ, the first at logit " +
-                      std::to_string(first) + " (vocab 41: row " + std::to_string(first / 41) +
-                      " of the concatenated steps), max |diff| " + std::to_string(worst));
+                      std::to_string(first) + " (vocab " + std::to_string(V) + ": row " +
+                      std::to_string(first / V) + " of the concatenated steps), max |diff| " +
+                      std::to_string(worst));
         CHECK_MSG(one.max < 0.1, what + ": decode vs forward " + std::to_string(one.max));
       }
   // Timed phases: the same bits, every phase named with some time, once per one-kernel step.
