@@ -14,8 +14,10 @@
  * "bf16" (everything bf16). The peer does DENSE CAUSAL attention over its 4 rows, not our
  * Structure: same tokens, 27% more attention pairs.
  *
- * Ours runs twice: deterministic (the default; the figures the issue names) and with
- * { deterministic: false }, where the attention backward sums dQ with atomics (`*_atomic_dq`).
+ * Ours runs three times: deterministic (the default; the figures the issue names), with
+ * { deterministic: false }, where the attention backward sums dQ with atomics (`*_atomic_dq`),
+ * and that with { attentionKernels: 'wgmma' } (`*_wgmma_atomic_dq`: Hopper's warpgroup MMA
+ * where the GPU can run it, else the same kernels as the previous run).
  *
  * Each run is its own process (ours, then each peer), so device memory is returned between them.
  * Times: best of 3 steps after a warm-up; our step ends with the optimizer's gradient norm read
@@ -81,7 +83,13 @@ async function runOurs(): Promise<OursResult> {
   const config = Qwen3Config.fromHfJson({ architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', ...CONFIG });
   const weights = seededWeights(expectedParameters(config), 12345);
   // A plain variable (not a literal) so this compiles before and after CreateOptions gains them.
-  const options = { weights, backend: 'cuda' as const, precision: 'bf16' as const, deterministic: !argFlag('atomic-dq') };
+  const options = {
+    weights,
+    backend: 'cuda' as const,
+    precision: 'bf16' as const,
+    deterministic: !argFlag('atomic-dq'),
+    attentionKernels: argFlag('wgmma') ? ('wgmma' as const) : ('mma' as const),
+  };
   const model = Model.create(config, options);
   weights.clear();
   if ((model.backend as string) !== 'cuda')
@@ -183,6 +191,13 @@ async function main(): Promise<void> {
   } catch (e) {
     errors.push((e as Error).message);
   }
+  let oursWgmma: OursResult | null = null;
+  try {
+    const args = [process.execPath, import.meta.filename, '--cuda-child', '--atomic-dq', '--wgmma'];
+    oursWgmma = child<OursResult>(args, 'our CUDA train step (wgmma, atomic dQ)');
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
   const { py, note } = existsSync(peerScript) ? cudaPython() : { py: null, note: `${peerScript} missing` };
   const peers: Record<string, PeerResult | null> = { amp: null, bf16: null };
   if (py) {
@@ -218,6 +233,15 @@ async function main(): Promise<void> {
     ratio: null,
     memory_gib: oursAtomic ? round(oursAtomic.native_bytes / 2 ** 30, 2) : null,
   });
+  const wgmmaMfu = oursWgmma ? mfu(oursWgmma.params, tokens, oursWgmma.visible_pairs, oursWgmma.step_s) : null;
+  rows.push({
+    run: 'ours (cuda, bf16, Structure, wgmma attention, atomic dQ)',
+    tok_per_s: oursWgmma ? round(oursWgmma.tok_per_s, 0) : null,
+    step_ms: oursWgmma ? round(oursWgmma.step_s * 1e3, 1) : null,
+    mfu: round(wgmmaMfu, 3),
+    ratio: null,
+    memory_gib: oursWgmma ? round(oursWgmma.native_bytes / 2 ** 30, 2) : null,
+  });
   for (const mode of ['amp', 'bf16'] as const) {
     const p = peers[mode];
     const m = p ? mfu(p.params, tokens, causalPairs, p.step_s) : null;
@@ -241,6 +265,9 @@ async function main(): Promise<void> {
   figures.tokps_ours_atomic_dq_0p6b = oursAtomic ? round(oursAtomic.tok_per_s, 1) : null;
   figures.mfu_ours_atomic_dq = round(atomicMfu, 4);
   figures.ratio_vs_torch_atomic_dq_0p6b = oursAtomic && peers.amp ? round(oursAtomic.tok_per_s / peers.amp.tok_per_s) : null;
+  figures.tokps_ours_wgmma_atomic_dq_0p6b = oursWgmma ? round(oursWgmma.tok_per_s, 1) : null;
+  figures.mfu_ours_wgmma_atomic_dq = round(wgmmaMfu, 4);
+  figures.ratio_vs_torch_wgmma_atomic_dq_0p6b = oursWgmma && peers.amp ? round(oursWgmma.tok_per_s / peers.amp.tok_per_s) : null;
   figures.mfu_ours = round(oursMfu, 4);
   figures.params_ours = ours?.params ?? null;
   figures.params_torch = peers.amp?.params ?? peers.bf16?.params ?? null;

@@ -39,6 +39,9 @@ describe('backend selection', () => {
     const m = Model.create(config, { seed: 1, deterministic: false });
     expect(m.deterministic).toBe(false);
     expect(() => Model.create(config, { deterministic: 1 as never })).toThrow(/options\.deterministic must be a boolean/);
+    expect(() => Model.create(config, { attentionKernels: 'tpu' as never })).toThrow(
+      /options\.attentionKernels must be 'mma' \| 'wgmma' \(got 'tpu'\)/,
+    );
     // The CPU backward is deterministic whatever the switch says.
     const batch = causalBatch([Array.from({ length: 41 }, (_, i) => (i * 3 + 1) % 128)]);
     const dlogprob = new Float32Array(batch.ids.length).fill(-1 / batch.ids.length);
@@ -96,5 +99,22 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
       await m.backward(dlogprob);
     }
     for (const name of det.paramNames()) expect(relNorm(fast.getGrad(name), det.getGrad(name)), name).toBeLessThan(1e-2);
+  });
+
+  it("attentionKernels: 'wgmma' (Hopper's warpgroup MMA where it runs, else the mma kernels) scores and trains like 'mma' within bf16 rounding", async () => {
+    const wide = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 64 });
+    const mma = Model.create(wide, { seed: 7, backend: 'cuda', precision: 'bf16' });
+    const wg = Model.create(wide, { seed: 7, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma' });
+    const seqs = [Array.from({ length: 161 }, (_, i) => (i * 11 + 2) % 128), Array.from({ length: 70 }, (_, i) => (i * 5 + 1) % 128)];
+    const batch = causalBatch(seqs);
+    const a = await mma.forward(batch);
+    const b = await wg.forward(batch);
+    expect(relNorm(b.logprob, a.logprob)).toBeLessThan(2e-3);
+    const dlogprob = new Float32Array(batch.ids.length).fill(-1 / batch.ids.length);
+    for (const m of [mma, wg]) {
+      m.zeroGrad();
+      await m.backward(dlogprob);
+    }
+    for (const name of mma.paramNames()) expect(relNorm(wg.getGrad(name), mma.getGrad(name)), name).toBeLessThan(1e-2);
   });
 });

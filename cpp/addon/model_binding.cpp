@@ -1,7 +1,8 @@
 // NativeQwen3: new NativeQwen3(config, { backend?: 'cpu' | 'cuda', precision?: 'fp32' | 'bf16',
-// deterministic?: boolean }) owns a Qwen3Model (CPU: fp32 weights, grads, AdamW state) or a
-// Qwen3CudaModel (device; fp32 masters, bf16 compute copy in 'bf16'; deterministic false lets
-// its attention backward sum dQ with atomics). 'auto' is resolved in TypeScript, not here.
+// deterministic?: boolean, attentionKernels?: 'mma' | 'wgmma' }) owns a Qwen3Model (CPU: fp32
+// weights, grads, AdamW state) or a Qwen3CudaModel (device; fp32 masters, bf16 compute copy in
+// 'bf16'; deterministic false lets its attention backward sum dQ with atomics; 'wgmma' runs the
+// attention on Hopper's warpgroup MMA where it can). 'auto' is resolved in TypeScript.
 //   paramTable() -> [{ name, shape, offset, numel }]
 //   setParam(name, Float32Array) / getParam(name, Float32Array) / getGrad(name, Float32Array)
 //   forward(batch, { logprob, entropy? }) -> Promise<void>   (outputs written in place)
@@ -95,11 +96,13 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
     c.tied = bool_field(o, fn, "tied", true);
     std::string backend = "cpu", precision = "fp32";
     bool deterministic = true;
+    std::string kernels = "mma";
     if (info.Length() > 1 && !info[1].IsUndefined()) {
       Napi::Object opts = object_arg(info, 1, fn, "options", false);
       backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
       precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
       deterministic = bool_field(opts, fn, "deterministic", true);
+      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma"}, "mma");
     }
     if (backend == "cpu" && precision != "fp32")
       throw_range(info.Env(), std::string(fn) +
@@ -112,7 +115,11 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
 #if defined(NPR_WITH_CUDA)
       st =
           Qwen3CudaModel::create(c, precision == "bf16" ? DevDType::kBF16 : DevDType::kF32, &cuda_);
-      if (st.is_ok()) cuda_->context().deterministic = deterministic;
+      if (st.is_ok()) {
+        cuda_->context().deterministic = deterministic;
+        // The Hopper kernels, built for two CTAs an SM, where they can run (sm_90, bf16).
+        cuda_->context().attention_wgmma = kernels == "wgmma" ? 2 : 0;
+      }
 #else
       st = Status::unavailable(std::string(fn) +
                                ": backend 'cuda' is not compiled into this build (no nvcc at "

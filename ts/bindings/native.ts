@@ -204,6 +204,8 @@ export interface NativeQwen3Options {
   precision?: 'fp32' | 'bf16';
   /** Bit-identical backward (default true); false: CUDA bf16 sums attention dQ with atomics. */
   deterministic?: boolean;
+  /** 'wgmma': the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16); default 'mma'. */
+  attentionKernels?: 'mma' | 'wgmma';
 }
 
 /** One Qwen3 model in native memory (fp32 weights, grads, AdamW moments). */

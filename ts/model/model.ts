@@ -55,13 +55,21 @@ export interface CreateOptions {
    * either way.
    */
   deterministic?: boolean;
+  /**
+   * CUDA attention kernels: 'mma' (default: mma.sync, any NVIDIA GPU from sm_80) or 'wgmma'
+   * (Hopper's warpgroup MMA for the forward and the backward's dK/dV, where it can run: an sm_90
+   * GPU, bf16, head dim 64 or 128; elsewhere the mma kernels). Not yet measured on a GPU.
+   */
+  attentionKernels?: 'mma' | 'wgmma';
 }
 
 /** The creation options the native model takes, resolved once at the edge. */
-export type LoadOptions = Pick<CreateOptions, 'backend' | 'precision' | 'deterministic'>;
+export type LoadOptions = Pick<CreateOptions, 'backend' | 'precision' | 'deterministic' | 'attentionKernels'>;
 
 /** Resolves 'auto' and the precision default once, at the edge. */
-export function resolveBackend(options: Pick<CreateOptions, 'backend' | 'precision'>): Required<Omit<NativeQwen3Options, 'deterministic'>> {
+export function resolveBackend(
+  options: Pick<CreateOptions, 'backend' | 'precision'>,
+): Required<Omit<NativeQwen3Options, 'deterministic' | 'attentionKernels'>> {
   let backend = options.backend ?? 'cpu';
   if (backend === 'auto') backend = native().backends().cuda.devices > 0 ? 'cuda' : 'cpu';
   const precision = options.precision ?? (backend === 'cuda' ? 'bf16' : 'fp32');
@@ -108,7 +116,7 @@ export class Model {
         ropeTheta: config.ropeTheta,
         tied: config.tieWordEmbeddings,
       },
-      { ...resolveBackend(options), deterministic: options.deterministic ?? true },
+      { ...resolveBackend(options), deterministic: options.deterministic ?? true, attentionKernels: options.attentionKernels ?? 'mma' },
     );
     const model = new Model(config, options.tokenizerFiles ?? {}, handle);
     const gaussian = normalSampler(options.seed ?? 0);
