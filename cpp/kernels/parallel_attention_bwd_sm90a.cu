@@ -63,12 +63,10 @@ __device__ __forceinline__ void load_tile_sw128(uint32_t dst, const bf16_t* src,
   }
 }
 
-#if defined(__CUDA_ARCH__)
-// *p += x, *(p + 1) += y as one 8-byte reduction.
-__device__ __forceinline__ void red_add2(float* p, float x, float y) {
-  atomicAdd(reinterpret_cast<float2*>(p), make_float2(x, y));
+// *p += x, *(p + 1) += y as one 8-byte reduction (red: no value comes back, no registers wait).
+[[maybe_unused]] __device__ __forceinline__ void red_add2(float* p, float x, float y) {
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(x), "f"(y) : "memory");
 }
-#endif
 
 template <int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads, 2)
@@ -230,19 +228,17 @@ __global__ void __launch_bounds__(kThreads, 2)
       float* const acc = dq_acc + qstart * ldq + h * D;
 #pragma unroll 1
       for (int hf = 0; hf < D / 64; ++hf) {
-        float c[8][4];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) c[j][0] = c[j][1] = c[j][2] = c[j][3] = 0.0f;
+        float c[8][4];  // written by the first k-step (scale-d 0), accumulated by the others
         const uint64_t sd0 = wgmma::n_major_desc(ds_tile, kTile, 0);
         const uint64_t kn0 =
             wgmma::n_major_desc(k_tile + hf * wgmma::column_block_stride(kTile), kTile, 0);
-        wgmma::fence_operands(c);
         wgmma::fence();
+        wgmma::wgmma_m64n64k16_ss_tt_first(c, sd0, kn0);
 #pragma unroll
-        for (int t = 0; t < 4; ++t) {
+        for (int t = 1; t < 4; ++t) {
           const uint32_t step = wgmma::n_major_step(16 * t);
           wgmma::wgmma_m64n64k16_ss_tt(c, wgmma::desc_plus(sd0, step), wgmma::desc_plus(kn0, step),
-                                       t > 0 ? 1 : 0);
+                                       1);
         }
         wgmma::commit();
         wgmma::wait<0>();
@@ -289,6 +285,11 @@ Status launch_dkdv(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, 
   constexpr int bytes = BwdSmem<D>::kBytes;
   NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_wgmma_kernel<D, kAtomicDq>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+               what);
+  // All of the SM's unified L1 / shared memory as shared, so two CTAs of ~107 KB fit.
+  NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_wgmma_kernel<D, kAtomicDq>,
+                                    cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared),
                what);
   dkdv_wgmma_kernel<D, kAtomicDq>
       <<<static_cast<unsigned>(p.tiles * d.kv_heads), kThreads, bytes, st>>>(

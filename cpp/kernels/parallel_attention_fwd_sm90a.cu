@@ -233,6 +233,11 @@ Status launch_wgmma(CudaContext& ctx, const FwdParams& p, int64_t blocks) {
   NPR_CUDA_TRY(cudaFuncSetAttribute(attn_fwd_wgmma<D, kCtas>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
                what);
+  // All of the SM's unified L1 / shared memory as shared, so two CTAs of ~97 KB fit.
+  NPR_CUDA_TRY(
+      cudaFuncSetAttribute(attn_fwd_wgmma<D, kCtas>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared),
+      what);
   attn_fwd_wgmma<D, kCtas>
       <<<static_cast<unsigned>(blocks), kThreads, bytes, static_cast<cudaStream_t>(ctx.stream())>>>(
           p);

@@ -93,6 +93,24 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss_tt(float (&d)[8][4], uint64_t
       : "l"(a_desc), "l"(b_desc), "r"(accumulate));
 }
 
+// D (64 x 64) = A B, A M-major and B N-major from shared memory: the first k-step (D's old
+// values neither read nor kept alive).
+__device__ __forceinline__ void wgmma_m64n64k16_ss_tt_first(float (&d)[8][4], uint64_t a_desc,
+                                                            uint64_t b_desc) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
+      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
+      "%27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 1, 1;\n}\n"
+      : "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]), "=f"(d[1][0]), "=f"(d[1][1]),
+        "=f"(d[1][2]), "=f"(d[1][3]), "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]),
+        "=f"(d[3][0]), "=f"(d[3][1]), "=f"(d[3][2]), "=f"(d[3][3]), "=f"(d[4][0]), "=f"(d[4][1]),
+        "=f"(d[4][2]), "=f"(d[4][3]), "=f"(d[5][0]), "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]),
+        "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]), "=f"(d[7][0]), "=f"(d[7][1]),
+        "=f"(d[7][2]), "=f"(d[7][3])
+      : "l"(a_desc), "l"(b_desc), "r"(0));
+}
+
 // D (64 x 64) (+)= A B, A from registers (four bf16x2 a warp's 16 rows hold, mma.sync's A
 // layout), B from shared memory N-major (transpose flag 1).
 __device__ __forceinline__ void wgmma_m64n64k16_rs_tb(float (&d)[8][4], const uint32_t (&a)[4],
