@@ -64,7 +64,7 @@ __device__ __forceinline__ void load_tile_sw128(uint32_t dst, const bf16_t* src,
 }
 
 // kCtas: CTAs an SM is built for (1: up to 255 registers a thread; 2: 128, so two CTAs' softmax
-// and MMAs interleave on an SM, with a few registers spilled at D 128).
+// and MMAs interleave on an SM, with ~130 bytes of registers spilled at D 128).
 template <int D, int kCtas>
 __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -125,7 +125,6 @@ __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
   float m0 = ninf, m1 = ninf, l0 = 0.0f, l1 = 0.0f;
   const float sl2 = p.scale_log2;
   const int r0 = warp * 16 + g8;
-  const uint64_t qd = wgmma::k_major_desc(q_tile(hh), kT, 0);  // this head's Q, k-step 0
 
   for (int j = 0; j < npairs; ++j) {
     const int b = j & 1;
@@ -145,6 +144,7 @@ __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
     // S = Q K^T.
     float s[8][4];  // raw scores, then probabilities: rows as o, keys (8 n + 2 c4, + 1)
     const uint64_t kd = wgmma::k_major_desc(k_tile(b), kT, 0);
+    const uint64_t qd = wgmma::k_major_desc(q_tile(hh), kT, 0);
     wgmma::fence();
     wgmma::wgmma_m64n64k16_ss_first(s, qd, kd);
 #pragma unroll
