@@ -215,33 +215,21 @@ async function main(): Promise<void> {
   }
 
   const rows: Array<Record<string, string | number | null>> = [];
-  const oursMfu = ours ? mfu(ours.params, tokens, ours.visible_pairs, ours.step_s) : null;
-  rows.push({
-    run: 'ours (cuda, bf16, Structure)',
-    tok_per_s: ours ? round(ours.tok_per_s, 0) : null,
-    step_ms: ours ? round(ours.step_s * 1e3, 1) : null,
-    mfu: round(oursMfu, 3),
-    ratio: null,
-    memory_gib: ours ? round(ours.native_bytes / 2 ** 30, 2) : null,
-  });
-  const atomicMfu = oursAtomic ? mfu(oursAtomic.params, tokens, oursAtomic.visible_pairs, oursAtomic.step_s) : null;
-  rows.push({
-    run: 'ours (cuda, bf16, Structure, atomic dQ)',
-    tok_per_s: oursAtomic ? round(oursAtomic.tok_per_s, 0) : null,
-    step_ms: oursAtomic ? round(oursAtomic.step_s * 1e3, 1) : null,
-    mfu: round(atomicMfu, 3),
-    ratio: null,
-    memory_gib: oursAtomic ? round(oursAtomic.native_bytes / 2 ** 30, 2) : null,
-  });
-  const wgmmaMfu = oursWgmma ? mfu(oursWgmma.params, tokens, oursWgmma.visible_pairs, oursWgmma.step_s) : null;
-  rows.push({
-    run: 'ours (cuda, bf16, Structure, wgmma attention, atomic dQ)',
-    tok_per_s: oursWgmma ? round(oursWgmma.tok_per_s, 0) : null,
-    step_ms: oursWgmma ? round(oursWgmma.step_s * 1e3, 1) : null,
-    mfu: round(wgmmaMfu, 3),
-    ratio: null,
-    memory_gib: oursWgmma ? round(oursWgmma.native_bytes / 2 ** 30, 2) : null,
-  });
+  const oursRow = (label: string, r: OursResult | null) => {
+    const m = r ? mfu(r.params, tokens, r.visible_pairs, r.step_s) : null;
+    rows.push({
+      run: `ours (cuda, bf16, Structure${label})`,
+      tok_per_s: r ? round(r.tok_per_s, 0) : null,
+      step_ms: r ? round(r.step_s * 1e3, 1) : null,
+      mfu: round(m, 3),
+      ratio: null,
+      memory_gib: r ? round(r.native_bytes / 2 ** 30, 2) : null,
+    });
+    return m;
+  };
+  const oursMfu = oursRow('', ours);
+  const atomicMfu = oursRow(', atomic dQ', oursAtomic);
+  const wgmmaMfu = oursRow(', wgmma attention, atomic dQ', oursWgmma);
   for (const mode of ['amp', 'bf16'] as const) {
     const p = peers[mode];
     const m = p ? mfu(p.params, tokens, causalPairs, p.step_s) : null;

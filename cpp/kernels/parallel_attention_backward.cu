@@ -257,12 +257,7 @@ __global__ void __launch_bounds__(kTcThreads)
     const int nq = tile_len(sq, qstart);
     load_tile_async<D>(qs + buf * C::kMat, q + qstart * ldq + h * D, ldq, nq);
     load_tile_async<D>(dos + buf * C::kMat, dout + qstart * ldq + h * D, ldq, nq);
-    const int r = tid % kTile;
-    const bool ok = r < nq;
-    const float* src = stats + (tid < kTile ? h : d.heads + h) * p.tokens + qstart + (ok ? r : 0);
-    cp_async_4z((tid < kTile ? lse_s : del_s) + buf * kTile + r, src, ok);
-    if (pair.partial >= 0 && tid < kTile / 2)
-      cp_async_16z(mask_s + buf * kTile + 2 * tid, p.masks + pair.partial + 2 * tid, true);
+    load_stage_rows(lse_s, del_s, mask_s, buf, stats, p, d, h, qstart, nq, pair.partial, tid);
   };
 
   float dka[D / 8][4], dva[D / 8][4];  // this warp's 16 key rows of dK, dV (fp32)
@@ -511,34 +506,28 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
   const auto* bv = static_cast<const bf16_t*>(v);
   const auto* bo = static_cast<const bf16_t*>(dout);
   constexpr int kv_smem = dkdv_tc_smem<D>(), q_smem = dq_tc_smem<D>();
-  const unsigned kv_blocks = static_cast<unsigned>(p.tiles * d.kv_heads);
-  if (dq_acc != nullptr) {
-    const int64_t n = p.tokens * d.heads * D;
+  const bool atomic = dq_acc != nullptr;
+  const int64_t n = p.tokens * d.heads * D;  // dq elements
+  if (atomic)
     NPR_CUDA_TRY(cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(n) * 4, st),
                  "attention backward: zero the dQ sums");
-    if (wgmma) {
-      NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
-    } else {
-      NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, true>,
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
-                   "attention backward: dK/dV/dQ shared memory");
-      dkdv_tc_kernel<D, true><<<kv_blocks, kTcThreads, kv_smem, st>>>(
-          p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, bq, bk, bv, bo, stats);
-      NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel with atomic dQ (tensor cores)"));
-    }
+  // dK, dV (and with dq_acc, the dQ sums).
+  if (wgmma) {
+    NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
+  } else {
+    auto* kernel = atomic ? dkdv_tc_kernel<D, true> : dkdv_tc_kernel<D, false>;
+    NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
+                 "attention backward: dK/dV shared memory");
+    kernel<<<static_cast<unsigned>(p.tiles * d.kv_heads), kTcThreads, kv_smem, st>>>(
+        p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, bq, bk, bv, bo, stats);
+    NPR_TRY(
+        cuda_launch_status(atomic ? "attention backward: dK/dV kernel with atomic dQ (tensor cores)"
+                                  : "attention backward: dK/dV kernel (bf16, tensor cores)"));
+  }
+  if (atomic) {  // dq = bf16(sums * scale)
     const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n / 2 + 255) / 256, 65535));
     dq_from_acc_kernel<<<blocks, 256, 0, st>>>(static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
-  }
-  if (wgmma) {
-    NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, nullptr, dout, q, k, v, stats));
-  } else {
-    NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_tc_kernel<D, false>,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
-                 "attention backward: dK/dV shared memory");
-    dkdv_tc_kernel<D, false><<<kv_blocks, kTcThreads, kv_smem, st>>>(
-        p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), nullptr, bq, bk, bv, bo, stats);
-    NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel (bf16, tensor cores)"));
   }
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),

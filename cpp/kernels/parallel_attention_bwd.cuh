@@ -74,6 +74,21 @@ __device__ __forceinline__ void cp_async_4z(void* smem, const void* gmem, bool p
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(bytes));
 }
 
+// A dK / dV stage's per-query rows into buffer buf of the (2, 64) shared arrays, by threads
+// 0..127 (cp.async; the caller commits): lse2 and delta of head h for the query tile at qstart
+// (zeros past nq), and the pair's 64 mask words when it is PARTIAL (partial >= 0).
+__device__ __forceinline__ void load_stage_rows(float* lse_s, float* del_s, uint64_t* mask_s,
+                                                int buf, const float* stats, const PlanView& p,
+                                                const Dims& d, int h, int64_t qstart, int nq,
+                                                int32_t partial, int tid) {
+  const int r = tid % kTile;
+  const bool ok = r < nq;
+  const float* src = stats + (tid < kTile ? h : d.heads + h) * p.tokens + qstart + (ok ? r : 0);
+  cp_async_4z((tid < kTile ? lse_s : del_s) + buf * kTile + r, src, ok);
+  if (partial >= 0 && tid < kTile / 2)
+    cp_async_16z(mask_s + buf * kTile + 2 * tid, p.masks + partial + 2 * tid, true);
+}
+
 // ---- SIMT kernels -------------------------------------------------------------------------
 
 constexpr int kSimtThreads = 256;  // 4 groups of 64: one row of the resident tile per thread

@@ -46,23 +46,6 @@ struct BwdSmem {
   static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
 };
 
-// dst (sw128, 64 rows x D) <- rows [0, n) of src (row stride ld), zeros past n; cp.async.cg
-// by the CTA's threads (the caller commits).
-template <int D>
-__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const bf16_t* src, int64_t ld, int n,
-                                                int tid) {
-  constexpr int kChunks = D / 8;
-  static_assert(kTile * kChunks % kThreads == 0, "every thread copies the same number of chunks");
-#pragma unroll
-  for (int it = 0; it < kTile * kChunks / kThreads; ++it) {
-    const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
-    const bool ok = r < n;
-    const uint32_t addr = dst + wgmma::sw128_offset(kTile, r, c * 8);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr),
-                 "l"(src + (ok ? r : 0) * ld + c * 8), "r"(ok ? 16 : 0));
-  }
-}
-
 // *p += x, *(p + 1) += y as one 8-byte reduction (red: no value comes back, no registers wait).
 [[maybe_unused]] __device__ __forceinline__ void red_add2(float* p, float x, float y) {
   asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(x), "f"(y) : "memory");
@@ -101,21 +84,17 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int64_t c0 = p.col_ptr[g];
   const int64_t stages = (p.col_ptr[g + 1] - c0) * d.group;  // (query tile, head) pairs
 
-  load_tile_sw128<D>(k_tile, k + kstart * ldk + kvh * D, ldk, nk, tid);
-  load_tile_sw128<D>(v_tile, v + kstart * ldk + kvh * D, ldk, nk, tid);
+  wgmma::load_tile_sw128<kTile, D, kThreads>(k_tile, k + kstart * ldk + kvh * D, ldk, nk, tid);
+  wgmma::load_tile_sw128<kTile, D, kThreads>(v_tile, v + kstart * ldk + kvh * D, ldk, nk, tid);
   auto load_stage = [&](int64_t s, int buf) {
     const AttnTilePair pair = p.col_pairs[c0 + s / d.group];
     const int h = kvh * d.group + static_cast<int>(s % d.group);
     const int64_t qstart = tile_start(sq, pair.other);
     const int nq = tile_len(sq, qstart);
-    load_tile_sw128<D>(q_tile(buf), q + qstart * ldq + h * D, ldq, nq, tid);
-    load_tile_sw128<D>(do_tile(buf), dout + qstart * ldq + h * D, ldq, nq, tid);
-    const int r = tid % kTile;
-    const bool ok = r < nq;
-    const float* src = stats + (tid < kTile ? h : d.heads + h) * p.tokens + qstart + (ok ? r : 0);
-    cp_async_4z((tid < kTile ? lse_s : del_s) + buf * kTile + r, src, ok);
-    if (pair.partial >= 0 && tid < kTile / 2)
-      cp_async_16z(mask_s + buf * kTile + 2 * tid, p.masks + pair.partial + 2 * tid, true);
+    wgmma::load_tile_sw128<kTile, D, kThreads>(q_tile(buf), q + qstart * ldq + h * D, ldq, nq, tid);
+    wgmma::load_tile_sw128<kTile, D, kThreads>(do_tile(buf), dout + qstart * ldq + h * D, ldq, nq,
+                                               tid);
+    load_stage_rows(lse_s, del_s, mask_s, buf, stats, p, d, h, qstart, nq, pair.partial, tid);
   };
 
   float dka[ND][4], dva[ND][4];  // this warp's 16 key rows of dK, dV (fp32)
@@ -198,11 +177,11 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int t = 0; t < 4; ++t) {
         const uint32_t step = wgmma::n_major_step(16 * t);
         if constexpr (D == 128) {
-          wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step), 1);
-          wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step), 1);
+          wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step));
+          wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step));
         } else {
-          wgmma::wgmma_m64n64k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step), 1);
-          wgmma::wgmma_m64n64k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step), 1);
+          wgmma::wgmma_m64n64k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step));
+          wgmma::wgmma_m64n64k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step));
         }
       }
       wgmma::commit();

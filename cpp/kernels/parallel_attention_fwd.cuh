@@ -75,6 +75,78 @@ __device__ __forceinline__ Item item_of(const FwdParams& p) {
   return it;
 }
 
+// The work item of a paired-head CTA (one per query tile and pair of query heads of one kv
+// head; the GQA group is even): query tile g, heads h0 and h0 + 1, the tile's token range.
+struct PairItem {
+  int64_t g, seq_start, seq_end, q_start;
+  int h0, kvh, qn;
+};
+__device__ __forceinline__ PairItem pair_item_of(const FwdParams& p) {
+  PairItem it;
+  const int pairs = p.heads >> 1;
+  const int64_t x = blockIdx.x;
+  it.h0 = static_cast<int>(x % pairs) * 2;
+  it.kvh = it.h0 / p.group;
+  it.g = p.tiles - 1 - x / pairs;
+  const int32_t seq = p.tile_seq[it.g];
+  it.seq_start = p.seq_start[seq];
+  it.seq_end = it.seq_start + p.seq_len[seq];
+  it.q_start = it.seq_start + (it.g - p.seq_tile0[seq]) * kT;
+  const int64_t n = it.seq_end - it.q_start;
+  it.qn = static_cast<int>(n < kT ? n : kT);
+  return it;
+}
+
+// A warp's raw scores over one 64-key tile (8 n8 fragments, rows g8 and g8 + 8, c4 = lane % 4)
+// masked by the rows' mask words w0, w1 (bit k: key k visible): hidden keys become -inf.
+__device__ __forceinline__ void mask_scores(float (&s)[8][4], uint64_t w0, uint64_t w1, int c4) {
+  const float ninf = -__int_as_float(0x7f800000);
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int col = n * 8 + 2 * c4 + e;
+      if (!((w0 >> col) & 1ull)) s[n][e] = ninf;
+      if (!((w1 >> col) & 1ull)) s[n][2 + e] = ninf;
+    }
+}
+
+// The end of a bf16 tensor-core kernel, for one head: a warp's accumulators o (rows r0 and r0 +
+// 8 of the query tile at q_start; mma.sync C layout, c4 = lane % 4), running max (m0, m1, raw
+// scores) and this thread's part of the running sums (l0, l1) become normalised out rows and
+// lse (natural log; -inf where nothing was visible). Rows >= qn are not written.
+template <int D>
+__device__ __forceinline__ void store_head_rows(const FwdParams& p, const float (&o)[D / 8][4],
+                                                float m0, float m1, float l0, float l1,
+                                                int64_t q_start, int h, int r0, int qn, int c4) {
+  using bf16_t = __nv_bfloat16;
+  const float ninf = -__int_as_float(0x7f800000);
+  const float sl2 = p.scale_log2;
+#pragma unroll
+  for (int x = 1; x <= 2; x <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, x);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, x);
+  }
+  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
+  bf16_t* const og = static_cast<bf16_t*>(p.out) + q_start * p.ldq + h * D + 2 * c4;
+  if (r0 < qn) {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<uint32_t*>(og + r0 * p.ldq + n * 8) =
+          pack_bf16x2(o[n][0] * inv0, o[n][1] * inv0);
+    if (c4 == 0)
+      p.lse[(q_start + r0) * p.heads + h] = l0 > 0.0f ? (m0 * sl2 + log2f(l0)) * kLn2 : ninf;
+  }
+  if (r0 + 8 < qn) {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n)
+      *reinterpret_cast<uint32_t*>(og + (r0 + 8) * p.ldq + n * 8) =
+          pack_bf16x2(o[n][2] * inv1, o[n][3] * inv1);
+    if (c4 == 0)
+      p.lse[(q_start + r0 + 8) * p.heads + h] = l1 > 0.0f ? (m1 * sl2 + log2f(l1)) * kLn2 : ninf;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tensor-core kernel (bf16, D = 64 or 128).
 
@@ -190,16 +262,7 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma(Fwd
           mma_bf16_16816(s[2 * np + 1], qf[kk], kf + 2);
         }
     }
-    if (partial >= 0) {
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int col = n * 8 + 2 * c4 + e;
-          if (!((w0 >> col) & 1ull)) s[n][e] = ninf;
-          if (!((w1 >> col) & 1ull)) s[n][2 + e] = ninf;
-        }
-    }
+    if (partial >= 0) mask_scores(s, w0, w1, c4);
 
     online_softmax_step(s, o, m0, m1, l0, l1, sl2);
 
@@ -227,31 +290,7 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma(Fwd
   }
   cp_async_wait<0>();
 
-  // Row sums over the quad, normalise, store.
-#pragma unroll
-  for (int x = 1; x <= 2; x <<= 1) {
-    l0 += __shfl_xor_sync(0xffffffffu, l0, x);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, x);
-  }
-  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-  bf16_t* const og = static_cast<bf16_t*>(p.out) + it.q_start * p.ldq + it.h * D + 2 * c4;
-  if (r0 < it.qn) {
-#pragma unroll
-    for (int n = 0; n < ND; ++n)
-      *reinterpret_cast<uint32_t*>(og + r0 * p.ldq + n * 8) =
-          pack_bf16x2(o[n][0] * inv0, o[n][1] * inv0);
-    if (c4 == 0)
-      p.lse[(it.q_start + r0) * p.heads + it.h] = l0 > 0.0f ? (m0 * sl2 + log2f(l0)) * kLn2 : ninf;
-  }
-  if (r0 + 8 < it.qn) {
-#pragma unroll
-    for (int n = 0; n < ND; ++n)
-      *reinterpret_cast<uint32_t*>(og + (r0 + 8) * p.ldq + n * 8) =
-          pack_bf16x2(o[n][2] * inv1, o[n][3] * inv1);
-    if (c4 == 0)
-      p.lse[(it.q_start + r0 + 8) * p.heads + it.h] =
-          l1 > 0.0f ? (m1 * sl2 + log2f(l1)) * kLn2 : ninf;
-  }
+  store_head_rows<D>(p, o, m0, m1, l0, l1, it.q_start, it.h, r0, it.qn, c4);
 }
 
 }  // namespace npr::attn_fwd

@@ -70,22 +70,9 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma2(Fw
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g8 = lane >> 2, c4 = lane & 3;
-  // Item: query tile g, heads h0 = 2 hp and h0 + 1 (same kv head: the group is even).
-  const int pairs = p.heads >> 1;
-  const int64_t x = blockIdx.x;
-  const int h0 = static_cast<int>(x % pairs) * 2;
-  const int kvh = h0 / p.group;
-  const int64_t g = p.tiles - 1 - x / pairs;
-  int64_t seq_start, seq_end, q_start;
-  int qn;
-  {
-    const int32_t seq = p.tile_seq[g];
-    seq_start = p.seq_start[seq];
-    seq_end = seq_start + p.seq_len[seq];
-    q_start = seq_start + (g - p.seq_tile0[seq]) * kT;
-    const int64_t n = seq_end - q_start;
-    qn = static_cast<int>(n < kT ? n : kT);
-  }
+  const PairItem it = pair_item_of(p);
+  const int h0 = it.h0, kvh = it.kvh, qn = it.qn;
+  const int64_t g = it.g, seq_start = it.seq_start, seq_end = it.seq_end, q_start = it.q_start;
   const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + q_start * p.ldq + h0 * D;
   // K / V rows of the sequence's first token; keys of local tile t start at t * 64.
   const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + seq_start * p.ldk + kvh * D;
@@ -251,35 +238,9 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma2(Fw
   cp_async_wait<0>();
 
 #pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    float l0 = l[hh][0], l1 = l[hh][1];
-#pragma unroll
-    for (int xo = 1; xo <= 2; xo <<= 1) {
-      l0 += __shfl_xor_sync(0xffffffffu, l0, xo);
-      l1 += __shfl_xor_sync(0xffffffffu, l1, xo);
-    }
-    const int h = h0 + hh;
-    const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-    bf16_t* const og = static_cast<bf16_t*>(p.out) + q_start * p.ldq + h * D + 2 * c4;
-    if (r0 < qn) {
-#pragma unroll
-      for (int n = 0; n < ND; ++n)
-        *reinterpret_cast<uint32_t*>(og + r0 * p.ldq + n * 8) =
-            pack_bf16x2(o[hh][n][0] * inv0, o[hh][n][1] * inv0);
-      if (c4 == 0)
-        p.lse[(q_start + r0) * p.heads + h] =
-            l0 > 0.0f ? (m[hh][0] * sl2 + log2f(l0)) * kLn2 : ninf;
-    }
-    if (r0 + 8 < qn) {
-#pragma unroll
-      for (int n = 0; n < ND; ++n)
-        *reinterpret_cast<uint32_t*>(og + (r0 + 8) * p.ldq + n * 8) =
-            pack_bf16x2(o[hh][n][2] * inv1, o[hh][n][3] * inv1);
-      if (c4 == 0)
-        p.lse[(q_start + r0 + 8) * p.heads + h] =
-            l1 > 0.0f ? (m[hh][1] * sl2 + log2f(l1)) * kLn2 : ninf;
-    }
-  }
+  for (int hh = 0; hh < 2; ++hh)
+    store_head_rows<D>(p, o[hh], m[hh][0], m[hh][1], l[hh][0], l[hh][1], q_start, h0 + hh, r0, qn,
+                       c4);
 }
 
 }  // namespace npr::attn_fwd

@@ -46,23 +46,6 @@ struct WgSmem {
   static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
 };
 
-// dst (sw128, 64 rows x D) <- rows [0, n) of src (row stride ld), zeros past n; cp.async.cg by
-// all threads of the CTA (the caller commits).
-template <int D>
-__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const bf16_t* src, int64_t ld, int n,
-                                                int tid) {
-  constexpr int kChunks = D / 8;  // 16-byte chunks a row
-  static_assert(kT * kChunks % kThreads == 0, "every thread copies the same number of chunks");
-#pragma unroll
-  for (int it = 0; it < kT * kChunks / kThreads; ++it) {
-    const int i = tid + it * kThreads, r = i / kChunks, c = i % kChunks;
-    const bool ok = r < n;
-    const uint32_t addr = dst + wgmma::sw128_offset(kT, r, c * 8);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr),
-                 "l"(src + (ok ? r : 0) * ld + c * 8), "r"(ok ? 16 : 0));
-  }
-}
-
 // kCtas: CTAs an SM is built for (1: up to 255 registers a thread; 2: 128, so two CTAs' softmax
 // and MMAs interleave on an SM, with ~130 bytes of registers spilled at D 128).
 template <int D, int kCtas>
@@ -82,38 +65,24 @@ __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
   const int hh = tid >> 7;          // warpgroup = head of the pair
   const int warp = (tid >> 5) & 3;  // warp within the warpgroup: rows 16 warp ..
   const int g8 = lane >> 2, c4 = lane & 3;
-  const int pairs = p.heads >> 1;
-  const int64_t x = blockIdx.x;
-  const int h0 = static_cast<int>(x % pairs) * 2;
-  const int kvh = h0 / p.group;
-  const int64_t g = p.tiles - 1 - x / pairs;
-  int64_t seq_start, seq_end, q_start;
-  int qn;
-  {
-    const int32_t seq = p.tile_seq[g];
-    seq_start = p.seq_start[seq];
-    seq_end = seq_start + p.seq_len[seq];
-    q_start = seq_start + (g - p.seq_tile0[seq]) * kT;
-    const int64_t n = seq_end - q_start;
-    qn = static_cast<int>(n < kT ? n : kT);
-  }
-  const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + q_start * p.ldq + h0 * D;
-  const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + seq_start * p.ldk + kvh * D;
-  const bf16_t* const vg = static_cast<const bf16_t*>(p.v) + seq_start * p.ldk + kvh * D;
-  const int64_t seq_n = seq_end - seq_start;
-  const AttnTilePair* const rp = p.row_pairs + p.row_ptr[g];
-  const int npairs = static_cast<int>(p.row_ptr[g + 1] - p.row_ptr[g]);
+  const attn_fwd::PairItem it = attn_fwd::pair_item_of(p);
+  const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + it.q_start * p.ldq + it.h0 * D;
+  const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + it.seq_start * p.ldk + it.kvh * D;
+  const bf16_t* const vg = static_cast<const bf16_t*>(p.v) + it.seq_start * p.ldk + it.kvh * D;
+  const int64_t seq_n = it.seq_end - it.seq_start;
+  const AttnTilePair* const rp = p.row_pairs + p.row_ptr[it.g];
+  const int npairs = static_cast<int>(p.row_ptr[it.g + 1] - p.row_ptr[it.g]);
 
   const auto load_kv = [&](int j, int b) {
     const int64_t ks = static_cast<int64_t>(rp[j].other) * kT;
     const int64_t kn64 = seq_n - ks;
     const int kn = static_cast<int>(kn64 < kT ? kn64 : kT);
-    load_tile_sw128<D>(k_tile(b), kg + ks * p.ldk, p.ldk, kn, tid);
-    load_tile_sw128<D>(v_tile(b), vg + ks * p.ldk, p.ldk, kn, tid);
+    wgmma::load_tile_sw128<kT, D, kThreads>(k_tile(b), kg + ks * p.ldk, p.ldk, kn, tid);
+    wgmma::load_tile_sw128<kT, D, kThreads>(v_tile(b), vg + ks * p.ldk, p.ldk, kn, tid);
   };
 
-  load_tile_sw128<D>(q_tile(0), qg, p.ldq, qn, tid);
-  load_tile_sw128<D>(q_tile(1), qg + D, p.ldq, qn, tid);
+  wgmma::load_tile_sw128<kT, D, kThreads>(q_tile(0), qg, p.ldq, it.qn, tid);
+  wgmma::load_tile_sw128<kT, D, kThreads>(q_tile(1), qg + D, p.ldq, it.qn, tid);
   cp_async_commit();
   if (npairs > 0) load_kv(0, 0);
   cp_async_commit();
@@ -156,16 +125,7 @@ __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
     wgmma::wait<0>();
     wgmma::fence_operands(s);
 
-    if (partial >= 0) {
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int col = n * 8 + 2 * c4 + e;
-          if (!((w0 >> col) & 1ull)) s[n][e] = ninf;
-          if (!((w1 >> col) & 1ull)) s[n][2 + e] = ninf;
-        }
-    }
+    if (partial >= 0) attn_fwd::mask_scores(s, w0, w1, c4);
     online_softmax_step(s, o, m0, m1, l0, l1, sl2);
 
     // O += P V: P (bf16) straight from the score fragments.
@@ -184,9 +144,9 @@ __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
     for (int kk = 0; kk < 4; ++kk) {
       const uint64_t vdk = wgmma::desc_plus(vd, wgmma::n_major_step(16 * kk));
       if constexpr (D == 128)
-        wgmma::wgmma_m64n128k16_rs_tb(o, pa[kk], vdk, 1);
+        wgmma::wgmma_m64n128k16_rs_tb(o, pa[kk], vdk);
       else
-        wgmma::wgmma_m64n64k16_rs_tb(o, pa[kk], vdk, 1);
+        wgmma::wgmma_m64n64k16_rs_tb(o, pa[kk], vdk);
     }
     wgmma::commit();
     wgmma::wait<0>();
@@ -195,32 +155,7 @@ __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
   }
   cp_async_wait<0>();
 
-#pragma unroll
-  for (int xo = 1; xo <= 2; xo <<= 1) {
-    l0 += __shfl_xor_sync(0xffffffffu, l0, xo);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, xo);
-  }
-  const int h = h0 + hh;
-  const float inv0 = l0 > 0.0f ? 1.0f / l0 : 0.0f, inv1 = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-  bf16_t* const og = static_cast<bf16_t*>(p.out) + q_start * p.ldq + h * D + 2 * c4;
-  if (r0 < qn) {
-#pragma unroll
-    for (int n = 0; n < ND; ++n)
-      *reinterpret_cast<uint32_t*>(og + r0 * p.ldq + n * 8) =
-          pack_bf16x2(o[n][0] * inv0, o[n][1] * inv0);
-    if (c4 == 0)
-      p.lse[(q_start + r0) * p.heads + h] =
-          l0 > 0.0f ? (m0 * sl2 + log2f(l0)) * attn_fwd::kLn2 : ninf;
-  }
-  if (r0 + 8 < qn) {
-#pragma unroll
-    for (int n = 0; n < ND; ++n)
-      *reinterpret_cast<uint32_t*>(og + (r0 + 8) * p.ldq + n * 8) =
-          pack_bf16x2(o[n][2] * inv1, o[n][3] * inv1);
-    if (c4 == 0)
-      p.lse[(q_start + r0 + 8) * p.heads + h] =
-          l1 > 0.0f ? (m1 * sl2 + log2f(l1)) * attn_fwd::kLn2 : ninf;
-  }
+  attn_fwd::store_head_rows<D>(p, o, m0, m1, l0, l1, it.q_start, it.h0 + hh, r0, it.qn, c4);
 #else
   __trap();  // built for another architecture: the host never launches it there
 #endif

@@ -8,11 +8,31 @@
 // The tile layout ("sw128") and the k-step offsets are wgmma_layout.h's.
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
 #include "kernels/wgmma_layout.h"
 
 namespace npr::wgmma {
+
+// dst (sw128 tile of Rows rows x D bf16, a 32-bit shared address) <- rows [0, n) of src (row
+// stride ld elements), zeros past n, by cp.async.cg with a zero-fill size from the Threads
+// threads of the CTA (tid = threadIdx.x; the caller commits the group).
+template <int Rows, int D, int Threads>
+__device__ __forceinline__ void load_tile_sw128(uint32_t dst, const __nv_bfloat16* src, int64_t ld,
+                                                int n, int tid) {
+  constexpr int kChunks = D / 8;  // 16-byte chunks a row
+  static_assert(Rows * kChunks % Threads == 0, "every thread copies the same number of chunks");
+#pragma unroll
+  for (int it = 0; it < Rows * kChunks / Threads; ++it) {
+    const int i = tid + it * Threads, r = i / kChunks, c = i % kChunks;
+    const bool ok = r < n;
+    const uint32_t addr = dst + sw128_offset(Rows, r, c * 8);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr),
+                 "l"(src + (ok ? r : 0) * ld + c * 8), "r"(ok ? 16 : 0));
+  }
+}
 
 // Before the first wgmma of a batch whose accumulator or A registers other code wrote.
 __device__ __forceinline__ void fence() {
@@ -40,40 +60,55 @@ __device__ __forceinline__ void fence_operands(float (&d)[N][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
 }
 
-// D (64 x 64) (+)= A B, A and B from shared memory (K-major, transpose flags 0). d holds
-// this thread's 32 accumulators as 8 n8 fragments (mma.sync's C layout per warp).
+// The accumulator operands of the wrappers: `d` as 8 or 16 n8 fragments, each element through
+// the constraint macro M ("+f" read-write, "=f" write-only), and the matching PTX register
+// lists %0..%31 / %0..%63.
+#define NPR_WGMMA_ACC8(M)                                                                         \
+  M(d[0][0]), M(d[0][1]), M(d[0][2]), M(d[0][3]), M(d[1][0]), M(d[1][1]), M(d[1][2]), M(d[1][3]), \
+      M(d[2][0]), M(d[2][1]), M(d[2][2]), M(d[2][3]), M(d[3][0]), M(d[3][1]), M(d[3][2]),         \
+      M(d[3][3]), M(d[4][0]), M(d[4][1]), M(d[4][2]), M(d[4][3]), M(d[5][0]), M(d[5][1]),         \
+      M(d[5][2]), M(d[5][3]), M(d[6][0]), M(d[6][1]), M(d[6][2]), M(d[6][3]), M(d[7][0]),         \
+      M(d[7][1]), M(d[7][2]), M(d[7][3])
+#define NPR_WGMMA_ACC16(M)                                                                        \
+  M(d[0][0]), M(d[0][1]), M(d[0][2]), M(d[0][3]), M(d[1][0]), M(d[1][1]), M(d[1][2]), M(d[1][3]), \
+      M(d[2][0]), M(d[2][1]), M(d[2][2]), M(d[2][3]), M(d[3][0]), M(d[3][1]), M(d[3][2]),         \
+      M(d[3][3]), M(d[4][0]), M(d[4][1]), M(d[4][2]), M(d[4][3]), M(d[5][0]), M(d[5][1]),         \
+      M(d[5][2]), M(d[5][3]), M(d[6][0]), M(d[6][1]), M(d[6][2]), M(d[6][3]), M(d[7][0]),         \
+      M(d[7][1]), M(d[7][2]), M(d[7][3]), M(d[8][0]), M(d[8][1]), M(d[8][2]), M(d[8][3]),         \
+      M(d[9][0]), M(d[9][1]), M(d[9][2]), M(d[9][3]), M(d[10][0]), M(d[10][1]), M(d[10][2]),      \
+      M(d[10][3]), M(d[11][0]), M(d[11][1]), M(d[11][2]), M(d[11][3]), M(d[12][0]), M(d[12][1]),  \
+      M(d[12][2]), M(d[12][3]), M(d[13][0]), M(d[13][1]), M(d[13][2]), M(d[13][3]), M(d[14][0]),  \
+      M(d[14][1]), M(d[14][2]), M(d[14][3]), M(d[15][0]), M(d[15][1]), M(d[15][2]), M(d[15][3])
+#define NPR_WGMMA_RW(x) "+f"(x)
+#define NPR_WGMMA_W(x) "=f"(x)
+#define NPR_WGMMA_REGS32                                                                        \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define NPR_WGMMA_REGS64                                                                        \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "  \
+  "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "  \
+  "%56, %57, %58, %59, %60, %61, %62, %63}"
+
+// D (64 x 64) (+)= A B, A and B from shared memory (K-major, transpose flags 0; accumulate 0:
+// D = A B). d holds this thread's 32 accumulators as 8 n8 fragments (mma.sync's C layout).
 __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a_desc,
                                                    uint64_t b_desc, int accumulate) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
-      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
-      "%27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-        "+f"(d[7][2]), "+f"(d[7][3])
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
+      ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : NPR_WGMMA_ACC8(NPR_WGMMA_RW)
       : "l"(a_desc), "l"(b_desc), "r"(accumulate));
 }
 
-// D (64 x 64) = A B (the first k-step: D's old values are neither read nor kept alive), A and
-// B from shared memory (K-major).
+// The same, first k-step: D = A B, D's old values neither read nor kept alive.
 __device__ __forceinline__ void wgmma_m64n64k16_ss_first(float (&d)[8][4], uint64_t a_desc,
                                                          uint64_t b_desc) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
-      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
-      "%27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]), "=f"(d[1][0]), "=f"(d[1][1]),
-        "=f"(d[1][2]), "=f"(d[1][3]), "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]),
-        "=f"(d[3][0]), "=f"(d[3][1]), "=f"(d[3][2]), "=f"(d[3][3]), "=f"(d[4][0]), "=f"(d[4][1]),
-        "=f"(d[4][2]), "=f"(d[4][3]), "=f"(d[5][0]), "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]),
-        "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]), "=f"(d[7][0]), "=f"(d[7][1]),
-        "=f"(d[7][2]), "=f"(d[7][3])
-      : "l"(a_desc), "l"(b_desc), "r"(0));
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
+               ", %32, %33, 0, 1, 1, 0, 0;\n"
+               : NPR_WGMMA_ACC8(NPR_WGMMA_W)
+               : "l"(a_desc), "l"(b_desc));
 }
 
 // D (64 x 64) (+)= A B, A M-major and B N-major from shared memory (transpose flags 1, 1).
@@ -81,78 +116,38 @@ __device__ __forceinline__ void wgmma_m64n64k16_ss_tt(float (&d)[8][4], uint64_t
                                                       uint64_t b_desc, int accumulate) {
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
-      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
-      "%27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-        "+f"(d[7][2]), "+f"(d[7][3])
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
+      ", %32, %33, p, 1, 1, 1, 1;\n}\n"
+      : NPR_WGMMA_ACC8(NPR_WGMMA_RW)
       : "l"(a_desc), "l"(b_desc), "r"(accumulate));
 }
 
-// D (64 x 64) = A B, A M-major and B N-major from shared memory: the first k-step (D's old
-// values neither read nor kept alive).
+// The same, first k-step (D = A B, write-only).
 __device__ __forceinline__ void wgmma_m64n64k16_ss_tt_first(float (&d)[8][4], uint64_t a_desc,
                                                             uint64_t b_desc) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
-      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
-      "%27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 1, 1;\n}\n"
-      : "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]), "=f"(d[1][0]), "=f"(d[1][1]),
-        "=f"(d[1][2]), "=f"(d[1][3]), "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]),
-        "=f"(d[3][0]), "=f"(d[3][1]), "=f"(d[3][2]), "=f"(d[3][3]), "=f"(d[4][0]), "=f"(d[4][1]),
-        "=f"(d[4][2]), "=f"(d[4][3]), "=f"(d[5][0]), "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]),
-        "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]), "=f"(d[7][0]), "=f"(d[7][1]),
-        "=f"(d[7][2]), "=f"(d[7][3])
-      : "l"(a_desc), "l"(b_desc), "r"(0));
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
+               ", %32, %33, 0, 1, 1, 1, 1;\n"
+               : NPR_WGMMA_ACC8(NPR_WGMMA_W)
+               : "l"(a_desc), "l"(b_desc));
 }
 
-// D (64 x 64) (+)= A B, A from registers (four bf16x2 a warp's 16 rows hold, mma.sync's A
+// D (64 x 64) += A B, A from registers (four bf16x2 a warp's 16 rows hold, mma.sync's A
 // layout), B from shared memory N-major (transpose flag 1).
 __device__ __forceinline__ void wgmma_m64n64k16_rs_tb(float (&d)[8][4], const uint32_t (&a)[4],
-                                                      uint64_t b_desc, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
-      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
-      "%27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-        "+f"(d[7][2]), "+f"(d[7][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));
+                                                      uint64_t b_desc) {
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
+               ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+               : NPR_WGMMA_ACC8(NPR_WGMMA_RW)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
 }
 
-// D (64 x 128) (+)= A B, A from registers (four bf16x2 a warp's 16 rows hold, mma.sync's A
-// layout), B from shared memory N-major (transpose flag 1).
+// D (64 x 128) += A B, A from registers, B from shared memory N-major.
 __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[16][4], const uint32_t (&a)[4],
-                                                       uint64_t b_desc, int accumulate) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, "
-      "%9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, "
-      "%27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, "
-      "%45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, "
-      "%63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
-        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
-        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
-        "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),
-        "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]),
-        "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
-        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]),
-        "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]),
-        "+f"(d[15][2]), "+f"(d[15][3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"(accumulate));
+                                                       uint64_t b_desc) {
+  asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " NPR_WGMMA_REGS64
+               ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
+               : NPR_WGMMA_ACC16(NPR_WGMMA_RW)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
 }
 
 }  // namespace npr::wgmma

@@ -48,6 +48,21 @@ __device__ void write_out(float* d, const float (&acc)[F][4]) {
       d[(r + (e >> 1) * 8) * N + 8 * j + 2 * (lane % 4) + (e & 1)] = acc[j][e];
 }
 
+// Zeroed accumulators, one batch of wgmma issued by `issue`, waited for, written out.
+template <int F, typename Issue>
+[[maybe_unused]] __device__ void run_and_write(float* d, Issue issue) {
+  float acc[F][4];
+#pragma unroll
+  for (int j = 0; j < F; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+  wgmma::fence_operands(acc);
+  wgmma::fence();
+  issue(acc);
+  wgmma::commit();
+  wgmma::wait<0>();
+  wgmma::fence_operands(acc);
+  write_out(d, acc);
+}
+
 __global__ void __launch_bounds__(128)
     probe_kernel(int kind, const uint16_t* a, const uint16_t* b, float* d) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -67,66 +82,46 @@ __global__ void __launch_bounds__(128)
   wgmma::fence_proxy_async_shared();
   __syncthreads();
   if (kind == static_cast<int>(WgmmaProbe::kSsKMajor)) {
-    float acc[8][4];
     const uint64_t ad = wgmma::k_major_desc(sa, kRows, 0), bd = wgmma::k_major_desc(sb, kRows, 0);
-    wgmma::fence();
-    wgmma::wgmma_m64n64k16_ss_first(acc, ad, bd);
+    run_and_write<8>(d, [&](float(&acc)[8][4]) {
+      wgmma::wgmma_m64n64k16_ss_first(acc, ad, bd);
 #pragma unroll
-    for (int k = 1; k < 8; ++k) {
-      const uint32_t step = wgmma::k_major_step(kRows, 16 * k);
-      wgmma::wgmma_m64n64k16_ss(acc, wgmma::desc_plus(ad, step), wgmma::desc_plus(bd, step), 1);
-    }
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc);
-    write_out(d, acc);
+      for (int k = 1; k < 8; ++k) {
+        const uint32_t step = wgmma::k_major_step(kRows, 16 * k);
+        wgmma::wgmma_m64n64k16_ss(acc, wgmma::desc_plus(ad, step), wgmma::desc_plus(bd, step), 1);
+      }
+    });
   } else if (kind == static_cast<int>(WgmmaProbe::kSsTransposed)) {
-    float acc[8][4];
     const uint64_t ad = wgmma::n_major_desc(sa, kRows, 0);
     const uint64_t bd = wgmma::n_major_desc(sb + wgmma::column_block_stride(kRows), kRows, 0);
-    wgmma::fence();
-    wgmma::wgmma_m64n64k16_ss_tt_first(acc, ad, bd);
+    run_and_write<8>(d, [&](float(&acc)[8][4]) {
+      wgmma::wgmma_m64n64k16_ss_tt_first(acc, ad, bd);
 #pragma unroll
-    for (int k = 1; k < 4; ++k) {
-      const uint32_t step = wgmma::n_major_step(16 * k);
-      wgmma::wgmma_m64n64k16_ss_tt(acc, wgmma::desc_plus(ad, step), wgmma::desc_plus(bd, step), 1);
-    }
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc);
-    write_out(d, acc);
-  } else if (kind == static_cast<int>(WgmmaProbe::kRsN128)) {
-    float acc[16][4];
-    for (int j = 0; j < 16; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
-    uint32_t af[4][4];
-    for (int t = 0; t < 4; ++t) a_fragment(af[t], a, t);
-    const uint64_t bd = wgmma::n_major_desc(sb, kRows, 0);
-    wgmma::fence_operands(acc);
-    wgmma::fence();
-#pragma unroll
-    for (int t = 0; t < 4; ++t)
-      wgmma::wgmma_m64n128k16_rs_tb(acc, af[t], wgmma::desc_plus(bd, wgmma::n_major_step(16 * t)),
-                                    1);
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc);
-    write_out(d, acc);
+      for (int k = 1; k < 4; ++k) {
+        const uint32_t step = wgmma::n_major_step(16 * k);
+        wgmma::wgmma_m64n64k16_ss_tt(acc, wgmma::desc_plus(ad, step), wgmma::desc_plus(bd, step),
+                                     1);
+      }
+    });
   } else {
-    float acc[8][4];
-    for (int j = 0; j < 8; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     uint32_t af[4][4];
+#pragma unroll
     for (int t = 0; t < 4; ++t) a_fragment(af[t], a, t);
     const uint64_t bd = wgmma::n_major_desc(sb, kRows, 0);
-    wgmma::fence_operands(acc);
-    wgmma::fence();
+    if (kind == static_cast<int>(WgmmaProbe::kRsN128))
+      run_and_write<16>(d, [&](float(&acc)[16][4]) {
 #pragma unroll
-    for (int t = 0; t < 4; ++t)
-      wgmma::wgmma_m64n64k16_rs_tb(acc, af[t], wgmma::desc_plus(bd, wgmma::n_major_step(16 * t)),
-                                   1);
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(acc);
-    write_out(d, acc);
+        for (int t = 0; t < 4; ++t)
+          wgmma::wgmma_m64n128k16_rs_tb(acc, af[t],
+                                        wgmma::desc_plus(bd, wgmma::n_major_step(16 * t)));
+      });
+    else
+      run_and_write<8>(d, [&](float(&acc)[8][4]) {
+#pragma unroll
+        for (int t = 0; t < 4; ++t)
+          wgmma::wgmma_m64n64k16_rs_tb(acc, af[t],
+                                       wgmma::desc_plus(bd, wgmma::n_major_step(16 * t)));
+      });
   }
 #else
   __trap();

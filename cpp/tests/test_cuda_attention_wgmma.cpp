@@ -47,34 +47,55 @@ Forward forward_on_device(CudaContext& ctx, const DeviceAttentionPlan& dp, const
   return Forward{to_host(ctx, out, nq, t), to_host(ctx, lse, T * sh.heads, DevDType::kF32)};
 }
 
-// One sequence per length: a prefix, one block of `steps` steps, the rest shared.
-RandomStructure lengths_structure(Rng& rng, const std::vector<int>& lengths, int steps) {
-  RandomStructure s;
-  s.cu_seqlens.push_back(0);
-  int32_t block = 0, step = 0;
-  for (int L : lengths) {
-    const int prefix = 1 + static_cast<int>(rng.below(std::max(1, L / 3)));
-    const int body = std::max(0, std::min(L - prefix, 2 * L / 3));
-    int t = 0;
-    auto push = [&](int32_t b, int32_t st) {
-      s.block.push_back(b);
-      s.step.push_back(st);
-      s.positions.push_back(t);
-      s.prev.push_back(static_cast<int32_t>(s.tokens) - 1);
-      ++s.tokens, ++t;
-    };
-    for (int i = 0; i < prefix && t < L; ++i) push(-1, -1);
-    for (int st = 0, used = 0; st < steps && used < body; ++st) {
-      const int n = st + 1 == steps ? body - used : 1 + static_cast<int>(rng.below(body - used));
-      for (int i = 0; i < n; ++i) push(block, step);
-      used += n;
-      ++step;
+struct HeadCase {
+  int64_t heads, kv_heads, dim;
+};
+
+// Odd lengths (short last tiles, single tokens) and random Structures.
+std::vector<RandomStructure> structures(Rng& rng) {
+  return {structure_of_lengths(rng, {17, 97, 513}, 3),
+          structure_of_lengths(rng, {1, 63, 64, 65}, 2), random_structure(rng, 2, 2, 8, 97),
+          random_structure(rng, 1, 2, 6, 300)};
+}
+
+// One case's shape, bf16-exact inputs (q sharpened), and the CPU fused forward's out and lse.
+struct WgCase {
+  AttentionShape sh;
+  std::vector<float> q, k, v, dout, out, lse;
+};
+WgCase make_case(Rng& rng, const AttentionPlan& plan, const HeadCase& c) {
+  const int64_t T = plan.tokens;
+  WgCase x{AttentionShape{c.heads, c.kv_heads, c.dim,
+                          static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.dim)))}};
+  x.q = random_vector(rng, T * c.heads * c.dim);
+  for (auto& e : x.q) e *= 2.0f;  // sharper softmax
+  x.q = bf16_rounded(x.q);
+  x.k = bf16_rounded(random_vector(rng, T * c.kv_heads * c.dim));
+  x.v = bf16_rounded(random_vector(rng, T * c.kv_heads * c.dim));
+  x.dout = bf16_rounded(random_vector(rng, T * c.heads * c.dim));
+  x.out.assign(T * c.heads * c.dim, 0.0f);
+  x.lse.assign(T * c.heads, 0.0f);
+  CpuContext cpu{nullptr, detect_simd()};
+  CHECK_OK(attention_forward_fused(cpu, plan, x.out.data(), x.lse.data(), x.q.data(), x.k.data(),
+                                   x.v.data(), x.sh));
+  return x;
+}
+
+// fn(plan on the device, head case, its inputs, a description) for every structure and case.
+template <typename Fn>
+void for_each_case(CudaContext& ctx, Rng& rng, const std::vector<HeadCase>& cases, Fn fn) {
+  for (const RandomStructure& rs : structures(rng)) {
+    AttentionPlan plan;
+    CHECK_OK(attention_plan(rs.view(), &plan));
+    DeviceAttentionPlan dp;
+    CHECK_OK(dp.upload(ctx, plan));
+    for (const HeadCase& c : cases) {
+      const WgCase x = make_case(rng, plan, c);
+      fn(plan, dp, x,
+         "heads " + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " D " +
+             std::to_string(c.dim) + " T " + std::to_string(rs.tokens));
     }
-    ++block;
-    while (t < L) push(-1, -1);
-    s.cu_seqlens.push_back(static_cast<int32_t>(s.tokens));
   }
-  return s;
 }
 
 struct Restore {
@@ -121,54 +142,30 @@ TEST(cuda_attention_forward_wgmma_matches_the_mma_kernels_and_the_cpu) {
                                     : "this build has no sm_90a kernel");
   Restore restore{ctx};
   Rng rng(97);
-  std::vector<RandomStructure> structures;
-  structures.push_back(lengths_structure(rng, {17, 97, 513}, 3));
-  structures.push_back(lengths_structure(rng, {1, 63, 64, 65}, 2));
-  structures.push_back(random_structure(rng, 2, 2, 8, 97));
-  structures.push_back(random_structure(rng, 1, 2, 6, 300));
-  struct HeadCase {
-    int64_t heads, kv_heads, dim;
-  };
-  const HeadCase cases[] = {{4, 2, 128}, {8, 2, 64}, {16, 8, 128}, {8, 4, 64}};
-  for (const RandomStructure& rs : structures) {
-    AttentionPlan plan;
-    CHECK_OK(attention_plan(rs.view(), &plan));
-    DeviceAttentionPlan dp;
-    CHECK_OK(dp.upload(ctx, plan));
-    for (const HeadCase& c : cases) {
-      const AttentionShape sh{c.heads, c.kv_heads, c.dim,
-                              static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.dim)))};
-      const int64_t T = rs.tokens;
-      std::vector<float> q = random_vector(rng, T * c.heads * c.dim);
-      for (auto& x : q) x *= 2.0f;  // sharper softmax
-      q = bf16_rounded(q);
-      const std::vector<float> k = bf16_rounded(random_vector(rng, T * c.kv_heads * c.dim));
-      const std::vector<float> v = bf16_rounded(random_vector(rng, T * c.kv_heads * c.dim));
-      std::vector<float> ref_out(T * c.heads * c.dim), ref_lse(T * c.heads);
-      CpuContext cpu{nullptr, detect_simd()};
-      CHECK_OK(attention_forward_fused(cpu, plan, ref_out.data(), ref_lse.data(), q.data(),
-                                       k.data(), v.data(), sh));
-      ctx.attention_wgmma = 0;
-      CHECK(!attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
-      const Forward mma = forward_on_device(ctx, dp, sh, q, k, v);
-      for (int ctas : {1, 2}) {
-        ctx.attention_wgmma = ctas;
-        CHECK(attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
-        const Forward wg = forward_on_device(ctx, dp, sh, q, k, v);
-        const std::string what = "heads " + std::to_string(c.heads) + "/" +
-                                 std::to_string(c.kv_heads) + " D " + std::to_string(c.dim) +
-                                 " T " + std::to_string(T) + " ctas " + std::to_string(ctas);
-        CHECK_MSG(rel_norm_error(wg.out, mma.out) < 2e-3,
-                  what + ": out vs mma.sync " + std::to_string(rel_norm_error(wg.out, mma.out)));
-        CHECK_MSG(max_rel(wg.lse, mma.lse) < 1e-4,
-                  what + ": lse vs mma.sync " + std::to_string(max_rel(wg.lse, mma.lse)));
-        CHECK_MSG(rel_norm_error(wg.out, ref_out) < 1e-2,
-                  what + ": out vs cpu " + std::to_string(rel_norm_error(wg.out, ref_out)));
-        CHECK_MSG(max_rel(wg.lse, ref_lse) < 1e-3,
-                  what + ": lse vs cpu " + std::to_string(max_rel(wg.lse, ref_lse)));
-      }
-    }
-  }
+  const std::vector<HeadCase> cases = {{4, 2, 128}, {8, 2, 64}, {16, 8, 128}, {8, 4, 64}};
+  for_each_case(
+      ctx, rng, cases,
+      [&](const AttentionPlan&, const DeviceAttentionPlan& dp, const WgCase& x,
+          const std::string& desc) {
+        const AttentionShape& sh = x.sh;
+        ctx.attention_wgmma = 0;
+        CHECK(!attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
+        const Forward mma = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
+        for (int ctas : {1, 2}) {
+          ctx.attention_wgmma = ctas;
+          CHECK(attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
+          const Forward wg = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
+          const std::string what = desc + " ctas " + std::to_string(ctas);
+          CHECK_MSG(rel_norm_error(wg.out, mma.out) < 2e-3,
+                    what + ": out vs mma.sync " + std::to_string(rel_norm_error(wg.out, mma.out)));
+          CHECK_MSG(max_rel(wg.lse, mma.lse) < 1e-4,
+                    what + ": lse vs mma.sync " + std::to_string(max_rel(wg.lse, mma.lse)));
+          CHECK_MSG(rel_norm_error(wg.out, x.out) < 1e-2,
+                    what + ": out vs cpu " + std::to_string(rel_norm_error(wg.out, x.out)));
+          CHECK_MSG(max_rel(wg.lse, x.lse) < 1e-3,
+                    what + ": lse vs cpu " + std::to_string(max_rel(wg.lse, x.lse)));
+        }
+      });
   // Shapes it does not serve keep the mma.sync / SIMT kernels even when asked.
   ctx.attention_wgmma = 1;
   CHECK(!attention_forward_uses_wgmma(ctx, DevDType::kBF16, AttentionShape{4, 4, 128, 0.1f}));
@@ -187,71 +184,48 @@ TEST(cuda_attention_backward_wgmma_matches_the_mma_kernels_and_the_cpu) {
                                     : "this build has no sm_90a kernel");
   Restore restore{ctx};
   Rng rng(98);
-  std::vector<RandomStructure> structures;
-  structures.push_back(lengths_structure(rng, {17, 97, 513}, 3));
-  structures.push_back(lengths_structure(rng, {1, 63, 64, 65}, 2));
-  structures.push_back(random_structure(rng, 2, 2, 8, 97));
-  struct HeadCase {
-    int64_t heads, kv_heads, dim;
-  };
   // The backward's dK / dV kernel takes odd groups too (GQA 1, 2, 4).
-  const HeadCase cases[] = {{4, 2, 128}, {2, 2, 64}, {16, 8, 128}, {4, 1, 64}};
-  for (const RandomStructure& rs : structures) {
-    AttentionPlan plan;
-    CHECK_OK(attention_plan(rs.view(), &plan));
-    DeviceAttentionPlan dp;
-    CHECK_OK(dp.upload(ctx, plan));
-    for (const HeadCase& c : cases) {
-      const AttentionShape sh{c.heads, c.kv_heads, c.dim,
-                              static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.dim)))};
-      const int64_t T = rs.tokens;
-      std::vector<float> q = random_vector(rng, T * c.heads * c.dim);
-      for (auto& x : q) x *= 2.0f;
-      q = bf16_rounded(q);
-      const std::vector<float> k = bf16_rounded(random_vector(rng, T * c.kv_heads * c.dim));
-      const std::vector<float> v = bf16_rounded(random_vector(rng, T * c.kv_heads * c.dim));
-      const std::vector<float> dout = bf16_rounded(random_vector(rng, T * c.heads * c.dim));
-      std::vector<float> out(T * c.heads * c.dim), lse(T * c.heads);
-      CpuContext cpu{nullptr, detect_simd()};
-      CHECK_OK(attention_forward_fused(cpu, plan, out.data(), lse.data(), q.data(), k.data(),
-                                       v.data(), sh));
-      out = bf16_rounded(out);  // what a bf16 forward stores
-      Grads ref{std::vector<float>(q.size()), std::vector<float>(k.size()),
-                std::vector<float>(v.size())};
-      CHECK_OK(attention_backward_fused(cpu, plan, ref.dq.data(), ref.dk.data(), ref.dv.data(),
-                                        dout.data(), q.data(), k.data(), v.data(), out.data(),
-                                        lse.data(), sh));
-      const std::string what = "heads " + std::to_string(c.heads) + "/" +
-                               std::to_string(c.kv_heads) + " D " + std::to_string(c.dim) + " T " +
-                               std::to_string(T);
-      ctx.deterministic = true;
-      ctx.attention_wgmma = 0;
-      const Grads mma = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
-      ctx.attention_wgmma = 1;
-      const Grads wg = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
-      const Grads wg2 = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
-      ctx.deterministic = false;
-      const Grads fast = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
-      // Deterministic: the same dQ kernel on the same inputs (same bits), dK / dV within fp32
-      // accumulation order of the mma.sync ones, and run to run bit-identical.
-      CHECK_MSG(wg.dq == mma.dq, what + ": deterministic dq differs from the mma.sync path");
-      CHECK_MSG(wg.dk == wg2.dk && wg.dv == wg2.dv && wg.dq == wg2.dq,
-                what + ": two deterministic wgmma runs differ");
-      for (const auto& [got, want, name] :
-           {std::tuple{&wg.dk, &mma.dk, "dk"}, std::tuple{&wg.dv, &mma.dv, "dv"},
-            std::tuple{&fast.dq, &mma.dq, "dq (atomic)"}}) {
-        const double e = rel_norm_error(*got, *want);
-        CHECK_MSG(e < 4e-3, what + ": " + name + " vs mma.sync " + std::to_string(e));
-      }
-      CHECK_MSG(fast.dk == wg.dk && fast.dv == wg.dv, what + ": atomic mode moved dk / dv");
-      for (const auto& [got, want, name] :
-           {std::tuple{&wg.dk, &ref.dk, "dk"}, std::tuple{&wg.dv, &ref.dv, "dv"},
-            std::tuple{&fast.dq, &ref.dq, "dq (atomic)"}}) {
-        const double e = rel_norm_error(*got, *want);
-        CHECK_MSG(e < 1e-2, what + ": " + name + " vs cpu " + std::to_string(e));
-      }
-    }
-  }
+  const std::vector<HeadCase> cases = {{4, 2, 128}, {2, 2, 64}, {16, 8, 128}, {4, 1, 64}};
+  for_each_case(
+      ctx, rng, cases,
+      [&](const AttentionPlan& plan, const DeviceAttentionPlan& dp, const WgCase& x,
+          const std::string& what) {
+        const AttentionShape& sh = x.sh;
+        const std::vector<float> out = bf16_rounded(x.out);  // what a bf16 forward stores
+        const std::vector<float>&q = x.q, &k = x.k, &v = x.v, &dout = x.dout, &lse = x.lse;
+        Grads ref{std::vector<float>(q.size()), std::vector<float>(k.size()),
+                  std::vector<float>(v.size())};
+        CpuContext cpu{nullptr, detect_simd()};
+        CHECK_OK(attention_backward_fused(cpu, plan, ref.dq.data(), ref.dk.data(), ref.dv.data(),
+                                          dout.data(), q.data(), k.data(), v.data(), out.data(),
+                                          lse.data(), sh));
+        ctx.deterministic = true;
+        ctx.attention_wgmma = 0;
+        const Grads mma = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
+        ctx.attention_wgmma = 1;
+        const Grads wg = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
+        const Grads wg2 = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
+        ctx.deterministic = false;
+        const Grads fast = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
+        // Deterministic: the same dQ kernel on the same inputs (same bits), dK / dV within fp32
+        // accumulation order of the mma.sync ones, and run to run bit-identical.
+        CHECK_MSG(wg.dq == mma.dq, what + ": deterministic dq differs from the mma.sync path");
+        CHECK_MSG(wg.dk == wg2.dk && wg.dv == wg2.dv && wg.dq == wg2.dq,
+                  what + ": two deterministic wgmma runs differ");
+        for (const auto& [got, want, name] :
+             {std::tuple{&wg.dk, &mma.dk, "dk"}, std::tuple{&wg.dv, &mma.dv, "dv"},
+              std::tuple{&fast.dq, &mma.dq, "dq (atomic)"}}) {
+          const double e = rel_norm_error(*got, *want);
+          CHECK_MSG(e < 4e-3, what + ": " + name + " vs mma.sync " + std::to_string(e));
+        }
+        CHECK_MSG(fast.dk == wg.dk && fast.dv == wg.dv, what + ": atomic mode moved dk / dv");
+        for (const auto& [got, want, name] :
+             {std::tuple{&wg.dk, &ref.dk, "dk"}, std::tuple{&wg.dv, &ref.dv, "dv"},
+              std::tuple{&fast.dq, &ref.dq, "dq (atomic)"}}) {
+          const double e = rel_norm_error(*got, *want);
+          CHECK_MSG(e < 1e-2, what + ": " + name + " vs cpu " + std::to_string(e));
+        }
+      });
 #endif
 }
 

@@ -1,6 +1,7 @@
 // Random packed batches with parallel blocks, for attention and model tests.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -62,6 +63,37 @@ inline RandomStructure random_structure(Rng& rng, int sequences, int max_blocks,
       pos = base + longest;
       shared(1 + rng.below(max_len));
     }
+    s.cu_seqlens.push_back(static_cast<int32_t>(s.tokens));
+  }
+  return s;
+}
+
+// One sequence per length: a prefix, one block of `steps` steps, a suffix (depth 1), lengths
+// exactly as given (so 17, 97, 513 give short last tiles).
+inline RandomStructure structure_of_lengths(Rng& rng, const std::vector<int>& lengths, int steps) {
+  RandomStructure s;
+  s.cu_seqlens.push_back(0);
+  int32_t next_block = 0, next_step = 0;
+  for (int L : lengths) {
+    const int prefix = 1 + static_cast<int>(rng.below(std::max(1, L / 3)));
+    const int body = std::max(0, std::min(L - prefix, static_cast<int>(2 * L / 3)));
+    int t = 0;
+    auto push = [&](int32_t b, int32_t st) {
+      s.block.push_back(b);
+      s.step.push_back(st);
+      s.positions.push_back(t);
+      s.prev.push_back(static_cast<int32_t>(s.tokens) - 1);
+      ++s.tokens, ++t;
+    };
+    for (int i = 0; i < prefix && t < L; ++i) push(-1, -1);
+    for (int st = 0, used = 0; st < steps && used < body; ++st) {
+      const int n = st + 1 == steps ? body - used : 1 + static_cast<int>(rng.below(body - used));
+      for (int i = 0; i < n; ++i) push(next_block, next_step);
+      used += n;
+      ++next_step;
+    }
+    ++next_block;
+    while (t < L) push(-1, -1);
     s.cu_seqlens.push_back(static_cast<int32_t>(s.tokens));
   }
   return s;
