@@ -25,7 +25,8 @@
  * (`*_atomic_dq_*` figures; its sampled dq rows are checked against the deterministic run's,
  * `atomic_dq_rel_err_*`, relative norm <= 1e-2). The Hopper wgmma kernels run too, where the
  * build and GPU can (sm_90; elsewhere those keys are null and `wgmma_available` false): the
- * forward built for one and for two CTAs an SM, each followed by the wgmma dK/dV backward
+ * forward in its pipelined one-CTA-an-SM build (softmax overlapped with the MMAs inside each
+ * warpgroup) and its two-CTA build, each followed by the wgmma dK/dV backward
  * (`wgmma1`, `wgmma2` keys: `fwd_ms_wgmma1_*`, `fwdbwd_ms_wgmma1_*`, `ratio_vs_flex_*_wgmma1_*`,
  * `wgmma1_rel_err_{out,dq,dk,dv}_*` against the mma.sync kernels' sampled rows, <= 1e-2), and
  * the two-CTA one with the atomic dQ (`*_wgmma2_atomic_dq_*`). The last line is the JSON

@@ -5,8 +5,9 @@
 // options: { heads, kvHeads, headDim, scale? = 1/sqrt(headDim), cuSeqlens: Int32Array
 //            (tokens = its last entry), depth? = 0, block?, step?: Int32Array (tokens * depth),
 //            dense? = false (plan as plain causal), dtype? = 'bf16' | 'fp32', iters? = 20,
-//            warmup? = 3, backward? = true, deterministic? = true, wgmma? = 0 (1 or 2: the
-//            Hopper forward built for that many CTAs an SM, where it can run),
+//            warmup? = 3, backward? = true, deterministic? = true, wgmma? = 0 (1: the Hopper
+//            kernels with the pipelined one-CTA forward, 2: with the two-CTA one, where they
+//            can run),
 //            sampleTokens?: Int32Array (rows of out, dq, dk, dv returned as Float32Array) }.
 // The result's forwardKernel says which forward ran: 'wgmma' or 'mma'.
 // Without CUDA compiled in, or with no device answering, it throws an Error with code

@@ -89,8 +89,9 @@ class CudaContext {
   // atomics anywhere a reduction order could change between runs); both default as shown.
   CudaGemmPath gemm_path = CudaGemmPath::kAuto;
   bool deterministic = true;
-  // The attention forward on Hopper's wgmma (parallel_attention_wgmma.h) where it can run: 0 off
-  // (the default until a GPU has measured it), 1 or 2 its build for that many CTAs an SM.
+  // The attention on Hopper's wgmma (parallel_attention_wgmma.h) where it can run: 0 off (the
+  // default until a GPU has measured it); 1 the pipelined one-CTA-an-SM forward, 2 the
+  // two-CTA one (the backward's dK/dV kernel either way).
   int attention_wgmma = 0;
   bool use_cublas() const { return has_cublas() && gemm_path != CudaGemmPath::kKernel; }
 

@@ -14,8 +14,9 @@
 // end, K / V double-buffered, published to the async proxy by a proxy fence before the barrier.
 // Same arithmetic as the mma.sync kernels (fp32 scores, bf16 P, fp32 accumulation, lse in
 // natural log); sums may associate differently inside the tensor core, so results agree within
-// fp32 rounding of the accumulations, not bit for bit. Not here: TMA, warp specialisation,
-// overlapping one tile's softmax with the next tile's Q K^T.
+// fp32 rounding of the accumulations, not bit for bit. The one-CTA-an-SM build that overlaps a
+// tile's softmax with the MMAs inside each warpgroup is parallel_attention_fwd_pipelined_sm90a.cu.
+// Not here: TMA, warp specialisation.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -46,10 +47,10 @@ struct WgSmem {
   static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
 };
 
-// kCtas: CTAs an SM is built for (1: up to 255 registers a thread; 2: 128, so two CTAs' softmax
-// and MMAs interleave on an SM, with ~130 bytes of registers spilled at D 128).
-template <int D, int kCtas>
-__global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
+// Built for two CTAs an SM (128 registers a thread, ~130 bytes spilled at D 128), so one CTA's
+// softmax runs while the other's MMAs do.
+template <int D>
+__global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using S = WgSmem<D>;
   constexpr int KD = D / 16;  // k-steps of Q K^T
@@ -161,19 +162,19 @@ __global__ void __launch_bounds__(kThreads, kCtas) attn_fwd_wgmma(FwdParams p) {
 #endif
 }
 
-template <int D, int kCtas>
+template <int D>
 Status launch_wgmma(CudaContext& ctx, const FwdParams& p, int64_t blocks) {
   const char* what = "attention_forward_wgmma (sm_90a kernel)";
   constexpr int bytes = WgSmem<D>::kBytes;
-  NPR_CUDA_TRY(cudaFuncSetAttribute(attn_fwd_wgmma<D, kCtas>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-               what);
+  NPR_CUDA_TRY(
+      cudaFuncSetAttribute(attn_fwd_wgmma<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+      what);
   // All of the SM's unified L1 / shared memory as shared, so two CTAs of ~97 KB fit.
   NPR_CUDA_TRY(
-      cudaFuncSetAttribute(attn_fwd_wgmma<D, kCtas>, cudaFuncAttributePreferredSharedMemoryCarveout,
+      cudaFuncSetAttribute(attn_fwd_wgmma<D>, cudaFuncAttributePreferredSharedMemoryCarveout,
                            cudaSharedmemCarveoutMaxShared),
       what);
-  attn_fwd_wgmma<D, kCtas>
+  attn_fwd_wgmma<D>
       <<<static_cast<unsigned>(blocks), kThreads, bytes, static_cast<cudaStream_t>(ctx.stream())>>>(
           p);
   return cuda_launch_status(what);
@@ -186,14 +187,12 @@ Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, i
   if (ctas_per_sm != 1 && ctas_per_sm != 2)
     return Status::invalid("attention_forward_wgmma: ctas_per_sm " + std::to_string(ctas_per_sm) +
                            " (1 or 2)");
-  if (p.head_dim == 64)
-    return ctas_per_sm == 1 ? launch_wgmma<64, 1>(ctx, p, pair_blocks)
-                            : launch_wgmma<64, 2>(ctx, p, pair_blocks);
-  if (p.head_dim == 128)
-    return ctas_per_sm == 1 ? launch_wgmma<128, 1>(ctx, p, pair_blocks)
-                            : launch_wgmma<128, 2>(ctx, p, pair_blocks);
-  return Status::invalid("attention_forward_wgmma: head_dim " + std::to_string(p.head_dim) +
-                         " (64 or 128 only)");
+  if (p.head_dim != 64 && p.head_dim != 128)
+    return Status::invalid("attention_forward_wgmma: head_dim " + std::to_string(p.head_dim) +
+                           " (64 or 128 only)");
+  if (ctas_per_sm == 1) return attention_forward_wgmma_pipelined(ctx, p, pair_blocks);
+  if (p.head_dim == 64) return launch_wgmma<64>(ctx, p, pair_blocks);
+  return launch_wgmma<128>(ctx, p, pair_blocks);
 }
 
 bool attention_wgmma_compiled() {

@@ -1,8 +1,9 @@
 // The Hopper kernels of the fused block-sparse attention: warpgroup MMA (wgmma) instead of
 // mma.sync, bf16 with head_dim 64 or 128, on sm_90 devices, in builds whose CUDA architectures
 // include 90 (the *_sm90a.cu files are compiled for sm_90a alone; NPR_HAVE_SM90A says they
-// were). The forward (parallel_attention_fwd_sm90a.cu; even GQA groups) runs when the context's
-// attention_wgmma switch is 1 or 2 (CTAs an SM) and attention_wgmma_available says it can; the
+// were). The forward (parallel_attention_fwd_sm90a.cu, parallel_attention_fwd_pipelined_sm90a.cu;
+// even GQA groups) runs when the context's attention_wgmma switch is 1 (pipelined, one CTA an
+// SM) or 2 (two CTAs an SM) and attention_wgmma_available says it can; the
 // backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu) runs whenever the switch is on
 // and it can. Other shapes and devices keep the mma.sync kernels.
 #pragma once
@@ -27,11 +28,14 @@ struct Dims;
 bool attention_wgmma_compiled();
 bool attention_wgmma_available();
 
-// Launches the kernel over `pair_blocks` = tiles x heads / 2 CTAs (p as attention_forward_cuda
-// fills it; p.group even, p.head_dim 64 or 128, 16-byte aligned tensors), in its build for 1 or
-// 2 CTAs an SM (ctas_per_sm). Only where attention_wgmma_available() holds.
+// Launches the forward over `pair_blocks` = tiles x heads / 2 CTAs (p as attention_forward_cuda
+// fills it; p.group even, p.head_dim 64 or 128, 16-byte aligned tensors): ctas_per_sm 2, the
+// kernel built for two CTAs an SM; 1, the one-CTA kernel that pipelines each warpgroup's MMAs
+// and softmax (attention_forward_wgmma_pipelined). Only where attention_wgmma_available() holds.
 Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int ctas_per_sm);
+Status attention_forward_wgmma_pipelined(CudaContext& ctx, const attn_fwd::FwdParams& p,
+                                         int64_t pair_blocks);
 
 // The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim
 // 64 or 128 (d.dim), one CTA per (key tile, kv head) on `stream` (a cudaStream_t), over the

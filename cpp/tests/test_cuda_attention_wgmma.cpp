@@ -65,8 +65,9 @@ struct WgCase {
 };
 WgCase make_case(Rng& rng, const AttentionPlan& plan, const HeadCase& c) {
   const int64_t T = plan.tokens;
-  WgCase x{AttentionShape{c.heads, c.kv_heads, c.dim,
-                          static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.dim)))}};
+  WgCase x;
+  x.sh = AttentionShape{c.heads, c.kv_heads, c.dim,
+                        static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.dim)))};
   x.q = random_vector(rng, T * c.heads * c.dim);
   for (auto& e : x.q) e *= 2.0f;  // sharper softmax
   x.q = bf16_rounded(x.q);

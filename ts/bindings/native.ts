@@ -131,8 +131,9 @@ export interface AttentionCudaTimeOptions {
   /** The context's deterministic switch; default true. */
   deterministic?: boolean;
   /**
-   * The Hopper (wgmma) forward, built for 1 or 2 CTAs an SM, where the build and device can run
-   * it (sm_90, bf16, head dim 64/128, even GQA group); 0 (default): the mma.sync kernels.
+   * The Hopper (wgmma) kernels where the build and device can run them (sm_90, bf16, head dim
+   * 64/128; the forward needs an even GQA group): 1 the pipelined one-CTA-an-SM forward, 2 the
+   * two-CTA one; 0 (default): the mma.sync kernels.
    */
   wgmma?: 0 | 1 | 2;
   /** Tokens whose rows of out, dq (heads * headDim each) and dk, dv (kvHeads * headDim) come back. */

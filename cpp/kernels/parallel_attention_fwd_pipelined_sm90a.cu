@@ -1,0 +1,213 @@
+// attention_forward_wgmma_pipelined (parallel_attention_wgmma.h): the Hopper forward of
+// parallel_attention_fwd_sm90a.cu with each warpgroup's tensor-core and CUDA-core work
+// overlapped inside the warpgroup, one CTA an SM (sm_90a only).
+//
+// Same decomposition, tiles, masks and arithmetic as attn_fwd_wgmma: a CTA per (query tile,
+// pair of query heads), one warpgroup a head. The difference is the order of work per key
+// tile j: the warpgroup issues S_j = Q K_j^T and then O += P_{j-1} V_{j-1} (the previous
+// tile's probabilities, kept in registers), waits for S_j alone and computes P_j's
+// probabilities while the P V product still runs, then waits for it and rescales O. So the
+// exponentials of one tile overlap the MMAs of the other (FlashAttention-3's intra-warpgroup
+// pipelining, without its warp specialisation). K_j and V_{j-1} are in use together, so K/V
+// stages are triple-buffered: 128 KB of shared memory and up to 255 registers a thread, one
+// CTA an SM. Sums run in the same order as attn_fwd_wgmma's (only the scheduling changes).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "core/cuda_check.cuh"
+#include "kernels/attn_softmax.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/parallel_attention_fwd.cuh"
+#include "kernels/parallel_attention_wgmma.h"
+#include "kernels/wgmma.cuh"
+
+namespace npr {
+
+namespace {
+
+using attn_fwd::FwdParams;
+using attn_fwd::kT;
+using bf16_t = __nv_bfloat16;
+
+constexpr int kThreads = 256;  // two warpgroups: heads h0 and h0 + 1
+constexpr int kStages = 3;     // K/V tile buffers
+
+template <int D>
+struct PipeSmem {
+  static constexpr int kTileBytes = kT * D * 2;  // one (64, D) sw128 tile
+  // Q0 | Q1 | (K, V) x 3, each 1024-byte aligned; + 1 KB to align the dynamic base.
+  static constexpr int kBytes = (2 + 2 * kStages) * kTileBytes + 1024;
+  static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
+};
+
+// O += P V for one key tile: P (bf16 A fragments, 4 k-steps of 16 keys), V N-major at vt.
+template <int D>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&pa)[4][4],
+                                         uint32_t vt) {
+  const uint64_t vd = wgmma::n_major_desc(vt, kT, 0);
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    const uint64_t vdk = wgmma::desc_plus(vd, wgmma::n_major_step(16 * kk));
+    if constexpr (D == 128)
+      wgmma::wgmma_m64n128k16_rs_tb(o, pa[kk], vdk);
+    else
+      wgmma::wgmma_m64n64k16_rs_tb(o, pa[kk], vdk);
+  }
+}
+
+// S = Q K^T for one key tile (Q at qt, K at kt, both K-major).
+template <int D>
+__device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t kt) {
+  const uint64_t qd = wgmma::k_major_desc(qt, kT, 0), kd = wgmma::k_major_desc(kt, kT, 0);
+  wgmma::wgmma_m64n64k16_ss_first(s, qd, kd);
+#pragma unroll
+  for (int kk = 1; kk < D / 16; ++kk) {
+    const uint32_t step = wgmma::k_major_step(kT, 16 * kk);
+    wgmma::wgmma_m64n64k16_ss(s, wgmma::desc_plus(qd, step), wgmma::desc_plus(kd, step), 1);
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParams p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using S = PipeSmem<D>;
+  constexpr int ND = D / 8;  // n8 fragments of the output
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t sbase = (raw + 1023u) & ~1023u;
+  const auto k_tile = [&](int j) { return sbase + (2 + 2 * (j % kStages)) * S::kTileBytes; };
+  const auto v_tile = [&](int j) { return sbase + (3 + 2 * (j % kStages)) * S::kTileBytes; };
+
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int hh = tid >> 7;          // warpgroup = head of the pair
+  const int warp = (tid >> 5) & 3;  // warp within the warpgroup: rows 16 warp ..
+  const int g8 = lane >> 2, c4 = lane & 3;
+  const attn_fwd::PairItem it = attn_fwd::pair_item_of(p);
+  const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + it.q_start * p.ldq + it.h0 * D;
+  const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + it.seq_start * p.ldk + it.kvh * D;
+  const bf16_t* const vg = static_cast<const bf16_t*>(p.v) + it.seq_start * p.ldk + it.kvh * D;
+  const int64_t seq_n = it.seq_end - it.seq_start;
+  const AttnTilePair* const rp = p.row_pairs + p.row_ptr[it.g];
+  const int npairs = static_cast<int>(p.row_ptr[it.g + 1] - p.row_ptr[it.g]);
+  const int r0 = warp * 16 + g8;
+  const uint32_t qt = sbase + hh * S::kTileBytes;
+
+  // Tile j's K and V into its stage buffer.
+  const auto load_kv = [&](int j) {
+    const int64_t ks = static_cast<int64_t>(rp[j].other) * kT;
+    const int64_t kn64 = seq_n - ks;
+    const int kn = static_cast<int>(kn64 < kT ? kn64 : kT);
+    wgmma::load_tile_sw128<kT, D, kThreads>(k_tile(j), kg + ks * p.ldk, p.ldk, kn, tid);
+    wgmma::load_tile_sw128<kT, D, kThreads>(v_tile(j), vg + ks * p.ldk, p.ldk, kn, tid);
+  };
+  // Waits for tile j's copies (the only group in flight), publishes them to the async proxy and
+  // to every thread, then starts tile j + 1's: after the barrier every warpgroup is past tile
+  // j - 1, so the P V product of tile j - 2 that read that stage buffer is complete.
+  const auto arrive = [&](int j) {
+    cp_async_wait<0>();
+    wgmma::fence_proxy_async_shared();
+    __syncthreads();
+    if (j + 1 < npairs) load_kv(j + 1);
+    cp_async_commit();
+  };
+  // Raw scores of tile j masked by its pair's words.
+  const auto mask = [&](float(&s)[8][4], int j) {
+    const int32_t partial = rp[j].partial;
+    if (partial >= 0)
+      attn_fwd::mask_scores(s, p.masks[partial + r0], p.masks[partial + r0 + 8], c4);
+  };
+
+  wgmma::load_tile_sw128<kT, D, kThreads>(sbase, qg, p.ldq, it.qn, tid);
+  wgmma::load_tile_sw128<kT, D, kThreads>(sbase + S::kTileBytes, qg + D, p.ldq, it.qn, tid);
+  if (npairs > 0) load_kv(0);
+  cp_async_commit();
+
+  float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
+#pragma unroll
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  const float ninf = -__int_as_float(0x7f800000);
+  float m0 = ninf, m1 = ninf, l0 = 0.0f, l1 = 0.0f;
+  const float sl2 = p.scale_log2;
+  uint32_t pa[4][4];  // the previous tile's probabilities (bf16 A fragments)
+  const auto pack = [&](const float(&s)[8][4]) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      pa[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+      pa[kk][1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+      pa[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+
+  if (npairs > 0) {  // tile 0: S, probabilities (o is still zero: its rescale is exact)
+    arrive(0);
+    float s[8][4];
+    wgmma::fence();
+    issue_qk<D>(s, qt, k_tile(0));
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(s);
+    mask(s, 0);
+    online_softmax_step(s, o, m0, m1, l0, l1, sl2);
+    pack(s);
+  }
+  for (int j = 1; j < npairs; ++j) {
+    arrive(j);
+    float s[8][4];
+    wgmma::fence_operands(o);
+    wgmma::fence();
+    issue_qk<D>(s, qt, k_tile(j));
+    wgmma::commit();
+    issue_pv<D>(o, pa, v_tile(j - 1));
+    wgmma::commit();
+    wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
+    wgmma::fence_operands(s);
+    mask(s, j);
+    float a0, a1, rs0, rs1;
+    online_softmax_probs(s, m0, m1, sl2, a0, a1, rs0, rs1);
+    wgmma::wait<0>();  // P_{j-1} V_{j-1} done: o and pa are free
+    wgmma::fence_operands(o);
+    online_softmax_rescale(o, l0, l1, a0, a1, rs0, rs1);
+    pack(s);
+  }
+  if (npairs > 0) {  // the last tile's P V
+    wgmma::fence_operands(o);
+    wgmma::fence();
+    issue_pv<D>(o, pa, v_tile(npairs - 1));
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(o);
+  }
+  cp_async_wait<0>();
+  attn_fwd::store_head_rows<D>(p, o, m0, m1, l0, l1, it.q_start, it.h0 + hh, r0, it.qn, c4);
+#else
+  __trap();  // built for another architecture: the host never launches it there
+#endif
+}
+
+template <int D>
+Status launch_pipelined(CudaContext& ctx, const FwdParams& p, int64_t blocks) {
+  const char* what = "attention_forward_wgmma (sm_90a pipelined kernel)";
+  constexpr int bytes = PipeSmem<D>::kBytes;
+  NPR_CUDA_TRY(cudaFuncSetAttribute(attn_fwd_wgmma_pipelined<D>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+               what);
+  NPR_CUDA_TRY(cudaFuncSetAttribute(attn_fwd_wgmma_pipelined<D>,
+                                    cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared),
+               what);
+  attn_fwd_wgmma_pipelined<D>
+      <<<static_cast<unsigned>(blocks), kThreads, bytes, static_cast<cudaStream_t>(ctx.stream())>>>(
+          p);
+  return cuda_launch_status(what);
+}
+
+}  // namespace
+
+Status attention_forward_wgmma_pipelined(CudaContext& ctx, const attn_fwd::FwdParams& p,
+                                         int64_t pair_blocks) {
+  if (p.head_dim == 64) return launch_pipelined<64>(ctx, p, pair_blocks);
+  return launch_pipelined<128>(ctx, p, pair_blocks);
+}
+
+}  // namespace npr
