@@ -172,6 +172,8 @@ __global__ void __launch_bounds__(kThreads, 2)
       const uint64_t on0 = wgmma::n_major_desc(do_tile(buf), kTile, 0);
       wgmma::fence_operands(dka);
       wgmma::fence_operands(dva);
+      wgmma::fence_operands(pa);
+      wgmma::fence_operands(pd);
       wgmma::fence();
 #pragma unroll
       for (int t = 0; t < 4; ++t) {
@@ -188,6 +190,8 @@ __global__ void __launch_bounds__(kThreads, 2)
       wgmma::wait<0>();
       wgmma::fence_operands(dka);
       wgmma::fence_operands(dva);
+      wgmma::fence_operands(pa);
+      wgmma::fence_operands(pd);
     }
     if constexpr (kAtomicDq) {
       // dS^T (bf16, as the registers round it) into its sw128 tile: (key, query) pairs of

@@ -9,10 +9,13 @@
 // probabilities while the P V product still runs, then waits for it and rescales O. So the
 // exponentials of one tile overlap the MMAs of the other (FlashAttention-3's intra-warpgroup
 // pipelining, without its warp specialisation). K_j and V_{j-1} are in use together, so K/V
-// stages are triple-buffered: 128 KB of shared memory and up to 255 registers a thread, one
-// CTA an SM. Sums run in the same order as attn_fwd_wgmma's (only the scheduling changes).
+// stages are triple-buffered: 129 KB of shared memory at D 128 and up to 255 registers a
+// thread, one CTA an SM. Sums run in the same order as attn_fwd_wgmma's (only the scheduling
+// changes).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include <string>
 
 #include "core/cuda_check.cuh"
 #include "kernels/attn_softmax.cuh"
@@ -110,11 +113,15 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     if (j + 1 < npairs) load_kv(j + 1);
     cp_async_commit();
   };
-  // Raw scores of tile j masked by its pair's words.
-  const auto mask = [&](float(&s)[8][4], int j) {
+  // Tile j's mask words of this thread's rows (all ones for a FULL pair), read before its wait.
+  struct Words {
+    uint64_t w0, w1;
+    bool partial;
+  };
+  const auto words = [&](int j) {
     const int32_t partial = rp[j].partial;
-    if (partial >= 0)
-      attn_fwd::mask_scores(s, p.masks[partial + r0], p.masks[partial + r0 + 8], c4);
+    return partial < 0 ? Words{~0ull, ~0ull, false}
+                       : Words{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
   };
 
   wgmma::load_tile_sw128<kT, D, kThreads>(sbase, qg, p.ldq, it.qn, tid);
@@ -140,6 +147,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   };
 
   if (npairs > 0) {  // tile 0: S, probabilities (o is still zero: its rescale is exact)
+    const Words w = words(0);
     arrive(0);
     float s[8][4];
     wgmma::fence();
@@ -147,14 +155,16 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(s);
-    mask(s, 0);
+    if (w.partial) attn_fwd::mask_scores(s, w.w0, w.w1, c4);
     online_softmax_step(s, o, m0, m1, l0, l1, sl2);
     pack(s);
   }
   for (int j = 1; j < npairs; ++j) {
+    const Words w = words(j);
     arrive(j);
     float s[8][4];
     wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
     wgmma::fence();
     issue_qk<D>(s, qt, k_tile(j));
     wgmma::commit();
@@ -162,16 +172,18 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::commit();
     wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
     wgmma::fence_operands(s);
-    mask(s, j);
+    if (w.partial) attn_fwd::mask_scores(s, w.w0, w.w1, c4);
     float a0, a1, rs0, rs1;
     online_softmax_probs(s, m0, m1, sl2, a0, a1, rs0, rs1);
     wgmma::wait<0>();  // P_{j-1} V_{j-1} done: o and pa are free
     wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
     online_softmax_rescale(o, l0, l1, a0, a1, rs0, rs1);
     pack(s);
   }
   if (npairs > 0) {  // the last tile's P V
     wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
     wgmma::fence();
     issue_pv<D>(o, pa, v_tile(npairs - 1));
     wgmma::commit();
@@ -207,7 +219,9 @@ Status launch_pipelined(CudaContext& ctx, const FwdParams& p, int64_t blocks) {
 Status attention_forward_wgmma_pipelined(CudaContext& ctx, const attn_fwd::FwdParams& p,
                                          int64_t pair_blocks) {
   if (p.head_dim == 64) return launch_pipelined<64>(ctx, p, pair_blocks);
-  return launch_pipelined<128>(ctx, p, pair_blocks);
+  if (p.head_dim == 128) return launch_pipelined<128>(ctx, p, pair_blocks);
+  return Status::invalid("attention_forward_wgmma_pipelined: head_dim " +
+                         std::to_string(p.head_dim) + " (64 or 128 only)");
 }
 
 }  // namespace npr

@@ -140,6 +140,7 @@ __global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
     }
     const uint64_t vd = wgmma::n_major_desc(v_tile(b), kT, 0);
     wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
     wgmma::fence();
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
@@ -152,6 +153,7 @@ __global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
     __syncthreads();  // buffer b is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();

@@ -59,6 +59,15 @@ __device__ __forceinline__ void fence_operands(float (&d)[N][4]) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[i][e])::"memory");
 }
+// The same for A operands in registers (bf16 pairs), which an in-flight wgmma also reads: pinned
+// before the fence that precedes it and after the wait that ends it, or ptxas serialises.
+template <int N>
+__device__ __forceinline__ void fence_operands(uint32_t (&a)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[i][e])::"memory");
+}
 
 // The accumulator operands of the wrappers: `d` as 8 or 16 n8 fragments, each element through
 // the constraint macro M ("+f" read-write, "=f" write-only), and the matching PTX register

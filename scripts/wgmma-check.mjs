@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// Compiles every Hopper kernel file (cpp/**/*_sm90a.cu) for sm_90a with nvcc and fails when
+// ptxas reports that it had to serialise the warpgroup MMAs (C7513: "wgmma.mma_async
+// instructions are serialized", C7519: "warpgroup.arrive is injected"). ptxas still builds
+// such code, and it still computes the right
+// numbers, just without the overlap the kernels are written for: no test would notice. Skips
+// (exit 0, with a line) where nvcc is absent. Usage: node scripts/wgmma-check.mjs
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const nvcc = ['nvcc', '/usr/local/cuda/bin/nvcc'].find((n) => spawnSync(n, ['--version']).status === 0);
+if (!nvcc) {
+  console.log('wgmma-check: no nvcc on this machine, skipped');
+  process.exit(0);
+}
+
+function sources(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...sources(p));
+    else if (name.endsWith('_sm90a.cu')) out.push(p);
+  }
+  return out;
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'wgmma-check-'));
+let failed = false;
+try {
+  for (const file of sources(join(root, 'cpp'))) {
+    const args = [
+      '-std=c++17',
+      '-arch=sm_90a',
+      `-I${join(root, 'cpp')}`,
+      '--expt-relaxed-constexpr',
+      '-Xptxas',
+      '-v',
+      '-c',
+      file,
+      '-o',
+      join(tmp, 'k.o'),
+    ];
+    const r = spawnSync(nvcc, args, { encoding: 'utf8' });
+    const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+    const name = relative(root, file);
+    if (r.status !== 0) {
+      console.log(`wgmma-check: ${name} does not compile:\n${text}`);
+      failed = true;
+      continue;
+    }
+    const serialised = text.split('\n').filter((l) => /C7513|C7519|serialized|warpgroup\.arrive is injected/.test(l));
+    for (const l of serialised) console.log(`wgmma-check: ${name}: ${l.trim()}`);
+    failed ||= serialised.length > 0;
+    console.log(`wgmma-check: ${name}: ${serialised.length === 0 ? 'no serialised wgmma' : 'SERIALISED'}`);
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
