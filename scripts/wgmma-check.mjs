@@ -2,9 +2,9 @@
 // Compiles every Hopper kernel file (cpp/**/*_sm90a.cu) for sm_90a with nvcc and fails when
 // ptxas reports that it had to serialise the warpgroup MMAs (C7513: "wgmma.mma_async
 // instructions are serialized", C7519: "warpgroup.arrive is injected"). ptxas still builds
-// such code, and it still computes the right
-// numbers, just without the overlap the kernels are written for: no test would notice. Skips
-// (exit 0, with a line) where nvcc is absent. Usage: node scripts/wgmma-check.mjs
+// such code, and it still computes the right numbers, just without the overlap the kernels are
+// written for: no test would notice. Skips (exit 0, with a line) where nvcc is absent.
+// Usage: node scripts/wgmma-check.mjs
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
