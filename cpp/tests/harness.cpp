@@ -33,10 +33,13 @@ void skip_case(const std::string& reason) {
 
 int main(int argc, char** argv) {
   using namespace npr::test;
+  // argv[1]: run the cases whose names contain it; with a leading '-', the others.
   const char* filter = argc > 1 ? argv[1] : nullptr;
+  const bool exclude = filter && filter[0] == '-';
+  if (exclude) ++filter;
   int passed = 0, failed = 0, skipped = 0;
   for (const Case& c : cases()) {
-    if (filter && !std::strstr(c.name, filter)) continue;
+    if (filter && (std::strstr(c.name, filter) != nullptr) == exclude) continue;
     g_case_failures = 0;
     std::printf("[ RUN  ] %s\n", c.name);
     std::fflush(stdout);
