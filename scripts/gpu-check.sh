@@ -78,10 +78,12 @@ quick="${NPR_GPU_BENCH_QUICK:+--quick}"
 for p in ${NPR_GPU_PHASES:-$default_phases}; do
   case "$p" in
     cpp-tests)
-      # The never-run Hopper kernels in a process of their own: a device fault there (sticky
-      # for the process) cannot take the other CUDA cases with it.
-      run_logged cpp-tests 240 build/tests/npr_tests -wgmma || status=1
+      # The kernels no GPU has run yet (the Hopper ones, the one-kernel decode step) in processes
+      # of their own: a device fault there (sticky for the process) cannot take the other CUDA
+      # cases with it.
+      run_logged cpp-tests 240 build/tests/npr_tests -wgmma -step_kernel || status=1
       run_logged cpp-tests-wgmma 120 build/tests/npr_tests wgmma || status=1
+      run_logged cpp-tests-step-kernel 120 build/tests/npr_tests step_kernel || status=1
       ;;
     vitest-cuda)
       run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \

@@ -59,7 +59,7 @@ const fmt = (v) => (v === undefined || v === null ? '-' : String(v));
  */
 export function verdict(logs) {
   const out = [];
-  for (const name of ['cpp-tests', 'cpp-tests-wgmma', 'cpp-tests-memcheck']) {
+  for (const name of ['cpp-tests', 'cpp-tests-wgmma', 'cpp-tests-step-kernel', 'cpp-tests-memcheck']) {
     if (!(`${name}.log` in logs)) continue;
     const { failed, summary } = cppFailures(logs[`${name}.log`]);
     out.push(`${name}: ${summary ?? 'no summary line (crashed or cut off?)'}`);
@@ -166,6 +166,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const names = [
     'cpp-tests.log',
     'cpp-tests-wgmma.log',
+    'cpp-tests-step-kernel.log',
     'cpp-tests-memcheck.log',
     'vitest-cuda.log',
     'bench-decode.log',

@@ -33,13 +33,18 @@ void skip_case(const std::string& reason) {
 
 int main(int argc, char** argv) {
   using namespace npr::test;
-  // argv[1]: run the cases whose names contain it; with a leading '-', the others.
-  const char* filter = argc > 1 ? argv[1] : nullptr;
-  const bool exclude = filter && filter[0] == '-';
-  if (exclude) ++filter;
+  // Arguments: a case runs when its name contains every plain one and none of those given with a
+  // leading '-' (`npr_tests cuda -wgmma`: the CUDA cases but the Hopper ones).
+  auto selected = [&](const char* name) {
+    for (int i = 1; i < argc; ++i) {
+      const bool exclude = argv[i][0] == '-';
+      if ((std::strstr(name, argv[i] + (exclude ? 1 : 0)) != nullptr) == exclude) return false;
+    }
+    return true;
+  };
   int passed = 0, failed = 0, skipped = 0;
   for (const Case& c : cases()) {
-    if (filter && (std::strstr(c.name, filter) != nullptr) == exclude) continue;
+    if (!selected(c.name)) continue;
     g_case_failures = 0;
     std::printf("[ RUN  ] %s\n", c.name);
     std::fflush(stdout);
