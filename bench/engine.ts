@@ -215,6 +215,8 @@ async function measure(kvOptions: KvOptions, label: string, parScripts = shortSc
 }
 
 const main = await measure({}, cuda ? 'fast (default)' : 'cpu');
+// The same with NPR-length steps (250-350 tokens), default options only.
+const long = await measure({}, cuda ? 'fast (default), long steps' : 'cpu, long steps', longScripts);
 // CUDA: the generic ops, and the decode options off by default (bench/decode-cuda.ts's trials).
 const variants: Record<string, KvOptions> = cuda
   ? {
@@ -225,10 +227,18 @@ const variants: Record<string, KvOptions> = cuda
       step_kernel: { stepKernel: true }, // one persistent kernel a step (at most 8 sequences)
     }
   : {};
+// The variants last, each caught: the one-kernel step has never run on a GPU, and a device
+// fault there (sticky for the process) must not take the default figures with it.
 const others: Record<string, Awaited<ReturnType<typeof measure>>> = {};
-for (const [name, options] of Object.entries(variants)) others[name] = await measure(options, name);
-// The same with NPR-length steps (250-350 tokens), default options only.
-const long = await measure({}, cuda ? 'fast (default), long steps' : 'cpu, long steps', longScripts);
+const variantErrors: Record<string, string> = {};
+for (const [name, options] of Object.entries(variants)) {
+  try {
+    others[name] = await measure(options, name);
+  } catch (e) {
+    variantErrors[name] = (e as Error).message;
+    console.log(`error: variant ${name}: ${variantErrors[name]}`);
+  }
+}
 const { tokens, arMs, parMs, tpsAr, tpsPar, speedup, branchesPerFork, forks, stepLens, ar, par, forkPhaseSpeedup } = main;
 console.log(
   `\nscripted choices on a random-weight Qwen3 (${cuda ? 'Qwen3-0.6B shape, bf16, CUDA' : 'hidden 384, 6 layers, f32'}, vocab ${VOCAB}) through the real decode path; ` +
@@ -266,6 +276,12 @@ printJson('engine', {
   decode_ms_per_call_ar: round(ar.decodeMs / ar.steps.length, 3),
   ms_per_call_parallel: round(median(parMs) / par.steps.length, 3),
   decode_ms_per_call_parallel: round(par.decodeMs / par.steps.length, 3),
+  variant_errors:
+    Object.keys(variantErrors).length > 0
+      ? Object.entries(variantErrors)
+          .map(([name, message]) => `${name}: ${message}`)
+          .join('; ')
+      : null,
   ...Object.fromEntries(
     Object.entries(others).flatMap(([name, r]) => [
       [`tps_ar_${name}`, round(r.tpsAr, 1)],
