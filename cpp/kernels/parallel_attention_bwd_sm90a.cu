@@ -23,6 +23,7 @@
 #include "core/cuda_check.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_bwd_tc.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
 
@@ -45,11 +46,6 @@ struct BwdSmem {
   static constexpr int kBytes = kStats + 2 * 2 * kTile * 4 + 2 * kTile * 8 + 1024;
   static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
 };
-
-// *p += x, *(p + 1) += y as one 8-byte reduction (red: no value comes back, no registers wait).
-[[maybe_unused]] __device__ __forceinline__ void red_add2(float* p, float x, float y) {
-  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(x), "f"(y) : "memory");
-}
 
 template <int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads, 2)

@@ -97,6 +97,25 @@ __device__ __forceinline__ PairItem pair_item_of(const FwdParams& p) {
   return it;
 }
 
+// A paired-head CTA's inputs: Q of head h0 (h0 + 1's follows at + D), K and V from the
+// sequence's first token (local key tile t starts at t * 64), and the query tile's row list.
+struct PairInputs {
+  const __nv_bfloat16 *q, *k, *v;
+  int64_t seq_n;  // tokens of the sequence
+  const AttnTilePair* pairs;
+  int npairs;
+};
+template <int D>
+__device__ __forceinline__ PairInputs pair_inputs_of(const FwdParams& p, const PairItem& it) {
+  using bf16_t = __nv_bfloat16;
+  return PairInputs{static_cast<const bf16_t*>(p.q) + it.q_start * p.ldq + it.h0 * D,
+                    static_cast<const bf16_t*>(p.k) + it.seq_start * p.ldk + it.kvh * D,
+                    static_cast<const bf16_t*>(p.v) + it.seq_start * p.ldk + it.kvh * D,
+                    it.seq_end - it.seq_start,
+                    p.row_pairs + p.row_ptr[it.g],
+                    static_cast<int>(p.row_ptr[it.g + 1] - p.row_ptr[it.g])};
+}
+
 // A warp's raw scores over one 64-key tile (8 n8 fragments, rows g8 and g8 + 8, c4 = lane % 4)
 // masked by the rows' mask words w0, w1 (bit k: key k visible): hidden keys become -inf.
 __device__ __forceinline__ void mask_scores(float (&s)[8][4], uint64_t w0, uint64_t w1, int c4) {

@@ -71,15 +71,15 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma2(Fw
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g8 = lane >> 2, c4 = lane & 3;
   const PairItem it = pair_item_of(p);
-  const int h0 = it.h0, kvh = it.kvh, qn = it.qn;
-  const int64_t g = it.g, seq_start = it.seq_start, seq_end = it.seq_end, q_start = it.q_start;
-  const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + q_start * p.ldq + h0 * D;
-  // K / V rows of the sequence's first token; keys of local tile t start at t * 64.
-  const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + seq_start * p.ldk + kvh * D;
-  const bf16_t* const vg = static_cast<const bf16_t*>(p.v) + seq_start * p.ldk + kvh * D;
-  const int64_t seq_n = seq_end - seq_start;
-  const AttnTilePair* const rp = p.row_pairs + p.row_ptr[g];
-  const int npairs = static_cast<int>(p.row_ptr[g + 1] - p.row_ptr[g]);
+  const int h0 = it.h0, qn = it.qn;
+  const int64_t q_start = it.q_start;
+  const PairInputs in = pair_inputs_of<D>(p, it);
+  const bf16_t* const qg = in.q;
+  const bf16_t* const kg = in.k;
+  const bf16_t* const vg = in.v;
+  const int64_t seq_n = in.seq_n;
+  const AttnTilePair* const rp = in.pairs;
+  const int npairs = in.npairs;
   const uint32_t sbase = static_cast<uint32_t>(__cvta_generic_to_shared(qs));
 
   const auto load_kv = [&](int j, int b) {

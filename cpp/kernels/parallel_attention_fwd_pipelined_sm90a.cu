@@ -86,22 +86,19 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   const int warp = (tid >> 5) & 3;  // warp within the warpgroup: rows 16 warp ..
   const int g8 = lane >> 2, c4 = lane & 3;
   const attn_fwd::PairItem it = attn_fwd::pair_item_of(p);
-  const bf16_t* const qg = static_cast<const bf16_t*>(p.q) + it.q_start * p.ldq + it.h0 * D;
-  const bf16_t* const kg = static_cast<const bf16_t*>(p.k) + it.seq_start * p.ldk + it.kvh * D;
-  const bf16_t* const vg = static_cast<const bf16_t*>(p.v) + it.seq_start * p.ldk + it.kvh * D;
-  const int64_t seq_n = it.seq_end - it.seq_start;
-  const AttnTilePair* const rp = p.row_pairs + p.row_ptr[it.g];
-  const int npairs = static_cast<int>(p.row_ptr[it.g + 1] - p.row_ptr[it.g]);
+  const attn_fwd::PairInputs in = attn_fwd::pair_inputs_of<D>(p, it);
+  const AttnTilePair* const rp = in.pairs;
+  const int npairs = in.npairs;
   const int r0 = warp * 16 + g8;
   const uint32_t qt = sbase + hh * S::kTileBytes;
 
   // Tile j's K and V into its stage buffer.
   const auto load_kv = [&](int j) {
     const int64_t ks = static_cast<int64_t>(rp[j].other) * kT;
-    const int64_t kn64 = seq_n - ks;
+    const int64_t kn64 = in.seq_n - ks;
     const int kn = static_cast<int>(kn64 < kT ? kn64 : kT);
-    wgmma::load_tile_sw128<kT, D, kThreads>(k_tile(j), kg + ks * p.ldk, p.ldk, kn, tid);
-    wgmma::load_tile_sw128<kT, D, kThreads>(v_tile(j), vg + ks * p.ldk, p.ldk, kn, tid);
+    wgmma::load_tile_sw128<kT, D, kThreads>(k_tile(j), in.k + ks * p.ldk, p.ldk, kn, tid);
+    wgmma::load_tile_sw128<kT, D, kThreads>(v_tile(j), in.v + ks * p.ldk, p.ldk, kn, tid);
   };
   // Waits for tile j's copies (the only group in flight), publishes them to the async proxy and
   // to every thread, then starts tile j + 1's: after the barrier every warpgroup is past tile
@@ -124,8 +121,8 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
                        : Words{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
   };
 
-  wgmma::load_tile_sw128<kT, D, kThreads>(sbase, qg, p.ldq, it.qn, tid);
-  wgmma::load_tile_sw128<kT, D, kThreads>(sbase + S::kTileBytes, qg + D, p.ldq, it.qn, tid);
+  wgmma::load_tile_sw128<kT, D, kThreads>(sbase, in.q, p.ldq, it.qn, tid);
+  wgmma::load_tile_sw128<kT, D, kThreads>(sbase + S::kTileBytes, in.q + D, p.ldq, it.qn, tid);
   if (npairs > 0) load_kv(0);
   cp_async_commit();
 
