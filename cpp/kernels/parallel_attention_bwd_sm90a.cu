@@ -21,6 +21,7 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
@@ -260,22 +261,13 @@ template <int D, bool kAtomicDq>
 Status launch_dkdv(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, void* dv,
                    float* dq_acc, const void* dout, const void* q, const void* k, const void* v,
                    const float* stats) {
-  const char* what = "attention backward: dK/dV kernel (sm_90a wgmma)";
-  constexpr int bytes = BwdSmem<D>::kBytes;
-  NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_wgmma_kernel<D, kAtomicDq>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-               what);
-  // All of the SM's unified L1 / shared memory as shared, so two CTAs of ~107 KB fit.
-  NPR_CUDA_TRY(cudaFuncSetAttribute(dkdv_wgmma_kernel<D, kAtomicDq>,
-                                    cudaFuncAttributePreferredSharedMemoryCarveout,
-                                    cudaSharedmemCarveoutMaxShared),
-               what);
-  dkdv_wgmma_kernel<D, kAtomicDq>
-      <<<static_cast<unsigned>(p.tiles * d.kv_heads), kThreads, bytes, st>>>(
-          p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc,
-          static_cast<const bf16_t*>(q), static_cast<const bf16_t*>(k),
-          static_cast<const bf16_t*>(v), static_cast<const bf16_t*>(dout), stats);
-  return cuda_launch_status(what);
+  // Two CTAs of ~107 KB an SM: the launch takes the maximum shared carveout.
+  return launch_with_shared(
+      dkdv_wgmma_kernel<D, kAtomicDq>, static_cast<unsigned>(p.tiles * d.kv_heads), kThreads,
+      BwdSmem<D>::kBytes, st, "attention backward: dK/dV kernel (sm_90a wgmma)", p, d,
+      static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, static_cast<const bf16_t*>(q),
+      static_cast<const bf16_t*>(k), static_cast<const bf16_t*>(v),
+      static_cast<const bf16_t*>(dout), stats);
 }
 
 }  // namespace

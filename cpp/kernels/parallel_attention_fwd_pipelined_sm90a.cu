@@ -18,6 +18,7 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
@@ -194,29 +195,19 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
 #endif
 }
 
-template <int D>
-Status launch_pipelined(CudaContext& ctx, const FwdParams& p, int64_t blocks) {
-  const char* what = "attention_forward_wgmma (sm_90a pipelined kernel)";
-  constexpr int bytes = PipeSmem<D>::kBytes;
-  NPR_CUDA_TRY(cudaFuncSetAttribute(attn_fwd_wgmma_pipelined<D>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-               what);
-  NPR_CUDA_TRY(cudaFuncSetAttribute(attn_fwd_wgmma_pipelined<D>,
-                                    cudaFuncAttributePreferredSharedMemoryCarveout,
-                                    cudaSharedmemCarveoutMaxShared),
-               what);
-  attn_fwd_wgmma_pipelined<D>
-      <<<static_cast<unsigned>(blocks), kThreads, bytes, static_cast<cudaStream_t>(ctx.stream())>>>(
-          p);
-  return cuda_launch_status(what);
-}
-
 }  // namespace
 
 Status attention_forward_wgmma_pipelined(CudaContext& ctx, const attn_fwd::FwdParams& p,
                                          int64_t pair_blocks) {
-  if (p.head_dim == 64) return launch_pipelined<64>(ctx, p, pair_blocks);
-  if (p.head_dim == 128) return launch_pipelined<128>(ctx, p, pair_blocks);
+  const char* what = "attention_forward_wgmma (sm_90a pipelined kernel)";
+  const auto st = static_cast<cudaStream_t>(ctx.stream());
+  const auto grid = static_cast<unsigned>(pair_blocks);
+  if (p.head_dim == 64)
+    return launch_with_shared(attn_fwd_wgmma_pipelined<64>, grid, kThreads, PipeSmem<64>::kBytes,
+                              st, what, p);
+  if (p.head_dim == 128)
+    return launch_with_shared(attn_fwd_wgmma_pipelined<128>, grid, kThreads, PipeSmem<128>::kBytes,
+                              st, what, p);
   return Status::invalid("attention_forward_wgmma_pipelined: head_dim " +
                          std::to_string(p.head_dim) + " (64 or 128 only)");
 }

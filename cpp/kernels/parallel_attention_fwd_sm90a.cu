@@ -23,6 +23,7 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
@@ -161,24 +162,6 @@ __global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
 #endif
 }
 
-template <int D>
-Status launch_wgmma(CudaContext& ctx, const FwdParams& p, int64_t blocks) {
-  const char* what = "attention_forward_wgmma (sm_90a kernel)";
-  constexpr int bytes = WgSmem<D>::kBytes;
-  NPR_CUDA_TRY(
-      cudaFuncSetAttribute(attn_fwd_wgmma<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-      what);
-  // All of the SM's unified L1 / shared memory as shared, so two CTAs of ~97 KB fit.
-  NPR_CUDA_TRY(
-      cudaFuncSetAttribute(attn_fwd_wgmma<D>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                           cudaSharedmemCarveoutMaxShared),
-      what);
-  attn_fwd_wgmma<D>
-      <<<static_cast<unsigned>(blocks), kThreads, bytes, static_cast<cudaStream_t>(ctx.stream())>>>(
-          p);
-  return cuda_launch_status(what);
-}
-
 }  // namespace
 
 Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, int64_t pair_blocks,
@@ -190,8 +173,13 @@ Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, i
     return Status::invalid("attention_forward_wgmma: head_dim " + std::to_string(p.head_dim) +
                            " (64 or 128 only)");
   if (ctas_per_sm == 1) return attention_forward_wgmma_pipelined(ctx, p, pair_blocks);
-  if (p.head_dim == 64) return launch_wgmma<64>(ctx, p, pair_blocks);
-  return launch_wgmma<128>(ctx, p, pair_blocks);
+  // Two CTAs of WgSmem bytes an SM: the launch takes the maximum shared carveout.
+  const char* what = "attention_forward_wgmma (sm_90a kernel)";
+  const auto st = static_cast<cudaStream_t>(ctx.stream());
+  const auto grid = static_cast<unsigned>(pair_blocks);
+  if (p.head_dim == 64)
+    return launch_with_shared(attn_fwd_wgmma<64>, grid, kThreads, WgSmem<64>::kBytes, st, what, p);
+  return launch_with_shared(attn_fwd_wgmma<128>, grid, kThreads, WgSmem<128>::kBytes, st, what, p);
 }
 
 bool attention_wgmma_compiled() {

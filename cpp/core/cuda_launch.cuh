@@ -1,0 +1,26 @@
+// Inside .cu files only: a kernel launch that needs more than 48 KB of dynamic shared memory and
+// wants as many CTAs an SM as that allows, with every CUDA status checked and named.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "core/cuda_check.cuh"
+#include "core/status.h"
+
+namespace npr {
+
+// Opts `kernel` into `smem` bytes of dynamic shared memory and the maximum shared carveout of the
+// unified L1 / shared storage, then launches it on `stream` with `args`. Errors name `what`.
+template <typename... Params, typename... Args>
+Status launch_with_shared(void (*kernel)(Params...), unsigned grid, unsigned threads, int smem,
+                          cudaStream_t stream, const char* what, Args&&... args) {
+  NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
+               what);
+  NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                    cudaSharedmemCarveoutMaxShared),
+               what);
+  kernel<<<grid, threads, static_cast<size_t>(smem), stream>>>(static_cast<Args&&>(args)...);
+  return cuda_launch_status(what);
+}
+
+}  // namespace npr
