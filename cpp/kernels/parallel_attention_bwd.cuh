@@ -74,6 +74,29 @@ __device__ __forceinline__ void cp_async_4z(void* smem, const void* gmem, bool p
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(bytes));
 }
 
+// The work of a dK / dV CTA (one per key tile and kv head, blockIdx.x = tile * kv_heads + kvh):
+// key tile g of sequence sq, its first token and live rows, and its stages (the column list's
+// query tiles times the group's query heads) from col_ptr[g] = c0.
+struct KeyTile {
+  int64_t g;
+  int kvh;
+  SeqSpan sq;
+  int64_t kstart;
+  int nk;
+  int64_t c0, stages;
+};
+__device__ __forceinline__ KeyTile key_tile_of(const PlanView& p, const Dims& d) {
+  KeyTile t;
+  t.g = blockIdx.x / d.kv_heads;
+  t.kvh = static_cast<int>(blockIdx.x % d.kv_heads);
+  t.sq = seq_of(p, t.g);
+  t.kstart = tile_start(t.sq, t.g - t.sq.tile0);
+  t.nk = tile_len(t.sq, t.kstart);
+  t.c0 = p.col_ptr[t.g];
+  t.stages = (p.col_ptr[t.g + 1] - t.c0) * d.group;
+  return t;
+}
+
 // A dK / dV stage's per-query rows into buffer buf of the (2, 64) shared arrays, by threads
 // 0..127 (cp.async; the caller commits): lse2 and delta of head h for the query tile at qstart
 // (zeros past nq), and the pair's 64 mask words when it is PARTIAL (partial >= 0).

@@ -70,16 +70,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   float* const del_s = lse_s + 2 * kTile;                                   // (2, 64) delta
   uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + 2 * kTile);  // (2, 64)
 
-  const int64_t g = blockIdx.x / d.kv_heads;
-  const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
+  const KeyTile kt = key_tile_of(p, d);
+  const int kvh = kt.kvh, nk = kt.nk;
+  const SeqSpan sq = kt.sq;
+  const int64_t kstart = kt.kstart, c0 = kt.c0, stages = kt.stages;
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int g8 = lane >> 2, c4 = lane & 3;
-  const SeqSpan sq = seq_of(p, g);
-  const int64_t kstart = tile_start(sq, g - sq.tile0);
-  const int nk = tile_len(sq, kstart);
   const int64_t ldk = static_cast<int64_t>(d.kv_heads) * D, ldq = static_cast<int64_t>(d.heads) * D;
-  const int64_t c0 = p.col_ptr[g];
-  const int64_t stages = (p.col_ptr[g + 1] - c0) * d.group;  // (query tile, head) pairs
 
   wgmma::load_tile_sw128<kTile, D, kThreads>(k_tile, k + kstart * ldk + kvh * D, ldk, nk, tid);
   wgmma::load_tile_sw128<kTile, D, kThreads>(v_tile, v + kstart * ldk + kvh * D, ldk, nk, tid);

@@ -60,18 +60,24 @@ struct Item {
   int64_t g, seq_start, seq_end, q_start;
   int h, kvh, qn;
 };
+// Query tile g's sequence and token range (qn live rows, 1..64).
+__device__ __forceinline__ void tile_range(const FwdParams& p, int64_t g, int64_t& seq_start,
+                                           int64_t& seq_end, int64_t& q_start, int& qn) {
+  const int32_t seq = p.tile_seq[g];
+  seq_start = p.seq_start[seq];
+  seq_end = seq_start + p.seq_len[seq];
+  q_start = seq_start + (g - p.seq_tile0[seq]) * kT;
+  const int64_t n = seq_end - q_start;
+  qn = static_cast<int>(n < kT ? n : kT);
+}
+
 __device__ __forceinline__ Item item_of(const FwdParams& p) {
   Item it;
   const int64_t x = blockIdx.x;
   it.h = static_cast<int>(x % p.heads);
   it.kvh = it.h / p.group;
   it.g = p.tiles - 1 - x / p.heads;
-  const int32_t seq = p.tile_seq[it.g];
-  it.seq_start = p.seq_start[seq];
-  it.seq_end = it.seq_start + p.seq_len[seq];
-  it.q_start = it.seq_start + (it.g - p.seq_tile0[seq]) * kT;
-  const int64_t n = it.seq_end - it.q_start;
-  it.qn = static_cast<int>(n < kT ? n : kT);
+  tile_range(p, it.g, it.seq_start, it.seq_end, it.q_start, it.qn);
   return it;
 }
 
@@ -88,12 +94,7 @@ __device__ __forceinline__ PairItem pair_item_of(const FwdParams& p) {
   it.h0 = static_cast<int>(x % pairs) * 2;
   it.kvh = it.h0 / p.group;
   it.g = p.tiles - 1 - x / pairs;
-  const int32_t seq = p.tile_seq[it.g];
-  it.seq_start = p.seq_start[seq];
-  it.seq_end = it.seq_start + p.seq_len[seq];
-  it.q_start = it.seq_start + (it.g - p.seq_tile0[seq]) * kT;
-  const int64_t n = it.seq_end - it.q_start;
-  it.qn = static_cast<int>(n < kT ? n : kT);
+  tile_range(p, it.g, it.seq_start, it.seq_end, it.q_start, it.qn);
   return it;
 }
 
