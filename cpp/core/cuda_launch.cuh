@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include <string>
+
 #include "core/cuda_check.cuh"
 #include "core/status.h"
 
@@ -19,8 +21,16 @@ Status launch_with_shared(void (*kernel)(Params...), unsigned grid, unsigned thr
   NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                     cudaSharedmemCarveoutMaxShared),
                what);
+#if !defined(NPR_EMU)
   kernel<<<grid, threads, static_cast<size_t>(smem), stream>>>(static_cast<Args&&>(args)...);
   return cuda_launch_status(what);
+#else
+  // The emulator build (cpp/tests/emu): the grid runs on the CPU, faults come back named.
+  (void)stream;
+  const std::string fault = ::emu::launch(grid, threads, smem, [&] { kernel(args...); });
+  if (!fault.empty()) return Status(StatusCode::kCuda, std::string(what) + ": " + fault);
+  return Status::ok();
+#endif
 }
 
 }  // namespace npr

@@ -12,9 +12,13 @@
 namespace npr {
 
 __device__ __forceinline__ float fast_exp2(float x) {  // ex2.approx: exp2(-inf) = +0
+#if defined(NPR_EMU)
+  return emu::ptx::ex2_approx_ftz(x);
+#else
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
   return y;
+#endif
 }
 
 // The first half of a step: the new running max (m0, m1) from the raw scores s, s turned into

@@ -18,7 +18,9 @@ namespace npr {
 // d = a . b + d on one warp.
 __device__ __forceinline__ void mma_bf16_16816(float d[4], const uint32_t a[4],
                                                const uint32_t b[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#if defined(NPR_EMU)
+  emu::ptx::mma_m16n8k16(d, a, b);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
       "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
@@ -32,27 +34,43 @@ __device__ __forceinline__ void mma_bf16_16816(float d[4], const uint32_t a[4],
 // Four 8x8 b16 matrices from shared memory: lanes 8i..8i+7 give the row addresses of matrix i.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void* smem_row) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+#if defined(NPR_EMU)
+  emu::ptx::ldmatrix(r, 4, false, addr);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+#endif
 }
 __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* smem_row) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+#if defined(NPR_EMU)
+  emu::ptx::ldmatrix(r, 4, true, addr);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+#endif
 }
 __device__ __forceinline__ void ldmatrix_x2(uint32_t r[2], const void* smem_row) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+#if defined(NPR_EMU)
+  emu::ptx::ldmatrix(r, 2, false, addr);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
                : "=r"(r[0]), "=r"(r[1])
                : "r"(addr));
+#endif
 }
 __device__ __forceinline__ void ldmatrix_x2_trans(uint32_t r[2], const void* smem_row) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+#if defined(NPR_EMU)
+  emu::ptx::ldmatrix(r, 2, true, addr);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
                : "=r"(r[0]), "=r"(r[1])
                : "r"(addr));
+#endif
 }
 
 // Two floats -> one register of two bf16 (lo in the low half), round to nearest even.
@@ -64,8 +82,21 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
 // 16-byte asynchronous global -> shared copy (cp.async.cg), and its fences.
 __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+#if defined(NPR_EMU)
+  emu::ptx::cp_async(addr, gmem, 16, 16);
+#else
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(addr), "l"(gmem));
+#endif
 }
+#if defined(NPR_EMU)
+__device__ __forceinline__ void cp_async_commit() {
+  emu::ptx::cp_async_commit();
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  emu::ptx::cp_async_wait(N);
+}
+#else
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::);
 }
@@ -73,5 +104,6 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
+#endif
 
 }  // namespace npr

@@ -118,7 +118,7 @@ Status launch_simt(CudaContext& ctx, int64_t blocks, const FwdParams& p) {
 bool attention_wgmma_compiled() {
   return false;
 }
-Status attention_forward_wgmma(CudaContext&, const FwdParams&, int64_t, int) {
+Status attention_forward_wgmma(void*, const FwdParams&, int64_t, int) {
   return Status::unavailable(
       "attention_forward_wgmma: this build has no sm_90a kernel (build with CUDA architecture 90 "
       "and nvcc 12 or later)");
@@ -200,7 +200,7 @@ Status attention_forward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentio
   if (vec_ok && p.group % 2 == 0 && (s.head_dim == 64 || s.head_dim == 128)) {
     const int64_t pair_blocks = plan.tiles() * (s.heads / 2);  // heads of a pair share K/V
     if (attention_forward_uses_wgmma(ctx, t, s))
-      return attention_forward_wgmma(ctx, p, pair_blocks, ctx.attention_wgmma);
+      return attention_forward_wgmma(ctx.stream(), p, pair_blocks, ctx.attention_wgmma);
     if (s.head_dim == 64)
       return launch(ctx, attn_fwd::attn_fwd_mma2<64>, pair_blocks, attn_fwd::kMmaThreads,
                     attn_fwd::Mma2Smem<64>::kBytes, p, what);

@@ -65,13 +65,21 @@ __device__ __forceinline__ int tile_len(const SeqSpan& s, int64_t start) {
 __device__ __forceinline__ void cp_async_16z(void* smem, const void* gmem, bool pred) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const int bytes = pred ? 16 : 0;
+#if defined(NPR_EMU)
+  emu::ptx::cp_async(addr, gmem, 16, bytes);
+#else
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(gmem),
                "r"(bytes));
+#endif
 }
 __device__ __forceinline__ void cp_async_4z(void* smem, const void* gmem, bool pred) {
   const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const int bytes = pred ? 4 : 0;
+#if defined(NPR_EMU)
+  emu::ptx::cp_async(addr, gmem, 4, bytes);
+#else
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(addr), "l"(gmem), "r"(bytes));
+#endif
 }
 
 // The work of a dK / dV CTA (one per key tile and kv head, blockIdx.x = tile * kv_heads + kvh):

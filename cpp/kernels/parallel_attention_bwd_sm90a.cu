@@ -22,6 +22,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
@@ -54,10 +55,10 @@ __global__ void __launch_bounds__(kThreads, 2)
                       float* __restrict__ dq_acc, const bf16_t* __restrict__ q,
                       const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                       const bf16_t* __restrict__ dout, const float* __restrict__ stats) {
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if NPR_SM90A_DEVICE_CODE
   using S = BwdSmem<D>;
   constexpr int ND = D / 8;  // n8 fragments of a (16, D) row block
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  NPR_DYNAMIC_SHARED(smem_raw);
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t sbase = (raw + 1023u) & ~1023u;
   unsigned char* const sgen = smem_raw + (sbase - raw);  // the same bytes, generic pointer

@@ -60,7 +60,9 @@ __device__ __forceinline__ void mma2(float c0[4], float c1[4], const uint32_t a[
 
 // *p += x, *(p + 1) += y with reductions (no return value): one 8-byte red on sm_90.
 __device__ __forceinline__ void red_add2(float* p, float x, float y) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(NPR_EMU)
+  emu::ptx::red_add_f32x2(p, x, y);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" ::"l"(p), "f"(x), "f"(y) : "memory");
 #else
   atomicAdd(p, x);

@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "core/cuda_dtype.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention.h"
@@ -205,7 +206,7 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma(Fwd
   constexpr int kStride = S::kStride;
   constexpr int KD = D / 16;  // k-steps of Q K^T
   constexpr int ND = D / 8;   // n-tiles of the output
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  NPR_DYNAMIC_SHARED(smem_raw);
   bf16_t* const qs = reinterpret_cast<bf16_t*>(smem_raw);
   const auto k_buf = [&](int b) { return qs + (1 + 2 * b) * S::kTileElems; };
   const auto v_buf = [&](int b) { return qs + (2 + 2 * b) * S::kTileElems; };

@@ -15,14 +15,22 @@ namespace npr::attn_fwd {
 // accumulators). Same arithmetic per head as attn_fwd_mma (sum orders per row unchanged).
 
 __device__ __forceinline__ void ldsm_x4(uint32_t r[4], uint32_t addr) {
+#if defined(NPR_EMU)
+  emu::ptx::ldmatrix(r, 4, false, addr);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+#endif
 }
 __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], uint32_t addr) {
+#if defined(NPR_EMU)
+  emu::ptx::ldmatrix(r, 4, true, addr);
+#else
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
+#endif
 }
 
 // dst (64, D + 8) at shared byte address dst <- rows [0, n) of src (stride ld), zeros past n,
@@ -42,8 +50,12 @@ __device__ __forceinline__ void load_tile_async_lean(uint32_t dst, const __nv_bf
   for (int i = 0; i < kT / kRowStep; ++i) {
     const bool ok = r < n;
     const int bytes = ok ? 16 : 0;
+#if defined(NPR_EMU)
+    emu::ptx::cp_async(dp, ok ? sp : src, 16, bytes);
+#else
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dp), "l"(ok ? sp : src),
                  "r"(bytes));
+#endif
     sp += step;
     dp += kRowStep * (D + 8) * 2;
     r += kRowStep;
@@ -65,7 +77,7 @@ __global__ void __launch_bounds__(kMmaThreads, D == 64 ? 3 : 2) attn_fwd_mma2(Fw
   constexpr int kStride = S::kStride;
   constexpr int KD = D / 16;  // k-steps of Q K^T
   constexpr int ND = D / 8;   // n-tiles of the output
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  NPR_DYNAMIC_SHARED(smem_raw);
   bf16_t* const qs = reinterpret_cast<bf16_t*>(smem_raw);  // Q0, then Q1 at + kTileElems
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;

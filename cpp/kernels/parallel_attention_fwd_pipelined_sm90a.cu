@@ -19,6 +19,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
@@ -73,10 +74,10 @@ __device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t
 
 template <int D>
 __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParams p) {
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if NPR_SM90A_DEVICE_CODE
   using S = PipeSmem<D>;
   constexpr int ND = D / 8;  // n8 fragments of the output
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  NPR_DYNAMIC_SHARED(smem_raw);
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t sbase = (raw + 1023u) & ~1023u;
   const auto k_tile = [&](int j) { return sbase + (2 + 2 * (j % kStages)) * S::kTileBytes; };
@@ -197,10 +198,10 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
 
 }  // namespace
 
-Status attention_forward_wgmma_pipelined(CudaContext& ctx, const attn_fwd::FwdParams& p,
+Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
                                          int64_t pair_blocks) {
   const char* what = "attention_forward_wgmma (sm_90a pipelined kernel)";
-  const auto st = static_cast<cudaStream_t>(ctx.stream());
+  const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
   if (p.head_dim == 64)
     return launch_with_shared(attn_fwd_wgmma_pipelined<64>, grid, kThreads, PipeSmem<64>::kBytes,

@@ -24,6 +24,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
@@ -52,11 +53,11 @@ struct WgSmem {
 // softmax runs while the other's MMAs do.
 template <int D>
 __global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#if NPR_SM90A_DEVICE_CODE
   using S = WgSmem<D>;
   constexpr int KD = D / 16;  // k-steps of Q K^T
   constexpr int ND = D / 8;   // n8 fragments of the output
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  NPR_DYNAMIC_SHARED(smem_raw);
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t sbase = (raw + 1023u) & ~1023u;
   const auto q_tile = [&](int hh) { return sbase + hh * S::kTileBytes; };
@@ -164,7 +165,7 @@ __global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
 
 }  // namespace
 
-Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, int64_t pair_blocks,
+Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int ctas_per_sm) {
   if (ctas_per_sm != 1 && ctas_per_sm != 2)
     return Status::invalid("attention_forward_wgmma: ctas_per_sm " + std::to_string(ctas_per_sm) +
@@ -172,10 +173,10 @@ Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, i
   if (p.head_dim != 64 && p.head_dim != 128)
     return Status::invalid("attention_forward_wgmma: head_dim " + std::to_string(p.head_dim) +
                            " (64 or 128 only)");
-  if (ctas_per_sm == 1) return attention_forward_wgmma_pipelined(ctx, p, pair_blocks);
+  if (ctas_per_sm == 1) return attention_forward_wgmma_pipelined(stream, p, pair_blocks);
   // Two CTAs of WgSmem bytes an SM: the launch takes the maximum shared carveout.
   const char* what = "attention_forward_wgmma (sm_90a kernel)";
-  const auto st = static_cast<cudaStream_t>(ctx.stream());
+  const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
   if (p.head_dim == 64)
     return launch_with_shared(attn_fwd_wgmma<64>, grid, kThreads, WgSmem<64>::kBytes, st, what, p);

@@ -28,13 +28,14 @@ struct Dims;
 bool attention_wgmma_compiled();
 bool attention_wgmma_available();
 
-// Launches the forward over `pair_blocks` = tiles x heads / 2 CTAs (p as attention_forward_cuda
-// fills it; p.group even, p.head_dim 64 or 128, 16-byte aligned tensors): ctas_per_sm 2, the
-// kernel built for two CTAs an SM; 1, the one-CTA kernel that pipelines each warpgroup's MMAs
-// and softmax (attention_forward_wgmma_pipelined). Only where attention_wgmma_available() holds.
-Status attention_forward_wgmma(CudaContext& ctx, const attn_fwd::FwdParams& p, int64_t pair_blocks,
+// Launches the forward on `stream` (a cudaStream_t) over `pair_blocks` = tiles x heads / 2 CTAs
+// (p as attention_forward_cuda fills it; p.group even, p.head_dim 64 or 128, 16-byte aligned
+// tensors): ctas_per_sm 2, the kernel built for two CTAs an SM; 1, the one-CTA kernel that
+// pipelines each warpgroup's MMAs and softmax (attention_forward_wgmma_pipelined). Only where
+// attention_wgmma_available() holds.
+Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int ctas_per_sm);
-Status attention_forward_wgmma_pipelined(CudaContext& ctx, const attn_fwd::FwdParams& p,
+Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
                                          int64_t pair_blocks);
 
 // The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim

@@ -14,6 +14,14 @@
 
 #include "kernels/wgmma_layout.h"
 
+// Whether this compilation carries the sm_90a kernels' bodies: the sm_90a device pass, or the
+// emulator build (cpp/tests/emu), where the instructions below are emu::ptx calls.
+#if (defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)) || defined(NPR_EMU)
+#define NPR_SM90A_DEVICE_CODE 1
+#else
+#define NPR_SM90A_DEVICE_CODE 0
+#endif
+
 namespace npr::wgmma {
 
 // dst (sw128 tile of Rows rows x D bf16, a 32-bit shared address) <- rows [0, n) of src (row
@@ -29,12 +37,35 @@ __device__ __forceinline__ void load_tile_sw128(uint32_t dst, const __nv_bfloat1
     const int i = tid + it * Threads, r = i / kChunks, c = i % kChunks;
     const bool ok = r < n;
     const uint32_t addr = dst + sw128_offset(Rows, r, c * 8);
+#if defined(NPR_EMU)
+    emu::ptx::cp_async(addr, src + (ok ? r : 0) * ld + c * 8, 16, ok ? 16 : 0);
+#else
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr),
                  "l"(src + (ok ? r : 0) * ld + c * 8), "r"(ok ? 16 : 0));
+#endif
   }
 }
 
 // Before the first wgmma of a batch whose accumulator or A registers other code wrote.
+#if defined(NPR_EMU)
+__device__ __forceinline__ void fence() {
+  emu::ptx::wgmma_fence();
+}
+__device__ __forceinline__ void commit() {
+  emu::ptx::wgmma_commit();
+}
+template <int N>
+__device__ __forceinline__ void wait() {
+  emu::ptx::wgmma_wait(N);
+}
+__device__ __forceinline__ void fence_proxy_async_shared() {
+  emu::ptx::fence_proxy_async();
+}
+template <int N>
+__device__ __forceinline__ void fence_operands(float (&)[N][4]) {}
+template <int N>
+__device__ __forceinline__ void fence_operands(uint32_t (&)[N][4]) {}
+#else
 __device__ __forceinline__ void fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 }
@@ -68,6 +99,7 @@ __device__ __forceinline__ void fence_operands(uint32_t (&a)[N][4]) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[i][e])::"memory");
 }
+#endif
 
 // The accumulator operands of the wrappers: `d` as 8 or 16 n8 fragments, each element through
 // the constraint macro M ("+f" read-write, "=f" write-only), and the matching PTX register
@@ -103,60 +135,84 @@ __device__ __forceinline__ void fence_operands(uint32_t (&a)[N][4]) {
 // D = A B). d holds this thread's 32 accumulators as 8 n8 fragments (mma.sync's C layout).
 __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[8][4], uint64_t a_desc,
                                                    uint64_t b_desc, int accumulate) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(64, &d[0][0], nullptr, a_desc, b_desc, accumulate != 0, false, false);
+#else
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
       ", %32, %33, p, 1, 1, 0, 0;\n}\n"
       : NPR_WGMMA_ACC8(NPR_WGMMA_RW)
       : "l"(a_desc), "l"(b_desc), "r"(accumulate));
+#endif
 }
 
 // The same, first k-step: D = A B, D's old values neither read nor kept alive.
 __device__ __forceinline__ void wgmma_m64n64k16_ss_first(float (&d)[8][4], uint64_t a_desc,
                                                          uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(64, &d[0][0], nullptr, a_desc, b_desc, false, false, false);
+#else
   asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
                ", %32, %33, 0, 1, 1, 0, 0;\n"
                : NPR_WGMMA_ACC8(NPR_WGMMA_W)
                : "l"(a_desc), "l"(b_desc));
+#endif
 }
 
 // D (64 x 64) (+)= A B, A M-major and B N-major from shared memory (transpose flags 1, 1).
 __device__ __forceinline__ void wgmma_m64n64k16_ss_tt(float (&d)[8][4], uint64_t a_desc,
                                                       uint64_t b_desc, int accumulate) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(64, &d[0][0], nullptr, a_desc, b_desc, accumulate != 0, true, true);
+#else
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
       ", %32, %33, p, 1, 1, 1, 1;\n}\n"
       : NPR_WGMMA_ACC8(NPR_WGMMA_RW)
       : "l"(a_desc), "l"(b_desc), "r"(accumulate));
+#endif
 }
 
 // The same, first k-step (D = A B, write-only).
 __device__ __forceinline__ void wgmma_m64n64k16_ss_tt_first(float (&d)[8][4], uint64_t a_desc,
                                                             uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(64, &d[0][0], nullptr, a_desc, b_desc, false, true, true);
+#else
   asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
                ", %32, %33, 0, 1, 1, 1, 1;\n"
                : NPR_WGMMA_ACC8(NPR_WGMMA_W)
                : "l"(a_desc), "l"(b_desc));
+#endif
 }
 
 // D (64 x 64) += A B, A from registers (four bf16x2 a warp's 16 rows hold, mma.sync's A
 // layout), B from shared memory N-major (transpose flag 1).
 __device__ __forceinline__ void wgmma_m64n64k16_rs_tb(float (&d)[8][4], const uint32_t (&a)[4],
                                                       uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(64, &d[0][0], a, 0, b_desc, true, false, true);
+#else
   asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
                ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
                : NPR_WGMMA_ACC8(NPR_WGMMA_RW)
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
+#endif
 }
 
 // D (64 x 128) += A B, A from registers, B from shared memory N-major.
 __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[16][4], const uint32_t (&a)[4],
                                                        uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(128, &d[0][0], a, 0, b_desc, true, false, true);
+#else
   asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " NPR_WGMMA_REGS64
                ", {%64, %65, %66, %67}, %68, 1, 1, 1, 1;\n"
                : NPR_WGMMA_ACC16(NPR_WGMMA_RW)
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
+#endif
 }
 
 }  // namespace npr::wgmma
