@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/wgmma_layout.h"
+#include "tests/emu/wgmma_canonical.h"
 #include "tests/harness.h"
 
 namespace npr::test {
@@ -58,24 +59,6 @@ TEST(wgmma_k_steps_start_at_their_first_element_and_keep_the_swizzle_phase) {
   CHECK(wgmma::kGroupStride == sw128_offset(64, 8, 0));
 }
 
-namespace {
-
-// The byte address the hardware reads for element (mn, k) of one k16 operand that `desc`
-// describes, per the PTX ISA's canonical 128-byte-swizzle layouts (T = 8 bf16 per 16 bytes):
-// K-major ((8, m), (T, 2)) : ((8T, SBO), (1, T)); MN-major ((T, 8, m), (8, 2)) : ((1, T, LBO),
-// (8T, SBO)); then the swizzle on the absolute address, bits 4..6 ^= bits 7..9.
-uint32_t hardware_address(uint64_t desc, bool k_major, int mn, int k) {
-  const uint32_t start = static_cast<uint32_t>(desc & 0x3fffu) << 4;
-  const uint32_t lbo = static_cast<uint32_t>((desc >> 16) & 0x3fffu) << 4;
-  const uint32_t sbo = static_cast<uint32_t>((desc >> 32) & 0x3fffu) << 4;
-  const uint32_t off = k_major ? (mn % 8) * 128 + (mn / 8) * sbo + k * 2
-                               : (mn % 64) * 2 + (mn / 64) * lbo + (k % 8) * 128 + (k / 8) * sbo;
-  const uint32_t a = start + off;
-  return a ^ (((a >> 7) & 7u) << 4);
-}
-
-}  // namespace
-
 TEST(wgmma_descriptors_address_the_sw128_tiles_as_the_ptx_layouts_say) {
   const uint32_t tile = 5 * 1024;  // any 1024-byte aligned shared address
   for (int D : {64, 128}) {
@@ -86,7 +69,8 @@ TEST(wgmma_descriptors_address_the_sw128_tiles_as_the_ptx_layouts_say) {
       CHECK(kd == wgmma::desc_plus(wgmma::k_major_desc(tile, 64, 0), wgmma::k_major_step(64, k0)));
       for (int mn = 0; mn < 64; ++mn)
         for (int k = 0; k < 16; ++k)
-          CHECK_MSG(hardware_address(kd, true, mn, k) == tile + wgmma::sw128_offset(64, mn, k0 + k),
+          CHECK_MSG(emu::wgmma_sw128_address(kd, true, mn, k) ==
+                        tile + wgmma::sw128_offset(64, mn, k0 + k),
                     "K-major D " + std::to_string(D) + " k0 " + std::to_string(k0) + " row " +
                         std::to_string(mn) + " col " + std::to_string(k));
     }
@@ -98,7 +82,8 @@ TEST(wgmma_descriptors_address_the_sw128_tiles_as_the_ptx_layouts_say) {
       CHECK(vd == wgmma::desc_plus(wgmma::n_major_desc(tile, 64, 0), wgmma::n_major_step(k0)));
       for (int n = 0; n < D; ++n)
         for (int k = 0; k < 16; ++k)
-          CHECK_MSG(hardware_address(vd, false, n, k) == tile + wgmma::sw128_offset(64, k0 + k, n),
+          CHECK_MSG(emu::wgmma_sw128_address(vd, false, n, k) ==
+                        tile + wgmma::sw128_offset(64, k0 + k, n),
                     "N-major D " + std::to_string(D) + " k0 " + std::to_string(k0) + " key " +
                         std::to_string(k) + " col " + std::to_string(n));
     }
@@ -109,7 +94,7 @@ TEST(wgmma_descriptors_address_the_sw128_tiles_as_the_ptx_layouts_say) {
         const uint64_t kd = wgmma::n_major_desc(tile + hf * wgmma::column_block_stride(64), 64, k0);
         for (int n = 0; n < 64; ++n)
           for (int k = 0; k < 16; ++k)
-            CHECK(hardware_address(kd, false, n, k) ==
+            CHECK(emu::wgmma_sw128_address(kd, false, n, k) ==
                   tile + wgmma::sw128_offset(64, k0 + k, hf * 64 + n));
       }
   }

@@ -1,0 +1,94 @@
+// Force-included (-include) into every translation unit of the emulator build (CMakeLists.txt,
+// target npr_emu): device code compiled as host C++ with NPR_EMU defined and namespace npr
+// renamed npr_emu (so nothing here meets the real kernels' symbols). It gives the CUDA keywords
+// empty meanings, keeps the CUDA runtime headers out (the launchers see the small runtime API
+// below), takes bf16 from the toolkit's cuda_bf16.h (host side), and maps the built-in
+// variables and intrinsics onto emu_runtime.h / emu_ptx.h. The kernels' inline PTX has NPR_EMU
+// branches that call emu::ptx.
+#pragma once
+
+#if !defined(NPR_EMU)
+#error "cuda_emu.h belongs to the emulator build (NPR_EMU)"
+#endif
+
+#define __host__
+#define __device__
+#define __global__
+#define __shared__
+#define __launch_bounds__(...)
+// cuda_runtime.h / cuda_runtime_api.h become empty: the emulator's runtime API is below.
+#define __CUDA_RUNTIME_H__
+#define __CUDA_RUNTIME_API_H__
+
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "tests/emu/emu_ptx.h"
+#include "tests/emu/emu_runtime.h"
+
+namespace emu::cuda {
+
+enum cudaError_t { cudaSuccess = 0, cudaErrorLaunchFailure = 719 };
+using cudaStream_t = struct EmuStream*;
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+  cudaFuncAttributePreferredSharedMemoryCarveout = 9
+};
+enum { cudaSharedmemCarveoutMaxShared = 100 };
+
+inline const char* cudaGetErrorName(cudaError_t e) {
+  return e == cudaSuccess ? "cudaSuccess" : "cudaErrorLaunchFailure";
+}
+inline const char* cudaGetErrorString(cudaError_t e) {
+  return e == cudaSuccess ? "no error" : "the emulated kernel faulted";
+}
+// Launch errors come back from emu::launch directly (core/cuda_launch.cuh); nothing is pending.
+inline cudaError_t cudaGetLastError() {
+  return cudaSuccess;
+}
+template <typename F>
+cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int) {
+  return cudaSuccess;
+}
+
+}  // namespace emu::cuda
+using namespace emu::cuda;
+
+#define threadIdx (::emu::thread_idx())
+#define blockIdx (::emu::block_idx())
+#define blockDim (::emu::block_dim())
+#define gridDim (::emu::grid_dim())
+
+inline void __syncthreads() {
+  emu::sync_threads();
+}
+[[noreturn]] inline void __trap() {
+  emu::fail("__trap()");
+}
+inline size_t __cvta_generic_to_shared(const void* p) {
+  return emu::shared_address(p);
+}
+inline float __int_as_float(int i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
+  if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
+  uint32_t u;
+  std::memcpy(&u, &v, 4);
+  u = emu::ptx::shfl_xor(u, lane_mask);
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+inline int __shfl_xor_sync(unsigned mask, int v, int lane_mask) {
+  if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
+  return static_cast<int>(emu::ptx::shfl_xor(static_cast<uint32_t>(v), lane_mask));
+}
+inline bool __any_sync(unsigned mask, bool pred) {
+  if (mask != 0xffffffffu) emu::fail("__any_sync with a partial mask");
+  return emu::ptx::any(pred);
+}

@@ -1,0 +1,100 @@
+// A CPU emulator for CUDA kernels, for tests only: it runs a kernel's device code, compiled as
+// host C++ (cuda_emu.h), with every thread of a block as a fiber on one OS thread, so the
+// kernels that no GPU here can run (the sm_90a wgmma ones) are checked against the CPU oracles
+// on every machine that has the toolkit's headers. This file: launches, the thread scheduler,
+// barriers, warp / warpgroup collectives, shared memory, the registry of global buffers, faults.
+// The instructions themselves (mma, ldmatrix, cp.async, wgmma) are emu_ptx.h's.
+//
+// Semantics kept strict on purpose, so that a kernel that only works by luck of timing fails:
+// threads switch only at barriers and collectives, and the first runnable thread in priority
+// order (first-first, or last-first) always runs, so consumers outrun unsynchronised producers;
+// asynchronous copies and MMAs complete either at issue or only at their wait (Options); shared
+// memory starts poisoned (0xff: bf16 and fp32 NaN) at an address that is not 1024-aligned; a
+// thread that leaves while others wait at a barrier, lanes that meet at different collectives,
+// and a block where no thread can progress are faults. Blocks run one after another (a grid
+// barrier would need them together: not supported).
+//
+// Not emulated: timing, occupancy, register limits, bank conflicts, the generic / async proxy
+// ordering of plain shared stores (only cp.async writes are tracked for fence.proxy.async).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace emu {
+
+struct Dim3 {
+  unsigned x = 0, y = 1, z = 1;
+};
+
+struct Options {
+  bool eager_async = false;             // cp.async / wgmma complete at issue (false: at their wait)
+  bool reverse_order = false;           // resume a block's threads from the last one
+  uint32_t dynamic_shared_base = 0x90;  // shared address of the dynamic window (16-aligned)
+};
+void set_options(const Options& o);
+const Options& options();
+
+// The largest dynamic shared memory a block may ask for (an H100's opt-in limit).
+constexpr int kMaxDynamicShared = 232448;
+
+// Runs body() as every thread of `grid` blocks of `threads` (1-D), `dynamic_smem` bytes of
+// dynamic shared memory each. Returns "" or the first fault, naming the block and thread.
+std::string launch(unsigned grid, unsigned threads, int dynamic_smem,
+                   const std::function<void()>& body);
+
+// ---- inside a launch ----------------------------------------------------------------------
+const Dim3& thread_idx();
+const Dim3& block_idx();
+const Dim3& block_dim();
+const Dim3& grid_dim();
+
+// Records the fault (the launch's first) and unwinds this thread; the launch then stops.
+[[noreturn]] void fail(const std::string& what);
+
+void sync_threads();
+
+// The dynamic shared window: its first byte, the shared address of a generic pointer into it,
+// and the bytes at a shared address (a fault unless [addr, addr + bytes) lies in the window).
+unsigned char* dynamic_shared();
+uint32_t shared_address(const void* p);
+unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what);
+
+// Which thread's cp.async last wrote each shared byte and has not yet published it to the async
+// proxy (fence.proxy.async); -1 where none.
+void mark_async_written(uint32_t addr, uint32_t bytes);
+void fence_proxy_async();
+void check_async_visible(uint32_t addr, uint32_t bytes, const char* what);
+
+// A collective of the `members` threads of this thread's warp (32) or warpgroup (128): each
+// passes its input and output; the last to arrive runs fn over all of them (member order) and
+// releases the others. Threads that meet at collectives of different names are a fault.
+using CollectiveFn = void (*)(const void* const* ins, void* const* outs, int members, void* ctx);
+enum class Scope { kWarp, kWarpgroup };
+void collective(Scope s, const char* name, const void* in, void* out, CollectiveFn fn, void* ctx);
+// This thread's rank in its warp / warpgroup, and the warpgroup's index in the block.
+int lane_of(Scope s);
+int group_of(Scope s);
+
+// Per-thread and per-warpgroup slots for the instruction layer's asynchronous state (empty at
+// the start of every block; the instruction layer fills them): thread_exit runs when the thread
+// ends, block_end when the block does ("" or what was left in flight).
+struct AsyncState {
+  virtual ~AsyncState() = default;
+  virtual void thread_exit() {}
+  virtual std::string block_end() { return {}; }
+};
+std::unique_ptr<AsyncState>& thread_async();
+std::unique_ptr<AsyncState>& warpgroup_async();
+
+// Global buffers the test hands to a kernel: asynchronous copies and reductions must stay
+// inside one of them (plain loads and stores are not checked; AddressSanitizer builds do).
+void register_global(const void* p, size_t bytes);
+void clear_globals();
+void check_global(const void* p, size_t bytes, const char* what);
+
+}  // namespace emu

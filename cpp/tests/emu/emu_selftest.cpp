@@ -1,0 +1,122 @@
+// emu_selftest.h in the emulator build: one 128-thread kernel, a branch per broken rule, built
+// from the same wrappers (kernels/wgmma.cuh, kernels/mma_bf16.cuh) the attention kernels use.
+#include "tests/emu/emu_selftest.h"
+
+#include <vector>
+
+#include "core/dynamic_shared.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/wgmma.cuh"
+
+namespace emu {
+
+namespace {
+
+enum Kind {
+  kClean,
+  kNoFence,
+  kAccInFlight,
+  kARegsInFlight,
+  kExitAtBarrier,
+  kUnpublished,
+  kDivergent,
+  kDeadlock,
+  kOutOfWindow,
+  kOutsideBuffers,
+  kReadBeforeWait
+};
+constexpr int kTileBytes = 64 * 64 * 2;  // one (64, 64) bf16 sw128 tile
+constexpr int kSmem = 2 * kTileBytes + 1024;
+
+// src: (64, 64) fp32 ones; out: 1 float.
+void selftest_kernel(int kind, const __nv_bfloat16* src, float* out) {
+  NPR_DYNAMIC_SHARED(smem_raw);
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t base = (raw + 1023u) & ~1023u;
+  const int tid = static_cast<int>(threadIdx.x);
+  if (kind == kExitAtBarrier) {
+    if (tid < 64) __syncthreads();
+    return;
+  }
+  if (kind == kDivergent) {
+    if (tid % 32 < 16)
+      (void)__shfl_xor_sync(0xffffffffu, 1.0f, 1);
+    else
+      (void)__any_sync(0xffffffffu, true);
+    return;
+  }
+  if (kind == kDeadlock) {
+    if (tid % 32 < 16)
+      (void)__shfl_xor_sync(0xffffffffu, 1.0f, 1);
+    else
+      __syncthreads();
+    return;
+  }
+  if (kind == kOutOfWindow) {
+    uint32_t r[4];
+    npr::ldmatrix_x4(r, smem_raw + kSmem + 16 * (tid % 32));
+    return;
+  }
+  if (kind == kOutsideBuffers) {
+    npr::wgmma::load_tile_sw128<64, 64, 128>(base, src + 64 * 64, 64, 64, tid);
+    npr::cp_async_commit();
+    npr::cp_async_wait<0>();
+    return;
+  }
+  // A and B tiles of ones by cp.async (zero fill past nothing), then D = A B^T.
+  npr::wgmma::load_tile_sw128<64, 64, 128>(base, src, 64, 64, tid);
+  npr::wgmma::load_tile_sw128<64, 64, 128>(base + kTileBytes, src, 64, 64, tid);
+  npr::cp_async_commit();
+  if (kind == kReadBeforeWait) {
+    if (tid == 0)
+      *out = __bfloat162float(*reinterpret_cast<const __nv_bfloat16*>(smem_raw + (base - raw)));
+    npr::cp_async_wait<0>();
+    return;
+  }
+  npr::cp_async_wait<0>();
+  if (kind != kUnpublished) npr::wgmma::fence_proxy_async_shared();
+  __syncthreads();
+  float acc[8][4] = {};
+  uint32_t a[4] = {0x3f803f80u, 0x3f803f80u, 0x3f803f80u, 0x3f803f80u};  // bf16 ones
+  if (kind != kNoFence) npr::wgmma::fence();
+  const uint64_t ad = npr::wgmma::k_major_desc(base, 64, 0);
+  const uint64_t bd = npr::wgmma::k_major_desc(base + kTileBytes, 64, 0);
+  if (kind == kARegsInFlight)
+    npr::wgmma::wgmma_m64n64k16_rs_tb(acc, a, npr::wgmma::n_major_desc(base + kTileBytes, 64, 0));
+  else
+    npr::wgmma::wgmma_m64n64k16_ss_first(acc, ad, bd);
+  npr::wgmma::commit();
+  if (kind == kAccInFlight) acc[0][0] += 1.0f;
+  if (kind == kARegsInFlight) a[0] = 0;
+  npr::wgmma::wait<0>();
+  if (tid == 0) *out = acc[0][0];
+}
+
+}  // namespace
+
+std::string run_selftest(const std::string& kind, float* value) {
+  static const char* const names[] = {"clean",
+                                      "wgmma_no_fence",
+                                      "accumulator_in_flight",
+                                      "a_registers_in_flight",
+                                      "exit_at_barrier",
+                                      "unpublished_cp_async",
+                                      "divergent_collective",
+                                      "deadlock",
+                                      "shared_out_of_window",
+                                      "copy_outside_buffers",
+                                      "read_before_wait"};
+  int k = -1;
+  for (int i = 0; i < 11; ++i)
+    if (kind == names[i]) k = i;
+  if (k < 0) return "unknown self-test " + kind;
+  std::vector<__nv_bfloat16> src(64 * 64, __float2bfloat16(1.0f));
+  clear_globals();
+  register_global(src.data(), src.size() * sizeof(src[0]));
+  register_global(value, sizeof(float));
+  const std::string fault = launch(1, 128, kSmem, [&] { selftest_kernel(k, src.data(), value); });
+  clear_globals();
+  return fault;
+}
+
+}  // namespace emu
