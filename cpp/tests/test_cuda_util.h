@@ -13,6 +13,7 @@
 #include "core/cuda_device.h"
 #include "core/dtype.h"
 #include "tests/harness.h"
+#include "tests/test_util.h"
 
 namespace npr::test {
 
@@ -74,12 +75,6 @@ inline DeviceBuffer poisoned_device(CudaContext& ctx, int64_t n, DevDType t) {
   return to_device(ctx, std::vector<float>(static_cast<size_t>(n), NAN), t);
 }
 
-// Each element rounded through bf16 (the inputs a bf16-mode oracle should see).
-inline std::vector<float> bf16_rounded(std::vector<float> v) {
-  for (float& x : v) x = bf16_to_f32(f32_to_bf16(x));
-  return v;
-}
-
 // Restores the shared context's GEMM path when a case ends.
 struct GemmPathScope {
   CudaContext& ctx;
@@ -93,19 +88,6 @@ inline std::vector<CudaGemmPath> gemm_paths(const CudaContext& ctx) {
   std::vector<CudaGemmPath> p{CudaGemmPath::kKernel};
   if (ctx.has_cublas()) p.push_back(CudaGemmPath::kCublas);
   return p;
-}
-
-// ||a - b|| / ||b|| over all elements (NaN anywhere -> infinity).
-inline double rel_norm_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    const double d = static_cast<double>(a[i]) - b[i];
-    if (std::isnan(d)) return INFINITY;
-    num += d * d;
-    den += static_cast<double>(b[i]) * b[i];
-  }
-  if (a.size() != b.size()) return INFINITY;
-  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
 }
 
 }  // namespace npr::test

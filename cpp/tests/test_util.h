@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/cpu_info.h"
+#include "core/dtype.h"
 
 namespace npr::test {
 
@@ -46,6 +47,25 @@ inline double max_rel(const std::vector<float>& a, const std::vector<float>& b) 
     if (!(d <= m)) m = std::isnan(d) ? INFINITY : d;
   }
   return m / scale;
+}
+
+// Each element rounded through bf16 (the inputs a bf16-mode oracle should see).
+inline std::vector<float> bf16_rounded(std::vector<float> v) {
+  for (float& x : v) x = bf16_to_f32(f32_to_bf16(x));
+  return v;
+}
+
+// ||a - b|| / ||b|| over all elements (NaN anywhere -> infinity).
+inline double rel_norm_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    if (std::isnan(d)) return INFINITY;
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  if (a.size() != b.size()) return INFINITY;
+  return den == 0 ? std::sqrt(num) : std::sqrt(num / den);
 }
 
 // Every SIMD level this machine can run: the AVX2 path is tested on AVX-512 machines too.

@@ -1,0 +1,103 @@
+// emu_attention.h in the emulator build: the plan arrays as the kernels' parameter structs, and
+// each kernel through its launcher (the sm_90a ones, compiled here by emu_kernels_*.cpp) or,
+// for the mma.sync forwards, its kernel template straight from parallel_attention_fwd*.cuh.
+#include "tests/emu/emu_attention.h"
+
+#include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_fwd.cuh"
+#include "kernels/parallel_attention_fwd_pair.cuh"
+#include "kernels/parallel_attention_wgmma.h"
+
+namespace emu {
+
+namespace {
+
+using npr::AttnTilePair;
+
+npr::attn_fwd::FwdParams fwd_params(const PlanArrays& a, const AttnDims& d, uint16_t* out,
+                                    float* lse, const uint16_t* q, const uint16_t* k,
+                                    const uint16_t* v) {
+  npr::attn_fwd::FwdParams p;
+  p.seq_start = a.seq_start;
+  p.seq_len = a.seq_len;
+  p.seq_tile0 = a.seq_tile0;
+  p.tile_seq = a.tile_seq;
+  p.row_ptr = a.row_ptr;
+  p.row_pairs = reinterpret_cast<const AttnTilePair*>(a.row_pairs);
+  p.masks = a.masks;
+  p.tiles = a.tiles;
+  p.heads = d.heads;
+  p.group = d.heads / d.kv_heads;
+  p.head_dim = d.head_dim;
+  p.ldq = static_cast<int64_t>(d.heads) * d.head_dim;
+  p.ldk = static_cast<int64_t>(d.kv_heads) * d.head_dim;
+  p.scale_log2 = d.scale * 1.4426950408889634f;
+  p.out = out;
+  p.lse = lse;
+  p.q = q;
+  p.k = k;
+  p.v = v;
+  return p;
+}
+
+template <typename Kernel>
+std::string run(Kernel kernel, int64_t blocks, int threads, int smem,
+                const npr::attn_fwd::FwdParams& p) {
+  return launch(static_cast<unsigned>(blocks), static_cast<unsigned>(threads), smem,
+                [&] { kernel(p); });
+}
+
+}  // namespace
+
+std::string attention_forward(const std::string& kernel, const PlanArrays& plan, const AttnDims& d,
+                              uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k,
+                              const uint16_t* v) {
+  namespace af = npr::attn_fwd;
+  const af::FwdParams p = fwd_params(plan, d, out, lse, q, k, v);
+  const int64_t blocks = plan.tiles * d.heads, pairs = plan.tiles * (d.heads / 2);
+  const bool d64 = d.head_dim == 64;
+  if (d.head_dim != 64 && d.head_dim != 128) return "head_dim 64 or 128 only";
+  if (kernel == "mma")
+    return d64 ? run(af::attn_fwd_mma<64>, blocks, af::kMmaThreads, af::MmaSmem<64>::kBytes, p)
+               : run(af::attn_fwd_mma<128>, blocks, af::kMmaThreads, af::MmaSmem<128>::kBytes, p);
+  if (d.heads / d.kv_heads % 2 != 0) return kernel + ": needs an even GQA group";
+  if (kernel == "mma2")
+    return d64 ? run(af::attn_fwd_mma2<64>, pairs, af::kMmaThreads, af::Mma2Smem<64>::kBytes, p)
+               : run(af::attn_fwd_mma2<128>, pairs, af::kMmaThreads, af::Mma2Smem<128>::kBytes, p);
+  if (kernel == "wgmma1" || kernel == "wgmma2") {
+    const npr::Status st =
+        npr::attention_forward_wgmma(nullptr, p, pairs, kernel == "wgmma1" ? 1 : 2);
+    return st.is_ok() ? std::string() : st.to_string();
+  }
+  return "unknown kernel " + kernel;
+}
+
+std::string attention_backward_dkdv_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dk,
+                                          uint16_t* dv, float* dq_acc, const uint16_t* dout,
+                                          const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                          const float* stats) {
+  npr::attn_bwd::PlanView p;
+  p.seq_start = a.seq_start;
+  p.seq_len = a.seq_len;
+  p.seq_tile0 = a.seq_tile0;
+  p.tile_seq = a.tile_seq;
+  p.row_ptr = a.row_ptr;
+  p.col_ptr = a.col_ptr;
+  p.row_pairs = reinterpret_cast<const AttnTilePair*>(a.row_pairs);
+  p.col_pairs = reinterpret_cast<const AttnTilePair*>(a.col_pairs);
+  p.masks = a.masks;
+  p.tiles = a.tiles;
+  p.tokens = a.tokens;
+  npr::attn_bwd::Dims dd;
+  dd.heads = d.heads;
+  dd.kv_heads = d.kv_heads;
+  dd.group = d.heads / d.kv_heads;
+  dd.dim = d.head_dim;
+  dd.scale = d.scale;
+  dd.sl2 = d.scale * npr::attn_bwd::kLog2e;
+  const npr::Status st =
+      npr::attention_backward_dkdv_wgmma(nullptr, p, dd, dk, dv, dq_acc, dout, q, k, v, stats);
+  return st.is_ok() ? std::string() : st.to_string();
+}
+
+}  // namespace emu

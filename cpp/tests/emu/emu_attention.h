@@ -1,0 +1,42 @@
+// The fused attention kernels under the emulator (emu_runtime.h), for test_emu_attention.cpp:
+// plain host arrays in, the kernels' own launchers (or, for the mma.sync forwards that live in
+// headers, their kernels) run on the CPU, "" or the fault out. Compiled twice: into the emulator
+// build (emu_attention.cpp, where namespace npr is npr_emu) and into the test, which sees only
+// these plain types.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace emu {
+
+// An AttentionPlan's arrays (kernels/parallel_attention.h), borrowed.
+struct PlanArrays {
+  const int64_t *seq_start, *seq_len, *seq_tile0;  // (sequences)
+  const int32_t* tile_seq;                         // (tiles)
+  const int64_t *row_ptr, *col_ptr;                // (tiles + 1)
+  const int32_t *row_pairs, *col_pairs;            // (pairs, 2): AttnTilePair {other, partial}
+  const uint64_t* masks;                           // (partial tiles, 64)
+  int64_t tiles, tokens;
+};
+
+struct AttnDims {
+  int heads, kv_heads, head_dim;
+  float scale;
+};
+
+// Forward kernels: "mma" (attn_fwd_mma), "mma2" (attn_fwd_mma2), "wgmma1" (the pipelined sm_90a
+// kernel), "wgmma2" (the two-CTA one). out (T, heads, D) bf16 bits, lse (T, heads); q (T, heads,
+// D), k, v (T, kv_heads, D) bf16 bits.
+std::string attention_forward(const std::string& kernel, const PlanArrays& plan, const AttnDims& d,
+                              uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k,
+                              const uint16_t* v);
+
+// The sm_90a dK / dV kernel: dk, dv (T, kv_heads, D) bf16 bits; dq_acc null, or (T, heads, D)
+// fp32 sums of dQ (unscaled) for the atomic dQ; stats (2, heads, T): lse * log2 e, then delta.
+std::string attention_backward_dkdv_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dk,
+                                          uint16_t* dv, float* dq_acc, const uint16_t* dout,
+                                          const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                          const float* stats);
+
+}  // namespace emu

@@ -1,0 +1,239 @@
+// The fused attention's device kernels run by the CPU emulator (cpp/tests/emu), on every machine
+// whose build found the CUDA toolkit's headers: the Hopper (sm_90a, wgmma) kernels that no GPU
+// here can run, and, as a check of the emulator itself, the mma.sync forwards that GPU runs have
+// already checked. Each kernel runs twice: asynchronous copies and MMAs landing only at their
+// waits (threads resumed first-first), and landing at issue (last-first); either way outputs
+// start poisoned and must match the CPU fused kernels within the bf16 tolerances of the GPU
+// tests (test_cuda_attention_wgmma.cpp), and a fault of the emulator (a shared-memory access
+// outside the block's window, an async copy outside the test's buffers, registers of a wgmma in
+// flight touched, a wgmma reading cp.async data no proxy fence published, a deadlock) fails the
+// case with its reason.
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/parallel_attention.h"
+#include "tests/harness.h"
+#include "tests/test_structures.h"
+#include "tests/test_util.h"
+#if defined(NPR_HAVE_EMU)
+#include "tests/emu/emu_attention.h"
+#include "tests/emu/emu_runtime.h"
+#endif
+
+namespace npr::test {
+
+#if defined(NPR_HAVE_EMU)
+namespace {
+
+std::vector<uint16_t> bits_of(const std::vector<float>& v) {
+  std::vector<uint16_t> b(v.size());
+  for (size_t i = 0; i < v.size(); ++i) b[i] = f32_to_bf16(v[i]).bits;
+  return b;
+}
+std::vector<float> floats_of(const std::vector<uint16_t>& b) {
+  std::vector<float> v(b.size());
+  for (size_t i = 0; i < b.size(); ++i) v[i] = bf16_to_f32(bf16{b[i]});
+  return v;
+}
+
+emu::PlanArrays arrays_of(const AttentionPlan& p) {
+  static_assert(sizeof(AttnTilePair) == 8, "AttnTilePair is two int32");
+  return emu::PlanArrays{p.seq_start.data(),
+                         p.seq_len.data(),
+                         p.seq_tile0.data(),
+                         p.tile_seq.data(),
+                         p.row_ptr.data(),
+                         p.col_ptr.data(),
+                         reinterpret_cast<const int32_t*>(p.row_pairs.data()),
+                         reinterpret_cast<const int32_t*>(p.col_pairs.data()),
+                         p.masks.data(),
+                         p.tiles,
+                         p.tokens};
+}
+
+struct Mode {
+  emu::Options opt;
+  const char* name;
+};
+const Mode kModes[] = {{emu::Options{false, false, 0x90}, "async at waits"},
+                       {emu::Options{true, true, 0x410}, "async at issue, threads last-first"}};
+
+// Odd lengths (short last tiles, single tokens) and random Structures, small enough that the
+// emulated kernels take seconds.
+std::vector<RandomStructure> structures(Rng& rng) {
+  return {structure_of_lengths(rng, {17, 97, 200}, 3),
+          structure_of_lengths(rng, {1, 63, 64, 65}, 2), random_structure(rng, 2, 2, 5, 50)};
+}
+
+struct EmuCase {
+  AttentionShape sh;
+  std::vector<float> q, k, v, dout, out, lse;  // bf16-exact inputs; the CPU forward
+};
+EmuCase make_case(Rng& rng, const AttentionPlan& plan, int64_t heads, int64_t kv_heads,
+                  int64_t dim) {
+  const int64_t T = plan.tokens;
+  EmuCase x;
+  x.sh = AttentionShape{heads, kv_heads, dim,
+                        static_cast<float>(1.0 / std::sqrt(static_cast<double>(dim)))};
+  x.q = random_vector(rng, T * heads * dim);
+  for (auto& e : x.q) e *= 2.0f;  // sharper softmax
+  x.q = bf16_rounded(x.q);
+  x.k = bf16_rounded(random_vector(rng, T * kv_heads * dim));
+  x.v = bf16_rounded(random_vector(rng, T * kv_heads * dim));
+  x.dout = bf16_rounded(random_vector(rng, T * heads * dim));
+  x.out.assign(static_cast<size_t>(T * heads * dim), 0.0f);
+  x.lse.assign(static_cast<size_t>(T * heads), 0.0f);
+  CpuContext cpu{nullptr, detect_simd()};
+  CHECK_OK(attention_forward_fused(cpu, plan, x.out.data(), x.lse.data(), x.q.data(), x.k.data(),
+                                   x.v.data(), x.sh));
+  return x;
+}
+
+emu::AttnDims dims_of(const AttentionShape& s) {
+  return emu::AttnDims{static_cast<int>(s.heads), static_cast<int>(s.kv_heads),
+                       static_cast<int>(s.head_dim), s.scale};
+}
+
+struct Registered {  // the test's buffers, for the emulator's global-memory checks
+  template <typename... V>
+  explicit Registered(const V&... v) {
+    (emu::register_global(v.data(), v.size() * sizeof(v[0])), ...);
+  }
+  ~Registered() { emu::clear_globals(); }
+};
+
+}  // namespace
+#endif
+
+TEST(emu_attention_forward_kernels_match_the_cpu) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+#else
+  Rng rng(201);
+  struct Heads {
+    int64_t heads, kv_heads, dim;
+  };
+  const std::vector<Heads> cases = {{4, 2, 128}, {8, 2, 64}, {2, 1, 64}};
+  for (const RandomStructure& rs : structures(rng)) {
+    AttentionPlan plan;
+    CHECK_OK(attention_plan(rs.view(), &plan));
+    const emu::PlanArrays arrays = arrays_of(plan);
+    for (const Heads& c : cases) {
+      const EmuCase x = make_case(rng, plan, c.heads, c.kv_heads, c.dim);
+      const std::vector<uint16_t> q = bits_of(x.q), k = bits_of(x.k), v = bits_of(x.v);
+      const std::string shape = "heads " + std::to_string(c.heads) + "/" +
+                                std::to_string(c.kv_heads) + " D " + std::to_string(c.dim) + " T " +
+                                std::to_string(rs.tokens);
+      std::vector<float> mma2_out, mma2_lse;
+      for (const char* kernel : {"mma", "mma2", "wgmma1", "wgmma2"})
+        for (const Mode& m : kModes) {
+          std::vector<uint16_t> out(x.out.size(), 0xffff);  // NaN
+          std::vector<float> lse = poisoned(static_cast<int64_t>(x.lse.size()));
+          emu::set_options(m.opt);
+          std::string fault;
+          {
+            const Registered reg(q, k, v, out, lse, plan.masks);
+            fault = emu::attention_forward(kernel, arrays, dims_of(x.sh), out.data(), lse.data(),
+                                           q.data(), k.data(), v.data());
+          }
+          const std::string what = shape + " " + kernel + " (" + m.name + ")";
+          CHECK_MSG(fault.empty(), what + ": " + fault);
+          if (!fault.empty()) continue;
+          const std::vector<float> got = floats_of(out);
+          const double e_out = rel_norm_error(got, x.out), e_lse = max_rel(lse, x.lse);
+          CHECK_MSG(e_out < 1e-2, what + ": out vs cpu " + std::to_string(e_out));
+          CHECK_MSG(e_lse < 1e-3, what + ": lse vs cpu " + std::to_string(e_lse));
+          if (std::string(kernel) == "mma2") {
+            mma2_out = got;
+            mma2_lse = lse;
+          } else if (!mma2_out.empty() && std::string(kernel) != "mma") {
+            // The wgmma forwards against the mma.sync one they replace, as on a GPU.
+            const double e = rel_norm_error(got, mma2_out), el = max_rel(lse, mma2_lse);
+            CHECK_MSG(e < 2e-3, what + ": out vs mma2 " + std::to_string(e));
+            CHECK_MSG(el < 1e-4, what + ": lse vs mma2 " + std::to_string(el));
+          }
+        }
+    }
+  }
+  emu::set_options(emu::Options{});
+#endif
+}
+
+TEST(emu_attention_backward_wgmma_matches_the_cpu) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+#else
+  Rng rng(202);
+  struct Heads {
+    int64_t heads, kv_heads, dim;
+  };
+  // The dK / dV kernel takes odd groups too (GQA 1, 2, 4).
+  const std::vector<Heads> cases = {{4, 2, 128}, {2, 2, 64}, {4, 1, 64}};
+  for (const RandomStructure& rs : structures(rng)) {
+    AttentionPlan plan;
+    CHECK_OK(attention_plan(rs.view(), &plan));
+    const emu::PlanArrays arrays = arrays_of(plan);
+    const int64_t T = plan.tokens;
+    for (const Heads& c : cases) {
+      const EmuCase x = make_case(rng, plan, c.heads, c.kv_heads, c.dim);
+      const AttentionShape& sh = x.sh;
+      const std::vector<float> out = bf16_rounded(x.out);  // what a bf16 forward stores
+      std::vector<float> dq(x.q.size()), dk(x.k.size()), dv(x.v.size());
+      CpuContext cpu{nullptr, detect_simd()};
+      CHECK_OK(attention_backward_fused(cpu, plan, dq.data(), dk.data(), dv.data(), x.dout.data(),
+                                        x.q.data(), x.k.data(), x.v.data(), out.data(),
+                                        x.lse.data(), sh));
+      // The stats the device backward computes before its dK / dV kernel: lse * log2 e and
+      // delta = rowsum(dO * O), both (heads, T).
+      std::vector<float> stats(static_cast<size_t>(2 * c.heads * T));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < c.heads; ++h) {
+          double delta = 0;
+          for (int64_t e = 0; e < c.dim; ++e) {
+            const size_t i = static_cast<size_t>((t * c.heads + h) * c.dim + e);
+            delta += static_cast<double>(x.dout[i]) * out[i];
+          }
+          stats[static_cast<size_t>(h * T + t)] =
+              x.lse[static_cast<size_t>(t * c.heads + h)] * 1.4426950408889634f;
+          stats[static_cast<size_t>((c.heads + h) * T + t)] = static_cast<float>(delta);
+        }
+      const std::vector<uint16_t> q = bits_of(x.q), k = bits_of(x.k), v = bits_of(x.v),
+                                  dout = bits_of(x.dout);
+      const std::string shape = "heads " + std::to_string(c.heads) + "/" +
+                                std::to_string(c.kv_heads) + " D " + std::to_string(c.dim) + " T " +
+                                std::to_string(T);
+      for (const bool atomic : {false, true})
+        for (const Mode& m : kModes) {
+          std::vector<uint16_t> gk(x.k.size(), 0xffff), gv(x.v.size(), 0xffff);
+          std::vector<float> acc(atomic ? x.q.size() : 0, 0.0f);
+          emu::set_options(m.opt);
+          std::string fault;
+          {
+            const Registered reg(q, k, v, dout, stats, gk, gv, acc, plan.masks);
+            fault = emu::attention_backward_dkdv_wgmma(arrays, dims_of(sh), gk.data(), gv.data(),
+                                                       atomic ? acc.data() : nullptr, dout.data(),
+                                                       q.data(), k.data(), v.data(), stats.data());
+          }
+          const std::string what =
+              shape + (atomic ? " atomic dQ" : " dK/dV only") + " (" + m.name + ")";
+          CHECK_MSG(fault.empty(), what + ": " + fault);
+          if (!fault.empty()) continue;
+          const double ek = rel_norm_error(floats_of(gk), dk),
+                       ev = rel_norm_error(floats_of(gv), dv);
+          CHECK_MSG(ek < 1e-2, what + ": dk vs cpu " + std::to_string(ek));
+          CHECK_MSG(ev < 1e-2, what + ": dv vs cpu " + std::to_string(ev));
+          if (atomic) {
+            for (float& a : acc) a *= sh.scale;  // dq_from_acc_kernel's scale (before bf16)
+            const double eq = rel_norm_error(bf16_rounded(acc), dq);
+            CHECK_MSG(eq < 1e-2, what + ": dq vs cpu " + std::to_string(eq));
+          }
+        }
+    }
+  }
+  emu::set_options(emu::Options{});
+#endif
+}
+
+}  // namespace npr::test
