@@ -91,7 +91,7 @@ class CudaContext {
   bool deterministic = true;
   // The attention on Hopper's wgmma (parallel_attention_wgmma.h) where it can run: 0 off (the
   // default until a GPU has measured it); 1 the pipelined one-CTA-an-SM forward, 2 the
-  // two-CTA one (the backward's dK/dV kernel either way).
+  // two-CTA one (the backward's dK/dV and deterministic dQ kernels either way).
   int attention_wgmma = 0;
   bool use_cublas() const { return has_cublas() && gemm_path != CudaGemmPath::kKernel; }
 

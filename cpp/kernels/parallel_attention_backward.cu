@@ -24,7 +24,8 @@
 // differences in dq's last bits and T x heads x D x 4 bytes of scratch.
 //
 // With ctx.attention_wgmma on, on an sm_90 device, the dK / dV kernel (with or without the
-// atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu. Not here: the forward
+// atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu, and the deterministic dQ
+// kernel that of parallel_attention_bwd_dq_sm90a.cu. Not here: the forward
 // (parallel_attention.cu), TMA.
 #include <cuda_runtime.h>
 
@@ -413,7 +414,7 @@ __global__ void __launch_bounds__(256)
 // ---- launchers --------------------------------------------------------------------------------
 
 // dq_acc: null for the deterministic kernels, else (tokens, heads, D) fp32 scratch for the
-// atomic dQ (zeroed here). wgmma: the dK / dV kernel is the sm_90a one
+// atomic dQ (zeroed here). wgmma: the dK / dV and dQ kernels are the sm_90a ones
 // (parallel_attention_wgmma.h).
 template <int D>
 Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
@@ -447,6 +448,7 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
     dq_from_acc_kernel<<<blocks, 256, 0, st>>>(static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
   }
+  if (wgmma) return attention_backward_dq_wgmma(st, p, d, dq, dout, q, k, v, stats);
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),
       "attention backward: dQ shared memory");

@@ -4,8 +4,9 @@
 // were). The forward (parallel_attention_fwd_sm90a.cu, parallel_attention_fwd_pipelined_sm90a.cu;
 // even GQA groups) runs when the context's attention_wgmma switch is 1 (pipelined, one CTA an
 // SM) or 2 (two CTAs an SM) and attention_wgmma_available says it can; the
-// backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu) runs whenever the switch is on
-// and it can. Other shapes and devices keep the mma.sync kernels.
+// backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu) and, in deterministic mode, its
+// dQ kernel (parallel_attention_bwd_dq_sm90a.cu) run whenever the switch is on and they can.
+// Other shapes and devices keep the mma.sync kernels.
 #pragma once
 
 #include <cstdint>
@@ -40,12 +41,19 @@ Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams
 
 // The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim
 // 64 or 128 (d.dim), one CTA per (key tile, kv head) on `stream` (a cudaStream_t), over the
-// stats (lse2, delta) attention_backward_cuda computed. dq_acc null: dK, dV only (the mma.sync
-// dQ kernel runs next, deterministic); else also dQ = dS K added into dq_acc (tokens, heads, D)
+// stats (lse2, delta) attention_backward_cuda computed. dq_acc null: dK, dV only (the dQ kernel
+// below runs next, deterministic); else also dQ = dS K added into dq_acc (tokens, heads, D)
 // fp32 with atomics. Only where attention_wgmma_available() holds.
 Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
                                      const attn_bwd::Dims& d, void* dk, void* dv, float* dq_acc,
                                      const void* dout, const void* q, const void* k, const void* v,
                                      const float* stats);
+
+// The backward's deterministic dQ kernel on wgmma (parallel_attention_bwd_dq_sm90a.cu), bf16
+// with head_dim 64 or 128: one CTA per (query tile, head) on `stream`, dq (tokens, heads, D)
+// overwritten (scaled), over the same stats. Only where attention_wgmma_available() holds.
+Status attention_backward_dq_wgmma(void* stream, const attn_bwd::PlanView& p,
+                                   const attn_bwd::Dims& d, void* dq, const void* dout,
+                                   const void* q, const void* k, const void* v, const float* stats);
 
 }  // namespace npr

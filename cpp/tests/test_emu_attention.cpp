@@ -161,7 +161,7 @@ TEST(emu_attention_forward_kernels_match_the_cpu) {
 #endif
 }
 
-TEST(emu_attention_backward_wgmma_matches_the_cpu) {
+TEST(emu_attention_backward_wgmma_kernels_match_the_cpu) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
 #else
@@ -230,6 +230,22 @@ TEST(emu_attention_backward_wgmma_matches_the_cpu) {
             CHECK_MSG(eq < 1e-2, what + ": dq vs cpu " + std::to_string(eq));
           }
         }
+      // The deterministic mode's wgmma dQ kernel.
+      for (const Mode& m : kModes) {
+        std::vector<uint16_t> gq(x.q.size(), 0xffff);
+        emu::set_options(m.opt);
+        std::string fault;
+        {
+          const Registered reg(q, k, v, dout, stats, gq, plan.masks);
+          fault = emu::attention_backward_dq_wgmma(arrays, dims_of(sh), gq.data(), dout.data(),
+                                                   q.data(), k.data(), v.data(), stats.data());
+        }
+        const std::string what = shape + " dQ kernel (" + m.name + ")";
+        CHECK_MSG(fault.empty(), what + ": " + fault);
+        if (!fault.empty()) continue;
+        const double eq = rel_norm_error(floats_of(gq), dq);
+        CHECK_MSG(eq < 1e-2, what + ": dq vs cpu " + std::to_string(eq));
+      }
     }
   }
   emu::set_options(emu::Options{});

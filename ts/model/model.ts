@@ -57,8 +57,9 @@ export interface CreateOptions {
   deterministic?: boolean;
   /**
    * CUDA attention kernels: 'mma' (default: mma.sync, any NVIDIA GPU from sm_80) or 'wgmma'
-   * (Hopper's warpgroup MMA for the forward and the backward's dK/dV, where it can run: an sm_90
-   * GPU, bf16, head dim 64 or 128; elsewhere the mma kernels). Not yet measured on a GPU.
+   * (Hopper's warpgroup MMA for the forward and the backward's dK/dV and deterministic dQ, where
+   * it can run: an sm_90 GPU, bf16, head dim 64 or 128; elsewhere the mma kernels). Not yet
+   * measured on a GPU.
    */
   attentionKernels?: 'mma' | 'wgmma';
 }

@@ -72,11 +72,15 @@ std::string attention_forward(const std::string& kernel, const PlanArrays& plan,
   return "unknown kernel " + kernel;
 }
 
-std::string attention_backward_dkdv_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dk,
-                                          uint16_t* dv, float* dq_acc, const uint16_t* dout,
-                                          const uint16_t* q, const uint16_t* k, const uint16_t* v,
-                                          const float* stats) {
+namespace {
+
+struct BwdArgs {
   npr::attn_bwd::PlanView p;
+  npr::attn_bwd::Dims d;
+};
+BwdArgs bwd_args(const PlanArrays& a, const AttnDims& d) {
+  BwdArgs b;
+  npr::attn_bwd::PlanView& p = b.p;
   p.seq_start = a.seq_start;
   p.seq_len = a.seq_len;
   p.seq_tile0 = a.seq_tile0;
@@ -88,16 +92,35 @@ std::string attention_backward_dkdv_wgmma(const PlanArrays& a, const AttnDims& d
   p.masks = a.masks;
   p.tiles = a.tiles;
   p.tokens = a.tokens;
-  npr::attn_bwd::Dims dd;
-  dd.heads = d.heads;
-  dd.kv_heads = d.kv_heads;
-  dd.group = d.heads / d.kv_heads;
-  dd.dim = d.head_dim;
-  dd.scale = d.scale;
-  dd.sl2 = d.scale * npr::attn_bwd::kLog2e;
-  const npr::Status st =
-      npr::attention_backward_dkdv_wgmma(nullptr, p, dd, dk, dv, dq_acc, dout, q, k, v, stats);
+  b.d.heads = d.heads;
+  b.d.kv_heads = d.kv_heads;
+  b.d.group = d.heads / d.kv_heads;
+  b.d.dim = d.head_dim;
+  b.d.scale = d.scale;
+  b.d.sl2 = d.scale * npr::attn_bwd::kLog2e;
+  return b;
+}
+
+std::string fault_of(const npr::Status& st) {
   return st.is_ok() ? std::string() : st.to_string();
+}
+
+}  // namespace
+
+std::string attention_backward_dkdv_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dk,
+                                          uint16_t* dv, float* dq_acc, const uint16_t* dout,
+                                          const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                          const float* stats) {
+  const BwdArgs b = bwd_args(a, d);
+  return fault_of(
+      npr::attention_backward_dkdv_wgmma(nullptr, b.p, b.d, dk, dv, dq_acc, dout, q, k, v, stats));
+}
+
+std::string attention_backward_dq_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
+                                        const uint16_t* dout, const uint16_t* q, const uint16_t* k,
+                                        const uint16_t* v, const float* stats) {
+  const BwdArgs b = bwd_args(a, d);
+  return fault_of(npr::attention_backward_dq_wgmma(nullptr, b.p, b.d, dq, dout, q, k, v, stats));
 }
 
 }  // namespace emu

@@ -39,4 +39,9 @@ std::string attention_backward_dkdv_wgmma(const PlanArrays& plan, const AttnDims
                                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                           const float* stats);
 
+// The sm_90a deterministic dQ kernel: dq (T, heads, D) bf16 bits, over the same stats.
+std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
+                                        const uint16_t* dout, const uint16_t* q, const uint16_t* k,
+                                        const uint16_t* v, const float* stats);
+
 }  // namespace emu
