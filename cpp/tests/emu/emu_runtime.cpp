@@ -23,6 +23,7 @@ extern "C" void __sanitizer_start_switch_fiber(void** fake_stack_save, const voi
                                                size_t size);
 extern "C" void __sanitizer_finish_switch_fiber(void* fake_stack_save, const void** bottom_old,
                                                 size_t* size_old);
+extern "C" void __asan_unpoison_memory_region(void const volatile* addr, size_t size);
 #endif
 
 namespace emu {
@@ -215,6 +216,11 @@ bool run_block(Launch& l, Stacks& stacks) {
       l.error = "emu: out of memory for thread stacks";
       return false;
     }
+#if defined(NPR_EMU_ASAN)
+    // A reused stack still carries the shadow of the frames its last thread left by switching
+    // away (they never returned): clear it, or the new frames read as out of scope.
+    __asan_unpoison_memory_region(f.stack + kGuardBytes, kStackBytes - kGuardBytes);
+#endif
     context_init(&f.ctx, f.stack + kGuardBytes, kStackBytes - kGuardBytes, fiber_main);
   }
   // Always the first runnable thread in priority order (lowest index first, or highest): a
