@@ -20,6 +20,20 @@
 
 namespace npr::grid {
 
+#if defined(NPR_EMU)
+// The emulator build (cpp/tests/emu): every load here is a poll of the spin loop, so it gives
+// way to the other threads first; the timer is the emulated clock.
+__device__ __forceinline__ uint32_t load_relaxed(const uint32_t* p) {
+  emu::spin_wait();
+  return *reinterpret_cast<const volatile uint32_t*>(p);
+}
+__device__ __forceinline__ void add_release(uint32_t* p, uint32_t v) {
+  emu::ptx::red_add_u32(p, v);
+}
+__device__ __forceinline__ uint64_t now_ns() {
+  return emu::clock_ns();
+}
+#else
 __device__ __forceinline__ uint32_t load_relaxed(const uint32_t* p) {
   uint32_t v;
   asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
@@ -35,6 +49,7 @@ __device__ __forceinline__ uint64_t now_ns() {
   asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
   return t;
 }
+#endif
 
 struct Barrier {
   uint32_t* count;       // device memory, zeroed before the launch

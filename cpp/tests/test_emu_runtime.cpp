@@ -4,7 +4,9 @@
 // reads the poison, and registers of a wgmma in flight must stay untouched. Without these, a
 // kernel the emulator passes could be passing because a check never fires.
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tests/harness.h"
 #if defined(NPR_HAVE_EMU)
@@ -56,6 +58,51 @@ TEST(emu_faults_name_the_broken_rule) {
     // Landing at the wait, the copy is not there yet: the poison (NaN) is read.
     CHECK_MSG(eager ? value == 1.0f : std::isnan(value),
               "read_before_wait" + mode + " read " + std::to_string(value));
+  }
+  emu::set_options(emu::Options{});
+#endif
+}
+
+TEST(emu_grid_barrier_orders_the_blocks_and_times_out_instead_of_hanging) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+#else
+  const int blocks = 6, phases = 3;
+  const auto want = [&](int e) {
+    int32_t s = 0;
+    for (int b = 0; b < blocks; ++b) s += (e + 1) * 1000 + b;
+    return s;
+  };
+  for (const bool eager : {false, true}) {
+    emu::set_options(emu::Options{eager, eager, 0x90u});
+    const std::string mode = eager ? " (last-first)" : " (first-first)";
+    std::vector<int32_t> sums;
+    int32_t broken[2];
+    // Every block sees every block's slot of the phase: the barrier held them all.
+    std::string fault = emu::run_grid_selftest("barrier", blocks, phases, &sums, broken);
+    CHECK_MSG(fault.empty(), "barrier" + mode + ": " + fault);
+    CHECK_MSG(broken[0] == 0 && broken[1] == 0, "barrier" + mode + ": a flag was set");
+    for (int e = 0; e < phases; ++e)
+      for (int b = 0; b < blocks; ++b)
+        CHECK_MSG(sums[static_cast<size_t>(e * blocks + b)] == want(e),
+                  "barrier" + mode + ": phase " + std::to_string(e) + " block " +
+                      std::to_string(b) + " summed " +
+                      std::to_string(sums[static_cast<size_t>(e * blocks + b)]));
+    // Without it the blocks race (the emulator interleaves them): some sum misses a slot.
+    fault = emu::run_grid_selftest("no_barrier", blocks, phases, &sums, broken);
+    CHECK_MSG(fault.empty(), "no_barrier" + mode + ": " + fault);
+    bool raced = false;
+    for (int e = 0; e < phases; ++e)
+      for (int b = 0; b < blocks; ++b)
+        raced = raced || sums[static_cast<size_t>(e * blocks + b)] != want(e);
+    CHECK_MSG(raced, "no_barrier" + mode + ": every sum was right without a barrier");
+    // A block that never arrives: the waits time out (5 s of emulated clock), both flags are
+    // set, and the launch ends instead of hanging.
+    fault = emu::run_grid_selftest("missing_block", blocks, phases, &sums, broken);
+    CHECK_MSG(fault.empty(), "missing_block" + mode + ": " + fault);
+    CHECK_MSG(broken[0] == 1 && broken[1] == 1, "missing_block" + mode + ": flags " +
+                                                    std::to_string(broken[0]) + ", " +
+                                                    std::to_string(broken[1]));
   }
   emu::set_options(emu::Options{});
 #endif

@@ -65,6 +65,8 @@ using namespace emu::cuda;
 inline void __syncthreads() {
   emu::sync_threads();
 }
+// One OS thread runs every emulated thread: memory is always coherent.
+inline void __threadfence() {}
 [[noreturn]] inline void __trap() {
   emu::fail("__trap()");
 }

@@ -416,6 +416,11 @@ void red_add_f32x2(float* p, float x, float y) {
   p[1] += y;
 }
 
+void red_add_u32(uint32_t* p, uint32_t v) {
+  check_global(p, 4, "red.global.add.u32");
+  *p += v;
+}
+
 float ex2_approx_ftz(float x) {
   const float y = std::exp2(x);
   return y < FLT_MIN ? 0.0f : y;

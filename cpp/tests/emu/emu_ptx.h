@@ -46,8 +46,9 @@ void wgmma_wait(int n);  // wgmma.wait_group n
 void wgmma(int n, float* d, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_desc, bool scale_d,
            bool trans_a, bool trans_b);
 
-// red.global.add.v2.f32.
+// red.global.add.v2.f32; red.global.add.u32 (any ordering: one OS thread runs every fiber).
 void red_add_f32x2(float* p, float x, float y);
+void red_add_u32(uint32_t* p, uint32_t v);
 // ex2.approx.ftz.f32 (here exact exp2, results below the normal range flushed to zero).
 float ex2_approx_ftz(float x);
 

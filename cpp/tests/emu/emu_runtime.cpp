@@ -44,11 +44,14 @@ struct Slot {  // one warp's / warpgroup's collective in progress
   void* out[128];
 };
 
+struct Block;
+
 struct Fiber {
   FiberContext ctx;
   unsigned char* stack = nullptr;  // kStackBytes, the lowest kGuardBytes inaccessible
+  Block* block = nullptr;
   Dim3 tid;
-  bool done = false;
+  bool done = false, spinning = false;
   const uint64_t* wait_on = nullptr;  // waiting until *wait_on != wait_value
   uint64_t wait_value = 0;
   std::unique_ptr<AsyncState> async;
@@ -58,20 +61,11 @@ struct Fiber {
 #endif
 };
 
-struct Launch {
-  Options opt;
-  Dim3 grid, block, block_id;
-  int dynamic_bytes = 0;
-  std::vector<Fiber> fibers;
-  int current = -1;
-  FiberContext scheduler;
-  std::string error;
-  bool aborted = false;
-  // Barrier.
+// A resident block: its barrier, collectives, warpgroups' async state and shared memory.
+struct Block {
+  Dim3 id;
+  unsigned first_fiber = 0;  // its threads are fibers first_fiber .. + threads - 1
   unsigned barrier_arrived = 0, exited = 0;
-  // Scheduling: threads in priority order (position p of thread i: i, or n - 1 - i); no thread
-  // before position `hint` can run.
-  unsigned hint = 0;
   uint64_t barrier_generation = 0;
   std::vector<Slot> warps, warpgroups;
   std::vector<std::unique_ptr<AsyncState>> group_async;
@@ -79,6 +73,24 @@ struct Launch {
   std::vector<unsigned char> shared_storage;
   unsigned char* shared = nullptr;
   std::vector<int16_t> async_writer;
+};
+
+struct Launch {
+  Options opt;
+  Dim3 grid, block;
+  int dynamic_bytes = 0;
+  std::vector<Block> blocks;  // resident: one at a time, or the whole grid (cooperative)
+  std::vector<Fiber> fibers;  // their threads, block-major
+  int current = -1;
+  FiberContext scheduler;
+  std::string error;
+  bool aborted = false;
+  unsigned exited = 0;
+  // Scheduling: fibers in priority order (position of fiber i: i, or n - 1 - i); no fiber before
+  // position `hint` can run. Spinning fibers (polling global memory) run only when nothing else
+  // can; when they alone are left round after round, the emulated clock jumps.
+  unsigned hint = 0;
+  uint64_t clock_ns = 1;
   const std::function<void()>* body = nullptr;
 #if defined(NPR_EMU_ASAN)
   void* scheduler_fake_stack = nullptr;
@@ -86,6 +98,8 @@ struct Launch {
   size_t scheduler_size = 0;
 #endif
 };
+
+constexpr uint64_t kStuckClockStepNs = 500000000;  // what a round of lone spinners costs
 
 Options g_options;
 Launch* g_launch = nullptr;
@@ -106,9 +120,18 @@ Fiber& me() {
   Launch& l = active();
   return l.fibers[static_cast<size_t>(l.current)];
 }
+Block& my_block() {
+  return *me().block;
+}
 std::string where(const Launch& l) {
-  return "block " + std::to_string(l.block_id.x) + " thread " +
-         (l.current >= 0 ? std::to_string(l.current) : std::string("-"));
+  if (l.current < 0) return "emu";
+  const Fiber& f = l.fibers[static_cast<size_t>(l.current)];
+  return "block " + std::to_string(f.block->id.x) + " thread " + std::to_string(f.tid.x);
+}
+// The priority position of the fiber of thread `t` of block `b`.
+unsigned position(const Launch& l, const Block& b, unsigned t) {
+  const unsigned i = b.first_fiber + t, n = static_cast<unsigned>(l.fibers.size());
+  return l.opt.reverse_order ? n - 1 - i : i;
 }
 
 // Fiber -> scheduler; returns when resumed; unwinds if the launch was aborted meanwhile.
@@ -142,6 +165,7 @@ void fiber_main() {
   __sanitizer_finish_switch_fiber(nullptr, &l.scheduler_bottom, &l.scheduler_size);
 #endif
   Fiber& f = me();
+  Block& b = *f.block;
   if (!l.aborted) {
     try {
       (*l.body)();
@@ -153,9 +177,10 @@ void fiber_main() {
     }
   }
   f.done = true;
+  ++b.exited;
   ++l.exited;
-  if (!l.aborted && l.barrier_arrived > 0) {
-    l.error = where(l) + ": left the kernel while " + std::to_string(l.barrier_arrived) +
+  if (!l.aborted && b.barrier_arrived > 0) {
+    l.error = where(l) + ": left the kernel while " + std::to_string(b.barrier_arrived) +
               " threads wait at __syncthreads";
     l.aborted = true;
   }
@@ -194,23 +219,34 @@ struct Stacks {
   }
 };
 
-// Runs one block to its end; false when it faulted (l.error says why).
-bool run_block(Launch& l, Stacks& stacks) {
+void init_block(Launch& l, Block& b, unsigned id, unsigned first_fiber) {
   const unsigned n = l.block.x;
+  b.id.x = id;
+  b.first_fiber = first_fiber;
+  b.warps.assign((n + 31) / 32, Slot{});
+  b.warpgroups.assign((n + 127) / 128, Slot{});
+  b.group_async.resize((n + 127) / 128);
+  b.shared_storage.assign(kSharedWindow + 1024, 0xff);  // poison: bf16 and fp32 NaN
+  const auto base = reinterpret_cast<uintptr_t>(b.shared_storage.data());
+  b.shared = b.shared_storage.data() + ((1024 - base % 1024) % 1024);  // address 0: 1024-aligned
+  b.async_writer.assign(kSharedWindow, int16_t{-1});
+}
+
+// Runs blocks [first, first + count) together to their end; false when one faulted (l.error
+// says why).
+bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
+  const unsigned threads = l.block.x, n = threads * count;
+  l.blocks.clear();
+  l.blocks.resize(count);
   l.fibers.clear();
   l.fibers.resize(n);
-  l.barrier_arrived = 0;
   l.exited = 0;
   l.hint = 0;
-  l.warps.assign((n + 31) / 32, Slot{});
-  l.warpgroups.assign((n + 127) / 128, Slot{});
-  l.group_async.clear();
-  l.group_async.resize((n + 127) / 128);
-  std::fill(l.shared_storage.begin(), l.shared_storage.end(), 0xff);
-  std::fill(l.async_writer.begin(), l.async_writer.end(), int16_t{-1});
+  for (unsigned k = 0; k < count; ++k) init_block(l, l.blocks[k], first + k, k * threads);
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = l.fibers[i];
-    f.tid.x = i;
+    f.block = &l.blocks[i / threads];
+    f.tid.x = i % threads;
     f.stack = stacks.get(i);
     if (!f.stack) {
       l.error = "emu: out of memory for thread stacks";
@@ -226,39 +262,91 @@ bool run_block(Launch& l, Stacks& stacks) {
   // Always the first runnable thread in priority order (lowest index first, or highest): a
   // thread runs as far as it can before any later one moves, which makes a missing barrier
   // between producer and consumer threads show up as unlanded data.
+  bool spinners_alone = false;
   for (;;) {
     if (l.aborted) l.hint = 0;  // every thread runs once more, to unwind
     int pick = -1;
     for (unsigned k = l.hint; k < n && pick < 0; ++k) {
       const int i = static_cast<int>(l.opt.reverse_order ? n - 1 - k : k);
       const Fiber& f = l.fibers[static_cast<size_t>(i)];
-      if (!f.done && (l.aborted || !f.wait_on || *f.wait_on != f.wait_value)) {
+      if (f.done || (f.spinning && !l.aborted)) continue;
+      if (l.aborted || !f.wait_on || *f.wait_on != f.wait_value) {
         pick = i;
         l.hint = k;
       }
     }
-    const unsigned live = n - l.exited;
-    if (live == 0) break;
-    if (pick < 0) {  // every live thread waits for something no thread can do
-      l.error = "block " + std::to_string(l.block_id.x) + ": deadlock (" + std::to_string(live) +
-                " threads wait and none can go on; " + std::to_string(l.barrier_arrived) +
-                " at __syncthreads)";
-      l.aborted = true;
+    if (l.exited == n) break;
+    if (pick >= 0) {
+      spinners_alone = false;
+      resume(l, pick);
       continue;
     }
-    resume(l, pick);
+    // Only spinning threads can move: they poll once more each; if they were alone last round
+    // too, time passes (a barrier timeout can fire) instead of nothing at all.
+    std::vector<int> spinners;
+    for (unsigned k = 0; k < n; ++k) {
+      const int i = static_cast<int>(l.opt.reverse_order ? n - 1 - k : k);
+      if (!l.fibers[static_cast<size_t>(i)].done && l.fibers[static_cast<size_t>(i)].spinning)
+        spinners.push_back(i);
+    }
+    if (!spinners.empty()) {
+      if (spinners_alone) l.clock_ns += kStuckClockStepNs;
+      spinners_alone = true;
+      for (const int i : spinners)
+        if (!l.fibers[static_cast<size_t>(i)].done) resume(l, i);
+      continue;
+    }
+    // Every live thread waits for something no thread can do.
+    unsigned at_barriers = 0;
+    for (const Block& b : l.blocks) at_barriers += b.barrier_arrived;
+    l.error = "block " + std::to_string(first) + (count > 1 ? "+" : "") + ": deadlock (" +
+              std::to_string(n - l.exited) + " threads wait and none can go on; " +
+              std::to_string(at_barriers) + " at __syncthreads)";
+    l.aborted = true;
   }
   if (!l.aborted)
-    for (size_t g = 0; g < l.group_async.size(); ++g)
-      if (l.group_async[g]) {
-        const std::string left = l.group_async[g]->block_end();
-        if (!left.empty()) {
-          l.error = "block " + std::to_string(l.block_id.x) + " warpgroup " + std::to_string(g) +
-                    ": " + left;
-          l.aborted = true;
+    for (const Block& b : l.blocks)
+      for (size_t g = 0; g < b.group_async.size(); ++g)
+        if (b.group_async[g]) {
+          const std::string left = b.group_async[g]->block_end();
+          if (!left.empty() && !l.aborted) {
+            l.error =
+                "block " + std::to_string(b.id.x) + " warpgroup " + std::to_string(g) + ": " + left;
+            l.aborted = true;
+          }
         }
-      }
   return !l.aborted;
+}
+
+std::string run(unsigned grid, unsigned threads, int dynamic_smem, bool cooperative,
+                const std::function<void()>& body) {
+  if (g_launch) return "emu: launch inside a launch";
+  if (threads == 0 || threads > 1024) return "emu: " + std::to_string(threads) + " threads a block";
+  if (dynamic_smem < 0 || dynamic_smem > kMaxDynamicShared)
+    return "emu: " + std::to_string(dynamic_smem) + " bytes of dynamic shared memory (at most " +
+           std::to_string(kMaxDynamicShared) + ")";
+  if (g_options.dynamic_shared_base % 16 != 0 ||
+      g_options.dynamic_shared_base + static_cast<uint32_t>(dynamic_smem) > kSharedWindow)
+    return "emu: dynamic shared base " + std::to_string(g_options.dynamic_shared_base);
+  if (cooperative && grid > kMaxCooperativeBlocks)
+    return "emu: a cooperative grid of " + std::to_string(grid) + " blocks (at most " +
+           std::to_string(kMaxCooperativeBlocks) + ")";
+  Launch l;
+  l.opt = g_options;
+  l.grid.x = grid;
+  l.block.x = threads;
+  l.dynamic_bytes = dynamic_smem;
+  l.body = &body;
+  Stacks stacks;
+  g_launch = &l;
+  if (cooperative) {
+    run_blocks(l, stacks, 0, grid);
+  } else {
+    for (unsigned b = 0; b < grid; ++b)
+      if (!run_blocks(l, stacks, b, 1)) break;
+  }
+  g_launch = nullptr;
+  return l.error;
 }
 
 }  // namespace
@@ -272,39 +360,19 @@ const Options& options() {
 
 std::string launch(unsigned grid, unsigned threads, int dynamic_smem,
                    const std::function<void()>& body) {
-  if (g_launch) return "emu: launch inside a launch";
-  if (threads == 0 || threads > 1024) return "emu: " + std::to_string(threads) + " threads a block";
-  if (dynamic_smem < 0 || dynamic_smem > kMaxDynamicShared)
-    return "emu: " + std::to_string(dynamic_smem) + " bytes of dynamic shared memory (at most " +
-           std::to_string(kMaxDynamicShared) + ")";
-  if (g_options.dynamic_shared_base % 16 != 0 ||
-      g_options.dynamic_shared_base + static_cast<uint32_t>(dynamic_smem) > kSharedWindow)
-    return "emu: dynamic shared base " + std::to_string(g_options.dynamic_shared_base);
-  Launch l;
-  l.opt = g_options;
-  l.grid.x = grid;
-  l.block.x = threads;
-  l.dynamic_bytes = dynamic_smem;
-  l.body = &body;
-  l.shared_storage.resize(kSharedWindow + 1024);
-  const auto base = reinterpret_cast<uintptr_t>(l.shared_storage.data());
-  l.shared = l.shared_storage.data() + ((1024 - base % 1024) % 1024);  // address 0: 1024-aligned
-  l.async_writer.resize(kSharedWindow);
-  Stacks stacks;
-  g_launch = &l;
-  for (unsigned b = 0; b < grid; ++b) {
-    l.block_id.x = b;
-    if (!run_block(l, stacks)) break;
-  }
-  g_launch = nullptr;
-  return l.error;
+  return run(grid, threads, dynamic_smem, false, body);
+}
+
+std::string launch_cooperative(unsigned grid, unsigned threads, int dynamic_smem,
+                               const std::function<void()>& body) {
+  return run(grid, threads, dynamic_smem, true, body);
 }
 
 const Dim3& thread_idx() {
   return me().tid;
 }
 const Dim3& block_idx() {
-  return active().block_id;
+  return my_block().id;
 }
 const Dim3& block_dim() {
   return active().block;
@@ -322,29 +390,45 @@ void fail(const std::string& what) {
 
 void sync_threads() {
   Launch& l = active();
-  if (l.exited > 0)
-    fail("__syncthreads after " + std::to_string(l.exited) +
+  Block& b = my_block();
+  if (b.exited > 0)
+    fail("__syncthreads after " + std::to_string(b.exited) +
          " threads of the block left the kernel");
-  if (++l.barrier_arrived == l.block.x) {
-    l.barrier_arrived = 0;
-    ++l.barrier_generation;
-    l.hint = 0;
+  if (++b.barrier_arrived == l.block.x) {
+    b.barrier_arrived = 0;
+    ++b.barrier_generation;
+    const unsigned p0 = position(l, b, 0), p1 = position(l, b, l.block.x - 1);
+    l.hint = std::min({l.hint, p0, p1});
     return;
   }
-  wait_for(&l.barrier_generation);
+  wait_for(&b.barrier_generation);
+}
+
+void spin_wait() {
+  Fiber& f = me();
+  f.spinning = true;
+  switch_to_scheduler(false);
+  f.spinning = false;
+  if (active().aborted) throw Fault{};
+}
+
+uint64_t clock_ns() {
+  Launch& l = active();
+  l.clock_ns += 100;
+  return l.clock_ns;
 }
 
 unsigned char* dynamic_shared() {
   Launch& l = active();
-  return l.shared + l.opt.dynamic_shared_base;
+  return my_block().shared + l.opt.dynamic_shared_base;
 }
 
 uint32_t shared_address(const void* p) {
-  Launch& l = active();
+  Block& b = my_block();
   const auto* c = static_cast<const unsigned char*>(p);
-  if (c < l.shared || c >= l.shared + kSharedWindow)
-    fail("__cvta_generic_to_shared of a pointer outside shared memory");
-  return static_cast<uint32_t>(c - l.shared);
+  if (c < b.shared || c >= b.shared + kSharedWindow)
+    fail("__cvta_generic_to_shared of a pointer outside the block's shared memory");
+  return static_cast<uint32_t>(c - b.shared);
 }
 
 unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what) {
@@ -354,32 +438,32 @@ unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what) {
     fail(std::string(what) + ": shared bytes [" + std::to_string(addr) + ", " +
          std::to_string(addr + bytes) + ") outside the block's dynamic shared memory [" +
          std::to_string(lo) + ", " + std::to_string(hi) + ")");
-  return l.shared + addr;
+  return my_block().shared + addr;
 }
 
 void mark_async_written(uint32_t addr, uint32_t bytes) {
-  Launch& l = active();
-  const auto t = static_cast<int16_t>(l.current);
-  for (uint32_t i = 0; i < bytes; ++i) l.async_writer[addr + i] = t;
+  Block& b = my_block();
+  const auto t = static_cast<int16_t>(me().tid.x);
+  for (uint32_t i = 0; i < bytes; ++i) b.async_writer[addr + i] = t;
   me().unfenced.emplace_back(addr, bytes);
 }
 
 void fence_proxy_async() {
-  Launch& l = active();
+  Block& b = my_block();
   Fiber& f = me();
-  const auto t = static_cast<int16_t>(l.current);
+  const auto t = static_cast<int16_t>(f.tid.x);
   for (const auto& [addr, bytes] : f.unfenced)
     for (uint32_t i = 0; i < bytes; ++i)
-      if (l.async_writer[addr + i] == t) l.async_writer[addr + i] = -1;
+      if (b.async_writer[addr + i] == t) b.async_writer[addr + i] = -1;
   f.unfenced.clear();
 }
 
 void check_async_visible(uint32_t addr, uint32_t bytes, const char* what) {
-  Launch& l = active();
+  Block& b = my_block();
   for (uint32_t i = 0; i < bytes; ++i)
-    if (l.async_writer[addr + i] >= 0)
+    if (b.async_writer[addr + i] >= 0)
       fail(std::string(what) + " reads shared byte " + std::to_string(addr + i) + " that thread " +
-           std::to_string(l.async_writer[addr + i]) +
+           std::to_string(b.async_writer[addr + i]) +
            "'s cp.async wrote with no fence.proxy.async after it");
 }
 
@@ -392,11 +476,12 @@ int group_of(Scope s) {
 
 void collective(Scope s, const char* name, const void* in, void* out, CollectiveFn fn, void* ctx) {
   Launch& l = active();
+  Block& b = my_block();
   const unsigned members = s == Scope::kWarp ? 32u : 128u;
   if (l.block.x % members != 0)
     fail(std::string(name) + ": the block's " + std::to_string(l.block.x) +
          " threads are not whole " + (s == Scope::kWarp ? "warps" : "warpgroups"));
-  Slot& slot = (s == Scope::kWarp ? l.warps : l.warpgroups)[me().tid.x / members];
+  Slot& slot = (s == Scope::kWarp ? b.warps : b.warpgroups)[me().tid.x / members];
   if (slot.arrived > 0 && std::strcmp(slot.name, name) != 0)
     fail(std::string("divergent collective: this thread is at ") + name + ", others of its " +
          (s == Scope::kWarp ? "warp" : "warpgroup") + " at " + slot.name);
@@ -409,9 +494,8 @@ void collective(Scope s, const char* name, const void* in, void* out, Collective
     slot.arrived = 0;
     ++slot.generation;
     // The scope's threads may run again: the first of them in priority order.
-    const unsigned first = me().tid.x - rank, last = first + members - 1;
-    const unsigned pos = l.opt.reverse_order ? l.block.x - 1 - last : first;
-    l.hint = std::min(l.hint, pos);
+    const unsigned first = me().tid.x - rank;
+    l.hint = std::min({l.hint, position(l, b, first), position(l, b, first + members - 1)});
     return;
   }
   wait_for(&slot.generation);
@@ -422,7 +506,7 @@ std::unique_ptr<AsyncState>& thread_async() {
 }
 
 std::unique_ptr<AsyncState>& warpgroup_async() {
-  return active().group_async[me().tid.x / 128];
+  return my_block().group_async[me().tid.x / 128];
 }
 
 void register_global(const void* p, size_t bytes) {

@@ -11,8 +11,8 @@
 // asynchronous copies and MMAs complete either at issue or only at their wait (Options); shared
 // memory starts poisoned (0xff: bf16 and fp32 NaN) at an address that is not 1024-aligned; a
 // thread that leaves while others wait at a barrier, lanes that meet at different collectives,
-// and a block where no thread can progress are faults. Blocks run one after another (a grid
-// barrier would need them together: not supported).
+// and a block where no thread can progress are faults. Blocks run one after another, or all
+// together for a cooperative launch (grid barriers: pollers give way, the clock can run out).
 //
 // Not emulated: timing, occupancy, register limits, bank conflicts, the generic / async proxy
 // ordering of plain shared stores (only cp.async writes are tracked for fence.proxy.async).
@@ -43,9 +43,15 @@ const Options& options();
 constexpr int kMaxDynamicShared = 232448;
 
 // Runs body() as every thread of `grid` blocks of `threads` (1-D), `dynamic_smem` bytes of
-// dynamic shared memory each. Returns "" or the first fault, naming the block and thread.
+// dynamic shared memory each, one block after another. Returns "" or the first fault, naming
+// the block and thread.
 std::string launch(unsigned grid, unsigned threads, int dynamic_smem,
                    const std::function<void()>& body);
+// The same with every block resident at once (a cooperative launch: grid barriers work), at most
+// kMaxCooperativeBlocks of them.
+constexpr unsigned kMaxCooperativeBlocks = 64;
+std::string launch_cooperative(unsigned grid, unsigned threads, int dynamic_smem,
+                               const std::function<void()>& body);
 
 // ---- inside a launch ----------------------------------------------------------------------
 const Dim3& thread_idx();
@@ -57,6 +63,11 @@ const Dim3& grid_dim();
 [[noreturn]] void fail(const std::string& what);
 
 void sync_threads();
+// A thread polling global memory (a grid barrier's spin): gives way to every thread that can
+// move; when only pollers are left round after round, the emulated clock jumps ahead.
+void spin_wait();
+// The emulated %globaltimer: nanoseconds, advancing with every read and with stuck rounds.
+uint64_t clock_ns();
 
 // The dynamic shared window: its first byte, the shared address of a generic pointer into it,
 // and the bytes at a shared address (a fault unless [addr, addr + bytes) lies in the window).

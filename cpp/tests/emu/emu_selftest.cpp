@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/dynamic_shared.cuh"
+#include "core/grid_barrier.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/wgmma.cuh"
 
@@ -115,6 +116,48 @@ std::string run_selftest(const std::string& kind, float* value) {
   register_global(src.data(), src.size() * sizeof(src[0]));
   register_global(value, sizeof(float));
   const std::string fault = launch(1, 128, kSmem, [&] { selftest_kernel(k, src.data(), value); });
+  clear_globals();
+  return fault;
+}
+
+namespace {
+
+// slots, sums: (phases, gridDim.x).
+void grid_kernel(npr::grid::Barrier bar, int phases, int32_t* slots, int32_t* sums, bool barrier,
+                 int missing) {
+  if (static_cast<int>(blockIdx.x) == missing) return;  // never arrives
+  uint32_t epoch = 0;
+  const int n = static_cast<int>(gridDim.x);
+  for (int e = 0; e < phases; ++e) {
+    if (threadIdx.x == 0) slots[e * n + blockIdx.x] = (e + 1) * 1000 + static_cast<int>(blockIdx.x);
+    if (barrier) npr::grid::sync(bar, epoch);
+    if (threadIdx.x == 0) {
+      int32_t s = 0;
+      for (int b = 0; b < n; ++b) s += slots[e * n + b];
+      sums[e * n + blockIdx.x] = s;
+    }
+  }
+}
+
+}  // namespace
+
+std::string run_grid_selftest(const std::string& kind, int blocks, int phases,
+                              std::vector<int32_t>* sums, int32_t broken[2]) {
+  if (kind != "barrier" && kind != "no_barrier" && kind != "missing_block")
+    return "unknown grid self-test " + kind;
+  std::vector<int32_t> slots(static_cast<size_t>(phases * blocks), 0);
+  sums->assign(static_cast<size_t>(phases * blocks), -1);
+  uint32_t count = 0;
+  broken[0] = broken[1] = 0;
+  const npr::grid::Barrier bar{&count, &broken[0], &broken[1], 5000000000ull};
+  clear_globals();
+  register_global(slots.data(), slots.size() * 4);
+  register_global(sums->data(), sums->size() * 4);
+  register_global(&count, 4);
+  const std::string fault = launch_cooperative(static_cast<unsigned>(blocks), 64, 0, [&] {
+    grid_kernel(bar, phases, slots.data(), sums->data(), kind != "no_barrier",
+                kind == "missing_block" ? 1 : -1);
+  });
   clear_globals();
   return fault;
 }

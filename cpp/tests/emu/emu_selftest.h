@@ -3,7 +3,9 @@
 // is read before its wait, the value the kernel read.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace emu {
 
@@ -12,5 +14,13 @@ namespace emu {
 // "copy_outside_buffers", "read_before_wait", "clean". `value` gets what read_before_wait read
 // (and clean's first accumulator).
 std::string run_selftest(const std::string& kind, float* value);
+
+// The grid barrier of the one-kernel decode step (core/grid_barrier.cuh), cooperatively
+// launched over `blocks` blocks: each block's thread 0 writes a slot per phase, passes the
+// barrier, and sums every block's slot of that phase into sums (phases, blocks). kind:
+// "barrier"; "no_barrier" (the sums race); "missing_block" (block 1 never arrives: the barrier
+// must time out, set the flags and let the rest finish). broken: the device and the host flag.
+std::string run_grid_selftest(const std::string& kind, int blocks, int phases,
+                              std::vector<int32_t>* sums, int32_t broken[2]);
 
 }  // namespace emu
