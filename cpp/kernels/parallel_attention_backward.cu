@@ -330,14 +330,8 @@ __global__ void __launch_bounds__(kTcThreads)
   for (int64_t s = 0; s < stages; ++s) {
     if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
     cp_async_commit();
-    const AttnTilePair pair = p.row_pairs[r0 + s];
     uint64_t mw[2];
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf)
-      mw[hf] = rows[hf] >= nq     ? 0u
-               : pair.partial < 0 ? ~uint64_t{0}
-                                  : p.masks[pair.partial + rows[hf]];
-    const int nk = tile_len(sq, tile_start(sq, pair.other));
+    const int nk = dq_stage_masks(p, sq, p.row_pairs[r0 + s], rows, nq, mw);
     cp_async_wait<1>();
     __syncthreads();
     if (s == 0) {

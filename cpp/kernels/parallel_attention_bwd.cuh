@@ -60,6 +60,19 @@ __device__ __forceinline__ int tile_len(const SeqSpan& s, int64_t start) {
   return static_cast<int>(n < kTile ? n : kTile);
 }
 
+// A dQ stage (the query tile's row-list pair `pair`): the mask words of this thread's two query
+// rows (0 for rows past nq, all ones for a FULL pair), and the key tile's live length.
+__device__ __forceinline__ int dq_stage_masks(const PlanView& p, const SeqSpan& sq,
+                                              AttnTilePair pair, const int (&rows)[2], int nq,
+                                              uint64_t (&mw)[2]) {
+#pragma unroll
+  for (int hf = 0; hf < 2; ++hf)
+    mw[hf] = rows[hf] >= nq     ? 0u
+             : pair.partial < 0 ? ~uint64_t{0}
+                                : p.masks[pair.partial + rows[hf]];
+  return tile_len(sq, tile_start(sq, pair.other));
+}
+
 // 16-byte and 4-byte asynchronous copies; with pred false the destination is zero-filled and
 // nothing is read (gmem must still be a valid address).
 __device__ __forceinline__ void cp_async_16z(void* smem, const void* gmem, bool pred) {

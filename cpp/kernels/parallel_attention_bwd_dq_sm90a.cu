@@ -104,14 +104,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   for (int64_t s = 0; s < stages; ++s) {
     if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
     cp_async_commit();
-    const AttnTilePair pair = p.row_pairs[r0 + s];
     uint64_t mw[2];
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf)
-      mw[hf] = rows[hf] >= nq     ? 0u
-               : pair.partial < 0 ? ~uint64_t{0}
-                                  : p.masks[pair.partial + rows[hf]];
-    const int nk = tile_len(sq, tile_start(sq, pair.other));
+    const int nk = dq_stage_masks(p, sq, p.row_pairs[r0 + s], rows, nq, mw);
     cp_async_wait<1>();  // stage s (and Q, dO on the first pass) landed
     wgmma::fence_proxy_async_shared();
     __syncthreads();
@@ -123,14 +117,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       const uint64_t kd0 = wgmma::k_major_desc(k_tile(b), kTile, 0);
       const uint64_t vd0 = wgmma::k_major_desc(v_tile(b), kTile, 0);
       wgmma::fence();
-      wgmma::wgmma_m64n64k16_ss_first(sc, qd0, kd0);
-      wgmma::wgmma_m64n64k16_ss_first(dp, od0, vd0);
-#pragma unroll
-      for (int kk = 1; kk < D / 16; ++kk) {
-        const uint32_t step = wgmma::k_major_step(kTile, 16 * kk);
-        wgmma::wgmma_m64n64k16_ss(sc, wgmma::desc_plus(qd0, step), wgmma::desc_plus(kd0, step), 1);
-        wgmma::wgmma_m64n64k16_ss(dp, wgmma::desc_plus(od0, step), wgmma::desc_plus(vd0, step), 1);
-      }
+      wgmma::two_k_major_products<D>(sc, qd0, kd0, dp, od0, vd0);
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(sc);

@@ -124,14 +124,7 @@ __global__ void __launch_bounds__(kThreads, 2)
       const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
       const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
       wgmma::fence();
-      wgmma::wgmma_m64n64k16_ss_first(st, kd0, qd0);
-      wgmma::wgmma_m64n64k16_ss_first(dpt, vd0, od0);
-#pragma unroll
-      for (int kk = 1; kk < D / 16; ++kk) {
-        const uint32_t step = wgmma::k_major_step(kTile, 16 * kk);
-        wgmma::wgmma_m64n64k16_ss(st, wgmma::desc_plus(kd0, step), wgmma::desc_plus(qd0, step), 1);
-        wgmma::wgmma_m64n64k16_ss(dpt, wgmma::desc_plus(vd0, step), wgmma::desc_plus(od0, step), 1);
-      }
+      wgmma::two_k_major_products<D>(st, kd0, qd0, dpt, vd0, od0);
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(st);

@@ -215,4 +215,20 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[16][4], const 
 #endif
 }
 
+// C0 = A0 B0^T and C1 = A1 B1^T (each 64 x 64, K = D), every operand a K-major sw128 tile of 64
+// rows given by its k-step-0 descriptor, the two products' k-steps interleaved (the backward's
+// S and dP). The caller fences before, commits and waits after.
+template <int D>
+__device__ __forceinline__ void two_k_major_products(float (&c0)[8][4], uint64_t a0, uint64_t b0,
+                                                     float (&c1)[8][4], uint64_t a1, uint64_t b1) {
+  wgmma_m64n64k16_ss_first(c0, a0, b0);
+  wgmma_m64n64k16_ss_first(c1, a1, b1);
+#pragma unroll
+  for (int kk = 1; kk < D / 16; ++kk) {
+    const uint32_t step = k_major_step(64, 16 * kk);
+    wgmma_m64n64k16_ss(c0, desc_plus(a0, step), desc_plus(b0, step), 1);
+    wgmma_m64n64k16_ss(c1, desc_plus(a1, step), desc_plus(b1, step), 1);
+  }
+}
+
 }  // namespace npr::wgmma
