@@ -4,6 +4,7 @@
 #include "tests/emu/emu_attention.h"
 
 #include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_bwd_mma.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_pair.cuh"
 #include "kernels/parallel_attention_wgmma.h"
@@ -121,6 +122,46 @@ std::string attention_backward_dq_wgmma(const PlanArrays& a, const AttnDims& d, 
                                         const uint16_t* v, const float* stats) {
   const BwdArgs b = bwd_args(a, d);
   return fault_of(npr::attention_backward_dq_wgmma(nullptr, b.p, b.d, dq, dout, q, k, v, stats));
+}
+
+namespace {
+
+template <int D>
+std::string backward_mma(const BwdArgs& b, uint16_t* dq, uint16_t* dk, uint16_t* dv, float* dq_acc,
+                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
+                         const uint16_t* v, const float* stats) {
+  namespace ab = npr::attn_bwd;
+  using bf = __nv_bfloat16;
+  const auto* bq = reinterpret_cast<const bf*>(q);
+  const auto* bk = reinterpret_cast<const bf*>(k);
+  const auto* bv = reinterpret_cast<const bf*>(v);
+  const auto* bo = reinterpret_cast<const bf*>(dout);
+  auto* gk = reinterpret_cast<bf*>(dk);
+  auto* gv = reinterpret_cast<bf*>(dv);
+  const auto kv_blocks = static_cast<unsigned>(b.p.tiles * b.d.kv_heads);
+  std::string fault = launch(kv_blocks, ab::kTcThreads, ab::dkdv_tc_smem<D>(), [&] {
+    if (dq_acc)
+      ab::dkdv_tc_kernel<D, true>(b.p, b.d, gk, gv, dq_acc, bq, bk, bv, bo, stats);
+    else
+      ab::dkdv_tc_kernel<D, false>(b.p, b.d, gk, gv, nullptr, bq, bk, bv, bo, stats);
+  });
+  if (!fault.empty() || dq_acc) return fault;
+  const auto q_blocks = static_cast<unsigned>(b.p.tiles * b.d.heads);
+  return launch(q_blocks, ab::kTcThreads, ab::dq_tc_smem<D>(), [&] {
+    ab::dq_tc_kernel<D>(b.p, b.d, reinterpret_cast<bf*>(dq), bq, bk, bv, bo, stats);
+  });
+}
+
+}  // namespace
+
+std::string attention_backward_mma(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
+                                   uint16_t* dk, uint16_t* dv, float* dq_acc, const uint16_t* dout,
+                                   const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                   const float* stats) {
+  const BwdArgs b = bwd_args(a, d);
+  if (d.head_dim == 64) return backward_mma<64>(b, dq, dk, dv, dq_acc, dout, q, k, v, stats);
+  if (d.head_dim == 128) return backward_mma<128>(b, dq, dk, dv, dq_acc, dout, q, k, v, stats);
+  return "head_dim 64 or 128 only";
 }
 
 }  // namespace emu

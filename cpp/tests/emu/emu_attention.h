@@ -39,6 +39,14 @@ std::string attention_backward_dkdv_wgmma(const PlanArrays& plan, const AttnDims
                                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                           const float* stats);
 
+// The mma.sync backward (parallel_attention_bwd_mma.cuh): the dK / dV kernel, then with dq_acc
+// null the deterministic dQ kernel into dq (T, heads, D) bf16 bits (scaled); else the dK / dV
+// kernel's atomic dQ into dq_acc as above and dq untouched.
+std::string attention_backward_mma(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
+                                   uint16_t* dk, uint16_t* dv, float* dq_acc, const uint16_t* dout,
+                                   const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                   const float* stats);
+
 // The sm_90a deterministic dQ kernel: dq (T, heads, D) bf16 bits, over the same stats.
 std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
                                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
