@@ -33,7 +33,7 @@ struct Dim3 {
 
 struct Options {
   bool eager_async = false;             // cp.async / wgmma complete at issue (false: at their wait)
-  bool reverse_order = false;           // resume a block's threads from the last one
+  bool reverse_order = false;           // priority to the last threads (else the first)
   uint32_t dynamic_shared_base = 0x90;  // shared address of the dynamic window (16-aligned)
 };
 void set_options(const Options& o);
