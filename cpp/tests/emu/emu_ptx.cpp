@@ -341,14 +341,11 @@ bool any(bool pred) {
 }
 
 void ldmatrix(uint32_t* r, int matrices, bool trans, uint32_t addr) {
-  static const LdmatrixShape shapes[2][5] = {
-      {{1, false}, {1, false}, {2, false}, {0, false}, {4, false}},
-      {{1, true}, {1, true}, {2, true}, {0, true}, {4, true}}};
-  const char* names[2][5] = {
-      {"", "ldmatrix.x1", "ldmatrix.x2", "", "ldmatrix.x4"},
-      {"", "ldmatrix.x1.trans", "ldmatrix.x2.trans", "", "ldmatrix.x4.trans"}};
-  collective(Scope::kWarp, names[trans][matrices], &addr, r, ldmatrix_fn,
-             const_cast<LdmatrixShape*>(&shapes[trans][matrices]));
+  if (matrices != 1 && matrices != 2 && matrices != 4)
+    fail("ldmatrix of " + std::to_string(matrices) + " matrices");
+  // The collective's context is the last arriving lane's shape: every lane passes the same.
+  LdmatrixShape shape{matrices, trans};
+  collective(Scope::kWarp, trans ? "ldmatrix.trans" : "ldmatrix", &addr, r, ldmatrix_fn, &shape);
 }
 
 void mma_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2]) {

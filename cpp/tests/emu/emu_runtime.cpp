@@ -467,9 +467,6 @@ void check_async_visible(uint32_t addr, uint32_t bytes, const char* what) {
            "'s cp.async wrote with no fence.proxy.async after it");
 }
 
-int lane_of(Scope s) {
-  return static_cast<int>(me().tid.x % (s == Scope::kWarp ? 32u : 128u));
-}
 int group_of(Scope s) {
   return static_cast<int>(me().tid.x / (s == Scope::kWarp ? 32u : 128u));
 }

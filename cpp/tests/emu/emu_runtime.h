@@ -87,8 +87,7 @@ void check_async_visible(uint32_t addr, uint32_t bytes, const char* what);
 using CollectiveFn = void (*)(const void* const* ins, void* const* outs, int members, void* ctx);
 enum class Scope { kWarp, kWarpgroup };
 void collective(Scope s, const char* name, const void* in, void* out, CollectiveFn fn, void* ctx);
-// This thread's rank in its warp / warpgroup, and the warpgroup's index in the block.
-int lane_of(Scope s);
+// The index in the block of this thread's warp / warpgroup.
 int group_of(Scope s);
 
 // Per-thread and per-warpgroup slots for the instruction layer's asynchronous state (empty at
