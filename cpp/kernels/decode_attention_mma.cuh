@@ -18,6 +18,7 @@
 
 #include <cstdint>
 
+#include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/mma_bf16.cuh"
@@ -263,7 +264,7 @@ __global__ void __launch_bounds__(kThreads)
                   const int32_t* indices, const __nv_bfloat16* q, const __nv_bfloat16* kp,
                   const __nv_bfloat16* vp, float* part_m, float* part_l, float* part_acc, int heads,
                   int kv_heads, int B, float scale) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  NPR_DYNAMIC_SHARED(smem_raw);
   if constexpr (PDL) {
     pdl::launch_dependents();
     pdl::wait();

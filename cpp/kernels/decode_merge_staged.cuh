@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "core/cuda_dtype.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/pdl.cuh"
 
 namespace npr::decode_merge {
@@ -29,9 +30,10 @@ __device__ __forceinline__ void merge_one(int64_t qi, int64_t head, const int32_
                                           const int32_t* merge_rows, const float* part_m,
                                           const float* part_l, const float* part_acc, T* out,
                                           float* lse, int heads, int D) {
-  __shared__ int64_t at_s[kChunk];
-  __shared__ float w_s[kChunk], l_s[kChunk];
-  __shared__ float warp_max[32];
+  NPR_STATIC_SHARED(int64_t, at_s, [kChunk]);
+  NPR_STATIC_SHARED(float, w_s, [kChunk]);
+  NPR_STATIC_SHARED(float, l_s, [kChunk]);
+  NPR_STATIC_SHARED(float, warp_max, [32]);
   const int r0 = merge_ptr[qi], r1 = merge_ptr[qi + 1];
   const int tid = threadIdx.x, nt = blockDim.x;
   float M = -INFINITY;

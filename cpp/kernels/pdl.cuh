@@ -33,10 +33,16 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (int64_t off = static_cast<int64_t>(threadIdx.x) * 128; off < bytes;
        off += static_cast<int64_t>(blockDim.x) * 128)
+#if defined(NPR_EMU)
+    emu::ptx::prefetch_l2(c + off);
+  if (threadIdx.x == 0) emu::ptx::prefetch_l2(c + bytes - 1);
+#else
     asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));
   if (threadIdx.x == 0) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + bytes - 1));
+#endif
 }
 
+#if !defined(NPR_EMU)  // the emulator build (cpp/tests/emu) runs device code, not launches
 // Whether the current device can launch programmatically dependent kernels (compute 9.0+).
 inline bool device_supports_pdl() {
   int dev = 0, major = 0;
@@ -64,5 +70,6 @@ cudaError_t launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, s
   cfg.numAttrs = pdl && supported ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
+#endif
 
 }  // namespace npr::pdl

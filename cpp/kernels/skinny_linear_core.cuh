@@ -46,11 +46,17 @@ template <int M>
 constexpr int kPartFloats = kWarps * kGroupRows<M> * M;
 
 __device__ __forceinline__ uint4 load_stream(const uint4* p) {
+#if defined(NPR_EMU)
+  uint4 v;
+  emu::ptx::load_global_nc(&v, p, sizeof(v));
+  return v;
+#else
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+#endif
 }
 
 __device__ __forceinline__ float bf16_lo(uint32_t v) {

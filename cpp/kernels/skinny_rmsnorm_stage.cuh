@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "core/dynamic_shared.cuh"
 #include "kernels/skinny_linear_core.cuh"
 
 namespace npr::skinny {
@@ -22,8 +23,8 @@ constexpr int kNormThreads = 256;   // rmsnorm.cu: the block per row above it
 template <int M>
 __device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const float* nw,
                                              int64_t k, float eps) {
-  __shared__ float ss_part[M][kNormThreads / 32];
-  __shared__ float rstd[M];
+  NPR_STATIC_SHARED(float, ss_part, [M][kNormThreads / 32]);
+  NPR_STATIC_SHARED(float, rstd, [M]);
   const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
   if (k <= kWarpRowMaxIn) {
     for (int r = warp; r < M; r += kWarps) {

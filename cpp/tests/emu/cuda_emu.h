@@ -16,6 +16,7 @@
 #define __global__
 #define __shared__
 #define __launch_bounds__(...)
+#define __grid_constant__
 // cuda_runtime.h / cuda_runtime_api.h become empty: the emulator's runtime API is below.
 #define __CUDA_RUNTIME_H__
 #define __CUDA_RUNTIME_API_H__
@@ -73,6 +74,22 @@ inline void __threadfence() {}
 inline size_t __cvta_generic_to_shared(const void* p) {
   return emu::shared_address(p);
 }
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  if (mask != 0xffffffffu) emu::fail("__syncwarp with a partial mask");
+  emu::ptx::syncwarp();
+}
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+// The device library's integer min / max.
+inline int min(int a, int b) {
+  return a < b ? a : b;
+}
+inline int max(int a, int b) {
+  return a < b ? b : a;
+}
 inline float __int_as_float(int i) {
   float f;
   std::memcpy(&f, &i, 4);
@@ -89,6 +106,15 @@ inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
 inline int __shfl_xor_sync(unsigned mask, int v, int lane_mask) {
   if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
   return static_cast<int>(emu::ptx::shfl_xor(static_cast<uint32_t>(v), lane_mask));
+}
+// The cached loads: plain loads here (one OS thread, coherent memory).
+template <typename T>
+T __ldg(const T* p) {
+  return *p;
+}
+template <typename T>
+T __ldcg(const T* p) {
+  return *p;
 }
 inline bool __any_sync(unsigned mask, bool pred) {
   if (mask != 0xffffffffu) emu::fail("__any_sync with a partial mask");

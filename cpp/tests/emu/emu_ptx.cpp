@@ -334,6 +334,11 @@ uint32_t shfl_xor(uint32_t v, int lane_mask) {
   return out;
 }
 
+void syncwarp() {
+  collective(
+      Scope::kWarp, "bar.warp.sync", nullptr, nullptr, [](auto...) {}, nullptr);
+}
+
 bool any(bool pred) {
   bool out = false;
   collective(Scope::kWarp, "vote.any", &pred, &out, any_fn, nullptr);
@@ -418,9 +423,24 @@ void red_add_u32(uint32_t* p, uint32_t v) {
   *p += v;
 }
 
+void load_global_nc(void* dst, const void* src, int bytes) {
+  check_global(src, static_cast<size_t>(bytes), "ld.global.nc");
+  std::memcpy(dst, src, static_cast<size_t>(bytes));
+}
+
+void prefetch_l2(const void* p) {
+  check_global(p, 1, "prefetch.global.L2");
+}
+
 float ex2_approx_ftz(float x) {
   const float y = std::exp2(x);
   return y < FLT_MIN ? 0.0f : y;
 }
 
 }  // namespace emu::ptx
+
+// The device library's fast exponential (crt/device_functions.h declares it, with C linkage, in
+// the kernels' translation units): ex2.approx.ftz of x log2 e, as nvcc compiles it.
+extern "C" float __expf(float x) {
+  return emu::ptx::ex2_approx_ftz(x * 1.44269504088896341f);
+}

@@ -19,6 +19,8 @@ namespace emu::ptx {
 
 // shfl.sync.bfly with a full mask: the value of lane (lane ^ lane_mask).
 uint32_t shfl_xor(uint32_t v, int lane_mask);
+// bar.warp.sync with a full mask: every lane of the warp arrives before any leaves.
+void syncwarp();
 // vote.any with a full mask.
 bool any(bool pred);
 
@@ -49,6 +51,10 @@ void wgmma(int n, float* d, const uint32_t* a_regs, uint64_t a_desc, uint64_t b_
 // red.global.add.v2.f32; red.global.add.u32 (any ordering: one OS thread runs every fiber).
 void red_add_f32x2(float* p, float x, float y);
 void red_add_u32(uint32_t* p, uint32_t v);
+// ld.global.nc of `bytes` (the read-only path); prefetch.global.L2 of the line holding p. Both
+// must address a registered global buffer (emu_runtime.h).
+void load_global_nc(void* dst, const void* src, int bytes);
+void prefetch_l2(const void* p);
 // ex2.approx.ftz.f32 (here exact exp2, results below the normal range flushed to zero).
 float ex2_approx_ftz(float x);
 

@@ -73,6 +73,10 @@ struct Block {
   std::vector<unsigned char> shared_storage;
   unsigned char* shared = nullptr;
   std::vector<int16_t> async_writer;
+  // Static __shared__ arrays (NPR_STATIC_SHARED), each at its first use, downwards from the
+  // window's top: [static_lo, kSharedWindow). Keyed by the declaration's tag.
+  std::vector<std::pair<const void*, uint32_t>> statics;
+  uint32_t static_lo = kSharedWindow;
 };
 
 struct Launch {
@@ -423,6 +427,24 @@ unsigned char* dynamic_shared() {
   return my_block().shared + l.opt.dynamic_shared_base;
 }
 
+void* static_shared(const void* tag, size_t bytes) {
+  Launch& l = active();
+  Block& b = my_block();
+  for (const auto& [t, addr] : b.statics)
+    if (t == tag) return b.shared + addr;
+  const uint32_t dyn_hi = l.opt.dynamic_shared_base + static_cast<uint32_t>(l.dynamic_bytes);
+  const uint64_t used = kSharedWindow - b.static_lo + bytes;
+  if (bytes > kSharedWindow || (b.static_lo - bytes) / 16 * 16 < dyn_hi ||
+      used + static_cast<uint64_t>(l.dynamic_bytes) > static_cast<uint64_t>(kMaxDynamicShared))
+    fail("a static __shared__ array of " + std::to_string(bytes) + " bytes: with the " +
+         std::to_string(kSharedWindow - b.static_lo) + " static and " +
+         std::to_string(l.dynamic_bytes) + " dynamic bytes already there it passes the " +
+         std::to_string(kMaxDynamicShared) + " bytes a block may have");
+  b.static_lo = static_cast<uint32_t>((b.static_lo - bytes) / 16 * 16);
+  b.statics.emplace_back(tag, b.static_lo);
+  return b.shared + b.static_lo;
+}
+
 uint32_t shared_address(const void* p) {
   Block& b = my_block();
   const auto* c = static_cast<const unsigned char*>(p);
@@ -434,10 +456,14 @@ uint32_t shared_address(const void* p) {
 unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what) {
   Launch& l = active();
   const uint32_t lo = l.opt.dynamic_shared_base, hi = lo + static_cast<uint32_t>(l.dynamic_bytes);
-  if (addr < lo || addr + bytes > hi || addr + bytes < addr)
+  const uint32_t static_lo = my_block().static_lo;
+  const bool in_dynamic = addr >= lo && addr + bytes <= hi;
+  const bool in_static = addr >= static_lo && addr + bytes <= kSharedWindow;
+  if (addr + bytes < addr || (!in_dynamic && !in_static))
     fail(std::string(what) + ": shared bytes [" + std::to_string(addr) + ", " +
          std::to_string(addr + bytes) + ") outside the block's dynamic shared memory [" +
-         std::to_string(lo) + ", " + std::to_string(hi) + ")");
+         std::to_string(lo) + ", " + std::to_string(hi) + ") and its static arrays [" +
+         std::to_string(static_lo) + ", " + std::to_string(kSharedWindow) + ")");
   return my_block().shared + addr;
 }
 

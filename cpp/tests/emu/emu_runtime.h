@@ -15,7 +15,9 @@
 // together for a cooperative launch (grid barriers: pollers give way, the clock can run out).
 //
 // Not emulated: timing, occupancy, register limits, bank conflicts, the generic / async proxy
-// ordering of plain shared stores (only cp.async writes are tracked for fence.proxy.async).
+// ordering of plain shared stores (only cp.async writes are tracked for fence.proxy.async), and
+// memory ordering beyond the order threads run in (a __syncwarp that only orders memory, where a
+// shuffle before it already makes the lanes meet, is not missed; nor is a __threadfence).
 #pragma once
 
 #include <cstddef>
@@ -72,6 +74,11 @@ uint64_t clock_ns();
 // The dynamic shared window: its first byte, the shared address of a generic pointer into it,
 // and the bytes at a shared address (a fault unless [addr, addr + bytes) lies in the window).
 unsigned char* dynamic_shared();
+// A static __shared__ array of the running block (core/dynamic_shared.cuh's NPR_STATIC_SHARED):
+// `bytes` at a 16-aligned shared address, the same for every thread of the block that passes
+// the same tag (the declaration's own static object), poisoned like the dynamic window. Static
+// and dynamic bytes together must fit what a block may have.
+void* static_shared(const void* tag, size_t bytes);
 uint32_t shared_address(const void* p);
 unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what);
 
