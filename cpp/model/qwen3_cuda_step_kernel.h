@@ -18,7 +18,9 @@
 // q/k norm + RoPE + KV write launch, folded in); merge; o-proj; post norm + gate|up + SwiGLU;
 // down. Then the final norm + head.
 //
-// Plain C++ (no CUDA headers); the kernel is in qwen3_cuda_step_kernel.cu.
+// Plain C++ (no CUDA headers); the kernel is in qwen3_step_kernel.cuh, its launcher in
+// qwen3_cuda_step_kernel.cu. The C++ tests run the kernel under the kernel emulator
+// (test_emu_step.cpp).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,320 @@
+// The one-kernel decode step's device code (see qwen3_cuda_step_kernel.h): a persistent kernel
+// walking the step's phases. In each phase a CTA takes the work units blockIdx.x, + gridDim.x,
+// ... (column tiles, (token, head) rows, attention items, (query, head) merges) and runs on them
+// the device functions of the layer path's kernels; a grid barrier ends the phase. The CTA is
+// 128 threads, the block of every one of those kernels but the narrow tensor-core linear layers
+// (16 warps there, one a slice of k; here each warp folds 4 slices, all in flight at once:
+// skinny_linear_mma.cuh's tile_dots_deep, which sums the same way and takes registers the
+// attention phase has reserved anyway).
+//
+// Activations written in the launch are read with L2 loads (__ldcg) or plain loads after a
+// barrier, never through the read-only path (ld.global.nc is for data constant during a kernel).
+//
+// Inside .cu files only: the launcher (qwen3_cuda_step_kernel.cu) and the kernels' emulator in
+// the tests (cpp/tests/emu) include it.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "core/dynamic_shared.cuh"
+#include "core/grid_barrier.cuh"
+#include "kernels/decode_attention_mma.cuh"
+#include "kernels/decode_merge_staged.cuh"
+#include "kernels/qk_norm_rope_row.cuh"
+#include "kernels/skinny_linear_core.cuh"
+#include "kernels/skinny_linear_cuda.h"
+#include "kernels/skinny_linear_mma.cuh"
+#include "kernels/skinny_rmsnorm_stage.cuh"
+#include "model/qwen3_config.h"
+#include "model/qwen3_cuda_step_kernel.h"
+
+namespace npr::onestep {
+
+using bf16_t = __nv_bfloat16;
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+static_assert(kThreads == skinny::kThreads && kThreads == decode_mma::kThreads,
+              "every phase runs on the CTA its layer-path kernel has");
+// The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
+constexpr int kHeadDim = 128;
+constexpr int kPhasesPerLayer = 6;  // each ends at a grid barrier
+// Timed launches first pass kCalibBarriers barriers with no work between them (what a barrier
+// alone costs), then stamp the embedding, every layer's phases and the head.
+constexpr int kCalibBarriers = 8;
+constexpr int kStampsFixed = 1 + kCalibBarriers + 2;  // start, calibration, embedding, head
+
+// The kernel's arguments, resolved on the host.
+struct Params {
+  const StepKernelLayer* layers;
+  const uint16_t *embed, *lm_head;
+  const float* final_norm;
+  const int32_t *ids, *slots;
+  const float *cos, *sin;
+  const int32_t *header, *items, *q_order, *indices, *merge_ptr, *merge_rows;
+  float *part_m, *part_l, *part_acc;
+  float* x;
+  bf16_t *qkv, *attn, *act;
+  float* logits;
+  grid::Barrier bar;
+  uint64_t* stamps;  // null, or (kStampsFixed + kPhasesPerLayer layers): CTA 0's clock as each
+                     // phase ends
+  int layers_n, hidden, inter, heads, kv_heads, vocab, block_tokens;
+  float eps, scale;
+  bool prefetch;
+};
+
+// The arguments of a launch for a step of model c, all but the layer table, the plan, the
+// barrier and the phase clock (the launcher's).
+inline Params params_of(const Qwen3Config& c, const StepKernelArgs& a) {
+  Params p{};
+  p.embed = static_cast<const uint16_t*>(a.embed);
+  p.lm_head = static_cast<const uint16_t*>(a.lm_head);
+  p.final_norm = a.final_norm;
+  p.ids = a.ids;
+  p.slots = a.slots;
+  p.cos = a.cos;
+  p.sin = a.sin;
+  p.x = a.x;
+  p.qkv = static_cast<bf16_t*>(a.qkv);
+  p.attn = static_cast<bf16_t*>(a.attn);
+  p.act = static_cast<bf16_t*>(a.act);
+  p.logits = a.logits;
+  p.layers_n = static_cast<int>(c.layers);
+  p.hidden = static_cast<int>(c.hidden);
+  p.inter = static_cast<int>(c.intermediate);
+  p.heads = static_cast<int>(c.heads);
+  p.kv_heads = static_cast<int>(c.kv_heads);
+  p.vocab = static_cast<int>(c.vocab);
+  p.block_tokens = a.block_tokens;
+  p.eps = c.rms_eps;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
+  p.prefetch = a.prefetch;
+  return p;
+}
+
+// elems bf16 (a multiple of 8) written earlier in this launch, into shared memory through L2.
+__device__ __forceinline__ void stage_rows(uint16_t* dst, const void* src, int64_t elems) {
+  const uint4* s = static_cast<const uint4*>(src);
+  uint4* d = reinterpret_cast<uint4*>(dst);
+  for (int64_t i = threadIdx.x; i < elems / 8; i += kThreads) d[i] = __ldcg(s + i);
+  __syncthreads();
+}
+
+// This CTA's column tiles of y (M, n) of type CT = xs (M, k, shared) . W (n, k)^T, or +=.
+template <int M, typename CT>
+__device__ __forceinline__ void linear_tiles(CT* y, const uint16_t* xs, const uint16_t* W,
+                                             int64_t k, int64_t n, bool acc, float* part) {
+  const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
+  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::linear_tile<M, true, skinny_tc::kSlicesNarrow, kWarps, CT, true>(y, xs, W, k, n,
+                                                                                  acc, b, part);
+  } else {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::linear_tile<M, true, skinny_tc::kSlicesWide, kWarps, CT, true>(y, xs, W, k, n, acc,
+                                                                                b, part);
+  }
+}
+
+// This CTA's tiles of act (M, inter) = swiglu over W (2 inter, k) of xs (M, k, shared).
+template <int M>
+__device__ __forceinline__ void swiglu_tiles(bf16_t* act, const uint16_t* xs, const uint16_t* W,
+                                             int64_t k, int64_t inter, float* part) {
+  const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
+  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::swiglu_tile<M, true, skinny_tc::kSlicesNarrow, kWarps, true>(act, xs, W, k, inter,
+                                                                              b, part);
+  } else {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+      skinny_tc::swiglu_tile<M, true, skinny_tc::kSlicesWide, kWarps, true>(act, xs, W, k, inter, b,
+                                                                            part);
+  }
+}
+
+// The weight rows of this CTA's tiles of a later phase, into L2.
+__device__ __forceinline__ void prefetch_linear(const uint16_t* W, int64_t k, int64_t n) {
+  const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+    skinny_tc::prefetch_linear_tile(W, k, n, b);
+}
+__device__ __forceinline__ void prefetch_swiglu(const uint16_t* W, int64_t k, int64_t inter) {
+  const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
+  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
+    skinny_tc::prefetch_swiglu_tile(W, k, inter, b);
+}
+
+// An attention item's query rows, normalised and rotated from the stacked projection straight
+// into shared memory (attend_item's FillQ): qk_norm_rope_row.cuh's norm_rope, the values the
+// layer path writes to q and copies in. Rows >= R are zeros.
+template <int D>
+struct QFromQkv {
+  static constexpr bool kDirect = true;  // plain stores, while the first key tile is in flight
+  const int32_t* q_order;
+  const bf16_t* qkv;  // (tokens, heads + 2 kv_heads, D)
+  const float *q_norm, *cos, *sin;
+  int heads, kv_heads;
+  float eps;
+  __device__ __forceinline__ void operator()(bf16_t* qs, int stride, float* scratch, int q_begin,
+                                             int R, int G, int h) const {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t per_token = heads + 2 * kv_heads;
+    float* y = scratch + warp * D;
+    for (int r = warp; r < decode_mma::kRows; r += kWarps) {
+      bf16_t* dst = qs + r * stride;
+      if (r < R) {
+        const int64_t t = q_order[q_begin + r / G];
+        qk_rope::norm_rope<bf16_t>(dst, qkv + (t * per_token + h * G + r % G) * D, q_norm,
+                                   cos + t * (D / 2), sin + t * (D / 2), y, D, eps);
+        __syncwarp();  // y is read by every lane before the next row writes it
+      } else {
+        for (int e = lane; e < D; e += 32) dst[e] = __float2bfloat16_rn(0.0f);
+      }
+    }
+  }
+};
+
+// If work item `item` ends at the new token of its one query (the last item of that sequence's
+// own pages), that token's K row for kv head h, normalised and rotated, and its V row go into
+// their slot (warps 0 and 1), fenced to L2 where the item's cp.async copies read. y: (D) fp32
+// of shared memory.
+template <int D>
+__device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLayer& L, int item,
+                                             int h, float* y) {
+  const int32_t* it = p.items + DecodeWork::kItemFields * item;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (warp > 1 || !item_ends_at_new_token(it, p.q_order, p.indices, p.slots, p.block_tokens))
+    return;
+  const int64_t t = p.q_order[it[0]];
+  const int64_t slot = p.slots[t];
+  const int64_t per_token = p.heads + 2 * p.kv_heads, kvh = p.kv_heads;
+  const bf16_t* row = p.qkv + (t * per_token + p.heads + (warp == 0 ? 0 : kvh) + h) * D;
+  auto* dst = static_cast<bf16_t*>(warp == 0 ? L.k_pages : L.v_pages) + (slot * kvh + h) * D;
+  if (warp == 0)
+    qk_rope::norm_rope<bf16_t>(dst, row, L.k_norm, p.cos + t * (D / 2), p.sin + t * (D / 2), y, D,
+                               p.eps);
+  else
+    for (int e = lane; e < D; e += 32) dst[e] = row[e];
+  __threadfence();
+}
+
+// M one-token rows, head dim D. Dynamic shared memory: dyn_smem_bytes(M, D, ...).
+template <int M, int D>
+__global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant__ Params p) {
+  NPR_DYNAMIC_SHARED(dyn);
+  NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>]);
+  auto* xs = reinterpret_cast<uint16_t*>(dyn);  // staged x rows of a linear phase
+  constexpr int kMergeDpt = (D + kThreads - 1) / kThreads;
+  const int H = p.hidden, I = p.inter, heads = p.heads, kvh = p.kv_heads;
+  const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
+  uint32_t epoch = 0;
+  const bool stamping = p.stamps && blockIdx.x == 0 && threadIdx.x == 0;
+  if (stamping) p.stamps[0] = grid::now_ns();
+  // The grid barrier that ends a phase, and (timing) when CTA 0 left it.
+  const auto end_phase = [&]() {
+    grid::sync(p.bar, epoch);
+    if (stamping) p.stamps[epoch] = grid::now_ns();
+  };
+  if (p.stamps)
+    for (int i = 0; i < kCalibBarriers; ++i) end_phase();
+
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; e < M * H;
+       e += static_cast<int64_t>(gridDim.x) * kThreads)
+    p.x[e] = skinny::bf16_bits(p.embed[static_cast<int64_t>(p.ids[e / H]) * H + e % H]);
+  if (p.prefetch) prefetch_linear(static_cast<const uint16_t*>(p.layers[0].wqkv), H, nqkv);
+  end_phase();
+
+  for (int l = 0; l < p.layers_n; ++l) {
+    const StepKernelLayer L = p.layers[l];
+    const auto* wqkv = static_cast<const uint16_t*>(L.wqkv);
+    const auto* wo = static_cast<const uint16_t*>(L.wo);
+    const auto* wgu = static_cast<const uint16_t*>(L.wgu);
+    const auto* wdown = static_cast<const uint16_t*>(L.wdown);
+    auto* kp = static_cast<bf16_t*>(L.k_pages);
+    auto* vp = static_cast<bf16_t*>(L.v_pages);
+
+    // Input norm + q|k|v.
+    if (blockIdx.x < skinny::tiles(nqkv, skinny_tc::kLinearTileCols)) {
+      skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
+      linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
+    }
+    if (p.prefetch) {
+      prefetch_linear(wo, qd, H);
+      prefetch_swiglu(wgu, H, I);
+    }
+    end_phase();
+
+    // q/k norm + RoPE and attention: (item, kv head) units of the plan. Each unit normalises
+    // and rotates its own query rows into shared memory; the unit whose item ends at its
+    // sequence's new token first writes that token's K (normalised, rotated) and V into the
+    // pages. The layer path's values (qk_norm_rope_row.cuh), without a phase of their own.
+    {
+      const QFromQkv<D> fill{p.q_order, p.qkv, L.q_norm, p.cos, p.sin, heads, kvh, p.eps};
+      const int64_t units = static_cast<int64_t>(p.header[0]) * kvh;
+      for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+        const int item = static_cast<int>(u / kvh), h = static_cast<int>(u % kvh);
+        write_new_kv<D>(p, L, item, h, reinterpret_cast<float*>(dyn));
+        __syncthreads();  // the new K and V are in L2 before the item's tiles are copied
+        decode_mma::attend_item<D>(item, h, p.items, fill, p.indices, kp, vp, p.part_m, p.part_l,
+                                   p.part_acc, heads, kvh, p.block_tokens, p.scale, dyn);
+        __syncthreads();
+      }
+    }
+    if (p.prefetch) prefetch_linear(wdown, I, H);
+    end_phase();
+
+    // Merge: (query, head) units.
+    for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x) {
+      decode_merge::merge_one<bf16_t, kMergeDpt>(u / heads, u % heads, p.merge_ptr, p.merge_rows,
+                                                 p.part_m, p.part_l, p.part_acc, p.attn, nullptr,
+                                                 heads, D);
+      __syncthreads();
+    }
+    end_phase();
+
+    // o-proj into the residual.
+    if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
+      stage_rows(xs, p.attn, M * qd);
+      linear_tiles<M>(p.x, xs, wo, qd, H, true, part);
+    }
+    if (p.prefetch && l + 1 < p.layers_n)
+      prefetch_linear(static_cast<const uint16_t*>(p.layers[l + 1].wqkv), H, nqkv);
+    end_phase();
+
+    // Post-attention norm + gate|up + SwiGLU.
+    if (blockIdx.x < skinny::tiles(I, skinny_tc::kSwigluTileCols)) {
+      skinny::stage_normed<M>(xs, p.x, L.post_norm, H, p.eps);
+      swiglu_tiles<M>(p.act, xs, wgu, H, I, part);
+    }
+    end_phase();
+
+    // down into the residual.
+    if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
+      stage_rows(xs, p.act, static_cast<int64_t>(M) * I);
+      linear_tiles<M>(p.x, xs, wdown, I, H, true, part);
+    }
+    end_phase();
+  }
+
+  // Final norm + head: every row is its sequence's last (one token each).
+  if (blockIdx.x < skinny::tiles(p.vocab, skinny_tc::kLinearTileCols)) {
+    skinny::stage_normed<M>(xs, p.x, p.final_norm, H, p.eps);
+    linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
+  }
+  if (p.stamps) end_phase();
+}
+
+// Dynamic shared memory of a step: the attend kernel's, the largest staged rows, the q/k rows.
+inline int64_t dyn_smem_bytes(const Qwen3Config& c, int64_t rows) {
+  const int64_t D = c.head_dim;
+  const int64_t attend = decode_mma::Smem<kHeadDim>::kBytes;
+  const int64_t staged = 2 * rows * std::max({c.hidden, c.heads * D, c.intermediate});
+  return std::max({attend, staged, int64_t{4} * kWarps * D});
+}
+
+}  // namespace npr::onestep
