@@ -17,6 +17,7 @@
 #include "sampler/sampler.h"
 #include "tests/harness.h"
 #include "tests/test_models.h"
+#include "tests/test_page_tables.h"
 #include "tests/test_util.h"
 #if defined(NPR_WITH_CUDA)
 #include "kvcache/kv_pages_cuda.h"
@@ -30,23 +31,6 @@ namespace npr::test {
 
 #if defined(NPR_WITH_CUDA)
 namespace {
-
-struct Tables {
-  std::vector<int32_t> indptr{0}, indices, last;
-  PageTable view() const {
-    return PageTable{static_cast<int64_t>(last.size()), indptr.data(), indices.data(), last.data()};
-  }
-};
-Tables tables_of(const KvCache& kv, const std::vector<int32_t>& seqs) {
-  Tables t;
-  for (int32_t s : seqs) {
-    for (int32_t b : kv.table(s)) t.indices.push_back(b);
-    t.indptr.push_back(static_cast<int32_t>(t.indices.size()));
-    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
-    t.last.push_back(rem == 0 ? kv.block_tokens() : rem);
-  }
-  return t;
-}
 
 double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
   double m = -INFINITY, s = 0.0;

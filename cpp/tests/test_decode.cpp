@@ -14,6 +14,7 @@
 #include "model/qwen3_decode.h"
 #include "tests/harness.h"
 #include "tests/test_models.h"
+#include "tests/test_page_tables.h"
 #include "tests/test_util.h"
 
 namespace npr::test {
@@ -26,24 +27,6 @@ std::unique_ptr<Qwen3Model> tiny_model(Rng& rng) {
   c.hidden = 32;
   c.intermediate = 48;
   return random_model(rng, c, 0.4f);
-}
-
-// Page table of the given sequences read off the KV cache.
-struct Tables {
-  std::vector<int32_t> indptr{0}, indices, last;
-  PageTable view() const {
-    return PageTable{static_cast<int64_t>(last.size()), indptr.data(), indices.data(), last.data()};
-  }
-};
-Tables tables_of(const KvCache& kv, const std::vector<int32_t>& seqs) {
-  Tables t;
-  for (int32_t s : seqs) {
-    for (int32_t b : kv.table(s)) t.indices.push_back(b);
-    t.indptr.push_back(static_cast<int32_t>(t.indices.size()));
-    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
-    t.last.push_back(rem == 0 ? kv.block_tokens() : rem);
-  }
-  return t;
 }
 
 double log_softmax_at(const float* row, int64_t vocab, int32_t id) {

@@ -11,6 +11,24 @@
 
 namespace npr::test {
 
+// Page table of the given sequences read off the KV cache.
+struct Tables {
+  std::vector<int32_t> indptr{0}, indices, last;
+  PageTable view() const {
+    return PageTable{static_cast<int64_t>(last.size()), indptr.data(), indices.data(), last.data()};
+  }
+};
+inline Tables tables_of(const KvCache& kv, const std::vector<int32_t>& seqs) {
+  Tables t;
+  for (int32_t s : seqs) {
+    for (int32_t b : kv.table(s)) t.indices.push_back(b);
+    t.indptr.push_back(static_cast<int32_t>(t.indices.size()));
+    const int32_t rem = static_cast<int32_t>(kv.length(s) % kv.block_tokens());
+    t.last.push_back(rem == 0 ? kv.block_tokens() : rem);
+  }
+  return t;
+}
+
 struct ForkedTables {
   std::vector<int32_t> indptr{0}, indices, last_len;
   PageTable table() const {

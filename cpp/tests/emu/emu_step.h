@@ -1,0 +1,50 @@
+// The one-kernel decode step (model/qwen3_step_kernel.cuh) under the emulator (emu_runtime.h),
+// for test_emu_step.cpp: plain host arrays in (the model's bf16 weights, the KV pages, the step
+// and its attention plan), the kernel run as a cooperative launch of `grid` blocks, "" or the
+// fault out. Compiled into the emulator build (emu_step.cpp, where namespace npr is npr_emu) and
+// into the test, which sees only these plain types.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace emu {
+
+// One layer: the stacked q|k|v (heads D + 2 kv_heads D, hidden) and gate|up (2 inter, hidden),
+// o (hidden, heads D) and down (hidden, inter) as bf16 bits; norm weights fp32; this layer's KV
+// pages (num_blocks, block_tokens, kv_heads, D) bf16 bits, read and written.
+struct StepLayer {
+  const uint16_t *wqkv, *wo, *wgu, *wdown;
+  const float *in_norm, *post_norm, *q_norm, *k_norm;  // (hidden) x 2, (D) x 2
+  uint16_t *k_pages, *v_pages;
+};
+
+struct StepModel {
+  int layers, hidden, inter, heads, kv_heads, head_dim, vocab;
+  float eps;
+  const uint16_t *embed, *lm_head;  // (vocab, hidden) bf16 bits
+  const float* final_norm;          // (hidden)
+  const StepLayer* layer;           // (layers)
+};
+
+// A plan of kernels/decode_work.h (DecodeWork) with its table's page indices.
+struct StepPlan {
+  std::vector<int32_t> items, q_order, merge_ptr, merge_rows, indices;
+  int64_t partials = 0;
+};
+
+// rows one-token sequences: ids, slots (rows); cos, sin (rows, D / 2) at their positions.
+struct StepInputs {
+  int rows, block_tokens, num_blocks;
+  const int32_t *ids, *slots;
+  const float *cos, *sin;
+};
+
+// Runs the step with `grid` blocks (at most kMaxCooperativeBlocks) into logits (rows, vocab),
+// writing each row's new K and V into the pages. Every buffer the kernel gets is registered for
+// the emulator's global-memory checks for the launch (and the registry cleared after it).
+std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
+                               unsigned grid, bool prefetch, float* logits);
+
+}  // namespace emu

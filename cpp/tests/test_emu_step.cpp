@@ -1,0 +1,294 @@
+// The one-kernel decode step (model/qwen3_step_kernel.cuh: a whole Qwen3 decode step as one
+// persistent kernel whose phases meet at grid barriers) run by the CPU emulator (cpp/tests/emu)
+// on forked rollouts, against the CPU decode step (qwen3_decode_step) on the same bf16 weights.
+// No GPU here has run it: this is the check that its phases, work splits, barriers, the K / V it
+// writes for each new token and the pages it reads are right before one does.
+//
+// A prefix is prefilled on the CPU and its K / V copied into bf16 pages; the prefix is forked
+// into branches that then decode one token a step, each step on the CPU and in the emulated
+// kernel (flat and cascade plans, grids of a few blocks, so each block walks several work units
+// of every phase, and of more blocks than some phases have units). The kernel's own K / V rows
+// feed its later steps. Each step's logits must be within bf16 reach of the CPU's (the kernel
+// keeps q|k|v, the attention output, the SwiGLU activations and the pages in bf16), and the K /
+// V rows it wrote within bf16 rounding of the CPU's; the step's buffers and the pages' unused
+// slots start poisoned (NaN), and an emulator fault (a shared-memory access outside the block's
+// arrays, an async copy or read-only load outside the step's buffers, a barrier some thread
+// missed, a deadlock) fails the case with its reason.
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/decode_attention.h"
+#include "kernels/decode_work.h"
+#include "kernels/rope.h"
+#include "kvcache/kv_cache.h"
+#include "kvcache/kv_pages.h"
+#include "model/qwen3_decode.h"
+#include "tests/harness.h"
+#include "tests/test_models.h"
+#include "tests/test_page_tables.h"
+#include "tests/test_util.h"
+#if defined(NPR_HAVE_EMU)
+#include "tests/emu/emu_runtime.h"
+#include "tests/emu/emu_step.h"
+#endif
+
+namespace npr::test {
+
+#if defined(NPR_HAVE_EMU)
+namespace {
+
+constexpr int32_t kBlocks = 48, kBlockTokens = 4;
+
+std::vector<uint16_t> bits_of(const float* v, int64_t n) {
+  std::vector<uint16_t> b(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) b[i] = f32_to_bf16(v[i]).bits;
+  return b;
+}
+
+// The model's matrices as bf16 bits (the CPU model's weights already bf16-exact), laid out as
+// the kernel reads them: q|k|v and gate|up stacked, as the parameter table stores them.
+struct BitsModel {
+  std::vector<uint16_t> embed, lm_head;
+  std::vector<std::vector<uint16_t>> wqkv, wo, wgu, wdown;
+  std::vector<std::vector<uint16_t>> k_pages, v_pages;  // (layers) of (blocks, B, kv_heads, D)
+  std::vector<emu::StepLayer> layers;
+  emu::StepModel model{};
+};
+
+void build(Qwen3Model& m, BitsModel* b) {
+  const Qwen3Config& c = m.config();
+  const ModelOffsets& off = m.offsets();
+  const float* w = m.weights();
+  const int64_t H = c.hidden, D = c.head_dim, qd = c.heads * D, kd = c.kv_heads * D;
+  const int64_t I = c.intermediate, page_elems = int64_t{kBlocks} * kBlockTokens * kd;
+  b->embed = bits_of(w + off.embed, c.vocab * H);
+  b->lm_head = bits_of(w + off.lm_head, c.vocab * H);
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerOffsets& o = off.layers[l];
+    CHECK_MSG(o.wk == o.wq + qd * H && o.wv == o.wk + kd * H && o.w_up == o.w_gate + I * H,
+              "the parameter table stacks q|k|v and gate|up");
+    b->wqkv.push_back(bits_of(w + o.wq, (qd + 2 * kd) * H));
+    b->wo.push_back(bits_of(w + o.wo, H * qd));
+    b->wgu.push_back(bits_of(w + o.w_gate, 2 * I * H));
+    b->wdown.push_back(bits_of(w + o.w_down, H * I));
+    b->k_pages.emplace_back(static_cast<size_t>(page_elems), uint16_t{0xffff});  // NaN
+    b->v_pages.emplace_back(static_cast<size_t>(page_elems), uint16_t{0xffff});
+  }
+  for (int64_t l = 0; l < c.layers; ++l) {
+    const LayerOffsets& o = off.layers[l];
+    b->layers.push_back(emu::StepLayer{
+        b->wqkv[l].data(), b->wo[l].data(), b->wgu[l].data(), b->wdown[l].data(), w + o.in_norm,
+        w + o.post_norm, w + o.q_norm, w + o.k_norm, b->k_pages[l].data(), b->v_pages[l].data()});
+  }
+  b->model = emu::StepModel{static_cast<int>(c.layers),
+                            static_cast<int>(c.hidden),
+                            static_cast<int>(c.intermediate),
+                            static_cast<int>(c.heads),
+                            static_cast<int>(c.kv_heads),
+                            static_cast<int>(c.head_dim),
+                            static_cast<int>(c.vocab),
+                            c.rms_eps,
+                            b->embed.data(),
+                            b->lm_head.data(),
+                            w + off.final_norm,
+                            b->layers.data()};
+}
+
+// Slot `slot` (block B + offset) of every layer's pages: the CPU's fp32 K / V into the bits.
+void copy_slot(KvPages& cpu, BitsModel* b, int64_t layers, int64_t slot_floats, int64_t slot) {
+  for (int64_t l = 0; l < layers; ++l) {
+    const std::vector<uint16_t> k = bits_of(cpu.k(l) + slot * slot_floats, slot_floats);
+    const std::vector<uint16_t> v = bits_of(cpu.v(l) + slot * slot_floats, slot_floats);
+    std::copy(k.begin(), k.end(), b->k_pages[l].begin() + slot * slot_floats);
+    std::copy(v.begin(), v.end(), b->v_pages[l].begin() + slot * slot_floats);
+  }
+}
+
+// A fork's slot copies (KvPages::apply's, on the bits).
+void apply(const std::vector<SlotCopy>& copies, BitsModel* b, int64_t slot_floats) {
+  for (auto* pages : {&b->k_pages, &b->v_pages})
+    for (std::vector<uint16_t>& p : *pages)
+      for (const SlotCopy& c : copies) {
+        const int64_t src = (int64_t{c.src_block} * kBlockTokens + c.src_slot) * slot_floats;
+        const int64_t dst = (int64_t{c.dst_block} * kBlockTokens + c.dst_slot) * slot_floats;
+        std::copy(p.begin() + src, p.begin() + src + c.count * slot_floats, p.begin() + dst);
+      }
+}
+
+struct Worst {
+  double logits = 0.0, kv = 0.0;  // relative norm errors, the largest of any step
+  int64_t steps = 0;
+};
+
+// lens[b] tokens decoded in branch b after a prefix of 21 tokens.
+Worst rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid) {
+  const Qwen3Config& c = model.config();
+  Rng rng(311);
+  const int64_t V = c.vocab, D = c.head_dim, kd = c.kv_heads * D, P = 21;
+  BitsModel bits;
+  build(model, &bits);
+  KvCache kv(kBlocks, kBlockTokens);
+  KvPages cpages;
+  CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, D, &cpages));
+  CpuContext cctx{nullptr, detect_simd()};
+  const int32_t r = kv.open_request(1000);
+  int32_t root;
+  KvAnswer a;
+  CHECK_OK(kv.create_sequence(r, &root));
+  CHECK_OK(kv.append(root, P, false, &a));
+  std::vector<int32_t> ids(P), pos(P);
+  for (int64_t t = 0; t < P; ++t) {
+    ids[t] = static_cast<int32_t>(rng.below(V));
+    pos[t] = static_cast<int32_t>(t);
+  }
+  std::vector<float> clogits(static_cast<size_t>(V * lens.size()));
+  {
+    Tables tb = tables_of(kv, {root});
+    const int32_t cu_new[2] = {0, static_cast<int32_t>(P)};
+    CHECK_OK(qwen3_decode_step(cctx, model, cpages,
+                               Qwen3DecodeBatch{1, cu_new, ids.data(), pos.data(), tb.view()},
+                               cascade, clogits.data()));
+    for (int64_t t = 0; t < P; ++t)
+      copy_slot(cpages, &bits, c.layers, kd,
+                int64_t{tb.indices[t / kBlockTokens]} * kBlockTokens + t % kBlockTokens);
+  }
+  std::vector<int32_t> kids;
+  std::vector<SlotCopy> copies;
+  CHECK_OK(kv.fork(root, static_cast<int32_t>(lens.size()), &kids, &a, &copies));
+  cpages.apply(copies);
+  apply(copies, &bits, kd);
+  Worst worst;
+  for (int64_t j = 0;; ++j) {
+    std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
+    for (size_t b = 0; b < lens.size(); ++b) {
+      if (j >= lens[b]) continue;
+      CHECK_OK(kv.append(kids[b], 1, true, &a));
+      live.push_back(kids[b]);
+      step_ids.push_back(static_cast<int32_t>(rng.below(V)));
+      step_pos.push_back(static_cast<int32_t>(P + j));
+      cu_new.push_back(static_cast<int32_t>(cu_new.size()));
+    }
+    if (live.empty()) break;
+    const int64_t rows = static_cast<int64_t>(live.size());
+    Tables tb = tables_of(kv, live);
+    const PageTable table = tb.view();
+    CHECK_OK(qwen3_decode_step(
+        cctx, model, cpages,
+        Qwen3DecodeBatch{rows, cu_new.data(), step_ids.data(), step_pos.data(), table}, cascade,
+        clogits.data()));
+    // The kernel's step: the new tokens' slots, their rotations and the attention plan.
+    std::vector<int32_t> slots;
+    for (int64_t s = 0; s < rows; ++s)
+      slots.push_back(tb.indices[tb.indptr[s + 1] - 1] * kBlockTokens + tb.last[s] - 1);
+    RopeTable rope;
+    rope_table_build(&rope, step_pos.data(), rows, D, c.rope_theta);
+    const CascadePlan cplan = cascade_plan(table, 1);
+    const DecodeWork w = decode_work(table, cascade ? &cplan : nullptr, kBlockTokens,
+                                     c.heads / c.kv_heads, DecodeWorkOptions{});
+    emu::StepPlan plan{w.items, w.q_order, w.merge_ptr, w.merge_rows, tb.indices, w.partials};
+    const emu::StepInputs in{static_cast<int>(rows), kBlockTokens, kBlocks,
+                             step_ids.data(),        slots.data(), rope.cos.data(),
+                             rope.sin.data()};
+    std::vector<float> logits = poisoned(rows * V);
+    const std::string fault =
+        emu::decode_step_kernel(bits.model, plan, in, grid, true, logits.data());
+    const std::string what = std::to_string(lens.size()) + " branches" +
+                             (cascade ? ", cascade" : ", flat") + ", grid " + std::to_string(grid) +
+                             ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
+    CHECK_MSG(fault.empty(), what + ": " + fault);
+    if (!fault.empty()) return worst;
+    const std::vector<float> want(clogits.begin(), clogits.begin() + rows * V);
+    const double e = rel_norm_error(logits, want);
+    CHECK_MSG(std::isfinite(e), what + ": logits not finite");
+    worst.logits = std::max(worst.logits, e);
+    // The K / V rows the kernel wrote for the new tokens, against the CPU's.
+    std::vector<float> got_kv, want_kv;
+    for (int64_t l = 0; l < c.layers; ++l)
+      for (int32_t slot : slots)
+        for (int64_t i = 0; i < kd; ++i) {
+          const int64_t at = int64_t{slot} * kd + i;
+          got_kv.push_back(bf16_to_f32(bf16{bits.k_pages[l][at]}));
+          got_kv.push_back(bf16_to_f32(bf16{bits.v_pages[l][at]}));
+          want_kv.push_back(cpages.k(l)[at]);
+          want_kv.push_back(cpages.v(l)[at]);
+        }
+    const double ekv = rel_norm_error(got_kv, want_kv);
+    CHECK_MSG(std::isfinite(ekv), what + ": K / V rows not finite");
+    worst.kv = std::max(worst.kv, ekv);
+    ++worst.steps;
+  }
+  return worst;
+}
+
+struct Mode {
+  emu::Options opt;
+  const char* name;
+};
+const Mode kModes[] = {{emu::Options{false, false, 0x90}, "async at waits"},
+                       {emu::Options{true, true, 0x410}, "async at issue, threads last-first"}};
+
+}  // namespace
+#endif
+
+TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+#else
+  struct Case {
+    Qwen3Config cfg;
+    std::vector<int64_t> lens;
+    unsigned grid;
+    std::vector<bool> cascades;
+    std::vector<Mode> modes;
+  };
+  Qwen3Config tiny = tiny_config(false);
+  tiny.vocab = 67;
+  tiny.hidden = 64;
+  tiny.intermediate = 96;
+  tiny.head_dim = 128;  // the one head dim the kernel is compiled for
+  // Widths that reach the paths real Qwen3 sizes take: the staged RMSNorm's k > 256 form, the
+  // wide-slice tiles (a head of >= 512 column tiles) and a second round of tile_dots_deep
+  // (down's k > 1536). One layer, tied: the emulator's seconds go by weight bytes.
+  Qwen3Config wide = tiny_config(true);
+  wide.vocab = 4100;
+  wide.hidden = 264;
+  wide.intermediate = 1544;
+  wide.layers = 1;
+  wide.head_dim = 128;
+  const std::vector<Mode> all(std::begin(kModes), std::end(kModes));
+  // 3 branches (3, 2, 1 rows as they end) on 5 blocks; 8 branches (every row count down to 1,
+  // cascade items of 8 members) on 40 blocks, more than the attention and merge phases' units.
+  const std::vector<Case> cases = {{tiny, {4, 2, 3}, 5, {false, true}, all},
+                                   {tiny, {2, 5, 1, 3, 4, 2, 6, 3}, 40, {false, true}, all},
+                                   {wide, {2, 1}, 24, {true}, all}};
+  for (const Case& cs : cases) {
+    Rng rng(97);
+    std::unique_ptr<Qwen3Model> model = random_model(rng, cs.cfg, 0.4f);
+    for (const ParamInfo& p : model->params())  // bf16-exact weights: both sides read the same
+      if (p.shape.size() > 1)
+        for (int64_t i = 0; i < p.numel; ++i)
+          model->weights()[p.offset + i] = bf16_to_f32(f32_to_bf16(model->weights()[p.offset + i]));
+    for (bool cascade : cs.cascades)
+      for (const Mode& m : cs.modes) {
+        emu::set_options(m.opt);
+        const Worst w = rollout(*model, cs.lens, cascade, cs.grid);
+        std::printf(
+            "    hidden %lld, %zu branches %s, grid %u, %s: %lld steps, logits rel err %.3g, "
+            "new K/V rel err %.3g\n",
+            static_cast<long long>(cs.cfg.hidden), cs.lens.size(), cascade ? "cascade" : "flat",
+            cs.grid, m.name, static_cast<long long>(w.steps), w.logits, w.kv);
+        CHECK_MSG(w.steps > 0, "no step ran");
+        CHECK_MSG(w.logits < 2e-2, std::string(m.name) + ": logits vs the CPU decode step " +
+                                       std::to_string(w.logits));
+        CHECK_MSG(w.kv < 1e-2,
+                  std::string(m.name) + ": new K / V rows vs the CPU's " + std::to_string(w.kv));
+      }
+  }
+  emu::set_options(emu::Options{});
+#endif
+}
+
+}  // namespace npr::test
