@@ -118,13 +118,15 @@ void apply(const std::vector<SlotCopy>& copies, BitsModel* b, int64_t slot_float
       }
 }
 
-struct Worst {
-  double logits = 0.0, kv = 0.0;  // relative norm errors, the largest of any step
+struct Rollout {
+  double logits = 0.0, kv = 0.0;  // relative norm errors against the CPU, the largest of any step
   int64_t steps = 0;
+  std::vector<std::vector<float>> branch_logits;  // (branches) every step's logits, in order
 };
 
-// lens[b] tokens decoded in branch b after a prefix of 21 tokens.
-Worst rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid) {
+// lens[b] tokens decoded in branch b after a prefix of 21 tokens (branch b's token j is the
+// same whatever the other branches are).
+Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid) {
   const Qwen3Config& c = model.config();
   Rng rng(311);
   const int64_t V = c.vocab, D = c.head_dim, kd = c.kv_heads * D, P = 21;
@@ -160,14 +162,15 @@ Worst rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade,
   CHECK_OK(kv.fork(root, static_cast<int32_t>(lens.size()), &kids, &a, &copies));
   cpages.apply(copies);
   apply(copies, &bits, kd);
-  Worst worst;
+  Rollout worst;
+  worst.branch_logits.resize(lens.size());
   for (int64_t j = 0;; ++j) {
     std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
     for (size_t b = 0; b < lens.size(); ++b) {
       if (j >= lens[b]) continue;
       CHECK_OK(kv.append(kids[b], 1, true, &a));
       live.push_back(kids[b]);
-      step_ids.push_back(static_cast<int32_t>(rng.below(V)));
+      step_ids.push_back(static_cast<int32_t>((31 * b + 7 * j + 3) % V));
       step_pos.push_back(static_cast<int32_t>(P + j));
       cu_new.push_back(static_cast<int32_t>(cu_new.size()));
     }
@@ -201,6 +204,12 @@ Worst rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade,
     CHECK_MSG(fault.empty(), what + ": " + fault);
     if (!fault.empty()) return worst;
     const std::vector<float> want(clogits.begin(), clogits.begin() + rows * V);
+    for (int64_t i = 0, s = 0; i < static_cast<int64_t>(lens.size()); ++i)
+      if (j < lens[i]) {
+        std::vector<float>& out = worst.branch_logits[i];
+        out.insert(out.end(), logits.begin() + s * V, logits.begin() + (s + 1) * V);
+        ++s;
+      }
     const double e = rel_norm_error(logits, want);
     CHECK_MSG(std::isfinite(e), what + ": logits not finite");
     worst.logits = std::max(worst.logits, e);
@@ -240,9 +249,8 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
   struct Case {
     Qwen3Config cfg;
     std::vector<int64_t> lens;
-    unsigned grid;
+    std::vector<unsigned> grids;
     std::vector<bool> cascades;
-    std::vector<Mode> modes;
   };
   Qwen3Config tiny = tiny_config(false);
   tiny.vocab = 67;
@@ -258,12 +266,12 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
   wide.intermediate = 1544;
   wide.layers = 1;
   wide.head_dim = 128;
-  const std::vector<Mode> all(std::begin(kModes), std::end(kModes));
-  // 3 branches (3, 2, 1 rows as they end) on 5 blocks; 8 branches (every row count down to 1,
-  // cascade items of 8 members) on 40 blocks, more than the attention and merge phases' units.
-  const std::vector<Case> cases = {{tiny, {4, 2, 3}, 5, {false, true}, all},
-                                   {tiny, {2, 5, 1, 3, 4, 2, 6, 3}, 40, {false, true}, all},
-                                   {wide, {2, 1}, 24, {true}, all}};
+  // 3 branches (3, 2, 1 rows as they end) on 5 and 17 blocks; 8 branches (every row count down
+  // to 1, cascade items of 8 members) on 40 blocks, more than the attention and merge phases'
+  // units, and on 9.
+  const std::vector<Case> cases = {{tiny, {4, 2, 3}, {5, 17}, {false, true}},
+                                   {tiny, {2, 5, 1, 3, 4, 2, 6, 3}, {40, 9}, {false, true}},
+                                   {wide, {2, 1}, {24}, {true}}};
   for (const Case& cs : cases) {
     Rng rng(97);
     std::unique_ptr<Qwen3Model> model = random_model(rng, cs.cfg, 0.4f);
@@ -271,21 +279,37 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
       if (p.shape.size() > 1)
         for (int64_t i = 0; i < p.numel; ++i)
           model->weights()[p.offset + i] = bf16_to_f32(f32_to_bf16(model->weights()[p.offset + i]));
-    for (bool cascade : cs.cascades)
-      for (const Mode& m : cs.modes) {
-        emu::set_options(m.opt);
-        const Worst w = rollout(*model, cs.lens, cascade, cs.grid);
-        std::printf(
-            "    hidden %lld, %zu branches %s, grid %u, %s: %lld steps, logits rel err %.3g, "
-            "new K/V rel err %.3g\n",
-            static_cast<long long>(cs.cfg.hidden), cs.lens.size(), cascade ? "cascade" : "flat",
-            cs.grid, m.name, static_cast<long long>(w.steps), w.logits, w.kv);
-        CHECK_MSG(w.steps > 0, "no step ran");
-        CHECK_MSG(w.logits < 2e-2, std::string(m.name) + ": logits vs the CPU decode step " +
-                                       std::to_string(w.logits));
-        CHECK_MSG(w.kv < 1e-2,
-                  std::string(m.name) + ": new K / V rows vs the CPU's " + std::to_string(w.kv));
-      }
+    for (bool cascade : cs.cascades) {
+      std::vector<std::vector<float>> first;  // the first run's logits: every run gives its bits
+      for (unsigned grid : cs.grids)
+        for (const Mode& m : kModes) {
+          emu::set_options(m.opt);
+          const Rollout w = rollout(*model, cs.lens, cascade, grid);
+          const std::string what = std::to_string(cs.lens.size()) + " branches" +
+                                   (cascade ? " cascade" : " flat") + ", grid " +
+                                   std::to_string(grid) + ", " + m.name;
+          std::printf(
+              "    hidden %lld, %s: %lld steps, logits rel err %.3g, new K/V rel err %.3g\n",
+              static_cast<long long>(cs.cfg.hidden), what.c_str(), static_cast<long long>(w.steps),
+              w.logits, w.kv);
+          CHECK_MSG(w.steps > 0, what + ": no step ran");
+          CHECK_MSG(w.logits < 2e-2,
+                    what + ": logits vs the CPU decode step " + std::to_string(w.logits));
+          CHECK_MSG(w.kv < 1e-2, what + ": new K / V rows vs the CPU's " + std::to_string(w.kv));
+          // Only the block that runs a work unit changes with the grid, never a sum's order.
+          if (first.empty()) first = w.branch_logits;
+          CHECK_MSG(w.branch_logits == first, what + ": other bits than the first run's");
+        }
+      // Batch invariance (flat plans: a sequence's key split depends on its length alone): a
+      // branch decoded alone gets the bits it got among the others.
+      if (cascade) continue;
+      emu::set_options(kModes[0].opt);
+      const Rollout alone = rollout(*model, {cs.lens[0]}, false, cs.grids[0]);
+      CHECK_MSG(alone.branch_logits[0] == first[0],
+                std::to_string(cs.lens.size()) +
+                    " branches: branch 0 decoded alone gets other "
+                    "bits than among the others");
+    }
   }
   emu::set_options(emu::Options{});
 #endif
