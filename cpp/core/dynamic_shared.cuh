@@ -3,12 +3,14 @@
 // be each thread's own.
 // NPR_DYNAMIC_SHARED(name): the dynamic shared memory as `unsigned char name[]`, 16-byte aligned
 // (in the emulator: the emulated block's window).
+// NPR_DYNAMIC_SHARED_AS(T, name): the same as `extern __shared__ T name[]` (T's alignment).
 // NPR_STATIC_SHARED(T, name, dims...): `__shared__ T name dims` (dims: one or more [n]; in the
 // emulator: an array of the block, the same for all its threads, 16-byte aligned).
 #pragma once
 
 #if defined(NPR_EMU)
 #define NPR_DYNAMIC_SHARED(name) unsigned char* const name = ::emu::dynamic_shared()
+#define NPR_DYNAMIC_SHARED_AS(T, name) T* const name = reinterpret_cast<T*>(::emu::dynamic_shared())
 #define NPR_STATIC_SHARED(T, name, ...)                         \
   using name##_shared_type = T __VA_ARGS__;                     \
   static const char name##_shared_tag = 0;                      \
@@ -16,5 +18,6 @@
       ::emu::static_shared(&name##_shared_tag, sizeof(name##_shared_type)))
 #else
 #define NPR_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#define NPR_DYNAMIC_SHARED_AS(T, name) extern __shared__ T name[]
 #define NPR_STATIC_SHARED(T, name, ...) __shared__ T name __VA_ARGS__
 #endif

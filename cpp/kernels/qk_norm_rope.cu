@@ -13,33 +13,6 @@
 
 namespace npr {
 
-namespace {
-
-constexpr int kWarps = 4;
-constexpr int kThreads = 32 * kWarps;
-
-// Dynamic shared memory: (kWarps, D) fp32. PDL: a programmatic dependent launch (pdl.cuh),
-// waiting for the kernels before it first thing.
-template <typename T, bool PDL>
-__global__ void __launch_bounds__(kThreads)
-    qk_norm_rope_write_kernel(T* q_out, T* k_pages, T* v_pages, const T* qkv, const float* q_norm,
-                              const float* k_norm, const float* cos, const float* sin,
-                              const int32_t* slots, int64_t tokens, int heads, int kv_heads, int D,
-                              float eps) {
-  extern __shared__ float staged[];
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    pdl::wait();
-  }
-  const int warp = threadIdx.x >> 5;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
-  if (row >= tokens * (heads + 2 * kv_heads)) return;  // whole warps leave together
-  qk_rope::norm_rope_write_row<T>(row, staged + warp * D, q_out, k_pages, v_pages, qkv, q_norm,
-                                  k_norm, cos, sin, slots, heads, kv_heads, D, eps);
-}
-
-}  // namespace
-
 Status qk_norm_rope_write_cuda(CudaContext& ctx, DevDType t, void* q_out, void* k_pages,
                                void* v_pages, const void* qkv, const float* q_norm,
                                const float* k_norm, const float* cos, const float* sin,
@@ -56,8 +29,8 @@ Status qk_norm_rope_write_cuda(CudaContext& ctx, DevDType t, void* q_out, void* 
   if (!q_out || !k_pages || !v_pages || !qkv || !q_norm || !k_norm || !cos || !sin || !slots)
     return Status::invalid("qk_norm_rope_write_cuda: null device pointer");
   const int64_t rows = tokens * (heads + 2 * kv_heads);
-  const unsigned grid = static_cast<unsigned>((rows + kWarps - 1) / kWarps);
-  const size_t smem = sizeof(float) * kWarps * static_cast<size_t>(head_dim);
+  const unsigned grid = static_cast<unsigned>((rows + qk_rope::kWarps - 1) / qk_rope::kWarps);
+  const size_t smem = sizeof(float) * qk_rope::kWarps * static_cast<size_t>(head_dim);
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const int h = static_cast<int>(heads), kvh = static_cast<int>(kv_heads),
             D = static_cast<int>(head_dim);
@@ -69,11 +42,11 @@ Status qk_norm_rope_write_cuda(CudaContext& ctx, DevDType t, void* q_out, void* 
     const auto* in = static_cast<const T*>(qkv);
     if (pdl)
       NPR_CUDA_TRY(
-          pdl::launch(true, qk_norm_rope_write_kernel<T, true>, grid, dim3(kThreads), smem, st, qo,
-                      kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps),
+          pdl::launch(true, qk_rope::write_kernel<T, true>, grid, dim3(qk_rope::kThreads), smem, st,
+                      qo, kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps),
           "qk_norm_rope_write_cuda: launch (pdl)");
     else
-      qk_norm_rope_write_kernel<T, false><<<grid, kThreads, smem, st>>>(
+      qk_rope::write_kernel<T, false><<<grid, qk_rope::kThreads, smem, st>>>(
           qo, kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps);
     return cuda_launch_status("qk_norm_rope_write_cuda");
   };

@@ -3,8 +3,8 @@
 // normalised (sum of squares in rmsnorm.cu's order: lanes stride the row, then a butterfly),
 // rounded to the element type, staged in the warp's D floats of shared memory so that each lane
 // can pair element i with i + D / 2, rotated (rope.cu's formulas) and stored; v rows are copied
-// into their slots as they are. Shared by qk_norm_rope.cu and the one-kernel decode step
-// (qwen3_cuda_step_kernel.cu). Inside .cu files only.
+// into their slots as they are. Shared by qk_norm_rope.cu (write_kernel, below) and the
+// one-kernel decode step (qwen3_step_kernel.cuh). Inside .cu files only.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -13,6 +13,8 @@
 #include <cstdint>
 
 #include "core/cuda_dtype.cuh"
+#include "core/dynamic_shared.cuh"
+#include "kernels/pdl.cuh"
 
 namespace npr::qk_rope {
 
@@ -113,6 +115,29 @@ __device__ __forceinline__ void norm_rope_write_row(int64_t row, float* y, T* q_
   T* dst = is_q ? q_out + (t * heads + r) * D : k_pages + (slot * kv_heads + (r - heads)) * D;
   const int64_t half = D / 2;
   norm_rope(dst, src, is_q ? q_norm : k_norm, cos + t * half, sin + t * half, y, D, eps);
+}
+
+// The layer path's kernel (qk_norm_rope.cu launches it): a warp per row, grid rows / kWarps.
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+
+// Dynamic shared memory: (kWarps, D) fp32. PDL: a programmatic dependent launch (pdl.cuh),
+// waiting for the kernels before it first thing.
+template <typename T, bool PDL>
+__global__ void __launch_bounds__(kThreads)
+    write_kernel(T* q_out, T* k_pages, T* v_pages, const T* qkv, const float* q_norm,
+                 const float* k_norm, const float* cos, const float* sin, const int32_t* slots,
+                 int64_t tokens, int heads, int kv_heads, int D, float eps) {
+  NPR_DYNAMIC_SHARED_AS(float, staged);
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
+  const int warp = threadIdx.x >> 5;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  if (row >= tokens * (heads + 2 * kv_heads)) return;  // whole warps leave together
+  norm_rope_write_row<T>(row, staged + warp * D, q_out, k_pages, v_pages, qkv, q_norm, k_norm, cos,
+                         sin, slots, heads, kv_heads, D, eps);
 }
 
 }  // namespace npr::qk_rope

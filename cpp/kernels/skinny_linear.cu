@@ -11,6 +11,7 @@
 #include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
+#include "kernels/skinny_linear_kernels.cuh"
 #include "kernels/skinny_linear_launch.h"
 #include "kernels/skinny_linear_mma.cuh"
 
@@ -19,59 +20,7 @@ namespace npr {
 namespace {
 
 using skinny::kThreads;
-
-template <int M, bool VEC, typename CT, bool PDL>
-__global__ void __launch_bounds__(kThreads, 4)
-    skinny_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
-                         const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate) {
-  __shared__ float part[skinny::kPartFloats<M>];
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    skinny::prefetch_linear_tile<M>(W, k, n, blockIdx.x);
-    pdl::wait();
-  }
-  skinny::linear_tile<M, VEC, false>(y, x, W, k, n, accumulate, blockIdx.x, part);
-}
-
-template <int M, bool VEC, bool PDL>
-__global__ void __launch_bounds__(kThreads, 4)
-    skinny_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
-                         const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
-  __shared__ float part[skinny::kPartFloats<M>];
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    skinny::prefetch_swiglu_tile<M>(W, k, inter, blockIdx.x);
-    pdl::wait();
-  }
-  skinny::swiglu_tile<M, VEC, false>(act, x, W, k, inter, blockIdx.x, part);
-}
-
-// The tensor-core forms (skinny_linear_mma.cuh): S slices of k, one warp each.
-template <int M, typename CT, bool PDL, int S>
-__global__ void __launch_bounds__(S * 32)
-    tc_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
-                     const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate) {
-  __shared__ float part[skinny_tc::kPartFloats<M, S>];
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    skinny_tc::prefetch_linear_tile(W, k, n, blockIdx.x);
-    pdl::wait();
-  }
-  skinny_tc::linear_tile<M, false, S, S>(y, x, W, k, n, accumulate, blockIdx.x, part);
-}
-
-template <int M, bool PDL, int S>
-__global__ void __launch_bounds__(S * 32)
-    tc_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
-                     const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
-  __shared__ float part[skinny_tc::kPartFloats<M, S>];
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    skinny_tc::prefetch_swiglu_tile(W, k, inter, blockIdx.x);
-    pdl::wait();
-  }
-  skinny_tc::swiglu_tile<M, false, S, S>(act, x, W, k, inter, blockIdx.x, part);
-}
+using namespace skinny_kernels;
 
 // kernel<<<grid, block, 0, st>>>(args...), as a programmatic dependent launch when pdl.
 template <typename... P, typename... A>

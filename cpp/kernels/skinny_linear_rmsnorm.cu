@@ -19,6 +19,7 @@
 #include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
+#include "kernels/skinny_linear_kernels.cuh"
 #include "kernels/skinny_linear_launch.h"
 #include "kernels/skinny_linear_mma.cuh"
 #include "kernels/skinny_rmsnorm_stage.cuh"
@@ -29,70 +30,8 @@ namespace {
 
 using skinny::kNormThreads;
 using skinny::kThreads;
-using skinny::kWarps;
-using skinny::stage_normed;
 constexpr int kCtasPerSm = 4;  // fused grid: at most this many CTAs per SM
-
-// TC: 0 for skinny_linear_core.cuh's core, else the tensor-core core (skinny_linear_mma.cuh; VEC
-// only) with TC slices of k over the CTA's kWarps warps.
-template <int M, bool VEC, typename CT, bool PDL, int TC>
-__global__ void __launch_bounds__(kThreads, 4)
-    skinny_rmsnorm_linear_kernel(CT* __restrict__ y, const float* __restrict__ x,
-                                 const float* __restrict__ nw, float eps,
-                                 const uint16_t* __restrict__ W, int64_t k, int64_t n,
-                                 bool accumulate) {
-  extern __shared__ uint4 stage[];  // (M, k) bf16
-  __shared__ float part[TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>];
-  auto* xn = reinterpret_cast<uint16_t*>(stage);
-  const int64_t tiles =
-      skinny::tiles(n, TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>);
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-      if constexpr (TC)
-        skinny_tc::prefetch_linear_tile(W, k, n, b);
-      else
-        skinny::prefetch_linear_tile<M>(W, k, n, b);
-    }
-    pdl::wait();
-  }
-  stage_normed<M>(xn, x, nw, k, eps);
-  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-    if constexpr (TC)
-      skinny_tc::linear_tile<M, true, TC, kWarps>(y, xn, W, k, n, accumulate, b, part);
-    else
-      skinny::linear_tile<M, VEC, true>(y, xn, W, k, n, accumulate, b, part);
-  }
-}
-
-template <int M, bool VEC, bool PDL, int TC>
-__global__ void __launch_bounds__(kThreads, 4)
-    skinny_rmsnorm_swiglu_kernel(__nv_bfloat16* __restrict__ act, const float* __restrict__ x,
-                                 const float* __restrict__ nw, float eps,
-                                 const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
-  extern __shared__ uint4 stage[];  // (M, k) bf16
-  __shared__ float part[TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>];
-  auto* xn = reinterpret_cast<uint16_t*>(stage);
-  const int64_t tiles =
-      skinny::tiles(inter, TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>);
-  if constexpr (PDL) {
-    pdl::launch_dependents();
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-      if constexpr (TC)
-        skinny_tc::prefetch_swiglu_tile(W, k, inter, b);
-      else
-        skinny::prefetch_swiglu_tile<M>(W, k, inter, b);
-    }
-    pdl::wait();
-  }
-  stage_normed<M>(xn, x, nw, k, eps);
-  for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-    if constexpr (TC)
-      skinny_tc::swiglu_tile<M, true, TC, kWarps>(act, xn, W, k, inter, b, part);
-    else
-      skinny::swiglu_tile<M, VEC, true>(act, xn, W, k, inter, b, part);
-  }
-}
+using namespace skinny_kernels;
 
 Status check_fused(const char* op, const void* y, int64_t y_bytes, const float* x,
                    const float* norm_w, int64_t rows, int64_t in) {
