@@ -14,6 +14,11 @@
 // slots start poisoned (NaN), and an emulator fault (a shared-memory access outside the block's
 // arrays, an async copy or read-only load outside the step's buffers, a barrier some thread
 // missed, a deadlock) fails the case with its reason.
+//
+// Bits: every grid and emulator mode gives the same logits; so do the layer path's own kernels
+// (the decoder's default eager step, each kernel launched as its launcher launches it), which is
+// what cuda_decode_step_kernel_gives_the_layer_path_bits checks on a GPU; and a branch decoded
+// alone gets the bits it gets among the others (flat plans: batch invariance).
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -125,8 +130,11 @@ struct Rollout {
 };
 
 // lens[b] tokens decoded in branch b after a prefix of 21 tokens (branch b's token j is the
-// same whatever the other branches are).
-Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid) {
+// same whatever the other branches are), each step by the one-kernel step on `grid` blocks or by
+// the layer path's kernels (its fused layers on `grid` blocks).
+enum class Path { kStepKernel, kLayers };
+Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid,
+                Path path = Path::kStepKernel) {
   const Qwen3Config& c = model.config();
   Rng rng(311);
   const int64_t V = c.vocab, D = c.head_dim, kd = c.kv_heads * D, P = 21;
@@ -197,8 +205,11 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                              rope.sin.data()};
     std::vector<float> logits = poisoned(rows * V);
     const std::string fault =
-        emu::decode_step_kernel(bits.model, plan, in, grid, true, logits.data());
-    const std::string what = std::to_string(lens.size()) + " branches" +
+        path == Path::kStepKernel
+            ? emu::decode_step_kernel(bits.model, plan, in, grid, true, logits.data())
+            : emu::decode_layer_path(bits.model, plan, in, grid, logits.data());
+    const std::string what = std::string(path == Path::kStepKernel ? "step kernel, " : "layers, ") +
+                             std::to_string(lens.size()) + " branches" +
                              (cascade ? ", cascade" : ", flat") + ", grid " + std::to_string(grid) +
                              ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
     CHECK_MSG(fault.empty(), what + ": " + fault);
@@ -300,6 +311,20 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
           if (first.empty()) first = w.branch_logits;
           CHECK_MSG(w.branch_logits == first, what + ": other bits than the first run's");
         }
+      // The layer path's kernels (the decoder's default eager step), launched as the decoder
+      // launches them, give the same bits: the one-kernel step runs their device functions on
+      // the same work units in the same sum orders.
+      emu::set_options(kModes[1].opt);
+      const Rollout layers = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayers);
+      std::printf(
+          "    hidden %lld, layer path, %zu branches%s: logits rel err %.3g, new K/V rel "
+          "err %.3g\n",
+          static_cast<long long>(cs.cfg.hidden), cs.lens.size(), cascade ? " cascade" : " flat",
+          layers.logits, layers.kv);
+      CHECK_MSG(layers.branch_logits == first,
+                std::to_string(cs.lens.size()) +
+                    (cascade ? " branches cascade" : " branches flat") +
+                    ": the layer path's kernels give other bits than the one-kernel step");
       // Batch invariance (flat plans: a sequence's key split depends on its length alone): a
       // branch decoded alone gets the bits it got among the others.
       if (cascade) continue;

@@ -113,6 +113,12 @@ struct Global {
 };
 std::vector<Global> g_globals;
 
+// "x" or "(x, y)".
+std::string block_name(const Dim3& id) {
+  if (g_launch && g_launch->grid.y == 1) return std::to_string(id.x);
+  return "(" + std::to_string(id.x) + ", " + std::to_string(id.y) + ")";
+}
+
 Launch& active() {
   if (!g_launch) {
     std::fprintf(stderr, "emu: a device function was called outside a launch\n");
@@ -130,7 +136,7 @@ Block& my_block() {
 std::string where(const Launch& l) {
   if (l.current < 0) return "emu";
   const Fiber& f = l.fibers[static_cast<size_t>(l.current)];
-  return "block " + std::to_string(f.block->id.x) + " thread " + std::to_string(f.tid.x);
+  return "block " + block_name(f.block->id) + " thread " + std::to_string(f.tid.x);
 }
 // The priority position of the fiber of thread `t` of block `b`.
 unsigned position(const Launch& l, const Block& b, unsigned t) {
@@ -225,7 +231,8 @@ struct Stacks {
 
 void init_block(Launch& l, Block& b, unsigned id, unsigned first_fiber) {
   const unsigned n = l.block.x;
-  b.id.x = id;
+  b.id.x = id % l.grid.x;
+  b.id.y = id / l.grid.x;
   b.first_fiber = first_fiber;
   b.warps.assign((n + 31) / 32, Slot{});
   b.warpgroups.assign((n + 127) / 128, Slot{});
@@ -303,7 +310,7 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
     // Every live thread waits for something no thread can do.
     unsigned at_barriers = 0;
     for (const Block& b : l.blocks) at_barriers += b.barrier_arrived;
-    l.error = "block " + std::to_string(first) + (count > 1 ? "+" : "") + ": deadlock (" +
+    l.error = "block " + block_name(l.blocks[0].id) + (count > 1 ? "+" : "") + ": deadlock (" +
               std::to_string(n - l.exited) + " threads wait and none can go on; " +
               std::to_string(at_barriers) + " at __syncthreads)";
     l.aborted = true;
@@ -314,16 +321,19 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
         if (b.group_async[g]) {
           const std::string left = b.group_async[g]->block_end();
           if (!left.empty() && !l.aborted) {
-            l.error =
-                "block " + std::to_string(b.id.x) + " warpgroup " + std::to_string(g) + ": " + left;
+            l.error = "block " + block_name(b.id) + " warpgroup " + std::to_string(g) + ": " + left;
             l.aborted = true;
           }
         }
   return !l.aborted;
 }
 
-std::string run(unsigned grid, unsigned threads, int dynamic_smem, bool cooperative,
+std::string run(Dim3 grid_dim, unsigned threads, int dynamic_smem, bool cooperative,
                 const std::function<void()>& body) {
+  const unsigned grid = grid_dim.x * grid_dim.y;
+  if (grid_dim.z != 1 || grid_dim.x == 0 || grid_dim.y == 0 || grid / grid_dim.y != grid_dim.x)
+    return "emu: a grid of " + std::to_string(grid_dim.x) + " x " + std::to_string(grid_dim.y) +
+           " x " + std::to_string(grid_dim.z) + " blocks (x and y only, each at least 1)";
   if (g_launch) return "emu: launch inside a launch";
   if (threads == 0 || threads > 1024) return "emu: " + std::to_string(threads) + " threads a block";
   if (dynamic_smem < 0 || dynamic_smem > kMaxDynamicShared)
@@ -337,7 +347,7 @@ std::string run(unsigned grid, unsigned threads, int dynamic_smem, bool cooperat
            std::to_string(kMaxCooperativeBlocks) + ")";
   Launch l;
   l.opt = g_options;
-  l.grid.x = grid;
+  l.grid = grid_dim;
   l.block.x = threads;
   l.dynamic_bytes = dynamic_smem;
   l.body = &body;
@@ -364,12 +374,17 @@ const Options& options() {
 
 std::string launch(unsigned grid, unsigned threads, int dynamic_smem,
                    const std::function<void()>& body) {
+  return run(Dim3{grid, 1, 1}, threads, dynamic_smem, false, body);
+}
+
+std::string launch(Dim3 grid, unsigned threads, int dynamic_smem,
+                   const std::function<void()>& body) {
   return run(grid, threads, dynamic_smem, false, body);
 }
 
 std::string launch_cooperative(unsigned grid, unsigned threads, int dynamic_smem,
                                const std::function<void()>& body) {
-  return run(grid, threads, dynamic_smem, true, body);
+  return run(Dim3{grid, 1, 1}, threads, dynamic_smem, true, body);
 }
 
 const Dim3& thread_idx() {

@@ -49,6 +49,9 @@ constexpr int kMaxDynamicShared = 232448;
 // the block and thread.
 std::string launch(unsigned grid, unsigned threads, int dynamic_smem,
                    const std::function<void()>& body);
+// The same over a 2-D grid (grid.z = 1): blocks run x-major, blockIdx.y = block / grid.x.
+std::string launch(Dim3 grid, unsigned threads, int dynamic_smem,
+                   const std::function<void()>& body);
 // The same with every block resident at once (a cooperative launch: grid barriers work), at most
 // kMaxCooperativeBlocks of them.
 constexpr unsigned kMaxCooperativeBlocks = 64;

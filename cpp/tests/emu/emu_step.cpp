@@ -46,6 +46,37 @@ void add(std::vector<T>& v, int64_t n, T fill) {
 
 }  // namespace
 
+void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& in,
+                   const float* logits) {
+  const int64_t rows = in.rows, D = m.head_dim, heads = m.heads;
+  const int64_t nqkv = (heads + 2LL * m.kv_heads) * D;
+  const auto reg = [](const void* p, int64_t elems, size_t size) {
+    register_global(p, static_cast<size_t>(elems) * size);
+  };
+  reg(m.embed, int64_t{m.vocab} * m.hidden, 2);
+  if (m.lm_head != m.embed) reg(m.lm_head, int64_t{m.vocab} * m.hidden, 2);
+  reg(m.final_norm, m.hidden, 4);
+  const int64_t page_elems = int64_t{in.num_blocks} * in.block_tokens * m.kv_heads * D;
+  for (const StepLayer& s : layers_of(m)) {
+    reg(s.wqkv, nqkv * m.hidden, 2);
+    reg(s.wo, int64_t{m.hidden} * heads * D, 2);
+    reg(s.wgu, 2LL * m.inter * m.hidden, 2);
+    reg(s.wdown, int64_t{m.hidden} * m.inter, 2);
+    for (const float* n : {s.in_norm, s.post_norm}) reg(n, m.hidden, 4);
+    for (const float* n : {s.q_norm, s.k_norm}) reg(n, D, 4);
+    reg(s.k_pages, page_elems, 2);
+    reg(s.v_pages, page_elems, 2);
+  }
+  reg(in.ids, rows, 4);
+  reg(in.slots, rows, 4);
+  reg(in.cos, rows * (D / 2), 4);
+  reg(in.sin, rows * (D / 2), 4);
+  for (const std::vector<int32_t>* v :
+       {&plan.items, &plan.q_order, &plan.merge_ptr, &plan.merge_rows, &plan.indices})
+    register_global(v->data(), v->size() * 4);
+  reg(logits, rows * m.vocab, 4);
+}
+
 std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
                                unsigned grid, bool prefetch, float* logits) {
   if (m.head_dim != os::kHeadDim) return "the one-kernel step is compiled for head dim 128 only";
@@ -81,33 +112,9 @@ std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const S
   add(part_acc, plan.partials * heads * D, std::nanf(""));
   add(state, 2, 0u);
   add(broken_host, 1, 0);
-  const auto reg = [](const void* p, int64_t elems, size_t size) {
-    register_global(p, static_cast<size_t>(elems) * size);
-  };
-  reg(m.embed, int64_t{m.vocab} * m.hidden, 2);
-  if (m.lm_head != m.embed) reg(m.lm_head, int64_t{m.vocab} * m.hidden, 2);
-  reg(m.final_norm, m.hidden, 4);
-  const int64_t page_elems = int64_t{in.num_blocks} * in.block_tokens * m.kv_heads * D;
-  for (const StepLayer& s : layers_of(m)) {
-    reg(s.wqkv, nqkv * m.hidden, 2);
-    reg(s.wo, int64_t{m.hidden} * heads * D, 2);
-    reg(s.wgu, 2LL * m.inter * m.hidden, 2);
-    reg(s.wdown, int64_t{m.hidden} * m.inter, 2);
-    for (const float* n : {s.in_norm, s.post_norm}) reg(n, m.hidden, 4);
-    for (const float* n : {s.q_norm, s.k_norm}) reg(n, D, 4);
-    reg(s.k_pages, page_elems, 2);
-    reg(s.v_pages, page_elems, 2);
-  }
-  reg(in.ids, rows, 4);
-  reg(in.slots, rows, 4);
-  reg(in.cos, rows * (D / 2), 4);
-  reg(in.sin, rows * (D / 2), 4);
+  register_step(m, plan, in, logits);
   register_global(header.data(), 4);
-  for (const std::vector<int32_t>* v :
-       {&plan.items, &plan.q_order, &plan.merge_ptr, &plan.merge_rows, &plan.indices})
-    register_global(v->data(), v->size() * 4);
   register_global(layers.data(), layers.size() * sizeof(layers[0]));
-  register_global(logits, static_cast<size_t>(rows * m.vocab) * 4);
 
   npr::StepKernelArgs a;
   a.embed = m.embed;

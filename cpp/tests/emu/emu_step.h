@@ -41,10 +41,24 @@ struct StepInputs {
   const float *cos, *sin;
 };
 
+// Registers (register_global) every buffer of the model, the pages, the plan, the inputs and
+// the logits: what both drivers below hand their kernels besides their own activations.
+void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& in,
+                   const float* logits);
+
 // Runs the step with `grid` blocks (at most kMaxCooperativeBlocks) into logits (rows, vocab),
 // writing each row's new K and V into the pages. Every buffer the kernel gets is registered for
 // the emulator's global-memory checks for the launch (and the registry cleared after it).
 std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
                                unsigned grid, bool prefetch, float* logits);
+
+// The same step on the layer path (Qwen3CudaDecoder's eager step with its default bf16 kernels):
+// per layer the fused input norm + q|k|v on tensor cores, the q/k norm + RoPE + KV write kernel,
+// the tensor-core attend kernel and the staged merge, o-proj, the fused post norm + gate|up +
+// SwiGLU, down; then the final RMSNorm and the head. Each kernel is launched as its launcher
+// launches it (the fused layers' grid-stride walks on `fused_grid` blocks); the embedding and
+// the gather of the last rows, copies, are done on the host.
+std::string decode_layer_path(const StepModel& m, const StepPlan& plan, const StepInputs& in,
+                              unsigned fused_grid, float* logits);
 
 }  // namespace emu
