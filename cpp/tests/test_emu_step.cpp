@@ -36,6 +36,7 @@
 #include "tests/test_page_tables.h"
 #include "tests/test_util.h"
 #if defined(NPR_HAVE_EMU)
+#include "tests/emu/emu_ptx.h"
 #include "tests/emu/emu_runtime.h"
 #include "tests/emu/emu_step.h"
 #endif
@@ -127,7 +128,33 @@ struct Rollout {
   double logits = 0.0, kv = 0.0;  // relative norm errors against the CPU, the largest of any step
   int64_t steps = 0;
   std::vector<std::vector<float>> branch_logits;  // (branches) every step's logits, in order
+  double weight_requests = 0.0;  // ld.global.nc bytes of a step / the weights' bytes, the largest
 };
+
+// The bytes of weight rows a step reads (a ragged last tile of `per_tile` rows reads its last
+// row again in its idle lanes).
+int64_t weight_bytes(const Qwen3Config& c) {
+  const auto rows = [](int64_t n, int64_t per_tile) {
+    return (n + per_tile - 1) / per_tile * per_tile;
+  };
+  const int64_t H = c.hidden, I = c.intermediate, qd = c.heads * c.head_dim;
+  const int64_t nqkv = qd + 2 * c.kv_heads * c.head_dim;
+  const int64_t layer = rows(nqkv, 8) * H + rows(H, 8) * qd + 2 * rows(I, 4) * H + rows(H, 8) * I;
+  return 2 * (c.layers * layer + rows(c.vocab, 8) * H);
+}
+// The bytes a step's asynchronous copies must read: each work item's keys and values once for
+// each kv head (the GQA group's query heads share them), and on the layer path each item's query
+// rows (the one-kernel step computes them in place).
+int64_t async_bytes(const Qwen3Config& c, const DecodeWork& w, bool query_rows) {
+  int64_t tokens = 0, queries = 0;
+  for (int64_t i = 0; i < w.n_items(); ++i) {
+    const int32_t* it = w.items.data() + DecodeWork::kItemFields * i;
+    tokens += int64_t{it[3] - 1} * kBlockTokens + it[4];
+    queries += it[1];
+  }
+  const int64_t kv = tokens * c.kv_heads * c.head_dim * 2 * 2;
+  return c.layers * (kv + (query_rows ? queries * c.heads * c.head_dim * 2 : 0));
+}
 
 // lens[b] tokens decoded in branch b after a prefix of 21 tokens (branch b's token j is the
 // same whatever the other branches are), each step by the one-kernel step on `grid` blocks or by
@@ -204,6 +231,7 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                              step_ids.data(),        slots.data(), rope.cos.data(),
                              rope.sin.data()};
     std::vector<float> logits = poisoned(rows * V);
+    emu::ptx::reset_traffic();
     const std::string fault =
         path == Path::kStepKernel
             ? emu::decode_step_kernel(bits.model, plan, in, grid, true, logits.data())
@@ -214,6 +242,19 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                              ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
     CHECK_MSG(fault.empty(), what + ": " + fault);
     if (!fault.empty()) return worst;
+    // Loads of the read-only path: the weights (idle slices load a row's last chunk again:
+    // requests, not memory traffic, so reported, not checked); copies: exactly the plan's.
+    const emu::ptx::Traffic tr = emu::ptx::traffic();
+    worst.weight_requests =
+        std::max(worst.weight_requests,
+                 static_cast<double>(tr.nc_bytes) / static_cast<double>(weight_bytes(c)));
+    CHECK_MSG(tr.nc_bytes >= static_cast<uint64_t>(weight_bytes(c)),
+              what + ": loaded " + std::to_string(tr.nc_bytes) + " bytes of weights, under the " +
+                  std::to_string(weight_bytes(c)) + " the layers have");
+    const int64_t want_async = async_bytes(c, w, path == Path::kLayers);
+    CHECK_MSG(tr.cp_async_bytes == static_cast<uint64_t>(want_async),
+              what + ": copied " + std::to_string(tr.cp_async_bytes) + " bytes, not the plan's " +
+                  std::to_string(want_async));
     const std::vector<float> want(clogits.begin(), clogits.begin() + rows * V);
     for (int64_t i = 0, s = 0; i < static_cast<int64_t>(lens.size()); ++i)
       if (j < lens[i]) {
@@ -300,9 +341,10 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                                    (cascade ? " cascade" : " flat") + ", grid " +
                                    std::to_string(grid) + ", " + m.name;
           std::printf(
-              "    hidden %lld, %s: %lld steps, logits rel err %.3g, new K/V rel err %.3g\n",
+              "    hidden %lld, %s: %lld steps, logits rel err %.3g, new K/V rel err %.3g, weight "
+              "load requests %.2fx the weights\n",
               static_cast<long long>(cs.cfg.hidden), what.c_str(), static_cast<long long>(w.steps),
-              w.logits, w.kv);
+              w.logits, w.kv, w.weight_requests);
           CHECK_MSG(w.steps > 0, what + ": no step ran");
           CHECK_MSG(w.logits < 2e-2,
                     what + ": logits vs the CPU decode step " + std::to_string(w.logits));
@@ -318,9 +360,9 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
       const Rollout layers = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayers);
       std::printf(
           "    hidden %lld, layer path, %zu branches%s: logits rel err %.3g, new K/V rel "
-          "err %.3g\n",
+          "err %.3g, weight load requests %.2fx the weights\n",
           static_cast<long long>(cs.cfg.hidden), cs.lens.size(), cascade ? " cascade" : " flat",
-          layers.logits, layers.kv);
+          layers.logits, layers.kv, layers.weight_requests);
       CHECK_MSG(layers.branch_logits == first,
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +

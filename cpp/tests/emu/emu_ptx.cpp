@@ -121,6 +121,8 @@ void mma_fn(const void* const* ins, void* const* outs, int, void*) {
   }
 }
 
+Traffic g_traffic;  // global bytes read (traffic())
+
 // ---- cp.async (per thread) ------------------------------------------------------------------
 
 struct Copy {
@@ -369,6 +371,7 @@ void cp_async(uint32_t dst, const void* src, int cp_bytes, int src_bytes) {
     fail("cp.async: source size " + std::to_string(src_bytes) + " of a " +
          std::to_string(cp_bytes) + "-byte copy");
   const Copy c{dst, static_cast<const unsigned char*>(src), cp_bytes, src_bytes};
+  g_traffic.cp_async_bytes += static_cast<uint64_t>(src_bytes);
   if (options().eager_async) {
     complete(c);
     return;
@@ -423,8 +426,16 @@ void red_add_u32(uint32_t* p, uint32_t v) {
   *p += v;
 }
 
+const Traffic& traffic() {
+  return g_traffic;
+}
+void reset_traffic() {
+  g_traffic = Traffic{};
+}
+
 void load_global_nc(void* dst, const void* src, int bytes) {
   check_global(src, static_cast<size_t>(bytes), "ld.global.nc");
+  g_traffic.nc_bytes += static_cast<uint64_t>(bytes);
   std::memcpy(dst, src, static_cast<size_t>(bytes));
 }
 

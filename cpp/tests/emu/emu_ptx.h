@@ -55,6 +55,13 @@ void red_add_u32(uint32_t* p, uint32_t v);
 // must address a registered global buffer (emu_runtime.h).
 void load_global_nc(void* dst, const void* src, int bytes);
 void prefetch_l2(const void* p);
+// Global bytes read since reset_traffic() by ld.global.nc and by cp.async (the bytes it reads
+// from its source, not its zero fill), counted at issue: what a kernel streams from memory.
+struct Traffic {
+  uint64_t nc_bytes = 0, cp_async_bytes = 0;
+};
+const Traffic& traffic();
+void reset_traffic();
 // ex2.approx.ftz.f32 (here exact exp2, results below the normal range flushed to zero).
 float ex2_approx_ftz(float x);
 
