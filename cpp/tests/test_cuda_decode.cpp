@@ -104,11 +104,8 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.step_kernel = step_kernel;
   dec.step_kernel_timing = timing;
   CpuContext cctx{nullptr, detect_simd()};
-  const int32_t r = kv.open_request(1000);
-  int32_t root;
+  const int32_t root = prefix_sequence(kv, P);
   KvAnswer a;
-  CHECK_OK(kv.create_sequence(r, &root));
-  CHECK_OK(kv.append(root, P, false, &a));
   std::vector<float> logits(V * nb), clogits(V * nb);
   auto compare_cpu = [&](int64_t rows) {
     d.logits.insert(d.logits.end(), logits.begin(), logits.begin() + rows * V);

@@ -105,11 +105,8 @@ TEST(decode_of_forked_branches_matches_the_forward_over_the_flattened_rollout) {
     KvCache kv(64, 4);
     KvPages pages;
     CHECK_OK(KvPages::create(2, 64, 4, 2, 8, &pages));
-    const int32_t r = kv.open_request(1000);
-    int32_t root;
+    const int32_t root = prefix_sequence(kv, P);
     KvAnswer a;
-    CHECK_OK(kv.create_sequence(r, &root));
-    CHECK_OK(kv.append(root, P, false, &a));
     std::vector<float> logits(V * 3);
     {
       Tables t = tables_of(kv, {root});

@@ -171,11 +171,8 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   KvPages cpages;
   CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, D, &cpages));
   CpuContext cctx{nullptr, detect_simd()};
-  const int32_t r = kv.open_request(1000);
-  int32_t root;
+  const int32_t root = prefix_sequence(kv, P);
   KvAnswer a;
-  CHECK_OK(kv.create_sequence(r, &root));
-  CHECK_OK(kv.append(root, P, false, &a));
   std::vector<int32_t> ids(P), pos(P);
   for (int64_t t = 0; t < P; ++t) {
     ids[t] = static_cast<int32_t>(rng.below(V));

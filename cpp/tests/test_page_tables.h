@@ -11,6 +11,16 @@
 
 namespace npr::test {
 
+// A sequence of `tokens` tokens in a request of its own (the prefix the decode tests fork).
+inline int32_t prefix_sequence(KvCache& kv, int64_t tokens) {
+  const int32_t r = kv.open_request(1000);
+  int32_t root;
+  KvAnswer a;
+  CHECK_OK(kv.create_sequence(r, &root));
+  CHECK_OK(kv.append(root, tokens, false, &a));
+  return root;
+}
+
 // Page table of the given sequences read off the KV cache.
 struct Tables {
   std::vector<int32_t> indptr{0}, indices, last;
