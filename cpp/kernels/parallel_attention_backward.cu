@@ -71,19 +71,6 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-// ---- (3') atomic dQ: fp32 sums to bf16 ---------------------------------------------------------
-
-// dq[i] = bf16(acc[i] * scale), i < n (n even; acc 8-byte aligned).
-__global__ void __launch_bounds__(256)
-    dq_from_acc_kernel(bf16_t* __restrict__ dq, const float* __restrict__ acc, int64_t n,
-                       float scale) {
-  for (int64_t i = 2 * (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x); i < n;
-       i += 2 * static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float2 a = *reinterpret_cast<const float2*>(acc + i);
-    *reinterpret_cast<uint32_t*>(dq + i) = pack_bf16x2(a.x * scale, a.y * scale);
-  }
-}
-
 // ---- launchers --------------------------------------------------------------------------------
 
 // dq_acc: null for the deterministic kernels, else (tokens, heads, D) fp32 scratch for the
@@ -117,8 +104,8 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
                                   : "attention backward: dK/dV kernel (bf16, tensor cores)"));
   }
   if (atomic) {  // dq = bf16(sums * scale)
-    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n / 2 + 255) / 256, 65535));
-    dq_from_acc_kernel<<<blocks, 256, 0, st>>>(static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
+    dq_from_acc_kernel<<<dq_from_acc_blocks(n), kDqFromAccThreads, 0, st>>>(
+        static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
   }
   if (wgmma) return attention_backward_dq_wgmma(st, p, d, dq, dout, q, k, v, stats);

@@ -1,7 +1,8 @@
 // Private to parallel_attention_backward.cu (and the kernel emulator's tests): the tensor-core
 // (mma.sync) kernels of the fused attention backward, bf16 with head_dim 64 or 128: the dK / dV
-// kernel (with the atomic dQ of the non-deterministic mode as an option) and the deterministic
-// dQ kernel. The file's header comment says how they divide the work.
+// kernel (with the atomic dQ of the non-deterministic mode as an option, and the pass that rounds
+// its fp32 sums into dq), and the deterministic dQ kernel. The file's header comment says how
+// they divide the work.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -337,6 +338,26 @@ __global__ void __launch_bounds__(kTcThreads)
   }
   cp_async_wait<0>();
   store_acc<D>(dq + qstart * ldq + h * D, ldq, dqa, qr, nq, d.scale);
+}
+
+// ---- (3') atomic dQ: fp32 sums to bf16 ---------------------------------------------------------
+
+// dq[i] = bf16(acc[i] * scale), i < n (n even; acc 8-byte aligned); launched on
+// dq_from_acc_blocks(n) blocks of kDqFromAccThreads.
+constexpr int kDqFromAccThreads = 256;
+inline unsigned dq_from_acc_blocks(int64_t n) {
+  const int64_t blocks = (n / 2 + kDqFromAccThreads - 1) / kDqFromAccThreads;
+  return static_cast<unsigned>(blocks < 65535 ? blocks : 65535);
+}
+
+__global__ void __launch_bounds__(kDqFromAccThreads)
+    dq_from_acc_kernel(bf16_t* __restrict__ dq, const float* __restrict__ acc, int64_t n,
+                       float scale) {
+  for (int64_t i = 2 * (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x); i < n;
+       i += 2 * static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float2 a = *reinterpret_cast<const float2*>(acc + i);
+    *reinterpret_cast<uint32_t*>(dq + i) = pack_bf16x2(a.x * scale, a.y * scale);
+  }
 }
 
 }  // namespace npr::attn_bwd

@@ -117,6 +117,13 @@ std::string attention_backward_dkdv_wgmma(const PlanArrays& a, const AttnDims& d
       npr::attention_backward_dkdv_wgmma(nullptr, b.p, b.d, dk, dv, dq_acc, dout, q, k, v, stats));
 }
 
+std::string attention_dq_from_acc(uint16_t* dq, const float* acc, int64_t n, float scale) {
+  namespace ab = npr::attn_bwd;
+  return launch(ab::dq_from_acc_blocks(n), ab::kDqFromAccThreads, 0, [&] {
+    ab::dq_from_acc_kernel(reinterpret_cast<__nv_bfloat16*>(dq), acc, n, scale);
+  });
+}
+
 std::string attention_backward_dq_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
                                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
                                         const uint16_t* v, const float* stats) {

@@ -47,6 +47,10 @@ std::string attention_backward_mma(const PlanArrays& plan, const AttnDims& d, ui
                                    const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                    const float* stats);
 
+// The atomic dQ's last pass (dq_from_acc_kernel, on its launcher's grid): dq (n) bf16 bits =
+// bf16(acc * scale), acc the dK / dV kernel's fp32 sums.
+std::string attention_dq_from_acc(uint16_t* dq, const float* acc, int64_t n, float scale);
+
 // The sm_90a deterministic dQ kernel: dq (T, heads, D) bf16 bits, over the same stats.
 std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
                                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
