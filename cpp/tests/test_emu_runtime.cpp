@@ -34,6 +34,7 @@ TEST(emu_faults_name_the_broken_rule) {
       {"deadlock", "deadlock", false},
       {"shared_out_of_window", "outside the block's dynamic shared memory", false},
       {"copy_outside_buffers", "outside every buffer", false},
+      {"read_only_path_of_output", "the read-only path) of a buffer the kernel writes", false},
   };
   for (const bool eager : {false, true}) {
     emu::set_options(emu::Options{eager, eager, eager ? 0x410u : 0x90u});
@@ -105,6 +106,29 @@ TEST(emu_grid_barrier_orders_the_blocks_and_times_out_instead_of_hanging) {
                                                     std::to_string(broken[1]));
   }
   emu::set_options(emu::Options{});
+#endif
+}
+
+TEST(emu_static_shared_arrays_are_one_per_block_and_count_against_its_limit) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+#else
+  std::vector<int32_t> seen;
+  for (const bool reverse : {false, true}) {
+    emu::set_options(emu::Options{false, reverse, 0x90u});
+    const std::string fault = emu::run_static_shared_selftest(5, 1024, false, &seen);
+    CHECK_MSG(fault.empty(), fault);
+    for (size_t i = 0; i < seen.size(); ++i)
+      CHECK_MSG(seen[i] == static_cast<int32_t>(i / 64),
+                "block " + std::to_string(i / 64) + " thread " + std::to_string(i % 64) + " read " +
+                    std::to_string(seen[i]) + " from its block's array");
+  }
+  emu::set_options(emu::Options{});
+  // 160 KB of static arrays fit beside 64 KB of dynamic shared memory, not beside 96 KB.
+  CHECK_MSG(emu::run_static_shared_selftest(2, 64 * 1024, true, &seen).empty(), "160 + 64 KB");
+  const std::string fault = emu::run_static_shared_selftest(2, 96 * 1024, true, &seen);
+  CHECK_MSG(fault.find("passes the 232448 bytes a block may have") != std::string::npos,
+            "160 + 96 KB: " + fault);
 #endif
 }
 

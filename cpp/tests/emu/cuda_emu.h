@@ -107,9 +107,11 @@ inline int __shfl_xor_sync(unsigned mask, int v, int lane_mask) {
   if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
   return static_cast<int>(emu::ptx::shfl_xor(static_cast<uint32_t>(v), lane_mask));
 }
-// The cached loads: plain loads here (one OS thread, coherent memory).
+// The cached loads: plain loads here (one OS thread, coherent memory); __ldg is the read-only
+// path, checked as ld.global.nc is.
 template <typename T>
 T __ldg(const T* p) {
+  emu::check_read_only(p, sizeof(T), "__ldg");
   return *p;
 }
 template <typename T>

@@ -189,7 +189,7 @@ std::string decode_layer_path(const StepModel& m, const StepPlan& plan, const St
   if (m.head_dim != 128) return "the layer path is emulated at head dim 128 only";
   const int64_t rows = in.rows, D = m.head_dim, heads = m.heads;
   const int64_t nqkv = (heads + 2LL * m.kv_heads) * D;
-  register_step(m, plan, in, logits);
+  register_step(m, plan, in, logits, false);
   Buffers b;
   b.header = {static_cast<int32_t>(plan.items.size() / 6)};
   register_global(b.header.data(), 4);

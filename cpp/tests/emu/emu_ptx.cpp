@@ -434,7 +434,7 @@ void reset_traffic() {
 }
 
 void load_global_nc(void* dst, const void* src, int bytes) {
-  check_global(src, static_cast<size_t>(bytes), "ld.global.nc");
+  check_read_only(src, static_cast<size_t>(bytes), "ld.global.nc");
   g_traffic.nc_bytes += static_cast<uint64_t>(bytes);
   std::memcpy(dst, src, static_cast<size_t>(bytes));
 }

@@ -110,6 +110,7 @@ Launch* g_launch = nullptr;
 struct Global {
   const unsigned char* p;
   size_t bytes;
+  bool kernel_writes;
 };
 std::vector<Global> g_globals;
 
@@ -547,8 +548,8 @@ std::unique_ptr<AsyncState>& warpgroup_async() {
   return my_block().group_async[me().tid.x / 128];
 }
 
-void register_global(const void* p, size_t bytes) {
-  g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes});
+void register_global(const void* p, size_t bytes, bool kernel_writes) {
+  g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes, kernel_writes});
 }
 void clear_globals() {
   g_globals.clear();
@@ -560,6 +561,15 @@ void check_global(const void* p, size_t bytes, const char* what) {
     if (c >= g.p && c + bytes <= g.p + g.bytes) return;
   fail(std::string(what) + ": " + std::to_string(bytes) +
        " bytes of global memory outside every buffer the test passed");
+}
+void check_read_only(const void* p, size_t bytes, const char* what) {
+  check_global(p, bytes, what);
+  const auto* c = static_cast<const unsigned char*>(p);
+  for (const Global& g : g_globals)
+    if (g.kernel_writes && c < g.p + g.bytes && g.p < c + bytes)
+      fail(std::string(what) +
+           " (the read-only path) of a buffer the kernel writes: it may read "
+           "stale bytes");
 }
 
 }  // namespace emu

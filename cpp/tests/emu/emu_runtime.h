@@ -113,8 +113,12 @@ std::unique_ptr<AsyncState>& warpgroup_async();
 
 // Global buffers the test hands to a kernel: asynchronous copies and reductions must stay
 // inside one of them (plain loads and stores are not checked; AddressSanitizer builds do).
-void register_global(const void* p, size_t bytes);
+// A buffer registered as written by the kernel (the launch's outputs and scratch) must not be
+// read through the read-only path (ld.global.nc, __ldg): that path is for data constant while
+// the kernel runs, and may return stale bytes for data the kernel wrote.
+void register_global(const void* p, size_t bytes, bool kernel_writes = false);
 void clear_globals();
 void check_global(const void* p, size_t bytes, const char* what);
+void check_read_only(const void* p, size_t bytes, const char* what);
 
 }  // namespace emu

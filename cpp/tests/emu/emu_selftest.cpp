@@ -24,7 +24,8 @@ enum Kind {
   kDeadlock,
   kOutOfWindow,
   kOutsideBuffers,
-  kReadBeforeWait
+  kReadBeforeWait,
+  kReadOnlyOfOutput
 };
 constexpr int kTileBytes = 64 * 64 * 2;  // one (64, 64) bf16 sw128 tile
 constexpr int kSmem = 2 * kTileBytes + 1024;
@@ -56,6 +57,10 @@ void selftest_kernel(int kind, const __nv_bfloat16* src, float* out) {
   if (kind == kOutOfWindow) {
     uint32_t r[4];
     npr::ldmatrix_x4(r, smem_raw + kSmem + 16 * (tid % 32));
+    return;
+  }
+  if (kind == kReadOnlyOfOutput) {  // out is written by the kernel
+    if (tid == 0) *out = __ldg(out) + 1.0f;
     return;
   }
   if (kind == kOutsideBuffers) {
@@ -106,15 +111,16 @@ std::string run_selftest(const std::string& kind, float* value) {
                                       "deadlock",
                                       "shared_out_of_window",
                                       "copy_outside_buffers",
-                                      "read_before_wait"};
+                                      "read_before_wait",
+                                      "read_only_path_of_output"};
   int k = -1;
-  for (int i = 0; i < 11; ++i)
+  for (int i = 0; i < 12; ++i)
     if (kind == names[i]) k = i;
   if (k < 0) return "unknown self-test " + kind;
   std::vector<__nv_bfloat16> src(64 * 64, __float2bfloat16(1.0f));
   clear_globals();
   register_global(src.data(), src.size() * sizeof(src[0]));
-  register_global(value, sizeof(float));
+  register_global(value, sizeof(float), true);
   const std::string fault = launch(1, 128, kSmem, [&] { selftest_kernel(k, src.data(), value); });
   clear_globals();
   return fault;
@@ -158,6 +164,36 @@ std::string run_grid_selftest(const std::string& kind, int blocks, int phases,
     grid_kernel(bar, phases, slots.data(), sums->data(), kind != "no_barrier",
                 kind == "missing_block" ? 1 : -1);
   });
+  clear_globals();
+  return fault;
+}
+
+namespace {
+
+// Two static arrays: threads 0..3 of each block write their block's id into `ids`, every thread
+// then reads its slot back (after the barrier) into seen (blocks, threads); `big` (bytes of its
+// own) is only touched, to ask for room.
+constexpr int kBigBytes = 160 * 1024;
+void static_shared_kernel(int32_t* seen, bool big) {
+  NPR_STATIC_SHARED(int32_t, ids, [4]);
+  if (threadIdx.x < 4) ids[threadIdx.x] = static_cast<int32_t>(blockIdx.x);
+  if (big) {
+    NPR_STATIC_SHARED(unsigned char, room, [kBigBytes]);
+    room[threadIdx.x] = 1;
+  }
+  __syncthreads();
+  seen[blockIdx.x * blockDim.x + threadIdx.x] = ids[threadIdx.x % 4];
+}
+
+}  // namespace
+
+std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
+                                       std::vector<int32_t>* seen) {
+  seen->assign(static_cast<size_t>(blocks * 64), -1);
+  clear_globals();
+  register_global(seen->data(), seen->size() * 4, true);
+  const std::string fault = launch_cooperative(static_cast<unsigned>(blocks), 64, dynamic_smem,
+                                               [&] { static_shared_kernel(seen->data(), big); });
   clear_globals();
   return fault;
 }

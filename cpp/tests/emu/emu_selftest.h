@@ -11,8 +11,8 @@ namespace emu {
 
 // kind: "wgmma_no_fence", "accumulator_in_flight", "a_registers_in_flight", "exit_at_barrier",
 // "unpublished_cp_async", "divergent_collective", "deadlock", "shared_out_of_window",
-// "copy_outside_buffers", "read_before_wait", "clean". `value` gets what read_before_wait read
-// (and clean's first accumulator).
+// "copy_outside_buffers", "read_before_wait", "read_only_path_of_output", "clean". `value` gets
+// what read_before_wait read (and clean's first accumulator).
 std::string run_selftest(const std::string& kind, float* value);
 
 // The grid barrier of the one-kernel decode step (core/grid_barrier.cuh), cooperatively
@@ -22,5 +22,12 @@ std::string run_selftest(const std::string& kind, float* value);
 // must time out, set the flags and let the rest finish). broken: the device and the host flag.
 std::string run_grid_selftest(const std::string& kind, int blocks, int phases,
                               std::vector<int32_t>* sums, int32_t broken[2]);
+
+// Static __shared__ arrays (NPR_STATIC_SHARED) over `blocks` resident blocks of 64 threads:
+// seen (blocks, 64) gets, per thread, what its block wrote into a 4-slot array (its block id).
+// big: a second array of 160 KB as well, which with `dynamic_smem` bytes may pass a block's
+// limit (then the fault).
+std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
+                                       std::vector<int32_t>* seen);
 
 }  // namespace emu

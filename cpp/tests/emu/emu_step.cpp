@@ -38,20 +38,21 @@ std::vector<StepLayer> layers_of(const StepModel& m) {
   return std::vector<StepLayer>(m.layer, m.layer + m.layers);
 }
 
+// A buffer the kernel writes (the launch's activations and scratch), `fill` in every element.
 template <typename T>
 void add(std::vector<T>& v, int64_t n, T fill) {
   v.assign(static_cast<size_t>(std::max<int64_t>(n, 1)), fill);
-  register_global(v.data(), v.size() * sizeof(T));
+  register_global(v.data(), v.size() * sizeof(T), true);
 }
 
 }  // namespace
 
 void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& in,
-                   const float* logits) {
+                   const float* logits, bool one_launch) {
   const int64_t rows = in.rows, D = m.head_dim, heads = m.heads;
   const int64_t nqkv = (heads + 2LL * m.kv_heads) * D;
-  const auto reg = [](const void* p, int64_t elems, size_t size) {
-    register_global(p, static_cast<size_t>(elems) * size);
+  const auto reg = [](const void* p, int64_t elems, size_t size, bool written = false) {
+    register_global(p, static_cast<size_t>(elems) * size, written);
   };
   reg(m.embed, int64_t{m.vocab} * m.hidden, 2);
   if (m.lm_head != m.embed) reg(m.lm_head, int64_t{m.vocab} * m.hidden, 2);
@@ -64,8 +65,8 @@ void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& i
     reg(s.wdown, int64_t{m.hidden} * m.inter, 2);
     for (const float* n : {s.in_norm, s.post_norm}) reg(n, m.hidden, 4);
     for (const float* n : {s.q_norm, s.k_norm}) reg(n, D, 4);
-    reg(s.k_pages, page_elems, 2);
-    reg(s.v_pages, page_elems, 2);
+    reg(s.k_pages, page_elems, 2, one_launch);
+    reg(s.v_pages, page_elems, 2, one_launch);
   }
   reg(in.ids, rows, 4);
   reg(in.slots, rows, 4);
@@ -74,7 +75,7 @@ void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& i
   for (const std::vector<int32_t>* v :
        {&plan.items, &plan.q_order, &plan.merge_ptr, &plan.merge_rows, &plan.indices})
     register_global(v->data(), v->size() * 4);
-  reg(logits, rows * m.vocab, 4);
+  reg(logits, rows * m.vocab, 4, one_launch);
 }
 
 std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
@@ -112,7 +113,7 @@ std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const S
   add(part_acc, plan.partials * heads * D, std::nanf(""));
   add(state, 2, 0u);
   add(broken_host, 1, 0);
-  register_step(m, plan, in, logits);
+  register_step(m, plan, in, logits, true);
   register_global(header.data(), 4);
   register_global(layers.data(), layers.size() * sizeof(layers[0]));
 

@@ -42,9 +42,10 @@ struct StepInputs {
 };
 
 // Registers (register_global) every buffer of the model, the pages, the plan, the inputs and
-// the logits: what both drivers below hand their kernels besides their own activations.
+// the logits: what both drivers below hand their kernels besides their own activations. With
+// one_launch (the one-kernel step), the pages and the logits as buffers the kernel writes.
 void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& in,
-                   const float* logits);
+                   const float* logits, bool one_launch);
 
 // Runs the step with `grid` blocks (at most kMaxCooperativeBlocks) into logits (rows, vocab),
 // writing each row's new K and V into the pages. Every buffer the kernel gets is registered for
