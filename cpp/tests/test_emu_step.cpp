@@ -18,7 +18,9 @@
 // Bits: every grid and emulator mode gives the same logits; so do the layer path's own kernels
 // (the decoder's default eager step, each kernel launched as its launcher launches it), which is
 // what cuda_decode_step_kernel_gives_the_layer_path_bits checks on a GPU; and a branch decoded
-// alone gets the bits it gets among the others (flat plans: batch invariance).
+// alone gets the bits it gets among the others (flat plans: batch invariance). Timed launches
+// (the decode bench's phase breakdown) give the same bits and write every phase stamp the host
+// reads, in order, and none past them.
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -159,9 +161,10 @@ int64_t async_bytes(const Qwen3Config& c, const DecodeWork& w, bool query_rows) 
 // lens[b] tokens decoded in branch b after a prefix of 21 tokens (branch b's token j is the
 // same whatever the other branches are), each step by the one-kernel step on `grid` blocks or by
 // the layer path's kernels (its fused layers on `grid` blocks).
+// timed: the step kernel's timed launches (its phase clock checked as the host reads it).
 enum class Path { kStepKernel, kLayers };
 Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid,
-                Path path = Path::kStepKernel) {
+                Path path = Path::kStepKernel, bool timed = false) {
   const Qwen3Config& c = model.config();
   Rng rng(311);
   const int64_t V = c.vocab, D = c.head_dim, kd = c.kv_heads * D, P = 21;
@@ -229,9 +232,11 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                              rope.sin.data()};
     std::vector<float> logits = poisoned(rows * V);
     emu::ptx::reset_traffic();
+    std::vector<uint64_t> stamps;
     const std::string fault =
         path == Path::kStepKernel
-            ? emu::decode_step_kernel(bits.model, plan, in, grid, true, logits.data())
+            ? emu::decode_step_kernel(bits.model, plan, in, grid, true, logits.data(),
+                                      timed ? &stamps : nullptr)
             : emu::decode_layer_path(bits.model, plan, in, grid, logits.data());
     const std::string what = std::string(path == Path::kStepKernel ? "step kernel, " : "layers, ") +
                              std::to_string(lens.size()) + " branches" +
@@ -239,6 +244,15 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                              ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
     CHECK_MSG(fault.empty(), what + ": " + fault);
     if (!fault.empty()) return worst;
+    if (timed) {  // every stamp the host reads written, in order, and none past them
+      const size_t n = stamps.size() - 1;
+      for (size_t i = 0; i < n; ++i)
+        CHECK_MSG(stamps[i] != 0 && (i == 0 || stamps[i] >= stamps[i - 1]),
+                  what + ": phase stamp " + std::to_string(i) + " of " + std::to_string(n) +
+                      " missing or out of order");
+      CHECK_MSG(stamps[n] == 0,
+                what + ": a stamp past the " + std::to_string(n) + " the host reads");
+    }
     // Loads of the read-only path: the weights (idle slices load a row's last chunk again:
     // requests, not memory traffic, so reported, not checked); copies: exactly the plan's.
     const emu::ptx::Traffic tr = emu::ptx::traffic();
@@ -364,6 +378,12 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
                     ": the layer path's kernels give other bits than the one-kernel step");
+      // The timed launches (the phase clock of the decode bench's breakdown) change no bit.
+      if (!cascade) {
+        emu::set_options(kModes[0].opt);
+        const Rollout timed = rollout(*model, cs.lens, false, cs.grids[0], Path::kStepKernel, true);
+        CHECK_MSG(timed.branch_logits == first, "timed launches give other bits");
+      }
       // Batch invariance (flat plans: a sequence's key split depends on its length alone): a
       // branch decoded alone gets the bits it got among the others.
       if (cascade) continue;

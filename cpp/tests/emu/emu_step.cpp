@@ -79,7 +79,8 @@ void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& i
 }
 
 std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
-                               unsigned grid, bool prefetch, float* logits) {
+                               unsigned grid, bool prefetch, float* logits,
+                               std::vector<uint64_t>* stamps) {
   if (m.head_dim != os::kHeadDim) return "the one-kernel step is compiled for head dim 128 only";
   npr::Qwen3Config c;
   c.layers = m.layers;
@@ -146,6 +147,11 @@ std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const S
   p.bar = npr::grid::Barrier{state.data(), reinterpret_cast<int32_t*>(state.data()) + 1,
                              broken_host.data(), 5000000000ull};
   p.stamps = nullptr;
+  if (stamps) {
+    stamps->assign(static_cast<size_t>(os::kStampsFixed + os::kPhasesPerLayer * m.layers + 1), 0);
+    register_global(stamps->data(), stamps->size() * 8, true);
+    p.stamps = stamps->data();
+  }
   const std::string fault = run(in.rows, p, grid, os::dyn_smem_bytes(c, rows));
   clear_globals();
   if (!fault.empty()) return fault;

@@ -50,8 +50,11 @@ void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& i
 // Runs the step with `grid` blocks (at most kMaxCooperativeBlocks) into logits (rows, vocab),
 // writing each row's new K and V into the pages. Every buffer the kernel gets is registered for
 // the emulator's global-memory checks for the launch (and the registry cleared after it).
+// stamps: null, or the timed launch's phase clock (StepKernelArgs::timing): resized to the
+// stamps the host reads (StepKernel::add_phase_ms) plus one that must stay zero.
 std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
-                               unsigned grid, bool prefetch, float* logits);
+                               unsigned grid, bool prefetch, float* logits,
+                               std::vector<uint64_t>* stamps = nullptr);
 
 // The same step on the layer path (Qwen3CudaDecoder's eager step with its default bf16 kernels):
 // per layer the fused input norm + q|k|v on tensor cores, the q/k norm + RoPE + KV write kernel,
