@@ -443,20 +443,24 @@ unsigned char* dynamic_shared() {
   return my_block().shared + l.opt.dynamic_shared_base;
 }
 
-void* static_shared(const void* tag, size_t bytes) {
+void* static_shared(const void* tag, size_t bytes, uint32_t align) {
   Launch& l = active();
   Block& b = my_block();
   for (const auto& [t, addr] : b.statics)
     if (t == tag) return b.shared + addr;
+  align = std::max<uint32_t>(align, 16);
   const uint32_t dyn_hi = l.opt.dynamic_shared_base + static_cast<uint32_t>(l.dynamic_bytes);
-  const uint64_t used = kSharedWindow - b.static_lo + bytes;
-  if (bytes > kSharedWindow || (b.static_lo - bytes) / 16 * 16 < dyn_hi ||
+  const uint64_t lo =
+      bytes > b.static_lo ? 0 : (static_cast<uint64_t>(b.static_lo) - bytes) / align * align;
+  const uint64_t used = kSharedWindow - lo;
+  if ((align & (align - 1)) != 0 || bytes > b.static_lo || lo < dyn_hi ||
       used + static_cast<uint64_t>(l.dynamic_bytes) > static_cast<uint64_t>(kMaxDynamicShared))
-    fail("a static __shared__ array of " + std::to_string(bytes) + " bytes: with the " +
-         std::to_string(kSharedWindow - b.static_lo) + " static and " +
-         std::to_string(l.dynamic_bytes) + " dynamic bytes already there it passes the " +
-         std::to_string(kMaxDynamicShared) + " bytes a block may have");
-  b.static_lo = static_cast<uint32_t>((b.static_lo - bytes) / 16 * 16);
+    fail("a static __shared__ array of " + std::to_string(bytes) + " bytes (aligned to " +
+         std::to_string(align) + "): with the " + std::to_string(kSharedWindow - b.static_lo) +
+         " static and " + std::to_string(l.dynamic_bytes) +
+         " dynamic bytes already there it passes the " + std::to_string(kMaxDynamicShared) +
+         " bytes a block may have");
+  b.static_lo = static_cast<uint32_t>(lo);
   b.statics.emplace_back(tag, b.static_lo);
   return b.shared + b.static_lo;
 }

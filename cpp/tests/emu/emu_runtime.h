@@ -78,10 +78,10 @@ uint64_t clock_ns();
 // and the bytes at a shared address (a fault unless [addr, addr + bytes) lies in the window).
 unsigned char* dynamic_shared();
 // A static __shared__ array of the running block (core/dynamic_shared.cuh's NPR_STATIC_SHARED):
-// `bytes` at a 16-aligned shared address, the same for every thread of the block that passes
-// the same tag (the declaration's own static object), poisoned like the dynamic window. Static
-// and dynamic bytes together must fit what a block may have.
-void* static_shared(const void* tag, size_t bytes);
+// `bytes` at an `align`-aligned shared address (at least 16), the same for every thread of the
+// block that passes the same tag (the declaration's own static object), poisoned like the
+// dynamic window. Static and dynamic bytes together must fit what a block may have.
+void* static_shared(const void* tag, size_t bytes, uint32_t align = 16);
 uint32_t shared_address(const void* p);
 unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what);
 
