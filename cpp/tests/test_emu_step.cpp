@@ -197,8 +197,8 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   CHECK_OK(kv.fork(root, static_cast<int32_t>(lens.size()), &kids, &a, &copies));
   cpages.apply(copies);
   apply(copies, &bits, kd);
-  Rollout worst;
-  worst.branch_logits.resize(lens.size());
+  Rollout out;
+  out.branch_logits.resize(lens.size());
   for (int64_t j = 0;; ++j) {
     std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
     for (size_t b = 0; b < lens.size(); ++b) {
@@ -243,7 +243,7 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                              (cascade ? ", cascade" : ", flat") + ", grid " + std::to_string(grid) +
                              ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
     CHECK_MSG(fault.empty(), what + ": " + fault);
-    if (!fault.empty()) return worst;
+    if (!fault.empty()) return out;
     if (timed) {  // every stamp the host reads written, in order, and none past them
       const size_t n = stamps.size() - 1;
       for (size_t i = 0; i < n; ++i)
@@ -256,9 +256,8 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     // Loads of the read-only path: the weights (idle slices load a row's last chunk again:
     // requests, not memory traffic, so reported, not checked); copies: exactly the plan's.
     const emu::ptx::Traffic tr = emu::ptx::traffic();
-    worst.weight_requests =
-        std::max(worst.weight_requests,
-                 static_cast<double>(tr.nc_bytes) / static_cast<double>(weight_bytes(c)));
+    out.weight_requests = std::max(out.weight_requests, static_cast<double>(tr.nc_bytes) /
+                                                            static_cast<double>(weight_bytes(c)));
     CHECK_MSG(tr.nc_bytes >= static_cast<uint64_t>(weight_bytes(c)),
               what + ": loaded " + std::to_string(tr.nc_bytes) + " bytes of weights, under the " +
                   std::to_string(weight_bytes(c)) + " the layers have");
@@ -269,13 +268,13 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     const std::vector<float> want(clogits.begin(), clogits.begin() + rows * V);
     for (int64_t i = 0, s = 0; i < static_cast<int64_t>(lens.size()); ++i)
       if (j < lens[i]) {
-        std::vector<float>& out = worst.branch_logits[i];
-        out.insert(out.end(), logits.begin() + s * V, logits.begin() + (s + 1) * V);
+        std::vector<float>& dst = out.branch_logits[i];
+        dst.insert(dst.end(), logits.begin() + s * V, logits.begin() + (s + 1) * V);
         ++s;
       }
     const double e = rel_norm_error(logits, want);
     CHECK_MSG(std::isfinite(e), what + ": logits not finite");
-    worst.logits = std::max(worst.logits, e);
+    out.logits = std::max(out.logits, e);
     // The K / V rows the kernel wrote for the new tokens, against the CPU's.
     std::vector<float> got_kv, want_kv;
     for (int64_t l = 0; l < c.layers; ++l)
@@ -289,10 +288,10 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
         }
     const double ekv = rel_norm_error(got_kv, want_kv);
     CHECK_MSG(std::isfinite(ekv), what + ": K / V rows not finite");
-    worst.kv = std::max(worst.kv, ekv);
-    ++worst.steps;
+    out.kv = std::max(out.kv, ekv);
+    ++out.steps;
   }
-  return worst;
+  return out;
 }
 
 struct Mode {

@@ -30,12 +30,6 @@ struct Buffers {
   std::vector<int32_t> header;
 };
 
-template <typename T>
-void add(std::vector<T>& v, int64_t n, T fill) {
-  v.assign(static_cast<size_t>(std::max<int64_t>(n, 1)), fill);
-  register_global(v.data(), v.size() * sizeof(T));
-}
-
 template <int M>
 struct Layers {
   const StepModel& m;
@@ -193,16 +187,16 @@ std::string decode_layer_path(const StepModel& m, const StepPlan& plan, const St
   Buffers b;
   b.header = {static_cast<int32_t>(plan.items.size() / 6)};
   register_global(b.header.data(), 4);
-  add(b.x, rows * m.hidden, std::nanf(""));
-  add(b.rstd, rows, std::nanf(""));
-  add(b.qkv, rows * nqkv, uint16_t{0xffff});
-  add(b.q, rows * heads * D, uint16_t{0xffff});
-  add(b.attn, rows * heads * D, uint16_t{0xffff});
-  add(b.act, rows * m.inter, uint16_t{0xffff});
-  add(b.hn, rows * m.hidden, uint16_t{0xffff});
-  add(b.part_m, plan.partials * heads, std::nanf(""));
-  add(b.part_l, plan.partials * heads, std::nanf(""));
-  add(b.part_acc, plan.partials * heads * D, std::nanf(""));
+  add(b.x, rows * m.hidden, std::nanf(""), false);
+  add(b.rstd, rows, std::nanf(""), false);
+  add(b.qkv, rows * nqkv, uint16_t{0xffff}, false);
+  add(b.q, rows * heads * D, uint16_t{0xffff}, false);
+  add(b.attn, rows * heads * D, uint16_t{0xffff}, false);
+  add(b.act, rows * m.inter, uint16_t{0xffff}, false);
+  add(b.hn, rows * m.hidden, uint16_t{0xffff}, false);
+  add(b.part_m, plan.partials * heads, std::nanf(""), false);
+  add(b.part_l, plan.partials * heads, std::nanf(""), false);
+  add(b.part_acc, plan.partials * heads * D, std::nanf(""), false);
   // embedding_forward_cuda: the token's bf16 row as fp32 (exact).
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t h = 0; h < m.hidden; ++h) {

@@ -34,17 +34,6 @@ std::string run(int rows, const os::Params& p, unsigned grid, int64_t smem) {
   }
 }
 
-std::vector<StepLayer> layers_of(const StepModel& m) {
-  return std::vector<StepLayer>(m.layer, m.layer + m.layers);
-}
-
-// A buffer the kernel writes (the launch's activations and scratch), `fill` in every element.
-template <typename T>
-void add(std::vector<T>& v, int64_t n, T fill) {
-  v.assign(static_cast<size_t>(std::max<int64_t>(n, 1)), fill);
-  register_global(v.data(), v.size() * sizeof(T), true);
-}
-
 }  // namespace
 
 void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& in,
@@ -58,15 +47,15 @@ void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& i
   if (m.lm_head != m.embed) reg(m.lm_head, int64_t{m.vocab} * m.hidden, 2);
   reg(m.final_norm, m.hidden, 4);
   const int64_t page_elems = int64_t{in.num_blocks} * in.block_tokens * m.kv_heads * D;
-  for (const StepLayer& s : layers_of(m)) {
-    reg(s.wqkv, nqkv * m.hidden, 2);
-    reg(s.wo, int64_t{m.hidden} * heads * D, 2);
-    reg(s.wgu, 2LL * m.inter * m.hidden, 2);
-    reg(s.wdown, int64_t{m.hidden} * m.inter, 2);
-    for (const float* n : {s.in_norm, s.post_norm}) reg(n, m.hidden, 4);
-    for (const float* n : {s.q_norm, s.k_norm}) reg(n, D, 4);
-    reg(s.k_pages, page_elems, 2, one_launch);
-    reg(s.v_pages, page_elems, 2, one_launch);
+  for (const StepLayer* s = m.layer; s != m.layer + m.layers; ++s) {
+    reg(s->wqkv, nqkv * m.hidden, 2);
+    reg(s->wo, int64_t{m.hidden} * heads * D, 2);
+    reg(s->wgu, 2LL * m.inter * m.hidden, 2);
+    reg(s->wdown, int64_t{m.hidden} * m.inter, 2);
+    for (const float* n : {s->in_norm, s->post_norm}) reg(n, m.hidden, 4);
+    for (const float* n : {s->q_norm, s->k_norm}) reg(n, D, 4);
+    reg(s->k_pages, page_elems, 2, one_launch);
+    reg(s->v_pages, page_elems, 2, one_launch);
   }
   reg(in.ids, rows, 4);
   reg(in.slots, rows, 4);
@@ -105,15 +94,15 @@ std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const S
   std::vector<int32_t> header{static_cast<int32_t>(plan.items.size() / 6)};
   std::vector<uint32_t> state;
   std::vector<int32_t> broken_host;
-  add(x, rows * m.hidden, std::nanf(""));
-  add(qkv, rows * nqkv, uint16_t{0xffff});
-  add(attn, rows * heads * D, uint16_t{0xffff});
-  add(act, rows * m.inter, uint16_t{0xffff});
-  add(part_m, plan.partials * heads, std::nanf(""));
-  add(part_l, plan.partials * heads, std::nanf(""));
-  add(part_acc, plan.partials * heads * D, std::nanf(""));
-  add(state, 2, 0u);
-  add(broken_host, 1, 0);
+  add(x, rows * m.hidden, std::nanf(""), true);
+  add(qkv, rows * nqkv, uint16_t{0xffff}, true);
+  add(attn, rows * heads * D, uint16_t{0xffff}, true);
+  add(act, rows * m.inter, uint16_t{0xffff}, true);
+  add(part_m, plan.partials * heads, std::nanf(""), true);
+  add(part_l, plan.partials * heads, std::nanf(""), true);
+  add(part_acc, plan.partials * heads * D, std::nanf(""), true);
+  add(state, 2, 0u, true);
+  add(broken_host, 1, 0, true);
   register_step(m, plan, in, logits, true);
   register_global(header.data(), 4);
   register_global(layers.data(), layers.size() * sizeof(layers[0]));

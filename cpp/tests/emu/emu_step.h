@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/emu/emu_runtime.h"
+
 namespace emu {
 
 // One layer: the stacked q|k|v (heads D + 2 kv_heads D, hidden) and gate|up (2 inter, hidden),
@@ -40,6 +42,14 @@ struct StepInputs {
   const int32_t *ids, *slots;
   const float *cos, *sin;
 };
+
+// A step's own buffer: n elements (at least one) of `fill`, registered (register_global) as
+// written by the kernel or not (a buffer one kernel of several writes is read by the next).
+template <typename T>
+void add(std::vector<T>& v, int64_t n, T fill, bool kernel_writes) {
+  v.assign(static_cast<size_t>(n > 1 ? n : 1), fill);
+  register_global(v.data(), v.size() * sizeof(T), kernel_writes);
+}
 
 // Registers (register_global) every buffer of the model, the pages, the plan, the inputs and
 // the logits: what both drivers below hand their kernels besides their own activations. With
