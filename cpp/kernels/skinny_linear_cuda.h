@@ -59,7 +59,9 @@ Status skinny_swiglu_linear_cuda(CudaContext& ctx, void* act, const void* x, con
 // Whether the fused forms take rows x in: 1 <= rows <= kSkinnyMaxRows and the staged bf16 rows
 // fit kSkinnyStageMaxBytes. Otherwise they return kInvalidArgument without launching; callers
 // check this first and run rmsnorm_forward_cuda + the unfused form instead.
-bool skinny_rmsnorm_fits(int64_t rows, int64_t in);
+inline bool skinny_rmsnorm_fits(int64_t rows, int64_t in) {
+  return rows >= 1 && rows <= kSkinnyMaxRows && in > 0 && 2 * rows * in <= kSkinnyStageMaxBytes;
+}
 
 // y (rows, out) of type out_t = rmsnorm(x) . W^T, or += it. x (rows, in) fp32, norm_w (in) fp32,
 // W (out, in) bf16. y must not overlap x (kInvalidArgument).

@@ -82,10 +82,6 @@ Status allow_stage(K kernel, int64_t bytes, const char* op) {
 
 }  // namespace
 
-bool skinny_rmsnorm_fits(int64_t rows, int64_t in) {
-  return rows >= 1 && rows <= kSkinnyMaxRows && in > 0 && 2 * rows * in <= kSkinnyStageMaxBytes;
-}
-
 Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const float* x,
                                   const float* norm_w, float eps, const void* W, int64_t rows,
                                   int64_t in, int64_t out, bool accumulate, SkinnyLaunch launch) {
