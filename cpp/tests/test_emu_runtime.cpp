@@ -5,6 +5,7 @@
 // kernel the emulator passes could be passing because a check never fires.
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,41 @@ TEST(emu_static_shared_arrays_are_one_per_block_and_count_against_its_limit) {
   const std::string fault = emu::run_static_shared_selftest(2, 96 * 1024, true, &seen);
   CHECK_MSG(fault.find("passes the 232448 bytes a block may have") != std::string::npos,
             "160 + 96 KB: " + fault);
+#endif
+}
+
+// The emulated CUDA runtime API (emu_cuda_api.h), which the emulated launchers and CudaContext
+// call, answers as the runtime does: poisoned allocations, guards that catch a write past an
+// allocation's end, copies checked against their allocation, out of memory as CudaContext's
+// named error, the cooperative limit and the shared-memory opt-in; and nothing left allocated.
+TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+#else
+  struct Expect {
+    const char *kind, *message;
+  };
+  const Expect cases[] = {
+      {"poisoned", ""},
+      {"clean", ""},
+      {"write_past_end", "a write 0 bytes past the end of a device allocation of 256 bytes"},
+      {"copy_past_end", "selftest upload failed: cudaErrorInvalidValue"},
+      {"out_of_memory",
+       "selftest big buffer: could not allocate 2097152 bytes on the device (1048320 bytes free "
+       "of 1048576"},
+      {"cooperative_too_large", "cudaErrorCooperativeLaunchTooLarge"},
+      {"shared_without_opt_in", "selftest launch failed: cudaErrorInvalidValue"},
+  };
+  for (const Expect& e : cases) {
+    const std::string got = emu::run_cuda_api_selftest(e.kind);
+    std::printf("    %s: %s\n", e.kind, got.empty() ? "went through" : got.c_str());
+    if (e.message[0] == '\0')
+      CHECK_MSG(got.empty(), std::string(e.kind) + ": " + got);
+    else
+      CHECK_MSG(got.find(e.message) != std::string::npos &&
+                    got.find("left allocated") == std::string::npos,
+                std::string(e.kind) + ": got \"" + got + "\"");
+  }
 #endif
 }
 

@@ -1,8 +1,8 @@
 // Force-included (-include) into every translation unit of the emulator build (CMakeLists.txt,
 // target npr_emu): device code compiled as host C++ with NPR_EMU defined and namespace npr
 // renamed npr_emu (so nothing here meets the real kernels' symbols). It gives the CUDA keywords
-// empty meanings, keeps the CUDA runtime headers out (the launchers see the small runtime API
-// below), takes bf16 from the toolkit's cuda_bf16.h (host side), and maps the built-in
+// empty meanings, keeps the CUDA runtime headers out (the launchers see the emulated runtime API
+// of emu_cuda_api.h), takes bf16 from the toolkit's cuda_bf16.h (host side), and maps the built-in
 // variables and intrinsics onto emu_runtime.h / emu_ptx.h. The kernels' inline PTX has NPR_EMU
 // branches that call emu::ptx.
 #pragma once
@@ -17,7 +17,7 @@
 #define __shared__
 #define __launch_bounds__(...)
 #define __grid_constant__
-// cuda_runtime.h / cuda_runtime_api.h become empty: the emulator's runtime API is below.
+// cuda_runtime.h / cuda_runtime_api.h become empty: the runtime API is emu_cuda_api.h's.
 #define __CUDA_RUNTIME_H__
 #define __CUDA_RUNTIME_API_H__
 
@@ -27,41 +27,19 @@
 #include <cstdint>
 #include <cstring>
 
+#include "tests/emu/emu_cuda_api.h"
+#include "tests/emu/emu_cuda_launch.h"
 #include "tests/emu/emu_ptx.h"
 #include "tests/emu/emu_runtime.h"
 
-namespace emu::cuda {
-
-enum cudaError_t { cudaSuccess = 0, cudaErrorLaunchFailure = 719 };
-using cudaStream_t = struct EmuStream*;
-enum cudaFuncAttribute {
-  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
-  cudaFuncAttributePreferredSharedMemoryCarveout = 9
-};
-enum { cudaSharedmemCarveoutMaxShared = 100 };
-
-inline const char* cudaGetErrorName(cudaError_t e) {
-  return e == cudaSuccess ? "cudaSuccess" : "cudaErrorLaunchFailure";
-}
-inline const char* cudaGetErrorString(cudaError_t e) {
-  return e == cudaSuccess ? "no error" : "the emulated kernel faulted";
-}
-// Launch errors come back from emu::launch directly (core/cuda_launch.cuh); nothing is pending.
-inline cudaError_t cudaGetLastError() {
-  return cudaSuccess;
-}
-template <typename F>
-cudaError_t cudaFuncSetAttribute(F*, cudaFuncAttribute, int) {
-  return cudaSuccess;
-}
-
-}  // namespace emu::cuda
 using namespace emu::cuda;
 
 #define threadIdx (::emu::thread_idx())
 #define blockIdx (::emu::block_idx())
-#define blockDim (::emu::block_dim())
-#define gridDim (::emu::grid_dim())
+// Not macros, as the two above are (a launch configuration has fields of these names): the same
+// for every thread of a launch, so references to the emulator's copy of the running launch's.
+inline const emu::Dim3& blockDim = ::emu::block_dim();
+inline const emu::Dim3& gridDim = ::emu::grid_dim();
 
 inline void __syncthreads() {
   emu::sync_threads();

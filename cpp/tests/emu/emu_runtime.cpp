@@ -52,6 +52,7 @@ struct Fiber {
   Block* block = nullptr;
   Dim3 tid;
   bool done = false, spinning = false;
+  bool polled = false;                // polled since it last met its block or warp (spin_wait)
   const uint64_t* wait_on = nullptr;  // waiting until *wait_on != wait_value
   uint64_t wait_value = 0;
   std::unique_ptr<AsyncState> async;
@@ -107,10 +108,12 @@ constexpr uint64_t kStuckClockStepNs = 500000000;  // what a round of lone spinn
 
 Options g_options;
 Launch* g_launch = nullptr;
+Dim3 g_grid_dim{0, 0, 0}, g_block_dim{0, 0, 0};  // the running launch's (zero between launches)
 struct Global {
   const unsigned char* p;
   size_t bytes;
   bool kernel_writes;
+  bool allocation;  // a device allocation's, kept by clear_globals
 };
 std::vector<Global> g_globals;
 
@@ -354,6 +357,8 @@ std::string run(Dim3 grid_dim, unsigned threads, int dynamic_smem, bool cooperat
   l.body = &body;
   Stacks stacks;
   g_launch = &l;
+  g_grid_dim = l.grid;
+  g_block_dim = l.block;
   if (cooperative) {
     run_blocks(l, stacks, 0, grid);
   } else {
@@ -361,6 +366,7 @@ std::string run(Dim3 grid_dim, unsigned threads, int dynamic_smem, bool cooperat
       if (!run_blocks(l, stacks, b, 1)) break;
   }
   g_launch = nullptr;
+  g_grid_dim = g_block_dim = Dim3{0, 0, 0};
   return l.error;
 }
 
@@ -395,10 +401,10 @@ const Dim3& block_idx() {
   return my_block().id;
 }
 const Dim3& block_dim() {
-  return active().block;
+  return g_block_dim;
 }
 const Dim3& grid_dim() {
-  return active().grid;
+  return g_grid_dim;
 }
 
 void fail(const std::string& what) {
@@ -411,6 +417,7 @@ void fail(const std::string& what) {
 void sync_threads() {
   Launch& l = active();
   Block& b = my_block();
+  me().polled = false;
   if (b.exited > 0)
     fail("__syncthreads after " + std::to_string(b.exited) +
          " threads of the block left the kernel");
@@ -426,6 +433,13 @@ void sync_threads() {
 
 void spin_wait() {
   Fiber& f = me();
+  // The first poll reads at once: a wait that a poll ends needs no other thread to have moved
+  // first, so a wait that ends when it should not (a stale count, a flag left set) lets this
+  // block run ahead of the others, as on a GPU.
+  if (!f.polled) {
+    f.polled = true;
+    return;
+  }
   f.spinning = true;
   switch_to_scheduler(false);
   f.spinning = false;
@@ -520,6 +534,7 @@ int group_of(Scope s) {
 void collective(Scope s, const char* name, const void* in, void* out, CollectiveFn fn, void* ctx) {
   Launch& l = active();
   Block& b = my_block();
+  me().polled = false;
   const unsigned members = s == Scope::kWarp ? 32u : 128u;
   if (l.block.x % members != 0)
     fail(std::string(name) + ": the block's " + std::to_string(l.block.x) +
@@ -553,10 +568,20 @@ std::unique_ptr<AsyncState>& warpgroup_async() {
 }
 
 void register_global(const void* p, size_t bytes, bool kernel_writes) {
-  g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes, kernel_writes});
+  g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes, kernel_writes, false});
 }
 void clear_globals() {
-  g_globals.clear();
+  g_globals.erase(std::remove_if(g_globals.begin(), g_globals.end(),
+                                 [](const Global& g) { return !g.allocation; }),
+                  g_globals.end());
+}
+void register_allocation(const void* p, size_t bytes) {
+  g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes, false, true});
+}
+void unregister_allocation(const void* p) {
+  g_globals.erase(std::remove_if(g_globals.begin(), g_globals.end(),
+                                 [&](const Global& g) { return g.allocation && g.p == p; }),
+                  g_globals.end());
 }
 void check_global(const void* p, size_t bytes, const char* what) {
   if (g_globals.empty()) return;

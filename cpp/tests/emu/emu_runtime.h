@@ -61,6 +61,7 @@ std::string launch_cooperative(unsigned grid, unsigned threads, int dynamic_smem
 // ---- inside a launch ----------------------------------------------------------------------
 const Dim3& thread_idx();
 const Dim3& block_idx();
+// The running launch's block and grid sizes (the same objects always: zero between launches).
 const Dim3& block_dim();
 const Dim3& grid_dim();
 
@@ -68,7 +69,8 @@ const Dim3& grid_dim();
 [[noreturn]] void fail(const std::string& what);
 
 void sync_threads();
-// A thread polling global memory (a grid barrier's spin): gives way to every thread that can
+// A thread polling global memory (a grid barrier's spin): the first poll since the thread last
+// met its block or warp reads at once; each further one gives way to every thread that can
 // move; when only pollers are left round after round, the emulated clock jumps ahead.
 void spin_wait();
 // The emulated %globaltimer: nanoseconds, advancing with every read and with stuck rounds.
@@ -117,7 +119,11 @@ std::unique_ptr<AsyncState>& warpgroup_async();
 // read through the read-only path (ld.global.nc, __ldg): that path is for data constant while
 // the kernel runs, and may return stale bytes for data the kernel wrote.
 void register_global(const void* p, size_t bytes, bool kernel_writes = false);
+// Drops what register_global registered; device allocations (emu_cuda_api.h's cudaMalloc),
+// registered by these two for their lifetime, stay.
 void clear_globals();
+void register_allocation(const void* p, size_t bytes);
+void unregister_allocation(const void* p);
 void check_global(const void* p, size_t bytes, const char* what);
 void check_read_only(const void* p, size_t bytes, const char* what);
 

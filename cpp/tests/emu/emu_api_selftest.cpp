@@ -1,0 +1,98 @@
+// emu_selftest.h's run_cuda_api_selftest: a tiny kernel and CudaContext on the emulated device.
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/cuda_check.cuh"
+#include "core/cuda_context.h"
+#include "tests/emu/emu_selftest.h"
+
+namespace emu {
+
+namespace {
+
+#define EMU_TRY(expr)                                       \
+  do {                                                      \
+    const ::npr::Status emu_try_s_ = (expr);                \
+    if (!emu_try_s_.is_ok()) return emu_try_s_.to_string(); \
+  } while (0)
+
+// out[i] = i for i < n (n may pass the allocation: the broken kind).
+__global__ void iota_kernel(float* out, int n) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) out[i] = static_cast<float>(i);
+}
+
+cudaError_t launch_iota(float* out, int n, unsigned blocks, int smem, bool cooperative) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(32);
+  cfg.dynamicSmemBytes = static_cast<size_t>(smem);
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeCooperative;
+  attr[0].val.cooperative = cooperative ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, iota_kernel, out, n);
+}
+
+std::string message(const npr::Status& s) {
+  return s.is_ok() ? std::string() : s.to_string();
+}
+
+std::string run(const std::string& kind, npr::CudaContext& ctx) {
+  constexpr int kFloats = 64;
+  npr::DeviceBuffer buf;
+  EMU_TRY(buf.grow(ctx.alloc(), 4 * kFloats, "selftest buffer"));
+  if (kind == "poisoned") {
+    std::vector<unsigned char> got(4 * kFloats);
+    EMU_TRY(ctx.download(got.data(), buf.get(), 4 * kFloats, "selftest download"));
+    for (unsigned char c : got)
+      if (c != 0xff) return "a fresh allocation held " + std::to_string(c);
+    return {};
+  }
+  if (kind == "copy_past_end") {
+    std::vector<float> host(kFloats + 1, 1.0f);
+    return message(ctx.upload(buf.get(), host.data(), 4 * (kFloats + 1), "selftest upload"));
+  }
+  if (kind == "out_of_memory") {
+    npr::DeviceBuffer big;
+    return message(big.grow(ctx.alloc(), 2 << 20, "selftest big buffer"));
+  }
+  const int n = kind == "write_past_end" ? kFloats + 1 : kFloats;
+  const unsigned blocks = kind == "cooperative_too_large"
+                              ? static_cast<unsigned>(occupancy(32, 0) * device().sms + 1)
+                              : 3;  // 96 threads
+  const int smem = kind == "shared_without_opt_in" ? 64 * 1024 : 0;
+  EMU_TRY(npr::cuda_status(launch_iota(buf.as<float>(), n, blocks, smem, kind != "write_past_end"),
+                           "selftest launch"));
+  std::vector<float> got(kFloats);
+  EMU_TRY(ctx.download(got.data(), buf.get(), 4 * kFloats, "selftest download"));
+  for (int i = 0; i < kFloats; ++i)
+    if (got[i] != static_cast<float>(i)) return "the kernel wrote " + std::to_string(got[i]);
+  return {};
+}
+
+}  // namespace
+
+std::string run_cuda_api_selftest(const std::string& kind) {
+  const Device before = device();
+  Device d;
+  d.sms = 3;
+  d.memory = 1 << 20;
+  set_device(d);
+  std::string out;
+  {
+    std::unique_ptr<npr::CudaContext> ctx;
+    out = message(npr::CudaContext::create(&ctx));
+    if (out.empty()) out = run(kind, *ctx);
+  }
+  cudaGetLastError();
+  if (device_bytes_in_use() != 0 || device_allocations() != 0)
+    out += " (and " + std::to_string(device_bytes_in_use()) + " bytes left allocated)";
+  set_device(before);
+  return out;
+}
+
+}  // namespace emu

@@ -1,0 +1,111 @@
+// The part of the CUDA runtime API that the emulator build's host code calls (launchers,
+// CudaContext, DeviceDecodePlan), over one emulated device: device memory is host memory,
+// poisoned when allocated (0xff: bf16 and fp32 NaN) and followed by a guard that every launch
+// and every free checks (a write past an allocation's end fails like compute-sanitizer's
+// memcheck); streams run everything at once; copies to or from device memory must lie inside a
+// live allocation; the shared-memory opt-in, occupancy and the cooperative limit are those the
+// runtime applies, for a device whose size the test sets. Included by cuda_emu.h (namespace
+// emu::cuda, used unqualified there), which adds the launch itself (emu_cuda_launch.h).
+//
+// Device allocations are registered with the emulator's global-memory checks (register_global)
+// for their lifetime, as buffers the kernel does not write: a test that hands a kernel a buffer
+// it writes registers that range again as written.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "tests/emu/emu_runtime.h"
+
+namespace emu {
+
+// The emulated device. Occupancy: blocks an SM holds = the least of max_blocks_per_sm (what
+// registers would allow), threads_per_sm / threads and shared_per_sm / (dynamic bytes + 1 KB the
+// runtime reserves per block).
+struct Device {
+  int sms = 8;
+  int max_blocks_per_sm = 32;
+  int threads_per_sm = 2048;
+  int shared_per_sm = 233472;  // an H100's 228 KB
+  int64_t memory = int64_t{1} << 30;
+  bool cooperative = true;  // cudaDevAttrCooperativeLaunch
+};
+void set_device(const Device& d);
+const Device& device();
+int occupancy(unsigned threads, int dynamic_smem);
+
+// Bytes of device memory allocated and not freed, and live allocations (leak checks).
+int64_t device_bytes_in_use();
+int64_t device_allocations();
+// "" or what broke: a live allocation whose guard was overwritten (checked after every launch).
+std::string check_device_guards();
+
+namespace cuda {
+
+enum cudaError_t {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidDevicePointer = 17,
+  cudaErrorLaunchFailure = 719,
+  cudaErrorCooperativeLaunchTooLarge = 720
+};
+using cudaStream_t = struct EmuStream*;
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+  cudaFuncAttributePreferredSharedMemoryCarveout = 9
+};
+enum { cudaSharedmemCarveoutMaxShared = 100 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrCooperativeLaunch = 95 };
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
+enum { cudaStreamNonBlocking = 1, cudaHostAllocMapped = 2 };
+
+const char* cudaGetErrorName(cudaError_t e);
+// For cudaErrorLaunchFailure: the last launch's fault, as the emulator named it.
+const char* cudaGetErrorString(cudaError_t e);
+// The last error of a call and clears it.
+cudaError_t cudaGetLastError();
+
+cudaError_t cudaSetDevice(int d);
+cudaError_t cudaGetDevice(int* d);
+cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d);
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+cudaError_t cudaMalloc(void** p, size_t bytes);
+cudaError_t cudaFree(void* p);
+cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned flags);
+cudaError_t cudaHostGetDevicePointer(void** d, void* h, unsigned flags);
+cudaError_t cudaFreeHost(void* p);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k,
+                            cudaStream_t s);
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s);
+
+// The per-kernel opt-in (cudaFuncAttributeMaxDynamicSharedMemorySize), by the kernel's address.
+cudaError_t set_kernel_shared(const void* kernel, int bytes);
+int kernel_shared(const void* kernel);
+// A launch's result: the fault (or the guard check after it) as cudaErrorLaunchFailure.
+cudaError_t launch_result(const std::string& fault);
+// A launch's checks, as the runtime makes them: 1-D blocks, dynamic shared bytes within the
+// kernel's opt-in; a cooperative grid must fit the device at once.
+cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, unsigned block_yz,
+                         size_t dynamic_smem, bool cooperative);
+
+template <typename F>
+cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute a, int v) {
+  if (a == cudaFuncAttributeMaxDynamicSharedMemorySize)
+    return set_kernel_shared(reinterpret_cast<const void*>(kernel), v);
+  return cudaSuccess;
+}
+
+template <typename F>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* n, F*, int threads, size_t smem) {
+  *n = occupancy(static_cast<unsigned>(threads), static_cast<int>(smem));
+  return cudaSuccess;
+}
+
+}  // namespace cuda
+
+}  // namespace emu

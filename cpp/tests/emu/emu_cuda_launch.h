@@ -1,0 +1,46 @@
+// cudaLaunchKernelEx for the emulator build (included by cuda_emu.h after the toolkit's
+// vector_types.h, whose dim3 the launch configuration holds): the checks of emu_cuda_api.h, then
+// the grid on the CPU, cooperative (every block resident) when the attribute says so.
+#pragma once
+
+#include <cstddef>
+
+#include "tests/emu/emu_cuda_api.h"
+#include "tests/emu/emu_runtime.h"
+
+namespace emu::cuda {
+
+enum cudaLaunchAttributeID { cudaLaunchAttributeCooperative = 2 };
+struct cudaLaunchAttribute {
+  cudaLaunchAttributeID id{};
+  union {
+    int cooperative;
+  } val{};
+};
+struct cudaLaunchConfig_t {
+  ::dim3 gridDim, blockDim;
+  size_t dynamicSmemBytes = 0;
+  cudaStream_t stream = nullptr;
+  cudaLaunchAttribute* attrs = nullptr;
+  unsigned numAttrs = 0;
+};
+
+template <typename... Params, typename... Args>
+cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Params...),
+                               Args&&... args) {
+  bool coop = false;
+  for (unsigned i = 0; i < c->numAttrs; ++i)
+    if (c->attrs[i].id == cudaLaunchAttributeCooperative && c->attrs[i].val.cooperative)
+      coop = true;
+  const uint64_t blocks = uint64_t{c->gridDim.x} * c->gridDim.y * c->gridDim.z;
+  const cudaError_t e = check_launch(reinterpret_cast<const void*>(kernel), blocks, c->blockDim.x,
+                                     c->blockDim.y * c->blockDim.z, c->dynamicSmemBytes, coop);
+  if (e != cudaSuccess) return e;
+  const auto body = [&] { kernel(args...); };
+  const int smem = static_cast<int>(c->dynamicSmemBytes);
+  return launch_result(
+      coop ? launch_cooperative(c->gridDim.x, c->blockDim.x, smem, body)
+           : launch(Dim3{c->gridDim.x, c->gridDim.y, c->gridDim.z}, c->blockDim.x, smem, body));
+}
+
+}  // namespace emu::cuda
