@@ -7,7 +7,10 @@
 // A prefix is prefilled on the CPU and its K / V copied into bf16 pages; the prefix is forked
 // into branches that then decode one token a step, each step on the CPU and in the emulated
 // kernel (flat and cascade plans, grids of a few blocks, so each block walks several work units
-// of every phase, and of more blocks than some phases have units). The kernel's own K / V rows
+// of every phase, and of more blocks than some phases have units). The kernel runs through its
+// own launcher (StepKernel: plan upload, grid from the occupancy of an emulated device sized for
+// each grid, barrier reset, host-mapped flag, cooperative launch), and all it allocates on the
+// device is freed with it. The kernel's own K / V rows
 // feed its later steps. Each step's logits must be within bf16 reach of the CPU's (the kernel
 // keeps q|k|v, the attention output, the SwiGLU activations and the pages in bf16), and the K /
 // V rows it wrote within bf16 rounding of the CPU's; the step's buffers and the pages' unused
@@ -19,10 +22,12 @@
 // (the decoder's default eager step, each kernel launched as its launcher launches it), which is
 // what cuda_decode_step_kernel_gives_the_layer_path_bits checks on a GPU; and a branch decoded
 // alone gets the bits it gets among the others (flat plans: batch invariance). Timed launches
-// (the decode bench's phase breakdown) give the same bits and write every phase stamp the host
-// reads, in order, and none past them.
+// (the decode bench's phase breakdown) give the same bits, and StepKernel::add_phase_ms reads
+// every phase from them (a stamp missing or out of order is its error; one past the stamps it
+// reads breaks their allocation's guard).
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +43,7 @@
 #include "tests/test_page_tables.h"
 #include "tests/test_util.h"
 #if defined(NPR_HAVE_EMU)
+#include "tests/emu/emu_cuda_api.h"
 #include "tests/emu/emu_ptx.h"
 #include "tests/emu/emu_runtime.h"
 #include "tests/emu/emu_step.h"
@@ -158,6 +164,21 @@ int64_t async_bytes(const Qwen3Config& c, const DecodeWork& w, bool query_rows) 
   return c.layers * (kv + (query_rows ? queries * c.heads * c.head_dim * 2 : 0));
 }
 
+// An emulated device on which the one-kernel step's launcher picks `grid` blocks: where grid is
+// a multiple of 4, SMs with room for more CTAs than the launcher's cap of 4 (shared memory
+// unbounded, threads 2048); else SMs that hold one (as if registers allowed no more).
+emu::Device device_for(unsigned grid) {
+  emu::Device d;
+  if (grid % 4 == 0) {
+    d.sms = static_cast<int>(grid / 4);
+    d.shared_per_sm = 1 << 30;
+  } else {
+    d.sms = static_cast<int>(grid);
+    d.max_blocks_per_sm = 1;
+  }
+  return d;
+}
+
 // lens[b] tokens decoded in branch b after a prefix of 21 tokens (branch b's token j is the
 // same whatever the other branches are), each step by the one-kernel step on `grid` blocks or by
 // the layer path's kernels (its fused layers on `grid` blocks).
@@ -170,6 +191,9 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   const int64_t V = c.vocab, D = c.head_dim, kd = c.kv_heads * D, P = 21;
   BitsModel bits;
   build(model, &bits);
+  emu::set_device(device_for(grid));
+  std::unique_ptr<emu::StepRunner> runner;
+  if (path == Path::kStepKernel) runner = std::make_unique<emu::StepRunner>(bits.model);
   KvCache kv(kBlocks, kBlockTokens);
   KvPages cpages;
   CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, D, &cpages));
@@ -226,17 +250,17 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     const CascadePlan cplan = cascade_plan(table, 1);
     const DecodeWork w = decode_work(table, cascade ? &cplan : nullptr, kBlockTokens,
                                      c.heads / c.kv_heads, DecodeWorkOptions{});
-    emu::StepPlan plan{w.items, w.q_order, w.merge_ptr, w.merge_rows, tb.indices, w.partials};
+    const emu::StepPlan plan{w.items,    w.q_order, w.merge_ptr, w.merge_rows, tb.indices,
+                             w.partials, tb.indptr, tb.last,     w.queries,    w.max_rows};
     const emu::StepInputs in{static_cast<int>(rows), kBlockTokens, kBlocks,
                              step_ids.data(),        slots.data(), rope.cos.data(),
                              rope.sin.data()};
     std::vector<float> logits = poisoned(rows * V);
     emu::ptx::reset_traffic();
-    std::vector<uint64_t> stamps;
+    std::map<std::string, double> phase_ms;
     const std::string fault =
         path == Path::kStepKernel
-            ? emu::decode_step_kernel(bits.model, plan, in, grid, true, logits.data(),
-                                      timed ? &stamps : nullptr)
+            ? runner->run(plan, in, true, logits.data(), timed ? &phase_ms : nullptr)
             : emu::decode_layer_path(bits.model, plan, in, grid, logits.data());
     const std::string what = std::string(path == Path::kStepKernel ? "step kernel, " : "layers, ") +
                              std::to_string(lens.size()) + " branches" +
@@ -244,15 +268,16 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                              ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
     CHECK_MSG(fault.empty(), what + ": " + fault);
     if (!fault.empty()) return out;
-    if (timed) {  // every stamp the host reads written, in order, and none past them
-      const size_t n = stamps.size() - 1;
-      for (size_t i = 0; i < n; ++i)
-        CHECK_MSG(stamps[i] != 0 && (i == 0 || stamps[i] >= stamps[i - 1]),
-                  what + ": phase stamp " + std::to_string(i) + " of " + std::to_string(n) +
-                      " missing or out of order");
-      CHECK_MSG(stamps[n] == 0,
-                what + ": a stamp past the " + std::to_string(n) + " the host reads");
-    }
+    if (path == Path::kStepKernel)
+      CHECK_MSG(runner->grid() == grid, what + ": the launcher chose a grid of " +
+                                            std::to_string(runner->grid()) + " blocks");
+    // Timed: add_phase_ms found every stamp it reads written and in order (a stamp past them
+    // would have broken the stamps' allocation guard), and names every phase.
+    for (const char* name : {"barrier", "embedding", "qkv", "qk_norm_rope_attend", "merge",
+                             "o_proj", "gate_up_swiglu", "down", "head"})
+      if (timed)
+        CHECK_MSG(phase_ms.count(name) && phase_ms[name] >= 0.0,
+                  what + ": no time for the phase " + name);
     // Loads of the read-only path: the weights (idle slices load a row's last chunk again:
     // requests, not memory traffic, so reported, not checked); copies: exactly the plan's.
     const emu::ptx::Traffic tr = emu::ptx::traffic();
@@ -291,6 +316,10 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     out.kv = std::max(out.kv, ekv);
     ++out.steps;
   }
+  runner.reset();  // all it allocated on the device, freed with it
+  CHECK_MSG(emu::device_bytes_in_use() == 0 && emu::device_allocations() == 0,
+            "the one-kernel step left " + std::to_string(emu::device_bytes_in_use()) +
+                " bytes of device memory allocated");
   return out;
 }
 
@@ -395,6 +424,7 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
     }
   }
   emu::set_options(emu::Options{});
+  emu::set_device(emu::Device{});
 #endif
 }
 

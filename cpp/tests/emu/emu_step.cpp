@@ -1,40 +1,16 @@
-// emu_step.h in the emulator build: the plain arrays as the kernel's Params (params_of, as the
-// launcher resolves them), the step's activations, partial states and barrier words allocated
-// here, and step_kernel<M, 128> run with every block resident.
+// emu_step.h in the emulator build: the plain arrays as StepKernel's arguments, the step's
+// activations allocated here, and the launcher (qwen3_cuda_step_kernel.cu, compiled into this
+// build) left to do the rest on the emulated device.
 #include "tests/emu/emu_step.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "model/qwen3_step_kernel.cuh"
+#include "core/cuda_context.h"
+#include "kernels/decode_attention_cuda.h"
+#include "model/qwen3_cuda_step_kernel.h"
 
 namespace emu {
-
-namespace {
-
-namespace os = npr::onestep;
-
-template <int M>
-std::string run_rows(const os::Params& p, unsigned grid, int64_t smem) {
-  return launch_cooperative(grid, os::kThreads, static_cast<int>(smem),
-                            [&] { os::step_kernel<M, os::kHeadDim>(p); });
-}
-
-std::string run(int rows, const os::Params& p, unsigned grid, int64_t smem) {
-  switch (rows) {
-    case 1: return run_rows<1>(p, grid, smem);
-    case 2: return run_rows<2>(p, grid, smem);
-    case 3: return run_rows<3>(p, grid, smem);
-    case 4: return run_rows<4>(p, grid, smem);
-    case 5: return run_rows<5>(p, grid, smem);
-    case 6: return run_rows<6>(p, grid, smem);
-    case 7: return run_rows<7>(p, grid, smem);
-    case 8: return run_rows<8>(p, grid, smem);
-    default: return "the one-kernel step takes 1..8 rows, not " + std::to_string(rows);
-  }
-}
-
-}  // namespace
 
 void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& in,
                    const float* logits, bool one_launch) {
@@ -67,45 +43,75 @@ void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& i
   reg(logits, rows * m.vocab, 4, one_launch);
 }
 
-std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
-                               unsigned grid, bool prefetch, float* logits,
-                               std::vector<uint64_t>* stamps) {
-  if (m.head_dim != os::kHeadDim) return "the one-kernel step is compiled for head dim 128 only";
+struct StepRunner::Impl {
+  StepModel m;
   npr::Qwen3Config c;
-  c.layers = m.layers;
-  c.hidden = m.hidden;
-  c.intermediate = m.inter;
-  c.heads = m.heads;
-  c.kv_heads = m.kv_heads;
-  c.head_dim = m.head_dim;
-  c.vocab = m.vocab;
-  c.rms_eps = m.eps;
-  std::vector<npr::StepKernelLayer> layers(static_cast<size_t>(m.layers));
-  for (int l = 0; l < m.layers; ++l) {
-    const StepLayer& s = m.layer[l];
-    layers[l] = npr::StepKernelLayer{s.wqkv,      s.wo,     s.wgu,    s.wdown,   s.in_norm,
-                                     s.post_norm, s.q_norm, s.k_norm, s.k_pages, s.v_pages};
-  }
+  std::unique_ptr<npr::CudaContext> ctx;  // first in, last out: the buffers below are its
+  npr::DeviceDecodePlan plan;
+  npr::StepKernel kernel;
+  std::string error;  // a failed set-up, returned by every run
+};
+
+StepRunner::StepRunner(const StepModel& m) : impl_(new Impl) {
+  Impl& s = *impl_;
+  s.m = m;
+  s.c.layers = m.layers;
+  s.c.hidden = m.hidden;
+  s.c.intermediate = m.inter;
+  s.c.heads = m.heads;
+  s.c.kv_heads = m.kv_heads;
+  s.c.head_dim = m.head_dim;
+  s.c.vocab = m.vocab;
+  s.c.rms_eps = m.eps;
+  std::vector<npr::StepKernelLayer> layers;
+  for (const StepLayer* l = m.layer; l != m.layer + m.layers; ++l)
+    layers.push_back(npr::StepKernelLayer{l->wqkv, l->wo, l->wgu, l->wdown, l->in_norm,
+                                          l->post_norm, l->q_norm, l->k_norm, l->k_pages,
+                                          l->v_pages});
+  npr::Status st = npr::CudaContext::create(&s.ctx);
+  if (st.is_ok()) st = s.kernel.set_layers(*s.ctx, layers);
+  if (!st.is_ok()) s.error = st.to_string();
+}
+
+StepRunner::~StepRunner() = default;
+
+unsigned StepRunner::grid() const {
+  return static_cast<unsigned>(impl_->kernel.grid());
+}
+
+std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool prefetch,
+                            float* logits, std::map<std::string, double>* phase_ms) {
+  Impl& s = *impl_;
+  if (!s.error.empty()) return s.error;
+  const StepModel& m = s.m;
   const int64_t rows = in.rows, D = m.head_dim, heads = m.heads;
   const int64_t nqkv = (heads + 2LL * m.kv_heads) * D;
-  // The step's buffers, poisoned (fp32 and bf16 NaN) where the kernel writes before it reads.
-  std::vector<float> x, part_m, part_l, part_acc;
+  npr::DecodeWork w;
+  w.items = plan.items;
+  w.q_order = plan.q_order;
+  w.merge_ptr = plan.merge_ptr;
+  w.merge_rows = plan.merge_rows;
+  w.queries = plan.queries;
+  w.partials = plan.partials;
+  w.max_rows = plan.max_rows;
+  const npr::PageTable table{static_cast<int64_t>(plan.last_len.size()), plan.indptr.data(),
+                             plan.indices.data(), plan.last_len.data()};
+  npr::Status st = s.plan.upload(*s.ctx, w, table, heads, D);
+  if (!st.is_ok()) return st.to_string();
+  // The step's activations, poisoned (fp32 and bf16 NaN) where the kernel writes before it
+  // reads; the caller's (the decoder's) to give, so plain buffers here.
+  std::vector<float> x;
   std::vector<uint16_t> qkv, attn, act;
-  std::vector<int32_t> header{static_cast<int32_t>(plan.items.size() / 6)};
-  std::vector<uint32_t> state;
-  std::vector<int32_t> broken_host;
   add(x, rows * m.hidden, std::nanf(""), true);
   add(qkv, rows * nqkv, uint16_t{0xffff}, true);
   add(attn, rows * heads * D, uint16_t{0xffff}, true);
   add(act, rows * m.inter, uint16_t{0xffff}, true);
-  add(part_m, plan.partials * heads, std::nanf(""), true);
-  add(part_l, plan.partials * heads, std::nanf(""), true);
-  add(part_acc, plan.partials * heads * D, std::nanf(""), true);
-  add(state, 2, 0u, true);
-  add(broken_host, 1, 0, true);
   register_step(m, plan, in, logits, true);
-  register_global(header.data(), 4);
-  register_global(layers.data(), layers.size() * sizeof(layers[0]));
+  // The plan's partial states (its device buffer's float part) are the kernel's scratch.
+  const auto partials = static_cast<size_t>(plan.partials * heads);
+  register_global(s.plan.part_m, 4 * partials, true);
+  register_global(s.plan.part_l, 4 * partials, true);
+  register_global(s.plan.part_acc, 4 * partials * D, true);
 
   npr::StepKernelArgs a;
   a.embed = m.embed;
@@ -115,6 +121,7 @@ std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const S
   a.slots = in.slots;
   a.cos = in.cos;
   a.sin = in.sin;
+  a.plan = &s.plan;
   a.block_tokens = in.block_tokens;
   a.x = x.data();
   a.qkv = qkv.data();
@@ -122,30 +129,12 @@ std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const S
   a.act = act.data();
   a.logits = logits;
   a.prefetch = prefetch;
-  os::Params p = os::params_of(c, a);
-  p.layers = layers.data();
-  p.header = header.data();
-  p.items = plan.items.data();
-  p.q_order = plan.q_order.data();
-  p.indices = plan.indices.data();
-  p.merge_ptr = plan.merge_ptr.data();
-  p.merge_rows = plan.merge_rows.data();
-  p.part_m = part_m.data();
-  p.part_l = part_l.data();
-  p.part_acc = part_acc.data();
-  p.bar = npr::grid::Barrier{state.data(), reinterpret_cast<int32_t*>(state.data()) + 1,
-                             broken_host.data(), 5000000000ull};
-  p.stamps = nullptr;
-  if (stamps) {
-    stamps->assign(static_cast<size_t>(os::kStampsFixed + os::kPhasesPerLayer * m.layers + 1), 0);
-    register_global(stamps->data(), stamps->size() * 8, true);
-    p.stamps = stamps->data();
-  }
-  const std::string fault = run(in.rows, p, grid, os::dyn_smem_bytes(c, rows));
+  a.timing = phase_ms != nullptr;
+  st = s.kernel.launch(*s.ctx, s.c, rows, a);
+  if (st.is_ok() && phase_ms) st = s.kernel.add_phase_ms(*s.ctx, s.c, phase_ms);
+  if (st.is_ok()) st = s.kernel.check();
   clear_globals();
-  if (!fault.empty()) return fault;
-  if (broken_host[0] != 0) return "a grid barrier of the step timed out";
-  return {};
+  return st.is_ok() ? std::string() : st.to_string();
 }
 
 }  // namespace emu

@@ -1,11 +1,14 @@
 // The one-kernel decode step (model/qwen3_step_kernel.cuh) under the emulator (emu_runtime.h),
 // for test_emu_step.cpp: plain host arrays in (the model's bf16 weights, the KV pages, the step
-// and its attention plan), the kernel run as a cooperative launch of `grid` blocks, "" or the
-// fault out. Compiled into the emulator build (emu_step.cpp, where namespace npr is npr_emu) and
-// into the test, which sees only these plain types.
+// and its attention plan), the kernel run by its own launcher (StepKernel) or, for the layer
+// path, its kernels as the decoder launches them; "" or the fault out. Compiled into the
+// emulator build (emu_step.cpp, where namespace npr is npr_emu) and into the test, which sees
+// only these plain types.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,10 +33,13 @@ struct StepModel {
   const StepLayer* layer;           // (layers)
 };
 
-// A plan of kernels/decode_work.h (DecodeWork) with its table's page indices.
+// A plan of kernels/decode_work.h (DecodeWork) with its page table (PageTable: indptr, indices,
+// last_len).
 struct StepPlan {
   std::vector<int32_t> items, q_order, merge_ptr, merge_rows, indices;
   int64_t partials = 0;
+  std::vector<int32_t> indptr, last_len;
+  int64_t queries = 0, max_rows = 0;
 };
 
 // rows one-token sequences: ids, slots (rows); cos, sin (rows, D / 2) at their positions.
@@ -57,14 +63,30 @@ void add(std::vector<T>& v, int64_t n, T fill, bool kernel_writes) {
 void register_step(const StepModel& m, const StepPlan& plan, const StepInputs& in,
                    const float* logits, bool one_launch);
 
-// Runs the step with `grid` blocks (at most kMaxCooperativeBlocks) into logits (rows, vocab),
-// writing each row's new K and V into the pages. Every buffer the kernel gets is registered for
-// the emulator's global-memory checks for the launch (and the registry cleared after it).
-// stamps: null, or the timed launch's phase clock (StepKernelArgs::timing): resized to the
-// stamps the host reads (StepKernel::add_phase_ms) plus one that must stay zero.
-std::string decode_step_kernel(const StepModel& m, const StepPlan& plan, const StepInputs& in,
-                               unsigned grid, bool prefetch, float* logits,
-                               std::vector<uint64_t>* stamps = nullptr);
+// The one-kernel step through its own host code on the emulated device (emu_cuda_api.h; set
+// its size first): a CudaContext, StepKernel with the layer table uploaded once, and per step
+// the plan uploaded by DeviceDecodePlan::upload and StepKernel::launch, which picks the grid (at
+// most 4 CTAs an SM, all resident), allocates its barrier words and host-mapped flag, and
+// launches cooperatively. The model's arrays (weights and pages) must outlive it.
+class StepRunner {
+ public:
+  explicit StepRunner(const StepModel& m);
+  ~StepRunner();
+  StepRunner(const StepRunner&) = delete;
+  StepRunner& operator=(const StepRunner&) = delete;
+  // One step into logits (rows, vocab), each row's new K and V written into the pages: "" or the
+  // fault or error, as the launcher's Status or StepKernel::check says it. Every buffer the
+  // kernel gets is registered for the emulator's global-memory checks (the step's own for the
+  // launch). phase_ms: null, or a timed launch's phases as StepKernel::add_phase_ms reads them.
+  std::string run(const StepPlan& plan, const StepInputs& in, bool prefetch, float* logits,
+                  std::map<std::string, double>* phase_ms = nullptr);
+  // The grid the launcher chose (0 before a launch).
+  unsigned grid() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // The same step on the layer path (Qwen3CudaDecoder's eager step with its default bf16 kernels):
 // per layer the fused input norm + q|k|v on tensor cores, the q/k norm + RoPE + KV write kernel,
