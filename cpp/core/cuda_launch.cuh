@@ -1,5 +1,6 @@
-// Inside .cu files only: a kernel launch that needs more than 48 KB of dynamic shared memory and
-// wants as many CTAs an SM as that allows, with every CUDA status checked and named.
+// Inside .cu files only: kernel launches the emulator build (cpp/tests/emu) can run too. A plain
+// launch, and one that needs more than 48 KB of dynamic shared memory and wants as many CTAs an
+// SM as that allows, with every CUDA status checked and named.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,6 +9,17 @@
 
 #include "core/cuda_check.cuh"
 #include "core/status.h"
+
+// NPR_LAUNCH(grid, threads, smem, stream, kernel)(args...): the triple-chevron launch; in the
+// emulator build the grid runs on the CPU and a fault becomes the launch's error (what
+// cudaGetLastError, and so cuda_launch_status, returns). The kernel goes last, so the commas of
+// a template's arguments stay inside __VA_ARGS__.
+#if !defined(NPR_EMU)
+#define NPR_LAUNCH(grid, threads, smem, stream, ...) __VA_ARGS__<<<grid, threads, smem, stream>>>
+#else
+#define NPR_LAUNCH(grid, threads, smem, stream, ...) \
+  ::emu::cuda::KernelLaunch(grid, threads, smem, __VA_ARGS__)
+#endif
 
 namespace npr {
 

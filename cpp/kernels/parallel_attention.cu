@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/parallel_attention_cuda.h"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_pair.cuh"
@@ -89,8 +90,9 @@ Status launch(CudaContext& ctx, Kernel kernel, int64_t blocks, int threads, int 
                                std::to_string(optin) + "; use a smaller head_dim");
   NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
                what);
-  kernel<<<static_cast<unsigned>(blocks), threads, bytes,
-           static_cast<cudaStream_t>(ctx.stream())>>>(p);
+  NPR_LAUNCH(static_cast<unsigned>(blocks), threads, bytes, static_cast<cudaStream_t>(ctx.stream()),
+             kernel)
+  (p);
   return cuda_launch_status(what);
 }
 

@@ -35,6 +35,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_mma.cuh"
@@ -97,23 +98,23 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
     auto* kernel = atomic ? dkdv_tc_kernel<D, true> : dkdv_tc_kernel<D, false>;
     NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),
                  "attention backward: dK/dV shared memory");
-    kernel<<<static_cast<unsigned>(p.tiles * d.kv_heads), kTcThreads, kv_smem, st>>>(
-        p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, bq, bk, bv, bo, stats);
+    NPR_LAUNCH(static_cast<unsigned>(p.tiles * d.kv_heads), kTcThreads, kv_smem, st, kernel)
+    (p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, bq, bk, bv, bo, stats);
     NPR_TRY(
         cuda_launch_status(atomic ? "attention backward: dK/dV kernel with atomic dQ (tensor cores)"
                                   : "attention backward: dK/dV kernel (bf16, tensor cores)"));
   }
   if (atomic) {  // dq = bf16(sums * scale)
-    dq_from_acc_kernel<<<dq_from_acc_blocks(n), kDqFromAccThreads, 0, st>>>(
-        static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
+    NPR_LAUNCH(dq_from_acc_blocks(n), kDqFromAccThreads, 0, st, dq_from_acc_kernel)
+    (static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
   }
   if (wgmma) return attention_backward_dq_wgmma(st, p, d, dq, dout, q, k, v, stats);
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),
       "attention backward: dQ shared memory");
-  dq_tc_kernel<D><<<static_cast<unsigned>(p.tiles * d.heads), kTcThreads, q_smem, st>>>(
-      p, d, static_cast<bf16_t*>(dq), bq, bk, bv, bo, stats);
+  NPR_LAUNCH(static_cast<unsigned>(p.tiles * d.heads), kTcThreads, q_smem, st, dq_tc_kernel<D>)
+  (p, d, static_cast<bf16_t*>(dq), bq, bk, bv, bo, stats);
   return cuda_launch_status("attention backward: dQ kernel (bf16, tensor cores)");
 }
 
@@ -132,12 +133,13 @@ Status launch_simt(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, 
   NPR_CUDA_TRY(cudaFuncSetAttribute(dq_simt_kernel<T, kMaxD>,
                                     cudaFuncAttributeMaxDynamicSharedMemorySize, smem),
                "attention backward: dQ shared memory (SIMT)");
-  dkdv_simt_kernel<T, kMaxD>
-      <<<static_cast<unsigned>(p.tiles * d.kv_heads), kSimtThreads, smem, st>>>(
-          p, d, static_cast<T*>(dk), static_cast<T*>(dv), tq, tk, tv, to, stats);
+  NPR_LAUNCH(static_cast<unsigned>(p.tiles * d.kv_heads), kSimtThreads, smem, st,
+             dkdv_simt_kernel<T, kMaxD>)
+  (p, d, static_cast<T*>(dk), static_cast<T*>(dv), tq, tk, tv, to, stats);
   NPR_TRY(cuda_launch_status("attention backward: dK/dV kernel (SIMT)"));
-  dq_simt_kernel<T, kMaxD><<<static_cast<unsigned>(p.tiles * d.heads), kSimtThreads, smem, st>>>(
-      p, d, static_cast<T*>(dq), tq, tk, tv, to, stats);
+  NPR_LAUNCH(static_cast<unsigned>(p.tiles * d.heads), kSimtThreads, smem, st,
+             dq_simt_kernel<T, kMaxD>)
+  (p, d, static_cast<T*>(dq), tq, tk, tv, to, stats);
   return cuda_launch_status("attention backward: dQ kernel (SIMT)");
 }
 
@@ -210,14 +212,11 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
   auto st = static_cast<cudaStream_t>(ctx.stream());
 
   const unsigned stat_blocks = static_cast<unsigned>((T * H + 7) / 8);
-  if (t == DevDType::kF32)
-    stats_kernel<float><<<stat_blocks, 256, 0, st>>>(stats, static_cast<const float*>(dout),
-                                                     static_cast<const float*>(out), lse, T,
-                                                     d.heads, d.dim);
-  else
-    stats_kernel<bf16_t><<<stat_blocks, 256, 0, st>>>(stats, static_cast<const bf16_t*>(dout),
-                                                      static_cast<const bf16_t*>(out), lse, T,
-                                                      d.heads, d.dim);
+  if (t == DevDType::kF32) NPR_LAUNCH(stat_blocks, 256, 0, st, stats_kernel<float>)
+  (stats, static_cast<const float*>(dout), static_cast<const float*>(out), lse, T, d.heads, d.dim);
+  else NPR_LAUNCH(stat_blocks, 256, 0, st, stats_kernel<bf16_t>)(
+      stats, static_cast<const bf16_t*>(dout), static_cast<const bf16_t*>(out), lse, T, d.heads,
+      d.dim);
   NPR_TRY(cuda_launch_status("attention backward: delta kernel"));
 
   if (t == DevDType::kF32)

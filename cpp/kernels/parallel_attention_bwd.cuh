@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "core/cuda_dtype.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/parallel_attention.h"
 
 namespace npr::attn_bwd {
@@ -162,7 +163,7 @@ __global__ void __launch_bounds__(kSimtThreads, 1)
     dkdv_simt_kernel(PlanView p, Dims d, T* __restrict__ dk, T* __restrict__ dv,
                      const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                      const T* __restrict__ dout, const float* __restrict__ stats) {
-  extern __shared__ float smem[];
+  NPR_DYNAMIC_SHARED_AS(float, smem);
   const int D = d.dim, S = D + 1;
   float* ks = smem;                      // (kTile, D + 1) K of the key tile
   float* vs = ks + kTile * S;            // (kTile, D + 1) V
@@ -249,7 +250,7 @@ __global__ void __launch_bounds__(kSimtThreads, 1)
     dq_simt_kernel(PlanView p, Dims d, T* __restrict__ dq, const T* __restrict__ q,
                    const T* __restrict__ k, const T* __restrict__ v, const T* __restrict__ dout,
                    const float* __restrict__ stats) {
-  extern __shared__ float smem[];
+  NPR_DYNAMIC_SHARED_AS(float, smem);
   const int D = d.dim, S = D + 1;
   float* qs = smem;                  // (kTile, D + 1) Q of the query tile
   float* dos = qs + kTile * S;       // (kTile, D + 1) dO

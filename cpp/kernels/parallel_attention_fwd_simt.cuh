@@ -2,6 +2,7 @@
 // head dims the tensor-core kernels do not take; see parallel_attention_fwd.cuh).
 #pragma once
 
+#include "core/dynamic_shared.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 
 namespace npr::attn_fwd {
@@ -19,7 +20,7 @@ inline int simt_smem_bytes(int D, int dm) {
 
 template <typename T, int DM>
 __global__ void __launch_bounds__(kSimtThreads) attn_fwd_simt(FwdParams p) {
-  extern __shared__ float smf[];
+  NPR_DYNAMIC_SHARED_AS(float, smf);
   const int D = p.head_dim, ld = D + 1;
   float* const qs = smf;               // (64, D + 1)
   float* const ks = qs + kT * ld;      // (32, D + 1)

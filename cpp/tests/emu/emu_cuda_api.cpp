@@ -123,7 +123,14 @@ cudaError_t cudaGetDevice(int* d) {
 }
 cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d) {
   if (d != 0) return fail_with(cudaErrorInvalidValue);
-  *v = a == cudaDevAttrMultiProcessorCount ? g_device.sms : g_device.cooperative ? 1 : 0;
+  switch (a) {
+    case cudaDevAttrMultiProcessorCount: *v = g_device.sms; break;
+    case cudaDevAttrComputeCapabilityMajor: *v = g_device.major; break;
+    case cudaDevAttrComputeCapabilityMinor: *v = g_device.minor; break;
+    case cudaDevAttrCooperativeLaunch: *v = g_device.cooperative ? 1 : 0; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *v = kMaxDynamicShared; break;
+    default: return fail_with(cudaErrorInvalidValue);
+  }
   return cudaSuccess;
 }
 

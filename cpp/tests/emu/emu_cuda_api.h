@@ -29,7 +29,8 @@ struct Device {
   int threads_per_sm = 2048;
   int shared_per_sm = 233472;  // an H100's 228 KB
   int64_t memory = int64_t{1} << 30;
-  bool cooperative = true;  // cudaDevAttrCooperativeLaunch
+  bool cooperative = true;   // cudaDevAttrCooperativeLaunch
+  int major = 9, minor = 0;  // compute capability: an H100's (the sm_90a kernels run)
 };
 void set_device(const Device& d);
 const Device& device();
@@ -57,7 +58,13 @@ enum cudaFuncAttribute {
   cudaFuncAttributePreferredSharedMemoryCarveout = 9
 };
 enum { cudaSharedmemCarveoutMaxShared = 100 };
-enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrCooperativeLaunch = 95 };
+enum cudaDeviceAttr {
+  cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrComputeCapabilityMajor = 75,
+  cudaDevAttrComputeCapabilityMinor = 76,
+  cudaDevAttrCooperativeLaunch = 95,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
+};
 enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
 enum { cudaStreamNonBlocking = 1, cudaHostAllocMapped = 2 };
 

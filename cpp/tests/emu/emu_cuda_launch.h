@@ -1,6 +1,7 @@
-// cudaLaunchKernelEx for the emulator build (included by cuda_emu.h after the toolkit's
-// vector_types.h, whose dim3 the launch configuration holds): the checks of emu_cuda_api.h, then
-// the grid on the CPU, cooperative (every block resident) when the attribute says so.
+// Kernel launches for the emulator build (included by cuda_emu.h after the toolkit's
+// vector_types.h, whose dim3 they take): cudaLaunchKernelEx and NPR_LAUNCH's, each with the
+// checks of emu_cuda_api.h, then the grid on the CPU, cooperative (every block resident) when
+// cudaLaunchKernelEx's attribute says so.
 #pragma once
 
 #include <cstddef>
@@ -42,5 +43,31 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Param
       coop ? launch_cooperative(c->gridDim.x, c->blockDim.x, smem, body)
            : launch(Dim3{c->gridDim.x, c->gridDim.y, c->gridDim.z}, c->blockDim.x, smem, body));
 }
+
+// core/cuda_launch.cuh's NPR_LAUNCH(grid, threads, smem, stream, kernel)(args...) in this build:
+// the launch's checks, then the grid (1-D or 2-D) on the CPU; a refused launch or a fault is
+// left as the last error, as the runtime leaves a launch's.
+template <typename... Params>
+class KernelLaunch {
+ public:
+  KernelLaunch(unsigned grid, unsigned threads, size_t smem, void (*kernel)(Params...))
+      : grid_{grid, 1, 1}, threads_(threads), smem_(smem), kernel_(kernel) {}
+  KernelLaunch(::dim3 grid, unsigned threads, size_t smem, void (*kernel)(Params...))
+      : grid_{grid.x, grid.y, grid.z}, threads_(threads), smem_(smem), kernel_(kernel) {}
+  template <typename... Args>
+  void operator()(Args&&... args) const {
+    const uint64_t blocks = uint64_t{grid_.x} * grid_.y * grid_.z;
+    if (check_launch(reinterpret_cast<const void*>(kernel_), blocks, threads_, 1, smem_, false) !=
+        cudaSuccess)
+      return;
+    launch_result(launch(grid_, threads_, static_cast<int>(smem_), [&] { kernel_(args...); }));
+  }
+
+ private:
+  Dim3 grid_;
+  unsigned threads_;
+  size_t smem_;
+  void (*kernel_)(Params...);
+};
 
 }  // namespace emu::cuda
