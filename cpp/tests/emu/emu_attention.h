@@ -18,6 +18,7 @@ struct PlanArrays {
   const int32_t *row_pairs, *col_pairs;            // (pairs, 2): AttnTilePair {other, partial}
   const uint64_t* masks;                           // (partial tiles, 64)
   int64_t tiles, tokens;
+  int64_t sequences, partial_tiles;
 };
 
 struct AttnDims {
@@ -55,5 +56,22 @@ std::string attention_dq_from_acc(uint16_t* dq, const float* acc, int64_t n, flo
 std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
                                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
                                         const uint16_t* v, const float* stats);
+
+// The attention's device entry points, attention_forward_cuda and then attention_backward_cuda
+// (kernels/parallel_attention_cuda.h), as the model calls them: a CudaContext on the emulated
+// device (emu_cuda_api.h) with its attention_wgmma and deterministic switches set as given, the
+// plan uploaded by DeviceAttentionPlan::upload, the inputs uploaded into device memory (poisoned
+// where nothing wrote), bf16. Outputs: out, dq (T, heads, D) and dk, dv (T, kv_heads, D) bf16
+// bits, lse (T, heads); *fwd_wgmma: whether the forward took the wgmma kernel
+// (attention_forward_uses_wgmma), *bwd_wgmma: whether the backward could (the device and build
+// can run it and the switch is on). "" or the first error or fault.
+struct AttentionCall {
+  int wgmma = 0;  // CudaContext::attention_wgmma
+  bool deterministic = true;
+};
+std::string attention_cuda(const AttentionCall& call, const PlanArrays& plan, const AttnDims& d,
+                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                           const uint16_t* dout, uint16_t* out, float* lse, uint16_t* dq,
+                           uint16_t* dk, uint16_t* dv, bool* fwd_wgmma, bool* bwd_wgmma);
 
 }  // namespace emu
