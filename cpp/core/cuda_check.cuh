@@ -11,6 +11,9 @@ namespace npr {
 
 inline Status cuda_status(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return Status::ok();
+  // The runtime also leaves a failed call's error as the thread's last error: reported here, it
+  // must not come back from the next, unrelated launch's check (a sticky fault does anyway).
+  (void)cudaGetLastError();
   return Status(StatusCode::kCuda, std::string(what) + " failed: " + cudaGetErrorName(err) + " (" +
                                        cudaGetErrorString(err) + ")");
 }

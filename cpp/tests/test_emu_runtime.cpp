@@ -147,6 +147,7 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
   const Expect cases[] = {
       {"poisoned", ""},
       {"clean", ""},
+      {"error_then_launch", ""},
       {"write_past_end", "a write 0 bytes past the end of a device allocation of 256 bytes"},
       {"copy_past_end", "selftest upload failed: cudaErrorInvalidValue"},
       {"out_of_memory",

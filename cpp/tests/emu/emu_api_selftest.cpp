@@ -56,6 +56,11 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
     std::vector<float> host(kFloats + 1, 1.0f);
     return message(ctx.upload(buf.get(), host.data(), 4 * (kFloats + 1), "selftest upload"));
   }
+  if (kind == "error_then_launch") {  // the failed copy's error is its own, not the launch's
+    std::vector<float> host(kFloats + 1, 1.0f);
+    if (ctx.upload(buf.get(), host.data(), 4 * (kFloats + 1), "selftest upload").is_ok())
+      return "an upload past the allocation went through";
+  }
   if (kind == "out_of_memory") {
     npr::DeviceBuffer big;
     return message(big.grow(ctx.alloc(), 2 << 20, "selftest big buffer"));
@@ -67,6 +72,7 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
   const int smem = kind == "shared_without_opt_in" ? 64 * 1024 : 0;
   EMU_TRY(npr::cuda_status(launch_iota(buf.as<float>(), n, blocks, smem, kind != "write_past_end"),
                            "selftest launch"));
+  EMU_TRY(npr::cuda_launch_status("selftest launch"));
   std::vector<float> got(kFloats);
   EMU_TRY(ctx.download(got.data(), buf.get(), 4 * kFloats, "selftest download"));
   for (int i = 0; i < kFloats; ++i)

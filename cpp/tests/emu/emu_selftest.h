@@ -35,8 +35,10 @@ std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
 // 0xff), "write_past_end" (a kernel writes one float past an allocation), "copy_past_end" (an
 // upload longer than its allocation), "out_of_memory" (more than the device's 1 MB),
 // "cooperative_too_large" (one block more than the device holds at once),
-// "shared_without_opt_in" (64 KB of dynamic shared memory without the attribute), "clean" (a
-// cooperative launch that fits, its result read back). Returns the Status's or the launch's
+// "shared_without_opt_in" (64 KB of dynamic shared memory without the attribute),
+// "error_then_launch" (a failed upload, then a launch that must go through: the upload's error
+// is not left for the launch's check), "clean" (a cooperative launch that fits, its result read
+// back). Returns the Status's or the launch's
 // message, "" when all went through; afterwards nothing may stay allocated.
 std::string run_cuda_api_selftest(const std::string& kind);
 
