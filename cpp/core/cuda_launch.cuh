@@ -18,7 +18,7 @@
 #define NPR_LAUNCH(grid, threads, smem, stream, ...) __VA_ARGS__<<<grid, threads, smem, stream>>>
 #else
 #define NPR_LAUNCH(grid, threads, smem, stream, ...) \
-  ::emu::cuda::KernelLaunch(grid, threads, smem, __VA_ARGS__)
+  ::emu::cuda::KernelLaunch(grid, threads, smem, stream, __VA_ARGS__)
 #endif
 
 namespace npr {

@@ -8,6 +8,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/decode_attention_mma.cuh"
 #include "kernels/decode_merge_staged.cuh"
@@ -39,7 +40,7 @@ __global__ void __launch_bounds__(kThreads)
   const int q_begin = it[0], qc = it[1], page_begin = it[2], page_count = it[3], last_len = it[4],
             part_begin = it[5];
   const int R = qc * G;
-  extern __shared__ float sm[];
+  NPR_DYNAMIC_SHARED_AS(float, sm);
   float* qs = sm;              // (R, D)
   float* acc = qs + R * D;     // (R, D)
   float* ks = acc + R * D;     // (kTile, D)
@@ -158,11 +159,11 @@ Status launch_attend_simt(const DeviceDecodePlan& plan, const void* q, const Dev
     NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(smem)),
                  "decode attention (cuda): shared memory size");
-  kernel<<<grid, kThreads, smem, st>>>(
-      plan.header, plan.items, plan.q_order, plan.indices, static_cast<const T*>(q),
-      static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), plan.part_m, plan.part_l,
-      plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads), static_cast<int>(D),
-      kv.block_tokens, scale);
+  NPR_LAUNCH(grid, kThreads, smem, st, kernel)
+  (plan.header, plan.items, plan.q_order, plan.indices, static_cast<const T*>(q),
+   static_cast<const T*>(kv.k), static_cast<const T*>(kv.v), plan.part_m, plan.part_l,
+   plan.part_acc, static_cast<int>(heads), static_cast<int>(kv.kv_heads), static_cast<int>(D),
+   kv.block_tokens, scale);
   return cuda_launch_status("decode attention (cuda): attend");
 }
 
@@ -188,9 +189,9 @@ Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const Devi
                     plan.part_acc, h, kvh, kv.block_tokens, scale),
         "decode attention (cuda): attend (tensor cores, pdl)");
   } else {
-    kernel<<<grid, decode_mma::kThreads, kBytes, st>>>(
-        plan.header, plan.items, plan.q_order, plan.indices, qb, kb, vb, plan.part_m, plan.part_l,
-        plan.part_acc, h, kvh, kv.block_tokens, scale);
+    NPR_LAUNCH(grid, decode_mma::kThreads, kBytes, st, kernel)
+    (plan.header, plan.items, plan.q_order, plan.indices, qb, kb, vb, plan.part_m, plan.part_l,
+     plan.part_acc, h, kvh, kv.block_tokens, scale);
   }
   return cuda_launch_status("decode attention (cuda): attend (tensor cores)");
 }
@@ -249,9 +250,9 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
           "decode attention (cuda): staged merge");
       return cuda_launch_status("decode attention (cuda): staged merge");
     }
-    decode_merge_kernel<T><<<mgrid, mthreads, 0, st>>>(
-        plan.merge_ptr, plan.merge_rows, plan.part_m, plan.part_l, plan.part_acc,
-        static_cast<T*>(out), lse, static_cast<int>(heads), static_cast<int>(D));
+    NPR_LAUNCH(mgrid, mthreads, 0, st, decode_merge_kernel<T>)
+    (plan.merge_ptr, plan.merge_rows, plan.part_m, plan.part_l, plan.part_acc, static_cast<T*>(out),
+     lse, static_cast<int>(heads), static_cast<int>(D));
     return cuda_launch_status("decode attention (cuda): merge");
   };
   return t == DevDType::kF32 ? run(float{}) : run(__nv_bfloat16{});

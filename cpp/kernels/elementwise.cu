@@ -8,6 +8,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/elementwise_cuda.h"
 
 namespace npr {
@@ -66,11 +67,11 @@ Status cast_cuda(CudaContext& ctx, DevDType from, DevDType to, void* dst, const 
   }
   using B = __nv_bfloat16;
   if (from == DevDType::kF32) {
-    cast_kernel<float, B>
-        <<<grid_for(n), kThreads, 0, st>>>(static_cast<B*>(dst), static_cast<const float*>(src), n);
+    NPR_LAUNCH(grid_for(n), kThreads, 0, st, cast_kernel<float, B>)
+    (static_cast<B*>(dst), static_cast<const float*>(src), n);
   } else {
-    cast_kernel<B, float>
-        <<<grid_for(n), kThreads, 0, st>>>(static_cast<float*>(dst), static_cast<const B*>(src), n);
+    NPR_LAUNCH(grid_for(n), kThreads, 0, st, cast_kernel<B, float>)
+    (static_cast<float*>(dst), static_cast<const B*>(src), n);
   }
   return cuda_launch_status("cast_cuda");
 }
@@ -79,7 +80,8 @@ Status add_cuda(CudaContext& ctx, float* y, const float* x, int64_t n) {
   if (n < 0) return Status::invalid("add_cuda: n must be >= 0, got " + std::to_string(n));
   if (n == 0) return Status::ok();
   if (!y || !x) return Status::invalid("add_cuda: null device pointer (y or x)");
-  add_kernel<<<grid_for(n), kThreads, 0, static_cast<cudaStream_t>(ctx.stream())>>>(y, x, n);
+  NPR_LAUNCH(grid_for(n), kThreads, 0, static_cast<cudaStream_t>(ctx.stream()), add_kernel)
+  (y, x, n);
   return cuda_launch_status("add_cuda");
 }
 
@@ -91,8 +93,9 @@ Status gather_rows_cuda(CudaContext& ctx, float* dst, const float* src, const in
   if (count == 0) return Status::ok();
   if (!dst || !src || !rows)
     return Status::invalid("gather_rows_cuda: null device pointer (dst, src or rows)");
-  gather_rows_kernel<<<grid_for(count * dim), kThreads, 0,
-                       static_cast<cudaStream_t>(ctx.stream())>>>(dst, src, rows, count, dim);
+  NPR_LAUNCH(grid_for(count * dim), kThreads, 0, static_cast<cudaStream_t>(ctx.stream()),
+             gather_rows_kernel)
+  (dst, src, rows, count, dim);
   return cuda_launch_status("gather_rows_cuda");
 }
 

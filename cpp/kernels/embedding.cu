@@ -14,6 +14,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/embedding_cuda.h"
 
 namespace npr {
@@ -132,11 +133,12 @@ Status embedding_forward_cuda(CudaContext& ctx, DevDType t, float* out, const vo
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   if (t == DevDType::kF32) {
-    embedding_forward_kernel<float><<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(
-        out, static_cast<const float*>(table), ids, tokens, dim);
+    NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, st, embedding_forward_kernel<float>)
+    (out, static_cast<const float*>(table), ids, tokens, dim);
   } else {
-    embedding_forward_kernel<__nv_bfloat16><<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(
-        out, static_cast<const __nv_bfloat16*>(table), ids, tokens, dim);
+    NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, st,
+               embedding_forward_kernel<__nv_bfloat16>)
+    (out, static_cast<const __nv_bfloat16*>(table), ids, tokens, dim);
   }
   return cuda_launch_status("embedding_forward_cuda");
 }
@@ -155,10 +157,10 @@ Status index_add_rows_cuda(CudaContext& ctx, float* dst, const float* src,
   const int64_t blocks = (plan.groups + per_block - 1) / per_block;
   if (blocks > 0x7fffffffLL)
     return Status::out_of_range("index_add_rows_cuda: too many groups for one launch");
-  index_add_rows_kernel<<<static_cast<unsigned>(blocks), dim3(lanes, per_block), 0,
-                          static_cast<cudaStream_t>(ctx.stream())>>>(
-      dst, src, plan.dest.as<int32_t>(), plan.ptr.as<int32_t>(), plan.src.as<int32_t>(),
-      plan.groups, plan.n, dim);
+  NPR_LAUNCH(static_cast<unsigned>(blocks), dim3(lanes, per_block), 0,
+             static_cast<cudaStream_t>(ctx.stream()), index_add_rows_kernel)
+  (dst, src, plan.dest.as<int32_t>(), plan.ptr.as<int32_t>(), plan.src.as<int32_t>(), plan.groups,
+   plan.n, dim);
   return cuda_launch_status("index_add_rows_cuda");
 }
 

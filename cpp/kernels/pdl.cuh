@@ -42,7 +42,6 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes) {
 #endif
 }
 
-#if !defined(NPR_EMU)  // the emulator build (cpp/tests/emu) runs device code, not launches
 // Whether the current device can launch programmatically dependent kernels (compute 9.0+).
 inline bool device_supports_pdl() {
   int dev = 0, major = 0;
@@ -70,6 +69,5 @@ cudaError_t launch(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, s
   cfg.numAttrs = pdl && supported ? 1 : 0;
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
 }
-#endif
 
 }  // namespace npr::pdl

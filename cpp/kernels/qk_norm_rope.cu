@@ -7,6 +7,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/pdl.cuh"
 #include "kernels/qk_norm_rope_cuda.h"
 #include "kernels/qk_norm_rope_row.cuh"
@@ -46,8 +47,8 @@ Status qk_norm_rope_write_cuda(CudaContext& ctx, DevDType t, void* q_out, void* 
                       qo, kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps),
           "qk_norm_rope_write_cuda: launch (pdl)");
     else
-      qk_rope::write_kernel<T, false><<<grid, qk_rope::kThreads, smem, st>>>(
-          qo, kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps);
+      NPR_LAUNCH(grid, qk_rope::kThreads, smem, st, qk_rope::write_kernel<T, false>)
+    (qo, kp, vp, in, q_norm, k_norm, cos, sin, slots, tokens, h, kvh, D, eps);
     return cuda_launch_status("qk_norm_rope_write_cuda");
   };
   if (t == DevDType::kF32) return run(float{});

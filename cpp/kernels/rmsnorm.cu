@@ -13,6 +13,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/rmsnorm_rows.cuh"
 
@@ -134,11 +135,11 @@ Status launch_forward(cudaStream_t st, void* y, float* rstd, const void* x, cons
                       int64_t rows, int64_t dim, float eps) {
   if (dim <= kWarpRowMaxDim) {
     const int64_t blocks = (rows + kRowsPerBlockWarp - 1) / kRowsPerBlockWarp;
-    rmsnorm_forward_warp_kernel<Tx, Ty><<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(
-        static_cast<Ty*>(y), rstd, static_cast<const Tx*>(x), w, rows, dim, eps);
+    NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, st, rmsnorm_forward_warp_kernel<Tx, Ty>)
+    (static_cast<Ty*>(y), rstd, static_cast<const Tx*>(x), w, rows, dim, eps);
   } else {
-    rmsnorm_forward_block_kernel<Tx, Ty><<<static_cast<unsigned>(rows), kThreads, 0, st>>>(
-        static_cast<Ty*>(y), rstd, static_cast<const Tx*>(x), w, rows, dim, eps);
+    NPR_LAUNCH(static_cast<unsigned>(rows), kThreads, 0, st, rmsnorm_forward_block_kernel<Tx, Ty>)
+    (static_cast<Ty*>(y), rstd, static_cast<const Tx*>(x), w, rows, dim, eps);
   }
   return cuda_launch_status("rmsnorm_forward_cuda");
 }
@@ -159,18 +160,19 @@ Status launch_backward(CudaContext& ctx, void* dx, float* dw, const void* dy, co
   float* partial = static_cast<float*>(scratch);  // (chunks, dim)
   const dim3 pgrid(static_cast<unsigned>((dim + kColTile - 1) / kColTile),
                    static_cast<unsigned>(chunks));
-  rmsnorm_dw_partial_kernel<T><<<pgrid, dim3(kColTile, kRowLanes), 0, st>>>(
-      partial, dyt, xt, rstd, rows, dim, rows_per_chunk);
+  NPR_LAUNCH(pgrid, dim3(kColTile, kRowLanes), 0, st, rmsnorm_dw_partial_kernel<T>)
+  (partial, dyt, xt, rstd, rows, dim, rows_per_chunk);
   NPR_TRY(cuda_launch_status("rmsnorm_backward_cuda (dw partials)"));
-  rmsnorm_dw_reduce_kernel<<<pgrid.x, dim3(kColTile, kRowLanes), 0, st>>>(dw, partial, chunks, dim);
+  NPR_LAUNCH(pgrid.x, dim3(kColTile, kRowLanes), 0, st, rmsnorm_dw_reduce_kernel)
+  (dw, partial, chunks, dim);
   NPR_TRY(cuda_launch_status("rmsnorm_backward_cuda (dw reduce)"));
   if (dim <= kWarpRowMaxDim) {
     const int64_t blocks = (rows + kRowsPerBlockWarp - 1) / kRowsPerBlockWarp;
-    rmsnorm_dx_warp_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(
-        static_cast<T*>(dx), dyt, xt, w, rstd, rows, dim);
+    NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, st, rmsnorm_dx_warp_kernel<T>)
+    (static_cast<T*>(dx), dyt, xt, w, rstd, rows, dim);
   } else {
-    rmsnorm_dx_block_kernel<T><<<static_cast<unsigned>(rows), kThreads, 0, st>>>(
-        static_cast<T*>(dx), dyt, xt, w, rstd, rows, dim);
+    NPR_LAUNCH(static_cast<unsigned>(rows), kThreads, 0, st, rmsnorm_dx_block_kernel<T>)
+    (static_cast<T*>(dx), dyt, xt, w, rstd, rows, dim);
   }
   return cuda_launch_status("rmsnorm_backward_cuda (dx)");
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
@@ -29,7 +30,7 @@ Status launch_one(bool pdl, void (*kernel)(P...), unsigned grid, int block, cuda
   if (pdl)
     NPR_CUDA_TRY(pdl::launch(true, kernel, grid, block, 0, st, args...), op);
   else
-    kernel<<<grid, block, 0, st>>>(args...);
+    NPR_LAUNCH(grid, block, 0, st, kernel)(args...);
   return cuda_launch_status(op);
 }
 

@@ -114,7 +114,8 @@ __device__ __forceinline__ void slice_dots(float (&acc)[R][M], const uint16_t* x
   if (VEC) {
     const int64_t chunks = k / 8;
     const uint4* px = reinterpret_cast<const uint4*>(x);
-    constexpr int kUnroll = 4 / R;  // 4 weight chunks in flight per lane
+    // Read by the pragma alone (which host compilers, the emulator build's, skip).
+    [[maybe_unused]] constexpr int kUnroll = 4 / R;  // 4 weight chunks in flight per lane
 #pragma unroll kUnroll
     for (int64_t c = s * 32 + lane; c < chunks; c += kStride) {
       uint4 u[R];

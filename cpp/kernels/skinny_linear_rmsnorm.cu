@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
@@ -108,7 +109,7 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
                                  norm_w, eps, ws, in, out, accumulate),
                      op);
       else
-        k<<<grid, kThreads, bytes, st>>>(yt, x, norm_w, eps, ws, in, out, accumulate);
+        NPR_LAUNCH(grid, kThreads, bytes, st, k)(yt, x, norm_w, eps, ws, in, out, accumulate);
       return cuda_launch_status(op);
     };
     auto typed = [&](auto tc) {
@@ -150,7 +151,7 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
                                  norm_w, eps, ws, in, inter),
                      op);
       else
-        k<<<grid, kThreads, bytes, st>>>(a, x, norm_w, eps, ws, in, inter);
+        NPR_LAUNCH(grid, kThreads, bytes, st, k)(a, x, norm_w, eps, ws, in, inter);
       return cuda_launch_status(op);
     };
     if constexpr (V)

@@ -181,9 +181,10 @@ emu::Device device_for(unsigned grid) {
 
 // lens[b] tokens decoded in branch b after a prefix of 21 tokens (branch b's token j is the
 // same whatever the other branches are), each step by the one-kernel step on `grid` blocks or by
-// the layer path's kernels (its fused layers on `grid` blocks).
-// timed: the step kernel's timed launches (its phase clock checked as the host reads it).
-enum class Path { kStepKernel, kLayers };
+// the layer path's launchers (on the same emulated device), plain or as programmatic dependent
+// launches. timed: the step kernel's timed launches (its phase clock checked as the host reads
+// it).
+enum class Path { kStepKernel, kLayers, kLayersPdl };
 Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid,
                 Path path = Path::kStepKernel, bool timed = false) {
   const Qwen3Config& c = model.config();
@@ -261,8 +262,10 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     const std::string fault =
         path == Path::kStepKernel
             ? runner->run(plan, in, true, logits.data(), timed ? &phase_ms : nullptr)
-            : emu::decode_layer_path(bits.model, plan, in, grid, logits.data());
-    const std::string what = std::string(path == Path::kStepKernel ? "step kernel, " : "layers, ") +
+            : emu::decode_layer_path(bits.model, plan, in, path == Path::kLayersPdl, logits.data());
+    const std::string what = std::string(path == Path::kStepKernel ? "step kernel, "
+                                         : path == Path::kLayers   ? "layers, "
+                                                                   : "layers (pdl), ") +
                              std::to_string(lens.size()) + " branches" +
                              (cascade ? ", cascade" : ", flat") + ", grid " + std::to_string(grid) +
                              ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
@@ -286,7 +289,7 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     CHECK_MSG(tr.nc_bytes >= static_cast<uint64_t>(weight_bytes(c)),
               what + ": loaded " + std::to_string(tr.nc_bytes) + " bytes of weights, under the " +
                   std::to_string(weight_bytes(c)) + " the layers have");
-    const int64_t want_async = async_bytes(c, w, path == Path::kLayers);
+    const int64_t want_async = async_bytes(c, w, path != Path::kStepKernel);
     CHECK_MSG(tr.cp_async_bytes == static_cast<uint64_t>(want_async),
               what + ": copied " + std::to_string(tr.cp_async_bytes) + " bytes, not the plan's " +
                   std::to_string(want_async));
@@ -406,6 +409,12 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
                     ": the layer path's kernels give other bits than the one-kernel step");
+      // So do its candidate kernels (programmatic dependent launches, prefetching their weights).
+      const Rollout pdl = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayersPdl);
+      CHECK_MSG(
+          pdl.branch_logits == first,
+          std::to_string(cs.lens.size()) + (cascade ? " branches cascade" : " branches flat") +
+              ": the layer path's candidate kernels give other bits than the one-kernel step");
       // The timed launches (the phase clock of the decode bench's breakdown) change no bit.
       if (!cascade) {
         emu::set_options(kModes[0].opt);

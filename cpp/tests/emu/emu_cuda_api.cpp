@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <vector>
 
 namespace emu {
 
@@ -27,6 +28,14 @@ std::map<const void*, int> g_kernel_shared;  // the opt-in, per kernel
 cuda::cudaError_t g_last = cuda::cudaSuccess;
 std::string g_fault;
 int g_streams = 0;
+// The capture in progress (null when none) and the graphs' ops.
+struct Graph {
+  std::vector<std::function<cuda::cudaError_t()>> ops;
+};
+Graph* g_capture = nullptr;
+cuda::cudaStream_t g_capture_stream = nullptr;
+int64_t g_graph_launches = 0;
+uint64_t g_event_clock = 0;  // events' readings: one tick a record
 
 cuda::cudaError_t fail_with(cuda::cudaError_t e) {
   g_last = e;
@@ -90,6 +99,9 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorUnknown: return "cudaErrorUnknown";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorCooperativeLaunchTooLarge: return "cudaErrorCooperativeLaunchTooLarge";
   }
@@ -102,6 +114,10 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorStreamCaptureUnsupported:
+      return "operation not permitted when stream is capturing";
+    case cudaErrorUnknown: return "unknown error";
     case cudaErrorLaunchFailure: return g_fault.c_str();
     case cudaErrorCooperativeLaunchTooLarge: return "too many blocks in cooperative launch";
   }
@@ -203,19 +219,105 @@ cudaError_t cudaStreamDestroy(cudaStream_t) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  return capturing() ? fail_with(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = reinterpret_cast<cudaEvent_t>(new uint64_t(0));
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete reinterpret_cast<uint64_t*>(e);
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  if (!e) return fail_with(cudaErrorInvalidResourceHandle);
+  *reinterpret_cast<uint64_t*>(e) = ++g_event_clock;
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  return e ? cudaSuccess : fail_with(cudaErrorInvalidResourceHandle);
+}
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  if (!a || !b) return fail_with(cudaErrorInvalidResourceHandle);
+  *ms =
+      1e-3f * static_cast<float>(*reinterpret_cast<uint64_t*>(b) - *reinterpret_cast<uint64_t*>(a));
   return cudaSuccess;
 }
 
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (g_capture) return fail_with(cudaErrorStreamCaptureUnsupported);
+  g_capture = new Graph;
+  g_capture_stream = s;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
+  if (!g_capture || s != g_capture_stream) return fail_with(cudaErrorInvalidValue);
+  *g = reinterpret_cast<cudaGraph_t>(g_capture);
+  g_capture = nullptr;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long) {
+  if (!g) return fail_with(cudaErrorInvalidValue);
+  *e = reinterpret_cast<cudaGraphExec_t>(new Graph(*reinterpret_cast<Graph*>(g)));
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
+  if (!e || capturing()) return fail_with(cudaErrorInvalidValue);
+  ++g_graph_launches;
+  for (const auto& op : reinterpret_cast<Graph*>(e)->ops)
+    if (const cudaError_t err = op(); err != cudaSuccess) return err;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+  delete reinterpret_cast<Graph*>(g);
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+  delete reinterpret_cast<Graph*>(e);
+  return cudaSuccess;
+}
+bool capturing() {
+  return g_capture != nullptr;
+}
+void record(std::function<cudaError_t()> op) {
+  g_capture->ops.push_back(std::move(op));
+}
+int64_t graph_launches() {
+  return g_graph_launches;
+}
+
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k,
-                            cudaStream_t) {
-  const void* dev = k == cudaMemcpyHostToDevice ? dst : src;
-  const Allocation* a = holding(dev, bytes);
-  if (!a || a->host) return fail_with(cudaErrorInvalidValue);
+                            cudaStream_t s) {
+  if (capturing()) {
+    record([=] { return cudaMemcpyAsync(dst, src, bytes, k, s); });
+    return cudaSuccess;
+  }
+  const auto in_device = [&](const void* p) {
+    const Allocation* a = holding(p, bytes);
+    return a && !a->host;
+  };
+  if ((k != cudaMemcpyDeviceToHost && !in_device(dst)) ||
+      (k != cudaMemcpyHostToDevice && !in_device(src)))
+    return fail_with(cudaErrorInvalidValue);
   std::memcpy(dst, src, bytes);
   return cudaSuccess;
 }
 
-cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t) {
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind k) {
+  if (capturing()) return fail_with(cudaErrorStreamCaptureUnsupported);
+  return cudaMemcpyAsync(dst, src, bytes, k, nullptr);
+}
+
+cudaError_t cudaDeviceSynchronize() {
+  return capturing() ? fail_with(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) {
+  if (capturing()) {
+    record([=] { return cudaMemsetAsync(dst, value, bytes, s); });
+    return cudaSuccess;
+  }
   const Allocation* a = holding(dst, bytes);
   if (!a || a->host) return fail_with(cudaErrorInvalidValue);
   std::memset(dst, value, bytes);

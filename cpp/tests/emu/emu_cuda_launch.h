@@ -5,17 +5,24 @@
 #pragma once
 
 #include <cstddef>
+#include <type_traits>
+#include <utility>
 
 #include "tests/emu/emu_cuda_api.h"
 #include "tests/emu/emu_runtime.h"
 
 namespace emu::cuda {
 
-enum cudaLaunchAttributeID { cudaLaunchAttributeCooperative = 2 };
+// Programmatic serialization (pdl.cuh) launches as usual here: kernels run one after another.
+enum cudaLaunchAttributeID {
+  cudaLaunchAttributeCooperative = 2,
+  cudaLaunchAttributeProgrammaticStreamSerialization = 3
+};
 struct cudaLaunchAttribute {
   cudaLaunchAttributeID id{};
   union {
     int cooperative;
+    int programmaticStreamSerializationAllowed;
   } val{};
 };
 struct cudaLaunchConfig_t {
@@ -37,35 +44,60 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Param
   const cudaError_t e = check_launch(reinterpret_cast<const void*>(kernel), blocks, c->blockDim.x,
                                      c->blockDim.y * c->blockDim.z, c->dynamicSmemBytes, coop);
   if (e != cudaSuccess) return e;
-  const auto body = [&] { kernel(args...); };
+  const Dim3 grid{c->gridDim.x, c->gridDim.y, c->gridDim.z};
+  const unsigned threads = c->blockDim.x;
   const int smem = static_cast<int>(c->dynamicSmemBytes);
-  return launch_result(
-      coop ? launch_cooperative(c->gridDim.x, c->blockDim.x, smem, body)
-           : launch(Dim3{c->gridDim.x, c->gridDim.y, c->gridDim.z}, c->blockDim.x, smem, body));
+  const auto run = [=](auto... a) {
+    const auto body = [&] { kernel(a...); };
+    return launch_result(coop ? launch_cooperative(grid.x, threads, smem, body)
+                              : launch(grid, threads, smem, body));
+  };
+  if (capturing()) {  // the arguments as they are now, as a graph keeps them
+    record([=] { return run(std::decay_t<Args>(args)...); });
+    return cudaSuccess;
+  }
+  return run(std::forward<Args>(args)...);
 }
 
 // core/cuda_launch.cuh's NPR_LAUNCH(grid, threads, smem, stream, kernel)(args...) in this build:
-// the launch's checks, then the grid (1-D or 2-D) on the CPU; a refused launch or a fault is
-// left as the last error, as the runtime leaves a launch's.
+// the launch's checks, then the grid (1-D or 2-D) on the CPU (the stream aside: everything runs
+// in order); a refused launch or a fault is left as the last error, as the runtime leaves a
+// launch's.
 template <typename... Params>
 class KernelLaunch {
  public:
-  KernelLaunch(unsigned grid, unsigned threads, size_t smem, void (*kernel)(Params...))
+  KernelLaunch(unsigned grid, unsigned threads, size_t smem, cudaStream_t,
+               void (*kernel)(Params...))
       : grid_{grid, 1, 1}, threads_(threads), smem_(smem), kernel_(kernel) {}
-  KernelLaunch(::dim3 grid, unsigned threads, size_t smem, void (*kernel)(Params...))
+  KernelLaunch(::dim3 grid, unsigned threads, size_t smem, cudaStream_t, void (*kernel)(Params...))
       : grid_{grid.x, grid.y, grid.z}, threads_(threads), smem_(smem), kernel_(kernel) {}
+  // 2-D and 3-D blocks: refused at launch (the emulator runs 1-D blocks).
+  KernelLaunch(::dim3 grid, ::dim3 block, size_t smem, cudaStream_t, void (*kernel)(Params...))
+      : grid_{grid.x, grid.y, grid.z},
+        threads_(block.x),
+        block_yz_(block.y * block.z),
+        smem_(smem),
+        kernel_(kernel) {}
   template <typename... Args>
   void operator()(Args&&... args) const {
     const uint64_t blocks = uint64_t{grid_.x} * grid_.y * grid_.z;
-    if (check_launch(reinterpret_cast<const void*>(kernel_), blocks, threads_, 1, smem_, false) !=
-        cudaSuccess)
+    if (check_launch(reinterpret_cast<const void*>(kernel_), blocks, threads_, block_yz_, smem_,
+                     false) != cudaSuccess)
       return;
-    launch_result(launch(grid_, threads_, static_cast<int>(smem_), [&] { kernel_(args...); }));
+    const auto run = [grid = grid_, threads = threads_, smem = static_cast<int>(smem_),
+                      kernel = kernel_](auto... a) {
+      return launch_result(launch(grid, threads, smem, [&] { kernel(a...); }));
+    };
+    if (capturing()) {  // the arguments as they are now, as a graph keeps them
+      record([=] { return run(std::decay_t<Args>(args)...); });
+      return;
+    }
+    run(std::forward<Args>(args)...);
   }
 
  private:
   Dim3 grid_;
-  unsigned threads_;
+  unsigned threads_, block_yz_ = 1;
   size_t smem_;
   void (*kernel_)(Params...);
 };

@@ -586,10 +586,17 @@ void unregister_allocation(const void* p) {
 void check_global(const void* p, size_t bytes, const char* what) {
   if (g_globals.empty()) return;
   const auto* c = static_cast<const unsigned char*>(p);
-  for (const Global& g : g_globals)
+  const Global* below = nullptr;  // the buffer starting nearest below p, to say where p is
+  for (const Global& g : g_globals) {
     if (c >= g.p && c + bytes <= g.p + g.bytes) return;
+    if (g.p <= c && (!below || g.p > below->p)) below = &g;
+  }
+  std::string where;
+  if (below)
+    where = " (" + std::to_string(c - below->p) + " bytes into a buffer of " +
+            std::to_string(below->bytes) + ")";
   fail(std::string(what) + ": " + std::to_string(bytes) +
-       " bytes of global memory outside every buffer the test passed");
+       " bytes of global memory outside every buffer the test passed" + where);
 }
 void check_read_only(const void* p, size_t bytes, const char* what) {
   check_global(p, bytes, what);

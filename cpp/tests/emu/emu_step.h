@@ -88,13 +88,14 @@ class StepRunner {
   std::unique_ptr<Impl> impl_;
 };
 
-// The same step on the layer path (Qwen3CudaDecoder's eager step with its default bf16 kernels):
-// per layer the fused input norm + q|k|v on tensor cores, the q/k norm + RoPE + KV write kernel,
-// the tensor-core attend kernel and the staged merge, o-proj, the fused post norm + gate|up +
-// SwiGLU, down; then the final RMSNorm and the head. Each kernel is launched as its launcher
-// launches it (the fused layers' grid-stride walks on `fused_grid` blocks); the embedding and
-// the gather of the last rows, copies, are done on the host.
+// The same step on the layer path (Qwen3CudaDecoder's eager step with its default bf16 kernels),
+// its launchers called as the decoder calls them on a CudaContext of the emulated device (the
+// fused layers' grids follow its SM count): the embedding; per layer the fused input norm +
+// q|k|v on tensor cores, the q/k norm + RoPE + KV write, the tensor-core attend kernel and the
+// staged merge, o-proj, the fused post norm + gate|up + SwiGLU, down; then the gather of the last
+// rows, the final RMSNorm and the head. pdl: the decoder's candidate kernels (programmatic
+// dependent launches, which launch as usual here: their kernels' own paths run).
 std::string decode_layer_path(const StepModel& m, const StepPlan& plan, const StepInputs& in,
-                              unsigned fused_grid, float* logits);
+                              bool pdl, float* logits);
 
 }  // namespace emu

@@ -1,0 +1,2 @@
+// The emulator build of kernels/decode_attention.cu.
+#include "kernels/decode_attention.cu"

@@ -1,0 +1,2 @@
+// The emulator build of kernels/elementwise.cu.
+#include "kernels/elementwise.cu"

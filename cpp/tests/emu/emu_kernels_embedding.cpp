@@ -1,0 +1,2 @@
+// The emulator build of kernels/embedding.cu.
+#include "kernels/embedding.cu"

@@ -1,0 +1,2 @@
+// The emulator build of kernels/rmsnorm.cu.
+#include "kernels/rmsnorm.cu"
