@@ -13,6 +13,8 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/adamw_cuda.h"
 
 namespace npr {
@@ -56,7 +58,7 @@ __device__ double block_tree_sum(double s, double* smem /* (kThreads) */) {
 
 // partial (gridDim.x) double: each block's sum of g^2.
 __global__ void sum_squares_partial_kernel(double* partial, const float* g, int64_t n) {
-  __shared__ double smem[kThreads];
+  NPR_STATIC_SHARED(double, smem, [kThreads]);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   double s = 0.0;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
@@ -70,7 +72,7 @@ __global__ void sum_squares_partial_kernel(double* partial, const float* g, int6
 
 // *out = sum of partial (count), one block.
 __global__ void sum_partials_kernel(double* out, const double* partial, int64_t count) {
-  __shared__ double smem[kThreads];
+  NPR_STATIC_SHARED(double, smem, [kThreads]);
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < count; i += kThreads) s += partial[i];
   const double total = block_tree_sum(s, smem);
@@ -102,9 +104,9 @@ Status adamw_step_cuda(CudaContext& ctx, float* p, float* m, float* v, const flo
   k.grad_scale = a.grad_scale;
   int64_t blocks = (n + kThreads - 1) / kThreads;
   if (blocks > kMaxBlocks) blocks = kMaxBlocks;
-  adamw_kernel<<<static_cast<unsigned>(blocks), kThreads, 0,
-                 static_cast<cudaStream_t>(ctx.stream())>>>(
-      p, m, v, g, n, k, static_cast<__nv_bfloat16*>(compute_bf16));
+  NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, static_cast<cudaStream_t>(ctx.stream()),
+             adamw_kernel)
+  (p, m, v, g, n, k, static_cast<__nv_bfloat16*>(compute_bf16));
   return cuda_launch_status("adamw_step_cuda");
 }
 
@@ -120,9 +122,10 @@ Status sum_squares_cuda(CudaContext& ctx, const float* g, int64_t n, double* out
   NPR_TRY(ctx.scratch(CudaContext::kScratchReduce, (blocks + 1) * 8, &scratch));
   double* partial = static_cast<double*>(scratch);  // (blocks), then the total
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
-  sum_squares_partial_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(partial, g, n);
+  NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, st, sum_squares_partial_kernel)
+  (partial, g, n);
   NPR_TRY(cuda_launch_status("sum_squares_cuda (partials)"));
-  sum_partials_kernel<<<1, kThreads, 0, st>>>(partial + blocks, partial, blocks);
+  NPR_LAUNCH(1, kThreads, 0, st, sum_partials_kernel)(partial + blocks, partial, blocks);
   NPR_TRY(cuda_launch_status("sum_squares_cuda (total)"));
   double total = 0.0;
   NPR_TRY(ctx.download(&total, partial + blocks, 8, "sum_squares_cuda (download)"));

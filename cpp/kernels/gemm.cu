@@ -6,6 +6,8 @@
 #include <string>
 
 #include "core/cuda_device.h"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/gemm_cuda.h"
 
 namespace npr {
@@ -31,8 +33,8 @@ __device__ inline float op_b(const DeviceShape& s, const float* B, long long p, 
 
 __global__ void gemm_tiled_kernel(DeviceShape s, const float* __restrict__ A,
                                   const float* __restrict__ B, float* __restrict__ C) {
-  __shared__ float as[kDepth][kTile + 1];  // (k, m) slice of op(A)
-  __shared__ float bs[kDepth][kTile + 1];  // (k, n) slice of op(B)
+  NPR_STATIC_SHARED(float, as, [kDepth][kTile + 1]);  // (k, m) slice of op(A)
+  NPR_STATIC_SHARED(float, bs, [kDepth][kTile + 1]);  // (k, n) slice of op(B)
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const long long row0 = static_cast<long long>(blockIdx.y) * kTile;
   const long long col0 = static_cast<long long>(blockIdx.x) * kTile;
@@ -74,13 +76,6 @@ __global__ void gemm_tiled_kernel(DeviceShape s, const float* __restrict__ A,
   }
 }
 
-Status cuda_status(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return Status::ok();
-  return Status(StatusCode::kCuda, std::string("gemm (cuda): ") + what +
-                                       " failed: " + cudaGetErrorName(err) + " (" +
-                                       cudaGetErrorString(err) + ")");
-}
-
 // Device buffer freed on scope exit.
 struct ScopedDeviceFloats {
   float* ptr = nullptr;
@@ -108,8 +103,9 @@ Status gemm_f32_cuda(const GemmShape& s, const float* dA, const float* dB, float
                 s.alpha,
                 s.beta};
   dim3 grid(static_cast<unsigned>(grid_x), static_cast<unsigned>(grid_y));
-  gemm_tiled_kernel<<<grid, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(d, dA, dB, dC);
-  return cuda_status(cudaGetLastError(), "kernel launch");
+  NPR_LAUNCH(grid, kThreads, 0, static_cast<cudaStream_t>(stream), gemm_tiled_kernel)
+  (d, dA, dB, dC);
+  return cuda_status(cudaGetLastError(), "gemm (cuda): kernel launch");
 }
 
 Status gemm_f32_cuda_host(const GemmShape& s, const float* A, const float* B, float* C) {
@@ -119,16 +115,19 @@ Status gemm_f32_cuda_host(const GemmShape& s, const float* A, const float* B, fl
   int64_t na, nb, nc;
   gemm_min_elements(s, &na, &nb, &nc);
   ScopedDeviceFloats da, db, dc;
-  NPR_TRY(cuda_status(cudaMalloc(&da.ptr, (na + 1) * sizeof(float)), "cudaMalloc(A)"));
-  NPR_TRY(cuda_status(cudaMalloc(&db.ptr, (nb + 1) * sizeof(float)), "cudaMalloc(B)"));
-  NPR_TRY(cuda_status(cudaMalloc(&dc.ptr, (nc + 1) * sizeof(float)), "cudaMalloc(C)"));
-  NPR_TRY(cuda_status(cudaMemcpy(da.ptr, A, na * sizeof(float), cudaMemcpyHostToDevice), "copy A"));
-  NPR_TRY(cuda_status(cudaMemcpy(db.ptr, B, nb * sizeof(float), cudaMemcpyHostToDevice), "copy B"));
-  NPR_TRY(cuda_status(cudaMemcpy(dc.ptr, C, nc * sizeof(float), cudaMemcpyHostToDevice), "copy C"));
+  NPR_TRY(cuda_status(cudaMalloc(&da.ptr, (na + 1) * sizeof(float)), "gemm (cuda): cudaMalloc(A)"));
+  NPR_TRY(cuda_status(cudaMalloc(&db.ptr, (nb + 1) * sizeof(float)), "gemm (cuda): cudaMalloc(B)"));
+  NPR_TRY(cuda_status(cudaMalloc(&dc.ptr, (nc + 1) * sizeof(float)), "gemm (cuda): cudaMalloc(C)"));
+  NPR_TRY(cuda_status(cudaMemcpy(da.ptr, A, na * sizeof(float), cudaMemcpyHostToDevice),
+                      "gemm (cuda): copy A"));
+  NPR_TRY(cuda_status(cudaMemcpy(db.ptr, B, nb * sizeof(float), cudaMemcpyHostToDevice),
+                      "gemm (cuda): copy B"));
+  NPR_TRY(cuda_status(cudaMemcpy(dc.ptr, C, nc * sizeof(float), cudaMemcpyHostToDevice),
+                      "gemm (cuda): copy C"));
   NPR_TRY(gemm_f32_cuda(s, da.ptr, db.ptr, dc.ptr, nullptr));
-  NPR_TRY(cuda_status(cudaDeviceSynchronize(), "kernel"));
+  NPR_TRY(cuda_status(cudaDeviceSynchronize(), "gemm (cuda): kernel"));
   NPR_TRY(cuda_status(cudaMemcpy(C, dc.ptr, nc * sizeof(float), cudaMemcpyDeviceToHost),
-                      "copy C back"));
+                      "gemm (cuda): copy C back"));
   return Status::ok();
 }
 

@@ -26,6 +26,8 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/gemm_cuda.h"
 #include "kernels/mma_bf16.cuh"
 
@@ -110,7 +112,7 @@ __global__ void __launch_bounds__(kThreads)
   static_assert(NT % 2 == 0, "B fragments are loaded two n8 tiles at a time");
   using TA = Tile<BM, AKC>;
   using TB = Tile<BN, BKC>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
+  NPR_DYNAMIC_SHARED(smem_raw);
   uint16_t* sa = reinterpret_cast<uint16_t*>(smem_raw);  // (kStages, TA::kElems)
   uint16_t* sb = sa + kStages * TA::kElems;              // (kStages, TB::kElems)
 
@@ -233,9 +235,9 @@ Status launch_tc(const TcShape& d, const void* A, const void* B, void* C, bool v
     return Status::out_of_range("gemm (cuda, bf16): m = " + std::to_string(d.m) +
                                 " needs more than 65535 row tiles; split the call");
   dim3 grid(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
-  kernel<<<grid, kThreads, smem, stream>>>(d, static_cast<const uint16_t*>(A),
-                                           static_cast<const uint16_t*>(B), static_cast<CT*>(C),
-                                           vec_a, vec_b);
+  NPR_LAUNCH(grid, kThreads, smem, stream, kernel)
+  (d, static_cast<const uint16_t*>(A), static_cast<const uint16_t*>(B), static_cast<CT*>(C), vec_a,
+   vec_b);
   return cuda_launch_status("gemm (cuda, bf16): kernel launch");
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/rope_cuda.h"
 
 namespace npr {
@@ -56,11 +57,11 @@ Status rope_apply_cuda(CudaContext& ctx, DevDType t, void* x, const float* cos, 
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const float sign = inverse ? -1.0f : 1.0f;
   if (t == DevDType::kF32) {
-    rope_kernel<float><<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(
-        static_cast<float*>(x), cos, sin, tokens, heads, half, sign);
+    NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, st, rope_kernel<float>)
+    (static_cast<float*>(x), cos, sin, tokens, heads, half, sign);
   } else {
-    rope_kernel<__nv_bfloat16><<<static_cast<unsigned>(blocks), kThreads, 0, st>>>(
-        static_cast<__nv_bfloat16*>(x), cos, sin, tokens, heads, half, sign);
+    NPR_LAUNCH(static_cast<unsigned>(blocks), kThreads, 0, st, rope_kernel<__nv_bfloat16>)
+    (static_cast<__nv_bfloat16*>(x), cos, sin, tokens, heads, half, sign);
   }
   return cuda_launch_status("rope_apply_cuda");
 }

@@ -8,6 +8,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
 #include "kernels/swiglu_cuda.h"
 
 namespace npr {
@@ -60,12 +61,12 @@ Status swiglu_forward_cuda(CudaContext& ctx, DevDType t, void* h, const void* ga
     return Status::invalid("swiglu_forward_cuda: null device pointer (h, gate or up)");
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   if (t == DevDType::kF32) {
-    swiglu_forward_kernel<float><<<grid_for(n), kThreads, 0, st>>>(
-        static_cast<float*>(h), static_cast<const float*>(gate), static_cast<const float*>(up), n);
+    NPR_LAUNCH(grid_for(n), kThreads, 0, st, swiglu_forward_kernel<float>)
+    (static_cast<float*>(h), static_cast<const float*>(gate), static_cast<const float*>(up), n);
   } else {
     using B = __nv_bfloat16;
-    swiglu_forward_kernel<B><<<grid_for(n), kThreads, 0, st>>>(
-        static_cast<B*>(h), static_cast<const B*>(gate), static_cast<const B*>(up), n);
+    NPR_LAUNCH(grid_for(n), kThreads, 0, st, swiglu_forward_kernel<B>)
+    (static_cast<B*>(h), static_cast<const B*>(gate), static_cast<const B*>(up), n);
   }
   return cuda_launch_status("swiglu_forward_cuda");
 }
@@ -81,14 +82,14 @@ Status swiglu_backward_cuda(CudaContext& ctx, DevDType t, void* dgate, void* dup
     return Status::invalid("swiglu_backward_cuda: dgate and dup must be different buffers");
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   if (t == DevDType::kF32) {
-    swiglu_backward_kernel<float><<<grid_for(n), kThreads, 0, st>>>(
-        static_cast<float*>(dgate), static_cast<float*>(dup), static_cast<const float*>(dh),
-        static_cast<const float*>(gate), static_cast<const float*>(up), n);
+    NPR_LAUNCH(grid_for(n), kThreads, 0, st, swiglu_backward_kernel<float>)
+    (static_cast<float*>(dgate), static_cast<float*>(dup), static_cast<const float*>(dh),
+     static_cast<const float*>(gate), static_cast<const float*>(up), n);
   } else {
     using B = __nv_bfloat16;
-    swiglu_backward_kernel<B><<<grid_for(n), kThreads, 0, st>>>(
-        static_cast<B*>(dgate), static_cast<B*>(dup), static_cast<const B*>(dh),
-        static_cast<const B*>(gate), static_cast<const B*>(up), n);
+    NPR_LAUNCH(grid_for(n), kThreads, 0, st, swiglu_backward_kernel<B>)
+    (static_cast<B*>(dgate), static_cast<B*>(dup), static_cast<const B*>(dh),
+     static_cast<const B*>(gate), static_cast<const B*>(up), n);
   }
   return cuda_launch_status("swiglu_backward_cuda");
 }

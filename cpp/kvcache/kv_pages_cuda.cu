@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
 #include "kvcache/kv_pages_cuda.h"
 
 namespace npr {
@@ -98,10 +99,10 @@ Status KvPagesCuda::apply(const std::vector<SlotCopy>& copies) {
   NPR_TRY(copies_.grow(ctx_->alloc(), 20 * n, "kv pages (cuda): copy list"));
   NPR_TRY(ctx_->upload(copies_.get(), staging_.data(), 20 * n, "kv pages (cuda): copy list"));
   const int64_t unit = dev_dtype_size(t_) / 2;
-  apply_copies_kernel<<<static_cast<unsigned>(layers_ * 2), 256, 0,
-                        static_cast<cudaStream_t>(ctx_->stream())>>>(
-      pages_.as<uint16_t>(), copies_.as<int32_t>(), static_cast<int32_t>(n), plane_elems() * unit,
-      slot_elems() * unit, block_tokens_);
+  NPR_LAUNCH(static_cast<unsigned>(layers_ * 2), 256, 0, static_cast<cudaStream_t>(ctx_->stream()),
+             apply_copies_kernel)
+  (pages_.as<uint16_t>(), copies_.as<int32_t>(), static_cast<int32_t>(n), plane_elems() * unit,
+   slot_elems() * unit, block_tokens_);
   return cuda_launch_status("kv pages (cuda): apply copies");
 }
 
@@ -110,10 +111,10 @@ Status KvPagesCuda::write(int64_t layer, const void* k, const void* v, const int
   if (n <= 0) return Status::ok();
   if (layer < 0 || layer >= layers_) return Status::out_of_range("kv pages (cuda): bad layer");
   const int64_t unit = dev_dtype_size(t_) / 2;
-  write_slots_kernel<<<dim3(static_cast<unsigned>(n), 2), 128, 0,
-                       static_cast<cudaStream_t>(ctx_->stream())>>>(
-      static_cast<uint16_t*>(this->k(layer)), static_cast<uint16_t*>(this->v(layer)),
-      static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), slots, slot_elems() * unit);
+  NPR_LAUNCH(dim3(static_cast<unsigned>(n), 2), 128, 0, static_cast<cudaStream_t>(ctx_->stream()),
+             write_slots_kernel)
+  (static_cast<uint16_t*>(this->k(layer)), static_cast<uint16_t*>(this->v(layer)),
+   static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), slots, slot_elems() * unit);
   return cuda_launch_status("kv pages (cuda): write new tokens");
 }
 

@@ -1,0 +1,92 @@
+// emu_decoder.h in the emulator build: the plain arrays as the decoder's own types.
+#include "tests/emu/emu_decoder.h"
+
+#include "model/qwen3_cuda_decode.h"
+#include "model/qwen3_cuda_model.h"
+
+namespace emu {
+
+struct Decoder::Impl {
+  std::unique_ptr<npr::Qwen3CudaModel> model;  // first in, last out: the pages use its context
+  std::unique_ptr<npr::KvPagesCuda> pages;
+  std::unique_ptr<npr::Qwen3CudaDecoder> decoder;
+  std::string error;
+};
+
+namespace {
+
+template <typename Impl>
+npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_tokens,
+                  const DecoderOptions& o, Impl* s) {
+  npr::Qwen3Config c;
+  c.vocab = d.vocab;
+  c.hidden = d.hidden;
+  c.intermediate = d.intermediate;
+  c.layers = d.layers;
+  c.heads = d.heads;
+  c.kv_heads = d.kv_heads;
+  c.head_dim = d.head_dim;
+  c.rms_eps = d.rms_eps;
+  c.rope_theta = d.rope_theta;
+  c.tied = d.tied;
+  NPR_TRY(npr::Qwen3CudaModel::create(c, npr::DevDType::kBF16, &s->model));
+  for (const npr::ParamInfo& p : s->model->params())
+    NPR_TRY(s->model->set_param(p, d.weights + p.offset));
+  NPR_TRY(npr::KvPagesCuda::create(s->model->context(), npr::DevDType::kBF16, c.layers, num_blocks,
+                                   block_tokens, c.kv_heads, c.head_dim, &s->pages));
+  s->decoder = std::make_unique<npr::Qwen3CudaDecoder>(*s->model, *s->pages);
+  s->decoder->use_graphs = o.use_graphs;
+  s->decoder->step_kernel = o.step_kernel;
+  s->decoder->step_kernel_timing = o.step_kernel_timing;
+  return npr::Status::ok();
+}
+
+std::string message(const npr::Status& s) {
+  return s.is_ok() ? std::string() : s.to_string();
+}
+
+}  // namespace
+
+Decoder::Decoder(const DecoderModel& m, int32_t num_blocks, int32_t block_tokens,
+                 const DecoderOptions& o)
+    : impl_(new Impl) {
+  impl_->error = message(build(m, num_blocks, block_tokens, o, impl_.get()));
+}
+
+Decoder::~Decoder() {
+  impl_->decoder.reset();
+  impl_->pages.reset();
+}
+
+const std::string& Decoder::error() const {
+  return impl_->error;
+}
+
+std::string Decoder::apply(const std::vector<int32_t>& copies) {
+  if (!impl_->error.empty()) return impl_->error;
+  std::vector<npr::SlotCopy> list;
+  for (size_t i = 0; i + 5 <= copies.size(); i += 5)
+    list.push_back(
+        npr::SlotCopy{copies[i], copies[i + 1], copies[i + 2], copies[i + 3], copies[i + 4]});
+  return message(impl_->pages->apply(list));
+}
+
+std::string Decoder::step(const DecoderStep& s, bool cascade, float* logits) {
+  if (!impl_->error.empty()) return impl_->error;
+  npr::Qwen3DecodeBatch b;
+  b.sequences = s.sequences;
+  b.cu_new = s.cu_new;
+  b.ids = s.ids;
+  b.positions = s.positions;
+  b.table = npr::PageTable{s.sequences, s.indptr, s.indices, s.last_len};
+  return message(impl_->decoder->step(b, cascade, logits));
+}
+
+DecoderStats Decoder::stats() const {
+  if (!impl_->decoder) return DecoderStats{};
+  const npr::Qwen3CudaDecoder::Stats& s = impl_->decoder->stats();
+  return DecoderStats{s.eager_steps, s.graph_replays,      s.graph_captures, s.kernel_steps,
+                      s.kernel_grid, s.kernel_timed_steps, s.kernel_error,   s.graph_error};
+}
+
+}  // namespace emu

@@ -1,0 +1,60 @@
+// Qwen3CudaDecoder (model/qwen3_cuda_decode.h) under the emulator, for test_emu_decoder.cpp: a
+// bf16 Qwen3CudaModel from plain fp32 parameters, KvPagesCuda, and the decoder's steps, all on
+// the emulated device (emu_cuda_api.h): its graphs captured and replayed, its one-kernel step
+// and its fallbacks as on a GPU. Plain types only: compiled into the emulator build
+// (emu_decoder.cpp, where namespace npr is npr_emu) and into the test.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace emu {
+
+struct DecoderModel {
+  int64_t vocab, hidden, intermediate, layers, heads, kv_heads, head_dim;
+  float rms_eps;
+  double rope_theta;
+  bool tied;
+  const float* weights;  // the parameter table's arena (qwen3_param_table offsets), fp32
+};
+
+struct DecoderOptions {
+  bool use_graphs = true, step_kernel = false, step_kernel_timing = false;
+};
+
+// One step: `sequences` of new tokens (cu_new offsets, ids, positions) over a CSR page table
+// (indptr, indices, last_len) that already holds them.
+struct DecoderStep {
+  int64_t sequences;
+  const int32_t *cu_new, *ids, *positions;
+  const int32_t *indptr, *indices, *last_len;
+};
+
+// What the decoder says it did (Qwen3CudaDecoder::Stats).
+struct DecoderStats {
+  int64_t eager_steps, graph_replays, graph_captures, kernel_steps, kernel_grid, kernel_timed_steps;
+  std::string kernel_error, graph_error;
+};
+
+class Decoder {
+ public:
+  Decoder(const DecoderModel& m, int32_t num_blocks, int32_t block_tokens, const DecoderOptions& o);
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+  // "" or the error of the set-up (device memory, weights upload).
+  const std::string& error() const;
+  // A fork's or join's slot copies, (n, 5): src_block, src_slot, dst_block, dst_slot, count.
+  std::string apply(const std::vector<int32_t>& copies);
+  // logits (sequences, vocab).
+  std::string step(const DecoderStep& s, bool cascade, float* logits);
+  DecoderStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace emu

@@ -1,0 +1,2 @@
+// The emulator build of kernels/adamw.cu.
+#include "kernels/adamw.cu"

@@ -1,0 +1,2 @@
+// The emulator build of core/cuda_span_timer.cu.
+#include "core/cuda_span_timer.cu"

@@ -1,0 +1,2 @@
+// The emulator build of kernels/gemm.cu.
+#include "kernels/gemm.cu"

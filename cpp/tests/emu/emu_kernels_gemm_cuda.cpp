@@ -1,0 +1,2 @@
+// The emulator build of kernels/gemm_cuda.cu.
+#include "kernels/gemm_cuda.cu"

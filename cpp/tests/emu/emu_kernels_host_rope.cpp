@@ -1,0 +1,2 @@
+// The emulator build of kernels/rope.cpp (host code the emulated CUDA host code calls).
+#include "kernels/rope.cpp"

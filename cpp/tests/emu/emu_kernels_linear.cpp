@@ -1,0 +1,2 @@
+// The emulator build of kernels/linear.cu.
+#include "kernels/linear.cu"

@@ -1,0 +1,2 @@
+// The emulator build of kernels/rope.cu.
+#include "kernels/rope.cu"

@@ -1,0 +1,2 @@
+// The emulator build of kernels/swiglu.cu.
+#include "kernels/swiglu.cu"

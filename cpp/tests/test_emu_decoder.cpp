@@ -1,0 +1,171 @@
+// Qwen3CudaDecoder, the engine's CUDA decode step, run whole by the CPU emulator (cpp/tests/emu):
+// the bf16 model and its KV pages on the emulated device, a prefix prefilled by the decoder,
+// forked (the device pages take the fork's slot copies), and the branches decoded one token a
+// step, on each of the decoder's paths: its CUDA graphs (a bucket's graph captured on its second
+// step and replayed after), eager launches, and the one-kernel step (opt-in, never run on a GPU;
+// its launch and the decoder's glue around it, built from the parameter table, run here).
+//
+// Every path gives the same logits, bit for bit (the graph replays the eager launches; the
+// one-kernel step reproduces the layer path), within bf16 reach of the CPU decode step on the
+// same weights, and each path says it ran (graph replays, one-kernel steps). All the decoder
+// allocated is freed with it.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/decode_attention.h"
+#include "kvcache/kv_cache.h"
+#include "kvcache/kv_pages.h"
+#include "model/qwen3_decode.h"
+#include "tests/harness.h"
+#include "tests/test_models.h"
+#include "tests/test_page_tables.h"
+#include "tests/test_util.h"
+#if defined(NPR_HAVE_EMU)
+#include "tests/emu/emu_cuda_api.h"
+#include "tests/emu/emu_decoder.h"
+#include "tests/emu/emu_runtime.h"
+#endif
+
+namespace npr::test {
+
+#if defined(NPR_HAVE_EMU)
+namespace {
+
+constexpr int32_t kBlocks = 40, kBlockTokens = 4;
+
+struct Run {
+  std::vector<std::vector<float>> logits;  // every step's, in order
+  double worst = 0.0;                      // relative norm error against the CPU, the largest
+  emu::DecoderStats stats{};
+};
+
+// A prefix of P tokens prefilled in one step, forked into lens.size() branches, branch b then
+// decoding lens[b] tokens (the same tokens whatever the path), each step on the CPU and on the
+// emulated decoder.
+Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool cascade,
+            const emu::DecoderOptions& opt, const std::string& name) {
+  const Qwen3Config& c = model.config();
+  const int64_t V = c.vocab;
+  Run out;
+  emu::Decoder dec(
+      emu::DecoderModel{c.vocab, c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads,
+                        c.head_dim, c.rms_eps, c.rope_theta, c.tied, model.weights()},
+      kBlocks, kBlockTokens, opt);
+  CHECK_MSG(dec.error().empty(), name + ": " + dec.error());
+  if (!dec.error().empty()) return out;
+  KvCache kv(kBlocks, kBlockTokens);
+  KvPages cpages;
+  CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, c.head_dim, &cpages));
+  CpuContext cpu{nullptr, detect_simd()};
+  const auto step = [&](const std::vector<int32_t>& seqs, const std::vector<int32_t>& cu_new,
+                        const std::vector<int32_t>& ids, const std::vector<int32_t>& pos,
+                        const std::string& what) {
+    const Tables tb = tables_of(kv, seqs);
+    const int64_t S = static_cast<int64_t>(seqs.size());
+    std::vector<float> want(static_cast<size_t>(S * V)), got = poisoned(S * V);
+    CHECK_OK(qwen3_decode_step(
+        cpu, model, cpages, Qwen3DecodeBatch{S, cu_new.data(), ids.data(), pos.data(), tb.view()},
+        cascade, want.data()));
+    const std::string err =
+        dec.step(emu::DecoderStep{S, cu_new.data(), ids.data(), pos.data(), tb.indptr.data(),
+                                  tb.indices.data(), tb.last.data()},
+                 cascade, got.data());
+    CHECK_MSG(err.empty(), name + ", " + what + ": " + err);
+    const double e = rel_norm_error(got, want);
+    CHECK_MSG(e < 2e-2, name + ", " + what + ": logits vs the CPU " + std::to_string(e));
+    out.worst = std::max(out.worst, e);
+    out.logits.push_back(got);
+    return err.empty();
+  };
+  // The prefix: one sequence, P new tokens.
+  const int32_t root = prefix_sequence(kv, P);
+  std::vector<int32_t> ids, pos;
+  for (int64_t t = 0; t < P; ++t) {
+    ids.push_back(static_cast<int32_t>((13 * t + 5) % V));
+    pos.push_back(static_cast<int32_t>(t));
+  }
+  if (!step({root}, {0, static_cast<int32_t>(P)}, ids, pos, "prefill")) return out;
+  std::vector<int32_t> kids;
+  std::vector<SlotCopy> copies;
+  KvAnswer a;
+  CHECK_OK(kv.fork(root, static_cast<int32_t>(lens.size()), &kids, &a, &copies));
+  cpages.apply(copies);
+  std::vector<int32_t> flat;
+  for (const SlotCopy& s : copies)
+    flat.insert(flat.end(), {s.src_block, s.src_slot, s.dst_block, s.dst_slot, s.count});
+  const std::string err = dec.apply(flat);
+  CHECK_MSG(err.empty(), name + ", fork: " + err);
+  for (int64_t j = 0;; ++j) {
+    std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
+    for (size_t b = 0; b < lens.size(); ++b) {
+      if (j >= lens[b]) continue;
+      CHECK_OK(kv.append(kids[b], 1, true, &a));
+      live.push_back(kids[b]);
+      step_ids.push_back(static_cast<int32_t>((31 * b + 7 * j + 3) % V));
+      step_pos.push_back(static_cast<int32_t>(P + j));
+      cu_new.push_back(static_cast<int32_t>(cu_new.size()));
+    }
+    if (live.empty()) break;
+    if (!step(live, cu_new, step_ids, step_pos, "step " + std::to_string(j))) break;
+  }
+  out.stats = dec.stats();
+  return out;
+}
+
+}  // namespace
+#endif
+
+TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+#else
+  Qwen3Config cfg = tiny_config(false);
+  cfg.vocab = 67;
+  cfg.hidden = 64;
+  cfg.intermediate = 96;
+  cfg.head_dim = 128;  // the one-kernel step's head dim
+  Rng rng(99);
+  std::unique_ptr<Qwen3Model> model = random_model(rng, cfg, 0.4f);
+  for (const ParamInfo& p : model->params())  // bf16-exact weights: both sides read the same
+    if (p.shape.size() > 1)
+      for (int64_t i = 0; i < p.numel; ++i)
+        model->weights()[p.offset + i] = bf16_to_f32(f32_to_bf16(model->weights()[p.offset + i]));
+  emu::set_device(emu::Device{});
+  // A prefix of 7 tokens (one prefill step of the skinny layers), 3 branches of 5, 4 and 5
+  // tokens: 5 one-token steps, the first four in the 4-row bucket (warmed, captured, replayed).
+  const std::vector<int64_t> lens = {5, 4, 5};
+  for (bool cascade : {false, true}) {
+    const std::string tail = cascade ? " (cascade)" : " (flat)";
+    emu::DecoderOptions graphs, eager, kernel;
+    eager.use_graphs = false;
+    kernel.step_kernel = true;
+    const Run g = rollout(*model, 7, lens, cascade, graphs, "graphs" + tail);
+    const Run e = rollout(*model, 7, lens, cascade, eager, "eager" + tail);
+    const Run k = rollout(*model, 7, lens, cascade, kernel, "one-kernel step" + tail);
+    std::printf(
+        "    %s: logits rel err vs cpu %.3g (graphs) %.3g (eager) %.3g (one-kernel); graph "
+        "captures %lld, replays %lld; one-kernel steps %lld on %lld CTAs\n",
+        tail.c_str(), g.worst, e.worst, k.worst, static_cast<long long>(g.stats.graph_captures),
+        static_cast<long long>(g.stats.graph_replays), static_cast<long long>(k.stats.kernel_steps),
+        static_cast<long long>(k.stats.kernel_grid));
+    CHECK_MSG(g.logits.size() == 6 && e.logits.size() == 6 && k.logits.size() == 6,
+              "every path ran the prefill and 5 steps" + tail);
+    CHECK_MSG(g.logits == e.logits, "graph replays give other bits than eager steps" + tail);
+    CHECK_MSG(k.logits == e.logits, "the one-kernel step gives other bits than eager steps" + tail);
+    CHECK_MSG(g.stats.graph_replays >= 2 && g.stats.graph_error.empty(),
+              "the graph path replayed " + std::to_string(g.stats.graph_replays) + " steps" + tail +
+                  " " + g.stats.graph_error);
+    CHECK_MSG(e.stats.graph_replays == 0, "the eager path replayed a graph" + tail);
+    CHECK_MSG(k.stats.kernel_steps == 5 && k.stats.kernel_error.empty(),
+              "the one-kernel step ran " + std::to_string(k.stats.kernel_steps) + " of 5 steps" +
+                  tail + " " + k.stats.kernel_error);
+  }
+  CHECK_MSG(emu::device_bytes_in_use() == 0 && emu::device_allocations() == 0,
+            "the decoder left " + std::to_string(emu::device_bytes_in_use()) +
+                " bytes of device memory allocated");
+#endif
+}
+
+}  // namespace npr::test
