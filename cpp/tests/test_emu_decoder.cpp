@@ -98,17 +98,9 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
   const std::string err = dec.apply(flat);
   CHECK_MSG(err.empty(), name + ", fork: " + err);
   for (int64_t j = 0;; ++j) {
-    std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
-    for (size_t b = 0; b < lens.size(); ++b) {
-      if (j >= lens[b]) continue;
-      CHECK_OK(kv.append(kids[b], 1, true, &a));
-      live.push_back(kids[b]);
-      step_ids.push_back(static_cast<int32_t>((31 * b + 7 * j + 3) % V));
-      step_pos.push_back(static_cast<int32_t>(P + j));
-      cu_new.push_back(static_cast<int32_t>(cu_new.size()));
-    }
-    if (live.empty()) break;
-    if (!step(live, cu_new, step_ids, step_pos, "step " + std::to_string(j))) break;
+    const BranchStep bs = branch_step(kv, kids, lens, j, V, P);
+    if (bs.live.empty()) break;
+    if (!step(bs.live, bs.cu_new, bs.ids, bs.pos, "step " + std::to_string(j))) break;
   }
   out.stats = dec.stats();
   return out;

@@ -225,15 +225,9 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   Rollout out;
   out.branch_logits.resize(lens.size());
   for (int64_t j = 0;; ++j) {
-    std::vector<int32_t> live, step_ids, step_pos, cu_new{0};
-    for (size_t b = 0; b < lens.size(); ++b) {
-      if (j >= lens[b]) continue;
-      CHECK_OK(kv.append(kids[b], 1, true, &a));
-      live.push_back(kids[b]);
-      step_ids.push_back(static_cast<int32_t>((31 * b + 7 * j + 3) % V));
-      step_pos.push_back(static_cast<int32_t>(P + j));
-      cu_new.push_back(static_cast<int32_t>(cu_new.size()));
-    }
+    const BranchStep bs = branch_step(kv, kids, lens, j, V, P);
+    const std::vector<int32_t>&live = bs.live, &step_ids = bs.ids, &step_pos = bs.pos,
+          &cu_new = bs.cu_new;
     if (live.empty()) break;
     const int64_t rows = static_cast<int64_t>(live.size());
     Tables tb = tables_of(kv, live);

@@ -73,4 +73,26 @@ inline ForkedTables forked_tables(Rng& rng, KvCache& kv, int64_t prefix, int bra
   return f;
 }
 
+// Step j of branches `kids` decoding lens[b] tokens each after a prefix of P: each live branch
+// takes one slot (appended to the cache) and the token (31 b + 7 j + 3) mod vocab at position
+// P + j, the same whatever the other branches do. Empty when every branch is done.
+struct BranchStep {
+  std::vector<int32_t> live, ids, pos, cu_new{0};
+};
+inline BranchStep branch_step(KvCache& kv, const std::vector<int32_t>& kids,
+                              const std::vector<int64_t>& lens, int64_t j, int64_t vocab,
+                              int64_t P) {
+  BranchStep s;
+  KvAnswer a;
+  for (size_t b = 0; b < lens.size(); ++b) {
+    if (j >= lens[b]) continue;
+    CHECK_OK(kv.append(kids[b], 1, true, &a));
+    s.live.push_back(kids[b]);
+    s.ids.push_back(static_cast<int32_t>((31 * static_cast<int64_t>(b) + 7 * j + 3) % vocab));
+    s.pos.push_back(static_cast<int32_t>(P + j));
+    s.cu_new.push_back(static_cast<int32_t>(s.cu_new.size()));
+  }
+  return s;
+}
+
 }  // namespace npr::test

@@ -16,6 +16,7 @@
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/skinny_linear_cuda.h"
 #include "tests/emu/emu_step.h"
+#include "tests/emu/emu_step_plan.h"
 
 namespace emu {
 
@@ -84,19 +85,9 @@ std::string decode_layer_path(const StepModel& m, const StepPlan& plan, const St
                               bool pdl, float* logits) {
   std::unique_ptr<npr::CudaContext> ctx;
   Status st = npr::CudaContext::create(&ctx);
-  npr::DecodeWork w;
-  w.items = plan.items;
-  w.q_order = plan.q_order;
-  w.merge_ptr = plan.merge_ptr;
-  w.merge_rows = plan.merge_rows;
-  w.queries = plan.queries;
-  w.partials = plan.partials;
-  w.max_rows = plan.max_rows;
-  const npr::PageTable table{static_cast<int64_t>(plan.last_len.size()), plan.indptr.data(),
-                             plan.indices.data(), plan.last_len.data()};
   npr::DeviceDecodePlan dplan;
   Activations a;
-  if (st.is_ok()) st = dplan.upload(*ctx, w, table, m.heads, m.head_dim);
+  if (st.is_ok()) st = dplan.upload(*ctx, work_of(plan), table_of(plan), m.heads, m.head_dim);
   if (st.is_ok()) st = allocate(*ctx, m, in.rows, &a);
   if (st.is_ok()) {
     register_step(m, plan, in, logits, false);

@@ -9,6 +9,7 @@
 #include "core/cuda_context.h"
 #include "kernels/decode_attention_cuda.h"
 #include "model/qwen3_cuda_step_kernel.h"
+#include "tests/emu/emu_step_plan.h"
 
 namespace emu {
 
@@ -86,17 +87,7 @@ std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool pre
   const StepModel& m = s.m;
   const int64_t rows = in.rows, D = m.head_dim, heads = m.heads;
   const int64_t nqkv = (heads + 2LL * m.kv_heads) * D;
-  npr::DecodeWork w;
-  w.items = plan.items;
-  w.q_order = plan.q_order;
-  w.merge_ptr = plan.merge_ptr;
-  w.merge_rows = plan.merge_rows;
-  w.queries = plan.queries;
-  w.partials = plan.partials;
-  w.max_rows = plan.max_rows;
-  const npr::PageTable table{static_cast<int64_t>(plan.last_len.size()), plan.indptr.data(),
-                             plan.indices.data(), plan.last_len.data()};
-  npr::Status st = s.plan.upload(*s.ctx, w, table, heads, D);
+  npr::Status st = s.plan.upload(*s.ctx, work_of(plan), table_of(plan), heads, D);
   if (!st.is_ok()) return st.to_string();
   // The step's activations, poisoned (fp32 and bf16 NaN) where the kernel writes before it
   // reads; the caller's (the decoder's) to give, so plain buffers here.
