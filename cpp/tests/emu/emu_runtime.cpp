@@ -109,13 +109,6 @@ constexpr uint64_t kStuckClockStepNs = 500000000;  // what a round of lone spinn
 Options g_options;
 Launch* g_launch = nullptr;
 Dim3 g_grid_dim{0, 0, 0}, g_block_dim{0, 0, 0};  // the running launch's (zero between launches)
-struct Global {
-  const unsigned char* p;
-  size_t bytes;
-  bool kernel_writes;
-  bool allocation;  // a device allocation's, kept by clear_globals
-};
-std::vector<Global> g_globals;
 
 // "x" or "(x, y)".
 std::string block_name(const Dim3& id) {
@@ -565,47 +558,6 @@ std::unique_ptr<AsyncState>& thread_async() {
 
 std::unique_ptr<AsyncState>& warpgroup_async() {
   return my_block().group_async[me().tid.x / 128];
-}
-
-void register_global(const void* p, size_t bytes, bool kernel_writes) {
-  g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes, kernel_writes, false});
-}
-void clear_globals() {
-  g_globals.erase(std::remove_if(g_globals.begin(), g_globals.end(),
-                                 [](const Global& g) { return !g.allocation; }),
-                  g_globals.end());
-}
-void register_allocation(const void* p, size_t bytes) {
-  g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes, false, true});
-}
-void unregister_allocation(const void* p) {
-  g_globals.erase(std::remove_if(g_globals.begin(), g_globals.end(),
-                                 [&](const Global& g) { return g.allocation && g.p == p; }),
-                  g_globals.end());
-}
-void check_global(const void* p, size_t bytes, const char* what) {
-  if (g_globals.empty()) return;
-  const auto* c = static_cast<const unsigned char*>(p);
-  const Global* below = nullptr;  // the buffer starting nearest below p, to say where p is
-  for (const Global& g : g_globals) {
-    if (c >= g.p && c + bytes <= g.p + g.bytes) return;
-    if (g.p <= c && (!below || g.p > below->p)) below = &g;
-  }
-  std::string where;
-  if (below)
-    where = " (" + std::to_string(c - below->p) + " bytes into a buffer of " +
-            std::to_string(below->bytes) + ")";
-  fail(std::string(what) + ": " + std::to_string(bytes) +
-       " bytes of global memory outside every buffer the test passed" + where);
-}
-void check_read_only(const void* p, size_t bytes, const char* what) {
-  check_global(p, bytes, what);
-  const auto* c = static_cast<const unsigned char*>(p);
-  for (const Global& g : g_globals)
-    if (g.kernel_writes && c < g.p + g.bytes && g.p < c + bytes)
-      fail(std::string(what) +
-           " (the read-only path) of a buffer the kernel writes: it may read "
-           "stale bytes");
 }
 
 }  // namespace emu
