@@ -3,7 +3,7 @@
 // build) left to do the rest on the emulated device.
 #include "tests/emu/emu_step.h"
 
-#include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/cuda_context.h"
