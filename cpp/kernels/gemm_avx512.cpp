@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "core/sanitizer_noinline.h"
 #include "kernels/gemm_internal.h"
 
 namespace {

@@ -2,6 +2,7 @@
 // over an 8-lane array the compiler may vectorise with whatever the target offers.
 #include <cstdint>
 
+#include "core/sanitizer_noinline.h"
 #include "kernels/gemm_internal.h"
 
 namespace {
