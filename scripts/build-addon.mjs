@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the native addon (build/Release/npr.node) and the C++ test executable with cmake-js.
+// Builds the native addon (build/Release/npr.node) with cmake-js. The C++ test executable is
+// built in the same tree by `npm test` (scripts/cpp-test.mjs), not here.
 // Run by `npm install` / `npm ci`; `--rebuild` forces a clean build.
 //
 // Switches (environment): NPR_CUDA=auto|on|off, CUDAARCHS, NPR_NATIVE=on|off. CMake caches what

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// Runs the C++ test executable (no Node inside it): `npm run test:cpp [-- FILTER]`.
-//   --sanitize   build it separately with clang + AddressSanitizer/LeakSanitizer (build-asan/)
-//                and run that instead (needs clang and libclang-rt; Debian: clang libclang-rt-14-dev)
+// Builds and runs the C++ test executable (no Node inside it): `npm run test:cpp [-- FILTER]`.
+// It is built in the addon's tree (build/, configured by `npm install`), with the same switches;
+// the build is incremental, so a second run starts at once.
+//   --sanitize    build it separately with clang + AddressSanitizer/LeakSanitizer (build-asan/)
+//                 and run that instead (needs clang and libclang-rt; Debian: clang libclang-rt-14-dev)
+//   --build-only  build it and stop
 // Any other argument is a name filter passed to the executable.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,7 +15,9 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const sanitize = args.includes('--sanitize');
-const filter = args.filter((a) => a !== '--sanitize');
+const buildOnly = args.includes('--build-only');
+const filter = args.filter((a) => a !== '--sanitize' && a !== '--build-only');
+const parallel = String(Math.max(1, availableParallelism()));
 
 function run(cmd, cmdArgs, env = process.env) {
   const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env });
@@ -45,11 +50,20 @@ if (sanitize) {
     '-DNPR_CUDA=off',
   ];
   if (run('cmake', configure) !== 0) process.exit(1);
-  if (run('cmake', ['--build', dir, '--target', 'npr_tests', '--parallel', String(availableParallelism())]) !== 0) process.exit(1);
+  if (run('cmake', ['--build', dir, '--target', 'npr_tests', '--parallel', parallel]) !== 0) process.exit(1);
   exe = join(dir, 'tests', 'npr_tests');
   env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0:halt_on_error=1', LSAN_OPTIONS: 'report_objects=1' };
-} else if (!existsSync(exe)) {
-  console.error(`npr test:cpp: ${exe} is missing; build it with \`npm run build:addon\``);
-  process.exit(1);
+} else {
+  const dir = join(root, 'build');
+  if (!existsSync(join(dir, 'CMakeCache.txt'))) {
+    console.error(`npr test:cpp: ${dir} is not configured; run \`npm install\` (or \`npm run build:addon\`) first`);
+    process.exit(1);
+  }
+  console.log('npr test:cpp: building the C++ test executable (build/tests/npr_tests)');
+  if (run('cmake', ['--build', dir, '--target', 'npr_tests', '--parallel', parallel]) !== 0) {
+    console.error('npr test:cpp: the C++ test executable did not build (compiler output above)');
+    process.exit(1);
+  }
 }
+if (buildOnly) process.exit(0);
 process.exit(run(exe, filter, env));

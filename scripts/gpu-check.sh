@@ -61,6 +61,10 @@ run_logged build 420 env NPR_CUDA=on CUDAARCHS="${CUDAARCHS:-90}" node scripts/b
   note "build failed: see $out/build.log"
   exit 1
 }
+run_logged build-tests 300 node scripts/cpp-test.mjs --build-only || {
+  note "the C++ test executable did not build: see $out/build-tests.log"
+  status=1
+}
 if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
 
 benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-step-kernel decode-kernels-candidate decode-kernels-cuda-cores engine attention train-step}"
