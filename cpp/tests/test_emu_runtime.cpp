@@ -136,7 +136,8 @@ TEST(emu_static_shared_arrays_are_one_per_block_and_count_against_its_limit) {
 // The emulated CUDA runtime API (emu_cuda_api.h), which the emulated launchers and CudaContext
 // call, answers as the runtime does: poisoned allocations, guards that catch a write past an
 // allocation's end, copies checked against their allocation, out of memory as CudaContext's
-// named error, the cooperative limit and the shared-memory opt-in; and nothing left allocated.
+// named error, the cooperative limit, the shared-memory opt-in and the block-size limit, threads
+// of 3-D blocks numbered as CUDA numbers them; and nothing left allocated.
 TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
@@ -148,6 +149,8 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
       {"poisoned", ""},
       {"clean", ""},
       {"error_then_launch", ""},
+      {"block_3d", ""},
+      {"block_too_large", "selftest 3-D block launch failed: cudaErrorInvalidValue"},
       {"write_past_end", "a write 0 bytes past the end of a device allocation of 256 bytes"},
       {"copy_past_end", "selftest upload failed: cudaErrorInvalidValue"},
       {"out_of_memory",

@@ -6,6 +6,7 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_context.h"
+#include "core/cuda_launch.cuh"
 #include "tests/emu/emu_selftest.h"
 
 namespace emu {
@@ -22,6 +23,15 @@ namespace {
 __global__ void iota_kernel(float* out, int n) {
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i < n) out[i] = static_cast<float>(i);
+}
+
+// A 3-D block of (8, 4, 2) threads: each writes, at its linear index x + 8 (y + 4 z) of its
+// block's 64 floats, the index of the lane beside it in its warp (its own index with bit 0
+// flipped, where threads are numbered as CUDA numbers them).
+__global__ void block_3d_kernel(float* out) {
+  const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const float mate = __shfl_xor_sync(0xffffffffu, static_cast<float>(linear), 1);
+  out[blockIdx.x * 64 + linear] = mate;
 }
 
 cudaError_t launch_iota(float* out, int n, unsigned blocks, int smem, bool cooperative) {
@@ -60,6 +70,18 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
     std::vector<float> host(kFloats + 1, 1.0f);
     if (ctx.upload(buf.get(), host.data(), 4 * (kFloats + 1), "selftest upload").is_ok())
       return "an upload past the allocation went through";
+  }
+  if (kind == "block_3d" || kind == "block_too_large") {
+    const dim3 block = kind == "block_3d" ? dim3(8, 4, 2) : dim3(32, 32, 2);
+    NPR_LAUNCH(1, block, 0, static_cast<cudaStream_t>(ctx.stream()), block_3d_kernel)
+    (buf.as<float>());
+    EMU_TRY(npr::cuda_launch_status("selftest 3-D block launch"));
+    std::vector<float> got(kFloats);
+    EMU_TRY(ctx.download(got.data(), buf.get(), 4 * kFloats, "selftest download"));
+    for (int i = 0; i < kFloats; ++i)
+      if (got[i] != static_cast<float>(i ^ 1))
+        return "thread " + std::to_string(i) + "'s neighbour was " + std::to_string(got[i]);
+    return {};
   }
   if (kind == "out_of_memory") {
     npr::DeviceBuffer big;

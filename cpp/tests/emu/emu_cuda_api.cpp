@@ -337,10 +337,13 @@ int kernel_shared(const void* kernel) {
 cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, unsigned block_yz,
                          size_t dynamic_smem, bool cooperative) {
   const int smem = static_cast<int>(dynamic_smem);
-  if (smem > kernel_shared(kernel) || block_yz != 1) return fail_with(cudaErrorInvalidValue);
+  const uint64_t block = uint64_t{threads} * block_yz;
+  if (smem > kernel_shared(kernel) || block == 0 || block > 1024)
+    return fail_with(cudaErrorInvalidValue);
   if (!cooperative) return cudaSuccess;
   if (!g_device.cooperative) return fail_with(cudaErrorInvalidValue);
-  const uint64_t most = static_cast<uint64_t>(occupancy(threads, smem)) * g_device.sms;
+  const uint64_t most =
+      static_cast<uint64_t>(occupancy(static_cast<unsigned>(block), smem)) * g_device.sms;
   if (blocks > most) return fail_with(cudaErrorCooperativeLaunchTooLarge);
   return cudaSuccess;
 }

@@ -138,8 +138,9 @@ cudaError_t set_kernel_shared(const void* kernel, int bytes);
 int kernel_shared(const void* kernel);
 // A launch's result: the fault (or the guard check after it) as cudaErrorLaunchFailure.
 cudaError_t launch_result(const std::string& fault);
-// A launch's checks, as the runtime makes them: 1-D blocks, dynamic shared bytes within the
-// kernel's opt-in; a cooperative grid must fit the device at once.
+// A launch's checks, as the runtime makes them: 1 to 1024 threads a block (threads = blockDim.x,
+// block_yz = blockDim.y * blockDim.z), dynamic shared bytes within the kernel's opt-in; a
+// cooperative grid must fit the device at once.
 cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, unsigned block_yz,
                          size_t dynamic_smem, bool cooperative);
 

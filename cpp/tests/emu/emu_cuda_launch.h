@@ -45,12 +45,12 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Param
                                      c->blockDim.y * c->blockDim.z, c->dynamicSmemBytes, coop);
   if (e != cudaSuccess) return e;
   const Dim3 grid{c->gridDim.x, c->gridDim.y, c->gridDim.z};
-  const unsigned threads = c->blockDim.x;
+  const Dim3 block{c->blockDim.x, c->blockDim.y, c->blockDim.z};
   const int smem = static_cast<int>(c->dynamicSmemBytes);
   const auto run = [=](auto... a) {
     const auto body = [&] { kernel(a...); };
-    return launch_result(coop ? launch_cooperative(grid.x, threads, smem, body)
-                              : launch(grid, threads, smem, body));
+    return launch_result(coop ? launch_cooperative(grid.x, block, smem, body)
+                              : launch(grid, block, smem, body));
   };
   if (capturing()) {  // the arguments as they are now, as a graph keeps them
     record([=] { return run(std::decay_t<Args>(args)...); });
@@ -60,33 +60,33 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Param
 }
 
 // core/cuda_launch.cuh's NPR_LAUNCH(grid, threads, smem, stream, kernel)(args...) in this build:
-// the launch's checks, then the grid (1-D or 2-D) on the CPU (the stream aside: everything runs
-// in order); a refused launch or a fault is left as the last error, as the runtime leaves a
-// launch's.
+// the launch's checks, then the grid (1-D or 2-D; blocks 1-D, 2-D or 3-D) on the CPU (the stream
+// aside: everything runs in order); a refused launch or a fault is left as the last error, as
+// the runtime leaves a launch's.
 template <typename... Params>
 class KernelLaunch {
  public:
   KernelLaunch(unsigned grid, unsigned threads, size_t smem, cudaStream_t,
                void (*kernel)(Params...))
-      : grid_{grid, 1, 1}, threads_(threads), smem_(smem), kernel_(kernel) {}
+      : grid_{grid, 1, 1}, block_{threads, 1, 1}, smem_(smem), kernel_(kernel) {}
   KernelLaunch(::dim3 grid, unsigned threads, size_t smem, cudaStream_t, void (*kernel)(Params...))
-      : grid_{grid.x, grid.y, grid.z}, threads_(threads), smem_(smem), kernel_(kernel) {}
-  // 2-D and 3-D blocks: refused at launch (the emulator runs 1-D blocks).
+      : grid_{grid.x, grid.y, grid.z}, block_{threads, 1, 1}, smem_(smem), kernel_(kernel) {}
+  KernelLaunch(unsigned grid, ::dim3 block, size_t smem, cudaStream_t, void (*kernel)(Params...))
+      : grid_{grid, 1, 1}, block_{block.x, block.y, block.z}, smem_(smem), kernel_(kernel) {}
   KernelLaunch(::dim3 grid, ::dim3 block, size_t smem, cudaStream_t, void (*kernel)(Params...))
       : grid_{grid.x, grid.y, grid.z},
-        threads_(block.x),
-        block_yz_(block.y * block.z),
+        block_{block.x, block.y, block.z},
         smem_(smem),
         kernel_(kernel) {}
   template <typename... Args>
   void operator()(Args&&... args) const {
     const uint64_t blocks = uint64_t{grid_.x} * grid_.y * grid_.z;
-    if (check_launch(reinterpret_cast<const void*>(kernel_), blocks, threads_, block_yz_, smem_,
-                     false) != cudaSuccess)
+    if (check_launch(reinterpret_cast<const void*>(kernel_), blocks, block_.x, block_.y * block_.z,
+                     smem_, false) != cudaSuccess)
       return;
-    const auto run = [grid = grid_, threads = threads_, smem = static_cast<int>(smem_),
+    const auto run = [grid = grid_, block = block_, smem = static_cast<int>(smem_),
                       kernel = kernel_](auto... a) {
-      return launch_result(launch(grid, threads, smem, [&] { kernel(a...); }));
+      return launch_result(launch(grid, block, smem, [&] { kernel(a...); }));
     };
     if (capturing()) {  // the arguments as they are now, as a graph keeps them
       record([=] { return run(std::decay_t<Args>(args)...); });
@@ -96,8 +96,7 @@ class KernelLaunch {
   }
 
  private:
-  Dim3 grid_;
-  unsigned threads_, block_yz_ = 1;
+  Dim3 grid_, block_;
   size_t smem_;
   void (*kernel_)(Params...);
 };

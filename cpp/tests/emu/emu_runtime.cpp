@@ -50,7 +50,8 @@ struct Fiber {
   FiberContext ctx;
   unsigned char* stack = nullptr;  // kStackBytes, the lowest kGuardBytes inaccessible
   Block* block = nullptr;
-  Dim3 tid;
+  Dim3 tid;             // threadIdx
+  unsigned linear = 0;  // its index in the block: x + y * blockDim.x + z * blockDim.x * blockDim.y
   bool done = false, spinning = false;
   bool polled = false;                // polled since it last met its block or warp (spin_wait)
   const uint64_t* wait_on = nullptr;  // waiting until *wait_on != wait_value
@@ -133,7 +134,11 @@ Block& my_block() {
 std::string where(const Launch& l) {
   if (l.current < 0) return "emu";
   const Fiber& f = l.fibers[static_cast<size_t>(l.current)];
-  return "block " + block_name(f.block->id) + " thread " + std::to_string(f.tid.x);
+  const std::string t = l.block.y == 1 && l.block.z == 1
+                            ? std::to_string(f.tid.x)
+                            : "(" + std::to_string(f.tid.x) + ", " + std::to_string(f.tid.y) +
+                                  ", " + std::to_string(f.tid.z) + ")";
+  return "block " + block_name(f.block->id) + " thread " + t;
 }
 // The priority position of the fiber of thread `t` of block `b`.
 unsigned position(const Launch& l, const Block& b, unsigned t) {
@@ -226,8 +231,13 @@ struct Stacks {
   }
 };
 
+// Threads a block of the launch.
+unsigned block_threads(const Launch& l) {
+  return l.block.x * l.block.y * l.block.z;
+}
+
 void init_block(Launch& l, Block& b, unsigned id, unsigned first_fiber) {
-  const unsigned n = l.block.x;
+  const unsigned n = block_threads(l);
   b.id.x = id % l.grid.x;
   b.id.y = id / l.grid.x;
   b.first_fiber = first_fiber;
@@ -243,7 +253,7 @@ void init_block(Launch& l, Block& b, unsigned id, unsigned first_fiber) {
 // Runs blocks [first, first + count) together to their end; false when one faulted (l.error
 // says why).
 bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
-  const unsigned threads = l.block.x, n = threads * count;
+  const unsigned threads = block_threads(l), n = threads * count;
   l.blocks.clear();
   l.blocks.resize(count);
   l.fibers.clear();
@@ -254,7 +264,10 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = l.fibers[i];
     f.block = &l.blocks[i / threads];
-    f.tid.x = i % threads;
+    f.linear = i % threads;
+    f.tid.x = f.linear % l.block.x;
+    f.tid.y = f.linear / l.block.x % l.block.y;
+    f.tid.z = f.linear / (l.block.x * l.block.y);
     f.stack = stacks.get(i);
     if (!f.stack) {
       l.error = "emu: out of memory for thread stacks";
@@ -325,14 +338,17 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
   return !l.aborted;
 }
 
-std::string run(Dim3 grid_dim, unsigned threads, int dynamic_smem, bool cooperative,
+std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperative,
                 const std::function<void()>& body) {
+  const uint64_t threads = uint64_t{block_dim.x} * block_dim.y * block_dim.z;
   const unsigned grid = grid_dim.x * grid_dim.y;
   if (grid_dim.z != 1 || grid_dim.x == 0 || grid_dim.y == 0 || grid / grid_dim.y != grid_dim.x)
     return "emu: a grid of " + std::to_string(grid_dim.x) + " x " + std::to_string(grid_dim.y) +
            " x " + std::to_string(grid_dim.z) + " blocks (x and y only, each at least 1)";
   if (g_launch) return "emu: launch inside a launch";
-  if (threads == 0 || threads > 1024) return "emu: " + std::to_string(threads) + " threads a block";
+  if (threads == 0 || threads > 1024 || block_dim.z > 64)
+    return "emu: a block of " + std::to_string(block_dim.x) + " x " + std::to_string(block_dim.y) +
+           " x " + std::to_string(block_dim.z) + " threads (1 to 1024, z at most 64)";
   if (dynamic_smem < 0 || dynamic_smem > kMaxDynamicShared)
     return "emu: " + std::to_string(dynamic_smem) + " bytes of dynamic shared memory (at most " +
            std::to_string(kMaxDynamicShared) + ")";
@@ -345,7 +361,7 @@ std::string run(Dim3 grid_dim, unsigned threads, int dynamic_smem, bool cooperat
   Launch l;
   l.opt = g_options;
   l.grid = grid_dim;
-  l.block.x = threads;
+  l.block = block_dim;
   l.dynamic_bytes = dynamic_smem;
   l.body = &body;
   Stacks stacks;
@@ -374,17 +390,26 @@ const Options& options() {
 
 std::string launch(unsigned grid, unsigned threads, int dynamic_smem,
                    const std::function<void()>& body) {
-  return run(Dim3{grid, 1, 1}, threads, dynamic_smem, false, body);
+  return run(Dim3{grid, 1, 1}, Dim3{threads, 1, 1}, dynamic_smem, false, body);
 }
 
 std::string launch(Dim3 grid, unsigned threads, int dynamic_smem,
                    const std::function<void()>& body) {
-  return run(grid, threads, dynamic_smem, false, body);
+  return run(grid, Dim3{threads, 1, 1}, dynamic_smem, false, body);
+}
+
+std::string launch(Dim3 grid, Dim3 block, int dynamic_smem, const std::function<void()>& body) {
+  return run(grid, block, dynamic_smem, false, body);
 }
 
 std::string launch_cooperative(unsigned grid, unsigned threads, int dynamic_smem,
                                const std::function<void()>& body) {
-  return run(Dim3{grid, 1, 1}, threads, dynamic_smem, true, body);
+  return run(Dim3{grid, 1, 1}, Dim3{threads, 1, 1}, dynamic_smem, true, body);
+}
+
+std::string launch_cooperative(unsigned grid, Dim3 block, int dynamic_smem,
+                               const std::function<void()>& body) {
+  return run(Dim3{grid, 1, 1}, block, dynamic_smem, true, body);
 }
 
 const Dim3& thread_idx() {
@@ -414,10 +439,10 @@ void sync_threads() {
   if (b.exited > 0)
     fail("__syncthreads after " + std::to_string(b.exited) +
          " threads of the block left the kernel");
-  if (++b.barrier_arrived == l.block.x) {
+  if (++b.barrier_arrived == block_threads(l)) {
     b.barrier_arrived = 0;
     ++b.barrier_generation;
-    const unsigned p0 = position(l, b, 0), p1 = position(l, b, l.block.x - 1);
+    const unsigned p0 = position(l, b, 0), p1 = position(l, b, block_threads(l) - 1);
     l.hint = std::min({l.hint, p0, p1});
     return;
   }
@@ -496,7 +521,7 @@ unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what) {
 
 void mark_async_written(uint32_t addr, uint32_t bytes) {
   Block& b = my_block();
-  const auto t = static_cast<int16_t>(me().tid.x);
+  const auto t = static_cast<int16_t>(me().linear);
   for (uint32_t i = 0; i < bytes; ++i) b.async_writer[addr + i] = t;
   me().unfenced.emplace_back(addr, bytes);
 }
@@ -504,7 +529,7 @@ void mark_async_written(uint32_t addr, uint32_t bytes) {
 void fence_proxy_async() {
   Block& b = my_block();
   Fiber& f = me();
-  const auto t = static_cast<int16_t>(f.tid.x);
+  const auto t = static_cast<int16_t>(f.linear);
   for (const auto& [addr, bytes] : f.unfenced)
     for (uint32_t i = 0; i < bytes; ++i)
       if (b.async_writer[addr + i] == t) b.async_writer[addr + i] = -1;
@@ -521,7 +546,7 @@ void check_async_visible(uint32_t addr, uint32_t bytes, const char* what) {
 }
 
 int group_of(Scope s) {
-  return static_cast<int>(me().tid.x / (s == Scope::kWarp ? 32u : 128u));
+  return static_cast<int>(me().linear / (s == Scope::kWarp ? 32u : 128u));
 }
 
 void collective(Scope s, const char* name, const void* in, void* out, CollectiveFn fn, void* ctx) {
@@ -529,15 +554,16 @@ void collective(Scope s, const char* name, const void* in, void* out, Collective
   Block& b = my_block();
   me().polled = false;
   const unsigned members = s == Scope::kWarp ? 32u : 128u;
-  if (l.block.x % members != 0)
-    fail(std::string(name) + ": the block's " + std::to_string(l.block.x) +
+  const unsigned threads = block_threads(l);
+  if (threads % members != 0)
+    fail(std::string(name) + ": the block's " + std::to_string(threads) +
          " threads are not whole " + (s == Scope::kWarp ? "warps" : "warpgroups"));
-  Slot& slot = (s == Scope::kWarp ? b.warps : b.warpgroups)[me().tid.x / members];
+  Slot& slot = (s == Scope::kWarp ? b.warps : b.warpgroups)[me().linear / members];
   if (slot.arrived > 0 && std::strcmp(slot.name, name) != 0)
     fail(std::string("divergent collective: this thread is at ") + name + ", others of its " +
          (s == Scope::kWarp ? "warp" : "warpgroup") + " at " + slot.name);
   slot.name = name;
-  const unsigned rank = me().tid.x % members;
+  const unsigned rank = me().linear % members;
   slot.in[rank] = in;
   slot.out[rank] = out;
   if (++slot.arrived == static_cast<int>(members)) {
@@ -545,7 +571,7 @@ void collective(Scope s, const char* name, const void* in, void* out, Collective
     slot.arrived = 0;
     ++slot.generation;
     // The scope's threads may run again: the first of them in priority order.
-    const unsigned first = me().tid.x - rank;
+    const unsigned first = me().linear - rank;
     l.hint = std::min({l.hint, position(l, b, first), position(l, b, first + members - 1)});
     return;
   }
@@ -557,7 +583,7 @@ std::unique_ptr<AsyncState>& thread_async() {
 }
 
 std::unique_ptr<AsyncState>& warpgroup_async() {
-  return my_block().group_async[me().tid.x / 128];
+  return my_block().group_async[me().linear / 128];
 }
 
 }  // namespace emu

@@ -52,10 +52,15 @@ std::string launch(unsigned grid, unsigned threads, int dynamic_smem,
 // The same over a 2-D grid (grid.z = 1): blocks run x-major, blockIdx.y = block / grid.x.
 std::string launch(Dim3 grid, unsigned threads, int dynamic_smem,
                    const std::function<void()>& body);
+// The same with 2-D or 3-D blocks (at most 1024 threads): threads numbered x-fastest, as CUDA
+// does, so warp w holds linear indices 32 w .. 32 w + 31.
+std::string launch(Dim3 grid, Dim3 block, int dynamic_smem, const std::function<void()>& body);
 // The same with every block resident at once (a cooperative launch: grid barriers work), at most
 // kMaxCooperativeBlocks of them.
 constexpr unsigned kMaxCooperativeBlocks = 64;
 std::string launch_cooperative(unsigned grid, unsigned threads, int dynamic_smem,
+                               const std::function<void()>& body);
+std::string launch_cooperative(unsigned grid, Dim3 block, int dynamic_smem,
                                const std::function<void()>& body);
 
 // ---- inside a launch ----------------------------------------------------------------------
