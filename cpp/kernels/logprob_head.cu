@@ -19,6 +19,8 @@
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/gemm_cuda.h"
 #include "kernels/logprob_head_cuda.h"
 
@@ -58,7 +60,7 @@ template <typename T>
 __global__ void head_rmsnorm_kernel(T* __restrict__ hn, float* __restrict__ rstd,
                                     const float* __restrict__ h, const float* __restrict__ w,
                                     int64_t hidden, float eps) {
-  __shared__ float red[32];
+  NPR_STATIC_SHARED(float, red, [32]);
   const int64_t r = blockIdx.x;
   const float* x = h + r * hidden;
   float ss = 0.0f;
@@ -74,7 +76,7 @@ __global__ void head_rmsnorm_kernel(T* __restrict__ hn, float* __restrict__ rstd
 __global__ void head_lse_kernel(float* __restrict__ logprob, float* __restrict__ lse,
                                 float* __restrict__ entropy, const float* __restrict__ logits,
                                 const int32_t* __restrict__ targets, int64_t vocab) {
-  __shared__ float red[32];
+  NPR_STATIC_SHARED(float, red, [32]);
   const int64_t r = blockIdx.x;
   const float* row = logits + r * vocab;
   float m = -INFINITY;
@@ -146,7 +148,7 @@ __global__ void head_dnorm_reduce_kernel(float* __restrict__ dnorm_w,
 __global__ void head_rmsnorm_backward_kernel(float* dh, const float* __restrict__ h,
                                              const float* __restrict__ w,
                                              const float* __restrict__ rstd, int64_t hidden) {
-  __shared__ float red[32];
+  NPR_STATIC_SHARED(float, red, [32]);
   const int64_t r = blockIdx.x;
   const float rs = rstd[r];
   float* d = dh + r * hidden;
@@ -206,12 +208,10 @@ Status logprob_head_forward_cuda(CudaContext& ctx, DevDType t, float* logprob, f
   if (s.rows == 0) return Status::ok();
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const unsigned rows = static_cast<unsigned>(s.rows);
-  if (t == DevDType::kF32)
-    head_rmsnorm_kernel<float>
-        <<<rows, kBlock, 0, st>>>(static_cast<float*>(hn), rstd, h, norm_w, s.hidden, s.eps);
-  else
-    head_rmsnorm_kernel<__nv_bfloat16><<<rows, kBlock, 0, st>>>(static_cast<__nv_bfloat16*>(hn),
-                                                                rstd, h, norm_w, s.hidden, s.eps);
+  if (t == DevDType::kF32) NPR_LAUNCH(rows, kBlock, 0, st, head_rmsnorm_kernel<float>)
+  (static_cast<float*>(hn), rstd, h, norm_w, s.hidden, s.eps);
+  else NPR_LAUNCH(rows, kBlock, 0, st, head_rmsnorm_kernel<__nv_bfloat16>)(
+      static_cast<__nv_bfloat16*>(hn), rstd, h, norm_w, s.hidden, s.eps);
   NPR_TRY(cuda_launch_status("logprob head: rmsnorm kernel"));
 
   const int64_t chunk = logprob_head_cuda_chunk_rows(s.rows, s.vocab * 4, max_chunk_rows);
@@ -221,8 +221,8 @@ Status logprob_head_forward_cuda(CudaContext& ctx, DevDType t, float* logprob, f
   for (int64_t r0 = 0; r0 < s.rows; r0 += chunk) {
     const int64_t rn = s.rows - r0 < chunk ? s.rows - r0 : chunk;
     NPR_TRY(logits_tile(ctx, t, logits, hn, W, r0, rn, s));
-    head_lse_kernel<<<static_cast<unsigned>(rn), kBlock, 0, st>>>(
-        logprob + r0, lse + r0, entropy ? entropy + r0 : nullptr, logits, targets + r0, s.vocab);
+    NPR_LAUNCH(static_cast<unsigned>(rn), kBlock, 0, st, head_lse_kernel)
+    (logprob + r0, lse + r0, entropy ? entropy + r0 : nullptr, logits, targets + r0, s.vocab);
     NPR_TRY(cuda_launch_status("logprob head: lse kernel"));
   }
   return Status::ok();
@@ -252,12 +252,10 @@ Status logprob_head_backward_cuda(CudaContext& ctx, DevDType t, float* dh, float
     const int64_t rn = s.rows - r0 < chunk ? s.rows - r0 : chunk;
     NPR_TRY(logits_tile(ctx, t, logits, hn, W, r0, rn, s));
     const unsigned grid = static_cast<unsigned>(rn);
-    if (bf16)
-      head_dlogits_kernel<__nv_bfloat16><<<grid, kBlock, 0, st>>>(
-          static_cast<__nv_bfloat16*>(dl), logits, dlogprob + r0, lse + r0, targets + r0, s.vocab);
-    else
-      head_dlogits_kernel<float><<<grid, kBlock, 0, st>>>(
-          static_cast<float*>(dl), logits, dlogprob + r0, lse + r0, targets + r0, s.vocab);
+    if (bf16) NPR_LAUNCH(grid, kBlock, 0, st, head_dlogits_kernel<__nv_bfloat16>)
+    (static_cast<__nv_bfloat16*>(dl), logits, dlogprob + r0, lse + r0, targets + r0, s.vocab);
+    else NPR_LAUNCH(grid, kBlock, 0, st, head_dlogits_kernel<float>)(
+        static_cast<float*>(dl), logits, dlogprob + r0, lse + r0, targets + r0, s.vocab);
     NPR_TRY(cuda_launch_status("logprob head: dlogits kernel"));
 
     GemmShape gh;  // dhn (rn, hidden) fp32 = dlogits (rn, vocab) . W (vocab, hidden), into dh
@@ -290,14 +288,15 @@ Status logprob_head_backward_cuda(CudaContext& ctx, DevDType t, float* dh, float
   NPR_TRY(ctx.scratch(CudaContext::kScratchReduce, segments * s.hidden * 4, &red));
   float* partial = static_cast<float*>(red);  // (segments, hidden)
   const unsigned col_blocks = static_cast<unsigned>((s.hidden + kColThreads - 1) / kColThreads);
-  head_dnorm_partial_kernel<<<dim3(col_blocks, static_cast<unsigned>(segments)), kColThreads, 0,
-                              st>>>(partial, dh, h, rstd, s.rows, s.hidden, seg_rows);
+  NPR_LAUNCH(dim3(col_blocks, static_cast<unsigned>(segments)), kColThreads, 0, st,
+             head_dnorm_partial_kernel)
+  (partial, dh, h, rstd, s.rows, s.hidden, seg_rows);
   NPR_TRY(cuda_launch_status("logprob head: dnorm_w partial kernel"));
-  head_dnorm_reduce_kernel<<<col_blocks, kColThreads, 0, st>>>(dnorm_w, partial, segments,
-                                                               s.hidden);
+  NPR_LAUNCH(col_blocks, kColThreads, 0, st, head_dnorm_reduce_kernel)
+  (dnorm_w, partial, segments, s.hidden);
   NPR_TRY(cuda_launch_status("logprob head: dnorm_w reduce kernel"));
-  head_rmsnorm_backward_kernel<<<static_cast<unsigned>(s.rows), kBlock, 0, st>>>(dh, h, norm_w,
-                                                                                 rstd, s.hidden);
+  NPR_LAUNCH(static_cast<unsigned>(s.rows), kBlock, 0, st, head_rmsnorm_backward_kernel)
+  (dh, h, norm_w, rstd, s.hidden);
   return cuda_launch_status("logprob head: rmsnorm backward kernel");
 }
 

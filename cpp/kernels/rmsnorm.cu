@@ -14,6 +14,7 @@
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
 #include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/rmsnorm_rows.cuh"
 
@@ -62,7 +63,7 @@ __global__ void rmsnorm_dx_warp_kernel(T* dx, const T* dy, const T* x, const flo
 template <typename T>
 __global__ void rmsnorm_dx_block_kernel(T* dx, const T* dy, const T* x, const float* w,
                                         const float* rstd, int64_t rows, int64_t dim) {
-  __shared__ float smem[kThreads / 32];
+  NPR_STATIC_SHARED(float, smem, [kThreads / 32]);
   const int64_t row = blockIdx.x;
   if (row >= rows) return;
   const int64_t off = row * dim;
@@ -78,7 +79,7 @@ template <typename T>
 __global__ void rmsnorm_dw_partial_kernel(float* partial, const T* dy, const T* x,
                                           const float* rstd, int64_t rows, int64_t dim,
                                           int64_t rows_per_chunk) {
-  __shared__ float smem[kRowLanes][kColTile + 1];
+  NPR_STATIC_SHARED(float, smem, [kRowLanes][kColTile + 1]);
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kColTile + threadIdx.x;
   const int64_t b = blockIdx.y;
   const int64_t r0 = b * rows_per_chunk;
@@ -103,7 +104,7 @@ __global__ void rmsnorm_dw_partial_kernel(float* partial, const T* dy, const T* 
 // in lane order. A fixed order for a given chunk count.
 __global__ void rmsnorm_dw_reduce_kernel(float* dw, const float* partial, int64_t chunks,
                                          int64_t dim) {
-  __shared__ float smem[kRowLanes][kColTile + 1];
+  NPR_STATIC_SHARED(float, smem, [kRowLanes][kColTile + 1]);
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kColTile + threadIdx.x;
   float acc = 0.0f;
   if (c < dim) {

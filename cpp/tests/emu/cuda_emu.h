@@ -34,6 +34,14 @@
 
 using namespace emu::cuda;
 
+// A plain `__shared__` array would be a per-thread array here (every thread is a fiber with its
+// own stack), so a block reduction through it would read only its own thread's slots: a compile
+// error instead. Kernels declare shared memory with core/dynamic_shared.cuh's macros.
+#undef __shared__
+#define __shared__ \
+  static_assert(   \
+      false, "plain __shared__ is not emulated: use NPR_STATIC_SHARED (core/dynamic_shared.cuh)");
+
 #define threadIdx (::emu::thread_idx())
 #define blockIdx (::emu::block_idx())
 // Not macros, as the two above are (a launch configuration has fields of these names): the same
