@@ -5,15 +5,13 @@
 
 #include <cuda_runtime.h>
 
-#include <string>
-
 #include "core/cuda_check.cuh"
 #include "core/status.h"
 
 // NPR_LAUNCH(grid, threads, smem, stream, kernel)(args...): the triple-chevron launch; in the
-// emulator build the grid runs on the CPU and a fault becomes the launch's error (what
-// cudaGetLastError, and so cuda_launch_status, returns). The kernel goes last, so the commas of
-// a template's arguments stay inside __VA_ARGS__.
+// emulator build the grid runs on the CPU (emu_cuda_launch.h), and a fault is the sticky error
+// later calls find, as a GPU's is. The kernel goes last, so the commas of a template's arguments
+// stay inside __VA_ARGS__.
 #if !defined(NPR_EMU)
 #define NPR_LAUNCH(grid, threads, smem, stream, ...) __VA_ARGS__<<<grid, threads, smem, stream>>>
 #else
@@ -33,16 +31,9 @@ Status launch_with_shared(void (*kernel)(Params...), unsigned grid, unsigned thr
   NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                     cudaSharedmemCarveoutMaxShared),
                what);
-#if !defined(NPR_EMU)
-  kernel<<<grid, threads, static_cast<size_t>(smem), stream>>>(static_cast<Args&&>(args)...);
+  NPR_LAUNCH(grid, threads, static_cast<size_t>(smem), stream, kernel)
+  (static_cast<Args&&>(args)...);
   return cuda_launch_status(what);
-#else
-  // The emulator build (cpp/tests/emu): the grid runs on the CPU, faults come back named.
-  (void)stream;
-  const std::string fault = ::emu::launch(grid, threads, smem, [&] { kernel(args...); });
-  if (!fault.empty()) return Status(StatusCode::kCuda, std::string(what) + ": " + fault);
-  return Status::ok();
-#endif
 }
 
 }  // namespace npr

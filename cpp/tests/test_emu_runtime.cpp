@@ -19,7 +19,7 @@ namespace npr::test {
 
 TEST(emu_faults_name_the_broken_rule) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   struct Expect {
     const char *kind, *fault;
@@ -67,7 +67,7 @@ TEST(emu_faults_name_the_broken_rule) {
 
 TEST(emu_grid_barrier_orders_the_blocks_and_times_out_instead_of_hanging) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   const int blocks = 6, phases = 3;
   const auto want = [&](int e) {
@@ -112,7 +112,7 @@ TEST(emu_grid_barrier_orders_the_blocks_and_times_out_instead_of_hanging) {
 
 TEST(emu_static_shared_arrays_are_one_per_block_and_count_against_its_limit) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   std::vector<int32_t> seen;
   for (const bool reverse : {false, true}) {
@@ -137,10 +137,11 @@ TEST(emu_static_shared_arrays_are_one_per_block_and_count_against_its_limit) {
 // call, answers as the runtime does: poisoned allocations, guards that catch a write past an
 // allocation's end, copies checked against their allocation, out of memory as CudaContext's
 // named error, the cooperative limit, the shared-memory opt-in and the block-size limit, threads
-// of 3-D blocks numbered as CUDA numbers them; and nothing left allocated.
+// of 3-D blocks numbered as CUDA numbers them, a kernel's fault found by the calls after its
+// launch and sticky; and nothing left allocated.
 TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   struct Expect {
     const char *kind, *message;
@@ -151,7 +152,13 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
       {"error_then_launch", ""},
       {"block_3d", ""},
       {"block_too_large", "selftest 3-D block launch failed: cudaErrorInvalidValue"},
-      {"write_past_end", "a write 0 bytes past the end of a device allocation of 256 bytes"},
+      {"write_past_end",
+       "selftest download failed: cudaErrorLaunchFailure (a write 0 bytes past the end of a "
+       "device allocation of 256 bytes)"},
+      {"fault_is_sticky",
+       "launch: cudaSuccess; launch check: cudaSuccess; download: cudaErrorLaunchFailure; next "
+       "launch: cudaErrorLaunchFailure; last error: cudaErrorLaunchFailure; again: "
+       "cudaErrorLaunchFailure"},
       {"copy_past_end", "selftest upload failed: cudaErrorInvalidValue"},
       {"out_of_memory",
        "selftest big buffer: could not allocate 2097152 bytes on the device (1048320 bytes free "

@@ -27,6 +27,11 @@ int64_t g_device_bytes = 0;
 std::map<const void*, int> g_kernel_shared;  // the opt-in, per kernel
 cuda::cudaError_t g_last = cuda::cudaSuccess;
 std::string g_fault;
+// A kernel's fault, as a GPU has it: the launch goes through, the next call that is not an error
+// query finds the fault (`seen` from then on), and every call after fails with it, until
+// cudaDeviceReset.
+cuda::cudaError_t g_sticky = cuda::cudaSuccess;
+bool g_sticky_seen = false;
 int g_streams = 0;
 // The capture in progress (null when none) and the graphs' ops.
 struct Graph {
@@ -41,6 +46,17 @@ cuda::cudaError_t fail_with(cuda::cudaError_t e) {
   g_last = e;
   return e;
 }
+
+// The sticky fault, now found, or success.
+cuda::cudaError_t sticky() {
+  if (g_sticky == cuda::cudaSuccess) return cuda::cudaSuccess;
+  g_sticky_seen = true;
+  return fail_with(g_sticky);
+}
+#define EMU_STICKY()                                                              \
+  do {                                                                            \
+    if (const cudaError_t sticky_e_ = sticky(); sticky_e_ != 0) return sticky_e_; \
+  } while (0)
 
 // The live allocation holding [p, p + bytes), or null.
 const Allocation* holding(const void* p, size_t bytes) {
@@ -125,19 +141,23 @@ const char* cudaGetErrorString(cudaError_t e) {
 }
 
 cudaError_t cudaGetLastError() {
+  if (g_sticky_seen) return g_sticky;  // not cleared, as a GPU's sticky error is not
   const cudaError_t e = g_last;
   g_last = cudaSuccess;
   return e;
 }
 
 cudaError_t cudaSetDevice(int d) {
+  EMU_STICKY();
   return d == 0 ? cudaSuccess : fail_with(cudaErrorInvalidValue);
 }
 cudaError_t cudaGetDevice(int* d) {
+  EMU_STICKY();
   *d = 0;
   return cudaSuccess;
 }
 cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d) {
+  EMU_STICKY();
   if (d != 0) return fail_with(cudaErrorInvalidValue);
   switch (a) {
     case cudaDevAttrMultiProcessorCount: *v = g_device.sms; break;
@@ -151,12 +171,14 @@ cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int d) {
 }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  EMU_STICKY();
   *total_bytes = static_cast<size_t>(g_device.memory);
   *free_bytes = static_cast<size_t>(g_device.memory - g_device_bytes);
   return cudaSuccess;
 }
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  EMU_STICKY();
   if (bytes == 0) return fail_with(cudaErrorInvalidValue);
   if (static_cast<int64_t>(bytes) > g_device.memory - g_device_bytes)
     return fail_with(cudaErrorMemoryAllocation);
@@ -181,12 +203,13 @@ cudaError_t cudaFree(void* p) {
   unregister_allocation(p);
   g_allocs.erase(it);
   std::free(p);
-  if (broken.empty()) return cudaSuccess;
-  g_fault = "cudaFree: " + broken;  // freed all the same
+  if (broken.empty()) return sticky();  // freed all the same
+  g_fault = "cudaFree: " + broken;      // freed all the same
   return fail_with(cudaErrorLaunchFailure);
 }
 
 cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
+  EMU_STICKY();
   if (bytes == 0) return fail_with(cudaErrorInvalidValue);
   auto* m = static_cast<unsigned char*>(std::aligned_alloc(256, (bytes + 255) / 256 * 256));
   if (!m) return fail_with(cudaErrorMemoryAllocation);
@@ -197,6 +220,7 @@ cudaError_t cudaHostAlloc(void** p, size_t bytes, unsigned) {
 }
 
 cudaError_t cudaHostGetDevicePointer(void** d, void* h, unsigned flags) {
+  EMU_STICKY();
   const Allocation* a = holding(h, 1);
   if (flags != 0 || !a || !a->host) return fail_with(cudaErrorInvalidValue);
   *d = h;  // one address space
@@ -208,10 +232,11 @@ cudaError_t cudaFreeHost(void* p) {
   if (it == g_allocs.end() || !it->second.host) return fail_with(cudaErrorInvalidValue);
   g_allocs.erase(it);
   std::free(p);
-  return cudaSuccess;
+  return sticky();
 }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
+  EMU_STICKY();
   *s = reinterpret_cast<cudaStream_t>(static_cast<uintptr_t>(++g_streams));
   return cudaSuccess;
 }
@@ -219,10 +244,12 @@ cudaError_t cudaStreamDestroy(cudaStream_t) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  EMU_STICKY();
   return capturing() ? fail_with(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  EMU_STICKY();
   *e = reinterpret_cast<cudaEvent_t>(new uint64_t(0));
   return cudaSuccess;
 }
@@ -231,14 +258,17 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  EMU_STICKY();
   if (!e) return fail_with(cudaErrorInvalidResourceHandle);
   *reinterpret_cast<uint64_t*>(e) = ++g_event_clock;
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  EMU_STICKY();
   return e ? cudaSuccess : fail_with(cudaErrorInvalidResourceHandle);
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  EMU_STICKY();
   if (!a || !b) return fail_with(cudaErrorInvalidResourceHandle);
   *ms =
       1e-3f * static_cast<float>(*reinterpret_cast<uint64_t*>(b) - *reinterpret_cast<uint64_t*>(a));
@@ -246,6 +276,7 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
 }
 
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  EMU_STICKY();
   if (g_capture) return fail_with(cudaErrorStreamCaptureUnsupported);
   g_capture = new Graph;
   g_capture_stream = s;
@@ -255,18 +286,22 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
   if (!g_capture || s != g_capture_stream) return fail_with(cudaErrorInvalidValue);
   *g = reinterpret_cast<cudaGraph_t>(g_capture);
   g_capture = nullptr;
-  return cudaSuccess;
+  return sticky();
 }
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long) {
+  EMU_STICKY();
   if (!g) return fail_with(cudaErrorInvalidValue);
   *e = reinterpret_cast<cudaGraphExec_t>(new Graph(*reinterpret_cast<Graph*>(g)));
   return cudaSuccess;
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
+  EMU_STICKY();
   if (!e || capturing()) return fail_with(cudaErrorInvalidValue);
   ++g_graph_launches;
-  for (const auto& op : reinterpret_cast<Graph*>(e)->ops)
+  for (const auto& op : reinterpret_cast<Graph*>(e)->ops) {
     if (const cudaError_t err = op(); err != cudaSuccess) return err;
+    if (g_sticky != cudaSuccess) break;  // a kernel faulted: the rest never runs
+  }
   return cudaSuccess;
 }
 cudaError_t cudaGraphDestroy(cudaGraph_t g) {
@@ -289,6 +324,7 @@ int64_t graph_launches() {
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k,
                             cudaStream_t s) {
+  EMU_STICKY();
   if (capturing()) {
     record([=] { return cudaMemcpyAsync(dst, src, bytes, k, s); });
     return cudaSuccess;
@@ -305,15 +341,18 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind k) {
+  EMU_STICKY();
   if (capturing()) return fail_with(cudaErrorStreamCaptureUnsupported);
   return cudaMemcpyAsync(dst, src, bytes, k, nullptr);
 }
 
 cudaError_t cudaDeviceSynchronize() {
+  EMU_STICKY();
   return capturing() ? fail_with(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) {
+  EMU_STICKY();
   if (capturing()) {
     record([=] { return cudaMemsetAsync(dst, value, bytes, s); });
     return cudaSuccess;
@@ -325,6 +364,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) 
 }
 
 cudaError_t set_kernel_shared(const void* kernel, int bytes) {
+  EMU_STICKY();
   if (bytes < 0 || bytes > kMaxDynamicShared) return fail_with(cudaErrorInvalidValue);
   g_kernel_shared[kernel] = bytes;
   return cudaSuccess;
@@ -336,6 +376,7 @@ int kernel_shared(const void* kernel) {
 
 cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, unsigned block_yz,
                          size_t dynamic_smem, bool cooperative) {
+  EMU_STICKY();
   const int smem = static_cast<int>(dynamic_smem);
   const uint64_t block = uint64_t{threads} * block_yz;
   if (smem > kernel_shared(kernel) || block == 0 || block > 1024)
@@ -349,8 +390,30 @@ cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, 
 }
 
 cudaError_t launch_result(const std::string& fault) {
-  g_fault = fault.empty() ? check_device_guards() : fault;
-  return g_fault.empty() ? cudaSuccess : fail_with(cudaErrorLaunchFailure);
+  const std::string f = fault.empty() ? check_device_guards() : fault;
+  if (!f.empty()) {  // asynchronous: the launch itself went through
+    g_fault = f;
+    g_sticky = cudaErrorLaunchFailure;
+    g_sticky_seen = false;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceReset() {
+  for (auto it = g_allocs.begin(); it != g_allocs.end();) {
+    if (!it->second.host) {
+      g_device_bytes -= static_cast<int64_t>(it->second.bytes);
+      unregister_allocation(it->first);
+    }
+    std::free(const_cast<unsigned char*>(it->first));
+    it = g_allocs.erase(it);
+  }
+  delete g_capture;
+  g_capture = nullptr;
+  g_sticky = g_last = cudaSuccess;
+  g_sticky_seen = false;
+  g_fault.clear();
+  return cudaSuccess;
 }
 
 }  // namespace cuda

@@ -83,11 +83,18 @@ enum cudaMemcpyKind {
 };
 enum { cudaStreamNonBlocking = 1, cudaHostAllocMapped = 2 };
 
+// A kernel's fault (a trap, an access outside the buffers, a write past an allocation's guard)
+// is asynchronous and sticky, as on a GPU: the launch goes through; the next runtime call finds
+// it (cudaErrorLaunchFailure), and from then on every call returns it (frees and destroys still
+// release what they name) until cudaDeviceReset.
 const char* cudaGetErrorName(cudaError_t e);
-// For cudaErrorLaunchFailure: the last launch's fault, as the emulator named it.
+// For cudaErrorLaunchFailure: the fault, as the emulator named it.
 const char* cudaGetErrorString(cudaError_t e);
-// The last error of a call and clears it.
+// The last error of a call and clears it; once a fault has been found, that fault (not cleared).
 cudaError_t cudaGetLastError();
+// Frees every allocation and clears the errors (a fault's too). Unlike a GPU's, it keeps the
+// kernels' shared-memory opt-ins: the product sets some once a process, and tests reset between.
+cudaError_t cudaDeviceReset();
 
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDevice(int* d);
@@ -136,7 +143,7 @@ int64_t graph_launches();
 // The per-kernel opt-in (cudaFuncAttributeMaxDynamicSharedMemorySize), by the kernel's address.
 cudaError_t set_kernel_shared(const void* kernel, int bytes);
 int kernel_shared(const void* kernel);
-// A launch's result: the fault (or the guard check after it) as cudaErrorLaunchFailure.
+// A launch's result: success; a fault (or a broken guard after it) becomes the sticky error.
 cudaError_t launch_result(const std::string& fault);
 // A launch's checks, as the runtime makes them: 1 to 1024 threads a block (threads = blockDim.x,
 // block_yz = blockDim.y * blockDim.z), dynamic shared bytes within the kernel's opt-in; a
