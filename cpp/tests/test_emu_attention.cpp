@@ -28,7 +28,7 @@ namespace npr::test {
 
 TEST(emu_attention_forward_kernels_match_the_cpu) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   Rng rng(201);
   struct Heads {
@@ -82,7 +82,7 @@ TEST(emu_attention_forward_kernels_match_the_cpu) {
 
 TEST(emu_attention_backward_kernels_match_the_cpu) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   Rng rng(202);
   struct Heads {

@@ -332,7 +332,7 @@ const Mode kModes[] = {{emu::Options{false, false, 0x90}, "async at waits"},
 
 TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   struct Case {
     Qwen3Config cfg;

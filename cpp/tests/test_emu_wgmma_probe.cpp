@@ -17,7 +17,7 @@ namespace npr::test {
 
 TEST(emu_wgmma_probe_matches_a_host_matmul) {
 #if !defined(NPR_HAVE_EMU)
-  SKIP("the build found no CUDA toolkit headers (cuda_bf16.h): the kernel emulator is not built");
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   for (const bool eager : {false, true}) {
     emu::set_options(emu::Options{eager, eager, eager ? 0x410u : 0x90u});
