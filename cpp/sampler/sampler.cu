@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "sampler/counter_rng.h"
 #include "sampler/device_sample_out.h"
 #include "sampler/sampler_cuda.h"
@@ -148,7 +150,7 @@ __device__ void renormalise(const float* z, double* p, const uint8_t* keep, int6
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* logits_all, const RowMeta* meta, const int32_t* pen, float* z_all,
                   double* p_all, uint8_t* keep_all, Out* out, int64_t vocab, Params P) {
-  __shared__ Shared sh;
+  NPR_STATIC_SHARED(Shared, sh);
   const int tid = threadIdx.x;
   const int64_t row = blockIdx.x;
   const RowMeta M = meta[row];
@@ -332,9 +334,9 @@ Status sample_rows_cuda(CudaContext& ctx, SampleResult* results, const float* lo
   NPR_TRY(ctx.upload(dpen, pen.data(), 4 * static_cast<int64_t>(pen.size()),
                      "sampling (cuda): penalty tokens"));
   const Params P{params.temperature, params.top_p, params.min_p, params.top_k, params.seed};
-  sample_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0,
-                  static_cast<cudaStream_t>(ctx.stream())>>>(logits, dmeta, dpen, z, p, keep, dout,
-                                                             vocab, P);
+  NPR_LAUNCH(static_cast<unsigned>(n_rows), kThreads, 0, static_cast<cudaStream_t>(ctx.stream()),
+             sample_kernel)
+  (logits, dmeta, dpen, z, p, keep, dout, vocab, P);
   NPR_TRY(cuda_launch_status("sampling (cuda): sample"));
   return read_device_samples(ctx, dout, n_rows, results);
 }

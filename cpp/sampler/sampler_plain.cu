@@ -8,6 +8,8 @@
 
 #include "core/block_reduce.cuh"
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "sampler/counter_rng.h"
 #include "sampler/device_sample_out.h"
 #include "sampler/sampler_plain_cuda.h"
@@ -48,8 +50,8 @@ __device__ __forceinline__ float processed(float x, int64_t t, const uint32_t* b
 __global__ void __launch_bounds__(kThreads)
     chunk_max_kernel(ChunkStats* stats, const float* logits, const PlainRow* rows,
                      const uint32_t* bitmap, int64_t vocab, int64_t words, float temperature) {
-  __shared__ float shf[kWarps];
-  __shared__ int shi[kWarps];
+  NPR_STATIC_SHARED(float, shf, [kWarps]);
+  NPR_STATIC_SHARED(int, shi, [kWarps]);
   const int64_t c = blockIdx.x, r = blockIdx.y, chunks = gridDim.x;
   const PlainRow M = rows[r];
   const float* x = logits + static_cast<int64_t>(M.logit_row) * vocab;
@@ -95,7 +97,7 @@ __device__ RowStats row_stats(const ChunkStats* s, int64_t chunks) {
 __global__ void __launch_bounds__(kThreads)
     chunk_sum_kernel(ChunkStats* stats, const float* logits, const PlainRow* rows,
                      const uint32_t* bitmap, int64_t vocab, int64_t words, float temperature) {
-  __shared__ double shd[kWarps];
+  NPR_STATIC_SHARED(double, shd, [kWarps]);
   const int64_t c = blockIdx.x, r = blockIdx.y, chunks = gridDim.x;
   const RowStats R = row_stats(stats + r * chunks, chunks);
   if (R.bad != INT_MAX || !R.finite) return;  // refused by the last launch
@@ -126,8 +128,8 @@ __global__ void __launch_bounds__(kThreads)
     pick_kernel(DeviceSampleOut* out, const ChunkStats* stats, const float* logits,
                 const PlainRow* rows, const uint32_t* bitmap, int64_t vocab, int64_t words,
                 int64_t chunks, float temperature, uint64_t seed) {
-  __shared__ double scan[kThreads];
-  __shared__ int64_t shi[kWarps];
+  NPR_STATIC_SHARED(double, scan, [kThreads]);
+  NPR_STATIC_SHARED(int64_t, shi, [kWarps]);
   const int64_t r = blockIdx.x;
   const int tid = threadIdx.x;
   const ChunkStats* s = stats + r * chunks;
@@ -237,14 +239,14 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
                      "sampling (cuda): rows and penalty sets"));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(n_rows));
-  chunk_max_kernel<<<grid, kThreads, 0, st>>>(dstats, logits, dmeta, dbits, vocab, words,
-                                              params.temperature);
+  NPR_LAUNCH(grid, kThreads, 0, st, chunk_max_kernel)
+  (dstats, logits, dmeta, dbits, vocab, words, params.temperature);
   NPR_TRY(cuda_launch_status("sampling (cuda): chunk maxima"));
-  chunk_sum_kernel<<<grid, kThreads, 0, st>>>(dstats, logits, dmeta, dbits, vocab, words,
-                                              params.temperature);
+  NPR_LAUNCH(grid, kThreads, 0, st, chunk_sum_kernel)
+  (dstats, logits, dmeta, dbits, vocab, words, params.temperature);
   NPR_TRY(cuda_launch_status("sampling (cuda): chunk sums"));
-  pick_kernel<<<static_cast<unsigned>(n_rows), kThreads, 0, st>>>(
-      dout, dstats, logits, dmeta, dbits, vocab, words, chunks, params.temperature, params.seed);
+  NPR_LAUNCH(static_cast<unsigned>(n_rows), kThreads, 0, st, pick_kernel)
+  (dout, dstats, logits, dmeta, dbits, vocab, words, chunks, params.temperature, params.seed);
   NPR_TRY(cuda_launch_status("sampling (cuda): pick"));
   return read_device_samples(ctx, dout, n_rows, results);
 }

@@ -93,6 +93,42 @@ inline int __shfl_xor_sync(unsigned mask, int v, int lane_mask) {
   if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
   return static_cast<int>(emu::ptx::shfl_xor(static_cast<uint32_t>(v), lane_mask));
 }
+inline unsigned __shfl_xor_sync(unsigned mask, unsigned v, int lane_mask) {
+  return static_cast<unsigned>(__shfl_xor_sync(mask, static_cast<int>(v), lane_mask));
+}
+// 8-byte values: two 32-bit shuffles, as the device library does them.
+template <typename T>
+T shfl_xor_8_bytes(unsigned mask, T v, int lane_mask) {
+  static_assert(sizeof(T) == 8, "8-byte values only");
+  if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
+  uint32_t w[2];
+  std::memcpy(w, &v, 8);
+  w[0] = emu::ptx::shfl_xor(w[0], lane_mask);
+  w[1] = emu::ptx::shfl_xor(w[1], lane_mask);
+  std::memcpy(&v, w, 8);
+  return v;
+}
+inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask) {
+  return shfl_xor_8_bytes(mask, v, lane_mask);
+}
+inline long __shfl_xor_sync(unsigned mask, long v, int lane_mask) {
+  return shfl_xor_8_bytes(mask, v, lane_mask);
+}
+inline long long __shfl_xor_sync(unsigned mask, long long v, int lane_mask) {
+  return shfl_xor_8_bytes(mask, v, lane_mask);
+}
+inline unsigned long long __shfl_xor_sync(unsigned mask, unsigned long long v, int lane_mask) {
+  return shfl_xor_8_bytes(mask, v, lane_mask);
+}
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+// The device library's classification functions, in the global namespace as CUDA has them.
+using std::isfinite;
+using std::isinf;
+using std::isnan;
 // The cached loads: plain loads here (one OS thread, coherent memory); __ldg is the read-only
 // path, checked as ld.global.nc is.
 template <typename T>
