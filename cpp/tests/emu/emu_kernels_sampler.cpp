@@ -1,0 +1,2 @@
+// The emulator build of sampler/sampler.cu.
+#include "sampler/sampler.cu"

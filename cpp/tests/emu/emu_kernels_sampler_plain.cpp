@@ -1,0 +1,2 @@
+// The emulator build of sampler/sampler_plain.cu.
+#include "sampler/sampler_plain.cu"
