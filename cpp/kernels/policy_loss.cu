@@ -12,6 +12,8 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "kernels/policy_loss_cuda.h"
 #include "kernels/policy_loss_token.h"
 
@@ -94,8 +96,8 @@ __device__ V block_reduce(V v, V* sm, Op op) {
 __global__ void __launch_bounds__(kThreads)
     tally_kernel(DeviceTally* out, const double* ratio, const double* kl, const uint8_t* flags,
                  const double* count, int64_t tokens, int64_t sequences) {
-  __shared__ long long si[kThreads];
-  __shared__ double sd[kThreads];
+  NPR_STATIC_SHARED(long long, si, [kThreads]);
+  NPR_STATIC_SHARED(double, sd, [kThreads]);
   long long n = 0, ns = 0, ne = 0, nd = 0, nsc = 0, live = 0;
   double rs = 0.0, ks = 0.0, rmin = INFINITY, rmax = -INFINITY;
   for (int64_t t = threadIdx.x; t < tokens; t += kThreads) {
@@ -170,7 +172,7 @@ __global__ void weights_kernel(float* dlogprob, double* weighted, const double* 
 }
 
 __global__ void __launch_bounds__(kThreads) sum_kernel(double* out, const double* v, int64_t n) {
-  __shared__ double sd[kThreads];
+  NPR_STATIC_SHARED(double, sd, [kThreads]);
   double s = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) s += v[i];
   s = block_reduce(s, sd, [](double a, double b) { return a + b; });
@@ -210,13 +212,13 @@ Status policy_loss_cuda(CudaContext& ctx, float* dlogprob, PolicyLossMetrics* m,
   NPR_CUDA_TRY(cudaMemsetAsync(&tally->first_bad, 0x7f, sizeof(int), st),
                "policy_loss_cuda: reset");
   if (tokens > 0) {
-    terms_kernel<<<grid_for(tokens), kThreads, 0, st>>>(
-        loss, grad, ratio, kl, flags, &tally->first_bad, lp, lp_old, adv, mask, special, tokens, p);
+    NPR_LAUNCH(grid_for(tokens), kThreads, 0, st, terms_kernel)
+    (loss, grad, ratio, kl, flags, &tally->first_bad, lp, lp_old, adv, mask, special, tokens, p);
     NPR_TRY(cuda_launch_status("policy_loss_cuda: terms"));
   }
-  seq_count_kernel<<<grid_for(S), kThreads, 0, st>>>(count, cu, mask, S);
+  NPR_LAUNCH(grid_for(S), kThreads, 0, st, seq_count_kernel)(count, cu, mask, S);
   NPR_TRY(cuda_launch_status("policy_loss_cuda: sequence weights"));
-  tally_kernel<<<1, kThreads, 0, st>>>(tally, ratio, kl, flags, count, tokens, S);
+  NPR_LAUNCH(1, kThreads, 0, st, tally_kernel)(tally, ratio, kl, flags, count, tokens, S);
   NPR_TRY(cuda_launch_status("policy_loss_cuda: tally"));
   DeviceTally h;
   NPR_TRY(ctx.download(&h, tally, sizeof(DeviceTally), "policy_loss_cuda: tally"));
@@ -230,11 +232,11 @@ Status policy_loss_cuda(CudaContext& ctx, float* dlogprob, PolicyLossMetrics* m,
   const double S_div = p.denominator > 0 ? p.denominator : static_cast<double>(h.live);
   double loss_total = 0.0;
   if (tokens > 0) {
-    weights_kernel<<<grid_for(tokens), kThreads, 0, st>>>(
-        dlogprob, weighted, loss, grad, mask, cu, count, tokens, S, per_seq,
-        p.aggregation == LossAggregation::kSeqMeanTokenMean, w_token, S_div);
+    NPR_LAUNCH(grid_for(tokens), kThreads, 0, st, weights_kernel)
+    (dlogprob, weighted, loss, grad, mask, cu, count, tokens, S, per_seq,
+     p.aggregation == LossAggregation::kSeqMeanTokenMean, w_token, S_div);
     NPR_TRY(cuda_launch_status("policy_loss_cuda: weights"));
-    sum_kernel<<<1, kThreads, 0, st>>>(loss_sum, weighted, tokens);
+    NPR_LAUNCH(1, kThreads, 0, st, sum_kernel)(loss_sum, weighted, tokens);
     NPR_TRY(cuda_launch_status("policy_loss_cuda: loss"));
     NPR_TRY(ctx.download(&loss_total, loss_sum, sizeof(double), "policy_loss_cuda: loss"));
   }

@@ -8,6 +8,8 @@
 
 #include "core/block_reduce.cuh"
 #include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "sampler/token_logprob_cuda.h"
 
 namespace npr {
@@ -26,9 +28,9 @@ struct QueryOut {
 __global__ void __launch_bounds__(kThreads)
     token_logprob_kernel(QueryOut* out, const float* logits, const TokenQuery* queries,
                          int64_t vocab) {
-  __shared__ float shf[kWarps];
-  __shared__ double shd[kWarps];
-  __shared__ int shi[kWarps];
+  NPR_STATIC_SHARED(float, shf, [kWarps]);
+  NPR_STATIC_SHARED(double, shd, [kWarps]);
+  NPR_STATIC_SHARED(int, shi, [kWarps]);
   const TokenQuery q = queries[blockIdx.x];
   const float* x = logits + static_cast<int64_t>(q.row) * vocab;
   float m = -INFINITY;
@@ -73,8 +75,9 @@ Status token_logprobs_cuda(CudaContext& ctx, float* out, const float* logits, in
   auto* dout = reinterpret_cast<QueryOut*>(static_cast<char*>(scratch) + q_bytes);
   NPR_TRY(ctx.upload(dq, queries, static_cast<int64_t>(sizeof(TokenQuery)) * n,
                      "token logprob (cuda): queries"));
-  token_logprob_kernel<<<static_cast<unsigned>(n), kThreads, 0,
-                         static_cast<cudaStream_t>(ctx.stream())>>>(dout, logits, dq, vocab);
+  NPR_LAUNCH(static_cast<unsigned>(n), kThreads, 0, static_cast<cudaStream_t>(ctx.stream()),
+             token_logprob_kernel)
+  (dout, logits, dq, vocab);
   NPR_TRY(cuda_launch_status("token logprob (cuda)"));
   std::vector<QueryOut> res(static_cast<size_t>(n));
   NPR_TRY(ctx.download(res.data(), dout, static_cast<int64_t>(sizeof(QueryOut)) * n,

@@ -125,6 +125,13 @@ inline unsigned __float_as_uint(float f) {
   std::memcpy(&u, &f, 4);
   return u;
 }
+// Atomics: one OS thread runs every emulated thread and a fiber gives way only where it waits,
+// so a read-modify-write is atomic as written.
+inline int atomicMin(int* p, int v) {
+  const int old = *p;
+  if (v < old) *p = v;
+  return old;
+}
 // The device library's classification functions, in the global namespace as CUDA has them.
 using std::isfinite;
 using std::isinf;
