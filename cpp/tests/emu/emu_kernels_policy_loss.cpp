@@ -1,0 +1,2 @@
+// The emulator build of kernels/policy_loss.cu.
+#include "kernels/policy_loss.cu"

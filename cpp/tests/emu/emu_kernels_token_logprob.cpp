@@ -1,0 +1,2 @@
+// The emulator build of sampler/token_logprob.cu.
+#include "sampler/token_logprob.cu"
