@@ -5,17 +5,15 @@
 // scale, loss and sums within 1e-10 relative, counts exactly, two runs bit-identical; a
 // non-finite masked logprob named as on the CPU), and token log-probabilities from device logits
 // (repeated rows, vocabularies of 1 to 3000 tokens).
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "kernels/policy_loss.h"
 #include "sampler/token_logprob.h"
 #include "tests/harness.h"
-#include "tests/test_policy_cases.h"
+#include "tests/test_device_loss_cases.h"
 #include "tests/test_util.h"
 #if defined(NPR_HAVE_EMU)
 #include "tests/emu/emu_loss.h"
@@ -37,8 +35,19 @@ emu::LossParams plain(const PolicyLossParams& p) {
                          p.log_ratio_limit};
 }
 
-bool close(double a, double b, double rel) {
-  return std::fabs(a - b) <= rel * (1.0 + std::fabs(b));
+PolicyLossMetrics metrics_of(const emu::LossMetrics& m) {
+  PolicyLossMetrics out;
+  out.loss = m.loss;
+  out.tokens = m.tokens;
+  out.special_tokens = m.special_tokens;
+  out.clip_frac = m.clip_frac;
+  out.clip_frac_lower = m.clip_frac_lower;
+  out.special_clip_frac = m.special_clip_frac;
+  out.ratio_mean = m.ratio_mean;
+  out.ratio_min = m.ratio_min;
+  out.ratio_max = m.ratio_max;
+  out.approx_kl = m.approx_kl;
+  return out;
 }
 
 }  // namespace
@@ -49,82 +58,33 @@ TEST(emu_policy_loss_matches_the_cpu_loss) {
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   Rng rng(4321);
-  int cases = 0;
-  for (auto kind : {PolicyLossKind::kPpoClip, PolicyLossKind::kPapo})
-    for (auto agg : {LossAggregation::kTokenMean, LossAggregation::kSeqMeanTokenSum,
-                     LossAggregation::kSeqMeanTokenMean})
-      for (bool exempt : {false, true})
-        for (auto [S, L] : {std::pair<int64_t, int64_t>{1, 1}, {5, 37}, {9, 301}}) {
-          LossCase c = random_case(rng, S, L);
-          for (float& m : c.mask)
-            if (m > 0.0f && rng.below(7) == 0) m = 0.5f;    // fractional weights
-          const int32_t repeated = c.cu[1 + rng.below(S)];  // one empty sequence somewhere
-          c.cu.push_back(repeated);
-          std::sort(c.cu.begin(), c.cu.end());
-          const int64_t seqs = static_cast<int64_t>(c.cu.size()) - 1;
-          const int64_t T = static_cast<int64_t>(c.lp.size());
-          PolicyLossParams p;
-          p.kind = kind;
-          p.aggregation = agg;
-          p.exempt_special = exempt;
-          p.clip_c = 1.6f;
-          p.denominator = (cases % 3 == 2) ? 17.0 : 0.0;
-          std::vector<float> want(T);
-          PolicyLossMetrics mc;
-          CHECK_OK(policy_loss(want.data(), &mc, c.lp.data(), c.old.data(), c.adv.data(),
-                               c.mask.data(), c.special.data(), c.cu.data(), seqs, T, p));
-          std::vector<float> got[2] = {poisoned(T), poisoned(T)};
-          emu::LossMetrics mg[2];
-          const std::string what = "kind " + std::to_string(static_cast<int>(kind)) + " agg " +
-                                   std::to_string(static_cast<int>(agg)) + " exempt " +
-                                   std::to_string(exempt) + " T " + std::to_string(T);
-          for (int run = 0; run < 2; ++run) {
-            const std::string err = emu::policy_loss_on_device(
-                got[run].data(), &mg[run], c.lp.data(), c.old.data(), c.adv.data(), c.mask.data(),
-                c.special.data(), c.cu.data(), seqs, T, plain(p));
-            CHECK_MSG(err.empty(), what + ": " + err);
-          }
-          double scale = 1e-12, err = 0.0;
-          for (int64_t t = 0; t < T; ++t) {
-            scale = std::max(scale, std::fabs(static_cast<double>(want[t])));
-            const double e = std::fabs(static_cast<double>(got[0][t]) - want[t]);
-            err = std::isnan(e) ? INFINITY : std::max(err, e);
-          }
-          CHECK_MSG(err <= 1e-6 * scale, what + ": dlogprob " + std::to_string(err));
-          CHECK_MSG(std::memcmp(got[0].data(), got[1].data(), 4 * T) == 0 &&
-                        std::memcmp(&mg[0].loss, &mg[1].loss, sizeof(double)) == 0,
-                    what + ": two runs differ");
-          const emu::LossMetrics& m = mg[0];
-          CHECK_MSG(close(m.loss, mc.loss, 1e-10),
-                    what + ": loss " + std::to_string(m.loss) + " vs " + std::to_string(mc.loss));
-          CHECK_MSG(m.tokens == mc.tokens && m.special_tokens == mc.special_tokens,
-                    what + ": counts");
-          CHECK_MSG(m.clip_frac == mc.clip_frac && m.clip_frac_lower == mc.clip_frac_lower &&
-                        m.special_clip_frac == mc.special_clip_frac,
-                    what + ": clip fractions");
-          CHECK_MSG(close(m.ratio_mean, mc.ratio_mean, 1e-10) &&
-                        close(m.ratio_min, mc.ratio_min, 1e-12) &&
-                        close(m.ratio_max, mc.ratio_max, 1e-12) &&
-                        close(m.approx_kl, mc.approx_kl, 1e-10),
-                    what + ": ratio / kl metrics");
-          ++cases;
-        }
-  std::printf("    %d policy-loss cases compared with the CPU loss\n", cases);
+  const auto cases = device_loss_cases(rng, {{1, 1}, {5, 37}, {9, 301}});
+  for (const DeviceLossCase& d : cases) {
+    const LossCase& c = d.c;
+    std::vector<float> got[2] = {poisoned(d.tokens), poisoned(d.tokens)};
+    PolicyLossMetrics mg[2];
+    for (int run = 0; run < 2; ++run) {
+      emu::LossMetrics m{};
+      const std::string err = emu::policy_loss_on_device(
+          got[run].data(), &m, c.lp.data(), c.old.data(), c.adv.data(), c.mask.data(),
+          c.special.data(), c.cu.data(), d.sequences, d.tokens, plain(d.p));
+      CHECK_MSG(err.empty(), d.what + ": " + err);
+      mg[run] = metrics_of(m);
+    }
+    check_device_loss(d, got, mg);
+  }
+  std::printf("    %d policy-loss cases compared with the CPU loss\n",
+              static_cast<int>(cases.size()));
 
   // A non-finite masked logprob: the CPU's error, naming the first such token.
-  LossCase c = random_case(rng, 3, 40);
-  const int64_t T = static_cast<int64_t>(c.lp.size()), S = 3;
   int64_t bad = -1;
-  for (int64_t t = T - 1; t >= 0; --t)
-    if (c.mask[t] > 0.0f) bad = t;
-  CHECK(bad >= 0);
-  c.lp[bad] = NAN;
-  if (bad + 3 < T) c.lp[bad + 3] = INFINITY;  // a later one is not the one named
+  const LossCase c = non_finite_case(rng, &bad);
+  const int64_t T = static_cast<int64_t>(c.lp.size());
   std::vector<float> dl = poisoned(T);
-  emu::LossMetrics m;
+  emu::LossMetrics m{};
   const std::string err = emu::policy_loss_on_device(dl.data(), &m, c.lp.data(), c.old.data(),
                                                      c.adv.data(), c.mask.data(), c.special.data(),
-                                                     c.cu.data(), S, T, plain(PolicyLossParams{}));
+                                                     c.cu.data(), 3, T, plain(PolicyLossParams{}));
   CHECK_MSG(err.rfind("OUT_OF_RANGE:", 0) == 0 &&
                 err.find("token " + std::to_string(bad)) != std::string::npos,
             "a non-finite logprob gave \"" + err + "\"");
