@@ -3,6 +3,7 @@
 
 #include "model/qwen3_cuda_decode.h"
 #include "model/qwen3_cuda_model.h"
+#include "tests/emu/emu_qwen3_config.h"
 
 namespace emu {
 
@@ -18,17 +19,7 @@ namespace {
 template <typename Impl>
 npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_tokens,
                   const DecoderOptions& o, Impl* s) {
-  npr::Qwen3Config c;
-  c.vocab = d.vocab;
-  c.hidden = d.hidden;
-  c.intermediate = d.intermediate;
-  c.layers = d.layers;
-  c.heads = d.heads;
-  c.kv_heads = d.kv_heads;
-  c.head_dim = d.head_dim;
-  c.rms_eps = d.rms_eps;
-  c.rope_theta = d.rope_theta;
-  c.tied = d.tied;
+  const npr::Qwen3Config c = qwen3_config_of(d);
   NPR_TRY(npr::Qwen3CudaModel::create(c, npr::DevDType::kBF16, &s->model));
   for (const npr::ParamInfo& p : s->model->params())
     NPR_TRY(s->model->set_param(p, d.weights + p.offset));

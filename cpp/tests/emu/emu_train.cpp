@@ -3,6 +3,7 @@
 
 #include "kernels/parallel_attention_cuda.h"
 #include "model/qwen3_cuda_model.h"
+#include "tests/emu/emu_qwen3_config.h"
 
 namespace emu {
 
@@ -21,17 +22,7 @@ std::string message(const npr::Status& s) {
 
 template <typename Impl>  // TrainModel::Impl, private to the class
 npr::Status build(const TrainConfig& d, const float* weights, Impl* s) {
-  npr::Qwen3Config c;
-  c.vocab = d.vocab;
-  c.hidden = d.hidden;
-  c.intermediate = d.intermediate;
-  c.layers = d.layers;
-  c.heads = d.heads;
-  c.kv_heads = d.kv_heads;
-  c.head_dim = d.head_dim;
-  c.rms_eps = d.rms_eps;
-  c.rope_theta = d.rope_theta;
-  c.tied = d.tied;
+  const npr::Qwen3Config c = qwen3_config_of(d);
   s->t = d.bf16 ? npr::DevDType::kBF16 : npr::DevDType::kF32;
   NPR_TRY(npr::Qwen3CudaModel::create(c, s->t, &s->model));
   s->model->context().deterministic = d.deterministic;
