@@ -203,8 +203,8 @@ cudaError_t cudaFree(void* p) {
   unregister_allocation(p);
   g_allocs.erase(it);
   std::free(p);
-  if (broken.empty()) return sticky();  // freed all the same
-  g_fault = "cudaFree: " + broken;      // freed all the same
+  if (broken.empty()) return sticky();  // a fault's error, if any: freed all the same
+  g_fault = "cudaFree: " + broken;
   return fail_with(cudaErrorLaunchFailure);
 }
 
