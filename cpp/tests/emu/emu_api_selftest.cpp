@@ -8,6 +8,7 @@
 #include "core/cuda_context.h"
 #include "core/cuda_launch.cuh"
 #include "tests/emu/emu_selftest.h"
+#include "tests/emu/emu_status_message.h"
 
 namespace emu {
 
@@ -47,10 +48,6 @@ cudaError_t launch_iota(float* out, int n, unsigned blocks, int smem, bool coope
   return cudaLaunchKernelEx(&cfg, iota_kernel, out, n);
 }
 
-std::string message(const npr::Status& s) {
-  return s.is_ok() ? std::string() : s.to_string();
-}
-
 std::string run(const std::string& kind, npr::CudaContext& ctx) {
   constexpr int kFloats = 64;
   npr::DeviceBuffer buf;
@@ -64,7 +61,7 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
   }
   if (kind == "copy_past_end") {
     std::vector<float> host(kFloats + 1, 1.0f);
-    return message(ctx.upload(buf.get(), host.data(), 4 * (kFloats + 1), "selftest upload"));
+    return status_message(ctx.upload(buf.get(), host.data(), 4 * (kFloats + 1), "selftest upload"));
   }
   if (kind == "error_then_launch") {  // the failed copy's error is its own, not the launch's
     std::vector<float> host(kFloats + 1, 1.0f);
@@ -99,7 +96,7 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
   }
   if (kind == "out_of_memory") {
     npr::DeviceBuffer big;
-    return message(big.grow(ctx.alloc(), 2 << 20, "selftest big buffer"));
+    return status_message(big.grow(ctx.alloc(), 2 << 20, "selftest big buffer"));
   }
   const int n = kind == "write_past_end" ? kFloats + 1 : kFloats;
   const unsigned blocks = kind == "cooperative_too_large"
@@ -127,7 +124,7 @@ std::string run_cuda_api_selftest(const std::string& kind) {
   std::string out;
   {
     std::unique_ptr<npr::CudaContext> ctx;
-    out = message(npr::CudaContext::create(&ctx));
+    out = status_message(npr::CudaContext::create(&ctx));
     if (out.empty()) out = run(kind, *ctx);
   }
   if (device_bytes_in_use() != 0 || device_allocations() != 0)

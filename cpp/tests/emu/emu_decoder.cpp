@@ -4,6 +4,7 @@
 #include "model/qwen3_cuda_decode.h"
 #include "model/qwen3_cuda_model.h"
 #include "tests/emu/emu_qwen3_config.h"
+#include "tests/emu/emu_status_message.h"
 
 namespace emu {
 
@@ -32,16 +33,12 @@ npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_token
   return npr::Status::ok();
 }
 
-std::string message(const npr::Status& s) {
-  return s.is_ok() ? std::string() : s.to_string();
-}
-
 }  // namespace
 
 Decoder::Decoder(const DecoderModel& m, int32_t num_blocks, int32_t block_tokens,
                  const DecoderOptions& o)
     : impl_(new Impl) {
-  impl_->error = message(build(m, num_blocks, block_tokens, o, impl_.get()));
+  impl_->error = status_message(build(m, num_blocks, block_tokens, o, impl_.get()));
 }
 
 Decoder::~Decoder() {
@@ -59,7 +56,7 @@ std::string Decoder::apply(const std::vector<int32_t>& copies) {
   for (size_t i = 0; i + 5 <= copies.size(); i += 5)
     list.push_back(
         npr::SlotCopy{copies[i], copies[i + 1], copies[i + 2], copies[i + 3], copies[i + 4]});
-  return message(impl_->pages->apply(list));
+  return status_message(impl_->pages->apply(list));
 }
 
 std::string Decoder::step(const DecoderStep& s, bool cascade, float* logits) {
@@ -70,7 +67,7 @@ std::string Decoder::step(const DecoderStep& s, bool cascade, float* logits) {
   b.ids = s.ids;
   b.positions = s.positions;
   b.table = npr::PageTable{s.sequences, s.indptr, s.indices, s.last_len};
-  return message(impl_->decoder->step(b, cascade, logits));
+  return status_message(impl_->decoder->step(b, cascade, logits));
 }
 
 DecoderStats Decoder::stats() const {

@@ -7,14 +7,11 @@
 #include "core/cuda_context.h"
 #include "kernels/policy_loss_cuda.h"
 #include "sampler/token_logprob_cuda.h"
+#include "tests/emu/emu_status_message.h"
 
 namespace emu {
 
 namespace {
-
-std::string message(const npr::Status& s) {
-  return s.is_ok() ? std::string() : s.to_string();
-}
 
 // A device copy of n bytes of host data (nothing for null data).
 npr::Status upload(npr::CudaContext& ctx, npr::DeviceBuffer* b, const void* data, int64_t bytes,
@@ -74,13 +71,13 @@ std::string policy_loss_on_device(float* dlogprob, LossMetrics* m, const float* 
                                   const float* lp_old, const float* adv, const float* mask,
                                   const uint8_t* special, const int32_t* cu_seqlens,
                                   int64_t sequences, int64_t tokens, const LossParams& p) {
-  return message(
+  return status_message(
       loss(dlogprob, m, lp, lp_old, adv, mask, special, cu_seqlens, sequences, tokens, p));
 }
 
 std::string token_logprobs_on_device(float* out, const float* logits, int64_t rows, int64_t vocab,
                                      const int32_t* queries, int64_t n) {
-  return message(logprobs(out, logits, rows, vocab, queries, n));
+  return status_message(logprobs(out, logits, rows, vocab, queries, n));
 }
 
 }  // namespace emu

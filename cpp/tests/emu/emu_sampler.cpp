@@ -6,6 +6,7 @@
 
 #include "core/cuda_context.h"
 #include "sampler/sampler_cuda.h"
+#include "tests/emu/emu_status_message.h"
 
 namespace emu {
 
@@ -44,8 +45,7 @@ npr::Status sample(const float* logits, int64_t logit_rows, int64_t vocab, const
 std::string sample_on_device(const float* logits, int64_t logit_rows, int64_t vocab,
                              const SamplerRow* rows, const int32_t* map, int64_t n_rows,
                              const SamplerParams& p, bool one_block, SamplerResult* out) {
-  const npr::Status s = sample(logits, logit_rows, vocab, rows, map, n_rows, p, one_block, out);
-  return s.is_ok() ? std::string() : s.to_string();
+  return status_message(sample(logits, logit_rows, vocab, rows, map, n_rows, p, one_block, out));
 }
 
 }  // namespace emu

@@ -4,6 +4,7 @@
 #include "kernels/parallel_attention_cuda.h"
 #include "model/qwen3_cuda_model.h"
 #include "tests/emu/emu_qwen3_config.h"
+#include "tests/emu/emu_status_message.h"
 
 namespace emu {
 
@@ -15,10 +16,6 @@ struct TrainModel::Impl {
 };
 
 namespace {
-
-std::string message(const npr::Status& s) {
-  return s.is_ok() ? std::string() : s.to_string();
-}
 
 template <typename Impl>  // TrainModel::Impl, private to the class
 npr::Status build(const TrainConfig& d, const float* weights, Impl* s) {
@@ -38,7 +35,7 @@ npr::Status build(const TrainConfig& d, const float* weights, Impl* s) {
 }  // namespace
 
 TrainModel::TrainModel(const TrainConfig& c, const float* weights) : impl_(new Impl) {
-  impl_->error = message(build(c, weights, impl_.get()));
+  impl_->error = status_message(build(c, weights, impl_.get()));
 }
 
 TrainModel::~TrainModel() = default;
@@ -64,17 +61,17 @@ std::string TrainModel::forward(const TrainBatch& b, float* logprob, float* entr
   q.positions = b.positions;
   q.prev = b.prev;
   q.structure = npr::StructureView{b.tokens, b.sequences, b.cu_seqlens, b.depth, b.block, b.step};
-  return message(impl_->model->forward(q, logprob, entropy));
+  return status_message(impl_->model->forward(q, logprob, entropy));
 }
 
 std::string TrainModel::backward(const float* dlogprob) {
   if (!impl_->error.empty()) return impl_->error;
-  return message(impl_->model->backward(dlogprob));
+  return status_message(impl_->model->backward(dlogprob));
 }
 
 std::string TrainModel::zero_grad() {
   if (!impl_->error.empty()) return impl_->error;
-  return message(impl_->model->zero_grad());
+  return status_message(impl_->model->zero_grad());
 }
 
 std::string TrainModel::optimizer_step(float lr, float weight_decay, float clip_norm,
@@ -83,13 +80,13 @@ std::string TrainModel::optimizer_step(float lr, float weight_decay, float clip_
   npr::AdamWParams a;
   a.lr = lr;
   a.weight_decay = weight_decay;
-  return message(impl_->model->optimizer_step(a, clip_norm, grad_norm));
+  return status_message(impl_->model->optimizer_step(a, clip_norm, grad_norm));
 }
 
 std::string TrainModel::grads(float* out) {
   if (!impl_->error.empty()) return impl_->error;
   for (const npr::ParamInfo& p : impl_->model->params())
-    if (const std::string e = message(impl_->model->get_grad(p, out + p.offset)); !e.empty())
+    if (const std::string e = status_message(impl_->model->get_grad(p, out + p.offset)); !e.empty())
       return e;
   return {};
 }
@@ -97,7 +94,8 @@ std::string TrainModel::grads(float* out) {
 std::string TrainModel::weights(float* out) {
   if (!impl_->error.empty()) return impl_->error;
   for (const npr::ParamInfo& p : impl_->model->params())
-    if (const std::string e = message(impl_->model->get_param(p, out + p.offset)); !e.empty())
+    if (const std::string e = status_message(impl_->model->get_param(p, out + p.offset));
+        !e.empty())
       return e;
   return {};
 }
