@@ -89,7 +89,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       # cases with it. The emulated kernels (emu_*: CPU only, run by CI) are left out here.
       run_logged cpp-tests 240 build/tests/npr_tests -wgmma -step_kernel -emu_ || status=1
       run_logged cpp-tests-wgmma 120 build/tests/npr_tests wgmma -emu_ || status=1
-      run_logged cpp-tests-step-kernel 120 build/tests/npr_tests step_kernel || status=1
+      run_logged cpp-tests-step-kernel 120 build/tests/npr_tests step_kernel -emu_ || status=1
       ;;
     vitest-cuda)
       run_logged vitest-cuda 180 node node_modules/vitest/vitest.mjs run test/model-golden.test.ts \
