@@ -149,9 +149,9 @@ export function verdict(logs) {
   const train = lastJson(logs['bench-train-step.log']);
   if (train && train.available !== false) {
     out.push(
-      `train step: ${fmt(train.tokps_ours_0p6b)} tok/s deterministic (${fmt(train.ratio_vs_torch_0p6b)}x torch), ` +
+      `train step: ${fmt(train.tokps_ours_0p6b)} tok/s default (${fmt(train.ratio_vs_torch_0p6b)}x torch), ` +
         `${fmt(train.tokps_ours_atomic_dq_0p6b)} tok/s atomic dQ (${fmt(train.ratio_vs_torch_atomic_dq_0p6b)}x torch), ` +
-        `${fmt(train.tokps_ours_wgmma_atomic_dq_0p6b)} tok/s wgmma + atomic dQ (${fmt(train.ratio_vs_torch_wgmma_atomic_dq_0p6b)}x torch)`,
+        `${fmt(train.tokps_ours_mma_0p6b)} tok/s mma.sync attention (${fmt(train.ratio_vs_torch_mma_0p6b)}x torch)`,
     );
   }
   return out.join('\n');

@@ -101,10 +101,10 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
     for (const name of det.paramNames()) expect(relNorm(fast.getGrad(name), det.getGrad(name)), name).toBeLessThan(1e-2);
   });
 
-  it("attentionKernels: 'wgmma' (Hopper's warpgroup MMA where it runs, else the mma kernels) scores and trains like 'mma' within bf16 rounding", async () => {
+  it("attentionKernels: 'wgmma' (the default: Hopper's warpgroup MMA where it runs, else the mma kernels) scores and trains like 'mma' within bf16 rounding", async () => {
     const wide = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 64 });
-    const mma = Model.create(wide, { seed: 7, backend: 'cuda', precision: 'bf16' });
-    const wg = Model.create(wide, { seed: 7, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma' });
+    const mma = Model.create(wide, { seed: 7, backend: 'cuda', precision: 'bf16', attentionKernels: 'mma' });
+    const wg = Model.create(wide, { seed: 7, backend: 'cuda', precision: 'bf16' });
     const seqs = [Array.from({ length: 161 }, (_, i) => (i * 11 + 2) % 128), Array.from({ length: 70 }, (_, i) => (i * 5 + 1) % 128)];
     const batch = causalBatch(seqs);
     const a = await mma.forward(batch);

@@ -205,7 +205,7 @@ export interface NativeQwen3Options {
   precision?: 'fp32' | 'bf16';
   /** Bit-identical backward (default true); false: CUDA bf16 sums attention dQ with atomics. */
   deterministic?: boolean;
-  /** 'wgmma': the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16); default 'mma'. */
+  /** 'wgmma' (default): the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16); 'mma': mma.sync. */
   attentionKernels?: 'mma' | 'wgmma';
 }
 

@@ -56,10 +56,10 @@ export interface CreateOptions {
    */
   deterministic?: boolean;
   /**
-   * CUDA attention kernels: 'mma' (default: mma.sync, any NVIDIA GPU from sm_80) or 'wgmma'
-   * (Hopper's warpgroup MMA for the forward and the backward's dK/dV and deterministic dQ, where
-   * it can run: an sm_90 GPU, bf16, head dim 64 or 128; elsewhere the mma kernels). Not yet
-   * measured on a GPU.
+   * CUDA attention kernels: 'wgmma' (default: Hopper's warpgroup MMA for the forward and the
+   * backward's dK/dV and deterministic dQ where it can run, i.e. an sm_90 GPU, bf16, head dim 64
+   * or 128; elsewhere the mma kernels) or 'mma' (mma.sync on every NVIDIA GPU from sm_80). On an
+   * H200, the 0.6B train step ran 1.12x faster on 'wgmma' than on 'mma' (bench train-step).
    */
   attentionKernels?: 'mma' | 'wgmma';
 }
@@ -117,7 +117,7 @@ export class Model {
         ropeTheta: config.ropeTheta,
         tied: config.tieWordEmbeddings,
       },
-      { ...resolveBackend(options), deterministic: options.deterministic ?? true, attentionKernels: options.attentionKernels ?? 'mma' },
+      { ...resolveBackend(options), deterministic: options.deterministic ?? true, attentionKernels: options.attentionKernels ?? 'wgmma' },
     );
     const model = new Model(config, options.tokenizerFiles ?? {}, handle);
     const gaussian = normalSampler(options.seed ?? 0);
