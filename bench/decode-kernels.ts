@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { native } from '../ts/bindings/loader.js';
 import { timedDecodeStep } from './_decode-step.js';
+import { baseValue, findNcu, parseDetailsCsv, shortName } from './_ncu.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -64,13 +65,6 @@ async function workload(branches: number, steps: number, o: Options): Promise<vo
   addon.cudaProfilerRange(false);
 }
 
-/** "void npr::(anonymous namespace)::skinny_linear_kernel<1, true, float>(float *, ...)" -> "skinny_linear_kernel<1,true,float>" */
-function shortName(full: string): string {
-  const head = full.replace(/^void /, '').split('(')[0] ?? full;
-  const parts = head.split('::');
-  return (parts[parts.length - 1] ?? head).replace(/\s+/g, '');
-}
-
 interface KernelCost {
   launches: number;
   us: number;
@@ -78,45 +72,21 @@ interface KernelCost {
   bytes: number;
 }
 
-/** Base-unit value of an ncu metric cell (`--print-units base`; scaled units tolerated). */
-function baseValue(value: string | undefined, unit: string | undefined): number {
-  const v = Number((value ?? '').replace(/,/g, ''));
-  const scale: Record<string, number> = { nsecond: 1, ns: 1, usecond: 1e3, us: 1e3, msecond: 1e6, ms: 1e6 };
-  const bytes: Record<string, number> = { byte: 1, Kbyte: 1e3, Mbyte: 1e6, Gbyte: 1e9 };
-  return v * (scale[unit ?? 'ns'] ?? bytes[unit ?? 'byte'] ?? 1);
-}
-
 /** Kernel name -> { launches, us, bytes } summed over the profiled range, from ncu's CSV. */
 function parseCsv(text: string): Map<string, KernelCost> {
-  const lines = text.split('\n').filter((l) => l.startsWith('"'));
-  const header = (lines.shift() ?? '').split('","').map((c) => c.replace(/"/g, ''));
-  const nameCol = header.indexOf('Kernel Name');
-  const metricCol = header.indexOf('Metric Name');
-  const unitCol = header.indexOf('Metric Unit');
-  const valueCol = header.indexOf('Metric Value');
   const out = new Map<string, KernelCost>();
-  for (const line of lines) {
-    const cells = line.slice(1, -1).split('","');
-    const metric = cells[metricCol];
-    if (metric !== 'gpu__time_duration.sum' && metric !== 'dram__bytes_read.sum') continue;
-    const v = baseValue(cells[valueCol], cells[unitCol]);
-    const name = shortName(cells[nameCol] ?? '?');
+  for (const row of parseDetailsCsv(text)) {
+    if (row.metric !== 'gpu__time_duration.sum' && row.metric !== 'dram__bytes_read.sum') continue;
+    const v = baseValue(row.value, row.unit);
+    const name = shortName(row.kernel);
     const e = out.get(name) ?? { launches: 0, us: 0, bytes: 0 };
-    if (metric === 'gpu__time_duration.sum') {
+    if (row.metric === 'gpu__time_duration.sum') {
       e.launches += 1; // one time row per launch
       e.us += v / 1000;
     } else e.bytes += v;
     out.set(name, e);
   }
   return out;
-}
-
-function findNcu(): string | null {
-  for (const c of ['ncu', '/usr/local/cuda/bin/ncu']) {
-    const r = spawnSync(c, ['--version'], { encoding: 'utf8' });
-    if (r.status === 0) return c;
-  }
-  return null;
 }
 
 const steps = Number(argValue('steps') ?? 2);

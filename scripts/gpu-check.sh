@@ -8,10 +8,11 @@
 #
 # Phases, in this order (most needed first): cpp-tests, vitest-cuda, generate, bench:decode,
 # bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate,
-# bench:decode-kernels-cuda-cores, bench:engine, memcheck, bench:attention, bench:train-step. Knobs:
+# bench:decode-kernels-cuda-cores, bench:engine, memcheck, bench:attention, bench:attention-kernels,
+# bench:train-step. Knobs:
 #   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
 #   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
-#   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all eight)
+#   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all nine)
 #   NPR_GPU_DEADLINE_S=540   stop starting phases when fewer than 30 s are left of this many
 #                            seconds (counted from the start, build included), and cut a phase's
 #                            time limit to what is left: one device call (<= 600 s) then runs as
@@ -69,13 +70,13 @@ run_logged build-tests 300 env NPR_EMU=off node scripts/cpp-test.mjs --build-onl
 }
 if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
 
-benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-step-kernel decode-kernels-candidate decode-kernels-cuda-cores engine attention train-step}"
+benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-step-kernel decode-kernels-candidate decode-kernels-cuda-cores engine attention attention-kernels train-step}"
 bench_phase() { case " $benches " in *" $1 "*) echo "bench:$1" ;; esac; }
 default_phases="cpp-tests vitest-cuda generate $(bench_phase decode) $(bench_phase decode-kernels) \
   $(bench_phase decode-kernels-step-kernel) $(bench_phase decode-kernels-candidate) \
   $(bench_phase decode-kernels-cuda-cores) \
   $(bench_phase engine) memcheck \
-  $(bench_phase attention) $(bench_phase train-step)"
+  $(bench_phase attention) $(bench_phase attention-kernels) $(bench_phase train-step)"
 case "${NPR_GPU_CHECK:-all}" in
   tests) default_phases="cpp-tests vitest-cuda generate memcheck" ;;
   bench) default_phases="$(for b in $benches; do echo "bench:$b"; done)" ;;
@@ -117,6 +118,9 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       ;;
     # Benchmarks: each prints a table and, last, one JSON line (collected into the summary).
     bench:attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
+    # What bounds each attention kernel (ncu --set full at 8k tokens): tensor pipe, shared memory,
+    # L2, registers, stall reasons.
+    bench:attention-kernels) run_logged bench-attention-kernels 240 node dist/bench/attention-kernels.js ;;
     bench:decode)
       run_logged bench-decode 240 node dist/bench/decode.js --backend cuda $quick \
         ${NPR_GPU_NO_PEER:+--no-peer}
@@ -133,7 +137,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       ;;
     bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
     bench:train-step) run_logged bench-train-step 330 node dist/bench/train-step.js --backend cuda ;;
-    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:decode, bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
+    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:attention-kernels, bench:decode, bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
   esac
 done
 note "benchmark JSON:"

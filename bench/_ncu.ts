@@ -1,0 +1,101 @@
+/**
+ * Nsight Compute (ncu) helpers for the kernel benchmarks: finding the binary, shortening kernel
+ * names, and reading its two CSV layouts.
+ *
+ * - `--csv` with `--metrics` (the "details" page): one row per (launch, metric) with the columns
+ *   "Kernel Name", "Metric Name", "Metric Unit", "Metric Value".
+ * - `--csv --page raw`: one header row of metric names, one row of their units, then one row per
+ *   launch with every metric ncu collected as a column.
+ */
+import { spawnSync } from 'node:child_process';
+
+/** The ncu binary on PATH or in the toolkit's usual place, or null. */
+export function findNcu(): string | null {
+  for (const c of ['ncu', '/usr/local/cuda/bin/ncu']) {
+    const r = spawnSync(c, ['--version'], { encoding: 'utf8' });
+    if (r.status === 0) return c;
+  }
+  return null;
+}
+
+/** "void npr::(anonymous namespace)::skinny_linear_kernel<1, true, float>(float *, ...)" -> "skinny_linear_kernel<1,true,float>" */
+export function shortName(full: string): string {
+  const head = full.replace(/^void /, '').replace(/\(anonymous namespace\)::/g, '').split('(')[0] ?? full;
+  const parts = head.split('::');
+  return (parts[parts.length - 1] ?? head).replace(/\s+/g, '');
+}
+
+/** Base-unit value of an ncu metric cell (`--print-units base`; scaled units tolerated). */
+export function baseValue(value: string | undefined, unit: string | undefined): number {
+  const v = Number((value ?? '').replace(/,/g, ''));
+  const scale: Record<string, number> = { nsecond: 1, ns: 1, usecond: 1e3, us: 1e3, msecond: 1e6, ms: 1e6 };
+  const bytes: Record<string, number> = { byte: 1, Kbyte: 1e3, Mbyte: 1e6, Gbyte: 1e9 };
+  return v * (scale[unit ?? 'ns'] ?? bytes[unit ?? 'byte'] ?? 1);
+}
+
+/** The cells of one CSV line whose every cell is double-quoted ("a","b,c",""). */
+export function csvCells(line: string): string[] {
+  const cells: string[] = [];
+  const re = /"((?:[^"]|"")*)"(?:,|$)/g;
+  for (let m = re.exec(line); m !== null; m = re.exec(line)) {
+    cells.push((m[1] ?? '').replace(/""/g, '"'));
+    if (re.lastIndex >= line.length) break;
+  }
+  return cells;
+}
+
+/** One row of the details page: a launch's metric. */
+export interface NcuMetricRow {
+  kernel: string;
+  metric: string;
+  unit: string;
+  value: string;
+}
+
+/** The rows of a details-page CSV (lines not starting with a quote, ncu's notes, are skipped). */
+export function parseDetailsCsv(text: string): NcuMetricRow[] {
+  const lines = text.split('\n').filter((l) => l.startsWith('"'));
+  const header = csvCells(lines.shift() ?? '');
+  const col = (name: string) => header.indexOf(name);
+  const [nameCol, metricCol, unitCol, valueCol] = [col('Kernel Name'), col('Metric Name'), col('Metric Unit'), col('Metric Value')];
+  if (nameCol < 0 || metricCol < 0 || valueCol < 0) return [];
+  return lines.map((line) => {
+    const cells = csvCells(line);
+    return { kernel: cells[nameCol] ?? '?', metric: cells[metricCol] ?? '', unit: cells[unitCol] ?? '', value: cells[valueCol] ?? '' };
+  });
+}
+
+/** One launch of the raw page: its kernel's full name and metric name -> { unit, value }. */
+export interface NcuRawLaunch {
+  kernel: string;
+  metrics: Map<string, { unit: string; value: string }>;
+}
+
+/**
+ * The launches of a raw-page CSV. The row after the header holds units when its "Kernel Name"
+ * cell is empty (ncu's layout); a file without that row is read with empty units.
+ */
+export function parseRawCsv(text: string): NcuRawLaunch[] {
+  const lines = text.split('\n').filter((l) => l.startsWith('"'));
+  const header = csvCells(lines.shift() ?? '');
+  const nameCol = header.indexOf('Kernel Name');
+  if (nameCol < 0) return [];
+  let units: string[] = [];
+  if (lines.length > 0 && (csvCells(lines[0] as string)[nameCol] ?? '') === '') units = csvCells(lines.shift() as string);
+  return lines.map((line) => {
+    const cells = csvCells(line);
+    const metrics = new Map<string, { unit: string; value: string }>();
+    header.forEach((name, i) => {
+      if (i !== nameCol && name !== '') metrics.set(name, { unit: units[i] ?? '', value: cells[i] ?? '' });
+    });
+    return { kernel: cells[nameCol] ?? '?', metrics };
+  });
+}
+
+/** A metric of a raw launch as a number (commas dropped), or null when absent or not numeric. */
+export function rawNumber(launch: NcuRawLaunch, metric: string): number | null {
+  const cell = launch.metrics.get(metric);
+  if (!cell || cell.value.trim() === '') return null;
+  const v = Number(cell.value.replace(/,/g, ''));
+  return Number.isFinite(v) ? v : null;
+}

@@ -1,0 +1,164 @@
+/**
+ * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma-atomic,mma,mma-atomic]`:
+ * what bounds each kernel of the CUDA fused block-sparse attention, measured by Nsight Compute
+ * (ncu, `--set full`) on one NPR-shaped rollout (the attention bench's shape: 32 / 8 heads, head
+ * dim 128, bf16, prompt 512, two blocks of guideline 128 + 4 steps + takeaway 128).
+ *
+ * For each kernel of a forward and a backward, per configuration (`wgmma`: the model's default
+ * on sm_90, the pipelined one-CTA forward and the wgmma backward, deterministic;
+ * `wgmma-atomic`: the same with dQ summed by atomics; `mma`, `mma-atomic`: the mma.sync
+ * kernels): its time, the SM's and the tensor pipe's busy share, shared memory, L1, L2 and DRAM
+ * throughput against their peaks, registers, achieved occupancy, local-memory (spill) traffic,
+ * and the warp stall reasons that cost most. These say whether a kernel waits on the tensor
+ * cores, on shared memory, on L2 or on its own latency, which timings alone do not.
+ *
+ * The parent finds ncu and runs this script under it once per configuration with `--workload`,
+ * which calls the attention entry point once (a forward, then a forward and a backward) inside
+ * a cudaProfilerStart/Stop range. ncu replays each kernel alone, caches flushed. Every metric
+ * whose name speaks of the tensor pipes, shared memory, local memory or stalls is printed as ncu
+ * named it, so a metric this script does not pick by name can still be read from the log.
+ * Without ncu or a device: a note and a skip.
+ */
+import { spawnSync } from 'node:child_process';
+import { native } from '../ts/bindings/loader.js';
+import type { AttentionCudaTimeOptions } from '../ts/bindings/native.js';
+import { findNcu, type NcuRawLaunch, parseRawCsv, shortName } from './_ncu.js';
+import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
+import { nprRollouts } from './_npr-shape.js';
+import { argValue, type Figures, printJson, printTable, round } from './_report.js';
+
+const CONFIGS: Record<string, { wgmma: 0 | 1; deterministic: boolean }> = {
+  wgmma: { wgmma: 1, deterministic: true },
+  'wgmma-atomic': { wgmma: 1, deterministic: false },
+  mma: { wgmma: 0, deterministic: true },
+  'mma-atomic': { wgmma: 0, deterministic: false },
+};
+
+const T = Number(argValue('T') ?? 8192);
+if (!Number.isInteger(T) || T < 1024) throw new RangeError(`--T must be an integer >= 1024 (got '${argValue('T')}')`);
+const configs = (argValue('configs') ?? Object.keys(CONFIGS).join(',')).split(',');
+for (const c of configs)
+  if (!(c in CONFIGS)) throw new RangeError(`--configs: unknown configuration '${c}' (${Object.keys(CONFIGS).join(', ')})`);
+
+/** One forward and one forward + backward of the attention entry point, inside a profiler range. */
+function workload(config: string): void {
+  const addon = native();
+  const rollout = nprRollouts(T, 1);
+  const options: AttentionCudaTimeOptions = {
+    heads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    cuSeqlens: rollout.cuSeqlens,
+    depth: 1,
+    block: rollout.block,
+    step: rollout.step,
+    dtype: 'bf16',
+    iters: 1,
+    warmup: 0,
+    backward: true,
+    ...CONFIGS[config],
+  };
+  addon.cudaProfilerRange(true);
+  const r = addon.attentionCudaTime(options);
+  addon.cudaProfilerRange(false);
+  console.log(`workload ${config}: forward kernel ${r.forwardKernel}, forward ${r.fwdMs} ms, forward + backward ${r.fwdBwdMs} ms`);
+}
+
+function profile(ncu: string, config: string, figures: Figures, rows: Array<Record<string, string | number | null>>): void {
+  const r = spawnSync(
+    ncu,
+    [
+      '--profile-from-start',
+      'off',
+      '--target-processes',
+      'all',
+      '--clock-control',
+      'none',
+      '--set',
+      'full',
+      '--page',
+      'raw',
+      '--csv',
+      '--print-units',
+      'base',
+      process.execPath,
+      process.argv[1] as string,
+      '--workload',
+      config,
+      '--T',
+      String(T),
+    ],
+    { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 },
+  );
+  if (r.status !== 0) {
+    console.log(`note: ncu failed for ${config} (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-1500)}`);
+    figures[`error_${config.replace(/-/g, '_')}`] = `ncu exit ${r.status ?? r.signal}`;
+    return;
+  }
+  const byKernel = new Map<string, NcuRawLaunch[]>();
+  for (const launch of parseRawCsv(r.stdout ?? '')) {
+    const name = shortName(launch.kernel);
+    byKernel.set(name, [...(byKernel.get(name) ?? []), launch]);
+  }
+  if (byKernel.size === 0) console.log(`note: no kernel rows in ncu's output for ${config}:\n${(r.stdout ?? '').slice(0, 1500)}`);
+  for (const [name, launches] of byKernel) {
+    const k = kernelFigures(name, launches);
+    const top = k.stalls.slice(0, 3);
+    rows.push({
+      config,
+      kernel: name,
+      launches: k.launches,
+      us: round(k.values.us, 1),
+      sm_pct: round(k.values.sm_pct, 1),
+      tensor_pct: round(k.tensorPct, 1),
+      issue_pct: round(k.values.issue_pct, 1),
+      smem_pct: round(k.values.smem_pct, 1),
+      l2_pct: round(k.values.l2_pct, 1),
+      dram_pct: round(k.values.dram_pct, 1),
+      regs: k.values.regs ?? null,
+      occ_pct: round(k.values.occupancy_pct, 1),
+      local_kb: k.localBytes === null ? null : round(k.localBytes / 1024, 1),
+      stalls: top.map(([s, v]) => `${s} ${v.toFixed(2)}`).join(', '),
+    });
+    const key = `${config}_${name}`.replace(/[^A-Za-z0-9_]+/g, '_').replace(/_+$/, '');
+    figures[`us_${key}`] = round(k.values.us, 1);
+    figures[`tensor_pct_${key}`] = round(k.tensorPct, 1);
+    figures[`smem_pct_${key}`] = round(k.values.smem_pct, 1);
+    figures[`l2_pct_${key}`] = round(k.values.l2_pct, 1);
+    figures[`regs_${key}`] = k.values.regs ?? null;
+    figures[`top_stall_${key}`] = top[0]?.[0] ?? null;
+    // The raw metrics of note, as ncu named them, for whoever reads the log.
+    const first = launches[0] as NcuRawLaunch;
+    const raw = [...first.metrics].filter(([n, c]) => RAW_OF_NOTE.test(n) && c.value.trim() !== '');
+    console.log(`\n${config} ${name} (${launches.length} launch${launches.length > 1 ? 'es' : ''}; first launch):`);
+    for (const [n, c] of raw) console.log(`  ${n} = ${c.value}${c.unit ? ` ${c.unit}` : ''}`);
+  }
+}
+
+function main(): void {
+  const addon = native();
+  const cuda = addon.backends().cuda;
+  const ncu = cuda.devices > 0 ? findNcu() : null;
+  if (!ncu) {
+    console.log(cuda.devices > 0 ? 'note: ncu (Nsight Compute) not found' : `no CUDA device: ${cuda.reason ?? 'unknown'}`);
+    printJson('attention-kernels', { skipped: true });
+    return;
+  }
+  const figures: Figures = { device: cuda.deviceName, T };
+  const rows: Array<Record<string, string | number | null>> = [];
+  for (const config of configs) profile(ncu, config, figures, rows);
+  console.log('');
+  printTable(rows);
+  console.log(
+    `\n${cuda.deviceName}; NPR rollout of ${T} tokens, 32 / 8 heads, head dim 128, bf16; ncu --set full, one launch of each pass ` +
+      '(the forward twice), kernels replayed alone; stalls: warps stalled per issued instruction, by reason',
+  );
+  printJson('attention-kernels', figures);
+}
+
+const at = process.argv.indexOf('--workload');
+if (at >= 0) {
+  const config = process.argv[at + 1] ?? '';
+  if (!(config in CONFIGS)) throw new RangeError(`--workload: unknown configuration '${config}'`);
+  workload(config);
+} else main();
