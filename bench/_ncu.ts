@@ -20,7 +20,11 @@ export function findNcu(): string | null {
 
 /** "void npr::(anonymous namespace)::skinny_linear_kernel<1, true, float>(float *, ...)" -> "skinny_linear_kernel<1,true,float>" */
 export function shortName(full: string): string {
-  const head = full.replace(/^void /, '').replace(/\(anonymous namespace\)::/g, '').split('(')[0] ?? full;
+  const head =
+    full
+      .replace(/^void /, '')
+      .replace(/\(anonymous namespace\)::/g, '')
+      .split('(')[0] ?? full;
   const parts = head.split('::');
   return (parts[parts.length - 1] ?? head).replace(/\s+/g, '');
 }
