@@ -7,7 +7,7 @@
  * - `--csv --page raw`: one header row of metric names, one row of their units, then one row per
  *   launch with every metric ncu collected as a column.
  */
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 
 /** The ncu binary on PATH or in the toolkit's usual place, or null. */
 export function findNcu(): string | null {
@@ -16,6 +16,17 @@ export function findNcu(): string | null {
     if (r.status === 0) return c;
   }
   return null;
+}
+
+/**
+ * Runs this Node script again under ncu with `scriptArgs`, profiling only inside its
+ * cudaProfilerStart/Stop range, clocks left alone, CSV in base units; `ncuArgs` pick what ncu
+ * collects (`--metrics ...`, or `--set full --page raw`).
+ */
+export function runUnderNcu(ncu: string, ncuArgs: string[], scriptArgs: string[]): SpawnSyncReturns<string> {
+  const args = ['--profile-from-start', 'off', '--target-processes', 'all', '--clock-control', 'none', ...ncuArgs];
+  args.push('--csv', '--print-units', 'base', process.execPath, process.argv[1] as string, ...scriptArgs);
+  return spawnSync(ncu, args, { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 });
 }
 
 /** "void npr::(anonymous namespace)::skinny_linear_kernel<1, true, float>(float *, ...)" -> "skinny_linear_kernel<1,true,float>" */

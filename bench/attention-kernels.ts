@@ -19,10 +19,9 @@
  * named it, so a metric this script does not pick by name can still be read from the log.
  * Without ncu or a device: a note and a skip.
  */
-import { spawnSync } from 'node:child_process';
 import { native } from '../ts/bindings/loader.js';
 import type { AttentionCudaTimeOptions } from '../ts/bindings/native.js';
-import { findNcu, type NcuRawLaunch, parseRawCsv, shortName } from './_ncu.js';
+import { findNcu, type NcuRawLaunch, parseRawCsv, runUnderNcu, shortName } from './_ncu.js';
 import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
@@ -65,31 +64,7 @@ function workload(config: string): void {
 }
 
 function profile(ncu: string, config: string, figures: Figures, rows: Array<Record<string, string | number | null>>): void {
-  const r = spawnSync(
-    ncu,
-    [
-      '--profile-from-start',
-      'off',
-      '--target-processes',
-      'all',
-      '--clock-control',
-      'none',
-      '--set',
-      'full',
-      '--page',
-      'raw',
-      '--csv',
-      '--print-units',
-      'base',
-      process.execPath,
-      process.argv[1] as string,
-      '--workload',
-      config,
-      '--T',
-      String(T),
-    ],
-    { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 },
-  );
+  const r = runUnderNcu(ncu, ['--set', 'full', '--page', 'raw'], ['--workload', config, '--T', String(T)]);
   if (r.status !== 0) {
     console.log(`note: ncu failed for ${config} (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-1500)}`);
     figures[`error_${config.replace(/-/g, '_')}`] = `ncu exit ${r.status ?? r.signal}`;

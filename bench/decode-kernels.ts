@@ -13,11 +13,10 @@
  * `--step-kernel`: steps as one persistent kernel (NativeKvOptions.stepKernel), so the table has
  * that kernel and the sampler's: its time and DRAM bandwidth are the step's own.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { native } from '../ts/bindings/loader.js';
 import { timedDecodeStep } from './_decode-step.js';
-import { baseValue, findNcu, parseDetailsCsv, shortName } from './_ncu.js';
+import { baseValue, findNcu, parseDetailsCsv, runUnderNcu, shortName } from './_ncu.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -113,22 +112,10 @@ if (argFlag('workload')) {
   const figures: Record<string, number | null> = {};
   const per: Record<number, Map<string, KernelCost>> = {};
   for (const branches of [1, 8]) {
-    const r = spawnSync(
+    const r = runUnderNcu(
       ncu,
+      ['--metrics', 'gpu__time_duration.sum,dram__bytes_read.sum'],
       [
-        '--profile-from-start',
-        'off',
-        '--target-processes',
-        'all',
-        '--clock-control',
-        'none',
-        '--metrics',
-        'gpu__time_duration.sum,dram__bytes_read.sum',
-        '--csv',
-        '--print-units',
-        'base',
-        process.execPath,
-        process.argv[1] as string,
         '--workload',
         '--branches',
         String(branches),
@@ -141,7 +128,6 @@ if (argFlag('workload')) {
         merge,
         ...(stepKernel ? ['--step-kernel'] : []),
       ],
-      { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 600_000 },
     );
     if (r.status !== 0) {
       console.log(`note: ncu failed for ${branches} branches (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-1500)}`);

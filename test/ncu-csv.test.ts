@@ -1,7 +1,7 @@
 // The Nsight Compute CSV readers of the kernel benchmarks (bench/_ncu.ts, bench/_ncu-figures.ts)
 // on text laid out as ncu prints it: no GPU needed.
 import { describe, expect, it } from 'vitest';
-import { baseValue, csvCells, parseDetailsCsv, parseRawCsv, rawNumber, shortName } from '../bench/_ncu.js';
+import { baseValue, csvCells, parseDetailsCsv, parseRawCsv, rawNumber, runUnderNcu, shortName } from '../bench/_ncu.js';
 import { kernelFigures } from '../bench/_ncu-figures.js';
 
 const q = (cells: string[]) => cells.map((c) => `"${c.replace(/"/g, '""')}"`).join(',');
@@ -86,5 +86,19 @@ describe('ncu CSV', () => {
     expect(launches).toHaveLength(1);
     expect(launches[0]?.metrics.get('gpu__time_duration.sum')).toEqual({ unit: '', value: '10' });
     expect(parseRawCsv(q(['ID', 'Name']))).toEqual([]);
+  });
+
+  it('runs the script again under ncu: range-only profiling, clocks alone, CSV in base units, then node, the script and its arguments', () => {
+    // echo stands in for ncu: it prints the command line ncu would get.
+    const r = runUnderNcu('echo', ['--set', 'full'], ['--workload', 'wgmma']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe(
+      [
+        '--profile-from-start off --target-processes all --clock-control none --set full --csv --print-units base',
+        process.execPath,
+        process.argv[1],
+        '--workload wgmma',
+      ].join(' '),
+    );
   });
 });
