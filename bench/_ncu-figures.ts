@@ -49,8 +49,11 @@ export function kernelFigures(kernel: string, launches: NcuRawLaunch[]): KernelF
   const local = names.filter((n) => LOCAL.test(n)).map(mean);
   const localBytes = local.some((v) => v !== null) ? local.reduce<number>((a, v) => a + (v ?? 0), 0) : null;
   const stalls = names
-    .map((n): [string, number | null] => [STALL.exec(n)?.[1] ?? '', STALL.test(n) ? mean(n) : null])
-    .filter((s): s is [string, number] => s[0] !== '' && s[1] !== null && s[1] > 0)
+    .flatMap((n): Array<[string, number]> => {
+      const reason = STALL.exec(n)?.[1];
+      const v = reason === undefined ? null : mean(n);
+      return reason !== undefined && v !== null && v > 0 ? [[reason, v]] : [];
+    })
     .sort((a, b) => b[1] - a[1]);
   return { kernel, launches: launches.length, values, tensorPct, localBytes, stalls };
 }

@@ -52,10 +52,7 @@ export function baseValue(value: string | undefined, unit: string | undefined): 
 export function csvCells(line: string): string[] {
   const cells: string[] = [];
   const re = /"((?:[^"]|"")*)"(?:,|$)/g;
-  for (let m = re.exec(line); m !== null; m = re.exec(line)) {
-    cells.push((m[1] ?? '').replace(/""/g, '"'));
-    if (re.lastIndex >= line.length) break;
-  }
+  for (let m = re.exec(line); m !== null; m = re.exec(line)) cells.push((m[1] ?? '').replace(/""/g, '"'));
   return cells;
 }
 

@@ -73,7 +73,9 @@ function profile(ncu: string, config: string, figures: Figures, rows: Array<Reco
   const byKernel = new Map<string, NcuRawLaunch[]>();
   for (const launch of parseRawCsv(r.stdout ?? '')) {
     const name = shortName(launch.kernel);
-    byKernel.set(name, [...(byKernel.get(name) ?? []), launch]);
+    const same = byKernel.get(name);
+    if (same) same.push(launch);
+    else byKernel.set(name, [launch]);
   }
   if (byKernel.size === 0) console.log(`note: no kernel rows in ncu's output for ${config}:\n${(r.stdout ?? '').slice(0, 1500)}`);
   for (const [name, launches] of byKernel) {
@@ -90,7 +92,7 @@ function profile(ncu: string, config: string, figures: Figures, rows: Array<Reco
       smem_pct: round(k.values.smem_pct, 1),
       l2_pct: round(k.values.l2_pct, 1),
       dram_pct: round(k.values.dram_pct, 1),
-      regs: k.values.regs ?? null,
+      regs: k.values.regs,
       occ_pct: round(k.values.occupancy_pct, 1),
       local_kb: k.localBytes === null ? null : round(k.localBytes / 1024, 1),
       stalls: top.map(([s, v]) => `${s} ${v.toFixed(2)}`).join(', '),
@@ -100,7 +102,7 @@ function profile(ncu: string, config: string, figures: Figures, rows: Array<Reco
     figures[`tensor_pct_${key}`] = round(k.tensorPct, 1);
     figures[`smem_pct_${key}`] = round(k.values.smem_pct, 1);
     figures[`l2_pct_${key}`] = round(k.values.l2_pct, 1);
-    figures[`regs_${key}`] = k.values.regs ?? null;
+    figures[`regs_${key}`] = k.values.regs;
     figures[`top_stall_${key}`] = top[0]?.[0] ?? null;
     // The raw metrics of note, as ncu named them, for whoever reads the log.
     const first = launches[0] as NcuRawLaunch;
