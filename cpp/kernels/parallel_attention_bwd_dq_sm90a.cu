@@ -13,8 +13,9 @@
 // Tiles are 128-byte swizzled (wgmma_layout.h), cp.async writes published to the async proxy
 // by a proxy fence before each barrier. Sums associate differently inside the tensor core than
 // in mma.sync, so dq agrees with the mma.sync kernel within fp32 rounding of the sums, not bit
-// for bit; run to run it is bit-identical. Not here: TMA, intra-warpgroup overlap of a stage's
-// dQ product with the next stage's scores.
+// for bit; run to run it is bit-identical. S and dP are two commit groups, P's exponentials
+// computed while dP is in flight. Not here: TMA, overlap of a stage's dQ product with the next
+// stage's scores.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -111,28 +112,34 @@ __global__ void __launch_bounds__(kThreads, 2)
     __syncthreads();
     const int b = static_cast<int>(s & 1);
 
-    // S = Q K^T, dP = dO V^T: (64 queries, 64 keys), this warp's 16 queries.
+    // S = Q K^T, then dP = dO V^T, two commit groups: (64 queries, 64 keys), this warp's 16
+    // queries. P is computed while dP is still in the tensor core.
     float sc[8][4], dp[8][4];
-    {
-      const uint64_t kd0 = wgmma::k_major_desc(k_tile(b), kTile, 0);
-      const uint64_t vd0 = wgmma::k_major_desc(v_tile(b), kTile, 0);
-      wgmma::fence();
-      wgmma::two_k_major_products<D>(sc, qd0, kd0, dp, od0, vd0);
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(sc);
-      wgmma::fence_operands(dp);
-    }
-    // dS = P (dP - delta), P = exp2(S scale log2 e - lse2): masked keys and dead rows give 0.
+    const uint64_t kd0 = wgmma::k_major_desc(k_tile(b), kTile, 0);
+    const uint64_t vd0 = wgmma::k_major_desc(v_tile(b), kTile, 0);
+    wgmma::fence();
+    wgmma::k_major_product<D>(sc, qd0, kd0);
+    wgmma::commit();
+    wgmma::k_major_product<D>(dp, od0, vd0);
+    wgmma::commit();
+    wgmma::wait<1>();  // S landed; dP may still run
+    wgmma::fence_operands(sc);
+    // P = exp2(S scale log2 e - lse2): masked keys and dead rows give 0.
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int hf = e >> 1, key = j * 8 + 2 * c4 + (e & 1);
         const bool ok = key < nk && ((mw[hf] >> key) & 1u);
-        const float pv = ok ? exp2f(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
-        dp[j][e] = ok ? pv * (dp[j][e] - delta[hf]) : 0.0f;
+        sc[j][e] = ok ? exp2f(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
       }
+    wgmma::wait<0>();
+    wgmma::fence_operands(dp);
+    // dS = P (dP - delta) (0 where P is).
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dp[j][e] = sc[j][e] * (dp[j][e] - delta[e >> 1]);
     // As A fragments (bf16), k-step t = keys 16 t .. 16 t + 15.
     uint32_t da[4][4];
 #pragma unroll

@@ -5,11 +5,13 @@
 // The decomposition is dkdv_tc_kernel's (parallel_attention_backward.cu): one CTA (one
 // warpgroup, 4 warps x 16 keys) per (key tile, kv head) keeps K and V resident and walks the
 // tile's column list (query tiles, ascending) times the query heads of the group, Q, dO and the
-// stage's lse2 / delta / mask words double-buffered by cp.async. Per stage:
-//   S^T = K Q^T, dP^T = V dO^T          wgmma m64n64k16, all operands K-major in shared memory;
-//   P^T, dS^T = P^T (dP^T - delta)      in registers, as the mma.sync kernel;
-//   dV += P^T dO, dK += dS^T Q          wgmma m64nDk16, P^T / dS^T from registers (bf16),
-//                                       dO / Q N-major;
+// stage's lse2 / delta / mask words double-buffered by cp.async. Per stage, in four commit
+// groups so that the exponentials and dS^T are computed while an MMA is in flight:
+//   S^T = K Q^T | dP^T = V dO^T          wgmma m64n64k16, all operands K-major in shared memory;
+//   P^T (once S^T lands; dP^T runs)      in registers, as the mma.sync kernel;
+//   dV += P^T dO                         wgmma m64nDk16, P^T from registers (bf16), dO N-major;
+//   dS^T = P^T (dP^T - delta) (dV runs)  in registers;
+//   dK += dS^T Q                         as dV, Q N-major;
 //   (atomic dQ) dQ = dS K               dS^T stored bf16 in a swizzled tile, read M-major,
 //                                       K N-major, in halves of 64 dims, red.add into fp32 sums.
 // Tiles are 128-byte swizzled (wgmma_layout.h), shared writes published to the async proxy by a
@@ -118,69 +120,76 @@ __global__ void __launch_bounds__(kThreads, 2)
     const float* Dl = del_s + buf * kTile;
     const uint64_t* M = mask_s + buf * kTile;
 
-    // S^T = K Q^T, dP^T = V dO^T: (64 keys, 64 queries), this warp's 16 keys.
+    // S^T = K Q^T, then dP^T = V dO^T, two commit groups: (64 keys, 64 queries), this warp's
+    // 16 keys. P^T is computed while dP^T is still in the tensor core, dS^T while dV is.
     float st[8][4], dpt[8][4];
-    {
-      const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
-      const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
-      wgmma::fence();
-      wgmma::two_k_major_products<D>(st, kd0, qd0, dpt, vd0, od0);
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(st);
-      wgmma::fence_operands(dpt);
-    }
-    // P^T = exp2(S^T scale log2 e - lse2[query]), dS^T = P^T (dP^T - delta[query]).
+    const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
+    const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
+    wgmma::fence();
+    wgmma::k_major_product<D>(st, kd0, qd0);
+    wgmma::commit();
+    wgmma::k_major_product<D>(dpt, vd0, od0);
+    wgmma::commit();
+    wgmma::wait<1>();  // S^T landed; dP^T may still run
+    wgmma::fence_operands(st);
+    // P^T = exp2(S^T scale log2 e - lse2[query]), masked keys and dead rows 0; as A fragments
+    // (bf16), k-step t = queries 16 t .. 16 t + 15.
 #pragma unroll
     for (int j = 0; j < 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = kr + g8 + (e >> 1) * 8, qi = j * 8 + 2 * c4 + (e & 1);
         const bool ok = qi < nq && key < nk && (full || ((M[qi] >> key) & 1u));
-        const float pv = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
-        dpt[j][e] = ok ? pv * (dpt[j][e] - Dl[qi]) : 0.0f;
-        st[j][e] = pv;
+        st[j][e] = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
       }
-    // As A fragments (bf16), k-step t = queries 16 t .. 16 t + 15.
     uint32_t pa[4][4], pd[4][4];
 #pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      pa[t][0] = pack_bf16x2(st[2 * t][0], st[2 * t][1]);
-      pa[t][1] = pack_bf16x2(st[2 * t][2], st[2 * t][3]);
-      pa[t][2] = pack_bf16x2(st[2 * t + 1][0], st[2 * t + 1][1]);
-      pa[t][3] = pack_bf16x2(st[2 * t + 1][2], st[2 * t + 1][3]);
-      pd[t][0] = pack_bf16x2(dpt[2 * t][0], dpt[2 * t][1]);
-      pd[t][1] = pack_bf16x2(dpt[2 * t][2], dpt[2 * t][3]);
-      pd[t][2] = pack_bf16x2(dpt[2 * t + 1][0], dpt[2 * t + 1][1]);
-      pd[t][3] = pack_bf16x2(dpt[2 * t + 1][2], dpt[2 * t + 1][3]);
-    }
-    // dV += P^T dO, dK += dS^T Q: dO, Q N-major (queries are the K dimension).
-    {
-      const uint64_t qn0 = wgmma::n_major_desc(q_tile(buf), kTile, 0);
-      const uint64_t on0 = wgmma::n_major_desc(do_tile(buf), kTile, 0);
-      wgmma::fence_operands(dka);
-      wgmma::fence_operands(dva);
-      wgmma::fence_operands(pa);
-      wgmma::fence_operands(pd);
-      wgmma::fence();
+    for (int t = 0; t < 4; ++t) acc_to_a(pa[t], st[2 * t], st[2 * t + 1]);
+    // dV += P^T dO: dO N-major (queries are the K dimension), in flight while dS^T is formed.
+    const uint64_t qn0 = wgmma::n_major_desc(q_tile(buf), kTile, 0);
+    const uint64_t on0 = wgmma::n_major_desc(do_tile(buf), kTile, 0);
+    wgmma::fence_operands(dva);
+    wgmma::fence_operands(pa);
+    wgmma::fence();
 #pragma unroll
-      for (int t = 0; t < 4; ++t) {
-        const uint32_t step = wgmma::n_major_step(16 * t);
-        if constexpr (D == 128) {
-          wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step));
-          wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step));
-        } else {
-          wgmma::wgmma_m64n64k16_rs_tb(dva, pa[t], wgmma::desc_plus(on0, step));
-          wgmma::wgmma_m64n64k16_rs_tb(dka, pd[t], wgmma::desc_plus(qn0, step));
-        }
-      }
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(dka);
-      wgmma::fence_operands(dva);
-      wgmma::fence_operands(pa);
-      wgmma::fence_operands(pd);
+    for (int t = 0; t < 4; ++t) {
+      const uint64_t ot = wgmma::desc_plus(on0, wgmma::n_major_step(16 * t));
+      if constexpr (D == 128)
+        wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t], ot);
+      else
+        wgmma::wgmma_m64n64k16_rs_tb(dva, pa[t], ot);
     }
+    wgmma::commit();
+    wgmma::wait<1>();  // dP^T landed (groups retire in order); dV may still run
+    wgmma::fence_operands(dpt);
+    // dS^T = P^T (dP^T - delta[query]) (0 where P^T is).
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int qi = j * 8 + 2 * c4 + (e & 1);
+        dpt[j][e] = st[j][e] * (dpt[j][e] - Dl[qi]);
+      }
+#pragma unroll
+    for (int t = 0; t < 4; ++t) acc_to_a(pd[t], dpt[2 * t], dpt[2 * t + 1]);
+    // dK += dS^T Q: Q N-major.
+    wgmma::fence_operands(dka);
+    wgmma::fence_operands(pd);
+    wgmma::fence();
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+      const uint64_t qt = wgmma::desc_plus(qn0, wgmma::n_major_step(16 * t));
+      if constexpr (D == 128)
+        wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t], qt);
+      else
+        wgmma::wgmma_m64n64k16_rs_tb(dka, pd[t], qt);
+    }
+    wgmma::commit();
+    wgmma::wait<0>();
+    wgmma::fence_operands(dka);
+    wgmma::fence_operands(dva);
+    wgmma::fence_operands(pa);
+    wgmma::fence_operands(pd);
     if constexpr (kAtomicDq) {
       // dS^T (bf16, as the registers round it) into its sw128 tile: (key, query) pairs of
       // adjacent queries are 4-byte words of one chunk.

@@ -215,6 +215,18 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[16][4], const 
 #endif
 }
 
+// C = A B^T (64 x 64, K = D), both operands K-major sw128 tiles of 64 rows given by their
+// k-step-0 descriptors. The caller fences before, commits and waits after.
+template <int D>
+__device__ __forceinline__ void k_major_product(float (&c)[8][4], uint64_t a, uint64_t b) {
+  wgmma_m64n64k16_ss_first(c, a, b);
+#pragma unroll
+  for (int kk = 1; kk < D / 16; ++kk) {
+    const uint32_t step = k_major_step(64, 16 * kk);
+    wgmma_m64n64k16_ss(c, desc_plus(a, step), desc_plus(b, step), 1);
+  }
+}
+
 // C0 = A0 B0^T and C1 = A1 B1^T (each 64 x 64, K = D), every operand a K-major sw128 tile of 64
 // rows given by its k-step-0 descriptor, the two products' k-steps interleaved (the backward's
 // S and dP). The caller fences before, commits and waits after.
