@@ -29,7 +29,9 @@
  * warpgroup) and its two-CTA build, each followed by the wgmma dK/dV backward
  * (`wgmma1`, `wgmma2` keys: `fwd_ms_wgmma1_*`, `fwdbwd_ms_wgmma1_*`, `ratio_vs_flex_*_wgmma1_*`,
  * `wgmma1_rel_err_{out,dq,dk,dv}_*` against the mma.sync kernels' sampled rows, <= 1e-2), and
- * the two-CTA one with the atomic dQ (`*_wgmma2_atomic_dq_*`). The last line is the JSON
+ * the two-CTA one with the atomic dQ (`*_wgmma2_atomic_dq_*`), and the one-CTA forward with the
+ * 128-key (two-warpgroup) dK/dV kernel, deterministic and with the atomic dQ
+ * (`*_wgmma1_k128_*`, `*_wgmma1_k128_atomic_dq_*`). The last line is the JSON
  * object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
  * when no CUDA backend is available).
@@ -328,11 +330,23 @@ async function main(): Promise<void> {
     const wgmmaAtomic = onWgmma(
       timeOurs(addon, { ...base, sampleTokens, wgmma: 2, deterministic: false }, errors, `ours wgmma2 atomic dQ T=${T}`),
     );
+    const k128 = ([true, false] as const).map((deterministic) =>
+      onWgmma(
+        timeOurs(
+          addon,
+          { ...base, sampleTokens, wgmma: 1, wgmmaKeys: 128, deterministic },
+          errors,
+          `ours wgmma1 128-key dK/dV${deterministic ? '' : ' atomic dQ'} T=${T}`,
+        ),
+      ),
+    );
     figures.wgmma_available = figures.wgmma_available === true || wgmma.some((r) => r !== null);
     const trials: Array<[string, AttentionCudaTiming | null]> = [
       ['wgmma1', wgmma[0] ?? null],
       ['wgmma2', wgmma[1] ?? null],
       ['wgmma2_atomic_dq', wgmmaAtomic],
+      ['wgmma1_k128', k128[0] ?? null],
+      ['wgmma1_k128_atomic_dq', k128[1] ?? null],
     ];
     for (const [tag, r] of trials) {
       const errs = (['out', 'dq', 'dk', 'dv'] as const).map((n) => {

@@ -14,10 +14,11 @@
  * "bf16" (everything bf16). The peer does DENSE CAUSAL attention over its 4 rows, not our
  * Structure: same tokens, 27% more attention pairs.
  *
- * Ours runs three times: with the model's defaults (deterministic, attentionKernels 'wgmma':
+ * Ours runs four times: with the model's defaults (deterministic, attentionKernels 'wgmma':
  * Hopper's warpgroup MMA where the GPU can run it; the figures the issue names), with
  * { deterministic: false }, where the attention backward sums dQ with atomics (`*_atomic_dq`),
- * and with { attentionKernels: 'mma' } (`*_mma`: the mma.sync attention kernels, deterministic).
+ * with { attentionKernels: 'mma' } (`*_mma`: the mma.sync attention kernels, deterministic), and
+ * with { attentionKernels: 'wgmma-k128' } (`*_k128`: the 128-key dK/dV kernel, deterministic).
  *
  * Each run is its own process (ours, then each peer), so device memory is returned between them.
  * Times: best of 3 steps after a warm-up; our step ends with the optimizer's gradient norm read
@@ -88,7 +89,7 @@ async function runOurs(): Promise<OursResult> {
     backend: 'cuda' as const,
     precision: 'bf16' as const,
     deterministic: !argFlag('atomic-dq'),
-    attentionKernels: argFlag('mma') ? ('mma' as const) : ('wgmma' as const),
+    attentionKernels: argFlag('mma') ? ('mma' as const) : argFlag('wgmma-k128') ? ('wgmma-k128' as const) : ('wgmma' as const),
   };
   const model = Model.create(config, options);
   weights.clear();
@@ -198,6 +199,13 @@ async function main(): Promise<void> {
   } catch (e) {
     errors.push((e as Error).message);
   }
+  let oursK128: OursResult | null = null;
+  try {
+    const args = [process.execPath, import.meta.filename, '--cuda-child', '--wgmma-k128'];
+    oursK128 = child<OursResult>(args, 'our CUDA train step (128-key dK/dV)');
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
   const { py, note } = existsSync(peerScript) ? cudaPython() : { py: null, note: `${peerScript} missing` };
   const peers: Record<string, PeerResult | null> = { amp: null, bf16: null };
   if (py) {
@@ -230,6 +238,7 @@ async function main(): Promise<void> {
   const oursMfu = oursRow('', ours);
   const atomicMfu = oursRow(', atomic dQ', oursAtomic);
   const mmaMfu = oursRow(', mma.sync attention', oursMma);
+  const k128Mfu = oursRow(', 128-key dK/dV', oursK128);
   for (const mode of ['amp', 'bf16'] as const) {
     const p = peers[mode];
     const m = p ? mfu(p.params, tokens, causalPairs, p.step_s) : null;
@@ -257,6 +266,10 @@ async function main(): Promise<void> {
   figures.mfu_ours_mma = round(mmaMfu, 4);
   figures.ratio_vs_torch_mma_0p6b = oursMma && peers.amp ? round(oursMma.tok_per_s / peers.amp.tok_per_s) : null;
   figures.speedup_default_vs_mma = ours && oursMma ? round(ours.tok_per_s / oursMma.tok_per_s) : null;
+  figures.tokps_ours_k128_0p6b = oursK128 ? round(oursK128.tok_per_s, 1) : null;
+  figures.mfu_ours_k128 = round(k128Mfu, 4);
+  figures.ratio_vs_torch_k128_0p6b = oursK128 && peers.amp ? round(oursK128.tok_per_s / peers.amp.tok_per_s) : null;
+  figures.speedup_k128_vs_default = ours && oursK128 ? round(oursK128.tok_per_s / ours.tok_per_s) : null;
   figures.mfu_ours = round(oursMfu, 4);
   figures.params_ours = ours?.params ?? null;
   figures.params_torch = peers.amp?.params ?? peers.bf16?.params ?? null;

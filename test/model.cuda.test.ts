@@ -40,7 +40,7 @@ describe('backend selection', () => {
     expect(m.deterministic).toBe(false);
     expect(() => Model.create(config, { deterministic: 1 as never })).toThrow(/options\.deterministic must be a boolean/);
     expect(() => Model.create(config, { attentionKernels: 'tpu' as never })).toThrow(
-      /options\.attentionKernels must be 'mma' \| 'wgmma' \(got 'tpu'\)/,
+      /options\.attentionKernels must be 'mma' \| 'wgmma' \| 'wgmma-k128' \(got 'tpu'\)/,
     );
     // The CPU backward is deterministic whatever the switch says.
     const batch = causalBatch([Array.from({ length: 41 }, (_, i) => (i * 3 + 1) % 128)]);
@@ -116,5 +116,20 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
       await m.backward(dlogprob);
     }
     for (const name of mma.paramNames()) expect(relNorm(wg.getGrad(name), mma.getGrad(name)), name).toBeLessThan(1e-2);
+  });
+
+  it("attentionKernels: 'wgmma-k128' (the 128-key dK/dV kernel at head dim 128) gives 'wgmma''s gradients bit for bit", async () => {
+    const d128 = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 128 });
+    const wg = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16' });
+    const k128 = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma-k128' });
+    const seqs = [Array.from({ length: 200 }, (_, i) => (i * 7 + 3) % 128), Array.from({ length: 65 }, (_, i) => (i * 3 + 1) % 128)];
+    const batch = causalBatch(seqs);
+    const dlogprob = new Float32Array(batch.ids.length).fill(-1 / batch.ids.length);
+    for (const m of [wg, k128]) {
+      await m.forward(batch);
+      m.zeroGrad();
+      await m.backward(dlogprob);
+    }
+    for (const name of wg.paramNames()) expect(k128.getGrad(name), name).toEqual(wg.getGrad(name));
   });
 });

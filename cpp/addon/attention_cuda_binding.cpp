@@ -97,6 +97,10 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
   const bool backward = bool_field(o, fn, "backward", true);
   const bool deterministic = bool_field(o, fn, "deterministic", true);
   const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 2, true, 0));
+  const int wgmma_keys = static_cast<int>(int_field(o, fn, "wgmmaKeys", 64, 128, true, 64));
+  if (wgmma_keys != 64 && wgmma_keys != 128)
+    throw_range(env, std::string(fn) + ": options.wgmmaKeys must be 64 or 128 (got " +
+                         std::to_string(wgmma_keys) + ")");
   Napi::Int32Array samples = i32_option(o, fn, "sampleTokens", -1, true);
   const int64_t sample_count = samples.IsEmpty() ? 0 : samples.ElementLength();
   const int32_t* sample_data = sample_count > 0 ? samples.Data() : nullptr;
@@ -114,6 +118,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
                                            ": the CUDA backend is not available: " + s.message()));
   ctx->deterministic = deterministic;
   ctx->attention_wgmma = wgmma;
+  ctx->attention_wgmma_keys = wgmma_keys;
   AttentionTimingOptions opt;
   opt.iters = iters;
   opt.warmup = warmup;

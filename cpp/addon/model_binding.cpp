@@ -103,7 +103,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
       precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
       deterministic = bool_field(opts, fn, "deterministic", true);
-      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma"}, "wgmma");
+      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-k128"}, "wgmma");
     }
     if (backend == "cpu" && precision != "fp32")
       throw_range(info.Env(), std::string(fn) +
@@ -121,7 +121,10 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
         // The Hopper kernels where they can run (sm_90, bf16, head dim 64 or 128): the forward
         // pipelined at one CTA an SM (1), which an H200 ran at 1.22-1.27x the mma.sync forward
         // on NPR rollouts of 4k-32k tokens, where the two-CTA build (2) ran at 0.84-0.90x.
-        cuda_->context().attention_wgmma = kernels == "wgmma" ? 1 : 0;
+        // 'wgmma-k128': the same with the backward's dK/dV kernel at 128 keys a CTA (head dim
+        // 128), not yet measured on a GPU.
+        cuda_->context().attention_wgmma = kernels == "mma" ? 0 : 1;
+        cuda_->context().attention_wgmma_keys = kernels == "wgmma-k128" ? 128 : 64;
       }
 #else
       st = Status::unavailable(std::string(fn) +

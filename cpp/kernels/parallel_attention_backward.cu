@@ -24,8 +24,9 @@
 // differences in dq's last bits and T x heads x D x 4 bytes of scratch.
 //
 // With ctx.attention_wgmma on, on an sm_90 device, the dK / dV kernel (with or without the
-// atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu, and the deterministic dQ
-// kernel that of parallel_attention_bwd_dq_sm90a.cu. Not here: the forward
+// atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu (with ctx.attention_wgmma_keys
+// 128 at head_dim 128, the two-warpgroup one of parallel_attention_bwd_wide_sm90a.cu), and the
+// deterministic dQ kernel that of parallel_attention_bwd_dq_sm90a.cu. Not here: the forward
 // (parallel_attention.cu), TMA.
 #include <cuda_runtime.h>
 
@@ -76,11 +77,11 @@ __global__ void __launch_bounds__(256)
 
 // dq_acc: null for the deterministic kernels, else (tokens, heads, D) fp32 scratch for the
 // atomic dQ (zeroed here). wgmma: the dK / dV and dQ kernels are the sm_90a ones
-// (parallel_attention_wgmma.h).
+// (parallel_attention_wgmma.h); wide: the dK / dV one is the 128-key one.
 template <int D>
 Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
                  const void* dout, const void* q, const void* k, const void* v, const float* stats,
-                 float* dq_acc, bool wgmma) {
+                 float* dq_acc, bool wgmma, bool wide) {
   const auto* bq = static_cast<const bf16_t*>(q);
   const auto* bk = static_cast<const bf16_t*>(k);
   const auto* bv = static_cast<const bf16_t*>(v);
@@ -92,7 +93,9 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
     NPR_CUDA_TRY(cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(n) * 4, st),
                  "attention backward: zero the dQ sums");
   // dK, dV (and with dq_acc, the dQ sums).
-  if (wgmma) {
+  if (wgmma && wide && D == 128) {
+    NPR_TRY(attention_backward_dkdv_wgmma_wide(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
+  } else if (wgmma) {
     NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
   } else {
     auto* kernel = atomic ? dkdv_tc_kernel<D, true> : dkdv_tc_kernel<D, false>;
@@ -222,9 +225,10 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
   if (t == DevDType::kF32)
     return launch_simt_any<float>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
   const bool wgmma = tc && ctx.attention_wgmma != 0 && attention_wgmma_available();
+  const bool wide = ctx.attention_wgmma_keys == 128;
   if (tc && D == 64)
-    return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma);
-  if (tc) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma);
+    return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide);
+  if (tc) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide);
   return launch_simt_any<bf16_t>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
 }
 

@@ -4,7 +4,8 @@
 // were). The forward (parallel_attention_fwd_sm90a.cu, parallel_attention_fwd_pipelined_sm90a.cu;
 // even GQA groups) runs when the context's attention_wgmma switch is 1 (pipelined, one CTA an
 // SM) or 2 (two CTAs an SM) and attention_wgmma_available says it can; the
-// backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu) and, in deterministic mode, its
+// backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu, or with attention_wgmma_keys
+// 128 at head_dim 128 parallel_attention_bwd_wide_sm90a.cu) and, in deterministic mode, its
 // dQ kernel (parallel_attention_bwd_dq_sm90a.cu) run whenever the switch is on and they can.
 // Other shapes and devices keep the mma.sync kernels.
 #pragma once
@@ -48,6 +49,15 @@ Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
                                      const attn_bwd::Dims& d, void* dk, void* dv, float* dq_acc,
                                      const void* dout, const void* q, const void* k, const void* v,
                                      const float* stats);
+
+// The same dK / dV (and optional atomic dQ) on wgmma with two warpgroups a CTA, one CTA per
+// pair of key tiles (128 keys) and kv head, sharing each stage's Q and dO loads
+// (parallel_attention_bwd_wide_sm90a.cu): head_dim 128 only; dK and dV bit-identical to the
+// one-warpgroup kernel's. Only where attention_wgmma_available() holds.
+Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView& p,
+                                          const attn_bwd::Dims& d, void* dk, void* dv,
+                                          float* dq_acc, const void* dout, const void* q,
+                                          const void* k, const void* v, const float* stats);
 
 // The backward's deterministic dQ kernel on wgmma (parallel_attention_bwd_dq_sm90a.cu), bf16
 // with head_dim 64 or 128: one CTA per (query tile, head) on `stream`, dq (tokens, heads, D)

@@ -121,7 +121,8 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                                 std::to_string(c.kv_heads) + " D " + std::to_string(c.dim) + " T " +
                                 std::to_string(T);
       // Each path: "mma" (the mma.sync dK/dV and dQ kernels), "wgmma" (the sm_90a dK/dV and dQ
-      // kernels), each deterministic or with the atomic dQ; gradients as fp32.
+      // kernels), "wide" (the 128-key sm_90a dK/dV kernel, head_dim 128, then the sm_90a dQ
+      // one), each deterministic or with the atomic dQ; gradients as fp32.
       struct Grads {
         std::vector<float> dq, dk, dv;
       };
@@ -140,9 +141,12 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                                                 gv.data(), dq_acc, dout.data(), q.data(), k.data(),
                                                 v.data(), stats.data());
           } else {
-            fault = emu::attention_backward_dkdv_wgmma(arrays, dims_of(sh), gk.data(), gv.data(),
-                                                       dq_acc, dout.data(), q.data(), k.data(),
-                                                       v.data(), stats.data());
+            fault = path == "wide" ? emu::attention_backward_dkdv_wgmma_wide(
+                                         arrays, dims_of(sh), gk.data(), gv.data(), dq_acc,
+                                         dout.data(), q.data(), k.data(), v.data(), stats.data())
+                                   : emu::attention_backward_dkdv_wgmma(
+                                         arrays, dims_of(sh), gk.data(), gv.data(), dq_acc,
+                                         dout.data(), q.data(), k.data(), v.data(), stats.data());
             if (fault.empty() && !atomic)
               fault = emu::attention_backward_dq_wgmma(arrays, dims_of(sh), gq.data(), dout.data(),
                                                        q.data(), k.data(), v.data(), stats.data());
@@ -174,6 +178,23 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
               const double e = rel_norm_error(*got, *want);
               CHECK_MSG(e < 1e-2,
                         shape + name + tail + ": " + grad + " vs cpu " + std::to_string(e));
+            }
+          }
+          if (c.dim == 128) {
+            // The 128-key kernel: each warpgroup runs the one-warpgroup kernel's stages, so dK
+            // and dV are its bits; the atomic dQ sums over 128 keys at a time, within rounding.
+            Grads wide;
+            if (run("wide", atomic, m, shape + " wgmma wide" + tail, &wide) && ok_wg) {
+              CHECK_MSG(bits_of(wide.dk) == bits_of(wg.dk),
+                        shape + " wgmma wide" + tail + ": dk bits");
+              CHECK_MSG(bits_of(wide.dv) == bits_of(wg.dv),
+                        shape + " wgmma wide" + tail + ": dv bits");
+              const double e = rel_norm_error(wide.dq, dq);
+              CHECK_MSG(e < 1e-2,
+                        shape + " wgmma wide" + tail + ": dq vs cpu " + std::to_string(e));
+              if (!atomic)
+                CHECK_MSG(bits_of(wide.dq) == bits_of(wg.dq),
+                          shape + " wgmma wide" + tail + ": dq bits");
             }
           }
           if (!ok_mma || !ok_wg) continue;

@@ -136,6 +136,8 @@ export interface AttentionCudaTimeOptions {
    * two-CTA one; 0 (default): the mma.sync kernels.
    */
   wgmma?: 0 | 1 | 2;
+  /** The wgmma backward's dK/dV kernel: 64 keys a CTA (default) or 128 (two warpgroups; head dim 128). */
+  wgmmaKeys?: 64 | 128;
   /** Tokens whose rows of out, dq (heads * headDim each) and dk, dv (kvHeads * headDim) come back. */
   sampleTokens?: Int32Array;
 }
@@ -205,8 +207,11 @@ export interface NativeQwen3Options {
   precision?: 'fp32' | 'bf16';
   /** Bit-identical backward (default true); false: CUDA bf16 sums attention dQ with atomics. */
   deterministic?: boolean;
-  /** 'wgmma' (default): the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16); 'mma': mma.sync. */
-  attentionKernels?: 'mma' | 'wgmma';
+  /**
+   * 'wgmma' (default): the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16);
+   * 'wgmma-k128': the same with the 128-key dK/dV kernel (head dim 128); 'mma': mma.sync.
+   */
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128';
 }
 
 /** One Qwen3 model in native memory (fp32 weights, grads, AdamW moments). */

@@ -60,8 +60,10 @@ export interface CreateOptions {
    * backward's dK/dV and deterministic dQ where it can run, i.e. an sm_90 GPU, bf16, head dim 64
    * or 128; elsewhere the mma kernels) or 'mma' (mma.sync on every NVIDIA GPU from sm_80). On an
    * H200, the 0.6B train step ran 1.12x faster on 'wgmma' than on 'mma' (bench train-step).
+   * 'wgmma-k128': 'wgmma' with the backward's dK/dV kernel on two warpgroups over 128 keys
+   * (head dim 128; the same bits as 'wgmma', half its Q/dO loads), not yet timed on a GPU.
    */
-  attentionKernels?: 'mma' | 'wgmma';
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128';
 }
 
 /** The creation options the native model takes, resolved once at the edge. */

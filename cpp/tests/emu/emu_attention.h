@@ -40,6 +40,13 @@ std::string attention_backward_dkdv_wgmma(const PlanArrays& plan, const AttnDims
                                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                           const float* stats);
 
+// The same on the two-warpgroup, 128-key sm_90a dK / dV kernel (head_dim 128 only).
+std::string attention_backward_dkdv_wgmma_wide(const PlanArrays& plan, const AttnDims& d,
+                                               uint16_t* dk, uint16_t* dv, float* dq_acc,
+                                               const uint16_t* dout, const uint16_t* q,
+                                               const uint16_t* k, const uint16_t* v,
+                                               const float* stats);
+
 // The mma.sync backward (parallel_attention_bwd_mma.cuh): the dK / dV kernel, then with dq_acc
 // null the deterministic dQ kernel into dq (T, heads, D) bf16 bits (scaled); else the dK / dV
 // kernel's atomic dQ into dq_acc as above and dq untouched.
@@ -61,13 +68,14 @@ std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& 
 // (kernels/parallel_attention_cuda.h), as the model calls them: a CudaContext on the emulated
 // device (emu_cuda_api.h) with its attention_wgmma and deterministic switches set as given, the
 // plan uploaded by DeviceAttentionPlan::upload, the inputs uploaded into device memory (poisoned
-// where nothing wrote), bf16. Outputs: out, dq (T, heads, D) and dk, dv (T, kv_heads, D) bf16
-// bits, lse (T, heads); *fwd_wgmma: whether the forward took the wgmma kernel
-// (attention_forward_uses_wgmma), *bwd_wgmma: whether the backward could (the device and build
-// can run it and the switch is on). "" or the first error or fault.
+// where nothing wrote), bf16; attention_wgmma_keys as given too. Outputs: out, dq (T, heads, D) and
+// dk, dv (T, kv_heads, D) bf16 bits, lse (T, heads); *fwd_wgmma: whether the forward took the wgmma
+// kernel (attention_forward_uses_wgmma), *bwd_wgmma: whether the backward could (the device and
+// build can run it and the switch is on). "" or the first error or fault.
 struct AttentionCall {
   int wgmma = 0;  // CudaContext::attention_wgmma
   bool deterministic = true;
+  int wgmma_keys = 64;  // CudaContext::attention_wgmma_keys
 };
 std::string attention_cuda(const AttentionCall& call, const PlanArrays& plan, const AttnDims& d,
                            const uint16_t* q, const uint16_t* k, const uint16_t* v,

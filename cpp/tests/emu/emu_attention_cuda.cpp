@@ -97,6 +97,7 @@ std::string attention_cuda(const AttentionCall& call, const PlanArrays& plan, co
   if (st.is_ok()) {
     ctx->attention_wgmma = call.wgmma;
     ctx->deterministic = call.deterministic;
+    ctx->attention_wgmma_keys = call.wgmma_keys;
     *bwd_wgmma = call.wgmma != 0 && npr::attention_wgmma_available();
     st = run(*ctx, plan, d, q, k, v, dout, out, lse, dq, dk, dv, fwd_wgmma);
   }

@@ -1,0 +1,383 @@
+// attention_backward_dkdv_wgmma_wide (parallel_attention_wgmma.h): the dK / dV kernel of the
+// fused block-sparse attention backward on Hopper's warpgroup MMA for head_dim 128, two key
+// tiles (128 keys) a CTA, compiled for sm_90a only.
+//
+// Why: the one-warpgroup kernel (parallel_attention_bwd_sm90a.cu) loads a (64, 128) Q and dO
+// tile, 32 KB, for every 4.2 MFLOP of a stage. At the tensor cores' rate on an H100/H200 that
+// is ~7.7 TB/s of L2 -> SM traffic over the whole chip, more than L2 gives. Here two consumer
+// warpgroups, one per key tile, share each stage's Q, dO, lse2 and delta: half the traffic a
+// FLOP, as FlashAttention-3's 128-key backward tiles have.
+//
+// The CTA owns key tiles 2 j and 2 j + 1 (of the plan's tile numbering; they may belong to two
+// sequences) for one kv head, warpgroup w the tile 2 j + w with its K and V resident. The
+// stages walk the union of the two tiles' column lists (query tiles, ascending by their global
+// tile number) times the group's query heads; a warpgroup whose tile does not see a stage's
+// query tile skips that stage's MMAs. Each warpgroup's stage is the one-warpgroup kernel's, the
+// same MMAs in the same order, so dK and dV come out bit-identical to it. With dq_acc, the
+// stage's dQ = dS K over all 128 keys is split by head dims, warpgroup w summing dims
+// 64 w .. 64 w + 63 over both tiles' dS^T: one red.add a query element every 128 keys, not 64.
+// Both warpgroups meet at a CTA barrier each stage (the buffers are shared), so one's
+// exponentials do not overlap the other's MMAs beyond what the commit groups allow.
+// Not here: head_dim 64 (the one-warpgroup kernel serves it), TMA, a producer warp.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_bwd_tc.cuh"
+#include "kernels/parallel_attention_wgmma.h"
+#include "kernels/wgmma.cuh"
+
+namespace npr {
+
+namespace {
+
+using namespace attn_bwd;
+using bf16_t = __nv_bfloat16;
+
+constexpr int kD = 128;        // the head dim this kernel takes
+constexpr int kThreads = 256;  // warpgroup w (threads 128 w ..): key tile 2 j + w, 16 keys a warp
+
+struct WideSmem {
+  static constexpr int kTileBytes = kTile * kD * 2;   // one (64, 128) sw128 tile
+  static constexpr int kDsBytes = kTile * kTile * 2;  // dS^T (64 keys, 64 queries) sw128
+  // K0 | K1 | V0 | V1 | Q[2] | dO[2] | dS^T[2] | lse2 (2, 64) | delta (2, 64) |
+  // masks (2 buffers, 2 warpgroups, 64) u64 | the two WideTiles; + 1 KB to align the dynamic
+  // base to 1024 bytes.
+  static constexpr int kStats = 8 * kTileBytes + 2 * kDsBytes;
+  static constexpr int kTiles = kStats + 2 * 2 * kTile * 4 + 2 * 2 * kTile * 8;
+  static constexpr int kBytes = kTiles + 128 + 1024;
+  static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
+};
+
+// A key tile of the CTA: its sequence, first token, live rows and column list [c0, c1); an
+// absent tile (past the plan's last) has an empty list.
+struct WideTile {
+  SeqSpan sq;
+  int64_t kstart, c0, c1;
+  int nk;
+};
+__device__ __forceinline__ WideTile wide_tile(const PlanView& p, int64_t g) {
+  WideTile t{};
+  if (g >= p.tiles) return t;  // c0 == c1: never active
+  t.sq = seq_of(p, g);
+  t.kstart = tile_start(t.sq, g - t.sq.tile0);
+  t.nk = tile_len(t.sq, t.kstart);
+  t.c0 = p.col_ptr[g];
+  t.c1 = p.col_ptr[g + 1];
+  return t;
+}
+
+// Where the walk over the union of the two column lists stands: the next entries i0, i1 of the
+// tiles' lists, and the query head within the group. (Scalars, not arrays: an array indexed by
+// the warpgroup would live in local memory.)
+struct WideCursor {
+  int64_t i0, i1;
+  int hh;
+};
+
+// The stage a cursor points at: its query tile (first token, live rows), which warpgroups see
+// it and through which pair (masks), and the query head.
+struct WideStage {
+  bool live, act0, act1;
+  AttnTilePair pair0, pair1;
+  int64_t qstart;
+  int nq, h;
+  __device__ __forceinline__ bool act(int w) const { return w ? act1 : act0; }
+  __device__ __forceinline__ int32_t partial(int w) const {
+    return w ? pair1.partial : pair0.partial;
+  }
+};
+
+constexpr int64_t kNoTile = INT64_MAX;
+
+__device__ __forceinline__ WideStage wide_stage(const PlanView& p, const WideTile& t0,
+                                                const WideTile& t1, const WideCursor& c, int kvh,
+                                                int group) {
+  WideStage s{};
+  const bool in0 = c.i0 < t0.c1, in1 = c.i1 < t1.c1;
+  s.pair0 = in0 ? p.col_pairs[c.i0] : AttnTilePair{0, -1};
+  s.pair1 = in1 ? p.col_pairs[c.i1] : AttnTilePair{0, -1};
+  const int64_t gq0 = in0 ? t0.sq.tile0 + s.pair0.other : kNoTile;
+  const int64_t gq1 = in1 ? t1.sq.tile0 + s.pair1.other : kNoTile;
+  const int64_t g = gq0 < gq1 ? gq0 : gq1;
+  s.live = g != kNoTile;
+  if (!s.live) return s;
+  s.act0 = gq0 == g;
+  s.act1 = gq1 == g;
+  s.qstart = s.act0 ? tile_start(t0.sq, s.pair0.other) : tile_start(t1.sq, s.pair1.other);
+  s.nq = tile_len(s.act0 ? t0.sq : t1.sq, s.qstart);
+  s.h = kvh * group + c.hh;
+  return s;
+}
+
+__device__ __forceinline__ void advance(WideCursor& c, const WideStage& s, int group) {
+  if (++c.hh < group) return;
+  c.hh = 0;
+  c.i0 += s.act0 ? 1 : 0;
+  c.i1 += s.act1 ? 1 : 0;
+}
+
+template <bool kAtomicDq>
+__global__ void __launch_bounds__(kThreads, 1)
+    dkdv_wgmma_wide_kernel(PlanView p, Dims d, bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
+                           float* __restrict__ dq_acc, const bf16_t* __restrict__ q,
+                           const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
+                           const bf16_t* __restrict__ dout, const float* __restrict__ stats) {
+#if NPR_SM90A_DEVICE_CODE
+  using S = WideSmem;
+  constexpr int ND = kD / 8;  // n8 fragments of a (16, D) row block
+  NPR_DYNAMIC_SHARED(smem_raw);
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t sbase = (raw + 1023u) & ~1023u;
+  unsigned char* const sgen = smem_raw + (sbase - raw);  // the same bytes, generic pointer
+  const auto k_tile = [&](int w) { return sbase + w * S::kTileBytes; };
+  const auto v_tile = [&](int w) { return sbase + (2 + w) * S::kTileBytes; };
+  const auto q_tile = [&](int b) { return sbase + (4 + b) * S::kTileBytes; };
+  const auto do_tile = [&](int b) { return sbase + (6 + b) * S::kTileBytes; };
+  const auto ds_tile = [&](int w) { return sbase + 8 * S::kTileBytes + w * S::kDsBytes; };
+  unsigned char* const ds_gen = sgen + 8 * S::kTileBytes;                   // dS^T[0], then [1]
+  float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);          // (2, 64) lse2
+  float* const del_s = lse_s + 2 * kTile;                                   // (2, 64) delta
+  uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + 2 * kTile);  // (2, 2, 64)
+
+  const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
+  const int64_t g0 = 2 * static_cast<int64_t>(blockIdx.x / d.kv_heads);
+  // The two tiles' bookkeeping in shared memory, read where needed: in registers it would push
+  // the accumulators into local memory.
+  WideTile* const ts = reinterpret_cast<WideTile*>(sgen + S::kTiles);
+  static_assert(2 * sizeof(WideTile) <= 128, "the tiles' slot");
+  if (threadIdx.x < 2) ts[threadIdx.x] = wide_tile(p, g0 + threadIdx.x);
+  __syncthreads();
+  const WideTile& t0 = ts[0];
+  const WideTile& t1 = ts[1];
+  const int tid = threadIdx.x, wg = tid / 128, wtid = tid % 128;
+  const int lane = tid % 32, warp = wtid / 32;  // warp within the warpgroup
+  const int g8 = lane >> 2, c4 = lane & 3;
+  const int64_t ldk = static_cast<int64_t>(d.kv_heads) * kD;
+  const int64_t ldq = static_cast<int64_t>(d.heads) * kD;
+  const WideTile& mine = ts[wg];
+
+  // Each warpgroup loads its own tile's K and V.
+  wgmma::load_tile_sw128<kTile, kD, 128>(k_tile(wg), k + mine.kstart * ldk + kvh * kD, ldk, mine.nk,
+                                         wtid);
+  wgmma::load_tile_sw128<kTile, kD, 128>(v_tile(wg), v + mine.kstart * ldk + kvh * kD, ldk, mine.nk,
+                                         wtid);
+  // A stage's shared inputs into buffer buf, by all 256 threads (cp.async; the caller commits):
+  // Q and dO of its query tile and head, lse2 and delta (threads 0..127, zeros past nq), and
+  // each seeing warpgroup's mask words when its pair is PARTIAL (threads 128..191).
+  const auto load_stage = [&](const WideStage& s, int buf) {
+    wgmma::load_tile_sw128<kTile, kD, kThreads>(q_tile(buf), q + s.qstart * ldq + s.h * kD, ldq,
+                                                s.nq, tid);
+    wgmma::load_tile_sw128<kTile, kD, kThreads>(do_tile(buf), dout + s.qstart * ldq + s.h * kD, ldq,
+                                                s.nq, tid);
+    if (tid < 128) {
+      const int r = tid % kTile;
+      const bool ok = r < s.nq;
+      const int row = tid < kTile ? s.h : d.heads + s.h;
+      cp_async_4z((tid < kTile ? lse_s : del_s) + buf * kTile + r,
+                  stats + row * p.tokens + s.qstart + (ok ? r : 0), ok);
+    } else if (tid < 192) {
+      const int w = (tid - 128) / 32, c = (tid - 128) % 32;
+      if (s.act(w) && s.partial(w) >= 0)
+        cp_async_16z(mask_s + (buf * 2 + w) * kTile + 2 * c, p.masks + s.partial(w) + 2 * c, true);
+    }
+  };
+
+  float dka[ND][4], dva[ND][4];  // this warp's 16 key rows of dK, dV (fp32)
+#pragma unroll
+  for (int j = 0; j < ND; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dka[j][e] = dva[j][e] = 0.0f;
+  const int kr = warp * 16;
+  const uint64_t kd0 = wgmma::k_major_desc(k_tile(wg), kTile, 0);  // K, V as A (K-major)
+  const uint64_t vd0 = wgmma::k_major_desc(v_tile(wg), kTile, 0);
+
+  WideCursor cur{t0.c0, t1.c0, 0};
+  WideStage stage = wide_stage(p, t0, t1, cur, kvh, d.group);
+  if (stage.live) load_stage(stage, 0);
+  cp_async_commit();
+  for (int64_t s = 0; stage.live; ++s) {
+    WideCursor next_cur = cur;
+    advance(next_cur, stage, d.group);
+    const WideStage next = wide_stage(p, t0, t1, next_cur, kvh, d.group);
+    if (next.live) load_stage(next, static_cast<int>((s + 1) & 1));
+    cp_async_commit();
+    cp_async_wait<1>();
+    wgmma::fence_proxy_async_shared();
+    __syncthreads();
+    const int buf = static_cast<int>(s & 1);
+    const int nq = stage.nq;
+    const float* L = lse_s + buf * kTile;
+    const float* Dl = del_s + buf * kTile;
+
+    const bool active = stage.act(wg);
+    if (active) {  // this warpgroup's stage: the one-warpgroup kernel's
+      const bool full = stage.partial(wg) < 0;
+      const uint64_t* M = mask_s + (buf * 2 + wg) * kTile;
+      const int nk = mine.nk;
+      float st[8][4], dpt[8][4];
+      const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
+      const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
+      wgmma::fence();
+      wgmma::k_major_product<kD>(st, kd0, qd0);
+      wgmma::commit();
+      wgmma::k_major_product<kD>(dpt, vd0, od0);
+      wgmma::commit();
+      wgmma::wait<1>();  // S^T landed; dP^T may still run
+      wgmma::fence_operands(st);
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = kr + g8 + (e >> 1) * 8, qi = j * 8 + 2 * c4 + (e & 1);
+          const bool ok = qi < nq && key < nk && (full || ((M[qi] >> key) & 1u));
+          st[j][e] = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
+        }
+      uint32_t pa[4][4], pd[4][4];
+#pragma unroll
+      for (int t = 0; t < 4; ++t) acc_to_a(pa[t], st[2 * t], st[2 * t + 1]);
+      const uint64_t qn0 = wgmma::n_major_desc(q_tile(buf), kTile, 0);
+      const uint64_t on0 = wgmma::n_major_desc(do_tile(buf), kTile, 0);
+      wgmma::fence_operands(dva);
+      wgmma::fence_operands(pa);
+      wgmma::fence();
+#pragma unroll
+      for (int t = 0; t < 4; ++t)
+        wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t],
+                                      wgmma::desc_plus(on0, wgmma::n_major_step(16 * t)));
+      wgmma::commit();
+      wgmma::wait<1>();  // dP^T landed; dV may still run
+      wgmma::fence_operands(dpt);
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          dpt[j][e] = st[j][e] * (dpt[j][e] - Dl[j * 8 + 2 * c4 + (e & 1)]);
+#pragma unroll
+      for (int t = 0; t < 4; ++t) acc_to_a(pd[t], dpt[2 * t], dpt[2 * t + 1]);
+      wgmma::fence_operands(dka);
+      wgmma::fence_operands(pd);
+      wgmma::fence();
+#pragma unroll
+      for (int t = 0; t < 4; ++t)
+        wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t],
+                                      wgmma::desc_plus(qn0, wgmma::n_major_step(16 * t)));
+      wgmma::commit();
+      if constexpr (kAtomicDq) {
+        // dS^T (bf16, as the registers round it) into this warpgroup's sw128 tile while dK runs.
+        unsigned char* const ds = ds_gen + wg * S::kDsBytes;
+#pragma unroll
+        for (int t = 0; t < 4; ++t)
+#pragma unroll
+          for (int x = 0; x < 4; ++x) {
+            const int key = kr + g8 + (x & 1) * 8, qi = 16 * t + 2 * c4 + (x >> 1) * 8;
+            *reinterpret_cast<uint32_t*>(ds + wgmma::sw128_offset(kTile, key, qi)) = pd[t][x];
+          }
+        wgmma::fence_proxy_async_shared();
+      }
+      wgmma::wait<0>();
+      wgmma::fence_operands(dka);
+      wgmma::fence_operands(dva);
+      wgmma::fence_operands(pa);
+      wgmma::fence_operands(pd);
+    }
+    if constexpr (kAtomicDq) {
+      if (!active) {  // zeros for the tile that does not see this stage's queries
+        uint4* const z = reinterpret_cast<uint4*>(ds_gen + wg * S::kDsBytes);
+#pragma unroll
+        for (int i = 0; i < S::kDsBytes / 16 / 128; ++i) z[wtid + i * 128] = make_uint4(0, 0, 0, 0);
+        wgmma::fence_proxy_async_shared();
+      }
+      __syncthreads();  // both dS^T tiles written
+      // dQ (64 queries, dims 64 wg ..) = dS_0 K_0 + dS_1 K_1 over the 128 keys: dS M-major, K
+      // N-major (column block wg); this warp's 16 query rows go to the sums. Both tiles always
+      // (no branch ptxas could take for divergent); an absent or unseeing tile's dS^T is zero.
+      float c[8][4];
+      wgmma::fence();
+#pragma unroll
+      for (int w = 0; w < 2; ++w) {
+        const uint64_t sd0 = wgmma::n_major_desc(ds_tile(w), kTile, 0);
+        const uint64_t kn0 =
+            wgmma::n_major_desc(k_tile(w) + wg * wgmma::column_block_stride(kTile), kTile, 0);
+#pragma unroll
+        for (int t = 0; t < 4; ++t) {
+          const uint32_t step = wgmma::n_major_step(16 * t);
+          if (w == 0 && t == 0)
+            wgmma::wgmma_m64n64k16_ss_tt_first(c, sd0, kn0);
+          else
+            wgmma::wgmma_m64n64k16_ss_tt(c, wgmma::desc_plus(sd0, step),
+                                         wgmma::desc_plus(kn0, step), 1);
+        }
+      }
+      wgmma::commit();
+      wgmma::wait<0>();
+      wgmma::fence_operands(c);
+      float* const acc = dq_acc + stage.qstart * ldq + stage.h * kD + wg * 64;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int r = kr + g8 + half * 8;  // query row of the tile
+        if (r >= nq) continue;
+        float* const o = acc + r * ldq + 2 * c4;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) red_add2(o + j * 8, c[j][2 * half], c[j][2 * half + 1]);
+      }
+    }
+    __syncthreads();  // buffer `buf` (and the dS^T tiles) are rewritten by the next stage
+    cur = next_cur;
+    stage = next;
+  }
+  cp_async_wait<0>();
+
+  // Rows of this warp's accumulators -> dK (scaled), dV.
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = kr + g8 + half * 8;
+    if (r >= mine.nk) continue;
+    bf16_t* const ok = dk + (mine.kstart + r) * ldk + kvh * kD + 2 * c4;
+    bf16_t* const ov = dv + (mine.kstart + r) * ldk + kvh * kD + 2 * c4;
+#pragma unroll
+    for (int j = 0; j < ND; ++j) {
+      *reinterpret_cast<uint32_t*>(ok + j * 8) =
+          pack_bf16x2(dka[j][2 * half] * d.scale, dka[j][2 * half + 1] * d.scale);
+      *reinterpret_cast<uint32_t*>(ov + j * 8) =
+          pack_bf16x2(dva[j][2 * half], dva[j][2 * half + 1]);
+    }
+  }
+#else
+  __trap();  // built for another architecture: the host never launches it there
+#endif
+}
+
+template <bool kAtomicDq>
+Status launch_wide(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, void* dv,
+                   float* dq_acc, const void* dout, const void* q, const void* k, const void* v,
+                   const float* stats) {
+  const auto blocks = static_cast<unsigned>((p.tiles + 1) / 2 * d.kv_heads);
+  return launch_with_shared(dkdv_wgmma_wide_kernel<kAtomicDq>, blocks, kThreads, WideSmem::kBytes,
+                            st, "attention backward: dK/dV kernel (sm_90a wgmma, 128 keys a CTA)",
+                            p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc,
+                            static_cast<const bf16_t*>(q), static_cast<const bf16_t*>(k),
+                            static_cast<const bf16_t*>(v), static_cast<const bf16_t*>(dout), stats);
+}
+
+}  // namespace
+
+Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView& p,
+                                          const attn_bwd::Dims& d, void* dk, void* dv,
+                                          float* dq_acc, const void* dout, const void* q,
+                                          const void* k, const void* v, const float* stats) {
+  if (d.dim != kD)
+    return Status::invalid("attention_backward_dkdv_wgmma_wide: head_dim " + std::to_string(d.dim) +
+                           " (128 only)");
+  auto st = static_cast<cudaStream_t>(stream);
+  return dq_acc ? launch_wide<true>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
+                : launch_wide<false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats);
+}
+
+}  // namespace npr
