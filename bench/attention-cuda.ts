@@ -30,7 +30,7 @@
  * (`wgmma1`, `wgmma2` keys: `fwd_ms_wgmma1_*`, `fwdbwd_ms_wgmma1_*`, `ratio_vs_flex_*_wgmma1_*`,
  * `wgmma1_rel_err_{out,dq,dk,dv}_*` against the mma.sync kernels' sampled rows, <= 1e-2), and
  * the two-CTA one with the atomic dQ (`*_wgmma2_atomic_dq_*`), and the one-CTA forward with the
- * 128-key (two-warpgroup) dK/dV kernel, deterministic and with the atomic dQ
+ * two-warpgroup backward kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
  * (`*_wgmma1_k128_*`, `*_wgmma1_k128_atomic_dq_*`). The last line is the JSON
  * object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
@@ -336,7 +336,7 @@ async function main(): Promise<void> {
           addon,
           { ...base, sampleTokens, wgmma: 1, wgmmaKeys: 128, deterministic },
           errors,
-          `ours wgmma1 128-key dK/dV${deterministic ? '' : ' atomic dQ'} T=${T}`,
+          `ours wgmma1 two-warpgroup backward${deterministic ? '' : ' atomic dQ'} T=${T}`,
         ),
       ),
     );

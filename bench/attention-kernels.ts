@@ -7,7 +7,7 @@
  * For each kernel of a forward and a backward, per configuration (`wgmma`: the model's default
  * on sm_90, the pipelined one-CTA forward and the wgmma backward, deterministic;
  * `wgmma-atomic`: the same with dQ summed by atomics; `wgmma-k128`, `wgmma-k128-atomic`: the
- * same with the 128-key, two-warpgroup dK/dV kernel; `mma`, `mma-atomic`: the mma.sync kernels): its time, the SM's and the tensor pipe's busy share, shared memory, L1, L2 and DRAM
+ * same with the two-warpgroup backward kernels (128 keys, 128 queries a CTA); `mma`, `mma-atomic`: the mma.sync kernels): its time, the SM's and the tensor pipe's busy share, shared memory, L1, L2 and DRAM
  * throughput against their peaks, registers, achieved occupancy, local-memory (spill) traffic,
  * and the warp stall reasons that cost most. These say whether a kernel waits on the tensor
  * cores, on shared memory, on L2 or on its own latency, which timings alone do not.

@@ -18,7 +18,7 @@
  * Hopper's warpgroup MMA where the GPU can run it; the figures the issue names), with
  * { deterministic: false }, where the attention backward sums dQ with atomics (`*_atomic_dq`),
  * with { attentionKernels: 'mma' } (`*_mma`: the mma.sync attention kernels, deterministic), and
- * with { attentionKernels: 'wgmma-k128' } (`*_k128`: the 128-key dK/dV kernel, deterministic).
+ * with { attentionKernels: 'wgmma-k128' } (`*_k128`: the two-warpgroup backward kernels, 128 keys / queries a CTA, deterministic).
  *
  * Each run is its own process (ours, then each peer), so device memory is returned between them.
  * Times: best of 3 steps after a warm-up; our step ends with the optimizer's gradient norm read
@@ -202,7 +202,7 @@ async function main(): Promise<void> {
   let oursK128: OursResult | null = null;
   try {
     const args = [process.execPath, import.meta.filename, '--cuda-child', '--wgmma-k128'];
-    oursK128 = child<OursResult>(args, 'our CUDA train step (128-key dK/dV)');
+    oursK128 = child<OursResult>(args, 'our CUDA train step (two-warpgroup backward)');
   } catch (e) {
     errors.push((e as Error).message);
   }
@@ -238,7 +238,7 @@ async function main(): Promise<void> {
   const oursMfu = oursRow('', ours);
   const atomicMfu = oursRow(', atomic dQ', oursAtomic);
   const mmaMfu = oursRow(', mma.sync attention', oursMma);
-  const k128Mfu = oursRow(', 128-key dK/dV', oursK128);
+  const k128Mfu = oursRow(', two-warpgroup backward', oursK128);
   for (const mode of ['amp', 'bf16'] as const) {
     const p = peers[mode];
     const m = p ? mfu(p.params, tokens, causalPairs, p.step_s) : null;

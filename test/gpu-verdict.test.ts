@@ -62,7 +62,7 @@ describe('gpu-verdict', () => {
     expect(text).toContain(
       'train step: 30000 tok/s default (1.09x torch), 32000 tok/s atomic dQ (1.16x torch), - tok/s mma.sync attention',
     );
-    expect(text).toContain('- tok/s 128-key dK/dV (-x default)');
+    expect(text).toContain('- tok/s two-warpgroup backward (-x default)');
   });
 
   it('says when a test log has no summary line (a crash or a cut-off run)', () => {

@@ -118,7 +118,7 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
     for (const name of mma.paramNames()) expect(relNorm(wg.getGrad(name), mma.getGrad(name)), name).toBeLessThan(1e-2);
   });
 
-  it("attentionKernels: 'wgmma-k128' (the 128-key dK/dV kernel at head dim 128) gives 'wgmma''s gradients bit for bit", async () => {
+  it("attentionKernels: 'wgmma-k128' (the two-warpgroup backward kernels at head dim 128) gives 'wgmma''s gradients bit for bit", async () => {
     const d128 = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 128 });
     const wg = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16' });
     const k128 = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma-k128' });

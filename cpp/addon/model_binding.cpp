@@ -121,8 +121,8 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
         // The Hopper kernels where they can run (sm_90, bf16, head dim 64 or 128): the forward
         // pipelined at one CTA an SM (1), which an H200 ran at 1.22-1.27x the mma.sync forward
         // on NPR rollouts of 4k-32k tokens, where the two-CTA build (2) ran at 0.84-0.90x.
-        // 'wgmma-k128': the same with the backward's dK/dV kernel at 128 keys a CTA (head dim
-        // 128), not yet measured on a GPU.
+        // 'wgmma-k128': the same with the backward's two-warpgroup kernels (128 keys / queries a
+        // CTA, head dim 128), not yet measured on a GPU.
         cuda_->context().attention_wgmma = kernels == "mma" ? 0 : 1;
         cuda_->context().attention_wgmma_keys = kernels == "wgmma-k128" ? 128 : 64;
       }

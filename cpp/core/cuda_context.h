@@ -93,8 +93,9 @@ class CudaContext {
   // default until a GPU has measured it); 1 the pipelined one-CTA-an-SM forward, 2 the
   // two-CTA one (the backward's dK/dV and deterministic dQ kernels either way).
   int attention_wgmma = 0;
-  // The wgmma backward's dK / dV kernel: 64 keys a CTA (one warpgroup, the measured default) or
-  // 128 (two warpgroups sharing each stage's Q and dO, head_dim 128 only; elsewhere 64).
+  // The wgmma backward's dK / dV and dQ kernels: 64 keys / queries a CTA (one warpgroup, the
+  // measured default) or 128 (two warpgroups sharing each stage's loads, head_dim 128 only;
+  // elsewhere 64).
   int attention_wgmma_keys = 64;
   bool use_cublas() const { return has_cublas() && gemm_path != CudaGemmPath::kKernel; }
 

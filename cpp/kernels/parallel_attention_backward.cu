@@ -24,10 +24,10 @@
 // differences in dq's last bits and T x heads x D x 4 bytes of scratch.
 //
 // With ctx.attention_wgmma on, on an sm_90 device, the dK / dV kernel (with or without the
-// atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu (with ctx.attention_wgmma_keys
-// 128 at head_dim 128, the two-warpgroup one of parallel_attention_bwd_wide_sm90a.cu), and the
-// deterministic dQ kernel that of parallel_attention_bwd_dq_sm90a.cu. Not here: the forward
-// (parallel_attention.cu), TMA.
+// atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu, and the deterministic dQ
+// kernel that of parallel_attention_bwd_dq_sm90a.cu; with ctx.attention_wgmma_keys 128 at
+// head_dim 128, their two-warpgroup builds (*_wide_sm90a.cu: 128 keys, 128 queries a CTA). Not
+// here: the forward (parallel_attention.cu), TMA.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(256)
 
 // dq_acc: null for the deterministic kernels, else (tokens, heads, D) fp32 scratch for the
 // atomic dQ (zeroed here). wgmma: the dK / dV and dQ kernels are the sm_90a ones
-// (parallel_attention_wgmma.h); wide: the dK / dV one is the 128-key one.
+// (parallel_attention_wgmma.h); wide: their two-warpgroup builds (128 keys, 128 queries).
 template <int D>
 Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
                  const void* dout, const void* q, const void* k, const void* v, const float* stats,
@@ -112,6 +112,8 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
     (static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
   }
+  if (wgmma && wide && D == 128)
+    return attention_backward_dq_wgmma_wide(st, p, d, dq, dout, q, k, v, stats);
   if (wgmma) return attention_backward_dq_wgmma(st, p, d, dq, dout, q, k, v, stats);
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),

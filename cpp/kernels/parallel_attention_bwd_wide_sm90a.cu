@@ -30,6 +30,7 @@
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
+#include "kernels/parallel_attention_bwd_wide.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
 
@@ -54,74 +55,6 @@ struct WideSmem {
   static constexpr int kBytes = kTiles + 128 + 1024;
   static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
 };
-
-// A key tile of the CTA: its sequence, first token, live rows and column list [c0, c1); an
-// absent tile (past the plan's last) has an empty list.
-struct WideTile {
-  SeqSpan sq;
-  int64_t kstart, c0, c1;
-  int nk;
-};
-__device__ __forceinline__ WideTile wide_tile(const PlanView& p, int64_t g) {
-  WideTile t{};
-  if (g >= p.tiles) return t;  // c0 == c1: never active
-  t.sq = seq_of(p, g);
-  t.kstart = tile_start(t.sq, g - t.sq.tile0);
-  t.nk = tile_len(t.sq, t.kstart);
-  t.c0 = p.col_ptr[g];
-  t.c1 = p.col_ptr[g + 1];
-  return t;
-}
-
-// Where the walk over the union of the two column lists stands: the next entries i0, i1 of the
-// tiles' lists, and the query head within the group. (Scalars, not arrays: an array indexed by
-// the warpgroup would live in local memory.)
-struct WideCursor {
-  int64_t i0, i1;
-  int hh;
-};
-
-// The stage a cursor points at: its query tile (first token, live rows), which warpgroups see
-// it and through which pair (masks), and the query head.
-struct WideStage {
-  bool live, act0, act1;
-  AttnTilePair pair0, pair1;
-  int64_t qstart;
-  int nq, h;
-  __device__ __forceinline__ bool act(int w) const { return w ? act1 : act0; }
-  __device__ __forceinline__ int32_t partial(int w) const {
-    return w ? pair1.partial : pair0.partial;
-  }
-};
-
-constexpr int64_t kNoTile = INT64_MAX;
-
-__device__ __forceinline__ WideStage wide_stage(const PlanView& p, const WideTile& t0,
-                                                const WideTile& t1, const WideCursor& c, int kvh,
-                                                int group) {
-  WideStage s{};
-  const bool in0 = c.i0 < t0.c1, in1 = c.i1 < t1.c1;
-  s.pair0 = in0 ? p.col_pairs[c.i0] : AttnTilePair{0, -1};
-  s.pair1 = in1 ? p.col_pairs[c.i1] : AttnTilePair{0, -1};
-  const int64_t gq0 = in0 ? t0.sq.tile0 + s.pair0.other : kNoTile;
-  const int64_t gq1 = in1 ? t1.sq.tile0 + s.pair1.other : kNoTile;
-  const int64_t g = gq0 < gq1 ? gq0 : gq1;
-  s.live = g != kNoTile;
-  if (!s.live) return s;
-  s.act0 = gq0 == g;
-  s.act1 = gq1 == g;
-  s.qstart = s.act0 ? tile_start(t0.sq, s.pair0.other) : tile_start(t1.sq, s.pair1.other);
-  s.nq = tile_len(s.act0 ? t0.sq : t1.sq, s.qstart);
-  s.h = kvh * group + c.hh;
-  return s;
-}
-
-__device__ __forceinline__ void advance(WideCursor& c, const WideStage& s, int group) {
-  if (++c.hh < group) return;
-  c.hh = 0;
-  c.i0 += s.act0 ? 1 : 0;
-  c.i1 += s.act1 ? 1 : 0;
-}
 
 template <bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -152,7 +85,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // the accumulators into local memory.
   WideTile* const ts = reinterpret_cast<WideTile*>(sgen + S::kTiles);
   static_assert(2 * sizeof(WideTile) <= 128, "the tiles' slot");
-  if (threadIdx.x < 2) ts[threadIdx.x] = wide_tile(p, g0 + threadIdx.x);
+  if (threadIdx.x < 2) ts[threadIdx.x] = wide_tile(p, p.col_ptr, g0 + threadIdx.x);
   __syncthreads();
   const WideTile& t0 = ts[0];
   const WideTile& t1 = ts[1];
@@ -164,28 +97,29 @@ __global__ void __launch_bounds__(kThreads, 1)
   const WideTile& mine = ts[wg];
 
   // Each warpgroup loads its own tile's K and V.
-  wgmma::load_tile_sw128<kTile, kD, 128>(k_tile(wg), k + mine.kstart * ldk + kvh * kD, ldk, mine.nk,
+  wgmma::load_tile_sw128<kTile, kD, 128>(k_tile(wg), k + mine.start * ldk + kvh * kD, ldk, mine.n,
                                          wtid);
-  wgmma::load_tile_sw128<kTile, kD, 128>(v_tile(wg), v + mine.kstart * ldk + kvh * kD, ldk, mine.nk,
+  wgmma::load_tile_sw128<kTile, kD, 128>(v_tile(wg), v + mine.start * ldk + kvh * kD, ldk, mine.n,
                                          wtid);
   // A stage's shared inputs into buffer buf, by all 256 threads (cp.async; the caller commits):
   // Q and dO of its query tile and head, lse2 and delta (threads 0..127, zeros past nq), and
   // each seeing warpgroup's mask words when its pair is PARTIAL (threads 128..191).
   const auto load_stage = [&](const WideStage& s, int buf) {
-    wgmma::load_tile_sw128<kTile, kD, kThreads>(q_tile(buf), q + s.qstart * ldq + s.h * kD, ldq,
-                                                s.nq, tid);
-    wgmma::load_tile_sw128<kTile, kD, kThreads>(do_tile(buf), dout + s.qstart * ldq + s.h * kD, ldq,
-                                                s.nq, tid);
+    wgmma::load_tile_sw128<kTile, kD, kThreads>(q_tile(buf), q + s.start * ldq + s.h * kD, ldq, s.n,
+                                                tid);
+    wgmma::load_tile_sw128<kTile, kD, kThreads>(do_tile(buf), dout + s.start * ldq + s.h * kD, ldq,
+                                                s.n, tid);
     if (tid < 128) {
       const int r = tid % kTile;
-      const bool ok = r < s.nq;
+      const bool ok = r < s.n;
       const int row = tid < kTile ? s.h : d.heads + s.h;
       cp_async_4z((tid < kTile ? lse_s : del_s) + buf * kTile + r,
-                  stats + row * p.tokens + s.qstart + (ok ? r : 0), ok);
+                  stats + row * p.tokens + s.start + (ok ? r : 0), ok);
     } else if (tid < 192) {
       const int w = (tid - 128) / 32, c = (tid - 128) % 32;
-      if (s.act(w) && s.partial(w) >= 0)
-        cp_async_16z(mask_s + (buf * 2 + w) * kTile + 2 * c, p.masks + s.partial(w) + 2 * c, true);
+      if (s.act(w) && s.pair(w).partial >= 0)
+        cp_async_16z(mask_s + (buf * 2 + w) * kTile + 2 * c, p.masks + s.pair(w).partial + 2 * c,
+                     true);
     }
   };
 
@@ -199,28 +133,30 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint64_t vd0 = wgmma::k_major_desc(v_tile(wg), kTile, 0);
 
   WideCursor cur{t0.c0, t1.c0, 0};
-  WideStage stage = wide_stage(p, t0, t1, cur, kvh, d.group);
+  WideStage stage = wide_stage(p.col_pairs, t0, t1, cur, kvh * d.group);
   if (stage.live) load_stage(stage, 0);
   cp_async_commit();
   for (int64_t s = 0; stage.live; ++s) {
-    WideCursor next_cur = cur;
-    advance(next_cur, stage, d.group);
-    const WideStage next = wide_stage(p, t0, t1, next_cur, kvh, d.group);
-    if (next.live) load_stage(next, static_cast<int>((s + 1) & 1));
+    {  // the next stage's loads; its bookkeeping is read again at the end (fewer live registers)
+      WideCursor nc = cur;
+      advance(nc, stage, d.group);
+      const WideStage next = wide_stage(p.col_pairs, t0, t1, nc, kvh * d.group);
+      if (next.live) load_stage(next, static_cast<int>((s + 1) & 1));
+    }
     cp_async_commit();
     cp_async_wait<1>();
     wgmma::fence_proxy_async_shared();
     __syncthreads();
     const int buf = static_cast<int>(s & 1);
-    const int nq = stage.nq;
+    const int nq = stage.n;
     const float* L = lse_s + buf * kTile;
     const float* Dl = del_s + buf * kTile;
 
     const bool active = stage.act(wg);
     if (active) {  // this warpgroup's stage: the one-warpgroup kernel's
-      const bool full = stage.partial(wg) < 0;
+      const bool full = stage.pair(wg).partial < 0;
       const uint64_t* M = mask_s + (buf * 2 + wg) * kTile;
-      const int nk = mine.nk;
+      const int nk = mine.n;
       float st[8][4], dpt[8][4];
       const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
       const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
@@ -318,7 +254,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(c);
-      float* const acc = dq_acc + stage.qstart * ldq + stage.h * kD + wg * 64;
+      float* const acc = dq_acc + stage.start * ldq + stage.h * kD + wg * 64;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int r = kr + g8 + half * 8;  // query row of the tile
@@ -329,8 +265,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     }
     __syncthreads();  // buffer `buf` (and the dS^T tiles) are rewritten by the next stage
-    cur = next_cur;
-    stage = next;
+    advance(cur, stage, d.group);
+    stage = wide_stage(p.col_pairs, t0, t1, cur, kvh * d.group);
   }
   cp_async_wait<0>();
 
@@ -338,9 +274,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int r = kr + g8 + half * 8;
-    if (r >= mine.nk) continue;
-    bf16_t* const ok = dk + (mine.kstart + r) * ldk + kvh * kD + 2 * c4;
-    bf16_t* const ov = dv + (mine.kstart + r) * ldk + kvh * kD + 2 * c4;
+    if (r >= mine.n) continue;
+    bf16_t* const ok = dk + (mine.start + r) * ldk + kvh * kD + 2 * c4;
+    bf16_t* const ov = dv + (mine.start + r) * ldk + kvh * kD + 2 * c4;
 #pragma unroll
     for (int j = 0; j < ND; ++j) {
       *reinterpret_cast<uint32_t*>(ok + j * 8) =

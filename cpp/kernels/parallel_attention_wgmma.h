@@ -4,9 +4,10 @@
 // were). The forward (parallel_attention_fwd_sm90a.cu, parallel_attention_fwd_pipelined_sm90a.cu;
 // even GQA groups) runs when the context's attention_wgmma switch is 1 (pipelined, one CTA an
 // SM) or 2 (two CTAs an SM) and attention_wgmma_available says it can; the
-// backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu, or with attention_wgmma_keys
-// 128 at head_dim 128 parallel_attention_bwd_wide_sm90a.cu) and, in deterministic mode, its
-// dQ kernel (parallel_attention_bwd_dq_sm90a.cu) run whenever the switch is on and they can.
+// backward's dK / dV kernel (parallel_attention_bwd_sm90a.cu) and, in deterministic mode, its
+// dQ kernel (parallel_attention_bwd_dq_sm90a.cu) run whenever the switch is on and they can;
+// with attention_wgmma_keys 128 at head_dim 128, their two-warpgroup builds over 128 keys and
+// 128 queries (parallel_attention_bwd_wide_sm90a.cu, parallel_attention_bwd_dq_wide_sm90a.cu).
 // Other shapes and devices keep the mma.sync kernels.
 #pragma once
 
@@ -65,5 +66,13 @@ Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView
 Status attention_backward_dq_wgmma(void* stream, const attn_bwd::PlanView& p,
                                    const attn_bwd::Dims& d, void* dq, const void* dout,
                                    const void* q, const void* k, const void* v, const float* stats);
+
+// The same dQ with two warpgroups a CTA, one CTA per pair of query tiles (128 queries) and head,
+// sharing each stage's K and V loads (parallel_attention_bwd_dq_wide_sm90a.cu): head_dim 128
+// only; dq bit-identical to the one-warpgroup kernel's. Only where attention_wgmma_available().
+Status attention_backward_dq_wgmma_wide(void* stream, const attn_bwd::PlanView& p,
+                                        const attn_bwd::Dims& d, void* dq, const void* dout,
+                                        const void* q, const void* k, const void* v,
+                                        const float* stats);
 
 }  // namespace npr

@@ -6,8 +6,8 @@
 // and lse agree within fp32 rounding (relative norm 2e-3, lse 1e-4), and with the CPU within
 // the bf16 tolerances of the other forward tests. The backward's wgmma dK / dV kernel likewise
 // against the mma.sync one and the CPU, deterministic (run to run bit-identical, with the wgmma
-// dQ kernel) and with the atomic dQ, and its 128-key (two-warpgroup) build against it bit for
-// bit. Skips unless the build has the sm_90a kernels and the device is an sm_90 one.
+// dQ kernel) and with the atomic dQ, and their two-warpgroup builds (128 keys, 128 queries) against
+// them bit for bit. Skips unless the build has the sm_90a kernels and the device is an sm_90 one.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -209,7 +209,7 @@ TEST(cuda_attention_backward_wgmma_matches_the_mma_kernels_and_the_cpu) {
         const Grads wg2 = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
         ctx.deterministic = false;
         const Grads fast = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
-        // The 128-key dK / dV kernel (head_dim 128; 64 falls back to the 64-key one): each
+        // The two-warpgroup kernels (head_dim 128; 64 falls back to the one-warpgroup ones): each
         // warpgroup runs the 64-key kernel's stages, so dK and dV are its bits, and so is the
         // deterministic dQ (the same dQ kernel); its atomic dQ sums 128 keys at a time.
         ctx.attention_wgmma_keys = 128;
@@ -218,11 +218,12 @@ TEST(cuda_attention_backward_wgmma_matches_the_mma_kernels_and_the_cpu) {
         const Grads wide = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
         ctx.attention_wgmma_keys = 64;
         CHECK_MSG(wide.dk == wg.dk && wide.dv == wg.dv && wide.dq == wg.dq,
-                  what + ": the 128-key dK/dV kernel differs from the 64-key one's bits");
+                  what + ": the two-warpgroup kernels differ from the one-warpgroup ones' bits");
         CHECK_MSG(wide_fast.dk == wg.dk && wide_fast.dv == wg.dv,
-                  what + ": the 128-key kernel's atomic mode moved dk / dv");
+                  what + ": the two-warpgroup dK/dV kernel's atomic mode moved dk / dv");
         const double e_wide = rel_norm_error(wide_fast.dq, ref.dq);
-        CHECK_MSG(e_wide < 1e-2, what + ": dq (128-key, atomic) vs cpu " + std::to_string(e_wide));
+        CHECK_MSG(e_wide < 1e-2,
+                  what + ": dq (two-warpgroup, atomic) vs cpu " + std::to_string(e_wide));
         // Deterministic: dQ, dK, dV within fp32 accumulation order of the mma.sync kernels, and
         // run to run bit-identical.
         CHECK_MSG(wg.dk == wg2.dk && wg.dv == wg2.dv && wg.dq == wg2.dq,

@@ -121,8 +121,8 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                                 std::to_string(c.kv_heads) + " D " + std::to_string(c.dim) + " T " +
                                 std::to_string(T);
       // Each path: "mma" (the mma.sync dK/dV and dQ kernels), "wgmma" (the sm_90a dK/dV and dQ
-      // kernels), "wide" (the 128-key sm_90a dK/dV kernel, head_dim 128, then the sm_90a dQ
-      // one), each deterministic or with the atomic dQ; gradients as fp32.
+      // kernels), "wide" (their 128-key / 128-query two-warpgroup builds, head_dim 128), each
+      // deterministic or with the atomic dQ; gradients as fp32.
       struct Grads {
         std::vector<float> dq, dk, dv;
       };
@@ -148,8 +148,13 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                                          arrays, dims_of(sh), gk.data(), gv.data(), dq_acc,
                                          dout.data(), q.data(), k.data(), v.data(), stats.data());
             if (fault.empty() && !atomic)
-              fault = emu::attention_backward_dq_wgmma(arrays, dims_of(sh), gq.data(), dout.data(),
-                                                       q.data(), k.data(), v.data(), stats.data());
+              fault = path == "wide"
+                          ? emu::attention_backward_dq_wgmma_wide(arrays, dims_of(sh), gq.data(),
+                                                                  dout.data(), q.data(), k.data(),
+                                                                  v.data(), stats.data())
+                          : emu::attention_backward_dq_wgmma(arrays, dims_of(sh), gq.data(),
+                                                             dout.data(), q.data(), k.data(),
+                                                             v.data(), stats.data());
           }
           if (fault.empty() && atomic)  // the launcher's last pass: the sums into dq
             fault = emu::attention_dq_from_acc(gq.data(), acc.data(),
@@ -181,8 +186,9 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
             }
           }
           if (c.dim == 128) {
-            // The 128-key kernel: each warpgroup runs the one-warpgroup kernel's stages, so dK
-            // and dV are its bits; the atomic dQ sums over 128 keys at a time, within rounding.
+            // The two-warpgroup kernels: each warpgroup runs the one-warpgroup kernel's stages, so
+            // dK, dV and the deterministic dQ are its bits; the atomic dQ sums over 128 keys at a
+            // time, within rounding.
             Grads wide;
             if (run("wide", atomic, m, shape + " wgmma wide" + tail, &wide) && ok_wg) {
               CHECK_MSG(bits_of(wide.dk) == bits_of(wg.dk),

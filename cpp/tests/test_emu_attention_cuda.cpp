@@ -46,8 +46,8 @@ TEST(emu_attention_device_entry_points_run_every_path) {
                         {{0, false}, "mma.sync, atomic dQ"},
                         {{1, true}, "wgmma (one CTA an SM), deterministic"},
                         {{2, false}, "wgmma (two CTAs an SM), atomic dQ"},
-                        {{1, true, 128}, "wgmma, 128-key dK/dV, deterministic"},
-                        {{2, false, 128}, "wgmma, 128-key dK/dV, atomic dQ"}};
+                        {{1, true, 128}, "wgmma, two-warpgroup backward, deterministic"},
+                        {{2, false, 128}, "wgmma, two-warpgroup backward, atomic dQ"}};
   emu::set_options(kModes[0].opt);
   for (const RandomStructure& rs : structures(rng)) {
     AttentionPlan plan;
@@ -87,8 +87,8 @@ TEST(emu_attention_device_entry_points_run_every_path) {
           CHECK_MSG(e < 1e-2, what + ": " + grad + " vs cpu " + std::to_string(e));
         }
         // One dK / dV kernel per backward path, with or without the atomic dQ (and the same
-        // for both wgmma forwards, and for the 128-key wgmma kernel, whose warpgroups each run
-        // the 64-key kernel's stages).
+        // for both wgmma forwards, and for the two-warpgroup wgmma kernel, whose warpgroups each
+        // run the 64-key kernel's stages).
         const int w = p.call.wgmma != 0 ? 1 : 0;
         if (p.call.deterministic && p.call.wgmma_keys == 64) {
           det_dk[w] = dk;

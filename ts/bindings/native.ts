@@ -209,7 +209,7 @@ export interface NativeQwen3Options {
   deterministic?: boolean;
   /**
    * 'wgmma' (default): the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16);
-   * 'wgmma-k128': the same with the 128-key dK/dV kernel (head dim 128); 'mma': mma.sync.
+   * 'wgmma-k128': the same with the two-warpgroup backward kernels (head dim 128); 'mma': mma.sync.
    */
   attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128';
 }

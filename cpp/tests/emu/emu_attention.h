@@ -64,6 +64,12 @@ std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& 
                                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
                                         const uint16_t* v, const float* stats);
 
+// The same on the two-warpgroup, 128-query sm_90a dQ kernel (head_dim 128 only).
+std::string attention_backward_dq_wgmma_wide(const PlanArrays& plan, const AttnDims& d,
+                                             uint16_t* dq, const uint16_t* dout, const uint16_t* q,
+                                             const uint16_t* k, const uint16_t* v,
+                                             const float* stats);
+
 // The attention's device entry points, attention_forward_cuda and then attention_backward_cuda
 // (kernels/parallel_attention_cuda.h), as the model calls them: a CudaContext on the emulated
 // device (emu_cuda_api.h) with its attention_wgmma and deterministic switches set as given, the
