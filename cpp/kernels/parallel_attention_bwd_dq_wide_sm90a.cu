@@ -12,7 +12,8 @@
 // The stages walk the union of the two row lists (key tiles, ascending); a warpgroup whose tile
 // does not see a stage's key tile skips that stage's MMAs. Each warpgroup's stage is the
 // one-warpgroup kernel's, the same MMAs in the same order, so dQ comes out bit-identical to it.
-// Not here: head_dim 64 (the one-warpgroup kernel serves it), TMA, a producer warp.
+// K and V buffers are a ring of three, loaded two stages ahead, one CTA barrier a stage. Not here:
+// head_dim 64 (the one-warpgroup kernel serves it), TMA, a producer warp.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -37,11 +38,13 @@ using bf16_t = __nv_bfloat16;
 
 constexpr int kD = 128;        // the head dim this kernel takes
 constexpr int kThreads = 256;  // warpgroup w (threads 128 w ..): query tile 2 j + w
+constexpr int kBufs = 3;       // stage buffers: loads run two stages ahead
 
 struct DqWideSmem {
   static constexpr int kTileBytes = kTile * kD * 2;  // one (64, 128) sw128 tile
-  // Q0 | Q1 | dO0 | dO1 | K[2] | V[2] | the two WideTiles; + 1 KB to align the dynamic base.
-  static constexpr int kTiles = 8 * kTileBytes;
+  // Q0 | Q1 | dO0 | dO1 | K[3] | V[3] | the two WideTiles; + 1 KB to align the dynamic base
+  // (~161 KB in all).
+  static constexpr int kTiles = (4 + 2 * kBufs) * kTileBytes;
   static constexpr int kBytes = kTiles + 128 + 1024;
   static_assert(kTileBytes % 1024 == 0, "sw128 tiles stay aligned");
 };
@@ -60,7 +63,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const auto q_tile = [&](int w) { return sbase + w * S::kTileBytes; };
   const auto do_tile = [&](int w) { return sbase + (2 + w) * S::kTileBytes; };
   const auto k_tile = [&](int b) { return sbase + (4 + 2 * b) * S::kTileBytes; };
-  const auto v_tile = [&](int b) { return sbase + (5 + 2 * b) * S::kTileBytes; };
+  const auto v_tile = [&](int b) { return sbase + (5 + 2 * b) * S::kTileBytes; };  // b < kBufs
 
   // Pairs of query tiles late in the plan have the longest row lists: launch them first.
   const int64_t pairs = (p.tiles + 1) / 2;
@@ -110,22 +113,33 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint64_t qd0 = wgmma::k_major_desc(q_tile(wg), kTile, 0);  // Q, dO as A (K-major)
   const uint64_t od0 = wgmma::k_major_desc(do_tile(wg), kTile, 0);
 
+  // Stages 0 and 1 in flight before the loop; stage s + 2 is loaded once every thread has passed
+  // stage s's barrier, i.e. is done with stage s - 1, whose buffer it takes: one barrier a stage.
   WideCursor cur{t0.c0, t1.c0, 0};
   WideStage stage = wide_stage(p.row_pairs, t0, t1, cur, h);
-  if (stage.live) load_stage(stage, 0);
-  cp_async_commit();
-  for (int64_t s = 0; stage.live; ++s) {
-    {  // the next stage's loads; its bookkeeping is read again at the end (fewer live registers)
-      WideCursor nc = cur;
-      advance(nc, stage, 1);
-      const WideStage next = wide_stage(p.row_pairs, t0, t1, nc, h);
-      if (next.live) load_stage(next, static_cast<int>((s + 1) & 1));
-    }
+  {
+    if (stage.live) load_stage(stage, 0);
     cp_async_commit();
+    WideCursor nc = cur;
+    advance(nc, stage, 1);
+    const WideStage next = wide_stage(p.row_pairs, t0, t1, nc, h);
+    if (next.live) load_stage(next, 1);
+    cp_async_commit();
+  }
+  for (int64_t s = 0; stage.live; ++s) {
     cp_async_wait<1>();  // stage s (and Q, dO on the first pass) landed
     wgmma::fence_proxy_async_shared();
     __syncthreads();
-    const int b = static_cast<int>(s & 1);
+    {  // stage s + 2's loads; the bookkeeping is read again where needed (fewer live registers)
+      WideCursor nc = cur;
+      advance(nc, stage, 1);
+      const WideStage n1 = wide_stage(p.row_pairs, t0, t1, nc, h);
+      advance(nc, n1, 1);
+      const WideStage n2 = wide_stage(p.row_pairs, t0, t1, nc, h);
+      if (n1.live && n2.live) load_stage(n2, static_cast<int>((s + 2) % kBufs));
+      cp_async_commit();
+    }
+    const int b = static_cast<int>(s % kBufs);
 
     if (stage.act(wg)) {  // this warpgroup's stage: the one-warpgroup kernel's
       uint64_t mw[2];
@@ -170,7 +184,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::fence_operands(dqa);
       wgmma::fence_operands(da);
     }
-    __syncthreads();  // buffer b is refilled by the next iteration's prefetch
     advance(cur, stage, 1);
     stage = wide_stage(p.row_pairs, t0, t1, cur, h);
   }

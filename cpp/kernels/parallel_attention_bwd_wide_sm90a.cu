@@ -16,8 +16,9 @@
 // same MMAs in the same order, so dK and dV come out bit-identical to it. With dq_acc, the
 // stage's dQ = dS K over all 128 keys is split by head dims, warpgroup w summing dims
 // 64 w .. 64 w + 63 over both tiles' dS^T: one red.add a query element every 128 keys, not 64.
-// Both warpgroups meet at a CTA barrier each stage (the buffers are shared), so one's
-// exponentials do not overlap the other's MMAs beyond what the commit groups allow.
+// Stage buffers are a ring of three, loaded two stages ahead, and both warpgroups meet at one
+// CTA barrier a stage (two with the atomic dQ), so one's exponentials overlap the other's MMAs
+// no further than the commit groups and that barrier allow.
 // Not here: head_dim 64 (the one-warpgroup kernel serves it), TMA, a producer warp.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -43,15 +44,17 @@ using bf16_t = __nv_bfloat16;
 
 constexpr int kD = 128;        // the head dim this kernel takes
 constexpr int kThreads = 256;  // warpgroup w (threads 128 w ..): key tile 2 j + w, 16 keys a warp
+constexpr int kBufs = 3;       // stage buffers: loads run two stages ahead
 
 struct WideSmem {
   static constexpr int kTileBytes = kTile * kD * 2;   // one (64, 128) sw128 tile
   static constexpr int kDsBytes = kTile * kTile * 2;  // dS^T (64 keys, 64 queries) sw128
-  // K0 | K1 | V0 | V1 | Q[2] | dO[2] | dS^T[2] | lse2 (2, 64) | delta (2, 64) |
-  // masks (2 buffers, 2 warpgroups, 64) u64 | the two WideTiles; + 1 KB to align the dynamic
-  // base to 1024 bytes.
-  static constexpr int kStats = 8 * kTileBytes + 2 * kDsBytes;
-  static constexpr int kTiles = kStats + 2 * 2 * kTile * 4 + 2 * 2 * kTile * 8;
+  // K0 | K1 | V0 | V1 | Q[3] | dO[3] | dS^T[2] | lse2 (3, 64) | delta (3, 64) |
+  // masks (3 buffers, 2 warpgroups, 64) u64 | the two WideTiles; + 1 KB to align the dynamic
+  // base to 1024 bytes (~182 KB in all).
+  static constexpr int kDs = (4 + 2 * kBufs) * kTileBytes;
+  static constexpr int kStats = kDs + 2 * kDsBytes;
+  static constexpr int kTiles = kStats + 2 * kBufs * kTile * 4 + kBufs * 2 * kTile * 8;
   static constexpr int kBytes = kTiles + 128 + 1024;
   static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
 };
@@ -72,12 +75,12 @@ __global__ void __launch_bounds__(kThreads, 1)
   const auto k_tile = [&](int w) { return sbase + w * S::kTileBytes; };
   const auto v_tile = [&](int w) { return sbase + (2 + w) * S::kTileBytes; };
   const auto q_tile = [&](int b) { return sbase + (4 + b) * S::kTileBytes; };
-  const auto do_tile = [&](int b) { return sbase + (6 + b) * S::kTileBytes; };
-  const auto ds_tile = [&](int w) { return sbase + 8 * S::kTileBytes + w * S::kDsBytes; };
-  unsigned char* const ds_gen = sgen + 8 * S::kTileBytes;                   // dS^T[0], then [1]
-  float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);          // (2, 64) lse2
-  float* const del_s = lse_s + 2 * kTile;                                   // (2, 64) delta
-  uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + 2 * kTile);  // (2, 2, 64)
+  const auto do_tile = [&](int b) { return sbase + (4 + kBufs + b) * S::kTileBytes; };
+  const auto ds_tile = [&](int w) { return sbase + S::kDs + w * S::kDsBytes; };
+  unsigned char* const ds_gen = sgen + S::kDs;                                  // dS^T[0], [1]
+  float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);              // (3, 64) lse2
+  float* const del_s = lse_s + kBufs * kTile;                                   // (3, 64) delta
+  uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + kBufs * kTile);  // (3, 2, 64)
 
   const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
   const int64_t g0 = 2 * static_cast<int64_t>(blockIdx.x / d.kv_heads);
@@ -132,22 +135,33 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint64_t kd0 = wgmma::k_major_desc(k_tile(wg), kTile, 0);  // K, V as A (K-major)
   const uint64_t vd0 = wgmma::k_major_desc(v_tile(wg), kTile, 0);
 
+  // Stages 0 and 1 in flight before the loop; stage s + 2 is loaded once every thread has passed
+  // stage s's barrier, i.e. is done with stage s - 1, whose buffer it takes: one barrier a stage.
   WideCursor cur{t0.c0, t1.c0, 0};
   WideStage stage = wide_stage(p.col_pairs, t0, t1, cur, kvh * d.group);
-  if (stage.live) load_stage(stage, 0);
-  cp_async_commit();
-  for (int64_t s = 0; stage.live; ++s) {
-    {  // the next stage's loads; its bookkeeping is read again at the end (fewer live registers)
-      WideCursor nc = cur;
-      advance(nc, stage, d.group);
-      const WideStage next = wide_stage(p.col_pairs, t0, t1, nc, kvh * d.group);
-      if (next.live) load_stage(next, static_cast<int>((s + 1) & 1));
-    }
+  {
+    if (stage.live) load_stage(stage, 0);
     cp_async_commit();
-    cp_async_wait<1>();
+    WideCursor nc = cur;
+    advance(nc, stage, d.group);
+    const WideStage next = wide_stage(p.col_pairs, t0, t1, nc, kvh * d.group);
+    if (next.live) load_stage(next, 1);
+    cp_async_commit();
+  }
+  for (int64_t s = 0; stage.live; ++s) {
+    cp_async_wait<1>();  // stage s landed (s + 1 may still be in flight)
     wgmma::fence_proxy_async_shared();
     __syncthreads();
-    const int buf = static_cast<int>(s & 1);
+    {  // stage s + 2's loads; the bookkeeping is read again where needed (fewer live registers)
+      WideCursor nc = cur;
+      advance(nc, stage, d.group);
+      const WideStage n1 = wide_stage(p.col_pairs, t0, t1, nc, kvh * d.group);
+      advance(nc, n1, d.group);
+      const WideStage n2 = wide_stage(p.col_pairs, t0, t1, nc, kvh * d.group);
+      if (n1.live && n2.live) load_stage(n2, static_cast<int>((s + 2) % kBufs));
+      cp_async_commit();
+    }
+    const int buf = static_cast<int>(s % kBufs);
     const int nq = stage.n;
     const float* L = lse_s + buf * kTile;
     const float* Dl = del_s + buf * kTile;
@@ -264,7 +278,6 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int j = 0; j < 8; ++j) red_add2(o + j * 8, c[j][2 * half], c[j][2 * half + 1]);
       }
     }
-    __syncthreads();  // buffer `buf` (and the dS^T tiles) are rewritten by the next stage
     advance(cur, stage, d.group);
     stage = wide_stage(p.col_pairs, t0, t1, cur, kvh * d.group);
   }
