@@ -8,10 +8,11 @@
 // tile's probabilities, kept in registers), waits for S_j alone and computes P_j's
 // probabilities while the P V product still runs, then waits for it and rescales O. So the
 // exponentials of one tile overlap the MMAs of the other (FlashAttention-3's intra-warpgroup
-// pipelining, without its warp specialisation). K_j and V_{j-1} are in use together, so K/V
-// stages are triple-buffered: 129 KB of shared memory at D 128 and up to 255 registers a
-// thread, one CTA an SM. Sums run in the same order as attn_fwd_wgmma's (only the scheduling
-// changes).
+// pipelining, without its warp specialisation). K_j and V_{j-1} are in use together and the
+// next kAhead tiles load meanwhile, so there are 2 + kAhead K/V stage buffers: kAhead 1, 129 KB
+// of shared memory at D 128 (the measured build); kAhead 2, 161 KB, two tiles of compute to hide
+// each load's L2 latency. Up to 255 registers a thread, one CTA an SM. Sums run in the same order
+// as attn_fwd_wgmma's (only the scheduling changes).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -35,12 +36,12 @@ using attn_fwd::kT;
 using bf16_t = __nv_bfloat16;
 
 constexpr int kThreads = 256;  // two warpgroups: heads h0 and h0 + 1
-constexpr int kStages = 3;     // K/V tile buffers
 
-template <int D>
+template <int D, int kAhead>
 struct PipeSmem {
+  static constexpr int kStages = 2 + kAhead;     // K/V tile buffers
   static constexpr int kTileBytes = kT * D * 2;  // one (64, D) sw128 tile
-  // Q0 | Q1 | (K, V) x 3, each 1024-byte aligned; + 1 KB to align the dynamic base.
+  // Q0 | Q1 | (K, V) x kStages, each 1024-byte aligned; + 1 KB to align the dynamic base.
   static constexpr int kBytes = (2 + 2 * kStages) * kTileBytes + 1024;
   static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
 };
@@ -72,10 +73,11 @@ __device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t
   }
 }
 
-template <int D>
+template <int D, int kAhead>
 __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParams p) {
 #if NPR_SM90A_DEVICE_CODE
-  using S = PipeSmem<D>;
+  using S = PipeSmem<D, kAhead>;
+  constexpr int kStages = S::kStages;
   constexpr int ND = D / 8;  // n8 fragments of the output
   NPR_DYNAMIC_SHARED(smem_raw);
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
@@ -102,14 +104,15 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::load_tile_sw128<kT, D, kThreads>(k_tile(j), in.k + ks * p.ldk, p.ldk, kn, tid);
     wgmma::load_tile_sw128<kT, D, kThreads>(v_tile(j), in.v + ks * p.ldk, p.ldk, kn, tid);
   };
-  // Waits for tile j's copies (the only group in flight), publishes them to the async proxy and
-  // to every thread, then starts tile j + 1's: after the barrier every warpgroup is past tile
-  // j - 1, so the P V product of tile j - 2 that read that stage buffer is complete.
+  // Waits for tile j's copies (the kAhead - 1 after it may still be in flight), publishes them to
+  // the async proxy and to every thread, then starts tile j + kAhead's: after the barrier every
+  // warpgroup is past tile j - 1, so the P V product of tile j - 2 that read that stage buffer
+  // ((j + kAhead) mod (2 + kAhead)) is complete.
   const auto arrive = [&](int j) {
-    cp_async_wait<0>();
+    cp_async_wait<kAhead - 1>();
     wgmma::fence_proxy_async_shared();
     __syncthreads();
-    if (j + 1 < npairs) load_kv(j + 1);
+    if (j + kAhead < npairs) load_kv(j + kAhead);
     cp_async_commit();
   };
   // Tile j's mask words of this thread's rows (all ones for a FULL pair), read before its wait.
@@ -125,8 +128,11 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
 
   wgmma::load_tile_sw128<kT, D, kThreads>(sbase, in.q, p.ldq, it.qn, tid);
   wgmma::load_tile_sw128<kT, D, kThreads>(sbase + S::kTileBytes, in.q + D, p.ldq, it.qn, tid);
-  if (npairs > 0) load_kv(0);
-  cp_async_commit();
+#pragma unroll
+  for (int j = 0; j < kAhead; ++j) {  // one commit group a tile, empty past the last
+    if (j < npairs) load_kv(j);
+    cp_async_commit();
+  }
 
   float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
 #pragma unroll
@@ -196,19 +202,28 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
 #endif
 }
 
+template <int kAhead>
+Status launch_pipelined(cudaStream_t st, const attn_fwd::FwdParams& p, unsigned grid) {
+  const char* what = kAhead == 1 ? "attention_forward_wgmma (sm_90a pipelined kernel)"
+                                 : "attention_forward_wgmma (sm_90a pipelined kernel, 2 ahead)";
+  if (p.head_dim == 64)
+    return launch_with_shared(attn_fwd_wgmma_pipelined<64, kAhead>, grid, kThreads,
+                              PipeSmem<64, kAhead>::kBytes, st, what, p);
+  return launch_with_shared(attn_fwd_wgmma_pipelined<128, kAhead>, grid, kThreads,
+                            PipeSmem<128, kAhead>::kBytes, st, what, p);
+}
+
 }  // namespace
 
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
-                                         int64_t pair_blocks) {
-  const char* what = "attention_forward_wgmma (sm_90a pipelined kernel)";
+                                         int64_t pair_blocks, int ahead) {
   const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
-  if (p.head_dim == 64)
-    return launch_with_shared(attn_fwd_wgmma_pipelined<64>, grid, kThreads, PipeSmem<64>::kBytes,
-                              st, what, p);
-  if (p.head_dim == 128)
-    return launch_with_shared(attn_fwd_wgmma_pipelined<128>, grid, kThreads, PipeSmem<128>::kBytes,
-                              st, what, p);
+  if (ahead != 1 && ahead != 2)
+    return Status::invalid("attention_forward_wgmma_pipelined: ahead " + std::to_string(ahead) +
+                           " (1 or 2)");
+  if (p.head_dim == 64 || p.head_dim == 128)
+    return ahead == 1 ? launch_pipelined<1>(st, p, grid) : launch_pipelined<2>(st, p, grid);
   return Status::invalid("attention_forward_wgmma_pipelined: head_dim " +
                          std::to_string(p.head_dim) + " (64 or 128 only)");
 }

@@ -166,14 +166,15 @@ __global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
 }  // namespace
 
 Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
-                               int ctas_per_sm) {
-  if (ctas_per_sm != 1 && ctas_per_sm != 2)
-    return Status::invalid("attention_forward_wgmma: ctas_per_sm " + std::to_string(ctas_per_sm) +
-                           " (1 or 2)");
+                               int variant) {
+  if (variant < 1 || variant > 3)
+    return Status::invalid("attention_forward_wgmma: variant " + std::to_string(variant) +
+                           " (1, 2 or 3)");
   if (p.head_dim != 64 && p.head_dim != 128)
     return Status::invalid("attention_forward_wgmma: head_dim " + std::to_string(p.head_dim) +
                            " (64 or 128 only)");
-  if (ctas_per_sm == 1) return attention_forward_wgmma_pipelined(stream, p, pair_blocks);
+  if (variant != 2)
+    return attention_forward_wgmma_pipelined(stream, p, pair_blocks, variant == 3 ? 2 : 1);
   // Two CTAs of WgSmem bytes an SM: the launch takes the maximum shared carveout.
   const char* what = "attention_forward_wgmma (sm_90a kernel)";
   const auto st = static_cast<cudaStream_t>(stream);

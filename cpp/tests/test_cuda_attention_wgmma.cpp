@@ -1,6 +1,6 @@
 // The Hopper forward (parallel_attention_wgmma.h) against the mma.sync forward and the CPU
 // fused kernel, on the shapes it serves (bf16, head dims 64 and 128, even GQA groups), built
-// for one and for two CTAs an SM: random Structures and odd lengths (1, 17, 63, 64, 65, 97,
+// for one CTA an SM (loading K/V one tile ahead, or two: the same bits) and for two: random Structures and odd lengths (1, 17, 63, 64, 65, 97,
 // 513: short last tiles, single-token sequences), outputs poisoned first. The two forwards do
 // the same arithmetic; the tensor cores may associate a k-step's products differently, so out
 // and lse agree within fp32 rounding (relative norm 2e-3, lse 1e-4), and with the CPU within
@@ -153,11 +153,15 @@ TEST(cuda_attention_forward_wgmma_matches_the_mma_kernels_and_the_cpu) {
         ctx.attention_wgmma = 0;
         CHECK(!attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
         const Forward mma = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
-        for (int ctas : {1, 2}) {
-          ctx.attention_wgmma = ctas;
+        std::vector<float> pipelined_out;  // variant 1's; variant 3 only loads further ahead
+        for (int variant : {1, 2, 3}) {
+          ctx.attention_wgmma = variant;
           CHECK(attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
           const Forward wg = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
-          const std::string what = desc + " ctas " + std::to_string(ctas);
+          const std::string what = desc + " variant " + std::to_string(variant);
+          if (variant == 1) pipelined_out = wg.out;
+          if (variant == 3)
+            CHECK_MSG(wg.out == pipelined_out, what + ": out differs from variant 1's bits");
           CHECK_MSG(rel_norm_error(wg.out, mma.out) < 2e-3,
                     what + ": out vs mma.sync " + std::to_string(rel_norm_error(wg.out, mma.out)));
           CHECK_MSG(max_rel(wg.lse, mma.lse) < 1e-4,
