@@ -1,13 +1,14 @@
 // The Hopper forward (parallel_attention_wgmma.h) against the mma.sync forward and the CPU
 // fused kernel, on the shapes it serves (bf16, head dims 64 and 128, even GQA groups), built
-// for one CTA an SM (loading K/V one tile ahead, or two: the same bits) and for two: random Structures and odd lengths (1, 17, 63, 64, 65, 97,
-// 513: short last tiles, single-token sequences), outputs poisoned first. The two forwards do
-// the same arithmetic; the tensor cores may associate a k-step's products differently, so out
-// and lse agree within fp32 rounding (relative norm 2e-3, lse 1e-4), and with the CPU within
-// the bf16 tolerances of the other forward tests. The backward's wgmma dK / dV kernel likewise
-// against the mma.sync one and the CPU, deterministic (run to run bit-identical, with the wgmma
-// dQ kernel) and with the atomic dQ, and their two-warpgroup builds (128 keys, 128 queries) against
-// them bit for bit. Skips unless the build has the sm_90a kernels and the device is an sm_90 one.
+// for one CTA an SM (loading K/V one tile ahead, or two: the same bits) and for two: random
+// Structures and odd lengths (1, 17, 63, 64, 65, 97, 513: short last tiles, single-token
+// sequences), outputs poisoned first. The two forwards do the same arithmetic; the tensor cores may
+// associate a k-step's products differently, so out and lse agree within fp32 rounding (relative
+// norm 2e-3, lse 1e-4), and with the CPU within the bf16 tolerances of the other forward tests. The
+// backward's wgmma dK / dV kernel likewise against the mma.sync one and the CPU, deterministic (run
+// to run bit-identical, with the wgmma dQ kernel) and with the atomic dQ, and their two-warpgroup
+// builds (128 keys, 128 queries) against them bit for bit. Skips unless the build has the sm_90a
+// kernels and the device is an sm_90 one.
 #include <algorithm>
 #include <cmath>
 #include <string>
