@@ -11,8 +11,11 @@
 // pipelining, without its warp specialisation). K_j and V_{j-1} are in use together and the
 // next kAhead tiles load meanwhile, so there are 2 + kAhead K/V stage buffers: kAhead 1, 129 KB
 // of shared memory at D 128 (the measured build); kAhead 2, 161 KB, two tiles of compute to hide
-// each load's L2 latency. Up to 255 registers a thread, one CTA an SM. Sums run in the same order
-// as attn_fwd_wgmma's (only the scheduling changes).
+// each load's L2 latency. Up to 255 registers a thread, one CTA an SM. With kQRegs, each thread
+// holds its rows of Q as A fragments (32 registers at D 128) and S = Q K^T reads only K from
+// shared memory: the S product's shared-memory reads halve, and with them the stage's share of
+// the shared-memory port that, at the tensor cores' rate, the SS products alone would fill. Sums
+// run in the same order as attn_fwd_wgmma's (only the scheduling changes).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -61,6 +64,17 @@ __device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&
   }
 }
 
+// S = Q K^T for one key tile, Q as A fragments in registers (k-step kk: qf[kk]), K at kt.
+template <int D>
+__device__ __forceinline__ void issue_qk_regs(float (&s)[8][4], const uint32_t (&qf)[D / 16][4],
+                                              uint32_t kt) {
+  const uint64_t kd = wgmma::k_major_desc(kt, kT, 0);
+  wgmma::wgmma_m64n64k16_rs_first(s, qf[0], kd);
+#pragma unroll
+  for (int kk = 1; kk < D / 16; ++kk)
+    wgmma::wgmma_m64n64k16_rs(s, qf[kk], wgmma::desc_plus(kd, wgmma::k_major_step(kT, 16 * kk)));
+}
+
 // S = Q K^T for one key tile (Q at qt, K at kt, both K-major).
 template <int D>
 __device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t kt) {
@@ -73,7 +87,7 @@ __device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t
   }
 }
 
-template <int D, int kAhead>
+template <int D, int kAhead, bool kQRegs>
 __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParams p) {
 #if NPR_SM90A_DEVICE_CODE
   using S = PipeSmem<D, kAhead>;
@@ -134,6 +148,26 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     cp_async_commit();
   }
 
+  // With kQRegs: this thread's Q as A fragments, k-step kk = dims 16 kk .. 16 kk + 15 (rows
+  // r0, r0 + 8; zeros past the tile's live rows), read once from global memory.
+  uint32_t qf[kQRegs ? D / 16 : 1][4];
+  if constexpr (kQRegs) {
+    const auto* q32 = in.q + hh * D;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+#pragma unroll
+      for (int x = 0; x < 4; ++x) {
+        const int r = r0 + (x & 1) * 8, c = 16 * kk + 2 * c4 + (x >> 1) * 8;
+        qf[kk][x] = r < it.qn ? *reinterpret_cast<const uint32_t*>(q32 + r * p.ldq + c) : 0u;
+      }
+  }
+  const auto issue_s = [&](float(&s)[8][4], int j) {
+    if constexpr (kQRegs)
+      issue_qk_regs<D>(s, qf, k_tile(j));
+    else
+      issue_qk<D>(s, qt, k_tile(j));
+  };
+
   float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
 #pragma unroll
   for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
@@ -156,7 +190,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     arrive(0);
     float s[8][4];
     wgmma::fence();
-    issue_qk<D>(s, qt, k_tile(0));
+    issue_s(s, 0);
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(s);
@@ -171,7 +205,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::fence_operands(o);
     wgmma::fence_operands(pa);
     wgmma::fence();
-    issue_qk<D>(s, qt, k_tile(j));
+    issue_s(s, j);
     wgmma::commit();
     issue_pv<D>(o, pa, v_tile(j - 1));
     wgmma::commit();
@@ -202,28 +236,34 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
 #endif
 }
 
-template <int kAhead>
+template <int kAhead, bool kQRegs>
 Status launch_pipelined(cudaStream_t st, const attn_fwd::FwdParams& p, unsigned grid) {
-  const char* what = kAhead == 1 ? "attention_forward_wgmma (sm_90a pipelined kernel)"
-                                 : "attention_forward_wgmma (sm_90a pipelined kernel, 2 ahead)";
+  const char* what = kQRegs ? "attention_forward_wgmma (sm_90a pipelined kernel, Q in registers)"
+                     : kAhead == 1 ? "attention_forward_wgmma (sm_90a pipelined kernel)"
+                                   : "attention_forward_wgmma (sm_90a pipelined kernel, 2 ahead)";
   if (p.head_dim == 64)
-    return launch_with_shared(attn_fwd_wgmma_pipelined<64, kAhead>, grid, kThreads,
+    return launch_with_shared(attn_fwd_wgmma_pipelined<64, kAhead, kQRegs>, grid, kThreads,
                               PipeSmem<64, kAhead>::kBytes, st, what, p);
-  return launch_with_shared(attn_fwd_wgmma_pipelined<128, kAhead>, grid, kThreads,
+  return launch_with_shared(attn_fwd_wgmma_pipelined<128, kAhead, kQRegs>, grid, kThreads,
                             PipeSmem<128, kAhead>::kBytes, st, what, p);
 }
 
 }  // namespace
 
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
-                                         int64_t pair_blocks, int ahead) {
+                                         int64_t pair_blocks, int ahead, bool q_in_registers) {
   const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
   if (ahead != 1 && ahead != 2)
     return Status::invalid("attention_forward_wgmma_pipelined: ahead " + std::to_string(ahead) +
                            " (1 or 2)");
-  if (p.head_dim == 64 || p.head_dim == 128)
-    return ahead == 1 ? launch_pipelined<1>(st, p, grid) : launch_pipelined<2>(st, p, grid);
+  if (p.head_dim == 64 || p.head_dim == 128) {
+    if (q_in_registers)
+      return ahead == 1 ? launch_pipelined<1, true>(st, p, grid)
+                        : launch_pipelined<2, true>(st, p, grid);
+    return ahead == 1 ? launch_pipelined<1, false>(st, p, grid)
+                      : launch_pipelined<2, false>(st, p, grid);
+  }
   return Status::invalid("attention_forward_wgmma_pipelined: head_dim " +
                          std::to_string(p.head_dim) + " (64 or 128 only)");
 }

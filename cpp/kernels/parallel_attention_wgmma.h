@@ -36,11 +36,12 @@ bool attention_wgmma_available();
 // tensors), by the context's attention_wgmma value `variant`: 2, the kernel built for two CTAs
 // an SM; 1, the one-CTA kernel that pipelines each warpgroup's MMAs and softmax
 // (attention_forward_wgmma_pipelined, K/V loaded one tile ahead); 3, the same loading two tiles
-// ahead. Only where attention_wgmma_available() holds.
+// ahead; 4, that with Q held in registers (S's A operand). Only where
+// attention_wgmma_available() holds.
 Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int variant);
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
-                                         int64_t pair_blocks, int ahead);
+                                         int64_t pair_blocks, int ahead, bool q_in_registers);
 
 // The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim
 // 64 or 128 (d.dim), one CTA per (key tile, kv head) on `stream` (a cudaStream_t), over the

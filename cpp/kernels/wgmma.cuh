@@ -202,6 +202,31 @@ __device__ __forceinline__ void wgmma_m64n64k16_rs_tb(float (&d)[8][4], const ui
 #endif
 }
 
+// D (64 x 64) (+)= A B, A from registers (mma.sync's A layout), B from shared memory K-major
+// (transpose flag 0): the forward's S = Q K^T with Q held in registers. _first: D = A B.
+__device__ __forceinline__ void wgmma_m64n64k16_rs(float (&d)[8][4], const uint32_t (&a)[4],
+                                                   uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(64, &d[0][0], a, 0, b_desc, true, false, false);
+#else
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
+               ", {%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
+               : NPR_WGMMA_ACC8(NPR_WGMMA_RW)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
+#endif
+}
+__device__ __forceinline__ void wgmma_m64n64k16_rs_first(float (&d)[8][4], const uint32_t (&a)[4],
+                                                         uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(64, &d[0][0], a, 0, b_desc, false, false, false);
+#else
+  asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " NPR_WGMMA_REGS32
+               ", {%32, %33, %34, %35}, %36, 0, 1, 1, 0;\n"
+               : NPR_WGMMA_ACC8(NPR_WGMMA_W)
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
+#endif
+}
+
 // D (64 x 128) += A B, A from registers, B from shared memory N-major.
 __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[16][4], const uint32_t (&a)[4],
                                                        uint64_t b_desc) {

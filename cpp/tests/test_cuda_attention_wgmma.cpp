@@ -154,8 +154,11 @@ TEST(cuda_attention_forward_wgmma_matches_the_mma_kernels_and_the_cpu) {
         ctx.attention_wgmma = 0;
         CHECK(!attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
         const Forward mma = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
-        std::vector<float> pipelined_out;  // variant 1's; variant 3 only loads further ahead
-        for (int variant : {1, 2, 3}) {
+        // Variant 1's out: variant 3 only loads further ahead (the same bits); variant 4 also
+        // takes Q from registers, held to the tolerances below (the emulator, which computes
+        // either operand source alike, checks its fragments bit for bit).
+        std::vector<float> pipelined_out;
+        for (int variant : {1, 2, 3, 4}) {
           ctx.attention_wgmma = variant;
           CHECK(attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
           const Forward wg = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
