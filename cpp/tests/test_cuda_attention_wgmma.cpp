@@ -218,15 +218,20 @@ TEST(cuda_attention_backward_wgmma_matches_the_mma_kernels_and_the_cpu) {
         ctx.deterministic = false;
         const Grads fast = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
         // The two-warpgroup kernels (head_dim 128; 64 falls back to the one-warpgroup ones): each
-        // warpgroup runs the 64-key kernel's stages, so dK and dV are its bits, and so is the
-        // deterministic dQ (the same dQ kernel); its atomic dQ sums 128 keys at a time.
+        // warpgroup runs the one-warpgroup kernel's stages, so dK and dV are its bits; dQ takes
+        // Q from registers (held to the tolerances, bit for bit in the emulator), and the
+        // atomic dQ sums 128 keys at a time.
         ctx.attention_wgmma_keys = 128;
         const Grads wide_fast = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
         ctx.deterministic = true;
         const Grads wide = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
         ctx.attention_wgmma_keys = 64;
-        CHECK_MSG(wide.dk == wg.dk && wide.dv == wg.dv && wide.dq == wg.dq,
-                  what + ": the two-warpgroup kernels differ from the one-warpgroup ones' bits");
+        CHECK_MSG(
+            wide.dk == wg.dk && wide.dv == wg.dv,
+            what + ": the two-warpgroup dK/dV kernel differs from the one-warpgroup one's bits");
+        const double e_wide_det = rel_norm_error(wide.dq, wg.dq);
+        CHECK_MSG(e_wide_det < 4e-3,
+                  what + ": dq (two-warpgroup) vs one-warpgroup " + std::to_string(e_wide_det));
         CHECK_MSG(wide_fast.dk == wg.dk && wide_fast.dv == wg.dv,
                   what + ": the two-warpgroup dK/dV kernel's atomic mode moved dk / dv");
         const double e_wide = rel_norm_error(wide_fast.dq, ref.dq);
