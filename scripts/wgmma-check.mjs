@@ -3,7 +3,8 @@
 // ptxas reports that it had to serialise the warpgroup MMAs (C7513: "wgmma.mma_async
 // instructions are serialized", C7519: "warpgroup.arrive is injected"). ptxas still builds
 // such code, and it still computes the right numbers, just without the overlap the kernels are
-// written for: no test would notice. Skips (exit 0, with a line) where nvcc is absent.
+// written for: no test would notice. Also prints each kernel's registers and spill bytes.
+// Skips (exit 0, with a line) where nvcc is absent.
 // Usage: node scripts/wgmma-check.mjs
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -24,6 +25,33 @@ function sources(dir) {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) out.push(...sources(p));
     else if (name.endsWith('_sm90a.cu')) out.push(p);
+  }
+  return out;
+}
+
+// Each entry function's registers and spill bytes as ptxas reported them (for the log only: a
+// session without a GPU sees what a change did to the kernels' register budget).
+function kernelResources(text) {
+  const out = [];
+  let kernel = null;
+  let spill = '';
+  for (const line of text.split('\n')) {
+    const entry = /Compiling entry function '([^']+)'/.exec(line);
+    if (entry) {
+      kernel = entry[1];
+      spill = '';
+      continue;
+    }
+    const s = /(\d+) bytes spill stores, (\d+) bytes spill loads/.exec(line);
+    if (s) spill = `, spill ${s[1]}/${s[2]} B`;
+    const regs = /Used (\d+) registers/.exec(line);
+    if (regs && kernel) {
+      const short = /(\d*[A-Za-z_]+_kernel|\d*attn_fwd_[A-Za-z_]+|\d*[a-z_]+probe[a-z_]*)(I.*?E)?E/.exec(kernel);
+      // Template arguments (Itanium mangling: I Li128E Lb0E E) as <128, 0>.
+      const args = short?.[2] ? `<${[...short[2].matchAll(/L[ib](\d+)E/g)].map((m) => m[1]).join(', ')}>` : '';
+      out.push(`${short ? short[1].replace(/^\d+/, '') + args : kernel}: ${regs[1]} registers${spill}`);
+      kernel = null;
+    }
   }
   return out;
 }
@@ -56,6 +84,7 @@ try {
     for (const l of serialised) console.log(`wgmma-check: ${name}: ${l.trim()}`);
     failed ||= serialised.length > 0;
     console.log(`wgmma-check: ${name}: ${serialised.length === 0 ? 'no serialised wgmma' : 'SERIALISED'}`);
+    for (const k of kernelResources(text)) console.log(`  ${k}`);
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
