@@ -10,12 +10,13 @@
 //   P = exp2(S scale log2 e - lse2), dS = P (dP - delta)   in registers, masked as the
 //                                 mma.sync kernel masks;
 //   dQ += dS K                    wgmma m64nDk16, dS from registers (bf16), K N-major.
-// Tiles are 128-byte swizzled (wgmma_layout.h), cp.async writes published to the async proxy
-// by a proxy fence before each barrier. Sums associate differently inside the tensor core than
-// in mma.sync, so dq agrees with the mma.sync kernel within fp32 rounding of the sums, not bit
-// for bit; run to run it is bit-identical. S and dP are two commit groups, P's exponentials
-// computed while dP is in flight. Not here: TMA, overlap of a stage's dQ product with the next
-// stage's scores.
+// The stage itself is dq_warpgroup_stage (parallel_attention_bwd_stage_sm90a.cuh), which the
+// two-warpgroup build runs too: S and dP are two commit groups, P's exponentials computed while
+// dP is in flight. Tiles are 128-byte swizzled (wgmma_layout.h), cp.async writes published to
+// the async proxy by a proxy fence before each barrier. Sums associate differently inside the
+// tensor core than in mma.sync, so dq agrees with the mma.sync kernel within fp32 rounding of
+// the sums, not bit for bit; run to run it is bit-identical. Not here: TMA, overlap of a
+// stage's dQ product with the next stage's scores.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -26,6 +27,7 @@
 #include "core/dynamic_shared.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
@@ -83,15 +85,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   };
 
   // This thread's two query rows (fragment rows g8, g8 + 8 of its warp): lse2 and delta.
-  int rows[2];
-  float lse2[2], delta[2];
-#pragma unroll
-  for (int hf = 0; hf < 2; ++hf) {
-    rows[hf] = warp * 16 + g8 + hf * 8;
-    const bool live = rows[hf] < nq;
-    lse2[hf] = live ? stats[h * p.tokens + qstart + rows[hf]] : 0.0f;
-    delta[hf] = live ? stats[(d.heads + h) * p.tokens + qstart + rows[hf]] : 0.0f;
-  }
+  const DqThreadRows tr = dq_thread_rows(stats, p, d, h, qstart, nq, warp, g8);
   float dqa[ND][4];  // this warp's 16 query rows of dQ (fp32)
 #pragma unroll
   for (int j = 0; j < ND; ++j)
@@ -106,68 +100,15 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
     cp_async_commit();
     uint64_t mw[2];
-    const int nk = dq_stage_masks(p, sq, p.row_pairs[r0 + s], rows, nq, mw);
+    const int nk = dq_stage_masks(p, sq, p.row_pairs[r0 + s], tr.rows, nq, mw);
     cp_async_wait<1>();  // stage s (and Q, dO on the first pass) landed
     wgmma::fence_proxy_async_shared();
     __syncthreads();
     const int b = static_cast<int>(s & 1);
 
-    // S = Q K^T, then dP = dO V^T, two commit groups: (64 queries, 64 keys), this warp's 16
-    // queries. P is computed while dP is still in the tensor core.
-    float sc[8][4], dp[8][4];
-    const uint64_t kd0 = wgmma::k_major_desc(k_tile(b), kTile, 0);
-    const uint64_t vd0 = wgmma::k_major_desc(v_tile(b), kTile, 0);
-    wgmma::fence();
-    wgmma::k_major_product<D>(sc, qd0, kd0);
-    wgmma::commit();
-    wgmma::k_major_product<D>(dp, od0, vd0);
-    wgmma::commit();
-    wgmma::wait<1>();  // S landed; dP may still run
-    wgmma::fence_operands(sc);
-    // P = exp2(S scale log2 e - lse2): masked keys and dead rows give 0.
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int hf = e >> 1, key = j * 8 + 2 * c4 + (e & 1);
-        const bool ok = key < nk && ((mw[hf] >> key) & 1u);
-        sc[j][e] = ok ? exp2f(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
-      }
-    wgmma::wait<0>();
-    wgmma::fence_operands(dp);
-    // dS = P (dP - delta) (0 where P is).
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) dp[j][e] = sc[j][e] * (dp[j][e] - delta[e >> 1]);
-    // As A fragments (bf16), k-step t = keys 16 t .. 16 t + 15.
-    uint32_t da[4][4];
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      da[t][0] = pack_bf16x2(dp[2 * t][0], dp[2 * t][1]);
-      da[t][1] = pack_bf16x2(dp[2 * t][2], dp[2 * t][3]);
-      da[t][2] = pack_bf16x2(dp[2 * t + 1][0], dp[2 * t + 1][1]);
-      da[t][3] = pack_bf16x2(dp[2 * t + 1][2], dp[2 * t + 1][3]);
-    }
-    // dQ += dS K: K N-major (keys are the K dimension, head dims the N one).
-    {
-      const uint64_t kn0 = wgmma::n_major_desc(k_tile(b), kTile, 0);
-      wgmma::fence_operands(dqa);
-      wgmma::fence_operands(da);
-      wgmma::fence();
-#pragma unroll
-      for (int t = 0; t < 4; ++t) {
-        const uint64_t kdt = wgmma::desc_plus(kn0, wgmma::n_major_step(16 * t));
-        if constexpr (D == 128)
-          wgmma::wgmma_m64n128k16_rs_tb(dqa, da[t], kdt);
-        else
-          wgmma::wgmma_m64n64k16_rs_tb(dqa, da[t], kdt);
-      }
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(dqa);
-      wgmma::fence_operands(da);
-    }
+    dq_warpgroup_stage<D>(
+        dqa, [&](float(&sc)[8][4], uint64_t kd0) { wgmma::k_major_product<D>(sc, qd0, kd0); }, od0,
+        k_tile(b), v_tile(b), mw, nk, tr.lse2, tr.delta, c4, d.sl2);
     __syncthreads();  // buffer b is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();

@@ -27,6 +27,7 @@
 #include "core/dynamic_shared.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
 #include "kernels/parallel_attention_bwd_wide.cuh"
 #include "kernels/parallel_attention_wgmma.h"
@@ -97,15 +98,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
 
   // This thread's two query rows (fragment rows g8, g8 + 8 of its warp): lse2 and delta.
-  int rows[2];
-  float lse2[2], delta[2];
-#pragma unroll
-  for (int hf = 0; hf < 2; ++hf) {
-    rows[hf] = warp * 16 + g8 + hf * 8;
-    const bool live = rows[hf] < nq;
-    lse2[hf] = live ? stats[h * p.tokens + qstart + rows[hf]] : 0.0f;
-    delta[hf] = live ? stats[(d.heads + h) * p.tokens + qstart + rows[hf]] : 0.0f;
-  }
+  const DqThreadRows tr = dq_thread_rows(stats, p, d, h, qstart, nq, warp, g8);
   float dqa[ND][4];  // this warp's 16 query rows of dQ (fp32)
 #pragma unroll
   for (int j = 0; j < ND; ++j)
@@ -152,52 +145,19 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     const int b = static_cast<int>(s % kBufs);
 
-    if (stage.act(wg)) {  // this warpgroup's stage: the one-warpgroup kernel's
+    if (stage.act(wg)) {  // this warpgroup's stage: the one-warpgroup kernel's, Q in registers
       uint64_t mw[2];
-      const int nk = dq_stage_masks(p, mine.sq, stage.pair(wg), rows, nq, mw);
-      float sc[8][4], dp[8][4];
-      const uint64_t kd0 = wgmma::k_major_desc(k_tile(b), kTile, 0);
-      const uint64_t vd0 = wgmma::k_major_desc(v_tile(b), kTile, 0);
-      wgmma::fence();
-      wgmma::wgmma_m64n64k16_rs_first(sc, qf[0], kd0);
+      const int nk = dq_stage_masks(p, mine.sq, stage.pair(wg), tr.rows, nq, mw);
+      dq_warpgroup_stage<kD>(
+          dqa,
+          [&](float(&sc)[8][4], uint64_t kd0) {
+            wgmma::wgmma_m64n64k16_rs_first(sc, qf[0], kd0);
 #pragma unroll
-      for (int kk = 1; kk < kD / 16; ++kk)
-        wgmma::wgmma_m64n64k16_rs(sc, qf[kk],
-                                  wgmma::desc_plus(kd0, wgmma::k_major_step(kTile, 16 * kk)));
-      wgmma::commit();
-      wgmma::k_major_product<kD>(dp, od0, vd0);
-      wgmma::commit();
-      wgmma::wait<1>();  // S landed; dP may still run
-      wgmma::fence_operands(sc);
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int hf = e >> 1, key = j * 8 + 2 * c4 + (e & 1);
-          const bool ok = key < nk && ((mw[hf] >> key) & 1u);
-          sc[j][e] = ok ? exp2f(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
-        }
-      wgmma::wait<0>();
-      wgmma::fence_operands(dp);
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) dp[j][e] = sc[j][e] * (dp[j][e] - delta[e >> 1]);
-      uint32_t da[4][4];
-#pragma unroll
-      for (int t = 0; t < 4; ++t) acc_to_a(da[t], dp[2 * t], dp[2 * t + 1]);
-      const uint64_t kn0 = wgmma::n_major_desc(k_tile(b), kTile, 0);
-      wgmma::fence_operands(dqa);
-      wgmma::fence_operands(da);
-      wgmma::fence();
-#pragma unroll
-      for (int t = 0; t < 4; ++t)
-        wgmma::wgmma_m64n128k16_rs_tb(dqa, da[t],
-                                      wgmma::desc_plus(kn0, wgmma::n_major_step(16 * t)));
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::fence_operands(dqa);
-      wgmma::fence_operands(da);
+            for (int kk = 1; kk < kD / 16; ++kk)
+              wgmma::wgmma_m64n64k16_rs(sc, qf[kk],
+                                        wgmma::desc_plus(kd0, wgmma::k_major_step(kTile, 16 * kk)));
+          },
+          od0, k_tile(b), v_tile(b), mw, nk, tr.lse2, tr.delta, c4, d.sl2);
     }
     advance(cur, stage, 1);
     stage = wide_stage(p.row_pairs, t0, t1, cur, h);

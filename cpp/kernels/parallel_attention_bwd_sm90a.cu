@@ -14,8 +14,10 @@
 //   dK += dS^T Q                         as dV, Q N-major;
 //   (atomic dQ) dQ = dS K               dS^T stored bf16 in a swizzled tile, read M-major,
 //                                       K N-major, in halves of 64 dims, red.add into fp32 sums.
-// Tiles are 128-byte swizzled (wgmma_layout.h), shared writes published to the async proxy by a
-// proxy fence before each barrier. Without the atomic dQ the mma.sync dQ kernel runs after it.
+// The stage itself is dkdv_warpgroup_stage (parallel_attention_bwd_stage_sm90a.cuh), which the
+// two-warpgroup build runs too. Tiles are 128-byte swizzled (wgmma_layout.h), shared writes
+// published to the async proxy by a proxy fence before each barrier. Without the atomic dQ the
+// wgmma dQ kernel runs after it.
 // Not here: TMA, warp specialisation, two warpgroups a CTA.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -27,6 +29,7 @@
 #include "core/dynamic_shared.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
@@ -116,91 +119,23 @@ __global__ void __launch_bounds__(kThreads, 2)
     const bool full = pair.partial < 0;
     const int64_t qstart = tile_start(sq, pair.other);
     const int nq = tile_len(sq, qstart);
-    const float* L = lse_s + buf * kTile;
-    const float* Dl = del_s + buf * kTile;
-    const uint64_t* M = mask_s + buf * kTile;
-
-    // S^T = K Q^T, then dP^T = V dO^T, two commit groups: (64 keys, 64 queries), this warp's
-    // 16 keys. P^T is computed while dP^T is still in the tensor core, dS^T while dV is.
-    float st[8][4], dpt[8][4];
-    const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
-    const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
-    wgmma::fence();
-    wgmma::k_major_product<D>(st, kd0, qd0);
-    wgmma::commit();
-    wgmma::k_major_product<D>(dpt, vd0, od0);
-    wgmma::commit();
-    wgmma::wait<1>();  // S^T landed; dP^T may still run
-    wgmma::fence_operands(st);
-    // P^T = exp2(S^T scale log2 e - lse2[query]), masked keys and dead rows 0; as A fragments
-    // (bf16), k-step t = queries 16 t .. 16 t + 15.
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = kr + g8 + (e >> 1) * 8, qi = j * 8 + 2 * c4 + (e & 1);
-        const bool ok = qi < nq && key < nk && (full || ((M[qi] >> key) & 1u));
-        st[j][e] = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
-      }
-    uint32_t pa[4][4], pd[4][4];
-#pragma unroll
-    for (int t = 0; t < 4; ++t) acc_to_a(pa[t], st[2 * t], st[2 * t + 1]);
-    // dV += P^T dO: dO N-major (queries are the K dimension), in flight while dS^T is formed.
-    const uint64_t qn0 = wgmma::n_major_desc(q_tile(buf), kTile, 0);
-    const uint64_t on0 = wgmma::n_major_desc(do_tile(buf), kTile, 0);
-    wgmma::fence_operands(dva);
-    wgmma::fence_operands(pa);
-    wgmma::fence();
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      const uint64_t ot = wgmma::desc_plus(on0, wgmma::n_major_step(16 * t));
-      if constexpr (D == 128)
-        wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t], ot);
-      else
-        wgmma::wgmma_m64n64k16_rs_tb(dva, pa[t], ot);
-    }
-    wgmma::commit();
-    wgmma::wait<1>();  // dP^T landed (groups retire in order); dV may still run
-    wgmma::fence_operands(dpt);
-    // dS^T = P^T (dP^T - delta[query]) (0 where P^T is).
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int qi = j * 8 + 2 * c4 + (e & 1);
-        dpt[j][e] = st[j][e] * (dpt[j][e] - Dl[qi]);
-      }
-#pragma unroll
-    for (int t = 0; t < 4; ++t) acc_to_a(pd[t], dpt[2 * t], dpt[2 * t + 1]);
-    // dK += dS^T Q: Q N-major.
-    wgmma::fence_operands(dka);
-    wgmma::fence_operands(pd);
-    wgmma::fence();
-#pragma unroll
-    for (int t = 0; t < 4; ++t) {
-      const uint64_t qt = wgmma::desc_plus(qn0, wgmma::n_major_step(16 * t));
-      if constexpr (D == 128)
-        wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t], qt);
-      else
-        wgmma::wgmma_m64n64k16_rs_tb(dka, pd[t], qt);
-    }
-    wgmma::commit();
-    wgmma::wait<0>();
-    wgmma::fence_operands(dka);
-    wgmma::fence_operands(dva);
-    wgmma::fence_operands(pa);
-    wgmma::fence_operands(pd);
+    const DkdvStageRows rows{lse_s + buf * kTile,
+                             del_s + buf * kTile,
+                             mask_s + buf * kTile,
+                             full,
+                             nq,
+                             nk,
+                             kr,
+                             g8,
+                             c4,
+                             d.sl2};
+    dkdv_warpgroup_stage<D>(dka, dva, kd0, vd0, q_tile(buf), do_tile(buf), rows,
+                            [&](const uint32_t(&pd)[4][4]) {
+                              // dS^T (bf16, as the registers round it) into its tile while dK
+                              // runs.
+                              if constexpr (kAtomicDq) store_ds_tile(ds_gen, pd, kr, g8, c4);
+                            });
     if constexpr (kAtomicDq) {
-      // dS^T (bf16, as the registers round it) into its sw128 tile: (key, query) pairs of
-      // adjacent queries are 4-byte words of one chunk.
-#pragma unroll
-      for (int t = 0; t < 4; ++t)
-#pragma unroll
-        for (int x = 0; x < 4; ++x) {
-          const int key = kr + g8 + (x & 1) * 8, qi = 16 * t + 2 * c4 + (x >> 1) * 8;
-          *reinterpret_cast<uint32_t*>(ds_gen + wgmma::sw128_offset(kTile, key, qi)) = pd[t][x];
-        }
-      wgmma::fence_proxy_async_shared();
       __syncthreads();
       // dQ (64 queries, D) = dS K: dS M-major (its tile is (keys, queries)), K N-major, in
       // halves of 64 dims; this warp's 16 query rows go to the sums.
@@ -238,20 +173,8 @@ __global__ void __launch_bounds__(kThreads, 2)
   cp_async_wait<0>();
 
   // Rows of this warp's accumulators -> dK (scaled), dV.
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = kr + g8 + half * 8;
-    if (r >= nk) continue;
-    bf16_t* const ok = dk + (kstart + r) * ldk + kvh * D + 2 * c4;
-    bf16_t* const ov = dv + (kstart + r) * ldk + kvh * D + 2 * c4;
-#pragma unroll
-    for (int j = 0; j < ND; ++j) {
-      *reinterpret_cast<uint32_t*>(ok + j * 8) =
-          pack_bf16x2(dka[j][2 * half] * d.scale, dka[j][2 * half + 1] * d.scale);
-      *reinterpret_cast<uint32_t*>(ov + j * 8) =
-          pack_bf16x2(dva[j][2 * half], dva[j][2 * half + 1]);
-    }
-  }
+  store_acc<D>(dk + kstart * ldk + kvh * D, ldk, dka, kr, nk, d.scale);
+  store_acc<D>(dv + kstart * ldk + kvh * D, ldk, dva, kr, nk, 1.0f);
 #else
   __trap();  // built for another architecture: the host never launches it there
 #endif

@@ -30,6 +30,7 @@
 #include "core/dynamic_shared.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
+#include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
 #include "kernels/parallel_attention_bwd_wide.cuh"
 #include "kernels/parallel_attention_wgmma.h"
@@ -168,74 +169,15 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     const bool active = stage.act(wg);
     if (active) {  // this warpgroup's stage: the one-warpgroup kernel's
-      const bool full = stage.pair(wg).partial < 0;
-      const uint64_t* M = mask_s + (buf * 2 + wg) * kTile;
-      const int nk = mine.n;
-      float st[8][4], dpt[8][4];
-      const uint64_t qd0 = wgmma::k_major_desc(q_tile(buf), kTile, 0);
-      const uint64_t od0 = wgmma::k_major_desc(do_tile(buf), kTile, 0);
-      wgmma::fence();
-      wgmma::k_major_product<kD>(st, kd0, qd0);
-      wgmma::commit();
-      wgmma::k_major_product<kD>(dpt, vd0, od0);
-      wgmma::commit();
-      wgmma::wait<1>();  // S^T landed; dP^T may still run
-      wgmma::fence_operands(st);
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = kr + g8 + (e >> 1) * 8, qi = j * 8 + 2 * c4 + (e & 1);
-          const bool ok = qi < nq && key < nk && (full || ((M[qi] >> key) & 1u));
-          st[j][e] = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
-        }
-      uint32_t pa[4][4], pd[4][4];
-#pragma unroll
-      for (int t = 0; t < 4; ++t) acc_to_a(pa[t], st[2 * t], st[2 * t + 1]);
-      const uint64_t qn0 = wgmma::n_major_desc(q_tile(buf), kTile, 0);
-      const uint64_t on0 = wgmma::n_major_desc(do_tile(buf), kTile, 0);
-      wgmma::fence_operands(dva);
-      wgmma::fence_operands(pa);
-      wgmma::fence();
-#pragma unroll
-      for (int t = 0; t < 4; ++t)
-        wgmma::wgmma_m64n128k16_rs_tb(dva, pa[t],
-                                      wgmma::desc_plus(on0, wgmma::n_major_step(16 * t)));
-      wgmma::commit();
-      wgmma::wait<1>();  // dP^T landed; dV may still run
-      wgmma::fence_operands(dpt);
-#pragma unroll
-      for (int j = 0; j < 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          dpt[j][e] = st[j][e] * (dpt[j][e] - Dl[j * 8 + 2 * c4 + (e & 1)]);
-#pragma unroll
-      for (int t = 0; t < 4; ++t) acc_to_a(pd[t], dpt[2 * t], dpt[2 * t + 1]);
-      wgmma::fence_operands(dka);
-      wgmma::fence_operands(pd);
-      wgmma::fence();
-#pragma unroll
-      for (int t = 0; t < 4; ++t)
-        wgmma::wgmma_m64n128k16_rs_tb(dka, pd[t],
-                                      wgmma::desc_plus(qn0, wgmma::n_major_step(16 * t)));
-      wgmma::commit();
-      if constexpr (kAtomicDq) {
-        // dS^T (bf16, as the registers round it) into this warpgroup's sw128 tile while dK runs.
-        unsigned char* const ds = ds_gen + wg * S::kDsBytes;
-#pragma unroll
-        for (int t = 0; t < 4; ++t)
-#pragma unroll
-          for (int x = 0; x < 4; ++x) {
-            const int key = kr + g8 + (x & 1) * 8, qi = 16 * t + 2 * c4 + (x >> 1) * 8;
-            *reinterpret_cast<uint32_t*>(ds + wgmma::sw128_offset(kTile, key, qi)) = pd[t][x];
-          }
-        wgmma::fence_proxy_async_shared();
-      }
-      wgmma::wait<0>();
-      wgmma::fence_operands(dka);
-      wgmma::fence_operands(dva);
-      wgmma::fence_operands(pa);
-      wgmma::fence_operands(pd);
+      const DkdvStageRows rows{
+          L,  Dl,   mask_s + (buf * 2 + wg) * kTile, stage.pair(wg).partial < 0, nq, mine.n, kr, g8,
+          c4, d.sl2};
+      dkdv_warpgroup_stage<kD>(dka, dva, kd0, vd0, q_tile(buf), do_tile(buf), rows,
+                               [&](const uint32_t(&pd)[4][4]) {
+                                 // dS^T into this warpgroup's tile while dK runs.
+                                 if constexpr (kAtomicDq)
+                                   store_ds_tile(ds_gen + wg * S::kDsBytes, pd, kr, g8, c4);
+                               });
     }
     if constexpr (kAtomicDq) {
       if (!active) {  // zeros for the tile that does not see this stage's queries
@@ -284,20 +226,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   cp_async_wait<0>();
 
   // Rows of this warp's accumulators -> dK (scaled), dV.
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = kr + g8 + half * 8;
-    if (r >= mine.n) continue;
-    bf16_t* const ok = dk + (mine.start + r) * ldk + kvh * kD + 2 * c4;
-    bf16_t* const ov = dv + (mine.start + r) * ldk + kvh * kD + 2 * c4;
-#pragma unroll
-    for (int j = 0; j < ND; ++j) {
-      *reinterpret_cast<uint32_t*>(ok + j * 8) =
-          pack_bf16x2(dka[j][2 * half] * d.scale, dka[j][2 * half + 1] * d.scale);
-      *reinterpret_cast<uint32_t*>(ov + j * 8) =
-          pack_bf16x2(dva[j][2 * half], dva[j][2 * half + 1]);
-    }
-  }
+  store_acc<kD>(dk + mine.start * ldk + kvh * kD, ldk, dka, kr, mine.n, d.scale);
+  store_acc<kD>(dv + mine.start * ldk + kvh * kD, ldk, dva, kr, mine.n, 1.0f);
 #else
   __trap();  // built for another architecture: the host never launches it there
 #endif
