@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_commit();
   }
   for (int64_t s = 0; stage.live; ++s) {
-    cp_async_wait<1>();  // stage s (and Q, dO on the first pass) landed
+    cp_async_wait<1>();  // stage s (and dO on the first pass) landed
     wgmma::fence_proxy_async_shared();
     __syncthreads();
     {  // stage s + 2's loads; the bookkeeping is read again where needed (fewer live registers)

@@ -169,9 +169,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     const bool active = stage.act(wg);
     if (active) {  // this warpgroup's stage: the one-warpgroup kernel's
-      const DkdvStageRows rows{
-          L,  Dl,   mask_s + (buf * 2 + wg) * kTile, stage.pair(wg).partial < 0, nq, mine.n, kr, g8,
-          c4, d.sl2};
+      const uint64_t* const M = mask_s + (buf * 2 + wg) * kTile;
+      const bool full = stage.pair(wg).partial < 0;
+      const DkdvStageRows rows{L, Dl, M, full, nq, mine.n, kr, g8, c4, d.sl2};
       dkdv_warpgroup_stage<kD>(dka, dva, kd0, vd0, q_tile(buf), do_tile(buf), rows,
                                [&](const uint32_t(&pd)[4][4]) {
                                  // dS^T into this warpgroup's tile while dK runs.

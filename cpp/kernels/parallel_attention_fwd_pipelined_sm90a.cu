@@ -152,13 +152,13 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   // r0, r0 + 8; zeros past the tile's live rows), read once from global memory.
   uint32_t qf[kQRegs ? D / 16 : 1][4];
   if constexpr (kQRegs) {
-    const auto* q32 = in.q + hh * D;
+    const auto* qh = in.q + hh * D;  // this warpgroup's head
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk)
 #pragma unroll
       for (int x = 0; x < 4; ++x) {
         const int r = r0 + (x & 1) * 8, c = 16 * kk + 2 * c4 + (x >> 1) * 8;
-        qf[kk][x] = r < it.qn ? *reinterpret_cast<const uint32_t*>(q32 + r * p.ldq + c) : 0u;
+        qf[kk][x] = r < it.qn ? *reinterpret_cast<const uint32_t*>(qh + r * p.ldq + c) : 0u;
       }
   }
   const auto issue_s = [&](float(&s)[8][4], int j) {
