@@ -257,10 +257,11 @@ Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams
   if (ahead != 1 && ahead != 2)
     return Status::invalid("attention_forward_wgmma_pipelined: ahead " + std::to_string(ahead) +
                            " (1 or 2)");
+  if (q_in_registers && ahead != 2)  // the builds: 1 ahead, 2 ahead, 2 ahead with Q in registers
+    return Status::invalid(
+        "attention_forward_wgmma_pipelined: Q in registers is built for ahead 2 only");
   if (p.head_dim == 64 || p.head_dim == 128) {
-    if (q_in_registers)
-      return ahead == 1 ? launch_pipelined<1, true>(st, p, grid)
-                        : launch_pipelined<2, true>(st, p, grid);
+    if (q_in_registers) return launch_pipelined<2, true>(st, p, grid);
     return ahead == 1 ? launch_pipelined<1, false>(st, p, grid)
                       : launch_pipelined<2, false>(st, p, grid);
   }

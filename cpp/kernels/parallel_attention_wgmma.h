@@ -36,8 +36,8 @@ bool attention_wgmma_available();
 // tensors), by the context's attention_wgmma value `variant`: 2, the kernel built for two CTAs
 // an SM; 1, the one-CTA kernel that pipelines each warpgroup's MMAs and softmax
 // (attention_forward_wgmma_pipelined, K/V loaded one tile ahead); 3, the same loading two tiles
-// ahead; 4, that with Q held in registers (S's A operand). Only where
-// attention_wgmma_available() holds.
+// ahead; 4, that with Q held in registers (S's A operand; the pipelined kernel takes
+// q_in_registers with ahead 2 only). Only where attention_wgmma_available() holds.
 Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int variant);
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
