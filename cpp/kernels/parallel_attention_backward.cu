@@ -75,7 +75,18 @@ __global__ void __launch_bounds__(256)
 
 // ---- launchers --------------------------------------------------------------------------------
 
-// dq_acc: null for the deterministic kernels, else (tokens, heads, D) fp32 scratch for the
+// Whether the backward runs the two-warpgroup sm_90a kernels (128 keys / 128 queries a CTA).
+bool wide_path(bool wgmma, bool wide, int64_t D) {
+  return wgmma && wide && D == 128;
+}
+
+// Floats of the atomic dQ's fp32 sums: (tokens, heads, D) in token order, or the two-warpgroup
+// kernel's tile order (attention_wide_dq_acc_floats).
+int64_t dq_acc_floats(const PlanView& p, const Dims& d, bool wide) {
+  return wide ? attention_wide_dq_acc_floats(p.tiles, d.heads) : p.tokens * d.heads * d.dim;
+}
+
+// dq_acc: null for the deterministic kernels, else dq_acc_floats fp32 of scratch for the
 // atomic dQ (zeroed here). wgmma: the dK / dV and dQ kernels are the sm_90a ones
 // (parallel_attention_wgmma.h); wide: their two-warpgroup builds (128 keys, 128 queries).
 template <int D>
@@ -88,12 +99,14 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
   const auto* bo = static_cast<const bf16_t*>(dout);
   constexpr int kv_smem = dkdv_tc_smem<D>(), q_smem = dq_tc_smem<D>();
   const bool atomic = dq_acc != nullptr;
+  const bool two_wg = wide_path(wgmma, wide, D);
   const int64_t n = p.tokens * d.heads * D;  // dq elements
   if (atomic)
-    NPR_CUDA_TRY(cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(n) * 4, st),
-                 "attention backward: zero the dQ sums");
+    NPR_CUDA_TRY(
+        cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(dq_acc_floats(p, d, two_wg)) * 4, st),
+        "attention backward: zero the dQ sums");
   // dK, dV (and with dq_acc, the dQ sums).
-  if (wgmma && wide && D == 128) {
+  if (two_wg) {
     NPR_TRY(attention_backward_dkdv_wgmma_wide(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
   } else if (wgmma) {
     NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
@@ -107,13 +120,13 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
         cuda_launch_status(atomic ? "attention backward: dK/dV kernel with atomic dQ (tensor cores)"
                                   : "attention backward: dK/dV kernel (bf16, tensor cores)"));
   }
+  if (atomic && two_wg) return attention_backward_dq_from_wide_acc(st, p, d, dq, dq_acc);
   if (atomic) {  // dq = bf16(sums * scale)
     NPR_LAUNCH(dq_from_acc_blocks(n), kDqFromAccThreads, 0, st, dq_from_acc_kernel)
     (static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
   }
-  if (wgmma && wide && D == 128)
-    return attention_backward_dq_wgmma_wide(st, p, d, dq, dout, q, k, v, stats);
+  if (two_wg) return attention_backward_dq_wgmma_wide(st, p, d, dq, dout, q, k, v, stats);
   if (wgmma) return attention_backward_dq_wgmma(st, p, d, dq, dout, q, k, v, stats);
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),
@@ -207,13 +220,15 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
                   aligned16(v) && aligned16(dout) && aligned16(dq) && aligned16(dk) &&
                   aligned16(dv);
   const bool atomic_dq = tc && !ctx.deterministic;
+  const bool wgmma = tc && ctx.attention_wgmma != 0 && attention_wgmma_available();
+  const bool wide = ctx.attention_wgmma_keys == 128;
   const int64_t stats_bytes = (2 * H * T * 4 + 255) / 256 * 256;
-  const int64_t acc_bytes = atomic_dq ? T * H * D * 4 : 0;
+  const int64_t acc_bytes = atomic_dq ? dq_acc_floats(p, d, wide_path(wgmma, wide, D)) * 4 : 0;
   void* scratch = nullptr;
   NPR_TRY(ctx.scratch(CudaContext::kScratchAttention, stats_bytes + acc_bytes, &scratch));
   float* stats = static_cast<float*>(scratch);  // (2, heads, tokens): lse2, then delta
   float* dq_acc = atomic_dq ? reinterpret_cast<float*>(static_cast<char*>(scratch) + stats_bytes)
-                            : nullptr;  // (tokens, heads, D)
+                            : nullptr;  // dq_acc_floats
   auto st = static_cast<cudaStream_t>(ctx.stream());
 
   const unsigned stat_blocks = static_cast<unsigned>((T * H + 7) / 8);
@@ -226,8 +241,6 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
 
   if (t == DevDType::kF32)
     return launch_simt_any<float>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
-  const bool wgmma = tc && ctx.attention_wgmma != 0 && attention_wgmma_available();
-  const bool wide = ctx.attention_wgmma_keys == 128;
   if (tc && D == 64)
     return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide);
   if (tc) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide);

@@ -40,12 +40,12 @@ struct WideCursor {
   int hh;
 };
 
-// The stage a cursor points at: the other side's tile (first token, live rows), which
+// The stage a cursor points at: the other side's tile (number, first token, live rows), which
 // warpgroups have a pair with it and which pairs (masks), and the head.
 struct WideStage {
   bool live, act0, act1;
   AttnTilePair pair0, pair1;
-  int64_t start;
+  int64_t g, start;  // the other side's tile: its global number, its first token
   int n, h;
   __device__ __forceinline__ bool act(int w) const { return w ? act1 : act0; }
   __device__ __forceinline__ AttnTilePair pair(int w) const { return w ? pair1 : pair0; }
@@ -65,6 +65,7 @@ __device__ __forceinline__ WideStage wide_stage(const AttnTilePair* pairs, const
   const int64_t g = g0 < g1 ? g0 : g1;
   s.live = g != kNoTile;
   if (!s.live) return s;
+  s.g = g;
   s.act0 = g0 == g;
   s.act1 = g1 == g;
   s.start = s.act0 ? tile_start(t0.sq, s.pair0.other) : tile_start(t1.sq, s.pair1.other);

@@ -15,19 +15,26 @@
 // query tile skips that stage's MMAs. Each warpgroup's stage is the one-warpgroup kernel's, the
 // same MMAs in the same order, so dK and dV come out bit-identical to it. With dq_acc, the
 // stage's dQ = dS K over all 128 keys is split by head dims, warpgroup w summing dims
-// 64 w .. 64 w + 63 over both tiles' dS^T: one red.add a query element every 128 keys, not 64.
+// 64 w .. 64 w + 63 over both tiles' dS^T into its half of a (64, 128) fp32 staging buffer;
+// after the next CTA barrier thread 0 adds the whole block into dq_acc with one bulk reduction
+// (bulk_reduce.cuh), as FlashAttention-3 does, instead of 256 threads issuing 32 red.adds each:
+// the copy engine reads the buffer while the next stage's MMAs run, and thread 0 waits for that
+// read only before the buffer is written again. dq_acc is in tile order
+// (attention_wide_dq_acc_floats) so that each stage's block is one contiguous run.
 // Stage buffers are a ring of three, loaded two stages ahead, and both warpgroups meet at one
 // CTA barrier a stage (two with the atomic dQ), so one's exponentials overlap the other's MMAs
 // no further than the commit groups and that barrier allow.
-// Not here: head_dim 64 (the one-warpgroup kernel serves it), TMA, a producer warp.
+// Not here: head_dim 64 (the one-warpgroup kernel serves it), TMA loads, a producer warp.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <string>
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
 #include "core/dynamic_shared.cuh"
+#include "kernels/bulk_reduce.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
@@ -47,17 +54,22 @@ constexpr int kD = 128;        // the head dim this kernel takes
 constexpr int kThreads = 256;  // warpgroup w (threads 128 w ..): key tile 2 j + w, 16 keys a warp
 constexpr int kBufs = 3;       // stage buffers: loads run two stages ahead
 
+template <bool kAtomicDq>
 struct WideSmem {
   static constexpr int kTileBytes = kTile * kD * 2;   // one (64, 128) sw128 tile
   static constexpr int kDsBytes = kTile * kTile * 2;  // dS^T (64 keys, 64 queries) sw128
+  static constexpr int kDqBytes = kTile * kD * 4;     // dQ staging (2 halves, 64, 64) fp32
   // K0 | K1 | V0 | V1 | Q[3] | dO[3] | dS^T[2] | lse2 (3, 64) | delta (3, 64) |
-  // masks (3 buffers, 2 warpgroups, 64) u64 | the two WideTiles; + 1 KB to align the dynamic
-  // base to 1024 bytes (~182 KB in all).
+  // masks (3 buffers, 2 warpgroups, 64) u64 | the two WideTiles | (atomic dQ) the dQ staging;
+  // + 1 KB to align the dynamic base to 1024 bytes (~182 KB in all, ~214 KB with the staging).
   static constexpr int kDs = (4 + 2 * kBufs) * kTileBytes;
   static constexpr int kStats = kDs + 2 * kDsBytes;
   static constexpr int kTiles = kStats + 2 * kBufs * kTile * 4 + kBufs * 2 * kTile * 8;
-  static constexpr int kBytes = kTiles + 128 + 1024;
+  static constexpr int kDqStage = kTiles + 128;
+  static constexpr int kBytes = kDqStage + (kAtomicDq ? kDqBytes : 0) + 1024;
   static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
+  static_assert(kDqStage % 16 == 0, "bulk reductions read 16-byte aligned shared memory");
+  static_assert(kBytes <= 227 * 1024, "one CTA an SM (an H100 gives a block 227 KB)");
 };
 
 template <bool kAtomicDq>
@@ -67,7 +79,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                            const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
                            const bf16_t* __restrict__ dout, const float* __restrict__ stats) {
 #if NPR_SM90A_DEVICE_CODE
-  using S = WideSmem;
+  using S = WideSmem<kAtomicDq>;
   constexpr int ND = kD / 8;  // n8 fragments of a (16, D) row block
   NPR_DYNAMIC_SHARED(smem_raw);
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
@@ -82,6 +94,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);              // (3, 64) lse2
   float* const del_s = lse_s + kBufs * kTile;                                   // (3, 64) delta
   uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + kBufs * kTile);  // (3, 2, 64)
+  float* const dq_stage = reinterpret_cast<float*>(sgen + S::kDqStage);         // (2, 64, 64) fp32
 
   const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
   const int64_t g0 = 2 * static_cast<int64_t>(blockIdx.x / d.kv_heads);
@@ -136,6 +149,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint64_t kd0 = wgmma::k_major_desc(k_tile(wg), kTile, 0);  // K, V as A (K-major)
   const uint64_t vd0 = wgmma::k_major_desc(v_tile(wg), kTile, 0);
 
+  // The atomic dQ: the staged block of the last stage (its query tile, -1 for none, and head),
+  // added into dq_acc by thread 0 once a CTA barrier has passed every thread's part of it.
+  int64_t staged_g = -1;
+  int staged_h = 0;
+  const auto add_staged = [&]() {
+    if (staged_g < 0) return;
+    bulk::add_f32(dq_acc + (staged_g * d.heads + staged_h) * (2 * kTile * 64), sbase + S::kDqStage,
+                  S::kDqBytes);
+    bulk::commit();
+  };
+
   // Stages 0 and 1 in flight before the loop; stage s + 2 is loaded once every thread has passed
   // stage s's barrier, i.e. is done with stage s - 1, whose buffer it takes: one barrier a stage.
   WideCursor cur{t0.c0, t1.c0, 0};
@@ -153,6 +177,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     cp_async_wait<1>();  // stage s landed (s + 1 may still be in flight)
     wgmma::fence_proxy_async_shared();
     __syncthreads();
+    if constexpr (kAtomicDq)
+      if (tid == 0) add_staged();  // stage s - 1's dQ block, staged and fenced by every thread
     {  // stage s + 2's loads; the bookkeeping is read again where needed (fewer live registers)
       WideCursor nc = cur;
       advance(nc, stage, d.group);
@@ -186,7 +212,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int i = 0; i < S::kDsBytes / 16 / 128; ++i) z[wtid + i * 128] = make_uint4(0, 0, 0, 0);
         wgmma::fence_proxy_async_shared();
       }
-      __syncthreads();  // both dS^T tiles written
+      if (tid == 0) bulk::wait_read<0>();  // the copy engine is done with the staging buffer
+      __syncthreads();                     // both dS^T tiles written, and the staging buffer free
       // dQ (64 queries, dims 64 wg ..) = dS_0 K_0 + dS_1 K_1 over the 128 keys: dS M-major, K
       // N-major (column block wg); this warp's 16 query rows go to the sums. Both tiles always
       // (no branch ptxas could take for divergent); an absent or unseeing tile's dS^T is zero.
@@ -210,20 +237,31 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(c);
-      float* const acc = dq_acc + stage.start * ldq + stage.h * kD + wg * 64;
+      // This warpgroup's dims into its half of the staging buffer, (64 rows, 64 dims) row-major
+      // as dq_acc's block has them (rows past nq too: never read back).
+      float* const half_s = dq_stage + wg * kTile * 64;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int r = kr + g8 + half * 8;  // query row of the tile
-        if (r >= nq) continue;
-        float* const o = acc + r * ldq + 2 * c4;
+        float* const o = half_s + (kr + g8 + half * 8) * 64 + 2 * c4;
 #pragma unroll
-        for (int j = 0; j < 8; ++j) red_add2(o + j * 8, c[j][2 * half], c[j][2 * half + 1]);
+        for (int j = 0; j < 8; ++j)
+          *reinterpret_cast<float2*>(o + j * 8) = make_float2(c[j][2 * half], c[j][2 * half + 1]);
       }
+      wgmma::fence_proxy_async_shared();  // the bulk reduction reads it through the async proxy
+      staged_g = stage.g;
+      staged_h = stage.h;
     }
     advance(cur, stage, d.group);
     stage = wide_stage(p.col_pairs, t0, t1, cur, kvh * d.group);
   }
   cp_async_wait<0>();
+  if constexpr (kAtomicDq) {
+    __syncthreads();  // the last stage's dQ block is staged and fenced by every thread
+    if (tid == 0) {
+      add_staged();
+      bulk::wait_all<0>();  // no reduction outlives the CTA's shared memory
+    }
+  }
 
   // Rows of this warp's accumulators -> dK (scaled), dV.
   store_acc<kD>(dk + mine.start * ldk + kvh * kD, ldk, dka, kr, mine.n, d.scale);
@@ -233,19 +271,58 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
+// dq = bf16(the tile-ordered sums * scale): thread i takes two adjacent head dims of one row of
+// one (query tile, head) block, grid-striding over tiles x heads x 64 rows x 64 pairs.
+constexpr int kFromAccThreads = 256;
+
+__global__ void __launch_bounds__(kFromAccThreads)
+    dq_from_wide_acc_kernel(PlanView p, int heads, float scale, bf16_t* __restrict__ dq,
+                            const float* __restrict__ acc) {
+  const int64_t pairs = p.tiles * heads * kTile * (kD / 2);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kFromAccThreads + threadIdx.x; i < pairs;
+       i += static_cast<int64_t>(gridDim.x) * kFromAccThreads) {
+    const int e = static_cast<int>(i % (kD / 2)) * 2;  // head dim of the pair's first element
+    const int r = static_cast<int>(i / (kD / 2) % kTile);
+    const int64_t gh = i / (kD / 2) / kTile;  // g heads + h
+    const int64_t g = gh / heads;
+    const int h = static_cast<int>(gh % heads);
+    const SeqSpan sq = seq_of(p, g);
+    const int64_t start = tile_start(sq, g - sq.tile0);
+    if (r >= tile_len(sq, start)) continue;
+    const float2 a =
+        *reinterpret_cast<const float2*>(acc + ((gh * 2 + e / 64) * kTile + r) * 64 + e % 64);
+    *reinterpret_cast<uint32_t*>(dq + ((start + r) * heads + h) * kD + e) =
+        pack_bf16x2(a.x * scale, a.y * scale);
+  }
+}
+
 template <bool kAtomicDq>
 Status launch_wide(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, void* dv,
                    float* dq_acc, const void* dout, const void* q, const void* k, const void* v,
                    const float* stats) {
   const auto blocks = static_cast<unsigned>((p.tiles + 1) / 2 * d.kv_heads);
-  return launch_with_shared(dkdv_wgmma_wide_kernel<kAtomicDq>, blocks, kThreads, WideSmem::kBytes,
-                            st, "attention backward: dK/dV kernel (sm_90a wgmma, 128 keys a CTA)",
-                            p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc,
+  return launch_with_shared(dkdv_wgmma_wide_kernel<kAtomicDq>, blocks, kThreads,
+                            WideSmem<kAtomicDq>::kBytes, st,
+                            "attention backward: dK/dV kernel (sm_90a wgmma, 128 keys a CTA)", p, d,
+                            static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc,
                             static_cast<const bf16_t*>(q), static_cast<const bf16_t*>(k),
                             static_cast<const bf16_t*>(v), static_cast<const bf16_t*>(dout), stats);
 }
 
 }  // namespace
+
+Status attention_backward_dq_from_wide_acc(void* stream, const attn_bwd::PlanView& p,
+                                           const attn_bwd::Dims& d, void* dq, const float* dq_acc) {
+  if (d.dim != kD)
+    return Status::invalid("attention_backward_dq_from_wide_acc: head_dim " +
+                           std::to_string(d.dim) + " (128 only)");
+  const int64_t pairs = attention_wide_dq_acc_floats(p.tiles, d.heads) / 2;
+  const auto blocks = static_cast<unsigned>(
+      std::min<int64_t>((pairs + kFromAccThreads - 1) / kFromAccThreads, int64_t{65535}));
+  NPR_LAUNCH(blocks, kFromAccThreads, 0, static_cast<cudaStream_t>(stream), dq_from_wide_acc_kernel)
+  (p, d.heads, d.scale, static_cast<bf16_t*>(dq), dq_acc);
+  return cuda_launch_status("attention backward: dQ from its tile-ordered fp32 sums");
+}
 
 Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView& p,
                                           const attn_bwd::Dims& d, void* dk, void* dv,

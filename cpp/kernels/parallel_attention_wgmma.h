@@ -56,11 +56,25 @@ Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
 // The same dK / dV (and optional atomic dQ) on wgmma with two warpgroups a CTA, one CTA per
 // pair of key tiles (128 keys) and kv head, sharing each stage's Q and dO loads
 // (parallel_attention_bwd_wide_sm90a.cu): head_dim 128 only; dK and dV bit-identical to the
-// one-warpgroup kernel's. Only where attention_wgmma_available() holds.
+// one-warpgroup kernel's. Its atomic dQ sums go into dq_acc in tile order (not the one-warpgroup
+// kernel's token order), each stage's (64 queries, 128 dims) block added with one bulk
+// reduction: attention_wide_dq_acc_floats floats, zeroed by the caller; then
+// attention_backward_dq_from_wide_acc writes dq. Only where attention_wgmma_available() holds.
 Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView& p,
                                           const attn_bwd::Dims& d, void* dk, void* dv,
                                           float* dq_acc, const void* dout, const void* q,
                                           const void* k, const void* v, const float* stats);
+
+// The two-warpgroup kernel's dq_acc: for query tile g of the plan (of `tiles`) and head h, a
+// (2, 64, 64) fp32 block at ((g heads + h) 2 + half) 4096 floats, half 0 holding head dims
+// 0..63 and half 1 dims 64..127 of the tile's 64 query rows (rows past its live length are
+// never read). Head dim 128.
+inline int64_t attention_wide_dq_acc_floats(int64_t tiles, int64_t heads) {
+  return tiles * heads * 2 * 64 * 64;
+}
+// dq (tokens, heads, 128) bf16 = the sums in dq_acc (that layout) times d.scale.
+Status attention_backward_dq_from_wide_acc(void* stream, const attn_bwd::PlanView& p,
+                                           const attn_bwd::Dims& d, void* dq, const float* dq_acc);
 
 // The backward's deterministic dQ kernel on wgmma (parallel_attention_bwd_dq_sm90a.cu), bf16
 // with head_dim 64 or 128: one CTA per (query tile, head) on `stream`, dq (tokens, heads, D)

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/parallel_attention.h"
+#include "kernels/parallel_attention_wgmma.h"
 #include "tests/harness.h"
 #include "tests/test_structures.h"
 #include "tests/test_util.h"
@@ -136,7 +137,13 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                            const std::string& what, Grads* g) {
         std::vector<uint16_t> gq(x.q.size(), 0xffff), gk(x.k.size(), 0xffff),
             gv(x.v.size(), 0xffff);
-        std::vector<float> acc(atomic ? x.q.size() : 0, 0.0f);
+        // The atomic dQ's sums: token order, or the two-warpgroup kernel's tile order.
+        const size_t acc_n =
+            !atomic ? 0
+            : path == "wide"
+                ? static_cast<size_t>(attention_wide_dq_acc_floats(plan.tiles, c.heads))
+                : x.q.size();
+        std::vector<float> acc(acc_n, 0.0f);
         float* const dq_acc = atomic ? acc.data() : nullptr;
         emu::set_options(m.opt);
         std::string fault;
@@ -163,8 +170,11 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                                                              v.data(), stats.data());
           }
           if (fault.empty() && atomic)  // the launcher's last pass: the sums into dq
-            fault = emu::attention_dq_from_acc(gq.data(), acc.data(),
-                                               static_cast<int64_t>(acc.size()), sh.scale);
+            fault =
+                path == "wide"
+                    ? emu::attention_dq_from_wide_acc(arrays, dims_of(sh), gq.data(), acc.data())
+                    : emu::attention_dq_from_acc(gq.data(), acc.data(),
+                                                 static_cast<int64_t>(acc.size()), sh.scale);
         }
         CHECK_MSG(fault.empty(), what + ": " + fault);
         if (!fault.empty()) return false;

@@ -122,6 +122,12 @@ std::string attention_backward_dkdv_wgmma_wide(const PlanArrays& a, const AttnDi
                                                           q, k, v, stats));
 }
 
+std::string attention_dq_from_wide_acc(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
+                                       const float* acc) {
+  const BwdArgs b = bwd_args(a, d);
+  return fault_of(npr::attention_backward_dq_from_wide_acc(nullptr, b.p, b.d, dq, acc));
+}
+
 std::string attention_backward_dq_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
                                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
                                         const uint16_t* v, const float* stats) {

@@ -41,7 +41,8 @@ std::string attention_backward_dkdv_wgmma(const PlanArrays& plan, const AttnDims
                                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                           const float* stats);
 
-// The same on the two-warpgroup, 128-key sm_90a dK / dV kernel (head_dim 128 only).
+// The same on the two-warpgroup, 128-key sm_90a dK / dV kernel (head_dim 128 only); its dq_acc
+// is in tile order (attention_wide_dq_acc_floats), for attention_dq_from_wide_acc.
 std::string attention_backward_dkdv_wgmma_wide(const PlanArrays& plan, const AttnDims& d,
                                                uint16_t* dk, uint16_t* dv, float* dq_acc,
                                                const uint16_t* dout, const uint16_t* q,
@@ -59,6 +60,11 @@ std::string attention_backward_mma(const PlanArrays& plan, const AttnDims& d, ui
 // The atomic dQ's last pass (dq_from_acc_kernel, on its launcher's grid): dq (n) bf16 bits =
 // bf16(acc * scale), acc the dK / dV kernel's fp32 sums.
 std::string attention_dq_from_acc(uint16_t* dq, const float* acc, int64_t n, float scale);
+
+// The two-warpgroup kernel's last pass (attention_backward_dq_from_wide_acc): dq (T, heads, D)
+// bf16 bits = bf16(acc * scale), acc in tile order.
+std::string attention_dq_from_wide_acc(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
+                                       const float* acc);
 
 // The sm_90a deterministic dQ kernel: dq (T, heads, D) bf16 bits, over the same stats.
 std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,

@@ -141,15 +141,41 @@ void complete(const Copy& c) {
   mark_async_written(c.dst, static_cast<uint32_t>(c.bytes));
 }
 
+// A bulk reduction: bytes / 4 floats at a shared address added into global dst.
+struct BulkAdd {
+  float* dst;
+  uint32_t src;
+  int bytes;
+};
+
+void complete(const BulkAdd& b) {
+  const unsigned char* s =
+      shared_bytes(b.src, static_cast<uint32_t>(b.bytes), "cp.reduce.async.bulk source");
+  check_global(b.dst, static_cast<size_t>(b.bytes), "cp.reduce.async.bulk destination");
+  for (int i = 0; i < b.bytes / 4; ++i) {
+    float v;
+    std::memcpy(&v, s + 4 * i, 4);
+    b.dst[i] += v;
+  }
+}
+
+// A thread's asynchronous copies: cp.async groups and bulk groups, each completed in order.
 struct CpAsyncState : AsyncState {
   std::deque<std::vector<Copy>> committed;
   std::vector<Copy> open;
+  std::deque<std::vector<BulkAdd>> bulk_committed;
+  std::vector<BulkAdd> bulk_open;
   void thread_exit() override {
     for (const auto& g : committed)
       for (const Copy& c : g) complete(c);
     for (const Copy& c : open) complete(c);
+    for (const auto& g : bulk_committed)
+      for (const BulkAdd& b : g) complete(b);
+    for (const BulkAdd& b : bulk_open) complete(b);
     committed.clear();
     open.clear();
+    bulk_committed.clear();
+    bulk_open.clear();
   }
 };
 CpAsyncState& cp_state() {
@@ -390,6 +416,32 @@ void cp_async_wait(int n) {
   while (static_cast<int>(st.committed.size()) > n) {
     for (const Copy& c : st.committed.front()) complete(c);
     st.committed.pop_front();
+  }
+}
+
+void bulk_reduce_add_f32(float* dst, uint32_t src, int bytes) {
+  if (bytes <= 0 || bytes % 16 != 0 || src % 16 != 0 || reinterpret_cast<uintptr_t>(dst) % 16 != 0)
+    fail("cp.reduce.async.bulk of " + std::to_string(bytes) +
+         " bytes: size not a positive multiple of 16, or an address not 16-aligned");
+  const BulkAdd b{dst, src, bytes};
+  if (options().eager_async) {
+    complete(b);
+    return;
+  }
+  cp_state().bulk_open.push_back(b);
+}
+
+void bulk_commit() {
+  CpAsyncState& st = cp_state();
+  st.bulk_committed.push_back(std::move(st.bulk_open));
+  st.bulk_open.clear();
+}
+
+void bulk_wait(int n) {
+  CpAsyncState& st = cp_state();
+  while (static_cast<int>(st.bulk_committed.size()) > n) {
+    for (const BulkAdd& b : st.bulk_committed.front()) complete(b);
+    st.bulk_committed.pop_front();
   }
 }
 

@@ -36,6 +36,16 @@ void cp_async(uint32_t dst, const void* src, int cp_bytes, int src_bytes);
 void cp_async_commit();
 void cp_async_wait(int n);  // cp.async.wait_group n
 
+// cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [dst], [src], bytes: the floats at
+// shared address src added into dst (both 16-byte aligned, bytes a multiple of 16), issued by
+// the calling thread alone; cp.async.bulk.commit_group; cp.async.bulk.wait_group{.read} n. They
+// complete as cp.async does (eager_async): at issue, or at the first wait that covers them, or
+// when the thread ends. The deferred mode reads the source then, so a kernel that rewrites it
+// before waiting adds the wrong values.
+void bulk_reduce_add_f32(float* dst, uint32_t src, int bytes);
+void bulk_commit();
+void bulk_wait(int n);
+
 void fence_proxy_async();  // fence.proxy.async.shared::cta
 void wgmma_fence();
 void wgmma_commit();
