@@ -30,7 +30,8 @@
  * (`wgmma1`, `wgmma2` keys: `fwd_ms_wgmma1_*`, `fwdbwd_ms_wgmma1_*`, `ratio_vs_flex_*_wgmma1_*`,
  * `wgmma1_rel_err_{out,dq,dk,dv}_*` against the mma.sync kernels' sampled rows, <= 1e-2), and
  * the two-CTA one with the atomic dQ (`*_wgmma2_atomic_dq_*`), the one-CTA forward loading K/V
- * two tiles ahead (`wgmma3` keys) and that with Q held in registers (`wgmma4`), and the one-CTA forward with the two-warpgroup backward
+ * two tiles ahead (`wgmma3` keys) and that with Q held in registers (`wgmma4`), `wgmma1` and
+ * `wgmma4` with the two warpgroups ping-ponging half a tile apart (`wgmma5`, `wgmma6`), and the one-CTA forward with the two-warpgroup backward
  * kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
  * (`*_wgmma1_k128_*`, `*_wgmma1_k128_atomic_dq_*`). The last line is the JSON object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
@@ -324,7 +325,7 @@ async function main(): Promise<void> {
 
   for (const { T, key, base, sampleTokens, ours, peer, visible, causal, flopFwd } of hopper) {
     const onWgmma = (r: AttentionCudaTiming | null) => (r && r.forwardKernel === 'wgmma' ? r : null);
-    const wgmma = ([1, 2, 3, 4] as const).map((n) =>
+    const wgmma = ([1, 2, 3, 4, 5, 6] as const).map((n) =>
       onWgmma(timeOurs(addon, { ...base, sampleTokens, wgmma: n }, errors, `ours wgmma${n} T=${T}`)),
     );
     const wgmmaAtomic = onWgmma(
@@ -346,6 +347,8 @@ async function main(): Promise<void> {
       ['wgmma2', wgmma[1] ?? null],
       ['wgmma3', wgmma[2] ?? null],
       ['wgmma4', wgmma[3] ?? null],
+      ['wgmma5', wgmma[4] ?? null],
+      ['wgmma6', wgmma[5] ?? null],
       ['wgmma2_atomic_dq', wgmmaAtomic],
       ['wgmma1_k128', k128[0] ?? null],
       ['wgmma1_k128_atomic_dq', k128[1] ?? null],

@@ -136,7 +136,17 @@ export function verdict(logs) {
   if (attention && attention.available !== false && attention.wgmma_available !== undefined) {
     out.push(`attention on wgmma (available: ${attention.wgmma_available}; vs FlexAttention and vs mma.sync; worst sampled-row rel err):`);
     for (const key of ['4k', '8k', '32k'])
-      for (const tag of ['wgmma1', 'wgmma2', 'wgmma3', 'wgmma4', 'wgmma2_atomic_dq', 'wgmma1_k128', 'wgmma1_k128_atomic_dq']) {
+      for (const tag of [
+        'wgmma1',
+        'wgmma2',
+        'wgmma3',
+        'wgmma4',
+        'wgmma5',
+        'wgmma6',
+        'wgmma2_atomic_dq',
+        'wgmma1_k128',
+        'wgmma1_k128_atomic_dq',
+      ]) {
         if (attention[`fwd_ms_${tag}_${key}`] === undefined) continue;
         const errs = ['out', 'dq', 'dk', 'dv'].map((n) => attention[`${tag}_rel_err_${n}_${key}`]).filter((e) => typeof e === 'number');
         out.push(

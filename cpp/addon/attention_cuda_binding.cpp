@@ -96,7 +96,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
   const int warmup = static_cast<int>(int_field(o, fn, "warmup", 0, 1000, true, 3));
   const bool backward = bool_field(o, fn, "backward", true);
   const bool deterministic = bool_field(o, fn, "deterministic", true);
-  const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 4, true, 0));
+  const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 6, true, 0));
   const int wgmma_keys = static_cast<int>(int_field(o, fn, "wgmmaKeys", 64, 128, true, 64));
   if (wgmma_keys != 64 && wgmma_keys != 128)
     throw_range(env, std::string(fn) + ": options.wgmmaKeys must be 64 or 128 (got " +

@@ -91,8 +91,9 @@ class CudaContext {
   bool deterministic = true;
   // The attention on Hopper's wgmma (parallel_attention_wgmma.h) where it can run: 0 off (the
   // context's default; models set 1); 1 the pipelined one-CTA-an-SM forward, 2 the two-CTA
-  // one, 3 the pipelined one loading K/V two tiles ahead, 4 that with Q in registers (the
-  // backward's dK/dV and deterministic dQ kernels either way).
+  // one, 3 the pipelined one loading K/V two tiles ahead, 4 that with Q in registers, 5 and 6
+  // variants 1 and 4 with the warpgroups ping-ponging (the backward's dK/dV and deterministic
+  // dQ kernels either way).
   int attention_wgmma = 0;
   // The wgmma backward's dK / dV and dQ kernels: 64 keys / queries a CTA (one warpgroup, the
   // measured default) or 128 (two warpgroups sharing each stage's loads, head_dim 128 only;

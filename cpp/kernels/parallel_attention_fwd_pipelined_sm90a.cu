@@ -14,8 +14,18 @@
 // each load's L2 latency. Up to 255 registers a thread, one CTA an SM. With kQRegs, each thread
 // holds its rows of Q as A fragments (32 registers at D 128) and S = Q K^T reads only K from
 // shared memory: the S product's shared-memory reads halve, and with them the stage's share of
-// the shared-memory port that, at the tensor cores' rate, the SS products alone would fill. Sums
-// run in the same order as attn_fwd_wgmma's (only the scheduling changes).
+// the shared-memory port that, at the tensor cores' rate, the SS products alone would fill.
+//
+// With kPingPong the two warpgroups run half a tile apart (FlashAttention-3's inter-warpgroup
+// ping-pong), so that one's exponentials run while the other's MMAs do, instead of both
+// computing exponentials at once while the tensor cores idle. Warpgroup 1 meets barrier j right
+// after issuing tile j - 1's MMAs and computes that tile's softmax after it, while warpgroup 0
+// meets it at the start of tile j, as without kPingPong. The barrier is a named, non-.aligned one
+// (named_barrier.cuh), since the two reach it at different places. Warpgroup 1 may still be reading
+// K_{j-1} and V_{j-2} when warpgroup 0 passes barrier j, so the ring has one stage more (3 +
+// kAhead).
+//
+// Sums run in the same order as attn_fwd_wgmma's in every build (only the scheduling changes).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -26,6 +36,7 @@
 #include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
+#include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
@@ -40,13 +51,14 @@ using bf16_t = __nv_bfloat16;
 
 constexpr int kThreads = 256;  // two warpgroups: heads h0 and h0 + 1
 
-template <int D, int kAhead>
+template <int D, int kAhead, bool kPingPong>
 struct PipeSmem {
-  static constexpr int kStages = 2 + kAhead;     // K/V tile buffers
-  static constexpr int kTileBytes = kT * D * 2;  // one (64, D) sw128 tile
+  static constexpr int kStages = 2 + kAhead + (kPingPong ? 1 : 0);  // K/V tile buffers
+  static constexpr int kTileBytes = kT * D * 2;                     // one (64, D) sw128 tile
   // Q0 | Q1 | (K, V) x kStages, each 1024-byte aligned; + 1 KB to align the dynamic base.
   static constexpr int kBytes = (2 + 2 * kStages) * kTileBytes + 1024;
   static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
+  static_assert(kBytes <= 227 * 1024, "one CTA an SM (an H100 gives a block 227 KB)");
 };
 
 // O += P V for one key tile: P (bf16 A fragments, 4 k-steps of 16 keys), V N-major at vt.
@@ -87,10 +99,10 @@ __device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t
   }
 }
 
-template <int D, int kAhead, bool kQRegs>
+template <int D, int kAhead, bool kQRegs, bool kPingPong>
 __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParams p) {
 #if NPR_SM90A_DEVICE_CODE
-  using S = PipeSmem<D, kAhead>;
+  using S = PipeSmem<D, kAhead, kPingPong>;
   constexpr int kStages = S::kStages;
   constexpr int ND = D / 8;  // n8 fragments of the output
   NPR_DYNAMIC_SHARED(smem_raw);
@@ -100,7 +112,10 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   const auto v_tile = [&](int j) { return sbase + (3 + 2 * (j % kStages)) * S::kTileBytes; };
 
   const int tid = threadIdx.x, lane = tid & 31;
-  const int hh = tid >> 7;          // warpgroup = head of the pair
+  // Warpgroup = head of the pair; in the ping-pong build read through a shuffle from lane 0 so
+  // that ptxas knows it is the same across each warp (that build branches on it around wgmma: a
+  // branch it took for divergent would serialise the warpgroup MMAs).
+  const int hh = kPingPong ? __shfl_sync(0xffffffffu, tid >> 7, 0) : tid >> 7;
   const int warp = (tid >> 5) & 3;  // warp within the warpgroup: rows 16 warp ..
   const int g8 = lane >> 2, c4 = lane & 3;
   const attn_fwd::PairItem it = attn_fwd::pair_item_of(p);
@@ -121,11 +136,16 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   // Waits for tile j's copies (the kAhead - 1 after it may still be in flight), publishes them to
   // the async proxy and to every thread, then starts tile j + kAhead's: after the barrier every
   // warpgroup is past tile j - 1, so the P V product of tile j - 2 that read that stage buffer
-  // ((j + kAhead) mod (2 + kAhead)) is complete.
+  // ((j + kAhead) mod (2 + kAhead)) is complete. With kPingPong, warpgroup 1 is only past tile
+  // j - 2 (its MMAs of tile j - 1 and P V of tile j - 2 are in flight), and the stage buffer
+  // ((j + kAhead) mod (3 + kAhead)) is tile j - 3's, whose readers have all been waited for.
   const auto arrive = [&](int j) {
     cp_async_wait<kAhead - 1>();
     wgmma::fence_proxy_async_shared();
-    __syncthreads();
+    if constexpr (kPingPong)
+      named_barrier::sync(1, kThreads);
+    else
+      __syncthreads();
     if (j + kAhead < npairs) load_kv(j + kAhead);
     cp_async_commit();
   };
@@ -185,6 +205,11 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     }
   };
 
+  // Each iteration j: S_j and P_{j-1} V_{j-1} issued, tile j's softmax while the latter runs.
+  // Barrier j comes before the issue in warpgroup 0 (and in both without kPingPong); in
+  // warpgroup 1 of the ping-pong build barrier j + 1 comes right after it, so that warpgroup
+  // runs half a tile behind: its softmax under warpgroup 0's MMAs and the reverse.
+  const bool late = kPingPong && hh == 1;
   if (npairs > 0) {  // tile 0: S, probabilities (o is still zero: its rescale is exact)
     const Words w = words(0);
     arrive(0);
@@ -192,6 +217,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::fence();
     issue_s(s, 0);
     wgmma::commit();
+    if (late && 1 < npairs) arrive(1);
     wgmma::wait<0>();
     wgmma::fence_operands(s);
     if (w.partial) attn_fwd::mask_scores(s, w.w0, w.w1, c4);
@@ -200,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   }
   for (int j = 1; j < npairs; ++j) {
     const Words w = words(j);
-    arrive(j);
+    if (!late) arrive(j);
     float s[8][4];
     wgmma::fence_operands(o);
     wgmma::fence_operands(pa);
@@ -209,6 +235,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::commit();
     issue_pv<D>(o, pa, v_tile(j - 1));
     wgmma::commit();
+    if (late && j + 1 < npairs) arrive(j + 1);
     wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
     wgmma::fence_operands(s);
     if (w.partial) attn_fwd::mask_scores(s, w.w0, w.w1, c4);
@@ -236,37 +263,48 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
 #endif
 }
 
-template <int kAhead, bool kQRegs>
+template <int kAhead, bool kQRegs, bool kPingPong>
 Status launch_pipelined(cudaStream_t st, const attn_fwd::FwdParams& p, unsigned grid) {
-  const char* what = kQRegs ? "attention_forward_wgmma (sm_90a pipelined kernel, Q in registers)"
-                     : kAhead == 1 ? "attention_forward_wgmma (sm_90a pipelined kernel)"
-                                   : "attention_forward_wgmma (sm_90a pipelined kernel, 2 ahead)";
+  const char* what =
+      kPingPong     ? (kQRegs ? "attention_forward_wgmma (sm_90a ping-pong kernel, Q in registers)"
+                              : "attention_forward_wgmma (sm_90a ping-pong kernel)")
+      : kQRegs      ? "attention_forward_wgmma (sm_90a pipelined kernel, Q in registers)"
+      : kAhead == 1 ? "attention_forward_wgmma (sm_90a pipelined kernel)"
+                    : "attention_forward_wgmma (sm_90a pipelined kernel, 2 ahead)";
   if (p.head_dim == 64)
-    return launch_with_shared(attn_fwd_wgmma_pipelined<64, kAhead, kQRegs>, grid, kThreads,
-                              PipeSmem<64, kAhead>::kBytes, st, what, p);
-  return launch_with_shared(attn_fwd_wgmma_pipelined<128, kAhead, kQRegs>, grid, kThreads,
-                            PipeSmem<128, kAhead>::kBytes, st, what, p);
+    return launch_with_shared(attn_fwd_wgmma_pipelined<64, kAhead, kQRegs, kPingPong>, grid,
+                              kThreads, PipeSmem<64, kAhead, kPingPong>::kBytes, st, what, p);
+  return launch_with_shared(attn_fwd_wgmma_pipelined<128, kAhead, kQRegs, kPingPong>, grid,
+                            kThreads, PipeSmem<128, kAhead, kPingPong>::kBytes, st, what, p);
 }
 
 }  // namespace
 
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
-                                         int64_t pair_blocks, int ahead, bool q_in_registers) {
+                                         int64_t pair_blocks, int ahead, bool q_in_registers,
+                                         bool ping_pong) {
   const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
   if (ahead != 1 && ahead != 2)
     return Status::invalid("attention_forward_wgmma_pipelined: ahead " + std::to_string(ahead) +
                            " (1 or 2)");
-  if (q_in_registers && ahead != 2)  // the builds: 1 ahead, 2 ahead, 2 ahead with Q in registers
+  // The builds: 1 ahead; 2 ahead; 2 ahead with Q in registers; each of the first and the last
+  // also as ping-pong.
+  if (q_in_registers && ahead != 2)
     return Status::invalid(
         "attention_forward_wgmma_pipelined: Q in registers is built for ahead 2 only");
-  if (p.head_dim == 64 || p.head_dim == 128) {
-    if (q_in_registers) return launch_pipelined<2, true>(st, p, grid);
-    return ahead == 1 ? launch_pipelined<1, false>(st, p, grid)
-                      : launch_pipelined<2, false>(st, p, grid);
-  }
-  return Status::invalid("attention_forward_wgmma_pipelined: head_dim " +
-                         std::to_string(p.head_dim) + " (64 or 128 only)");
+  if (ping_pong && ahead == 2 && !q_in_registers)
+    return Status::invalid(
+        "attention_forward_wgmma_pipelined: the ping-pong build 2 ahead has Q in registers");
+  if (p.head_dim != 64 && p.head_dim != 128)
+    return Status::invalid("attention_forward_wgmma_pipelined: head_dim " +
+                           std::to_string(p.head_dim) + " (64 or 128 only)");
+  if (ping_pong)
+    return q_in_registers ? launch_pipelined<2, true, true>(st, p, grid)
+                          : launch_pipelined<1, false, true>(st, p, grid);
+  if (q_in_registers) return launch_pipelined<2, true, false>(st, p, grid);
+  return ahead == 1 ? launch_pipelined<1, false, false>(st, p, grid)
+                    : launch_pipelined<2, false, false>(st, p, grid);
 }
 
 }  // namespace npr

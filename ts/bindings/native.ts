@@ -134,9 +134,10 @@ export interface AttentionCudaTimeOptions {
    * The Hopper (wgmma) kernels where the build and device can run them (sm_90, bf16, head dim
    * 64/128; the forward needs an even GQA group): 1 the pipelined one-CTA-an-SM forward, 2 the
    * two-CTA one, 3 the pipelined one loading K/V two tiles ahead, 4 that with Q held in
-   * registers; 0 (default): the mma.sync kernels.
+   * registers, 5 and 6 variants 1 and 4 with the two warpgroups ping-ponging (half a tile
+   * apart); 0 (default): the mma.sync kernels.
    */
-  wgmma?: 0 | 1 | 2 | 3 | 4;
+  wgmma?: 0 | 1 | 2 | 3 | 4 | 5 | 6;
   /** The wgmma backward's dK/dV kernel: 64 keys a CTA (default) or 128 (two warpgroups; head dim 128). */
   wgmmaKeys?: 64 | 128;
   /** Tokens whose rows of out, dq (heads * headDim each) and dk, dv (kvHeads * headDim) come back. */

@@ -93,6 +93,10 @@ inline int __shfl_xor_sync(unsigned mask, int v, int lane_mask) {
   if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
   return static_cast<int>(emu::ptx::shfl_xor(static_cast<uint32_t>(v), lane_mask));
 }
+inline int __shfl_sync(unsigned mask, int v, int src_lane) {
+  if (mask != 0xffffffffu) emu::fail("__shfl_sync with a partial mask");
+  return static_cast<int>(emu::ptx::shfl_idx(static_cast<uint32_t>(v), src_lane));
+}
 inline unsigned __shfl_xor_sync(unsigned mask, unsigned v, int lane_mask) {
   return static_cast<unsigned>(__shfl_xor_sync(mask, static_cast<int>(v), lane_mask));
 }

@@ -64,6 +64,12 @@ void shfl_fn(const void* const* ins, void* const* outs, int, void* ctx) {
     *static_cast<uint32_t*>(outs[l]) = *static_cast<const uint32_t*>(ins[l ^ (mask & 31)]);
 }
 
+void shfl_idx_fn(const void* const* ins, void* const* outs, int, void* ctx) {
+  const int src = *static_cast<const int*>(ctx) & 31;
+  for (int l = 0; l < 32; ++l)
+    *static_cast<uint32_t*>(outs[l]) = *static_cast<const uint32_t*>(ins[src]);
+}
+
 void any_fn(const void* const* ins, void* const* outs, int, void*) {
   bool v = false;
   for (int l = 0; l < 32; ++l) v = v || *static_cast<const bool*>(ins[l]);
@@ -359,6 +365,12 @@ void wait_fn(const void* const*, void* const*, int, void* ctx) {
 uint32_t shfl_xor(uint32_t v, int lane_mask) {
   uint32_t out = 0;
   collective(Scope::kWarp, "shfl.sync.bfly", &v, &out, shfl_fn, &lane_mask);
+  return out;
+}
+
+uint32_t shfl_idx(uint32_t v, int src_lane) {
+  uint32_t out = 0;
+  collective(Scope::kWarp, "shfl.sync.idx", &v, &out, shfl_idx_fn, &src_lane);
   return out;
 }
 

@@ -19,6 +19,8 @@ namespace emu::ptx {
 
 // shfl.sync.bfly with a full mask: the value of lane (lane ^ lane_mask).
 uint32_t shfl_xor(uint32_t v, int lane_mask);
+// shfl.sync.idx with a full mask and the same source lane in every lane: lane src_lane's value.
+uint32_t shfl_idx(uint32_t v, int src_lane);
 // bar.warp.sync with a full mask: every lane of the warp arrives before any leaves.
 void syncwarp();
 // vote.any with a full mask.

@@ -64,11 +64,17 @@ struct Fiber {
 };
 
 // A resident block: its barrier, collectives, warpgroups' async state and shared memory.
+constexpr int kNamedBarriers = 16;  // barrier ids 0..15, as on the hardware
+
 struct Block {
   Dim3 id;
   unsigned first_fiber = 0;  // its threads are fibers first_fiber .. + threads - 1
   unsigned barrier_arrived = 0, exited = 0;
   uint64_t barrier_generation = 0;
+  // barrier.sync id, count with id 1..15: arrivals so far and the count they name, and the
+  // generation that completes each phase.
+  unsigned named_arrived[kNamedBarriers] = {}, named_count[kNamedBarriers] = {};
+  uint64_t named_generation[kNamedBarriers] = {};
   std::vector<Slot> warps, warpgroups;
   std::vector<std::unique_ptr<AsyncState>> group_async;
   // Shared memory: kSharedWindow bytes, 1024-aligned, and the last async writer of each byte.
@@ -447,6 +453,33 @@ void sync_threads() {
     return;
   }
   wait_for(&b.barrier_generation);
+}
+
+void named_barrier_sync(int id, unsigned count) {
+  Launch& l = active();
+  Block& b = my_block();
+  me().polled = false;
+  if (id < 1 || id >= kNamedBarriers)
+    fail("barrier.sync " + std::to_string(id) + ": ids 1.." + std::to_string(kNamedBarriers - 1) +
+         " (0 is __syncthreads')");
+  if (count == 0 || count % 32 != 0 || count > block_threads(l))
+    fail("barrier.sync " + std::to_string(id) + ", " + std::to_string(count) +
+         ": the count must be a multiple of 32 and at most the block's threads");
+  if (b.exited > 0)
+    fail("barrier.sync " + std::to_string(id) + " after " + std::to_string(b.exited) +
+         " threads of the block left the kernel");
+  if (b.named_arrived[id] == 0) b.named_count[id] = count;
+  if (b.named_count[id] != count)
+    fail("barrier.sync " + std::to_string(id) + ": threads named counts " +
+         std::to_string(b.named_count[id]) + " and " + std::to_string(count) + " in one phase");
+  if (++b.named_arrived[id] == count) {
+    b.named_arrived[id] = 0;
+    ++b.named_generation[id];
+    const unsigned p0 = position(l, b, 0), p1 = position(l, b, block_threads(l) - 1);
+    l.hint = std::min({l.hint, p0, p1});
+    return;
+  }
+  wait_for(&b.named_generation[id]);
 }
 
 void spin_wait() {

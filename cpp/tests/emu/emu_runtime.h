@@ -74,6 +74,10 @@ const Dim3& grid_dim();
 [[noreturn]] void fail(const std::string& what);
 
 void sync_threads();
+// barrier.sync id, count (id 1..15, count a multiple of 32): waits until `count` threads of the
+// block have arrived at barrier `id`, wherever in the code each reaches it (the non-.aligned
+// form). Barrier 0 is sync_threads'.
+void named_barrier_sync(int id, unsigned count);
 // A thread polling global memory (a grid barrier's spin): the first poll since the thread last
 // met its block or warp reads at once; each further one gives way to every thread that can
 // move; when only pollers are left round after round, the emulated clock jumps ahead.
