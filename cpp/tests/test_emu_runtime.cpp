@@ -36,6 +36,8 @@ TEST(emu_faults_name_the_broken_rule) {
       {"shared_out_of_window", "outside the block's dynamic shared memory", false},
       {"copy_outside_buffers", "outside every buffer", false},
       {"read_only_path_of_output", "the read-only path) of a buffer the kernel writes", false},
+      {"named_barrier_counts", " in one phase", false},
+      {"bulk_misaligned", "not a positive multiple of 16", false},
   };
   for (const bool eager : {false, true}) {
     emu::set_options(emu::Options{eager, eager, eager ? 0x410u : 0x90u});
@@ -60,6 +62,15 @@ TEST(emu_faults_name_the_broken_rule) {
     // Landing at the wait, the copy is not there yet: the poison (NaN) is read.
     CHECK_MSG(eager ? value == 1.0f : std::isnan(value),
               "read_before_wait" + mode + " read " + std::to_string(value));
+    value = 0.0f;
+    CHECK(emu::run_selftest("named_barrier_halves", &value).empty());
+    CHECK_MSG(value == 7.0f, "named_barrier_halves" + mode + " gave " + std::to_string(value));
+    // A bulk reduction reads its source at issue or at its wait: a kernel that rewrites the
+    // source before waiting adds what the deferred mode shows (2), not what it staged (1).
+    value = 0.0f;
+    CHECK(emu::run_selftest("bulk_read_at_wait", &value).empty());
+    CHECK_MSG(value == (eager ? 1.0f : 2.0f),
+              "bulk_read_at_wait" + mode + " added " + std::to_string(value));
   }
   emu::set_options(emu::Options{});
 #endif

@@ -6,7 +6,9 @@
 
 #include "core/dynamic_shared.cuh"
 #include "core/grid_barrier.cuh"
+#include "kernels/bulk_reduce.cuh"
 #include "kernels/mma_bf16.cuh"
+#include "kernels/named_barrier.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace emu {
@@ -25,17 +27,54 @@ enum Kind {
   kOutOfWindow,
   kOutsideBuffers,
   kReadBeforeWait,
-  kReadOnlyOfOutput
+  kReadOnlyOfOutput,
+  kNamedCounts,
+  kNamedHalves,
+  kBulkReadAtWait,
+  kBulkMisaligned
 };
 constexpr int kTileBytes = 64 * 64 * 2;  // one (64, 64) bf16 sw128 tile
 constexpr int kSmem = 2 * kTileBytes + 1024;
 
-// src: (64, 64) fp32 ones; out: 1 float.
-void selftest_kernel(int kind, const __nv_bfloat16* src, float* out) {
+// src: (64, 64) fp32 ones; out: 1 float; sums: 4 floats (16-byte aligned, zeros).
+void selftest_kernel(int kind, const __nv_bfloat16* src, float* out, float* sums) {
   NPR_DYNAMIC_SHARED(smem_raw);
   const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
   const uint32_t base = (raw + 1023u) & ~1023u;
   const int tid = static_cast<int>(threadIdx.x);
+  float* const stage = reinterpret_cast<float*>(smem_raw + (base - raw));  // 1024-aligned
+  if (kind == kNamedCounts) {  // warps 0 and 2 say 64 threads, 1 and 3 say 128
+    npr::named_barrier::sync(1, (tid / 32) % 2 == 0 ? 64 : 128);
+    return;
+  }
+  if (kind == kNamedHalves) {  // each half meets at its own barrier, from its own code
+    if (tid < 64) {
+      if (tid == 0) stage[0] = 1.0f;
+      npr::named_barrier::sync(1, 64);
+      if (tid == 63) stage[1] = stage[0] + 1.0f;
+      npr::named_barrier::sync(1, 64);
+    } else {
+      npr::named_barrier::sync(2, 64);
+      if (tid == 127) stage[2] = 5.0f;
+      npr::named_barrier::sync(2, 64);
+    }
+    __syncthreads();
+    if (tid == 0) *out = stage[1] + stage[2];  // 7
+    return;
+  }
+  if (kind == kBulkReadAtWait || kind == kBulkMisaligned) {
+    if (tid < 4) stage[tid] = 1.0f;
+    npr::wgmma::fence_proxy_async_shared();
+    __syncthreads();
+    if (tid == 0) {
+      npr::bulk::add_f32(sums, base, kind == kBulkMisaligned ? 8u : 16u);
+      npr::bulk::commit();
+      stage[0] = 2.0f;  // before the wait: the copy engine may not have read it yet
+      npr::bulk::wait_read<0>();
+      npr::bulk::wait_all<0>();
+    }
+    return;
+  }
   if (kind == kExitAtBarrier) {
     if (tid < 64) __syncthreads();
     return;
@@ -112,17 +151,26 @@ std::string run_selftest(const std::string& kind, float* value) {
                                       "shared_out_of_window",
                                       "copy_outside_buffers",
                                       "read_before_wait",
-                                      "read_only_path_of_output"};
+                                      "read_only_path_of_output",
+                                      "named_barrier_counts",
+                                      "named_barrier_halves",
+                                      "bulk_read_at_wait",
+                                      "bulk_misaligned"};
+  constexpr int kKinds = static_cast<int>(sizeof(names) / sizeof(names[0]));
   int k = -1;
-  for (int i = 0; i < 12; ++i)
+  for (int i = 0; i < kKinds; ++i)
     if (kind == names[i]) k = i;
   if (k < 0) return "unknown self-test " + kind;
   std::vector<__nv_bfloat16> src(64 * 64, __float2bfloat16(1.0f));
+  alignas(16) float sums[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   clear_globals();
   register_global(src.data(), src.size() * sizeof(src[0]));
   register_global(value, sizeof(float), true);
-  const std::string fault = launch(1, 128, kSmem, [&] { selftest_kernel(k, src.data(), value); });
+  register_global(sums, sizeof(sums), true);
+  const std::string fault =
+      launch(1, 128, kSmem, [&] { selftest_kernel(k, src.data(), value, sums); });
   clear_globals();
+  if (k == kBulkReadAtWait) *value = sums[0];
   return fault;
 }
 

@@ -11,8 +11,12 @@ namespace emu {
 
 // kind: "wgmma_no_fence", "accumulator_in_flight", "a_registers_in_flight", "exit_at_barrier",
 // "unpublished_cp_async", "divergent_collective", "deadlock", "shared_out_of_window",
-// "copy_outside_buffers", "read_before_wait", "read_only_path_of_output", "clean". `value` gets
-// what read_before_wait read (and clean's first accumulator).
+// "copy_outside_buffers", "read_before_wait", "read_only_path_of_output",
+// "named_barrier_counts" (warps name two thread counts for one barrier), "bulk_misaligned" (an
+// 8-byte bulk reduction), "clean"; and with a value: "named_barrier_halves" (the two halves of
+// the block each meet at a barrier of their own, from different code: 7), "bulk_read_at_wait"
+// (a bulk reduction of 1.0 whose source becomes 2.0 before its wait: what it added). `value`
+// gets what read_before_wait read (and clean's first accumulator).
 std::string run_selftest(const std::string& kind, float* value);
 
 // The grid barrier of the one-kernel decode step (core/grid_barrier.cuh), cooperatively
