@@ -165,6 +165,29 @@ void complete(const BulkAdd& b) {
   }
 }
 
+// A thread's open group of operations closed into its committed groups, and the committed
+// groups completed, oldest first, until at most n are left: cp.async's and the bulk copies'.
+template <typename Op>
+void commit_group(std::deque<std::vector<Op>>& committed, std::vector<Op>& open) {
+  committed.push_back(std::move(open));
+  open.clear();
+}
+// An operation issued: done at once (eager_async), or left in the open group.
+template <typename Op>
+void issue(const Op& op, std::vector<Op>& open) {
+  if (options().eager_async)
+    complete(op);
+  else
+    open.push_back(op);
+}
+template <typename Op>
+void complete_groups(std::deque<std::vector<Op>>& committed, int n) {
+  while (static_cast<int>(committed.size()) > n) {
+    for (const Op& op : committed.front()) complete(op);
+    committed.pop_front();
+  }
+}
+
 // A thread's asynchronous copies: cp.async groups and bulk groups, each completed in order.
 struct CpAsyncState : AsyncState {
   std::deque<std::vector<Copy>> committed;
@@ -172,16 +195,10 @@ struct CpAsyncState : AsyncState {
   std::deque<std::vector<BulkAdd>> bulk_committed;
   std::vector<BulkAdd> bulk_open;
   void thread_exit() override {
-    for (const auto& g : committed)
-      for (const Copy& c : g) complete(c);
-    for (const Copy& c : open) complete(c);
-    for (const auto& g : bulk_committed)
-      for (const BulkAdd& b : g) complete(b);
-    for (const BulkAdd& b : bulk_open) complete(b);
-    committed.clear();
-    open.clear();
-    bulk_committed.clear();
-    bulk_open.clear();
+    commit_group(committed, open);
+    complete_groups(committed, 0);
+    commit_group(bulk_committed, bulk_open);
+    complete_groups(bulk_committed, 0);
   }
 };
 CpAsyncState& cp_state() {
@@ -408,53 +425,31 @@ void cp_async(uint32_t dst, const void* src, int cp_bytes, int src_bytes) {
   if (src_bytes < 0 || src_bytes > cp_bytes)
     fail("cp.async: source size " + std::to_string(src_bytes) + " of a " +
          std::to_string(cp_bytes) + "-byte copy");
-  const Copy c{dst, static_cast<const unsigned char*>(src), cp_bytes, src_bytes};
   g_traffic.cp_async_bytes += static_cast<uint64_t>(src_bytes);
-  if (options().eager_async) {
-    complete(c);
-    return;
-  }
-  cp_state().open.push_back(c);
+  issue(Copy{dst, static_cast<const unsigned char*>(src), cp_bytes, src_bytes}, cp_state().open);
 }
 
 void cp_async_commit() {
-  CpAsyncState& st = cp_state();
-  st.committed.push_back(std::move(st.open));
-  st.open.clear();
+  commit_group(cp_state().committed, cp_state().open);
 }
 
 void cp_async_wait(int n) {
-  CpAsyncState& st = cp_state();
-  while (static_cast<int>(st.committed.size()) > n) {
-    for (const Copy& c : st.committed.front()) complete(c);
-    st.committed.pop_front();
-  }
+  complete_groups(cp_state().committed, n);
 }
 
 void bulk_reduce_add_f32(float* dst, uint32_t src, int bytes) {
   if (bytes <= 0 || bytes % 16 != 0 || src % 16 != 0 || reinterpret_cast<uintptr_t>(dst) % 16 != 0)
     fail("cp.reduce.async.bulk of " + std::to_string(bytes) +
          " bytes: size not a positive multiple of 16, or an address not 16-aligned");
-  const BulkAdd b{dst, src, bytes};
-  if (options().eager_async) {
-    complete(b);
-    return;
-  }
-  cp_state().bulk_open.push_back(b);
+  issue(BulkAdd{dst, src, bytes}, cp_state().bulk_open);
 }
 
 void bulk_commit() {
-  CpAsyncState& st = cp_state();
-  st.bulk_committed.push_back(std::move(st.bulk_open));
-  st.bulk_open.clear();
+  commit_group(cp_state().bulk_committed, cp_state().bulk_open);
 }
 
 void bulk_wait(int n) {
-  CpAsyncState& st = cp_state();
-  while (static_cast<int>(st.bulk_committed.size()) > n) {
-    for (const BulkAdd& b : st.bulk_committed.front()) complete(b);
-    st.bulk_committed.pop_front();
-  }
+  complete_groups(cp_state().bulk_committed, n);
 }
 
 void fence_proxy_async() {
