@@ -135,18 +135,25 @@ export function verdict(logs) {
   }
   if (attention && attention.available !== false && attention.wgmma_available !== undefined) {
     out.push(`attention on wgmma (available: ${attention.wgmma_available}; vs FlexAttention and vs mma.sync; worst sampled-row rel err):`);
-    for (const key of ['4k', '8k', '32k'])
-      for (const tag of [
-        'wgmma1',
-        'wgmma2',
-        'wgmma3',
-        'wgmma4',
-        'wgmma5',
-        'wgmma6',
-        'wgmma2_atomic_dq',
-        'wgmma1_k128',
-        'wgmma1_k128_atomic_dq',
-      ]) {
+    const tags = ['wgmma1', 'wgmma2', 'wgmma3', 'wgmma4', 'wgmma5', 'wgmma6', 'wgmma2_atomic_dq', 'wgmma1_k128', 'wgmma1_k128_atomic_dq'];
+    for (const key of ['4k', '8k', '32k']) {
+      // The fastest trial of each pass at this length (the deterministic ones apart for fwd+bwd).
+      const best = (pass, pick) => {
+        const ranked = tags
+          .filter(pick)
+          .map((tag) => [tag, attention[`${pass}_ms_${tag}_${key}`]])
+          .filter(([, ms]) => typeof ms === 'number')
+          .sort((x, y) => x[1] - y[1]);
+        if (ranked.length === 0) return '-';
+        const [tag, ms] = ranked[0];
+        return `${tag} ${ms} ms (${fmt(attention[`ratio_vs_flex_${pass}_${tag}_${key}`])} vs flex)`;
+      };
+      if (tags.some((tag) => attention[`fwd_ms_${tag}_${key}`] !== undefined))
+        out.push(
+          `  ${key} fastest: fwd ${best('fwd', () => true)}; fwd+bwd deterministic ${best('fwdbwd', (t) => !t.includes('atomic'))}; ` +
+            `fwd+bwd atomic dQ ${best('fwdbwd', (t) => t.includes('atomic'))}`,
+        );
+      for (const tag of tags) {
         if (attention[`fwd_ms_${tag}_${key}`] === undefined) continue;
         const errs = ['out', 'dq', 'dk', 'dv'].map((n) => attention[`${tag}_rel_err_${n}_${key}`]).filter((e) => typeof e === 'number');
         out.push(
@@ -155,6 +162,7 @@ export function verdict(logs) {
             `rel err ${errs.length > 0 ? Math.max(...errs) : '-'}`,
         );
       }
+    }
   }
   const train = lastJson(logs['bench-train-step.log']);
   if (train && train.available !== false) {

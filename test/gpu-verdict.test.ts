@@ -59,6 +59,7 @@ describe('gpu-verdict', () => {
     expect(text).toContain('attention on wgmma (available: true;');
     expect(text).toContain('4k wgmma2: fwd 1.35 vs flex (1.37x mma.sync), fwd+bwd 0.8 vs flex (1.4x), rel err 0.002');
     expect(text).toContain('4k wgmma1: fwd 1.2 vs flex (1.22x mma.sync), fwd+bwd - vs flex (-x), rel err -');
+    expect(text).toContain('4k fastest: fwd wgmma2 0.8 ms (1.35 vs flex); fwd+bwd deterministic -; fwd+bwd atomic dQ -');
     expect(text).toContain(
       'train step: 30000 tok/s default (1.09x torch), 32000 tok/s atomic dQ (1.16x torch), - tok/s mma.sync attention',
     );
