@@ -36,7 +36,10 @@ TEST(emu_attention_forward_kernels_match_the_cpu) {
     int64_t heads, kv_heads, dim;
   };
   const std::vector<Heads> cases = {{4, 2, 128}, {8, 2, 64}, {2, 1, 64}};
-  for (const RandomStructure& rs : structures(rng)) {
+  // And a sequence of 8 key tiles, so that the forwards' K/V rings (up to 5 stages) wrap.
+  std::vector<RandomStructure> all = structures(rng);
+  all.push_back(structure_of_lengths(rng, {450}, 2));
+  for (const RandomStructure& rs : all) {
     AttentionPlan plan;
     CHECK_OK(attention_plan(rs.view(), &plan));
     const emu::PlanArrays arrays = arrays_of(plan);

@@ -49,9 +49,13 @@ struct Mode {
   emu::Options opt;
   const char* name;
 };
+// Both kinds of asynchronous work at their waits (what a wgmma's registers may not be touched
+// while it is in flight is checked there); then copies at issue with the MMAs still at their
+// waits and the threads last-first: a stage buffer refilled while an MMA in flight reads it
+// changes the result.
 inline const Mode kModes[] = {
     {emu::Options{false, false, 0x90}, "async at waits"},
-    {emu::Options{true, true, 0x410}, "async at issue, threads last-first"}};
+    {emu::Options{true, true, 0x410, true}, "copies at issue, MMAs at waits, threads last-first"}};
 
 // Odd lengths (short last tiles, single tokens) and random Structures, small enough that the
 // emulated kernels take seconds.

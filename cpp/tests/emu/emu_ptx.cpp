@@ -332,7 +332,7 @@ void wgmma_fn(const void* const* ins, void* const*, int, void*) {
     op->a_src[t] = in->a_regs;
     if (op->regs_a) std::memcpy(op->a[t], in->a, 16);
   }
-  if (options().eager_async) {
+  if (options().eager_async && !options().mma_at_wait) {
     execute(*op);
     op->done = true;
   }

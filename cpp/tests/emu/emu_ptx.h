@@ -6,11 +6,11 @@
 // all must be reached by every thread of the scope.
 //
 // Asynchronous completion follows emu::options().eager_async: cp.async copies and wgmma MMAs
-// land at issue, or only at the first wait that covers them (cp.async.wait_group per thread,
-// wgmma.wait_group per warp). In the deferred mode a wgmma checks at completion that its
-// accumulator and A registers were not written while it was in flight, and every wgmma checks
-// that it reads no shared byte a cp.async wrote before a fence.proxy.async, and that a
-// wgmma.fence came between the warpgroup's last wait and it.
+// land at issue (the MMAs not with mma_at_wait), or only at the first wait that covers them
+// (cp.async.wait_group per thread, wgmma.wait_group per warp). In the deferred mode a wgmma checks
+// at completion that its accumulator and A registers were not written while it was in flight, and
+// every wgmma checks that it reads no shared byte a cp.async wrote before a fence.proxy.async, and
+// that a wgmma.fence came between the warpgroup's last wait and it.
 #pragma once
 
 #include <cstdint>

@@ -37,6 +37,10 @@ struct Options {
   bool eager_async = false;             // cp.async / wgmma complete at issue (false: at their wait)
   bool reverse_order = false;           // priority to the last threads (else the first)
   uint32_t dynamic_shared_base = 0x90;  // shared address of the dynamic window (16-aligned)
+  // With eager_async, wgmma still completes only at its wait: copies land at once and MMAs read
+  // shared memory late, so a copy that overwrites a stage buffer an MMA in flight still reads
+  // (a ring reused too early) changes the result.
+  bool mma_at_wait = false;
 };
 void set_options(const Options& o);
 const Options& options();
