@@ -17,7 +17,7 @@
 // stage's dQ = dS K over all 128 keys is split by head dims, warpgroup w summing dims
 // 64 w .. 64 w + 63 over both tiles' dS^T into its half of a (64, 128) fp32 staging buffer;
 // after the next CTA barrier thread 0 adds the whole block into dq_acc with one bulk reduction
-// (bulk_reduce.cuh), as FlashAttention-3 does, instead of 256 threads issuing 32 red.adds each:
+// (bulk_reduce.cuh), as FlashAttention-3 does, instead of 256 threads issuing 16 red.adds each:
 // the copy engine reads the buffer while the next stage's MMAs run, and thread 0 waits for that
 // read only before the buffer is written again. dq_acc is in tile order
 // (attention_wide_dq_acc_floats) so that each stage's block is one contiguous run.
@@ -58,7 +58,7 @@ template <bool kAtomicDq>
 struct WideSmem {
   static constexpr int kTileBytes = kTile * kD * 2;   // one (64, 128) sw128 tile
   static constexpr int kDsBytes = kTile * kTile * 2;  // dS^T (64 keys, 64 queries) sw128
-  static constexpr int kDqBytes = kTile * kD * 4;     // dQ staging (2 halves, 64, 64) fp32
+  static constexpr int kDqBytes = kTile * kD * 4;     // dQ staging (64, 128) fp32
   // K0 | K1 | V0 | V1 | Q[3] | dO[3] | dS^T[2] | lse2 (3, 64) | delta (3, 64) |
   // masks (3 buffers, 2 warpgroups, 64) u64 | the two WideTiles | (atomic dQ) the dQ staging;
   // + 1 KB to align the dynamic base to 1024 bytes (~182 KB in all, ~214 KB with the staging).
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);              // (3, 64) lse2
   float* const del_s = lse_s + kBufs * kTile;                                   // (3, 64) delta
   uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + kBufs * kTile);  // (3, 2, 64)
-  float* const dq_stage = reinterpret_cast<float*>(sgen + S::kDqStage);         // (2, 64, 64) fp32
+  float* const dq_stage = reinterpret_cast<float*>(sgen + S::kDqStage);  // wide_dq_index order
 
   const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
   const int64_t g0 = 2 * static_cast<int64_t>(blockIdx.x / d.kv_heads);
@@ -155,7 +155,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   int staged_h = 0;
   const auto add_staged = [&]() {
     if (staged_g < 0) return;
-    bulk::add_f32(dq_acc + (staged_g * d.heads + staged_h) * (2 * kTile * 64), sbase + S::kDqStage,
+    bulk::add_f32(dq_acc + (staged_g * d.heads + staged_h) * (kTile * kD), sbase + S::kDqStage,
                   S::kDqBytes);
     bulk::commit();
   };
@@ -237,16 +237,14 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(c);
-      // This warpgroup's dims into its half of the staging buffer, (64 rows, 64 dims) row-major
-      // as dq_acc's block has them (rows past nq too: never read back).
-      float* const half_s = dq_stage + wg * kTile * 64;
+      // This warpgroup's dims into the staging buffer in wide_dq_index order, as dq_acc's
+      // block has them (rows past nq too: never read back).
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float* const o = half_s + (kr + g8 + half * 8) * 64 + 2 * c4;
+      for (int half = 0; half < 2; ++half)
 #pragma unroll
         for (int j = 0; j < 8; ++j)
-          *reinterpret_cast<float2*>(o + j * 8) = make_float2(c[j][2 * half], c[j][2 * half + 1]);
-      }
+          *reinterpret_cast<float2*>(dq_stage + wide_dq_index(wg, warp, half, j, lane)) =
+              make_float2(c[j][2 * half], c[j][2 * half + 1]);
       wgmma::fence_proxy_async_shared();  // the bulk reduction reads it through the async proxy
       staged_g = stage.g;
       staged_h = stage.h;
@@ -290,7 +288,7 @@ __global__ void __launch_bounds__(kFromAccThreads)
     const int64_t start = tile_start(sq, g - sq.tile0);
     if (r >= tile_len(sq, start)) continue;
     const float2 a =
-        *reinterpret_cast<const float2*>(acc + ((gh * 2 + e / 64) * kTile + r) * 64 + e % 64);
+        *reinterpret_cast<const float2*>(acc + gh * (kTile * kD) + wide_dq_index_of(r, e));
     *reinterpret_cast<uint32_t*>(dq + ((start + r) * heads + h) * kD + e) =
         pack_bf16x2(a.x * scale, a.y * scale);
   }

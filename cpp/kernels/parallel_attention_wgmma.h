@@ -68,12 +68,12 @@ Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView
                                           float* dq_acc, const void* dout, const void* q,
                                           const void* k, const void* v, const float* stats);
 
-// The two-warpgroup kernel's dq_acc: for query tile g of the plan (of `tiles`) and head h, a
-// (2, 64, 64) fp32 block at ((g heads + h) 2 + half) 4096 floats, half 0 holding head dims
-// 0..63 and half 1 dims 64..127 of the tile's 64 query rows (rows past its live length are
-// never read). Head dim 128.
+// The two-warpgroup kernel's dq_acc: for query tile g of the plan (of `tiles`) and head h, the
+// 64 x 128 fp32 sums of the tile's query rows at (g heads + h) 8192 floats, in the order of the
+// kernel's accumulator fragments (parallel_attention_bwd_wide.cuh's wide_dq_index; rows past
+// the tile's live length are never read). Head dim 128.
 inline int64_t attention_wide_dq_acc_floats(int64_t tiles, int64_t heads) {
-  return tiles * heads * 2 * 64 * 64;
+  return tiles * heads * 64 * 128;
 }
 // dq (tokens, heads, 128) bf16 = the sums in dq_acc (that layout) times d.scale.
 Status attention_backward_dq_from_wide_acc(void* stream, const attn_bwd::PlanView& p,
