@@ -64,6 +64,15 @@ describe('curriculum', () => {
     );
   });
 
+  it("resolves attentionKernels to 'wgmma' unless told otherwise, and names a value it does not know", () => {
+    const base = { model: 'm', data: 'd.jsonl', out: 'o', stages: [{ kind: 'sft' as const, data: 'x' }] };
+    expect(resolveCurriculum(base).attentionKernels).toBe('wgmma');
+    expect(resolveCurriculum({ ...base, attentionKernels: 'wgmma-k128' }).attentionKernels).toBe('wgmma-k128');
+    expect(() => resolveCurriculum({ ...base, attentionKernels: 'flash' as never })).toThrow(
+      /curriculum\.attentionKernels must be mma, wgmma, wgmma-k128 \(got "flash"\)/,
+    );
+  });
+
   it('reports malformed data lines and missing answers, and uses the rest', () => {
     const { problems, skipped } = parseProblems(
       '{"question":"q: 1+1=?","answer":"2"}\nnot json\n{"question":"q"}\n\n{"question":"x","answer":3}\n',

@@ -104,6 +104,12 @@ export interface CurriculumConfig {
    * is deterministic either way.
    */
   deterministic?: boolean;
+  /**
+   * The CUDA attention kernels (Model's attentionKernels): 'wgmma' (default; Hopper's warpgroup
+   * MMA where the GPU has it, mma.sync elsewhere), 'wgmma-k128' (its backward on two warpgroups
+   * over 128 keys / queries a CTA, head dim 128) or 'mma'. The CPU ignores it.
+   */
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128';
   /** JSONL file of {question, answer}. */
   data: string;
   /** Run directory: checkpoints, metrics.jsonl, datasets. */
@@ -142,6 +148,7 @@ export interface ResolvedCurriculum {
   codec: 'tokenizer' | 'char';
   backend: 'cpu' | 'cuda' | 'auto';
   deterministic: boolean;
+  attentionKernels: 'mma' | 'wgmma' | 'wgmma-k128';
   data: string;
   out: string;
   seed: number;
@@ -175,6 +182,9 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
   if (!Array.isArray(c.stages) || c.stages.length === 0) throw new ConfigError('curriculum.stages must list at least one stage');
   if (c.deterministic !== undefined && typeof c.deterministic !== 'boolean')
     throw new ConfigError(`curriculum.deterministic must be true or false (got ${JSON.stringify(c.deterministic)})`);
+  const kernels = ['mma', 'wgmma', 'wgmma-k128'];
+  if (c.attentionKernels !== undefined && !kernels.includes(c.attentionKernels))
+    throw new ConfigError(`curriculum.attentionKernels must be ${kernels.join(', ')} (got ${JSON.stringify(c.attentionKernels)})`);
   const sampling: ResolvedSampling = {
     temperature: 1,
     topP: 1,
@@ -265,6 +275,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
     codec: c.codec ?? 'tokenizer',
     backend: c.backend ?? 'cpu',
     deterministic: c.deterministic ?? true,
+    attentionKernels: c.attentionKernels ?? 'wgmma',
     data: c.data,
     out: c.out,
     seed: c.seed ?? 0,

@@ -73,7 +73,11 @@ export function startingDir(ctx: StageContext, from: string, previous: string | 
 }
 
 export async function loadModel(ctx: StageContext, dir: string): Promise<Model> {
-  return Model.load(dir, { backend: ctx.cfg.backend, deterministic: ctx.cfg.deterministic });
+  return Model.load(dir, {
+    backend: ctx.cfg.backend,
+    deterministic: ctx.cfg.deterministic,
+    attentionKernels: ctx.cfg.attentionKernels,
+  });
 }
 
 /** Appends one metrics line (JSONL). */
