@@ -1,6 +1,7 @@
 // The emulator's launches and thread scheduler (emu_runtime.h): fibers (emu_context.h), one per
 // thread of the running block; a thread gives way only where it waits (barrier, collective), so
-// every interleaving the emulator produces is one the hardware allows.
+// every interleaving the emulator produces is one the hardware allows. Their state is
+// emu_runtime_state.h's; a block's shared memory is emu_shared.cpp's.
 #include "tests/emu/emu_runtime.h"
 
 #include <sys/mman.h>
@@ -10,14 +11,8 @@
 #include <memory>
 
 #include "tests/emu/emu_context.h"
+#include "tests/emu/emu_runtime_state.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define NPR_EMU_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NPR_EMU_ASAN 1
-#endif
-#endif
 #if defined(NPR_EMU_ASAN)
 extern "C" void __sanitizer_start_switch_fiber(void** fake_stack_save, const void* bottom,
                                                size_t size);
@@ -28,88 +23,11 @@ extern "C" void __asan_unpoison_memory_region(void const volatile* addr, size_t 
 
 namespace emu {
 
+using namespace state;
+
 namespace {
 
-constexpr size_t kStackBytes = 512 * 1024;  // a kernel thread's frame plus the emulator's
-constexpr size_t kGuardBytes = 4096;
-constexpr uint32_t kSharedWindow = 256 * 1024;  // shared addresses 0 .. kSharedWindow - 1
-
 struct Fault {};  // unwinds a thread after fail()
-
-struct Slot {  // one warp's / warpgroup's collective in progress
-  int arrived = 0;
-  uint64_t generation = 0;
-  const char* name = nullptr;
-  const void* in[128];
-  void* out[128];
-};
-
-struct Block;
-
-struct Fiber {
-  FiberContext ctx;
-  unsigned char* stack = nullptr;  // kStackBytes, the lowest kGuardBytes inaccessible
-  Block* block = nullptr;
-  Dim3 tid;             // threadIdx
-  unsigned linear = 0;  // its index in the block: x + y * blockDim.x + z * blockDim.x * blockDim.y
-  bool done = false, spinning = false;
-  bool polled = false;                // polled since it last met its block or warp (spin_wait)
-  const uint64_t* wait_on = nullptr;  // waiting until *wait_on != wait_value
-  uint64_t wait_value = 0;
-  std::unique_ptr<AsyncState> async;
-  std::vector<std::pair<uint32_t, uint32_t>> unfenced;  // cp.async writes not yet published
-#if defined(NPR_EMU_ASAN)
-  void* fake_stack = nullptr;
-#endif
-};
-
-// A resident block: its barrier, collectives, warpgroups' async state and shared memory.
-constexpr int kNamedBarriers = 16;  // barrier ids 0..15, as on the hardware
-
-struct Block {
-  Dim3 id;
-  unsigned first_fiber = 0;  // its threads are fibers first_fiber .. + threads - 1
-  unsigned barrier_arrived = 0, exited = 0;
-  uint64_t barrier_generation = 0;
-  // barrier.sync id, count with id 1..15: arrivals so far and the count they name, and the
-  // generation that completes each phase.
-  unsigned named_arrived[kNamedBarriers] = {}, named_count[kNamedBarriers] = {};
-  uint64_t named_generation[kNamedBarriers] = {};
-  std::vector<Slot> warps, warpgroups;
-  std::vector<std::unique_ptr<AsyncState>> group_async;
-  // Shared memory: kSharedWindow bytes, 1024-aligned, and the last async writer of each byte.
-  std::vector<unsigned char> shared_storage;
-  unsigned char* shared = nullptr;
-  std::vector<int16_t> async_writer;
-  // Static __shared__ arrays (NPR_STATIC_SHARED), each at its first use, downwards from the
-  // window's top: [static_lo, kSharedWindow). Keyed by the declaration's tag.
-  std::vector<std::pair<const void*, uint32_t>> statics;
-  uint32_t static_lo = kSharedWindow;
-};
-
-struct Launch {
-  Options opt;
-  Dim3 grid, block;
-  int dynamic_bytes = 0;
-  std::vector<Block> blocks;  // resident: one at a time, or the whole grid (cooperative)
-  std::vector<Fiber> fibers;  // their threads, block-major
-  int current = -1;
-  FiberContext scheduler;
-  std::string error;
-  bool aborted = false;
-  unsigned exited = 0;
-  // Scheduling: fibers in priority order (position of fiber i: i, or n - 1 - i); no fiber before
-  // position `hint` can run. Spinning fibers (polling global memory) run only when nothing else
-  // can; when they alone are left round after round, the emulated clock jumps.
-  unsigned hint = 0;
-  uint64_t clock_ns = 1;
-  const std::function<void()>* body = nullptr;
-#if defined(NPR_EMU_ASAN)
-  void* scheduler_fake_stack = nullptr;
-  const void* scheduler_bottom = nullptr;
-  size_t scheduler_size = 0;
-#endif
-};
 
 constexpr uint64_t kStuckClockStepNs = 500000000;  // what a round of lone spinners costs
 
@@ -122,6 +40,10 @@ std::string block_name(const Dim3& id) {
   if (g_launch && g_launch->grid.y == 1) return std::to_string(id.x);
   return "(" + std::to_string(id.x) + ", " + std::to_string(id.y) + ")";
 }
+
+}  // namespace
+
+namespace state {
 
 Launch& active() {
   if (!g_launch) {
@@ -137,6 +59,10 @@ Fiber& me() {
 Block& my_block() {
   return *me().block;
 }
+}  // namespace state
+
+namespace {
+
 std::string where(const Launch& l) {
   if (l.current < 0) return "emu";
   const Fiber& f = l.fibers[static_cast<size_t>(l.current)];
@@ -146,11 +72,19 @@ std::string where(const Launch& l) {
                                   ", " + std::to_string(f.tid.z) + ")";
   return "block " + block_name(f.block->id) + " thread " + t;
 }
+}  // namespace
+
+namespace state {
+
 // The priority position of the fiber of thread `t` of block `b`.
 unsigned position(const Launch& l, const Block& b, unsigned t) {
   const unsigned i = b.first_fiber + t, n = static_cast<unsigned>(l.fibers.size());
   return l.opt.reverse_order ? n - 1 - i : i;
 }
+
+}  // namespace state
+
+namespace {
 
 // Fiber -> scheduler; returns when resumed; unwinds if the launch was aborted meanwhile.
 void switch_to_scheduler(bool exiting) {
@@ -168,6 +102,10 @@ void switch_to_scheduler(bool exiting) {
 }
 
 // Gives way until *generation moves past its current value.
+}  // namespace
+
+namespace state {
+
 void wait_for(const uint64_t* generation) {
   Fiber& f = me();
   f.wait_on = generation;
@@ -176,6 +114,10 @@ void wait_for(const uint64_t* generation) {
   f.wait_on = nullptr;
   if (active().aborted) throw Fault{};
 }
+
+}  // namespace state
+
+namespace {
 
 void fiber_main() {
   Launch& l = active();
@@ -238,9 +180,17 @@ struct Stacks {
 };
 
 // Threads a block of the launch.
+}  // namespace
+
+namespace state {
+
 unsigned block_threads(const Launch& l) {
   return l.block.x * l.block.y * l.block.z;
 }
+
+}  // namespace state
+
+namespace {
 
 void init_block(Launch& l, Block& b, unsigned id, unsigned first_fiber) {
   const unsigned n = block_threads(l);
@@ -501,81 +451,6 @@ uint64_t clock_ns() {
   Launch& l = active();
   l.clock_ns += 100;
   return l.clock_ns;
-}
-
-unsigned char* dynamic_shared() {
-  Launch& l = active();
-  return my_block().shared + l.opt.dynamic_shared_base;
-}
-
-void* static_shared(const void* tag, size_t bytes, uint32_t align) {
-  Launch& l = active();
-  Block& b = my_block();
-  for (const auto& [t, addr] : b.statics)
-    if (t == tag) return b.shared + addr;
-  align = std::max<uint32_t>(align, 16);
-  const uint32_t dyn_hi = l.opt.dynamic_shared_base + static_cast<uint32_t>(l.dynamic_bytes);
-  const uint64_t lo =
-      bytes > b.static_lo ? 0 : (static_cast<uint64_t>(b.static_lo) - bytes) / align * align;
-  const uint64_t used = kSharedWindow - lo;
-  if ((align & (align - 1)) != 0 || bytes > b.static_lo || lo < dyn_hi ||
-      used + static_cast<uint64_t>(l.dynamic_bytes) > static_cast<uint64_t>(kMaxDynamicShared))
-    fail("a static __shared__ array of " + std::to_string(bytes) + " bytes (aligned to " +
-         std::to_string(align) + "): with the " + std::to_string(kSharedWindow - b.static_lo) +
-         " static and " + std::to_string(l.dynamic_bytes) +
-         " dynamic bytes already there it passes the " + std::to_string(kMaxDynamicShared) +
-         " bytes a block may have");
-  b.static_lo = static_cast<uint32_t>(lo);
-  b.statics.emplace_back(tag, b.static_lo);
-  return b.shared + b.static_lo;
-}
-
-uint32_t shared_address(const void* p) {
-  Block& b = my_block();
-  const auto* c = static_cast<const unsigned char*>(p);
-  if (c < b.shared || c >= b.shared + kSharedWindow)
-    fail("__cvta_generic_to_shared of a pointer outside the block's shared memory");
-  return static_cast<uint32_t>(c - b.shared);
-}
-
-unsigned char* shared_bytes(uint32_t addr, uint32_t bytes, const char* what) {
-  Launch& l = active();
-  const uint32_t lo = l.opt.dynamic_shared_base, hi = lo + static_cast<uint32_t>(l.dynamic_bytes);
-  const uint32_t static_lo = my_block().static_lo;
-  const bool in_dynamic = addr >= lo && addr + bytes <= hi;
-  const bool in_static = addr >= static_lo && addr + bytes <= kSharedWindow;
-  if (addr + bytes < addr || (!in_dynamic && !in_static))
-    fail(std::string(what) + ": shared bytes [" + std::to_string(addr) + ", " +
-         std::to_string(addr + bytes) + ") outside the block's dynamic shared memory [" +
-         std::to_string(lo) + ", " + std::to_string(hi) + ") and its static arrays [" +
-         std::to_string(static_lo) + ", " + std::to_string(kSharedWindow) + ")");
-  return my_block().shared + addr;
-}
-
-void mark_async_written(uint32_t addr, uint32_t bytes) {
-  Block& b = my_block();
-  const auto t = static_cast<int16_t>(me().linear);
-  for (uint32_t i = 0; i < bytes; ++i) b.async_writer[addr + i] = t;
-  me().unfenced.emplace_back(addr, bytes);
-}
-
-void fence_proxy_async() {
-  Block& b = my_block();
-  Fiber& f = me();
-  const auto t = static_cast<int16_t>(f.linear);
-  for (const auto& [addr, bytes] : f.unfenced)
-    for (uint32_t i = 0; i < bytes; ++i)
-      if (b.async_writer[addr + i] == t) b.async_writer[addr + i] = -1;
-  f.unfenced.clear();
-}
-
-void check_async_visible(uint32_t addr, uint32_t bytes, const char* what) {
-  Block& b = my_block();
-  for (uint32_t i = 0; i < bytes; ++i)
-    if (b.async_writer[addr + i] >= 0)
-      fail(std::string(what) + " reads shared byte " + std::to_string(addr + i) + " that thread " +
-           std::to_string(b.async_writer[addr + i]) +
-           "'s cp.async wrote with no fence.proxy.async after it");
 }
 
 int group_of(Scope s) {
