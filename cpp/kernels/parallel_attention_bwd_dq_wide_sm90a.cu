@@ -72,10 +72,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int64_t pairs = (p.tiles + 1) / 2;
   const int64_t g0 = 2 * (pairs - 1 - blockIdx.x / d.heads);
   const int h = static_cast<int>(blockIdx.x % d.heads), kvh = h / d.group;
-  WideTile* const ts = reinterpret_cast<WideTile*>(sgen + S::kTiles);
-  static_assert(2 * sizeof(WideTile) <= 128, "the tiles' slot");
-  if (threadIdx.x < 2) ts[threadIdx.x] = wide_tile(p, p.row_ptr, g0 + threadIdx.x);
-  __syncthreads();
+  const WideTile* const ts = share_wide_tiles(sgen + S::kTiles, p, p.row_ptr, g0);
   const WideTile& t0 = ts[0];
   const WideTile& t1 = ts[1];
   const int tid = threadIdx.x, wg = tid / 128, wtid = tid % 128;

@@ -32,6 +32,18 @@ __device__ __forceinline__ WideTile wide_tile(const PlanView& p, const int64_t* 
   return t;
 }
 
+// The CTA's two tiles g0, g0 + 1 (list_ptr: the row or the column lists) into `slot` (128 bytes
+// of shared memory), for every thread once the CTA barrier has passed. Read from there where
+// needed: in registers the bookkeeping would push the accumulators into local memory.
+static_assert(2 * sizeof(WideTile) <= 128, "the tiles' slot");
+__device__ __forceinline__ const WideTile* share_wide_tiles(unsigned char* slot, const PlanView& p,
+                                                            const int64_t* list_ptr, int64_t g0) {
+  WideTile* const ts = reinterpret_cast<WideTile*>(slot);
+  if (threadIdx.x < 2) ts[threadIdx.x] = wide_tile(p, list_ptr, g0 + threadIdx.x);
+  __syncthreads();
+  return ts;
+}
+
 // Where the walk stands: the next entries i0, i1 of the two lists, and the head index within the
 // heads each pair is repeated for (the dK / dV kernel's query heads of the group; 0 for dQ).
 // Scalars, not arrays: an array indexed by the warpgroup would live in local memory.

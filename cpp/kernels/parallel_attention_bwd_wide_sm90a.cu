@@ -98,12 +98,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
   const int64_t g0 = 2 * static_cast<int64_t>(blockIdx.x / d.kv_heads);
-  // The two tiles' bookkeeping in shared memory, read where needed: in registers it would push
-  // the accumulators into local memory.
-  WideTile* const ts = reinterpret_cast<WideTile*>(sgen + S::kTiles);
-  static_assert(2 * sizeof(WideTile) <= 128, "the tiles' slot");
-  if (threadIdx.x < 2) ts[threadIdx.x] = wide_tile(p, p.col_ptr, g0 + threadIdx.x);
-  __syncthreads();
+  const WideTile* const ts = share_wide_tiles(sgen + S::kTiles, p, p.col_ptr, g0);
   const WideTile& t0 = ts[0];
   const WideTile& t1 = ts[1];
   const int tid = threadIdx.x, wg = tid / 128, wtid = tid % 128;
