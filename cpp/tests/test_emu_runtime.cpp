@@ -11,6 +11,7 @@
 
 #include "tests/harness.h"
 #if defined(NPR_HAVE_EMU)
+#include "tests/emu/emu_ptx.h"
 #include "tests/emu/emu_runtime.h"
 #include "tests/emu/emu_selftest.h"
 #endif
@@ -72,6 +73,73 @@ TEST(emu_faults_name_the_broken_rule) {
     CHECK_MSG(value == (eager ? 1.0f : 2.0f),
               "bulk_read_at_wait" + mode + " added " + std::to_string(value));
   }
+  emu::set_options(emu::Options{});
+#endif
+}
+
+// Hopper mbarriers and the bulk loads they track (emu_mbarrier.cpp), in every mode: the data is
+// there after the wait, a second phase works with parity 1, a count of 2 holds every thread until
+// the second arrival, loads whose producer never waits still land, in the deferred mode a read
+// before the wait sees the poison (the loads land at the wait), and each broken rule is a fault
+// naming it, a wait that can never end the deadlock fault rather than a hang.
+TEST(emu_mbarrier_bulk_loads_land_at_the_wait_and_faults_name_the_rule) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  struct Expect {
+    const char *kind, *fault;
+    bool deferred_only;
+  };
+  const Expect faults[] = {
+      {"tx_never_zero", "deadlock", false},
+      {"misaligned_dst", "shared destination 216 is not 16-aligned", false},
+      {"misaligned_src", "global source address", false},
+      {"bytes_not_16", "cp.async.bulk of 24 bytes: the size must be a positive multiple of 16",
+       false},
+      {"source_outside_buffers", "cp.async.bulk source: 16 bytes of global memory outside", false},
+      {"uninitialised_wait",
+       "mbarrier.try_wait.parity: the mbarrier at shared address 144 was never", false},
+      {"uninitialised_load", "cp.async.bulk (its mbarrier): the mbarrier at shared address 152 was",
+       false},
+      {"never_waited", "2 cp.async.bulk load(s) left in flight at block end", true},
+  };
+  const char* const clean[] = {"two_loads", "second_phase", "count_two", "producer_never_waits"};
+  for (const bool eager : {false, true})
+    for (const bool reverse : {false, true}) {
+      emu::set_options(emu::Options{eager, reverse, 0x90u});
+      const std::string mode = std::string(eager ? " (async at issue" : " (async at waits") +
+                               (reverse ? ", last-first)" : ", first-first)");
+      int wrong = 0;
+      uint32_t early = 0;
+      for (const char* kind : clean) {
+        emu::ptx::reset_traffic();
+        const std::string fault = emu::run_mbarrier_selftest(kind, &wrong, &early);
+        CHECK_MSG(fault.empty(), std::string(kind) + mode + ": " + fault);
+        CHECK_MSG(wrong == 0, std::string(kind) + mode + ": " + std::to_string(wrong) +
+                                  " threads read wrong data (or passed too soon)");
+        const uint64_t loaded = emu::ptx::traffic().bulk_load_bytes;
+        CHECK_MSG(loaded == (std::string(kind) == "second_phase" ? 1024u : 512u),
+                  std::string(kind) + mode + ": " + std::to_string(loaded) + " bulk bytes counted");
+      }
+      // Thread 0 reads the destination between its loads and its wait: the poison while they
+      // wait for a wait, phase 0's first word when they land at issue.
+      CHECK(emu::run_mbarrier_selftest("read_before_wait", &wrong, &early).empty());
+      CHECK_MSG(early == (eager ? 0x1000u : 0xffffffffu),
+                "read_before_wait" + mode + " read " + std::to_string(early));
+      CHECK_MSG(wrong == 0, "read_before_wait" + mode +
+                                ": wrong data after the wait, or a wait that gave way first");
+      for (const Expect& e : faults) {
+        const std::string fault = emu::run_mbarrier_selftest(e.kind, &wrong, &early);
+        if (!eager && !reverse) std::printf("    %s: %s\n", e.kind, fault.c_str());
+        if (eager && e.deferred_only) {
+          CHECK_MSG(fault.empty(), std::string(e.kind) + mode + ": " + fault);
+          continue;
+        }
+        CHECK_MSG(fault.find(e.fault) != std::string::npos,
+                  std::string(e.kind) + mode + ": expected a fault with \"" + e.fault +
+                      "\", got \"" + fault + "\"");
+      }
+    }
   emu::set_options(emu::Options{});
 #endif
 }

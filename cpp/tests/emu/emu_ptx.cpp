@@ -127,8 +127,6 @@ void mma_fn(const void* const* ins, void* const* outs, int, void*) {
   }
 }
 
-Traffic g_traffic;  // global bytes read (traffic())
-
 // ---- cp.async (per thread) ------------------------------------------------------------------
 
 struct Copy {
@@ -425,7 +423,7 @@ void cp_async(uint32_t dst, const void* src, int cp_bytes, int src_bytes) {
   if (src_bytes < 0 || src_bytes > cp_bytes)
     fail("cp.async: source size " + std::to_string(src_bytes) + " of a " +
          std::to_string(cp_bytes) + "-byte copy");
-  g_traffic.cp_async_bytes += static_cast<uint64_t>(src_bytes);
+  detail::traffic_counters().cp_async_bytes += static_cast<uint64_t>(src_bytes);
   issue(Copy{dst, static_cast<const unsigned char*>(src), cp_bytes, src_bytes}, cp_state().open);
 }
 
@@ -485,16 +483,23 @@ void red_add_u32(uint32_t* p, uint32_t v) {
   *p += v;
 }
 
+namespace detail {
+Traffic& traffic_counters() {
+  static Traffic counters;
+  return counters;
+}
+}  // namespace detail
+
 const Traffic& traffic() {
-  return g_traffic;
+  return detail::traffic_counters();
 }
 void reset_traffic() {
-  g_traffic = Traffic{};
+  detail::traffic_counters() = Traffic{};
 }
 
 void load_global_nc(void* dst, const void* src, int bytes) {
   check_read_only(src, static_cast<size_t>(bytes), "ld.global.nc");
-  g_traffic.nc_bytes += static_cast<uint64_t>(bytes);
+  detail::traffic_counters().nc_bytes += static_cast<uint64_t>(bytes);
   std::memcpy(dst, src, static_cast<size_t>(bytes));
 }
 

@@ -11,6 +11,11 @@
 // at completion that its accumulator and A registers were not written while it was in flight, and
 // every wgmma checks that it reads no shared byte a cp.async wrote before a fence.proxy.async, and
 // that a wgmma.fence came between the warpgroup's last wait and it.
+//
+// Hopper mbarriers and the 1-D bulk (TMA-style) loads they track (emu_mbarrier.cpp) follow the
+// same switch: a bulk load lands at issue, or when a thread of the block waits on its mbarrier
+// (try_wait.parity), or when every thread of the launch waits for something (a producer that
+// never waits on the mbarrier it loads through), never sooner.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +53,39 @@ void bulk_reduce_add_f32(float* dst, uint32_t src, int bytes);
 void bulk_commit();
 void bulk_wait(int n);
 
+// mbarrier (PTX ISA "Parallel Synchronization and Communication Instructions: mbarrier"): an
+// 8-byte object at an 8-aligned shared address of the block's window, kept here in a side
+// table of the block (its 8 bytes are neither read nor written; plain stores over them are not
+// caught). A phase completes when its pending arrivals and its transaction count (bytes
+// announced by expect_tx, less bytes landed by the bulk loads it tracks) both reach zero: the
+// completed-phase count goes up by one, the pending arrivals go back to the init count. The
+// transaction count may dip below zero meanwhile (a load landing before its expect_tx), as on the
+// hardware; an expect_tx may not bring it to 2^20 or more, as the ISA requires. An address
+// never initialised, a second init while bulk loads it tracks are in flight, and more arrivals
+// than a phase expects are faults.
+//
+// mbarrier.init.shared::cta.b64 [addr], count (1 <= count < 2^20): phase count 0, `count`
+// arrivals pending, no transactions.
+void mbarrier_init(uint32_t addr, uint32_t count);
+// mbarrier.arrive.shared::cta.b64 _, [addr]: one arrival.
+void mbarrier_arrive(uint32_t addr);
+// mbarrier.arrive.expect_tx.shared::cta.b64 _, [addr], tx: tx bytes announced, then one arrival.
+void mbarrier_arrive_expect_tx(uint32_t addr, uint32_t tx);
+// A loop of mbarrier.try_wait.parity.shared::cta.b64 until it returns true: waits until the
+// phase of this parity has completed (the PTX rule: it returns once the completed-phase count's
+// parity differs from `parity`, so after init parity 0 waits for the first completion and
+// parity 1 returns at once). In the deferred mode it first lands the bulk loads the mbarrier
+// tracks, in issue order; a block where no thread can then go on is the deadlock fault.
+void mbarrier_wait_parity(uint32_t addr, uint32_t parity);
+// cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [dst], [src], bytes, [mbar]
+// (the CTA's own window): `bytes` (a positive multiple of 16) from global src (16-aligned, in a
+// registered buffer) to shared dst (16-aligned, in the window, not over an mbarrier), which then
+// counts them off mbar's transactions (complete_tx). The copy reads its source when it lands
+// (at issue, or at a wait on mbar: a kernel that rewrites the source first loads the new bytes)
+// and writes through the async proxy, so a read after the mbarrier wait needs no
+// fence.proxy.async. Loads still in flight when the block ends are a fault.
+void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t mbar);
+
 void fence_proxy_async();  // fence.proxy.async.shared::cta
 void wgmma_fence();
 void wgmma_commit();
@@ -67,13 +105,19 @@ void red_add_u32(uint32_t* p, uint32_t v);
 // must address a registered global buffer (emu_runtime.h).
 void load_global_nc(void* dst, const void* src, int bytes);
 void prefetch_l2(const void* p);
-// Global bytes read since reset_traffic() by ld.global.nc and by cp.async (the bytes it reads
-// from its source, not its zero fill), counted at issue: what a kernel streams from memory.
+// Global bytes read since reset_traffic() by ld.global.nc, by cp.async (the bytes it reads
+// from its source, not its zero fill) and by cp.async.bulk loads, counted at issue: what a
+// kernel streams from memory.
 struct Traffic {
   uint64_t nc_bytes = 0, cp_async_bytes = 0;
+  uint64_t bulk_load_bytes = 0;
 };
 const Traffic& traffic();
 void reset_traffic();
+namespace detail {
+// The counters traffic() reads, which the instruction files (emu_ptx.cpp, emu_mbarrier.cpp) add to.
+Traffic& traffic_counters();
+}  // namespace detail
 // ex2.approx.ftz.f32 (here exact exp2, results below the normal range flushed to zero).
 float ex2_approx_ftz(float x);
 

@@ -188,6 +188,12 @@ unsigned block_threads(const Launch& l) {
   return l.block.x * l.block.y * l.block.z;
 }
 
+void wake_block(const Block& b) {
+  Launch& l = active();
+  const unsigned p0 = position(l, b, 0), p1 = position(l, b, block_threads(l) - 1);
+  l.hint = std::min({l.hint, p0, p1});
+}
+
 }  // namespace state
 
 namespace {
@@ -258,6 +264,14 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
       resume(l, pick);
       continue;
     }
+    // Every thread waits: work in flight that some of them wait for (a bulk load an mbarrier
+    // tracks, whose producer need not wait on it) lands now, the latest the hardware may land it.
+    bool landed = false;
+    for (Block& b : l.blocks) landed = (b.async && b.async->stalled()) || landed;
+    if (landed) {
+      l.hint = 0;
+      continue;
+    }
     // Only spinning threads can move: they poll once more each; if they were alone last round
     // too, time passes (a barrier timeout can fire) instead of nothing at all.
     std::vector<int> spinners;
@@ -282,7 +296,12 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
     l.aborted = true;
   }
   if (!l.aborted)
-    for (const Block& b : l.blocks)
+    for (const Block& b : l.blocks) {
+      const std::string own = b.async ? b.async->block_end() : std::string();
+      if (!own.empty() && !l.aborted) {
+        l.error = "block " + block_name(b.id) + ": " + own;
+        l.aborted = true;
+      }
       for (size_t g = 0; g < b.group_async.size(); ++g)
         if (b.group_async[g]) {
           const std::string left = b.group_async[g]->block_end();
@@ -291,6 +310,7 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
             l.aborted = true;
           }
         }
+    }
   return !l.aborted;
 }
 
@@ -492,6 +512,10 @@ std::unique_ptr<AsyncState>& thread_async() {
 
 std::unique_ptr<AsyncState>& warpgroup_async() {
   return my_block().group_async[me().linear / 128];
+}
+
+std::unique_ptr<AsyncState>& block_async() {
+  return my_block().async;
 }
 
 }  // namespace emu

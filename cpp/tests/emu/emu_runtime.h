@@ -3,16 +3,19 @@
 // kernels that no GPU here can run (the sm_90a wgmma ones) are checked against the CPU oracles
 // on every machine that has the toolkit's headers. This file: launches, the thread scheduler,
 // barriers, warp / warpgroup collectives, shared memory, the registry of global buffers, faults.
-// The instructions themselves (mma, ldmatrix, cp.async, wgmma) are emu_ptx.h's.
+// The instructions themselves (mma, ldmatrix, cp.async, wgmma, mbarrier and the bulk copies it
+// tracks) are emu_ptx.h's.
 //
 // Semantics kept strict on purpose, so that a kernel that only works by luck of timing fails:
-// threads switch only at barriers and collectives, and the first runnable thread in priority
-// order (first-first, or last-first) always runs, so consumers outrun unsynchronised producers;
-// asynchronous copies and MMAs complete either at issue or only at their wait (Options); shared
-// memory starts poisoned (0xff: bf16 and fp32 NaN) at an address that is not 1024-aligned; a
-// thread that leaves while others wait at a barrier, lanes that meet at different collectives,
-// and a block where no thread can progress are faults. Blocks run one after another, or all
-// together for a cooperative launch (grid barriers: pollers give way, the clock can run out).
+// threads switch only at barriers, collectives and mbarrier waits, and the first runnable thread
+// in priority order (first-first, or last-first) always runs, so consumers outrun unsynchronised
+// producers; asynchronous copies and MMAs complete either at issue or only at their wait
+// (Options; a bulk load an mbarrier tracks lands when a thread waits on that mbarrier, at the
+// latest when every thread of the launch waits for something); shared memory starts poisoned
+// (0xff: bf16 and fp32 NaN) at an address that is not 1024-aligned; a thread that leaves while
+// others wait at a barrier, lanes that meet at different collectives, and a block where no
+// thread can progress are faults. Blocks run one after another, or all together for a
+// cooperative launch (grid barriers: pollers give way, the clock can run out).
 //
 // Not emulated: timing, occupancy, register limits, bank conflicts, the generic / async proxy
 // ordering of plain shared stores (only cp.async writes are tracked for fence.proxy.async), and
@@ -34,7 +37,7 @@ struct Dim3 {
 };
 
 struct Options {
-  bool eager_async = false;             // cp.async / wgmma complete at issue (false: at their wait)
+  bool eager_async = false;             // cp.async, bulk loads, wgmma done at issue (else at waits)
   bool reverse_order = false;           // priority to the last threads (else the first)
   uint32_t dynamic_shared_base = 0x90;  // shared address of the dynamic window (16-aligned)
   // With eager_async, wgmma still completes only at its wait: copies land at once and MMAs read
@@ -115,16 +118,22 @@ void collective(Scope s, const char* name, const void* in, void* out, Collective
 // The index in the block of this thread's warp / warpgroup.
 int group_of(Scope s);
 
-// Per-thread and per-warpgroup slots for the instruction layer's asynchronous state (empty at
-// the start of every block; the instruction layer fills them): thread_exit runs when the thread
-// ends, block_end when the block does ("" or what was left in flight).
+// Per-thread, per-warpgroup and per-block slots for the instruction layer's asynchronous state
+// (empty at the start of every block; the instruction layer fills them): thread_exit runs when
+// the thread ends, block_end when the block does ("" or what was left in flight). stalled (the
+// block's slot only) runs when no thread of the launch can move: it completes work in flight
+// that some waiting thread waits for, as late as the hardware may, and says whether it did (then
+// the scheduler looks again; else the launch is a deadlock). It runs outside every thread, so it
+// may not fault: what it does was checked at issue.
 struct AsyncState {
   virtual ~AsyncState() = default;
   virtual void thread_exit() {}
   virtual std::string block_end() { return {}; }
+  virtual bool stalled() { return false; }
 };
 std::unique_ptr<AsyncState>& thread_async();
 std::unique_ptr<AsyncState>& warpgroup_async();
+std::unique_ptr<AsyncState>& block_async();
 
 // Global buffers the test hands to a kernel: asynchronous copies and reductions must stay
 // inside one of them (plain loads and stores are not checked; AddressSanitizer builds do).

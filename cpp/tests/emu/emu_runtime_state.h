@@ -1,6 +1,6 @@
-// Private to the emulator's runtime (emu_runtime.cpp, emu_shared.cpp): the state of the running
-// launch, its blocks and their threads' fibers, and the accessors both files use. Tests and
-// kernels see emu_runtime.h only.
+// Private to the emulator's runtime (emu_runtime.cpp, emu_shared.cpp, and emu_mbarrier.cpp,
+// whose waits give way as barriers do): the state of the running launch, its blocks and their
+// threads' fibers, and the accessors these files use. Tests and kernels see emu_runtime.h only.
 #pragma once
 
 #include <cstddef>
@@ -69,6 +69,7 @@ struct Block {
   uint64_t named_generation[kNamedBarriers] = {};
   std::vector<Slot> warps, warpgroups;
   std::vector<std::unique_ptr<AsyncState>> group_async;
+  std::unique_ptr<AsyncState> async;  // the block's own (its mbarriers: emu_mbarrier.cpp)
   // Shared memory: kSharedWindow bytes, 1024-aligned, and the last async writer of each byte.
   std::vector<unsigned char> shared_storage;
   unsigned char* shared = nullptr;
@@ -112,5 +113,8 @@ unsigned position(const Launch& l, const Block& b, unsigned t);
 unsigned block_threads(const Launch& l);
 // Gives way until *generation changes (a barrier's or collective's phase ends).
 void wait_for(const uint64_t* generation);
+// The threads of block b may run again (a phase they wait for ended): the scheduler looks from
+// the block's first thread in priority order, not only past the running one.
+void wake_block(const Block& b);
 
 }  // namespace emu::state

@@ -19,6 +19,20 @@ namespace emu {
 // gets what read_before_wait read (and clean's first accumulator).
 std::string run_selftest(const std::string& kind, float* value);
 
+// Hopper mbarriers and bulk loads (emu_ptx.h), one 128-thread block: thread 0 initialises an
+// mbarrier and loads a phase's 512 bytes with two bulk loads, every thread waits and checks its
+// word. kind: "two_loads"; "second_phase" (a second phase on the same mbarrier, waited with
+// parity 1, its loads issued before their expect_tx); "read_before_wait" (thread 0 reads the
+// destination between its loads and its wait: `early` gets what it read; its wait must land
+// the loads itself, passing with no other thread moving meanwhile); "count_two" (count 2,
+// the second arrival from thread 64: no thread may pass before it); "producer_never_waits" (the
+// producer warp leaves, the others wait: the loads must still land); faults: "tx_never_zero"
+// (16 bytes more announced than loaded: a deadlock), "misaligned_dst", "misaligned_src",
+// "bytes_not_16", "source_outside_buffers", "uninitialised_wait", "uninitialised_load",
+// "never_waited" (nobody waits: loads left in flight). wrong gets how many threads found their
+// word (or the arrival order) wrong after a wait.
+std::string run_mbarrier_selftest(const std::string& kind, int* wrong, uint32_t* early);
+
 // The grid barrier of the one-kernel decode step (core/grid_barrier.cuh), cooperatively
 // launched over `blocks` blocks: each block's thread 0 writes a slot per phase, passes the
 // barrier, and sums every block's slot of that phase into sums (phases, blocks). kind:
