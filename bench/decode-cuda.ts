@@ -16,7 +16,9 @@
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the skinny linear layers
  *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the decode steps awaited
  *     on a worker thread (`_worker_decode`), and the whole step as one persistent kernel
- *     (`stepKernel`, `_step_kernel`; without its L2 weight prefetch, `_step_kernel_no_prefetch`;
+ *     (`stepKernel`, `_step_kernel`: on sm_90 its weights streamed through shared memory; without
+ *     the stream, `_step_kernel_no_stream`, loading them itself with an L2 prefetch; without either,
+ *     `_step_kernel_no_prefetch`;
  *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
@@ -68,9 +70,10 @@ interface Run {
   merge?: 'staged' | 'serial';
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
-  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelTiming. */
+  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelTiming. */
   stepKernel?: boolean;
   stepKernelPrefetch?: boolean;
+  stepKernelStream?: boolean;
   stepKernelTiming?: boolean;
 }
 
@@ -94,6 +97,7 @@ async function stepTime(
     attentionMerge: merge ?? 'staged',
     stepKernel: run.stepKernel ?? false,
     stepKernelPrefetch: run.stepKernelPrefetch ?? true,
+    stepKernelStream: run.stepKernelStream ?? true,
     stepKernelTiming: run.stepKernelTiming ?? false,
   });
   const req = kv.openRequest(1 << 20);
@@ -208,15 +212,24 @@ const trials: Record<string, Partial<Run>> = {
   cuda_cores: { tensorCores: false },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
   worker_decode: { sync: false },
-  // The whole step as one persistent kernel (grid barriers between phases), with and without
-  // its L2 prefetch of the next phase's weights.
+  // The whole step as one persistent kernel (grid barriers between phases): its weights
+  // streamed through shared memory (sm_90), or loaded by the kernel itself with and without its
+  // L2 prefetch of the next phase's weights.
   step_kernel: { stepKernel: true },
-  step_kernel_no_prefetch: { stepKernel: true, stepKernelPrefetch: false },
+  step_kernel_no_stream: { stepKernel: true, stepKernelStream: false },
+  step_kernel_no_prefetch: { stepKernel: true, stepKernelStream: false, stepKernelPrefetch: false },
   // Its phases timed barrier to barrier (every step then waits for the device: its step times
   // are not the headline): where the one kernel's time goes.
   step_kernel_timed: { stepKernel: true, stepKernelTiming: true },
 };
-type Timed = { t: number; deviceMs: number; decodeT: number; kernelSteps: number; phaseMs: Record<string, number> };
+type Timed = {
+  t: number;
+  deviceMs: number;
+  decodeT: number;
+  kernelSteps: number;
+  kernelStreamed: boolean;
+  phaseMs: Record<string, number>;
+};
 const trial: Record<string, { one: Timed; eight: Timed }> = {};
 async function runTrial(name: string, extra: Partial<Run>): Promise<void> {
   const timed = async (branches: number): Promise<Timed> => {
@@ -226,7 +239,7 @@ async function runTrial(name: string, extra: Partial<Run>): Promise<void> {
     const phaseMs = Object.fromEntries(
       Object.entries(st.kernelPhaseMs).map(([k, ms]) => [k, round(ms / Math.max(1, st.kernelTimedSteps), 4) as number]),
     );
-    return { ...x, kernelSteps: st.kernelSteps, phaseMs };
+    return { ...x, kernelSteps: st.kernelSteps, kernelStreamed: st.kernelStreamed, phaseMs };
   };
   const r = { one: await timed(1), eight: await timed(8) };
   trial[name] = r;
@@ -361,6 +374,8 @@ printJson('decode-cuda', {
             // Steps that ran as the one kernel (0: the shape did not fit, the layer path ran).
             [`kernel_steps_b1_${name}`, r.one.kernelSteps],
             [`kernel_steps_8_${name}`, r.eight.kernelSteps],
+            // Whether its steps streamed the weights (stepKernelStream on an sm_90 device).
+            [`kernel_streamed_${name}`, r.one.kernelStreamed],
             ...Object.entries(r.one.phaseMs).map(([phase, ms]) => [`kernel_phase_ms_b1_${phase}`, ms]),
             ...Object.entries(r.eight.phaseMs).map(([phase, ms]) => [`kernel_phase_ms_8_${phase}`, ms]),
           ]

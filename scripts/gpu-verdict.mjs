@@ -47,6 +47,7 @@ const VARIANTS = [
   ['CUDA-core linears', '_cuda_cores'],
   ['decode on a worker thread', '_worker_decode'],
   ['one-kernel step', '_step_kernel'],
+  ['one-kernel step, no stream', '_step_kernel_no_stream'],
   ['one-kernel step, no prefetch', '_step_kernel_no_prefetch'],
   ['generic', '_generic'],
 ];

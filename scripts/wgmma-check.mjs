@@ -3,11 +3,13 @@
 // ptxas reports that it had to serialise the warpgroup MMAs (C7513: "wgmma.mma_async
 // instructions are serialized", C7519: "warpgroup.arrive is injected"). ptxas still builds
 // such code, and it still computes the right numbers, just without the overlap the kernels are
-// written for: no test would notice. Also prints each kernel's registers and spill bytes.
+// written for: no test would notice. Also prints each kernel's registers and spill bytes, and
+// fails where the one-kernel decode step's static shared memory passes what its streamed form
+// leaves for it when it sizes its ring (kStaticSmemBytes, model/qwen3_step_kernel.cuh).
 // Skips (exit 0, with a line) where nvcc is absent.
 // Usage: node scripts/wgmma-check.mjs
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +58,25 @@ function kernelResources(text) {
   return out;
 }
 
+// The one-kernel step's entry functions whose static shared memory passes `limit` bytes.
+function stepSmemOver(text, limit) {
+  const out = [];
+  let kernel = null;
+  for (const line of text.split('\n')) {
+    const entry = /Compiling entry function '([^']+)'/.exec(line);
+    if (entry) kernel = entry[1];
+    const smem = /Used \d+ registers.*?(\d+) bytes smem/.exec(line);
+    if (smem && kernel?.includes('step_kernel') && Number(smem[1]) > limit) out.push(`${kernel}: ${smem[1]} bytes`);
+  }
+  return out;
+}
+const stepHeader = readFileSync(join(root, 'cpp', 'model', 'qwen3_step_kernel.cuh'), 'utf8');
+const stepStaticLimit = Number(/kStaticSmemBytes = (\d+);/.exec(stepHeader)?.[1]);
+if (!Number.isFinite(stepStaticLimit)) {
+  console.log('wgmma-check: no kStaticSmemBytes = N; in cpp/model/qwen3_step_kernel.cuh');
+  process.exit(1);
+}
+
 const tmp = mkdtempSync(join(tmpdir(), 'wgmma-check-'));
 let failed = false;
 try {
@@ -85,6 +106,10 @@ try {
     failed ||= serialised.length > 0;
     console.log(`wgmma-check: ${name}: ${serialised.length === 0 ? 'no serialised wgmma' : 'SERIALISED'}`);
     for (const k of kernelResources(text)) console.log(`  ${k}`);
+    for (const k of stepSmemOver(text, stepStaticLimit)) {
+      console.log(`wgmma-check: ${name}: static shared memory over kStaticSmemBytes (${stepStaticLimit}): ${k}`);
+      failed = true;
+    }
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });

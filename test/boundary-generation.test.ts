@@ -43,6 +43,7 @@ describe('NativeKv boundary', () => {
       'tensorCoreLinears',
       'stepKernel',
       'stepKernelPrefetch',
+      'stepKernelStream',
       'stepKernelTiming',
     ])
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));
@@ -76,6 +77,7 @@ describe('NativeKv boundary', () => {
       graphError: '',
       kernelSteps: 0,
       kernelGrid: 0,
+      kernelStreamed: false,
       kernelError: '',
       kernelPhaseMs: {},
       kernelTimedSteps: 0,

@@ -5,7 +5,8 @@
 //                         graphs? = true, fastKernels? = true, profile? = false,
 //                         candidateKernels? = false, tensorCoreLinears? = true,
 //                         attentionMerge? = 'staged', stepKernel? = false,
-//                         stepKernelPrefetch? = true, stepKernelTiming? = false })
+//                         stepKernelPrefetch? = true, stepKernelStream? = true,
+//                         stepKernelTiming? = false })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
@@ -14,6 +15,7 @@
 //   attentionMerge: 'staged' | 'serial', how the decode attention merges its split-KV states;
 //   stepKernel: one-token steps of at most 8 sequences as one persistent kernel where it fits
 //   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights;
+//   stepKernelStream: on sm_90, its weights streamed through shared memory by bulk copies;
 //   stepKernelTiming: its phases timed into deviceStats().kernelPhaseMs, each step synced)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
@@ -141,6 +143,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const std::string merge = enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged");
     const bool step_kernel = bool_field(o, fn, "stepKernel", false);
     const bool step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
+    const bool step_kernel_stream = bool_field(o, fn, "stepKernelStream", true);
     const bool step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
     Status st;
     if (model_.cuda) {
@@ -157,6 +160,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->attention_merge = merge == "serial" ? DecodeMerge::kSerial : DecodeMerge::kStaged;
         decoder_->step_kernel = step_kernel;
         decoder_->step_kernel_prefetch = step_kernel_prefetch;
+        decoder_->step_kernel_stream = step_kernel_stream;
         decoder_->step_kernel_timing = step_kernel_timing;
       }
 #endif

@@ -197,23 +197,15 @@ __device__ __forceinline__ float tile_sum(const float* part, int r, int i) {
   return v;
 }
 
-// Tile b of y (M, n) of type CT = x (M, k) . W (n, k)^T, or y += it: columns 8 b .. 8 b + 7.
-// S = slices_for(tiles), W = the CTA's warps; DEEP: tile_dots_deep (same bits). Every thread of
-// the CTA must call it.
-template <int M, bool SX, int S, int W, typename CT, bool DEEP = false>
-__device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint16_t* Wt, int64_t k,
-                                            int64_t n, bool accumulate, int64_t b,
-                                            float* part /* kPartFloats<M, S> shared */) {
-  const int64_t j0 = b * kTileRows, jl = j0 + ((threadIdx.x & 31) >> 2);
-  // Past n: read, not written.
-  if constexpr (DEEP)
-    tile_dots_deep<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
-  else
-    tile_dots<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
+// Tile b of y (M, n) of type CT from the slice sums in part (kPartFloats<M, S>): columns 8 b ..
+// 8 b + 7, y = the sums or y += them. Every thread of the CTA must call it.
+template <int M, int S, typename CT>
+__device__ __forceinline__ void store_linear_tile(CT* y, int64_t n, bool accumulate, int64_t b,
+                                                  const float* part) {
   const int t = threadIdx.x;
   if (t < M * kTileRows) {
     const int r = t / kTileRows, i = t % kTileRows;
-    const int64_t j = j0 + i;
+    const int64_t j = b * kTileRows + i;
     if (j < n) {
       const float v = tile_sum<M, S>(part, r, i);
       CT* yj = y + r * n + j;
@@ -223,26 +215,34 @@ __device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint
   __syncthreads();  // part is read before the next tile writes it
 }
 
-// Tile b of act (M, inter) bf16 = silu(g) * u over Wt = gate rows then up rows (2 inter, k):
-// SwiGLU columns 4 b .. 4 b + 3; tile rows 0..3 are their gate rows, 4..7 their up rows. g and u
-// are rounded to bf16 first, then swiglu.cu's formula (as skinny::swiglu_tile). DEEP:
-// tile_dots_deep (same bits).
-template <int M, bool SX, int S, int W, bool DEEP = false>
-__device__ __forceinline__ void swiglu_tile(__nv_bfloat16* act, const uint16_t* x,
-                                            const uint16_t* Wt, int64_t k, int64_t inter, int64_t b,
-                                            float* part /* kPartFloats<M, S> */) {
-  constexpr int C = kSwigluTileCols;
-  const int gl = (threadIdx.x & 31) >> 2;
-  const int64_t j0 = b * C, jc = j0 + gl % C, jl = jc < inter ? jc : inter - 1;
-  const uint16_t* wrow = Wt + (gl < C ? jl : inter + jl) * k;
+// Tile b of y (M, n) of type CT = x (M, k) . W (n, k)^T, or y += it: columns 8 b .. 8 b + 7.
+// S = slices_for(tiles), W = the CTA's warps; DEEP: tile_dots_deep (same bits). Every thread of
+// the CTA must call it.
+template <int M, bool SX, int S, int W, typename CT, bool DEEP = false>
+__device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint16_t* Wt, int64_t k,
+                                            int64_t n, bool accumulate, int64_t b,
+                                            float* part /* kPartFloats<M, S> shared */) {
+  const int64_t jl = b * kTileRows + ((threadIdx.x & 31) >> 2);
+  // Past n: read, not written.
   if constexpr (DEEP)
-    tile_dots_deep<M, SX, S, W>(part, x, wrow, k);
+    tile_dots_deep<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
   else
-    tile_dots<M, SX, S, W>(part, x, wrow, k);
+    tile_dots<M, SX, S, W>(part, x, Wt + (jl < n ? jl : n - 1) * k, k);
+  store_linear_tile<M, S>(y, n, accumulate, b, part);
+}
+
+// Tile b of act (M, inter) bf16 from the slice sums in part (kPartFloats<M, S>) of its rows: 0..3
+// the gate rows of SwiGLU columns 4 b .. 4 b + 3, 4..7 their up rows. g and u are rounded to
+// bf16 first (where separate GEMMs would round them), then swiglu.cu's formula (as
+// skinny::swiglu_tile). Every thread of the CTA must call it.
+template <int M, int S>
+__device__ __forceinline__ void store_swiglu_tile(__nv_bfloat16* act, int64_t inter, int64_t b,
+                                                  const float* part) {
+  constexpr int C = kSwigluTileCols;
   const int t = threadIdx.x;
   if (t < M * C) {
     const int r = t / C, i = t % C;
-    const int64_t j = j0 + i;
+    const int64_t j = b * C + i;
     if (j < inter) {
       const float gr = skinny::round_bf16(tile_sum<M, S>(part, r, i));
       const float ur = skinny::round_bf16(tile_sum<M, S>(part, r, C + i));
@@ -250,6 +250,28 @@ __device__ __forceinline__ void swiglu_tile(__nv_bfloat16* act, const uint16_t* 
     }
   }
   __syncthreads();
+}
+
+// The weight row lane (g, q) of a SwiGLU tile b folds: tile row g < 4 is gate row 4 b + g, row
+// g >= 4 up row 4 b + g - 4 (past inter: the last one, read, not written).
+__host__ __device__ inline int64_t swiglu_tile_row(int64_t inter, int64_t b, int g) {
+  constexpr int C = kSwigluTileCols;
+  const int64_t jc = b * C + g % C, jl = jc < inter ? jc : inter - 1;
+  return g < C ? jl : inter + jl;
+}
+
+// Tile b of act (M, inter) bf16 = silu(g) * u over Wt = gate rows then up rows (2 inter, k):
+// SwiGLU columns 4 b .. 4 b + 3 (store_swiglu_tile). DEEP: tile_dots_deep (same bits).
+template <int M, bool SX, int S, int W, bool DEEP = false>
+__device__ __forceinline__ void swiglu_tile(__nv_bfloat16* act, const uint16_t* x,
+                                            const uint16_t* Wt, int64_t k, int64_t inter, int64_t b,
+                                            float* part /* kPartFloats<M, S> */) {
+  const uint16_t* wrow = Wt + swiglu_tile_row(inter, b, (threadIdx.x & 31) >> 2) * k;
+  if constexpr (DEEP)
+    tile_dots_deep<M, SX, S, W>(part, x, wrow, k);
+  else
+    tile_dots<M, SX, S, W>(part, x, wrow, k);
+  store_swiglu_tile<M, S>(act, inter, b, part);
 }
 
 // The weight rows tile b reads, prefetched into L2 (PDL forms).

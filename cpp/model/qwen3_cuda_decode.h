@@ -82,11 +82,14 @@ class Qwen3CudaDecoder {
   // where it fits (bf16, head dim 128, with fast_kernels, skinny_tensor_cores and the staged
   // merge, the layer path it reproduces bit for bit); other steps take the layer path. Off by
   // default until a GPU has run it. step_kernel_prefetch: its L2 prefetch of the next linear
-  // phase's weights (off only for the A/B the benchmark runs). Where the kernel cannot launch
+  // phase's weights (off only for the A/B the benchmark runs). step_kernel_stream: on sm_90
+  // devices, its weights streamed through a ring of shared memory by bulk copies instead
+  // (qwen3_step_stream.cuh; same bits; off for the A/B). Where the kernel cannot launch
   // (no cooperative launch, no room on an SM) the step runs the layer path, step_kernel turns
   // off and stats().kernel_error says why.
   bool step_kernel = false;
   bool step_kernel_prefetch = true;
+  bool step_kernel_stream = true;
   // Time each phase of every one-kernel step into stats().kernel_phase_ms (the device clock at
   // its barriers; each step then waits for the device).
   bool step_kernel_timing = false;
@@ -94,8 +97,9 @@ class Qwen3CudaDecoder {
   DecodeWorkOptions work_options;
   struct Stats {
     int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
-    int64_t kernel_steps = 0;  // steps run as one persistent kernel (step_kernel)
-    int64_t kernel_grid = 0;   // its CTAs
+    int64_t kernel_steps = 0;      // steps run as one persistent kernel (step_kernel)
+    int64_t kernel_grid = 0;       // its CTAs
+    bool kernel_streamed = false;  // whether its last step streamed the weights
     std::string kernel_error;  // why step_kernel was turned off, if it was (it could not launch)
     // step_kernel_timing: device milliseconds per phase kind, summed over kernel_timed_steps.
     std::map<std::string, double> kernel_phase_ms;

@@ -48,10 +48,12 @@ Status Qwen3CudaDecoder::run_step_kernel(int64_t S) {
   a.act = act_;
   a.logits = logits_;
   a.prefetch = step_kernel_prefetch;
+  a.stream = step_kernel_stream;
   a.timing = step_kernel_timing;
   NPR_TRY(step_kernel_.launch(ctx_, c, S, a));
   ++stats_.kernel_steps;
   stats_.kernel_grid = step_kernel_.grid();
+  stats_.kernel_streamed = step_kernel_.streamed();
   if (!step_kernel_timing) return Status::ok();
   NPR_TRY(step_kernel_.add_phase_ms(ctx_, c, &stats_.kernel_phase_ms));
   ++stats_.kernel_timed_steps;

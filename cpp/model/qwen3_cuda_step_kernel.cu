@@ -1,5 +1,6 @@
-// The one-kernel decode step's launcher (see qwen3_cuda_step_kernel.h): at most kMaxCtasPerSm
-// CTAs an SM, all resident (a cooperative launch); the kernel is qwen3_step_kernel.cuh's.
+// The one-kernel decode step's launcher (see qwen3_cuda_step_kernel.h): the kernel is
+// qwen3_step_kernel.cuh's, its typed launches qwen3_step_launch.cuh's; on sm_90 devices of builds
+// with sm_90a kernels its streamed form (qwen3_cuda_step_kernel_stream_sm90a.cu).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -10,71 +11,27 @@
 
 #include "core/cuda_check.cuh"
 #include "model/qwen3_cuda_step_kernel.h"
-#include "model/qwen3_step_kernel.cuh"
+#include "model/qwen3_step_launch.cuh"
 
 namespace npr {
 
 namespace {
 
 using namespace onestep;
-constexpr int kMaxCtasPerSm = 4;
 constexpr uint64_t kBarrierTimeoutNs = 5000000000ull;  // 5 s: far above any step, even memcheck's
 
-template <int M, int D>
-Status launch_typed(const Params& p, int64_t smem, int64_t* grid, cudaStream_t st) {
-  auto* kernel = step_kernel<M, D>;
-  const char* op = "decode (cuda, one-kernel step)";
-  // An error some earlier call left behind is not this launch's: clear it before launching.
-  (void)cudaGetLastError();
-  // The opt-in belongs to the kernel, process-wide: another decoder (another model size) may
-  // have set it to its own size since, so it is set on every launch (microseconds).
-  NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(smem)),
-               op);
-  if (*grid == 0) {  // first launch at this shape: the grid
-    int dev = 0, sms = 0, per_sm = 0, coop = 0;
-    NPR_CUDA_TRY(cudaGetDevice(&dev), op);
-    NPR_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), op);
-    NPR_CUDA_TRY(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), op);
-    if (!coop)
-      return Status::invalid(std::string(op) + ": the device cannot launch cooperative kernels");
-    NPR_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads,
-                                                               static_cast<size_t>(smem)),
-                 op);
-    if (per_sm < 1)
-      return Status::invalid(std::string(op) + ": not one CTA fits an SM with " +
-                             std::to_string(smem) + " bytes of shared memory");
-    *grid = static_cast<int64_t>(std::min(per_sm, kMaxCtasPerSm)) * sms;
-  }
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>(*grid));
-  cfg.blockDim = dim3(kThreads);
-  cfg.dynamicSmemBytes = static_cast<size_t>(smem);
-  cfg.stream = st;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeCooperative;
-  attr[0].val.cooperative = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  NPR_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, p), op);
-  return cuda_launch_status(op);
-}
-
-Status launch_rows(int64_t rows, const Params& p, int64_t smem, int64_t* grid, cudaStream_t st) {
-  constexpr int D = kHeadDim;
-  switch (rows) {
-    case 1: return launch_typed<1, D>(p, smem, grid, st);
-    case 2: return launch_typed<2, D>(p, smem, grid, st);
-    case 3: return launch_typed<3, D>(p, smem, grid, st);
-    case 4: return launch_typed<4, D>(p, smem, grid, st);
-    case 5: return launch_typed<5, D>(p, smem, grid, st);
-    case 6: return launch_typed<6, D>(p, smem, grid, st);
-    case 7: return launch_typed<7, D>(p, smem, grid, st);
-    default: return launch_typed<8, D>(p, smem, grid, st);
-  }
-}
-
 }  // namespace
+
+#if !defined(NPR_HAVE_SM90A) && !defined(NPR_EMU)
+// This build has no sm_90a kernel: the plain kernel runs everywhere.
+bool onestep::streamed_compiled() {
+  return false;
+}
+Status onestep::launch_streamed(int64_t, const Params&, int64_t, int64_t*, cudaStream_t) {
+  return Status::unavailable(
+      "decode (cuda, one-kernel step): this build has no sm_90a kernel for the streamed weights");
+}
+#endif
 
 StepKernel::~StepKernel() {
   if (broken_host_) cudaFreeHost(broken_host_);
@@ -144,6 +101,17 @@ Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
   return Status::ok();
 }
 
+Status StepKernel::query_device() {
+  const char* op = "decode (cuda, one-kernel step)";
+  int dev = 0, major = 0, optin = 0;
+  NPR_CUDA_TRY(cudaGetDevice(&dev), op);
+  NPR_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), op);
+  NPR_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), op);
+  sm_major_ = major;
+  smem_optin_ = optin;
+  return Status::ok();
+}
+
 Status StepKernel::check() const {
   if (broken_host_ && *reinterpret_cast<volatile int32_t*>(broken_host_) != 0)
     return Status::internal(
@@ -207,15 +175,30 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
     NPR_CUDA_TRY(cudaMemsetAsync(p.stamps, 0, 8 * (kStampsFixed + kPhasesPerLayer * c.layers), st),
                  "decode (cuda, one-kernel step): phase clock reset");
   }
-  // Each row count is its own kernel: its grid once per shared-memory size.
-  const int64_t smem = dyn_smem_bytes(c, rows);
-  if (smem_of_[rows] != smem) {
-    grid_of_[rows] = 0;
-    smem_of_[rows] = smem;
+  // The streamed form where the device is an sm_90 one and its ring fits.
+  bool streamed = false;
+  int64_t smem = dyn_smem_bytes(c, rows);
+  if (a.stream && streamed_compiled()) {
+    if (sm_major_ < 0) NPR_TRY(query_device());
+    const int64_t slots = stream_slots_for(c, rows, smem_optin_);
+    if (sm_major_ == 9 && slots >= stream::kMinSlots) {
+      streamed = true;
+      p.ring_slots = static_cast<int>(slots);
+      p.ring_offset = stream_ring_offset(c, rows);
+      smem = stream_smem_bytes(c, rows, slots);
+    }
   }
-  const Status s = launch_rows(rows, p, smem, &grid_of_[rows], st);
+  // Each row count is its own kernel: its grid once per shared-memory size.
+  const int mode = streamed ? 1 : 0;
+  if (smem_of_[mode][rows] != smem) {
+    grid_of_[mode][rows] = 0;
+    smem_of_[mode][rows] = smem;
+  }
+  const Status s = streamed ? launch_streamed(rows, p, smem, &grid_of_[mode][rows], st)
+                            : launch_rows<false>(rows, p, smem, &grid_of_[mode][rows], st);
   if (!s.is_ok()) return s;
-  grid_ = grid_of_[rows];
+  streamed_ = streamed;
+  grid_ = grid_of_[mode][rows];
   ++launches_;
   return s;
 }

@@ -6,7 +6,10 @@
 // ~1.05 ms of device time at batch 1 where the weights alone stream in ~0.2 ms: each launch's
 // ramp-up and tail (~3-5 us) outweighed its 4-12 MB of weights. A barrier costs ~1 us, and
 // before each barrier a CTA can ask L2 for the weights of its next linear phase (prefetch), so
-// HBM keeps streaming while the grid waits for its slowest CTA.
+// HBM keeps streaming while the grid waits for its slowest CTA. On an H200 that form measured
+// 1.748 ms (its weight phases at 0.44-1.5 TB/s: each starts cold after its barrier), so on sm_90
+// devices the kernel streams its weights instead: bulk copies into a ring of shared memory, one
+// CTA an SM, running ahead through the phases that read no weights (qwen3_step_stream.cuh).
 //
 // Same bits as the layer path with tensor-core skinny linear layers, the tensor-core attend
 // kernel and the staged merge (the decoder's defaults): every phase runs the device functions
@@ -65,6 +68,10 @@ struct StepKernelArgs {
   // L2 prefetch of each CTA's next linear phase weights before a barrier (on by default; off
   // for the A/B the benchmark runs).
   bool prefetch = true;
+  // Stream the weights through a ring of shared memory with bulk copies that run ahead across
+  // phases and barriers (qwen3_step_stream.cuh): where the device is sm_90 and the build has
+  // sm_90a kernels (on by default; off for the A/B the benchmark runs). Same bits.
+  bool stream = true;
   // Stamp the device clock (CTA 0's, as it leaves each phase's barrier; a last barrier is added
   // after the head) for add_phase_ms.
   bool timing = false;
@@ -95,6 +102,8 @@ class StepKernel {
   // reads host memory only, so it sees launches that have finished.
   Status check() const;
   int64_t grid() const { return grid_; }
+  // Whether the last launch streamed its weights (StepKernelArgs::stream, where it applies).
+  bool streamed() const { return streamed_; }
   int64_t launches() const { return launches_; }
 
  private:
@@ -104,8 +113,13 @@ class StepKernel {
   int32_t* broken_host_ = nullptr;  // host-mapped (cudaHostAlloc)
   int32_t* broken_dev_ = nullptr;   // its device view
   int64_t layers_n_ = 0, grid_ = 0, launches_ = 0;
-  // By row count (1..8): the grid found for it, and the shared bytes it was found at.
-  int64_t grid_of_[kSkinnyMaxRows + 1] = {}, smem_of_[kSkinnyMaxRows + 1] = {};
+  bool streamed_ = false;
+  // The device's compute capability major and opt-in shared memory a block (-1: not asked yet).
+  int sm_major_ = -1, smem_optin_ = 0;
+  Status query_device();
+  // By kernel (plain, streamed) and row count (1..8): the grid found for it, and the shared
+  // bytes it was found at.
+  int64_t grid_of_[2][kSkinnyMaxRows + 1] = {}, smem_of_[2][kSkinnyMaxRows + 1] = {};
 };
 
 }  // namespace npr

@@ -10,6 +10,10 @@
 // Activations written in the launch are read with L2 loads (__ldcg) or plain loads after a
 // barrier, never through the read-only path (ld.global.nc is for data constant during a kernel).
 //
+// STREAM (sm_90): the linear phases read their weights from the ring of qwen3_step_stream.cuh,
+// which thread 0 starts filling before the embedding and refills chunk by chunk as the tiles
+// consume it, so the next phases' weights load during attention, merge and the barriers.
+//
 // Inside .cu files only: the launcher (qwen3_cuda_step_kernel.cu) and the kernels' emulator in
 // the tests (cpp/tests/emu) include it.
 #pragma once
@@ -32,6 +36,7 @@
 #include "kernels/skinny_rmsnorm_stage.cuh"
 #include "model/qwen3_config.h"
 #include "model/qwen3_cuda_step_kernel.h"
+#include "model/qwen3_step_stream.cuh"
 
 namespace npr::onestep {
 
@@ -47,6 +52,13 @@ constexpr int kPhasesPerLayer = 6;  // each ends at a grid barrier
 // alone costs), then stamp the embedding, every layer's phases and the head.
 constexpr int kCalibBarriers = 8;
 constexpr int kStampsFixed = 1 + kCalibBarriers + 2;  // start, calibration, embedding, head
+// What the streamed kernel leaves for its static shared memory (a tile's slice sums, the merge's
+// and the staged RMSNorm's arrays: 5,024 bytes at 8 rows by ptxas) when it sizes its ring.
+// scripts/wgmma-check.mjs fails where ptxas reports more.
+constexpr int64_t kStaticSmemBytes = 6144;
+static_assert(kStaticSmemBytes >=
+                  4 * skinny_tc::kPartFloats<kSkinnyMaxRows, skinny_tc::kSlicesNarrow>,
+              "the slice sums alone must fit");
 
 // The kernel's arguments, resolved on the host.
 struct Params {
@@ -66,6 +78,10 @@ struct Params {
   int layers_n, hidden, inter, heads, kv_heads, vocab, block_tokens;
   float eps, scale;
   bool prefetch;
+  // The weight stream's ring (the streamed kernel only, qwen3_step_stream.cuh): ring_slots slots
+  // at byte ring_offset of the dynamic shared memory, then their mbarriers (8 bytes each).
+  int ring_slots;
+  int64_t ring_offset;
 };
 
 // The arguments of a launch for a step of model c, all but the layer table, the plan, the
@@ -137,6 +153,70 @@ __device__ __forceinline__ void swiglu_tiles(bf16_t* act, const uint16_t* xs, co
   }
 }
 
+// Phase i of the weight stream (qwen3_step_stream.cuh): per layer q|k|v, o, gate|up, down; then
+// the head. kStreamPhasesPerLayer a layer, 4 layers_n + 1 in all.
+constexpr int kStreamPhasesPerLayer = 4;
+struct StreamPhases {
+  const Params* p;
+  __device__ __forceinline__ stream::Phase operator()(int i) const {
+    const int64_t H = p->hidden, I = p->inter, qd = static_cast<int64_t>(p->heads) * kHeadDim;
+    if (i >= kStreamPhasesPerLayer * p->layers_n)
+      return {static_cast<const uint16_t*>(p->lm_head), p->vocab, H, false};
+    const StepKernelLayer& L = p->layers[i / kStreamPhasesPerLayer];
+    switch (i % kStreamPhasesPerLayer) {
+      case 0:
+        return {static_cast<const uint16_t*>(L.wqkv), qd + 2LL * p->kv_heads * kHeadDim, H, false};
+      case 1: return {static_cast<const uint16_t*>(L.wo), H, qd, false};
+      case 2: return {static_cast<const uint16_t*>(L.wgu), I, H, true};
+      default: return {static_cast<const uint16_t*>(L.wdown), H, I, false};
+    }
+  }
+  __device__ __forceinline__ int count() const { return kStreamPhasesPerLayer * p->layers_n + 1; }
+};
+
+// This CTA's column tiles of y (M, n) = xs (M, k, shared) . W (n, k)^T (or +=), the weights
+// from the stream's ring, which holds this phase's tiles next: linear_tiles' tiles and bits.
+template <int M, typename CT>
+__device__ __forceinline__ void linear_tiles_streamed(CT* y, const uint16_t* xs, int64_t k,
+                                                      int64_t n, bool acc, float* part,
+                                                      stream::Ring& r, const StreamPhases& ph) {
+  const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
+  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
+    constexpr int S = skinny_tc::kSlicesNarrow;
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
+      skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
+    }
+  } else {
+    constexpr int S = skinny_tc::kSlicesWide;
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
+      skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
+    }
+  }
+}
+
+// The same for swiglu_tiles.
+template <int M>
+__device__ __forceinline__ void swiglu_tiles_streamed(bf16_t* act, const uint16_t* xs, int64_t k,
+                                                      int64_t inter, float* part, stream::Ring& r,
+                                                      const StreamPhases& ph) {
+  const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
+  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
+    constexpr int S = skinny_tc::kSlicesNarrow;
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
+      skinny_tc::store_swiglu_tile<M, S>(act, inter, b, part);
+    }
+  } else {
+    constexpr int S = skinny_tc::kSlicesWide;
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
+      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
+      skinny_tc::store_swiglu_tile<M, S>(act, inter, b, part);
+    }
+  }
+}
+
 // The weight rows of this CTA's tiles of a later phase, into L2.
 __device__ __forceinline__ void prefetch_linear(const uint16_t* W, int64_t k, int64_t n) {
   const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
@@ -203,8 +283,10 @@ __device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLa
   __threadfence();
 }
 
-// M one-token rows, head dim D. Dynamic shared memory: dyn_smem_bytes(M, D, ...).
-template <int M, int D>
+// M one-token rows, head dim D. Dynamic shared memory: dyn_smem_bytes(M, D, ...), and with
+// STREAM (the weights through the ring of qwen3_step_stream.cuh; sm_90) the ring after it
+// (stream_smem_bytes).
+template <int M, int D, bool STREAM>
 __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant__ Params p) {
   NPR_DYNAMIC_SHARED(dyn);
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>]);
@@ -215,6 +297,16 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   uint32_t epoch = 0;
   const bool stamping = p.stamps && blockIdx.x == 0 && threadIdx.x == 0;
   if (stamping) p.stamps[0] = grid::now_ns();
+  const StreamPhases phases{&p};
+  stream::Ring ring{};
+  if constexpr (STREAM) {  // the first chunks stream while the embedding runs
+    const auto base = static_cast<uint32_t>(__cvta_generic_to_shared(dyn));
+    ring.mem = dyn + p.ring_offset;
+    ring.slots0 = base + static_cast<uint32_t>(p.ring_offset);
+    ring.bars = ring.slots0 + static_cast<uint32_t>(p.ring_slots * stream::kSlotBytes);
+    ring.slots = p.ring_slots;
+    stream::start(ring, phases, phases.count());
+  }
   // The grid barrier that ends a phase, and (timing) when CTA 0 left it.
   const auto end_phase = [&]() {
     grid::sync(p.bar, epoch);
@@ -226,7 +318,8 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; e < M * H;
        e += static_cast<int64_t>(gridDim.x) * kThreads)
     p.x[e] = skinny::bf16_bits(p.embed[static_cast<int64_t>(p.ids[e / H]) * H + e % H]);
-  if (p.prefetch) prefetch_linear(static_cast<const uint16_t*>(p.layers[0].wqkv), H, nqkv);
+  if (!STREAM && p.prefetch)
+    prefetch_linear(static_cast<const uint16_t*>(p.layers[0].wqkv), H, nqkv);
   end_phase();
 
   for (int l = 0; l < p.layers_n; ++l) {
@@ -241,9 +334,12 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     // Input norm + q|k|v.
     if (blockIdx.x < skinny::tiles(nqkv, skinny_tc::kLinearTileCols)) {
       skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
-      linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
+      if constexpr (STREAM)
+        linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, ring, phases);
+      else
+        linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
     }
-    if (p.prefetch) {
+    if (!STREAM && p.prefetch) {
       prefetch_linear(wo, qd, H);
       prefetch_swiglu(wgu, H, I);
     }
@@ -265,7 +361,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
         __syncthreads();
       }
     }
-    if (p.prefetch) prefetch_linear(wdown, I, H);
+    if (!STREAM && p.prefetch) prefetch_linear(wdown, I, H);
     end_phase();
 
     // Merge: (query, head) units.
@@ -280,23 +376,32 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     // o-proj into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.attn, M * qd);
-      linear_tiles<M>(p.x, xs, wo, qd, H, true, part);
+      if constexpr (STREAM)
+        linear_tiles_streamed<M>(p.x, xs, qd, H, true, part, ring, phases);
+      else
+        linear_tiles<M>(p.x, xs, wo, qd, H, true, part);
     }
-    if (p.prefetch && l + 1 < p.layers_n)
+    if (!STREAM && p.prefetch && l + 1 < p.layers_n)
       prefetch_linear(static_cast<const uint16_t*>(p.layers[l + 1].wqkv), H, nqkv);
     end_phase();
 
     // Post-attention norm + gate|up + SwiGLU.
     if (blockIdx.x < skinny::tiles(I, skinny_tc::kSwigluTileCols)) {
       skinny::stage_normed<M>(xs, p.x, L.post_norm, H, p.eps);
-      swiglu_tiles<M>(p.act, xs, wgu, H, I, part);
+      if constexpr (STREAM)
+        swiglu_tiles_streamed<M>(p.act, xs, H, I, part, ring, phases);
+      else
+        swiglu_tiles<M>(p.act, xs, wgu, H, I, part);
     }
     end_phase();
 
     // down into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.act, static_cast<int64_t>(M) * I);
-      linear_tiles<M>(p.x, xs, wdown, I, H, true, part);
+      if constexpr (STREAM)
+        linear_tiles_streamed<M>(p.x, xs, I, H, true, part, ring, phases);
+      else
+        linear_tiles<M>(p.x, xs, wdown, I, H, true, part);
     }
     end_phase();
   }
@@ -304,7 +409,10 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   // Final norm + head: every row is its sequence's last (one token each).
   if (blockIdx.x < skinny::tiles(p.vocab, skinny_tc::kLinearTileCols)) {
     skinny::stage_normed<M>(xs, p.x, p.final_norm, H, p.eps);
-    linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
+    if constexpr (STREAM)
+      linear_tiles_streamed<M>(p.logits, xs, H, p.vocab, false, part, ring, phases);
+    else
+      linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
   }
   if (p.stamps) end_phase();
 }
@@ -315,6 +423,23 @@ inline int64_t dyn_smem_bytes(const Qwen3Config& c, int64_t rows) {
   const int64_t attend = decode_mma::Smem<kHeadDim>::kBytes;
   const int64_t staged = 2 * rows * std::max({c.hidden, c.heads * D, c.intermediate});
   return std::max({attend, staged, int64_t{4} * kWarps * D});
+}
+
+// The streamed kernel's dynamic shared memory with `slots` ring slots: dyn_smem_bytes, the
+// slots (16-byte aligned) and their mbarriers.
+inline int64_t stream_ring_offset(const Qwen3Config& c, int64_t rows) {
+  return (dyn_smem_bytes(c, rows) + 15) / 16 * 16;
+}
+inline int64_t stream_smem_bytes(const Qwen3Config& c, int64_t rows, int64_t slots) {
+  return stream_ring_offset(c, rows) + slots * (stream::kSlotBytes + 8);
+}
+// The most ring slots (at most stream::kMaxSlots) that fit `limit` bytes of dynamic shared
+// memory beside the kernel's static arrays; below stream::kMinSlots the streamed kernel does
+// not fit.
+inline int64_t stream_slots_for(const Qwen3Config& c, int64_t rows, int64_t limit) {
+  const int64_t free = limit - kStaticSmemBytes - stream_ring_offset(c, rows);
+  const int64_t n = free / (stream::kSlotBytes + 8);
+  return std::min<int64_t>(n, stream::kMaxSlots);
 }
 
 }  // namespace npr::onestep

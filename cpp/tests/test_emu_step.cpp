@@ -182,9 +182,10 @@ emu::Device device_for(unsigned grid) {
 // lens[b] tokens decoded in branch b after a prefix of 21 tokens (branch b's token j is the
 // same whatever the other branches are), each step by the one-kernel step on `grid` blocks or by
 // the layer path's launchers (on the same emulated device), plain or as programmatic dependent
-// launches. timed: the step kernel's timed launches (its phase clock checked as the host reads
-// it).
-enum class Path { kStepKernel, kLayers, kLayersPdl };
+// launches. kStepKernel streams its weights through the ring (the emulated device is an sm_90
+// one); kStepKernelPlain loads them itself. timed: the step kernel's timed launches (its phase
+// clock checked as the host reads it).
+enum class Path { kStepKernel, kStepKernelPlain, kLayers, kLayersPdl };
 Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid,
                 Path path = Path::kStepKernel, bool timed = false) {
   const Qwen3Config& c = model.config();
@@ -194,7 +195,8 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   build(model, &bits);
   emu::set_device(device_for(grid));
   std::unique_ptr<emu::StepRunner> runner;
-  if (path == Path::kStepKernel) runner = std::make_unique<emu::StepRunner>(bits.model);
+  const bool one_kernel = path == Path::kStepKernel || path == Path::kStepKernelPlain;
+  if (one_kernel) runner = std::make_unique<emu::StepRunner>(bits.model);
   KvCache kv(kBlocks, kBlockTokens);
   KvPages cpages;
   CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, D, &cpages));
@@ -254,18 +256,20 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     emu::ptx::reset_traffic();
     std::map<std::string, double> phase_ms;
     const std::string fault =
-        path == Path::kStepKernel
-            ? runner->run(plan, in, true, logits.data(), timed ? &phase_ms : nullptr)
+        one_kernel
+            ? runner->run(plan, in, true, path == Path::kStepKernel, logits.data(),
+                          timed ? &phase_ms : nullptr)
             : emu::decode_layer_path(bits.model, plan, in, path == Path::kLayersPdl, logits.data());
-    const std::string what = std::string(path == Path::kStepKernel ? "step kernel, "
-                                         : path == Path::kLayers   ? "layers, "
-                                                                   : "layers (pdl), ") +
+    const std::string what = std::string(path == Path::kStepKernel        ? "step kernel, "
+                                         : path == Path::kStepKernelPlain ? "step kernel (plain), "
+                                         : path == Path::kLayers          ? "layers, "
+                                                                          : "layers (pdl), ") +
                              std::to_string(lens.size()) + " branches" +
                              (cascade ? ", cascade" : ", flat") + ", grid " + std::to_string(grid) +
                              ", step " + std::to_string(j) + " (" + std::to_string(rows) + " rows)";
     CHECK_MSG(fault.empty(), what + ": " + fault);
     if (!fault.empty()) return out;
-    if (path == Path::kStepKernel)
+    if (one_kernel)
       CHECK_MSG(runner->grid() == grid, what + ": the launcher chose a grid of " +
                                             std::to_string(runner->grid()) + " blocks");
     // Timed: add_phase_ms found every stamp it reads written and in order (a stamp past them
@@ -277,13 +281,23 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
                   what + ": no time for the phase " + name);
     // Loads of the read-only path: the weights (idle slices load a row's last chunk again:
     // requests, not memory traffic, so reported, not checked); copies: exactly the plan's.
+    // Streamed: every weight byte of every tile exactly once, by bulk copies.
     const emu::ptx::Traffic tr = emu::ptx::traffic();
-    out.weight_requests = std::max(out.weight_requests, static_cast<double>(tr.nc_bytes) /
-                                                            static_cast<double>(weight_bytes(c)));
-    CHECK_MSG(tr.nc_bytes >= static_cast<uint64_t>(weight_bytes(c)),
-              what + ": loaded " + std::to_string(tr.nc_bytes) + " bytes of weights, under the " +
-                  std::to_string(weight_bytes(c)) + " the layers have");
-    const int64_t want_async = async_bytes(c, w, path != Path::kStepKernel);
+    if (path == Path::kStepKernel) {
+      CHECK_MSG(runner->streamed(), what + ": the launcher did not stream the weights");
+      out.weight_requests = static_cast<double>(tr.bulk_load_bytes) / weight_bytes(c);
+      CHECK_MSG(tr.bulk_load_bytes == static_cast<uint64_t>(weight_bytes(c)),
+                what + ": streamed " + std::to_string(tr.bulk_load_bytes) +
+                    " bytes of weights, not the " + std::to_string(weight_bytes(c)) +
+                    " of the layers' tiles");
+    } else {
+      out.weight_requests = std::max(out.weight_requests, static_cast<double>(tr.nc_bytes) /
+                                                              static_cast<double>(weight_bytes(c)));
+      CHECK_MSG(tr.nc_bytes >= static_cast<uint64_t>(weight_bytes(c)),
+                what + ": loaded " + std::to_string(tr.nc_bytes) + " bytes of weights, under the " +
+                    std::to_string(weight_bytes(c)) + " the layers have");
+    }
+    const int64_t want_async = async_bytes(c, w, !one_kernel);
     CHECK_MSG(tr.cp_async_bytes == static_cast<uint64_t>(want_async),
               what + ": copied " + std::to_string(tr.cp_async_bytes) + " bytes, not the plan's " +
                   std::to_string(want_async));
@@ -326,6 +340,9 @@ struct Mode {
 };
 const Mode kModes[] = {{emu::Options{false, false, 0x90}, "async at waits"},
                        {emu::Options{true, true, 0x410}, "async at issue, threads last-first"}};
+// Copies landing at issue while the first warps run ahead: warp 0 (whose thread 0 refills the
+// weight ring) reaches a refill before the other warps have read the slot it refills.
+const Mode kEagerFirstFirst = {emu::Options{true, false, 0x90}, "async at issue"};
 
 }  // namespace
 #endif
@@ -389,6 +406,14 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
           if (first.empty()) first = w.branch_logits;
           CHECK_MSG(w.branch_logits == first, what + ": other bits than the first run's");
         }
+      {
+        emu::set_options(kEagerFirstFirst.opt);
+        const Rollout eager = rollout(*model, cs.lens, cascade, cs.grids[0]);
+        CHECK_MSG(eager.branch_logits == first, std::to_string(cs.lens.size()) + " branches" +
+                                                    (cascade ? " cascade" : " flat") + ", " +
+                                                    kEagerFirstFirst.name +
+                                                    ": other bits than the first run's");
+      }
       // The layer path's kernels (the decoder's default eager step), launched as the decoder
       // launches them, give the same bits: the one-kernel step runs their device functions on
       // the same work units in the same sum orders.
@@ -403,6 +428,13 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
                     ": the layer path's kernels give other bits than the one-kernel step");
+      // So does the one-kernel step that loads its weights itself (the plain kernel: devices
+      // before sm_90, and the decode bench's A/B).
+      const Rollout plain = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelPlain);
+      CHECK_MSG(plain.branch_logits == first,
+                std::to_string(cs.lens.size()) +
+                    (cascade ? " branches cascade" : " branches flat") +
+                    ": the plain one-kernel step gives other bits than the streamed one");
       // So do its candidate kernels (programmatic dependent launches, prefetching their weights).
       const Rollout pdl = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayersPdl);
       CHECK_MSG(

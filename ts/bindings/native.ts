@@ -263,6 +263,8 @@ export interface NativeKvDeviceStats {
   /** Steps run as one persistent kernel (options.stepKernel), and that kernel's CTAs. */
   kernelSteps: number;
   kernelGrid: number;
+  /** Whether the last one-kernel step streamed its weights (options.stepKernelStream, on sm_90). */
+  kernelStreamed: boolean;
   /** Why options.stepKernel was turned off ('' when it was not): it could not launch here. */
   kernelError: string;
   /** options.stepKernelTiming: device ms per phase of the one-kernel steps, over kernelTimedSteps. */
@@ -330,6 +332,12 @@ export interface NativeKvOptions {
   stepKernel?: boolean;
   /** CUDA, default true: the step kernel's L2 prefetch of each phase's next weights. */
   stepKernelPrefetch?: boolean;
+  /**
+   * CUDA, default true: on sm_90 devices (H100, H200) the step kernel streams its weights through
+   * a ring of shared memory with bulk copies that run ahead across its phases and barriers, in
+   * place of the prefetch. Same bits.
+   */
+  stepKernelStream?: boolean;
   /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
    * barriers) into deviceStats().kernelPhaseMs; every step then waits for the device.

@@ -50,10 +50,17 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, stepKernel, stepKernelPrefetch). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, stepKernel, stepKernelPrefetch, stepKernelStream). */
   kvOptions?: Pick<
     NativeKvOptions,
-    'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge' | 'stepKernel' | 'stepKernelPrefetch'
+    | 'graphs'
+    | 'fastKernels'
+    | 'candidateKernels'
+    | 'tensorCoreLinears'
+    | 'attentionMerge'
+    | 'stepKernel'
+    | 'stepKernelPrefetch'
+    | 'stepKernelStream'
   >;
   /** Replace the native sampler (scripted tests and benchmarks); called once per generate call. */
   chooser?: (options: GenerateOptions) => TokenChooser;

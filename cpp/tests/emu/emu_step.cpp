@@ -80,7 +80,11 @@ unsigned StepRunner::grid() const {
   return static_cast<unsigned>(impl_->kernel.grid());
 }
 
-std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool prefetch,
+bool StepRunner::streamed() const {
+  return impl_->kernel.streamed();
+}
+
+std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool prefetch, bool stream,
                             float* logits, std::map<std::string, double>* phase_ms) {
   Impl& s = *impl_;
   if (!s.error.empty()) return s.error;
@@ -120,6 +124,7 @@ std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool pre
   a.act = act.data();
   a.logits = logits;
   a.prefetch = prefetch;
+  a.stream = stream;
   a.timing = phase_ms != nullptr;
   st = s.kernel.launch(*s.ctx, s.c, rows, a);
   if (st.is_ok() && phase_ms) st = s.kernel.add_phase_ms(*s.ctx, s.c, phase_ms);

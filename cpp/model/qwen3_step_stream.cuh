@@ -1,0 +1,196 @@
+// The one-kernel decode step's weight stream (Hopper): every weight byte a CTA's linear tiles
+// read, in the order it reads them, copied into a ring of shared-memory slots by bulk copies
+// (kernels/bulk_load.cuh) that run ahead of the compute, across phases and grid barriers.
+//
+// Why: the weights do not depend on the activations, so nothing stops a CTA from loading the
+// next phase's tiles while it attends, merges or waits at a barrier. With loads issued by the
+// compute itself (registers, the L2 prefetch), the GPU measured the step's weight phases at
+// 0.44-1.5 TB/s of an H200's ~4.2: each phase starts cold after its barrier. A ring of ~150 KB
+// an SM keeps HBM busy through the phases that read no weights.
+//
+// Layout. The stream of a CTA: for each layer q|k|v, o, gate|up, down, then the head; in each,
+// the CTA's column tiles b = blockIdx.x, + gridDim.x, ... (those of the layer path's kernels:
+// 8 weight rows, or 4 gate + 4 up rows), each cut along k into chunks of kChunk. A chunk is one
+// slot: 8 rows of kRowElems bf16 (k elements kChunk kc .. + kChunk - 1 of each row, then a pad
+// that puts row g's 16-byte chunks 64 g bytes apart across banks: the 8 lanes of a quarter warp,
+// rows g and g + 1 at chunks 4 t .. 4 t + 3, hit 8 different bank groups). Slot s of the ring
+// holds chunks s, s + slots, ...; its mbarrier completes one phase per chunk.
+//
+// Sum order. A slice folds the same steps with the same operands as skinny_tc::tile_dots
+// (skinny_linear_mma.cuh), only read from the slot instead of global memory: kChunk is a
+// multiple of 32 S, so a slice's steps stay in increasing order across chunks. Same bits as the
+// layer path. Inside .cu files only (the step kernel's).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/bulk_load.cuh"
+#include "kernels/skinny_linear_core.cuh"
+#include "kernels/skinny_linear_mma.cuh"
+
+namespace npr::onestep::stream {
+
+constexpr int kChunk = 1024;                       // k elements of a tile a slot holds
+constexpr int kStepsPerChunk = kChunk / 32;        // mma steps (32 k each) a chunk holds
+constexpr int kRowElems = kChunk + 32;             // bf16 per slot row (the 64-byte pad above)
+constexpr int kRows = skinny_tc::kTileRows;        // weight rows a tile has
+constexpr int kSlotBytes = 2 * kRows * kRowElems;  // 16,896
+constexpr int kMaxSlots = 12;
+constexpr int kMinSlots = 2;
+static_assert(kStepsPerChunk % skinny_tc::kSlicesNarrow == 0 &&
+                  kStepsPerChunk % skinny_tc::kSlicesWide == 0,
+              "a chunk holds whole rounds of every slice count: slices keep their step order");
+static_assert((2 * kRowElems) % 128 == 64, "rows g and g + 1 of a slot 64 bytes apart in banks");
+
+// A linear phase: W (n, k) bf16, or for SwiGLU gate rows then up rows (2 n, k) with n = inter.
+struct Phase {
+  const uint16_t* w;
+  int64_t n, k;
+  bool swiglu;
+  __device__ __forceinline__ int64_t tiles() const {
+    return skinny::tiles(n, swiglu ? skinny_tc::kSwigluTileCols : skinny_tc::kLinearTileCols);
+  }
+  __device__ __forceinline__ int64_t chunks_per_tile() const { return (k + kChunk - 1) / kChunk; }
+  // The tiles of the calling CTA: blockIdx.x, + gridDim.x, ...
+  __device__ __forceinline__ int64_t my_tiles() const {
+    const int64_t t = tiles();
+    return t > blockIdx.x ? (t - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  }
+  // The weight row of tile b that slot row g holds (past the end: the last, read, not written).
+  __device__ __forceinline__ int64_t row(int64_t b, int g) const {
+    if (swiglu) return skinny_tc::swiglu_tile_row(n, b, g);
+    const int64_t j = b * kRows + g;
+    return j < n ? j : n - 1;
+  }
+};
+
+// The ring, as every thread of the CTA sees it: `slots` slots at `mem` (shared address slots0),
+// their mbarriers at shared address `bars` (8 bytes each); `consumed` counts the chunks read so
+// far (the same in every thread). Thread 0 alone issues, and keeps the stream's cursor: the
+// next chunk to issue is chunk `chunk` of phase `phase` (`cur`, with `cur_chunks` chunks for this
+// CTA, once read), `issued` chunks so far.
+struct Ring {
+  const unsigned char* mem;
+  uint32_t slots0, bars;
+  int slots;
+  int64_t consumed = 0;
+  int64_t issued = 0;
+  int phase = -1;
+  int64_t chunk = 0, cur_chunks = 0;
+  Phase cur{};
+
+  __device__ __forceinline__ uint32_t slot_addr(int64_t i) const {
+    return slots0 + static_cast<uint32_t>((i % slots) * kSlotBytes);
+  }
+  __device__ __forceinline__ const uint16_t* slot(int64_t i) const {
+    return reinterpret_cast<const uint16_t*>(mem + (i % slots) * kSlotBytes);
+  }
+  __device__ __forceinline__ uint32_t bar(int64_t i) const {
+    return bars + static_cast<uint32_t>(8 * (i % slots));
+  }
+};
+
+// Thread 0: issues the next chunk of the stream into its slot, if the stream has one left.
+// phase_at(i) gives phase i of the stream, `phases` of them.
+template <typename PhaseAt>
+__device__ __forceinline__ void issue_next(Ring& r, const PhaseAt& phase_at, int phases) {
+  while (r.chunk >= r.cur_chunks) {  // on to the next phase with chunks for this CTA
+    if (r.phase + 1 >= phases) return;
+    ++r.phase;
+    r.cur = phase_at(r.phase);
+    r.cur_chunks = r.cur.my_tiles() * r.cur.chunks_per_tile();
+    r.chunk = 0;
+  }
+  const Phase& ph = r.cur;
+  const int64_t cpt = ph.chunks_per_tile();
+  const int64_t b = blockIdx.x + (r.chunk / cpt) * gridDim.x, kc = r.chunk % cpt;
+  const int64_t k0 = kc * kChunk, len = ph.k - k0 < kChunk ? ph.k - k0 : kChunk;
+  const uint32_t row_bytes = static_cast<uint32_t>(2 * len), dst = r.slot_addr(r.issued);
+  const uint32_t bar = r.bar(r.issued);
+  bulk_load::arrive_expect_tx(bar, kRows * row_bytes);
+  for (int g = 0; g < kRows; ++g)
+    bulk_load::copy(dst + static_cast<uint32_t>(g * 2 * kRowElems), ph.w + ph.row(b, g) * ph.k + k0,
+                    row_bytes, bar);
+  ++r.issued;
+  ++r.chunk;
+}
+
+// Thread 0 initialises the barriers and issues the first chunks (up to a full ring); the CTA
+// syncs.
+template <typename PhaseAt>
+__device__ __forceinline__ void start(Ring& r, const PhaseAt& phase_at, int phases) {
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < r.slots; ++s) bulk_load::init(r.bar(s), 1);
+    bulk_load::fence_init();
+  }
+  __syncthreads();
+  if (threadIdx.x == 0)
+    for (int s = 0; s < r.slots; ++s) issue_next(r, phase_at, phases);
+}
+
+// c[v] += the calling warp's slices v (slice warp + v W) over the chunk in slot `slot` (chunk kc
+// of its tile; k the tile's): skinny_tc::tile_dots' steps and operands, weights from the slot.
+// x (M, k) bf16 in shared memory.
+template <int M, int S, int W>
+__device__ __forceinline__ void chunk_dots(float (&c)[S / W][4], const uint16_t* x,
+                                           const uint16_t* slot, int64_t k, int64_t kc) {
+  const int warp = static_cast<int>(threadIdx.x >> 5),
+            g = static_cast<int>((threadIdx.x & 31) >> 2);
+  const int q = static_cast<int>(threadIdx.x & 3);
+  const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
+  const int64_t t0 = kc * kStepsPerChunk;
+  const int64_t t1 = steps < t0 + kStepsPerChunk ? steps : t0 + kStepsPerChunk;
+  // 16-byte chunk ch of the tile's row g: pw[ch] (this slot holds ch in [8 t0, 8 t1)).
+  const uint4* pw = reinterpret_cast<const uint4*>(slot + g * kRowElems) - 4 * t0;
+  const uint4* px = reinterpret_cast<const uint4*>(x) + (g < M ? g : 0) * chunks;
+  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+#pragma unroll
+  for (int v = 0; v < S / W; ++v) {
+    const int slice = warp + v * W;
+#pragma unroll 4
+    for (int64_t t = t0 + slice; t < t1; t += S) {
+      const int64_t ch = 4 * t + q;
+      const bool ok = ch < chunks;
+      const uint4 wv = ok ? pw[ch] : zero;
+      const uint4 xv = ok && g < M ? px[ch] : zero;
+      skinny_tc::mma_chunk(c[v], xv, wv);
+    }
+  }
+}
+
+// The slice sums of the CTA's next tile of phase ph (k = ph.k), read chunk by chunk from the
+// ring, into part (S, M, kTileRows) (skinny_tc::tile_dots' contract: the CTA syncs after).
+// Each chunk: every thread waits for its slot, the warps fold it, the CTA syncs (the slot is
+// free) and thread 0 refills the slot with the stream's next chunk.
+template <int M, int S, int W, typename PhaseAt>
+__device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& r, int64_t k,
+                                          const PhaseAt& phase_at, int phases) {
+  constexpr int V = S / W;
+  float c[V][4];
+#pragma unroll
+  for (int v = 0; v < V; ++v) c[v][0] = c[v][1] = c[v][2] = c[v][3] = 0.0f;
+  const int64_t cpt = (k + kChunk - 1) / kChunk;
+  for (int64_t kc = 0; kc < cpt; ++kc) {
+    bulk_load::wait(r.bar(r.consumed), static_cast<uint32_t>((r.consumed / r.slots) & 1));
+    chunk_dots<M, S, W>(c, x, r.slot(r.consumed), k, kc);
+    __syncthreads();  // every warp is done with the slot
+    ++r.consumed;
+    if (threadIdx.x == 0) issue_next(r, phase_at, phases);
+  }
+  const int warp = static_cast<int>(threadIdx.x >> 5),
+            g = static_cast<int>((threadIdx.x & 31) >> 2);
+  const int q = static_cast<int>(threadIdx.x & 3);
+  if (g < M)
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      float* p = part + ((warp + v * W) * M + g) * skinny_tc::kTileRows + 2 * q;
+      p[0] = c[v][0];
+      p[1] = c[v][1];
+    }
+  __syncthreads();
+}
+
+}  // namespace npr::onestep::stream
