@@ -103,11 +103,12 @@ Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
 
 Status StepKernel::query_device() {
   const char* op = "decode (cuda, one-kernel step)";
-  int dev = 0, major = 0, optin = 0;
+  int dev = 0, major = 0, minor = 0, optin = 0;
   NPR_CUDA_TRY(cudaGetDevice(&dev), op);
   NPR_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev), op);
+  NPR_CUDA_TRY(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev), op);
   NPR_CUDA_TRY(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev), op);
-  sm_major_ = major;
+  sm90a_ = major == 9 && minor == 0;  // sm_90a code runs on 9.0 alone
   smem_optin_ = optin;
   return Status::ok();
 }
@@ -179,9 +180,9 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
   bool streamed = false;
   int64_t smem = dyn_smem_bytes(c, rows);
   if (a.stream && streamed_compiled()) {
-    if (sm_major_ < 0) NPR_TRY(query_device());
+    if (smem_optin_ == 0) NPR_TRY(query_device());
     const int64_t slots = stream_slots_for(c, rows, smem_optin_);
-    if (sm_major_ == 9 && slots >= stream::kMinSlots) {
+    if (sm90a_ && slots >= stream::kMinSlots) {
       streamed = true;
       p.ring_slots = static_cast<int>(slots);
       p.ring_offset = stream_ring_offset(c, rows);

@@ -114,8 +114,10 @@ class StepKernel {
   int32_t* broken_dev_ = nullptr;   // its device view
   int64_t layers_n_ = 0, grid_ = 0, launches_ = 0;
   bool streamed_ = false;
-  // The device's compute capability major and opt-in shared memory a block (-1: not asked yet).
-  int sm_major_ = -1, smem_optin_ = 0;
+  // Whether the device runs sm_90a code (9.0), and its opt-in shared memory a block (0: not
+  // asked yet).
+  bool sm90a_ = false;
+  int smem_optin_ = 0;
   Status query_device();
   // By kernel (plain, streamed) and row count (1..8): the grid found for it, and the shared
   // bytes it was found at.

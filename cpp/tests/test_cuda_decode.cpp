@@ -20,6 +20,7 @@
 #include "tests/test_page_tables.h"
 #include "tests/test_util.h"
 #if defined(NPR_WITH_CUDA)
+#include "kernels/parallel_attention_wgmma.h"
 #include "kvcache/kv_pages_cuda.h"
 #include "model/qwen3_cuda_decode.h"
 #include "model/qwen3_cuda_model.h"
@@ -42,7 +43,8 @@ double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
 struct Diffs {
   double max = 0.0, sum = 0.0, logits_vs_cpu = 0.0;
   int64_t n = 0, kernel_steps = 0, kernel_timed_steps = 0;
-  std::vector<float> logits;  // every step's, in order
+  bool kernel_streamed = false;  // the last one-kernel step streamed its weights
+  std::vector<float> logits;     // every step's, in order
   std::map<std::string, double> kernel_phase_ms;
   void add(double d) {
     max = std::isnan(d) ? INFINITY : std::max(max, d);
@@ -55,7 +57,8 @@ struct Diffs {
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
 // attend kernel); candidate: its PDL launches on top; tensor_cores: its skinny linear layers on
 // tensor cores; merge: its attention merge; step_kernel: its one-kernel steps (timing: with their
-// phases timed); lens: the branches' lengths; shape: the model's widths.
+// phases timed; stream: with its weights streamed where the device is sm_90); lens: the
+// branches' lengths; shape: the model's widths.
 struct RolloutShape {
   int64_t vocab = 41, hidden = 32, intermediate = 48;
   float weight_scale = 0.4f;  // matrices uniform in +- this
@@ -64,7 +67,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
                    bool candidate = false, bool tensor_cores = false,
                    DecodeMerge merge = DecodeMerge::kStaged, bool step_kernel = false,
                    const std::vector<int64_t>& lens = {3, 19, 6}, bool timing = false,
-                   const RolloutShape& shape = {}) {
+                   const RolloutShape& shape = {}, bool stream = true) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = shape.vocab;
@@ -103,6 +106,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.attention_merge = merge;
   dec.step_kernel = step_kernel;
   dec.step_kernel_timing = timing;
+  dec.step_kernel_stream = stream;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t root = prefix_sequence(kv, P);
   KvAnswer a;
@@ -170,6 +174,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   CHECK_MSG(st.kernel_error.empty(), "the one-kernel step could not launch: " + st.kernel_error);
   CHECK_OK(dec.settle_stats());
   d.kernel_steps = st.kernel_steps;
+  d.kernel_streamed = st.kernel_streamed;
   d.kernel_timed_steps = st.kernel_timed_steps;
   d.kernel_phase_ms = st.kernel_phase_ms;
   return d;
@@ -251,7 +256,8 @@ TEST(cuda_decode_tensor_core_linears_match_the_training_forward) {
 
 // The one-kernel step (a persistent kernel over the layer path's device functions) gives the
 // layer path's logits bit for bit: flat and cascade, against eager and graph steps, for 3 and 8
-// branches (every row count 1..8 as branches end), and it runs every one-token step.
+// branches (every row count 1..8 as branches end), and it runs every one-token step; on sm_90
+// with its weights streamed (the default there) and without.
 TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
   // The tiny widths, and widths that reach what real Qwen3 sizes take: the staged RMSNorm's
   // k > 256 path, the wide-slice tiles (>= 512 column tiles: the head, gate|up), and a second
@@ -275,29 +281,39 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
             (cascade ? ", cascade" : ", flat") + (graphs ? " vs graphs" : " vs eager");
         const Diffs ref = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
                                        DecodeMerge::kStaged, false, lens, false, cs.shape);
-        const Diffs one = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
-                                       DecodeMerge::kStaged, true, lens, false, cs.shape);
-        CHECK_MSG(ref.kernel_steps == 0 && one.kernel_steps > 0,
-                  what + ": " + std::to_string(one.kernel_steps) + " one-kernel steps");
-        CHECK_MSG(one.logits.size() == ref.logits.size() && !one.logits.empty(),
-                  what + ": logits counts differ");
-        // On a failure, where and how far: rounding-order slips differ by ~1e-6 from the first
-        // step on; a wrong work split or a missed K/V write by far more, from one step on.
-        int64_t differ = 0, first = -1;
-        double worst = 0.0;
-        for (size_t i = 0; i < ref.logits.size() && i < one.logits.size(); ++i)
-          if (std::memcmp(&ref.logits[i], &one.logits[i], sizeof(float)) != 0) {
-            if (first < 0) first = static_cast<int64_t>(i);
-            ++differ;
-            worst = std::max(worst, std::fabs(static_cast<double>(ref.logits[i]) - one.logits[i]));
-          }
-        CHECK_MSG(differ == 0,
-                  what + ": " + std::to_string(differ) + " of " +
-                      std::to_string(ref.logits.size()) + " logits differ, the first at logit " +
-                      std::to_string(first) + " (vocab " + std::to_string(V) + ": row " +
-                      std::to_string(first / V) + " of the concatenated steps), max |diff| " +
-                      std::to_string(worst));
-        CHECK_MSG(one.max < 0.1, what + ": decode vs forward " + std::to_string(one.max));
+        // The streamed kernel is sm_90a code: it runs where the attention's wgmma kernels do.
+        const bool sm90a = attention_wgmma_available();
+        for (bool stream : {true, false}) {
+          if (!stream && graphs) continue;  // the plain kernel once a case: the same launches
+          const std::string how = what + (stream ? ", streamed" : ", plain");
+          const Diffs one = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
+                                         DecodeMerge::kStaged, true, lens, false, cs.shape, stream);
+          CHECK_MSG(ref.kernel_steps == 0 && one.kernel_steps > 0,
+                    how + ": " + std::to_string(one.kernel_steps) + " one-kernel steps");
+          CHECK_MSG(one.kernel_streamed == (stream && sm90a),
+                    how + (one.kernel_streamed ? ": streamed" : ": did not stream") +
+                        " its weights (sm_90a kernels here: " + (sm90a ? "yes)" : "no)"));
+          CHECK_MSG(one.logits.size() == ref.logits.size() && !one.logits.empty(),
+                    how + ": logits counts differ");
+          // On a failure, where and how far: rounding-order slips differ by ~1e-6 from the first
+          // step on; a wrong work split or a missed K/V write by far more, from one step on.
+          int64_t differ = 0, first = -1;
+          double worst = 0.0;
+          for (size_t i = 0; i < ref.logits.size() && i < one.logits.size(); ++i)
+            if (std::memcmp(&ref.logits[i], &one.logits[i], sizeof(float)) != 0) {
+              if (first < 0) first = static_cast<int64_t>(i);
+              ++differ;
+              worst =
+                  std::max(worst, std::fabs(static_cast<double>(ref.logits[i]) - one.logits[i]));
+            }
+          CHECK_MSG(differ == 0,
+                    how + ": " + std::to_string(differ) + " of " +
+                        std::to_string(ref.logits.size()) + " logits differ, the first at logit " +
+                        std::to_string(first) + " (vocab " + std::to_string(V) + ": row " +
+                        std::to_string(first / V) + " of the concatenated steps), max |diff| " +
+                        std::to_string(worst));
+          CHECK_MSG(one.max < 0.1, how + ": decode vs forward " + std::to_string(one.max));
+        }
       }
   // Timed phases: the same bits, every phase named with some time, once per one-kernel step.
   const std::vector<int64_t> lens = {5, 3, 9, 2, 7, 4, 6, 8};

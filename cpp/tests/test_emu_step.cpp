@@ -409,10 +409,9 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
       {
         emu::set_options(kEagerFirstFirst.opt);
         const Rollout eager = rollout(*model, cs.lens, cascade, cs.grids[0]);
-        CHECK_MSG(eager.branch_logits == first, std::to_string(cs.lens.size()) + " branches" +
-                                                    (cascade ? " cascade" : " flat") + ", " +
-                                                    kEagerFirstFirst.name +
-                                                    ": other bits than the first run's");
+        CHECK_MSG(eager.branch_logits == first,
+                  std::to_string(cs.lens.size()) + " branches" + (cascade ? " cascade" : " flat") +
+                      ", " + kEagerFirstFirst.name + ": other bits than the first run's");
       }
       // The layer path's kernels (the decoder's default eager step), launched as the decoder
       // launches them, give the same bits: the one-kernel step runs their device functions on
