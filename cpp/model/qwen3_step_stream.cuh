@@ -143,8 +143,8 @@ __device__ __forceinline__ void chunk_dots(float (&c)[S / W][4], const uint16_t*
   const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
   const int64_t t0 = kc * kStepsPerChunk;
   const int64_t t1 = steps < t0 + kStepsPerChunk ? steps : t0 + kStepsPerChunk;
-  // 16-byte chunk ch of the tile's row g: pw[ch] (this slot holds ch in [8 t0, 8 t1)).
-  const uint4* pw = reinterpret_cast<const uint4*>(slot + g * kRowElems) - 4 * t0;
+  // 16-byte chunk ch of the tile's row g: pw[ch - 4 t0] (the slot holds ch in [4 t0, 4 t1)).
+  const uint4* pw = reinterpret_cast<const uint4*>(slot + g * kRowElems);
   const uint4* px = reinterpret_cast<const uint4*>(x) + (g < M ? g : 0) * chunks;
   const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
 #pragma unroll
@@ -154,7 +154,7 @@ __device__ __forceinline__ void chunk_dots(float (&c)[S / W][4], const uint16_t*
     for (int64_t t = t0 + slice; t < t1; t += S) {
       const int64_t ch = 4 * t + q;
       const bool ok = ch < chunks;
-      const uint4 wv = ok ? pw[ch] : zero;
+      const uint4 wv = ok ? pw[ch - 4 * t0] : zero;
       const uint4 xv = ok && g < M ? px[ch] : zero;
       skinny_tc::mma_chunk(c[v], xv, wv);
     }
