@@ -18,14 +18,21 @@
 
 namespace npr::test {
 
+#if defined(NPR_HAVE_EMU)
+namespace {
+// A self-test kernel that breaks a rule, the words its fault must contain, and whether it
+// faults only where asynchronous work lands at its wait.
+struct Expect {
+  const char *kind, *fault;
+  bool deferred_only;
+};
+}  // namespace
+#endif
+
 TEST(emu_faults_name_the_broken_rule) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
-  struct Expect {
-    const char *kind, *fault;
-    bool deferred_only;
-  };
   const Expect cases[] = {
       {"wgmma_no_fence", "no wgmma.fence", false},
       {"accumulator_in_flight", "changed the accumulator registers", true},
@@ -86,10 +93,6 @@ TEST(emu_mbarrier_bulk_loads_land_at_the_wait_and_faults_name_the_rule) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
-  struct Expect {
-    const char *kind, *fault;
-    bool deferred_only;
-  };
   const Expect faults[] = {
       {"tx_never_zero", "deadlock", false},
       {"misaligned_dst", "shared destination 216 is not 16-aligned", false},
@@ -222,10 +225,10 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
-  struct Expect {
+  struct ApiCase {
     const char *kind, *message;
   };
-  const Expect cases[] = {
+  const ApiCase cases[] = {
       {"poisoned", ""},
       {"clean", ""},
       {"error_then_launch", ""},
@@ -245,7 +248,7 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
       {"cooperative_too_large", "cudaErrorCooperativeLaunchTooLarge"},
       {"shared_without_opt_in", "selftest launch failed: cudaErrorInvalidValue"},
   };
-  for (const Expect& e : cases) {
+  for (const ApiCase& e : cases) {
     const std::string got = emu::run_cuda_api_selftest(e.kind);
     std::printf("    %s: %s\n", e.kind, got.empty() ? "went through" : got.c_str());
     if (e.message[0] == '\0')
