@@ -8,9 +8,9 @@
 // leaves for it when it sizes its ring (kStaticSmemBytes, model/qwen3_step_kernel.cuh).
 // Skips (exit 0, with a line) where nvcc is absent.
 // Usage: node scripts/wgmma-check.mjs
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -77,29 +77,40 @@ if (!Number.isFinite(stepStaticLimit)) {
   process.exit(1);
 }
 
+// nvcc for one file: its exit status and ptxas' text (files compile side by side: CI's time).
+function compile(file, out) {
+  const args = ['-std=c++17', '-arch=sm_90a', `-I${join(root, 'cpp')}`, '--expt-relaxed-constexpr'];
+  args.push('-Xptxas', '-v', '-c', file, '-o', out);
+  return new Promise((done) => {
+    const child = spawn(nvcc, args);
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    child.stderr.on('data', (d) => (text += d));
+    child.on('close', (status) => done({ status, text }));
+  });
+}
+
 const tmp = mkdtempSync(join(tmpdir(), 'wgmma-check-'));
 let failed = false;
 try {
-  for (const file of sources(join(root, 'cpp'))) {
-    const args = [
-      '-std=c++17',
-      '-arch=sm_90a',
-      `-I${join(root, 'cpp')}`,
-      '--expt-relaxed-constexpr',
-      '-Xptxas',
-      '-v',
-      '-c',
-      file,
-      '-o',
-      join(tmp, 'k.o'),
-    ];
-    const r = spawnSync(nvcc, args, { encoding: 'utf8' });
-    const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  const files = sources(join(root, 'cpp'));
+  const results = new Array(files.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const i = next++;
+      results[i] = await compile(files[i], join(tmp, `k${i}.o`));
+    }
+  };
+  const width = Math.max(1, Math.min(4, availableParallelism()));
+  await Promise.all(Array.from({ length: width }, worker));
+  files.forEach((file, i) => {
+    const { status, text } = results[i];
     const name = relative(root, file);
-    if (r.status !== 0) {
+    if (status !== 0) {
       console.log(`wgmma-check: ${name} does not compile:\n${text}`);
       failed = true;
-      continue;
+      return;
     }
     const serialised = text.split('\n').filter((l) => /C7513|C7519|serialized|warpgroup\.arrive is injected/.test(l));
     for (const l of serialised) console.log(`wgmma-check: ${name}: ${l.trim()}`);
@@ -110,7 +121,7 @@ try {
       console.log(`wgmma-check: ${name}: static shared memory over kStaticSmemBytes (${stepStaticLimit}): ${k}`);
       failed = true;
     }
-  }
+  });
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
