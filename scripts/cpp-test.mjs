@@ -5,8 +5,11 @@
 //   --sanitize    build it separately with clang + AddressSanitizer/LeakSanitizer (build-asan/)
 //                 and run that instead (needs clang and libclang-rt; Debian: clang libclang-rt-14-dev)
 //   --build-only  build it and stop
-// Any other argument is a name filter passed to the executable.
-import { spawnSync } from 'node:child_process';
+// Any other argument is a name filter passed to the executable. Where the machine has two cores
+// or more and every filter excludes (`-name`), the cases run as two processes side by side: the
+// emulator's attention cases (the longest: about two of the sanitizer run's minutes) in one, the
+// rest in the other; each one's output is printed whole as it ends, then the two summed.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -66,4 +69,32 @@ if (sanitize) {
   }
 }
 if (buildOnly) process.exit(0);
-process.exit(run(exe, filter, env));
+
+// The executable with these arguments, its output kept: { status, text }.
+function runCaptured(cmdArgs) {
+  return new Promise((done) => {
+    const child = spawn(exe, cmdArgs, { cwd: root, env });
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    child.stderr.on('data', (d) => (text += d));
+    child.on('error', (e) => done({ status: 1, text: `npr test:cpp: could not run ${exe}: ${e.message}\n` }));
+    child.on('close', (status, signal) => done({ status: status ?? 1, text: signal ? `${text}(killed by ${signal})\n` : text }));
+  });
+}
+
+const heavy = 'emu_attention_';
+if (availableParallelism() < 2 || filter.some((f) => !f.startsWith('-'))) process.exit(run(exe, filter, env));
+const parts = [runCaptured([...filter, heavy]), runCaptured([...filter, `-${heavy}`])].map((p) =>
+  p.then((r) => {
+    process.stdout.write(r.text);
+    return r;
+  }),
+);
+const results = await Promise.all(parts);
+const sum = [0, 0, 0];
+for (const r of results) {
+  const m = /(\d+) passed, (\d+) failed, (\d+) skipped\s*$/.exec(r.text);
+  if (m) for (let i = 0; i < 3; ++i) sum[i] += Number(m[i + 1]);
+}
+console.log(`${sum[0]} passed, ${sum[1]} failed, ${sum[2]} skipped (two processes)`);
+process.exit(results.every((r) => r.status === 0) ? 0 : 1);
