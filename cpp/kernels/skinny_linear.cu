@@ -43,17 +43,13 @@ Status launch_linear(const SkinnyLaunch& l, CT* y, const uint16_t* x, const uint
     return skinny_tc::with_slices(tiles, [&](auto slices) {
       constexpr int S = decltype(slices)::value;
       const auto grid = static_cast<unsigned>(tiles);
-      return l.pdl ? launch_one(true, tc_linear_kernel<M, CT, true, S>, grid, 32 * S, st, op, y, x,
-                                W, in, out, acc)
-                   : launch_one(false, tc_linear_kernel<M, CT, false, S>, grid, 32 * S, st, op, y,
-                                x, W, in, out, acc);
+      return launch_one(l.pdl, tc_linear_kernel<M, CT, S>, grid, 32 * S, st, op, y, x, W, in,
+                        out, acc, l.pdl);
     });
   }
   const auto grid = static_cast<unsigned>(skinny::tiles(out, skinny::kLinearTileCols<M>));
-  return l.pdl ? launch_one(true, skinny_linear_kernel<M, VEC, CT, true>, grid, kThreads, st, op, y,
-                            x, W, in, out, acc)
-               : launch_one(false, skinny_linear_kernel<M, VEC, CT, false>, grid, kThreads, st, op,
-                            y, x, W, in, out, acc);
+  return launch_one(l.pdl, skinny_linear_kernel<M, VEC, CT>, grid, kThreads, st, op, y, x, W, in,
+                    out, acc, l.pdl);
 }
 
 template <int M, bool VEC>
@@ -65,17 +61,13 @@ Status launch_swiglu(const SkinnyLaunch& l, __nv_bfloat16* act, const uint16_t* 
     return skinny_tc::with_slices(tiles, [&](auto slices) {
       constexpr int S = decltype(slices)::value;
       const auto grid = static_cast<unsigned>(tiles);
-      return l.pdl ? launch_one(true, tc_swiglu_kernel<M, true, S>, grid, 32 * S, st, op, act, x, W,
-                                in, inter)
-                   : launch_one(false, tc_swiglu_kernel<M, false, S>, grid, 32 * S, st, op, act, x,
-                                W, in, inter);
+      return launch_one(l.pdl, tc_swiglu_kernel<M, S>, grid, 32 * S, st, op, act, x, W, in, inter,
+                        l.pdl);
     });
   }
   const auto grid = static_cast<unsigned>(skinny::tiles(inter, skinny::kSwigluTileCols<M>));
-  return l.pdl ? launch_one(true, skinny_swiglu_kernel<M, VEC, true>, grid, kThreads, st, op, act,
-                            x, W, in, inter)
-               : launch_one(false, skinny_swiglu_kernel<M, VEC, false>, grid, kThreads, st, op, act,
-                            x, W, in, inter);
+  return launch_one(l.pdl, skinny_swiglu_kernel<M, VEC>, grid, kThreads, st, op, act, x, W, in,
+                    inter, l.pdl);
 }
 
 }  // namespace

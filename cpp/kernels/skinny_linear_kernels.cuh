@@ -18,12 +18,19 @@
 
 namespace npr::skinny_kernels {
 
-template <int M, bool VEC, typename CT, bool PDL>
+// pdl_launch: the kernel was launched programmatically dependent (pdl.cuh): it lets the next
+// kernel launch and prefetches its weight tiles into L2 before it waits for the kernel before.
+// A launch argument, not a template parameter: the branch is uniform and runs once, and a
+// template doubled the kernels nvcc and the tests' emulator compile (these files were the
+// slowest of the build).
+
+template <int M, bool VEC, typename CT>
 __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
-                         const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate) {
+                         const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate,
+                         bool pdl_launch) {
   NPR_STATIC_SHARED(float, part, [skinny::kPartFloats<M>]);
-  if constexpr (PDL) {
+  if (pdl_launch) {
     pdl::launch_dependents();
     skinny::prefetch_linear_tile<M>(W, k, n, blockIdx.x);
     pdl::wait();
@@ -31,12 +38,12 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
   skinny::linear_tile<M, VEC, false>(y, x, W, k, n, accumulate, blockIdx.x, part);
 }
 
-template <int M, bool VEC, bool PDL>
+template <int M, bool VEC>
 __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
-                         const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
+                         const uint16_t* __restrict__ W, int64_t k, int64_t inter, bool pdl_launch) {
   NPR_STATIC_SHARED(float, part, [skinny::kPartFloats<M>]);
-  if constexpr (PDL) {
+  if (pdl_launch) {
     pdl::launch_dependents();
     skinny::prefetch_swiglu_tile<M>(W, k, inter, blockIdx.x);
     pdl::wait();
@@ -45,12 +52,13 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
 }
 
 // The tensor-core forms (skinny_linear_mma.cuh): S slices of k, one warp each.
-template <int M, typename CT, bool PDL, int S>
+template <int M, typename CT, int S>
 __global__ void __launch_bounds__(S * 32)
     tc_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
-                     const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate) {
+                     const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate,
+                     bool pdl_launch) {
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, S>]);
-  if constexpr (PDL) {
+  if (pdl_launch) {
     pdl::launch_dependents();
     skinny_tc::prefetch_linear_tile(W, k, n, blockIdx.x);
     pdl::wait();
@@ -58,12 +66,12 @@ __global__ void __launch_bounds__(S * 32)
   skinny_tc::linear_tile<M, false, S, S>(y, x, W, k, n, accumulate, blockIdx.x, part);
 }
 
-template <int M, bool PDL, int S>
+template <int M, int S>
 __global__ void __launch_bounds__(S * 32)
     tc_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
-                     const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
+                     const uint16_t* __restrict__ W, int64_t k, int64_t inter, bool pdl_launch) {
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, S>]);
-  if constexpr (PDL) {
+  if (pdl_launch) {
     pdl::launch_dependents();
     skinny_tc::prefetch_swiglu_tile(W, k, inter, blockIdx.x);
     pdl::wait();
@@ -73,18 +81,18 @@ __global__ void __launch_bounds__(S * 32)
 
 // TC: 0 for skinny_linear_core.cuh's core, else the tensor-core core (skinny_linear_mma.cuh; VEC
 // only) with TC slices of k over the CTA's kWarps warps.
-template <int M, bool VEC, typename CT, bool PDL, int TC>
+template <int M, bool VEC, typename CT, int TC>
 __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_rmsnorm_linear_kernel(CT* __restrict__ y, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
                                  const uint16_t* __restrict__ W, int64_t k, int64_t n,
-                                 bool accumulate) {
+                                 bool accumulate, bool pdl_launch) {
   NPR_DYNAMIC_SHARED_AS(uint4, stage);  // (M, k) bf16
   NPR_STATIC_SHARED(float, part, [TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>]);
   auto* xn = reinterpret_cast<uint16_t*>(stage);
   const int64_t tiles =
       skinny::tiles(n, TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>);
-  if constexpr (PDL) {
+  if (pdl_launch) {
     pdl::launch_dependents();
     for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
       if constexpr (TC)
@@ -103,17 +111,18 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
   }
 }
 
-template <int M, bool VEC, bool PDL, int TC>
+template <int M, bool VEC, int TC>
 __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_rmsnorm_swiglu_kernel(__nv_bfloat16* __restrict__ act, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
-                                 const uint16_t* __restrict__ W, int64_t k, int64_t inter) {
+                                 const uint16_t* __restrict__ W, int64_t k, int64_t inter,
+                                 bool pdl_launch) {
   NPR_DYNAMIC_SHARED_AS(uint4, stage);  // (M, k) bf16
   NPR_STATIC_SHARED(float, part, [TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>]);
   auto* xn = reinterpret_cast<uint16_t*>(stage);
   const int64_t tiles =
       skinny::tiles(inter, TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>);
-  if constexpr (PDL) {
+  if (pdl_launch) {
     pdl::launch_dependents();
     for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
       if constexpr (TC)

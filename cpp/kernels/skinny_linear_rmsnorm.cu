@@ -101,15 +101,14 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
       unsigned grid = 0;
       NPR_TRY(fused_grid(
           skinny::tiles(out, TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>), &grid));
-      auto* k = launch.pdl ? skinny_rmsnorm_linear_kernel<M, V, CT, true, TC>
-                           : skinny_rmsnorm_linear_kernel<M, V, CT, false, TC>;
+      auto* k = skinny_rmsnorm_linear_kernel<M, V, CT, TC>;
       NPR_TRY(allow_stage(k, bytes, op));
       if (launch.pdl)
         NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, yt, x,
-                                 norm_w, eps, ws, in, out, accumulate),
+                                 norm_w, eps, ws, in, out, accumulate, true),
                      op);
       else
-        NPR_LAUNCH(grid, kThreads, bytes, st, k)(yt, x, norm_w, eps, ws, in, out, accumulate);
+        NPR_LAUNCH(grid, kThreads, bytes, st, k)(yt, x, norm_w, eps, ws, in, out, accumulate, false);
       return cuda_launch_status(op);
     };
     auto typed = [&](auto tc) {
@@ -143,15 +142,14 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
       NPR_TRY(fused_grid(
           skinny::tiles(inter, TC ? skinny_tc::kSwigluTileCols : skinny::kSwigluTileCols<M>),
           &grid));
-      auto* k = launch.pdl ? skinny_rmsnorm_swiglu_kernel<M, V, true, TC>
-                           : skinny_rmsnorm_swiglu_kernel<M, V, false, TC>;
+      auto* k = skinny_rmsnorm_swiglu_kernel<M, V, TC>;
       NPR_TRY(allow_stage(k, bytes, op));
       if (launch.pdl)
         NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, a, x,
-                                 norm_w, eps, ws, in, inter),
+                                 norm_w, eps, ws, in, inter, true),
                      op);
       else
-        NPR_LAUNCH(grid, kThreads, bytes, st, k)(a, x, norm_w, eps, ws, in, inter);
+        NPR_LAUNCH(grid, kThreads, bytes, st, k)(a, x, norm_w, eps, ws, in, inter, false);
       return cuda_launch_status(op);
     };
     if constexpr (V)
