@@ -43,8 +43,8 @@ Status launch_linear(const SkinnyLaunch& l, CT* y, const uint16_t* x, const uint
     return skinny_tc::with_slices(tiles, [&](auto slices) {
       constexpr int S = decltype(slices)::value;
       const auto grid = static_cast<unsigned>(tiles);
-      return launch_one(l.pdl, tc_linear_kernel<M, CT, S>, grid, 32 * S, st, op, y, x, W, in,
-                        out, acc, l.pdl);
+      return launch_one(l.pdl, tc_linear_kernel<M, CT, S>, grid, 32 * S, st, op, y, x, W, in, out,
+                        acc, l.pdl);
     });
   }
   const auto grid = static_cast<unsigned>(skinny::tiles(out, skinny::kLinearTileCols<M>));

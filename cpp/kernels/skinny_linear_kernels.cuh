@@ -41,7 +41,8 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
 template <int M, bool VEC>
 __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
-                         const uint16_t* __restrict__ W, int64_t k, int64_t inter, bool pdl_launch) {
+                         const uint16_t* __restrict__ W, int64_t k, int64_t inter,
+                         bool pdl_launch) {
   NPR_STATIC_SHARED(float, part, [skinny::kPartFloats<M>]);
   if (pdl_launch) {
     pdl::launch_dependents();

@@ -108,7 +108,8 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
                                  norm_w, eps, ws, in, out, accumulate, true),
                      op);
       else
-        NPR_LAUNCH(grid, kThreads, bytes, st, k)(yt, x, norm_w, eps, ws, in, out, accumulate, false);
+        NPR_LAUNCH(grid, kThreads, bytes, st, k)
+        (yt, x, norm_w, eps, ws, in, out, accumulate, false);
       return cuda_launch_status(op);
     };
     auto typed = [&](auto tc) {
