@@ -16,7 +16,6 @@
 #include <type_traits>
 
 #include "core/cuda_check.cuh"
-#include "core/cuda_launch.cuh"
 #include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
@@ -103,13 +102,10 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
           skinny::tiles(out, TC ? skinny_tc::kLinearTileCols : skinny::kLinearTileCols<M>), &grid));
       auto* k = skinny_rmsnorm_linear_kernel<M, V, CT, TC>;
       NPR_TRY(allow_stage(k, bytes, op));
-      if (launch.pdl)
-        NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, yt, x,
-                                 norm_w, eps, ws, in, out, accumulate, true),
-                     op);
-      else
-        NPR_LAUNCH(grid, kThreads, bytes, st, k)
-        (yt, x, norm_w, eps, ws, in, out, accumulate, false);
+      // Without pdl, pdl::launch is a plain launch.
+      NPR_CUDA_TRY(pdl::launch(launch.pdl, k, grid, kThreads, static_cast<size_t>(bytes), st, yt, x,
+                               norm_w, eps, ws, in, out, accumulate, launch.pdl),
+                   op);
       return cuda_launch_status(op);
     };
     auto typed = [&](auto tc) {
@@ -145,12 +141,9 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
           &grid));
       auto* k = skinny_rmsnorm_swiglu_kernel<M, V, TC>;
       NPR_TRY(allow_stage(k, bytes, op));
-      if (launch.pdl)
-        NPR_CUDA_TRY(pdl::launch(true, k, grid, kThreads, static_cast<size_t>(bytes), st, a, x,
-                                 norm_w, eps, ws, in, inter, true),
-                     op);
-      else
-        NPR_LAUNCH(grid, kThreads, bytes, st, k)(a, x, norm_w, eps, ws, in, inter, false);
+      NPR_CUDA_TRY(pdl::launch(launch.pdl, k, grid, kThreads, static_cast<size_t>(bytes), st, a, x,
+                               norm_w, eps, ws, in, inter, launch.pdl),
+                   op);
       return cuda_launch_status(op);
     };
     if constexpr (V)
