@@ -1,5 +1,6 @@
 #include "tests/harness.h"
 
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     g_case_failures = 0;
     std::printf("[ RUN  ] %s\n", c.name);
     std::fflush(stdout);
+    const auto start = std::chrono::steady_clock::now();
     try {
       c.fn();
     } catch (const Skipped& s) {
@@ -57,11 +59,14 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       record_failure(__FILE__, __LINE__, std::string("uncaught exception: ") + e.what());
     }
+    // Wall seconds of the case, as gtest prints them: what CI's time goes to.
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (g_case_failures == 0) {
-      std::printf("[  OK  ] %s\n", c.name);
+      std::printf("[  OK  ] %s (%.1f s)\n", c.name, secs);
       ++passed;
     } else {
-      std::printf("[ FAIL ] %s (%d failed checks)\n", c.name, g_case_failures);
+      std::printf("[ FAIL ] %s (%d failed checks, %.1f s)\n", c.name, g_case_failures, secs);
       ++failed;
     }
   }
