@@ -18,7 +18,8 @@
  *     on a worker thread (`_worker_decode`), and the whole step as one persistent kernel
  *     (`stepKernel`, `_step_kernel`: on sm_90 its weights streamed through shared memory; without
  *     the stream, `_step_kernel_no_stream`, loading them itself with an L2 prefetch; without either,
- *     `_step_kernel_no_prefetch`;
+ *     `_step_kernel_no_prefetch`; with a merge phase of its own after the attention in place of
+ *     the merges folded into it, `_step_kernel_unfolded`;
  *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
@@ -70,10 +71,11 @@ interface Run {
   merge?: 'staged' | 'serial';
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
-  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelTiming. */
+  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelTiming. */
   stepKernel?: boolean;
   stepKernelPrefetch?: boolean;
   stepKernelStream?: boolean;
+  stepKernelFoldMerge?: boolean;
   stepKernelTiming?: boolean;
 }
 
@@ -98,6 +100,7 @@ async function stepTime(
     stepKernel: run.stepKernel ?? false,
     stepKernelPrefetch: run.stepKernelPrefetch ?? true,
     stepKernelStream: run.stepKernelStream ?? true,
+    stepKernelFoldMerge: run.stepKernelFoldMerge ?? true,
     stepKernelTiming: run.stepKernelTiming ?? false,
   });
   const req = kv.openRequest(1 << 20);
@@ -218,6 +221,9 @@ const trials: Record<string, Partial<Run>> = {
   step_kernel: { stepKernel: true },
   step_kernel_no_stream: { stepKernel: true, stepKernelStream: false },
   step_kernel_no_prefetch: { stepKernel: true, stepKernelStream: false, stepKernelPrefetch: false },
+  // The attention's split-KV merges as a phase of their own (a grid barrier more a layer)
+  // instead of done by the CTA that finishes each query's last share.
+  step_kernel_unfolded: { stepKernel: true, stepKernelFoldMerge: false },
   // Its phases timed barrier to barrier (every step then waits for the device: its step times
   // are not the headline): where the one kernel's time goes.
   step_kernel_timed: { stepKernel: true, stepKernelTiming: true },

@@ -49,6 +49,7 @@ const VARIANTS = [
   ['one-kernel step', '_step_kernel'],
   ['one-kernel step, no stream', '_step_kernel_no_stream'],
   ['one-kernel step, no prefetch', '_step_kernel_no_prefetch'],
+  ['one-kernel step, merge phase unfolded', '_step_kernel_unfolded'],
   ['generic', '_generic'],
 ];
 

@@ -44,6 +44,7 @@ describe('NativeKv boundary', () => {
       'stepKernel',
       'stepKernelPrefetch',
       'stepKernelStream',
+      'stepKernelFoldMerge',
       'stepKernelTiming',
     ])
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));

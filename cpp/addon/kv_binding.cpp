@@ -6,7 +6,7 @@
 //                         candidateKernels? = false, tensorCoreLinears? = true,
 //                         attentionMerge? = 'staged', stepKernel? = false,
 //                         stepKernelPrefetch? = true, stepKernelStream? = true,
-//                         stepKernelTiming? = false })
+//                         stepKernelFoldMerge? = true, stepKernelTiming? = false })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
@@ -16,6 +16,8 @@
 //   stepKernel: one-token steps of at most 8 sequences as one persistent kernel where it fits
 //   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights;
 //   stepKernelStream: on sm_90, its weights streamed through shared memory by bulk copies;
+//   stepKernelFoldMerge: its attention's split-KV states merged by the CTA that finishes a
+//   query's last share, in place of a merge phase and its grid barrier;
 //   stepKernelTiming: its phases timed into deviceStats().kernelPhaseMs, each step synced)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
@@ -144,6 +146,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool step_kernel = bool_field(o, fn, "stepKernel", false);
     const bool step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
     const bool step_kernel_stream = bool_field(o, fn, "stepKernelStream", true);
+    const bool step_kernel_fold_merge = bool_field(o, fn, "stepKernelFoldMerge", true);
     const bool step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
     Status st;
     if (model_.cuda) {
@@ -161,6 +164,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->step_kernel = step_kernel;
         decoder_->step_kernel_prefetch = step_kernel_prefetch;
         decoder_->step_kernel_stream = step_kernel_stream;
+        decoder_->step_kernel_fold_merge = step_kernel_fold_merge;
         decoder_->step_kernel_timing = step_kernel_timing;
       }
 #endif

@@ -84,12 +84,15 @@ class Qwen3CudaDecoder {
   // default until a GPU has run it. step_kernel_prefetch: its L2 prefetch of the next linear
   // phase's weights (off only for the A/B the benchmark runs). step_kernel_stream: on sm_90
   // devices, its weights streamed through a ring of shared memory by bulk copies instead
-  // (qwen3_step_stream.cuh; same bits; off for the A/B). Where the kernel cannot launch
-  // (no cooperative launch, no room on an SM) the step runs the layer path, step_kernel turns
-  // off and stats().kernel_error says why.
+  // (qwen3_step_stream.cuh; same bits; off for the A/B). step_kernel_fold_merge: each query's
+  // split-KV attention states merged by the CTA that finishes the query's last share, in place
+  // of a merge phase and its grid barrier (same bits; off for the A/B). Where the kernel cannot
+  // launch (no cooperative launch, no room on an SM) the step runs the layer path, step_kernel
+  // turns off and stats().kernel_error says why.
   bool step_kernel = false;
   bool step_kernel_prefetch = true;
   bool step_kernel_stream = true;
+  bool step_kernel_fold_merge = true;
   // Time each phase of every one-kernel step into stats().kernel_phase_ms (the device clock at
   // its barriers; each step then waits for the device).
   bool step_kernel_timing = false;

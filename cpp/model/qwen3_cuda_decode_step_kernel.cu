@@ -49,6 +49,7 @@ Status Qwen3CudaDecoder::run_step_kernel(int64_t S) {
   a.logits = logits_;
   a.prefetch = step_kernel_prefetch;
   a.stream = step_kernel_stream;
+  a.fold_merge = step_kernel_fold_merge;
   a.timing = step_kernel_timing;
   NPR_TRY(step_kernel_.launch(ctx_, c, S, a));
   ++stats_.kernel_steps;

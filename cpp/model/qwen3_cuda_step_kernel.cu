@@ -19,6 +19,9 @@ namespace {
 
 using namespace onestep;
 constexpr uint64_t kBarrierTimeoutNs = 5000000000ull;  // 5 s: far above any step, even memcheck's
+// The launch state: the grid barrier's counter and flag, then from byte kCountsAt the folded
+// merges' arrival counts (rows, kv_heads) uint32; all zeroed before each launch.
+constexpr int64_t kCountsAt = 64;
 
 }  // namespace
 
@@ -134,8 +137,10 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
                            ": needs an uploaded plan of one query per row and at most " +
                            std::to_string(decode_mma::kRows) + " rows per item");
   NPR_TRY(check());
-  if (!state_.get())
-    NPR_TRY(state_.grow(ctx.alloc(), 256, "decode (cuda, one-kernel step): barrier"));
+  // Sized for the most rows at once, so the pointers a captured graph holds stay valid.
+  const int64_t state_bytes = kCountsAt + 4 * rows * c.kv_heads;
+  NPR_TRY(state_.grow(ctx.alloc(), kCountsAt + 4 * kSkinnyMaxRows * c.kv_heads,
+                      "decode (cuda, one-kernel step): barrier and arrival counts"));
   if (!broken_host_) {  // both pointers or neither: a launch never gets a null flag
     void* h = nullptr;
     NPR_CUDA_TRY(cudaHostAlloc(&h, sizeof(int32_t), cudaHostAllocMapped),
@@ -152,8 +157,8 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
     broken_dev_ = static_cast<int32_t*>(d);
   }
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
-  NPR_CUDA_TRY(cudaMemsetAsync(state_.get(), 0, 2 * sizeof(uint32_t), st),
-               "decode (cuda, one-kernel step): barrier reset");
+  NPR_CUDA_TRY(cudaMemsetAsync(state_.get(), 0, static_cast<size_t>(state_bytes), st),
+               "decode (cuda, one-kernel step): barrier and arrival counts reset");
   const DeviceDecodePlan& pl = *a.plan;
   Params p = params_of(c, a);
   p.layers = layers_.as<StepKernelLayer>();
@@ -166,6 +171,7 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
   p.part_m = pl.part_m;
   p.part_l = pl.part_l;
   p.part_acc = pl.part_acc;
+  p.merge_counts = reinterpret_cast<uint32_t*>(static_cast<char*>(state_.get()) + kCountsAt);
   p.bar = grid::Barrier{state_.as<uint32_t>(), state_.as<int32_t>() + 1, broken_dev_,
                         kBarrierTimeoutNs};
   p.stamps = nullptr;

@@ -72,6 +72,11 @@ struct StepKernelArgs {
   // phases and barriers (qwen3_step_stream.cuh): where the device is sm_90 and the build has
   // sm_90a kernels (on by default; off for the A/B the benchmark runs). Same bits.
   bool stream = true;
+  // Merge each query's split-KV attention states in the CTA whose share of the query arrives
+  // last (an arrival count per query and kv head, core/last_arrival.cuh) instead of in a phase
+  // of their own after a grid barrier: one barrier a layer fewer, and the merges overlap the
+  // attention of other items (on by default; off for the A/B the benchmark runs). Same bits.
+  bool fold_merge = true;
   // Stamp the device clock (CTA 0's, as it leaves each phase's barrier; a last barrier is added
   // after the head) for add_phase_ms.
   bool timing = false;
@@ -107,9 +112,9 @@ class StepKernel {
   int64_t launches() const { return launches_; }
 
  private:
-  DeviceBuffer layers_;             // (layers) StepKernelLayer
-  DeviceBuffer state_;              // barrier count, broken flag: 2 words zeroed every launch
-  DeviceBuffer stamps_;             // timed launches' phase clock
+  DeviceBuffer layers_;  // (layers) StepKernelLayer
+  DeviceBuffer state_;   // barrier count, broken flag; the folded merges' arrival counts (launcher)
+  DeviceBuffer stamps_;  // timed launches' phase clock
   int32_t* broken_host_ = nullptr;  // host-mapped (cudaHostAlloc)
   int32_t* broken_dev_ = nullptr;   // its device view
   int64_t layers_n_ = 0, grid_ = 0, launches_ = 0;

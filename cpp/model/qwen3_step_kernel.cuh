@@ -1,7 +1,9 @@
 // The one-kernel decode step's device code (see qwen3_cuda_step_kernel.h): a persistent kernel
 // walking the step's phases. In each phase a CTA takes the work units blockIdx.x, + gridDim.x,
 // ... (column tiles, (token, head) rows, attention items, (query, head) merges) and runs on them
-// the device functions of the layer path's kernels; a grid barrier ends the phase. The CTA is
+// the device functions of the layer path's kernels; a grid barrier ends the phase. The merges
+// may instead run inside the attention phase, each in the CTA that finishes a query's last
+// partial state (Params::fold_merge). The CTA is
 // 128 threads, the block of every one of those kernels but the narrow tensor-core linear layers
 // (16 warps there, one a slice of k; here each warp folds 4 slices, all in flight at once:
 // skinny_linear_mma.cuh's tile_dots_deep, which sums the same way and takes registers the
@@ -27,8 +29,10 @@
 
 #include "core/dynamic_shared.cuh"
 #include "core/grid_barrier.cuh"
+#include "core/last_arrival.cuh"
 #include "kernels/decode_attention_mma.cuh"
 #include "kernels/decode_merge_staged.cuh"
+#include "kernels/decode_work.h"
 #include "kernels/qk_norm_rope_row.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_cuda.h"
@@ -47,7 +51,7 @@ static_assert(kThreads == skinny::kThreads && kThreads == decode_mma::kThreads,
               "every phase runs on the CTA its layer-path kernel has");
 // The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
 constexpr int kHeadDim = 128;
-constexpr int kPhasesPerLayer = 6;  // each ends at a grid barrier
+constexpr int kPhasesPerLayer = 6;  // each ends at a grid barrier (a folded merge phase at none)
 // Timed launches first pass kCalibBarriers barriers with no work between them (what a barrier
 // alone costs), then stamp the embedding, every layer's phases and the head.
 constexpr int kCalibBarriers = 8;
@@ -69,6 +73,11 @@ struct Params {
   const float *cos, *sin;
   const int32_t *header, *items, *q_order, *indices, *merge_ptr, *merge_rows;
   float *part_m, *part_l, *part_acc;
+  // fold_merge: the merges run where a query's last partial state arrives (merge_if_last), not
+  // in a phase of their own; merge_counts (rows, kv_heads): the arrivals, zeroed before the
+  // launch, left zeroed by it.
+  bool fold_merge;
+  uint32_t* merge_counts;
   float* x;
   bf16_t *qkv, *attn, *act;
   float* logits;
@@ -110,6 +119,7 @@ inline Params params_of(const Qwen3Config& c, const StepKernelArgs& a) {
   p.eps = c.rms_eps;
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
   p.prefetch = a.prefetch;
+  p.fold_merge = a.fold_merge;
   return p;
 }
 
@@ -283,6 +293,35 @@ __device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLa
   __threadfence();
 }
 
+// The merges folded into the attention phase (Params::fold_merge). Unit (item, h) has written
+// its partial states (the caller's __syncthreads after attend_item); each of the item's queries
+// gets one arrival at its count for kv head h, and the CTA whose arrival is a query's last (the
+// query has one partial row per item that holds it: merge_ptr's count) merges the query's G
+// heads of h. merge_one on the same partial rows as the merge phase: the same bits.
+template <int D>
+__device__ __forceinline__ void merge_if_last(const Params& p, int item, int h) {
+  constexpr int kMergeDpt = (D + kThreads - 1) / kThreads;
+  NPR_STATIC_SHARED(int, last_s, [decode_mma::kRows]);  // (item's queries) whether last here
+  const int32_t* it = p.items + DecodeWork::kItemFields * item;
+  const int q_begin = it[0], nq = it[1], G = p.heads / p.kv_heads;
+  if (static_cast<int>(threadIdx.x) < nq) {
+    const int64_t q = p.q_order[q_begin + threadIdx.x];
+    const auto rows = static_cast<uint32_t>(p.merge_ptr[q + 1] - p.merge_ptr[q]);
+    last_s[threadIdx.x] = arrival::arrive_last(p.merge_counts + q * p.kv_heads + h, rows);
+  }
+  __syncthreads();
+  for (int j = 0; j < nq; ++j) {
+    if (!last_s[j]) continue;  // the same in every thread
+    const int64_t q = p.q_order[q_begin + j];
+    for (int g = 0; g < G; ++g) {
+      decode_merge::merge_one<bf16_t, kMergeDpt>(q, static_cast<int64_t>(h) * G + g, p.merge_ptr,
+                                                 p.merge_rows, p.part_m, p.part_l, p.part_acc,
+                                                 p.attn, nullptr, p.heads, D);
+      __syncthreads();
+    }
+  }
+}
+
 // M one-token rows, head dim D. Dynamic shared memory: dyn_smem_bytes(M, D, ...), and with
 // STREAM (the weights through the ring of qwen3_step_stream.cuh; sm_90) the ring after it
 // (stream_smem_bytes).
@@ -295,6 +334,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   const int H = p.hidden, I = p.inter, heads = p.heads, kvh = p.kv_heads;
   const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
   uint32_t epoch = 0;
+  int stamp_at = 0;  // the phase clock's last stamp (a folded merge phase stamps, never waits)
   const bool stamping = p.stamps && blockIdx.x == 0 && threadIdx.x == 0;
   if (stamping) p.stamps[0] = grid::now_ns();
   const StreamPhases phases{&p};
@@ -308,9 +348,13 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     stream::start(ring, phases, phases.count());
   }
   // The grid barrier that ends a phase, and (timing) when CTA 0 left it.
+  const auto stamp = [&]() {
+    ++stamp_at;
+    if (stamping) p.stamps[stamp_at] = grid::now_ns();
+  };
   const auto end_phase = [&]() {
     grid::sync(p.bar, epoch);
-    if (stamping) p.stamps[epoch] = grid::now_ns();
+    stamp();
   };
   if (p.stamps)
     for (int i = 0; i < kCalibBarriers; ++i) end_phase();
@@ -359,19 +403,24 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
         decode_mma::attend_item<D>(item, h, p.items, fill, p.indices, kp, vp, p.part_m, p.part_l,
                                    p.part_acc, heads, kvh, p.block_tokens, p.scale, dyn);
         __syncthreads();
+        if (p.fold_merge) merge_if_last<D>(p, item, h);
       }
     }
     if (!STREAM && p.prefetch) prefetch_linear(wdown, I, H);
     end_phase();
 
-    // Merge: (query, head) units.
-    for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x) {
-      decode_merge::merge_one<bf16_t, kMergeDpt>(u / heads, u % heads, p.merge_ptr, p.merge_rows,
-                                                 p.part_m, p.part_l, p.part_acc, p.attn, nullptr,
-                                                 heads, D);
-      __syncthreads();
+    // Merge: (query, head) units; folded, done above (its stamp a zero-length phase).
+    if (p.fold_merge) {
+      stamp();
+    } else {
+      for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x) {
+        decode_merge::merge_one<bf16_t, kMergeDpt>(u / heads, u % heads, p.merge_ptr, p.merge_rows,
+                                                   p.part_m, p.part_l, p.part_acc, p.attn, nullptr,
+                                                   heads, D);
+        __syncthreads();
+      }
+      end_phase();
     }
-    end_phase();
 
     // o-proj into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {

@@ -57,7 +57,8 @@ struct Diffs {
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
 // attend kernel); candidate: its PDL launches on top; tensor_cores: its skinny linear layers on
 // tensor cores; merge: its attention merge; step_kernel: its one-kernel steps (timing: with their
-// phases timed; stream: with its weights streamed where the device is sm_90); lens: the
+// phases timed; stream: with its weights streamed where the device is sm_90; fold_merge: with
+// the attention's merges where each query's last partial state arrives); lens: the
 // branches' lengths; shape: the model's widths.
 struct RolloutShape {
   int64_t vocab = 41, hidden = 32, intermediate = 48;
@@ -67,7 +68,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
                    bool candidate = false, bool tensor_cores = false,
                    DecodeMerge merge = DecodeMerge::kStaged, bool step_kernel = false,
                    const std::vector<int64_t>& lens = {3, 19, 6}, bool timing = false,
-                   const RolloutShape& shape = {}, bool stream = true) {
+                   const RolloutShape& shape = {}, bool stream = true, bool fold_merge = true) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = shape.vocab;
@@ -107,6 +108,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.step_kernel = step_kernel;
   dec.step_kernel_timing = timing;
   dec.step_kernel_stream = stream;
+  dec.step_kernel_fold_merge = fold_merge;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t root = prefix_sequence(kv, P);
   KvAnswer a;
@@ -257,7 +259,8 @@ TEST(cuda_decode_tensor_core_linears_match_the_training_forward) {
 // The one-kernel step (a persistent kernel over the layer path's device functions) gives the
 // layer path's logits bit for bit: flat and cascade, against eager and graph steps, for 3 and 8
 // branches (every row count 1..8 as branches end), and it runs every one-token step; on sm_90
-// with its weights streamed (the default there) and without.
+// with its weights streamed (the default there) and without; with its merges folded into the
+// attention (the default) and as a phase of their own.
 TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
   // The tiny widths, and widths that reach what real Qwen3 sizes take: the staged RMSNorm's
   // k > 256 path, the wide-slice tiles (>= 512 column tiles: the head, gate|up), and a second
@@ -283,11 +286,19 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
                                        DecodeMerge::kStaged, false, lens, false, cs.shape);
         // The streamed kernel is sm_90a code: it runs where the attention's wgmma kernels do.
         const bool sm90a = attention_wgmma_available();
-        for (bool stream : {true, false}) {
-          if (!stream && graphs) continue;  // the plain kernel once a case: the same launches
-          const std::string how = what + (stream ? ", streamed" : ", plain");
-          const Diffs one = fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
-                                         DecodeMerge::kStaged, true, lens, false, cs.shape, stream);
+        struct Variant {
+          bool stream, fold;
+          const char* name;
+        };
+        for (const Variant& v : {Variant{true, true, ", streamed"}, Variant{false, true, ", plain"},
+                                 Variant{true, false, ", streamed, merge phase"}}) {
+          // The defaults in both step modes; each other form once a case (the same launches).
+          if ((!v.stream || !v.fold) && graphs) continue;
+          const bool stream = v.stream;
+          const std::string how = what + v.name;
+          const Diffs one =
+              fork_rollout(DevDType::kBF16, cascade, graphs, true, 128, false, true,
+                           DecodeMerge::kStaged, true, lens, false, cs.shape, stream, v.fold);
           CHECK_MSG(ref.kernel_steps == 0 && one.kernel_steps > 0,
                     how + ": " + std::to_string(one.kernel_steps) + " one-kernel steps");
           CHECK_MSG(one.kernel_streamed == (stream && sm90a),

@@ -339,6 +339,12 @@ export interface NativeKvOptions {
    */
   stepKernelStream?: boolean;
   /**
+   * CUDA, default true: the step kernel merges each query's split-KV attention states in the CTA
+   * that finishes the query's last share (an arrival count), in place of a merge phase and its
+   * grid barrier. Same bits.
+   */
+  stepKernelFoldMerge?: boolean;
+  /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
    * barriers) into deviceStats().kernelPhaseMs; every step then waits for the device.
    */

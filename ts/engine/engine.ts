@@ -50,7 +50,7 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, stepKernel, stepKernelPrefetch, stepKernelStream). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge). */
   kvOptions?: Pick<
     NativeKvOptions,
     | 'graphs'
@@ -61,6 +61,7 @@ export interface EngineOptions {
     | 'stepKernel'
     | 'stepKernelPrefetch'
     | 'stepKernelStream'
+    | 'stepKernelFoldMerge'
   >;
   /** Replace the native sampler (scripted tests and benchmarks); called once per generate call. */
   chooser?: (options: GenerateOptions) => TokenChooser;

@@ -85,7 +85,8 @@ bool StepRunner::streamed() const {
 }
 
 std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool prefetch, bool stream,
-                            float* logits, std::map<std::string, double>* phase_ms) {
+                            bool fold_merge, float* logits,
+                            std::map<std::string, double>* phase_ms) {
   Impl& s = *impl_;
   if (!s.error.empty()) return s.error;
   const StepModel& m = s.m;
@@ -125,6 +126,7 @@ std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool pre
   a.logits = logits;
   a.prefetch = prefetch;
   a.stream = stream;
+  a.fold_merge = fold_merge;
   a.timing = phase_ms != nullptr;
   st = s.kernel.launch(*s.ctx, s.c, rows, a);
   if (st.is_ok() && phase_ms) st = s.kernel.add_phase_ms(*s.ctx, s.c, phase_ms);
