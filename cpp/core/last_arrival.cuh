@@ -33,6 +33,10 @@ __device__ __forceinline__ bool arrive_last(uint32_t* count, uint32_t expected) 
   *count = 0;
 #else
   asm volatile("st.relaxed.gpu.global.u32 [%0], 0;\n" ::"l"(count) : "memory");
+  // And a fence, as the grid barrier's waiter has once it has seen the count: the CTA's plain
+  // loads after the caller's __syncthreads read what the other arrivers wrote, not lines an
+  // earlier round left in this SM's L1. Once per last arrival.
+  __threadfence();
 #endif
   return true;
 }

@@ -64,6 +64,16 @@ auto with_slices(int64_t tiles, F&& f) {
 template <int M, int S>
 constexpr int kPartFloats = S * M * kTileRows;
 
+// Lane (g, q)'s two sums of slice `slice` (its mma accumulator's first row: c[0], c[1]) into
+// part (S, M, kTileRows), for x row g < M.
+template <int M>
+__device__ __forceinline__ void store_slice_sums(float* part, int slice, int g, int q,
+                                                 const float (&c)[4]) {
+  float* p = part + (slice * M + g) * kTileRows + 2 * q;
+  p[0] = c[0];
+  p[1] = c[1];
+}
+
 // What lane (g, q) of warp `warp` reads in tile_dots / tile_dots_deep: its tile row's weight
 // chunks pw and x row g's chunks px (row 0 where g >= M: loaded, then zeroed), `steps` steps of
 // 4 chunks each.
@@ -84,10 +94,7 @@ struct LaneChunks {
         has_x(g < M) {}
   // The slice sums of the lane's row g into part (S, M, kTileRows): c of slice `slice`.
   __device__ __forceinline__ void store(float* part, int slice, const float (&c)[4]) const {
-    if (!has_x) return;
-    float* p = part + (slice * M + g) * kTileRows + 2 * q;
-    p[0] = c[0];
-    p[1] = c[1];
+    if (has_x) store_slice_sums<M>(part, slice, g, q, c);
   }
 };
 

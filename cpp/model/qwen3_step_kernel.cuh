@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/dynamic_shared.cuh"
 #include "core/grid_barrier.cuh"
@@ -131,36 +132,37 @@ __device__ __forceinline__ void stage_rows(uint16_t* dst, const void* src, int64
   __syncthreads();
 }
 
+// f(std::integral_constant<int, S>) for each of this CTA's tiles b of `tiles` (a grid-stride
+// walk), with S = skinny_tc::slices_for(tiles): f(s, b).
+template <typename F>
+__device__ __forceinline__ void for_my_tiles(int64_t tiles, F&& f) {
+  const auto walk = [&](auto s) {
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) f(s, b);
+  };
+  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow)
+    walk(std::integral_constant<int, skinny_tc::kSlicesNarrow>{});
+  else
+    walk(std::integral_constant<int, skinny_tc::kSlicesWide>{});
+}
+
 // This CTA's column tiles of y (M, n) of type CT = xs (M, k, shared) . W (n, k)^T, or +=.
 template <int M, typename CT>
 __device__ __forceinline__ void linear_tiles(CT* y, const uint16_t* xs, const uint16_t* W,
                                              int64_t k, int64_t n, bool acc, float* part) {
-  const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
-  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-      skinny_tc::linear_tile<M, true, skinny_tc::kSlicesNarrow, kWarps, CT, true>(y, xs, W, k, n,
-                                                                                  acc, b, part);
-  } else {
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-      skinny_tc::linear_tile<M, true, skinny_tc::kSlicesWide, kWarps, CT, true>(y, xs, W, k, n, acc,
-                                                                                b, part);
-  }
+  for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
+    constexpr int S = decltype(s)::value;
+    skinny_tc::linear_tile<M, true, S, kWarps, CT, true>(y, xs, W, k, n, acc, b, part);
+  });
 }
 
 // This CTA's tiles of act (M, inter) = swiglu over W (2 inter, k) of xs (M, k, shared).
 template <int M>
 __device__ __forceinline__ void swiglu_tiles(bf16_t* act, const uint16_t* xs, const uint16_t* W,
                                              int64_t k, int64_t inter, float* part) {
-  const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
-  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-      skinny_tc::swiglu_tile<M, true, skinny_tc::kSlicesNarrow, kWarps, true>(act, xs, W, k, inter,
-                                                                              b, part);
-  } else {
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x)
-      skinny_tc::swiglu_tile<M, true, skinny_tc::kSlicesWide, kWarps, true>(act, xs, W, k, inter, b,
-                                                                            part);
-  }
+  for_my_tiles(skinny::tiles(inter, skinny_tc::kSwigluTileCols), [&](auto s, int64_t b) {
+    constexpr int S = decltype(s)::value;
+    skinny_tc::swiglu_tile<M, true, S, kWarps, true>(act, xs, W, k, inter, b, part);
+  });
 }
 
 // Phase i of the weight stream (qwen3_step_stream.cuh): per layer q|k|v, o, gate|up, down; then
@@ -190,20 +192,11 @@ template <int M, typename CT>
 __device__ __forceinline__ void linear_tiles_streamed(CT* y, const uint16_t* xs, int64_t k,
                                                       int64_t n, bool acc, float* part,
                                                       stream::Ring& r, const StreamPhases& ph) {
-  const int64_t tiles = skinny::tiles(n, skinny_tc::kLinearTileCols);
-  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
-    constexpr int S = skinny_tc::kSlicesNarrow;
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
-      skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
-    }
-  } else {
-    constexpr int S = skinny_tc::kSlicesWide;
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
-      skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
-    }
-  }
+  for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
+    constexpr int S = decltype(s)::value;
+    stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
+    skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
+  });
 }
 
 // The same for swiglu_tiles.
@@ -211,20 +204,11 @@ template <int M>
 __device__ __forceinline__ void swiglu_tiles_streamed(bf16_t* act, const uint16_t* xs, int64_t k,
                                                       int64_t inter, float* part, stream::Ring& r,
                                                       const StreamPhases& ph) {
-  const int64_t tiles = skinny::tiles(inter, skinny_tc::kSwigluTileCols);
-  if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow) {
-    constexpr int S = skinny_tc::kSlicesNarrow;
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
-      skinny_tc::store_swiglu_tile<M, S>(act, inter, b, part);
-    }
-  } else {
-    constexpr int S = skinny_tc::kSlicesWide;
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
-      stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
-      skinny_tc::store_swiglu_tile<M, S>(act, inter, b, part);
-    }
-  }
+  for_my_tiles(skinny::tiles(inter, skinny_tc::kSwigluTileCols), [&](auto s, int64_t b) {
+    constexpr int S = decltype(s)::value;
+    stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
+    skinny_tc::store_swiglu_tile<M, S>(act, inter, b, part);
+  });
 }
 
 // The weight rows of this CTA's tiles of a later phase, into L2.

@@ -185,11 +185,7 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
   const int q = static_cast<int>(threadIdx.x & 3);
   if (g < M)
 #pragma unroll
-    for (int v = 0; v < V; ++v) {
-      float* p = part + ((warp + v * W) * M + g) * skinny_tc::kTileRows + 2 * q;
-      p[0] = c[v][0];
-      p[1] = c[v][1];
-    }
+    for (int v = 0; v < V; ++v) skinny_tc::store_slice_sums<M>(part, warp + v * W, g, q, c[v]);
   __syncthreads();
 }
 
