@@ -19,7 +19,8 @@
  *     (`stepKernel`, `_step_kernel`: on sm_90 its weights streamed through shared memory; without
  *     the stream, `_step_kernel_no_stream`, loading them itself with an L2 prefetch; without either,
  *     `_step_kernel_no_prefetch`; with a merge phase of its own after the attention in place of
- *     the merges folded into it, `_step_kernel_unfolded`;
+ *     the merges folded into it, `_step_kernel_unfolded`; with a grid barrier after q|k|v in place
+ *     of each attention unit waiting for its own head's tiles, `_step_kernel_no_head_flags`;
  *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`);
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
@@ -71,11 +72,12 @@ interface Run {
   merge?: 'staged' | 'serial';
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
-  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelTiming. */
+  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelTiming. */
   stepKernel?: boolean;
   stepKernelPrefetch?: boolean;
   stepKernelStream?: boolean;
   stepKernelFoldMerge?: boolean;
+  stepKernelHeadFlags?: boolean;
   stepKernelTiming?: boolean;
 }
 
@@ -101,6 +103,7 @@ async function stepTime(
     stepKernelPrefetch: run.stepKernelPrefetch ?? true,
     stepKernelStream: run.stepKernelStream ?? true,
     stepKernelFoldMerge: run.stepKernelFoldMerge ?? true,
+    stepKernelHeadFlags: run.stepKernelHeadFlags ?? true,
     stepKernelTiming: run.stepKernelTiming ?? false,
   });
   const req = kv.openRequest(1 << 20);
@@ -224,6 +227,8 @@ const trials: Record<string, Partial<Run>> = {
   // The attention's split-KV merges as a phase of their own (a grid barrier more a layer)
   // instead of done by the CTA that finishes each query's last share.
   step_kernel_unfolded: { stepKernel: true, stepKernelFoldMerge: false },
+  // A grid barrier after q|k|v instead of each attention unit waiting for its own head's tiles.
+  step_kernel_no_head_flags: { stepKernel: true, stepKernelHeadFlags: false },
   // Its phases timed barrier to barrier (every step then waits for the device: its step times
   // are not the headline): where the one kernel's time goes.
   step_kernel_timed: { stepKernel: true, stepKernelTiming: true },

@@ -50,6 +50,7 @@ const VARIANTS = [
   ['one-kernel step, no stream', '_step_kernel_no_stream'],
   ['one-kernel step, no prefetch', '_step_kernel_no_prefetch'],
   ['one-kernel step, merge phase unfolded', '_step_kernel_unfolded'],
+  ['one-kernel step, barrier after q|k|v', '_step_kernel_no_head_flags'],
   ['generic', '_generic'],
 ];
 

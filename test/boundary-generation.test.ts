@@ -45,6 +45,7 @@ describe('NativeKv boundary', () => {
       'stepKernelPrefetch',
       'stepKernelStream',
       'stepKernelFoldMerge',
+      'stepKernelHeadFlags',
       'stepKernelTiming',
     ])
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: 'yes' }), new RegExp(`options\\.${key}`));

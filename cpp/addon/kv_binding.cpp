@@ -6,7 +6,8 @@
 //                         candidateKernels? = false, tensorCoreLinears? = true,
 //                         attentionMerge? = 'staged', stepKernel? = false,
 //                         stepKernelPrefetch? = true, stepKernelStream? = true,
-//                         stepKernelFoldMerge? = true, stepKernelTiming? = false })
+//                         stepKernelFoldMerge? = true, stepKernelHeadFlags? = true,
+//                         stepKernelTiming? = false })
 //   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
 //   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
 //   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
@@ -17,7 +18,8 @@
 //   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights;
 //   stepKernelStream: on sm_90, its weights streamed through shared memory by bulk copies;
 //   stepKernelFoldMerge: its attention's split-KV states merged by the CTA that finishes a
-//   query's last share, in place of a merge phase and its grid barrier;
+//   query's last share, in place of a merge phase and its grid barrier; stepKernelHeadFlags: its
+//   attention waiting for its own kv head's q|k|v tiles, not a grid barrier after them all;
 //   stepKernelTiming: its phases timed into deviceStats().kernelPhaseMs, each step synced)
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
@@ -147,6 +149,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
     const bool step_kernel_stream = bool_field(o, fn, "stepKernelStream", true);
     const bool step_kernel_fold_merge = bool_field(o, fn, "stepKernelFoldMerge", true);
+    const bool step_kernel_head_flags = bool_field(o, fn, "stepKernelHeadFlags", true);
     const bool step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
     Status st;
     if (model_.cuda) {
@@ -165,6 +168,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->step_kernel_prefetch = step_kernel_prefetch;
         decoder_->step_kernel_stream = step_kernel_stream;
         decoder_->step_kernel_fold_merge = step_kernel_fold_merge;
+        decoder_->step_kernel_head_flags = step_kernel_head_flags;
         decoder_->step_kernel_timing = step_kernel_timing;
       }
 #endif

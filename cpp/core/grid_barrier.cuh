@@ -58,28 +58,35 @@ struct Barrier {
   uint64_t timeout_ns;   // longest wait at one barrier
 };
 
+// One thread spins until *count reaches target (or the launch's barriers broke, or this wait
+// passed b's timeout: then it breaks them), then fences: what the adds before target released
+// is visible to its CTA after a __syncthreads.
+__device__ __forceinline__ void wait_count(const Barrier& b, const uint32_t* count,
+                                           uint32_t target) {
+  volatile int32_t* broken = b.broken;
+  uint64_t t0 = 0;
+  while (load_relaxed(count) < target) {
+    if (*broken) break;
+    const uint64_t t = now_ns();
+    if (t0 == 0) {
+      t0 = t;
+    } else if (t - t0 > b.timeout_ns) {
+      *broken = 1;
+      *reinterpret_cast<volatile int32_t*>(b.broken_host) = 1;
+      break;
+    }
+  }
+  __threadfence();
+}
+
 // Every thread of every CTA calls it the same number of times; `epoch` counts the calls (a
 // per-thread register, the same in every thread).
 __device__ __forceinline__ void sync(const Barrier& b, uint32_t& epoch) {
   __syncthreads();
   ++epoch;
   if (threadIdx.x == 0) {
-    const uint32_t target = epoch * gridDim.x;
     add_release(b.count, 1u);  // cumulative: the CTA's writes before the __syncthreads go first
-    volatile int32_t* broken = b.broken;
-    uint64_t t0 = 0;
-    while (load_relaxed(b.count) < target) {
-      if (*broken) break;
-      const uint64_t t = now_ns();
-      if (t0 == 0) {
-        t0 = t;
-      } else if (t - t0 > b.timeout_ns) {
-        *broken = 1;
-        *reinterpret_cast<volatile int32_t*>(b.broken_host) = 1;
-        break;
-      }
-    }
-    __threadfence();
+    wait_count(b, b.count, epoch * gridDim.x);
   }
   __syncthreads();
 }

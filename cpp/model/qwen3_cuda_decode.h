@@ -86,13 +86,16 @@ class Qwen3CudaDecoder {
   // devices, its weights streamed through a ring of shared memory by bulk copies instead
   // (qwen3_step_stream.cuh; same bits; off for the A/B). step_kernel_fold_merge: each query's
   // split-KV attention states merged by the CTA that finishes the query's last share, in place
-  // of a merge phase and its grid barrier (same bits; off for the A/B). Where the kernel cannot
-  // launch (no cooperative launch, no room on an SM) the step runs the layer path, step_kernel
-  // turns off and stats().kernel_error says why.
+  // of a merge phase and its grid barrier (same bits; off for the A/B). step_kernel_head_flags:
+  // each attention unit waits for its own kv head's q|k|v tiles instead of a grid barrier after
+  // the whole projection (same bits; off for the A/B). Where the kernel cannot launch (no
+  // cooperative launch, no room on an SM) the step runs the layer path, step_kernel turns off and
+  // stats().kernel_error says why.
   bool step_kernel = false;
   bool step_kernel_prefetch = true;
   bool step_kernel_stream = true;
   bool step_kernel_fold_merge = true;
+  bool step_kernel_head_flags = true;
   // Time each phase of every one-kernel step into stats().kernel_phase_ms (the device clock at
   // its barriers; each step then waits for the device).
   bool step_kernel_timing = false;

@@ -50,6 +50,7 @@ Status Qwen3CudaDecoder::run_step_kernel(int64_t S) {
   a.prefetch = step_kernel_prefetch;
   a.stream = step_kernel_stream;
   a.fold_merge = step_kernel_fold_merge;
+  a.head_flags = step_kernel_head_flags;
   a.timing = step_kernel_timing;
   NPR_TRY(step_kernel_.launch(ctx_, c, S, a));
   ++stats_.kernel_steps;

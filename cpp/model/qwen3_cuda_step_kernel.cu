@@ -19,9 +19,10 @@ namespace {
 
 using namespace onestep;
 constexpr uint64_t kBarrierTimeoutNs = 5000000000ull;  // 5 s: far above any step, even memcheck's
-// The launch state: the grid barrier's counter and flag, then from byte kCountsAt the folded
-// merges' arrival counts (rows, kv_heads) uint32; all zeroed before each launch.
-constexpr int64_t kCountsAt = 64;
+// The launch state, all zeroed before each launch: the grid barrier's counter and flag; from
+// byte kHeadsAt the q|k|v readiness counts (kv_heads) uint32; then the folded merges' arrival
+// counts (at most kSkinnyMaxRows rows, kv_heads) uint32.
+constexpr int64_t kHeadsAt = 64;
 
 }  // namespace
 
@@ -138,8 +139,9 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
                            std::to_string(decode_mma::kRows) + " rows per item");
   NPR_TRY(check());
   // Sized for the most rows at once, so the pointers a captured graph holds stay valid.
-  const int64_t state_bytes = kCountsAt + 4 * rows * c.kv_heads;
-  NPR_TRY(state_.grow(ctx.alloc(), kCountsAt + 4 * kSkinnyMaxRows * c.kv_heads,
+  const int64_t counts_at = kHeadsAt + 4 * c.kv_heads;
+  const int64_t state_bytes = counts_at + 4 * kSkinnyMaxRows * c.kv_heads;
+  NPR_TRY(state_.grow(ctx.alloc(), state_bytes,
                       "decode (cuda, one-kernel step): barrier and arrival counts"));
   if (!broken_host_) {  // both pointers or neither: a launch never gets a null flag
     void* h = nullptr;
@@ -171,7 +173,8 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
   p.part_m = pl.part_m;
   p.part_l = pl.part_l;
   p.part_acc = pl.part_acc;
-  p.merge_counts = reinterpret_cast<uint32_t*>(static_cast<char*>(state_.get()) + kCountsAt);
+  p.head_ready = reinterpret_cast<uint32_t*>(static_cast<char*>(state_.get()) + kHeadsAt);
+  p.merge_counts = reinterpret_cast<uint32_t*>(static_cast<char*>(state_.get()) + counts_at);
   p.bar = grid::Barrier{state_.as<uint32_t>(), state_.as<int32_t>() + 1, broken_dev_,
                         kBarrierTimeoutNs};
   p.stamps = nullptr;

@@ -77,6 +77,10 @@ struct StepKernelArgs {
   // of their own after a grid barrier: one barrier a layer fewer, and the merges overlap the
   // attention of other items (on by default; off for the A/B the benchmark runs). Same bits.
   bool fold_merge = true;
+  // No grid barrier between q|k|v and the attention: each q|k|v tile counts as done for the kv
+  // head whose attention reads it, and each attention unit waits for its own head's tiles
+  // alone (on by default; off for the A/B the benchmark runs). Same bits.
+  bool head_flags = true;
   // Stamp the device clock (CTA 0's, as it leaves each phase's barrier; a last barrier is added
   // after the head) for add_phase_ms.
   bool timing = false;

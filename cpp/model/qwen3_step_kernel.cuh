@@ -3,7 +3,8 @@
 // ... (column tiles, (token, head) rows, attention items, (query, head) merges) and runs on them
 // the device functions of the layer path's kernels; a grid barrier ends the phase. The merges
 // may instead run inside the attention phase, each in the CTA that finishes a query's last
-// partial state (Params::fold_merge). The CTA is
+// partial state (Params::fold_merge), and the attention may wait for its own kv head's q|k|v
+// tiles alone instead of a barrier after the whole projection (Params::head_flags). The CTA is
 // 128 threads, the block of every one of those kernels but the narrow tensor-core linear layers
 // (16 warps there, one a slice of k; here each warp folds 4 slices, all in flight at once:
 // skinny_linear_mma.cuh's tile_dots_deep, which sums the same way and takes registers the
@@ -41,6 +42,7 @@
 #include "kernels/skinny_rmsnorm_stage.cuh"
 #include "model/qwen3_config.h"
 #include "model/qwen3_cuda_step_kernel.h"
+#include "model/qwen3_step_heads.h"
 #include "model/qwen3_step_stream.cuh"
 
 namespace npr::onestep {
@@ -52,7 +54,9 @@ static_assert(kThreads == skinny::kThreads && kThreads == decode_mma::kThreads,
               "every phase runs on the CTA its layer-path kernel has");
 // The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
 constexpr int kHeadDim = 128;
-constexpr int kPhasesPerLayer = 6;  // each ends at a grid barrier (a folded merge phase at none)
+// Each ends at a grid barrier, but the q|k|v phase with head_flags and a folded merge phase
+// (their stamps: when CTA 0 moved on).
+constexpr int kPhasesPerLayer = 6;
 // Timed launches first pass kCalibBarriers barriers with no work between them (what a barrier
 // alone costs), then stamp the embedding, every layer's phases and the head.
 constexpr int kCalibBarriers = 8;
@@ -79,6 +83,12 @@ struct Params {
   // launch, left zeroed by it.
   bool fold_merge;
   uint32_t* merge_counts;
+  // head_flags: no grid barrier between q|k|v and the attention; each q|k|v tile done counts at
+  // head_ready (kv_heads) for the kv head whose attention reads it, and an attention unit waits
+  // for its head's count (qkv_tiles_per_head a layer, cumulative over the layers; zeroed before
+  // the launch).
+  bool head_flags;
+  uint32_t* head_ready;
   float* x;
   bf16_t *qkv, *attn, *act;
   float* logits;
@@ -121,6 +131,7 @@ inline Params params_of(const Qwen3Config& c, const StepKernelArgs& a) {
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
   p.prefetch = a.prefetch;
   p.fold_merge = a.fold_merge;
+  p.head_flags = a.head_flags;
   return p;
 }
 
@@ -131,6 +142,12 @@ __device__ __forceinline__ void stage_rows(uint16_t* dst, const void* src, int64
   for (int64_t i = threadIdx.x; i < elems / 8; i += kThreads) d[i] = __ldcg(s + i);
   __syncthreads();
 }
+
+// What a linear phase does after each of its tiles (whose outputs the CTA has written and
+// synced): nothing, or the q|k|v phase's readiness count (HeadReady).
+struct NoTileHook {
+  __device__ __forceinline__ void operator()(int64_t) const {}
+};
 
 // f(std::integral_constant<int, S>) for each of this CTA's tiles b of `tiles` (a grid-stride
 // walk), with S = skinny_tc::slices_for(tiles): f(s, b).
@@ -146,12 +163,14 @@ __device__ __forceinline__ void for_my_tiles(int64_t tiles, F&& f) {
 }
 
 // This CTA's column tiles of y (M, n) of type CT = xs (M, k, shared) . W (n, k)^T, or +=.
-template <int M, typename CT>
+template <int M, typename CT, typename Hook = NoTileHook>
 __device__ __forceinline__ void linear_tiles(CT* y, const uint16_t* xs, const uint16_t* W,
-                                             int64_t k, int64_t n, bool acc, float* part) {
+                                             int64_t k, int64_t n, bool acc, float* part,
+                                             const Hook& after_tile = Hook{}) {
   for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
     constexpr int S = decltype(s)::value;
     skinny_tc::linear_tile<M, true, S, kWarps, CT, true>(y, xs, W, k, n, acc, b, part);
+    after_tile(b);
   });
 }
 
@@ -188,14 +207,16 @@ struct StreamPhases {
 
 // This CTA's column tiles of y (M, n) = xs (M, k, shared) . W (n, k)^T (or +=), the weights
 // from the stream's ring, which holds this phase's tiles next: linear_tiles' tiles and bits.
-template <int M, typename CT>
+template <int M, typename CT, typename Hook = NoTileHook>
 __device__ __forceinline__ void linear_tiles_streamed(CT* y, const uint16_t* xs, int64_t k,
                                                       int64_t n, bool acc, float* part,
-                                                      stream::Ring& r, const StreamPhases& ph) {
+                                                      stream::Ring& r, const StreamPhases& ph,
+                                                      const Hook& after_tile = Hook{}) {
   for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
     constexpr int S = decltype(s)::value;
     stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
     skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
+    after_tile(b);
   });
 }
 
@@ -276,6 +297,31 @@ __device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLa
     for (int e = lane; e < D; e += 32) dst[e] = row[e];
   __threadfence();
 }
+
+// Per-head readiness of q|k|v (Params::head_flags): column tile b of q|k|v (kLinearTileCols
+// columns) is read by the attention of one kv head (qwen3_step_heads.h).
+struct HeadReady {
+  const Params* p;
+  __device__ __forceinline__ int64_t tiles_per_head() const {
+    return qkv_tiles_per_kv_head(skinny_tc::kLinearTileCols, p->heads, p->kv_heads, kHeadDim);
+  }
+  __device__ __forceinline__ int kv_head_of(int64_t tile) const {
+    return qkv_tile_kv_head(tile, skinny_tc::kLinearTileCols, p->heads, p->kv_heads, kHeadDim);
+  }
+  // After the CTA wrote and synced tile b: one release add for its kv head (cumulative: the
+  // CTA's writes before the sync go first).
+  __device__ __forceinline__ void operator()(int64_t b) const {
+    if (threadIdx.x == 0) grid::add_release(p->head_ready + kv_head_of(b), 1u);
+  }
+  // Before kv head h's attention in layer l: every q|k|v tile of h up to layer l is written
+  // and visible to the CTA.
+  __device__ __forceinline__ void wait(int h, int l) const {
+    if (threadIdx.x == 0)
+      grid::wait_count(p->bar, p->head_ready + h,
+                       static_cast<uint32_t>((l + 1) * tiles_per_head()));
+    __syncthreads();
+  }
+};
 
 // The merges folded into the attention phase (Params::fold_merge). Unit (item, h) has written
 // its partial states (the caller's __syncthreads after attend_item); each of the item's queries
@@ -359,19 +405,26 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     auto* kp = static_cast<bf16_t*>(L.k_pages);
     auto* vp = static_cast<bf16_t*>(L.v_pages);
 
-    // Input norm + q|k|v.
+    // Input norm + q|k|v (with head_flags, each tile counted ready for its kv head).
+    const HeadReady ready{&p};
     if (blockIdx.x < skinny::tiles(nqkv, skinny_tc::kLinearTileCols)) {
       skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
+      const auto hook = [&](int64_t b) {
+        if (p.head_flags) ready(b);
+      };
       if constexpr (STREAM)
-        linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, ring, phases);
+        linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, ring, phases, hook);
       else
-        linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
+        linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part, hook);
     }
     if (!STREAM && p.prefetch) {
       prefetch_linear(wo, qd, H);
       prefetch_swiglu(wgu, H, I);
     }
-    end_phase();
+    if (p.head_flags)
+      stamp();  // CTA 0's own tiles done: no barrier; each attention unit waits for its head
+    else
+      end_phase();
 
     // q/k norm + RoPE and attention: (item, kv head) units of the plan. Each unit normalises
     // and rotates its own query rows into shared memory; the unit whose item ends at its
@@ -382,6 +435,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       const int64_t units = static_cast<int64_t>(p.header[0]) * kvh;
       for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
         const int item = static_cast<int>(u / kvh), h = static_cast<int>(u % kvh);
+        if (p.head_flags) ready.wait(h, l);
         write_new_kv<D>(p, L, item, h, reinterpret_cast<float*>(dyn));
         __syncthreads();  // the new K and V are in L2 before the item's tiles are copied
         decode_mma::attend_item<D>(item, h, p.items, fill, p.indices, kp, vp, p.part_m, p.part_l,

@@ -57,8 +57,9 @@ struct Diffs {
 // fast: the decoder's decode-specialised kernels (head_dim 64 in bf16 reaches the tensor-core
 // attend kernel); candidate: its PDL launches on top; tensor_cores: its skinny linear layers on
 // tensor cores; merge: its attention merge; step_kernel: its one-kernel steps (timing: with their
-// phases timed; stream: with its weights streamed where the device is sm_90; fold_merge: with
-// the attention's merges where each query's last partial state arrives); lens: the
+// phases timed; stream: with its weights streamed where the device is sm_90; fewer_barriers: with
+// the attention's merges where each query's last partial state arrives, and its attention
+// waiting for its own kv head's q|k|v tiles); lens: the
 // branches' lengths; shape: the model's widths.
 struct RolloutShape {
   int64_t vocab = 41, hidden = 32, intermediate = 48;
@@ -68,7 +69,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
                    bool candidate = false, bool tensor_cores = false,
                    DecodeMerge merge = DecodeMerge::kStaged, bool step_kernel = false,
                    const std::vector<int64_t>& lens = {3, 19, 6}, bool timing = false,
-                   const RolloutShape& shape = {}, bool stream = true, bool fold_merge = true) {
+                   const RolloutShape& shape = {}, bool stream = true, bool fewer_barriers = true) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = shape.vocab;
@@ -108,7 +109,8 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.step_kernel = step_kernel;
   dec.step_kernel_timing = timing;
   dec.step_kernel_stream = stream;
-  dec.step_kernel_fold_merge = fold_merge;
+  dec.step_kernel_fold_merge = fewer_barriers;
+  dec.step_kernel_head_flags = fewer_barriers;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t root = prefix_sequence(kv, P);
   KvAnswer a;
@@ -260,7 +262,7 @@ TEST(cuda_decode_tensor_core_linears_match_the_training_forward) {
 // layer path's logits bit for bit: flat and cascade, against eager and graph steps, for 3 and 8
 // branches (every row count 1..8 as branches end), and it runs every one-token step; on sm_90
 // with its weights streamed (the default there) and without; with its merges folded into the
-// attention (the default) and as a phase of their own.
+// attention and per-head q|k|v readiness (the defaults) and with a grid barrier for each.
 TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
   // The tiny widths, and widths that reach what real Qwen3 sizes take: the staged RMSNorm's
   // k > 256 path, the wide-slice tiles (>= 512 column tiles: the head, gate|up), and a second
@@ -291,7 +293,7 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
           const char* name;
         };
         for (const Variant& v : {Variant{true, true, ", streamed"}, Variant{false, true, ", plain"},
-                                 Variant{true, false, ", streamed, merge phase"}}) {
+                                 Variant{true, false, ", streamed, every barrier"}}) {
           // The defaults in both step modes; each other form once a case (the same launches).
           if ((!v.stream || !v.fold) && graphs) continue;
           const bool stream = v.stream;

@@ -21,8 +21,9 @@
 // Bits: every grid and emulator mode gives the same logits; so do the layer path's own kernels
 // (the decoder's default eager step, each kernel launched as its launcher launches it), which is
 // what cuda_decode_step_kernel_gives_the_layer_path_bits checks on a GPU; so do the step that
-// loads its weights itself and the step whose merges are a phase of their own (not folded into
-// the attention where a query's last partial state arrives); and a branch decoded
+// loads its weights itself and the step with a grid barrier after q|k|v (not per-head readiness
+// counts) and its merges as a phase of their own (not folded into the attention where a query's
+// last partial state arrives); and a branch decoded
 // alone gets the bits it gets among the others (flat plans: batch invariance). Timed launches
 // (the decode bench's phase breakdown) give the same bits, and StepKernel::add_phase_ms reads
 // every phase from them (a stamp missing or out of order is its error; one past the stamps it
@@ -186,9 +187,10 @@ emu::Device device_for(unsigned grid) {
 // the layer path's launchers (on the same emulated device), plain or as programmatic dependent
 // launches. kStepKernel streams its weights through the ring (the emulated device is an sm_90
 // one); kStepKernelPlain loads them itself. Both merge the attention's partial states where a
-// query's last one arrives; kStepKernelUnfolded (streamed) in a merge phase of its own. timed:
-// the step kernel's timed launches (its phase clock checked as the host reads it).
-enum class Path { kStepKernel, kStepKernelPlain, kStepKernelUnfolded, kLayers, kLayersPdl };
+// query's last one arrives, and start each kv head's attention once its q|k|v tiles are counted
+// ready; kStepKernelBarriers (streamed) has a grid barrier after q|k|v and a merge phase of its
+// own. timed: the step kernel's timed launches (its phase clock checked as the host reads it).
+enum class Path { kStepKernel, kStepKernelPlain, kStepKernelBarriers, kLayers, kLayersPdl };
 Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid,
                 Path path = Path::kStepKernel, bool timed = false) {
   const Qwen3Config& c = model.config();
@@ -199,8 +201,8 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   emu::set_device(device_for(grid));
   std::unique_ptr<emu::StepRunner> runner;
   const bool one_kernel = path == Path::kStepKernel || path == Path::kStepKernelPlain ||
-                          path == Path::kStepKernelUnfolded;
-  const bool streamed = path == Path::kStepKernel || path == Path::kStepKernelUnfolded;
+                          path == Path::kStepKernelBarriers;
+  const bool streamed = path == Path::kStepKernel || path == Path::kStepKernelBarriers;
   if (one_kernel) runner = std::make_unique<emu::StepRunner>(bits.model);
   KvCache kv(kBlocks, kBlockTokens);
   KvPages cpages;
@@ -262,13 +264,15 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     std::map<std::string, double> phase_ms;
     const std::string fault =
         one_kernel
-            ? runner->run(plan, in, true, streamed, path != Path::kStepKernelUnfolded,
+            ? runner->run(plan, in,
+                          {true, streamed, path != Path::kStepKernelBarriers,
+                           path != Path::kStepKernelBarriers},
                           logits.data(), timed ? &phase_ms : nullptr)
             : emu::decode_layer_path(bits.model, plan, in, path == Path::kLayersPdl, logits.data());
     const std::string what =
         std::string(path == Path::kStepKernel           ? "step kernel, "
                     : path == Path::kStepKernelPlain    ? "step kernel (plain), "
-                    : path == Path::kStepKernelUnfolded ? "step kernel (merge phase), "
+                    : path == Path::kStepKernelBarriers ? "step kernel (barriers), "
                     : path == Path::kLayers             ? "layers, "
                                                         : "layers (pdl), ") +
         std::to_string(lens.size()) + " branches" + (cascade ? ", cascade" : ", flat") + ", grid " +
@@ -441,16 +445,16 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
                     ": the plain one-kernel step gives other bits than the streamed one");
-      // So does the one-kernel step whose merges are a phase of their own (the decode bench's
-      // A/B): folded, each merge runs in whichever CTA's arrival is the query's last, which
-      // changes with the grid and the thread order above, never the bits.
-      const Rollout unfolded =
-          rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelUnfolded);
-      CHECK_MSG(unfolded.branch_logits == first,
+      // So does the one-kernel step with a grid barrier after q|k|v and its merges as a phase
+      // of their own (the decode bench's A/B): with neither, each attention unit starts once
+      // its head's tiles are counted and each merge runs in whichever CTA's arrival is the
+      // query's last, which change with the grid and the thread order above, never the bits.
+      const Rollout barriers =
+          rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelBarriers);
+      CHECK_MSG(barriers.branch_logits == first,
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
-                    ": the one-kernel step with a merge phase gives other bits than with its "
-                    "merges folded into the attention");
+                    ": the one-kernel step with all its barriers gives other bits than without");
       // So do its candidate kernels (programmatic dependent launches, prefetching their weights).
       const Rollout pdl = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayersPdl);
       CHECK_MSG(

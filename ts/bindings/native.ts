@@ -345,6 +345,11 @@ export interface NativeKvOptions {
    */
   stepKernelFoldMerge?: boolean;
   /**
+   * CUDA, default true: the step kernel's attention waits for its own kv head's q|k|v tiles
+   * (per-head readiness counts) instead of a grid barrier after the whole projection. Same bits.
+   */
+  stepKernelHeadFlags?: boolean;
+  /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
    * barriers) into deviceStats().kernelPhaseMs; every step then waits for the device.
    */

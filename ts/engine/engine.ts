@@ -50,7 +50,7 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags). */
   kvOptions?: Pick<
     NativeKvOptions,
     | 'graphs'
@@ -62,6 +62,7 @@ export interface EngineOptions {
     | 'stepKernelPrefetch'
     | 'stepKernelStream'
     | 'stepKernelFoldMerge'
+    | 'stepKernelHeadFlags'
   >;
   /** Replace the native sampler (scripted tests and benchmarks); called once per generate call. */
   chooser?: (options: GenerateOptions) => TokenChooser;

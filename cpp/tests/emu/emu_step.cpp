@@ -84,9 +84,8 @@ bool StepRunner::streamed() const {
   return impl_->kernel.streamed();
 }
 
-std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool prefetch, bool stream,
-                            bool fold_merge, float* logits,
-                            std::map<std::string, double>* phase_ms) {
+std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, const Switches& o,
+                            float* logits, std::map<std::string, double>* phase_ms) {
   Impl& s = *impl_;
   if (!s.error.empty()) return s.error;
   const StepModel& m = s.m;
@@ -124,9 +123,10 @@ std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, bool pre
   a.attn = attn.data();
   a.act = act.data();
   a.logits = logits;
-  a.prefetch = prefetch;
-  a.stream = stream;
-  a.fold_merge = fold_merge;
+  a.prefetch = o.prefetch;
+  a.stream = o.stream;
+  a.fold_merge = o.fold_merge;
+  a.head_flags = o.head_flags;
   a.timing = phase_ms != nullptr;
   st = s.kernel.launch(*s.ctx, s.c, rows, a);
   if (st.is_ok() && phase_ms) st = s.kernel.add_phase_ms(*s.ctx, s.c, phase_ms);

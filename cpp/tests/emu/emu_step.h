@@ -78,10 +78,12 @@ class StepRunner {
   // fault or error, as the launcher's Status or StepKernel::check says it. Every buffer the
   // kernel gets is registered for the emulator's global-memory checks (the step's own for the
   // launch). phase_ms: null, or a timed launch's phases as StepKernel::add_phase_ms reads them.
-  // prefetch, stream, fold_merge: StepKernelArgs' (the emulated device is an sm_90 one, so
-  // stream runs the streamed kernel).
-  std::string run(const StepPlan& plan, const StepInputs& in, bool prefetch, bool stream,
-                  bool fold_merge, float* logits,
+  // o: StepKernelArgs' switches (the emulated device is an sm_90 one, so stream runs the
+  // streamed kernel).
+  struct Switches {
+    bool prefetch = true, stream = true, fold_merge = true, head_flags = true;
+  };
+  std::string run(const StepPlan& plan, const StepInputs& in, const Switches& o, float* logits,
                   std::map<std::string, double>* phase_ms = nullptr);
   // The grid the launcher chose (0 before a launch), and whether it streamed the weights.
   unsigned grid() const;
