@@ -143,12 +143,6 @@ __device__ __forceinline__ void stage_rows(uint16_t* dst, const void* src, int64
   __syncthreads();
 }
 
-// What a linear phase does after each of its tiles (whose outputs the CTA has written and
-// synced): nothing, or the q|k|v phase's readiness count (HeadReady).
-struct NoTileHook {
-  __device__ __forceinline__ void operator()(int64_t) const {}
-};
-
 // f(std::integral_constant<int, S>) for each of this CTA's tiles b of `tiles` (a grid-stride
 // walk), with S = skinny_tc::slices_for(tiles): f(s, b).
 template <typename F>
@@ -163,14 +157,12 @@ __device__ __forceinline__ void for_my_tiles(int64_t tiles, F&& f) {
 }
 
 // This CTA's column tiles of y (M, n) of type CT = xs (M, k, shared) . W (n, k)^T, or +=.
-template <int M, typename CT, typename Hook = NoTileHook>
+template <int M, typename CT>
 __device__ __forceinline__ void linear_tiles(CT* y, const uint16_t* xs, const uint16_t* W,
-                                             int64_t k, int64_t n, bool acc, float* part,
-                                             const Hook& after_tile = Hook{}) {
+                                             int64_t k, int64_t n, bool acc, float* part) {
   for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
     constexpr int S = decltype(s)::value;
     skinny_tc::linear_tile<M, true, S, kWarps, CT, true>(y, xs, W, k, n, acc, b, part);
-    after_tile(b);
   });
 }
 
@@ -207,16 +199,14 @@ struct StreamPhases {
 
 // This CTA's column tiles of y (M, n) = xs (M, k, shared) . W (n, k)^T (or +=), the weights
 // from the stream's ring, which holds this phase's tiles next: linear_tiles' tiles and bits.
-template <int M, typename CT, typename Hook = NoTileHook>
+template <int M, typename CT>
 __device__ __forceinline__ void linear_tiles_streamed(CT* y, const uint16_t* xs, int64_t k,
                                                       int64_t n, bool acc, float* part,
-                                                      stream::Ring& r, const StreamPhases& ph,
-                                                      const Hook& after_tile = Hook{}) {
+                                                      stream::Ring& r, const StreamPhases& ph) {
   for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
     constexpr int S = decltype(s)::value;
     stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
     skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
-    after_tile(b);
   });
 }
 
@@ -299,7 +289,11 @@ __device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLa
 }
 
 // Per-head readiness of q|k|v (Params::head_flags): column tile b of q|k|v (kLinearTileCols
-// columns) is read by the attention of one kv head (qwen3_step_heads.h).
+// columns) is read by the attention of one kv head (qwen3_step_heads.h). A CTA counts its tiles
+// once it has written them all, not tile by tile: a count after each tile kept values live
+// across the tile loop and made the plain kernel spill (ptxas: 24-40 bytes in 7 of its 8
+// row counts), and every head has tiles in the last round of the grid-stride walk anyway (its
+// values' tiles come last).
 struct HeadReady {
   const Params* p;
   __device__ __forceinline__ int64_t tiles_per_head() const {
@@ -308,10 +302,14 @@ struct HeadReady {
   __device__ __forceinline__ int kv_head_of(int64_t tile) const {
     return qkv_tile_kv_head(tile, skinny_tc::kLinearTileCols, p->heads, p->kv_heads, kHeadDim);
   }
-  // After the CTA wrote and synced tile b: one release add for its kv head (cumulative: the
-  // CTA's writes before the sync go first).
-  __device__ __forceinline__ void operator()(int64_t b) const {
-    if (threadIdx.x == 0) grid::add_release(p->head_ready + kv_head_of(b), 1u);
+  // After the CTA wrote and synced its tiles of the `tiles`: one release add per kv head, of
+  // its tiles of that head (cumulative: the CTA's writes before the sync go first).
+  __device__ __forceinline__ void arrive(int64_t tiles) const {
+    for (int h = threadIdx.x; h < p->kv_heads; h += kThreads) {
+      uint32_t n = 0;
+      for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) n += kv_head_of(b) == h ? 1u : 0u;
+      if (n > 0) grid::add_release(p->head_ready + h, n);
+    }
   }
   // Before kv head h's attention in layer l: every q|k|v tile of h up to layer l is written
   // and visible to the CTA.
@@ -405,17 +403,16 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     auto* kp = static_cast<bf16_t*>(L.k_pages);
     auto* vp = static_cast<bf16_t*>(L.v_pages);
 
-    // Input norm + q|k|v (with head_flags, each tile counted ready for its kv head).
+    // Input norm + q|k|v (with head_flags, the CTA's tiles then counted ready by kv head).
     const HeadReady ready{&p};
-    if (blockIdx.x < skinny::tiles(nqkv, skinny_tc::kLinearTileCols)) {
+    const int64_t qkv_tiles = skinny::tiles(nqkv, skinny_tc::kLinearTileCols);
+    if (blockIdx.x < qkv_tiles) {
       skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
-      const auto hook = [&](int64_t b) {
-        if (p.head_flags) ready(b);
-      };
       if constexpr (STREAM)
-        linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, ring, phases, hook);
+        linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, ring, phases);
       else
-        linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part, hook);
+        linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
+      if (p.head_flags) ready.arrive(qkv_tiles);  // each tile ended with a __syncthreads
     }
     if (!STREAM && p.prefetch) {
       prefetch_linear(wo, qd, H);
