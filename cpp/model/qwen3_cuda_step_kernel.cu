@@ -120,9 +120,9 @@ Status StepKernel::query_device() {
 Status StepKernel::check() const {
   if (broken_host_ && *reinterpret_cast<volatile int32_t*>(broken_host_) != 0)
     return Status::internal(
-        "decode (cuda, one-kernel step): a grid barrier waited over 5 s, so not every CTA was "
-        "resident (another process on the GPU?) and that step's results were garbage; turn "
-        "the stepKernel option off");
+        "decode (cuda, one-kernel step): a wait for the other CTAs (a grid barrier, or the "
+        "q|k|v tiles of a head) passed 5 s, so not every CTA was resident (another process on "
+        "the GPU?) and that step's results were garbage; turn the stepKernel option off");
   return Status::ok();
 }
 
