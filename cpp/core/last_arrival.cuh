@@ -19,19 +19,15 @@ __device__ __forceinline__ bool arrive_last(uint32_t* count, uint32_t expected) 
 #if defined(NPR_EMU)
   // One OS thread runs every emulated thread and a fiber gives way only where it waits: a
   // read-modify-write is atomic as written, and memory is coherent.
-  const uint32_t old = *count;
-  *count = old + 1;
+  if (++*count != expected) return false;
+  *count = 0;
 #else
   uint32_t old;
   asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;\n"
                : "=r"(old)
                : "l"(count)
                : "memory");
-#endif
   if (old + 1 != expected) return false;
-#if defined(NPR_EMU)
-  *count = 0;
-#else
   asm volatile("st.relaxed.gpu.global.u32 [%0], 0;\n" ::"l"(count) : "memory");
   // And a fence, as the grid barrier's waiter has once it has seen the count: the CTA's plain
   // loads after the caller's __syncthreads read what the other arrivers wrote, not lines an

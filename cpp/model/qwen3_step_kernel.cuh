@@ -321,6 +321,16 @@ struct HeadReady {
   }
 };
 
+// Query q's head `head` of the step's attention output: its partial states merged (the merge
+// phase's unit, and a folded merge's), then the CTA syncs.
+template <int D>
+__device__ __forceinline__ void merge_query_head(const Params& p, int64_t q, int64_t head) {
+  decode_merge::merge_one<bf16_t, (D + kThreads - 1) / kThreads>(q, head, p.merge_ptr, p.merge_rows,
+                                                                 p.part_m, p.part_l, p.part_acc,
+                                                                 p.attn, nullptr, p.heads, D);
+  __syncthreads();
+}
+
 // The merges folded into the attention phase (Params::fold_merge). Unit (item, h) has written
 // its partial states (the caller's __syncthreads after attend_item); each of the item's queries
 // gets one arrival at its count for kv head h, and the CTA whose arrival is a query's last (the
@@ -328,7 +338,6 @@ struct HeadReady {
 // heads of h. merge_one on the same partial rows as the merge phase: the same bits.
 template <int D>
 __device__ __forceinline__ void merge_if_last(const Params& p, int item, int h) {
-  constexpr int kMergeDpt = (D + kThreads - 1) / kThreads;
   NPR_STATIC_SHARED(int, last_s, [decode_mma::kRows]);  // (item's queries) whether last here
   const int32_t* it = p.items + DecodeWork::kItemFields * item;
   const int q_begin = it[0], nq = it[1], G = p.heads / p.kv_heads;
@@ -341,12 +350,7 @@ __device__ __forceinline__ void merge_if_last(const Params& p, int item, int h) 
   for (int j = 0; j < nq; ++j) {
     if (!last_s[j]) continue;  // the same in every thread
     const int64_t q = p.q_order[q_begin + j];
-    for (int g = 0; g < G; ++g) {
-      decode_merge::merge_one<bf16_t, kMergeDpt>(q, static_cast<int64_t>(h) * G + g, p.merge_ptr,
-                                                 p.merge_rows, p.part_m, p.part_l, p.part_acc,
-                                                 p.attn, nullptr, p.heads, D);
-      __syncthreads();
-    }
+    for (int g = 0; g < G; ++g) merge_query_head<D>(p, q, static_cast<int64_t>(h) * G + g);
   }
 }
 
@@ -358,7 +362,6 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   NPR_DYNAMIC_SHARED(dyn);
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>]);
   auto* xs = reinterpret_cast<uint16_t*>(dyn);  // staged x rows of a linear phase
-  constexpr int kMergeDpt = (D + kThreads - 1) / kThreads;
   const int H = p.hidden, I = p.inter, heads = p.heads, kvh = p.kv_heads;
   const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
   uint32_t epoch = 0;
@@ -448,12 +451,8 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     if (p.fold_merge) {
       stamp();
     } else {
-      for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x) {
-        decode_merge::merge_one<bf16_t, kMergeDpt>(u / heads, u % heads, p.merge_ptr, p.merge_rows,
-                                                   p.part_m, p.part_l, p.part_acc, p.attn, nullptr,
-                                                   heads, D);
-        __syncthreads();
-      }
+      for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x)
+        merge_query_head<D>(p, u / heads, u % heads);
       end_phase();
     }
 
