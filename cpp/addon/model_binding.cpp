@@ -119,11 +119,13 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       if (st.is_ok()) {
         cuda_->context().deterministic = deterministic;
         // The Hopper kernels where they can run (sm_90, bf16, head dim 64 or 128): the forward
-        // pipelined at one CTA an SM (1), which an H200 ran at 1.22-1.27x the mma.sync forward
-        // on NPR rollouts of 4k-32k tokens, where the two-CTA build (2) ran at 0.84-0.90x.
-        // 'wgmma-k128': the same with the backward's two-warpgroup kernels (128 keys / queries a
-        // CTA, head dim 128), not yet measured on a GPU.
-        cuda_->context().attention_wgmma = kernels == "mma" ? 0 : 1;
+        // pipelined at one CTA an SM with its two warpgroups ping-ponging (5; variant 1's bits).
+        // On NPR rollouts of 4k / 8k / 32k tokens an H100 ran it at 1.36 / 1.28 / 1.06x
+        // FlexAttention, where variant 1 ran at 1.21 / 1.14 / 1.03x and the two-CTA build (2)
+        // at 0.88 / 0.80 / 0.69x. 'wgmma-k128': the same forward with the backward's
+        // two-warpgroup kernels (128 keys / queries a CTA, head dim 128), which the H100 ran at
+        // 0.7x the one-warpgroup backward's forward + backward.
+        cuda_->context().attention_wgmma = kernels == "mma" ? 0 : 5;
         cuda_->context().attention_wgmma_keys = kernels == "wgmma-k128" ? 128 : 64;
       }
 #else

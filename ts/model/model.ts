@@ -59,9 +59,9 @@ export interface CreateOptions {
    * CUDA attention kernels: 'wgmma' (default: Hopper's warpgroup MMA for the forward and the
    * backward's dK/dV and deterministic dQ where it can run, i.e. an sm_90 GPU, bf16, head dim 64
    * or 128; elsewhere the mma kernels) or 'mma' (mma.sync on every NVIDIA GPU from sm_80). On an
-   * H200, the 0.6B train step ran 1.12x faster on 'wgmma' than on 'mma' (bench train-step).
+   * H100, the 0.6B train step ran 1.105x faster on 'wgmma' than on 'mma' (bench train-step).
    * 'wgmma-k128': 'wgmma' with the backward's kernels on two warpgroups over 128 keys / queries
-   * (head dim 128; the same bits as 'wgmma', half its loads a FLOP), not yet timed on a GPU.
+   * (head dim 128; the same bits as 'wgmma', half its loads a FLOP); 0.97x 'wgmma' there.
    */
   attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128';
 }
