@@ -269,8 +269,9 @@ async function runTrial(name: string, extra: Partial<Run>): Promise<void> {
       tok_per_s: round(branches / x.t, 1),
     });
 }
-// The one-kernel step has never run on a GPU: its trials come after everything else, so a
-// device fault there (sticky for the process) cannot take the other figures with it.
+// The one-kernel step is the least-run code here (its cooperative launch, grid barriers and
+// flags): its trials come after everything else, so a device fault there (sticky for the
+// process) cannot take the other figures with it.
 const isStepKernel = (name: string) => name.startsWith('step_kernel');
 for (const [name, extra] of Object.entries(trials)) if (!isStepKernel(name)) await runTrial(name, extra);
 const eagerRun = await stepTime(model, 1, true, { graphs: false, fast: true });

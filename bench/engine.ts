@@ -227,7 +227,7 @@ const variants: Record<string, KvOptions> = cuda
       step_kernel: { stepKernel: true }, // one persistent kernel a step (at most 8 sequences)
     }
   : {};
-// The variants last, each caught: the one-kernel step has never run on a GPU, and a device
+// The variants last, each caught: the one-kernel step is the least-run code here, and a device
 // fault there (sticky for the process) must not take the default figures with it.
 const others: Record<string, Awaited<ReturnType<typeof measure>>> = {};
 const variantErrors: Record<string, string> = {};

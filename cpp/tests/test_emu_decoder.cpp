@@ -2,8 +2,8 @@
 // the bf16 model and its KV pages on the emulated device, a prefix prefilled by the decoder,
 // forked (the device pages take the fork's slot copies), and the branches decoded one token a
 // step, on each of the decoder's paths: its CUDA graphs (a bucket's graph captured on its second
-// step and replayed after), eager launches, and the one-kernel step (opt-in, never run on a GPU;
-// its launch and the decoder's glue around it, built from the parameter table, run here).
+// step and replayed after), eager launches, and the one-kernel step (opt-in; its launch and the
+// decoder's glue around it, built from the parameter table, run here on every CI run).
 //
 // Every path gives the same logits, bit for bit (the graph replays the eager launches; the
 // one-kernel step reproduces the layer path), within bf16 reach of the CPU decode step on the
