@@ -4,7 +4,7 @@
 //   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
 //                         graphs? = true, fastKernels? = true, profile? = false,
 //                         candidateKernels? = false, tensorCoreLinears? = true,
-//                         attentionMerge? = 'staged', stepKernel? = false,
+//                         attentionMerge? = 'staged', fusedQkWrite? = true, stepKernel? = false,
 //                         stepKernelPrefetch? = true, stepKernelStream? = true,
 //                         stepKernelFoldMerge? = true, stepKernelHeadFlags? = true,
 //                         stepKernelTiming? = false })
@@ -14,6 +14,8 @@
 //   candidateKernels: the decode layer's kernels as programmatic dependent launches;
 //   tensorCoreLinears: the decode's skinny linear layers on tensor cores (false: CUDA cores);
 //   attentionMerge: 'staged' | 'serial', how the decode attention merges its split-KV states;
+//   fusedQkWrite: one-token steps normalise and rotate q and write the new K and V inside the
+//   tensor-core attend kernel, not in a kernel before it (false: that kernel; the same bits);
 //   stepKernel: one-token steps of at most 8 sequences as one persistent kernel where it fits
 //   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights;
 //   stepKernelStream: on sm_90, its weights streamed through shared memory by bulk copies;
@@ -145,6 +147,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const bool candidate = bool_field(o, fn, "candidateKernels", false);
     const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", true);
     const std::string merge = enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged");
+    const bool fused_qk_write = bool_field(o, fn, "fusedQkWrite", true);
     const bool step_kernel = bool_field(o, fn, "stepKernel", false);
     const bool step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
     const bool step_kernel_stream = bool_field(o, fn, "stepKernelStream", true);
@@ -164,6 +167,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
         decoder_->candidate_kernels = candidate;
         decoder_->skinny_tensor_cores = tensor_cores;
         decoder_->attention_merge = merge == "serial" ? DecodeMerge::kSerial : DecodeMerge::kStaged;
+        decoder_->fused_qk_write = fused_qk_write;
         decoder_->step_kernel = step_kernel;
         decoder_->step_kernel_prefetch = step_kernel_prefetch;
         decoder_->step_kernel_stream = step_kernel_stream;

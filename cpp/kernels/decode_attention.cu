@@ -9,6 +9,7 @@
 #include "core/cuda_check.cuh"
 #include "core/cuda_dtype.cuh"
 #include "core/cuda_launch.cuh"
+#include "kernels/decode_attend_new_tokens.cuh"
 #include "kernels/decode_attention_cuda.h"
 #include "kernels/decode_attention_mma.cuh"
 #include "kernels/decode_merge_staged.cuh"
@@ -196,12 +197,43 @@ Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const Devi
   return cuda_launch_status("decode attention (cuda): attend (tensor cores)");
 }
 
+// The tensor-core attend kernel with its query rows and the new tokens' K and V from the
+// stacked projection (decode_attend_new_tokens.cuh); shared memory as launch_attend_mma's.
+template <int D, bool PDL>
+Status launch_attend_new(const DeviceDecodePlan& plan, const DecodeNewTokens& f,
+                         const DevicePagedKv& kv, int64_t heads, float scale, dim3 grid,
+                         cudaStream_t st) {
+  using bf16_t = __nv_bfloat16;
+  constexpr int kBytes = decode_mma::Smem<D>::kBytes;
+  auto* kernel = decode_new::attend_new_kernel<D, PDL>;
+  static const cudaError_t allowed =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  NPR_CUDA_TRY(allowed, "decode attention (cuda): new-token kernel shared memory size");
+  const decode_new::NewTokens nt{static_cast<const bf16_t*>(f.qkv),
+                                 f.q_norm,
+                                 f.k_norm,
+                                 f.cos,
+                                 f.sin,
+                                 f.slots,
+                                 static_cast<bf16_t*>(f.k_pages),
+                                 static_cast<bf16_t*>(f.v_pages),
+                                 static_cast<int>(heads),
+                                 static_cast<int>(kv.kv_heads),
+                                 kv.block_tokens,
+                                 f.eps};
+  NPR_CUDA_TRY(pdl::launch(PDL, kernel, grid, dim3(decode_mma::kThreads), kBytes, st, plan.header,
+                           plan.items, plan.q_order, plan.indices, nt, plan.part_m, plan.part_l,
+                           plan.part_acc, scale),
+               "decode attention (cuda): attend (tensor cores, new tokens)");
+  return cuda_launch_status("decode attention (cuda): attend (tensor cores, new tokens)");
+}
+
 }  // namespace
 
 Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
                              float scale, int64_t launch_items, DecodeAttnKernel kernel,
-                             DecodeMerge merge, bool pdl) {
+                             DecodeMerge merge, bool pdl, const DecodeNewTokens* fresh) {
   if (heads <= 0 || kv.kv_heads <= 0 || heads % kv.kv_heads != 0)
     return Status::invalid("decode attention (cuda): heads must be a multiple of kv_heads");
   if (!plan.header) return Status::invalid("decode attention (cuda): no plan uploaded");
@@ -221,9 +253,26 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
         std::string(dev_dtype_name(t)) + ", head dim " + std::to_string(D) + ", " +
         std::to_string(plan.max_rows()) + " rows)");
   const bool use_mma = mma_fits && kernel != DecodeAttnKernel::kSimt;
+  if (fresh && !use_mma)
+    return Status::invalid(
+        "decode attention (cuda): the new tokens from the projection need the tensor-core "
+        "kernel (bf16, head dim 64 or 128, at most 16 query rows per item; got " +
+        std::string(dev_dtype_name(t)) + ", head dim " + std::to_string(D) + ", " +
+        std::to_string(plan.max_rows()) + " rows" +
+        (kernel == DecodeAttnKernel::kSimt ? ", the SIMT kernel asked for)" : ")"));
+  if (fresh && (!fresh->qkv || !fresh->q_norm || !fresh->k_norm || !fresh->cos || !fresh->sin ||
+                !fresh->slots || !fresh->k_pages || !fresh->v_pages))
+    return Status::invalid("decode attention (cuda): a null pointer in the new tokens' source");
   auto run = [&](auto tag) -> Status {
     using T = decltype(tag);
-    if (use_mma) {
+    if (fresh) {
+      const Status attended =
+          pdl ? (D == 64 ? launch_attend_new<64, true>(plan, *fresh, kv, heads, scale, grid, st)
+                         : launch_attend_new<128, true>(plan, *fresh, kv, heads, scale, grid, st))
+              : (D == 64 ? launch_attend_new<64, false>(plan, *fresh, kv, heads, scale, grid, st)
+                         : launch_attend_new<128, false>(plan, *fresh, kv, heads, scale, grid, st));
+      NPR_TRY(attended);
+    } else if (use_mma) {
       const Status attended =
           pdl ? (D == 64 ? launch_attend_mma<64, true>(plan, q, kv, heads, scale, grid, st)
                          : launch_attend_mma<128, true>(plan, q, kv, heads, scale, grid, st))

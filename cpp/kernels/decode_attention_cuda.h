@@ -78,13 +78,33 @@ enum class DecodeMerge { kSerial, kStaged };
 // pdl: the tensor-core attend kernel and then the staged merge as programmatic dependent
 // launches (pdl.cuh) where the device supports them; other kernels launch as usual.
 
+// The step's new tokens straight from the stacked q|k|v projection (decode_attention_cuda's
+// `fresh`): the tensor-core attend kernel then normalises and rotates each item's query rows
+// itself, and writes each new token's K (normalised, rotated) and V into its slot before
+// reading it (decode_attend_new_tokens.cuh): the values of qk_norm_rope_write_cuda, without its
+// launch. Only for plans of one-token queries (each query's one new token is its last key).
+struct DecodeNewTokens {
+  const void* qkv = nullptr;       // (queries, heads + 2 kv_heads, head_dim) bf16
+  const float* q_norm = nullptr;   // (head_dim) fp32
+  const float* k_norm = nullptr;   // (head_dim) fp32
+  const float* cos = nullptr;      // (queries, head_dim / 2) fp32
+  const float* sin = nullptr;      // (queries, head_dim / 2) fp32
+  const int32_t* slots = nullptr;  // (queries) each new token's slot: block x block_tokens + offset
+  void* k_pages = nullptr;         // the pages of `kv`, written
+  void* v_pages = nullptr;
+  float eps = 1e-6f;
+};
+
 // out (queries, heads, head_dim) type t; lse (queries, heads) fp32 or null; q (queries, heads,
 // head_dim) type t, rotated. `launch_items`: the grid's item count (0: the plan's own count,
-// known on the host; a graph capture passes the capacity).
+// known on the host; a graph capture passes the capacity). fresh: null, or the new tokens'
+// source in place of q (null then), where the tensor-core kernel runs (an invalid-argument
+// error where it does not).
 Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePlan& plan, void* out,
                              float* lse, const void* q, int64_t heads, const DevicePagedKv& kv,
                              float scale, int64_t launch_items,
                              DecodeAttnKernel kernel = DecodeAttnKernel::kSimt,
-                             DecodeMerge merge = DecodeMerge::kSerial, bool pdl = false);
+                             DecodeMerge merge = DecodeMerge::kSerial, bool pdl = false,
+                             const DecodeNewTokens* fresh = nullptr);
 
 }  // namespace npr

@@ -136,14 +136,21 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   if (!fused)
     NPR_TRY(timed("norm",
                   rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, in_norm, N, H, c.rms_eps)));
+  // The new tokens' q/k norm, RoPE and KV write inside the tensor-core attend kernel
+  // (fused_qk_write), where it runs: the same test as the attention's kAuto below.
+  const bool fresh = fused_qk_write && fast && one_token_each_ &&
+                     decode_attention_mma_applies(t, D, plan_in_use_->max_rows());
+  const DecodeNewTokens new_tokens{qkv_,   qn,          kn,          cos_,     sin_,
+                                   slots_, pages_.k(l), pages_.v(l), c.rms_eps};
   if (fast) {
     NPR_TRY(timed("qkv", fused ? skinny_rmsnorm_linear_cuda(ctx_, t, qkv_, x_, in_norm, c.rms_eps,
                                                             W(o.wq), N, H, qd + 2 * kd, false, sl)
                                : lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
-    NPR_TRY(timed(
-        "qk_norm_rope_write",
-        qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn, cos_, sin_,
-                                slots_, N, c.heads, c.kv_heads, D, c.rms_eps, candidate_kernels)));
+    if (!fresh)
+      NPR_TRY(timed("qk_norm_rope_write",
+                    qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn,
+                                            cos_, sin_, slots_, N, c.heads, c.kv_heads, D,
+                                            c.rms_eps, candidate_kernels)));
   } else {
     NPR_TRY(timed("qkv", lin(t, q_, xn_, o.wq, H, qd, false)));
     NPR_TRY(timed("qkv", lin(t, k_, xn_, o.wk, H, kd, false)));
@@ -158,11 +165,11 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
     NPR_TRY(timed(op, pages_.write(l, k_, v_, slots_, N)));
   }
   const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
-  NPR_TRY(timed(
-      "attention",
-      decode_attention_cuda(ctx_, t, *plan_in_use_, attn_, nullptr, q_, c.heads, pk, scale,
-                            launch_items, fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
-                            attention_merge, candidate_kernels)));
+  NPR_TRY(timed("attention",
+                decode_attention_cuda(
+                    ctx_, t, *plan_in_use_, attn_, nullptr, fresh ? nullptr : q_, c.heads, pk,
+                    scale, launch_items, fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
+                    attention_merge, candidate_kernels, fresh ? &new_tokens : nullptr)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
   if (fused) {
     NPR_TRY(timed("gate_up_swiglu",
@@ -317,6 +324,7 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   const PageTable qt{Np, q_indptr.data(), q_indices.data(), q_last.data()};
   CascadePlan cplan;
   const bool use_cascade = cascade && one_each;
+  one_token_each_ = one_each;
   if (use_cascade) cplan = cascade_plan(qt, 1);
   const DecodeWork work =
       decode_work(qt, use_cascade ? &cplan : nullptr, B, c.heads / c.kv_heads, work_options);

@@ -72,6 +72,11 @@ class Qwen3CudaDecoder {
   // How the attention merges each query's split-KV partial states (decode_attention_cuda.h):
   // the same bits either way; kStaged is the faster.
   DecodeMerge attention_merge = DecodeMerge::kStaged;
+  // One-token steps on the tensor-core attend kernel (fast kernels, bf16) normalise and rotate
+  // q and write the new K and V inside that kernel (decode_attend_new_tokens.cuh) instead of in
+  // the q/k norm + RoPE + KV write kernel before it: one launch a layer fewer, the same bits.
+  // false: the separate kernel (the A/B the decode bench runs).
+  bool fused_qk_write = true;
   // The skinny linear layers on tensor cores (skinny_linear_mma.cuh: 8 batch rows cost what 1
   // does); false: on CUDA cores (skinny_linear_core.cuh). Other bits either way (each batch
   // invariant). On by default: on an H200 (2026-11-26) the 0.6B step took 1.118 vs 1.048 ms of
@@ -129,6 +134,9 @@ class Qwen3CudaDecoder {
   Status reserve(int64_t tokens, int64_t sequences);
   Status launch(int64_t tokens, int64_t sequences, int64_t launch_items);
   Status launch_layer(int64_t layer, int64_t tokens, int64_t launch_items);
+  // Whether the step being launched has one new token per sequence (set by step() before it
+  // launches or captures anything).
+  bool one_token_each_ = false;
   Status timed(const char* op, Status s);  // s, and the op's end marked when profiling
   Status run_graph(int64_t bucket, int64_t launch_items);
   Status run_step_kernel(int64_t sequences);

@@ -32,6 +32,7 @@
 #include "core/dynamic_shared.cuh"
 #include "core/grid_barrier.cuh"
 #include "core/last_arrival.cuh"
+#include "kernels/decode_attend_new_tokens.cuh"
 #include "kernels/decode_attention_mma.cuh"
 #include "kernels/decode_merge_staged.cuh"
 #include "kernels/decode_work.h"
@@ -234,58 +235,15 @@ __device__ __forceinline__ void prefetch_swiglu(const uint16_t* W, int64_t k, in
     skinny_tc::prefetch_swiglu_tile(W, k, inter, b);
 }
 
-// An attention item's query rows, normalised and rotated from the stacked projection straight
-// into shared memory (attend_item's FillQ): qk_norm_rope_row.cuh's norm_rope, the values the
-// layer path writes to q and copies in. Rows >= R are zeros.
-template <int D>
-struct QFromQkv {
-  static constexpr bool kDirect = true;  // plain stores, while the first key tile is in flight
-  const int32_t* q_order;
-  const bf16_t* qkv;  // (tokens, heads + 2 kv_heads, D)
-  const float *q_norm, *cos, *sin;
-  int heads, kv_heads;
-  float eps;
-  __device__ __forceinline__ void operator()(bf16_t* qs, int stride, float* scratch, int q_begin,
-                                             int R, int G, int h) const {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int64_t per_token = heads + 2 * kv_heads;
-    float* y = scratch + warp * D;
-    for (int r = warp; r < decode_mma::kRows; r += kWarps) {
-      bf16_t* dst = qs + r * stride;
-      if (r < R) {
-        const int64_t t = q_order[q_begin + r / G];
-        qk_rope::norm_rope<bf16_t>(dst, qkv + (t * per_token + h * G + r % G) * D, q_norm,
-                                   cos + t * (D / 2), sin + t * (D / 2), y, D, eps);
-        __syncwarp();  // y is read by every lane before the next row writes it
-      } else {
-        for (int e = lane; e < D; e += 32) dst[e] = __float2bfloat16_rn(0.0f);
-      }
-    }
-  }
-};
-
 // If work item `item` ends at the new token of its one query (the last item of that sequence's
-// own pages), that token's K row for kv head h, normalised and rotated, and its V row go into
-// their slot (warps 0 and 1), fenced to L2 where the item's cp.async copies read. y: (D) fp32
-// of shared memory.
+// own pages), that token's K and V go into their slot first (decode_attend_new_tokens.cuh).
 template <int D>
 __device__ __forceinline__ void write_new_kv(const Params& p, const StepKernelLayer& L, int item,
                                              int h, float* y) {
-  const int32_t* it = p.items + DecodeWork::kItemFields * item;
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (warp > 1 || !item_ends_at_new_token(it, p.q_order, p.indices, p.slots, p.block_tokens))
-    return;
-  const int64_t t = p.q_order[it[0]];
-  const int64_t slot = p.slots[t];
-  const int64_t per_token = p.heads + 2 * p.kv_heads, kvh = p.kv_heads;
-  const bf16_t* row = p.qkv + (t * per_token + p.heads + (warp == 0 ? 0 : kvh) + h) * D;
-  auto* dst = static_cast<bf16_t*>(warp == 0 ? L.k_pages : L.v_pages) + (slot * kvh + h) * D;
-  if (warp == 0)
-    qk_rope::norm_rope<bf16_t>(dst, row, L.k_norm, p.cos + t * (D / 2), p.sin + t * (D / 2), y, D,
-                               p.eps);
-  else
-    for (int e = lane; e < D; e += 32) dst[e] = row[e];
-  __threadfence();
+  decode_new::write_new_kv<D>(p.items + DecodeWork::kItemFields * item, p.q_order, p.indices,
+                              p.slots, p.block_tokens, p.qkv, p.heads, p.kv_heads, L.k_norm, p.cos,
+                              p.sin, p.eps, static_cast<bf16_t*>(L.k_pages),
+                              static_cast<bf16_t*>(L.v_pages), h, y);
 }
 
 // Per-head readiness of q|k|v (Params::head_flags): column tile b of q|k|v (kLinearTileCols
@@ -431,7 +389,8 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     // sequence's new token first writes that token's K (normalised, rotated) and V into the
     // pages. The layer path's values (qk_norm_rope_row.cuh), without a phase of their own.
     {
-      const QFromQkv<D> fill{p.q_order, p.qkv, L.q_norm, p.cos, p.sin, heads, kvh, p.eps};
+      const decode_new::QFromQkv<D> fill{p.q_order, p.qkv, L.q_norm, p.cos,
+                                         p.sin,     heads, kvh,      p.eps};
       const int64_t units = static_cast<int64_t>(p.header[0]) * kvh;
       for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
         const int item = static_cast<int>(u / kvh), h = static_cast<int>(u % kvh);

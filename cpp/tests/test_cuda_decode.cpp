@@ -60,7 +60,8 @@ struct Diffs {
 // phases timed; stream: with its weights streamed where the device is sm_90; fewer_barriers: with
 // the attention's merges where each query's last partial state arrives, and its attention
 // waiting for its own kv head's q|k|v tiles); lens: the
-// branches' lengths; shape: the model's widths.
+// branches' lengths; shape: the model's widths; fused_qk_write: the decoder's switch (one-token
+// tensor-core steps normalise, rotate and write the new tokens inside the attend kernel).
 struct RolloutShape {
   int64_t vocab = 41, hidden = 32, intermediate = 48;
   float weight_scale = 0.4f;  // matrices uniform in +- this
@@ -69,7 +70,8 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
                    bool candidate = false, bool tensor_cores = false,
                    DecodeMerge merge = DecodeMerge::kStaged, bool step_kernel = false,
                    const std::vector<int64_t>& lens = {3, 19, 6}, bool timing = false,
-                   const RolloutShape& shape = {}, bool stream = true, bool fewer_barriers = true) {
+                   const RolloutShape& shape = {}, bool stream = true, bool fewer_barriers = true,
+                   bool fused_qk_write = true) {
   Rng rng(82);
   Qwen3Config cfg = tiny_config(true);
   cfg.vocab = shape.vocab;
@@ -111,6 +113,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   dec.step_kernel_stream = stream;
   dec.step_kernel_fold_merge = fewer_barriers;
   dec.step_kernel_head_flags = fewer_barriers;
+  dec.fused_qk_write = fused_qk_write;
   CpuContext cctx{nullptr, detect_simd()};
   const int32_t root = prefix_sequence(kv, P);
   KvAnswer a;
@@ -213,17 +216,21 @@ TEST(cuda_decode_fast_kernels_match_the_training_forward) {
     }
 }
 
-// The PDL launches and the serial attention merge (the default is the staged one) change no bit
-// of the decode, with the skinny linear layers on CUDA cores or on tensor cores.
+// The PDL launches, the serial attention merge (the default is the staged one) and the separate
+// q/k norm + RoPE + KV write kernel (the default runs it inside the tensor-core attend kernel)
+// change no bit of the decode, with the skinny linear layers on CUDA cores or on tensor cores.
 TEST(cuda_decode_candidate_kernels_give_the_same_bits) {
   struct Variant {
     const char* name;
     bool pdl;
     DecodeMerge merge;
+    bool fused_qk_write;
   };
-  const Variant variants[] = {{"pdl", true, DecodeMerge::kStaged},
-                              {"serial merge", false, DecodeMerge::kSerial},
-                              {"pdl + serial merge", true, DecodeMerge::kSerial}};
+  const Variant variants[] = {{"pdl", true, DecodeMerge::kStaged, true},
+                              {"serial merge", false, DecodeMerge::kSerial, true},
+                              {"pdl + serial merge", true, DecodeMerge::kSerial, true},
+                              {"separate q/k write", false, DecodeMerge::kStaged, false},
+                              {"pdl + separate q/k write", true, DecodeMerge::kStaged, false}};
   for (bool tc : {false, true})
     for (bool cascade : {false, true})
       for (bool graphs : {false, true})
@@ -231,8 +238,10 @@ TEST(cuda_decode_candidate_kernels_give_the_same_bits) {
           const int64_t D = t == DevDType::kF32 ? 16 : 64;
           const Diffs f = fork_rollout(t, cascade, graphs, true, D, false, tc);
           for (const Variant& v : variants) {
-            const Diffs c = fork_rollout(t, cascade, graphs, true, D, v.pdl, tc, v.merge);
-            CHECK_MSG(c.max == f.max && c.sum == f.sum && c.logits_vs_cpu == f.logits_vs_cpu,
+            const Diffs c = fork_rollout(t, cascade, graphs, true, D, v.pdl, tc, v.merge, false,
+                                         {3, 19, 6}, false, {}, true, true, v.fused_qk_write);
+            CHECK_MSG(c.logits == f.logits && c.max == f.max && c.sum == f.sum &&
+                          c.logits_vs_cpu == f.logits_vs_cpu,
                       std::string(dev_dtype_name(t)) + (cascade ? " cascade" : " flat") +
                           (graphs ? " graphs" : " eager") + (tc ? " tensor cores" : "") + ": " +
                           v.name + " " + std::to_string(c.max) + " vs " + std::to_string(f.max));

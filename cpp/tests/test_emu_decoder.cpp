@@ -39,6 +39,7 @@ struct Run {
   std::vector<std::vector<float>> logits;  // every step's, in order
   double worst = 0.0;                      // relative norm error against the CPU, the largest
   emu::DecoderStats stats{};
+  int64_t kernels = 0;  // kernel grids run on the emulated device (eager or replayed)
 };
 
 // A prefix of P tokens prefilled in one step, forked into lens.size() branches, branch b then
@@ -55,6 +56,7 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
       kBlocks, kBlockTokens, opt);
   CHECK_MSG(dec.error().empty(), name + ": " + dec.error());
   if (!dec.error().empty()) return out;
+  const int64_t kernels_before = emu::cuda::kernels_run();
   KvCache kv(kBlocks, kBlockTokens);
   KvPages cpages;
   CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, c.head_dim, &cpages));
@@ -103,6 +105,7 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
     if (!step(bs.live, bs.cu_new, bs.ids, bs.pos, "step " + std::to_string(j))) break;
   }
   out.stats = dec.stats();
+  out.kernels = emu::cuda::kernels_run() - kernels_before;
   return out;
 }
 
@@ -130,12 +133,26 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
   const std::vector<int64_t> lens = {5, 4, 5};
   for (bool cascade : {false, true}) {
     const std::string tail = cascade ? " (cascade)" : " (flat)";
-    emu::DecoderOptions graphs, eager, kernel;
+    emu::DecoderOptions graphs, eager, kernel, graphs_unfused, eager_unfused;
     eager.use_graphs = false;
     kernel.step_kernel = true;
+    graphs_unfused.fused_qk_write = false;
+    eager_unfused = eager;
+    eager_unfused.fused_qk_write = false;
     const Run g = rollout(*model, 7, lens, cascade, graphs, "graphs" + tail);
     const Run e = rollout(*model, 7, lens, cascade, eager, "eager" + tail);
     const Run k = rollout(*model, 7, lens, cascade, kernel, "one-kernel step" + tail);
+    const Run gu = rollout(*model, 7, lens, cascade, graphs_unfused, "graphs, unfused" + tail);
+    const Run eu = rollout(*model, 7, lens, cascade, eager_unfused, "eager, unfused" + tail);
+    // The q/k norm + RoPE + KV write inside the attend kernel (fused_qk_write, the default):
+    // the separate kernel's bits, one launch a layer fewer in each of the 5 one-token steps
+    // (the prefill step of 7 tokens runs the separate kernel either way).
+    CHECK_MSG(eu.logits == e.logits && gu.logits == e.logits,
+              "the separate q/k norm + RoPE + KV write kernel gives other bits" + tail);
+    CHECK_MSG(eu.kernels - e.kernels == 5 * cfg.layers && gu.kernels - g.kernels == 5 * cfg.layers,
+              "the fused steps ran " + std::to_string(eu.kernels - e.kernels) + " (eager) and " +
+                  std::to_string(gu.kernels - g.kernels) + " (graphs) kernels fewer, not 5 x " +
+                  std::to_string(cfg.layers) + tail);
     std::printf(
         "    %s: logits rel err vs cpu %.3g (graphs) %.3g (eager) %.3g (one-kernel); graph "
         "captures %lld, replays %lld; one-kernel steps %lld on %lld CTAs\n",

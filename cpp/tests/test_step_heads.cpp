@@ -1,9 +1,9 @@
 // The one-kernel decode step's per-head readiness (model/qwen3_step_heads.h) against what each
-// kv head's attention unit reads of the stacked q|k|v rows (model/qwen3_step_kernel.cuh): its
-// query rows from heads h G + g (QFromQkv), the new token's key from head heads + h and its value
-// from heads + kv_heads + h (write_new_kv). Every column tile must count for exactly the kv head
-// that reads it, and each head's count must be what its attention waits for. The emulator cannot
-// catch a wrong map whose counts still add up: its blocks finish all their tiles before they
+// kv head's attention unit reads of the stacked q|k|v rows (kernels/decode_attend_new_tokens.cuh):
+// its query rows from heads h G + g (QFromQkv), the new token's key from head heads + h and its
+// value from heads + kv_heads + h (write_new_kv). Every column tile must count for exactly the kv
+// head that reads it, and each head's count must be what its attention waits for. The emulator
+// cannot catch a wrong map whose counts still add up: its blocks finish all their tiles before they
 // wait.
 #include <cstdint>
 #include <string>

@@ -40,6 +40,7 @@ struct Graph {
 Graph* g_capture = nullptr;
 cuda::cudaStream_t g_capture_stream = nullptr;
 int64_t g_graph_launches = 0;
+int64_t g_kernels_run = 0;   // kernel grids run: eager launches and graph replays' launches
 uint64_t g_event_clock = 0;  // events' readings: one tick a record
 
 cuda::cudaError_t fail_with(cuda::cudaError_t e) {
@@ -321,6 +322,9 @@ void record(std::function<cudaError_t()> op) {
 int64_t graph_launches() {
   return g_graph_launches;
 }
+int64_t kernels_run() {
+  return g_kernels_run;
+}
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind k,
                             cudaStream_t s) {
@@ -390,6 +394,7 @@ cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, 
 }
 
 cudaError_t launch_result(const std::string& fault) {
+  ++g_kernels_run;
   const std::string f = fault.empty() ? check_device_guards() : fault;
   if (!f.empty()) {  // asynchronous: the launch itself went through
     g_fault = f;

@@ -139,6 +139,8 @@ bool capturing();
 void record(std::function<cudaError_t()> op);
 // Graphs captured, replays run (the tests' evidence that a path replayed).
 int64_t graph_launches();
+// Kernel grids run so far, eagerly or by a graph's replay (the tests' evidence of a fused launch).
+int64_t kernels_run();
 
 // The per-kernel opt-in (cudaFuncAttributeMaxDynamicSharedMemorySize), by the kernel's address.
 cudaError_t set_kernel_shared(const void* kernel, int bytes);

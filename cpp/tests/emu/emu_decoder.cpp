@@ -30,6 +30,7 @@ npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_token
   s->decoder->use_graphs = o.use_graphs;
   s->decoder->step_kernel = o.step_kernel;
   s->decoder->step_kernel_timing = o.step_kernel_timing;
+  s->decoder->fused_qk_write = o.fused_qk_write;
   return npr::Status::ok();
 }
 

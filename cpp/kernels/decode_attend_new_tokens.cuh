@@ -1,0 +1,124 @@
+// The decode step's tensor-core attention taking each item's query rows, and the step's new keys
+// and values, straight from the stacked q|k|v projection: the q/k norm + RoPE + KV write of
+// qk_norm_rope_row.cuh inside the attend kernel instead of in a kernel of its own before it
+// (decode_attention_cuda's DecodeNewTokens). Each item normalises and rotates its own query rows
+// into shared memory (QFromQkv: plain stores while its first key tile is in flight), and the one
+// item that ends at a query's new token (item_ends_at_new_token) first writes that token's K,
+// normalised and rotated, and its V into the token's slot, fenced to L2 before the item's
+// cp.async copies read it. Plans of one-token queries only: there no other item reads a new
+// token. The values are the separate kernel's, so the bits are too. Shared by decode_attention.cu
+// (attend_new_kernel) and the one-kernel decode step (qwen3_step_kernel.cuh). Inside .cu files
+// only.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dynamic_shared.cuh"
+#include "kernels/decode_attention_mma.cuh"
+#include "kernels/decode_work.h"
+#include "kernels/pdl.cuh"
+#include "kernels/qk_norm_rope_row.cuh"
+
+namespace npr::decode_new {
+
+using bf16_t = __nv_bfloat16;
+constexpr int kWarps = decode_mma::kThreads / 32;
+
+// An attention item's query rows, normalised and rotated from the stacked projection straight
+// into shared memory (attend_item's FillQ): qk_norm_rope_row.cuh's norm_rope, the values the
+// separate kernel writes to q and the plain attend kernel copies in. Rows >= R are zeros.
+template <int D>
+struct QFromQkv {
+  static constexpr bool kDirect = true;  // plain stores, while the first key tile is in flight
+  const int32_t* q_order;
+  const bf16_t* qkv;  // (tokens, heads + 2 kv_heads, D)
+  const float *q_norm, *cos, *sin;
+  int heads, kv_heads;
+  float eps;
+  __device__ __forceinline__ void operator()(bf16_t* qs, int stride, float* scratch, int q_begin,
+                                             int R, int G, int h) const {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int64_t per_token = heads + 2 * kv_heads;
+    float* y = scratch + warp * D;
+    for (int r = warp; r < decode_mma::kRows; r += kWarps) {
+      bf16_t* dst = qs + r * stride;
+      if (r < R) {
+        const int64_t t = q_order[q_begin + r / G];
+        qk_rope::norm_rope<bf16_t>(dst, qkv + (t * per_token + h * G + r % G) * D, q_norm,
+                                   cos + t * (D / 2), sin + t * (D / 2), y, D, eps);
+        __syncwarp();  // y is read by every lane before the next row writes it
+      } else {
+        for (int e = lane; e < D; e += 32) dst[e] = __float2bfloat16_rn(0.0f);
+      }
+    }
+  }
+};
+
+// If the item `it` (its DecodeWork::kItemFields ints) ends at the new token of its one query,
+// that token's K row for kv head h, normalised and rotated, and its V row go into the token's
+// slot (slots: each query's, block x block_tokens + offset) of k_pages / v_pages (blocks,
+// block_tokens, kv_heads, D), by warps 0 and 1, fenced to L2 where the item's cp.async copies
+// read. y: (D) fp32 of shared memory. Every thread of the CTA calls it; a __syncthreads() must
+// come before the item's keys are loaded.
+template <int D>
+__device__ __forceinline__ void write_new_kv(const int32_t* it, const int32_t* q_order,
+                                             const int32_t* indices, const int32_t* slots,
+                                             int block_tokens, const bf16_t* qkv, int heads,
+                                             int kv_heads, const float* k_norm, const float* cos,
+                                             const float* sin, float eps, bf16_t* k_pages,
+                                             bf16_t* v_pages, int h, float* y) {
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (warp > 1 || !item_ends_at_new_token(it, q_order, indices, slots, block_tokens)) return;
+  const int64_t t = q_order[it[0]];
+  const int64_t slot = slots[t];
+  const int64_t per_token = heads + 2 * kv_heads, kvh = kv_heads;
+  const bf16_t* row = qkv + (t * per_token + heads + (warp == 0 ? 0 : kvh) + h) * D;
+  bf16_t* dst = (warp == 0 ? k_pages : v_pages) + (slot * kvh + h) * D;
+  if (warp == 0)
+    qk_rope::norm_rope<bf16_t>(dst, row, k_norm, cos + t * (D / 2), sin + t * (D / 2), y, D, eps);
+  else
+    for (int e = lane; e < D; e += 32) dst[e] = row[e];
+  __threadfence();
+}
+
+// The step's new tokens as the kernel takes them (decode_attention_cuda.h's DecodeNewTokens on
+// the device side).
+struct NewTokens {
+  const bf16_t* qkv;             // (tokens, heads + 2 kv_heads, D)
+  const float *q_norm, *k_norm;  // (D) fp32
+  const float *cos, *sin;        // (tokens, D / 2) fp32
+  const int32_t* slots;          // (tokens)
+  bf16_t *k_pages, *v_pages;     // (blocks, block_tokens, kv_heads, D)
+  int heads, kv_heads, block_tokens;
+  float eps;
+};
+
+// grid (launch items, kv_heads), decode_mma::kThreads threads, decode_mma::Smem<D>::kBytes of
+// dynamic shared memory: decode_mma::attend_kernel's work and partial states, with its query
+// rows and the new tokens' K and V from the projection. PDL: a programmatic dependent launch
+// (pdl.cuh) that waits for the kernels before it first thing.
+template <int D, bool PDL = false>
+__global__ void __launch_bounds__(decode_mma::kThreads)
+    attend_new_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
+                      const int32_t* indices, NewTokens nt, float* part_m, float* part_l,
+                      float* part_acc, float scale) {
+  NPR_DYNAMIC_SHARED(smem_raw);
+  if constexpr (PDL) {
+    pdl::launch_dependents();
+    pdl::wait();
+  }
+  const int item = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
+  if (item >= header[0]) return;  // idle item of a replayed graph
+  write_new_kv<D>(items + DecodeWork::kItemFields * item, q_order, indices, nt.slots,
+                  nt.block_tokens, nt.qkv, nt.heads, nt.kv_heads, nt.k_norm, nt.cos, nt.sin, nt.eps,
+                  nt.k_pages, nt.v_pages, h, reinterpret_cast<float*>(smem_raw));
+  __syncthreads();  // the new K and V are in L2 before the item's tiles are copied
+  const QFromQkv<D> fill{q_order, nt.qkv, nt.q_norm, nt.cos, nt.sin, nt.heads, nt.kv_heads, nt.eps};
+  decode_mma::attend_item<D>(item, h, items, fill, indices, nt.k_pages, nt.v_pages, part_m, part_l,
+                             part_acc, nt.heads, nt.kv_heads, nt.block_tokens, scale, smem_raw);
+}
+
+}  // namespace npr::decode_new
