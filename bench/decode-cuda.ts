@@ -7,13 +7,15 @@
  *     bandwidth this run measures (bytes read + written per second);
  *   - step time for 1, 2, 4, 8 branches forked off the same 1k prefix, cascade on and off;
  *   - all of that with the decoder's default decode-specialised kernels (`fastKernels`: stacked
- *     projections, skinny linear layers on tensor cores, fused q/k norm + RoPE + KV write,
- *     tensor-core attention, staged merge), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
+ *     projections, skinny linear layers on tensor cores, tensor-core attention with the q/k
+ *     norm + RoPE + KV write inside it, staged merge), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
  *   - the other decode options, each at batch 1 and 8 branches: the layer's kernels as
  *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`; and in
  *     eager steps, `_candidate_eager`), the
- *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the skinny linear layers
+ *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the q/k norm + RoPE + KV
+ *     write as a kernel of its own instead of inside the attend kernel (`fusedQkWrite: false`,
+ *     `_separate_qk_write`), the skinny linear layers
  *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the decode steps awaited
  *     on a worker thread (`_worker_decode`), and the whole step as one persistent kernel
  *     (`stepKernel`, `_step_kernel`: on sm_90 its weights streamed through shared memory; without
@@ -70,6 +72,8 @@ interface Run {
   candidate?: boolean;
   tensorCores?: boolean;
   merge?: 'staged' | 'serial';
+  /** NativeKvOptions.fusedQkWrite (default true). */
+  fusedQkWrite?: boolean;
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
   /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelTiming. */
@@ -99,6 +103,7 @@ async function stepTime(
     candidateKernels: candidate ?? false,
     tensorCoreLinears: tensorCores ?? true,
     attentionMerge: merge ?? 'staged',
+    fusedQkWrite: run.fusedQkWrite ?? true,
     stepKernel: run.stepKernel ?? false,
     stepKernelPrefetch: run.stepKernelPrefetch ?? true,
     stepKernelStream: run.stepKernelStream ?? true,
@@ -215,6 +220,9 @@ const trials: Record<string, Partial<Run>> = {
   // (compare with device_ms_b1_no_graphs, the default kernels' eager steps).
   candidate_eager: { candidate: true, graphs: false },
   serial: { merge: 'serial' },
+  // The q/k norm + RoPE + KV write as a kernel of its own before the attention (the default
+  // runs it inside the tensor-core attend kernel in one-token steps).
+  separate_qk_write: { fusedQkWrite: false },
   cuda_cores: { tensorCores: false },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
   worker_decode: { sync: false },

@@ -44,6 +44,7 @@ const VARIANTS = [
   ['default', ''],
   ['candidate', '_candidate'],
   ['serial merge', '_serial'],
+  ['separate q/k norm + RoPE + KV write kernel', '_separate_qk_write'],
   ['CUDA-core linears', '_cuda_cores'],
   ['decode on a worker thread', '_worker_decode'],
   ['one-kernel step', '_step_kernel'],

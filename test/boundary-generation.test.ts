@@ -41,6 +41,7 @@ describe('NativeKv boundary', () => {
       'profile',
       'candidateKernels',
       'tensorCoreLinears',
+      'fusedQkWrite',
       'stepKernel',
       'stepKernelPrefetch',
       'stepKernelStream',

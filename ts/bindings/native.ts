@@ -313,7 +313,7 @@ export interface NativeKvOptions {
   /**
    * CUDA, default true: the decode's skinny linear layers on tensor cores (one mma folds 8
    * weight rows against every batch row, so 8 branches cost about what 1 does); false runs them
-   * on CUDA cores (~6% faster at batch 1, ~19% slower at 8 branches on an H200). Other bits
+   * on CUDA cores (~10% faster at batch 1, ~15% slower at 8 branches on an H100). Other bits
    * either way (each batch invariant).
    */
   tensorCoreLinears?: boolean;
@@ -323,6 +323,12 @@ export interface NativeKvOptions {
    * at a time, the reference). Same bits either way.
    */
   attentionMerge?: 'staged' | 'serial';
+  /**
+   * CUDA, default true: one-token steps on the tensor-core attend kernel (bf16) normalise and
+   * rotate q and write the new K and V inside that kernel, one launch a layer fewer; false runs
+   * the q/k norm + RoPE + KV write kernel before it. Same bits.
+   */
+  fusedQkWrite?: boolean;
   /**
    * CUDA, default false: one-token steps of at most 8 sequences (bf16, head dim 128) as one
    * persistent kernel, its phases separated by grid barriers instead of ~200 kernel boundaries;

@@ -50,7 +50,7 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags). */
   kvOptions?: Pick<
     NativeKvOptions,
     | 'graphs'
@@ -58,6 +58,7 @@ export interface EngineOptions {
     | 'candidateKernels'
     | 'tensorCoreLinears'
     | 'attentionMerge'
+    | 'fusedQkWrite'
     | 'stepKernel'
     | 'stepKernelPrefetch'
     | 'stepKernelStream'
