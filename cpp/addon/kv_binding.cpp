@@ -1,28 +1,9 @@
 // NativeKv: the paged KV cache of one model (bookkeeping + pages) and its decode step. The
 // bookkeeping is the host's KvCache whatever the backend; the pages live where the model does
 // (CPU memory, or device memory for a CUDA model, in its precision) and so does the step.
-//   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16,
-//                         graphs? = true, fastKernels? = true, profile? = false,
-//                         candidateKernels? = false, tensorCoreLinears? = true,
-//                         attentionMerge? = 'staged', fusedQkWrite? = true, stepKernel? = false,
-//                         stepKernelPrefetch? = true, stepKernelStream? = true,
-//                         stepKernelFoldMerge? = true, stepKernelHeadFlags? = true,
-//                         stepKernelTiming? = false })
-//   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only);
-//   graphs: replay one-token decode steps as CUDA graphs; fastKernels: the decode-specialised
-//   CUDA kernels; profile: time each op of (eager) CUDA steps into deviceStats().opMs;
-//   candidateKernels: the decode layer's kernels as programmatic dependent launches;
-//   tensorCoreLinears: the decode's skinny linear layers on tensor cores (false: CUDA cores);
-//   attentionMerge: 'staged' | 'serial', how the decode attention merges its split-KV states;
-//   fusedQkWrite: one-token steps normalise and rotate q and write the new K and V inside the
-//   tensor-core attend kernel, not in a kernel before it (false: that kernel; the same bits);
-//   stepKernel: one-token steps of at most 8 sequences as one persistent kernel where it fits
-//   (qwen3_cuda_step_kernel.h); stepKernelPrefetch: its L2 prefetch of the next weights;
-//   stepKernelStream: on sm_90, its weights streamed through shared memory by bulk copies;
-//   stepKernelFoldMerge: its attention's split-KV states merged by the CTA that finishes a
-//   query's last share, in place of a merge phase and its grid barrier; stepKernelHeadFlags: its
-//   attention waiting for its own kv head's q|k|v tiles, not a grid barrier after them all;
-//   stepKernelTiming: its phases timed into deviceStats().kernelPhaseMs, each step synced)
+//   new NativeKv(model, { numBlocks?, budgetBytes?, memoryFraction?, blockTokens? = 16, and the
+//                         decode options of kv_decode_options.h })
+//   (one of numBlocks / budgetBytes / memoryFraction (of the device memory free now, CUDA only))
 //   openRequest(maxNewTokens) -> id;  closeRequest(id);  createSequence(request) -> seq
 //   append(seq, tokens, generated) -> 'ok' | 'no-blocks' | 'no-budget' (nothing changed unless
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
@@ -52,6 +33,7 @@
 
 #include "addon/args.h"
 #include "addon/bindings.h"
+#include "addon/kv_decode_options.h"
 #include "addon/kv_stats.h"
 #include "addon/model_binding.h"
 #include "addon/runtime.h"
@@ -141,19 +123,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
                                  "budgetBytes or memoryFraction)");
     }
     // Read (and type-checked) on every backend; only a CUDA decoder uses them.
-    const bool graphs = bool_field(o, fn, "graphs", true);
-    const bool fast_kernels = bool_field(o, fn, "fastKernels", true);
-    const bool profile = bool_field(o, fn, "profile", false);
-    const bool candidate = bool_field(o, fn, "candidateKernels", false);
-    const bool tensor_cores = bool_field(o, fn, "tensorCoreLinears", true);
-    const std::string merge = enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged");
-    const bool fused_qk_write = bool_field(o, fn, "fusedQkWrite", true);
-    const bool step_kernel = bool_field(o, fn, "stepKernel", false);
-    const bool step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
-    const bool step_kernel_stream = bool_field(o, fn, "stepKernelStream", true);
-    const bool step_kernel_fold_merge = bool_field(o, fn, "stepKernelFoldMerge", true);
-    const bool step_kernel_head_flags = bool_field(o, fn, "stepKernelHeadFlags", true);
-    const bool step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
+    [[maybe_unused]] const KvDecodeOptions decode_options = kv_decode_options(o, fn);
     Status st;
     if (model_.cuda) {
 #if defined(NPR_WITH_CUDA)
@@ -161,19 +131,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
                                bt, c.kv_heads, c.head_dim, &dev_pages_);
       if (st.is_ok()) {
         decoder_ = std::make_unique<Qwen3CudaDecoder>(*model_.cuda, *dev_pages_);
-        decoder_->use_graphs = graphs;
-        decoder_->fast_kernels = fast_kernels;
-        decoder_->profile = profile;
-        decoder_->candidate_kernels = candidate;
-        decoder_->skinny_tensor_cores = tensor_cores;
-        decoder_->attention_merge = merge == "serial" ? DecodeMerge::kSerial : DecodeMerge::kStaged;
-        decoder_->fused_qk_write = fused_qk_write;
-        decoder_->step_kernel = step_kernel;
-        decoder_->step_kernel_prefetch = step_kernel_prefetch;
-        decoder_->step_kernel_stream = step_kernel_stream;
-        decoder_->step_kernel_fold_merge = step_kernel_fold_merge;
-        decoder_->step_kernel_head_flags = step_kernel_head_flags;
-        decoder_->step_kernel_timing = step_kernel_timing;
+        apply_kv_decode_options(decode_options, *decoder_);
       }
 #endif
     } else {

@@ -1,0 +1,50 @@
+// NativeKv's decode options (see kv_decode_options.h).
+#include "addon/kv_decode_options.h"
+
+#include <string>
+
+#include "addon/args.h"
+#if defined(NPR_WITH_CUDA)
+#include "model/qwen3_cuda_decode.h"
+#endif
+
+namespace npr::addon {
+
+KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn) {
+  KvDecodeOptions r;
+  r.graphs = bool_field(o, fn, "graphs", true);
+  r.fast_kernels = bool_field(o, fn, "fastKernels", true);
+  r.profile = bool_field(o, fn, "profile", false);
+  r.candidate_kernels = bool_field(o, fn, "candidateKernels", false);
+  r.tensor_core_linears = bool_field(o, fn, "tensorCoreLinears", true);
+  r.serial_merge =
+      enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged") == std::string("serial");
+  r.fused_qk_write = bool_field(o, fn, "fusedQkWrite", true);
+  r.step_kernel = bool_field(o, fn, "stepKernel", false);
+  r.step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
+  r.step_kernel_stream = bool_field(o, fn, "stepKernelStream", true);
+  r.step_kernel_fold_merge = bool_field(o, fn, "stepKernelFoldMerge", true);
+  r.step_kernel_head_flags = bool_field(o, fn, "stepKernelHeadFlags", true);
+  r.step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
+  return r;
+}
+
+#if defined(NPR_WITH_CUDA)
+void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
+  d.use_graphs = opt.graphs;
+  d.fast_kernels = opt.fast_kernels;
+  d.profile = opt.profile;
+  d.candidate_kernels = opt.candidate_kernels;
+  d.skinny_tensor_cores = opt.tensor_core_linears;
+  d.attention_merge = opt.serial_merge ? DecodeMerge::kSerial : DecodeMerge::kStaged;
+  d.fused_qk_write = opt.fused_qk_write;
+  d.step_kernel = opt.step_kernel;
+  d.step_kernel_prefetch = opt.step_kernel_prefetch;
+  d.step_kernel_stream = opt.step_kernel_stream;
+  d.step_kernel_fold_merge = opt.step_kernel_fold_merge;
+  d.step_kernel_head_flags = opt.step_kernel_head_flags;
+  d.step_kernel_timing = opt.step_kernel_timing;
+}
+#endif
+
+}  // namespace npr::addon

@@ -1,0 +1,43 @@
+// NativeKv's decode options (kv_binding.cpp), read and type-checked once at the edge on every
+// backend, and applied to a CUDA decoder (Qwen3CudaDecoder: each field's meaning is there):
+//   graphs? = true: replay one-token decode steps as CUDA graphs;
+//   fastKernels? = true: the decode-specialised CUDA kernels;
+//   profile? = false: time each op of (eager) CUDA steps into deviceStats().opMs;
+//   candidateKernels? = false: the decode layer's kernels as programmatic dependent launches;
+//   tensorCoreLinears? = true: the decode's skinny linear layers on tensor cores (false: CUDA
+//   cores);
+//   attentionMerge? = 'staged' | 'serial': how the decode attention merges its split-KV states;
+//   fusedQkWrite? = true: one-token steps normalise and rotate q and write the new K and V inside
+//   the tensor-core attend kernel, not in a kernel before it (false: that kernel; the same bits);
+//   stepKernel? = false: one-token steps of at most 8 sequences as one persistent kernel where it
+//   fits (qwen3_cuda_step_kernel.h); stepKernelPrefetch? = true: its L2 prefetch of the next
+//   weights; stepKernelStream? = true: on sm_90, its weights streamed through shared memory by
+//   bulk copies; stepKernelFoldMerge? = true: its attention's split-KV states merged by the CTA
+//   that finishes a query's last share, in place of a merge phase and its grid barrier;
+//   stepKernelHeadFlags? = true: its attention waiting for its own kv head's q|k|v tiles, not a
+//   grid barrier after them all; stepKernelTiming? = false: its phases timed into
+//   deviceStats().kernelPhaseMs, each step synced.
+#pragma once
+
+#include <napi.h>
+
+namespace npr {
+
+class Qwen3CudaDecoder;
+
+namespace addon {
+
+struct KvDecodeOptions {
+  bool graphs = true, fast_kernels = true, profile = false, candidate_kernels = false;
+  bool tensor_core_linears = true, serial_merge = false, fused_qk_write = true;
+  bool step_kernel = false, step_kernel_prefetch = true, step_kernel_stream = true;
+  bool step_kernel_fold_merge = true, step_kernel_head_flags = true, step_kernel_timing = false;
+};
+
+// The options object `o` of the constructor `fn`; a wrong type is a TypeError naming the field.
+KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn);
+// Sets the decoder's switches (CUDA builds; the decoder is not defined elsewhere).
+void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& decoder);
+
+}  // namespace addon
+}  // namespace npr
