@@ -139,10 +139,10 @@ Status attention_backward_dkdv_wgmma_wide(void*, const attn_bwd::PlanView&, cons
       "attention_backward_dkdv_wgmma_wide: this build has no sm_90a kernel (build with CUDA "
       "architecture 90 and nvcc 12 or later)");
 }
-Status attention_backward_dq_from_wide_acc(void*, const attn_bwd::PlanView&, const attn_bwd::Dims&,
+Status attention_backward_dq_from_tile_acc(void*, const attn_bwd::PlanView&, const attn_bwd::Dims&,
                                            void*, const float*) {
   return Status::unavailable(
-      "attention_backward_dq_from_wide_acc: this build has no sm_90a kernel (build with CUDA "
+      "attention_backward_dq_from_tile_acc: this build has no sm_90a kernel (build with CUDA "
       "architecture 90 and nvcc 12 or later)");
 }
 Status attention_backward_dq_wgmma_wide(void*, const attn_bwd::PlanView&, const attn_bwd::Dims&,

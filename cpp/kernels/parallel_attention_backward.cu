@@ -26,7 +26,9 @@
 // With ctx.attention_wgmma on, on an sm_90 device, the dK / dV kernel (with or without the
 // atomic dQ) is the wgmma one of parallel_attention_bwd_sm90a.cu, and the deterministic dQ
 // kernel that of parallel_attention_bwd_dq_sm90a.cu; with ctx.attention_wgmma_keys 128 at
-// head_dim 128, their two-warpgroup builds (*_wide_sm90a.cu: 128 keys, 128 queries a CTA). Not
+// head_dim 128, their two-warpgroup builds (*_wide_sm90a.cu: 128 keys, 128 queries a CTA). The
+// wgmma kernels' atomic dQ adds whole (64 queries, D) blocks by bulk reductions, so its sums are
+// in tile order (parallel_attention_bwd_tile_dq.cuh) and their own last pass writes dq. Not
 // here: the forward (parallel_attention.cu), TMA.
 #include <cuda_runtime.h>
 
@@ -80,10 +82,10 @@ bool wide_path(bool wgmma, bool wide, int64_t D) {
   return wgmma && wide && D == 128;
 }
 
-// Floats of the atomic dQ's fp32 sums: (tokens, heads, D) in token order, or the two-warpgroup
-// kernel's tile order (attention_wide_dq_acc_floats).
-int64_t dq_acc_floats(const PlanView& p, const Dims& d, bool wide) {
-  return wide ? attention_wide_dq_acc_floats(p.tiles, d.heads) : p.tokens * d.heads * d.dim;
+// Floats of the atomic dQ's fp32 sums: (tokens, heads, D) in token order for the mma.sync
+// kernel, the wgmma kernels' tile order (attention_tile_dq_acc_floats) for theirs.
+int64_t dq_acc_floats(const PlanView& p, const Dims& d, bool wgmma) {
+  return wgmma ? attention_tile_dq_acc_floats(p.tiles, d.heads, d.dim) : p.tokens * d.heads * d.dim;
 }
 
 // dq_acc: null for the deterministic kernels, else dq_acc_floats fp32 of scratch for the
@@ -103,7 +105,7 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
   const int64_t n = p.tokens * d.heads * D;  // dq elements
   if (atomic)
     NPR_CUDA_TRY(
-        cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(dq_acc_floats(p, d, two_wg)) * 4, st),
+        cudaMemsetAsync(dq_acc, 0, static_cast<size_t>(dq_acc_floats(p, d, wgmma)) * 4, st),
         "attention backward: zero the dQ sums");
   // dK, dV (and with dq_acc, the dQ sums).
   if (two_wg) {
@@ -120,7 +122,7 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
         cuda_launch_status(atomic ? "attention backward: dK/dV kernel with atomic dQ (tensor cores)"
                                   : "attention backward: dK/dV kernel (bf16, tensor cores)"));
   }
-  if (atomic && two_wg) return attention_backward_dq_from_wide_acc(st, p, d, dq, dq_acc);
+  if (atomic && wgmma) return attention_backward_dq_from_tile_acc(st, p, d, dq, dq_acc);
   if (atomic) {  // dq = bf16(sums * scale)
     NPR_LAUNCH(dq_from_acc_blocks(n), kDqFromAccThreads, 0, st, dq_from_acc_kernel)
     (static_cast<bf16_t*>(dq), dq_acc, n, d.scale);
@@ -223,7 +225,7 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
   const bool wgmma = tc && ctx.attention_wgmma != 0 && attention_wgmma_available();
   const bool wide = ctx.attention_wgmma_keys == 128;
   const int64_t stats_bytes = (2 * H * T * 4 + 255) / 256 * 256;
-  const int64_t acc_bytes = atomic_dq ? dq_acc_floats(p, d, wide_path(wgmma, wide, D)) * 4 : 0;
+  const int64_t acc_bytes = atomic_dq ? dq_acc_floats(p, d, wgmma) * 4 : 0;
   void* scratch = nullptr;
   NPR_TRY(ctx.scratch(CudaContext::kScratchAttention, stats_bytes + acc_bytes, &scratch));
   float* stats = static_cast<float*>(scratch);  // (2, heads, tokens): lse2, then delta

@@ -13,11 +13,22 @@
 //   dS^T = P^T (dP^T - delta) (dV runs)  in registers;
 //   dK += dS^T Q                         as dV, Q N-major;
 //   (atomic dQ) dQ = dS K               dS^T stored bf16 in a swizzled tile, read M-major,
-//                                       K N-major, in halves of 64 dims, red.add into fp32 sums.
+//                                       K N-major, in parts of 64 dims.
 // The stage itself is dkdv_warpgroup_stage (parallel_attention_bwd_stage_sm90a.cuh), which the
 // two-warpgroup build runs too. Tiles are 128-byte swizzled (wgmma_layout.h), shared writes
 // published to the async proxy by a proxy fence before each barrier. Without the atomic dQ the
 // wgmma dQ kernel runs after it.
+//
+// The atomic dQ's (64 queries, D) fp32 block goes to dq_acc as two bulk reductions
+// (bulk_reduce.cuh, FlashAttention-3's way), not as 64 D / 2 red.add.v2 from the threads: those
+// ran the backward at 0.45x FlexAttention at 32k tokens on an H100, against 0.78x without the
+// atomic dQ. The block is staged in the stage's own Q and dO buffers (the stage's last MMAs that
+// read them have finished by then; their 2 x 128 D bytes are exactly the block's 256 D), in tile
+// order (parallel_attention_bwd_tile_dq.cuh), so two CTAs still fit an SM. Those buffers take the
+// next stage's loads, which wait for the copy engine to have read the block: at D 128 the first
+// half goes while the second half's MMAs run, so the wait is for the second's 16 KB. (Issuing the
+// next loads after the stage's first MMAs instead, the engine's read under them, made ptxas spill
+// 68 bytes at 255 registers; this order spills none.)
 // Not here: TMA, warp specialisation, two warpgroups a CTA.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -27,10 +38,12 @@
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
 #include "core/dynamic_shared.cuh"
+#include "kernels/bulk_reduce.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
+#include "kernels/parallel_attention_bwd_tile_dq.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
 
@@ -108,12 +121,24 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   if (stages > 0) load_stage(0, 0);
   cp_async_commit();
+  constexpr int kHalfBytes = kTile * D * 2;  // half the atomic dQ's block: one Q or dO tile
   for (int64_t s = 0; s < stages; ++s) {
-    if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
-    cp_async_commit();
-    cp_async_wait<1>();
-    wgmma::fence_proxy_async_shared();
-    __syncthreads();
+    if constexpr (kAtomicDq) {
+      // Stage s landed (issued during stage s - 1); stage s + 1's loads take the other buffer
+      // once the copy engine has read the dQ block stage s - 1 staged there.
+      cp_async_wait<0>();
+      wgmma::fence_proxy_async_shared();
+      if (tid == 0) bulk::wait_read<0>();
+      __syncthreads();
+      if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
+      cp_async_commit();
+    } else {
+      if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
+      cp_async_commit();
+      cp_async_wait<1>();
+      wgmma::fence_proxy_async_shared();
+      __syncthreads();
+    }
     const int buf = static_cast<int>(s & 1);
     const AttnTilePair pair = p.col_pairs[c0 + s / d.group];
     const bool full = pair.partial < 0;
@@ -136,17 +161,21 @@ __global__ void __launch_bounds__(kThreads, 2)
                               if constexpr (kAtomicDq) store_ds_tile(ds_gen, pd, kr, g8, c4);
                             });
     if constexpr (kAtomicDq) {
-      __syncthreads();
-      // dQ (64 queries, D) = dS K: dS M-major (its tile is (keys, queries)), K N-major, in
-      // halves of 64 dims; this warp's 16 query rows go to the sums.
+      __syncthreads();  // the dS^T tile written; every warp's MMAs on Q(buf), dO(buf) finished
+      // dQ (64 queries, D) = dS K: dS M-major (its tile is (keys, queries)), K N-major, a part of
+      // 64 dims at a time; this warp's 16 query rows into the block staged over Q(buf) (its
+      // first half) and dO(buf). At D 128 each part is a half, handed to the copy engine as soon
+      // as it is staged, so that the first is read while the second's MMAs run.
       const int h = kvh * d.group + static_cast<int>(s % d.group);
-      float* const acc = dq_acc + qstart * ldq + h * D;
+      float* const block = dq_acc + ((sq.tile0 + pair.other) * d.heads + h) * (kTile * D);
+      float* const q_half = reinterpret_cast<float*>(sgen + (2 + buf) * S::kTileBytes);
+      float* const do_half = reinterpret_cast<float*>(sgen + (4 + buf) * S::kTileBytes);
 #pragma unroll 1
-      for (int hf = 0; hf < D / 64; ++hf) {
+      for (int part = 0; part < D / 64; ++part) {
         float c[8][4];  // written by the first k-step (scale-d 0), accumulated by the others
         const uint64_t sd0 = wgmma::n_major_desc(ds_tile, kTile, 0);
         const uint64_t kn0 =
-            wgmma::n_major_desc(k_tile + hf * wgmma::column_block_stride(kTile), kTile, 0);
+            wgmma::n_major_desc(k_tile + part * wgmma::column_block_stride(kTile), kTile, 0);
         wgmma::fence();
         wgmma::wgmma_m64n64k16_ss_tt_first(c, sd0, kn0);
 #pragma unroll
@@ -159,18 +188,36 @@ __global__ void __launch_bounds__(kThreads, 2)
         wgmma::wait<0>();
         wgmma::fence_operands(c);
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int r = kr + g8 + half * 8;  // query row of the tile
-          if (r >= nq) continue;
-          float* const o = acc + r * ldq + hf * 64 + 2 * c4;
+        for (int half = 0; half < 2; ++half)
 #pragma unroll
-          for (int j = 0; j < 8; ++j) red_add2(o + j * 8, c[j][2 * half], c[j][2 * half + 1]);
+          for (int j = 0; j < 8; ++j) {
+            const int i = tile_dq_index(part, warp, half, j, lane);  // rows past nq: never read
+            float* const at = i < kHalfBytes / 4 ? q_half + i : do_half + (i - kHalfBytes / 4);
+            *reinterpret_cast<float2*>(at) = make_float2(c[j][2 * half], c[j][2 * half + 1]);
+          }
+        if (part + 1 < D / 64) {  // D 128: the first half staged, by every thread
+          wgmma::fence_proxy_async_shared();
+          __syncthreads();
+          if (tid == 0) {
+            bulk::add_f32(block, q_tile(buf), kHalfBytes);
+            bulk::commit();
+          }
         }
       }
+      wgmma::fence_proxy_async_shared();  // the bulk reductions read it through the async proxy
+      __syncthreads();                    // the (rest of the) block staged by every thread
+      if (tid == 0) {
+        if (D == 64) bulk::add_f32(block, q_tile(buf), kHalfBytes);
+        bulk::add_f32(block + kHalfBytes / 4, do_tile(buf), kHalfBytes);
+        bulk::commit();
+      }
+    } else {
+      __syncthreads();  // buffer `buf` is rewritten by the next stage
     }
-    __syncthreads();  // buffer `buf` (and the dS^T tile) are rewritten by the next stage
   }
   cp_async_wait<0>();
+  if constexpr (kAtomicDq)
+    if (tid == 0) bulk::wait_all<0>();  // no reduction outlives the CTA's shared memory
 
   // Rows of this warp's accumulators -> dK (scaled), dV.
   store_acc<D>(dk + kstart * ldk + kvh * D, ldk, dka, kr, nk, d.scale);

@@ -65,21 +65,6 @@ struct WideStage {
 
 constexpr int64_t kNoTile = INT64_MAX;
 
-// The atomic dQ's (64 queries, 128 dims) fp32 block of one (query tile, head), in the staging
-// buffer and in dq_acc alike: the dK / dV kernel's dQ accumulators in register order, so that
-// each warp stores a fragment as 256 contiguous bytes (row-major, its 8 lanes of one column
-// pair would all hit one bank pair). Warpgroup wg holds dims 64 wg ..; its warp w rows 16 w ..;
-// lane l = 4 g + c of the warp, fragment j and half hf hold (row 16 w + 8 hf + g, dims
-// 64 wg + 8 j + 2 c, + 1). Index of the first of that pair:
-__host__ __device__ constexpr int wide_dq_index(int wg, int w, int hf, int j, int lane) {
-  return ((((wg * 4 + w) * 2 + hf) * 8 + j) * 32 + lane) * 2;
-}
-// ... and of (row r, dim d) (d even).
-__host__ __device__ constexpr int wide_dq_index_of(int r, int d) {
-  return wide_dq_index(d / 64, r / 16, r % 16 / 8, d % 64 / 8, r % 8 * 4 + d % 8 / 2);
-}
-static_assert(wide_dq_index_of(63, 126) == 64 * 128 - 2, "the block's last pair ends it");
-
 // pairs: the lists' pair array; h0: the first head, h0 + hh the stage's.
 __device__ __forceinline__ WideStage wide_stage(const AttnTilePair* pairs, const WideTile& t0,
                                                 const WideTile& t1, const WideCursor& c, int h0) {

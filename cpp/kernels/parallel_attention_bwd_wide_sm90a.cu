@@ -20,7 +20,7 @@
 // (bulk_reduce.cuh), as FlashAttention-3 does, instead of 256 threads issuing 16 red.adds each:
 // the copy engine reads the buffer while the next stage's MMAs run, and thread 0 waits for that
 // read only before the buffer is written again. dq_acc is in tile order
-// (attention_wide_dq_acc_floats) so that each stage's block is one contiguous run.
+// (parallel_attention_bwd_tile_dq.cuh) so that each stage's block is one contiguous run.
 // Stage buffers are a ring of three, loaded two stages ahead, and both warpgroups meet at one
 // CTA barrier a stage (two with the atomic dQ), so one's exponentials overlap the other's MMAs
 // no further than the commit groups and that barrier allow.
@@ -28,7 +28,6 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <string>
 
 #include "core/cuda_check.cuh"
@@ -39,6 +38,7 @@
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
+#include "kernels/parallel_attention_bwd_tile_dq.cuh"
 #include "kernels/parallel_attention_bwd_wide.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);              // (3, 64) lse2
   float* const del_s = lse_s + kBufs * kTile;                                   // (3, 64) delta
   uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + kBufs * kTile);  // (3, 2, 64)
-  float* const dq_stage = reinterpret_cast<float*>(sgen + S::kDqStage);  // wide_dq_index order
+  float* const dq_stage = reinterpret_cast<float*>(sgen + S::kDqStage);  // tile_dq_index order
 
   const int kvh = static_cast<int>(blockIdx.x % d.kv_heads);
   const int64_t g0 = 2 * static_cast<int64_t>(blockIdx.x / d.kv_heads);
@@ -232,13 +232,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma::commit();
       wgmma::wait<0>();
       wgmma::fence_operands(c);
-      // This warpgroup's dims into the staging buffer in wide_dq_index order, as dq_acc's
+      // This warpgroup's dims into the staging buffer in tile_dq_index order, as dq_acc's
       // block has them (rows past nq too: never read back).
 #pragma unroll
       for (int half = 0; half < 2; ++half)
 #pragma unroll
         for (int j = 0; j < 8; ++j)
-          *reinterpret_cast<float2*>(dq_stage + wide_dq_index(wg, warp, half, j, lane)) =
+          *reinterpret_cast<float2*>(dq_stage + tile_dq_index(wg, warp, half, j, lane)) =
               make_float2(c[j][2 * half], c[j][2 * half + 1]);
       wgmma::fence_proxy_async_shared();  // the bulk reduction reads it through the async proxy
       staged_g = stage.g;
@@ -264,31 +264,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 #endif
 }
 
-// dq = bf16(the tile-ordered sums * scale): thread i takes two adjacent head dims of one row of
-// one (query tile, head) block, grid-striding over tiles x heads x 64 rows x 64 pairs.
-constexpr int kFromAccThreads = 256;
-
-__global__ void __launch_bounds__(kFromAccThreads)
-    dq_from_wide_acc_kernel(PlanView p, int heads, float scale, bf16_t* __restrict__ dq,
-                            const float* __restrict__ acc) {
-  const int64_t pairs = p.tiles * heads * kTile * (kD / 2);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kFromAccThreads + threadIdx.x; i < pairs;
-       i += static_cast<int64_t>(gridDim.x) * kFromAccThreads) {
-    const int e = static_cast<int>(i % (kD / 2)) * 2;  // head dim of the pair's first element
-    const int r = static_cast<int>(i / (kD / 2) % kTile);
-    const int64_t gh = i / (kD / 2) / kTile;  // g heads + h
-    const int64_t g = gh / heads;
-    const int h = static_cast<int>(gh % heads);
-    const SeqSpan sq = seq_of(p, g);
-    const int64_t start = tile_start(sq, g - sq.tile0);
-    if (r >= tile_len(sq, start)) continue;
-    const float2 a =
-        *reinterpret_cast<const float2*>(acc + gh * (kTile * kD) + wide_dq_index_of(r, e));
-    *reinterpret_cast<uint32_t*>(dq + ((start + r) * heads + h) * kD + e) =
-        pack_bf16x2(a.x * scale, a.y * scale);
-  }
-}
-
 template <bool kAtomicDq>
 Status launch_wide(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, void* dv,
                    float* dq_acc, const void* dout, const void* q, const void* k, const void* v,
@@ -303,19 +278,6 @@ Status launch_wide(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, 
 }
 
 }  // namespace
-
-Status attention_backward_dq_from_wide_acc(void* stream, const attn_bwd::PlanView& p,
-                                           const attn_bwd::Dims& d, void* dq, const float* dq_acc) {
-  if (d.dim != kD)
-    return Status::invalid("attention_backward_dq_from_wide_acc: head_dim " +
-                           std::to_string(d.dim) + " (128 only)");
-  const int64_t pairs = attention_wide_dq_acc_floats(p.tiles, d.heads) / 2;
-  const auto blocks = static_cast<unsigned>(
-      std::min<int64_t>((pairs + kFromAccThreads - 1) / kFromAccThreads, int64_t{65535}));
-  NPR_LAUNCH(blocks, kFromAccThreads, 0, static_cast<cudaStream_t>(stream), dq_from_wide_acc_kernel)
-  (p, d.heads, d.scale, static_cast<bf16_t*>(dq), dq_acc);
-  return cuda_launch_status("attention backward: dQ from its tile-ordered fp32 sums");
-}
 
 Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView& p,
                                           const attn_bwd::Dims& d, void* dk, void* dv,

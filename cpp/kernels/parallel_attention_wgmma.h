@@ -49,8 +49,9 @@ Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams
 // The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim
 // 64 or 128 (d.dim), one CTA per (key tile, kv head) on `stream` (a cudaStream_t), over the
 // stats (lse2, delta) attention_backward_cuda computed. dq_acc null: dK, dV only (the dQ kernel
-// below runs next, deterministic); else also dQ = dS K added into dq_acc (tokens, heads, D)
-// fp32 with atomics. Only where attention_wgmma_available() holds.
+// below runs next, deterministic); else also dQ = dS K added into dq_acc by bulk reductions,
+// attention_tile_dq_acc_floats fp32 in tile order, zeroed by the caller; then
+// attention_backward_dq_from_tile_acc writes dq. Only where attention_wgmma_available() holds.
 Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
                                      const attn_bwd::Dims& d, void* dk, void* dv, float* dq_acc,
                                      const void* dout, const void* q, const void* k, const void* v,
@@ -59,24 +60,24 @@ Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
 // The same dK / dV (and optional atomic dQ) on wgmma with two warpgroups a CTA, one CTA per
 // pair of key tiles (128 keys) and kv head, sharing each stage's Q and dO loads
 // (parallel_attention_bwd_wide_sm90a.cu): head_dim 128 only; dK and dV bit-identical to the
-// one-warpgroup kernel's. Its atomic dQ sums go into dq_acc in tile order (not the one-warpgroup
-// kernel's token order), each stage's (64 queries, 128 dims) block added with one bulk
-// reduction: attention_wide_dq_acc_floats floats, zeroed by the caller; then
-// attention_backward_dq_from_wide_acc writes dq. Only where attention_wgmma_available() holds.
+// one-warpgroup kernel's. Its atomic dQ sums go into dq_acc in the same tile order, each
+// stage's (64 queries, 128 dims) block summed over the 128 keys first. Only where
+// attention_wgmma_available() holds.
 Status attention_backward_dkdv_wgmma_wide(void* stream, const attn_bwd::PlanView& p,
                                           const attn_bwd::Dims& d, void* dk, void* dv,
                                           float* dq_acc, const void* dout, const void* q,
                                           const void* k, const void* v, const float* stats);
 
-// The two-warpgroup kernel's dq_acc: for query tile g of the plan (of `tiles`) and head h, the
-// 64 x 128 fp32 sums of the tile's query rows at (g heads + h) 8192 floats, in the order of the
-// kernel's accumulator fragments (parallel_attention_bwd_wide.cuh's wide_dq_index; rows past
-// the tile's live length are never read). Head dim 128.
-inline int64_t attention_wide_dq_acc_floats(int64_t tiles, int64_t heads) {
-  return tiles * heads * 64 * 128;
+// The wgmma kernels' atomic dQ sums: for query tile g of the plan (of `tiles`) and head h, the
+// 64 x dim fp32 sums of the tile's query rows at (g heads + h) 64 dim floats, in the order of
+// the kernels' accumulator fragments (parallel_attention_bwd_tile_dq.cuh; rows past the tile's
+// live length are never read). Head dim 64 or 128.
+inline int64_t attention_tile_dq_acc_floats(int64_t tiles, int64_t heads, int64_t dim) {
+  return tiles * heads * 64 * dim;
 }
-// dq (tokens, heads, 128) bf16 = the sums in dq_acc (that layout) times d.scale.
-Status attention_backward_dq_from_wide_acc(void* stream, const attn_bwd::PlanView& p,
+// dq (tokens, heads, d.dim) bf16 = the sums in dq_acc (that layout) times d.scale
+// (parallel_attention_bwd_tile_dq_sm90a.cu).
+Status attention_backward_dq_from_tile_acc(void* stream, const attn_bwd::PlanView& p,
                                            const attn_bwd::Dims& d, void* dq, const float* dq_acc);
 
 // The backward's deterministic dQ kernel on wgmma (parallel_attention_bwd_dq_sm90a.cu), bf16

@@ -147,12 +147,12 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                            const std::string& what, Grads* g) {
         std::vector<uint16_t> gq(x.q.size(), 0xffff), gk(x.k.size(), 0xffff),
             gv(x.v.size(), 0xffff);
-        // The atomic dQ's sums: token order, or the two-warpgroup kernel's tile order.
+        // The atomic dQ's sums: token order for mma.sync, the wgmma kernels' tile order.
         const size_t acc_n =
             !atomic ? 0
-            : path == "wide"
-                ? static_cast<size_t>(attention_wide_dq_acc_floats(plan.tiles, c.heads))
-                : x.q.size();
+            : path == "mma"
+                ? x.q.size()
+                : static_cast<size_t>(attention_tile_dq_acc_floats(plan.tiles, c.heads, c.dim));
         std::vector<float> acc(acc_n, 0.0f);
         float* const dq_acc = atomic ? acc.data() : nullptr;
         emu::set_options(m.opt);
@@ -181,10 +181,10 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
           }
           if (fault.empty() && atomic)  // the launcher's last pass: the sums into dq
             fault =
-                path == "wide"
-                    ? emu::attention_dq_from_wide_acc(arrays, dims_of(sh), gq.data(), acc.data())
-                    : emu::attention_dq_from_acc(gq.data(), acc.data(),
-                                                 static_cast<int64_t>(acc.size()), sh.scale);
+                path == "mma"
+                    ? emu::attention_dq_from_acc(gq.data(), acc.data(),
+                                                 static_cast<int64_t>(acc.size()), sh.scale)
+                    : emu::attention_dq_from_tile_acc(arrays, dims_of(sh), gq.data(), acc.data());
         }
         CHECK_MSG(fault.empty(), what + ": " + fault);
         if (!fault.empty()) return false;

@@ -122,10 +122,10 @@ std::string attention_backward_dkdv_wgmma_wide(const PlanArrays& a, const AttnDi
                                                           q, k, v, stats));
 }
 
-std::string attention_dq_from_wide_acc(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
+std::string attention_dq_from_tile_acc(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
                                        const float* acc) {
   const BwdArgs b = bwd_args(a, d);
-  return fault_of(npr::attention_backward_dq_from_wide_acc(nullptr, b.p, b.d, dq, acc));
+  return fault_of(npr::attention_backward_dq_from_tile_acc(nullptr, b.p, b.d, dq, acc));
 }
 
 std::string attention_backward_dq_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dq,

@@ -35,15 +35,16 @@ std::string attention_forward(const std::string& kernel, const PlanArrays& plan,
                               uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k,
                               const uint16_t* v);
 
-// The sm_90a dK / dV kernel: dk, dv (T, kv_heads, D) bf16 bits; dq_acc null, or (T, heads, D)
-// fp32 sums of dQ (unscaled) for the atomic dQ; stats (2, heads, T): lse * log2 e, then delta.
+// The sm_90a dK / dV kernel: dk, dv (T, kv_heads, D) bf16 bits; dq_acc null, or the atomic dQ's
+// fp32 sums (unscaled) in tile order (attention_tile_dq_acc_floats), for
+// attention_dq_from_tile_acc; stats (2, heads, T): lse * log2 e, then delta.
 std::string attention_backward_dkdv_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dk,
                                           uint16_t* dv, float* dq_acc, const uint16_t* dout,
                                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                           const float* stats);
 
-// The same on the two-warpgroup, 128-key sm_90a dK / dV kernel (head_dim 128 only); its dq_acc
-// is in tile order (attention_wide_dq_acc_floats), for attention_dq_from_wide_acc.
+// The same on the two-warpgroup, 128-key sm_90a dK / dV kernel (head_dim 128 only), dq_acc in
+// the same tile order.
 std::string attention_backward_dkdv_wgmma_wide(const PlanArrays& plan, const AttnDims& d,
                                                uint16_t* dk, uint16_t* dv, float* dq_acc,
                                                const uint16_t* dout, const uint16_t* q,
@@ -62,9 +63,9 @@ std::string attention_backward_mma(const PlanArrays& plan, const AttnDims& d, ui
 // bf16(acc * scale), acc the dK / dV kernel's fp32 sums.
 std::string attention_dq_from_acc(uint16_t* dq, const float* acc, int64_t n, float scale);
 
-// The two-warpgroup kernel's last pass (attention_backward_dq_from_wide_acc): dq (T, heads, D)
-// bf16 bits = bf16(acc * scale), acc in tile order.
-std::string attention_dq_from_wide_acc(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
+// The wgmma kernels' last pass (attention_backward_dq_from_tile_acc): dq (T, heads, D) bf16 bits
+// = bf16(acc * scale), acc in tile order.
+std::string attention_dq_from_tile_acc(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
                                        const float* acc);
 
 // The sm_90a deterministic dQ kernel: dq (T, heads, D) bf16 bits, over the same stats.
