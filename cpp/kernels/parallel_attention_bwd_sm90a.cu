@@ -19,16 +19,17 @@
 // published to the async proxy by a proxy fence before each barrier. Without the atomic dQ the
 // wgmma dQ kernel runs after it.
 //
-// The atomic dQ's (64 queries, D) fp32 block goes to dq_acc as two bulk reductions
-// (bulk_reduce.cuh, FlashAttention-3's way), not as 64 D / 2 red.add.v2 from the threads: those
-// ran the backward at 0.45x FlexAttention at 32k tokens on an H100, against 0.78x without the
-// atomic dQ. The block is staged in the stage's own Q and dO buffers (the stage's last MMAs that
-// read them have finished by then; their 2 x 128 D bytes are exactly the block's 256 D), in tile
-// order (parallel_attention_bwd_tile_dq.cuh), so two CTAs still fit an SM. Those buffers take the
-// next stage's loads, which wait for the copy engine to have read the block: at D 128 the first
-// half goes while the second half's MMAs run, so the wait is for the second's 16 KB. (Issuing the
-// next loads after the stage's first MMAs instead, the engine's read under them, made ptxas spill
-// 68 bytes at 255 registers; this order spills none.)
+// The atomic dQ's (64 queries, D) fp32 block goes to dq_acc by bulk reductions (bulk_reduce.cuh,
+// FlashAttention-3's way), not as 64 D / 2 red.add.v2 from the threads: those ran the backward
+// at 0.45x FlexAttention at 32k tokens on an H100, against 0.78x without the atomic dQ. The
+// block is staged in the stage's own Q and dO buffers (the stage's last MMAs that read them have
+// finished by then; their 2 x 128 D bytes are exactly the block's 256 D), in tile order
+// (parallel_attention_bwd_tile_dq.cuh), so two CTAs still fit an SM. In that order a warp's rows
+// of a 64-dim part are one contiguous 4 KB slice, so each warp stages its slice and its lane 0
+// hands it to the copy engine at once: no CTA barrier, and the first part's slices are read
+// while the second part's MMAs run. The buffers take the next stage's loads, which therefore
+// wait for the engine to have read them. (Issuing the next loads after the stage's first MMAs
+// instead, the engine's read under them, made ptxas spill 68 bytes at 255 registers.)
 // Not here: TMA, warp specialisation, two warpgroups a CTA.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -122,13 +123,15 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (stages > 0) load_stage(0, 0);
   cp_async_commit();
   constexpr int kHalfBytes = kTile * D * 2;  // half the atomic dQ's block: one Q or dO tile
+  constexpr int kSliceBytes = 16 * 64 * 4;   // a warp's rows of a 64-dim part of the block
   for (int64_t s = 0; s < stages; ++s) {
     if constexpr (kAtomicDq) {
       // Stage s landed (issued during stage s - 1); stage s + 1's loads take the other buffer
-      // once the copy engine has read the dQ block stage s - 1 staged there.
+      // once the copy engine has read the dQ block stage s - 1 staged there (each warp's lane 0
+      // waits for the reductions it issued, the barrier for all of them).
       cp_async_wait<0>();
       wgmma::fence_proxy_async_shared();
-      if (tid == 0) bulk::wait_read<0>();
+      if (lane == 0) bulk::wait_read<0>();
       __syncthreads();
       if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
       cp_async_commit();
@@ -163,13 +166,11 @@ __global__ void __launch_bounds__(kThreads, 2)
     if constexpr (kAtomicDq) {
       __syncthreads();  // the dS^T tile written; every warp's MMAs on Q(buf), dO(buf) finished
       // dQ (64 queries, D) = dS K: dS M-major (its tile is (keys, queries)), K N-major, a part of
-      // 64 dims at a time; this warp's 16 query rows into the block staged over Q(buf) (its
-      // first half) and dO(buf). At D 128 each part is a half, handed to the copy engine as soon
-      // as it is staged, so that the first is read while the second's MMAs run.
+      // 64 dims at a time. This warp's 16 query rows of a part are 4 KB of the block in tile
+      // order: the warp stages them over Q(buf) (the block's first half) or dO(buf), and its
+      // lane 0 hands them to the copy engine at once, no CTA barrier between.
       const int h = kvh * d.group + static_cast<int>(s % d.group);
       float* const block = dq_acc + ((sq.tile0 + pair.other) * d.heads + h) * (kTile * D);
-      float* const q_half = reinterpret_cast<float*>(sgen + (2 + buf) * S::kTileBytes);
-      float* const do_half = reinterpret_cast<float*>(sgen + (4 + buf) * S::kTileBytes);
 #pragma unroll 1
       for (int part = 0; part < D / 64; ++part) {
         float c[8][4];  // written by the first k-step (scale-d 0), accumulated by the others
@@ -187,29 +188,22 @@ __global__ void __launch_bounds__(kThreads, 2)
         wgmma::commit();
         wgmma::wait<0>();
         wgmma::fence_operands(c);
+        const int slice = tile_dq_index(part, warp, 0, 0, 0);  // this warp's 4 KB, in floats
+        const uint32_t at = slice < kHalfBytes / 4 ? q_tile(buf) + 4 * slice
+                                                   : do_tile(buf) + 4 * slice - kHalfBytes;
+        float* const st = reinterpret_cast<float*>(sgen + (at - sbase));
 #pragma unroll
         for (int half = 0; half < 2; ++half)
 #pragma unroll
-          for (int j = 0; j < 8; ++j) {
-            const int i = tile_dq_index(part, warp, half, j, lane);  // rows past nq: never read
-            float* const at = i < kHalfBytes / 4 ? q_half + i : do_half + (i - kHalfBytes / 4);
-            *reinterpret_cast<float2*>(at) = make_float2(c[j][2 * half], c[j][2 * half + 1]);
-          }
-        if (part + 1 < D / 64) {  // D 128: the first half staged, by every thread
-          wgmma::fence_proxy_async_shared();
-          __syncthreads();
-          if (tid == 0) {
-            bulk::add_f32(block, q_tile(buf), kHalfBytes);
-            bulk::commit();
-          }
+          for (int j = 0; j < 8; ++j)  // rows past nq too: never read back
+            *reinterpret_cast<float2*>(st + tile_dq_index(0, 0, half, j, lane)) =
+                make_float2(c[j][2 * half], c[j][2 * half + 1]);
+        wgmma::fence_proxy_async_shared();  // the bulk reduction reads it through the async proxy
+        __syncwarp();
+        if (lane == 0) {
+          bulk::add_f32(block + slice, at, kSliceBytes);
+          bulk::commit();
         }
-      }
-      wgmma::fence_proxy_async_shared();  // the bulk reductions read it through the async proxy
-      __syncthreads();                    // the (rest of the) block staged by every thread
-      if (tid == 0) {
-        if (D == 64) bulk::add_f32(block, q_tile(buf), kHalfBytes);
-        bulk::add_f32(block + kHalfBytes / 4, do_tile(buf), kHalfBytes);
-        bulk::commit();
       }
     } else {
       __syncthreads();  // buffer `buf` is rewritten by the next stage
@@ -217,7 +211,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   cp_async_wait<0>();
   if constexpr (kAtomicDq)
-    if (tid == 0) bulk::wait_all<0>();  // no reduction outlives the CTA's shared memory
+    if (lane == 0) bulk::wait_all<0>();  // no reduction outlives the CTA's shared memory
 
   // Rows of this warp's accumulators -> dK (scaled), dV.
   store_acc<D>(dk + kstart * ldk + kvh * D, ldk, dka, kr, nk, d.scale);
