@@ -100,7 +100,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
     cp_async_commit();
     uint64_t mw[2];
-    const int nk = dq_stage_masks(p, sq, p.row_pairs[r0 + s], tr.rows, nq, mw);
+    const AttnTilePair pair = p.row_pairs[r0 + s];
+    const int nk = dq_stage_masks(p, sq, pair, tr.rows, nq, mw);
+    const bool dense = dense_dq_stage(pair, nk, nq);
     cp_async_wait<1>();  // stage s (and Q, dO on the first pass) landed
     wgmma::fence_proxy_async_shared();
     __syncthreads();
@@ -108,7 +110,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
     dq_warpgroup_stage<D>(
         dqa, [&](float(&sc)[8][4], uint64_t kd0) { wgmma::k_major_product<D>(sc, qd0, kd0); }, od0,
-        k_tile(b), v_tile(b), mw, nk, tr.lse2, tr.delta, c4, d.sl2);
+        k_tile(b), v_tile(b), mw, nk, tr.lse2, tr.delta, c4, d.sl2, dense);
     __syncthreads();  // buffer b is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();

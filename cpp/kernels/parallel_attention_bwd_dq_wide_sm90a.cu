@@ -154,7 +154,8 @@ __global__ void __launch_bounds__(kThreads, 1)
               wgmma::wgmma_m64n64k16_rs(sc, qf[kk],
                                         wgmma::desc_plus(kd0, wgmma::k_major_step(kTile, 16 * kk)));
           },
-          od0, k_tile(b), v_tile(b), mw, nk, tr.lse2, tr.delta, c4, d.sl2);
+          od0, k_tile(b), v_tile(b), mw, nk, tr.lse2, tr.delta, c4, d.sl2,
+          dense_dq_stage(stage.pair(wg), nk, nq));
     }
     advance(cur, stage, 1);
     stage = wide_stage(p.row_pairs, t0, t1, cur, h);

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/dynamic_shared.cuh"
+#include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
@@ -182,7 +183,7 @@ __global__ void __launch_bounds__(kTcThreads)
         for (int e = 0; e < 4; ++e) {
           const int key = kr + gr + (e >> 1) * 8, qi = qc + j * 8 + gc + (e & 1);
           const bool ok = qi < nq && key < nk && (full || ((M[qi] >> key) & 1u));
-          const float pv = ok ? exp2f(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
+          const float pv = ok ? fast_exp2(fmaf(st[j][e], d.sl2, -L[qi])) : 0.0f;
           dpt[j][e] = ok ? pv * (dpt[j][e] - Dl[qi]) : 0.0f;
           st[j][e] = pv;
         }
@@ -318,7 +319,7 @@ __global__ void __launch_bounds__(kTcThreads)
         for (int e = 0; e < 4; ++e) {
           const int hf = e >> 1, key = kc + j * 8 + gc + (e & 1);
           const bool ok = key < nk && ((mw[hf] >> key) & 1u);
-          const float pv = ok ? exp2f(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
+          const float pv = ok ? fast_exp2(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
           dp[j][e] = ok ? pv * (dp[j][e] - delta[hf]) : 0.0f;
         }
         // dQ += dS K over the chunk's keys (k16 steps).

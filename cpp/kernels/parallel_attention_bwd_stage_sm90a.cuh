@@ -7,12 +7,22 @@
 //   dQ:      S = Q K^T | dP = dO V^T | P (dP runs) | dS = P (dP - delta) | dQ += dS K
 // A warpgroup is 4 warps x 16 rows of the m64 products (wgmma.cuh); every shared operand is a
 // 128-byte swizzled (64, D) tile; fragments are mma.sync's layouts (g8 = lane / 4, c4 = lane % 4).
+//
+// The element-wise work between the MMAs is kept short: on an H100 (ncu, 8k-token rollout) the
+// dK / dV kernel issued an instruction every ~5 cycles a warp with two warps a scheduler (stalls a
+// instruction: fixed-latency dependency 1.69, short scoreboard 1.17) at 41% tensor-pipe use, so
+// the CUDA-core instructions, not the tensor cores, set its pace. So a FULL pair of whole tiles
+// (most stages) takes a branch with no mask arithmetic, the exponentials are ex2.approx.ftz as
+// the forward's (attn_softmax.cuh; exp2f's denormal handling costs three more instructions each,
+// for values below 2^-126 that the forward's probabilities flush to zero anyway), and lse2 /
+// delta are read in pairs.
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
+#include "kernels/attn_softmax.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
@@ -31,6 +41,13 @@ struct DkdvStageRows {
   int g8, c4;
   float sl2;  // softmax scale * log2 e
 };
+
+// Whether a dK / dV stage needs no mask at all: a FULL pair of whole tiles. The same in every
+// thread of the CTA; read from lane 0 so that ptxas knows it is the same across each warp (a
+// branch it took for divergent would serialise the warpgroup MMAs around it).
+__device__ __forceinline__ bool dense_stage(const DkdvStageRows& r) {
+  return __shfl_sync(0xffffffffu, r.full && r.nq == kTile && r.nk == kTile, 0);
+}
 
 // dK, dV (this warp's 16 key rows, fp32) += one stage: K, V as K-major A descriptors kd0, vd0;
 // Q, dO tiles at q_tile, do_tile. after_dk(pd) runs once dK's MMAs are issued, before the wait
@@ -51,15 +68,26 @@ __device__ __forceinline__ void dkdv_warpgroup_stage(float (&dka)[D / 8][4], flo
   wgmma::commit();
   wgmma::wait<1>();  // S^T landed; dP^T may still run
   wgmma::fence_operands(st);
-  // P^T = exp2(S^T scale log2 e - lse2[query]), masked keys and dead rows 0.
+  // P^T = exp2(S^T scale log2 e - lse2[query]), masked keys and dead rows 0. A thread's
+  // queries are 8 j + 2 c4 + {0, 1}: their lse2 and delta are read in pairs.
+  if (dense_stage(r)) {  // every key sees every query: nothing to mask
 #pragma unroll
-  for (int j = 0; j < 8; ++j)
+    for (int j = 0; j < 8; ++j) {
+      const float2 l = *reinterpret_cast<const float2*>(r.lse2 + j * 8 + 2 * r.c4);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int key = r.kr + r.g8 + (e >> 1) * 8, qi = j * 8 + 2 * r.c4 + (e & 1);
-      const bool ok = qi < r.nq && key < r.nk && (r.full || ((r.mask[qi] >> key) & 1u));
-      st[j][e] = ok ? exp2f(fmaf(st[j][e], r.sl2, -r.lse2[qi])) : 0.0f;
+      for (int e = 0; e < 4; ++e)
+        st[j][e] = fast_exp2(fmaf(st[j][e], r.sl2, -((e & 1) ? l.y : l.x)));
     }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = r.kr + r.g8 + (e >> 1) * 8, qi = j * 8 + 2 * r.c4 + (e & 1);
+        const bool ok = qi < r.nq && key < r.nk && (r.full || ((r.mask[qi] >> key) & 1u));
+        st[j][e] = ok ? fast_exp2(fmaf(st[j][e], r.sl2, -r.lse2[qi])) : 0.0f;
+      }
+  }
   uint32_t pa[4][4], pd[4][4];
 #pragma unroll
   for (int t = 0; t < 4; ++t) acc_to_a(pa[t], st[2 * t], st[2 * t + 1]);
@@ -124,6 +152,11 @@ __device__ __forceinline__ void store_ds_tile(unsigned char* ds, const uint32_t 
   wgmma::fence_proxy_async_shared();
 }
 
+// Whether a dQ stage needs no mask: a FULL pair, nk and nq whole tiles (as dense_stage).
+__device__ __forceinline__ bool dense_dq_stage(const AttnTilePair& pair, int nk, int nq) {
+  return __shfl_sync(0xffffffffu, pair.partial < 0 && nk == kTile && nq == kTile, 0);
+}
+
 // A dQ kernel thread's two query rows (fragment rows g8, g8 + 8 of warp `warp`) of the query
 // tile at qstart (nq live rows) for head h: their lse * log2 e and delta (0 past nq).
 struct DqThreadRows {
@@ -147,13 +180,15 @@ __device__ __forceinline__ DqThreadRows dq_thread_rows(const float* stats, const
 // dQ (this warp's 16 query rows, fp32) += one stage: issue_s(sc, kd0) issues S = Q K^T into sc
 // (Q from shared memory or registers; K's K-major descriptor kd0), dO as the K-major A
 // descriptor od0, K and V tiles at k_tile, v_tile; mw, lse2, delta: this thread's two query
-// rows' mask words, lse * log2 e and delta; nk: the key tile's live rows.
+// rows' mask words, lse * log2 e and delta; nk: the key tile's live rows; dense: the stage needs
+// no mask (a FULL pair of whole tiles; the same across the CTA, and known to ptxas to be the same
+// across each warp, as dense_stage makes it).
 template <int D, typename IssueS>
 __device__ __forceinline__ void dq_warpgroup_stage(float (&dqa)[D / 8][4], IssueS issue_s,
                                                    uint64_t od0, uint32_t k_tile, uint32_t v_tile,
                                                    const uint64_t (&mw)[2], int nk,
                                                    const float (&lse2)[2], const float (&delta)[2],
-                                                   int c4, float sl2) {
+                                                   int c4, float sl2, bool dense) {
   float sc[8][4], dp[8][4];
   const uint64_t kd0 = wgmma::k_major_desc(k_tile, kTile, 0);
   const uint64_t vd0 = wgmma::k_major_desc(v_tile, kTile, 0);
@@ -165,14 +200,21 @@ __device__ __forceinline__ void dq_warpgroup_stage(float (&dqa)[D / 8][4], Issue
   wgmma::wait<1>();  // S landed; dP may still run
   wgmma::fence_operands(sc);
   // P = exp2(S scale log2 e - lse2): masked keys and dead rows give 0.
+  if (dense) {
 #pragma unroll
-  for (int j = 0; j < 8; ++j)
+    for (int j = 0; j < 8; ++j)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int hf = e >> 1, key = j * 8 + 2 * c4 + (e & 1);
-      const bool ok = key < nk && ((mw[hf] >> key) & 1u);
-      sc[j][e] = ok ? exp2f(fmaf(sc[j][e], sl2, -lse2[hf])) : 0.0f;
-    }
+      for (int e = 0; e < 4; ++e) sc[j][e] = fast_exp2(fmaf(sc[j][e], sl2, -lse2[e >> 1]));
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int hf = e >> 1, key = j * 8 + 2 * c4 + (e & 1);
+        const bool ok = key < nk && ((mw[hf] >> key) & 1u);
+        sc[j][e] = ok ? fast_exp2(fmaf(sc[j][e], sl2, -lse2[hf])) : 0.0f;
+      }
+  }
   wgmma::wait<0>();
   wgmma::fence_operands(dp);
   // dS = P (dP - delta) (0 where P is), as A fragments (bf16), k-step t = keys 16 t ..
