@@ -61,12 +61,15 @@ __device__ __forceinline__ void online_softmax_probs(float (&s)[N][4], float& m0
 }
 
 // The second half: the running sums and the output accumulators scaled by (a0, a1), the new
-// row sums added.
+// row sums added. A warp none of whose rows raised its max this step (every factor exactly 1:
+// exp2 of exactly 0) skips the multiplications, x * 1 being x: the same bits, and the longer a
+// row list the more often so. Every lane of the warp calls it (a warp vote).
 template <int ND>
 __device__ __forceinline__ void online_softmax_rescale(float (&o)[ND][4], float& l0, float& l1,
                                                        float a0, float a1, float rs0, float rs1) {
   l0 = l0 * a0 + rs0;
   l1 = l1 * a1 + rs1;
+  if (__all_sync(0xffffffffu, a0 == 1.0f && a1 == 1.0f)) return;
 #pragma unroll
   for (int n = 0; n < ND; ++n) {
     o[n][0] *= a0;

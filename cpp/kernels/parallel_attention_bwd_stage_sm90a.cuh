@@ -9,8 +9,8 @@
 // 128-byte swizzled (64, D) tile; fragments are mma.sync's layouts (g8 = lane / 4, c4 = lane % 4).
 //
 // The element-wise work between the MMAs is kept short: on an H100 (ncu, 8k-token rollout) the
-// dK / dV kernel issued an instruction every ~5 cycles a warp with two warps a scheduler (stalls a
-// instruction: fixed-latency dependency 1.69, short scoreboard 1.17) at 41% tensor-pipe use, so
+// dK / dV kernel issued an instruction every ~5 cycles a warp with two warps a scheduler (stalls
+// per instruction: fixed-latency dependency 1.69, short scoreboard 1.17) at 41% tensor-pipe use, so
 // the CUDA-core instructions, not the tensor cores, set its pace. So a FULL pair of whole tiles
 // (most stages) takes a branch with no mask arithmetic, the exponentials are ex2.approx.ftz as
 // the forward's (attn_softmax.cuh; exp2f's denormal handling costs three more instructions each,

@@ -155,3 +155,7 @@ inline bool __any_sync(unsigned mask, bool pred) {
   if (mask != 0xffffffffu) emu::fail("__any_sync with a partial mask");
   return emu::ptx::any(pred);
 }
+inline bool __all_sync(unsigned mask, bool pred) {
+  if (mask != 0xffffffffu) emu::fail("__all_sync with a partial mask");
+  return !emu::ptx::any(!pred);
+}
