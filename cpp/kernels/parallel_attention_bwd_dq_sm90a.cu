@@ -97,21 +97,22 @@ __global__ void __launch_bounds__(kThreads, 2)
   if (stages > 0) load_stage(0, 0);
   cp_async_commit();
   for (int64_t s = 0; s < stages; ++s) {
-    if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
-    cp_async_commit();
     uint64_t mw[2];
     const AttnTilePair pair = p.row_pairs[r0 + s];
     const int nk = dq_stage_masks(p, sq, pair, tr.rows, nq, mw);
     const bool dense = dense_dq_stage(pair, nk, nq);
-    cp_async_wait<1>();  // stage s (and Q, dO on the first pass) landed
+    // Stage s (and Q, dO on the first pass) landed; every thread is past stage s - 1, so stage
+    // s + 1's loads may take its buffer: one barrier a stage.
+    cp_async_wait<0>();
     wgmma::fence_proxy_async_shared();
     __syncthreads();
+    if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
+    cp_async_commit();
     const int b = static_cast<int>(s & 1);
 
     dq_warpgroup_stage<D>(
         dqa, [&](float(&sc)[8][4], uint64_t kd0) { wgmma::k_major_product<D>(sc, qd0, kd0); }, od0,
         k_tile(b), v_tile(b), mw, nk, tr.lse2, tr.delta, c4, d.sl2, dense);
-    __syncthreads();  // buffer b is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();
   store_acc<D>(dq + qstart * ldq + h * D, ldq, dqa, warp * 16, nq, d.scale);

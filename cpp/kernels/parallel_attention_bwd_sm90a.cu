@@ -125,23 +125,17 @@ __global__ void __launch_bounds__(kThreads, 2)
   constexpr int kHalfBytes = kTile * D * 2;  // half the atomic dQ's block: one Q or dO tile
   constexpr int kSliceBytes = 16 * 64 * 4;   // a warp's rows of a 64-dim part of the block
   for (int64_t s = 0; s < stages; ++s) {
-    if constexpr (kAtomicDq) {
-      // Stage s landed (issued during stage s - 1); stage s + 1's loads take the other buffer
-      // once the copy engine has read the dQ block stage s - 1 staged there (each warp's lane 0
-      // waits for the reductions it issued, the barrier for all of them).
-      cp_async_wait<0>();
-      wgmma::fence_proxy_async_shared();
+    // Stage s landed (issued during stage s - 1); every thread is past stage s - 1, so stage
+    // s + 1's loads may take its buffer (one barrier a stage), with the atomic dQ once the copy
+    // engine has read the dQ block stage s - 1 staged there (each warp's lane 0 waits for the
+    // reductions it issued, the barrier for all of them).
+    cp_async_wait<0>();
+    wgmma::fence_proxy_async_shared();
+    if constexpr (kAtomicDq)
       if (lane == 0) bulk::wait_read<0>();
-      __syncthreads();
-      if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
-      cp_async_commit();
-    } else {
-      if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
-      cp_async_commit();
-      cp_async_wait<1>();
-      wgmma::fence_proxy_async_shared();
-      __syncthreads();
-    }
+    __syncthreads();
+    if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
+    cp_async_commit();
     const int buf = static_cast<int>(s & 1);
     const AttnTilePair pair = p.col_pairs[c0 + s / d.group];
     const bool full = pair.partial < 0;
@@ -205,8 +199,6 @@ __global__ void __launch_bounds__(kThreads, 2)
           bulk::commit();
         }
       }
-    } else {
-      __syncthreads();  // buffer `buf` is rewritten by the next stage
     }
   }
   cp_async_wait<0>();
