@@ -277,12 +277,16 @@ __global__ void __launch_bounds__(kTcThreads)
   if (stages > 0) load_stage(0, 0);
   cp_async_commit();
   for (int64_t s = 0; s < stages; ++s) {
+    uint64_t mw[2];
+    const AttnTilePair pair = p.row_pairs[r0 + s];
+    const int nk = dq_stage_masks(p, sq, pair, rows, nq, mw);
+    const bool dense = pair.partial < 0 && nk == kTile && nq == kTile;  // nothing to mask
+    // Stage s (and Q, dO on the first pass) landed; every warp is past stage s - 1, whose
+    // buffer stage s + 1's loads take: one barrier a stage.
+    cp_async_wait<0>();
+    __syncthreads();
     if (s + 1 < stages) load_stage(s + 1, static_cast<int>((s + 1) & 1));
     cp_async_commit();
-    uint64_t mw[2];
-    const int nk = dq_stage_masks(p, sq, p.row_pairs[r0 + s], rows, nq, mw);
-    cp_async_wait<1>();
-    __syncthreads();
     if (s == 0) {
 #pragma unroll
       for (int t = 0; t < D / 16; ++t) {
@@ -313,16 +317,26 @@ __global__ void __launch_bounds__(kTcThreads)
           mma2(dp[n / 8], dp[n / 8 + 1], of[t], b);
         }
       }
+      if (dense) {
 #pragma unroll
-      for (int j = 0; j < kQKChunk / 8; ++j)
+        for (int j = 0; j < kQKChunk / 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int hf = e >> 1, key = kc + j * 8 + gc + (e & 1);
-          const bool ok = key < nk && ((mw[hf] >> key) & 1u);
-          const float pv = ok ? fast_exp2(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
-          dp[j][e] = ok ? pv * (dp[j][e] - delta[hf]) : 0.0f;
-        }
-        // dQ += dS K over the chunk's keys (k16 steps).
+          for (int e = 0; e < 4; ++e) {
+            const float pv = fast_exp2(fmaf(sc[j][e], d.sl2, -lse2[e >> 1]));
+            dp[j][e] = pv * (dp[j][e] - delta[e >> 1]);
+          }
+      } else {
+#pragma unroll
+        for (int j = 0; j < kQKChunk / 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int hf = e >> 1, key = kc + j * 8 + gc + (e & 1);
+            const bool ok = key < nk && ((mw[hf] >> key) & 1u);
+            const float pv = ok ? fast_exp2(fmaf(sc[j][e], d.sl2, -lse2[hf])) : 0.0f;
+            dp[j][e] = ok ? pv * (dp[j][e] - delta[hf]) : 0.0f;
+          }
+      }
+      // dQ += dS K over the chunk's keys (k16 steps).
 #pragma unroll
       for (int t = 0; t < kQKChunk / 16; ++t) {
         uint32_t a[4];
@@ -335,7 +349,6 @@ __global__ void __launch_bounds__(kTcThreads)
         }
       }
     }
-    __syncthreads();  // buffer `buf` is refilled by the next iteration's prefetch
   }
   cp_async_wait<0>();
   store_acc<D>(dq + qstart * ldq + h * D, ldq, dqa, qr, nq, d.scale);
