@@ -14,8 +14,8 @@
 // the CUDA-core instructions, not the tensor cores, set its pace. So a FULL pair of whole tiles
 // (most stages) takes a branch with no mask arithmetic, the exponentials are ex2.approx.ftz as
 // the forward's (attn_softmax.cuh; exp2f's denormal handling costs three more instructions each,
-// for values below 2^-126 that the forward's probabilities flush to zero anyway), and lse2 /
-// delta are read in pairs.
+// for values below 2^-126 that the forward's probabilities flush to zero anyway), and the branch
+// reads lse2 in pairs. (Reading delta in pairs too made ptxas spill 12 to 24 bytes.)
 #pragma once
 
 #include <cuda_bf16.h>
@@ -69,7 +69,7 @@ __device__ __forceinline__ void dkdv_warpgroup_stage(float (&dka)[D / 8][4], flo
   wgmma::wait<1>();  // S^T landed; dP^T may still run
   wgmma::fence_operands(st);
   // P^T = exp2(S^T scale log2 e - lse2[query]), masked keys and dead rows 0. A thread's
-  // queries are 8 j + 2 c4 + {0, 1}: their lse2 and delta are read in pairs.
+  // queries are 8 j + 2 c4 + {0, 1}: the dense branch reads their lse2 in pairs.
   if (dense_stage(r)) {  // every key sees every query: nothing to mask
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
