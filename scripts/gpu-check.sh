@@ -6,10 +6,11 @@
 #
 #   scripts/gpu-check.sh [OUT_DIR]
 #
-# Phases, in this order (most needed first): cpp-tests, vitest-cuda, generate, bench:decode,
-# bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate,
-# bench:decode-kernels-cuda-cores, bench:engine, memcheck, bench:attention, bench:attention-kernels,
-# bench:train-step. Knobs:
+# Phases, in this order (most needed first: the tests, then the benchmarks of what changed last
+# without a GPU, the attention kernels and the decode, then the sanitizer and the profiles):
+# cpp-tests, vitest-cuda, generate, bench:attention, bench:train-step, bench:decode, memcheck,
+# bench:attention-kernels, bench:engine, bench:decode-kernels, bench:decode-kernels-step-kernel,
+# bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores. Knobs:
 #   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
 #   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
 #   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all nine)
@@ -72,11 +73,10 @@ if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || 
 
 benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-step-kernel decode-kernels-candidate decode-kernels-cuda-cores engine attention attention-kernels train-step}"
 bench_phase() { case " $benches " in *" $1 "*) echo "bench:$1" ;; esac; }
-default_phases="cpp-tests vitest-cuda generate $(bench_phase decode) $(bench_phase decode-kernels) \
-  $(bench_phase decode-kernels-step-kernel) $(bench_phase decode-kernels-candidate) \
-  $(bench_phase decode-kernels-cuda-cores) \
-  $(bench_phase engine) memcheck \
-  $(bench_phase attention) $(bench_phase attention-kernels) $(bench_phase train-step)"
+default_phases="cpp-tests vitest-cuda generate $(bench_phase attention) $(bench_phase train-step) \
+  $(bench_phase decode) memcheck $(bench_phase attention-kernels) $(bench_phase engine) \
+  $(bench_phase decode-kernels) $(bench_phase decode-kernels-step-kernel) \
+  $(bench_phase decode-kernels-candidate) $(bench_phase decode-kernels-cuda-cores)"
 case "${NPR_GPU_CHECK:-all}" in
   tests) default_phases="cpp-tests vitest-cuda generate memcheck" ;;
   bench) default_phases="$(for b in $benches; do echo "bench:$b"; done)" ;;
