@@ -6,9 +6,12 @@
 // go no further (stalled): the latest the copy engine could land it, so a thread that reads the
 // destination without waiting reads the poison.
 //
-// Not emulated: clusters (multicast, another CTA's mbarrier), the tiled tensor-map form of
-// cp.async.bulk, mbarrier.test_wait / try_wait with a state token, and the mbarrier's own 8
-// bytes (plain stores over them go unnoticed).
+// The tiled tensor-map form (2-D, 128-byte swizzle) lands as a bulk load of 16-byte pieces, one
+// a swizzled chunk, those outside the matrix read from zeros.
+//
+// Not emulated: clusters (multicast, another CTA's mbarrier), tensor maps of other ranks,
+// swizzles or interleaves, mbarrier.test_wait / try_wait with a state token, and the mbarrier's own
+// 8 bytes (plain stores over them go unnoticed).
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -211,6 +214,52 @@ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t mbar) {
     land(state::my_block(), m, load);
   else
     m.deferred.push_back(load);
+}
+
+void tensor_load_2d(uint32_t dst, const void* map, int x, int y, uint32_t mbar) {
+  const char* what = "cp.async.bulk.tensor.2d";
+  TensorMap2d t;
+  std::memcpy(&t, map, sizeof(t));
+  if (t.magic != TensorMap2d::kMagic)
+    fail(std::string(what) + ": the tensor map was not made by the emulator build's encoder");
+  const int64_t box_bytes = static_cast<int64_t>(t.box_inner) * t.elem_bytes;
+  if (box_bytes != 128)
+    fail(std::string(what) + ": the 128-byte swizzle wants boxes of 128-byte rows, not " +
+         std::to_string(box_bytes));
+  if (dst % 1024 != 0)
+    fail(std::string(what) + ": shared destination " + std::to_string(dst) +
+         " is not 1024-aligned (the swizzle pattern's period)");
+  if (x < 0 || y < 0 || x % (16 / static_cast<int>(t.elem_bytes)) != 0)
+    fail(std::string(what) + ": box origin (" + std::to_string(x) + ", " + std::to_string(y) +
+         ") is negative or not on a 16-byte column");
+  const uint32_t bytes = static_cast<uint32_t>(t.box_rows) * 128u;
+  shared_bytes(dst, bytes, "cp.async.bulk.tensor destination");
+  Mbarrier& m = initialised(mbar, "cp.async.bulk.tensor (its mbarrier)");
+  for (const auto& entry : table().bars)
+    if (dst < entry.first + 8 && entry.first < dst + bytes)
+      fail(std::string(what) + ": shared destination overwrites " + at(entry.first));
+  static const unsigned char zeros[16] = {};
+  const auto* base = static_cast<const unsigned char*>(t.base);
+  std::vector<BulkLoad> pieces;
+  for (int r = 0; r < t.box_rows; ++r)
+    for (int c = 0; c < 8; ++c) {
+      const int64_t row = static_cast<int64_t>(y) + r;
+      const int64_t col_bytes = static_cast<int64_t>(x) * t.elem_bytes + 16 * c;
+      const bool in = row < t.rows && col_bytes < t.inner * t.elem_bytes;
+      const unsigned char* src = in ? base + row * t.row_bytes + col_bytes : zeros;
+      if (in) {
+        check_global(src, 16, "cp.async.bulk.tensor source");
+        detail::traffic_counters().bulk_load_bytes += 16;
+      }
+      pieces.push_back(
+          BulkLoad{dst + 128u * r + 16u * (static_cast<uint32_t>(c) ^ (r % 8u)), src, 16});
+    }
+  // Every piece counts off the transactions, zeros included, as the whole box does on the hardware.
+  for (const BulkLoad& piece : pieces)
+    if (options().eager_async)
+      land(state::my_block(), m, piece);
+    else
+      m.deferred.push_back(piece);
 }
 
 }  // namespace emu::ptx

@@ -86,6 +86,23 @@ void mbarrier_wait_parity(uint32_t addr, uint32_t parity);
 // fence.proxy.async. Loads still in flight when the block ends are a fault.
 void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t mbar);
 
+// A 2-D tensor map (CUtensorMap) as the emulator build encodes it (kernels/tma_map.cu): a
+// row-major bf16 or other `elem_bytes` matrix of `rows` rows of `inner` elements, `row_bytes`
+// apart, copied in boxes of box_rows x box_inner elements with the 128-byte swizzle.
+struct TensorMap2d {
+  static constexpr uint32_t kMagic = 0x544d3244u;  // "TM2D"
+  uint32_t magic;
+  uint32_t elem_bytes;
+  const void* base;
+  int64_t inner, rows, row_bytes;
+  int32_t box_inner, box_rows;
+};
+// cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [dst], [map, {x,
+// y}], [mbar] with the map's SWIZZLE_128B: the box at element column x, row y lands at shared dst
+// (1024-aligned), box row r's 16-byte chunk c at dst + 128 r + 16 (c ^ r % 8), elements outside
+// the matrix as zeros; mbar's transactions count the whole box. Lands as bulk_load does.
+void tensor_load_2d(uint32_t dst, const void* map, int x, int y, uint32_t mbar);
+
 void fence_proxy_async();  // fence.proxy.async.shared::cta
 void wgmma_fence();
 void wgmma_commit();

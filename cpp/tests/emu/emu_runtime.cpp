@@ -435,9 +435,8 @@ void named_barrier_sync(int id, unsigned count) {
   if (count == 0 || count % 32 != 0 || count > block_threads(l))
     fail("barrier.sync " + std::to_string(id) + ", " + std::to_string(count) +
          ": the count must be a multiple of 32 and at most the block's threads");
-  if (b.exited > 0)
-    fail("barrier.sync " + std::to_string(id) + " after " + std::to_string(b.exited) +
-         " threads of the block left the kernel");
+  // Threads that left after arriving counted (barrier.arrive, then exit) as on the hardware; a
+  // phase they can no longer fill is the deadlock fault.
   if (b.named_arrived[id] == 0) b.named_count[id] = count;
   if (b.named_count[id] != count)
     fail("barrier.sync " + std::to_string(id) + ": threads named counts " +
@@ -450,6 +449,27 @@ void named_barrier_sync(int id, unsigned count) {
     return;
   }
   wait_for(&b.named_generation[id]);
+}
+
+void named_barrier_arrive(int id, unsigned count) {
+  Launch& l = active();
+  Block& b = my_block();
+  if (id < 1 || id >= kNamedBarriers)
+    fail("barrier.arrive " + std::to_string(id) + ": ids 1.." + std::to_string(kNamedBarriers - 1) +
+         " (0 is __syncthreads')");
+  if (count == 0 || count % 32 != 0 || count > block_threads(l))
+    fail("barrier.arrive " + std::to_string(id) + ", " + std::to_string(count) +
+         ": the count must be a multiple of 32 and at most the block's threads");
+  if (b.named_arrived[id] == 0) b.named_count[id] = count;
+  if (b.named_count[id] != count)
+    fail("barrier.arrive " + std::to_string(id) + ": threads named counts " +
+         std::to_string(b.named_count[id]) + " and " + std::to_string(count) + " in one phase");
+  if (++b.named_arrived[id] == count) {  // the last arrival releases the phase's waiters
+    b.named_arrived[id] = 0;
+    ++b.named_generation[id];
+    const unsigned p0 = position(l, b, 0), p1 = position(l, b, block_threads(l) - 1);
+    l.hint = std::min({l.hint, p0, p1});
+  }
 }
 
 void spin_wait() {
@@ -483,9 +503,11 @@ void collective(Scope s, const char* name, const void* in, void* out, Collective
   me().polled = false;
   const unsigned members = s == Scope::kWarp ? 32u : 128u;
   const unsigned threads = block_threads(l);
-  if (threads % members != 0)
-    fail(std::string(name) + ": the block's " + std::to_string(threads) +
-         " threads are not whole " + (s == Scope::kWarp ? "warps" : "warpgroups"));
+  // The thread's own warp or warpgroup must be whole (a block may end in a part of a warpgroup,
+  // a producer warp, as long as that part never meets a warpgroup collective).
+  if ((me().linear / members + 1) * members > threads)
+    fail(std::string(name) + ": this thread's " + (s == Scope::kWarp ? "warp" : "warpgroup") +
+         " is not whole (the block has " + std::to_string(threads) + " threads)");
   Slot& slot = (s == Scope::kWarp ? b.warps : b.warpgroups)[me().linear / members];
   if (slot.arrived > 0 && std::strcmp(slot.name, name) != 0)
     fail(std::string("divergent collective: this thread is at ") + name + ", others of its " +

@@ -85,6 +85,9 @@ void sync_threads();
 // block have arrived at barrier `id`, wherever in the code each reaches it (the non-.aligned
 // form). Barrier 0 is sync_threads'.
 void named_barrier_sync(int id, unsigned count);
+// barrier.arrive id, count: counts this thread at barrier id without waiting for the phase (the
+// producer side of a named barrier whose other threads sync on it).
+void named_barrier_arrive(int id, unsigned count);
 // A thread polling global memory (a grid barrier's spin): the first poll since the thread last
 // met its block or warp reads at once; each further one gives way to every thread that can
 // move; when only pollers are left round after round, the emulated clock jumps ahead.
