@@ -31,7 +31,9 @@
  * `wgmma1_rel_err_{out,dq,dk,dv}_*` against the mma.sync kernels' sampled rows, <= 1e-2), and
  * the model's forward (`wgmma5`) with the atomic dQ (`*_wgmma5_atomic_dq_*`), the one-CTA forward loading K/V
  * two tiles ahead (`wgmma3` keys) and that with Q held in registers (`wgmma4`), `wgmma1` and
- * `wgmma4` with the two warpgroups ping-ponging half a tile apart (`wgmma5`, `wgmma6`), and the one-CTA forward with the two-warpgroup backward
+ * `wgmma4` with the two warpgroups ping-ponging half a tile apart (`wgmma5`, `wgmma6`), the
+ * warp-specialised forward whose K/V come by tensor-map copies from a producer warp, without and
+ * with the ping-pong (`wgmma7`, `wgmma8`), and the one-CTA forward with the two-warpgroup backward
  * kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
  * (`*_wgmma1_k128_*`, `*_wgmma1_k128_atomic_dq_*`). The last line is the JSON object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
@@ -325,7 +327,7 @@ async function main(): Promise<void> {
 
   for (const { T, key, base, sampleTokens, ours, peer, visible, causal, flopFwd } of hopper) {
     const onWgmma = (r: AttentionCudaTiming | null) => (r && r.forwardKernel === 'wgmma' ? r : null);
-    const wgmma = ([1, 2, 3, 4, 5, 6] as const).map((n) =>
+    const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8] as const).map((n) =>
       onWgmma(timeOurs(addon, { ...base, sampleTokens, wgmma: n }, errors, `ours wgmma${n} T=${T}`)),
     );
     // The model's forward with `deterministic: false`: the wgmma dK/dV kernel's atomic dQ.
@@ -350,6 +352,8 @@ async function main(): Promise<void> {
       ['wgmma4', wgmma[3] ?? null],
       ['wgmma5', wgmma[4] ?? null],
       ['wgmma6', wgmma[5] ?? null],
+      ['wgmma7', wgmma[6] ?? null],
+      ['wgmma8', wgmma[7] ?? null],
       ['wgmma5_atomic_dq', wgmmaAtomic],
       ['wgmma1_k128', k128[0] ?? null],
       ['wgmma1_k128_atomic_dq', k128[1] ?? null],

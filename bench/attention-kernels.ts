@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma-atomic,wgmma6,wgmma-k128]`:
+ * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma8,wgmma-atomic,wgmma-k128]`:
  * what bounds each kernel of the CUDA fused block-sparse attention, measured by Nsight Compute
  * (ncu, `--set full`) on one NPR-shaped rollout (the attention bench's shape: 32 / 8 heads, head
  * dim 128, bf16, prompt 512, two blocks of guideline 128 + 4 steps + takeaway 128).
@@ -9,7 +9,9 @@
  * wgmma backward, deterministic; `wgmma-atomic`: the same with the dK/dV kernel also summing dQ
  * (bulk reductions; `deterministic: false`); `wgmma1`:
  * the pipelined forward without the ping-pong; `wgmma3`: that loading K/V two tiles ahead;
- * `wgmma4`: that with Q held in registers; `wgmma6`: `wgmma4` ping-ponging; `wgmma-k128`,
+ * `wgmma4`: that with Q held in registers; `wgmma6`: `wgmma4` ping-ponging; `wgmma7`, `wgmma8`:
+ * the warp-specialised forward (tensor-map copies from a producer warp), without and with the
+ * ping-pong; `wgmma-k128`,
  * `wgmma-k128-atomic`: the two-warpgroup backward kernels, 128 keys or queries a CTA; `mma`,
  * `mma-atomic`: the mma.sync kernels): its time, the SM's and the
  * tensor pipe's busy share, shared memory, L1, L2 and DRAM throughput against their peaks,
@@ -31,12 +33,14 @@ import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
 
-const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
+const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
   wgmma: { wgmma: 5, deterministic: true },
   wgmma1: { wgmma: 1, deterministic: true },
   wgmma3: { wgmma: 3, deterministic: true },
   wgmma4: { wgmma: 4, deterministic: true },
   wgmma6: { wgmma: 6, deterministic: true },
+  wgmma7: { wgmma: 7, deterministic: true },
+  wgmma8: { wgmma: 8, deterministic: true },
   'wgmma-atomic': { wgmma: 5, deterministic: false },
   'wgmma-k128': { wgmma: 5, wgmmaKeys: 128, deterministic: true },
   'wgmma-k128-atomic': { wgmma: 5, wgmmaKeys: 128, deterministic: false },
@@ -47,7 +51,7 @@ const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6; wgmmaKeys?: 64 | 1
 const T = Number(argValue('T') ?? 8192);
 if (!Number.isInteger(T) || T < 1024) throw new RangeError(`--T must be an integer >= 1024 (got '${argValue('T')}')`);
 // Four by default, to stay inside gpu-check's time for the phase; the others on --configs.
-const DEFAULT_CONFIGS = 'wgmma,wgmma-atomic,wgmma6,wgmma-k128';
+const DEFAULT_CONFIGS = 'wgmma,wgmma8,wgmma-atomic,wgmma-k128';
 const configs = (argValue('configs') ?? DEFAULT_CONFIGS).split(',');
 for (const c of configs)
   if (!(c in CONFIGS)) throw new RangeError(`--configs: unknown configuration '${c}' (${Object.keys(CONFIGS).join(', ')})`);

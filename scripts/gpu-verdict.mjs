@@ -139,7 +139,19 @@ export function verdict(logs) {
   }
   if (attention && attention.available !== false && attention.wgmma_available !== undefined) {
     out.push(`attention on wgmma (available: ${attention.wgmma_available}; vs FlexAttention and vs mma.sync; worst sampled-row rel err):`);
-    const tags = ['wgmma1', 'wgmma2', 'wgmma3', 'wgmma4', 'wgmma5', 'wgmma6', 'wgmma5_atomic_dq', 'wgmma1_k128', 'wgmma1_k128_atomic_dq'];
+    const tags = [
+      'wgmma1',
+      'wgmma2',
+      'wgmma3',
+      'wgmma4',
+      'wgmma5',
+      'wgmma6',
+      'wgmma7',
+      'wgmma8',
+      'wgmma5_atomic_dq',
+      'wgmma1_k128',
+      'wgmma1_k128_atomic_dq',
+    ];
     for (const key of ['4k', '8k', '32k']) {
       // The fastest trial of each pass at this length (the deterministic ones apart for fwd+bwd).
       const best = (pass, pick) => {

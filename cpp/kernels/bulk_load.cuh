@@ -46,6 +46,15 @@ __device__ __forceinline__ void arrive_expect_tx(uint32_t bar, uint32_t bytes) {
 #endif
 }
 
+// One arrival at bar (a consumer handing its buffer back to the thread that refills it).
+__device__ __forceinline__ void arrive(uint32_t bar) {
+#if defined(NPR_EMU)
+  emu::ptx::mbarrier_arrive(bar);
+#elif NPR_SM90A_DEVICE_CODE
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+#endif
+}
+
 // Waits until the phase of bar with this parity has completed.
 __device__ __forceinline__ void wait(uint32_t bar, uint32_t parity) {
 #if defined(NPR_EMU)

@@ -16,4 +16,13 @@ __device__ __forceinline__ void sync(int id, int count) {
 #endif
 }
 
+// Counts this thread at barrier `id` without waiting (threads that sync on it wait for these).
+__device__ __forceinline__ void arrive(int id, int count) {
+#if defined(NPR_EMU)
+  emu::named_barrier_arrive(id, static_cast<unsigned>(count));
+#elif defined(__CUDA_ARCH__)
+  asm volatile("barrier.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+#endif
+}
+
 }  // namespace npr::named_barrier

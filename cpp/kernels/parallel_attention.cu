@@ -211,6 +211,7 @@ Status attention_forward_cuda(CudaContext& ctx, DevDType t, const DeviceAttentio
   p.row_pairs = plan.row_pairs.as<AttnTilePair>();
   p.masks = plan.masks.as<uint64_t>();
   p.tiles = plan.tiles();
+  p.tokens = plan.tokens();
   p.heads = static_cast<int>(s.heads);
   p.group = static_cast<int>(s.heads / s.kv_heads);
   p.head_dim = static_cast<int>(s.head_dim);

@@ -48,6 +48,7 @@ struct FwdParams {
   const AttnTilePair* row_pairs;
   const uint64_t* masks;  // (partial tiles, kT)
   int64_t tiles;
+  int64_t tokens;              // rows of q, k, v, out (the TMA forward's tensor maps)
   int heads, group, head_dim;  // group = heads / kv_heads
   int64_t ldq, ldk;            // heads * D, kv_heads * D (elements)
   float scale_log2;            // scale * log2 e

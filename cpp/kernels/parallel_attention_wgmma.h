@@ -38,13 +38,17 @@ bool attention_wgmma_available();
 // (attention_forward_wgmma_pipelined, K/V loaded one tile ahead); 3, the same loading two tiles
 // ahead; 4, that with Q held in registers (S's A operand; the pipelined kernel takes
 // q_in_registers with ahead 2 only); 5 and 6, variants 1 and 4 with the two warpgroups half a
-// tile apart (ping_pong: one's softmax under the other's MMAs). Every variant gives variant 1's
-// sums in its order. Only where attention_wgmma_available() holds.
+// tile apart (ping_pong: one's softmax under the other's MMAs); 7, the warp-specialised kernel
+// whose K / V (and Q) come by tensor-map copies from a producer warp (attention_forward_wgmma_ws;
+// p.tokens set); 8, that with the ping-pong. Every variant gives variant 1's sums in its order.
+// Only where attention_wgmma_available() holds.
 Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int variant);
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
                                          int64_t pair_blocks, int ahead, bool q_in_registers,
                                          bool ping_pong = false);
+Status attention_forward_wgmma_ws(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
+                                  bool ping_pong);
 
 // The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim
 // 64 or 128 (d.dim), one CTA per (key tile, kv head) on `stream` (a cudaStream_t), over the

@@ -28,6 +28,7 @@ npr::attn_fwd::FwdParams fwd_params(const PlanArrays& a, const AttnDims& d, uint
   p.row_pairs = reinterpret_cast<const AttnTilePair*>(a.row_pairs);
   p.masks = a.masks;
   p.tiles = a.tiles;
+  p.tokens = a.tokens;
   p.heads = d.heads;
   p.group = d.heads / d.kv_heads;
   p.head_dim = d.head_dim;
@@ -66,7 +67,7 @@ std::string attention_forward(const std::string& kernel, const PlanArrays& plan,
   if (kernel == "mma2")
     return d64 ? run(af::attn_fwd_mma2<64>, pairs, af::kMmaThreads, af::Mma2Smem<64>::kBytes, p)
                : run(af::attn_fwd_mma2<128>, pairs, af::kMmaThreads, af::Mma2Smem<128>::kBytes, p);
-  if (kernel.size() == 6 && kernel.rfind("wgmma", 0) == 0 && kernel[5] >= '1' && kernel[5] <= '6') {
+  if (kernel.size() == 6 && kernel.rfind("wgmma", 0) == 0 && kernel[5] >= '1' && kernel[5] <= '8') {
     const npr::Status st = npr::attention_forward_wgmma(nullptr, p, pairs, kernel[5] - '0');
     return st.is_ok() ? std::string() : st.to_string();
   }

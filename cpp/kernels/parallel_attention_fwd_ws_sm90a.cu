@@ -1,0 +1,305 @@
+// attention_forward_wgmma_ws (parallel_attention_wgmma.h): the Hopper forward of
+// parallel_attention_fwd_pipelined_sm90a.cu with its loads handed to the copy engine and a
+// producer warp (FlashAttention-3's warp specialisation), one CTA an SM (sm_90a only).
+//
+// Same decomposition, tiles, masks, MMAs and sums as the pipelined kernel: a CTA per (query
+// tile, pair of query heads), one consumer warpgroup a head, and per key tile j the warpgroup
+// issues S_j = Q K_j^T and O += P_{j-1} V_{j-1}, computes P_j while the latter runs, then
+// rescales O. What changes is how K and V arrive. The pipelined kernel's 256 threads each copy
+// 8 16-byte chunks a tile by cp.async (the swizzle's address arithmetic included) and meet at a
+// CTA barrier a tile, and on an H100 (ncu, 8k tokens) that kernel issued an instruction every
+// ~4 cycles a warp with fixed-latency and barrier stalls on top of its MMAs. Here one lane of a
+// ninth warp issues each tile's K and V as four tensor-map copies (kernels/tma_load.cuh, the
+// 128-byte swizzle done by the copy engine) into a ring of kStages buffers, each with a full
+// mbarrier (the copies' bytes) and an empty one (one arrival a consumer warp once its MMAs on
+// the buffer are done); the consumers wait on the full barrier alone, no CTA barrier a tile.
+// Q comes the same way, once. Rows past a sequence's end load whatever follows (the next
+// sequence, or zeros past the tensor): the plan marks every tile that holds such keys PARTIAL
+// with those keys masked, and rows of queries past it are never stored.
+//
+// With kPingPong the two warpgroups take turns issuing their MMAs (two named barriers, each
+// warpgroup syncing on its own and arriving at the other's), so that one's softmax runs under the
+// other's MMAs; without it they drift freely. The producer warp stays until the consumers have
+// handed back the last buffer (the emulator, like the ISA's rules for .aligned barriers, wants
+// no thread gone while others still meet at barriers).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/cuda_check.cuh"
+#include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
+#include "kernels/attn_softmax.cuh"
+#include "kernels/bulk_load.cuh"
+#include "kernels/mma_bf16.cuh"
+#include "kernels/named_barrier.cuh"
+#include "kernels/parallel_attention_fwd.cuh"
+#include "kernels/parallel_attention_wgmma.h"
+#include "kernels/tma_load.cuh"
+#include "kernels/tma_map.h"
+#include "kernels/wgmma.cuh"
+
+namespace npr {
+
+namespace {
+
+using attn_fwd::FwdParams;
+using attn_fwd::kT;
+using bf16_t = __nv_bfloat16;
+
+constexpr int kConsumers = 256;            // two warpgroups: heads h0 and h0 + 1
+constexpr int kThreads = kConsumers + 32;  // and the producer warp
+constexpr int kProducerWarp = kConsumers / 32;
+constexpr int kConsumerWarps = kConsumers / 32;
+
+// The kernel's parameters: FwdParams and the tensor maps of q, k, v (rows = tokens, 64-key or
+// 64-query boxes), a __grid_constant__ so that the copies can address the maps in place.
+struct WsParams {
+  TmaMap2d q, k, v;
+  FwdParams p;
+};
+
+template <int D, int kStages>
+struct WsSmem {
+  static constexpr int kTileBytes = kT * D * 2;  // one (64, D) sw128 tile
+  // Q0 | Q1 | (K, V) x kStages, each 1024-byte aligned | mbarriers: Q, full x kStages, empty x
+  // kStages; + 1 KB to align the dynamic base.
+  static constexpr int kBarOffset = (2 + 2 * kStages) * kTileBytes;
+  static constexpr int kBytes = kBarOffset + (1 + 2 * kStages) * 8 + 1024;
+  static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
+  static_assert(kBytes <= 227 * 1024, "one CTA an SM (an H100 gives a block 227 KB)");
+};
+
+// O += P V for one key tile: P (bf16 A fragments, 4 k-steps of 16 keys), V N-major at vt.
+template <int D>
+__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&pa)[4][4],
+                                         uint32_t vt) {
+  const uint64_t vd = wgmma::n_major_desc(vt, kT, 0);
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    const uint64_t vdk = wgmma::desc_plus(vd, wgmma::n_major_step(16 * kk));
+    if constexpr (D == 128)
+      wgmma::wgmma_m64n128k16_rs_tb(o, pa[kk], vdk);
+    else
+      wgmma::wgmma_m64n64k16_rs_tb(o, pa[kk], vdk);
+  }
+}
+
+// S = Q K^T for one key tile (Q at qt, K at kt, both K-major).
+template <int D>
+__device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t kt) {
+  const uint64_t qd = wgmma::k_major_desc(qt, kT, 0), kd = wgmma::k_major_desc(kt, kT, 0);
+  wgmma::wgmma_m64n64k16_ss_first(s, qd, kd);
+#pragma unroll
+  for (int kk = 1; kk < D / 16; ++kk) {
+    const uint32_t step = wgmma::k_major_step(kT, 16 * kk);
+    wgmma::wgmma_m64n64k16_ss(s, wgmma::desc_plus(qd, step), wgmma::desc_plus(kd, step), 1);
+  }
+}
+
+template <int D, int kStages, bool kPingPong>
+__global__ void __launch_bounds__(kThreads, 1)
+    attn_fwd_wgmma_ws(const __grid_constant__ WsParams w) {
+#if NPR_SM90A_DEVICE_CODE
+  using S = WsSmem<D, kStages>;
+  constexpr int ND = D / 8;                        // n8 fragments of the output
+  constexpr uint32_t kTileTx = 2 * S::kTileBytes;  // a stage's K and V, or both Q tiles
+  const FwdParams& p = w.p;
+  NPR_DYNAMIC_SHARED(smem_raw);
+  const uint32_t raw = static_cast<uint32_t>(__cvta_generic_to_shared(smem_raw));
+  const uint32_t sbase = (raw + 1023u) & ~1023u;
+  const auto q_tile = [&](int hh) { return sbase + hh * S::kTileBytes; };
+  const auto k_tile = [&](int j) { return sbase + (2 + 2 * (j % kStages)) * S::kTileBytes; };
+  const auto v_tile = [&](int j) { return sbase + (3 + 2 * (j % kStages)) * S::kTileBytes; };
+  const uint32_t q_full = sbase + S::kBarOffset;
+  const auto full = [&](int j) { return q_full + 8 * (1 + j % kStages); };
+  const auto empty = [&](int j) { return q_full + 8 * (1 + kStages + j % kStages); };
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const attn_fwd::PairItem it = attn_fwd::pair_item_of(p);
+  const AttnTilePair* const rp = p.row_pairs + p.row_ptr[it.g];
+  const int npairs = static_cast<int>(p.row_ptr[it.g + 1] - p.row_ptr[it.g]);
+  if (tid == 0) {
+    bulk_load::init(q_full, 1);
+    for (int s = 0; s < kStages; ++s) {
+      bulk_load::init(full(s), 1);
+      bulk_load::init(empty(s), kConsumerWarps);
+    }
+    bulk_load::fence_init();
+  }
+  __syncthreads();
+
+  if (warp == kProducerWarp) {
+    if (lane == 0) {
+      // A (64, D) tile is D / 64 boxes of 64 columns, one column block each.
+      const auto load = [&](uint32_t dst, const TmaMap2d* map, int x, int64_t y, uint32_t bar) {
+#pragma unroll
+        for (int cb = 0; cb < D / 64; ++cb)
+          tma::load_2d(dst + cb * wgmma::column_block_stride(kT), map, x + 64 * cb,
+                       static_cast<int>(y), bar);
+      };
+      bulk_load::arrive_expect_tx(q_full, kTileTx);
+      load(q_tile(0), &w.q, it.h0 * D, it.q_start, q_full);
+      load(q_tile(1), &w.q, (it.h0 + 1) * D, it.q_start, q_full);
+      for (int j = 0; j < npairs; ++j) {
+        // Use u = j / kStages of the buffer: use u - 1's readers must have handed it back.
+        if (j >= kStages) bulk_load::wait(empty(j), static_cast<uint32_t>((j / kStages - 1) & 1));
+        const int64_t ks = it.seq_start + static_cast<int64_t>(rp[j].other) * kT;
+        bulk_load::arrive_expect_tx(full(j), kTileTx);
+        load(k_tile(j), &w.k, it.kvh * D, ks, full(j));
+        load(v_tile(j), &w.v, it.kvh * D, ks, full(j));
+      }
+    }
+    // The whole warp stays until the last buffer is handed back: past that no consumer meets a
+    // barrier.
+    if (npairs > 0)
+      bulk_load::wait(empty(npairs - 1), static_cast<uint32_t>(((npairs - 1) / kStages) & 1));
+    return;
+  }
+
+  // Warpgroup = head of the pair, read through a shuffle from lane 0 so that ptxas knows it is
+  // the same across each warp (the ping-pong build branches on it around wgmma).
+  const int hh = __shfl_sync(0xffffffffu, tid >> 7, 0);
+  const int wq = warp & 3;  // warp within the warpgroup: rows 16 wq ..
+  const int g8 = lane >> 2, c4 = lane & 3;
+  const int r0 = wq * 16 + g8;
+  const uint32_t qt = q_tile(hh);
+  struct Words {
+    uint64_t w0, w1;
+    bool partial;
+  };
+  // Tile j's mask words of this thread's rows (all ones for a FULL pair).
+  const auto words = [&](int j) {
+    const int32_t partial = rp[j].partial;
+    return partial < 0 ? Words{~0ull, ~0ull, false}
+                       : Words{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
+  };
+  // Buffer j's K and V landed; its MMAs done in this warp (one arrival a warp).
+  const auto landed = [&](int j) {
+    bulk_load::wait(full(j), static_cast<uint32_t>((j / kStages) & 1));
+  };
+  const auto release = [&](int j) {
+    if (lane == 0) bulk_load::arrive(empty(j));
+  };
+  // Ping-pong turns: barrier 1 + hh is this warpgroup's, 2 - hh the other's.
+  const auto my_turn = [&] {
+    if constexpr (kPingPong) named_barrier::sync(1 + hh, kConsumers);
+  };
+  const auto your_turn = [&] {
+    if constexpr (kPingPong) named_barrier::arrive(2 - hh, kConsumers);
+  };
+
+  float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
+#pragma unroll
+  for (int n = 0; n < ND; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+  const float ninf = -__int_as_float(0x7f800000);
+  float m0 = ninf, m1 = ninf, l0 = 0.0f, l1 = 0.0f;
+  const float sl2 = p.scale_log2;
+  uint32_t pa[4][4];  // the previous tile's probabilities (bf16 A fragments)
+  const auto pack = [&](const float(&s)[8][4]) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      pa[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
+      pa[kk][1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
+      pa[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+
+  bulk_load::wait(q_full, 0);
+  if (kPingPong && hh == 1) your_turn();  // warpgroup 0 issues first
+  if (npairs > 0) {  // tile 0: S, probabilities (o is still zero: its rescale is exact)
+    const Words wd = words(0);
+    landed(0);
+    float s[8][4];
+    my_turn();
+    wgmma::fence();
+    issue_qk<D>(s, qt, k_tile(0));
+    wgmma::commit();
+    your_turn();
+    wgmma::wait<0>();
+    wgmma::fence_operands(s);
+    if (wd.partial) attn_fwd::mask_scores(s, wd.w0, wd.w1, c4);
+    online_softmax_step(s, o, m0, m1, l0, l1, sl2);
+    pack(s);
+  }
+  for (int j = 1; j < npairs; ++j) {
+    const Words wd = words(j);
+    landed(j);
+    float s[8][4];
+    wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
+    my_turn();
+    wgmma::fence();
+    issue_qk<D>(s, qt, k_tile(j));
+    wgmma::commit();
+    issue_pv<D>(o, pa, v_tile(j - 1));
+    wgmma::commit();
+    your_turn();
+    wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
+    wgmma::fence_operands(s);
+    if (wd.partial) attn_fwd::mask_scores(s, wd.w0, wd.w1, c4);
+    float a0, a1, rs0, rs1;
+    online_softmax_probs(s, m0, m1, sl2, a0, a1, rs0, rs1);
+    wgmma::wait<0>();  // P_{j-1} V_{j-1} done: o, pa and buffer j - 1 are free
+    wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
+    release(j - 1);
+    online_softmax_rescale(o, l0, l1, a0, a1, rs0, rs1);
+    pack(s);
+  }
+  if (npairs > 0) {  // the last tile's P V
+    wgmma::fence_operands(o);
+    wgmma::fence_operands(pa);
+    my_turn();
+    wgmma::fence();
+    issue_pv<D>(o, pa, v_tile(npairs - 1));
+    wgmma::commit();
+    your_turn();
+    wgmma::wait<0>();
+    wgmma::fence_operands(o);
+    release(npairs - 1);
+  }
+  attn_fwd::store_head_rows<D>(p, o, m0, m1, l0, l1, it.q_start, it.h0 + hh, r0, it.qn, c4);
+#else
+  __trap();  // built for another architecture: the host never launches it there
+#endif
+}
+
+constexpr int kStages128 = 5;  // 5 x 32 KB of K / V and 32 KB of Q: 193 KB
+constexpr int kStages64 = 6;   // 6 x 16 KB and 16 KB: 113 KB
+
+template <bool kPingPong>
+Status launch_ws(cudaStream_t st, const WsParams& w, unsigned grid) {
+  const char* what = kPingPong ? "attention_forward_wgmma (sm_90a warp-specialised TMA kernel, "
+                                 "ping-pong)"
+                               : "attention_forward_wgmma (sm_90a warp-specialised TMA kernel)";
+  if (w.p.head_dim == 64)
+    return launch_with_shared(attn_fwd_wgmma_ws<64, kStages64, kPingPong>, grid, kThreads,
+                              WsSmem<64, kStages64>::kBytes, st, what, w);
+  return launch_with_shared(attn_fwd_wgmma_ws<128, kStages128, kPingPong>, grid, kThreads,
+                            WsSmem<128, kStages128>::kBytes, st, what, w);
+}
+
+}  // namespace
+
+Status attention_forward_wgmma_ws(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
+                                  bool ping_pong) {
+  if (p.head_dim != 64 && p.head_dim != 128)
+    return Status::invalid("attention_forward_wgmma_ws: head_dim " + std::to_string(p.head_dim) +
+                           " (64 or 128 only)");
+  if (p.tokens <= 0 || p.tokens > 0x7fffffff)
+    return Status::invalid("attention_forward_wgmma_ws: tokens " + std::to_string(p.tokens) +
+                           " (1 to 2^31 - 1: the copies take 32-bit rows)");
+  WsParams w;
+  w.p = p;
+  NPR_TRY(make_tma_map_bf16_2d(&w.q, p.q, p.ldq, p.tokens, p.ldq, kT));
+  NPR_TRY(make_tma_map_bf16_2d(&w.k, p.k, p.ldk, p.tokens, p.ldk, kT));
+  NPR_TRY(make_tma_map_bf16_2d(&w.v, p.v, p.ldk, p.tokens, p.ldk, kT));
+  const auto st = static_cast<cudaStream_t>(stream);
+  const auto grid = static_cast<unsigned>(pair_blocks);
+  return ping_pong ? launch_ws<true>(st, w, grid) : launch_ws<false>(st, w, grid);
+}
+
+}  // namespace npr

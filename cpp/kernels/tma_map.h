@@ -1,0 +1,26 @@
+// Tensor maps for Hopper's tiled bulk copies (TMA): the 128-byte CUtensorMap a kernel takes as a
+// __grid_constant__ parameter and hands to cp.async.bulk.tensor (kernels/tma_load.cuh). Plain
+// C++ here, so that parameter structs can hold one without cuda.h; made by tma_map.cu through
+// the driver's cuTensorMapEncodeTiled (reached through the runtime's driver entry point, so the
+// addon does not link libcuda), or in the emulator build as the emulator's own encoding.
+#pragma once
+
+#include <cstdint>
+
+#include "core/status.h"
+
+namespace npr {
+
+// A CUtensorMap's bytes (64-aligned, as the hardware wants them).
+struct alignas(64) TmaMap2d {
+  unsigned char bytes[128];
+};
+
+// A map of the bf16 matrix at base: `rows` rows of `inner` elements, `ld` elements apart
+// (ld >= inner; base 16-byte aligned, ld a multiple of 8), read in boxes of box_rows rows x 64
+// elements (128 bytes) with the 128-byte swizzle, so that a box lands in shared memory as one
+// column block of a wgmma sw128 tile (wgmma_layout.h); elements outside the matrix land as zeros.
+Status make_tma_map_bf16_2d(TmaMap2d* out, const void* base, int64_t inner, int64_t rows,
+                            int64_t ld, int box_rows);
+
+}  // namespace npr
