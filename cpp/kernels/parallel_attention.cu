@@ -159,6 +159,13 @@ Status attention_backward_dq_wgmma(void*, const attn_bwd::PlanView&, const attn_
       "attention_backward_dq_wgmma: this build has no sm_90a kernel (build with CUDA "
       "architecture 90 and nvcc 12 or later)");
 }
+Status attention_backward_dq_wgmma_ws(void*, const attn_bwd::PlanView&, const attn_bwd::Dims&,
+                                      void*, const void*, const void*, const void*, const void*,
+                                      const float*) {
+  return Status::unavailable(
+      "attention_backward_dq_wgmma_ws: this build has no sm_90a kernel (build with CUDA "
+      "architecture 90 and nvcc 12 or later)");
+}
 #endif
 
 bool attention_wgmma_available() {

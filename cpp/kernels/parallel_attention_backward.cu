@@ -90,11 +90,12 @@ int64_t dq_acc_floats(const PlanView& p, const Dims& d, bool wgmma) {
 
 // dq_acc: null for the deterministic kernels, else dq_acc_floats fp32 of scratch for the
 // atomic dQ (zeroed here). wgmma: the dK / dV and dQ kernels are the sm_90a ones
-// (parallel_attention_wgmma.h); wide: their two-warpgroup builds (128 keys, 128 queries).
+// (parallel_attention_wgmma.h); wide: their two-warpgroup builds (128 keys, 128 queries); ws:
+// the deterministic dQ is the warp-specialised one.
 template <int D>
 Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
                  const void* dout, const void* q, const void* k, const void* v, const float* stats,
-                 float* dq_acc, bool wgmma, bool wide) {
+                 float* dq_acc, bool wgmma, bool wide, bool ws) {
   const auto* bq = static_cast<const bf16_t*>(q);
   const auto* bk = static_cast<const bf16_t*>(k);
   const auto* bv = static_cast<const bf16_t*>(v);
@@ -129,6 +130,7 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
     return cuda_launch_status("attention backward: dQ from its fp32 sums");
   }
   if (two_wg) return attention_backward_dq_wgmma_wide(st, p, d, dq, dout, q, k, v, stats);
+  if (ws) return attention_backward_dq_wgmma_ws(st, p, d, dq, dout, q, k, v, stats);
   if (wgmma) return attention_backward_dq_wgmma(st, p, d, dq, dout, q, k, v, stats);
   NPR_CUDA_TRY(
       cudaFuncSetAttribute(dq_tc_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, q_smem),
@@ -224,6 +226,8 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
   const bool atomic_dq = tc && !ctx.deterministic;
   const bool wgmma = tc && ctx.attention_wgmma != 0 && attention_wgmma_available();
   const bool wide = ctx.attention_wgmma_keys == 128;
+  // The forward's warp-specialised variants take the warp-specialised dQ kernel too (even groups).
+  const bool ws = wgmma && !wide && ctx.attention_wgmma >= 7 && d.group % 2 == 0;
   const int64_t stats_bytes = (2 * H * T * 4 + 255) / 256 * 256;
   const int64_t acc_bytes = atomic_dq ? dq_acc_floats(p, d, wgmma) * 4 : 0;
   void* scratch = nullptr;
@@ -244,8 +248,9 @@ Status attention_backward_cuda(CudaContext& ctx, DevDType t, const DeviceAttenti
   if (t == DevDType::kF32)
     return launch_simt_any<float>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
   if (tc && D == 64)
-    return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide);
-  if (tc) return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide);
+    return launch_tc<64>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide, ws);
+  if (tc)
+    return launch_tc<128>(st, p, d, dq, dk, dv, dout, q, k, v, stats, dq_acc, wgmma, wide, ws);
   return launch_simt_any<bf16_t>(st, p, d, dq, dk, dv, dout, q, k, v, stats);
 }
 

@@ -91,6 +91,16 @@ Status attention_backward_dq_wgmma(void* stream, const attn_bwd::PlanView& p,
                                    const attn_bwd::Dims& d, void* dq, const void* dout,
                                    const void* q, const void* k, const void* v, const float* stats);
 
+// The same dQ warp-specialised (parallel_attention_bwd_dq_ws_sm90a.cu): one CTA per (query tile,
+// pair of query heads of one kv head; d.group even), a consumer warpgroup a head sharing each
+// stage's K and V, which a producer warp brings by tensor-map copies (p.tokens rows); dq
+// bit-identical to the one-warpgroup kernel's. The backward takes it with the forward's
+// warp-specialised variants (attention_wgmma 7, 8). Only where attention_wgmma_available().
+Status attention_backward_dq_wgmma_ws(void* stream, const attn_bwd::PlanView& p,
+                                      const attn_bwd::Dims& d, void* dq, const void* dout,
+                                      const void* q, const void* k, const void* v,
+                                      const float* stats);
+
 // The same dQ with two warpgroups a CTA, one CTA per pair of query tiles (128 queries) and head,
 // sharing each stage's K and V loads (parallel_attention_bwd_dq_wide_sm90a.cu): head_dim 128
 // only; dq bit-identical to the one-warpgroup kernel's. Only where attention_wgmma_available().

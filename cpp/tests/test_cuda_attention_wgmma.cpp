@@ -220,6 +220,14 @@ TEST(cuda_attention_backward_wgmma_matches_the_mma_kernels_and_the_cpu) {
         ctx.attention_wgmma = 1;
         const Grads wg = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
         const Grads wg2 = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
+        // The warp-specialised variants take the warp-specialised dQ kernel (even groups): the
+        // one-warpgroup kernel's stages in its order, so its bits.
+        ctx.attention_wgmma = 7;
+        const Grads ws = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
+        ctx.attention_wgmma = 1;
+        CHECK_MSG(
+            ws.dq == wg.dq && ws.dk == wg.dk && ws.dv == wg.dv,
+            what + ": the warp-specialised dQ kernel differs from the one-warpgroup one's bits");
         ctx.deterministic = false;
         const Grads fast = backward_on_device(ctx, dp, sh, q, k, v, dout, out, lse);
         // The two-warpgroup kernels (head_dim 128; 64 falls back to the one-warpgroup ones): each

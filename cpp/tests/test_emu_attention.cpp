@@ -108,12 +108,20 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
   };
   // The dK / dV kernel takes odd groups too (GQA 1, 2, 4).
   const std::vector<Heads> cases = {{4, 2, 128}, {2, 2, 64}, {4, 1, 64}};
-  for (const RandomStructure& rs : structures(rng)) {
+  // And a sequence of 8 tiles, deterministic wgmma paths only, so that the warp-specialised dQ
+  // kernel's K / V ring (4 stages) wraps.
+  const std::vector<Heads> long_cases = {{2, 1, 128}};
+  std::vector<RandomStructure> all = structures(rng);
+  const size_t n_short = all.size();
+  all.push_back(structure_of_lengths(rng, {450}, 2));
+  for (size_t si = 0; si < all.size(); ++si) {
+    const RandomStructure& rs = all[si];
+    const bool long_case = si >= n_short;
     AttentionPlan plan;
     CHECK_OK(attention_plan(rs.view(), &plan));
     const emu::PlanArrays arrays = arrays_of(plan);
     const int64_t T = plan.tokens;
-    for (const Heads& c : cases) {
+    for (const Heads& c : long_case ? long_cases : cases) {
       const EmuCase x = make_case(rng, plan, c.heads, c.kv_heads, c.dim);
       const AttentionShape& sh = x.sh;
       const std::vector<float> out = bf16_rounded(x.out);  // what a bf16 forward stores
@@ -196,10 +204,11 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
       };
       for (const bool atomic : {false, true})
         for (const Mode& m : kModes) {
+          if (long_case && atomic) continue;
           const std::string tail =
               std::string(atomic ? " atomic dQ" : " deterministic") + " (" + m.name + ")";
           Grads mma, wg;
-          const bool ok_mma = run("mma", atomic, m, shape + " mma.sync" + tail, &mma);
+          const bool ok_mma = !long_case && run("mma", atomic, m, shape + " mma.sync" + tail, &mma);
           const bool ok_wg = run("wgmma", atomic, m, shape + " wgmma" + tail, &wg);
           for (const auto& [g, ok, name] :
                {std::tuple{&mma, ok_mma, " mma.sync"}, std::tuple{&wg, ok_wg, " wgmma"}}) {
@@ -212,7 +221,7 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                         shape + name + tail + ": " + grad + " vs cpu " + std::to_string(e));
             }
           }
-          if (c.dim == 128) {
+          if (c.dim == 128 && !long_case) {
             // The two-warpgroup kernels: each warpgroup runs the one-warpgroup kernel's stages, so
             // dK, dV and the deterministic dQ are its bits; the atomic dQ sums over 128 keys at a
             // time, within rounding.
@@ -229,6 +238,23 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                 CHECK_MSG(bits_of(wide.dq) == bits_of(wg.dq),
                           shape + " wgmma wide" + tail + ": dq bits");
             }
+          }
+          if (!atomic && ok_wg && (c.heads / c.kv_heads) % 2 == 0) {
+            // The warp-specialised dQ kernel: each warpgroup runs the one-warpgroup kernel's
+            // stages in its order, on K and V a producer warp brings by tensor-map copies.
+            std::vector<uint16_t> gq(x.q.size(), 0xffff);
+            emu::set_options(m.opt);
+            std::string fault;
+            {
+              const Registered reg(q, k, v, dout, stats, gq, plan.masks);
+              fault =
+                  emu::attention_backward_dq_wgmma_ws(arrays, dims_of(sh), gq.data(), dout.data(),
+                                                      q.data(), k.data(), v.data(), stats.data());
+            }
+            CHECK_MSG(fault.empty(), shape + " wgmma ws" + tail + ": " + fault);
+            if (fault.empty())
+              CHECK_MSG(bits_of(floats_of(gq)) == bits_of(wg.dq),
+                        shape + " wgmma ws" + tail + ": dq bits");
           }
           if (!ok_mma || !ok_wg) continue;
           // The wgmma kernels against the mma.sync ones they replace, as on a GPU.

@@ -45,6 +45,7 @@ TEST(emu_attention_device_entry_points_run_every_path) {
   const Path paths[] = {{{0, true}, "mma.sync, deterministic"},
                         {{0, false}, "mma.sync, atomic dQ"},
                         {{1, true}, "wgmma (one CTA an SM), deterministic"},
+                        {{8, true}, "wgmma warp-specialised (TMA), deterministic"},
                         {{2, false}, "wgmma (two CTAs an SM), atomic dQ"},
                         {{1, true, 128}, "wgmma, two-warpgroup backward, deterministic"},
                         {{2, false, 128}, "wgmma, two-warpgroup backward, atomic dQ"}};
@@ -62,6 +63,7 @@ TEST(emu_attention_device_entry_points_run_every_path) {
                                 std::to_string(c.kv_heads) + " D " + std::to_string(c.dim) + " T " +
                                 std::to_string(plan.tokens);
       std::vector<uint16_t> det_dk[2], det_dv[2];  // the deterministic runs', by wgmma or not
+      std::vector<uint16_t> wgmma_dq;              // the first deterministic wgmma run's
       for (const Path& p : paths) {
         const std::string what = shape + ", " + p.name;
         std::vector<uint16_t> out(q.size()), dq(q.size()), dk(k.size()), dv(v.size());
@@ -90,12 +92,17 @@ TEST(emu_attention_device_entry_points_run_every_path) {
         // for both wgmma forwards, and for the two-warpgroup wgmma kernel, whose warpgroups each
         // run the 64-key kernel's stages).
         const int w = p.call.wgmma != 0 ? 1 : 0;
-        if (p.call.deterministic && p.call.wgmma_keys == 64) {
+        if (p.call.deterministic && p.call.wgmma_keys == 64 && det_dk[w].empty()) {
           det_dk[w] = dk;
           det_dv[w] = dv;
+          if (w == 1) wgmma_dq = dq;
         } else {
           CHECK_MSG(dk == det_dk[w] && dv == det_dv[w],
                     what + ": dK / dV differ from the deterministic run's bits");
+          // The warp-specialised dQ kernel (even groups; odd ones keep the one-warpgroup
+          // kernel): the one-warpgroup kernel's stages in its order.
+          if (p.call.wgmma == 8)
+            CHECK_MSG(dq == wgmma_dq, what + ": dq differs from the one-warpgroup kernel's bits");
         }
       }
     }

@@ -136,6 +136,14 @@ std::string attention_backward_dq_wgmma(const PlanArrays& a, const AttnDims& d, 
   return fault_of(npr::attention_backward_dq_wgmma(nullptr, b.p, b.d, dq, dout, q, k, v, stats));
 }
 
+std::string attention_backward_dq_wgmma_ws(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
+                                           const uint16_t* dout, const uint16_t* q,
+                                           const uint16_t* k, const uint16_t* v,
+                                           const float* stats) {
+  const BwdArgs b = bwd_args(a, d);
+  return fault_of(npr::attention_backward_dq_wgmma_ws(nullptr, b.p, b.d, dq, dout, q, k, v, stats));
+}
+
 std::string attention_backward_dq_wgmma_wide(const PlanArrays& a, const AttnDims& d, uint16_t* dq,
                                              const uint16_t* dout, const uint16_t* q,
                                              const uint16_t* k, const uint16_t* v,

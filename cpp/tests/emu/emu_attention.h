@@ -74,6 +74,12 @@ std::string attention_backward_dq_wgmma(const PlanArrays& plan, const AttnDims& 
                                         const uint16_t* dout, const uint16_t* q, const uint16_t* k,
                                         const uint16_t* v, const float* stats);
 
+// The same on the warp-specialised sm_90a dQ kernel (two heads a CTA; even GQA groups).
+std::string attention_backward_dq_wgmma_ws(const PlanArrays& plan, const AttnDims& d, uint16_t* dq,
+                                           const uint16_t* dout, const uint16_t* q,
+                                           const uint16_t* k, const uint16_t* v,
+                                           const float* stats);
+
 // The same on the two-warpgroup, 128-query sm_90a dQ kernel (head_dim 128 only).
 std::string attention_backward_dq_wgmma_wide(const PlanArrays& plan, const AttnDims& d,
                                              uint16_t* dq, const uint16_t* dout, const uint16_t* q,
