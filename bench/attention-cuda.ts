@@ -33,8 +33,9 @@
  * two tiles ahead (`wgmma3` keys) and that with Q held in registers (`wgmma4`), `wgmma1` and
  * `wgmma4` with the two warpgroups ping-ponging half a tile apart (`wgmma5`, `wgmma6`), the
  * warp-specialised forward whose K/V come by tensor-map copies from a producer warp, without and
- * with the ping-pong (`wgmma7`, `wgmma8`; their backward's deterministic dQ kernel is
- * warp-specialised too, two heads a CTA sharing K/V), and the one-CTA forward with the two-warpgroup backward
+ * with the ping-pong (`wgmma7`, `wgmma8`; in their backward the deterministic dQ kernel is
+ * warp-specialised too, two heads a CTA sharing K/V, and the dK/dV kernel takes Q and dO by
+ * tensor-map copies), and the one-CTA forward with the two-warpgroup backward
  * kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
  * (`*_wgmma1_k128_*`, `*_wgmma1_k128_atomic_dq_*`). The last line is the JSON object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,

@@ -127,7 +127,7 @@ Status attention_forward_wgmma(void*, const FwdParams&, int64_t, int) {
 }
 Status attention_backward_dkdv_wgmma(void*, const attn_bwd::PlanView&, const attn_bwd::Dims&, void*,
                                      void*, float*, const void*, const void*, const void*,
-                                     const void*, const float*) {
+                                     const void*, const float*, bool) {
   return Status::unavailable(
       "attention_backward_dkdv_wgmma: this build has no sm_90a kernel (build with CUDA "
       "architecture 90 and nvcc 12 or later)");

@@ -91,7 +91,8 @@ int64_t dq_acc_floats(const PlanView& p, const Dims& d, bool wgmma) {
 // dq_acc: null for the deterministic kernels, else dq_acc_floats fp32 of scratch for the
 // atomic dQ (zeroed here). wgmma: the dK / dV and dQ kernels are the sm_90a ones
 // (parallel_attention_wgmma.h); wide: their two-warpgroup builds (128 keys, 128 queries); ws:
-// the deterministic dQ is the warp-specialised one.
+// the deterministic dQ is the warp-specialised one and the deterministic dK / dV kernel takes
+// its Q and dO by tensor-map copies.
 template <int D>
 Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, void* dk, void* dv,
                  const void* dout, const void* q, const void* k, const void* v, const float* stats,
@@ -112,7 +113,8 @@ Status launch_tc(cudaStream_t st, const PlanView& p, const Dims& d, void* dq, vo
   if (two_wg) {
     NPR_TRY(attention_backward_dkdv_wgmma_wide(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
   } else if (wgmma) {
-    NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats));
+    NPR_TRY(attention_backward_dkdv_wgmma(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats,
+                                          ws && !atomic));
   } else {
     auto* kernel = atomic ? dkdv_tc_kernel<D, true> : dkdv_tc_kernel<D, false>;
     NPR_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kv_smem),

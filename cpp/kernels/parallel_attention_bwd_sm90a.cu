@@ -30,7 +30,15 @@
 // while the second part's MMAs run. The buffers take the next stage's loads, which therefore
 // wait for the engine to have read them. (Issuing the next loads after the stage's first MMAs
 // instead, the engine's read under them, made ptxas spill 68 bytes at 255 registers.)
-// Not here: TMA, warp specialisation, two warpgroups a CTA.
+//
+// With kTma (the deterministic build only), each stage's Q and dO come as tensor-map copies
+// (kernels/tma_load.cuh) that thread 0 issues after the stage barrier, tracked by one mbarrier a
+// buffer, instead of 16 cp.async a thread a stage with their swizzle arithmetic: the same
+// buffers, barrier and stage, so the same bits. Query rows past a sequence's end then hold what
+// follows it (the next sequence, or zeros past the tensor) instead of zeros; the stage masks
+// them (qi < nq) and their lse2 and delta stay zero-filled.
+// Not here: warp specialisation (a producer warp does not fit beside 255 registers a thread at
+// two CTAs an SM), two warpgroups a CTA.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -39,6 +47,7 @@
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
 #include "core/dynamic_shared.cuh"
+#include "kernels/bulk_load.cuh"
 #include "kernels/bulk_reduce.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_bwd.cuh"
@@ -46,6 +55,8 @@
 #include "kernels/parallel_attention_bwd_tc.cuh"
 #include "kernels/parallel_attention_bwd_tile_dq.cuh"
 #include "kernels/parallel_attention_wgmma.h"
+#include "kernels/tma_load.cuh"
+#include "kernels/tma_map.h"
 #include "kernels/wgmma.cuh"
 
 namespace npr {
@@ -61,19 +72,23 @@ template <int D>
 struct BwdSmem {
   static constexpr int kTileBytes = kTile * D * 2;    // one (64, D) sw128 tile
   static constexpr int kDsBytes = kTile * kTile * 2;  // dS^T (64 keys, 64 queries) sw128
-  // K | V | Q0 | Q1 | dO0 | dO1 | dS^T | lse2 (2, 64) | delta (2, 64) | masks (2, 64) u64;
-  // + 1 KB to align the dynamic base to 1024 bytes.
+  // K | V | Q0 | Q1 | dO0 | dO1 | dS^T | lse2 (2, 64) | delta (2, 64) | masks (2, 64) u64 |
+  // 2 mbarriers (kTma); + 1 KB to align the dynamic base to 1024 bytes.
   static constexpr int kStats = 6 * kTileBytes + kDsBytes;
-  static constexpr int kBytes = kStats + 2 * 2 * kTile * 4 + 2 * kTile * 8 + 1024;
+  static constexpr int kBars = kStats + 2 * 2 * kTile * 4 + 2 * kTile * 8;
+  static constexpr int kBytes = kBars + 2 * 8 + 1024;
   static_assert(kTileBytes % 1024 == 0 && kDsBytes % 1024 == 0, "sw128 tiles stay aligned");
 };
 
-template <int D, bool kAtomicDq>
+template <int D, bool kAtomicDq, bool kTma>
 __global__ void __launch_bounds__(kThreads, 2)
     dkdv_wgmma_kernel(PlanView p, Dims d, bf16_t* __restrict__ dk, bf16_t* __restrict__ dv,
                       float* __restrict__ dq_acc, const bf16_t* __restrict__ q,
                       const bf16_t* __restrict__ k, const bf16_t* __restrict__ v,
-                      const bf16_t* __restrict__ dout, const float* __restrict__ stats) {
+                      const bf16_t* __restrict__ dout, const float* __restrict__ stats,
+                      const __grid_constant__ TmaMap2d q_map,
+                      const __grid_constant__ TmaMap2d dout_map) {
+  static_assert(!(kTma && kAtomicDq), "the atomic dQ stages its sums where the copies land");
 #if NPR_SM90A_DEVICE_CODE
   using S = BwdSmem<D>;
   constexpr int ND = D / 8;  // n8 fragments of a (16, D) row block
@@ -89,6 +104,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   float* const lse_s = reinterpret_cast<float*>(sgen + S::kStats);          // (2, 64) lse2
   float* const del_s = lse_s + 2 * kTile;                                   // (2, 64) delta
   uint64_t* const mask_s = reinterpret_cast<uint64_t*>(del_s + 2 * kTile);  // (2, 64)
+  const auto full = [&](int b) { return sbase + S::kBars + 8 * b; };  // kTma: Q, dO of buffer b
 
   const KeyTile kt = key_tile_of(p, d);
   const int kvh = kt.kvh, nk = kt.nk;
@@ -98,6 +114,14 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int g8 = lane >> 2, c4 = lane & 3;
   const int64_t ldk = static_cast<int64_t>(d.kv_heads) * D, ldq = static_cast<int64_t>(d.heads) * D;
 
+  if constexpr (kTma) {
+    if (tid == 0) {
+      bulk_load::init(full(0), 1);
+      bulk_load::init(full(1), 1);
+      bulk_load::fence_init();
+    }
+    __syncthreads();
+  }
   wgmma::load_tile_sw128<kTile, D, kThreads>(k_tile, k + kstart * ldk + kvh * D, ldk, nk, tid);
   wgmma::load_tile_sw128<kTile, D, kThreads>(v_tile, v + kstart * ldk + kvh * D, ldk, nk, tid);
   auto load_stage = [&](int64_t s, int buf) {
@@ -105,9 +129,23 @@ __global__ void __launch_bounds__(kThreads, 2)
     const int h = kvh * d.group + static_cast<int>(s % d.group);
     const int64_t qstart = tile_start(sq, pair.other);
     const int nq = tile_len(sq, qstart);
-    wgmma::load_tile_sw128<kTile, D, kThreads>(q_tile(buf), q + qstart * ldq + h * D, ldq, nq, tid);
-    wgmma::load_tile_sw128<kTile, D, kThreads>(do_tile(buf), dout + qstart * ldq + h * D, ldq, nq,
-                                               tid);
+    if constexpr (kTma) {
+      if (tid == 0) {
+        bulk_load::arrive_expect_tx(full(buf), 2 * S::kTileBytes);
+#pragma unroll
+        for (int cb = 0; cb < D / 64; ++cb) {
+          const uint32_t at = cb * wgmma::column_block_stride(kTile);
+          const int x = h * D + 64 * cb, y = static_cast<int>(qstart);
+          tma::load_2d(q_tile(buf) + at, &q_map, x, y, full(buf));
+          tma::load_2d(do_tile(buf) + at, &dout_map, x, y, full(buf));
+        }
+      }
+    } else {
+      wgmma::load_tile_sw128<kTile, D, kThreads>(q_tile(buf), q + qstart * ldq + h * D, ldq, nq,
+                                                 tid);
+      wgmma::load_tile_sw128<kTile, D, kThreads>(do_tile(buf), dout + qstart * ldq + h * D, ldq, nq,
+                                                 tid);
+    }
     load_stage_rows(lse_s, del_s, mask_s, buf, stats, p, d, h, qstart, nq, pair.partial, tid);
   };
 
@@ -130,6 +168,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     // engine has read the dQ block stage s - 1 staged there (each warp's lane 0 waits for the
     // reductions it issued, the barrier for all of them).
     cp_async_wait<0>();
+    if constexpr (kTma)  // stage s's Q and dO: use s / 2 of its buffer
+      bulk_load::wait(full(static_cast<int>(s & 1)), static_cast<uint32_t>((s >> 1) & 1));
     wgmma::fence_proxy_async_shared();
     if constexpr (kAtomicDq)
       if (lane == 0) bulk::wait_read<0>();
@@ -213,17 +253,28 @@ __global__ void __launch_bounds__(kThreads, 2)
 #endif
 }
 
-template <int D, bool kAtomicDq>
+template <int D, bool kAtomicDq, bool kTma>
 Status launch_dkdv(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, void* dv,
                    float* dq_acc, const void* dout, const void* q, const void* k, const void* v,
                    const float* stats) {
+  TmaMap2d q_map{}, dout_map{};  // unused (zeros) without kTma
+  if constexpr (kTma) {
+    const int64_t ldq = static_cast<int64_t>(d.heads) * D;
+    if (p.tokens <= 0 || p.tokens > 0x7fffffff)
+      return Status::invalid("attention_backward_dkdv_wgmma: tokens " + std::to_string(p.tokens) +
+                             " (1 to 2^31 - 1: the copies take 32-bit rows)");
+    NPR_TRY(make_tma_map_bf16_2d(&q_map, q, ldq, p.tokens, ldq, kTile));
+    NPR_TRY(make_tma_map_bf16_2d(&dout_map, dout, ldq, p.tokens, ldq, kTile));
+  }
   // Two CTAs of ~107 KB an SM: the launch takes the maximum shared carveout.
   return launch_with_shared(
-      dkdv_wgmma_kernel<D, kAtomicDq>, static_cast<unsigned>(p.tiles * d.kv_heads), kThreads,
-      BwdSmem<D>::kBytes, st, "attention backward: dK/dV kernel (sm_90a wgmma)", p, d,
-      static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc, static_cast<const bf16_t*>(q),
-      static_cast<const bf16_t*>(k), static_cast<const bf16_t*>(v),
-      static_cast<const bf16_t*>(dout), stats);
+      dkdv_wgmma_kernel<D, kAtomicDq, kTma>, static_cast<unsigned>(p.tiles * d.kv_heads), kThreads,
+      BwdSmem<D>::kBytes, st,
+      kTma ? "attention backward: dK/dV kernel (sm_90a wgmma, tensor-map copies)"
+           : "attention backward: dK/dV kernel (sm_90a wgmma)",
+      p, d, static_cast<bf16_t*>(dk), static_cast<bf16_t*>(dv), dq_acc,
+      static_cast<const bf16_t*>(q), static_cast<const bf16_t*>(k), static_cast<const bf16_t*>(v),
+      static_cast<const bf16_t*>(dout), stats, q_map, dout_map);
 }
 
 }  // namespace
@@ -231,15 +282,21 @@ Status launch_dkdv(cudaStream_t st, const PlanView& p, const Dims& d, void* dk, 
 Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
                                      const attn_bwd::Dims& d, void* dk, void* dv, float* dq_acc,
                                      const void* dout, const void* q, const void* k, const void* v,
-                                     const float* stats) {
+                                     const float* stats, bool tma) {
   const bool atomic = dq_acc != nullptr;
   auto st = static_cast<cudaStream_t>(stream);
+  if (atomic && tma)
+    return Status::invalid(
+        "attention_backward_dkdv_wgmma: the tensor-map copies are built for the deterministic "
+        "kernel only (the atomic dQ stages its sums in the buffers they fill)");
   if (d.dim == 64)
-    return atomic ? launch_dkdv<64, true>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
-                  : launch_dkdv<64, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats);
+    return atomic ? launch_dkdv<64, true, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
+           : tma  ? launch_dkdv<64, false, true>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
+                  : launch_dkdv<64, false, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats);
   if (d.dim == 128)
-    return atomic ? launch_dkdv<128, true>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
-                  : launch_dkdv<128, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats);
+    return atomic ? launch_dkdv<128, true, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
+           : tma  ? launch_dkdv<128, false, true>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats)
+                  : launch_dkdv<128, false, false>(st, p, d, dk, dv, dq_acc, dout, q, k, v, stats);
   return Status::invalid("attention_backward_dkdv_wgmma: head_dim " + std::to_string(d.dim) +
                          " (64 or 128 only)");
 }

@@ -55,11 +55,14 @@ Status attention_forward_wgmma_ws(void* stream, const attn_fwd::FwdParams& p, in
 // stats (lse2, delta) attention_backward_cuda computed. dq_acc null: dK, dV only (the dQ kernel
 // below runs next, deterministic); else also dQ = dS K added into dq_acc by bulk reductions,
 // attention_tile_dq_acc_floats fp32 in tile order, zeroed by the caller; then
-// attention_backward_dq_from_tile_acc writes dq. Only where attention_wgmma_available() holds.
+// attention_backward_dq_from_tile_acc writes dq. tma (dq_acc null only): each stage's Q and dO
+// come by tensor-map copies (p.tokens rows), the same bits; the backward takes it with the
+// forward's warp-specialised variants (attention_wgmma 7, 8). Only where
+// attention_wgmma_available() holds.
 Status attention_backward_dkdv_wgmma(void* stream, const attn_bwd::PlanView& p,
                                      const attn_bwd::Dims& d, void* dk, void* dv, float* dq_acc,
                                      const void* dout, const void* q, const void* k, const void* v,
-                                     const float* stats);
+                                     const float* stats, bool tma = false);
 
 // The same dK / dV (and optional atomic dQ) on wgmma with two warpgroups a CTA, one CTA per
 // pair of key tiles (128 keys) and kv head, sharing each stage's Q and dO loads

@@ -239,6 +239,23 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
                           shape + " wgmma wide" + tail + ": dq bits");
             }
           }
+          if (!atomic && ok_wg) {
+            // The dK / dV kernel with Q and dO by tensor-map copies: the same stages, the same
+            // bits.
+            std::vector<uint16_t> gk(x.k.size(), 0xffff), gv(x.v.size(), 0xffff);
+            emu::set_options(m.opt);
+            std::string fault;
+            {
+              const Registered reg(q, k, v, dout, stats, gk, gv, plan.masks);
+              fault = emu::attention_backward_dkdv_wgmma(arrays, dims_of(sh), gk.data(), gv.data(),
+                                                         nullptr, dout.data(), q.data(), k.data(),
+                                                         v.data(), stats.data(), true);
+            }
+            CHECK_MSG(fault.empty(), shape + " wgmma tma" + tail + ": " + fault);
+            if (fault.empty())
+              CHECK_MSG(gk == bits_of(wg.dk) && gv == bits_of(wg.dv),
+                        shape + " wgmma tma" + tail + ": dk / dv bits");
+          }
           if (!atomic && ok_wg && (c.heads / c.kv_heads) % 2 == 0) {
             // The warp-specialised dQ kernel: each warpgroup runs the one-warpgroup kernel's
             // stages in its order, on K and V a producer warp brings by tensor-map copies.

@@ -137,7 +137,8 @@ export interface AttentionCudaTimeOptions {
    * registers, 5 and 6 variants 1 and 4 with the two warpgroups ping-ponging (half a tile
    * apart), 7 the warp-specialised forward (K/V by tensor-map copies from a producer warp into
    * a ring of mbarrier-tracked buffers) and 8 that ping-ponging, both with the backward's
-   * deterministic dQ kernel warp-specialised the same way; 0 (default): the mma.sync kernels.
+   * deterministic dQ kernel warp-specialised the same way and its dK/dV kernel's Q and dO by
+   * tensor-map copies; 0 (default): the mma.sync kernels.
    */
   wgmma?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
   /** The wgmma backward's dK/dV kernel: 64 keys a CTA (default) or 128 (two warpgroups; head dim 128). */

@@ -108,10 +108,10 @@ std::string fault_of(const npr::Status& st) {
 std::string attention_backward_dkdv_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dk,
                                           uint16_t* dv, float* dq_acc, const uint16_t* dout,
                                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
-                                          const float* stats) {
+                                          const float* stats, bool tma) {
   const BwdArgs b = bwd_args(a, d);
-  return fault_of(
-      npr::attention_backward_dkdv_wgmma(nullptr, b.p, b.d, dk, dv, dq_acc, dout, q, k, v, stats));
+  return fault_of(npr::attention_backward_dkdv_wgmma(nullptr, b.p, b.d, dk, dv, dq_acc, dout, q, k,
+                                                     v, stats, tma));
 }
 
 std::string attention_backward_dkdv_wgmma_wide(const PlanArrays& a, const AttnDims& d, uint16_t* dk,

@@ -39,10 +39,11 @@ std::string attention_forward(const std::string& kernel, const PlanArrays& plan,
 // The sm_90a dK / dV kernel: dk, dv (T, kv_heads, D) bf16 bits; dq_acc null, or the atomic dQ's
 // fp32 sums (unscaled) in tile order (attention_tile_dq_acc_floats), for
 // attention_dq_from_tile_acc; stats (2, heads, T): lse * log2 e, then delta.
+// tma: Q and dO by tensor-map copies (dq_acc null only).
 std::string attention_backward_dkdv_wgmma(const PlanArrays& plan, const AttnDims& d, uint16_t* dk,
                                           uint16_t* dv, float* dq_acc, const uint16_t* dout,
                                           const uint16_t* q, const uint16_t* k, const uint16_t* v,
-                                          const float* stats);
+                                          const float* stats, bool tma = false);
 
 // The same on the two-warpgroup, 128-key sm_90a dK / dV kernel (head_dim 128 only), dq_acc in
 // the same tile order.
