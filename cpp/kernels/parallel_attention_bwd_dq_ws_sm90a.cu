@@ -26,8 +26,8 @@
 #include "kernels/parallel_attention_bwd_stage_sm90a.cuh"
 #include "kernels/parallel_attention_bwd_tc.cuh"
 #include "kernels/parallel_attention_wgmma.h"
-#include "kernels/tma_load.cuh"
 #include "kernels/tma_map.h"
+#include "kernels/tma_ring.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace npr {
@@ -83,10 +83,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     return sbase + (5 + 2 * static_cast<int>(s % kStages)) * S::kTileBytes;
   };
   const uint32_t qd_full = sbase + S::kBarOffset;
-  const auto full = [&](int64_t s) { return qd_full + 8 * (1 + static_cast<int>(s % kStages)); };
-  const auto empty = [&](int64_t s) {
-    return qd_full + 8 * (1 + kStages + static_cast<int>(s % kStages));
-  };
+  const tma_ring::Ring<kStages> ring{qd_full + 8};
 
   // Query tiles late in a sequence have the longest row lists: launch them first.
   const int pairs = d.heads / 2;
@@ -99,39 +96,26 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int64_t r0 = p.row_ptr[g], stages = p.row_ptr[g + 1] - r0;
   if (tid == 0) {
     bulk_load::init(qd_full, 1);
-    for (int s = 0; s < kStages; ++s) {
-      bulk_load::init(full(s), 1);
-      bulk_load::init(empty(s), kConsumerWarps);
-    }
+    ring.init(kConsumerWarps);
     bulk_load::fence_init();
   }
   __syncthreads();
 
   if (warp == kProducerWarp) {
     if (lane == 0) {
-      const auto load = [&](uint32_t dst, const TmaMap2d* map, int x, int64_t y, uint32_t bar) {
-#pragma unroll
-        for (int cb = 0; cb < D / 64; ++cb)
-          tma::load_2d(dst + cb * wgmma::column_block_stride(kTile), map, x + 64 * cb,
-                       static_cast<int>(y), bar);
-      };
       bulk_load::arrive_expect_tx(qd_full, 2 * kPairTx);
       for (int hh = 0; hh < 2; ++hh) {
-        load(q_tile(hh), &w.q, (h0 + hh) * D, qstart, qd_full);
-        load(do_tile(hh), &w.dout, (h0 + hh) * D, qstart, qd_full);
+        tma_ring::load_tile<kTile, D>(q_tile(hh), &w.q, (h0 + hh) * D, qstart, qd_full);
+        tma_ring::load_tile<kTile, D>(do_tile(hh), &w.dout, (h0 + hh) * D, qstart, qd_full);
       }
       for (int64_t s = 0; s < stages; ++s) {
-        // Use u = s / kStages of the buffer: use u - 1's readers must have handed it back.
-        if (s >= kStages) bulk_load::wait(empty(s), static_cast<uint32_t>((s / kStages - 1) & 1));
         const int64_t ks = tile_start(sq, p.row_pairs[r0 + s].other);
-        bulk_load::arrive_expect_tx(full(s), kPairTx);
-        load(k_tile(s), &w.k, kvh * D, ks, full(s));
-        load(v_tile(s), &w.v, kvh * D, ks, full(s));
+        ring.acquire(s, kPairTx);
+        tma_ring::load_tile<kTile, D>(k_tile(s), &w.k, kvh * D, ks, ring.full(s));
+        tma_ring::load_tile<kTile, D>(v_tile(s), &w.v, kvh * D, ks, ring.full(s));
       }
     }
-    // The whole warp stays until the last buffer is handed back.
-    if (stages > 0)
-      bulk_load::wait(empty(stages - 1), static_cast<uint32_t>(((stages - 1) / kStages) & 1));
+    ring.drain(stages);  // the whole warp
     return;
   }
 
@@ -153,12 +137,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     const AttnTilePair pair = p.row_pairs[r0 + s];
     const int nk = dq_stage_masks(p, sq, pair, tr.rows, nq, mw);
     const bool dense = dense_dq_stage(pair, nk, nq);
-    bulk_load::wait(full(s), static_cast<uint32_t>((s / kStages) & 1));
+    ring.wait_full(s);
     dq_warpgroup_stage<D>(
         dqa, [&](float(&sc)[8][4], uint64_t kd0) { wgmma::k_major_product<D>(sc, qd0, kd0); }, od0,
         k_tile(s), v_tile(s), mw, nk, tr.lse2, tr.delta, c4, d.sl2, dense);
-    // The stage's MMAs are done (it ends at wgmma.wait_group 0): its buffer goes back.
-    if (lane == 0) bulk_load::arrive(empty(s));
+    ring.release(s, lane);  // the stage ends at wgmma.wait_group 0: its MMAs are done
   }
   store_acc<D>(w.dq + qstart * static_cast<int64_t>(d.heads) * D + h * D,
                static_cast<int64_t>(d.heads) * D, dqa, wq * 16, nq, d.scale);

@@ -38,6 +38,7 @@
 #include "kernels/mma_bf16.cuh"
 #include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
+#include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/wgmma.cuh"
 
@@ -61,21 +62,6 @@ struct PipeSmem {
   static_assert(kBytes <= 227 * 1024, "one CTA an SM (an H100 gives a block 227 KB)");
 };
 
-// O += P V for one key tile: P (bf16 A fragments, 4 k-steps of 16 keys), V N-major at vt.
-template <int D>
-__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&pa)[4][4],
-                                         uint32_t vt) {
-  const uint64_t vd = wgmma::n_major_desc(vt, kT, 0);
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    const uint64_t vdk = wgmma::desc_plus(vd, wgmma::n_major_step(16 * kk));
-    if constexpr (D == 128)
-      wgmma::wgmma_m64n128k16_rs_tb(o, pa[kk], vdk);
-    else
-      wgmma::wgmma_m64n64k16_rs_tb(o, pa[kk], vdk);
-  }
-}
-
 // S = Q K^T for one key tile, Q as A fragments in registers (k-step kk: qf[kk]), K at kt.
 template <int D>
 __device__ __forceinline__ void issue_qk_regs(float (&s)[8][4], const uint32_t (&qf)[D / 16][4],
@@ -85,18 +71,6 @@ __device__ __forceinline__ void issue_qk_regs(float (&s)[8][4], const uint32_t (
 #pragma unroll
   for (int kk = 1; kk < D / 16; ++kk)
     wgmma::wgmma_m64n64k16_rs(s, qf[kk], wgmma::desc_plus(kd, wgmma::k_major_step(kT, 16 * kk)));
-}
-
-// S = Q K^T for one key tile (Q at qt, K at kt, both K-major).
-template <int D>
-__device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t kt) {
-  const uint64_t qd = wgmma::k_major_desc(qt, kT, 0), kd = wgmma::k_major_desc(kt, kT, 0);
-  wgmma::wgmma_m64n64k16_ss_first(s, qd, kd);
-#pragma unroll
-  for (int kk = 1; kk < D / 16; ++kk) {
-    const uint32_t step = wgmma::k_major_step(kT, 16 * kk);
-    wgmma::wgmma_m64n64k16_ss(s, wgmma::desc_plus(qd, step), wgmma::desc_plus(kd, step), 1);
-  }
 }
 
 template <int D, int kAhead, bool kQRegs, bool kPingPong>
@@ -185,7 +159,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     if constexpr (kQRegs)
       issue_qk_regs<D>(s, qf, k_tile(j));
     else
-      issue_qk<D>(s, qt, k_tile(j));
+      attn_fwd::issue_qk<D>(s, qt, k_tile(j));
   };
 
   float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
@@ -195,15 +169,6 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   float m0 = ninf, m1 = ninf, l0 = 0.0f, l1 = 0.0f;
   const float sl2 = p.scale_log2;
   uint32_t pa[4][4];  // the previous tile's probabilities (bf16 A fragments)
-  const auto pack = [&](const float(&s)[8][4]) {
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      pa[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-      pa[kk][1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-      pa[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-    }
-  };
 
   // Each iteration j: S_j and P_{j-1} V_{j-1} issued, tile j's softmax while the latter runs.
   // Barrier j comes before the issue in warpgroup 0 (and in both without kPingPong); in
@@ -222,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::fence_operands(s);
     if (w.partial) attn_fwd::mask_scores(s, w.w0, w.w1, c4);
     online_softmax_step(s, o, m0, m1, l0, l1, sl2);
-    pack(s);
+    attn_fwd::pack_probs(pa, s);
   }
   for (int j = 1; j < npairs; ++j) {
     const Words w = words(j);
@@ -233,7 +198,7 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::fence();
     issue_s(s, j);
     wgmma::commit();
-    issue_pv<D>(o, pa, v_tile(j - 1));
+    attn_fwd::issue_pv<D>(o, pa, v_tile(j - 1));
     wgmma::commit();
     if (late && j + 1 < npairs) arrive(j + 1);
     wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
@@ -245,13 +210,13 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
     wgmma::fence_operands(o);
     wgmma::fence_operands(pa);
     online_softmax_rescale(o, l0, l1, a0, a1, rs0, rs1);
-    pack(s);
+    attn_fwd::pack_probs(pa, s);
   }
   if (npairs > 0) {  // the last tile's P V
     wgmma::fence_operands(o);
     wgmma::fence_operands(pa);
     wgmma::fence();
-    issue_pv<D>(o, pa, v_tile(npairs - 1));
+    attn_fwd::issue_pv<D>(o, pa, v_tile(npairs - 1));
     wgmma::commit();
     wgmma::wait<0>();
     wgmma::fence_operands(o);

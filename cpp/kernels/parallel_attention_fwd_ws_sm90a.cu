@@ -35,9 +35,10 @@
 #include "kernels/mma_bf16.cuh"
 #include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
+#include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_wgmma.h"
-#include "kernels/tma_load.cuh"
 #include "kernels/tma_map.h"
+#include "kernels/tma_ring.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace npr {
@@ -71,33 +72,6 @@ struct WsSmem {
   static_assert(kBytes <= 227 * 1024, "one CTA an SM (an H100 gives a block 227 KB)");
 };
 
-// O += P V for one key tile: P (bf16 A fragments, 4 k-steps of 16 keys), V N-major at vt.
-template <int D>
-__device__ __forceinline__ void issue_pv(float (&o)[D / 8][4], const uint32_t (&pa)[4][4],
-                                         uint32_t vt) {
-  const uint64_t vd = wgmma::n_major_desc(vt, kT, 0);
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    const uint64_t vdk = wgmma::desc_plus(vd, wgmma::n_major_step(16 * kk));
-    if constexpr (D == 128)
-      wgmma::wgmma_m64n128k16_rs_tb(o, pa[kk], vdk);
-    else
-      wgmma::wgmma_m64n64k16_rs_tb(o, pa[kk], vdk);
-  }
-}
-
-// S = Q K^T for one key tile (Q at qt, K at kt, both K-major).
-template <int D>
-__device__ __forceinline__ void issue_qk(float (&s)[8][4], uint32_t qt, uint32_t kt) {
-  const uint64_t qd = wgmma::k_major_desc(qt, kT, 0), kd = wgmma::k_major_desc(kt, kT, 0);
-  wgmma::wgmma_m64n64k16_ss_first(s, qd, kd);
-#pragma unroll
-  for (int kk = 1; kk < D / 16; ++kk) {
-    const uint32_t step = wgmma::k_major_step(kT, 16 * kk);
-    wgmma::wgmma_m64n64k16_ss(s, wgmma::desc_plus(qd, step), wgmma::desc_plus(kd, step), 1);
-  }
-}
-
 template <int D, int kStages, bool kPingPong>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_wgmma_ws(const __grid_constant__ WsParams w) {
@@ -113,8 +87,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const auto k_tile = [&](int j) { return sbase + (2 + 2 * (j % kStages)) * S::kTileBytes; };
   const auto v_tile = [&](int j) { return sbase + (3 + 2 * (j % kStages)) * S::kTileBytes; };
   const uint32_t q_full = sbase + S::kBarOffset;
-  const auto full = [&](int j) { return q_full + 8 * (1 + j % kStages); };
-  const auto empty = [&](int j) { return q_full + 8 * (1 + kStages + j % kStages); };
+  const tma_ring::Ring<kStages> ring{q_full + 8};
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const attn_fwd::PairItem it = attn_fwd::pair_item_of(p);
@@ -122,39 +95,24 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int npairs = static_cast<int>(p.row_ptr[it.g + 1] - p.row_ptr[it.g]);
   if (tid == 0) {
     bulk_load::init(q_full, 1);
-    for (int s = 0; s < kStages; ++s) {
-      bulk_load::init(full(s), 1);
-      bulk_load::init(empty(s), kConsumerWarps);
-    }
+    ring.init(kConsumerWarps);
     bulk_load::fence_init();
   }
   __syncthreads();
 
   if (warp == kProducerWarp) {
     if (lane == 0) {
-      // A (64, D) tile is D / 64 boxes of 64 columns, one column block each.
-      const auto load = [&](uint32_t dst, const TmaMap2d* map, int x, int64_t y, uint32_t bar) {
-#pragma unroll
-        for (int cb = 0; cb < D / 64; ++cb)
-          tma::load_2d(dst + cb * wgmma::column_block_stride(kT), map, x + 64 * cb,
-                       static_cast<int>(y), bar);
-      };
       bulk_load::arrive_expect_tx(q_full, kTileTx);
-      load(q_tile(0), &w.q, it.h0 * D, it.q_start, q_full);
-      load(q_tile(1), &w.q, (it.h0 + 1) * D, it.q_start, q_full);
+      tma_ring::load_tile<kT, D>(q_tile(0), &w.q, it.h0 * D, it.q_start, q_full);
+      tma_ring::load_tile<kT, D>(q_tile(1), &w.q, (it.h0 + 1) * D, it.q_start, q_full);
       for (int j = 0; j < npairs; ++j) {
-        // Use u = j / kStages of the buffer: use u - 1's readers must have handed it back.
-        if (j >= kStages) bulk_load::wait(empty(j), static_cast<uint32_t>((j / kStages - 1) & 1));
         const int64_t ks = it.seq_start + static_cast<int64_t>(rp[j].other) * kT;
-        bulk_load::arrive_expect_tx(full(j), kTileTx);
-        load(k_tile(j), &w.k, it.kvh * D, ks, full(j));
-        load(v_tile(j), &w.v, it.kvh * D, ks, full(j));
+        ring.acquire(j, kTileTx);
+        tma_ring::load_tile<kT, D>(k_tile(j), &w.k, it.kvh * D, ks, ring.full(j));
+        tma_ring::load_tile<kT, D>(v_tile(j), &w.v, it.kvh * D, ks, ring.full(j));
       }
     }
-    // The whole warp stays until the last buffer is handed back: past that no consumer meets a
-    // barrier.
-    if (npairs > 0)
-      bulk_load::wait(empty(npairs - 1), static_cast<uint32_t>(((npairs - 1) / kStages) & 1));
+    ring.drain(npairs);  // the whole warp: past that no consumer meets a barrier
     return;
   }
 
@@ -175,13 +133,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     return partial < 0 ? Words{~0ull, ~0ull, false}
                        : Words{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
   };
-  // Buffer j's K and V landed; its MMAs done in this warp (one arrival a warp).
-  const auto landed = [&](int j) {
-    bulk_load::wait(full(j), static_cast<uint32_t>((j / kStages) & 1));
-  };
-  const auto release = [&](int j) {
-    if (lane == 0) bulk_load::arrive(empty(j));
-  };
+  const auto landed = [&](int j) { ring.wait_full(j); };       // buffer j's K and V
+  const auto release = [&](int j) { ring.release(j, lane); };  // its MMAs done in this warp
   // Ping-pong turns: barrier 1 + hh is this warpgroup's, 2 - hh the other's.
   const auto my_turn = [&] {
     if constexpr (kPingPong) named_barrier::sync(1 + hh, kConsumers);
@@ -197,15 +150,6 @@ __global__ void __launch_bounds__(kThreads, 1)
   float m0 = ninf, m1 = ninf, l0 = 0.0f, l1 = 0.0f;
   const float sl2 = p.scale_log2;
   uint32_t pa[4][4];  // the previous tile's probabilities (bf16 A fragments)
-  const auto pack = [&](const float(&s)[8][4]) {
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      pa[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-      pa[kk][1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-      pa[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-    }
-  };
 
   bulk_load::wait(q_full, 0);
   if (kPingPong && hh == 1) your_turn();  // warpgroup 0 issues first
@@ -215,14 +159,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     float s[8][4];
     my_turn();
     wgmma::fence();
-    issue_qk<D>(s, qt, k_tile(0));
+    attn_fwd::issue_qk<D>(s, qt, k_tile(0));
     wgmma::commit();
     your_turn();
     wgmma::wait<0>();
     wgmma::fence_operands(s);
     if (wd.partial) attn_fwd::mask_scores(s, wd.w0, wd.w1, c4);
     online_softmax_step(s, o, m0, m1, l0, l1, sl2);
-    pack(s);
+    attn_fwd::pack_probs(pa, s);
   }
   for (int j = 1; j < npairs; ++j) {
     const Words wd = words(j);
@@ -232,9 +176,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma::fence_operands(pa);
     my_turn();
     wgmma::fence();
-    issue_qk<D>(s, qt, k_tile(j));
+    attn_fwd::issue_qk<D>(s, qt, k_tile(j));
     wgmma::commit();
-    issue_pv<D>(o, pa, v_tile(j - 1));
+    attn_fwd::issue_pv<D>(o, pa, v_tile(j - 1));
     wgmma::commit();
     your_turn();
     wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
@@ -247,14 +191,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma::fence_operands(pa);
     release(j - 1);
     online_softmax_rescale(o, l0, l1, a0, a1, rs0, rs1);
-    pack(s);
+    attn_fwd::pack_probs(pa, s);
   }
   if (npairs > 0) {  // the last tile's P V
     wgmma::fence_operands(o);
     wgmma::fence_operands(pa);
     my_turn();
     wgmma::fence();
-    issue_pv<D>(o, pa, v_tile(npairs - 1));
+    attn_fwd::issue_pv<D>(o, pa, v_tile(npairs - 1));
     wgmma::commit();
     your_turn();
     wgmma::wait<0>();

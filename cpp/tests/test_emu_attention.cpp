@@ -40,9 +40,8 @@ TEST(emu_attention_forward_kernels_match_the_cpu) {
   // the heads) wrap: one pair of heads of dim 128 there (every case on it was ~25 s of the
   // sanitizer run's longest process).
   const std::vector<Heads> long_cases = {{2, 1, 128}};
-  std::vector<RandomStructure> all = structures(rng);
-  const size_t n_short = all.size();
-  all.push_back(structure_of_lengths(rng, {450}, 2));
+  size_t n_short = 0;
+  const std::vector<RandomStructure> all = structures_and_a_long_one(rng, &n_short);
   for (size_t si = 0; si < all.size(); ++si) {
     const RandomStructure& rs = all[si];
     AttentionPlan plan;
@@ -111,9 +110,8 @@ TEST(emu_attention_backward_kernels_match_the_cpu) {
   // And a sequence of 8 tiles, deterministic wgmma paths only, so that the warp-specialised dQ
   // kernel's K / V ring (4 stages) wraps.
   const std::vector<Heads> long_cases = {{2, 1, 128}};
-  std::vector<RandomStructure> all = structures(rng);
-  const size_t n_short = all.size();
-  all.push_back(structure_of_lengths(rng, {450}, 2));
+  size_t n_short = 0;
+  const std::vector<RandomStructure> all = structures_and_a_long_one(rng, &n_short);
   for (size_t si = 0; si < all.size(); ++si) {
     const RandomStructure& rs = all[si];
     const bool long_case = si >= n_short;

@@ -64,6 +64,15 @@ inline std::vector<RandomStructure> structures(Rng& rng) {
           structure_of_lengths(rng, {1, 63, 64, 65}, 2), random_structure(rng, 2, 2, 5, 50)};
 }
 
+// structures() and, last, one sequence of 450 tokens (8 tiles) whose rows are long enough for
+// the kernels' K/V (and Q/dO) rings to wrap; *n_short: how many come before it.
+inline std::vector<RandomStructure> structures_and_a_long_one(Rng& rng, size_t* n_short) {
+  std::vector<RandomStructure> all = structures(rng);
+  *n_short = all.size();
+  all.push_back(structure_of_lengths(rng, {450}, 2));
+  return all;
+}
+
 struct EmuCase {
   AttentionShape sh;
   std::vector<float> q, k, v, dout, out, lse;  // bf16-exact inputs; the CPU forward
