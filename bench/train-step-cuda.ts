@@ -14,11 +14,12 @@
  * "bf16" (everything bf16). The peer does DENSE CAUSAL attention over its 4 rows, not our
  * Structure: same tokens, 27% more attention pairs.
  *
- * Ours runs four times: with the model's defaults (deterministic, attentionKernels 'wgmma':
+ * Ours runs five times: with the model's defaults (deterministic, attentionKernels 'wgmma':
  * Hopper's warpgroup MMA where the GPU can run it; the figures the issue names), with
  * { deterministic: false }, where the attention backward sums dQ with atomics (`*_atomic_dq`),
  * with { attentionKernels: 'mma' } (`*_mma`: the mma.sync attention kernels, deterministic), and
- * with { attentionKernels: 'wgmma-k128' } (`*_k128`: the two-warpgroup backward kernels, 128 keys / queries a CTA, deterministic).
+ * with { attentionKernels: 'wgmma-k128' } (`*_k128`: the two-warpgroup backward kernels, 128 keys / queries a CTA, deterministic),
+ * and with { attentionKernels: 'wgmma-ws' } (`*_ws`: the warp-specialised attention kernels, tensor-map copies, deterministic).
  *
  * Each run is its own process (ours, then each peer), so device memory is returned between them.
  * Times: best of 3 steps after a warm-up; our step ends with the optimizer's gradient norm read
@@ -89,7 +90,13 @@ async function runOurs(): Promise<OursResult> {
     backend: 'cuda' as const,
     precision: 'bf16' as const,
     deterministic: !argFlag('atomic-dq'),
-    attentionKernels: argFlag('mma') ? ('mma' as const) : argFlag('wgmma-k128') ? ('wgmma-k128' as const) : ('wgmma' as const),
+    attentionKernels: argFlag('mma')
+      ? ('mma' as const)
+      : argFlag('wgmma-k128')
+        ? ('wgmma-k128' as const)
+        : argFlag('wgmma-ws')
+          ? ('wgmma-ws' as const)
+          : ('wgmma' as const),
   };
   const model = Model.create(config, options);
   weights.clear();
@@ -206,6 +213,13 @@ async function main(): Promise<void> {
   } catch (e) {
     errors.push((e as Error).message);
   }
+  let oursWs: OursResult | null = null;
+  try {
+    const args = [process.execPath, import.meta.filename, '--cuda-child', '--wgmma-ws'];
+    oursWs = child<OursResult>(args, 'our CUDA train step (warp-specialised attention)');
+  } catch (e) {
+    errors.push((e as Error).message);
+  }
   const { py, note } = existsSync(peerScript) ? cudaPython() : { py: null, note: `${peerScript} missing` };
   const peers: Record<string, PeerResult | null> = { amp: null, bf16: null };
   if (py) {
@@ -239,6 +253,7 @@ async function main(): Promise<void> {
   const atomicMfu = oursRow(', atomic dQ', oursAtomic);
   const mmaMfu = oursRow(', mma.sync attention', oursMma);
   const k128Mfu = oursRow(', two-warpgroup backward', oursK128);
+  const wsMfu = oursRow(', warp-specialised attention', oursWs);
   for (const mode of ['amp', 'bf16'] as const) {
     const p = peers[mode];
     const m = p ? mfu(p.params, tokens, causalPairs, p.step_s) : null;
@@ -270,6 +285,10 @@ async function main(): Promise<void> {
   figures.mfu_ours_k128 = round(k128Mfu, 4);
   figures.ratio_vs_torch_k128_0p6b = oursK128 && peers.amp ? round(oursK128.tok_per_s / peers.amp.tok_per_s) : null;
   figures.speedup_k128_vs_default = ours && oursK128 ? round(oursK128.tok_per_s / ours.tok_per_s) : null;
+  figures.tokps_ours_ws_0p6b = oursWs ? round(oursWs.tok_per_s, 1) : null;
+  figures.mfu_ours_ws = round(wsMfu, 4);
+  figures.ratio_vs_torch_ws_0p6b = oursWs && peers.amp ? round(oursWs.tok_per_s / peers.amp.tok_per_s) : null;
+  figures.speedup_ws_vs_default = ours && oursWs ? round(oursWs.tok_per_s / ours.tok_per_s) : null;
   figures.mfu_ours = round(oursMfu, 4);
   figures.params_ours = ours?.params ?? null;
   figures.params_torch = peers.amp?.params ?? peers.bf16?.params ?? null;

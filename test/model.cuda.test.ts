@@ -40,7 +40,7 @@ describe('backend selection', () => {
     expect(m.deterministic).toBe(false);
     expect(() => Model.create(config, { deterministic: 1 as never })).toThrow(/options\.deterministic must be a boolean/);
     expect(() => Model.create(config, { attentionKernels: 'tpu' as never })).toThrow(
-      /options\.attentionKernels must be 'mma' \| 'wgmma' \| 'wgmma-k128' \(got 'tpu'\)/,
+      /options\.attentionKernels must be 'mma' \| 'wgmma' \| 'wgmma-k128' \| 'wgmma-ws' \(got 'tpu'\)/,
     );
     // The CPU backward is deterministic whatever the switch says.
     const batch = causalBatch([Array.from({ length: 41 }, (_, i) => (i * 3 + 1) % 128)]);
@@ -133,5 +133,25 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
     // dK and dV are the one-warpgroup kernels' bits; dQ takes Q from registers, so gradients are
     // held to fp32-rounding agreement rather than to bits.
     for (const name of wg.paramNames()) expect(relNorm(k128.getGrad(name), wg.getGrad(name)), name).toBeLessThan(1e-3);
+  });
+
+  it("attentionKernels: 'wgmma-ws' (warp-specialised, tensor-map copies) gives 'wgmma''s bits", async () => {
+    const d128 = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 128 });
+    const wg = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16' });
+    const ws = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma-ws' });
+    // 600 tokens: rows of 10 key tiles, so that the forward's and the dQ kernel's rings wrap.
+    const seqs = [Array.from({ length: 600 }, (_, i) => (i * 7 + 3) % 128), Array.from({ length: 65 }, (_, i) => (i * 3 + 1) % 128)];
+    const batch = causalBatch(seqs);
+    const dlogprob = new Float32Array(batch.ids.length).fill(-1 / batch.ids.length);
+    const logprobs: Float32Array[] = [];
+    for (const m of [wg, ws]) {
+      logprobs.push((await m.forward(batch)).logprob);
+      m.zeroGrad();
+      await m.backward(dlogprob);
+    }
+    // The same MMAs in the same order (variant 1's forward; the one-warpgroup dQ and dK/dV
+    // stages): bit for bit.
+    expect(logprobs[1]).toEqual(logprobs[0]);
+    for (const name of wg.paramNames()) expect(ws.getGrad(name), name).toEqual(wg.getGrad(name));
   });
 });

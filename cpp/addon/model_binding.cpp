@@ -103,7 +103,8 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
       precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
       deterministic = bool_field(opts, fn, "deterministic", true);
-      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-k128"}, "wgmma");
+      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-k128", "wgmma-ws"},
+                           "wgmma");
     }
     if (backend == "cpu" && precision != "fp32")
       throw_range(info.Env(), std::string(fn) +
@@ -125,7 +126,10 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
         // at 0.88 / 0.80 / 0.69x. 'wgmma-k128': the same forward with the backward's
         // two-warpgroup kernels (128 keys / queries a CTA, head dim 128), which the H100 ran at
         // 0.7x the one-warpgroup backward's forward + backward.
-        cuda_->context().attention_wgmma = kernels == "mma" ? 0 : 5;
+        // 'wgmma-ws': the warp-specialised forward ping-ponging (8; tensor-map copies from a
+        // producer warp) with its backward (the warp-specialised dQ, the dK/dV kernel's Q and
+        // dO by tensor-map copies); the same bits as 'wgmma', not yet measured on a GPU.
+        cuda_->context().attention_wgmma = kernels == "mma" ? 0 : kernels == "wgmma-ws" ? 8 : 5;
         cuda_->context().attention_wgmma_keys = kernels == "wgmma-k128" ? 128 : 64;
       }
 #else

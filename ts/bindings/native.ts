@@ -214,9 +214,10 @@ export interface NativeQwen3Options {
   deterministic?: boolean;
   /**
    * 'wgmma' (default): the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16);
-   * 'wgmma-k128': the same with the two-warpgroup backward kernels (head dim 128); 'mma': mma.sync.
+   * 'wgmma-k128': the same with the two-warpgroup backward kernels (head dim 128); 'wgmma-ws':
+   * warp-specialised, with tensor-map copies; 'mma': mma.sync.
    */
-  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128';
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128' | 'wgmma-ws';
 }
 
 /** One Qwen3 model in native memory (fp32 weights, grads, AdamW moments). */

@@ -62,8 +62,10 @@ export interface CreateOptions {
    * H100, the 0.6B train step ran 1.105x faster on 'wgmma' than on 'mma' (bench train-step).
    * 'wgmma-k128': 'wgmma' with the backward's kernels on two warpgroups over 128 keys / queries
    * (head dim 128; the same bits as 'wgmma', half its loads a FLOP); 0.97x 'wgmma' there.
+   * 'wgmma-ws': 'wgmma' warp-specialised (K/V, Q and dO by tensor-map copies, a producer warp
+   * filling an mbarrier ring for the forward and the dQ kernel; the same bits as 'wgmma').
    */
-  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128';
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128' | 'wgmma-ws';
 }
 
 /** The creation options the native model takes, resolved once at the edge. */
