@@ -55,13 +55,19 @@ __device__ __forceinline__ void arrive(uint32_t bar) {
 #endif
 }
 
+// A wait that has not ended after this long never will (a copy that was never issued, a count
+// that cannot be met): the kernel traps, so the launch fails with an error instead of hanging the
+// device (a phase's copies take microseconds; this leaves room for a sanitizer's slowdown).
+constexpr uint64_t kWaitTimeoutNs = 20'000'000'000ull;
+
 // Waits until the phase of bar with this parity has completed.
 __device__ __forceinline__ void wait(uint32_t bar, uint32_t parity) {
 #if defined(NPR_EMU)
-  emu::ptx::mbarrier_wait_parity(bar, parity);
+  emu::ptx::mbarrier_wait_parity(bar, parity);  // a wait that cannot end is the deadlock fault
 #elif NPR_SM90A_DEVICE_CODE
-  uint32_t done = 0;
-  do {
+  uint64_t t0 = 0;
+  for (;;) {
+    uint32_t done = 0;
     asm volatile(
         "{\n"
         ".reg .pred p;\n"
@@ -71,7 +77,14 @@ __device__ __forceinline__ void wait(uint32_t bar, uint32_t parity) {
         : "=r"(done)
         : "r"(bar), "r"(parity)
         : "memory");
-  } while (!done);
+    if (done) return;
+    uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    if (t0 == 0)
+      t0 = t;
+    else if (t - t0 > kWaitTimeoutNs)
+      __trap();
+  }
 #endif
 }
 
