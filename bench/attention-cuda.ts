@@ -33,7 +33,8 @@
  * two tiles ahead (`wgmma3` keys) and that with Q held in registers (`wgmma4`), `wgmma1` and
  * `wgmma4` with the two warpgroups ping-ponging half a tile apart (`wgmma5`, `wgmma6`), the
  * warp-specialised forward whose K/V come by tensor-map copies from a producer warp, without and
- * with the ping-pong (`wgmma7`, `wgmma8`; in their backward the deterministic dQ kernel is
+ * with the ping-pong (`wgmma7`, `wgmma8`), `wgmma5` with its K/V by tensor-map copies from
+ * thread 0 (`wgmma9`; in the backward of these three the deterministic dQ kernel is
  * warp-specialised too, two heads a CTA sharing K/V, and the dK/dV kernel takes Q and dO by
  * tensor-map copies), and the one-CTA forward with the two-warpgroup backward
  * kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
@@ -329,7 +330,7 @@ async function main(): Promise<void> {
 
   for (const { T, key, base, sampleTokens, ours, peer, visible, causal, flopFwd } of hopper) {
     const onWgmma = (r: AttentionCudaTiming | null) => (r && r.forwardKernel === 'wgmma' ? r : null);
-    const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8] as const).map((n) =>
+    const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8, 9] as const).map((n) =>
       onWgmma(timeOurs(addon, { ...base, sampleTokens, wgmma: n }, errors, `ours wgmma${n} T=${T}`)),
     );
     // The model's forward with `deterministic: false`: the wgmma dK/dV kernel's atomic dQ.
@@ -356,6 +357,7 @@ async function main(): Promise<void> {
       ['wgmma6', wgmma[5] ?? null],
       ['wgmma7', wgmma[6] ?? null],
       ['wgmma8', wgmma[7] ?? null],
+      ['wgmma9', wgmma[8] ?? null],
       ['wgmma5_atomic_dq', wgmmaAtomic],
       ['wgmma1_k128', k128[0] ?? null],
       ['wgmma1_k128_atomic_dq', k128[1] ?? null],

@@ -11,7 +11,7 @@
  * the pipelined forward without the ping-pong; `wgmma3`: that loading K/V two tiles ahead;
  * `wgmma4`: that with Q held in registers; `wgmma6`: `wgmma4` ping-ponging; `wgmma7`, `wgmma8`:
  * the warp-specialised forward (tensor-map copies from a producer warp), without and with the
- * ping-pong; `wgmma-k128`,
+ * ping-pong; `wgmma9`: `wgmma` with its K/V by tensor-map copies from thread 0; `wgmma-k128`,
  * `wgmma-k128-atomic`: the two-warpgroup backward kernels, 128 keys or queries a CTA; `mma`,
  * `mma-atomic`: the mma.sync kernels): its time, the SM's and the
  * tensor pipe's busy share, shared memory, L1, L2 and DRAM throughput against their peaks,
@@ -33,7 +33,7 @@ import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
 
-const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
+const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
   wgmma: { wgmma: 5, deterministic: true },
   wgmma1: { wgmma: 1, deterministic: true },
   wgmma3: { wgmma: 3, deterministic: true },
@@ -41,6 +41,7 @@ const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8; wgmmaKeys?
   wgmma6: { wgmma: 6, deterministic: true },
   wgmma7: { wgmma: 7, deterministic: true },
   wgmma8: { wgmma: 8, deterministic: true },
+  wgmma9: { wgmma: 9, deterministic: true },
   'wgmma-atomic': { wgmma: 5, deterministic: false },
   'wgmma-k128': { wgmma: 5, wgmmaKeys: 128, deterministic: true },
   'wgmma-k128-atomic': { wgmma: 5, wgmmaKeys: 128, deterministic: false },

@@ -148,6 +148,7 @@ export function verdict(logs) {
       'wgmma6',
       'wgmma7',
       'wgmma8',
+      'wgmma9',
       'wgmma5_atomic_dq',
       'wgmma1_k128',
       'wgmma1_k128_atomic_dq',

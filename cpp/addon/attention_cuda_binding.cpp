@@ -7,8 +7,9 @@
 //            dense? = false (plan as plain causal), dtype? = 'bf16' | 'fp32', iters? = 20,
 //            warmup? = 3, backward? = true, deterministic? = true, wgmma? = 0 (1: the Hopper
 //            kernels with the pipelined one-CTA forward, 2: with the two-CTA one, ... 7, 8: with
-//            the warp-specialised TMA forward; parallel_attention_wgmma.h, where they can run),
-//            sampleTokens?: Int32Array (rows of out, dq, dk, dv returned as Float32Array) }.
+//            the warp-specialised TMA forward, 9: 5 with tensor-map copies;
+//            parallel_attention_wgmma.h, where they can run), sampleTokens?: Int32Array (rows of
+//            out, dq, dk, dv returned as Float32Array) }.
 // The result's forwardKernel says which forward ran: 'wgmma' or 'mma'.
 // Without CUDA compiled in, or with no device answering, it throws an Error with code
 // 'UNAVAILABLE' whose message gives the reason.
@@ -96,7 +97,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
   const int warmup = static_cast<int>(int_field(o, fn, "warmup", 0, 1000, true, 3));
   const bool backward = bool_field(o, fn, "backward", true);
   const bool deterministic = bool_field(o, fn, "deterministic", true);
-  const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 8, true, 0));
+  const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 9, true, 0));
   const int wgmma_keys = static_cast<int>(int_field(o, fn, "wgmmaKeys", 64, 128, true, 64));
   if (wgmma_keys != 64 && wgmma_keys != 128)
     throw_range(env, std::string(fn) + ": options.wgmmaKeys must be 64 or 128 (got " +

@@ -35,11 +35,14 @@
 #include "core/cuda_launch.cuh"
 #include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
+#include "kernels/bulk_load.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_wgmma.h"
+#include "kernels/tma_map.h"
+#include "kernels/tma_ring.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace npr {
@@ -56,8 +59,10 @@ template <int D, int kAhead, bool kPingPong>
 struct PipeSmem {
   static constexpr int kStages = 2 + kAhead + (kPingPong ? 1 : 0);  // K/V tile buffers
   static constexpr int kTileBytes = kT * D * 2;                     // one (64, D) sw128 tile
-  // Q0 | Q1 | (K, V) x kStages, each 1024-byte aligned; + 1 KB to align the dynamic base.
-  static constexpr int kBytes = (2 + 2 * kStages) * kTileBytes + 1024;
+  // Q0 | Q1 | (K, V) x kStages, each 1024-byte aligned | kStages mbarriers (the TMA build's);
+  // + 1 KB to align the dynamic base.
+  static constexpr int kBarOffset = (2 + 2 * kStages) * kTileBytes;
+  static constexpr int kBytes = kBarOffset + kStages * 8 + 1024;
   static_assert(kTileBytes % 1024 == 0, "sw128 tiles keep 1024-byte alignment");
   static_assert(kBytes <= 227 * 1024, "one CTA an SM (an H100 gives a block 227 KB)");
 };
@@ -73,8 +78,10 @@ __device__ __forceinline__ void issue_qk_regs(float (&s)[8][4], const uint32_t (
     wgmma::wgmma_m64n64k16_rs(s, qf[kk], wgmma::desc_plus(kd, wgmma::k_major_step(kT, 16 * kk)));
 }
 
-template <int D, int kAhead, bool kQRegs, bool kPingPong>
-__global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParams p) {
+template <int D, int kAhead, bool kQRegs, bool kPingPong, bool kTma>
+__global__ void __launch_bounds__(kThreads, 1)
+    attn_fwd_wgmma_pipelined(FwdParams p, const __grid_constant__ TmaMap2d k_map,
+                             const __grid_constant__ TmaMap2d v_map) {
 #if NPR_SM90A_DEVICE_CODE
   using S = PipeSmem<D, kAhead, kPingPong>;
   constexpr int kStages = S::kStages;
@@ -99,13 +106,32 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   const int r0 = warp * 16 + g8;
   const uint32_t qt = sbase + hh * S::kTileBytes;
 
-  // Tile j's K and V into its stage buffer.
+  // kTma: tile j's copies land on the mbarrier of its stage buffer (use j / kStages of it).
+  const auto full = [&](int j) { return sbase + S::kBarOffset + 8 * (j % kStages); };
+  if constexpr (kTma) {
+    if (tid == 0) {
+      for (int b = 0; b < kStages; ++b) bulk_load::init(full(b), 1);
+      bulk_load::fence_init();
+    }
+    __syncthreads();
+  }
+  // Tile j's K and V into its stage buffer: by cp.async from every thread, or (kTma) by thread
+  // 0's tensor-map copies (key rows past the sequence hold what follows it: PARTIAL tiles mask
+  // them, and P V multiplies them by zero).
   const auto load_kv = [&](int j) {
     const int64_t ks = static_cast<int64_t>(rp[j].other) * kT;
-    const int64_t kn64 = in.seq_n - ks;
-    const int kn = static_cast<int>(kn64 < kT ? kn64 : kT);
-    wgmma::load_tile_sw128<kT, D, kThreads>(k_tile(j), in.k + ks * p.ldk, p.ldk, kn, tid);
-    wgmma::load_tile_sw128<kT, D, kThreads>(v_tile(j), in.v + ks * p.ldk, p.ldk, kn, tid);
+    if constexpr (kTma) {
+      if (tid == 0) {
+        bulk_load::arrive_expect_tx(full(j), 2 * S::kTileBytes);
+        tma_ring::load_tile<kT, D>(k_tile(j), &k_map, it.kvh * D, it.seq_start + ks, full(j));
+        tma_ring::load_tile<kT, D>(v_tile(j), &v_map, it.kvh * D, it.seq_start + ks, full(j));
+      }
+    } else {
+      const int64_t kn64 = in.seq_n - ks;
+      const int kn = static_cast<int>(kn64 < kT ? kn64 : kT);
+      wgmma::load_tile_sw128<kT, D, kThreads>(k_tile(j), in.k + ks * p.ldk, p.ldk, kn, tid);
+      wgmma::load_tile_sw128<kT, D, kThreads>(v_tile(j), in.v + ks * p.ldk, p.ldk, kn, tid);
+    }
   };
   // Waits for tile j's copies (the kAhead - 1 after it may still be in flight), publishes them to
   // the async proxy and to every thread, then starts tile j + kAhead's: after the barrier every
@@ -114,7 +140,12 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
   // j - 2 (its MMAs of tile j - 1 and P V of tile j - 2 are in flight), and the stage buffer
   // ((j + kAhead) mod (3 + kAhead)) is tile j - 3's, whose readers have all been waited for.
   const auto arrive = [&](int j) {
-    cp_async_wait<kAhead - 1>();
+    if constexpr (kTma) {
+      cp_async_wait<0>();  // Q, on the first pass
+      bulk_load::wait(full(j), static_cast<uint32_t>((j / kStages) & 1));
+    } else {
+      cp_async_wait<kAhead - 1>();
+    }
     wgmma::fence_proxy_async_shared();
     if constexpr (kPingPong)
       named_barrier::sync(1, kThreads);
@@ -228,26 +259,38 @@ __global__ void __launch_bounds__(kThreads, 1) attn_fwd_wgmma_pipelined(FwdParam
 #endif
 }
 
-template <int kAhead, bool kQRegs, bool kPingPong>
+template <int kAhead, bool kQRegs, bool kPingPong, bool kTma = false>
 Status launch_pipelined(cudaStream_t st, const attn_fwd::FwdParams& p, unsigned grid) {
+  TmaMap2d k_map{}, v_map{};  // zeros (unused) without kTma
+  if constexpr (kTma) {
+    if (p.tokens <= 0 || p.tokens > 0x7fffffff)
+      return Status::invalid("attention_forward_wgmma_pipelined: tokens " +
+                             std::to_string(p.tokens) +
+                             " (1 to 2^31 - 1: the copies take 32-bit rows)");
+    NPR_TRY(make_tma_map_bf16_2d(&k_map, p.k, p.ldk, p.tokens, p.ldk, kT));
+    NPR_TRY(make_tma_map_bf16_2d(&v_map, p.v, p.ldk, p.tokens, p.ldk, kT));
+  }
   const char* what =
-      kPingPong     ? (kQRegs ? "attention_forward_wgmma (sm_90a ping-pong kernel, Q in registers)"
+      kTma          ? "attention_forward_wgmma (sm_90a ping-pong kernel, tensor-map copies)"
+      : kPingPong   ? (kQRegs ? "attention_forward_wgmma (sm_90a ping-pong kernel, Q in registers)"
                               : "attention_forward_wgmma (sm_90a ping-pong kernel)")
       : kQRegs      ? "attention_forward_wgmma (sm_90a pipelined kernel, Q in registers)"
       : kAhead == 1 ? "attention_forward_wgmma (sm_90a pipelined kernel)"
                     : "attention_forward_wgmma (sm_90a pipelined kernel, 2 ahead)";
   if (p.head_dim == 64)
-    return launch_with_shared(attn_fwd_wgmma_pipelined<64, kAhead, kQRegs, kPingPong>, grid,
-                              kThreads, PipeSmem<64, kAhead, kPingPong>::kBytes, st, what, p);
-  return launch_with_shared(attn_fwd_wgmma_pipelined<128, kAhead, kQRegs, kPingPong>, grid,
-                            kThreads, PipeSmem<128, kAhead, kPingPong>::kBytes, st, what, p);
+    return launch_with_shared(attn_fwd_wgmma_pipelined<64, kAhead, kQRegs, kPingPong, kTma>, grid,
+                              kThreads, PipeSmem<64, kAhead, kPingPong>::kBytes, st, what, p, k_map,
+                              v_map);
+  return launch_with_shared(attn_fwd_wgmma_pipelined<128, kAhead, kQRegs, kPingPong, kTma>, grid,
+                            kThreads, PipeSmem<128, kAhead, kPingPong>::kBytes, st, what, p, k_map,
+                            v_map);
 }
 
 }  // namespace
 
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
                                          int64_t pair_blocks, int ahead, bool q_in_registers,
-                                         bool ping_pong) {
+                                         bool ping_pong, bool tma) {
   const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
   if (ahead != 1 && ahead != 2)
@@ -264,6 +307,11 @@ Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams
   if (p.head_dim != 64 && p.head_dim != 128)
     return Status::invalid("attention_forward_wgmma_pipelined: head_dim " +
                            std::to_string(p.head_dim) + " (64 or 128 only)");
+  if (tma && !(ping_pong && ahead == 1 && !q_in_registers))
+    return Status::invalid(
+        "attention_forward_wgmma_pipelined: the tensor-map copies are built for the ping-pong "
+        "kernel one tile ahead only");
+  if (tma) return launch_pipelined<1, false, true, true>(st, p, grid);
   if (ping_pong)
     return q_in_registers ? launch_pipelined<2, true, true>(st, p, grid)
                           : launch_pipelined<1, false, true>(st, p, grid);

@@ -40,13 +40,15 @@ bool attention_wgmma_available();
 // q_in_registers with ahead 2 only); 5 and 6, variants 1 and 4 with the two warpgroups half a
 // tile apart (ping_pong: one's softmax under the other's MMAs); 7, the warp-specialised kernel
 // whose K / V (and Q) come by tensor-map copies from a producer warp (attention_forward_wgmma_ws;
-// p.tokens set); 8, that with the ping-pong. Every variant gives variant 1's sums in its order.
-// Only where attention_wgmma_available() holds.
+// p.tokens set); 8, that with the ping-pong; 9, variant 5 with its K / V by tensor-map copies
+// that thread 0 issues after each tile's barrier (no producer warp: a 288-thread CTA leaves 168
+// registers a thread, a warp scheduler holding three of its nine warps). Every variant gives
+// variant 1's sums in its order. Only where attention_wgmma_available() holds.
 Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int variant);
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
                                          int64_t pair_blocks, int ahead, bool q_in_registers,
-                                         bool ping_pong = false);
+                                         bool ping_pong = false, bool tma = false);
 Status attention_forward_wgmma_ws(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                   bool ping_pong);
 

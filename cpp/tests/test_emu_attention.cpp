@@ -56,7 +56,7 @@ TEST(emu_attention_forward_kernels_match_the_cpu) {
       std::vector<float> mma2_out, mma2_lse;
       std::vector<uint16_t> wgmma1_out;  // the pipelined build's bits, by mode
       for (const char* kernel : {"mma", "mma2", "wgmma1", "wgmma2", "wgmma3", "wgmma4", "wgmma5",
-                                 "wgmma6", "wgmma7", "wgmma8"})
+                                 "wgmma6", "wgmma7", "wgmma8", "wgmma9"})
         for (const Mode& m : kModes) {
           std::vector<uint16_t> out(x.out.size(), 0xffff);  // NaN
           std::vector<float> lse = poisoned(static_cast<int64_t>(x.lse.size()));

@@ -136,11 +136,12 @@ export interface AttentionCudaTimeOptions {
    * two-CTA one, 3 the pipelined one loading K/V two tiles ahead, 4 that with Q held in
    * registers, 5 and 6 variants 1 and 4 with the two warpgroups ping-ponging (half a tile
    * apart), 7 the warp-specialised forward (K/V by tensor-map copies from a producer warp into
-   * a ring of mbarrier-tracked buffers) and 8 that ping-ponging, both with the backward's
+   * a ring of mbarrier-tracked buffers), 8 that ping-ponging and 9 variant 5 with its K/V by
+   * tensor-map copies from thread 0 (no producer warp), each with the backward's
    * deterministic dQ kernel warp-specialised the same way and its dK/dV kernel's Q and dO by
    * tensor-map copies; 0 (default): the mma.sync kernels.
    */
-  wgmma?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+  wgmma?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9;
   /** The wgmma backward's dK/dV kernel: 64 keys a CTA (default) or 128 (two warpgroups; head dim 128). */
   wgmmaKeys?: 64 | 128;
   /** Tokens whose rows of out, dq (heads * headDim each) and dk, dv (kvHeads * headDim) come back. */

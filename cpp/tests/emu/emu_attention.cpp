@@ -67,7 +67,7 @@ std::string attention_forward(const std::string& kernel, const PlanArrays& plan,
   if (kernel == "mma2")
     return d64 ? run(af::attn_fwd_mma2<64>, pairs, af::kMmaThreads, af::Mma2Smem<64>::kBytes, p)
                : run(af::attn_fwd_mma2<128>, pairs, af::kMmaThreads, af::Mma2Smem<128>::kBytes, p);
-  if (kernel.size() == 6 && kernel.rfind("wgmma", 0) == 0 && kernel[5] >= '1' && kernel[5] <= '8') {
+  if (kernel.size() == 6 && kernel.rfind("wgmma", 0) == 0 && kernel[5] >= '1' && kernel[5] <= '9') {
     const npr::Status st = npr::attention_forward_wgmma(nullptr, p, pairs, kernel[5] - '0');
     return st.is_ok() ? std::string() : st.to_string();
   }

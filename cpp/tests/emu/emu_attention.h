@@ -30,7 +30,7 @@ struct AttnDims {
 // kernel), "wgmma2" (the two-CTA one), "wgmma3" (the pipelined one loading two tiles ahead),
 // "wgmma4" (that with Q in registers), "wgmma5" and "wgmma6" (wgmma1 and wgmma4 with the
 // warpgroups ping-ponging), "wgmma7" and "wgmma8" (the warp-specialised TMA kernel, without and
-// with the ping-pong). out
+// with the ping-pong), "wgmma9" (wgmma5 with tensor-map copies from thread 0). out
 // (T, heads, D) bf16 bits, lse (T, heads); q (T, heads, D), k, v (T, kv_heads, D) bf16 bits.
 std::string attention_forward(const std::string& kernel, const PlanArrays& plan, const AttnDims& d,
                               uint16_t* out, float* lse, const uint16_t* q, const uint16_t* k,
