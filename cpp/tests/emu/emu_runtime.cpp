@@ -425,51 +425,42 @@ void sync_threads() {
   wait_for(&b.barrier_generation);
 }
 
-void named_barrier_sync(int id, unsigned count) {
+namespace {
+
+// One arrival at named barrier id (what: the instruction, for faults): true when it completes
+// the phase, which then releases its waiters. Threads that left after arriving counted
+// (barrier.arrive, then exit) as on the hardware; a phase they can no longer fill is the
+// deadlock fault.
+bool named_barrier_arrival(int id, unsigned count, const char* what) {
   Launch& l = active();
   Block& b = my_block();
   me().polled = false;
   if (id < 1 || id >= kNamedBarriers)
-    fail("barrier.sync " + std::to_string(id) + ": ids 1.." + std::to_string(kNamedBarriers - 1) +
-         " (0 is __syncthreads')");
+    fail(std::string(what) + " " + std::to_string(id) + ": ids 1.." +
+         std::to_string(kNamedBarriers - 1) + " (0 is __syncthreads')");
   if (count == 0 || count % 32 != 0 || count > block_threads(l))
-    fail("barrier.sync " + std::to_string(id) + ", " + std::to_string(count) +
+    fail(std::string(what) + " " + std::to_string(id) + ", " + std::to_string(count) +
          ": the count must be a multiple of 32 and at most the block's threads");
-  // Threads that left after arriving counted (barrier.arrive, then exit) as on the hardware; a
-  // phase they can no longer fill is the deadlock fault.
   if (b.named_arrived[id] == 0) b.named_count[id] = count;
   if (b.named_count[id] != count)
-    fail("barrier.sync " + std::to_string(id) + ": threads named counts " +
+    fail(std::string(what) + " " + std::to_string(id) + ": threads named counts " +
          std::to_string(b.named_count[id]) + " and " + std::to_string(count) + " in one phase");
-  if (++b.named_arrived[id] == count) {
-    b.named_arrived[id] = 0;
-    ++b.named_generation[id];
-    const unsigned p0 = position(l, b, 0), p1 = position(l, b, block_threads(l) - 1);
-    l.hint = std::min({l.hint, p0, p1});
-    return;
-  }
-  wait_for(&b.named_generation[id]);
+  if (++b.named_arrived[id] != count) return false;
+  b.named_arrived[id] = 0;
+  ++b.named_generation[id];
+  const unsigned p0 = position(l, b, 0), p1 = position(l, b, block_threads(l) - 1);
+  l.hint = std::min({l.hint, p0, p1});
+  return true;
+}
+
+}  // namespace
+
+void named_barrier_sync(int id, unsigned count) {
+  if (!named_barrier_arrival(id, count, "barrier.sync")) wait_for(&my_block().named_generation[id]);
 }
 
 void named_barrier_arrive(int id, unsigned count) {
-  Launch& l = active();
-  Block& b = my_block();
-  if (id < 1 || id >= kNamedBarriers)
-    fail("barrier.arrive " + std::to_string(id) + ": ids 1.." + std::to_string(kNamedBarriers - 1) +
-         " (0 is __syncthreads')");
-  if (count == 0 || count % 32 != 0 || count > block_threads(l))
-    fail("barrier.arrive " + std::to_string(id) + ", " + std::to_string(count) +
-         ": the count must be a multiple of 32 and at most the block's threads");
-  if (b.named_arrived[id] == 0) b.named_count[id] = count;
-  if (b.named_count[id] != count)
-    fail("barrier.arrive " + std::to_string(id) + ": threads named counts " +
-         std::to_string(b.named_count[id]) + " and " + std::to_string(count) + " in one phase");
-  if (++b.named_arrived[id] == count) {  // the last arrival releases the phase's waiters
-    b.named_arrived[id] = 0;
-    ++b.named_generation[id];
-    const unsigned p0 = position(l, b, 0), p1 = position(l, b, block_threads(l) - 1);
-    l.hint = std::min({l.hint, p0, p1});
-  }
+  (void)named_barrier_arrival(id, count, "barrier.arrive");
 }
 
 void spin_wait() {
