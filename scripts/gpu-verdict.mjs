@@ -187,7 +187,8 @@ export function verdict(logs) {
       `train step: ${fmt(train.tokps_ours_0p6b)} tok/s default (${fmt(train.ratio_vs_torch_0p6b)}x torch), ` +
         `${fmt(train.tokps_ours_atomic_dq_0p6b)} tok/s atomic dQ (${fmt(train.ratio_vs_torch_atomic_dq_0p6b)}x torch), ` +
         `${fmt(train.tokps_ours_mma_0p6b)} tok/s mma.sync attention (${fmt(train.ratio_vs_torch_mma_0p6b)}x torch), ` +
-        `${fmt(train.tokps_ours_k128_0p6b)} tok/s two-warpgroup backward (${fmt(train.speedup_k128_vs_default)}x default)`,
+        `${fmt(train.tokps_ours_k128_0p6b)} tok/s two-warpgroup backward (${fmt(train.speedup_k128_vs_default)}x default), ` +
+        `${fmt(train.tokps_ours_cp_0p6b)} tok/s cp.async kernels (default ${fmt(train.speedup_default_vs_cp)}x them)`,
     );
   }
   return out.join('\n');

@@ -40,7 +40,7 @@ describe('backend selection', () => {
     expect(m.deterministic).toBe(false);
     expect(() => Model.create(config, { deterministic: 1 as never })).toThrow(/options\.deterministic must be a boolean/);
     expect(() => Model.create(config, { attentionKernels: 'tpu' as never })).toThrow(
-      /options\.attentionKernels must be 'mma' \| 'wgmma' \| 'wgmma-k128' \| 'wgmma-ws' \(got 'tpu'\)/,
+      /options\.attentionKernels must be 'mma' \| 'wgmma' \| 'wgmma-cp' \| 'wgmma-k128' \(got 'tpu'\)/,
     );
     // The CPU backward is deterministic whatever the switch says.
     const batch = causalBatch([Array.from({ length: 41 }, (_, i) => (i * 3 + 1) % 128)]);
@@ -135,10 +135,10 @@ describe.skipIf(cuda.devices === 0)(`the model on CUDA (${cuda.devices > 0 ? cud
     for (const name of wg.paramNames()) expect(relNorm(k128.getGrad(name), wg.getGrad(name)), name).toBeLessThan(1e-3);
   });
 
-  it("attentionKernels: 'wgmma-ws' (warp-specialised, tensor-map copies) gives 'wgmma''s bits", async () => {
+  it("attentionKernels: 'wgmma' (warp-specialised, tensor-map copies) gives 'wgmma-cp''s bits", async () => {
     const d128 = tinyQwen3Config({ vocabSize: 128, bosTokenId: 1, eosTokenId: 2, headDim: 128 });
-    const wg = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16' });
-    const ws = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma-ws' });
+    const wg = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16', attentionKernels: 'wgmma-cp' });
+    const ws = Model.create(d128, { seed: 9, backend: 'cuda', precision: 'bf16' });
     // 600 tokens: rows of 10 key tiles, so that the forward's and the dQ kernel's rings wrap.
     const seqs = [Array.from({ length: 600 }, (_, i) => (i * 7 + 3) % 128), Array.from({ length: 65 }, (_, i) => (i * 3 + 1) % 128)];
     const batch = causalBatch(seqs);

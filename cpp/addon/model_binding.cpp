@@ -22,6 +22,7 @@
 #include "addon/runtime.h"
 #include "model/qwen3_model.h"
 #if defined(NPR_WITH_CUDA)
+#include "kernels/tma_map.h"
 #include "model/qwen3_cuda_model.h"
 #endif
 
@@ -103,7 +104,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
       precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
       deterministic = bool_field(opts, fn, "deterministic", true);
-      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-k128", "wgmma-ws"},
+      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-cp", "wgmma-k128"},
                            "wgmma");
     }
     if (backend == "cpu" && precision != "fp32")
@@ -119,17 +120,21 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
           Qwen3CudaModel::create(c, precision == "bf16" ? DevDType::kBF16 : DevDType::kF32, &cuda_);
       if (st.is_ok()) {
         cuda_->context().deterministic = deterministic;
-        // The Hopper kernels where they can run (sm_90, bf16, head dim 64 or 128): the forward
-        // pipelined at one CTA an SM with its two warpgroups ping-ponging (5; variant 1's bits).
-        // On NPR rollouts of 4k / 8k / 32k tokens an H100 ran it at 1.36 / 1.28 / 1.06x
-        // FlexAttention, where variant 1 ran at 1.21 / 1.14 / 1.03x and the two-CTA build (2)
-        // at 0.88 / 0.80 / 0.69x. 'wgmma-k128': the same forward with the backward's
-        // two-warpgroup kernels (128 keys / queries a CTA, head dim 128), which the H100 ran at
-        // 0.7x the one-warpgroup backward's forward + backward.
-        // 'wgmma-ws': the warp-specialised forward ping-ponging (8; tensor-map copies from a
-        // producer warp) with its backward (the warp-specialised dQ, the dK/dV kernel's Q and
-        // dO by tensor-map copies); the same bits as 'wgmma', not yet measured on a GPU.
-        cuda_->context().attention_wgmma = kernels == "mma" ? 0 : kernels == "wgmma-ws" ? 8 : 5;
+        // The Hopper kernels where they can run (sm_90, bf16, head dim 64 or 128). 'wgmma': the
+        // warp-specialised forward (7: K/V and Q by tensor-map copies from a producer warp into an
+        // mbarrier ring, two consumer warpgroups on a head pair) with the warp-specialised
+        // deterministic dQ and the dK/dV kernel's Q and dO by tensor-map copies; variant 1's bits.
+        // On NPR rollouts of 4k / 8k / 32k tokens an H200 ran its forward at 1.467 / 1.324 /
+        // 1.196x FlexAttention and its forward + backward at 1.447 / 1.303 / 1.038x, where the
+        // cp.async ping-pong kernels (5, 'wgmma-cp', the default before) ran 1.344 / 1.205 /
+        // 1.094x and 1.325 / 1.186 / 0.947x; the ping-ponging build of 7 (8) ran no faster.
+        // A driver without the tensor-map encoder gets 5. 'wgmma-k128': that forward with the
+        // backward's two-warpgroup kernels (128 keys / queries a CTA, head dim 128): an H200 ran
+        // the train step 0.96x as fast with them, both on the cp.async forward.
+        const int hopper = tma_maps_available() ? 7 : 5;
+        cuda_->context().attention_wgmma = kernels == "mma"        ? 0
+                                           : kernels == "wgmma-cp" ? 5
+                                                                   : hopper;
         cuda_->context().attention_wgmma_keys = kernels == "wgmma-k128" ? 128 : 64;
       }
 #else

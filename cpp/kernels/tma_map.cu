@@ -106,4 +106,13 @@ Status make_tma_map_bf16_2d(TmaMap2d* out, const void* base, int64_t inner, int6
 #endif
 }
 
+bool tma_maps_available() {
+#if defined(NPR_EMU)
+  return true;
+#else
+  std::string why;
+  return encoder(&why) != nullptr;
+#endif
+}
+
 }  // namespace npr

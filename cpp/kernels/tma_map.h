@@ -23,4 +23,9 @@ struct alignas(64) TmaMap2d {
 Status make_tma_map_bf16_2d(TmaMap2d* out, const void* base, int64_t inner, int64_t rows,
                             int64_t ld, int box_rows);
 
+// Whether make_tma_map_bf16_2d can encode here: the driver has cuTensorMapEncodeTiled (always in
+// the emulator build). A caller choosing between the tensor-map kernels and the cp.async ones asks
+// this once, so that a driver without the encoder gets the cp.async kernels, not an error.
+bool tma_maps_available();
+
 }  // namespace npr

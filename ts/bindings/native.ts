@@ -214,11 +214,12 @@ export interface NativeQwen3Options {
   /** Bit-identical backward (default true); false: CUDA bf16 sums attention dQ with atomics. */
   deterministic?: boolean;
   /**
-   * 'wgmma' (default): the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16);
-   * 'wgmma-k128': the same with the two-warpgroup backward kernels (head dim 128); 'wgmma-ws':
-   * warp-specialised, with tensor-map copies; 'mma': mma.sync.
+   * 'wgmma' (default): the attention on Hopper's warpgroup MMA where it can run (sm_90, bf16),
+   * warp-specialised with tensor-map copies; 'wgmma-cp': the same MMAs with cp.async loads and a
+   * CTA barrier a tile (the same bits); 'wgmma-k128': 'wgmma' with the two-warpgroup backward
+   * kernels (head dim 128); 'mma': mma.sync.
    */
-  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128' | 'wgmma-ws';
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-cp' | 'wgmma-k128';
 }
 
 /** One Qwen3 model in native memory (fp32 weights, grads, AdamW moments). */

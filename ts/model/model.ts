@@ -62,10 +62,13 @@ export interface CreateOptions {
    * H100, the 0.6B train step ran 1.105x faster on 'wgmma' than on 'mma' (bench train-step).
    * 'wgmma-k128': 'wgmma' with the backward's kernels on two warpgroups over 128 keys / queries
    * (head dim 128; the same bits as 'wgmma', half its loads a FLOP); 0.97x 'wgmma' there.
-   * 'wgmma-ws': 'wgmma' warp-specialised (K/V, Q and dO by tensor-map copies, a producer warp
-   * filling an mbarrier ring for the forward and the dQ kernel; the same bits as 'wgmma').
+   * 'wgmma' is warp-specialised: K/V, Q and dO come by tensor-map copies, from a producer warp
+   * into an mbarrier ring for the forward and the dQ kernel (an H200 ran its forward 1.09x as fast
+   * as 'wgmma-cp's at 32k tokens). 'wgmma-cp': the same MMAs with cp.async loads and a CTA barrier
+   * a tile, the default before (the same bits; also what 'wgmma' falls back to where the driver
+   * has no tensor-map encoder).
    */
-  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-k128' | 'wgmma-ws';
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-cp' | 'wgmma-k128';
 }
 
 /** The creation options the native model takes, resolved once at the edge. */
