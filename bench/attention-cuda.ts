@@ -29,12 +29,14 @@
  * warpgroup) and its two-CTA build, each followed by the wgmma dK/dV backward
  * (`wgmma1`, `wgmma2` keys: `fwd_ms_wgmma1_*`, `fwdbwd_ms_wgmma1_*`, `ratio_vs_flex_*_wgmma1_*`,
  * `wgmma1_rel_err_{out,dq,dk,dv}_*` against the mma.sync kernels' sampled rows, <= 1e-2), and
- * the model's forward (`wgmma5`) with the atomic dQ (`*_wgmma5_atomic_dq_*`), the one-CTA forward loading K/V
+ * the model's forward (`wgmma7`) with the atomic dQ (`*_wgmma7_atomic_dq_*`), the one-CTA forward loading K/V
  * two tiles ahead (`wgmma3` keys) and that with Q held in registers (`wgmma4`), `wgmma1` and
  * `wgmma4` with the two warpgroups ping-ponging half a tile apart (`wgmma5`, `wgmma6`), the
  * warp-specialised forward whose K/V come by tensor-map copies from a producer warp, without and
  * with the ping-pong (`wgmma7`, `wgmma8`), `wgmma5` with its K/V by tensor-map copies from
- * thread 0 (`wgmma9`; in the backward of these three the deterministic dQ kernel is
+ * thread 0 (`wgmma9`), the warp-specialised forward over 128 keys a step, FlashAttention-3's
+ * block shape, its producer a warpgroup that hands its registers to the consumers (`wgmma10`; in
+ * the backward of these four the deterministic dQ kernel is
  * warp-specialised too, two heads a CTA sharing K/V, and the dK/dV kernel takes Q and dO by
  * tensor-map copies), and the one-CTA forward with the two-warpgroup backward
  * kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
@@ -330,12 +332,12 @@ async function main(): Promise<void> {
 
   for (const { T, key, base, sampleTokens, ours, peer, visible, causal, flopFwd } of hopper) {
     const onWgmma = (r: AttentionCudaTiming | null) => (r && r.forwardKernel === 'wgmma' ? r : null);
-    const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8, 9] as const).map((n) =>
+    const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const).map((n) =>
       onWgmma(timeOurs(addon, { ...base, sampleTokens, wgmma: n }, errors, `ours wgmma${n} T=${T}`)),
     );
     // The model's forward with `deterministic: false`: the wgmma dK/dV kernel's atomic dQ.
     const wgmmaAtomic = onWgmma(
-      timeOurs(addon, { ...base, sampleTokens, wgmma: 5, deterministic: false }, errors, `ours wgmma5 atomic dQ T=${T}`),
+      timeOurs(addon, { ...base, sampleTokens, wgmma: 7, deterministic: false }, errors, `ours wgmma7 atomic dQ T=${T}`),
     );
     const k128 = ([true, false] as const).map((deterministic) =>
       onWgmma(
@@ -358,7 +360,8 @@ async function main(): Promise<void> {
       ['wgmma7', wgmma[6] ?? null],
       ['wgmma8', wgmma[7] ?? null],
       ['wgmma9', wgmma[8] ?? null],
-      ['wgmma5_atomic_dq', wgmmaAtomic],
+      ['wgmma10', wgmma[9] ?? null],
+      ['wgmma7_atomic_dq', wgmmaAtomic],
       ['wgmma1_k128', k128[0] ?? null],
       ['wgmma1_k128_atomic_dq', k128[1] ?? null],
     ];

@@ -1,17 +1,18 @@
 /**
- * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma8,wgmma-atomic,wgmma-k128]`:
+ * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma10,wgmma-cp,wgmma-atomic]`:
  * what bounds each kernel of the CUDA fused block-sparse attention, measured by Nsight Compute
  * (ncu, `--set full`) on one NPR-shaped rollout (the attention bench's shape: 32 / 8 heads, head
  * dim 128, bf16, prompt 512, two blocks of guideline 128 + 4 steps + takeaway 128).
  *
  * For each kernel of a forward and a backward, per configuration (`wgmma`: the model's default
- * on sm_90, the pipelined one-CTA forward with its warpgroups ping-ponging (variant 5) and the
- * wgmma backward, deterministic; `wgmma-atomic`: the same with the dK/dV kernel also summing dQ
- * (bulk reductions; `deterministic: false`); `wgmma1`:
- * the pipelined forward without the ping-pong; `wgmma3`: that loading K/V two tiles ahead;
- * `wgmma4`: that with Q held in registers; `wgmma6`: `wgmma4` ping-ponging; `wgmma7`, `wgmma8`:
- * the warp-specialised forward (tensor-map copies from a producer warp), without and with the
- * ping-pong; `wgmma9`: `wgmma` with its K/V by tensor-map copies from thread 0; `wgmma-k128`,
+ * on sm_90, the warp-specialised forward (variant 7: tensor-map copies from a producer warp) and
+ * the wgmma backward with its warp-specialised dQ, deterministic; `wgmma-atomic`: the same with
+ * the dK/dV kernel also summing dQ (bulk reductions; `deterministic: false`); `wgmma-cp`: the
+ * model's 'wgmma-cp', the pipelined one-CTA forward with its warpgroups ping-ponging (variant 5,
+ * cp.async loads); `wgmma1`: that without the ping-pong; `wgmma3`: that loading K/V two tiles
+ * ahead; `wgmma4`: that with Q held in registers; `wgmma6`: `wgmma4` ping-ponging; `wgmma7`:
+ * `wgmma` itself; `wgmma8`: that ping-ponging; `wgmma9`: `wgmma-cp` with its K/V by tensor-map
+ * copies from thread 0; `wgmma10`: the warp-specialised forward over 128 keys a step; `wgmma-k128`,
  * `wgmma-k128-atomic`: the two-warpgroup backward kernels, 128 keys or queries a CTA; `mma`,
  * `mma-atomic`: the mma.sync kernels): its time, the SM's and the
  * tensor pipe's busy share, shared memory, L1, L2 and DRAM throughput against their peaks,
@@ -33,8 +34,9 @@ import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
 
-const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
-  wgmma: { wgmma: 5, deterministic: true },
+const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
+  wgmma: { wgmma: 7, deterministic: true },
+  'wgmma-cp': { wgmma: 5, deterministic: true },
   wgmma1: { wgmma: 1, deterministic: true },
   wgmma3: { wgmma: 3, deterministic: true },
   wgmma4: { wgmma: 4, deterministic: true },
@@ -42,9 +44,10 @@ const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9; wgmmaK
   wgmma7: { wgmma: 7, deterministic: true },
   wgmma8: { wgmma: 8, deterministic: true },
   wgmma9: { wgmma: 9, deterministic: true },
-  'wgmma-atomic': { wgmma: 5, deterministic: false },
-  'wgmma-k128': { wgmma: 5, wgmmaKeys: 128, deterministic: true },
-  'wgmma-k128-atomic': { wgmma: 5, wgmmaKeys: 128, deterministic: false },
+  wgmma10: { wgmma: 10, deterministic: true },
+  'wgmma-atomic': { wgmma: 7, deterministic: false },
+  'wgmma-k128': { wgmma: 7, wgmmaKeys: 128, deterministic: true },
+  'wgmma-k128-atomic': { wgmma: 7, wgmmaKeys: 128, deterministic: false },
   mma: { wgmma: 0, deterministic: true },
   'mma-atomic': { wgmma: 0, deterministic: false },
 };
@@ -52,7 +55,7 @@ const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9; wgmmaK
 const T = Number(argValue('T') ?? 8192);
 if (!Number.isInteger(T) || T < 1024) throw new RangeError(`--T must be an integer >= 1024 (got '${argValue('T')}')`);
 // Four by default, to stay inside gpu-check's time for the phase; the others on --configs.
-const DEFAULT_CONFIGS = 'wgmma,wgmma8,wgmma-atomic,wgmma-k128';
+const DEFAULT_CONFIGS = 'wgmma,wgmma10,wgmma-cp,wgmma-atomic';
 const configs = (argValue('configs') ?? DEFAULT_CONFIGS).split(',');
 for (const c of configs)
   if (!(c in CONFIGS)) throw new RangeError(`--configs: unknown configuration '${c}' (${Object.keys(CONFIGS).join(', ')})`);

@@ -149,7 +149,8 @@ export function verdict(logs) {
       'wgmma7',
       'wgmma8',
       'wgmma9',
-      'wgmma5_atomic_dq',
+      'wgmma10',
+      'wgmma7_atomic_dq',
       'wgmma1_k128',
       'wgmma1_k128_atomic_dq',
     ];

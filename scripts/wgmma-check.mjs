@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Compiles every Hopper kernel file (cpp/**/*_sm90a.cu) for sm_90a with nvcc and fails when
 // ptxas reports that it had to serialise the warpgroup MMAs (C7513: "wgmma.mma_async
-// instructions are serialized", C7519: "warpgroup.arrive is injected"). ptxas still builds
-// such code, and it still computes the right numbers, just without the overlap the kernels are
-// written for: no test would notice. Also prints each kernel's registers and spill bytes, and
+// instructions are serialized", C7512 the same for want of registers, C7519: "warpgroup.arrive
+// is injected") or that it ignored a register hand-over (C7508: "'setmaxnreg' ignored", which
+// leaves a warp-specialised kernel's consumers at the entry count). ptxas still builds such
+// code, and it still computes the right numbers, just without the overlap (or the registers)
+// the kernels are written for: no test would notice. Also prints each kernel's registers and spill bytes, and
 // fails where the one-kernel decode step's static shared memory passes what its streamed form
 // leaves for it when it sizes its ring (kStaticSmemBytes, model/qwen3_step_kernel.cuh).
 // Skips (exit 0, with a line) where nvcc is absent.
@@ -112,7 +114,9 @@ try {
       failed = true;
       return;
     }
-    const serialised = text.split('\n').filter((l) => /C7513|C7519|serialized|warpgroup\.arrive is injected/.test(l));
+    const serialised = text
+      .split('\n')
+      .filter((l) => /C7508|C7512|C7513|C7519|serialized|warpgroup\.arrive is injected|setmaxnreg' ignored/.test(l));
     for (const l of serialised) console.log(`wgmma-check: ${name}: ${l.trim()}`);
     failed ||= serialised.length > 0;
     console.log(`wgmma-check: ${name}: ${serialised.length === 0 ? 'no serialised wgmma' : 'SERIALISED'}`);

@@ -119,17 +119,20 @@ __device__ __forceinline__ PairInputs pair_inputs_of(const FwdParams& p, const P
                     static_cast<int>(p.row_ptr[it.g + 1] - p.row_ptr[it.g])};
 }
 
-// A warp's raw scores over one 64-key tile (8 n8 fragments, rows g8 and g8 + 8, c4 = lane % 4)
-// masked by the rows' mask words w0, w1 (bit k: key k visible): hidden keys become -inf.
-__device__ __forceinline__ void mask_scores(float (&s)[8][4], uint64_t w0, uint64_t w1, int c4) {
+// A warp's raw scores over one 64-key tile (8 n8 fragments from fragment kFrom of s, rows g8
+// and g8 + 8, c4 = lane % 4) masked by the rows' mask words w0, w1 (bit k: key k visible):
+// hidden keys become -inf.
+template <int kFrom = 0, int N>
+__device__ __forceinline__ void mask_scores(float (&s)[N][4], uint64_t w0, uint64_t w1, int c4) {
+  static_assert(kFrom + 8 <= N, "a 64-key tile within s");
   const float ninf = -__int_as_float(0x7f800000);
 #pragma unroll
   for (int n = 0; n < 8; ++n)
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       const int col = n * 8 + 2 * c4 + e;
-      if (!((w0 >> col) & 1ull)) s[n][e] = ninf;
-      if (!((w1 >> col) & 1ull)) s[n][2 + e] = ninf;
+      if (!((w0 >> col) & 1ull)) s[kFrom + n][e] = ninf;
+      if (!((w1 >> col) & 1ull)) s[kFrom + n][2 + e] = ninf;
     }
 }
 

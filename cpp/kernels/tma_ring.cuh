@@ -17,14 +17,16 @@
 namespace npr::tma_ring {
 
 // A (Rows, D) sw128 tile at dst from `map` (boxes of Rows x 64): column x, row y onwards, D / 64
-// copies counted against bar.
-template <int Rows, int D>
+// copies counted against bar. With BufRows > Rows, dst is row r0 (a multiple of 8) of a
+// (BufRows, D) tile, whose column blocks lie BufRows * 128 bytes apart: the rows land there.
+template <int Rows, int D, int BufRows = Rows>
 __device__ __forceinline__ void load_tile(uint32_t dst, const TmaMap2d* map, int x, int64_t y,
                                           uint32_t bar) {
+  static_assert(BufRows >= Rows && Rows % 8 == 0, "whole 8-row swizzle groups");
 #pragma unroll
   for (int cb = 0; cb < D / 64; ++cb)
-    tma::load_2d(dst + cb * wgmma::column_block_stride(Rows), map, x + 64 * cb, static_cast<int>(y),
-                 bar);
+    tma::load_2d(dst + cb * wgmma::column_block_stride(BufRows), map, x + 64 * cb,
+                 static_cast<int>(y), bar);
 }
 
 // The ring's 2 kStages mbarriers from shared address bars (8-aligned): full ones, then empty.

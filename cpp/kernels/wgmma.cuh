@@ -240,6 +240,31 @@ __device__ __forceinline__ void wgmma_m64n128k16_rs_tb(float (&d)[16][4], const 
 #endif
 }
 
+// D (64 x 128) (+)= A B, A and B from shared memory K-major (the forward's S = Q K^T over 128
+// keys); _first: D = A B, D's old values neither read nor kept alive.
+__device__ __forceinline__ void wgmma_m64n128k16_ss(float (&d)[16][4], uint64_t a_desc,
+                                                    uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(128, &d[0][0], nullptr, a_desc, b_desc, true, false, false);
+#else
+  asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " NPR_WGMMA_REGS64
+               ", %64, %65, 1, 1, 1, 0, 0;\n"
+               : NPR_WGMMA_ACC16(NPR_WGMMA_RW)
+               : "l"(a_desc), "l"(b_desc));
+#endif
+}
+__device__ __forceinline__ void wgmma_m64n128k16_ss_first(float (&d)[16][4], uint64_t a_desc,
+                                                          uint64_t b_desc) {
+#if defined(NPR_EMU)
+  emu::ptx::wgmma(128, &d[0][0], nullptr, a_desc, b_desc, false, false, false);
+#else
+  asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " NPR_WGMMA_REGS64
+               ", %64, %65, 0, 1, 1, 0, 0;\n"
+               : NPR_WGMMA_ACC16(NPR_WGMMA_W)
+               : "l"(a_desc), "l"(b_desc));
+#endif
+}
+
 // C = A B^T (64 x 64, K = D), both operands K-major sw128 tiles of 64 rows given by their
 // k-step-0 descriptors. The caller fences before, commits and waits after.
 template <int D>

@@ -67,8 +67,10 @@ std::string attention_forward(const std::string& kernel, const PlanArrays& plan,
   if (kernel == "mma2")
     return d64 ? run(af::attn_fwd_mma2<64>, pairs, af::kMmaThreads, af::Mma2Smem<64>::kBytes, p)
                : run(af::attn_fwd_mma2<128>, pairs, af::kMmaThreads, af::Mma2Smem<128>::kBytes, p);
-  if (kernel.size() == 6 && kernel.rfind("wgmma", 0) == 0 && kernel[5] >= '1' && kernel[5] <= '9') {
-    const npr::Status st = npr::attention_forward_wgmma(nullptr, p, pairs, kernel[5] - '0');
+  const bool one_digit = kernel.size() == 6 && kernel[5] >= '1' && kernel[5] <= '9';
+  if (kernel.rfind("wgmma", 0) == 0 && (one_digit || kernel == "wgmma10")) {
+    const int variant = one_digit ? kernel[5] - '0' : 10;
+    const npr::Status st = npr::attention_forward_wgmma(nullptr, p, pairs, variant);
     return st.is_ok() ? std::string() : st.to_string();
   }
   return "unknown kernel " + kernel;
