@@ -11,8 +11,17 @@
 
 namespace npr {
 
-// A CUtensorMap's bytes (64-aligned, as the hardware wants them).
-struct alignas(64) TmaMap2d {
+// A CUtensorMap's bytes (64-aligned, as the hardware wants them). Not in the emulator build:
+// there kernels are host functions whose parameters the launch wrappers pass by value, and
+// clang (14, the AddressSanitizer build, AVX-512) copied a 64-aligned argument with aligned
+// 64-byte moves into a stack slot it had not aligned, a fault whenever the fiber's stack pointer
+// was not a multiple of 64. Nothing in the emulator needs the alignment.
+#if defined(NPR_EMU)
+#define NPR_TMA_MAP_ALIGN 8
+#else
+#define NPR_TMA_MAP_ALIGN 64
+#endif
+struct alignas(NPR_TMA_MAP_ALIGN) TmaMap2d {
   unsigned char bytes[128];
 };
 
