@@ -35,8 +35,9 @@
  * warp-specialised forward whose K/V come by tensor-map copies from a producer warp, without and
  * with the ping-pong (`wgmma7`, `wgmma8`), `wgmma5` with its K/V by tensor-map copies from
  * thread 0 (`wgmma9`), the warp-specialised forward over 128 keys a step, FlashAttention-3's
- * block shape, its producer a warpgroup that hands its registers to the consumers (`wgmma10`; in
- * the backward of these four the deterministic dQ kernel is
+ * block shape, its producer a warpgroup that hands its registers to the consumers (`wgmma10`),
+ * and that with the ping-pong (`wgmma11`; in the backward of these five the deterministic dQ
+ * kernel is
  * warp-specialised too, two heads a CTA sharing K/V, and the dK/dV kernel takes Q and dO by
  * tensor-map copies), and the one-CTA forward with the two-warpgroup backward
  * kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
@@ -332,7 +333,7 @@ async function main(): Promise<void> {
 
   for (const { T, key, base, sampleTokens, ours, peer, visible, causal, flopFwd } of hopper) {
     const onWgmma = (r: AttentionCudaTiming | null) => (r && r.forwardKernel === 'wgmma' ? r : null);
-    const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10] as const).map((n) =>
+    const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const).map((n) =>
       onWgmma(timeOurs(addon, { ...base, sampleTokens, wgmma: n }, errors, `ours wgmma${n} T=${T}`)),
     );
     // The model's forward with `deterministic: false`: the wgmma dK/dV kernel's atomic dQ.
@@ -361,6 +362,7 @@ async function main(): Promise<void> {
       ['wgmma8', wgmma[7] ?? null],
       ['wgmma9', wgmma[8] ?? null],
       ['wgmma10', wgmma[9] ?? null],
+      ['wgmma11', wgmma[10] ?? null],
       ['wgmma7_atomic_dq', wgmmaAtomic],
       ['wgmma1_k128', k128[0] ?? null],
       ['wgmma1_k128_atomic_dq', k128[1] ?? null],

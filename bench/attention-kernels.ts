@@ -12,7 +12,8 @@
  * cp.async loads); `wgmma1`: that without the ping-pong; `wgmma3`: that loading K/V two tiles
  * ahead; `wgmma4`: that with Q held in registers; `wgmma6`: `wgmma4` ping-ponging; `wgmma7`:
  * `wgmma` itself; `wgmma8`: that ping-ponging; `wgmma9`: `wgmma-cp` with its K/V by tensor-map
- * copies from thread 0; `wgmma10`: the warp-specialised forward over 128 keys a step; `wgmma-k128`,
+ * copies from thread 0; `wgmma10`: the warp-specialised forward over 128 keys a step; `wgmma11`:
+ * that ping-ponging; `wgmma-k128`,
  * `wgmma-k128-atomic`: the two-warpgroup backward kernels, 128 keys or queries a CTA; `mma`,
  * `mma-atomic`: the mma.sync kernels): its time, the SM's and the
  * tensor pipe's busy share, shared memory, L1, L2 and DRAM throughput against their peaks,
@@ -34,7 +35,7 @@ import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
 
-const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
+const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
   wgmma: { wgmma: 7, deterministic: true },
   'wgmma-cp': { wgmma: 5, deterministic: true },
   wgmma1: { wgmma: 1, deterministic: true },
@@ -45,6 +46,7 @@ const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10; w
   wgmma8: { wgmma: 8, deterministic: true },
   wgmma9: { wgmma: 9, deterministic: true },
   wgmma10: { wgmma: 10, deterministic: true },
+  wgmma11: { wgmma: 11, deterministic: true },
   'wgmma-atomic': { wgmma: 7, deterministic: false },
   'wgmma-k128': { wgmma: 7, wgmmaKeys: 128, deterministic: true },
   'wgmma-k128-atomic': { wgmma: 7, wgmmaKeys: 128, deterministic: false },

@@ -150,6 +150,7 @@ export function verdict(logs) {
       'wgmma8',
       'wgmma9',
       'wgmma10',
+      'wgmma11',
       'wgmma7_atomic_dq',
       'wgmma1_k128',
       'wgmma1_k128_atomic_dq',

@@ -8,7 +8,7 @@
 //            warmup? = 3, backward? = true, deterministic? = true, wgmma? = 0 (1: the Hopper
 //            kernels with the pipelined one-CTA forward, 2: with the two-CTA one, ... 7, 8: with
 //            the warp-specialised TMA forward, 9: 5 with tensor-map copies, 10: the
-//            warp-specialised one over 128 keys a step;
+//            warp-specialised one over 128 keys a step, 11: that ping-ponging;
 //            parallel_attention_wgmma.h, where they can run), sampleTokens?: Int32Array (rows of
 //            out, dq, dk, dv returned as Float32Array) }.
 // The result's forwardKernel says which forward ran: 'wgmma' or 'mma'.
@@ -98,7 +98,7 @@ Napi::Value attention_cuda_time_js(const Napi::CallbackInfo& info) {
   const int warmup = static_cast<int>(int_field(o, fn, "warmup", 0, 1000, true, 3));
   const bool backward = bool_field(o, fn, "backward", true);
   const bool deterministic = bool_field(o, fn, "deterministic", true);
-  const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 10, true, 0));
+  const int wgmma = static_cast<int>(int_field(o, fn, "wgmma", 0, 11, true, 0));
   const int wgmma_keys = static_cast<int>(int_field(o, fn, "wgmmaKeys", 64, 128, true, 64));
   if (wgmma_keys != 64 && wgmma_keys != 128)
     throw_range(env, std::string(fn) + ": options.wgmmaKeys must be 64 or 128 (got " +

@@ -167,14 +167,14 @@ __global__ void __launch_bounds__(kThreads, 2) attn_fwd_wgmma(FwdParams p) {
 
 Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int variant) {
-  if (variant < 1 || variant > 10)
+  if (variant < 1 || variant > 11)
     return Status::invalid("attention_forward_wgmma: variant " + std::to_string(variant) +
-                           " (1 to 10)");
+                           " (1 to 11)");
   if (p.head_dim != 64 && p.head_dim != 128)
     return Status::invalid("attention_forward_wgmma: head_dim " + std::to_string(p.head_dim) +
                            " (64 or 128 only)");
-  if (variant == 10)  // warp-specialised, 128 keys a step
-    return attention_forward_wgmma_ws128(stream, p, pair_blocks);
+  if (variant >= 10)  // warp-specialised, 128 keys a step; 11 with the ping-pong
+    return attention_forward_wgmma_ws128(stream, p, pair_blocks, variant == 11);
   if (variant == 9)  // variant 5 with tensor-map copies
     return attention_forward_wgmma_pipelined(stream, p, pair_blocks, 1, false, true, true);
   if (variant >= 7)  // the warp-specialised TMA kernel, 8 with the ping-pong

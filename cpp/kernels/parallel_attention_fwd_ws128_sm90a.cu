@@ -14,6 +14,10 @@
 // second). The sums run in another order than the 64-key kernels' (the running max moves per
 // 128 keys), so its bits are its own; it is deterministic.
 //
+// With kPingPong (variant 11) the two consumer warpgroups take turns issuing their MMAs, as the
+// 64-key kernel's variant 8 does (FlashAttention-3's ping-pong: one's softmax under the other's
+// MMAs); the same sums, so the same bits as without.
+//
 // Its registers: S over 128 keys (64 a thread), O (64 at head dim 128) and P (32) do not fit the
 // 168 a thread a 288-thread CTA leaves (a build of that shape spilled), so the producer is a
 // whole warpgroup (384 threads) that gives its registers to the consumers (warpgroup_regs.cuh):
@@ -29,6 +33,7 @@
 #include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/bulk_load.cuh"
+#include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_wgmma.h"
@@ -45,9 +50,10 @@ using attn_fwd::FwdParams;
 using attn_fwd::kT;
 using bf16_t = __nv_bfloat16;
 
-constexpr int kKeys = 2 * kT;       // keys a step: two plan tiles
-constexpr int kThreads = 384;       // the producer warpgroup, then two consumer ones
-constexpr int kConsumerWarps = 8;   // warps 4..11: heads h0 (4..7) and h0 + 1 (8..11)
+constexpr int kKeys = 2 * kT;      // keys a step: two plan tiles
+constexpr int kThreads = 384;      // the producer warpgroup, then two consumer ones
+constexpr int kConsumerWarps = 8;  // warps 4..11: heads h0 (4..7) and h0 + 1 (8..11)
+constexpr int kConsumers = 32 * kConsumerWarps;
 constexpr int kProducerRegs = 24;   // registers a thread after the hand-over: 24 + 2 x 240
 constexpr int kConsumerRegs = 240;  // = 3 x 168, the CTA's share at one CTA an SM
 static_assert(kProducerRegs + 2 * kConsumerRegs == 3 * 168, "the hand-over keeps the CTA's share");
@@ -78,7 +84,7 @@ __device__ __forceinline__ int tiles_of(int u, int odd) {
   return u == 0 && odd ? 1 : 2;
 }
 
-template <int D, int kStages>
+template <int D, int kStages, bool kPingPong>
 __global__ void __launch_bounds__(kThreads, 1)
     attn_fwd_wgmma_ws128(const __grid_constant__ Ws128Params w) {
 #if NPR_SM90A_DEVICE_CODE
@@ -131,6 +137,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     using First = std::integral_constant<int, 0>;
     using Second = std::integral_constant<int, 8>;
     const auto release = [&](int u) { ring.release(u, lane); };  // its MMAs done in this warp
+    // Ping-pong turns: barrier 1 + hh is this warpgroup's, 2 - hh the other's.
+    const auto my_turn = [&] {
+      if constexpr (kPingPong) named_barrier::sync(1 + hh, kConsumers);
+    };
+    const auto your_turn = [&] {
+      if constexpr (kPingPong) named_barrier::arrive(2 - hh, kConsumers);
+    };
 
     float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
 #pragma unroll
@@ -140,13 +153,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float sl2 = p.scale_log2;
 
     bulk_load::wait(q_full, 0);
+    if (kPingPong && hh == 1) your_turn();  // warpgroup 0 issues first
     int u = 0;
     if (odd) {  // step 0: tile 0 alone, its P V at once (o is still zero: the rescale is exact)
       ring.wait_full(0);
       float s[8][4];
+      my_turn();
       wgmma::fence();
       attn_fwd::issue_qk<D, kT, kKeys>(s, qt, k_buf(0));
       wgmma::commit();
+      your_turn();
       wgmma::wait<0>();
       wgmma::fence_operands(s);
       mask(s, 0, First{});
@@ -155,9 +171,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       attn_fwd::pack_probs(p1, s);
       wgmma::fence_operands(o);
       wgmma::fence_operands(p1);
+      my_turn();
       wgmma::fence();
       attn_fwd::issue_pv<D, 4, kKeys>(o, p1, v_buf(0));
       wgmma::commit();
+      your_turn();
       wgmma::wait<0>();
       wgmma::fence_operands(o);
       release(0);
@@ -170,9 +188,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         ring.wait_full(u);
         float s[16][4];
         wgmma::fence_operands(o);
+        my_turn();
         wgmma::fence();
         attn_fwd::issue_qk<D, kKeys, kKeys>(s, qt, k_buf(u));
         wgmma::commit();
+        your_turn();
         wgmma::wait<0>();
         wgmma::fence_operands(s);
         mask(s, j0, First{});
@@ -186,11 +206,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         float s[16][4];
         wgmma::fence_operands(o);
         wgmma::fence_operands(pa);
+        my_turn();
         wgmma::fence();
         attn_fwd::issue_qk<D, kKeys, kKeys>(s, qt, k_buf(u));
         wgmma::commit();
         attn_fwd::issue_pv<D, 8, kKeys>(o, pa, v_buf(u - 1));
         wgmma::commit();
+        your_turn();
         wgmma::wait<1>();  // S done; the previous step's P V may still run
         wgmma::fence_operands(s);
         mask(s, j0, First{});
@@ -207,9 +229,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       // The last step's P V.
       wgmma::fence_operands(o);
       wgmma::fence_operands(pa);
+      my_turn();
       wgmma::fence();
       attn_fwd::issue_pv<D, 8, kKeys>(o, pa, v_buf(nsteps - 1));
       wgmma::commit();
+      your_turn();
       wgmma::wait<0>();
       wgmma::fence_operands(o);
       release(nsteps - 1);
@@ -245,10 +269,23 @@ __global__ void __launch_bounds__(kThreads, 1)
 constexpr int kStages128 = 3;  // 3 x 64 KB of K / V and 32 KB of Q: 225 KB
 constexpr int kStages64 = 6;   // 6 x 32 KB and 16 KB: 209 KB
 
+template <bool kPingPong>
+Status launch_ws128(cudaStream_t st, const Ws128Params& w, unsigned grid) {
+  const char* what = kPingPong ? "attention_forward_wgmma (sm_90a warp-specialised TMA kernel, "
+                                 "128 keys a step, ping-pong)"
+                               : "attention_forward_wgmma (sm_90a warp-specialised TMA kernel, "
+                                 "128 keys a step)";
+  if (w.p.head_dim == 64)
+    return launch_with_shared(attn_fwd_wgmma_ws128<64, kStages64, kPingPong>, grid, kThreads,
+                              Ws128Smem<64, kStages64>::kBytes, st, what, w);
+  return launch_with_shared(attn_fwd_wgmma_ws128<128, kStages128, kPingPong>, grid, kThreads,
+                            Ws128Smem<128, kStages128>::kBytes, st, what, w);
+}
+
 }  // namespace
 
 Status attention_forward_wgmma_ws128(void* stream, const attn_fwd::FwdParams& p,
-                                     int64_t pair_blocks) {
+                                     int64_t pair_blocks, bool ping_pong) {
   if (p.head_dim != 64 && p.head_dim != 128)
     return Status::invalid("attention_forward_wgmma_ws128: head_dim " + std::to_string(p.head_dim) +
                            " (64 or 128 only)");
@@ -262,13 +299,7 @@ Status attention_forward_wgmma_ws128(void* stream, const attn_fwd::FwdParams& p,
   NPR_TRY(make_tma_map_bf16_2d(&w.v, p.v, p.ldk, p.tokens, p.ldk, kT));
   const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
-  const char* what =
-      "attention_forward_wgmma (sm_90a warp-specialised TMA kernel, 128 keys a step)";
-  if (p.head_dim == 64)
-    return launch_with_shared(attn_fwd_wgmma_ws128<64, kStages64>, grid, kThreads,
-                              Ws128Smem<64, kStages64>::kBytes, st, what, w);
-  return launch_with_shared(attn_fwd_wgmma_ws128<128, kStages128>, grid, kThreads,
-                            Ws128Smem<128, kStages128>::kBytes, st, what, w);
+  return ping_pong ? launch_ws128<true>(st, w, grid) : launch_ws128<false>(st, w, grid);
 }
 
 }  // namespace npr

@@ -44,9 +44,9 @@ bool attention_wgmma_available();
 // that thread 0 issues after each tile's barrier (no producer warp: a 288-thread CTA leaves 168
 // registers a thread, a warp scheduler holding three of its nine warps); 10, the
 // warp-specialised kernel over 128 keys a step (attention_forward_wgmma_ws128: a producer
-// warpgroup handing its registers to the consumers). Every variant but 10 gives variant 1's
-// sums in its order; 10 sums per 128 keys, deterministically. Only where
-// attention_wgmma_available() holds.
+// warpgroup handing its registers to the consumers); 11, that with the ping-pong. Every variant
+// but 10 and 11 gives variant 1's sums in its order; those two sum per 128 keys,
+// deterministically, 11 with 10's bits. Only where attention_wgmma_available() holds.
 Status attention_forward_wgmma(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                int variant);
 Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams& p,
@@ -55,7 +55,7 @@ Status attention_forward_wgmma_pipelined(void* stream, const attn_fwd::FwdParams
 Status attention_forward_wgmma_ws(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                   bool ping_pong);
 Status attention_forward_wgmma_ws128(void* stream, const attn_fwd::FwdParams& p,
-                                     int64_t pair_blocks);
+                                     int64_t pair_blocks, bool ping_pong);
 
 // The backward's dK / dV kernel on wgmma (parallel_attention_bwd_sm90a.cu), bf16 with head_dim
 // 64 or 128 (d.dim), one CTA per (key tile, kv head) on `stream` (a cudaStream_t), over the

@@ -159,9 +159,10 @@ TEST(cuda_attention_forward_wgmma_matches_the_mma_kernels_and_the_cpu) {
         // tolerances below (the emulator, which computes either operand source alike, checks
         // their fragments bit for bit), and 6 must equal 4; 7 and 8 (the warp-specialised TMA
         // kernel) and 9 (5 with tensor-map copies) are variant 1's bits too. 10 (128 keys a
-        // step) sums in its own order: held to the tolerances, and to its own bits run to run.
-        std::vector<float> pipelined_out, qregs_out;
-        for (int variant : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}) {
+        // step) sums in its own order: held to the tolerances, and to its own bits run to run;
+        // 11 (10 ping-ponging) to 10's bits.
+        std::vector<float> pipelined_out, qregs_out, ws128_out;
+        for (int variant : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}) {
           ctx.attention_wgmma = variant;
           CHECK(attention_forward_uses_wgmma(ctx, DevDType::kBF16, sh));
           const Forward wg = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
@@ -171,9 +172,12 @@ TEST(cuda_attention_forward_wgmma_matches_the_mma_kernels_and_the_cpu) {
           if (variant == 3 || variant == 5 || (variant >= 7 && variant <= 9))
             CHECK_MSG(wg.out == pipelined_out, what + ": out differs from variant 1's bits");
           if (variant == 10) {
+            ws128_out = wg.out;
             const Forward again = forward_on_device(ctx, dp, sh, x.q, x.k, x.v);
             CHECK_MSG(again.out == wg.out && again.lse == wg.lse, what + ": not deterministic");
           }
+          if (variant == 11)
+            CHECK_MSG(wg.out == ws128_out, what + ": out differs from variant 10's bits");
           if (variant == 6)
             CHECK_MSG(wg.out == qregs_out, what + ": out differs from variant 4's bits");
           CHECK_MSG(rel_norm_error(wg.out, mma.out) < 2e-3,

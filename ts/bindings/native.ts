@@ -139,11 +139,11 @@ export interface AttentionCudaTimeOptions {
    * a ring of mbarrier-tracked buffers), 8 that ping-ponging and 9 variant 5 with its K/V by
    * tensor-map copies from thread 0 (no producer warp), 10 the warp-specialised forward over
    * 128 keys a step (a producer warpgroup handing its registers to the consumers; its own sums,
-   * deterministic), each with the backward's
+   * deterministic), 11 that ping-ponging, each with the backward's
    * deterministic dQ kernel warp-specialised the same way and its dK/dV kernel's Q and dO by
    * tensor-map copies; 0 (default): the mma.sync kernels.
    */
-  wgmma?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10;
+  wgmma?: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11;
   /** The wgmma backward's dK/dV kernel: 64 keys a CTA (default) or 128 (two warpgroups; head dim 128). */
   wgmmaKeys?: 64 | 128;
   /** Tokens whose rows of out, dq (heads * headDim each) and dk, dv (kvHeads * headDim) come back. */
