@@ -50,6 +50,13 @@ std::string run(Kernel kernel, int64_t blocks, int threads, int smem,
                 [&] { kernel(p); });
 }
 
+// A launcher's status, or else the fault its kernels left (asynchronous, as on a GPU: without
+// this it would surface at the next launch, in another kernel's name).
+std::string fault_of(const npr::Status& st) {
+  const std::string pending = cuda::take_launch_fault();
+  return st.is_ok() ? pending : st.to_string();
+}
+
 }  // namespace
 
 std::string attention_forward(const std::string& kernel, const PlanArrays& plan, const AttnDims& d,
@@ -68,10 +75,10 @@ std::string attention_forward(const std::string& kernel, const PlanArrays& plan,
     return d64 ? run(af::attn_fwd_mma2<64>, pairs, af::kMmaThreads, af::Mma2Smem<64>::kBytes, p)
                : run(af::attn_fwd_mma2<128>, pairs, af::kMmaThreads, af::Mma2Smem<128>::kBytes, p);
   const bool one_digit = kernel.size() == 6 && kernel[5] >= '1' && kernel[5] <= '9';
-  if (kernel.rfind("wgmma", 0) == 0 && (one_digit || kernel == "wgmma10")) {
-    const int variant = one_digit ? kernel[5] - '0' : 10;
-    const npr::Status st = npr::attention_forward_wgmma(nullptr, p, pairs, variant);
-    return st.is_ok() ? std::string() : st.to_string();
+  const bool two_digits = kernel == "wgmma10" || kernel == "wgmma11";
+  if (kernel.rfind("wgmma", 0) == 0 && (one_digit || two_digits)) {
+    const int variant = one_digit ? kernel[5] - '0' : 10 + (kernel[6] - '0');
+    return fault_of(npr::attention_forward_wgmma(nullptr, p, pairs, variant));
   }
   return "unknown kernel " + kernel;
 }
@@ -98,14 +105,6 @@ BwdArgs bwd_args(const PlanArrays& a, const AttnDims& d) {
   b.d.sl2 = d.scale * npr::attn_bwd::kLog2e;
   return b;
 }
-
-namespace {
-
-std::string fault_of(const npr::Status& st) {
-  return st.is_ok() ? std::string() : st.to_string();
-}
-
-}  // namespace
 
 std::string attention_backward_dkdv_wgmma(const PlanArrays& a, const AttnDims& d, uint16_t* dk,
                                           uint16_t* dv, float* dq_acc, const uint16_t* dout,

@@ -404,6 +404,14 @@ cudaError_t launch_result(const std::string& fault) {
   return cudaSuccess;
 }
 
+std::string take_launch_fault() {
+  std::string f = g_sticky == cudaSuccess ? std::string() : g_fault;
+  g_sticky = g_last = cudaSuccess;
+  g_sticky_seen = false;
+  g_fault.clear();
+  return f;
+}
+
 cudaError_t cudaDeviceReset() {
   for (auto it = g_allocs.begin(); it != g_allocs.end();) {
     if (!it->second.host) {

@@ -95,6 +95,10 @@ cudaError_t cudaGetLastError();
 // Frees every allocation and clears the errors (a fault's too). Unlike a GPU's, it keeps the
 // kernels' shared-memory opt-ins: the product sets some once a process, and tests reset between.
 cudaError_t cudaDeviceReset();
+// Not CUDA: the fault a launch since the last call left (empty if none), with the errors
+// cleared but the allocations kept, so that a test that runs kernel after kernel on the same
+// buffers names the launch that faulted instead of finding its fault at the next launch.
+std::string take_launch_fault();
 
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDevice(int* d);
