@@ -36,6 +36,7 @@
 #include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
+#include "kernels/parallel_attention_fwd_ws.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/tma_map.h"
 #include "kernels/tma_ring.cuh"
@@ -58,10 +59,7 @@ constexpr int kProducerRegs = 24;   // registers a thread after the hand-over: 2
 constexpr int kConsumerRegs = 240;  // = 3 x 168, the CTA's share at one CTA an SM
 static_assert(kProducerRegs + 2 * kConsumerRegs == 3 * 168, "the hand-over keeps the CTA's share");
 
-struct Ws128Params {
-  TmaMap2d q, k, v;
-  FwdParams p;
-};
+using attn_fwd::WsParams;
 
 template <int D, int kStages>
 struct Ws128Smem {
@@ -86,7 +84,7 @@ __device__ __forceinline__ int tiles_of(int u, int odd) {
 
 template <int D, int kStages, bool kPingPong>
 __global__ void __launch_bounds__(kThreads, 1)
-    attn_fwd_wgmma_ws128(const __grid_constant__ Ws128Params w) {
+    attn_fwd_wgmma_ws128(const __grid_constant__ WsParams w) {
 #if NPR_SM90A_DEVICE_CODE
   using S = Ws128Smem<D, kStages>;
   constexpr int ND = D / 8;                     // n8 fragments of the output
@@ -270,7 +268,7 @@ constexpr int kStages128 = 3;  // 3 x 64 KB of K / V and 32 KB of Q: 225 KB
 constexpr int kStages64 = 6;   // 6 x 32 KB and 16 KB: 209 KB
 
 template <bool kPingPong>
-Status launch_ws128(cudaStream_t st, const Ws128Params& w, unsigned grid) {
+Status launch_ws128(cudaStream_t st, const WsParams& w, unsigned grid) {
   const char* what = kPingPong ? "attention_forward_wgmma (sm_90a warp-specialised TMA kernel, "
                                  "128 keys a step, ping-pong)"
                                : "attention_forward_wgmma (sm_90a warp-specialised TMA kernel, "
@@ -286,17 +284,8 @@ Status launch_ws128(cudaStream_t st, const Ws128Params& w, unsigned grid) {
 
 Status attention_forward_wgmma_ws128(void* stream, const attn_fwd::FwdParams& p,
                                      int64_t pair_blocks, bool ping_pong) {
-  if (p.head_dim != 64 && p.head_dim != 128)
-    return Status::invalid("attention_forward_wgmma_ws128: head_dim " + std::to_string(p.head_dim) +
-                           " (64 or 128 only)");
-  if (p.tokens <= 0 || p.tokens > 0x7fffffff)
-    return Status::invalid("attention_forward_wgmma_ws128: tokens " + std::to_string(p.tokens) +
-                           " (1 to 2^31 - 1: the copies take 32-bit rows)");
-  Ws128Params w;
-  w.p = p;
-  NPR_TRY(make_tma_map_bf16_2d(&w.q, p.q, p.ldq, p.tokens, p.ldq, kT));
-  NPR_TRY(make_tma_map_bf16_2d(&w.k, p.k, p.ldk, p.tokens, p.ldk, kT));
-  NPR_TRY(make_tma_map_bf16_2d(&w.v, p.v, p.ldk, p.tokens, p.ldk, kT));
+  WsParams w;
+  NPR_TRY(attn_fwd::ws_params_of(p, "attention_forward_wgmma_ws128", &w));
   const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
   return ping_pong ? launch_ws128<true>(st, w, grid) : launch_ws128<false>(st, w, grid);

@@ -36,6 +36,7 @@
 #include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
+#include "kernels/parallel_attention_fwd_ws.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/tma_map.h"
 #include "kernels/tma_ring.cuh"
@@ -54,12 +55,7 @@ constexpr int kThreads = kConsumers + 32;  // and the producer warp
 constexpr int kProducerWarp = kConsumers / 32;
 constexpr int kConsumerWarps = kConsumers / 32;
 
-// The kernel's parameters: FwdParams and the tensor maps of q, k, v (rows = tokens, 64-key or
-// 64-query boxes), a __grid_constant__ so that the copies can address the maps in place.
-struct WsParams {
-  TmaMap2d q, k, v;
-  FwdParams p;
-};
+using attn_fwd::WsParams;
 
 template <int D, int kStages>
 struct WsSmem {
@@ -230,17 +226,8 @@ Status launch_ws(cudaStream_t st, const WsParams& w, unsigned grid) {
 
 Status attention_forward_wgmma_ws(void* stream, const attn_fwd::FwdParams& p, int64_t pair_blocks,
                                   bool ping_pong) {
-  if (p.head_dim != 64 && p.head_dim != 128)
-    return Status::invalid("attention_forward_wgmma_ws: head_dim " + std::to_string(p.head_dim) +
-                           " (64 or 128 only)");
-  if (p.tokens <= 0 || p.tokens > 0x7fffffff)
-    return Status::invalid("attention_forward_wgmma_ws: tokens " + std::to_string(p.tokens) +
-                           " (1 to 2^31 - 1: the copies take 32-bit rows)");
   WsParams w;
-  w.p = p;
-  NPR_TRY(make_tma_map_bf16_2d(&w.q, p.q, p.ldq, p.tokens, p.ldq, kT));
-  NPR_TRY(make_tma_map_bf16_2d(&w.k, p.k, p.ldk, p.tokens, p.ldk, kT));
-  NPR_TRY(make_tma_map_bf16_2d(&w.v, p.v, p.ldk, p.tokens, p.ldk, kT));
+  NPR_TRY(attn_fwd::ws_params_of(p, "attention_forward_wgmma_ws", &w));
   const auto st = static_cast<cudaStream_t>(stream);
   const auto grid = static_cast<unsigned>(pair_blocks);
   return ping_pong ? launch_ws<true>(st, w, grid) : launch_ws<false>(st, w, grid);
