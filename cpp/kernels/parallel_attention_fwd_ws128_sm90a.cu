@@ -33,7 +33,6 @@
 #include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/bulk_load.cuh"
-#include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_fwd_ws.cuh"
@@ -41,6 +40,7 @@
 #include "kernels/tma_map.h"
 #include "kernels/tma_ring.cuh"
 #include "kernels/warpgroup_regs.cuh"
+#include "kernels/warpgroup_turns.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace npr {
@@ -135,13 +135,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     using First = std::integral_constant<int, 0>;
     using Second = std::integral_constant<int, 8>;
     const auto release = [&](int u) { ring.release(u, lane); };  // its MMAs done in this warp
-    // Ping-pong turns: barrier 1 + hh is this warpgroup's, 2 - hh the other's.
-    const auto my_turn = [&] {
-      if constexpr (kPingPong) named_barrier::sync(1 + hh, kConsumers);
-    };
-    const auto your_turn = [&] {
-      if constexpr (kPingPong) named_barrier::arrive(2 - hh, kConsumers);
-    };
+    const WarpgroupTurns<kPingPong> turns{hh, kConsumers};       // the ping-pong's
 
     float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
 #pragma unroll
@@ -151,16 +145,16 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float sl2 = p.scale_log2;
 
     bulk_load::wait(q_full, 0);
-    if (kPingPong && hh == 1) your_turn();  // warpgroup 0 issues first
+    turns.start();  // warpgroup 0 issues first
     int u = 0;
     if (odd) {  // step 0: tile 0 alone, its P V at once (o is still zero: the rescale is exact)
       ring.wait_full(0);
       float s[8][4];
-      my_turn();
+      turns.take();
       wgmma::fence();
       attn_fwd::issue_qk<D, kT, kKeys>(s, qt, k_buf(0));
       wgmma::commit();
-      your_turn();
+      turns.yield();
       wgmma::wait<0>();
       wgmma::fence_operands(s);
       mask(s, 0, First{});
@@ -169,11 +163,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       attn_fwd::pack_probs(p1, s);
       wgmma::fence_operands(o);
       wgmma::fence_operands(p1);
-      my_turn();
+      turns.take();
       wgmma::fence();
       attn_fwd::issue_pv<D, 4, kKeys>(o, p1, v_buf(0));
       wgmma::commit();
-      your_turn();
+      turns.yield();
       wgmma::wait<0>();
       wgmma::fence_operands(o);
       release(0);
@@ -186,11 +180,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         ring.wait_full(u);
         float s[16][4];
         wgmma::fence_operands(o);
-        my_turn();
+        turns.take();
         wgmma::fence();
         attn_fwd::issue_qk<D, kKeys, kKeys>(s, qt, k_buf(u));
         wgmma::commit();
-        your_turn();
+        turns.yield();
         wgmma::wait<0>();
         wgmma::fence_operands(s);
         mask(s, j0, First{});
@@ -204,13 +198,13 @@ __global__ void __launch_bounds__(kThreads, 1)
         float s[16][4];
         wgmma::fence_operands(o);
         wgmma::fence_operands(pa);
-        my_turn();
+        turns.take();
         wgmma::fence();
         attn_fwd::issue_qk<D, kKeys, kKeys>(s, qt, k_buf(u));
         wgmma::commit();
         attn_fwd::issue_pv<D, 8, kKeys>(o, pa, v_buf(u - 1));
         wgmma::commit();
-        your_turn();
+        turns.yield();
         wgmma::wait<1>();  // S done; the previous step's P V may still run
         wgmma::fence_operands(s);
         mask(s, j0, First{});
@@ -227,11 +221,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       // The last step's P V.
       wgmma::fence_operands(o);
       wgmma::fence_operands(pa);
-      my_turn();
+      turns.take();
       wgmma::fence();
       attn_fwd::issue_pv<D, 8, kKeys>(o, pa, v_buf(nsteps - 1));
       wgmma::commit();
-      your_turn();
+      turns.yield();
       wgmma::wait<0>();
       wgmma::fence_operands(o);
       release(nsteps - 1);

@@ -33,13 +33,13 @@
 #include "kernels/attn_softmax.cuh"
 #include "kernels/bulk_load.cuh"
 #include "kernels/mma_bf16.cuh"
-#include "kernels/named_barrier.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_fwd_ws.cuh"
 #include "kernels/parallel_attention_wgmma.h"
 #include "kernels/tma_map.h"
 #include "kernels/tma_ring.cuh"
+#include "kernels/warpgroup_turns.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace npr {
@@ -131,13 +131,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   const auto landed = [&](int j) { ring.wait_full(j); };       // buffer j's K and V
   const auto release = [&](int j) { ring.release(j, lane); };  // its MMAs done in this warp
-  // Ping-pong turns: barrier 1 + hh is this warpgroup's, 2 - hh the other's.
-  const auto my_turn = [&] {
-    if constexpr (kPingPong) named_barrier::sync(1 + hh, kConsumers);
-  };
-  const auto your_turn = [&] {
-    if constexpr (kPingPong) named_barrier::arrive(2 - hh, kConsumers);
-  };
+  const WarpgroupTurns<kPingPong> turns{hh, kConsumers};       // the ping-pong's
 
   float o[ND][4];  // this warp's rows (g8, g8 + 8) x dims (8 n + 2 c4, + 1) of head h0 + hh
 #pragma unroll
@@ -148,16 +142,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   uint32_t pa[4][4];  // the previous tile's probabilities (bf16 A fragments)
 
   bulk_load::wait(q_full, 0);
-  if (kPingPong && hh == 1) your_turn();  // warpgroup 0 issues first
+  turns.start();     // warpgroup 0 issues first
   if (npairs > 0) {  // tile 0: S, probabilities (o is still zero: its rescale is exact)
     const Words wd = words(0);
     landed(0);
     float s[8][4];
-    my_turn();
+    turns.take();
     wgmma::fence();
     attn_fwd::issue_qk<D>(s, qt, k_tile(0));
     wgmma::commit();
-    your_turn();
+    turns.yield();
     wgmma::wait<0>();
     wgmma::fence_operands(s);
     if (wd.partial) attn_fwd::mask_scores(s, wd.w0, wd.w1, c4);
@@ -170,13 +164,13 @@ __global__ void __launch_bounds__(kThreads, 1)
     float s[8][4];
     wgmma::fence_operands(o);
     wgmma::fence_operands(pa);
-    my_turn();
+    turns.take();
     wgmma::fence();
     attn_fwd::issue_qk<D>(s, qt, k_tile(j));
     wgmma::commit();
     attn_fwd::issue_pv<D>(o, pa, v_tile(j - 1));
     wgmma::commit();
-    your_turn();
+    turns.yield();
     wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
     wgmma::fence_operands(s);
     if (wd.partial) attn_fwd::mask_scores(s, wd.w0, wd.w1, c4);
@@ -192,11 +186,11 @@ __global__ void __launch_bounds__(kThreads, 1)
   if (npairs > 0) {  // the last tile's P V
     wgmma::fence_operands(o);
     wgmma::fence_operands(pa);
-    my_turn();
+    turns.take();
     wgmma::fence();
     attn_fwd::issue_pv<D>(o, pa, v_tile(npairs - 1));
     wgmma::commit();
-    your_turn();
+    turns.yield();
     wgmma::wait<0>();
     wgmma::fence_operands(o);
     release(npairs - 1);
