@@ -111,3 +111,47 @@ export function rawNumber(launch: NcuRawLaunch, metric: string): number | null {
   const v = Number(cell.value.replace(/,/g, ''));
   return Number.isFinite(v) ? v : null;
 }
+
+/** One instruction of a source-page CSV with its warp-stall samples. */
+export interface NcuHotInstruction {
+  address: string;
+  source: string;
+  samples: number;
+  /** Of the samples of every instruction in the page. */
+  share: number;
+}
+
+/**
+ * The n instructions with the most warp-stall samples in a source-page CSV (`ncu --import
+ * REPORT --csv --page source --print-source sass`). Its layout differs between ncu versions, so
+ * the header is found by its cells: a column whose name starts with "Warp Stall Sampling (All"
+ * (samples) and one named "Source" (the SASS text; "Address" too where present). Rows with the
+ * header's number of cells are instructions; a repeated header starts another kernel's listing,
+ * all counted together. Null when no such header is found (the caller shows the text instead).
+ */
+export function hottestInstructions(text: string, n: number): NcuHotInstruction[] | null {
+  let samplesCol = -1;
+  let sourceCol = -1;
+  let addressCol = -1;
+  let width = 0;
+  const rows: Array<{ address: string; source: string; samples: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('"')) continue;
+    const cells = csvCells(line);
+    const stall = cells.findIndex((c) => c.startsWith('Warp Stall Sampling (All'));
+    if (stall >= 0 && cells.includes('Source')) {
+      [samplesCol, sourceCol, addressCol, width] = [stall, cells.indexOf('Source'), cells.indexOf('Address'), cells.length];
+      continue;
+    }
+    if (samplesCol < 0 || cells.length !== width) continue;
+    const samples = Number((cells[samplesCol] ?? '').replace(/,/g, ''));
+    if (!Number.isFinite(samples)) continue;
+    rows.push({ address: addressCol >= 0 ? (cells[addressCol] ?? '') : '', source: (cells[sourceCol] ?? '').trim(), samples });
+  }
+  if (samplesCol < 0) return null;
+  const total = rows.reduce((a, r) => a + r.samples, 0);
+  return rows
+    .sort((a, b) => b.samples - a.samples)
+    .slice(0, n)
+    .map((r) => ({ ...r, share: total > 0 ? r.samples / total : 0 }));
+}

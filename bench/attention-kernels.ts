@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma10,wgmma-cp,wgmma-atomic]`:
+ * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma10,wgmma-cp,wgmma-atomic]
+ * [--source-configs wgmma,wgmma10]`:
  * what bounds each kernel of the CUDA fused block-sparse attention, measured by Nsight Compute
  * (ncu, `--set full`) on one NPR-shaped rollout (the attention bench's shape: 32 / 8 heads, head
  * dim 128, bf16, prompt 512, two blocks of guideline 128 + 4 steps + takeaway 128).
@@ -25,12 +26,19 @@
  * which calls the attention entry point once (a forward, then a forward and a backward) inside
  * a cudaProfilerStart/Stop range. ncu replays each kernel alone, caches flushed. Every metric
  * whose name speaks of the tensor pipes, shared memory, local memory or stalls is printed as ncu
- * named it, so a metric this script does not pick by name can still be read from the log.
+ * named it, so a metric this script does not pick by name can still be read from the log. Then,
+ * for the configurations of `--source-configs` (default `wgmma,wgmma10`; `none`), one more run
+ * collects the forward kernel's source counters and prints its 16 SASS instructions with the
+ * most warp-stall samples: where, not only why, a kernel waits.
  * Without ncu or a device: a note and a skip.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { AttentionCudaTimeOptions } from '../ts/bindings/native.js';
-import { findNcu, type NcuRawLaunch, parseRawCsv, runUnderNcu, shortName } from './_ncu.js';
+import { findNcu, hottestInstructions, type NcuRawLaunch, parseRawCsv, runUnderNcu, shortName } from './_ncu.js';
 import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
@@ -59,8 +67,16 @@ if (!Number.isInteger(T) || T < 1024) throw new RangeError(`--T must be an integ
 // Four by default, to stay inside gpu-check's time for the phase; the others on --configs.
 const DEFAULT_CONFIGS = 'wgmma,wgmma10,wgmma-cp,wgmma-atomic';
 const configs = (argValue('configs') ?? DEFAULT_CONFIGS).split(',');
-for (const c of configs)
-  if (!(c in CONFIGS)) throw new RangeError(`--configs: unknown configuration '${c}' (${Object.keys(CONFIGS).join(', ')})`);
+// Whose forward kernel also gets its hottest instructions (ncu's source page, SASS): two by
+// default, each one more short ncu run; `--source-configs none` skips them.
+const sourceArg = argValue('source-configs') ?? 'wgmma,wgmma10';
+const sourceConfigs = sourceArg === 'none' ? [] : sourceArg.split(',');
+for (const [flag, list] of [
+  ['--configs', configs],
+  ['--source-configs', sourceConfigs],
+] as const)
+  for (const c of list)
+    if (!(c in CONFIGS)) throw new RangeError(`${flag}: unknown configuration '${c}' (${Object.keys(CONFIGS).join(', ')})`);
 
 /** One forward and one forward + backward of the attention entry point, inside a profiler range. */
 function workload(config: string): void {
@@ -135,6 +151,41 @@ function profile(ncu: string, config: string, figures: Figures, rows: Array<Reco
   }
 }
 
+/**
+ * The forward kernel's instructions with the most warp-stall samples (ncu's source counters, one
+ * launch), printed with their share: which instruction a kernel waits at, where the profile
+ * above gives only the reasons. The report goes to a temporary directory.
+ */
+function hottest(ncu: string, config: string): void {
+  const dir = mkdtempSync(join(tmpdir(), 'npr-ncu-'));
+  try {
+    const report = join(dir, 'source');
+    const ncuArgs = ['--section', 'SourceCounters', '--kernel-name', 'regex:attn_fwd', '--launch-count', '1', '-o', report, '-f'];
+    const r = runUnderNcu(ncu, ncuArgs, ['--workload', config, '--T', String(T)]);
+    if (r.status !== 0) {
+      console.log(`note: ncu (source counters) failed for ${config} (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-800)}`);
+      return;
+    }
+    const page = spawnSync(ncu, ['--import', `${report}.ncu-rep`, '--csv', '--page', 'source', '--print-source', 'sass'], {
+      encoding: 'utf8',
+      maxBuffer: 256 << 20,
+      timeout: 300_000,
+    });
+    const text = page.stdout ?? '';
+    const hot = page.status === 0 ? hottestInstructions(text, 16) : null;
+    console.log(`\n${config}: the forward kernel's instructions with the most warp-stall samples (share of all its samples):`);
+    if (hot === null) {
+      console.log(
+        `  (no source page read: exit ${page.status ?? page.signal}; its first lines follow)\n${(text || page.stderr || '').slice(0, 3000)}`,
+      );
+      return;
+    }
+    for (const h of hot) console.log(`  ${(100 * h.share).toFixed(1).padStart(5)}%  ${h.address.padEnd(8)} ${h.source}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 function main(): void {
   const addon = native();
   const cuda = addon.backends().cuda;
@@ -147,6 +198,7 @@ function main(): void {
   const figures: Figures = { device: cuda.deviceName, T };
   const rows: Array<Record<string, string | number | null>> = [];
   for (const config of configs) profile(ncu, config, figures, rows);
+  for (const config of sourceConfigs) hottest(ncu, config);
   console.log('');
   printTable(rows);
   console.log(

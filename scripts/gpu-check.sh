@@ -120,7 +120,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
     bench:attention) run_logged bench-attention 330 node dist/bench/attention-cuda.js --iters "${NPR_GPU_BENCH_ITERS:-10}" ;;
     # What bounds each attention kernel (ncu --set full at 8k tokens): tensor pipe, shared memory,
     # L2, registers, stall reasons.
-    bench:attention-kernels) run_logged bench-attention-kernels 240 node dist/bench/attention-kernels.js ;;
+    bench:attention-kernels) run_logged bench-attention-kernels 300 node dist/bench/attention-kernels.js ;;
     bench:decode)
       run_logged bench-decode 240 node dist/bench/decode.js --backend cuda $quick \
         ${NPR_GPU_NO_PEER:+--no-peer}

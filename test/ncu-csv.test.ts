@@ -1,7 +1,16 @@
 // The Nsight Compute CSV readers of the kernel benchmarks (bench/_ncu.ts, bench/_ncu-figures.ts)
 // on text laid out as ncu prints it: no GPU needed.
 import { describe, expect, it } from 'vitest';
-import { baseValue, csvCells, parseDetailsCsv, parseRawCsv, rawNumber, runUnderNcu, shortName } from '../bench/_ncu.js';
+import {
+  baseValue,
+  csvCells,
+  hottestInstructions,
+  parseDetailsCsv,
+  parseRawCsv,
+  rawNumber,
+  runUnderNcu,
+  shortName,
+} from '../bench/_ncu.js';
 import { kernelFigures } from '../bench/_ncu-figures.js';
 
 const q = (cells: string[]) => cells.map((c) => `"${c.replace(/"/g, '""')}"`).join(',');
@@ -100,5 +109,27 @@ describe('ncu CSV', () => {
         '--workload wgmma',
       ].join(' '),
     );
+  });
+
+  it('finds the instructions with the most stall samples on the source page, header found by its cells', () => {
+    const header = q(['Address', 'Source', 'Warp Stall Sampling (All Samples)', 'Warp Stall Sampling (Not-issued Samples)']);
+    const text = [
+      '==PROF== Disconnected',
+      '"Kernel Name","attn_fwd_wgmma_ws128"',
+      header,
+      q(['0x00', 'MOV R1, c[0x0][0x28]', '0', '0']),
+      q(['0x10', 'HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ', '1,200', '900']),
+      q(['0x20', 'SYNCS.PHASECHK.TRANS64 P0, [UR8], R3', '600', '580']),
+      q(['0x30', 'MUFU.EX2 R40, R41', 'n/a', '0']),
+      header,
+      q(['0x00', 'BAR.SYNC 0x1', '200', '150']),
+    ].join('\n');
+    const hot = hottestInstructions(text, 2);
+    expect(hot).toEqual([
+      { address: '0x10', source: 'HGMMA.64x128x16.F32.BF16 R24, gdesc[UR4], RZ', samples: 1200, share: 0.6 },
+      { address: '0x20', source: 'SYNCS.PHASECHK.TRANS64 P0, [UR8], R3', samples: 600, share: 0.3 },
+    ]);
+    expect(hottestInstructions(q(['Address', 'Source', 'Instructions Executed']), 5)).toBeNull();
+    expect(hottestInstructions('', 5)).toBeNull();
   });
 });
