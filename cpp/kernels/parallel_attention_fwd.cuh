@@ -136,6 +136,25 @@ __device__ __forceinline__ void mask_scores(float (&s)[N][4], uint64_t w0, uint6
     }
 }
 
+// A thread's rows' mask words (rows r0 and r0 + 8 of the query tile) of one pair of a row list:
+// all ones, and not partial, for a FULL pair. The kernels read them a step ahead of the MMAs
+// whose scores they mask, so that the loads are not on the path from S to the softmax.
+struct RowWords {
+  uint64_t w0, w1;
+  bool partial;
+};
+__device__ __forceinline__ RowWords row_words(const FwdParams& p, const AttnTilePair& pair,
+                                              int r0) {
+  const int32_t partial = pair.partial;
+  return partial < 0 ? RowWords{~0ull, ~0ull, false}
+                     : RowWords{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
+}
+// The 64 scores from fragment kFrom of s masked by w (nothing for a FULL pair).
+template <int kFrom = 0, int N>
+__device__ __forceinline__ void mask_row_scores(float (&s)[N][4], const RowWords& w, int c4) {
+  if (w.partial) mask_scores<kFrom>(s, w.w0, w.w1, c4);
+}
+
 // The end of a bf16 tensor-core kernel, for one head: a warp's accumulators o (rows r0 and r0 +
 // 8 of the query tile at q_start; mma.sync C layout, c4 = lane % 4), running max (m0, m1, raw
 // scores) and this thread's part of the running sums (l0, l1) become normalised out rows and

@@ -154,16 +154,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (j + kAhead < npairs) load_kv(j + kAhead);
     cp_async_commit();
   };
-  // Tile j's mask words of this thread's rows (all ones for a FULL pair), read before its wait.
-  struct Words {
-    uint64_t w0, w1;
-    bool partial;
-  };
-  const auto words = [&](int j) {
-    const int32_t partial = rp[j].partial;
-    return partial < 0 ? Words{~0ull, ~0ull, false}
-                       : Words{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
-  };
+  // Tile j's mask words of this thread's rows, read before its wait.
+  const auto words = [&](int j) { return attn_fwd::row_words(p, rp[j], r0); };
 
   wgmma::load_tile_sw128<kT, D, kThreads>(sbase, in.q, p.ldq, it.qn, tid);
   wgmma::load_tile_sw128<kT, D, kThreads>(sbase + S::kTileBytes, in.q + D, p.ldq, it.qn, tid);
@@ -207,7 +199,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // runs half a tile behind: its softmax under warpgroup 0's MMAs and the reverse.
   const bool late = kPingPong && hh == 1;
   if (npairs > 0) {  // tile 0: S, probabilities (o is still zero: its rescale is exact)
-    const Words w = words(0);
+    const attn_fwd::RowWords w = words(0);
     arrive(0);
     float s[8][4];
     wgmma::fence();
@@ -216,12 +208,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (late && 1 < npairs) arrive(1);
     wgmma::wait<0>();
     wgmma::fence_operands(s);
-    if (w.partial) attn_fwd::mask_scores(s, w.w0, w.w1, c4);
+    attn_fwd::mask_row_scores(s, w, c4);
     online_softmax_step(s, o, m0, m1, l0, l1, sl2);
     attn_fwd::pack_probs(pa, s);
   }
   for (int j = 1; j < npairs; ++j) {
-    const Words w = words(j);
+    const attn_fwd::RowWords w = words(j);
     if (!late) arrive(j);
     float s[8][4];
     wgmma::fence_operands(o);
@@ -234,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (late && j + 1 < npairs) arrive(j + 1);
     wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
     wgmma::fence_operands(s);
-    if (w.partial) attn_fwd::mask_scores(s, w.w0, w.w1, c4);
+    attn_fwd::mask_row_scores(s, w, c4);
     float a0, a1, rs0, rs1;
     online_softmax_probs(s, m0, m1, sl2, a0, a1, rs0, rs1);
     wgmma::wait<0>();  // P_{j-1} V_{j-1} done: o and pa are free

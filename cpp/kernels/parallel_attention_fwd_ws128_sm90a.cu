@@ -26,7 +26,6 @@
 #include <cuda_runtime.h>
 
 #include <string>
-#include <type_traits>
 
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
@@ -124,23 +123,8 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int g8 = lane >> 2, c4 = lane & 3;
     const int r0 = wq * 16 + g8;
     const uint32_t qt = q_tile(hh);
-    // Tile j's mask words of this thread's rows, read before the step's waits so that their
-    // loads are not on the path from S to the softmax; applied to the 64 scores from fragment
-    // kFrom of s (nothing for a FULL pair).
-    struct Words {
-      uint64_t w0, w1;
-      bool partial;
-    };
-    const auto words = [&](int j) {
-      const int32_t partial = rp[j].partial;
-      return partial < 0 ? Words{~0ull, ~0ull, false}
-                         : Words{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
-    };
-    const auto mask = [&](auto& s, const Words& wd, auto from) {
-      if (wd.partial) attn_fwd::mask_scores<decltype(from)::value>(s, wd.w0, wd.w1, c4);
-    };
-    using First = std::integral_constant<int, 0>;
-    using Second = std::integral_constant<int, 8>;
+    // Tile j's mask words of this thread's rows, read before the step's waits.
+    const auto words = [&](int j) { return attn_fwd::row_words(p, rp[j], r0); };
     const auto release = [&](int u) { ring.release(u, lane); };  // its MMAs done in this warp
     const WarpgroupTurns<kPingPong> turns{hh, kConsumers};       // the ping-pong's
 
@@ -155,7 +139,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     turns.start();  // warpgroup 0 issues first
     int u = 0;
     if (odd) {  // step 0: tile 0 alone, its P V at once (o is still zero: the rescale is exact)
-      const Words wd = words(0);
+      const attn_fwd::RowWords wd = words(0);
       ring.wait_full(0);
       float s[8][4];
       turns.take();
@@ -165,7 +149,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       turns.yield();
       wgmma::wait<0>();
       wgmma::fence_operands(s);
-      mask(s, wd, First{});
+      attn_fwd::mask_row_scores(s, wd, c4);
       online_softmax_step(s, o, m0, m1, l0, l1, sl2);
       uint32_t p1[4][4];
       attn_fwd::pack_probs(p1, s);
@@ -185,7 +169,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       uint32_t pa[8][4];  // the previous step's probabilities (bf16 A fragments, 128 keys)
       {                   // the first two-tile step: S, probabilities (o not in flight)
         const int j0 = first_tile(u, odd);
-        const Words wa = words(j0), wb = words(j0 + 1);
+        const attn_fwd::RowWords wa = words(j0), wb = words(j0 + 1);
         ring.wait_full(u);
         float s[16][4];
         wgmma::fence_operands(o);
@@ -196,14 +180,14 @@ __global__ void __launch_bounds__(kThreads, 1)
         turns.yield();
         wgmma::wait<0>();
         wgmma::fence_operands(s);
-        mask(s, wa, First{});
-        mask(s, wb, Second{});
+        attn_fwd::mask_row_scores<0>(s, wa, c4);
+        attn_fwd::mask_row_scores<8>(s, wb, c4);  // keys 64..127
         online_softmax_step(s, o, m0, m1, l0, l1, sl2);
         attn_fwd::pack_probs(pa, s);
       }
       for (++u; u < nsteps; ++u) {
         const int j0 = first_tile(u, odd);
-        const Words wa = words(j0), wb = words(j0 + 1);
+        const attn_fwd::RowWords wa = words(j0), wb = words(j0 + 1);
         ring.wait_full(u);
         float s[16][4];
         wgmma::fence_operands(o);
@@ -217,8 +201,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         turns.yield();
         wgmma::wait<1>();  // S done; the previous step's P V may still run
         wgmma::fence_operands(s);
-        mask(s, wa, First{});
-        mask(s, wb, Second{});
+        attn_fwd::mask_row_scores<0>(s, wa, c4);
+        attn_fwd::mask_row_scores<8>(s, wb, c4);  // keys 64..127
         float a0, a1, rs0, rs1;
         online_softmax_probs(s, m0, m1, sl2, a0, a1, rs0, rs1);
         wgmma::wait<0>();  // that P V done: o, pa and buffer u - 1 are free

@@ -119,16 +119,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int g8 = lane >> 2, c4 = lane & 3;
   const int r0 = wq * 16 + g8;
   const uint32_t qt = q_tile(hh);
-  struct Words {
-    uint64_t w0, w1;
-    bool partial;
-  };
-  // Tile j's mask words of this thread's rows (all ones for a FULL pair).
-  const auto words = [&](int j) {
-    const int32_t partial = rp[j].partial;
-    return partial < 0 ? Words{~0ull, ~0ull, false}
-                       : Words{p.masks[partial + r0], p.masks[partial + r0 + 8], true};
-  };
+  // Tile j's mask words of this thread's rows, read before its wait.
+  const auto words = [&](int j) { return attn_fwd::row_words(p, rp[j], r0); };
   const auto landed = [&](int j) { ring.wait_full(j); };       // buffer j's K and V
   const auto release = [&](int j) { ring.release(j, lane); };  // its MMAs done in this warp
   const WarpgroupTurns<kPingPong> turns{hh, kConsumers};       // the ping-pong's
@@ -144,7 +136,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   bulk_load::wait(q_full, 0);
   turns.start();     // warpgroup 0 issues first
   if (npairs > 0) {  // tile 0: S, probabilities (o is still zero: its rescale is exact)
-    const Words wd = words(0);
+    const attn_fwd::RowWords wd = words(0);
     landed(0);
     float s[8][4];
     turns.take();
@@ -154,12 +146,12 @@ __global__ void __launch_bounds__(kThreads, 1)
     turns.yield();
     wgmma::wait<0>();
     wgmma::fence_operands(s);
-    if (wd.partial) attn_fwd::mask_scores(s, wd.w0, wd.w1, c4);
+    attn_fwd::mask_row_scores(s, wd, c4);
     online_softmax_step(s, o, m0, m1, l0, l1, sl2);
     attn_fwd::pack_probs(pa, s);
   }
   for (int j = 1; j < npairs; ++j) {
-    const Words wd = words(j);
+    const attn_fwd::RowWords wd = words(j);
     landed(j);
     float s[8][4];
     wgmma::fence_operands(o);
@@ -173,7 +165,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     turns.yield();
     wgmma::wait<1>();  // S_j done; P_{j-1} V_{j-1} may still run
     wgmma::fence_operands(s);
-    if (wd.partial) attn_fwd::mask_scores(s, wd.w0, wd.w1, c4);
+    attn_fwd::mask_row_scores(s, wd, c4);
     float a0, a1, rs0, rs1;
     online_softmax_probs(s, m0, m1, sl2, a0, a1, rs0, rs1);
     wgmma::wait<0>();  // P_{j-1} V_{j-1} done: o, pa and buffer j - 1 are free
