@@ -25,8 +25,6 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <string>
-
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
 #include "core/dynamic_shared.cuh"
@@ -36,7 +34,6 @@
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_fwd_ws.cuh"
 #include "kernels/parallel_attention_wgmma.h"
-#include "kernels/tma_map.h"
 #include "kernels/tma_ring.cuh"
 #include "kernels/warpgroup_regs.cuh"
 #include "kernels/warpgroup_turns.cuh"

@@ -25,19 +25,15 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <string>
-
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
 #include "core/dynamic_shared.cuh"
 #include "kernels/attn_softmax.cuh"
 #include "kernels/bulk_load.cuh"
-#include "kernels/mma_bf16.cuh"
 #include "kernels/parallel_attention_fwd.cuh"
 #include "kernels/parallel_attention_fwd_wgmma.cuh"
 #include "kernels/parallel_attention_fwd_ws.cuh"
 #include "kernels/parallel_attention_wgmma.h"
-#include "kernels/tma_map.h"
 #include "kernels/tma_ring.cuh"
 #include "kernels/warpgroup_turns.cuh"
 #include "kernels/wgmma.cuh"
