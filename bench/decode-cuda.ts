@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode --backend cuda [--quick] [--python PATH] [--no-peer]`: the decode step on the
+ * `npm run bench -- decode --backend cuda [--quick] [--python PATH] [--no-peer] [--trials a,b|none]`: the decode step on the
  * device, Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8 heads, head dim 128, ffn 3072, vocab
  * 151,936; random weights, bf16), KV pages on the device:
  *   - batch-1 decode tokens/s after a 1k-token prefill, CUDA graphs on and off, against the
@@ -12,7 +12,9 @@
  *     suffixed `_generic`;
  *   - the other decode options, each at batch 1 and 8 branches: the layer's kernels as
  *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`; and in
- *     eager steps, `_candidate_eager`), the
+ *     eager steps, `_candidate_eager`), each skinny linear layer prefetching the next one's
+ *     weights into L2 (`prefetchNextWeights`, `_prefetch_next`; with the programmatic launches
+ *     `_prefetch_next_candidate`, on CUDA cores `_prefetch_next_cuda_cores`), the
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the q/k norm + RoPE + KV
  *     write as a kernel of its own instead of inside the attend kernel (`fusedQkWrite: false`,
  *     `_separate_qk_write`), the skinny linear layers
@@ -70,6 +72,8 @@ interface Run {
   fast: boolean;
   profile?: boolean;
   candidate?: boolean;
+  /** NativeKvOptions.prefetchNextWeights (default false). */
+  prefetchNext?: boolean;
   tensorCores?: boolean;
   merge?: 'staged' | 'serial';
   /** NativeKvOptions.fusedQkWrite (default true). */
@@ -101,6 +105,7 @@ async function stepTime(
     fastKernels: fast,
     profile: profile ?? false,
     candidateKernels: candidate ?? false,
+    prefetchNextWeights: run.prefetchNext ?? false,
     tensorCoreLinears: tensorCores ?? true,
     attentionMerge: merge ?? 'staged',
     fusedQkWrite: run.fusedQkWrite ?? true,
@@ -179,6 +184,48 @@ function peerPython(): { py: string | null; note: string } {
   return { py: null, note };
 }
 
+// The options off by default, each at batch 1 and 8 branches.
+const allTrials: Record<string, Partial<Run>> = {
+  candidate: { candidate: true },
+  // Each skinny linear layer prefetching the next one's weights into L2 as it starts, alone, with
+  // the programmatic dependent launches, and on CUDA cores.
+  prefetch_next: { prefetchNext: true },
+  prefetch_next_candidate: { prefetchNext: true, candidate: true },
+  prefetch_next_cuda_cores: { prefetchNext: true, tensorCores: false },
+  // PDL without graphs: whether a captured graph keeps the programmatic launches' overlap
+  // (compare with device_ms_b1_no_graphs, the default kernels' eager steps).
+  candidate_eager: { candidate: true, graphs: false },
+  serial: { merge: 'serial' },
+  // The q/k norm + RoPE + KV write as a kernel of its own before the attention (the default
+  // runs it inside the tensor-core attend kernel in one-token steps).
+  separate_qk_write: { fusedQkWrite: false },
+  cuda_cores: { tensorCores: false },
+  // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
+  worker_decode: { sync: false },
+  // The whole step as one persistent kernel (grid barriers between phases): its weights
+  // streamed through shared memory (sm_90), or loaded by the kernel itself with and without its
+  // L2 prefetch of the next phase's weights.
+  step_kernel: { stepKernel: true },
+  step_kernel_no_stream: { stepKernel: true, stepKernelStream: false },
+  step_kernel_no_prefetch: { stepKernel: true, stepKernelStream: false, stepKernelPrefetch: false },
+  // The attention's split-KV merges as a phase of their own (a grid barrier more a layer)
+  // instead of done by the CTA that finishes each query's last share.
+  step_kernel_unfolded: { stepKernel: true, stepKernelFoldMerge: false },
+  // A grid barrier after q|k|v instead of each attention unit waiting for its own head's tiles.
+  step_kernel_no_head_flags: { stepKernel: true, stepKernelHeadFlags: false },
+  // Its phases timed barrier to barrier (every step then waits for the device: its step times
+  // are not the headline): where the one kernel's time goes.
+  step_kernel_timed: { stepKernel: true, stepKernelTiming: true },
+};
+// --trials a,b,...: only these (a tight GPU run); `none`: no trials.
+const trialList = argValue('trials');
+if (trialList !== undefined)
+  for (const name of trialList.split(','))
+    if (name !== 'none' && !(name in allTrials))
+      throw new Error(`--trials: unknown trial '${name}' (${Object.keys(allTrials).join(', ')})`);
+const trials = Object.fromEntries(
+  Object.entries(allTrials).filter(([name]) => trialList === undefined || trialList.split(',').includes(name)),
+);
 const model = makeModel();
 const rows: Array<Record<string, string | number | null>> = [];
 const times: Record<string, number> = {};
@@ -213,34 +260,6 @@ for (const fast of [true, false]) {
     }
   }
 }
-// The options off by default, each at batch 1 and 8 branches.
-const trials: Record<string, Partial<Run>> = {
-  candidate: { candidate: true },
-  // PDL without graphs: whether a captured graph keeps the programmatic launches' overlap
-  // (compare with device_ms_b1_no_graphs, the default kernels' eager steps).
-  candidate_eager: { candidate: true, graphs: false },
-  serial: { merge: 'serial' },
-  // The q/k norm + RoPE + KV write as a kernel of its own before the attention (the default
-  // runs it inside the tensor-core attend kernel in one-token steps).
-  separate_qk_write: { fusedQkWrite: false },
-  cuda_cores: { tensorCores: false },
-  // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
-  worker_decode: { sync: false },
-  // The whole step as one persistent kernel (grid barriers between phases): its weights
-  // streamed through shared memory (sm_90), or loaded by the kernel itself with and without its
-  // L2 prefetch of the next phase's weights.
-  step_kernel: { stepKernel: true },
-  step_kernel_no_stream: { stepKernel: true, stepKernelStream: false },
-  step_kernel_no_prefetch: { stepKernel: true, stepKernelStream: false, stepKernelPrefetch: false },
-  // The attention's split-KV merges as a phase of their own (a grid barrier more a layer)
-  // instead of done by the CTA that finishes each query's last share.
-  step_kernel_unfolded: { stepKernel: true, stepKernelFoldMerge: false },
-  // A grid barrier after q|k|v instead of each attention unit waiting for its own head's tiles.
-  step_kernel_no_head_flags: { stepKernel: true, stepKernelHeadFlags: false },
-  // Its phases timed barrier to barrier (every step then waits for the device: its step times
-  // are not the headline): where the one kernel's time goes.
-  step_kernel_timed: { stepKernel: true, stepKernelTiming: true },
-};
 type Timed = {
   t: number;
   deviceMs: number;
@@ -388,9 +407,9 @@ printJson('decode-cuda', {
       [`device_ms_b1_${name}`, round(r.one.deviceMs, 3)],
       [`device_ms_8_${name}`, round(r.eight.deviceMs, 3)],
       [`decode_call_ms_b1_${name}`, round(r.one.decodeT * 1000, 3)],
+      [`fraction_of_hbm_bound_b1_${name}`, bound === null ? null : round(bound / r.one.t)],
       ...(name.startsWith('step_kernel')
         ? [
-            [`fraction_of_hbm_bound_b1_${name}`, bound === null ? null : round(bound / r.one.t)],
             // Steps that ran as the one kernel (0: the shape did not fit, the layer path ran).
             [`kernel_steps_b1_${name}`, r.one.kernelSteps],
             [`kernel_steps_8_${name}`, r.eight.kernelSteps],

@@ -19,7 +19,8 @@
 #                            time limit to what is left: one device call (<= 600 s) then runs as
 #                            much as fits, most needed first, and says what it skipped
 #   NPR_GPU_BENCH_ITERS=N, NPR_GPU_BENCH_QUICK=1, NPR_GPU_NO_PEER=1 (the decode bench without
-#   its transformers peer) and NPR_GPU_MEMCHECK_S=S shorten a tight run
+#   its transformers peer), NPR_GPU_DECODE_TRIALS=a,b (only these decode trials; none: no
+#   trials) and NPR_GPU_MEMCHECK_S=S shorten a tight run
 #   (the build runs either way; it is incremental on a warm machine)
 #
 # Needs: node (20+) with this checkout's node_modules installed, cmake, nvcc, a CUDA device;
@@ -123,7 +124,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
     bench:attention-kernels) run_logged bench-attention-kernels 300 node dist/bench/attention-kernels.js ;;
     bench:decode)
       run_logged bench-decode 240 node dist/bench/decode.js --backend cuda $quick \
-        ${NPR_GPU_NO_PEER:+--no-peer}
+        ${NPR_GPU_NO_PEER:+--no-peer} ${NPR_GPU_DECODE_TRIALS:+--trials "$NPR_GPU_DECODE_TRIALS"}
       ;;
     bench:decode-kernels) run_logged bench-decode-kernels 180 node dist/bench/decode-kernels.js ;;
     bench:decode-kernels-step-kernel)

@@ -40,6 +40,7 @@ describe('NativeKv boundary', () => {
       'fastKernels',
       'profile',
       'candidateKernels',
+      'prefetchNextWeights',
       'tensorCoreLinears',
       'fusedQkWrite',
       'stepKernel',

@@ -133,6 +133,17 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
     });
   });
 
+  it('the L2 prefetch of the next weights (prefetchNextWeights) samples the rollouts the default kernels sample, logprobs bit for bit', async () => {
+    const model = onCuda(scriptedModel(), 'bf16');
+    const plain = await sampledRollouts(model, {});
+    const ahead = await sampledRollouts(model, { prefetchNextWeights: true, candidateKernels: true });
+    plain.rollouts.forEach((r, i) => {
+      const a = ahead.rollouts[i] as Rollout;
+      expect(Array.from(a.tokens)).toEqual(Array.from(r.tokens));
+      expect(Array.from(a.logprobs)).toEqual(Array.from(r.logprobs));
+    });
+  });
+
   it('the one-kernel step (stepKernel) samples the rollouts the default kernels sample, logprobs bit for bit', async () => {
     // Head dim 128 (hidden 512 over 4 heads): the shape the one-kernel step is compiled for.
     const model = onCuda(scriptedModel({ hidden: 512 }), 'bf16');

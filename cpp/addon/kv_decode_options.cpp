@@ -16,6 +16,7 @@ KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn) {
   r.fast_kernels = bool_field(o, fn, "fastKernels", true);
   r.profile = bool_field(o, fn, "profile", false);
   r.candidate_kernels = bool_field(o, fn, "candidateKernels", false);
+  r.prefetch_next_weights = bool_field(o, fn, "prefetchNextWeights", false);
   r.tensor_core_linears = bool_field(o, fn, "tensorCoreLinears", true);
   r.serial_merge =
       enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged") == std::string("serial");
@@ -35,6 +36,7 @@ void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
   d.fast_kernels = opt.fast_kernels;
   d.profile = opt.profile;
   d.candidate_kernels = opt.candidate_kernels;
+  d.prefetch_next_weights = opt.prefetch_next_weights;
   d.skinny_tensor_cores = opt.tensor_core_linears;
   d.attention_merge = opt.serial_merge ? DecodeMerge::kSerial : DecodeMerge::kStaged;
   d.fused_qk_write = opt.fused_qk_write;

@@ -4,6 +4,8 @@
 //   fastKernels? = true: the decode-specialised CUDA kernels;
 //   profile? = false: time each op of (eager) CUDA steps into deviceStats().opMs;
 //   candidateKernels? = false: the decode layer's kernels as programmatic dependent launches;
+//   prefetchNextWeights? = false: each skinny linear layer prefetches the next one's weights
+//   into L2 as it starts;
 //   tensorCoreLinears? = true: the decode's skinny linear layers on tensor cores (false: CUDA
 //   cores);
 //   attentionMerge? = 'staged' | 'serial': how the decode attention merges its split-KV states;
@@ -29,6 +31,7 @@ namespace addon {
 
 struct KvDecodeOptions {
   bool graphs = true, fast_kernels = true, profile = false, candidate_kernels = false;
+  bool prefetch_next_weights = false;
   bool tensor_core_linears = true, serial_merge = false, fused_qk_write = true;
   bool step_kernel = false, step_kernel_prefetch = true, step_kernel_stream = true;
   bool step_kernel_fold_merge = true, step_kernel_head_flags = true, step_kernel_timing = false;

@@ -42,6 +42,18 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes) {
 #endif
 }
 
+// The calling CTA's share of [p, p + bytes) prefetched into L2: the range cut into gridDim.x
+// runs of whole 128-byte lines, run blockIdx.x for this CTA (none where the range is shorter than
+// the grid). Every byte is inside the range.
+__device__ __forceinline__ void prefetch_l2_share(const void* p, int64_t bytes) {
+  if (bytes <= 0) return;
+  const int64_t lines = (bytes + 127) / 128, grid = gridDim.x;
+  const int64_t per = (lines + grid - 1) / grid, first = static_cast<int64_t>(blockIdx.x) * per;
+  if (first >= lines) return;
+  const int64_t end = (first + per) * 128 < bytes ? (first + per) * 128 : bytes;
+  prefetch_l2(static_cast<const char*>(p) + first * 128, end - first * 128);
+}
+
 // Whether the current device can launch programmatically dependent kernels (compute 9.0+).
 inline bool device_supports_pdl() {
   int dev = 0, major = 0;

@@ -44,12 +44,12 @@ Status launch_linear(const SkinnyLaunch& l, CT* y, const uint16_t* x, const uint
       constexpr int S = decltype(slices)::value;
       const auto grid = static_cast<unsigned>(tiles);
       return launch_one(l.pdl, tc_linear_kernel<M, CT, S>, grid, 32 * S, st, op, y, x, W, in, out,
-                        acc, l.pdl);
+                        acc, l.pdl, l.ahead);
     });
   }
   const auto grid = static_cast<unsigned>(skinny::tiles(out, skinny::kLinearTileCols<M>));
   return launch_one(l.pdl, skinny_linear_kernel<M, VEC, CT>, grid, kThreads, st, op, y, x, W, in,
-                    out, acc, l.pdl);
+                    out, acc, l.pdl, l.ahead);
 }
 
 template <int M, bool VEC>
@@ -62,12 +62,12 @@ Status launch_swiglu(const SkinnyLaunch& l, __nv_bfloat16* act, const uint16_t* 
       constexpr int S = decltype(slices)::value;
       const auto grid = static_cast<unsigned>(tiles);
       return launch_one(l.pdl, tc_swiglu_kernel<M, S>, grid, 32 * S, st, op, act, x, W, in, inter,
-                        l.pdl);
+                        l.pdl, l.ahead);
     });
   }
   const auto grid = static_cast<unsigned>(skinny::tiles(inter, skinny::kSwigluTileCols<M>));
   return launch_one(l.pdl, skinny_swiglu_kernel<M, VEC>, grid, kThreads, st, op, act, x, W, in,
-                    inter, l.pdl);
+                    inter, l.pdl, l.ahead);
 }
 
 }  // namespace
@@ -76,6 +76,7 @@ Status skinny_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const void*
                           int64_t rows, int64_t in, int64_t out, bool accumulate,
                           SkinnyLaunch launch) {
   NPR_TRY(skinny::check_call("skinny_linear_cuda", y, x, W, rows, in, out));
+  NPR_TRY(skinny::check_ahead("skinny_linear_cuda", launch.ahead));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const auto* xs = static_cast<const uint16_t*>(x);
   const auto* ws = static_cast<const uint16_t*>(W);
@@ -92,6 +93,7 @@ Status skinny_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, const void*
 Status skinny_swiglu_linear_cuda(CudaContext& ctx, void* act, const void* x, const void* W,
                                  int64_t rows, int64_t in, int64_t inter, SkinnyLaunch launch) {
   NPR_TRY(skinny::check_call("skinny_swiglu_linear_cuda", act, x, W, rows, in, inter));
+  NPR_TRY(skinny::check_ahead("skinny_swiglu_linear_cuda", launch.ahead));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   auto* a = static_cast<__nv_bfloat16*>(act);
   const auto* xs = static_cast<const uint16_t*>(x);

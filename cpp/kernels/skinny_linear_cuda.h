@@ -26,6 +26,7 @@
 
 #include "core/cuda_context.h"
 #include "core/status.h"
+#include "kernels/l2_ahead.h"
 
 namespace npr {
 
@@ -45,6 +46,9 @@ struct SkinnyLaunch {
   // The 16-byte path on tensor cores (skinny_linear_mma.cuh): one mma folds 8 weight rows
   // against every batch row, so 8 rows cost what 1 does. The element path ignores it.
   bool tensor_cores = false;
+  // The next kernel's weights (l2_ahead.h): each CTA prefetches its share into L2 as it starts,
+  // so DRAM streams them while this kernel drains and the next one launches. Same results.
+  L2Ahead ahead{};
 };
 
 // x (rows, in) bf16, W (out, in) bf16, y (rows, out) fp32 or bf16; 1 <= rows <= kSkinnyMaxRows.

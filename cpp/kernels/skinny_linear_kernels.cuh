@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "core/dynamic_shared.cuh"
+#include "kernels/l2_ahead.h"
 #include "kernels/pdl.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_mma.cuh"
@@ -20,6 +21,7 @@ namespace npr::skinny_kernels {
 
 // pdl_launch: the kernel was launched programmatically dependent (pdl.cuh): it lets the next
 // kernel launch and prefetches its weight tiles into L2 before it waits for the kernel before.
+// ahead: the next kernel's weights (l2_ahead.h), each CTA prefetching its share into L2 first.
 // A launch argument, not a template parameter: the branch is uniform and runs once, and a
 // template doubled the kernels nvcc and the tests' emulator compile (these files were the
 // slowest of the build).
@@ -28,27 +30,29 @@ template <int M, bool VEC, typename CT>
 __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
                          const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate,
-                         bool pdl_launch) {
+                         bool pdl_launch, L2Ahead ahead) {
   NPR_STATIC_SHARED(float, part, [skinny::kPartFloats<M>]);
   if (pdl_launch) {
     pdl::launch_dependents();
     skinny::prefetch_linear_tile<M>(W, k, n, blockIdx.x);
-    pdl::wait();
   }
+  pdl::prefetch_l2_share(ahead.p, ahead.bytes);
+  if (pdl_launch) pdl::wait();
   skinny::linear_tile<M, VEC, false>(y, x, W, k, n, accumulate, blockIdx.x, part);
 }
 
 template <int M, bool VEC>
 __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
-                         const uint16_t* __restrict__ W, int64_t k, int64_t inter,
-                         bool pdl_launch) {
+                         const uint16_t* __restrict__ W, int64_t k, int64_t inter, bool pdl_launch,
+                         L2Ahead ahead) {
   NPR_STATIC_SHARED(float, part, [skinny::kPartFloats<M>]);
   if (pdl_launch) {
     pdl::launch_dependents();
     skinny::prefetch_swiglu_tile<M>(W, k, inter, blockIdx.x);
-    pdl::wait();
   }
+  pdl::prefetch_l2_share(ahead.p, ahead.bytes);
+  if (pdl_launch) pdl::wait();
   skinny::swiglu_tile<M, VEC, false>(act, x, W, k, inter, blockIdx.x, part);
 }
 
@@ -57,26 +61,29 @@ template <int M, typename CT, int S>
 __global__ void __launch_bounds__(S * 32)
     tc_linear_kernel(CT* __restrict__ y, const uint16_t* __restrict__ x,
                      const uint16_t* __restrict__ W, int64_t k, int64_t n, bool accumulate,
-                     bool pdl_launch) {
+                     bool pdl_launch, L2Ahead ahead) {
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, S>]);
   if (pdl_launch) {
     pdl::launch_dependents();
     skinny_tc::prefetch_linear_tile(W, k, n, blockIdx.x);
-    pdl::wait();
   }
+  pdl::prefetch_l2_share(ahead.p, ahead.bytes);
+  if (pdl_launch) pdl::wait();
   skinny_tc::linear_tile<M, false, S, S>(y, x, W, k, n, accumulate, blockIdx.x, part);
 }
 
 template <int M, int S>
 __global__ void __launch_bounds__(S * 32)
     tc_swiglu_kernel(__nv_bfloat16* __restrict__ act, const uint16_t* __restrict__ x,
-                     const uint16_t* __restrict__ W, int64_t k, int64_t inter, bool pdl_launch) {
+                     const uint16_t* __restrict__ W, int64_t k, int64_t inter, bool pdl_launch,
+                     L2Ahead ahead) {
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, S>]);
   if (pdl_launch) {
     pdl::launch_dependents();
     skinny_tc::prefetch_swiglu_tile(W, k, inter, blockIdx.x);
-    pdl::wait();
   }
+  pdl::prefetch_l2_share(ahead.p, ahead.bytes);
+  if (pdl_launch) pdl::wait();
   skinny_tc::swiglu_tile<M, false, S, S>(act, x, W, k, inter, blockIdx.x, part);
 }
 
@@ -87,7 +94,7 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_rmsnorm_linear_kernel(CT* __restrict__ y, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
                                  const uint16_t* __restrict__ W, int64_t k, int64_t n,
-                                 bool accumulate, bool pdl_launch) {
+                                 bool accumulate, bool pdl_launch, L2Ahead ahead) {
   NPR_DYNAMIC_SHARED_AS(uint4, stage);  // (M, k) bf16
   NPR_STATIC_SHARED(float, part, [TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>]);
   auto* xn = reinterpret_cast<uint16_t*>(stage);
@@ -101,8 +108,9 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
       else
         skinny::prefetch_linear_tile<M>(W, k, n, b);
     }
-    pdl::wait();
   }
+  pdl::prefetch_l2_share(ahead.p, ahead.bytes);
+  if (pdl_launch) pdl::wait();
   skinny::stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
     if constexpr (TC)
@@ -117,7 +125,7 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
     skinny_rmsnorm_swiglu_kernel(__nv_bfloat16* __restrict__ act, const float* __restrict__ x,
                                  const float* __restrict__ nw, float eps,
                                  const uint16_t* __restrict__ W, int64_t k, int64_t inter,
-                                 bool pdl_launch) {
+                                 bool pdl_launch, L2Ahead ahead) {
   NPR_DYNAMIC_SHARED_AS(uint4, stage);  // (M, k) bf16
   NPR_STATIC_SHARED(float, part, [TC ? skinny_tc::kPartFloats<M, TC> : skinny::kPartFloats<M>]);
   auto* xn = reinterpret_cast<uint16_t*>(stage);
@@ -131,8 +139,9 @@ __global__ void __launch_bounds__(skinny::kThreads, 4)
       else
         skinny::prefetch_swiglu_tile<M>(W, k, inter, b);
     }
-    pdl::wait();
   }
+  pdl::prefetch_l2_share(ahead.p, ahead.bytes);
+  if (pdl_launch) pdl::wait();
   skinny::stage_normed<M>(xn, x, nw, k, eps);
   for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) {
     if constexpr (TC)

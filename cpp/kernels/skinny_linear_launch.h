@@ -22,6 +22,14 @@ inline Status check_call(const char* op, const void* y, const void* x, const voi
   return Status::ok();
 }
 
+// The prefetch range for the next kernel: none, or bytes > 0 from a non-null pointer.
+inline Status check_ahead(const char* op, const L2Ahead& a) {
+  if (a.bytes < 0 || (a.bytes > 0 && !a.p))
+    return Status::invalid(std::string(op) + ": the L2 prefetch range needs a pointer and " +
+                           "bytes >= 0 (got bytes=" + std::to_string(a.bytes) + ")");
+  return Status::ok();
+}
+
 // Whether rows of x and W start on 16 bytes (the chunked path); x null: x is staged (aligned).
 inline bool vector_ok(const void* x, const void* W, int64_t in) {
   return in % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&

@@ -87,6 +87,7 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
                                   int64_t in, int64_t out, bool accumulate, SkinnyLaunch launch) {
   const char* op = "skinny_rmsnorm_linear_cuda";
   NPR_TRY(skinny::check_call(op, y, x, W, rows, in, out));
+  NPR_TRY(skinny::check_ahead(op, launch.ahead));
   NPR_TRY(check_fused(op, y, rows * out * dev_dtype_size(out_t), x, norm_w, rows, in));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const auto* ws = static_cast<const uint16_t*>(W);
@@ -104,7 +105,7 @@ Status skinny_rmsnorm_linear_cuda(CudaContext& ctx, DevDType out_t, void* y, con
       NPR_TRY(allow_stage(k, bytes, op));
       // Without pdl, pdl::launch is a plain launch.
       NPR_CUDA_TRY(pdl::launch(launch.pdl, k, grid, kThreads, static_cast<size_t>(bytes), st, yt, x,
-                               norm_w, eps, ws, in, out, accumulate, launch.pdl),
+                               norm_w, eps, ws, in, out, accumulate, launch.pdl, launch.ahead),
                    op);
       return cuda_launch_status(op);
     };
@@ -125,6 +126,7 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
                                          SkinnyLaunch launch) {
   const char* op = "skinny_rmsnorm_swiglu_linear_cuda";
   NPR_TRY(skinny::check_call(op, act, x, W, rows, in, inter));
+  NPR_TRY(skinny::check_ahead(op, launch.ahead));
   NPR_TRY(check_fused(op, act, 2 * rows * inter, x, norm_w, rows, in));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const int64_t bytes = 2 * rows * in;
@@ -142,7 +144,7 @@ Status skinny_rmsnorm_swiglu_linear_cuda(CudaContext& ctx, void* act, const floa
       auto* k = skinny_rmsnorm_swiglu_kernel<M, V, TC>;
       NPR_TRY(allow_stage(k, bytes, op));
       NPR_CUDA_TRY(pdl::launch(launch.pdl, k, grid, kThreads, static_cast<size_t>(bytes), st, a, x,
-                               norm_w, eps, ws, in, inter, launch.pdl),
+                               norm_w, eps, ws, in, inter, launch.pdl, launch.ahead),
                    op);
       return cuda_launch_status(op);
     };

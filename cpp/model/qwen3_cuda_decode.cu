@@ -23,6 +23,9 @@ namespace npr {
 namespace {
 
 constexpr int64_t kMaxBucket = 256;
+// Rows of the LM head the last layer's down projection prefetches into L2 (prefetch_next_weights):
+// 8 MB at hidden 1024 in bf16, about what one layer's q|k|v is; the head streams the rest.
+constexpr int64_t kHeadAheadRows = 4096;
 
 int64_t bucket_of(int64_t s) {
   int64_t b = 1;
@@ -119,12 +122,24 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
                 kd = c.kv_heads * D;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   const bool fast = fast_kernels, skinny = fast && t == DevDType::kBF16 && N <= kSkinnyMaxRows;
-  const SkinnyLaunch sl{candidate_kernels, skinny_tensor_cores};
   auto W = [&](int64_t off) { return m_.compute_weight(off); };
+  // The skinny launch of a layer whose kernel prefetches the next one's weights into L2
+  // (prefetch_next_weights): (elems) weights at offset `next` of the parameter table.
+  auto sl = [&](int64_t next, int64_t elems) {
+    SkinnyLaunch r{candidate_kernels, skinny_tensor_cores};
+    if (prefetch_next_weights) r.ahead = L2Ahead{W(next), elems * dev_dtype_size(t)};
+    return r;
+  };
+  const bool last_layer = l + 1 == c.layers;
+  const LayerOffsets& after = m_.offsets().layers[last_layer ? l : l + 1];
+  // After the last down projection: the head's first rows (it streams the rest itself).
+  const SkinnyLaunch down_launch =
+      last_layer ? sl(m_.offsets().lm_head, std::min(c.vocab, kHeadAheadRows) * H)
+                 : sl(after.wq, (qd + 2 * kd) * H);
   // y (N, out) of type yt = x (N, in) . W^T, or += when accumulating.
-  auto lin = [&](DevDType yt, void* y, const void* x, int64_t w, int64_t in, int64_t out,
-                 bool acc) {
-    return skinny ? skinny_linear_cuda(ctx_, yt, y, x, W(w), N, in, out, acc, sl)
+  auto lin = [&](DevDType yt, void* y, const void* x, int64_t w, int64_t in, int64_t out, bool acc,
+                 const SkinnyLaunch& launch) {
+    return skinny ? skinny_linear_cuda(ctx_, yt, y, x, W(w), N, in, out, acc, launch)
                   : linear_forward_cuda(ctx_, t, yt, y, x, W(w), N, in, out, acc ? 1.0f : 0.0f);
   };
   const float* qn = m_.master_weight(o.q_norm);
@@ -143,18 +158,19 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   const DecodeNewTokens new_tokens{qkv_,   qn,          kn,          cos_,     sin_,
                                    slots_, pages_.k(l), pages_.v(l), c.rms_eps};
   if (fast) {
-    NPR_TRY(timed("qkv", fused ? skinny_rmsnorm_linear_cuda(ctx_, t, qkv_, x_, in_norm, c.rms_eps,
-                                                            W(o.wq), N, H, qd + 2 * kd, false, sl)
-                               : lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false)));
+    NPR_TRY(timed(
+        "qkv", fused ? skinny_rmsnorm_linear_cuda(ctx_, t, qkv_, x_, in_norm, c.rms_eps, W(o.wq), N,
+                                                  H, qd + 2 * kd, false, sl(o.wo, qd * H))
+                     : lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false, sl(o.wo, qd * H))));
     if (!fresh)
       NPR_TRY(timed("qk_norm_rope_write",
                     qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn,
                                             cos_, sin_, slots_, N, c.heads, c.kv_heads, D,
                                             c.rms_eps, candidate_kernels)));
   } else {
-    NPR_TRY(timed("qkv", lin(t, q_, xn_, o.wq, H, qd, false)));
-    NPR_TRY(timed("qkv", lin(t, k_, xn_, o.wk, H, kd, false)));
-    NPR_TRY(timed("qkv", lin(t, v_, xn_, o.wv, H, kd, false)));
+    NPR_TRY(timed("qkv", lin(t, q_, xn_, o.wq, H, qd, false, {})));
+    NPR_TRY(timed("qkv", lin(t, k_, xn_, o.wk, H, kd, false, {})));
+    NPR_TRY(timed("qkv", lin(t, v_, xn_, o.wv, H, kd, false, {})));
     const char* op = "qk_norm_rope_write";
     NPR_TRY(
         timed(op, rmsnorm_forward_cuda(ctx_, t, t, q_, rstd_, q_, qn, N * c.heads, D, c.rms_eps)));
@@ -170,24 +186,24 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
                     ctx_, t, *plan_in_use_, attn_, nullptr, fresh ? nullptr : q_, c.heads, pk,
                     scale, launch_items, fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
                     attention_merge, candidate_kernels, fresh ? &new_tokens : nullptr)));
-  NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true)));
+  NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true, sl(o.w_gate, 2 * I * H))));
   if (fused) {
     NPR_TRY(timed("gate_up_swiglu",
                   skinny_rmsnorm_swiglu_linear_cuda(ctx_, act_, x_, post_norm, c.rms_eps,
-                                                    W(o.w_gate), N, H, I, sl)));
-    return timed("down", lin(F32, x_, act_, o.w_down, I, H, true));
+                                                    W(o.w_gate), N, H, I, sl(o.w_down, I * H))));
+    return timed("down", lin(F32, x_, act_, o.w_down, I, H, true, down_launch));
   }
   NPR_TRY(timed("norm",
                 rmsnorm_forward_cuda(ctx_, F32, t, xn_, rstd_, x_, post_norm, N, H, c.rms_eps)));
   if (skinny) {
-    NPR_TRY(timed("gate_up_swiglu",
-                  skinny_swiglu_linear_cuda(ctx_, act_, xn_, W(o.w_gate), N, H, I, sl)));
+    NPR_TRY(timed("gate_up_swiglu", skinny_swiglu_linear_cuda(ctx_, act_, xn_, W(o.w_gate), N, H, I,
+                                                              sl(o.w_down, I * H))));
   } else {
-    NPR_TRY(timed("gate_up_swiglu", lin(t, gate_, xn_, o.w_gate, H, I, false)));
-    NPR_TRY(timed("gate_up_swiglu", lin(t, up_, xn_, o.w_up, H, I, false)));
+    NPR_TRY(timed("gate_up_swiglu", lin(t, gate_, xn_, o.w_gate, H, I, false, {})));
+    NPR_TRY(timed("gate_up_swiglu", lin(t, up_, xn_, o.w_up, H, I, false, {})));
     NPR_TRY(timed("gate_up_swiglu", swiglu_forward_cuda(ctx_, t, act_, gate_, up_, N * I)));
   }
-  return timed("down", lin(F32, x_, act_, o.w_down, I, H, true));
+  return timed("down", lin(F32, x_, act_, o.w_down, I, H, true, down_launch));
 }
 
 Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {

@@ -69,6 +69,12 @@ class Qwen3CudaDecoder {
   // no faster (device ms a step 1.095 vs 1.047 at batch 1, 1.641 vs 1.625 at 8 branches, both
   // with the serial merge).
   bool candidate_kernels = false;
+  // Each skinny linear layer of a step prefetches the next one's weights into L2 as it starts
+  // (q|k|v -> o-proj -> gate|up -> down -> the next layer's q|k|v, the last down the head's first
+  // rows; SkinnyLaunch::ahead), so DRAM streams them across the attention and the gaps between
+  // kernels, and each layer reads its weights from L2. The same bits either way. Off by default
+  // until a GPU has measured it (decode bench trial _prefetch_next).
+  bool prefetch_next_weights = false;
   // How the attention merges each query's split-KV partial states (decode_attention_cuda.h):
   // the same bits either way; kStaged is the faster.
   DecodeMerge attention_merge = DecodeMerge::kStaged;

@@ -439,9 +439,10 @@ TEST(cuda_skinny_wide_layers_fused_unfused_and_batch_invariant) {
   }
 }
 
-// Programmatic dependent launches (pdl = true) give every form's bits, alone and in a chain where
-// each kernel reads what the one before it wrote while that one let it launch early: the
-// decoder's residual stream (x += down(swiglu(norm x)); x += o(q(norm x))) at the 0.6B widths.
+// Programmatic dependent launches (pdl = true), also with an L2 prefetch of the next kernel's
+// weights (SkinnyLaunch::ahead), give every form's bits, alone and in a chain where each kernel
+// reads what the one before it wrote while that one let it launch early: the decoder's residual
+// stream (x += down(swiglu(norm x)); x += o(q(norm x))) at the 0.6B widths.
 TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
   CudaContext& ctx = cuda_test_context();
   Rng rng(4242);
@@ -454,9 +455,10 @@ TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
           const DeviceBuffer &dxb = inputs.dxb, &dW = inputs.dW;
           const auto* nx = static_cast<const float*>(inputs.n.dx.get());
           const auto* nw = static_cast<const float*>(inputs.n.dw.get());
-          std::vector<float> got[4][2];
-          for (int p = 0; p < 2; ++p) {
-            const SkinnyLaunch pdl{p == 1, core.tensor_cores};
+          std::vector<float> got[4][3];
+          for (int p = 0; p < 3; ++p) {  // plain, pdl, pdl + ahead (an odd byte count of W)
+            const SkinnyLaunch pdl{p >= 1, core.tensor_cores,
+                                   p == 2 ? L2Ahead{dW.get(), 2 * in * out + 3} : L2Ahead{}};
             DeviceBuffer a = poisoned_device(ctx, rows * out + kTail, DevDType::kF32);
             DeviceBuffer b = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
             DeviceBuffer c = poisoned_device(ctx, rows * out + kTail, DevDType::kBF16);
@@ -476,8 +478,10 @@ TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
           }
           const char* forms[] = {"linear", "swiglu", "rmsnorm swiglu", "rmsnorm linear"};
           for (int f = 0; f < 4; ++f)
-            CHECK_MSG(bit_diffs(got[f][1], got[f][0], got[f][0].size()) == 0,
-                      what + " " + forms[f] + ": the pdl launch changed bits");
+            for (int p = 1; p < 3; ++p)
+              CHECK_MSG(bit_diffs(got[f][p], got[f][0], got[f][0].size()) == 0,
+                        what + " " + forms[f] + ": the pdl launch" +
+                            (p == 2 ? " with the L2 prefetch" : "") + " changed bits");
         }
   const int64_t H = 1024, I = 3072;
   const auto small = [&](int64_t count) {
@@ -496,28 +500,37 @@ TEST(cuda_skinny_pdl_launches_give_the_same_bits) {
   for (int64_t rows : {1, 8})
     for (const SkinnyLaunch& core : kCores) {
       const auto x0 = random_vector(rng, rows * H);
-      std::vector<float> final_x[2];
-      for (int p = 0; p < 2; ++p) {
-        const SkinnyLaunch pdl{p == 1, core.tensor_cores};
+      std::vector<float> final_x[3];
+      for (int p = 0; p < 3; ++p) {  // plain, pdl, pdl with each kernel prefetching the next's W
+        const SkinnyLaunch pdl{p >= 1, core.tensor_cores};
+        auto next = [&](const DeviceBuffer& w, int64_t elems) {
+          SkinnyLaunch l = pdl;
+          if (p == 2) l.ahead = L2Ahead{w.get(), 2 * elems};
+          return l;
+        };
         DeviceBuffer x = to_device(ctx, x0, DevDType::kF32);
         DeviceBuffer act = poisoned_device(ctx, rows * I, DevDType::kBF16);
         DeviceBuffer q = poisoned_device(ctx, rows * H, DevDType::kBF16);
         auto* xp = static_cast<float*>(x.get());
         for (int it = 0; it < 24; ++it) {
           CHECK_OK(skinny_rmsnorm_swiglu_linear_cuda(ctx, act.get(), xp, nwp, kEps, wgu.get(), rows,
-                                                     H, I, pdl));
+                                                     H, I, next(wd, H * I)));
           CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, xp, act.get(), wd.get(), rows, I, H,
-                                      true, pdl));
+                                      true, next(wq, H * H)));
           CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kBF16, q.get(), xp, nwp, kEps,
-                                              wq.get(), rows, H, H, false, pdl));
+                                              wq.get(), rows, H, H, false, next(wo, H * H)));
           CHECK_OK(skinny_linear_cuda(ctx, DevDType::kF32, xp, q.get(), wo.get(), rows, H, H, true,
-                                      pdl));
+                                      next(wgu, 2 * I * H)));
         }
         final_x[p] = to_host(ctx, x, rows * H, DevDType::kF32);
       }
       int64_t nonfinite = 0;
       for (float v : final_x[1]) nonfinite += !std::isfinite(v);
       CHECK_MSG(nonfinite == 0, "the chain went non-finite: make its weights smaller");
+      CHECK_MSG(bit_diffs(final_x[2], final_x[0], final_x[0].size()) == 0,
+                "rows " + std::to_string(rows) + core_name(core) +
+                    ": the pdl chain with L2 prefetches of the next weights differs from the " +
+                    "plain launches'");
       CHECK_MSG(bit_diffs(final_x[1], final_x[0], final_x[0].size()) == 0,
                 "rows " + std::to_string(rows) + core_name(core) +
                     ": the pdl chain's residual differs from the " +
@@ -560,6 +573,18 @@ TEST(cuda_skinny_rmsnorm_forms_refuse_what_they_cannot_stage) {
                                         4, true)) == bad);
   CHECK(code(skinny_rmsnorm_swiglu_linear_cuda(ctx, x.get(), xp, wp, kEps, W.get(), 2, 8, 1)) ==
         bad);
+  // A prefetch range without a pointer or with negative bytes: refused by every form.
+  for (const L2Ahead a : {L2Ahead{nullptr, 256}, L2Ahead{W.get(), -1}}) {
+    const SkinnyLaunch l{false, false, a};
+    CHECK(code(skinny_linear_cuda(ctx, DevDType::kF32, y.get(), W.get(), W.get(), 1, 8, 2, false,
+                                  l)) == bad);
+    CHECK(code(skinny_swiglu_linear_cuda(ctx, y.get(), W.get(), W.get(), 1, 8, 1, l)) == bad);
+    CHECK(code(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, y.get(), xp, wp, kEps, W.get(), 2, 8,
+                                          2, false, l)) == bad);
+    CHECK(code(skinny_rmsnorm_swiglu_linear_cuda(ctx, y.get(), xp, wp, kEps, W.get(), 2, 8, 1,
+                                                 l)) == bad);
+  }
+  CHECK(unpoisoned_tail(to_host(ctx, y, 64, DevDType::kF32), 0) == 0);
   // A legal call still runs after the refusals (no sticky error left behind).
   CHECK_OK(skinny_rmsnorm_linear_cuda(ctx, DevDType::kF32, y.get(), xp, wp, kEps, W.get(), 2, 8, 2,
                                       false));

@@ -9,6 +9,7 @@
 // one-kernel step reproduces the layer path), within bf16 reach of the CPU decode step on the
 // same weights, and each path says it ran (graph replays, one-kernel steps). All the decoder
 // allocated is freed with it.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +26,7 @@
 #if defined(NPR_HAVE_EMU)
 #include "tests/emu/emu_cuda_api.h"
 #include "tests/emu/emu_decoder.h"
+#include "tests/emu/emu_ptx.h"
 #include "tests/emu/emu_runtime.h"
 #endif
 
@@ -133,8 +135,9 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
   const std::vector<int64_t> lens = {5, 4, 5};
   for (bool cascade : {false, true}) {
     const std::string tail = cascade ? " (cascade)" : " (flat)";
-    emu::DecoderOptions graphs, eager, kernel, graphs_unfused, eager_unfused;
+    emu::DecoderOptions graphs, eager, kernel, graphs_unfused, eager_unfused, ahead;
     eager.use_graphs = false;
+    ahead.prefetch_next_weights = true;
     kernel.step_kernel = true;
     graphs_unfused.fused_qk_write = false;
     eager_unfused = eager;
@@ -144,6 +147,25 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
     const Run k = rollout(*model, 7, lens, cascade, kernel, "one-kernel step" + tail);
     const Run gu = rollout(*model, 7, lens, cascade, graphs_unfused, "graphs, unfused" + tail);
     const Run eu = rollout(*model, 7, lens, cascade, eager_unfused, "eager, unfused" + tail);
+    // Each skinny layer prefetching the next one's weights (every prefetched line inside a
+    // buffer, or the emulator faults): the same bits, the same kernels.
+    emu::ptx::record_prefetches(true);
+    const Run ga = rollout(*model, 7, lens, cascade, ahead, "graphs, prefetch next" + tail);
+    emu::ptx::record_prefetches(false);
+    CHECK_MSG(ga.logits == g.logits && ga.kernels == g.kernels,
+              "prefetching the next layer's weights changed the bits or the launches" + tail);
+    // What the chain covers: every layer's o, gate|up and down, every q|k|v but the first, the
+    // head's first rows; each range whole (its lines, give or take the ones two ranges share).
+    const int64_t H = cfg.hidden, I = cfg.intermediate, qd = cfg.heads * cfg.head_dim,
+                  kd = cfg.kv_heads * cfg.head_dim;
+    const int64_t ranges = 4 * cfg.layers;
+    const int64_t chain =
+        2 * (cfg.layers * (qd * H + 3 * I * H) + (cfg.layers - 1) * (qd + 2 * kd) * H +
+             std::min<int64_t>(cfg.vocab, 4096) * H);
+    const auto lines = static_cast<int64_t>(emu::ptx::prefetched_lines().size());
+    CHECK_MSG(lines >= chain / 128 - ranges && lines <= chain / 128 + 2 * ranges,
+              "the chain prefetched " + std::to_string(lines) + " lines, its ranges hold " +
+                  std::to_string(chain / 128) + tail);
     // The q/k norm + RoPE + KV write inside the attend kernel (fused_qk_write, the default):
     // the separate kernel's bits, one launch a layer fewer in each of the 5 one-token steps
     // (the prefill step of 7 tokens runs the separate kernel either way).

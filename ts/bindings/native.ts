@@ -319,6 +319,13 @@ export interface NativeKvOptions {
    */
   candidateKernels?: boolean;
   /**
+   * CUDA, default false: each of the decode's skinny linear layers prefetches the next one's
+   * weights into L2 as it starts (q|k|v, o-proj, gate|up, down, the next layer's q|k|v; the last
+   * down the head's first rows), so DRAM keeps streaming across the attention and the gaps
+   * between kernels. Same bits.
+   */
+  prefetchNextWeights?: boolean;
+  /**
    * CUDA, default true: the decode's skinny linear layers on tensor cores (one mma folds 8
    * weight rows against every batch row, so 8 branches cost about what 1 does); false runs them
    * on CUDA cores (~10% faster at batch 1, ~15% slower at 8 branches on an H100). Other bits

@@ -50,12 +50,13 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, tensorCoreLinears, attentionMerge, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags). */
   kvOptions?: Pick<
     NativeKvOptions,
     | 'graphs'
     | 'fastKernels'
     | 'candidateKernels'
+    | 'prefetchNextWeights'
     | 'tensorCoreLinears'
     | 'attentionMerge'
     | 'fusedQkWrite'

@@ -31,6 +31,7 @@ npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_token
   s->decoder->step_kernel = o.step_kernel;
   s->decoder->step_kernel_timing = o.step_kernel_timing;
   s->decoder->fused_qk_write = o.fused_qk_write;
+  s->decoder->prefetch_next_weights = o.prefetch_next_weights;
   return npr::Status::ok();
 }
 

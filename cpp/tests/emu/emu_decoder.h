@@ -22,7 +22,7 @@ struct DecoderModel {
 
 struct DecoderOptions {
   bool use_graphs = true, step_kernel = false, step_kernel_timing = false;
-  bool fused_qk_write = true;
+  bool fused_qk_write = true, prefetch_next_weights = false;
 };
 
 // One step: `sequences` of new tokens (cu_new offsets, ids, positions) over a CSR page table

@@ -503,8 +503,31 @@ void load_global_nc(void* dst, const void* src, int bytes) {
   std::memcpy(dst, src, static_cast<size_t>(bytes));
 }
 
+namespace {
+struct PrefetchRecord {
+  bool on = false;
+  std::set<uint64_t> lines;
+};
+PrefetchRecord& prefetch_record() {
+  static PrefetchRecord r;
+  return r;
+}
+}  // namespace
+
 void prefetch_l2(const void* p) {
   check_global(p, 1, "prefetch.global.L2");
+  PrefetchRecord& r = prefetch_record();
+  if (r.on) r.lines.insert(reinterpret_cast<uintptr_t>(p) / 128);
+}
+
+void record_prefetches(bool on) {
+  PrefetchRecord& r = prefetch_record();
+  if (on) r.lines.clear();
+  r.on = on;
+}
+
+const std::set<uint64_t>& prefetched_lines() {
+  return prefetch_record().lines;
 }
 
 float ex2_approx_ftz(float x) {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 
 namespace emu::ptx {
 
@@ -122,6 +123,10 @@ void red_add_u32(uint32_t* p, uint32_t v);
 // must address a registered global buffer (emu_runtime.h).
 void load_global_nc(void* dst, const void* src, int bytes);
 void prefetch_l2(const void* p);
+// The 128-byte lines (address / 128) prefetch.global.L2 touched while recording: on clears the
+// record and starts it, off stops it.
+void record_prefetches(bool on);
+const std::set<uint64_t>& prefetched_lines();
 // Global bytes read since reset_traffic() by ld.global.nc, by cp.async (the bytes it reads
 // from its source, not its zero fill) and by cp.async.bulk loads, counted at issue: what a
 // kernel streams from memory.

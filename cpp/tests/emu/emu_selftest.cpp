@@ -9,6 +9,7 @@
 #include "kernels/bulk_reduce.cuh"
 #include "kernels/mma_bf16.cuh"
 #include "kernels/named_barrier.cuh"
+#include "kernels/pdl.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace emu {
@@ -243,6 +244,25 @@ std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
   const std::string fault = launch_cooperative(static_cast<unsigned>(blocks), 64, dynamic_smem,
                                                [&] { static_shared_kernel(seen->data(), big); });
   clear_globals();
+  return fault;
+}
+
+std::string run_prefetch_share(int64_t offset, int64_t bytes, int grid, int threads,
+                               std::vector<uint64_t>* lines) {
+  // 128-byte aligned storage with room for the offset and a line after the range.
+  std::vector<uint64_t> store(static_cast<size_t>((offset + bytes) / 8 + 48));
+  const uintptr_t base = (reinterpret_cast<uintptr_t>(store.data()) + 127) & ~uintptr_t{127};
+  const char* p = reinterpret_cast<const char*>(base) + offset;
+  clear_globals();
+  if (bytes > 0) register_global(p, static_cast<size_t>(bytes));
+  ptx::record_prefetches(true);
+  const std::string fault = launch(static_cast<unsigned>(grid), static_cast<unsigned>(threads), 0,
+                                   [&] { npr::pdl::prefetch_l2_share(p, bytes); });
+  ptx::record_prefetches(false);
+  clear_globals();
+  const uint64_t first = reinterpret_cast<uintptr_t>(p) / 128;
+  lines->clear();
+  for (uint64_t l : ptx::prefetched_lines()) lines->push_back(l - first);
   return fault;
 }
 

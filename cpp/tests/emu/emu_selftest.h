@@ -62,4 +62,12 @@ std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
 // launch's message, "" when all went through; afterwards nothing may stay allocated.
 std::string run_cuda_api_selftest(const std::string& kind);
 
+// pdl::prefetch_l2_share over `grid` blocks of `threads`: each block prefetches its share of
+// bytes `bytes` starting `offset` bytes into a buffer (only those bytes registered as global, so a
+// prefetch outside them faults). lines gets the 128-byte lines touched, numbered from the line
+// holding the range's first byte (so the range's own lines are 0 .. (offset % 128 + bytes - 1) /
+// 128).
+std::string run_prefetch_share(int64_t offset, int64_t bytes, int grid, int threads,
+                               std::vector<uint64_t>* lines);
+
 }  // namespace emu
