@@ -72,8 +72,11 @@ class Qwen3CudaDecoder {
   // Each skinny linear layer of a step prefetches the next one's weights into L2 as it starts
   // (q|k|v -> o-proj -> gate|up -> down -> the next layer's q|k|v, the last down the head's first
   // rows; SkinnyLaunch::ahead), so DRAM streams them across the attention and the gaps between
-  // kernels, and each layer reads its weights from L2. The same bits either way. Off by default
-  // until a GPU has measured it (decode bench trial _prefetch_next).
+  // kernels, and each layer reads its weights from L2. The same bits either way. Off by default:
+  // on an H200 (2026-11-27, decode bench trials _prefetch_next*) it was no faster: device ms a
+  // step 1.167 vs 1.134 at batch 1 and 1.340 vs 1.311 at 8 branches; with the programmatic
+  // launches 1.142 / 1.485 (those alone 1.088 / 1.478); on CUDA cores 1.049 / 1.559 (alone
+  // 1.014 / 1.567). So the step's gaps are not DRAM waiting for a kernel's first weights.
   bool prefetch_next_weights = false;
   // How the attention merges each query's split-KV partial states (decode_attention_cuda.h):
   // the same bits either way; kStaged is the faster.
