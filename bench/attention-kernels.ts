@@ -1,20 +1,21 @@
 /**
- * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma10,wgmma-cp,wgmma-atomic]
- * [--source-configs wgmma,wgmma10]`:
+ * `npm run bench -- attention-kernels [--T 8192] [--configs wgmma,wgmma-64,wgmma-cp,wgmma-atomic]
+ * [--source-configs wgmma,wgmma-64]`:
  * what bounds each kernel of the CUDA fused block-sparse attention, measured by Nsight Compute
  * (ncu, `--set full`) on one NPR-shaped rollout (the attention bench's shape: 32 / 8 heads, head
  * dim 128, bf16, prompt 512, two blocks of guideline 128 + 4 steps + takeaway 128).
  *
  * For each kernel of a forward and a backward, per configuration (`wgmma`: the model's default
- * on sm_90, the warp-specialised forward (variant 7: tensor-map copies from a producer warp) and
- * the wgmma backward with its warp-specialised dQ, deterministic; `wgmma-atomic`: the same with
+ * on sm_90, the warp-specialised forward over 128 keys a step (variant 10: tensor-map copies from
+ * a producer warpgroup) and the wgmma backward with its warp-specialised dQ, deterministic;
+ * `wgmma-64`: the model's 'wgmma-64', that forward over 64 keys a step (variant 7, tensor-map
+ * copies from a producer warp); `wgmma-atomic`: `wgmma` with
  * the dK/dV kernel also summing dQ (bulk reductions; `deterministic: false`); `wgmma-cp`: the
  * model's 'wgmma-cp', the pipelined one-CTA forward with its warpgroups ping-ponging (variant 5,
  * cp.async loads); `wgmma1`: that without the ping-pong; `wgmma3`: that loading K/V two tiles
  * ahead; `wgmma4`: that with Q held in registers; `wgmma6`: `wgmma4` ping-ponging; `wgmma7`:
- * `wgmma` itself; `wgmma8`: that ping-ponging; `wgmma9`: `wgmma-cp` with its K/V by tensor-map
- * copies from thread 0; `wgmma10`: the warp-specialised forward over 128 keys a step; `wgmma11`:
- * that ping-ponging; `wgmma-k128`,
+ * `wgmma-64` itself; `wgmma8`: that ping-ponging; `wgmma9`: `wgmma-cp` with its K/V by tensor-map
+ * copies from thread 0; `wgmma10`: `wgmma`'s forward; `wgmma11`: that ping-ponging; `wgmma-k128`,
  * `wgmma-k128-atomic`: the two-warpgroup backward kernels, 128 keys or queries a CTA; `mma`,
  * `mma-atomic`: the mma.sync kernels): its time, the SM's and the
  * tensor pipe's busy share, shared memory, L1, L2 and DRAM throughput against their peaks,
@@ -27,7 +28,7 @@
  * a cudaProfilerStart/Stop range. ncu replays each kernel alone, caches flushed. Every metric
  * whose name speaks of the tensor pipes, shared memory, local memory or stalls is printed as ncu
  * named it, so a metric this script does not pick by name can still be read from the log. Then,
- * for the configurations of `--source-configs` (default `wgmma,wgmma10`; `none`), one more run
+ * for the configurations of `--source-configs` (default `wgmma,wgmma-64`; `none`), one more run
  * collects the forward kernel's source counters and prints its 16 SASS instructions with the
  * most warp-stall samples: where, not only why, a kernel waits.
  * Without ncu or a device: a note and a skip.
@@ -44,7 +45,8 @@ import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
 
 const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 11; wgmmaKeys?: 64 | 128; deterministic: boolean }> = {
-  wgmma: { wgmma: 7, deterministic: true },
+  wgmma: { wgmma: 10, deterministic: true },
+  'wgmma-64': { wgmma: 7, deterministic: true },
   'wgmma-cp': { wgmma: 5, deterministic: true },
   wgmma1: { wgmma: 1, deterministic: true },
   wgmma3: { wgmma: 3, deterministic: true },
@@ -55,9 +57,9 @@ const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 
   wgmma9: { wgmma: 9, deterministic: true },
   wgmma10: { wgmma: 10, deterministic: true },
   wgmma11: { wgmma: 11, deterministic: true },
-  'wgmma-atomic': { wgmma: 7, deterministic: false },
-  'wgmma-k128': { wgmma: 7, wgmmaKeys: 128, deterministic: true },
-  'wgmma-k128-atomic': { wgmma: 7, wgmmaKeys: 128, deterministic: false },
+  'wgmma-atomic': { wgmma: 10, deterministic: false },
+  'wgmma-k128': { wgmma: 10, wgmmaKeys: 128, deterministic: true },
+  'wgmma-k128-atomic': { wgmma: 10, wgmmaKeys: 128, deterministic: false },
   mma: { wgmma: 0, deterministic: true },
   'mma-atomic': { wgmma: 0, deterministic: false },
 };
@@ -65,11 +67,11 @@ const CONFIGS: Record<string, { wgmma: 0 | 1 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10 | 
 const T = Number(argValue('T') ?? 8192);
 if (!Number.isInteger(T) || T < 1024) throw new RangeError(`--T must be an integer >= 1024 (got '${argValue('T')}')`);
 // Four by default, to stay inside gpu-check's time for the phase; the others on --configs.
-const DEFAULT_CONFIGS = 'wgmma,wgmma10,wgmma-cp,wgmma-atomic';
+const DEFAULT_CONFIGS = 'wgmma,wgmma-64,wgmma-cp,wgmma-atomic';
 const configs = (argValue('configs') ?? DEFAULT_CONFIGS).split(',');
 // Whose forward kernel also gets its hottest instructions (ncu's source page, SASS): two by
 // default, each one more short ncu run; `--source-configs none` skips them.
-const sourceArg = argValue('source-configs') ?? 'wgmma,wgmma10';
+const sourceArg = argValue('source-configs') ?? 'wgmma,wgmma-64';
 const sourceConfigs = sourceArg === 'none' ? [] : sourceArg.split(',');
 for (const [flag, list] of [
   ['--configs', configs],

@@ -69,7 +69,7 @@ describe('curriculum', () => {
     expect(resolveCurriculum(base).attentionKernels).toBe('wgmma');
     expect(resolveCurriculum({ ...base, attentionKernels: 'wgmma-k128' }).attentionKernels).toBe('wgmma-k128');
     expect(() => resolveCurriculum({ ...base, attentionKernels: 'flash' as never })).toThrow(
-      /curriculum\.attentionKernels must be mma, wgmma, wgmma-cp, wgmma-k128 \(got "flash"\)/,
+      /curriculum\.attentionKernels must be mma, wgmma, wgmma-64, wgmma-cp, wgmma-k128 \(got "flash"\)/,
     );
   });
 

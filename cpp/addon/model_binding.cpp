@@ -104,7 +104,7 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
       precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
       deterministic = bool_field(opts, fn, "deterministic", true);
-      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-cp", "wgmma-k128"},
+      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-64", "wgmma-cp", "wgmma-k128"},
                            "wgmma");
     }
     if (backend == "cpu" && precision != "fp32")
@@ -121,20 +121,23 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       if (st.is_ok()) {
         cuda_->context().deterministic = deterministic;
         // The Hopper kernels where they can run (sm_90, bf16, head dim 64 or 128). 'wgmma': the
-        // warp-specialised forward (7: K/V and Q by tensor-map copies from a producer warp into an
-        // mbarrier ring, two consumer warpgroups on a head pair) with the warp-specialised
-        // deterministic dQ and the dK/dV kernel's Q and dO by tensor-map copies; variant 1's bits.
-        // On NPR rollouts of 4k / 8k / 32k tokens an H200 ran its forward at 1.467 / 1.324 /
-        // 1.196x FlexAttention and its forward + backward at 1.447 / 1.303 / 1.038x, where the
-        // cp.async ping-pong kernels (5, 'wgmma-cp', the default before) ran 1.344 / 1.205 /
-        // 1.094x and 1.325 / 1.186 / 0.947x; the ping-ponging build of 7 (8) ran no faster.
-        // A driver without the tensor-map encoder gets 5. 'wgmma-k128': that forward with the
+        // warp-specialised forward over 128 keys a step (10: a producer warpgroup copies Q and
+        // two key tiles at a time by tensor maps into an mbarrier ring, two consumer warpgroups
+        // on a head pair; its own bits, deterministic) with the warp-specialised deterministic dQ
+        // and the dK/dV kernel's Q and dO by tensor-map copies. On NPR rollouts of 4k / 8k / 32k
+        // tokens an H200 (2026-11-27) ran its forward at 1.742 / 1.691 / 1.435x FlexAttention,
+        // where the 64-keys-a-step build (7, 'wgmma-64', the default before; variant 1's bits)
+        // ran 1.460 / 1.377 / 1.197x and the cp.async ping-pong kernels (5, 'wgmma-cp') 1.334 /
+        // 1.199 / 1.097x; 10's ping-ponging build (11) ran 1.746 / 1.618 / 1.382x. A driver
+        // without the tensor-map encoder gets 5. 'wgmma-k128': the default forward with the
         // backward's two-warpgroup kernels (128 keys / queries a CTA, head dim 128): an H200 ran
         // the train step 0.96x as fast with them, both on the cp.async forward.
-        const int hopper = tma_maps_available() ? 7 : 5;
+        const bool tma = tma_maps_available();
         cuda_->context().attention_wgmma = kernels == "mma"        ? 0
                                            : kernels == "wgmma-cp" ? 5
-                                                                   : hopper;
+                                           : !tma                  ? 5
+                                           : kernels == "wgmma-64" ? 7
+                                                                   : 10;
         cuda_->context().attention_wgmma_keys = kernels == "wgmma-k128" ? 128 : 64;
       }
 #else

@@ -63,12 +63,14 @@ export interface CreateOptions {
    * 'wgmma-k128': 'wgmma' with the backward's kernels on two warpgroups over 128 keys / queries
    * (head dim 128; the same bits as 'wgmma', half its loads a FLOP); 0.97x 'wgmma' there.
    * 'wgmma' is warp-specialised: K/V, Q and dO come by tensor-map copies, from a producer warp
-   * into an mbarrier ring for the forward and the dQ kernel (an H200 ran its forward 1.09x as fast
-   * as 'wgmma-cp's at 32k tokens). 'wgmma-cp': the same MMAs with cp.async loads and a CTA barrier
-   * a tile, the default before (the same bits; also what 'wgmma' falls back to where the driver
-   * has no tensor-map encoder).
+   * (group) into an mbarrier ring for the forward and the dQ kernel, and the forward takes 128
+   * keys a step (an H200 ran it at 1.435x FlexAttention at 32k tokens; its own bits, still
+   * deterministic). 'wgmma-64': that forward over 64 keys a step, the default before (1.197x
+   * there). 'wgmma-cp': 'wgmma-64''s MMAs with cp.async loads and a CTA barrier a tile (the same
+   * bits as 'wgmma-64'; also what 'wgmma' falls back to where the driver has no tensor-map
+   * encoder).
    */
-  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-cp' | 'wgmma-k128';
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-64' | 'wgmma-cp' | 'wgmma-k128';
 }
 
 /** The creation options the native model takes, resolved once at the edge. */

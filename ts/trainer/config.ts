@@ -106,11 +106,12 @@ export interface CurriculumConfig {
   deterministic?: boolean;
   /**
    * The CUDA attention kernels (Model's attentionKernels): 'wgmma' (default; Hopper's warpgroup
-   * MMA where the GPU has it, mma.sync elsewhere), 'wgmma-k128' (its backward on two warpgroups
-   * over 128 keys / queries a CTA, head dim 128), 'wgmma-cp' (cp.async loads in place of
-   * tensor-map copies) or 'mma'. The CPU ignores it.
+   * MMA where the GPU has it, mma.sync elsewhere), 'wgmma-64' (its forward over 64 keys a step,
+   * the default before), 'wgmma-k128' (its backward on two warpgroups over 128 keys / queries a
+   * CTA, head dim 128), 'wgmma-cp' (cp.async loads in place of tensor-map copies) or 'mma'. The
+   * CPU ignores it.
    */
-  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-cp' | 'wgmma-k128';
+  attentionKernels?: 'mma' | 'wgmma' | 'wgmma-64' | 'wgmma-cp' | 'wgmma-k128';
   /** JSONL file of {question, answer}. */
   data: string;
   /** Run directory: checkpoints, metrics.jsonl, datasets. */
@@ -149,7 +150,7 @@ export interface ResolvedCurriculum {
   codec: 'tokenizer' | 'char';
   backend: 'cpu' | 'cuda' | 'auto';
   deterministic: boolean;
-  attentionKernels: 'mma' | 'wgmma' | 'wgmma-cp' | 'wgmma-k128';
+  attentionKernels: 'mma' | 'wgmma' | 'wgmma-64' | 'wgmma-cp' | 'wgmma-k128';
   data: string;
   out: string;
   seed: number;
@@ -183,7 +184,7 @@ export function resolveCurriculum(c: CurriculumConfig): ResolvedCurriculum {
   if (!Array.isArray(c.stages) || c.stages.length === 0) throw new ConfigError('curriculum.stages must list at least one stage');
   if (c.deterministic !== undefined && typeof c.deterministic !== 'boolean')
     throw new ConfigError(`curriculum.deterministic must be true or false (got ${JSON.stringify(c.deterministic)})`);
-  const kernels = ['mma', 'wgmma', 'wgmma-cp', 'wgmma-k128'];
+  const kernels = ['mma', 'wgmma', 'wgmma-64', 'wgmma-cp', 'wgmma-k128'];
   if (c.attentionKernels !== undefined && !kernels.includes(c.attentionKernels))
     throw new ConfigError(`curriculum.attentionKernels must be ${kernels.join(', ')} (got ${JSON.stringify(c.attentionKernels)})`);
   const sampling: ResolvedSampling = {
