@@ -29,7 +29,7 @@
  * warpgroup) and its two-CTA build, each followed by the wgmma dK/dV backward
  * (`wgmma1`, `wgmma2` keys: `fwd_ms_wgmma1_*`, `fwdbwd_ms_wgmma1_*`, `ratio_vs_flex_*_wgmma1_*`,
  * `wgmma1_rel_err_{out,dq,dk,dv}_*` against the mma.sync kernels' sampled rows, <= 1e-2), and
- * the model's forward (`wgmma7`) with the atomic dQ (`*_wgmma7_atomic_dq_*`), the one-CTA forward loading K/V
+ * the model's forward (`wgmma10`) with the atomic dQ (`*_wgmma10_atomic_dq_*`), the one-CTA forward loading K/V
  * two tiles ahead (`wgmma3` keys) and that with Q held in registers (`wgmma4`), `wgmma1` and
  * `wgmma4` with the two warpgroups ping-ponging half a tile apart (`wgmma5`, `wgmma6`), the
  * warp-specialised forward whose K/V come by tensor-map copies from a producer warp, without and
@@ -41,7 +41,15 @@
  * warp-specialised too, two heads a CTA sharing K/V, and the dK/dV kernel takes Q and dO by
  * tensor-map copies), and the one-CTA forward with the two-warpgroup backward
  * kernels (128 keys, 128 queries a CTA), deterministic and with the atomic dQ
- * (`*_wgmma1_k128_*`, `*_wgmma1_k128_atomic_dq_*`). The last line is the JSON object.
+ * (`*_wgmma1_k128_*`, `*_wgmma1_k128_atomic_dq_*`).
+ *
+ * Which kernels the keys name: the un-suffixed ones the issue names (`fwd_ms_4k`,
+ * `ratio_vs_flex_fwd_32k`, `dense_causal_ratio_vs_sdpa_flash_4k`, `sparsity_efficiency_32k`, the
+ * atomic-dQ ones, ...) are the kernels a model runs by default on this GPU (`default_kernels_*`:
+ * `wgmma10`, the 128-key forward, where it ran, with its own dense-causal and atomic-dQ runs;
+ * else `mma`); the same figures of the mma.sync kernels, which every GPU from sm_80 runs, carry
+ * `_mma` (`fwd_ms_mma_4k`, `sparsity_efficiency_mma_32k`); the `wgmmaN` trials' `speedup_*` are
+ * against those. The last line is the JSON object.
  * Flags: --iters N, --quick (4k only, 5 iters), --python PATH, --require-cuda (exit 1, not 0,
  * when no CUDA backend is available).
  */
@@ -166,6 +174,60 @@ function relNorm(a: Float32Array, b: Float32Array): number {
 }
 const tflops = (flop: number, ms: number | null | undefined) => (ms ? flop / (ms * 1e9) : null);
 
+/** The forward variant Model.create's default ('wgmma') runs on sm_90 with tensor-map copies. */
+const DEFAULT_WGMMA = 10;
+
+/** Relative norm of the atomic run's sampled dq rows against the deterministic run's. */
+function atomicRelErr(atomic: AttentionCudaTiming | null, ours: AttentionCudaTiming | null): number | null {
+  return atomic?.samples?.dq && ours?.samples?.dq ? relNorm(atomic.samples.dq, ours.samples.dq) : null;
+}
+
+interface KernelRuns {
+  key: string;
+  peer: PeerResult | null;
+  visible: number;
+  causal: number;
+  flopFwd: number;
+  /** Sparse (deterministic), dense-causal, and sparse with the atomic dQ. */
+  ours: AttentionCudaTiming | null;
+  dense: AttentionCudaTiming | null;
+  atomic: AttentionCudaTiming | null;
+}
+
+/**
+ * One kernel set's figures at one size against the peers: `tag` '' for the un-suffixed keys the
+ * issue names, else inserted before the size (`fwd_ms_mma_4k`, `sparsity_efficiency_mma_32k`).
+ */
+function kernelFigures(figures: Figures, tag: string, r: KernelRuns): void {
+  const t = tag ? `_${tag}` : '';
+  const { key, peer, visible, causal, flopFwd, ours, dense, atomic } = r;
+  const flopCausalFwd = (flopFwd * causal) / visible;
+  for (const pass of ['fwd', 'fwdbwd'] as const) {
+    const f = pass === 'fwd' ? 1 : 3.5;
+    const oursMs = pass === 'fwd' ? ours?.fwdMs : ours?.fwdBwdMs;
+    const denseMs = pass === 'fwd' ? dense?.fwdMs : dense?.fwdBwdMs;
+    const flexMs = pass === 'fwd' ? peer?.flex_fwd_ms : peer?.flex_fwdbwd_ms;
+    const flashMs = pass === 'fwd' ? peer?.flash_fwd_ms : peer?.flash_fwdbwd_ms;
+    const maskMs = pass === 'fwd' ? peer?.mask_fwd_ms : peer?.mask_fwdbwd_ms;
+    const eff = oursMs && denseMs ? (denseMs * (visible / causal)) / oursMs : null;
+    figures[`${pass}_ms${t}_${key}`] = round(oursMs ?? null, 4);
+    figures[`dense_causal_${pass}_ms${t}_${key}`] = round(denseMs ?? null, 4);
+    figures[`ratio_vs_flex_${pass}${t}_${key}`] = round(ratio(flexMs, oursMs));
+    figures[`ratio_vs_sdpa_flash_${pass}${t}_${key}`] = round(ratio(flashMs, oursMs));
+    figures[`ratio_vs_sdpa_mask_${pass}${t}_${key}`] = round(ratio(maskMs, oursMs));
+    figures[`tflops_${pass}${t}_${key}`] = round(tflops(f * flopFwd, oursMs), 1);
+    figures[`dense_causal_tflops_${pass}${t}_${key}`] = round(tflops(f * flopCausalFwd, denseMs), 1);
+    const p = pass === 'fwd' ? '' : '_fwdbwd';
+    figures[`dense_causal_ratio_vs_sdpa_flash${p}${t}_${key}`] = round(ratio(flashMs, denseMs));
+    figures[`sparsity_efficiency${p}${t}_${key}`] = round(eff);
+  }
+  const atomicMs = atomic?.fwdBwdMs ?? null;
+  figures[`fwdbwd_ms_atomic_dq${t}_${key}`] = round(atomicMs, 4);
+  figures[`ratio_vs_flex_fwdbwd_atomic_dq${t}_${key}`] = round(ratio(peer?.flex_fwdbwd_ms, atomicMs));
+  figures[`speedup_atomic_dq_fwdbwd${t}_${key}`] = round(ratio(ours?.fwdBwdMs, atomicMs));
+  figures[`atomic_dq_rel_err${t}_${key}`] = round(atomicRelErr(atomic, ours), 6);
+}
+
 async function main(): Promise<void> {
   let addon: NativeAddon;
   try {
@@ -205,6 +267,8 @@ async function main(): Promise<void> {
     base: AttentionCudaTimeOptions;
     sampleTokens: Int32Array;
     ours: AttentionCudaTiming | null;
+    dense: AttentionCudaTiming | null;
+    atomic: AttentionCudaTiming | null;
     peer: PeerResult | null;
     visible: number;
     causal: number;
@@ -278,29 +342,15 @@ async function main(): Promise<void> {
         check: checkOk === null ? '-' : checkOk ? 'ok' : 'FAIL',
       });
       const sfx = pass === 'fwd' ? 'fwd' : 'fwdbwd';
-      figures[`${sfx}_ms_${key}`] = round(oursMs ?? null, 4);
-      figures[`dense_causal_${sfx}_ms_${key}`] = round(denseMs ?? null, 4);
       figures[`flex_${sfx}_ms_${key}`] = round(flexMs ?? null, 4);
       figures[`sdpa_flash_${sfx}_ms_${key}`] = round(flashMs ?? null, 4);
       figures[`sdpa_mask_${sfx}_ms_${key}`] = round(maskMs ?? null, 4);
-      figures[`ratio_vs_flex_${sfx}_${key}`] = round(ratio(flexMs, oursMs));
-      figures[`ratio_vs_sdpa_flash_${sfx}_${key}`] = round(ratio(flashMs, oursMs));
-      figures[`ratio_vs_sdpa_mask_${sfx}_${key}`] = round(ratio(maskMs, oursMs));
-      figures[`tflops_${sfx}_${key}`] = round(tflops(f * flopFwd, oursMs), 1);
       figures[`flex_tflops_${sfx}_${key}`] = round(tflops(f * flopFwd, flexMs), 1);
-      figures[`dense_causal_tflops_${sfx}_${key}`] = round(tflops(f * flopCausalFwd, denseMs), 1);
       figures[`sdpa_flash_tflops_${sfx}_${key}`] = round(tflops(f * flopCausalFwd, flashMs), 1);
-      if (pass === 'fwd') {
-        figures[`dense_causal_ratio_vs_sdpa_flash_${key}`] = round(ratio(flashMs, denseMs));
-        figures[`sparsity_efficiency_${key}`] = round(eff);
-      } else {
-        figures[`dense_causal_ratio_vs_sdpa_flash_fwdbwd_${key}`] = round(ratio(flashMs, denseMs));
-        figures[`sparsity_efficiency_fwdbwd_${key}`] = round(eff);
-      }
     }
     const atomicMs = atomic?.fwdBwdMs ?? null;
     const flexFwdBwd = peer?.flex_fwdbwd_ms ?? null;
-    const atomicErr = atomic?.samples?.dq && ours?.samples?.dq ? relNorm(atomic.samples.dq, ours.samples.dq) : null;
+    const atomicErr = atomicRelErr(atomic, ours);
     rows.push({
       T,
       pass: 'fwdbwd atomic dQ',
@@ -318,11 +368,9 @@ async function main(): Promise<void> {
     });
     if (atomicErr !== null && atomicErr > TOL_ATOMIC)
       errors.push(`T=${T}: atomic dQ rows differ from the deterministic ones by ${atomicErr} (relative norm)`);
-    figures[`fwdbwd_ms_atomic_dq_${key}`] = round(atomicMs, 4);
-    figures[`ratio_vs_flex_fwdbwd_atomic_dq_${key}`] = round(ratio(flexFwdBwd, atomicMs));
-    figures[`speedup_atomic_dq_fwdbwd_${key}`] = round(ratio(ours?.fwdBwdMs, atomicMs));
-    figures[`atomic_dq_rel_err_${key}`] = round(atomicErr, 6);
-    hopper.push({ T, key, base, sampleTokens, ours, peer, visible, causal, flopFwd });
+    const measured = { key, peer, visible, causal, flopFwd };
+    kernelFigures(figures, 'mma', { ...measured, ours, dense, atomic });
+    hopper.push({ T, key, base, sampleTokens, ours, dense, atomic, peer, visible, causal, flopFwd });
     figures[`visible_fraction_${key}`] = round(visible / causal, 4);
     figures[`tiles_skipped_fraction_${key}`] = ours ? round(ours.tilesSkipped / ours.tilesCausal, 4) : null;
     figures[`device_peak_bytes_${key}`] = ours?.devicePeakBytes ?? null;
@@ -331,14 +379,23 @@ async function main(): Promise<void> {
     for (const n of ['out', 'dq', 'dk', 'dv'] as const) figures[`check_rel_err_${n}_${key}`] = c ? round(c[n], 5) : null;
   }
 
-  for (const { T, key, base, sampleTokens, ours, peer, visible, causal, flopFwd } of hopper) {
+  for (const { T, key, base, sampleTokens, ours, dense, atomic, peer, visible, causal, flopFwd } of hopper) {
     const onWgmma = (r: AttentionCudaTiming | null) => (r && r.forwardKernel === 'wgmma' ? r : null);
     const wgmma = ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] as const).map((n) =>
       onWgmma(timeOurs(addon, { ...base, sampleTokens, wgmma: n }, errors, `ours wgmma${n} T=${T}`)),
     );
-    // The model's forward with `deterministic: false`: the wgmma dK/dV kernel's atomic dQ.
+    // The model's default forward (DEFAULT_WGMMA) with `deterministic: false`: the wgmma dK/dV
+    // kernel's atomic dQ; and in dense-causal mode, for the default's sparsity efficiency.
     const wgmmaAtomic = onWgmma(
-      timeOurs(addon, { ...base, sampleTokens, wgmma: 7, deterministic: false }, errors, `ours wgmma7 atomic dQ T=${T}`),
+      timeOurs(
+        addon,
+        { ...base, sampleTokens, wgmma: DEFAULT_WGMMA, deterministic: false },
+        errors,
+        `ours wgmma${DEFAULT_WGMMA} atomic dQ T=${T}`,
+      ),
+    );
+    const wgmmaDense = onWgmma(
+      timeOurs(addon, { ...base, dense: true, wgmma: DEFAULT_WGMMA }, errors, `ours wgmma${DEFAULT_WGMMA} dense-causal T=${T}`),
     );
     const k128 = ([true, false] as const).map((deterministic) =>
       onWgmma(
@@ -363,7 +420,7 @@ async function main(): Promise<void> {
       ['wgmma9', wgmma[8] ?? null],
       ['wgmma10', wgmma[9] ?? null],
       ['wgmma11', wgmma[10] ?? null],
-      ['wgmma7_atomic_dq', wgmmaAtomic],
+      [`wgmma${DEFAULT_WGMMA}_atomic_dq`, wgmmaAtomic],
       ['wgmma1_k128', k128[0] ?? null],
       ['wgmma1_k128_atomic_dq', k128[1] ?? null],
     ];
@@ -403,6 +460,13 @@ async function main(): Promise<void> {
       for (const [i, n] of (['out', 'dq', 'dk', 'dv'] as const).entries())
         figures[`${tag}_rel_err_${n}_${key}`] = round(errs[i] ?? null, 6);
     }
+    // The un-suffixed keys (the issue's): the kernels a model runs by default on this GPU, the
+    // 128-key wgmma forward where it ran, else the mma.sync kernels.
+    const def = wgmma[DEFAULT_WGMMA - 1] ?? null;
+    const measured = { key, peer, visible, causal, flopFwd };
+    if (def) kernelFigures(figures, '', { ...measured, ours: def, dense: wgmmaDense, atomic: wgmmaAtomic });
+    else kernelFigures(figures, '', { ...measured, ours, dense, atomic });
+    figures[`default_kernels_${key}`] = def ? `wgmma${DEFAULT_WGMMA}` : 'mma';
   }
 
   printTable(rows);

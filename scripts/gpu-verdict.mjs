@@ -126,14 +126,17 @@ export function verdict(logs) {
   }
   const attention = lastJson(logs['bench-attention.log']);
   if (attention && attention.available !== false) {
-    out.push('attention (vs FlexAttention: fwd, fwd+bwd deterministic, fwd+bwd atomic dQ; atomic vs deterministic):');
+    out.push('attention, the default kernels (vs FlexAttention: fwd, fwd+bwd deterministic, fwd+bwd atomic dQ; atomic vs deterministic):');
     for (const key of ['4k', '8k', '32k']) {
       if (attention[`fwd_ms_${key}`] === undefined) continue;
       out.push(
-        `  ${key}: ${fmt(attention[`ratio_vs_flex_fwd_${key}`])}, ${fmt(attention[`ratio_vs_flex_fwdbwd_${key}`])}, ` +
+        `  ${key} (${attention[`default_kernels_${key}`] ?? '?'}): ${fmt(attention[`ratio_vs_flex_fwd_${key}`])}, ` +
+          `${fmt(attention[`ratio_vs_flex_fwdbwd_${key}`])}, ` +
           `${fmt(attention[`ratio_vs_flex_fwdbwd_atomic_dq_${key}`])}; fwd+bwd ${fmt(attention[`fwdbwd_ms_${key}`])} vs ` +
           `${fmt(attention[`fwdbwd_ms_atomic_dq_${key}`])} ms (${fmt(attention[`speedup_atomic_dq_fwdbwd_${key}`])}x), ` +
-          `dq rel err ${fmt(attention[`atomic_dq_rel_err_${key}`])}`,
+          `dq rel err ${fmt(attention[`atomic_dq_rel_err_${key}`])}; dense causal ` +
+          `${fmt(attention[`dense_causal_ratio_vs_sdpa_flash_${key}`])}x SDPA flash, sparsity efficiency ` +
+          `${fmt(attention[`sparsity_efficiency_${key}`])}`,
       );
     }
   }
@@ -151,7 +154,7 @@ export function verdict(logs) {
       'wgmma9',
       'wgmma10',
       'wgmma11',
-      'wgmma7_atomic_dq',
+      'wgmma10_atomic_dq',
       'wgmma1_k128',
       'wgmma1_k128_atomic_dq',
     ];

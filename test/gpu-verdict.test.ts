@@ -50,11 +50,13 @@ describe('gpu-verdict', () => {
 
   it('sets the atomic-dQ backward and the wgmma forward beside the defaults', () => {
     const attention =
-      '{"bench":"attention-cuda","fwd_ms_4k":1.1,"ratio_vs_flex_fwd_4k":0.99,"ratio_vs_flex_fwdbwd_4k":0.59,"ratio_vs_flex_fwdbwd_atomic_dq_4k":0.75,"fwdbwd_ms_4k":5.2,"fwdbwd_ms_atomic_dq_4k":4.1,"speedup_atomic_dq_fwdbwd_4k":1.268,"atomic_dq_rel_err_4k":0.0004,"wgmma_available":true,"fwd_ms_wgmma1_4k":0.9,"fwd_ms_wgmma2_4k":0.8,"ratio_vs_flex_fwd_wgmma1_4k":1.2,"ratio_vs_flex_fwd_wgmma2_4k":1.35,"speedup_wgmma1_fwd_4k":1.22,"speedup_wgmma2_fwd_4k":1.37,"ratio_vs_flex_fwdbwd_wgmma2_4k":0.8,"speedup_wgmma2_fwdbwd_4k":1.4,"wgmma2_rel_err_out_4k":0.001,"wgmma2_rel_err_dq_4k":0.002,"wgmma2_rel_err_dk_4k":null}';
+      '{"bench":"attention-cuda","fwd_ms_4k":1.1,"ratio_vs_flex_fwd_4k":0.99,"ratio_vs_flex_fwdbwd_4k":0.59,"ratio_vs_flex_fwdbwd_atomic_dq_4k":0.75,"fwdbwd_ms_4k":5.2,"fwdbwd_ms_atomic_dq_4k":4.1,"speedup_atomic_dq_fwdbwd_4k":1.268,"atomic_dq_rel_err_4k":0.0004,"default_kernels_4k":"wgmma10","dense_causal_ratio_vs_sdpa_flash_4k":1.1,"sparsity_efficiency_4k":0.97,"wgmma_available":true,"fwd_ms_wgmma1_4k":0.9,"fwd_ms_wgmma2_4k":0.8,"ratio_vs_flex_fwd_wgmma1_4k":1.2,"ratio_vs_flex_fwd_wgmma2_4k":1.35,"speedup_wgmma1_fwd_4k":1.22,"speedup_wgmma2_fwd_4k":1.37,"ratio_vs_flex_fwdbwd_wgmma2_4k":0.8,"speedup_wgmma2_fwdbwd_4k":1.4,"wgmma2_rel_err_out_4k":0.001,"wgmma2_rel_err_dq_4k":0.002,"wgmma2_rel_err_dk_4k":null}';
     const train =
       '{"bench":"train-step-cuda","tokps_ours_0p6b":30000,"ratio_vs_torch_0p6b":1.09,"tokps_ours_atomic_dq_0p6b":32000,"ratio_vs_torch_atomic_dq_0p6b":1.16,"tokps_ours_64_0p6b":28000,"speedup_default_vs_64":1.071}';
     const text = verdict({ 'bench-attention.log': attention, 'bench-train-step.log': train });
-    expect(text).toContain('4k: 0.99, 0.59, 0.75; fwd+bwd 5.2 vs 4.1 ms (1.268x), dq rel err 0.0004');
+    expect(text).toContain(
+      '4k (wgmma10): 0.99, 0.59, 0.75; fwd+bwd 5.2 vs 4.1 ms (1.268x), dq rel err 0.0004; dense causal 1.1x SDPA flash, sparsity efficiency 0.97',
+    );
     expect(text).not.toContain('32k:');
     expect(text).toContain('attention on wgmma (available: true;');
     expect(text).toContain('4k wgmma2: fwd 1.35 vs flex (1.37x mma.sync), fwd+bwd 0.8 vs flex (1.4x), rel err 0.002');
