@@ -104,8 +104,8 @@ class Qwen3Handle : public Napi::ObjectWrap<Qwen3Handle> {
       backend = enum_field(opts, fn, "backend", {"cpu", "cuda"}, "cpu");
       precision = enum_field(opts, fn, "precision", {"fp32", "bf16"}, "fp32");
       deterministic = bool_field(opts, fn, "deterministic", true);
-      kernels = enum_field(opts, fn, "attentionKernels", {"mma", "wgmma", "wgmma-64", "wgmma-cp", "wgmma-k128"},
-                           "wgmma");
+      kernels = enum_field(opts, fn, "attentionKernels",
+                           {"mma", "wgmma", "wgmma-64", "wgmma-cp", "wgmma-k128"}, "wgmma");
     }
     if (backend == "cpu" && precision != "fp32")
       throw_range(info.Env(), std::string(fn) +
