@@ -195,21 +195,46 @@ interface KernelRuns {
 }
 
 /**
+ * One pass's times (ms) of our sparse and dense-causal runs and the peers', its FLOP factor over
+ * the forward, and the sparsity efficiency (dense time scaled to the visible pairs / sparse time).
+ */
+function passTimes(
+  pass: 'fwd' | 'fwdbwd',
+  r: Pick<KernelRuns, 'peer' | 'visible' | 'causal' | 'ours' | 'dense'>,
+): {
+  f: number;
+  oursMs: number | null | undefined;
+  denseMs: number | null | undefined;
+  flexMs: number | null | undefined;
+  flashMs: number | null | undefined;
+  maskMs: number | null | undefined;
+  eff: number | null;
+} {
+  const { peer, visible, causal, ours, dense } = r;
+  const fwd = pass === 'fwd';
+  const oursMs = fwd ? ours?.fwdMs : ours?.fwdBwdMs;
+  const denseMs = fwd ? dense?.fwdMs : dense?.fwdBwdMs;
+  return {
+    f: fwd ? 1 : 3.5,
+    oursMs,
+    denseMs,
+    flexMs: fwd ? peer?.flex_fwd_ms : peer?.flex_fwdbwd_ms,
+    flashMs: fwd ? peer?.flash_fwd_ms : peer?.flash_fwdbwd_ms,
+    maskMs: fwd ? peer?.mask_fwd_ms : peer?.mask_fwdbwd_ms,
+    eff: oursMs && denseMs ? (denseMs * (visible / causal)) / oursMs : null,
+  };
+}
+
+/**
  * One kernel set's figures at one size against the peers: `tag` '' for the un-suffixed keys the
  * issue names, else inserted before the size (`fwd_ms_mma_4k`, `sparsity_efficiency_mma_32k`).
  */
 function kernelFigures(figures: Figures, tag: string, r: KernelRuns): void {
   const t = tag ? `_${tag}` : '';
-  const { key, peer, visible, causal, flopFwd, ours, dense, atomic } = r;
+  const { key, peer, visible, causal, flopFwd, ours, atomic } = r;
   const flopCausalFwd = (flopFwd * causal) / visible;
   for (const pass of ['fwd', 'fwdbwd'] as const) {
-    const f = pass === 'fwd' ? 1 : 3.5;
-    const oursMs = pass === 'fwd' ? ours?.fwdMs : ours?.fwdBwdMs;
-    const denseMs = pass === 'fwd' ? dense?.fwdMs : dense?.fwdBwdMs;
-    const flexMs = pass === 'fwd' ? peer?.flex_fwd_ms : peer?.flex_fwdbwd_ms;
-    const flashMs = pass === 'fwd' ? peer?.flash_fwd_ms : peer?.flash_fwdbwd_ms;
-    const maskMs = pass === 'fwd' ? peer?.mask_fwd_ms : peer?.mask_fwdbwd_ms;
-    const eff = oursMs && denseMs ? (denseMs * (visible / causal)) / oursMs : null;
+    const { f, oursMs, denseMs, flexMs, flashMs, maskMs, eff } = passTimes(pass, r);
     figures[`${pass}_ms${t}_${key}`] = round(oursMs ?? null, 4);
     figures[`dense_causal_${pass}_ms${t}_${key}`] = round(denseMs ?? null, 4);
     figures[`ratio_vs_flex_${pass}${t}_${key}`] = round(ratio(flexMs, oursMs));
@@ -319,13 +344,7 @@ async function main(): Promise<void> {
           c.out <= TOL_OUT &&
           [c.dq, c.dk, c.dv].every((x) => x !== null && x <= TOL_GRAD);
     for (const pass of ['fwd', 'fwdbwd'] as const) {
-      const f = pass === 'fwd' ? 1 : 3.5;
-      const oursMs = pass === 'fwd' ? ours?.fwdMs : ours?.fwdBwdMs;
-      const denseMs = pass === 'fwd' ? dense?.fwdMs : dense?.fwdBwdMs;
-      const flexMs = pass === 'fwd' ? peer?.flex_fwd_ms : peer?.flex_fwdbwd_ms;
-      const flashMs = pass === 'fwd' ? peer?.flash_fwd_ms : peer?.flash_fwdbwd_ms;
-      const maskMs = pass === 'fwd' ? peer?.mask_fwd_ms : peer?.mask_fwdbwd_ms;
-      const eff = oursMs && denseMs ? (denseMs * (visible / causal)) / oursMs : null;
+      const { f, oursMs, denseMs, flexMs, flashMs, maskMs, eff } = passTimes(pass, { peer, visible, causal, ours, dense });
       rows.push({
         T,
         pass,
