@@ -8,6 +8,9 @@
  *   launch with every metric ncu collected as a column.
  */
 import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** The ncu binary on PATH or in the toolkit's usual place, or null. */
 export function findNcu(): string | null {
@@ -154,4 +157,41 @@ export function hottestInstructions(text: string, n: number): NcuHotInstruction[
     .sort((a, b) => b.samples - a.samples)
     .slice(0, n)
     .map((r) => ({ ...r, share: total > 0 ? r.samples / total : 0 }));
+}
+
+/**
+ * Runs this script under ncu with `scriptArgs`, collecting the source counters of the first
+ * launch of the kernel whose name matches `kernelRegex`, and prints its `n` instructions with
+ * the most warp-stall samples (their share of all its samples) under `title`: which instruction
+ * a kernel waits at, where the stall reasons say only why. The report goes to a temporary
+ * directory; a failed run or an unreadable page prints a note instead.
+ */
+export function printHottest(ncu: string, kernelRegex: string, scriptArgs: string[], title: string, n: number): void {
+  const dir = mkdtempSync(join(tmpdir(), 'npr-ncu-'));
+  try {
+    const report = join(dir, 'source');
+    const ncuArgs = ['--section', 'SourceCounters', '--kernel-name', `regex:${kernelRegex}`, '--launch-count', '1', '-o', report, '-f'];
+    const r = runUnderNcu(ncu, ncuArgs, scriptArgs);
+    if (r.status !== 0) {
+      console.log(`note: ncu (source counters) failed for ${title} (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-800)}`);
+      return;
+    }
+    const page = spawnSync(ncu, ['--import', `${report}.ncu-rep`, '--csv', '--page', 'source', '--print-source', 'sass'], {
+      encoding: 'utf8',
+      maxBuffer: 256 << 20,
+      timeout: 300_000,
+    });
+    const text = page.stdout ?? '';
+    const hot = page.status === 0 ? hottestInstructions(text, n) : null;
+    console.log(`\n${title}: the instructions with the most warp-stall samples (share of all its samples):`);
+    if (hot === null) {
+      console.log(
+        `  (no source page read: exit ${page.status ?? page.signal}; its first lines follow)\n${(text || page.stderr || '').slice(0, 3000)}`,
+      );
+      return;
+    }
+    for (const h of hot) console.log(`  ${(100 * h.share).toFixed(1).padStart(5)}%  ${h.address.padEnd(8)} ${h.source}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -33,13 +33,9 @@
  * most warp-stall samples: where, not only why, a kernel waits.
  * Without ncu or a device: a note and a skip.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { AttentionCudaTimeOptions } from '../ts/bindings/native.js';
-import { findNcu, hottestInstructions, type NcuRawLaunch, parseRawCsv, runUnderNcu, shortName } from './_ncu.js';
+import { findNcu, type NcuRawLaunch, parseRawCsv, printHottest, runUnderNcu, shortName } from './_ncu.js';
 import { kernelFigures, RAW_OF_NOTE } from './_ncu-figures.js';
 import { nprRollouts } from './_npr-shape.js';
 import { argValue, type Figures, printJson, printTable, round } from './_report.js';
@@ -153,41 +149,6 @@ function profile(ncu: string, config: string, figures: Figures, rows: Array<Reco
   }
 }
 
-/**
- * The forward kernel's instructions with the most warp-stall samples (ncu's source counters, one
- * launch), printed with their share: which instruction a kernel waits at, where the profile
- * above gives only the reasons. The report goes to a temporary directory.
- */
-function hottest(ncu: string, config: string): void {
-  const dir = mkdtempSync(join(tmpdir(), 'npr-ncu-'));
-  try {
-    const report = join(dir, 'source');
-    const ncuArgs = ['--section', 'SourceCounters', '--kernel-name', 'regex:attn_fwd', '--launch-count', '1', '-o', report, '-f'];
-    const r = runUnderNcu(ncu, ncuArgs, ['--workload', config, '--T', String(T)]);
-    if (r.status !== 0) {
-      console.log(`note: ncu (source counters) failed for ${config} (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-800)}`);
-      return;
-    }
-    const page = spawnSync(ncu, ['--import', `${report}.ncu-rep`, '--csv', '--page', 'source', '--print-source', 'sass'], {
-      encoding: 'utf8',
-      maxBuffer: 256 << 20,
-      timeout: 300_000,
-    });
-    const text = page.stdout ?? '';
-    const hot = page.status === 0 ? hottestInstructions(text, 16) : null;
-    console.log(`\n${config}: the forward kernel's instructions with the most warp-stall samples (share of all its samples):`);
-    if (hot === null) {
-      console.log(
-        `  (no source page read: exit ${page.status ?? page.signal}; its first lines follow)\n${(text || page.stderr || '').slice(0, 3000)}`,
-      );
-      return;
-    }
-    for (const h of hot) console.log(`  ${(100 * h.share).toFixed(1).padStart(5)}%  ${h.address.padEnd(8)} ${h.source}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 function main(): void {
   const addon = native();
   const cuda = addon.backends().cuda;
@@ -200,7 +161,8 @@ function main(): void {
   const figures: Figures = { device: cuda.deviceName, T };
   const rows: Array<Record<string, string | number | null>> = [];
   for (const config of configs) profile(ncu, config, figures, rows);
-  for (const config of sourceConfigs) hottest(ncu, config);
+  for (const config of sourceConfigs)
+    printHottest(ncu, 'attn_fwd', ['--workload', config, '--T', String(T)], `${config}: the forward kernel`, 16);
   console.log('');
   printTable(rows);
   console.log(

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- decode-kernels [--generic] [--candidate] [--cuda-cores] [--merge staged|serial] [--step-kernel]`: every kernel of a CUDA decode step with its own device time,
+ * `npm run bench -- decode-kernels [--generic] [--candidate] [--cuda-cores] [--merge staged|serial] [--step-kernel] [--source REGEX]`: every kernel of a CUDA decode step with its own device time,
  * measured by Nsight Compute (ncu) on the Qwen3-0.6B shape (bf16, random weights, a 1k-token
  * prefix), for 1 and for 8 branches: launches, microseconds and DRAM read bandwidth a step per
  * kernel, and their sums.
@@ -12,11 +12,14 @@
  * way) inside a cudaProfilerStart/Stop range. Without ncu or a device: a note and a skip.
  * `--step-kernel`: steps as one persistent kernel (NativeKvOptions.stepKernel), so the table has
  * that kernel and the sampler's: its time and DRAM bandwidth are the step's own.
+ * `--source REGEX`: one more run at batch 1 collects the source counters of the first launch of
+ * the kernel whose name matches REGEX (`step_kernel`, `attend_new`, `tc_linear`, ...) and prints
+ * its 24 SASS instructions with the most warp-stall samples: where, not only why, it waits.
  */
 import { existsSync } from 'node:fs';
 import { native } from '../ts/bindings/loader.js';
 import { timedDecodeStep } from './_decode-step.js';
-import { baseValue, findNcu, parseDetailsCsv, runUnderNcu, shortName } from './_ncu.js';
+import { baseValue, findNcu, parseDetailsCsv, printHottest, runUnderNcu, shortName } from './_ncu.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -95,6 +98,7 @@ const tc = !argFlag('cuda-cores'); // the skinny linear layers on tensor cores (
 const merge = (argValue('merge') ?? 'staged') as Merge; // the attention merge (attentionMerge)
 if (!['staged', 'serial'].includes(merge)) throw new RangeError(`--merge must be staged or serial (got '${merge}')`);
 const stepKernel = argFlag('step-kernel');
+const sourceRegex = argValue('source');
 if (argFlag('workload')) {
   await workload(Number(argValue('branches') ?? 1), steps, { fast, candidate, tc, merge, stepKernel });
 } else {
@@ -111,24 +115,22 @@ if (argFlag('workload')) {
   }
   const figures: Record<string, number | null> = {};
   const per: Record<number, Map<string, KernelCost>> = {};
+  // The workload's arguments for `branches` branches: the kernels this run picked.
+  const workloadArgs = (branches: number) => [
+    '--workload',
+    '--branches',
+    String(branches),
+    '--steps',
+    String(steps),
+    ...(fast ? [] : ['--generic']),
+    ...(candidate ? ['--candidate'] : []),
+    ...(tc ? [] : ['--cuda-cores']),
+    '--merge',
+    merge,
+    ...(stepKernel ? ['--step-kernel'] : []),
+  ];
   for (const branches of [1, 8]) {
-    const r = runUnderNcu(
-      ncu,
-      ['--metrics', 'gpu__time_duration.sum,dram__bytes_read.sum'],
-      [
-        '--workload',
-        '--branches',
-        String(branches),
-        '--steps',
-        String(steps),
-        ...(fast ? [] : ['--generic']),
-        ...(candidate ? ['--candidate'] : []),
-        ...(tc ? [] : ['--cuda-cores']),
-        '--merge',
-        merge,
-        ...(stepKernel ? ['--step-kernel'] : []),
-      ],
-    );
+    const r = runUnderNcu(ncu, ['--metrics', 'gpu__time_duration.sum,dram__bytes_read.sum'], workloadArgs(branches));
     if (r.status !== 0) {
       console.log(`note: ncu failed for ${branches} branches (exit ${r.status ?? r.signal}): ${(r.stderr ?? '').slice(-1500)}`);
       continue;
@@ -172,5 +174,6 @@ if (argFlag('workload')) {
     `\nQwen3-0.6B shape, bf16, prefix ${PREFIX}, ${fast ? 'decode-specialised' : 'generic'} kernels; ncu gpu__time_duration and dram__bytes_read a kernel, ` +
       `summed over ${steps} eager steps (decode + device sampling) and divided by ${steps}; ncu: ${existsSync(ncu) ? ncu : 'on PATH'}`,
   );
+  if (sourceRegex) printHottest(ncu, sourceRegex, workloadArgs(1), `batch 1, the first kernel matching /${sourceRegex}/`, 24);
   printJson('decode-kernels', { fast, candidate, tc, merge, step_kernel: stepKernel, steps, ...figures });
 }

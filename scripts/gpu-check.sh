@@ -128,7 +128,11 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       ;;
     bench:decode-kernels) run_logged bench-decode-kernels 180 node dist/bench/decode-kernels.js ;;
     bench:decode-kernels-step-kernel)
-      run_logged bench-decode-kernels-step-kernel 180 node dist/bench/decode-kernels.js --step-kernel
+      # With the step kernel's hottest SASS instructions: on an H100 its weight phases took
+      # 1.5-2x the layer kernels' time, its head phase streaming ~1.4 TB/s (the layer path's head
+      # kernel: 3.97 TB/s on an H200).
+      run_logged bench-decode-kernels-step-kernel 240 node dist/bench/decode-kernels.js --step-kernel \
+        --source step_kernel
       ;;
     bench:decode-kernels-candidate)
       run_logged bench-decode-kernels-candidate 180 node dist/bench/decode-kernels.js --candidate
