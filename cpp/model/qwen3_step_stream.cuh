@@ -68,28 +68,30 @@ struct Phase {
 };
 
 // The ring, as every thread of the CTA sees it: `slots` slots at `mem` (shared address slots0),
-// their mbarriers at shared address `bars` (8 bytes each); `consumed` counts the chunks read so
-// far (the same in every thread). Thread 0 alone issues, and keeps the stream's cursor: the
-// next chunk to issue is chunk `chunk` of phase `phase` (`cur`, with `cur_chunks` chunks for this
-// CTA, once read), `issued` chunks so far.
+// their mbarriers at shared address `bars` (8 bytes each); the next chunk to read is in slot
+// `read`, its mbarrier in phase parity `parity` (the same in every thread). Thread 0 alone
+// issues, and keeps the stream's cursor: the next chunk to issue goes into slot `write`, and is
+// k chunk `kc` of this CTA's tile `tile` of phase `phase` (`cur`, with `tiles` tiles for this CTA
+// of `cpt` chunks each, once read). Slots and parities advance by increments: a 64-bit division
+// by the runtime slot count costs ~100 instructions, and each chunk took four.
 struct Ring {
   const unsigned char* mem;
   uint32_t slots0, bars;
   int slots;
-  int64_t consumed = 0;
-  int64_t issued = 0;
+  int read = 0, write = 0;
+  uint32_t parity = 0;
   int phase = -1;
-  int64_t chunk = 0, cur_chunks = 0;
+  int tile = 0, tiles = 0, kc = 0, cpt = 0;
   Phase cur{};
 
-  __device__ __forceinline__ uint32_t slot_addr(int64_t i) const {
-    return slots0 + static_cast<uint32_t>((i % slots) * kSlotBytes);
+  __device__ __forceinline__ uint32_t slot_addr(int i) const {
+    return slots0 + static_cast<uint32_t>(i * kSlotBytes);
   }
-  __device__ __forceinline__ const uint16_t* slot(int64_t i) const {
-    return reinterpret_cast<const uint16_t*>(mem + (i % slots) * kSlotBytes);
+  __device__ __forceinline__ const uint16_t* slot(int i) const {
+    return reinterpret_cast<const uint16_t*>(mem + i * kSlotBytes);
   }
-  __device__ __forceinline__ uint32_t bar(int64_t i) const {
-    return bars + static_cast<uint32_t>(8 * (i % slots));
+  __device__ __forceinline__ uint32_t bar(int i) const {
+    return bars + static_cast<uint32_t>(8 * i);
   }
 };
 
@@ -97,25 +99,30 @@ struct Ring {
 // phase_at(i) gives phase i of the stream, `phases` of them.
 template <typename PhaseAt>
 __device__ __forceinline__ void issue_next(Ring& r, const PhaseAt& phase_at, int phases) {
-  while (r.chunk >= r.cur_chunks) {  // on to the next phase with chunks for this CTA
+  while (r.tile >= r.tiles) {  // on to the next phase with chunks for this CTA
     if (r.phase + 1 >= phases) return;
     ++r.phase;
     r.cur = phase_at(r.phase);
-    r.cur_chunks = r.cur.my_tiles() * r.cur.chunks_per_tile();
-    r.chunk = 0;
+    r.tiles = static_cast<int>(r.cur.my_tiles());
+    r.cpt = static_cast<int>(r.cur.chunks_per_tile());
+    r.tile = 0;
+    r.kc = 0;
   }
   const Phase& ph = r.cur;
-  const int64_t cpt = ph.chunks_per_tile();
-  const int64_t b = blockIdx.x + (r.chunk / cpt) * gridDim.x, kc = r.chunk % cpt;
-  const int64_t k0 = kc * kChunk, len = ph.k - k0 < kChunk ? ph.k - k0 : kChunk;
-  const uint32_t row_bytes = static_cast<uint32_t>(2 * len), dst = r.slot_addr(r.issued);
-  const uint32_t bar = r.bar(r.issued);
+  const int64_t b = blockIdx.x + static_cast<int64_t>(r.tile) * gridDim.x;
+  const int64_t k0 = static_cast<int64_t>(r.kc) * kChunk;
+  const int64_t len = ph.k - k0 < kChunk ? ph.k - k0 : kChunk;
+  const uint32_t row_bytes = static_cast<uint32_t>(2 * len), dst = r.slot_addr(r.write);
+  const uint32_t bar = r.bar(r.write);
   bulk_load::arrive_expect_tx(bar, kRows * row_bytes);
   for (int g = 0; g < kRows; ++g)
     bulk_load::copy(dst + static_cast<uint32_t>(g * 2 * kRowElems), ph.w + ph.row(b, g) * ph.k + k0,
                     row_bytes, bar);
-  ++r.issued;
-  ++r.chunk;
+  if (++r.write == r.slots) r.write = 0;
+  if (++r.kc == r.cpt) {
+    r.kc = 0;
+    ++r.tile;
+  }
 }
 
 // Thread 0 initialises the barriers and issues the first chunks (up to a full ring); the CTA
@@ -174,10 +181,13 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
   for (int v = 0; v < V; ++v) c[v][0] = c[v][1] = c[v][2] = c[v][3] = 0.0f;
   const int64_t cpt = (k + kChunk - 1) / kChunk;
   for (int64_t kc = 0; kc < cpt; ++kc) {
-    bulk_load::wait(r.bar(r.consumed), static_cast<uint32_t>((r.consumed / r.slots) & 1));
-    chunk_dots<M, S, W>(c, x, r.slot(r.consumed), k, kc);
+    bulk_load::wait(r.bar(r.read), r.parity);
+    chunk_dots<M, S, W>(c, x, r.slot(r.read), k, kc);
     __syncthreads();  // every warp is done with the slot
-    ++r.consumed;
+    if (++r.read == r.slots) {
+      r.read = 0;
+      r.parity ^= 1u;
+    }
     if (threadIdx.x == 0) issue_next(r, phase_at, phases);
   }
   const int warp = static_cast<int>(threadIdx.x >> 5),
