@@ -130,12 +130,10 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
     if (prefetch_next_weights) r.ahead = L2Ahead{W(next), elems * dev_dtype_size(t)};
     return r;
   };
-  const bool last_layer = l + 1 == c.layers;
-  const LayerOffsets& after = m_.offsets().layers[last_layer ? l : l + 1];
   // After the last down projection: the head's first rows (it streams the rest itself).
   const SkinnyLaunch down_launch =
-      last_layer ? sl(m_.offsets().lm_head, std::min(c.vocab, kHeadAheadRows) * H)
-                 : sl(after.wq, (qd + 2 * kd) * H);
+      l + 1 == c.layers ? sl(m_.offsets().lm_head, std::min(c.vocab, kHeadAheadRows) * H)
+                        : sl(m_.offsets().layers[l + 1].wq, (qd + 2 * kd) * H);
   // y (N, out) of type yt = x (N, in) . W^T, or += when accumulating.
   auto lin = [&](DevDType yt, void* y, const void* x, int64_t w, int64_t in, int64_t out, bool acc,
                  const SkinnyLaunch& launch) {
