@@ -25,7 +25,10 @@
  *     `_step_kernel_no_prefetch`; with a merge phase of its own after the attention in place of
  *     the merges folded into it, `_step_kernel_unfolded`; with a grid barrier after q|k|v in place
  *     of each attention unit waiting for its own head's tiles, `_step_kernel_no_head_flags`;
- *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`);
+ *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`,
+ *     and where its CTAs' time went, per CTA: waiting for streamed weights to land
+ *     (`kernel_phase_ms_b1_cta_wait_ring`, and the most one CTA waited, `_max`), at grid barriers
+ *     and for q|k|v heads (`_cta_wait_grid`, `_max`), and the rest (`_cta_work`));
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
  *     decode call alone (`decode_call_ms_*`) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:

@@ -81,11 +81,11 @@ Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
   static_assert(sizeof(kLayerPhases) / sizeof(kLayerPhases[0]) == kPhasesPerLayer,
                 "a name for every phase of a layer");
   const int64_t n = kStampsFixed + kPhasesPerLayer * c.layers;
-  if (!stamps_.get() || stamps_.bytes() < 8 * n)
+  if (!stamps_.get() || stamps_.bytes() < 8 * (n + kCtaClockFields) || grid_ <= 0)
     return Status::invalid("decode (cuda, one-kernel step): no timed launch to read");
-  std::vector<uint64_t> t(static_cast<size_t>(n));
-  NPR_TRY(
-      ctx.download(t.data(), stamps_.get(), 8 * n, "decode (cuda, one-kernel step): phase clock"));
+  std::vector<uint64_t> t(static_cast<size_t>(n + kCtaClockFields));
+  NPR_TRY(ctx.download(t.data(), stamps_.get(), 8 * (n + kCtaClockFields),
+                       "decode (cuda, one-kernel step): phase clock"));
   NPR_TRY(check());
   for (int64_t i = 1; i < n; ++i)  // zeroed before the launch: a stamp left out shows here
     if (t[i] < t[i - 1] || t[0] == 0)
@@ -102,6 +102,18 @@ Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
     for (int k = 0; k < kPhasesPerLayer; ++k)
       (*ms)[kLayerPhases[k]] += span(e0 + 1 + kPhasesPerLayer * l + k);
   (*ms)["head"] += span(n - 1);
+  // Where the CTAs' time went, per CTA on average (and the most one waited).
+  const uint64_t* w = t.data() + n;
+  if (w[kCtaRing] + w[kCtaGrid] > w[kCtaSpan] || w[kCtaRingMax] > w[kCtaRing] ||
+      w[kCtaGridMax] > w[kCtaGrid])
+    return Status::internal(
+        "decode (cuda, one-kernel step): the CTAs' waits add up to more than their time");
+  const double per_cta = 1e-6 / static_cast<double>(grid_);
+  (*ms)["cta_wait_ring"] += static_cast<double>(w[kCtaRing]) * per_cta;
+  (*ms)["cta_wait_ring_max"] += static_cast<double>(w[kCtaRingMax]) * 1e-6;
+  (*ms)["cta_wait_grid"] += static_cast<double>(w[kCtaGrid]) * per_cta;
+  (*ms)["cta_wait_grid_max"] += static_cast<double>(w[kCtaGridMax]) * 1e-6;
+  (*ms)["cta_work"] += static_cast<double>(w[kCtaSpan] - w[kCtaRing] - w[kCtaGrid]) * per_cta;
   return Status::ok();
 }
 
@@ -179,10 +191,10 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
                         kBarrierTimeoutNs};
   p.stamps = nullptr;
   if (a.timing) {
-    NPR_TRY(stamps_.grow(ctx.alloc(), 8 * (kStampsFixed + kPhasesPerLayer * c.layers),
-                         "decode (cuda, one-kernel step): phase clock"));
+    const int64_t bytes = 8 * (kStampsFixed + kPhasesPerLayer * c.layers + kCtaClockFields);
+    NPR_TRY(stamps_.grow(ctx.alloc(), bytes, "decode (cuda, one-kernel step): phase clock"));
     p.stamps = stamps_.as<uint64_t>();
-    NPR_CUDA_TRY(cudaMemsetAsync(p.stamps, 0, 8 * (kStampsFixed + kPhasesPerLayer * c.layers), st),
+    NPR_CUDA_TRY(cudaMemsetAsync(p.stamps, 0, static_cast<size_t>(bytes), st),
                  "decode (cuda, one-kernel step): phase clock reset");
   }
   // The streamed form where the device is an sm_90 one and its ring fits.

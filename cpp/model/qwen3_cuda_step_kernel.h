@@ -82,7 +82,7 @@ struct StepKernelArgs {
   // alone (on by default; off for the A/B the benchmark runs). Same bits.
   bool head_flags = true;
   // Stamp the device clock (CTA 0's, as it leaves each phase's barrier; a last barrier is added
-  // after the head) for add_phase_ms.
+  // after the head) and count every CTA's waits, for add_phase_ms.
   bool timing = false;
 };
 
@@ -105,6 +105,10 @@ class StepKernel {
   // qkv, qk_norm_rope_attend, merge, o_proj, gate_up_swiglu, down, head), each phase
   // measured barrier to barrier (its work, its slowest CTA and the barrier itself), and
   // "barrier": what one barrier alone costs (an empty phase, calibrated at the launch's start).
+  // And where a CTA's time went from the calibration to the end, on average over the CTAs:
+  // "cta_wait_ring" waiting for weight chunks to land (the streamed kernel: the stream fell
+  // behind), "cta_wait_grid" at grid barriers and for q|k|v heads (other CTAs were slower),
+  // "cta_work" the rest; "cta_wait_ring_max" and "cta_wait_grid_max" the most one CTA waited.
   // Waits for the launch.
   Status add_phase_ms(CudaContext& ctx, const Qwen3Config& c, std::map<std::string, double>* ms);
   // kInternal when a launch so far timed out at a grid barrier (its results were garbage);

@@ -62,6 +62,11 @@ constexpr int kPhasesPerLayer = 6;
 // alone costs), then stamp the embedding, every layer's phases and the head.
 constexpr int kCalibBarriers = 8;
 constexpr int kStampsFixed = 1 + kCalibBarriers + 2;  // start, calibration, embedding, head
+// After the stamps, what a timed launch's CTAs waited for, summed over them (thread 0's
+// nanoseconds from the calibration's end to the kernel's): their spans, the waits for ring chunks
+// to land (the streamed kernel) and their maximum, the waits at grid barriers and for q|k|v heads
+// and their maximum. The rest of a CTA's span is its own work.
+enum CtaClock { kCtaSpan, kCtaRing, kCtaRingMax, kCtaGrid, kCtaGridMax, kCtaClockFields };
 // What the streamed kernel leaves for its static shared memory (a tile's slice sums, the merge's
 // and the staged RMSNorm's arrays: 5,024 bytes at 8 rows by ptxas) when it sizes its ring.
 // scripts/wgmma-check.mjs fails where ptxas reports more.
@@ -95,7 +100,7 @@ struct Params {
   float* logits;
   grid::Barrier bar;
   uint64_t* stamps;  // null, or (kStampsFixed + kPhasesPerLayer layers): CTA 0's clock as each
-                     // phase ends
+                     // phase ends; then (kCtaClockFields) the CTAs' waits
   int layers_n, hidden, inter, heads, kv_heads, vocab, block_tokens;
   float eps, scale;
   bool prefetch;
@@ -319,15 +324,24 @@ template <int M, int D, bool STREAM>
 __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant__ Params p) {
   NPR_DYNAMIC_SHARED(dyn);
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>]);
+  // Timed launches, thread 0: ns waiting for ring chunks, ns waiting for other CTAs, its clock
+  // at the calibration's end (in shared memory: registers are at ptxas' limit here).
+  NPR_STATIC_SHARED(uint64_t, waits_s, [3]);
   auto* xs = reinterpret_cast<uint16_t*>(dyn);  // staged x rows of a linear phase
   const int H = p.hidden, I = p.inter, heads = p.heads, kvh = p.kv_heads;
   const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
   uint32_t epoch = 0;
   int stamp_at = 0;  // the phase clock's last stamp (a folded merge phase stamps, never waits)
-  const bool stamping = p.stamps && blockIdx.x == 0 && threadIdx.x == 0;
-  if (stamping) p.stamps[0] = grid::now_ns();
+  // Whether this thread counts its CTA's waits (a timed launch's thread 0), and stamps the phase
+  // clock (CTA 0's): asked where needed, not kept live (registers across the kernel spilled the
+  // plain form).
+  const auto clocking = [&]() { return p.stamps != nullptr && threadIdx.x == 0; };
+  const auto stamping = [&]() { return clocking() && blockIdx.x == 0; };
+  if (stamping()) p.stamps[0] = grid::now_ns();
+  if (clocking()) waits_s[0] = waits_s[1] = 0;
   const StreamPhases phases{&p};
   stream::Ring ring{};
+  if (clocking()) ring.waited = &waits_s[0];
   if constexpr (STREAM) {  // the first chunks stream while the embedding runs
     const auto base = static_cast<uint32_t>(__cvta_generic_to_shared(dyn));
     ring.mem = dyn + p.ring_offset;
@@ -339,14 +353,26 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   // The grid barrier that ends a phase, and (timing) when CTA 0 left it.
   const auto stamp = [&]() {
     ++stamp_at;
-    if (stamping) p.stamps[stamp_at] = grid::now_ns();
+    if (stamping()) p.stamps[stamp_at] = grid::now_ns();
+  };
+  // f(), and (timed) thread 0's time in it counted as waiting for other CTAs (the clock before
+  // it taken off in shared memory: no register held across f).
+  const auto waiting = [&](auto&& f) {
+    if (clocking()) waits_s[1] -= grid::now_ns();
+    f();
+    if (clocking()) waits_s[1] += grid::now_ns();
   };
   const auto end_phase = [&]() {
-    grid::sync(p.bar, epoch);
+    waiting([&]() { grid::sync(p.bar, epoch); });
     stamp();
   };
-  if (p.stamps)
+  if (p.stamps) {
     for (int i = 0; i < kCalibBarriers; ++i) end_phase();
+    if (clocking()) {
+      waits_s[0] = waits_s[1] = 0;
+      waits_s[2] = grid::now_ns();
+    }
+  }
 
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; e < M * H;
        e += static_cast<int64_t>(gridDim.x) * kThreads)
@@ -394,7 +420,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       const int64_t units = static_cast<int64_t>(p.header[0]) * kvh;
       for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
         const int item = static_cast<int>(u / kvh), h = static_cast<int>(u % kvh);
-        if (p.head_flags) ready.wait(h, l);
+        if (p.head_flags) waiting([&]() { ready.wait(h, l); });
         write_new_kv<D>(p, L, item, h, reinterpret_cast<float*>(dyn));
         __syncthreads();  // the new K and V are in L2 before the item's tiles are copied
         decode_mma::attend_item<D>(item, h, p.items, fill, p.indices, kp, vp, p.part_m, p.part_l,
@@ -457,6 +483,15 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
   }
   if (p.stamps) end_phase();
+  if (clocking()) {
+    auto* acc = reinterpret_cast<unsigned long long*>(p.stamps + kStampsFixed +
+                                                      kPhasesPerLayer * p.layers_n);
+    atomicAdd(acc + kCtaSpan, grid::now_ns() - waits_s[2]);
+    atomicAdd(acc + kCtaRing, waits_s[0]);
+    atomicMax(acc + kCtaRingMax, waits_s[0]);
+    atomicAdd(acc + kCtaGrid, waits_s[1]);
+    atomicMax(acc + kCtaGridMax, waits_s[1]);
+  }
 }
 
 // Dynamic shared memory of a step: the attend kernel's, the largest staged rows, the q/k rows.

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 
+#include "core/grid_barrier.cuh"
 #include "kernels/bulk_load.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_mma.cuh"
@@ -73,7 +74,8 @@ struct Phase {
 // issues, and keeps the stream's cursor: the next chunk to issue goes into slot `write`, and is
 // k chunk `kc` of this CTA's tile `tile` of phase `phase` (`cur`, with `tiles` tiles for this CTA
 // of `cpt` chunks each, once read). Slots and parities advance by increments: a 64-bit division
-// by the runtime slot count costs ~100 instructions, and each chunk took four.
+// by the runtime slot count costs ~100 instructions, and each chunk took four. waited: null, or
+// (a timed launch) where thread 0 adds the nanoseconds it spends waiting for chunks to land.
 struct Ring {
   const unsigned char* mem;
   uint32_t slots0, bars;
@@ -83,6 +85,7 @@ struct Ring {
   int phase = -1;
   int tile = 0, tiles = 0, kc = 0, cpt = 0;
   Phase cur{};
+  uint64_t* waited = nullptr;
 
   __device__ __forceinline__ uint32_t slot_addr(int i) const {
     return slots0 + static_cast<uint32_t>(i * kSlotBytes);
@@ -181,7 +184,13 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
   for (int v = 0; v < V; ++v) c[v][0] = c[v][1] = c[v][2] = c[v][3] = 0.0f;
   const int64_t cpt = (k + kChunk - 1) / kChunk;
   for (int64_t kc = 0; kc < cpt; ++kc) {
-    bulk_load::wait(r.bar(r.read), r.parity);
+    if (r.waited && threadIdx.x == 0) {
+      const uint64_t t0 = grid::now_ns();
+      bulk_load::wait(r.bar(r.read), r.parity);
+      *r.waited += grid::now_ns() - t0;
+    } else {
+      bulk_load::wait(r.bar(r.read), r.parity);
+    }
     chunk_dots<M, S, W>(c, x, r.slot(r.read), k, kc);
     __syncthreads();  // every warp is done with the slot
     if (++r.read == r.slots) {

@@ -27,7 +27,7 @@
 // alone gets the bits it gets among the others (flat plans: batch invariance). Timed launches
 // (the decode bench's phase breakdown) give the same bits, and StepKernel::add_phase_ms reads
 // every phase from them (a stamp missing or out of order is its error; one past the stamps it
-// reads breaks their allocation's guard).
+// reads breaks their allocation's guard) and every CTA's waits.
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -290,6 +290,17 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
       if (timed)
         CHECK_MSG(phase_ms.count(name) && phase_ms[name] >= 0.0,
                   what + ": no time for the phase " + name);
+    // And the CTAs' waits (the emulated clock moves 100 ns a read, so every timed wait counts):
+    // at barriers always, for ring chunks exactly when the weights streamed.
+    if (timed) {
+      CHECK_MSG(phase_ms["cta_wait_grid"] > 0.0 && phase_ms["cta_wait_grid_max"] > 0.0,
+                what + ": no CTA waited at a barrier");
+      CHECK_MSG((phase_ms["cta_wait_ring"] > 0.0) == streamed &&
+                    (phase_ms["cta_wait_ring_max"] > 0.0) == streamed,
+                what + ": ring waits of " + std::to_string(phase_ms["cta_wait_ring"]) + " ms");
+      CHECK_MSG(phase_ms["cta_work"] > 0.0 && phase_ms.size() == 14,
+                what + ": " + std::to_string(phase_ms.size()) + " timed figures");
+    }
     // Loads of the read-only path: the weights (idle slices load a row's last chunk again:
     // requests, not memory traffic, so reported, not checked); copies: exactly the plan's.
     // Streamed: every weight byte of every tile exactly once, by bulk copies.

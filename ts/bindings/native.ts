@@ -373,7 +373,8 @@ export interface NativeKvOptions {
   stepKernelHeadFlags?: boolean;
   /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
-   * barriers) into deviceStats().kernelPhaseMs; every step then waits for the device.
+   * barriers) into deviceStats().kernelPhaseMs, with where its CTAs' time went (`cta_wait_ring`,
+   * `cta_wait_grid`, their `_max`, `cta_work`); every step then waits for the device.
    */
   stepKernelTiming?: boolean;
 }

@@ -136,6 +136,16 @@ inline int atomicMin(int* p, int v) {
   if (v < old) *p = v;
   return old;
 }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+  const unsigned long long old = *p;
+  *p = old + v;
+  return old;
+}
+inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
+  const unsigned long long old = *p;
+  if (v > old) *p = v;
+  return old;
+}
 // The device library's classification functions, in the global namespace as CUDA has them.
 using std::isfinite;
 using std::isinf;
