@@ -205,9 +205,10 @@ __device__ __forceinline__ float tile_sum(const float* part, int r, int i) {
 }
 
 // Tile b of y (M, n) of type CT from the slice sums in part (kPartFloats<M, S>): columns 8 b ..
-// 8 b + 7, y = the sums or y += them. Every thread of the CTA must call it.
+// 8 b + 7, y = the sums or y += them, by threads 0 .. 8 M - 1 (no sync: part is still read when
+// they return).
 template <int M, int S, typename CT>
-__device__ __forceinline__ void store_linear_tile(CT* y, int64_t n, bool accumulate, int64_t b,
+__device__ __forceinline__ void write_linear_tile(CT* y, int64_t n, bool accumulate, int64_t b,
                                                   const float* part) {
   const int t = threadIdx.x;
   if (t < M * kTileRows) {
@@ -219,6 +220,13 @@ __device__ __forceinline__ void store_linear_tile(CT* y, int64_t n, bool accumul
       *yj = from_f32<CT>(accumulate ? to_f32(*yj) + v : v);
     }
   }
+}
+
+// write_linear_tile, then the CTA syncs. Every thread of the CTA must call it.
+template <int M, int S, typename CT>
+__device__ __forceinline__ void store_linear_tile(CT* y, int64_t n, bool accumulate, int64_t b,
+                                                  const float* part) {
+  write_linear_tile<M, S>(y, n, accumulate, b, part);
   __syncthreads();  // part is read before the next tile writes it
 }
 
@@ -241,9 +249,9 @@ __device__ __forceinline__ void linear_tile(CT* y, const uint16_t* x, const uint
 // Tile b of act (M, inter) bf16 from the slice sums in part (kPartFloats<M, S>) of its rows: 0..3
 // the gate rows of SwiGLU columns 4 b .. 4 b + 3, 4..7 their up rows. g and u are rounded to
 // bf16 first (where separate GEMMs would round them), then swiglu.cu's formula (as
-// skinny::swiglu_tile). Every thread of the CTA must call it.
+// skinny::swiglu_tile), by threads 0 .. 4 M - 1 (no sync: part is still read when they return).
 template <int M, int S>
-__device__ __forceinline__ void store_swiglu_tile(__nv_bfloat16* act, int64_t inter, int64_t b,
+__device__ __forceinline__ void write_swiglu_tile(__nv_bfloat16* act, int64_t inter, int64_t b,
                                                   const float* part) {
   constexpr int C = kSwigluTileCols;
   const int t = threadIdx.x;
@@ -256,6 +264,13 @@ __device__ __forceinline__ void store_swiglu_tile(__nv_bfloat16* act, int64_t in
       act[r * inter + j] = __float2bfloat16_rn(gr / (1.0f + expf(-gr)) * ur);
     }
   }
+}
+
+// write_swiglu_tile, then the CTA syncs. Every thread of the CTA must call it.
+template <int M, int S>
+__device__ __forceinline__ void store_swiglu_tile(__nv_bfloat16* act, int64_t inter, int64_t b,
+                                                  const float* part) {
+  write_swiglu_tile<M, S>(act, inter, b, part);
   __syncthreads();
 }
 

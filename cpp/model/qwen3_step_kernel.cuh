@@ -14,8 +14,9 @@
 // barrier, never through the read-only path (ld.global.nc is for data constant during a kernel).
 //
 // STREAM (sm_90): the linear phases read their weights from the ring of qwen3_step_stream.cuh,
-// which thread 0 starts filling before the embedding and refills chunk by chunk as the tiles
-// consume it, so the next phases' weights load during attention, merge and the barriers.
+// which its issuers (8 lanes of the last warp) start filling before the embedding and refill
+// chunk by chunk as the tiles consume it, so the next phases' weights load during attention,
+// merge and the barriers.
 //
 // Inside .cu files only: the launcher (qwen3_cuda_step_kernel.cu) and the kernels' emulator in
 // the tests (cpp/tests/emu) include it.
@@ -53,6 +54,9 @@ constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 static_assert(kThreads == skinny::kThreads && kThreads == decode_mma::kThreads,
               "every phase runs on the CTA its layer-path kernel has");
+static_assert(stream::kIssueThread0 + 32 == kThreads &&
+                  skinny_tc::kTileRows * kSkinnyMaxRows <= stream::kIssueThread0,
+              "the stream's issuers are the last warp, apart from the threads writing a tile");
 // The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
 constexpr int kHeadDim = 128;
 // Each ends at a grid barrier, but the q|k|v phase with head_flags and a folded merge phase
@@ -150,11 +154,12 @@ __device__ __forceinline__ void stage_rows(uint16_t* dst, const void* src, int64
 }
 
 // f(std::integral_constant<int, S>) for each of this CTA's tiles b of `tiles` (a grid-stride
-// walk), with S = skinny_tc::slices_for(tiles): f(s, b).
+// walk), with S = skinny_tc::slices_for(tiles): f(s, b, i), tile b the CTA's i-th.
 template <typename F>
 __device__ __forceinline__ void for_my_tiles(int64_t tiles, F&& f) {
   const auto walk = [&](auto s) {
-    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x) f(s, b);
+    int i = 0;
+    for (int64_t b = blockIdx.x; b < tiles; b += gridDim.x, ++i) f(s, b, i);
   };
   if (skinny_tc::slices_for(tiles) == skinny_tc::kSlicesNarrow)
     walk(std::integral_constant<int, skinny_tc::kSlicesNarrow>{});
@@ -166,7 +171,7 @@ __device__ __forceinline__ void for_my_tiles(int64_t tiles, F&& f) {
 template <int M, typename CT>
 __device__ __forceinline__ void linear_tiles(CT* y, const uint16_t* xs, const uint16_t* W,
                                              int64_t k, int64_t n, bool acc, float* part) {
-  for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
+  for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b, int) {
     constexpr int S = decltype(s)::value;
     skinny_tc::linear_tile<M, true, S, kWarps, CT, true>(y, xs, W, k, n, acc, b, part);
   });
@@ -176,7 +181,7 @@ __device__ __forceinline__ void linear_tiles(CT* y, const uint16_t* xs, const ui
 template <int M>
 __device__ __forceinline__ void swiglu_tiles(bf16_t* act, const uint16_t* xs, const uint16_t* W,
                                              int64_t k, int64_t inter, float* part) {
-  for_my_tiles(skinny::tiles(inter, skinny_tc::kSwigluTileCols), [&](auto s, int64_t b) {
+  for_my_tiles(skinny::tiles(inter, skinny_tc::kSwigluTileCols), [&](auto s, int64_t b, int) {
     constexpr int S = decltype(s)::value;
     skinny_tc::swiglu_tile<M, true, S, kWarps, true>(act, xs, W, k, inter, b, part);
   });
@@ -203,29 +208,52 @@ struct StreamPhases {
   __device__ __forceinline__ int count() const { return kStreamPhasesPerLayer * p->layers_n + 1; }
 };
 
+// The streamed phases' slice sums (stream::tile_dots): the CTA's tiles alternate between two
+// buffers, part (static) and the one at byte second_part_offset of the dynamic shared memory,
+// after the staged rows (free in a linear phase).
+__host__ __device__ inline int64_t second_part_offset(int64_t rows, int64_t hidden, int64_t q_dim,
+                                                      int64_t inter) {
+  const int64_t widest =
+      hidden > q_dim ? (hidden > inter ? hidden : inter) : (q_dim > inter ? q_dim : inter);
+  return (2 * rows * widest + 15) / 16 * 16;
+}
+__host__ __device__ constexpr int64_t part_bytes(int64_t rows) {
+  return 4 * skinny_tc::kSlicesNarrow * rows * skinny_tc::kTileRows;
+}
+static_assert(part_bytes(kSkinnyMaxRows) ==
+                  4 * skinny_tc::kPartFloats<kSkinnyMaxRows, skinny_tc::kSlicesNarrow>,
+              "part_bytes is the static buffer's size");
+
 // This CTA's column tiles of y (M, n) = xs (M, k, shared) . W (n, k)^T (or +=), the weights
-// from the stream's ring, which holds this phase's tiles next: linear_tiles' tiles and bits.
+// from the stream's ring, which holds this phase's tiles next: linear_tiles' tiles and bits. A
+// tile's outputs are written after its last sync (stream::tile_dots), so the CTA syncs once at
+// the end, before anything reads them or counts them done.
 template <int M, typename CT>
 __device__ __forceinline__ void linear_tiles_streamed(CT* y, const uint16_t* xs, int64_t k,
-                                                      int64_t n, bool acc, float* part,
-                                                      stream::Ring& r, const StreamPhases& ph) {
-  for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b) {
+                                                      int64_t n, bool acc, float* part0,
+                                                      float* part1, stream::Ring& r,
+                                                      const StreamPhases& ph) {
+  for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b, int i) {
     constexpr int S = decltype(s)::value;
-    stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
-    skinny_tc::store_linear_tile<M, S>(y, n, acc, b, part);
+    float* pt = (i & 1) ? part1 : part0;
+    stream::tile_dots<M, S, kWarps>(pt, xs, r, k, ph, ph.count());
+    skinny_tc::write_linear_tile<M, S>(y, n, acc, b, pt);
   });
+  __syncthreads();
 }
 
 // The same for swiglu_tiles.
 template <int M>
 __device__ __forceinline__ void swiglu_tiles_streamed(bf16_t* act, const uint16_t* xs, int64_t k,
-                                                      int64_t inter, float* part, stream::Ring& r,
-                                                      const StreamPhases& ph) {
-  for_my_tiles(skinny::tiles(inter, skinny_tc::kSwigluTileCols), [&](auto s, int64_t b) {
+                                                      int64_t inter, float* part0, float* part1,
+                                                      stream::Ring& r, const StreamPhases& ph) {
+  for_my_tiles(skinny::tiles(inter, skinny_tc::kSwigluTileCols), [&](auto s, int64_t b, int i) {
     constexpr int S = decltype(s)::value;
-    stream::tile_dots<M, S, kWarps>(part, xs, r, k, ph, ph.count());
-    skinny_tc::store_swiglu_tile<M, S>(act, inter, b, part);
+    float* pt = (i & 1) ? part1 : part0;
+    stream::tile_dots<M, S, kWarps>(pt, xs, r, k, ph, ph.count());
+    skinny_tc::write_swiglu_tile<M, S>(act, inter, b, pt);
   });
+  __syncthreads();
 }
 
 // The weight rows of this CTA's tiles of a later phase, into L2.
@@ -328,6 +356,12 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   // at the calibration's end (in shared memory: registers are at ptxas' limit here).
   NPR_STATIC_SHARED(uint64_t, waits_s, [3]);
   auto* xs = reinterpret_cast<uint16_t*>(dyn);  // staged x rows of a linear phase
+  // The streamed phases' second slice-sum buffer (linear_tiles_streamed), found where needed, not
+  // kept live across the kernel (registers are at ptxas' limit).
+  const auto part1 = [&]() {
+    return reinterpret_cast<float*>(
+        dyn + second_part_offset(M, p.hidden, static_cast<int64_t>(p.heads) * D, p.inter));
+  };
   const int H = p.hidden, I = p.inter, heads = p.heads, kvh = p.kv_heads;
   const int64_t qd = static_cast<int64_t>(heads) * D, nqkv = qd + 2LL * kvh * D;
   uint32_t epoch = 0;
@@ -396,7 +430,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     if (blockIdx.x < qkv_tiles) {
       skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
       if constexpr (STREAM)
-        linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, ring, phases);
+        linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, part1(), ring, phases);
       else
         linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
       if (p.head_flags) ready.arrive(qkv_tiles);  // each tile ended with a __syncthreads
@@ -445,7 +479,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.attn, M * qd);
       if constexpr (STREAM)
-        linear_tiles_streamed<M>(p.x, xs, qd, H, true, part, ring, phases);
+        linear_tiles_streamed<M>(p.x, xs, qd, H, true, part, part1(), ring, phases);
       else
         linear_tiles<M>(p.x, xs, wo, qd, H, true, part);
     }
@@ -457,7 +491,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     if (blockIdx.x < skinny::tiles(I, skinny_tc::kSwigluTileCols)) {
       skinny::stage_normed<M>(xs, p.x, L.post_norm, H, p.eps);
       if constexpr (STREAM)
-        swiglu_tiles_streamed<M>(p.act, xs, H, I, part, ring, phases);
+        swiglu_tiles_streamed<M>(p.act, xs, H, I, part, part1(), ring, phases);
       else
         swiglu_tiles<M>(p.act, xs, wgu, H, I, part);
     }
@@ -467,7 +501,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.act, static_cast<int64_t>(M) * I);
       if constexpr (STREAM)
-        linear_tiles_streamed<M>(p.x, xs, I, H, true, part, ring, phases);
+        linear_tiles_streamed<M>(p.x, xs, I, H, true, part, part1(), ring, phases);
       else
         linear_tiles<M>(p.x, xs, wdown, I, H, true, part);
     }
@@ -478,7 +512,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   if (blockIdx.x < skinny::tiles(p.vocab, skinny_tc::kLinearTileCols)) {
     skinny::stage_normed<M>(xs, p.x, p.final_norm, H, p.eps);
     if constexpr (STREAM)
-      linear_tiles_streamed<M>(p.logits, xs, H, p.vocab, false, part, ring, phases);
+      linear_tiles_streamed<M>(p.logits, xs, H, p.vocab, false, part, part1(), ring, phases);
     else
       linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
   }
@@ -494,11 +528,13 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   }
 }
 
-// Dynamic shared memory of a step: the attend kernel's, the largest staged rows, the q/k rows.
+// Dynamic shared memory of a step: the attend kernel's, the largest staged rows and the second
+// slice-sum buffer after them, the q/k rows.
 inline int64_t dyn_smem_bytes(const Qwen3Config& c, int64_t rows) {
   const int64_t D = c.head_dim;
   const int64_t attend = decode_mma::Smem<kHeadDim>::kBytes;
-  const int64_t staged = 2 * rows * std::max({c.hidden, c.heads * D, c.intermediate});
+  const int64_t staged =
+      second_part_offset(rows, c.hidden, c.heads * D, c.intermediate) + part_bytes(rows);
   return std::max({attend, staged, int64_t{4} * kWarps * D});
 }
 

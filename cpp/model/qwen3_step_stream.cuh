@@ -70,8 +70,8 @@ struct Phase {
 
 // The ring, as every thread of the CTA sees it: `slots` slots at `mem` (shared address slots0),
 // their mbarriers at shared address `bars` (8 bytes each); the next chunk to read is in slot
-// `read`, its mbarrier in phase parity `parity` (the same in every thread). Thread 0 alone
-// issues, and keeps the stream's cursor: the next chunk to issue goes into slot `write`, and is
+// `read`, its mbarrier in phase parity `parity` (the same in every thread). The issuers
+// (issue_row) keep the stream's cursor: the next chunk to issue goes into slot `write`, and is
 // k chunk `kc` of this CTA's tile `tile` of phase `phase` (`cur`, with `tiles` tiles for this CTA
 // of `cpt` chunks each, once read). Slots and parities advance by increments: a 64-bit division
 // by the runtime slot count costs ~100 instructions, and each chunk took four. waited: null, or
@@ -98,10 +98,25 @@ struct Ring {
   }
 };
 
-// Thread 0: issues the next chunk of the stream into its slot, if the stream has one left.
-// phase_at(i) gives phase i of the stream, `phases` of them.
+// The issuers: lanes 0 .. kRows - 1 of the CTA's last warp (the step kernel's 128 threads), lane
+// g copying row g of each chunk. Eight lanes at once instead of one thread's eight copies one
+// after another, in a warp that neither writes a tile's outputs (threads 0 .. 8 M - 1) nor keeps
+// the clock (thread 0).
+constexpr int kIssueThread0 = 96;
+
+// The issuing row of the calling thread: 0 .. kRows - 1, or -1 where it does not issue.
+__device__ __forceinline__ int issue_row() {
+  const int g = static_cast<int>(threadIdx.x) - kIssueThread0;
+  return g >= 0 && g < kRows ? g : -1;
+}
+
+// Issuer g (issue_row): row g of the next chunk of the stream into its slot, if the stream has
+// one left; row 0's issuer first announces the chunk's bytes on the slot's barrier (a row that
+// lands before that counts the barrier's transactions below zero, which the phase allows: its
+// one arrival is still missing). Every issuer keeps the same cursor. phase_at(i) gives phase i
+// of the stream, `phases` of them.
 template <typename PhaseAt>
-__device__ __forceinline__ void issue_next(Ring& r, const PhaseAt& phase_at, int phases) {
+__device__ __forceinline__ void issue_next(Ring& r, const PhaseAt& phase_at, int phases, int g) {
   while (r.tile >= r.tiles) {  // on to the next phase with chunks for this CTA
     if (r.phase + 1 >= phases) return;
     ++r.phase;
@@ -115,12 +130,10 @@ __device__ __forceinline__ void issue_next(Ring& r, const PhaseAt& phase_at, int
   const int64_t b = blockIdx.x + static_cast<int64_t>(r.tile) * gridDim.x;
   const int64_t k0 = static_cast<int64_t>(r.kc) * kChunk;
   const int64_t len = ph.k - k0 < kChunk ? ph.k - k0 : kChunk;
-  const uint32_t row_bytes = static_cast<uint32_t>(2 * len), dst = r.slot_addr(r.write);
-  const uint32_t bar = r.bar(r.write);
-  bulk_load::arrive_expect_tx(bar, kRows * row_bytes);
-  for (int g = 0; g < kRows; ++g)
-    bulk_load::copy(dst + static_cast<uint32_t>(g * 2 * kRowElems), ph.w + ph.row(b, g) * ph.k + k0,
-                    row_bytes, bar);
+  const uint32_t row_bytes = static_cast<uint32_t>(2 * len), bar = r.bar(r.write);
+  if (g == 0) bulk_load::arrive_expect_tx(bar, kRows * row_bytes);
+  bulk_load::copy(r.slot_addr(r.write) + static_cast<uint32_t>(g * 2 * kRowElems),
+                  ph.w + ph.row(b, g) * ph.k + k0, row_bytes, bar);
   if (++r.write == r.slots) r.write = 0;
   if (++r.kc == r.cpt) {
     r.kc = 0;
@@ -128,8 +141,8 @@ __device__ __forceinline__ void issue_next(Ring& r, const PhaseAt& phase_at, int
   }
 }
 
-// Thread 0 initialises the barriers and issues the first chunks (up to a full ring); the CTA
-// syncs.
+// Thread 0 initialises the barriers; the CTA syncs; the issuers issue the first chunks (up to a
+// full ring).
 template <typename PhaseAt>
 __device__ __forceinline__ void start(Ring& r, const PhaseAt& phase_at, int phases) {
   if (threadIdx.x == 0) {
@@ -137,8 +150,9 @@ __device__ __forceinline__ void start(Ring& r, const PhaseAt& phase_at, int phas
     bulk_load::fence_init();
   }
   __syncthreads();
-  if (threadIdx.x == 0)
-    for (int s = 0; s < r.slots; ++s) issue_next(r, phase_at, phases);
+  const int g = issue_row();
+  if (g >= 0)
+    for (int s = 0; s < r.slots; ++s) issue_next(r, phase_at, phases, g);
 }
 
 // c[v] += the calling warp's slices v (slice warp + v W) over the chunk in slot `slot` (chunk kc
@@ -172,9 +186,12 @@ __device__ __forceinline__ void chunk_dots(float (&c)[S / W][4], const uint16_t*
 }
 
 // The slice sums of the CTA's next tile of phase ph (k = ph.k), read chunk by chunk from the
-// ring, into part (S, M, kTileRows) (skinny_tc::tile_dots' contract: the CTA syncs after).
-// Each chunk: every thread waits for its slot, the warps fold it, the CTA syncs (the slot is
-// free) and thread 0 refills the slot with the stream's next chunk.
+// ring, into part (S, M, kTileRows). Each chunk: every thread waits for its slot and the warps
+// fold it (on the tile's last chunk, storing their slice sums in part), the CTA syncs (the slot
+// is free; after the last chunk part is whole), and the issuers refill the slot with the
+// stream's next chunk. One sync a chunk: the caller writes the tile's outputs from part without
+// another, so the next tile must put its sums in another buffer (this one is read until that
+// tile's first sync), and the CTA syncs before anything depends on those outputs.
 template <int M, int S, int W, typename PhaseAt>
 __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& r, int64_t k,
                                           const PhaseAt& phase_at, int phases) {
@@ -183,6 +200,9 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
 #pragma unroll
   for (int v = 0; v < V; ++v) c[v][0] = c[v][1] = c[v][2] = c[v][3] = 0.0f;
   const int64_t cpt = (k + kChunk - 1) / kChunk;
+  const int warp = static_cast<int>(threadIdx.x >> 5),
+            g = static_cast<int>((threadIdx.x & 31) >> 2);
+  const int q = static_cast<int>(threadIdx.x & 3);
   for (int64_t kc = 0; kc < cpt; ++kc) {
     if (r.waited && threadIdx.x == 0) {
       const uint64_t t0 = grid::now_ns();
@@ -192,20 +212,17 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
       bulk_load::wait(r.bar(r.read), r.parity);
     }
     chunk_dots<M, S, W>(c, x, r.slot(r.read), k, kc);
-    __syncthreads();  // every warp is done with the slot
+    if (kc + 1 == cpt && g < M)
+#pragma unroll
+      for (int v = 0; v < V; ++v) skinny_tc::store_slice_sums<M>(part, warp + v * W, g, q, c[v]);
+    __syncthreads();  // every warp is done with the slot (and has its sums in part)
     if (++r.read == r.slots) {
       r.read = 0;
       r.parity ^= 1u;
     }
-    if (threadIdx.x == 0) issue_next(r, phase_at, phases);
+    const int ig = issue_row();
+    if (ig >= 0) issue_next(r, phase_at, phases, ig);
   }
-  const int warp = static_cast<int>(threadIdx.x >> 5),
-            g = static_cast<int>((threadIdx.x & 31) >> 2);
-  const int q = static_cast<int>(threadIdx.x & 3);
-  if (g < M)
-#pragma unroll
-    for (int v = 0; v < V; ++v) skinny_tc::store_slice_sums<M>(part, warp + v * W, g, q, c[v]);
-  __syncthreads();
 }
 
 }  // namespace npr::onestep::stream
