@@ -27,7 +27,8 @@
  *     of each attention unit waiting for its own head's tiles, `_step_kernel_no_head_flags`;
  *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`,
  *     and where its CTAs' time went, per CTA: waiting for streamed weights to land
- *     (`kernel_phase_ms_b1_cta_wait_ring`, and the most one CTA waited, `_max`), at grid barriers
+ *     (`kernel_phase_ms_b1_cta_wait_ring`, the most one CTA waited, `_max`, and by the phase it
+ *     held up, `_cta_wait_ring_<phase>`), at grid barriers
  *     and for q|k|v heads (`_cta_wait_grid`, `_max`), and the rest (`_cta_work`));
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the

@@ -69,8 +69,23 @@ constexpr int kStampsFixed = 1 + kCalibBarriers + 2;  // start, calibration, emb
 // After the stamps, what a timed launch's CTAs waited for, summed over them (thread 0's
 // nanoseconds from the calibration's end to the kernel's): their spans, the waits for ring chunks
 // to land (the streamed kernel) and their maximum, the waits at grid barriers and for q|k|v heads
-// and their maximum. The rest of a CTA's span is its own work.
-enum CtaClock { kCtaSpan, kCtaRing, kCtaRingMax, kCtaGrid, kCtaGridMax, kCtaClockFields };
+// and their maximum, then the ring waits by the phase they held up (q|k|v, o-proj, gate|up,
+// down over the layers, the head). The rest of a CTA's span is its own work.
+enum CtaClock {
+  kCtaSpan,
+  kCtaRing,
+  kCtaRingMax,
+  kCtaGrid,
+  kCtaGridMax,
+  kCtaRingByPhase,  // kRingPhases of them
+  kCtaClockFields = kCtaRingByPhase + 5
+};
+// A timed launch's thread 0 keeps its clocks in shared memory (registers are at ptxas' limit):
+// its ring waits by phase (q|k|v, o-proj, gate|up, down, head), its waits for other CTAs, and
+// its clock at the calibration's end.
+enum CtaWait { kWaitQkv, kWaitOProj, kWaitGateUp, kWaitDown, kWaitHead, kWaitGrid, kWaitStart };
+constexpr int kRingPhases = kWaitHead + 1;
+static_assert(kCtaClockFields == kCtaRingByPhase + kRingPhases, "a sum for each phase's waits");
 // What the streamed kernel leaves for its static shared memory (a tile's slice sums, the merge's
 // and the staged RMSNorm's arrays: 5,024 bytes at 8 rows by ptxas) when it sizes its ring.
 // scripts/wgmma-check.mjs fails where ptxas reports more.
@@ -352,10 +367,8 @@ template <int M, int D, bool STREAM>
 __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant__ Params p) {
   NPR_DYNAMIC_SHARED(dyn);
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>]);
-  // Timed launches, thread 0: ns waiting for ring chunks, ns waiting for other CTAs, its clock
-  // at the calibration's end (in shared memory: registers are at ptxas' limit here).
-  NPR_STATIC_SHARED(uint64_t, waits_s, [3]);
-  auto* xs = reinterpret_cast<uint16_t*>(dyn);  // staged x rows of a linear phase
+  NPR_STATIC_SHARED(uint64_t, waits_s, [kWaitStart + 1]);  // (CtaWait) a timed launch's clocks
+  auto* xs = reinterpret_cast<uint16_t*>(dyn);             // staged x rows of a linear phase
   // The streamed phases' second slice-sum buffer (linear_tiles_streamed), found where needed, not
   // kept live across the kernel (registers are at ptxas' limit).
   const auto part1 = [&]() {
@@ -372,10 +385,17 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   const auto clocking = [&]() { return p.stamps != nullptr && threadIdx.x == 0; };
   const auto stamping = [&]() { return clocking() && blockIdx.x == 0; };
   if (stamping()) p.stamps[0] = grid::now_ns();
-  if (clocking()) waits_s[0] = waits_s[1] = 0;
+  // Zeroes the waits (again after the calibration barriers).
+  const auto zero_waits = [&]() {
+    for (int i = 0; i < kWaitStart; ++i) waits_s[i] = 0;
+  };
+  if (clocking()) zero_waits();
   const StreamPhases phases{&p};
   stream::Ring ring{};
-  if (clocking()) ring.waited = &waits_s[0];
+  // Which phase the ring waits that follow hold up (a timed launch).
+  const auto ring_clock = [&](CtaWait phase) {
+    if (clocking()) ring.waited = &waits_s[phase];
+  };
   if constexpr (STREAM) {  // the first chunks stream while the embedding runs
     const auto base = static_cast<uint32_t>(__cvta_generic_to_shared(dyn));
     ring.mem = dyn + p.ring_offset;
@@ -392,9 +412,9 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   // f(), and (timed) thread 0's time in it counted as waiting for other CTAs (the clock before
   // it taken off in shared memory: no register held across f).
   const auto waiting = [&](auto&& f) {
-    if (clocking()) waits_s[1] -= grid::now_ns();
+    if (clocking()) waits_s[kWaitGrid] -= grid::now_ns();
     f();
-    if (clocking()) waits_s[1] += grid::now_ns();
+    if (clocking()) waits_s[kWaitGrid] += grid::now_ns();
   };
   const auto end_phase = [&]() {
     waiting([&]() { grid::sync(p.bar, epoch); });
@@ -403,8 +423,8 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   if (p.stamps) {
     for (int i = 0; i < kCalibBarriers; ++i) end_phase();
     if (clocking()) {
-      waits_s[0] = waits_s[1] = 0;
-      waits_s[2] = grid::now_ns();
+      zero_waits();
+      waits_s[kWaitStart] = grid::now_ns();
     }
   }
 
@@ -429,6 +449,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     const int64_t qkv_tiles = skinny::tiles(nqkv, skinny_tc::kLinearTileCols);
     if (blockIdx.x < qkv_tiles) {
       skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
+      ring_clock(kWaitQkv);
       if constexpr (STREAM)
         linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, part1(), ring, phases);
       else
@@ -478,6 +499,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     // o-proj into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.attn, M * qd);
+      ring_clock(kWaitOProj);
       if constexpr (STREAM)
         linear_tiles_streamed<M>(p.x, xs, qd, H, true, part, part1(), ring, phases);
       else
@@ -490,6 +512,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     // Post-attention norm + gate|up + SwiGLU.
     if (blockIdx.x < skinny::tiles(I, skinny_tc::kSwigluTileCols)) {
       skinny::stage_normed<M>(xs, p.x, L.post_norm, H, p.eps);
+      ring_clock(kWaitGateUp);
       if constexpr (STREAM)
         swiglu_tiles_streamed<M>(p.act, xs, H, I, part, part1(), ring, phases);
       else
@@ -500,6 +523,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     // down into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.act, static_cast<int64_t>(M) * I);
+      ring_clock(kWaitDown);
       if constexpr (STREAM)
         linear_tiles_streamed<M>(p.x, xs, I, H, true, part, part1(), ring, phases);
       else
@@ -511,6 +535,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   // Final norm + head: every row is its sequence's last (one token each).
   if (blockIdx.x < skinny::tiles(p.vocab, skinny_tc::kLinearTileCols)) {
     skinny::stage_normed<M>(xs, p.x, p.final_norm, H, p.eps);
+    ring_clock(kWaitHead);
     if constexpr (STREAM)
       linear_tiles_streamed<M>(p.logits, xs, H, p.vocab, false, part, part1(), ring, phases);
     else
@@ -520,11 +545,16 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   if (clocking()) {
     auto* acc = reinterpret_cast<unsigned long long*>(p.stamps + kStampsFixed +
                                                       kPhasesPerLayer * p.layers_n);
-    atomicAdd(acc + kCtaSpan, grid::now_ns() - waits_s[2]);
-    atomicAdd(acc + kCtaRing, waits_s[0]);
-    atomicMax(acc + kCtaRingMax, waits_s[0]);
-    atomicAdd(acc + kCtaGrid, waits_s[1]);
-    atomicMax(acc + kCtaGridMax, waits_s[1]);
+    unsigned long long ring_ns = 0;
+    for (int i = 0; i < kRingPhases; ++i) {
+      atomicAdd(acc + kCtaRingByPhase + i, waits_s[i]);
+      ring_ns += waits_s[i];
+    }
+    atomicAdd(acc + kCtaSpan, grid::now_ns() - waits_s[kWaitStart]);
+    atomicAdd(acc + kCtaRing, ring_ns);
+    atomicMax(acc + kCtaRingMax, ring_ns);
+    atomicAdd(acc + kCtaGrid, waits_s[kWaitGrid]);
+    atomicMax(acc + kCtaGridMax, waits_s[kWaitGrid]);
   }
 }
 

@@ -357,7 +357,9 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
   }
   // And where the CTAs' time went (the streamed kernel's ring waits on sm_90 alone).
   for (const char* part :
-       {"cta_wait_ring", "cta_wait_ring_max", "cta_wait_grid", "cta_wait_grid_max", "cta_work"}) {
+       {"cta_wait_ring", "cta_wait_ring_max", "cta_wait_ring_qkv", "cta_wait_ring_o_proj",
+        "cta_wait_ring_gate_up_swiglu", "cta_wait_ring_down", "cta_wait_ring_head", "cta_wait_grid",
+        "cta_wait_grid_max", "cta_work"}) {
     const auto it = timed.kernel_phase_ms.find(part);
     CHECK_MSG(it != timed.kernel_phase_ms.end() && it->second >= 0.0,
               std::string("no time for the CTAs' ") + part);
@@ -368,7 +370,7 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
   };
   CHECK_MSG(figure("cta_work") > 0.0 && figure("cta_wait_grid") > 0.0,
             "the CTAs' work and barrier waits read zero");
-  CHECK_MSG(total > 0.0 && timed.kernel_phase_ms.size() == 14,
+  CHECK_MSG(total > 0.0 && timed.kernel_phase_ms.size() == 19,
             "phase times sum to " + std::to_string(total) + " ms over " +
                 std::to_string(timed.kernel_phase_ms.size()) + " phases");
 }

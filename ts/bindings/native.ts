@@ -374,7 +374,8 @@ export interface NativeKvOptions {
   /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
    * barriers) into deviceStats().kernelPhaseMs, with where its CTAs' time went (`cta_wait_ring`,
-   * `cta_wait_grid`, their `_max`, `cta_work`); every step then waits for the device.
+   * by phase `cta_wait_ring_<phase>`, `cta_wait_grid`, their `_max`, `cta_work`); every step
+   * then waits for the device.
    */
   stepKernelTiming?: boolean;
 }
