@@ -28,8 +28,9 @@
  *     its phases timed barrier to barrier, `kernel_phase_ms_b1_<phase>`, `kernel_phase_ms_8_<phase>`,
  *     and where its CTAs' time went, per CTA: waiting for streamed weights to land
  *     (`kernel_phase_ms_b1_cta_wait_ring`, the most one CTA waited, `_max`, and by the phase it
- *     held up, `_cta_wait_ring_<phase>`), at grid barriers
- *     and for q|k|v heads (`_cta_wait_grid`, `_max`), and the rest (`_cta_work`));
+ *     held up, `_cta_wait_ring_<phase>`), at grid barriers and for q|k|v heads (`_cta_wait_grid`,
+ *     `_max`, and by the phase the barrier ended, `_cta_wait_grid_<phase>`), and the rest
+ *     (`_cta_work`));
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
  *     decode call alone (`decode_call_ms_*`) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:

@@ -93,15 +93,15 @@ export function verdict(logs) {
     out.push(
       `  fraction_of_hbm_bound_b1 ${fmt(decode.fraction_of_hbm_bound_b1)}, graphs vs eager ${fmt(decode.tok_s_b1)} vs ${fmt(decode.tok_s_b1_no_graphs)} tok/s`,
     );
-    const phases = Object.keys(decode)
+    const timed = Object.keys(decode)
       .filter((k) => k.startsWith('kernel_phase_ms_b1_'))
       .map((k) => k.slice('kernel_phase_ms_b1_'.length));
-    if (phases.length > 0)
-      out.push(
-        `  one-kernel step phases (ms a step at 1 / 8): ${phases
-          .map((ph) => `${ph} ${fmt(decode[`kernel_phase_ms_b1_${ph}`])} / ${fmt(decode[`kernel_phase_ms_8_${ph}`])}`)
-          .join(', ')}`,
-      );
+    const atOneAndEight = (names) =>
+      names.map((ph) => `${ph} ${fmt(decode[`kernel_phase_ms_b1_${ph}`])} / ${fmt(decode[`kernel_phase_ms_8_${ph}`])}`).join(', ');
+    const phases = timed.filter((ph) => !ph.startsWith('cta_'));
+    const ctas = timed.filter((ph) => ph.startsWith('cta_'));
+    if (phases.length > 0) out.push(`  one-kernel step phases (ms a step at 1 / 8): ${atOneAndEight(phases)}`);
+    if (ctas.length > 0) out.push(`  one-kernel step, where a CTA's time went (ms a step at 1 / 8, per CTA): ${atOneAndEight(ctas)}`);
   }
   const engine = lastJson(logs['bench-engine.log']);
   if (engine && !engine.skipped) {

@@ -102,19 +102,22 @@ Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
     for (int k = 0; k < kPhasesPerLayer; ++k)
       (*ms)[kLayerPhases[k]] += span(e0 + 1 + kPhasesPerLayer * l + k);
   (*ms)["head"] += span(n - 1);
-  // Where the CTAs' time went, per CTA on average (and the most one waited); the ring waits
-  // also by the phase they held up.
+  // Where the CTAs' time went, per CTA on average (and the most one waited), also by phase.
   static const char* const kRingPhaseNames[] = {"qkv", "o_proj", "gate_up_swiglu", "down", "head"};
   static_assert(sizeof(kRingPhaseNames) / sizeof(kRingPhaseNames[0]) == kRingPhases,
                 "a name for every streamed phase");
+  const auto grid_phase_name = [&](int i) -> std::string {
+    return i == kGridEmbedding ? "embedding" : i == kGridHead ? "head" : kLayerPhases[i - kGridQkv];
+  };
   const uint64_t* w = t.data() + n;
-  uint64_t by_phase = 0;
-  for (int i = 0; i < kRingPhases; ++i) by_phase += w[kCtaRingByPhase + i];
+  uint64_t ring_by_phase = 0, grid_by_phase = 0;
+  for (int i = 0; i < kRingPhases; ++i) ring_by_phase += w[kCtaRingByPhase + i];
+  for (int i = 0; i < kGridPhases; ++i) grid_by_phase += w[kCtaGridByPhase + i];
   if (w[kCtaRing] + w[kCtaGrid] > w[kCtaSpan] || w[kCtaRingMax] > w[kCtaRing] ||
-      w[kCtaGridMax] > w[kCtaGrid] || by_phase != w[kCtaRing])
+      w[kCtaGridMax] > w[kCtaGrid] || ring_by_phase != w[kCtaRing] || grid_by_phase != w[kCtaGrid])
     return Status::internal(
         "decode (cuda, one-kernel step): the CTAs' waits add up to more than their time, or "
-        "their ring waits by phase not to their total");
+        "their waits by phase not to their totals");
   const double per_cta = 1e-6 / static_cast<double>(grid_);
   (*ms)["cta_wait_ring"] += static_cast<double>(w[kCtaRing]) * per_cta;
   (*ms)["cta_wait_ring_max"] += static_cast<double>(w[kCtaRingMax]) * 1e-6;
@@ -123,6 +126,9 @@ Status StepKernel::add_phase_ms(CudaContext& ctx, const Qwen3Config& c,
         static_cast<double>(w[kCtaRingByPhase + i]) * per_cta;
   (*ms)["cta_wait_grid"] += static_cast<double>(w[kCtaGrid]) * per_cta;
   (*ms)["cta_wait_grid_max"] += static_cast<double>(w[kCtaGridMax]) * 1e-6;
+  for (int i = 0; i < kGridPhases; ++i)
+    (*ms)["cta_wait_grid_" + grid_phase_name(i)] +=
+        static_cast<double>(w[kCtaGridByPhase + i]) * per_cta;
   (*ms)["cta_work"] += static_cast<double>(w[kCtaSpan] - w[kCtaRing] - w[kCtaGrid]) * per_cta;
   return Status::ok();
 }

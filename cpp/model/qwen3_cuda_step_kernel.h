@@ -108,7 +108,8 @@ class StepKernel {
   // And where a CTA's time went from the calibration to the end, on average over the CTAs:
   // "cta_wait_ring" waiting for weight chunks to land (the streamed kernel: the stream fell
   // behind), and by the phase it held up ("cta_wait_ring_<qkv, o_proj, gate_up_swiglu, down,
-  // head>"), "cta_wait_grid" at grid barriers and for q|k|v heads (other CTAs were slower),
+  // head>"), "cta_wait_grid" at grid barriers and for q|k|v heads (other CTAs were slower), and
+  // by the phase the barrier ended ("cta_wait_grid_<embedding, a layer phase, head>"),
   // "cta_work" the rest; "cta_wait_ring_max" and "cta_wait_grid_max" the most one CTA waited.
   // Waits for the launch.
   Status add_phase_ms(CudaContext& ctx, const Qwen3Config& c, std::map<std::string, double>* ms);

@@ -66,26 +66,43 @@ constexpr int kPhasesPerLayer = 6;
 // alone costs), then stamp the embedding, every layer's phases and the head.
 constexpr int kCalibBarriers = 8;
 constexpr int kStampsFixed = 1 + kCalibBarriers + 2;  // start, calibration, embedding, head
+// The phases a timed launch counts the CTAs' waits by: those whose weights stream (ring waits)
+// and those a grid barrier ends (waits for other CTAs: with head_flags, q|k|v's are the
+// attention's waits for its heads; a folded merge phase has none).
+enum RingPhase { kRingQkv, kRingOProj, kRingGateUp, kRingDown, kRingHead, kRingPhases };
+enum GridPhase {
+  kGridEmbedding,
+  kGridQkv,  // then the rest of a layer's phases in their order (kPhasesPerLayer in all)
+  kGridAttend,
+  kGridMerge,
+  kGridOProj,
+  kGridGateUp,
+  kGridDown,
+  kGridHead,
+  kGridPhases
+};
+static_assert(kGridHead == kGridQkv + kPhasesPerLayer,
+              "a layer's phases between embedding and head");
 // After the stamps, what a timed launch's CTAs waited for, summed over them (thread 0's
 // nanoseconds from the calibration's end to the kernel's): their spans, the waits for ring chunks
 // to land (the streamed kernel) and their maximum, the waits at grid barriers and for q|k|v heads
-// and their maximum, then the ring waits by the phase they held up (q|k|v, o-proj, gate|up,
-// down over the layers, the head). The rest of a CTA's span is its own work.
+// and their maximum, then the ring waits by RingPhase and the grid waits by GridPhase (each over
+// the layers). The rest of a CTA's span is its own work.
 enum CtaClock {
   kCtaSpan,
   kCtaRing,
   kCtaRingMax,
   kCtaGrid,
   kCtaGridMax,
-  kCtaRingByPhase,  // kRingPhases of them
-  kCtaClockFields = kCtaRingByPhase + 5
+  kCtaRingByPhase,
+  kCtaGridByPhase = kCtaRingByPhase + kRingPhases,
+  kCtaClockFields = kCtaGridByPhase + kGridPhases
 };
 // A timed launch's thread 0 keeps its clocks in shared memory (registers are at ptxas' limit):
-// its ring waits by phase (q|k|v, o-proj, gate|up, down, head), its waits for other CTAs, and
-// its clock at the calibration's end.
-enum CtaWait { kWaitQkv, kWaitOProj, kWaitGateUp, kWaitDown, kWaitHead, kWaitGrid, kWaitStart };
-constexpr int kRingPhases = kWaitHead + 1;
-static_assert(kCtaClockFields == kCtaRingByPhase + kRingPhases, "a sum for each phase's waits");
+// its ring waits by RingPhase, its grid waits by GridPhase from kWaitGrid0, and its clock at the
+// calibration's end (kWaitStart).
+constexpr int kWaitGrid0 = kRingPhases;
+constexpr int kWaitStart = kWaitGrid0 + kGridPhases;
 // What the streamed kernel leaves for its static shared memory (a tile's slice sums, the merge's
 // and the staged RMSNorm's arrays: 5,024 bytes at 8 rows by ptxas) when it sizes its ring.
 // scripts/wgmma-check.mjs fails where ptxas reports more.
@@ -367,7 +384,7 @@ template <int M, int D, bool STREAM>
 __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant__ Params p) {
   NPR_DYNAMIC_SHARED(dyn);
   NPR_STATIC_SHARED(float, part, [skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>]);
-  NPR_STATIC_SHARED(uint64_t, waits_s, [kWaitStart + 1]);  // (CtaWait) a timed launch's clocks
+  NPR_STATIC_SHARED(uint64_t, waits_s, [kWaitStart + 1]);  // a timed launch's clocks
   auto* xs = reinterpret_cast<uint16_t*>(dyn);             // staged x rows of a linear phase
   // The streamed phases' second slice-sum buffer (linear_tiles_streamed), found where needed, not
   // kept live across the kernel (registers are at ptxas' limit).
@@ -393,7 +410,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
   const StreamPhases phases{&p};
   stream::Ring ring{};
   // Which phase the ring waits that follow hold up (a timed launch).
-  const auto ring_clock = [&](CtaWait phase) {
+  const auto ring_clock = [&](RingPhase phase) {
     if (clocking()) ring.waited = &waits_s[phase];
   };
   if constexpr (STREAM) {  // the first chunks stream while the embedding runs
@@ -409,19 +426,19 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     ++stamp_at;
     if (stamping()) p.stamps[stamp_at] = grid::now_ns();
   };
-  // f(), and (timed) thread 0's time in it counted as waiting for other CTAs (the clock before
-  // it taken off in shared memory: no register held across f).
-  const auto waiting = [&](auto&& f) {
-    if (clocking()) waits_s[kWaitGrid] -= grid::now_ns();
+  // f(), and (timed) thread 0's time in it counted as phase's wait for other CTAs (the clock
+  // before it taken off in shared memory: no register held across f).
+  const auto waiting = [&](GridPhase phase, auto&& f) {
+    if (clocking()) waits_s[kWaitGrid0 + phase] -= grid::now_ns();
     f();
-    if (clocking()) waits_s[kWaitGrid] += grid::now_ns();
+    if (clocking()) waits_s[kWaitGrid0 + phase] += grid::now_ns();
   };
-  const auto end_phase = [&]() {
-    waiting([&]() { grid::sync(p.bar, epoch); });
+  const auto end_phase = [&](GridPhase phase) {
+    waiting(phase, [&]() { grid::sync(p.bar, epoch); });
     stamp();
   };
   if (p.stamps) {
-    for (int i = 0; i < kCalibBarriers; ++i) end_phase();
+    for (int i = 0; i < kCalibBarriers; ++i) end_phase(kGridEmbedding);
     if (clocking()) {
       zero_waits();
       waits_s[kWaitStart] = grid::now_ns();
@@ -433,7 +450,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     p.x[e] = skinny::bf16_bits(p.embed[static_cast<int64_t>(p.ids[e / H]) * H + e % H]);
   if (!STREAM && p.prefetch)
     prefetch_linear(static_cast<const uint16_t*>(p.layers[0].wqkv), H, nqkv);
-  end_phase();
+  end_phase(kGridEmbedding);
 
   for (int l = 0; l < p.layers_n; ++l) {
     const StepKernelLayer L = p.layers[l];
@@ -449,12 +466,12 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     const int64_t qkv_tiles = skinny::tiles(nqkv, skinny_tc::kLinearTileCols);
     if (blockIdx.x < qkv_tiles) {
       skinny::stage_normed<M>(xs, p.x, L.in_norm, H, p.eps);
-      ring_clock(kWaitQkv);
+      ring_clock(kRingQkv);
       if constexpr (STREAM)
         linear_tiles_streamed<M>(p.qkv, xs, H, nqkv, false, part, part1(), ring, phases);
       else
         linear_tiles<M>(p.qkv, xs, wqkv, H, nqkv, false, part);
-      if (p.head_flags) ready.arrive(qkv_tiles);  // each tile ended with a __syncthreads
+      if (p.head_flags) ready.arrive(qkv_tiles);  // the tiles ended with a __syncthreads
     }
     if (!STREAM && p.prefetch) {
       prefetch_linear(wo, qd, H);
@@ -463,7 +480,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     if (p.head_flags)
       stamp();  // CTA 0's own tiles done: no barrier; each attention unit waits for its head
     else
-      end_phase();
+      end_phase(kGridQkv);
 
     // q/k norm + RoPE and attention: (item, kv head) units of the plan. Each unit normalises
     // and rotates its own query rows into shared memory; the unit whose item ends at its
@@ -475,7 +492,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       const int64_t units = static_cast<int64_t>(p.header[0]) * kvh;
       for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
         const int item = static_cast<int>(u / kvh), h = static_cast<int>(u % kvh);
-        if (p.head_flags) waiting([&]() { ready.wait(h, l); });
+        if (p.head_flags) waiting(kGridQkv, [&]() { ready.wait(h, l); });
         write_new_kv<D>(p, L, item, h, reinterpret_cast<float*>(dyn));
         __syncthreads();  // the new K and V are in L2 before the item's tiles are copied
         decode_mma::attend_item<D>(item, h, p.items, fill, p.indices, kp, vp, p.part_m, p.part_l,
@@ -485,7 +502,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
       }
     }
     if (!STREAM && p.prefetch) prefetch_linear(wdown, I, H);
-    end_phase();
+    end_phase(kGridAttend);
 
     // Merge: (query, head) units; folded, done above (its stamp a zero-length phase).
     if (p.fold_merge) {
@@ -493,13 +510,13 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     } else {
       for (int64_t u = blockIdx.x; u < static_cast<int64_t>(M) * heads; u += gridDim.x)
         merge_query_head<D>(p, u / heads, u % heads);
-      end_phase();
+      end_phase(kGridMerge);
     }
 
     // o-proj into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.attn, M * qd);
-      ring_clock(kWaitOProj);
+      ring_clock(kRingOProj);
       if constexpr (STREAM)
         linear_tiles_streamed<M>(p.x, xs, qd, H, true, part, part1(), ring, phases);
       else
@@ -507,54 +524,58 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     }
     if (!STREAM && p.prefetch && l + 1 < p.layers_n)
       prefetch_linear(static_cast<const uint16_t*>(p.layers[l + 1].wqkv), H, nqkv);
-    end_phase();
+    end_phase(kGridOProj);
 
     // Post-attention norm + gate|up + SwiGLU.
     if (blockIdx.x < skinny::tiles(I, skinny_tc::kSwigluTileCols)) {
       skinny::stage_normed<M>(xs, p.x, L.post_norm, H, p.eps);
-      ring_clock(kWaitGateUp);
+      ring_clock(kRingGateUp);
       if constexpr (STREAM)
         swiglu_tiles_streamed<M>(p.act, xs, H, I, part, part1(), ring, phases);
       else
         swiglu_tiles<M>(p.act, xs, wgu, H, I, part);
     }
-    end_phase();
+    end_phase(kGridGateUp);
 
     // down into the residual.
     if (blockIdx.x < skinny::tiles(H, skinny_tc::kLinearTileCols)) {
       stage_rows(xs, p.act, static_cast<int64_t>(M) * I);
-      ring_clock(kWaitDown);
+      ring_clock(kRingDown);
       if constexpr (STREAM)
         linear_tiles_streamed<M>(p.x, xs, I, H, true, part, part1(), ring, phases);
       else
         linear_tiles<M>(p.x, xs, wdown, I, H, true, part);
     }
-    end_phase();
+    end_phase(kGridDown);
   }
 
   // Final norm + head: every row is its sequence's last (one token each).
   if (blockIdx.x < skinny::tiles(p.vocab, skinny_tc::kLinearTileCols)) {
     skinny::stage_normed<M>(xs, p.x, p.final_norm, H, p.eps);
-    ring_clock(kWaitHead);
+    ring_clock(kRingHead);
     if constexpr (STREAM)
       linear_tiles_streamed<M>(p.logits, xs, H, p.vocab, false, part, part1(), ring, phases);
     else
       linear_tiles<M>(p.logits, xs, p.lm_head, H, p.vocab, false, part);
   }
-  if (p.stamps) end_phase();
+  if (p.stamps) end_phase(kGridHead);
   if (clocking()) {
     auto* acc = reinterpret_cast<unsigned long long*>(p.stamps + kStampsFixed +
                                                       kPhasesPerLayer * p.layers_n);
-    unsigned long long ring_ns = 0;
+    unsigned long long ring_ns = 0, grid_ns = 0;
     for (int i = 0; i < kRingPhases; ++i) {
       atomicAdd(acc + kCtaRingByPhase + i, waits_s[i]);
       ring_ns += waits_s[i];
     }
+    for (int i = 0; i < kGridPhases; ++i) {
+      atomicAdd(acc + kCtaGridByPhase + i, waits_s[kWaitGrid0 + i]);
+      grid_ns += waits_s[kWaitGrid0 + i];
+    }
     atomicAdd(acc + kCtaSpan, grid::now_ns() - waits_s[kWaitStart]);
     atomicAdd(acc + kCtaRing, ring_ns);
     atomicMax(acc + kCtaRingMax, ring_ns);
-    atomicAdd(acc + kCtaGrid, waits_s[kWaitGrid]);
-    atomicMax(acc + kCtaGridMax, waits_s[kWaitGrid]);
+    atomicAdd(acc + kCtaGrid, grid_ns);
+    atomicMax(acc + kCtaGridMax, grid_ns);
   }
 }
 

@@ -359,7 +359,9 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
   for (const char* part :
        {"cta_wait_ring", "cta_wait_ring_max", "cta_wait_ring_qkv", "cta_wait_ring_o_proj",
         "cta_wait_ring_gate_up_swiglu", "cta_wait_ring_down", "cta_wait_ring_head", "cta_wait_grid",
-        "cta_wait_grid_max", "cta_work"}) {
+        "cta_wait_grid_max", "cta_wait_grid_embedding", "cta_wait_grid_qkv",
+        "cta_wait_grid_qk_norm_rope_attend", "cta_wait_grid_merge", "cta_wait_grid_o_proj",
+        "cta_wait_grid_gate_up_swiglu", "cta_wait_grid_down", "cta_wait_grid_head", "cta_work"}) {
     const auto it = timed.kernel_phase_ms.find(part);
     CHECK_MSG(it != timed.kernel_phase_ms.end() && it->second >= 0.0,
               std::string("no time for the CTAs' ") + part);
@@ -370,7 +372,7 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
   };
   CHECK_MSG(figure("cta_work") > 0.0 && figure("cta_wait_grid") > 0.0,
             "the CTAs' work and barrier waits read zero");
-  CHECK_MSG(total > 0.0 && timed.kernel_phase_ms.size() == 19,
+  CHECK_MSG(total > 0.0 && timed.kernel_phase_ms.size() == 27,
             "phase times sum to " + std::to_string(total) + " ms over " +
                 std::to_string(timed.kernel_phase_ms.size()) + " phases");
 }

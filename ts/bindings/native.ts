@@ -374,7 +374,8 @@ export interface NativeKvOptions {
   /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
    * barriers) into deviceStats().kernelPhaseMs, with where its CTAs' time went (`cta_wait_ring`,
-   * by phase `cta_wait_ring_<phase>`, `cta_wait_grid`, their `_max`, `cta_work`); every step
+   * by phase `cta_wait_ring_<phase>`, `cta_wait_grid`, by phase `cta_wait_grid_<phase>`, their
+   * `_max`, `cta_work`); every step
    * then waits for the device.
    */
   stepKernelTiming?: boolean;
