@@ -85,12 +85,13 @@ interface Run {
   fusedQkWrite?: boolean;
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
-  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelTiming. */
+  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelRingSlots / stepKernelTiming. */
   stepKernel?: boolean;
   stepKernelPrefetch?: boolean;
   stepKernelStream?: boolean;
   stepKernelFoldMerge?: boolean;
   stepKernelHeadFlags?: boolean;
+  stepKernelRingSlots?: number;
   stepKernelTiming?: boolean;
 }
 
@@ -119,6 +120,7 @@ async function stepTime(
     stepKernelStream: run.stepKernelStream ?? true,
     stepKernelFoldMerge: run.stepKernelFoldMerge ?? true,
     stepKernelHeadFlags: run.stepKernelHeadFlags ?? true,
+    stepKernelRingSlots: run.stepKernelRingSlots ?? 12,
     stepKernelTiming: run.stepKernelTiming ?? false,
   });
   const req = kv.openRequest(1 << 20);
@@ -218,6 +220,10 @@ const allTrials: Record<string, Partial<Run>> = {
   step_kernel_unfolded: { stepKernel: true, stepKernelFoldMerge: false },
   // A grid barrier after q|k|v instead of each attention unit waiting for its own head's tiles.
   step_kernel_no_head_flags: { stepKernel: true, stepKernelHeadFlags: false },
+  // A ring of 4 slots, not as many as fit (9 at the 0.6B shape): how much the step's time
+  // depends on how far ahead the weight stream runs (a deeper ring takes shared memory from the
+  // attention).
+  step_kernel_ring4: { stepKernel: true, stepKernelRingSlots: 4 },
   // Its phases timed barrier to barrier (every step then waits for the device: its step times
   // are not the headline): where the one kernel's time goes.
   step_kernel_timed: { stepKernel: true, stepKernelTiming: true },
@@ -271,6 +277,7 @@ type Timed = {
   decodeT: number;
   kernelSteps: number;
   kernelStreamed: boolean;
+  kernelRingSlots: number;
   phaseMs: Record<string, number>;
 };
 const trial: Record<string, { one: Timed; eight: Timed }> = {};
@@ -282,7 +289,7 @@ async function runTrial(name: string, extra: Partial<Run>): Promise<void> {
     const phaseMs = Object.fromEntries(
       Object.entries(st.kernelPhaseMs).map(([k, ms]) => [k, round(ms / Math.max(1, st.kernelTimedSteps), 4) as number]),
     );
-    return { ...x, kernelSteps: st.kernelSteps, kernelStreamed: st.kernelStreamed, phaseMs };
+    return { ...x, kernelSteps: st.kernelSteps, kernelStreamed: st.kernelStreamed, kernelRingSlots: st.kernelRingSlots, phaseMs };
   };
   const r = { one: await timed(1), eight: await timed(8) };
   trial[name] = r;
@@ -420,6 +427,8 @@ printJson('decode-cuda', {
             [`kernel_steps_8_${name}`, r.eight.kernelSteps],
             // Whether its steps streamed the weights (stepKernelStream on an sm_90 device).
             [`kernel_streamed_${name}`, r.one.kernelStreamed],
+            // ... through a ring of this many slots.
+            [`kernel_ring_slots_${name}`, r.one.kernelRingSlots],
             ...Object.entries(r.one.phaseMs).map(([phase, ms]) => [`kernel_phase_ms_b1_${phase}`, ms]),
             ...Object.entries(r.eight.phaseMs).map(([phase, ms]) => [`kernel_phase_ms_8_${phase}`, ms]),
           ]

@@ -56,6 +56,9 @@ describe('NativeKv boundary', () => {
       /options\.attentionMerge must be 'serial' \| 'staged' \(got 'merged'\)/,
     );
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionMerge: 2 as never }), /options\.attentionMerge must be/);
+    for (const slots of [1, 13, 2.5])
+      named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, stepKernelRingSlots: slots }), /options\.stepKernelRingSlots must be/);
+    named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, stepKernelRingSlots: '4' as never }), /options\.stepKernelRingSlots/);
   });
 
   it('times the decode calls on the host, on every backend', async () => {
@@ -82,6 +85,7 @@ describe('NativeKv boundary', () => {
       kernelSteps: 0,
       kernelGrid: 0,
       kernelStreamed: false,
+      kernelRingSlots: 0,
       kernelError: '',
       kernelPhaseMs: {},
       kernelTimedSteps: 0,

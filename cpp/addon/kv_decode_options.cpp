@@ -27,6 +27,8 @@ KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn) {
   r.step_kernel_fold_merge = bool_field(o, fn, "stepKernelFoldMerge", true);
   r.step_kernel_head_flags = bool_field(o, fn, "stepKernelHeadFlags", true);
   r.step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
+  r.step_kernel_ring_slots =
+      static_cast<int32_t>(int_field(o, fn, "stepKernelRingSlots", 2, 12, true, 12));
   return r;
 }
 
@@ -46,6 +48,7 @@ void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
   d.step_kernel_fold_merge = opt.step_kernel_fold_merge;
   d.step_kernel_head_flags = opt.step_kernel_head_flags;
   d.step_kernel_timing = opt.step_kernel_timing;
+  d.step_kernel_ring_slots = opt.step_kernel_ring_slots;
 }
 #endif
 

@@ -17,8 +17,9 @@
 //   bulk copies; stepKernelFoldMerge? = true: its attention's split-KV states merged by the CTA
 //   that finishes a query's last share, in place of a merge phase and its grid barrier;
 //   stepKernelHeadFlags? = true: its attention waiting for its own kv head's q|k|v tiles, not a
-//   grid barrier after them all; stepKernelTiming? = false: its phases timed into
-//   deviceStats().kernelPhaseMs, each step synced.
+//   grid barrier after them all; stepKernelRingSlots? = 12 (2..12): the most slots its weight
+//   stream's ring may take (as many as fit, up to this); stepKernelTiming? = false: its phases
+//   timed into deviceStats().kernelPhaseMs, each step synced.
 #pragma once
 
 #include <napi.h>
@@ -35,6 +36,7 @@ struct KvDecodeOptions {
   bool tensor_core_linears = true, serial_merge = false, fused_qk_write = true;
   bool step_kernel = false, step_kernel_prefetch = true, step_kernel_stream = true;
   bool step_kernel_fold_merge = true, step_kernel_head_flags = true, step_kernel_timing = false;
+  int32_t step_kernel_ring_slots = 12;  // StepKernelArgs::kMaxRingSlots (a CPU build has no header)
 };
 
 // The options object `o` of the constructor `fn`; a wrong type is a TypeError naming the field.

@@ -16,6 +16,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   double eager = 0, captures = 0, replays = 0, profiled = 0, device_ms = 0, device_steps = 0;
   double kernel_steps = 0, kernel_grid = 0, kernel_timed = 0;
   bool kernel_streamed = false;
+  double kernel_ring_slots = 0;
   double prep_ms = 0, launch_ms = 0;
   std::string error, kernel_error;
   Napi::Object op_ms = Napi::Object::New(env);
@@ -30,6 +31,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
     kernel_steps = static_cast<double>(s.kernel_steps);
     kernel_grid = static_cast<double>(s.kernel_grid);
     kernel_streamed = s.kernel_streamed;
+    kernel_ring_slots = static_cast<double>(s.kernel_ring_slots);
     kernel_timed = static_cast<double>(s.kernel_timed_steps);
     kernel_error = s.kernel_error;
     for (const auto& [phase, ms] : s.kernel_phase_ms) phase_ms.Set(phase, ms);
@@ -52,6 +54,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   o.Set("kernelSteps", kernel_steps);
   o.Set("kernelGrid", kernel_grid);
   o.Set("kernelStreamed", kernel_streamed);
+  o.Set("kernelRingSlots", kernel_ring_slots);
   o.Set("kernelError", kernel_error);
   o.Set("kernelPhaseMs", phase_ms);
   o.Set("kernelTimedSteps", kernel_timed);

@@ -102,7 +102,9 @@ class Qwen3CudaDecoder {
   // split-KV attention states merged by the CTA that finishes the query's last share, in place
   // of a merge phase and its grid barrier (same bits; off for the A/B). step_kernel_head_flags:
   // each attention unit waits for its own kv head's q|k|v tiles instead of a grid barrier after
-  // the whole projection (same bits; off for the A/B). Where the kernel cannot launch (no
+  // the whole projection (same bits; off for the A/B). step_kernel_ring_slots: the most slots
+  // the weight stream's ring may take (StepKernelArgs::ring_slots; same bits; the benchmark's
+  // A/B of how far ahead it streams). Where the kernel cannot launch (no
   // cooperative launch, no room on an SM) the step runs the layer path, step_kernel turns off and
   // stats().kernel_error says why.
   bool step_kernel = false;
@@ -110,6 +112,7 @@ class Qwen3CudaDecoder {
   bool step_kernel_stream = true;
   bool step_kernel_fold_merge = true;
   bool step_kernel_head_flags = true;
+  int32_t step_kernel_ring_slots = kMaxRingSlots;
   // Time each phase of every one-kernel step into stats().kernel_phase_ms (the device clock at
   // its barriers; each step then waits for the device).
   bool step_kernel_timing = false;
@@ -117,9 +120,10 @@ class Qwen3CudaDecoder {
   DecodeWorkOptions work_options;
   struct Stats {
     int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
-    int64_t kernel_steps = 0;      // steps run as one persistent kernel (step_kernel)
-    int64_t kernel_grid = 0;       // its CTAs
-    bool kernel_streamed = false;  // whether its last step streamed the weights
+    int64_t kernel_steps = 0;       // steps run as one persistent kernel (step_kernel)
+    int64_t kernel_grid = 0;        // its CTAs
+    bool kernel_streamed = false;   // whether its last step streamed the weights
+    int64_t kernel_ring_slots = 0;  // ... through a ring of this many slots
     std::string kernel_error;  // why step_kernel was turned off, if it was (it could not launch)
     // step_kernel_timing: device milliseconds per phase kind, summed over kernel_timed_steps.
     std::map<std::string, double> kernel_phase_ms;

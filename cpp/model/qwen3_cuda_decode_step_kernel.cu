@@ -51,11 +51,13 @@ Status Qwen3CudaDecoder::run_step_kernel(int64_t S) {
   a.stream = step_kernel_stream;
   a.fold_merge = step_kernel_fold_merge;
   a.head_flags = step_kernel_head_flags;
+  a.ring_slots = step_kernel_ring_slots;
   a.timing = step_kernel_timing;
   NPR_TRY(step_kernel_.launch(ctx_, c, S, a));
   ++stats_.kernel_steps;
   stats_.kernel_grid = step_kernel_.grid();
   stats_.kernel_streamed = step_kernel_.streamed();
+  stats_.kernel_ring_slots = step_kernel_.ring_slots();
   if (!step_kernel_timing) return Status::ok();
   NPR_TRY(step_kernel_.add_phase_ms(ctx_, c, &stats_.kernel_phase_ms));
   ++stats_.kernel_timed_steps;

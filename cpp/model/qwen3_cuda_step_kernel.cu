@@ -213,12 +213,16 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
     NPR_CUDA_TRY(cudaMemsetAsync(p.stamps, 0, static_cast<size_t>(bytes), st),
                  "decode (cuda, one-kernel step): phase clock reset");
   }
+  if (a.ring_slots < kMinRingSlots || a.ring_slots > kMaxRingSlots)
+    return Status::invalid(std::string(op) + ": the weight stream's ring takes " +
+                           std::to_string(kMinRingSlots) + ".." + std::to_string(kMaxRingSlots) +
+                           " slots at most, not " + std::to_string(a.ring_slots));
   // The streamed form where the device is an sm_90 one and its ring fits.
   bool streamed = false;
   int64_t smem = dyn_smem_bytes(c, rows);
   if (a.stream && streamed_compiled()) {
     if (smem_optin_ == 0) NPR_TRY(query_device());
-    const int64_t slots = stream_slots_for(c, rows, smem_optin_);
+    const int64_t slots = std::min<int64_t>(stream_slots_for(c, rows, smem_optin_), a.ring_slots);
     if (sm90a_ && slots >= stream::kMinSlots) {
       streamed = true;
       p.ring_slots = static_cast<int>(slots);
@@ -236,6 +240,7 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
                             : launch_rows<false>(rows, p, smem, &grid_of_[mode][rows], st);
   if (!s.is_ok()) return s;
   streamed_ = streamed;
+  ring_slots_ = streamed ? p.ring_slots : 0;
   grid_ = grid_of_[mode][rows];
   ++launches_;
   return s;

@@ -51,6 +51,9 @@ struct StepKernelLayer {
   void *k_pages = nullptr, *v_pages = nullptr;           // (blocks, block_tokens, kv_heads, D)
 };
 
+// The weight stream's ring (qwen3_step_stream.cuh): its most and fewest slots.
+constexpr int32_t kMaxRingSlots = 12, kMinRingSlots = 2;
+
 struct StepKernelArgs {
   const void* embed = nullptr;        // (vocab, hidden) bf16
   const void* lm_head = nullptr;      // (vocab, hidden) bf16
@@ -81,6 +84,10 @@ struct StepKernelArgs {
   // head whose attention reads it, and each attention unit waits for its own head's tiles
   // alone (on by default; off for the A/B the benchmark runs). Same bits.
   bool head_flags = true;
+  // The most slots the weight stream's ring may take (kMinRingSlots .. kMaxRingSlots; the
+  // default: as many as fit the shared memory, up to kMaxRingSlots), for the A/B the benchmark
+  // runs: how much the step's time depends on how far the stream runs ahead.
+  int32_t ring_slots = kMaxRingSlots;
   // Stamp the device clock (CTA 0's, as it leaves each phase's barrier; a last barrier is added
   // after the head) and count every CTA's waits, for add_phase_ms.
   bool timing = false;
@@ -119,6 +126,8 @@ class StepKernel {
   int64_t grid() const { return grid_; }
   // Whether the last launch streamed its weights (StepKernelArgs::stream, where it applies).
   bool streamed() const { return streamed_; }
+  // The ring slots of the last launch (0 where it did not stream).
+  int64_t ring_slots() const { return ring_slots_; }
   int64_t launches() const { return launches_; }
 
  private:
@@ -129,6 +138,7 @@ class StepKernel {
   int32_t* broken_dev_ = nullptr;   // its device view
   int64_t layers_n_ = 0, grid_ = 0, launches_ = 0;
   bool streamed_ = false;
+  int64_t ring_slots_ = 0;
   // Whether the device runs sm_90a code (9.0), and its opt-in shared memory a block (0: not
   // asked yet).
   bool sm90a_ = false;

@@ -31,6 +31,7 @@
 #include "kernels/bulk_load.cuh"
 #include "kernels/skinny_linear_core.cuh"
 #include "kernels/skinny_linear_mma.cuh"
+#include "model/qwen3_cuda_step_kernel.h"
 
 namespace npr::onestep::stream {
 
@@ -39,8 +40,8 @@ constexpr int kStepsPerChunk = kChunk / 32;        // mma steps (32 k each) a ch
 constexpr int kRowElems = kChunk + 32;             // bf16 per slot row (the 64-byte pad above)
 constexpr int kRows = skinny_tc::kTileRows;        // weight rows a tile has
 constexpr int kSlotBytes = 2 * kRows * kRowElems;  // 16,896
-constexpr int kMaxSlots = 12;
-constexpr int kMinSlots = 2;
+constexpr int kMaxSlots = kMaxRingSlots;
+constexpr int kMinSlots = kMinRingSlots;
 static_assert(kStepsPerChunk % skinny_tc::kSlicesNarrow == 0 &&
                   kStepsPerChunk % skinny_tc::kSlicesWide == 0,
               "a chunk holds whole rounds of every slice count: slices keep their step order");

@@ -43,8 +43,9 @@ double log_softmax_at(const float* row, int64_t vocab, int32_t id) {
 struct Diffs {
   double max = 0.0, sum = 0.0, logits_vs_cpu = 0.0;
   int64_t n = 0, kernel_steps = 0, kernel_timed_steps = 0;
-  bool kernel_streamed = false;  // the last one-kernel step streamed its weights
-  std::vector<float> logits;     // every step's, in order
+  bool kernel_streamed = false;   // the last one-kernel step streamed its weights
+  int64_t kernel_ring_slots = 0;  // ... through a ring of this many slots
+  std::vector<float> logits;      // every step's, in order
   std::map<std::string, double> kernel_phase_ms;
   void add(double d) {
     max = std::isnan(d) ? INFINITY : std::max(max, d);
@@ -182,6 +183,7 @@ Diffs fork_rollout(DevDType t, bool cascade, bool graphs, bool fast = false, int
   CHECK_OK(dec.settle_stats());
   d.kernel_steps = st.kernel_steps;
   d.kernel_streamed = st.kernel_streamed;
+  d.kernel_ring_slots = st.kernel_ring_slots;
   d.kernel_timed_steps = st.kernel_timed_steps;
   d.kernel_phase_ms = st.kernel_phase_ms;
   return d;
@@ -315,6 +317,9 @@ TEST(cuda_decode_step_kernel_gives_the_layer_path_bits) {
           CHECK_MSG(one.kernel_streamed == (stream && sm90a),
                     how + (one.kernel_streamed ? ": streamed" : ": did not stream") +
                         " its weights (sm_90a kernels here: " + (sm90a ? "yes)" : "no)"));
+          CHECK_MSG(one.kernel_streamed ? one.kernel_ring_slots >= 2 && one.kernel_ring_slots <= 12
+                                        : one.kernel_ring_slots == 0,
+                    how + ": a ring of " + std::to_string(one.kernel_ring_slots) + " slots");
           CHECK_MSG(one.logits.size() == ref.logits.size() && !one.logits.empty(),
                     how + ": logits counts differ");
           // On a failure, where and how far: rounding-order slips differ by ~1e-6 from the first

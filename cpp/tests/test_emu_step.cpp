@@ -189,8 +189,17 @@ emu::Device device_for(unsigned grid) {
 // one); kStepKernelPlain loads them itself. Both merge the attention's partial states where a
 // query's last one arrives, and start each kv head's attention once its q|k|v tiles are counted
 // ready; kStepKernelBarriers (streamed) has a grid barrier after q|k|v and a merge phase of its
-// own. timed: the step kernel's timed launches (its phase clock checked as the host reads it).
-enum class Path { kStepKernel, kStepKernelPlain, kStepKernelBarriers, kLayers, kLayersPdl };
+// own; kStepKernelRing2 is kStepKernel with a ring of the fewest slots (2), so the stream wraps
+// around it every other chunk. timed: the step kernel's timed launches (its phase clock checked
+// as the host reads it).
+enum class Path {
+  kStepKernel,
+  kStepKernelPlain,
+  kStepKernelBarriers,
+  kStepKernelRing2,
+  kLayers,
+  kLayersPdl
+};
 Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascade, unsigned grid,
                 Path path = Path::kStepKernel, bool timed = false) {
   const Qwen3Config& c = model.config();
@@ -201,8 +210,8 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   emu::set_device(device_for(grid));
   std::unique_ptr<emu::StepRunner> runner;
   const bool one_kernel = path == Path::kStepKernel || path == Path::kStepKernelPlain ||
-                          path == Path::kStepKernelBarriers;
-  const bool streamed = path == Path::kStepKernel || path == Path::kStepKernelBarriers;
+                          path == Path::kStepKernelBarriers || path == Path::kStepKernelRing2;
+  const bool streamed = one_kernel && path != Path::kStepKernelPlain;
   if (one_kernel) runner = std::make_unique<emu::StepRunner>(bits.model);
   KvCache kv(kBlocks, kBlockTokens);
   KvPages cpages;
@@ -264,15 +273,17 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
     std::map<std::string, double> phase_ms;
     const std::string fault =
         one_kernel
-            ? runner->run(plan, in,
-                          {true, streamed, path != Path::kStepKernelBarriers,
-                           path != Path::kStepKernelBarriers},
-                          logits.data(), timed ? &phase_ms : nullptr)
+            ? runner->run(
+                  plan, in,
+                  {true, streamed, path != Path::kStepKernelBarriers,
+                   path != Path::kStepKernelBarriers, path == Path::kStepKernelRing2 ? 2 : 12},
+                  logits.data(), timed ? &phase_ms : nullptr)
             : emu::decode_layer_path(bits.model, plan, in, path == Path::kLayersPdl, logits.data());
     const std::string what =
         std::string(path == Path::kStepKernel           ? "step kernel, "
                     : path == Path::kStepKernelPlain    ? "step kernel (plain), "
                     : path == Path::kStepKernelBarriers ? "step kernel (barriers), "
+                    : path == Path::kStepKernelRing2    ? "step kernel (ring of 2), "
                     : path == Path::kLayers             ? "layers, "
                                                         : "layers (pdl), ") +
         std::to_string(lens.size()) + " branches" + (cascade ? ", cascade" : ", flat") + ", grid " +
@@ -280,9 +291,16 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
         " rows)";
     CHECK_MSG(fault.empty(), what + ": " + fault);
     if (!fault.empty()) return out;
-    if (one_kernel)
+    if (one_kernel) {
       CHECK_MSG(runner->grid() == grid, what + ": the launcher chose a grid of " +
                                             std::to_string(runner->grid()) + " blocks");
+      // The ring: none without the stream, 2 slots where asked, more where they fit.
+      const int64_t slots = runner->ring_slots();
+      CHECK_MSG(!streamed                        ? slots == 0
+                : path == Path::kStepKernelRing2 ? slots == 2
+                                                 : slots > 2,
+                what + ": a ring of " + std::to_string(slots) + " slots");
+    }
     // Timed: add_phase_ms found every stamp it reads written and in order (a stamp past them
     // would have broken the stamps' allocation guard), and names every phase.
     for (const char* name : {"barrier", "embedding", "qkv", "qk_norm_rope_attend", "merge",
@@ -477,6 +495,12 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
                     ": the one-kernel step with all its barriers gives other bits than without");
+      // So does the one with the shallowest ring (the decode bench's A/B of its depth).
+      const Rollout ring2 = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelRing2);
+      CHECK_MSG(ring2.branch_logits == first,
+                std::to_string(cs.lens.size()) +
+                    (cascade ? " branches cascade" : " branches flat") +
+                    ": the one-kernel step with a ring of 2 slots gives other bits");
       // So do its candidate kernels (programmatic dependent launches, prefetching their weights).
       const Rollout pdl = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayersPdl);
       CHECK_MSG(

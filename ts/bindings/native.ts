@@ -274,6 +274,8 @@ export interface NativeKvDeviceStats {
   kernelGrid: number;
   /** Whether the last one-kernel step streamed its weights (options.stepKernelStream, on sm_90). */
   kernelStreamed: boolean;
+  /** The slots of that step's ring (options.stepKernelRingSlots at most; 0: it did not stream). */
+  kernelRingSlots: number;
   /** Why options.stepKernel was turned off ('' when it was not): it could not launch here. */
   kernelError: string;
   /** options.stepKernelTiming: device ms per phase of the one-kernel steps, over kernelTimedSteps. */
@@ -371,6 +373,12 @@ export interface NativeKvOptions {
    * (per-head readiness counts) instead of a grid barrier after the whole projection. Same bits.
    */
   stepKernelHeadFlags?: boolean;
+  /**
+   * CUDA, default 12 (2..12): the most slots the step kernel's weight stream may keep in flight
+   * in its ring of shared memory (as many as fit, up to this). Same bits; the benchmark's A/B of
+   * how far ahead the stream runs.
+   */
+  stepKernelRingSlots?: number;
   /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
    * barriers) into deviceStats().kernelPhaseMs, with where its CTAs' time went (`cta_wait_ring`,

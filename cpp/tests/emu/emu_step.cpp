@@ -84,6 +84,10 @@ bool StepRunner::streamed() const {
   return impl_->kernel.streamed();
 }
 
+int64_t StepRunner::ring_slots() const {
+  return impl_->kernel.ring_slots();
+}
+
 std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, const Switches& o,
                             float* logits, std::map<std::string, double>* phase_ms) {
   Impl& s = *impl_;
@@ -127,6 +131,7 @@ std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, const Sw
   a.stream = o.stream;
   a.fold_merge = o.fold_merge;
   a.head_flags = o.head_flags;
+  a.ring_slots = o.ring_slots;
   a.timing = phase_ms != nullptr;
   st = s.kernel.launch(*s.ctx, s.c, rows, a);
   if (st.is_ok() && phase_ms) st = s.kernel.add_phase_ms(*s.ctx, s.c, phase_ms);

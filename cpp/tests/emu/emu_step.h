@@ -82,12 +82,14 @@ class StepRunner {
   // streamed kernel).
   struct Switches {
     bool prefetch = true, stream = true, fold_merge = true, head_flags = true;
+    int ring_slots = 12;  // StepKernelArgs::ring_slots (its default, kMaxRingSlots)
   };
   std::string run(const StepPlan& plan, const StepInputs& in, const Switches& o, float* logits,
                   std::map<std::string, double>* phase_ms = nullptr);
   // The grid the launcher chose (0 before a launch), and whether it streamed the weights.
   unsigned grid() const;
   bool streamed() const;
+  int64_t ring_slots() const;  // of the last launch's ring (0: it did not stream)
 
  private:
   struct Impl;
