@@ -52,6 +52,7 @@ const VARIANTS = [
   ['one-kernel step, no prefetch', '_step_kernel_no_prefetch'],
   ['one-kernel step, merge phase unfolded', '_step_kernel_unfolded'],
   ['one-kernel step, barrier after q|k|v', '_step_kernel_no_head_flags'],
+  ['one-kernel step, ring of 4 slots', '_step_kernel_ring4'],
   ['generic', '_generic'],
 ];
 
