@@ -44,6 +44,7 @@
 #include "kernels/skinny_rmsnorm_stage.cuh"
 #include "model/qwen3_config.h"
 #include "model/qwen3_cuda_step_kernel.h"
+#include "model/qwen3_step_clock.h"
 #include "model/qwen3_step_heads.h"
 #include "model/qwen3_step_stream.cuh"
 
@@ -59,50 +60,6 @@ static_assert(stream::kIssueThread0 + 32 == kThreads &&
               "the stream's issuers are the last warp, apart from the threads writing a tile");
 // The one head dim compiled (every Qwen3 size has it): each instance is ~5 s of nvcc per arch.
 constexpr int kHeadDim = 128;
-// Each ends at a grid barrier, but the q|k|v phase with head_flags and a folded merge phase
-// (their stamps: when CTA 0 moved on).
-constexpr int kPhasesPerLayer = 6;
-// Timed launches first pass kCalibBarriers barriers with no work between them (what a barrier
-// alone costs), then stamp the embedding, every layer's phases and the head.
-constexpr int kCalibBarriers = 8;
-constexpr int kStampsFixed = 1 + kCalibBarriers + 2;  // start, calibration, embedding, head
-// The phases a timed launch counts the CTAs' waits by: those whose weights stream (ring waits)
-// and those a grid barrier ends (waits for other CTAs: with head_flags, q|k|v's are the
-// attention's waits for its heads; a folded merge phase has none).
-enum RingPhase { kRingQkv, kRingOProj, kRingGateUp, kRingDown, kRingHead, kRingPhases };
-enum GridPhase {
-  kGridEmbedding,
-  kGridQkv,  // then the rest of a layer's phases in their order (kPhasesPerLayer in all)
-  kGridAttend,
-  kGridMerge,
-  kGridOProj,
-  kGridGateUp,
-  kGridDown,
-  kGridHead,
-  kGridPhases
-};
-static_assert(kGridHead == kGridQkv + kPhasesPerLayer,
-              "a layer's phases between embedding and head");
-// After the stamps, what a timed launch's CTAs waited for, summed over them (thread 0's
-// nanoseconds from the calibration's end to the kernel's): their spans, the waits for ring chunks
-// to land (the streamed kernel) and their maximum, the waits at grid barriers and for q|k|v heads
-// and their maximum, then the ring waits by RingPhase and the grid waits by GridPhase (each over
-// the layers). The rest of a CTA's span is its own work.
-enum CtaClock {
-  kCtaSpan,
-  kCtaRing,
-  kCtaRingMax,
-  kCtaGrid,
-  kCtaGridMax,
-  kCtaRingByPhase,
-  kCtaGridByPhase = kCtaRingByPhase + kRingPhases,
-  kCtaClockFields = kCtaGridByPhase + kGridPhases
-};
-// A timed launch's thread 0 keeps its clocks in shared memory (registers are at ptxas' limit):
-// its ring waits by RingPhase, its grid waits by GridPhase from kWaitGrid0, and its clock at the
-// calibration's end (kWaitStart).
-constexpr int kWaitGrid0 = kRingPhases;
-constexpr int kWaitStart = kWaitGrid0 + kGridPhases;
 // What the streamed kernel leaves for its static shared memory (a tile's slice sums, the merge's
 // and the staged RMSNorm's arrays: 5,024 bytes at 8 rows by ptxas) when it sizes its ring.
 // scripts/wgmma-check.mjs fails where ptxas reports more.
