@@ -213,22 +213,34 @@ static_assert(part_bytes(kSkinnyMaxRows) ==
                   4 * skinny_tc::kPartFloats<kSkinnyMaxRows, skinny_tc::kSlicesNarrow>,
               "part_bytes is the static buffer's size");
 
-// This CTA's column tiles of y (M, n) = xs (M, k, shared) . W (n, k)^T (or +=), the weights
-// from the stream's ring, which holds this phase's tiles next: linear_tiles' tiles and bits. A
-// tile's outputs are written after its last sync (stream::tile_dots), so the CTA syncs once at
-// the end, before anything reads them or counts them done.
+// This CTA's `tiles` tiles of a streamed phase (k = the phase's k), the weights from the
+// stream's ring, which holds this phase's tiles next: each tile's slice sums into part0 or part1
+// in turn (stream::tile_dots), then write(s, b, sums) writes tile b's outputs, with no sync
+// after it; the CTA syncs once at the end, before anything reads them or counts them done.
+template <int M, typename Write>
+__device__ __forceinline__ void streamed_tiles(int64_t tiles, const uint16_t* xs, int64_t k,
+                                               float* part0, float* part1, stream::Ring& r,
+                                               const StreamPhases& ph, Write&& write) {
+  for_my_tiles(tiles, [&](auto s, int64_t b, int i) {
+    constexpr int S = decltype(s)::value;
+    float* pt = (i & 1) ? part1 : part0;
+    stream::tile_dots<M, S, kWarps>(pt, xs, r, k, ph, ph.count());
+    write(s, b, pt);
+  });
+  __syncthreads();
+}
+
+// linear_tiles with the weights from the ring: y (M, n) = xs (M, k, shared) . W (n, k)^T, or
+// +=; its tiles and bits.
 template <int M, typename CT>
 __device__ __forceinline__ void linear_tiles_streamed(CT* y, const uint16_t* xs, int64_t k,
                                                       int64_t n, bool acc, float* part0,
                                                       float* part1, stream::Ring& r,
                                                       const StreamPhases& ph) {
-  for_my_tiles(skinny::tiles(n, skinny_tc::kLinearTileCols), [&](auto s, int64_t b, int i) {
-    constexpr int S = decltype(s)::value;
-    float* pt = (i & 1) ? part1 : part0;
-    stream::tile_dots<M, S, kWarps>(pt, xs, r, k, ph, ph.count());
-    skinny_tc::write_linear_tile<M, S>(y, n, acc, b, pt);
-  });
-  __syncthreads();
+  streamed_tiles<M>(skinny::tiles(n, skinny_tc::kLinearTileCols), xs, k, part0, part1, r, ph,
+                    [&](auto s, int64_t b, const float* pt) {
+                      skinny_tc::write_linear_tile<M, decltype(s)::value>(y, n, acc, b, pt);
+                    });
 }
 
 // The same for swiglu_tiles.
@@ -236,13 +248,10 @@ template <int M>
 __device__ __forceinline__ void swiglu_tiles_streamed(bf16_t* act, const uint16_t* xs, int64_t k,
                                                       int64_t inter, float* part0, float* part1,
                                                       stream::Ring& r, const StreamPhases& ph) {
-  for_my_tiles(skinny::tiles(inter, skinny_tc::kSwigluTileCols), [&](auto s, int64_t b, int i) {
-    constexpr int S = decltype(s)::value;
-    float* pt = (i & 1) ? part1 : part0;
-    stream::tile_dots<M, S, kWarps>(pt, xs, r, k, ph, ph.count());
-    skinny_tc::write_swiglu_tile<M, S>(act, inter, b, pt);
-  });
-  __syncthreads();
+  streamed_tiles<M>(skinny::tiles(inter, skinny_tc::kSwigluTileCols), xs, k, part0, part1, r, ph,
+                    [&](auto s, int64_t b, const float* pt) {
+                      skinny_tc::write_swiglu_tile<M, decltype(s)::value>(act, inter, b, pt);
+                    });
 }
 
 // The weight rows of this CTA's tiles of a later phase, into L2.
