@@ -414,12 +414,13 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
   tiny.intermediate = 96;
   tiny.head_dim = 128;  // the one head dim the kernel is compiled for
   // Widths that reach the paths real Qwen3 sizes take: the staged RMSNorm's k > 256 form, the
-  // wide-slice tiles (a head of >= 512 column tiles) and a second round of tile_dots_deep
-  // (down's k > 1536). One layer, tied: the emulator's seconds go by weight bytes.
+  // wide-slice tiles (a head of >= 512 column tiles, and gate|up's 514, each folded in groups
+  // of tiles by the streamed kernel) and a second round of tile_dots_deep (down's k > 1536).
+  // One layer, tied: the emulator's seconds go by weight bytes.
   Qwen3Config wide = tiny_config(true);
   wide.vocab = 4100;
   wide.hidden = 264;
-  wide.intermediate = 1544;
+  wide.intermediate = 2056;
   wide.layers = 1;
   wide.head_dim = 128;
   // 3 branches (3, 2, 1 rows as they end) on 5 and 17 blocks; 8 branches (every row count down
