@@ -101,6 +101,7 @@ struct Params {
   // at byte ring_offset of the dynamic shared memory, then their mbarriers (8 bytes each).
   int ring_slots;
   int64_t ring_offset;
+  int group_tiles;  // StepKernelArgs::group_tiles
 };
 
 // The arguments of a launch for a step of model c, all but the layer table, the plan, the
@@ -405,6 +406,7 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     ring.slots0 = base + static_cast<uint32_t>(p.ring_offset);
     ring.bars = ring.slots0 + static_cast<uint32_t>(p.ring_slots * stream::kSlotBytes);
     ring.slots = p.ring_slots;
+    ring.group = p.group_tiles;
     stream::start(ring, phases, phases.count());
   }
   // The grid barrier that ends a phase, and (timing) when CTA 0 left it.

@@ -85,6 +85,7 @@ struct Ring {
   uint32_t parity = 0;
   int phase = -1;
   int tile = 0, tiles = 0, kc = 0, cpt = 0;
+  int group = 1;  // the most tiles a wide phase folds at once (group_dots)
   Phase cur{};
   uint64_t* waited = nullptr;
 
@@ -232,7 +233,7 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
 // own work at 1.26 ms of a 1.75 ms step at batch 1 against 0.03 ms of waiting for the ring, the
 // head phase at ~1.07 us a 16.9 KB chunk. The tiles of a group interleave their chains, share
 // each x load, and share one sync and one refill of the ring.
-constexpr int kGroupTiles = 4;
+constexpr int kGroupTiles = kMaxGroupTiles;
 
 // Ring position `ahead` chunks past the next to read: its slot and that slot's phase parity
 // (ahead < slots).
@@ -247,11 +248,12 @@ __device__ __forceinline__ void ring_at(const Ring& r, int ahead, int* slot, uin
   *parity = p;
 }
 
-// Tiles a group may hold: every chunk of a group stays in the ring until the group is folded.
+// Tiles a group may hold: at most r.group, and every chunk of a group stays in the ring until
+// the group is folded.
 __device__ __forceinline__ int group_tiles(const Ring& r, int64_t k) {
   const int cpt = static_cast<int>((k + kChunk - 1) / kChunk);
   const int fit = r.slots / cpt;
-  return fit < kGroupTiles ? fit : kGroupTiles;
+  return fit < r.group ? fit : r.group;
 }
 
 // The slice sums of the CTA's next np tiles of a wide phase (k = its k; np <= group_tiles), tile

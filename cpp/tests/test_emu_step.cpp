@@ -190,13 +190,15 @@ emu::Device device_for(unsigned grid) {
 // query's last one arrives, and start each kv head's attention once its q|k|v tiles are counted
 // ready; kStepKernelBarriers (streamed) has a grid barrier after q|k|v and a merge phase of its
 // own; kStepKernelRing2 is kStepKernel with a ring of the fewest slots (2), so the stream wraps
-// around it every other chunk. timed: the step kernel's timed launches (its phase clock checked
-// as the host reads it).
+// around it every other chunk (and its wide phases fold their tiles in groups of 2, not 4);
+// kStepKernelTileByTile is kStepKernel with the wide phases folding one tile at a time. timed: the
+// step kernel's timed launches (its phase clock checked as the host reads it).
 enum class Path {
   kStepKernel,
   kStepKernelPlain,
   kStepKernelBarriers,
   kStepKernelRing2,
+  kStepKernelTileByTile,
   kLayers,
   kLayersPdl
 };
@@ -210,7 +212,8 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   emu::set_device(device_for(grid));
   std::unique_ptr<emu::StepRunner> runner;
   const bool one_kernel = path == Path::kStepKernel || path == Path::kStepKernelPlain ||
-                          path == Path::kStepKernelBarriers || path == Path::kStepKernelRing2;
+                          path == Path::kStepKernelBarriers || path == Path::kStepKernelRing2 ||
+                          path == Path::kStepKernelTileByTile;
   const bool streamed = one_kernel && path != Path::kStepKernelPlain;
   if (one_kernel) runner = std::make_unique<emu::StepRunner>(bits.model);
   KvCache kv(kBlocks, kBlockTokens);
@@ -276,16 +279,18 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
             ? runner->run(
                   plan, in,
                   {true, streamed, path != Path::kStepKernelBarriers,
-                   path != Path::kStepKernelBarriers, path == Path::kStepKernelRing2 ? 2 : 12},
+                   path != Path::kStepKernelBarriers, path == Path::kStepKernelRing2 ? 2 : 12,
+                   path == Path::kStepKernelTileByTile ? 1 : 4},
                   logits.data(), timed ? &phase_ms : nullptr)
             : emu::decode_layer_path(bits.model, plan, in, path == Path::kLayersPdl, logits.data());
     const std::string what =
-        std::string(path == Path::kStepKernel           ? "step kernel, "
-                    : path == Path::kStepKernelPlain    ? "step kernel (plain), "
-                    : path == Path::kStepKernelBarriers ? "step kernel (barriers), "
-                    : path == Path::kStepKernelRing2    ? "step kernel (ring of 2), "
-                    : path == Path::kLayers             ? "layers, "
-                                                        : "layers (pdl), ") +
+        std::string(path == Path::kStepKernel             ? "step kernel, "
+                    : path == Path::kStepKernelPlain      ? "step kernel (plain), "
+                    : path == Path::kStepKernelBarriers   ? "step kernel (barriers), "
+                    : path == Path::kStepKernelRing2      ? "step kernel (ring of 2), "
+                    : path == Path::kStepKernelTileByTile ? "step kernel (tile by tile), "
+                    : path == Path::kLayers               ? "layers, "
+                                                          : "layers (pdl), ") +
         std::to_string(lens.size()) + " branches" + (cascade ? ", cascade" : ", flat") + ", grid " +
         std::to_string(grid) + ", step " + std::to_string(j) + " (" + std::to_string(rows) +
         " rows)";
@@ -502,6 +507,14 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
                     ": the one-kernel step with a ring of 2 slots gives other bits");
+      // So does the one whose wide phases fold one tile at a time (the decode bench's A/B of
+      // the groups).
+      const Rollout single =
+          rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelTileByTile);
+      CHECK_MSG(single.branch_logits == first,
+                std::to_string(cs.lens.size()) +
+                    (cascade ? " branches cascade" : " branches flat") +
+                    ": the one-kernel step folding tile by tile gives other bits");
       // So do its candidate kernels (programmatic dependent launches, prefetching their weights).
       const Rollout pdl = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayersPdl);
       CHECK_MSG(
