@@ -19,12 +19,12 @@ namespace npr::skinny {
 constexpr int kWarpRowMaxIn = 256;  // rmsnorm.cu: a warp per row up to this dim
 constexpr int kNormThreads = 256;   // rmsnorm.cu: the block per row above it
 
-// xn (M, k) bf16 in shared memory <- x (M, k) fp32, nw (k) fp32. Every thread must call it.
+// rstd (M, shared memory) <- each row's 1 / sqrt(mean(x^2) + eps) of x (M, k) fp32, as
+// rmsnorm.cu computes it (its sum order, formula and rounding). Every thread must call it; the
+// CTA syncs at the end.
 template <int M>
-__device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const float* nw,
-                                             int64_t k, float eps) {
+__device__ __forceinline__ void row_rstd(float* rstd, const float* x, int64_t k, float eps) {
   NPR_STATIC_SHARED(float, ss_part, [M][kNormThreads / 32]);
-  NPR_STATIC_SHARED(float, rstd, [M]);
   const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
   if (k <= kWarpRowMaxIn) {
     for (int r = warp; r < M; r += kWarps) {
@@ -75,6 +75,15 @@ __device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const
     }
   }
   __syncthreads();
+}
+
+// xn (M, k) bf16 in shared memory <- x (M, k) fp32, nw (k) fp32. Every thread must call it.
+template <int M>
+__device__ __forceinline__ void stage_normed(uint16_t* xn, const float* x, const float* nw,
+                                             int64_t k, float eps) {
+  NPR_STATIC_SHARED(float, rstd, [M]);
+  row_rstd<M>(rstd, x, k, eps);
+  const int t = threadIdx.x;
   auto* out = reinterpret_cast<__nv_bfloat16*>(xn);
   float s[M];
 #pragma unroll
