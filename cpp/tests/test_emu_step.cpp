@@ -484,43 +484,32 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
                 std::to_string(cs.lens.size()) +
                     (cascade ? " branches cascade" : " branches flat") +
                     ": the layer path's kernels give other bits than the one-kernel step");
-      // So does the one-kernel step that loads its weights itself (the plain kernel: devices
-      // before sm_90, and the decode bench's A/B).
-      const Rollout plain = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelPlain);
-      CHECK_MSG(plain.branch_logits == first,
-                std::to_string(cs.lens.size()) +
-                    (cascade ? " branches cascade" : " branches flat") +
-                    ": the plain one-kernel step gives other bits than the streamed one");
-      // So does the one-kernel step with a grid barrier after q|k|v and its merges as a phase
-      // of their own (the decode bench's A/B): with neither, each attention unit starts once
-      // its head's tiles are counted and each merge runs in whichever CTA's arrival is the
-      // query's last, which change with the grid and the thread order above, never the bits.
-      const Rollout barriers =
-          rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelBarriers);
-      CHECK_MSG(barriers.branch_logits == first,
-                std::to_string(cs.lens.size()) +
-                    (cascade ? " branches cascade" : " branches flat") +
-                    ": the one-kernel step with all its barriers gives other bits than without");
-      // So does the one with the shallowest ring (the decode bench's A/B of its depth).
-      const Rollout ring2 = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelRing2);
-      CHECK_MSG(ring2.branch_logits == first,
-                std::to_string(cs.lens.size()) +
-                    (cascade ? " branches cascade" : " branches flat") +
-                    ": the one-kernel step with a ring of 2 slots gives other bits");
-      // So does the one whose wide phases fold one tile at a time (the decode bench's A/B of
-      // the groups).
-      const Rollout single =
-          rollout(*model, cs.lens, cascade, cs.grids[0], Path::kStepKernelTileByTile);
-      CHECK_MSG(single.branch_logits == first,
-                std::to_string(cs.lens.size()) +
-                    (cascade ? " branches cascade" : " branches flat") +
-                    ": the one-kernel step folding tile by tile gives other bits");
-      // So do its candidate kernels (programmatic dependent launches, prefetching their weights).
-      const Rollout pdl = rollout(*model, cs.lens, cascade, cs.grids[0], Path::kLayersPdl);
-      CHECK_MSG(
-          pdl.branch_logits == first,
-          std::to_string(cs.lens.size()) + (cascade ? " branches cascade" : " branches flat") +
-              ": the layer path's candidate kernels give other bits than the one-kernel step");
+      // So do the other forms, each the decode bench's A/B of one of its switches:
+      // - the one-kernel step that loads its weights itself (the plain kernel: devices before
+      //   sm_90);
+      // - the one with a grid barrier after q|k|v and its merges as a phase of their own: with
+      //   neither, each attention unit starts once its head's tiles are counted and each merge
+      //   runs in whichever CTA's arrival is the query's last, which change with the grid and
+      //   the thread order above, never the bits;
+      // - the one with the shallowest ring (its depth);
+      // - the one whose wide phases fold one tile at a time (the groups);
+      // - the layer path's candidate kernels (programmatic dependent launches, prefetching their
+      //   weights).
+      const struct {
+        Path path;
+        const char* what;
+      } forms[] = {{Path::kStepKernelPlain, "the plain one-kernel step"},
+                   {Path::kStepKernelBarriers, "the one-kernel step with all its barriers"},
+                   {Path::kStepKernelRing2, "the one-kernel step with a ring of 2 slots"},
+                   {Path::kStepKernelTileByTile, "the one-kernel step folding tile by tile"},
+                   {Path::kLayersPdl, "the layer path's candidate kernels"}};
+      for (const auto& f : forms) {
+        const Rollout r = rollout(*model, cs.lens, cascade, cs.grids[0], f.path);
+        CHECK_MSG(r.branch_logits == first,
+                  std::to_string(cs.lens.size()) +
+                      (cascade ? " branches cascade: " : " branches flat: ") + f.what +
+                      " gives other bits than the streamed one-kernel step");
+      }
       // The timed launches (the phase clock of the decode bench's breakdown) change no bit, in
       // each form (their waits checked in rollout: ring waits only where the weights stream, a
       // merge barrier's only where the merges are a phase of their own).
