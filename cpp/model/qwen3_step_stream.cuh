@@ -157,6 +157,18 @@ __device__ __forceinline__ void start(Ring& r, const PhaseAt& phase_at, int phas
     for (int s = 0; s < r.slots; ++s) issue_next(r, phase_at, phases, g);
 }
 
+// Waits until the chunk in slot s (its mbarrier's phase of this parity) has landed; thread 0 of
+// a timed launch adds the time it waited at r.waited.
+__device__ __forceinline__ void wait_chunk(const Ring& r, int s, uint32_t parity) {
+  if (r.waited && threadIdx.x == 0) {
+    const uint64_t t0 = grid::now_ns();
+    bulk_load::wait(r.bar(s), parity);
+    *r.waited += grid::now_ns() - t0;
+  } else {
+    bulk_load::wait(r.bar(s), parity);
+  }
+}
+
 // c[v] += the calling warp's slices v (slice warp + v W) over the chunk in slot `slot` (chunk kc
 // of its tile; k the tile's): skinny_tc::tile_dots' steps and operands, weights from the slot.
 // x (M, k) bf16 in shared memory.
@@ -206,13 +218,7 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
             g = static_cast<int>((threadIdx.x & 31) >> 2);
   const int q = static_cast<int>(threadIdx.x & 3);
   for (int64_t kc = 0; kc < cpt; ++kc) {
-    if (r.waited && threadIdx.x == 0) {
-      const uint64_t t0 = grid::now_ns();
-      bulk_load::wait(r.bar(r.read), r.parity);
-      *r.waited += grid::now_ns() - t0;
-    } else {
-      bulk_load::wait(r.bar(r.read), r.parity);
-    }
+    wait_chunk(r, r.read, r.parity);
     chunk_dots<M, S, W>(c, x, r.slot(r.read), k, kc);
     if (kc + 1 == cpt && g < M)
 #pragma unroll
@@ -286,13 +292,7 @@ __device__ __forceinline__ void group_dots(float* part, const uint16_t* x, Ring&
       int s;
       uint32_t parity;
       ring_at(r, p * cpt + kc, &s, &parity);
-      if (r.waited && threadIdx.x == 0) {
-        const uint64_t t0 = grid::now_ns();
-        bulk_load::wait(r.bar(s), parity);
-        *r.waited += grid::now_ns() - t0;
-      } else {
-        bulk_load::wait(r.bar(s), parity);
-      }
+      wait_chunk(r, s, parity);
     }
     int at[P];  // the first 16-byte chunk of row g of chunk kc of tile p, in rows
 #pragma unroll
