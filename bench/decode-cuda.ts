@@ -85,14 +85,13 @@ interface Run {
   fusedQkWrite?: boolean;
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
-  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelRingSlots / stepKernelGroupTiles / stepKernelTiming. */
+  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelRingSlots / stepKernelTiming. */
   stepKernel?: boolean;
   stepKernelPrefetch?: boolean;
   stepKernelStream?: boolean;
   stepKernelFoldMerge?: boolean;
   stepKernelHeadFlags?: boolean;
   stepKernelRingSlots?: number;
-  stepKernelGroupTiles?: number;
   stepKernelTiming?: boolean;
 }
 
@@ -122,7 +121,6 @@ async function stepTime(
     stepKernelFoldMerge: run.stepKernelFoldMerge ?? true,
     stepKernelHeadFlags: run.stepKernelHeadFlags ?? true,
     stepKernelRingSlots: run.stepKernelRingSlots ?? 12,
-    stepKernelGroupTiles: run.stepKernelGroupTiles ?? 4,
     stepKernelTiming: run.stepKernelTiming ?? false,
   });
   const req = kv.openRequest(1 << 20);
@@ -226,9 +224,6 @@ const allTrials: Record<string, Partial<Run>> = {
   // depends on how far ahead the weight stream runs (a deeper ring takes shared memory from the
   // attention).
   step_kernel_ring4: { stepKernel: true, stepKernelRingSlots: 4 },
-  // Its wide phases (q|k|v, gate|up, head) folding one tile at a time, not 4 at once: what
-  // interleaving the tiles' tensor-core chains saves.
-  step_kernel_group1: { stepKernel: true, stepKernelGroupTiles: 1 },
   // Its phases timed barrier to barrier (every step then waits for the device: its step times
   // are not the headline): where the one kernel's time goes.
   step_kernel_timed: { stepKernel: true, stepKernelTiming: true },

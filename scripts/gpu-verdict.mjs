@@ -53,7 +53,6 @@ const VARIANTS = [
   ['one-kernel step, merge phase unfolded', '_step_kernel_unfolded'],
   ['one-kernel step, barrier after q|k|v', '_step_kernel_no_head_flags'],
   ['one-kernel step, ring of 4 slots', '_step_kernel_ring4'],
-  ['one-kernel step, tile by tile', '_step_kernel_group1'],
   ['generic', '_generic'],
 ];
 

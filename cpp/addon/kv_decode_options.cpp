@@ -29,16 +29,10 @@ KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn) {
   r.step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
   r.step_kernel_ring_slots =
       static_cast<int32_t>(int_field(o, fn, "stepKernelRingSlots", 2, 12, true, 12));
-  r.step_kernel_group_tiles =
-      static_cast<int32_t>(int_field(o, fn, "stepKernelGroupTiles", 1, 4, true, 4));
   return r;
 }
 
 #if defined(NPR_WITH_CUDA)
-static_assert(KvDecodeOptions{}.step_kernel_ring_slots == kMaxRingSlots &&
-                  KvDecodeOptions{}.step_kernel_group_tiles == kMaxGroupTiles,
-              "the options' defaults are the step kernel's");
-
 void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
   d.use_graphs = opt.graphs;
   d.fast_kernels = opt.fast_kernels;
@@ -55,7 +49,6 @@ void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
   d.step_kernel_head_flags = opt.step_kernel_head_flags;
   d.step_kernel_timing = opt.step_kernel_timing;
   d.step_kernel_ring_slots = opt.step_kernel_ring_slots;
-  d.step_kernel_group_tiles = opt.step_kernel_group_tiles;
 }
 #endif
 

@@ -18,9 +18,8 @@
 //   that finishes a query's last share, in place of a merge phase and its grid barrier;
 //   stepKernelHeadFlags? = true: its attention waiting for its own kv head's q|k|v tiles, not a
 //   grid barrier after them all; stepKernelRingSlots? = 12 (2..12): the most slots its weight
-//   stream's ring may take (as many as fit, up to this); stepKernelGroupTiles? = 4 (1..4): the
-//   most tiles a wide streamed phase folds at once (1: tile by tile); stepKernelTiming? = false:
-//   its phases timed into deviceStats().kernelPhaseMs, each step synced.
+//   stream's ring may take (as many as fit, up to this); stepKernelTiming? = false: its phases
+//   timed into deviceStats().kernelPhaseMs, each step synced.
 #pragma once
 
 #include <napi.h>
@@ -38,7 +37,6 @@ struct KvDecodeOptions {
   bool step_kernel = false, step_kernel_prefetch = true, step_kernel_stream = true;
   bool step_kernel_fold_merge = true, step_kernel_head_flags = true, step_kernel_timing = false;
   int32_t step_kernel_ring_slots = 12;  // StepKernelArgs::kMaxRingSlots (a CPU build has no header)
-  int32_t step_kernel_group_tiles = 4;  // StepKernelArgs::kMaxGroupTiles
 };
 
 // The options object `o` of the constructor `fn`; a wrong type is a TypeError naming the field.

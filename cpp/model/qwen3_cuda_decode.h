@@ -104,17 +104,15 @@ class Qwen3CudaDecoder {
   // each attention unit waits for its own kv head's q|k|v tiles instead of a grid barrier after
   // the whole projection (same bits; off for the A/B). step_kernel_ring_slots: the most slots
   // the weight stream's ring may take (StepKernelArgs::ring_slots; same bits; the benchmark's
-  // A/B of how far ahead it streams). step_kernel_group_tiles: the most tiles a wide streamed
-  // phase folds at once (StepKernelArgs::group_tiles; same bits; the benchmark's A/B). Where the
-  // kernel cannot launch (no cooperative launch, no room on an SM) the step runs the layer path,
-  // step_kernel turns off and stats().kernel_error says why.
+  // A/B of how far ahead it streams). Where the kernel cannot launch (no
+  // cooperative launch, no room on an SM) the step runs the layer path, step_kernel turns off and
+  // stats().kernel_error says why.
   bool step_kernel = false;
   bool step_kernel_prefetch = true;
   bool step_kernel_stream = true;
   bool step_kernel_fold_merge = true;
   bool step_kernel_head_flags = true;
   int32_t step_kernel_ring_slots = kMaxRingSlots;
-  int32_t step_kernel_group_tiles = kMaxGroupTiles;
   // Time each phase of every one-kernel step into stats().kernel_phase_ms (the device clock at
   // its barriers; each step then waits for the device).
   bool step_kernel_timing = false;

@@ -52,7 +52,6 @@ Status Qwen3CudaDecoder::run_step_kernel(int64_t S) {
   a.fold_merge = step_kernel_fold_merge;
   a.head_flags = step_kernel_head_flags;
   a.ring_slots = step_kernel_ring_slots;
-  a.group_tiles = step_kernel_group_tiles;
   a.timing = step_kernel_timing;
   NPR_TRY(step_kernel_.launch(ctx_, c, S, a));
   ++stats_.kernel_steps;

@@ -217,11 +217,6 @@ Status StepKernel::launch(CudaContext& ctx, const Qwen3Config& c, int64_t rows,
     return Status::invalid(std::string(op) + ": the weight stream's ring takes " +
                            std::to_string(kMinRingSlots) + ".." + std::to_string(kMaxRingSlots) +
                            " slots at most, not " + std::to_string(a.ring_slots));
-  if (a.group_tiles < 1 || a.group_tiles > kMaxGroupTiles)
-    return Status::invalid(std::string(op) + ": a wide phase folds 1.." +
-                           std::to_string(kMaxGroupTiles) + " tiles at once, not " +
-                           std::to_string(a.group_tiles));
-  p.group_tiles = a.group_tiles;
   // The streamed form where the device is an sm_90 one and its ring fits.
   bool streamed = false;
   int64_t smem = dyn_smem_bytes(c, rows);

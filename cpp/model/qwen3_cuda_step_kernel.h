@@ -53,8 +53,6 @@ struct StepKernelLayer {
 
 // The weight stream's ring (qwen3_step_stream.cuh): its most and fewest slots.
 constexpr int32_t kMaxRingSlots = 12, kMinRingSlots = 2;
-// Tiles a wide streamed phase folds at once (stream::group_dots): at most kMaxGroupTiles.
-constexpr int32_t kMaxGroupTiles = 4;
 
 struct StepKernelArgs {
   const void* embed = nullptr;        // (vocab, hidden) bf16
@@ -90,10 +88,6 @@ struct StepKernelArgs {
   // default: as many as fit the shared memory, up to kMaxRingSlots), for the A/B the benchmark
   // runs: how much the step's time depends on how far the stream runs ahead.
   int32_t ring_slots = kMaxRingSlots;
-  // The most tiles a wide streamed phase (one k slice a warp: q|k|v, gate|up and the head at
-  // the 0.6B shape) folds at once, their mma chains interleaved (1 .. kMaxGroupTiles; 1: tile
-  // by tile), for the A/B the benchmark runs. Same bits.
-  int32_t group_tiles = kMaxGroupTiles;
   // Stamp the device clock (CTA 0's, as it leaves each phase's barrier; a last barrier is added
   // after the head) and count every CTA's waits, for add_phase_ms.
   bool timing = false;

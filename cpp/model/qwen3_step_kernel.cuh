@@ -101,7 +101,6 @@ struct Params {
   // at byte ring_offset of the dynamic shared memory, then their mbarriers (8 bytes each).
   int ring_slots;
   int64_t ring_offset;
-  int group_tiles;  // StepKernelArgs::group_tiles
 };
 
 // The arguments of a launch for a step of model c, all but the layer table, the plan, the
@@ -218,36 +217,16 @@ static_assert(part_bytes(kSkinnyMaxRows) ==
 // stream's ring, which holds this phase's tiles next: each tile's slice sums into part0 or part1
 // in turn (stream::tile_dots), then write(s, b, sums) writes tile b's outputs, with no sync
 // after it; the CTA syncs once at the end, before anything reads them or counts them done.
-// A wide phase (one slice a warp) folds its tiles in groups (stream::group_dots), a group's
-// slice sums side by side in one buffer; the buffers alternate by group as they do by tile.
 template <int M, typename Write>
 __device__ __forceinline__ void streamed_tiles(int64_t tiles, const uint16_t* xs, int64_t k,
                                                float* part0, float* part1, stream::Ring& r,
                                                const StreamPhases& ph, Write&& write) {
-  constexpr int SW = skinny_tc::kSlicesWide;
-  static_assert(SW == kWarps && stream::kGroupTiles * skinny_tc::kPartFloats<M, SW> <=
-                                    skinny_tc::kPartFloats<M, skinny_tc::kSlicesNarrow>,
-                "a group's slice sums fit one buffer");
-  const int per = stream::group_tiles(r, k);
-  if (skinny_tc::slices_for(tiles) == SW && per > 1) {
-    const int64_t mine = tiles > blockIdx.x ? (tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
-    int group = 0;
-    for (int64_t i = 0; i < mine; i += per, ++group) {
-      const int np = static_cast<int>(mine - i < per ? mine - i : per);
-      float* pt = (group & 1) ? part1 : part0;
-      stream::group_dots<M, SW, kWarps>(pt, xs, r, k, np, ph, ph.count());
-      for (int p = 0; p < np; ++p)
-        write(std::integral_constant<int, SW>{}, blockIdx.x + (i + p) * gridDim.x,
-              pt + p * skinny_tc::kPartFloats<M, SW>);
-    }
-  } else {
-    for_my_tiles(tiles, [&](auto s, int64_t b, int i) {
-      constexpr int S = decltype(s)::value;
-      float* pt = (i & 1) ? part1 : part0;
-      stream::tile_dots<M, S, kWarps>(pt, xs, r, k, ph, ph.count());
-      write(s, b, pt);
-    });
-  }
+  for_my_tiles(tiles, [&](auto s, int64_t b, int i) {
+    constexpr int S = decltype(s)::value;
+    float* pt = (i & 1) ? part1 : part0;
+    stream::tile_dots<M, S, kWarps>(pt, xs, r, k, ph, ph.count());
+    write(s, b, pt);
+  });
   __syncthreads();
 }
 
@@ -406,7 +385,6 @@ __global__ void __launch_bounds__(kThreads, 2) step_kernel(const __grid_constant
     ring.slots0 = base + static_cast<uint32_t>(p.ring_offset);
     ring.bars = ring.slots0 + static_cast<uint32_t>(p.ring_slots * stream::kSlotBytes);
     ring.slots = p.ring_slots;
-    ring.group = p.group_tiles;
     stream::start(ring, phases, phases.count());
   }
   // The grid barrier that ends a phase, and (timing) when CTA 0 left it.

@@ -85,7 +85,6 @@ struct Ring {
   uint32_t parity = 0;
   int phase = -1;
   int tile = 0, tiles = 0, kc = 0, cpt = 0;
-  int group = 1;  // the most tiles a wide phase folds at once (group_dots)
   Phase cur{};
   uint64_t* waited = nullptr;
 
@@ -157,18 +156,6 @@ __device__ __forceinline__ void start(Ring& r, const PhaseAt& phase_at, int phas
     for (int s = 0; s < r.slots; ++s) issue_next(r, phase_at, phases, g);
 }
 
-// Waits until the chunk in slot s (its mbarrier's phase of this parity) has landed; thread 0 of
-// a timed launch adds the time it waited at r.waited.
-__device__ __forceinline__ void wait_chunk(const Ring& r, int s, uint32_t parity) {
-  if (r.waited && threadIdx.x == 0) {
-    const uint64_t t0 = grid::now_ns();
-    bulk_load::wait(r.bar(s), parity);
-    *r.waited += grid::now_ns() - t0;
-  } else {
-    bulk_load::wait(r.bar(s), parity);
-  }
-}
-
 // c[v] += the calling warp's slices v (slice warp + v W) over the chunk in slot `slot` (chunk kc
 // of its tile; k the tile's): skinny_tc::tile_dots' steps and operands, weights from the slot.
 // x (M, k) bf16 in shared memory.
@@ -218,7 +205,13 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
             g = static_cast<int>((threadIdx.x & 31) >> 2);
   const int q = static_cast<int>(threadIdx.x & 3);
   for (int64_t kc = 0; kc < cpt; ++kc) {
-    wait_chunk(r, r.read, r.parity);
+    if (r.waited && threadIdx.x == 0) {
+      const uint64_t t0 = grid::now_ns();
+      bulk_load::wait(r.bar(r.read), r.parity);
+      *r.waited += grid::now_ns() - t0;
+    } else {
+      bulk_load::wait(r.bar(r.read), r.parity);
+    }
     chunk_dots<M, S, W>(c, x, r.slot(r.read), k, kc);
     if (kc + 1 == cpt && g < M)
 #pragma unroll
@@ -231,104 +224,6 @@ __device__ __forceinline__ void tile_dots(float* part, const uint16_t* x, Ring& 
     const int ig = issue_row();
     if (ig >= 0) issue_next(r, phase_at, phases, ig);
   }
-}
-
-// Tiles of a wide phase (S == W: one slice a warp) a CTA folds at once (group_dots). A warp's
-// slice of one tile is a single chain of dependent mma (two a 32-k step: 16 for a chunk of 1024),
-// and with one CTA of four warps an SM nothing else was in flight: the H200 measured the CTAs'
-// own work at 1.26 ms of a 1.75 ms step at batch 1 against 0.03 ms of waiting for the ring, the
-// head phase at ~1.07 us a 16.9 KB chunk. The tiles of a group interleave their chains, share
-// each x load, and share one sync and one refill of the ring.
-constexpr int kGroupTiles = kMaxGroupTiles;
-
-// Ring position `ahead` chunks past the next to read: its slot and that slot's phase parity
-// (ahead < slots).
-__device__ __forceinline__ void ring_at(const Ring& r, int ahead, int* slot, uint32_t* parity) {
-  int i = r.read + ahead;
-  uint32_t p = r.parity;
-  if (i >= r.slots) {
-    i -= r.slots;
-    p ^= 1u;
-  }
-  *slot = i;
-  *parity = p;
-}
-
-// Tiles a group may hold: at most r.group, and every chunk of a group stays in the ring until
-// the group is folded.
-__device__ __forceinline__ int group_tiles(const Ring& r, int64_t k) {
-  const int cpt = static_cast<int>((k + kChunk - 1) / kChunk);
-  const int fit = r.slots / cpt;
-  return fit < r.group ? fit : r.group;
-}
-
-// The slice sums of the CTA's next np tiles of a wide phase (k = its k; np <= group_tiles), tile
-// p's into part + p kPartFloats<M, S>: every thread waits for all of the group's chunks (chunk kc
-// of tile p is ring position p cpt + kc), the warps fold them with the steps and operands of
-// chunk_dots, tile by tile in step order (the same sums, the same bits), the tiles' mma chains
-// interleaved; the slice sums go to part before the group's one sync, after which the issuers
-// refill the np cpt slots. The caller writes the outputs from part with no sync after them, as
-// after tile_dots.
-template <int M, int S, int W, typename PhaseAt>
-__device__ __forceinline__ void group_dots(float* part, const uint16_t* x, Ring& r, int64_t k,
-                                           int np, const PhaseAt& phase_at, int phases) {
-  static_assert(S == W, "one slice a warp");
-  constexpr int P = kGroupTiles;
-  float c[P][4];
-#pragma unroll
-  for (int p = 0; p < P; ++p) c[p][0] = c[p][1] = c[p][2] = c[p][3] = 0.0f;
-  const int cpt = static_cast<int>((k + kChunk - 1) / kChunk);
-  const int warp = static_cast<int>(threadIdx.x >> 5),
-            g = static_cast<int>((threadIdx.x & 31) >> 2);
-  const int q = static_cast<int>(threadIdx.x & 3);
-  const int64_t chunks = k / 8, steps = (chunks + 3) / 4;
-  const uint4* px = reinterpret_cast<const uint4*>(x) + (g < M ? g : 0) * chunks;
-  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-  // Row g of the ring's slots, in 16-byte chunks: slot s's chunk j at rows[s kSlotChunks + j].
-  constexpr int kSlotChunks = kSlotBytes / 16;
-  const uint4* rows = reinterpret_cast<const uint4*>(r.slot(0) + g * kRowElems);
-  for (int kc = 0; kc < cpt; ++kc) {
-    for (int p = 0; p < np; ++p) {  // chunk kc of every tile of the group has landed
-      int s;
-      uint32_t parity;
-      ring_at(r, p * cpt + kc, &s, &parity);
-      wait_chunk(r, s, parity);
-    }
-    int at[P];  // the first 16-byte chunk of row g of chunk kc of tile p, in rows
-#pragma unroll
-    for (int p = 0; p < P; ++p) {
-      int s = r.read + p * cpt + kc;
-      if (s >= r.slots) s -= r.slots;
-      at[p] = s * kSlotChunks;
-    }
-    const int64_t t0 = static_cast<int64_t>(kc) * kStepsPerChunk;
-    const int64_t t1 = steps < t0 + kStepsPerChunk ? steps : t0 + kStepsPerChunk;
-#pragma unroll 1  // a step's P tiles already put 2 P independent mma in flight
-    for (int64_t t = t0 + warp; t < t1; t += S) {
-      const int64_t ch = 4 * t + q;
-      const bool ok = ch < chunks;
-      const uint4 xv = ok && g < M ? px[ch] : zero;
-      const int j = static_cast<int>(ch - 4 * t0);
-#pragma unroll
-      for (int p = 0; p < P; ++p)
-        if (p < np) skinny_tc::mma_chunk(c[p], xv, ok ? rows[at[p] + j] : zero);
-    }
-  }
-  if (g < M)
-#pragma unroll
-    for (int p = 0; p < P; ++p)
-      if (p < np)
-        skinny_tc::store_slice_sums<M>(part + p * skinny_tc::kPartFloats<M, S>, warp, g, q, c[p]);
-  __syncthreads();  // every warp is done with the group's slots (and has its sums in part)
-  const int used = np * cpt;
-  for (int i = 0; i < used; ++i)
-    if (++r.read == r.slots) {
-      r.read = 0;
-      r.parity ^= 1u;
-    }
-  const int ig = issue_row();
-  if (ig >= 0)
-    for (int i = 0; i < used; ++i) issue_next(r, phase_at, phases, ig);
 }
 
 }  // namespace npr::onestep::stream

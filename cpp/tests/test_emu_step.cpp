@@ -190,15 +190,13 @@ emu::Device device_for(unsigned grid) {
 // query's last one arrives, and start each kv head's attention once its q|k|v tiles are counted
 // ready; kStepKernelBarriers (streamed) has a grid barrier after q|k|v and a merge phase of its
 // own; kStepKernelRing2 is kStepKernel with a ring of the fewest slots (2), so the stream wraps
-// around it every other chunk (and its wide phases fold their tiles in groups of 2, not 4);
-// kStepKernelTileByTile is kStepKernel with the wide phases folding one tile at a time. timed: the
+// around it every other chunk. timed: the
 // step kernel's timed launches (its phase clock checked as the host reads it).
 enum class Path {
   kStepKernel,
   kStepKernelPlain,
   kStepKernelBarriers,
   kStepKernelRing2,
-  kStepKernelTileByTile,
   kLayers,
   kLayersPdl
 };
@@ -212,8 +210,7 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
   emu::set_device(device_for(grid));
   std::unique_ptr<emu::StepRunner> runner;
   const bool one_kernel = path == Path::kStepKernel || path == Path::kStepKernelPlain ||
-                          path == Path::kStepKernelBarriers || path == Path::kStepKernelRing2 ||
-                          path == Path::kStepKernelTileByTile;
+                          path == Path::kStepKernelBarriers || path == Path::kStepKernelRing2;
   const bool streamed = one_kernel && path != Path::kStepKernelPlain;
   if (one_kernel) runner = std::make_unique<emu::StepRunner>(bits.model);
   KvCache kv(kBlocks, kBlockTokens);
@@ -279,18 +276,16 @@ Rollout rollout(Qwen3Model& model, const std::vector<int64_t>& lens, bool cascad
             ? runner->run(
                   plan, in,
                   {true, streamed, path != Path::kStepKernelBarriers,
-                   path != Path::kStepKernelBarriers, path == Path::kStepKernelRing2 ? 2 : 12,
-                   path == Path::kStepKernelTileByTile ? 1 : 4},
+                   path != Path::kStepKernelBarriers, path == Path::kStepKernelRing2 ? 2 : 12},
                   logits.data(), timed ? &phase_ms : nullptr)
             : emu::decode_layer_path(bits.model, plan, in, path == Path::kLayersPdl, logits.data());
     const std::string what =
-        std::string(path == Path::kStepKernel             ? "step kernel, "
-                    : path == Path::kStepKernelPlain      ? "step kernel (plain), "
-                    : path == Path::kStepKernelBarriers   ? "step kernel (barriers), "
-                    : path == Path::kStepKernelRing2      ? "step kernel (ring of 2), "
-                    : path == Path::kStepKernelTileByTile ? "step kernel (tile by tile), "
-                    : path == Path::kLayers               ? "layers, "
-                                                          : "layers (pdl), ") +
+        std::string(path == Path::kStepKernel           ? "step kernel, "
+                    : path == Path::kStepKernelPlain    ? "step kernel (plain), "
+                    : path == Path::kStepKernelBarriers ? "step kernel (barriers), "
+                    : path == Path::kStepKernelRing2    ? "step kernel (ring of 2), "
+                    : path == Path::kLayers             ? "layers, "
+                                                        : "layers (pdl), ") +
         std::to_string(lens.size()) + " branches" + (cascade ? ", cascade" : ", flat") + ", grid " +
         std::to_string(grid) + ", step " + std::to_string(j) + " (" + std::to_string(rows) +
         " rows)";
@@ -419,13 +414,12 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
   tiny.intermediate = 96;
   tiny.head_dim = 128;  // the one head dim the kernel is compiled for
   // Widths that reach the paths real Qwen3 sizes take: the staged RMSNorm's k > 256 form, the
-  // wide-slice tiles (a head of >= 512 column tiles, and gate|up's 514, each folded in groups
-  // of tiles by the streamed kernel) and a second round of tile_dots_deep (down's k > 1536).
-  // One layer, tied: the emulator's seconds go by weight bytes.
+  // wide-slice tiles (a head of >= 512 column tiles) and a second round of tile_dots_deep
+  // (down's k > 1536). One layer, tied: the emulator's seconds go by weight bytes.
   Qwen3Config wide = tiny_config(true);
   wide.vocab = 4100;
   wide.hidden = 264;
-  wide.intermediate = 2056;
+  wide.intermediate = 1544;
   wide.layers = 1;
   wide.head_dim = 128;
   // 3 branches (3, 2, 1 rows as they end) on 5 and 17 blocks; 8 branches (every row count down
@@ -492,7 +486,6 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
       //   runs in whichever CTA's arrival is the query's last, which change with the grid and
       //   the thread order above, never the bits;
       // - the one with the shallowest ring (its depth);
-      // - the one whose wide phases fold one tile at a time (the groups);
       // - the layer path's candidate kernels (programmatic dependent launches, prefetching their
       //   weights).
       const struct {
@@ -501,7 +494,6 @@ TEST(emu_decode_step_kernel_matches_the_cpu_decode) {
       } forms[] = {{Path::kStepKernelPlain, "the plain one-kernel step"},
                    {Path::kStepKernelBarriers, "the one-kernel step with all its barriers"},
                    {Path::kStepKernelRing2, "the one-kernel step with a ring of 2 slots"},
-                   {Path::kStepKernelTileByTile, "the one-kernel step folding tile by tile"},
                    {Path::kLayersPdl, "the layer path's candidate kernels"}};
       for (const auto& f : forms) {
         const Rollout r = rollout(*model, cs.lens, cascade, cs.grids[0], f.path);

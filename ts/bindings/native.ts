@@ -380,12 +380,6 @@ export interface NativeKvOptions {
    */
   stepKernelRingSlots?: number;
   /**
-   * CUDA, default 4 (1..4): the most column tiles a wide phase of the step kernel (one k slice a
-   * warp: q|k|v, gate|up and the head at the 0.6B shape) folds at once from its ring, their
-   * tensor-core chains interleaved (1: tile by tile). Same bits; the benchmark's A/B.
-   */
-  stepKernelGroupTiles?: number;
-  /**
    * CUDA, default false: time each phase of the one-kernel steps (device clock at its grid
    * barriers) into deviceStats().kernelPhaseMs, with where its CTAs' time went (`cta_wait_ring`,
    * by phase `cta_wait_ring_<phase>`, `cta_wait_grid`, by phase `cta_wait_grid_<phase>`, their

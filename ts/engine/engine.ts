@@ -50,7 +50,7 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags, stepKernelRingSlots, stepKernelGroupTiles). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags, stepKernelRingSlots). */
   kvOptions?: Pick<
     NativeKvOptions,
     | 'graphs'
@@ -66,7 +66,6 @@ export interface EngineOptions {
     | 'stepKernelFoldMerge'
     | 'stepKernelHeadFlags'
     | 'stepKernelRingSlots'
-    | 'stepKernelGroupTiles'
   >;
   /** Replace the native sampler (scripted tests and benchmarks); called once per generate call. */
   chooser?: (options: GenerateOptions) => TokenChooser;

@@ -132,7 +132,6 @@ std::string StepRunner::run(const StepPlan& plan, const StepInputs& in, const Sw
   a.fold_merge = o.fold_merge;
   a.head_flags = o.head_flags;
   a.ring_slots = o.ring_slots;
-  a.group_tiles = o.group_tiles;
   a.timing = phase_ms != nullptr;
   st = s.kernel.launch(*s.ctx, s.c, rows, a);
   if (st.is_ok() && phase_ms) st = s.kernel.add_phase_ms(*s.ctx, s.c, phase_ms);

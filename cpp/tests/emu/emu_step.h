@@ -83,7 +83,6 @@ class StepRunner {
   struct Switches {
     bool prefetch = true, stream = true, fold_merge = true, head_flags = true;
     int ring_slots = 12;  // StepKernelArgs::ring_slots (its default, kMaxRingSlots)
-    int group_tiles = 4;  // StepKernelArgs::group_tiles (its default, kMaxGroupTiles)
   };
   std::string run(const StepPlan& plan, const StepInputs& in, const Switches& o, float* logits,
                   std::map<std::string, double>* phase_ms = nullptr);
