@@ -1,14 +1,15 @@
 // emu_skinny_norm.h in the emulator build: a context, the inputs uploaded, both calls.
 #include "tests/emu/emu_skinny_norm.h"
 
-#include <cstring>
 #include <memory>
 
 #include "core/cuda_context.h"
+#include "core/dtype.h"
 #include "core/dynamic_shared.cuh"
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/rmsnorm_rows.cuh"
 #include "kernels/skinny_linear_cuda.h"
+#include "kernels/skinny_linear_launch.h"
 #include "kernels/skinny_rmsnorm_stage.cuh"
 #include "tests/emu/emu_runtime.h"
 #include "tests/emu/emu_status_message.h"
@@ -26,10 +27,7 @@ npr::Status widened(npr::CudaContext& ctx, const npr::DeviceBuffer& d, int64_t n
   if (t == DevDType::kF32) return ctx.download(out->data(), d.get(), 4 * n, "emu norm pair: y");
   std::vector<uint16_t> bits(static_cast<size_t>(n));
   NPR_TRY(ctx.download(bits.data(), d.get(), 2 * n, "emu norm pair: act"));
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t u = static_cast<uint32_t>(bits[i]) << 16;
-    std::memcpy(&(*out)[i], &u, 4);
-  }
+  for (int64_t i = 0; i < n; ++i) (*out)[i] = npr::bf16_to_f32(npr::bf16{bits[i]});
   return npr::Status::ok();
 }
 
@@ -107,18 +105,10 @@ std::string run_row_rstd(int64_t rows, int64_t in, float eps, const std::vector<
                                                      ones.data(), rows, in, eps);
   });
   const auto body = [&] {
-    const float* xp = x.data();
-    float* out = prologue->data();
-    switch (rows) {
-      case 1: rstd_kernel<1>(xp, in, eps, out); break;
-      case 2: rstd_kernel<2>(xp, in, eps, out); break;
-      case 3: rstd_kernel<3>(xp, in, eps, out); break;
-      case 4: rstd_kernel<4>(xp, in, eps, out); break;
-      case 5: rstd_kernel<5>(xp, in, eps, out); break;
-      case 6: rstd_kernel<6>(xp, in, eps, out); break;
-      case 7: rstd_kernel<7>(xp, in, eps, out); break;
-      default: rstd_kernel<8>(xp, in, eps, out); break;
-    }
+    (void)npr::skinny::with_rows(rows, true, [&](auto m, auto) {
+      rstd_kernel<decltype(m)::value>(x.data(), in, eps, prologue->data());
+      return npr::Status::ok();
+    });
   };
   if (fault.empty()) fault = launch(1, npr::skinny::kThreads, 0, body);
   clear_globals();
