@@ -1,4 +1,5 @@
-// sample_rows_plain_cuda: three launches over (chunks, rows) blocks; see sampler_plain_cuda.h.
+// sample_rows_plain_cuda: two launches, over (chunks, rows) blocks then rows; see
+// sampler_plain_cuda.h.
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -20,8 +21,8 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kPerThread = 16;
-constexpr int64_t kPlainChunk = int64_t{kThreads} * kPerThread;  // tokens a chunk block reads
+constexpr int kPerThread = static_cast<int>(kPlainSamplerChunk / kThreads);
+static_assert(kPlainSamplerChunk == int64_t{kThreads} * kPerThread, "whole tokens a thread");
 
 struct PlainRow {
   uint64_t request, branch, index;
@@ -29,11 +30,12 @@ struct PlainRow {
   int32_t logit_row;  // the logits row it reads
 };
 
-// Per (row, chunk); filled by the first two launches.
+// Per (row, chunk), from the chunk's one read: its own maxima and flags, and its sums of exp
+// under those maxima (the pick rescales them to the row's).
 struct ChunkStats {
-  float m_raw, zm;      // max raw logit, max processed logit
+  float m_raw, zm;      // max raw logit, max processed logit (-inf: nothing above -inf)
   int32_t bad, finite;  // first NaN / +inf token (INT_MAX: none); any finite logit
-  double s_raw, s_z;    // sum of exp(x - row max), of exp(z - row max z)
+  double s_raw, s_z;    // sum of exp(x - m_raw), of exp(z - zm); 0 where that max is -inf
 };
 
 // The processed logit of token t: the step-local penalty if t is in the row's set, then the
@@ -46,143 +48,166 @@ __device__ __forceinline__ float processed(float x, int64_t t, const uint32_t* b
   return z / temperature;
 }
 
-// grid (chunks, rows): maxima and refusal flags of each chunk.
+// Sum of exp(v - m) over a thread's values (0 when m is -inf: every value is then -inf too).
+__device__ __forceinline__ double exp_sum(const float (&v)[kPerThread], float m) {
+  double s = 0.0;
+  if (m == -INFINITY) return s;
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) s += exp(static_cast<double>(v[j]) - m);
+  return s;
+}
+
+// grid (chunks, rows): each chunk read once, token t = chunk start + thread + j kThreads (its
+// loads all issued before any is used), into its ChunkStats. Without a penalty and at
+// temperature 1 the processed logits are the raw ones (x / 1 is x), so z's stats are x's.
 __global__ void __launch_bounds__(kThreads)
-    chunk_max_kernel(ChunkStats* stats, const float* logits, const PlainRow* rows,
-                     const uint32_t* bitmap, int64_t vocab, int64_t words, float temperature) {
+    chunk_kernel(ChunkStats* stats, const float* logits, const PlainRow* rows,
+                 const uint32_t* bitmap, int64_t vocab, int64_t words, float temperature) {
   NPR_STATIC_SHARED(float, shf, [kWarps]);
   NPR_STATIC_SHARED(int, shi, [kWarps]);
+  NPR_STATIC_SHARED(double, shd, [kWarps]);
   const int64_t c = blockIdx.x, r = blockIdx.y, chunks = gridDim.x;
   const PlainRow M = rows[r];
   const float* x = logits + static_cast<int64_t>(M.logit_row) * vocab;
   const uint32_t* bits = bitmap + r * words;
-  const int64_t t0 = c * kPlainChunk, t1 = min(vocab, t0 + kPlainChunk);
+  const bool same = M.penalty == 1.0f && temperature == 1.0f;
+  const int64_t t0 = c * kPlainSamplerChunk + threadIdx.x;
+  float v[kPerThread], z[kPerThread];  // (kPerThread) this thread's logits, processed
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int64_t t = t0 + int64_t{j} * kThreads;
+    v[j] = t < vocab ? x[t] : -INFINITY;
+  }
   float m = -INFINITY, zm = -INFINITY;
   int bad = INT_MAX, finite = 0;
-  for (int64_t t = t0 + threadIdx.x; t < t1; t += kThreads) {
-    const float v = x[t];
-    if ((isnan(v) || v == INFINITY) && bad == INT_MAX) bad = static_cast<int>(t);
-    finite |= isfinite(v) ? 1 : 0;
-    m = fmaxf(m, v);
-    zm = fmaxf(zm, processed(v, t, bits, M.penalty, temperature));
+#pragma unroll
+  for (int j = 0; j < kPerThread; ++j) {
+    const int64_t t = t0 + int64_t{j} * kThreads;
+    z[j] = -INFINITY;
+    if (t < vocab) {
+      if ((isnan(v[j]) || v[j] == INFINITY) && bad == INT_MAX) bad = static_cast<int>(t);
+      finite |= isfinite(v[j]) ? 1 : 0;
+      z[j] = same ? v[j] : processed(v[j], t, bits, M.penalty, temperature);
+    }
+    m = fmaxf(m, v[j]);
+    zm = fmaxf(zm, z[j]);
   }
   m = block_all_reduce<kWarps>(
       m, [](float a, float b) { return fmaxf(a, b); }, shf);
+  zm = same ? m
+            : block_all_reduce<kWarps>(
+                  zm, [](float a, float b) { return fmaxf(a, b); }, shf);
+  bad = block_all_reduce<kWarps>(
+      bad, [](int a, int b) { return a < b ? a : b; }, shi);
+  finite = block_all_reduce<kWarps>(
+      finite, [](int a, int b) { return a | b; }, shi);
+  auto add = [](double a, double b) { return a + b; };
+  const double sr = block_all_reduce<kWarps>(exp_sum(v, m), add, shd);
+  const double sz = same ? sr : block_all_reduce<kWarps>(exp_sum(z, zm), add, shd);
+  if (threadIdx.x == 0) stats[r * chunks + c] = ChunkStats{m, zm, bad, finite, sr, sz};
+}
+
+// A chunk's sum of exp under its own max cm, as a sum under the row's max rm (>= cm; finite: the
+// row is refused otherwise). A chunk with nothing above -inf has s = 0 and stays 0.
+__device__ __forceinline__ double rescaled(double s, float cm, float rm) {
+  return s * exp(static_cast<double>(cm) - rm);
+}
+
+// grid (rows): the draw. Thread i holds chunks [i per, (i + 1) per) of the row, in order: the
+// row's maxima and flags, then the chunks' sums rescaled to the row's maxima and summed in
+// chunk order (a block scan), the chunk where the cumulative mass passes u x total (the last
+// one absorbs rounding), then inside it kPerThread tokens a thread in id order, scanned the same
+// way, and the thread holding the crossing walks its tokens.
+__global__ void __launch_bounds__(kThreads)
+    pick_kernel(DeviceSampleOut* out, const ChunkStats* stats, const float* logits,
+                const PlainRow* rows, const uint32_t* bitmap, int64_t vocab, int64_t words,
+                int64_t chunks, float temperature, uint64_t seed) {
+  NPR_STATIC_SHARED(float, shf, [kWarps]);
+  NPR_STATIC_SHARED(int, shi, [kWarps]);
+  NPR_STATIC_SHARED(double, shd, [kWarps]);
+  NPR_STATIC_SHARED(int64_t, shl, [kWarps]);
+  NPR_STATIC_SHARED(double, sh_before, [1]);
+  const int64_t r = blockIdx.x;
+  const int tid = threadIdx.x;
+  const ChunkStats* s = stats + r * chunks;
+  const int64_t per = (chunks + kThreads - 1) / kThreads;
+  const int64_t c0 = min(chunks, tid * per), c1 = min(chunks, c0 + per);
+  float m_raw = -INFINITY, zm = -INFINITY;
+  int bad = INT_MAX, finite = 0;
+  for (int64_t c = c0; c < c1; ++c) {
+    m_raw = fmaxf(m_raw, s[c].m_raw);
+    zm = fmaxf(zm, s[c].zm);
+    bad = min(bad, s[c].bad);
+    finite |= s[c].finite;
+  }
+  m_raw = block_all_reduce<kWarps>(
+      m_raw, [](float a, float b) { return fmaxf(a, b); }, shf);
   zm = block_all_reduce<kWarps>(
       zm, [](float a, float b) { return fmaxf(a, b); }, shf);
   bad = block_all_reduce<kWarps>(
       bad, [](int a, int b) { return a < b ? a : b; }, shi);
   finite = block_all_reduce<kWarps>(
       finite, [](int a, int b) { return a | b; }, shi);
-  if (threadIdx.x == 0) stats[r * chunks + c] = ChunkStats{m, zm, bad, finite, 0.0, 0.0};
-}
-
-// The row's maxima and flags from its chunks (every thread, in chunk order).
-struct RowStats {
-  float m_raw, zm;
-  int bad, finite;
-};
-__device__ RowStats row_stats(const ChunkStats* s, int64_t chunks) {
-  RowStats o{-INFINITY, -INFINITY, INT_MAX, 0};
-  for (int64_t c = 0; c < chunks; ++c) {
-    o.m_raw = fmaxf(o.m_raw, s[c].m_raw);
-    o.zm = fmaxf(o.zm, s[c].zm);
-    o.bad = min(o.bad, s[c].bad);
-    o.finite |= s[c].finite;
-  }
-  return o;
-}
-
-// grid (chunks, rows): each chunk's sums of exp under the row's maxima.
-__global__ void __launch_bounds__(kThreads)
-    chunk_sum_kernel(ChunkStats* stats, const float* logits, const PlainRow* rows,
-                     const uint32_t* bitmap, int64_t vocab, int64_t words, float temperature) {
-  NPR_STATIC_SHARED(double, shd, [kWarps]);
-  const int64_t c = blockIdx.x, r = blockIdx.y, chunks = gridDim.x;
-  const RowStats R = row_stats(stats + r * chunks, chunks);
-  if (R.bad != INT_MAX || !R.finite) return;  // refused by the last launch
-  const PlainRow M = rows[r];
-  const float* x = logits + static_cast<int64_t>(M.logit_row) * vocab;
-  const uint32_t* bits = bitmap + r * words;
-  const int64_t t0 = c * kPlainChunk, t1 = min(vocab, t0 + kPlainChunk);
-  double sr = 0.0, sz = 0.0;
-  for (int64_t t = t0 + threadIdx.x; t < t1; t += kThreads) {
-    const float v = x[t];
-    sr += exp(static_cast<double>(v) - R.m_raw);
-    sz += exp(static_cast<double>(processed(v, t, bits, M.penalty, temperature)) - R.zm);
-  }
-  sr = block_all_reduce<kWarps>(
-      sr, [](double a, double b) { return a + b; }, shd);
-  sz = block_all_reduce<kWarps>(
-      sz, [](double a, double b) { return a + b; }, shd);
-  if (threadIdx.x == 0) {
-    stats[r * chunks + c].s_raw = sr;
-    stats[r * chunks + c].s_z = sz;
-  }
-}
-
-// grid (rows): the draw. The chunk where the cumulative mass passes u x total, then inside it
-// kPerThread tokens a thread in id order: an exclusive scan of the threads' masses and the
-// thread holding the crossing walks its tokens.
-__global__ void __launch_bounds__(kThreads)
-    pick_kernel(DeviceSampleOut* out, const ChunkStats* stats, const float* logits,
-                const PlainRow* rows, const uint32_t* bitmap, int64_t vocab, int64_t words,
-                int64_t chunks, float temperature, uint64_t seed) {
-  NPR_STATIC_SHARED(double, scan, [kThreads]);
-  NPR_STATIC_SHARED(int64_t, shi, [kWarps]);
-  const int64_t r = blockIdx.x;
-  const int tid = threadIdx.x;
-  const ChunkStats* s = stats + r * chunks;
-  const RowStats R = row_stats(s, chunks);
-  if (R.bad != INT_MAX || !R.finite) {
-    if (tid == 0) out[r] = DeviceSampleOut{-1, R.bad != INT_MAX ? 1 : 2, 0.0f, 0.0f};
+  if (bad != INT_MAX || !finite) {
+    if (tid == 0) out[r] = DeviceSampleOut{-1, bad != INT_MAX ? 1 : 2, 0.0f, 0.0f};
     return;
   }
-  double total_raw = 0.0, total = 0.0;
-  for (int64_t c = 0; c < chunks; ++c) total_raw += s[c].s_raw, total += s[c].s_z;
+  double mine_raw = 0.0, mine = 0.0;
+  for (int64_t c = c0; c < c1; ++c) {
+    mine_raw += rescaled(s[c].s_raw, s[c].m_raw, m_raw);
+    mine += rescaled(s[c].s_z, s[c].zm, zm);
+  }
+  const double total_raw = block_all_reduce<kWarps>(
+      mine_raw, [](double a, double b) { return a + b; }, shd);
+  const BlockSum<double> chunk_sums = block_exclusive_sum<kWarps>(mine, shd);
+  const double total = chunk_sums.total;
   const PlainRow M = rows[r];
   const double target = counter_uniform(seed, M.request, M.branch, M.index) * total;
-  int64_t cs = chunks - 1;  // the chunk holding the crossing (the last one absorbs rounding)
-  double before = 0.0;
-  for (int64_t c = 0; c < chunks; ++c) {
-    if (before + s[c].s_z > target) {
+  // The first chunk whose cumulative mass passes target (none: the last chunk).
+  int64_t cs = INT64_MAX;
+  double acc = chunk_sums.before;
+  for (int64_t c = c0; c < c1; ++c) {
+    const double w = rescaled(s[c].s_z, s[c].zm, zm);
+    if (acc + w > target) {
       cs = c;
       break;
     }
-    if (c + 1 < chunks) before += s[c].s_z;
+    acc += w;
   }
+  cs = block_all_reduce<kWarps>(
+      cs, [](int64_t a, int64_t b) { return a < b ? a : b; }, shl);
+  if (cs == INT64_MAX) cs = chunks - 1;
+  if (c0 <= cs && cs < c1) {  // the chunk's owner: the mass before it
+    double before = chunk_sums.before;
+    for (int64_t c = c0; c < cs; ++c) before += rescaled(s[c].s_z, s[c].zm, zm);
+    sh_before[0] = before;
+  }
+  __syncthreads();
+  const double before = sh_before[0];
   const float* x = logits + static_cast<int64_t>(M.logit_row) * vocab;
   const uint32_t* bits = bitmap + r * words;
-  const int64_t t0 = cs * kPlainChunk + int64_t{tid} * kPerThread;
-  const int64_t t1 = min(min(vocab, (cs + 1) * kPlainChunk), t0 + kPerThread);
+  const int64_t t0 = cs * kPlainSamplerChunk + int64_t{tid} * kPerThread;
+  const int64_t t1 = min(min(vocab, (cs + 1) * kPlainSamplerChunk), t0 + kPerThread);
   auto mass = [&](int64_t t) {
-    return exp(static_cast<double>(processed(x[t], t, bits, M.penalty, temperature)) - R.zm);
+    return exp(static_cast<double>(processed(x[t], t, bits, M.penalty, temperature)) - zm);
   };
   double local = 0.0;
   for (int64_t t = t0; t < t1; ++t) local += mass(t);
-  scan[tid] = local;
-  __syncthreads();
-  for (int o = 1; o < kThreads; o <<= 1) {  // inclusive Hillis-Steele scan, thread order
-    const double add = tid >= o ? scan[tid - o] : 0.0;
-    __syncthreads();
-    scan[tid] += add;
-    __syncthreads();
-  }
-  double acc = before + (scan[tid] - local);
+  double at = before + block_exclusive_sum<kWarps>(local, shd).before;
   int64_t pick = INT64_MAX;
   for (int64_t t = t0; t < t1; ++t) {
-    acc += mass(t);
-    if (acc > target) {
+    at += mass(t);
+    if (at > target) {
       pick = t;
       break;
     }
   }
   pick = block_all_reduce<kWarps>(
-      pick, [](int64_t a, int64_t b) { return a < b ? a : b; }, shi);
+      pick, [](int64_t a, int64_t b) { return a < b ? a : b; }, shl);
   if (pick == INT64_MAX)  // rounding at the top end: the chunk's (or the row's) last token
-    pick = min(vocab, (cs + 1) * kPlainChunk) - 1;
+    pick = min(vocab, (cs + 1) * kPlainSamplerChunk) - 1;
   if (tid == 0) {
-    const double lse = R.m_raw + log(total_raw);
+    const double lse = m_raw + log(total_raw);
     out[r] = DeviceSampleOut{static_cast<int32_t>(pick), 0,
                              static_cast<float>(static_cast<double>(x[pick]) - lse),
                              static_cast<float>(log(mass(pick) / total))};
@@ -202,7 +227,8 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
   if (!plain_sampling(params, vocab))
     return Status::internal("sampling (cuda): the plain kernels got truncating parameters");
   if (n_rows <= 0) return Status::ok();
-  const int64_t chunks = (vocab + kPlainChunk - 1) / kPlainChunk, words = (vocab + 31) / 32;
+  const int64_t chunks = (vocab + kPlainSamplerChunk - 1) / kPlainSamplerChunk;
+  const int64_t words = (vocab + 31) / 32;
   // Staged for one upload: the rows (n_rows) then each row's penalty bitmap (n_rows, words),
   // the bitmaps only when some row has a penalty (the kernels read a row's bitmap only then: a
   // 151,936-token vocabulary's is 19 KB a row).
@@ -239,12 +265,9 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
                      "sampling (cuda): rows and penalty sets"));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(n_rows));
-  NPR_LAUNCH(grid, kThreads, 0, st, chunk_max_kernel)
+  NPR_LAUNCH(grid, kThreads, 0, st, chunk_kernel)
   (dstats, logits, dmeta, dbits, vocab, words, params.temperature);
-  NPR_TRY(cuda_launch_status("sampling (cuda): chunk maxima"));
-  NPR_LAUNCH(grid, kThreads, 0, st, chunk_sum_kernel)
-  (dstats, logits, dmeta, dbits, vocab, words, params.temperature);
-  NPR_TRY(cuda_launch_status("sampling (cuda): chunk sums"));
+  NPR_TRY(cuda_launch_status("sampling (cuda): chunk statistics"));
   NPR_LAUNCH(static_cast<unsigned>(n_rows), kThreads, 0, st, pick_kernel)
   (dout, dstats, logits, dmeta, dbits, vocab, words, chunks, params.temperature, params.seed);
   NPR_TRY(cuda_launch_status("sampling (cuda): pick"));

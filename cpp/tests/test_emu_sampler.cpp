@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sampler/sampler.h"
+#include "sampler/sampler_plain_cuda.h"
 #include "tests/harness.h"
 #include "tests/test_util.h"
 #if defined(NPR_HAVE_EMU)
@@ -116,7 +117,7 @@ TEST(emu_device_sampler_draws_the_cpu_samplers_tokens) {
   std::printf("    %d cases compared with the CPU sampler (tokens exact, logprobs within 1e-5)\n",
               cases);
 
-  // Many seeds over a flat distribution of two plain chunks: draws cross the chunk boundary.
+  // Many seeds over a flat distribution of three plain chunks: draws cross chunk boundaries.
   const int64_t vocab = 5000, R = 48;
   std::vector<float> flat = random_vector(rng, vocab);
   for (float& x : flat) x *= 0.5f;
@@ -128,9 +129,9 @@ TEST(emu_device_sampler_draws_the_cpu_samplers_tokens) {
             "many seeds: " + compare(flat, 1, vocab, rows, zero, plain, false));
   std::vector<SampleResult> want(static_cast<size_t>(R));
   CHECK_OK(sample_rows(CpuContext{}, want.data(), rows.data(), R, vocab, plain));
-  int second_chunk = 0;
-  for (const SampleResult& w : want) second_chunk += w.token >= 4096;
-  CHECK_MSG(second_chunk > 0, "no draw reached the second chunk; the case lost its point");
+  int later_chunk = 0;
+  for (const SampleResult& w : want) later_chunk += w.token >= kPlainSamplerChunk;
+  CHECK_MSG(later_chunk > 0, "no draw passed the first chunk; the case lost its point");
 
   // The same refusals as the CPU: a NaN, +inf, no finite logit.
   for (int kind = 0; kind < 3; ++kind) {
@@ -153,6 +154,51 @@ TEST(emu_device_sampler_draws_the_cpu_samplers_tokens) {
       CHECK_MSG(!sc.is_ok() && err.rfind(code + ":", 0) == 0, "refusal " + std::to_string(kind) +
                                                                   ": cpu \"" + sc.to_string() +
                                                                   "\", device \"" + err + "\"");
+    }
+  }
+#endif
+}
+
+// The plain kernels' chunk sums, each under its own chunk's maxima, rescaled to the row's: rows
+// whose chunks sit at different heights (one chunk wholly masked), sampled raw and processed (a
+// penalty and temperature 0.8, where the processed logits' stats are their own), draws spread
+// over the chunks; and a row of more chunks than the pick's threads, where a thread holds two.
+TEST(emu_plain_sampler_rescales_chunk_sums_to_the_row) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  Rng rng(93);
+  const float heights[] = {0.0f, 1.2f, -0.8f, 0.0f, 1.5f, 0.4f, -1.0f, 0.9f, 0.2f, 0.7f};
+  for (const int64_t vocab : {9 * kPlainSamplerChunk + 77, 257 * kPlainSamplerChunk + 5}) {
+    const int64_t chunks = (vocab + kPlainSamplerChunk - 1) / kPlainSamplerChunk;
+    const bool many = chunks > 256;  // more chunks than the pick kernel's threads
+    std::vector<float> logits = random_vector(rng, vocab);
+    for (int64_t t = 0; t < vocab; ++t) {
+      const int64_t c = t / kPlainSamplerChunk;
+      logits[t] = 1.5f * logits[t] + heights[c % 10];
+      if (c == 3) logits[t] = -INFINITY;  // a wholly masked chunk: its maxima are -inf
+    }
+    const int64_t R = many ? 6 : 40;
+    std::vector<int32_t> pen;
+    for (int i = 0; i < 40; ++i) pen.push_back(static_cast<int32_t>(rng.below(vocab)));
+    const std::vector<int32_t> map(static_cast<size_t>(R), 0);
+    for (const bool processed : {false, true}) {
+      const SamplingParams p{processed ? 0.8f : 1.0f, 0, 1.0f, 0.0f, processed ? 31u : 32u};
+      std::vector<SampleRow> rows(static_cast<size_t>(R));
+      for (int64_t r = 0; r < R; ++r)
+        rows[r] = SampleRow{
+            logits.data(),          2, r, 900 + r, pen.data(), static_cast<int32_t>(pen.size()),
+            processed ? 1.4f : 1.0f};
+      const std::string err = compare(logits, 1, vocab, rows, map, p, false);
+      CHECK_MSG(err.empty(), "vocab " + std::to_string(vocab) +
+                                 (processed ? ", penalty + temperature 0.8: " : ", raw: ") + err);
+      std::vector<SampleResult> want(static_cast<size_t>(R));
+      CHECK_OK(sample_rows(CpuContext{}, want.data(), rows.data(), R, vocab, p));
+      std::vector<int> hit(static_cast<size_t>(chunks), 0);
+      int spread = 0;
+      for (const SampleResult& w : want) spread += hit[w.token / kPlainSamplerChunk]++ == 0;
+      CHECK_MSG(spread >= (many ? 3 : 5), "draws landed in only " + std::to_string(spread) +
+                                              " chunks; the case lost its point");
     }
   }
 #endif

@@ -115,6 +115,15 @@ T shfl_xor_8_bytes(unsigned mask, T v, int lane_mask) {
 inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask) {
   return shfl_xor_8_bytes(mask, v, lane_mask);
 }
+inline double __shfl_sync(unsigned mask, double v, int src_lane) {
+  if (mask != 0xffffffffu) emu::fail("__shfl_sync with a partial mask");
+  uint32_t w[2];
+  std::memcpy(w, &v, 8);
+  w[0] = emu::ptx::shfl_idx(w[0], src_lane);
+  w[1] = emu::ptx::shfl_idx(w[1], src_lane);
+  std::memcpy(&v, w, 8);
+  return v;
+}
 inline long __shfl_xor_sync(unsigned mask, long v, int lane_mask) {
   return shfl_xor_8_bytes(mask, v, lane_mask);
 }

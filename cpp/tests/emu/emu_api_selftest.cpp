@@ -4,9 +4,11 @@
 #include <string>
 #include <vector>
 
+#include "core/block_reduce.cuh"
 #include "core/cuda_check.cuh"
 #include "core/cuda_context.h"
 #include "core/cuda_launch.cuh"
+#include "core/dynamic_shared.cuh"
 #include "tests/emu/emu_selftest.h"
 #include "tests/emu/emu_status_message.h"
 
@@ -33,6 +35,43 @@ __global__ void block_3d_kernel(float* out) {
   const unsigned linear = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
   const float mate = __shfl_xor_sync(0xffffffffu, static_cast<float>(linear), 1);
   out[blockIdx.x * 64 + linear] = mate;
+}
+
+// A block of 256 threads: out[i] = the sum of the values of threads 0 .. i - 1 by
+// block_exclusive_sum (thread j's value (7 j) % 13, whole numbers: every sum exact), and out[256]
+// the block's total; rev[i] = lane (31 - lane)'s value, each lane naming its own source.
+__global__ void block_scan_kernel(double* out, int* rev) {
+  NPR_STATIC_SHARED(double, sh, [8]);
+  const int i = static_cast<int>(threadIdx.x), lane = i & 31;
+  const npr::BlockSum<double> s =
+      npr::block_exclusive_sum<8>(static_cast<double>((7 * i) % 13), sh);
+  out[i] = s.before;
+  if (i == 0) out[256] = s.total;
+  rev[i] = __shfl_sync(0xffffffffu, i, 31 - lane);
+}
+
+std::string check_block_scan(npr::CudaContext& ctx) {
+  npr::DeviceBuffer sums, rev;
+  EMU_TRY(sums.grow(ctx.alloc(), 8 * 257, "selftest sums"));
+  EMU_TRY(rev.grow(ctx.alloc(), 4 * 256, "selftest lanes"));
+  NPR_LAUNCH(1, 256, 0, static_cast<cudaStream_t>(ctx.stream()), block_scan_kernel)
+  (sums.as<double>(), rev.as<int>());
+  EMU_TRY(npr::cuda_launch_status("selftest block scan"));
+  std::vector<double> got(257);
+  std::vector<int> lanes(256);
+  EMU_TRY(ctx.download(got.data(), sums.get(), 8 * 257, "selftest download"));
+  EMU_TRY(ctx.download(lanes.data(), rev.get(), 4 * 256, "selftest download"));
+  double want = 0.0;
+  for (int i = 0; i < 256; ++i) {
+    if (got[i] != want)
+      return "thread " + std::to_string(i) + " got " + std::to_string(got[i]) + " before it, not " +
+             std::to_string(want);
+    want += static_cast<double>((7 * i) % 13);
+    if (lanes[i] != (i & ~31) + 31 - (i & 31))
+      return "lane " + std::to_string(i) + " read thread " + std::to_string(lanes[i]);
+  }
+  if (got[256] != want) return "the total was " + std::to_string(got[256]);
+  return {};
 }
 
 cudaError_t launch_iota(float* out, int n, unsigned blocks, int smem, bool cooperative) {
@@ -80,6 +119,7 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
         return "thread " + std::to_string(i) + "'s neighbour was " + std::to_string(got[i]);
     return {};
   }
+  if (kind == "block_scan") return check_block_scan(ctx);
   if (kind == "fault_is_sticky") {  // what each call returns after a kernel writes past its buffer
     std::string seen;
     const auto note = [&](const char* what, cudaError_t e) {

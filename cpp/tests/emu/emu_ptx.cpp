@@ -64,10 +64,16 @@ void shfl_fn(const void* const* ins, void* const* outs, int, void* ctx) {
     *static_cast<uint32_t*>(outs[l]) = *static_cast<const uint32_t*>(ins[l ^ (mask & 31)]);
 }
 
-void shfl_idx_fn(const void* const* ins, void* const* outs, int, void* ctx) {
-  const int src = *static_cast<const int*>(ctx) & 31;
-  for (int l = 0; l < 32; ++l)
-    *static_cast<uint32_t*>(outs[l]) = *static_cast<const uint32_t*>(ins[src]);
+// Each lane's value and the lane it reads (its own choice: a scan reads lane - o).
+struct IdxIn {
+  uint32_t v;
+  int src;
+};
+void shfl_idx_fn(const void* const* ins, void* const* outs, int, void*) {
+  for (int l = 0; l < 32; ++l) {
+    const int src = static_cast<const IdxIn*>(ins[l])->src & 31;
+    *static_cast<uint32_t*>(outs[l]) = static_cast<const IdxIn*>(ins[src])->v;
+  }
 }
 
 void any_fn(const void* const* ins, void* const* outs, int, void*) {
@@ -385,7 +391,8 @@ uint32_t shfl_xor(uint32_t v, int lane_mask) {
 
 uint32_t shfl_idx(uint32_t v, int src_lane) {
   uint32_t out = 0;
-  collective(Scope::kWarp, "shfl.sync.idx", &v, &out, shfl_idx_fn, &src_lane);
+  IdxIn in{v, src_lane};
+  collective(Scope::kWarp, "shfl.sync.idx", &in, &out, shfl_idx_fn, nullptr);
   return out;
 }
 

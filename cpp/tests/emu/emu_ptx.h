@@ -25,7 +25,7 @@ namespace emu::ptx {
 
 // shfl.sync.bfly with a full mask: the value of lane (lane ^ lane_mask).
 uint32_t shfl_xor(uint32_t v, int lane_mask);
-// shfl.sync.idx with a full mask and the same source lane in every lane: lane src_lane's value.
+// shfl.sync.idx with a full mask: lane src_lane's value (each lane names its own source).
 uint32_t shfl_idx(uint32_t v, int src_lane);
 // bar.warp.sync with a full mask: every lane of the warp arrives before any leaves.
 void syncwarp();

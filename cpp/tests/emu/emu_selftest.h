@@ -57,7 +57,9 @@ std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
 // "error_then_launch" (a failed upload, then a launch that must go through: the upload's error
 // is not left for the launch's check), "fault_is_sticky" (a kernel writes past its buffer: what
 // the launch, the checks and the calls after it return, in order), "block_3d" (a block of (8, 4, 2)
-// threads, numbered and grouped into warps as CUDA does), "block_too_large" (2048 threads a block),
+// threads, numbered and grouped into warps as CUDA does), "block_scan" (core/block_reduce.cuh's
+// block_exclusive_sum against a running sum, and a shuffle where each lane names its own source
+// lane), "block_too_large" (2048 threads a block),
 // "clean" (a cooperative launch that fits, its result read back). Returns the Status's or the
 // launch's message, "" when all went through; afterwards nothing may stay allocated.
 std::string run_cuda_api_selftest(const std::string& kind);
