@@ -4,6 +4,7 @@
 #include <cublas_v2.h>
 #endif
 
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -104,6 +105,8 @@ Status CudaContext::create(std::unique_ptr<CudaContext>* out) {
 }
 
 CudaContext::~CudaContext() {
+  // Queued copies may still read the staging, which goes with the context.
+  if (stream_) cudaStreamSynchronize(static_cast<cudaStream_t>(stream_));
   for (DeviceBuffer& b : scratch_) b.reset();
 #if defined(NPR_HAVE_CUBLAS)
   if (blas_) cublasDestroy(static_cast<cublasHandle_t>(blas_));
@@ -125,20 +128,26 @@ Status CudaContext::sync(const char* what) const {
   return cuda_launch_status(what);
 }
 
-Status CudaContext::upload(void* dst, const void* src, int64_t bytes, const char* what) const {
+Status CudaContext::upload(void* dst, const void* src, int64_t bytes, const char* what) {
   if (bytes <= 0) return Status::ok();
-  NPR_CUDA_TRY(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyHostToDevice,
-                               static_cast<cudaStream_t>(stream_)),
+  const void* from = nullptr;
+  NPR_TRY(staging_.stage(stream_, src, bytes, &from));
+  NPR_CUDA_TRY(cudaMemcpyAsync(dst, from ? from : src, static_cast<size_t>(bytes),
+                               cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream_)),
                what);
   return Status::ok();
 }
 
-Status CudaContext::download(void* dst, const void* src, int64_t bytes, const char* what) const {
+Status CudaContext::download(void* dst, const void* src, int64_t bytes, const char* what) {
   if (bytes <= 0) return Status::ok();
-  NPR_CUDA_TRY(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToHost,
-                               static_cast<cudaStream_t>(stream_)),
+  void* landing = nullptr;
+  NPR_TRY(staging_.landing(bytes, &landing));
+  NPR_CUDA_TRY(cudaMemcpyAsync(landing ? landing : dst, src, static_cast<size_t>(bytes),
+                               cudaMemcpyDeviceToHost, static_cast<cudaStream_t>(stream_)),
                what);
-  return sync(what);
+  NPR_TRY(sync(what));
+  if (landing) std::memcpy(dst, landing, static_cast<size_t>(bytes));
+  return Status::ok();
 }
 
 Status CudaContext::zero(void* dst, int64_t bytes, const char* what) const {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "core/host_staging.h"
 #include "core/status.h"
 
 namespace npr {
@@ -103,8 +104,12 @@ class CudaContext {
 
   // Waits for the stream; a kernel fault surfaces here as kCuda naming `what`.
   Status sync(const char* what) const;
-  Status upload(void* dst, const void* src, int64_t bytes, const char* what) const;
-  Status download(void* dst, const void* src, int64_t bytes, const char* what) const;
+  // Host <-> device copies on the stream. upload returns once src may be reused (the copy may
+  // still be queued); download returns once dst holds the bytes. Copies of up to
+  // HostStaging::kBlockBytes go through the context's page-locked staging (host_staging.h).
+  Status upload(void* dst, const void* src, int64_t bytes, const char* what);
+  Status download(void* dst, const void* src, int64_t bytes, const char* what);
+  const HostStaging& staging() const { return staging_; }
   Status zero(void* dst, int64_t bytes, const char* what) const;
 
   // Reusable scratch owned by the context, one buffer per slot, grown on demand (a grow frees
@@ -128,6 +133,7 @@ class CudaContext {
   void* blas_ = nullptr;
   DeviceAllocator alloc_;
   DeviceBuffer scratch_[kScratchSlots];
+  HostStaging staging_;
 };
 
 // Bytes free and total on the current device (0, 0 when none answers).

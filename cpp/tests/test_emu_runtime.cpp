@@ -219,8 +219,9 @@ TEST(emu_static_shared_arrays_are_one_per_block_and_count_against_its_limit) {
 // call, answers as the runtime does: poisoned allocations, guards that catch a write past an
 // allocation's end, copies checked against their allocation, out of memory as CudaContext's
 // named error, the cooperative limit, the shared-memory opt-in and the block-size limit, threads
-// of 3-D blocks numbered as CUDA numbers them, a block scan and per-lane shuffles, a kernel's
-// fault found by the calls after its launch and sticky; and nothing left allocated.
+// of 3-D blocks numbered as CUDA numbers them, a block scan and per-lane shuffles, copies through
+// the page-locked staging, a kernel's fault found by the calls after its launch and sticky; and
+// nothing left allocated.
 TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
@@ -234,6 +235,7 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
       {"error_then_launch", ""},
       {"block_3d", ""},
       {"block_scan", ""},
+      {"staged_copies", ""},
       {"block_too_large", "selftest 3-D block launch failed: cudaErrorInvalidValue"},
       {"write_past_end",
        "selftest download failed: cudaErrorLaunchFailure (a write 0 bytes past the end of a "

@@ -1,4 +1,5 @@
 // emu_selftest.h's run_cuda_api_selftest: a tiny kernel and CudaContext on the emulated device.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -74,6 +75,32 @@ std::string check_block_scan(npr::CudaContext& ctx) {
   return {};
 }
 
+// Uploads of many sizes through the context's page-locked staging (and one past a staging
+// block, straight from its source), each source overwritten as soon as its upload returns, each
+// read back; enough bytes that the staging ring comes round several times.
+std::string check_staged_copies(npr::CudaContext& ctx) {
+  constexpr int64_t kBytes = 320 << 10;  // past npr::HostStaging::kBlockBytes
+  npr::DeviceBuffer buf;
+  EMU_TRY(buf.grow(ctx.alloc(), kBytes, "selftest staged buffer"));
+  std::vector<unsigned char> src(kBytes), got(kBytes);
+  int64_t total = 0;
+  for (int i = 0; total < 6 * npr::HostStaging::kBlocks * npr::HostStaging::kBlockBytes; ++i) {
+    const int64_t n = i % 17 == 16 ? kBytes : 1 + (int64_t{i} * 40009) % (250 << 10);
+    for (int64_t b = 0; b < n; ++b) src[b] = static_cast<unsigned char>(b * 7 + i);
+    EMU_TRY(ctx.upload(buf.get(), src.data(), n, "selftest staged upload"));
+    std::fill(src.begin(), src.begin() + n, static_cast<unsigned char>(0));  // reused at once
+    EMU_TRY(ctx.download(got.data(), buf.get(), n, "selftest staged download"));
+    for (int64_t b = 0; b < n; ++b)
+      if (got[b] != static_cast<unsigned char>(b * 7 + i))
+        return "upload " + std::to_string(i) + " of " + std::to_string(n) + " bytes: byte " +
+               std::to_string(b) + " read back wrong";
+    total += n;
+  }
+  if (ctx.staging().turns() < 2 * npr::HostStaging::kBlocks)
+    return "the staging ring turned only " + std::to_string(ctx.staging().turns()) + " times";
+  return {};
+}
+
 cudaError_t launch_iota(float* out, int n, unsigned blocks, int smem, bool cooperative) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(blocks);
@@ -120,6 +147,7 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
     return {};
   }
   if (kind == "block_scan") return check_block_scan(ctx);
+  if (kind == "staged_copies") return check_staged_copies(ctx);
   if (kind == "fault_is_sticky") {  // what each call returns after a kernel writes past its buffer
     std::string seen;
     const auto note = [&](const char* what, cudaError_t e) {

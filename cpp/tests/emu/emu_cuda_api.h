@@ -81,7 +81,8 @@ enum cudaMemcpyKind {
   cudaMemcpyDeviceToHost = 2,
   cudaMemcpyDeviceToDevice = 3
 };
-enum { cudaStreamNonBlocking = 1, cudaHostAllocMapped = 2 };
+enum { cudaStreamNonBlocking = 1, cudaHostAllocDefault = 0, cudaHostAllocMapped = 2 };
+enum { cudaEventDisableTiming = 2 };
 
 // A kernel's fault (a trap, an access outside the buffers, a write past an allocation's guard)
 // is asynchronous and sticky, as on a GPU: the launch goes through; the next runtime call finds
@@ -124,6 +125,7 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s);
 
 // Events: a record takes the emulated clock's reading (timings here are not the GPU's).
 cudaError_t cudaEventCreate(cudaEvent_t* e);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);

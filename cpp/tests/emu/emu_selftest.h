@@ -59,7 +59,9 @@ std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
 // the launch, the checks and the calls after it return, in order), "block_3d" (a block of (8, 4, 2)
 // threads, numbered and grouped into warps as CUDA does), "block_scan" (core/block_reduce.cuh's
 // block_exclusive_sum against a running sum, and a shuffle where each lane names its own source
-// lane), "block_too_large" (2048 threads a block),
+// lane), "staged_copies" (uploads and downloads through the page-locked staging, sources reused
+// at once, the ring coming round, a copy too large for it), "block_too_large" (2048 threads a
+// block),
 // "clean" (a cooperative launch that fits, its result read back). Returns the Status's or the
 // launch's message, "" when all went through; afterwards nothing may stay allocated.
 std::string run_cuda_api_selftest(const std::string& kind);
