@@ -11,14 +11,17 @@
  *     norm + RoPE + KV write inside it, staged merge), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
  *     suffixed `_generic`;
  *   - the other decode options, each at batch 1 and 8 branches: the layer's kernels as
- *     programmatic dependent launches (`candidateKernels`, keys suffixed `_candidate`; and in
- *     eager steps, `_candidate_eager`), each skinny linear layer prefetching the next one's
+ *     programmatic dependent launches in every step (`candidateKernels: true`, keys suffixed
+ *     `_candidate`; in eager steps, `_candidate_eager`) and in none (`false`, `_no_candidate`;
+ *     the default takes them in graph steps of one sequence), each skinny linear layer prefetching the next one's
  *     weights into L2 (`prefetchNextWeights`, `_prefetch_next`; with the programmatic launches
  *     `_prefetch_next_candidate`, on CUDA cores `_prefetch_next_cuda_cores`), the
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the q/k norm + RoPE + KV
  *     write as a kernel of its own instead of inside the attend kernel (`fusedQkWrite: false`,
  *     `_separate_qk_write`), the skinny linear layers
- *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the decode steps awaited
+ *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the attention's split-KV
+ *     (`attentionPagesPerItem` / `attentionItemsPerRun`: `_attn_items_<n>`, n work items a kv
+ *     head over the 1k prefix, against the default's 13), the decode steps awaited
  *     on a worker thread (`_worker_decode`), and the whole step as one persistent kernel
  *     (`stepKernel`, `_step_kernel`: on sm_90 its weights streamed through shared memory; without
  *     the stream, `_step_kernel_no_stream`, loading them itself with an L2 prefetch; without either,
@@ -76,13 +79,17 @@ interface Run {
   graphs: boolean;
   fast: boolean;
   profile?: boolean;
-  candidate?: boolean;
+  /** NativeKvOptions.candidateKernels (default 'one-row'). */
+  candidate?: boolean | 'one-row';
   /** NativeKvOptions.prefetchNextWeights (default false). */
   prefetchNext?: boolean;
   tensorCores?: boolean;
   merge?: 'staged' | 'serial';
   /** NativeKvOptions.fusedQkWrite (default true). */
   fusedQkWrite?: boolean;
+  /** NativeKvOptions.attentionPagesPerItem / attentionItemsPerRun (defaults 4 / 16). */
+  pagesPerItem?: number;
+  itemsPerRun?: number;
   /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
   sync?: boolean;
   /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelRingSlots / stepKernelTiming. */
@@ -110,11 +117,13 @@ async function stepTime(
     graphs,
     fastKernels: fast,
     profile: profile ?? false,
-    candidateKernels: candidate ?? false,
+    candidateKernels: candidate ?? 'one-row',
     prefetchNextWeights: run.prefetchNext ?? false,
     tensorCoreLinears: tensorCores ?? true,
     attentionMerge: merge ?? 'staged',
     fusedQkWrite: run.fusedQkWrite ?? true,
+    attentionPagesPerItem: run.pagesPerItem ?? 4,
+    attentionItemsPerRun: run.itemsPerRun ?? 16,
     stepKernel: run.stepKernel ?? false,
     stepKernelPrefetch: run.stepKernelPrefetch ?? true,
     stepKernelStream: run.stepKernelStream ?? true,
@@ -194,6 +203,8 @@ function peerPython(): { py: string | null; note: string } {
 // The options off by default, each at batch 1 and 8 branches.
 const allTrials: Record<string, Partial<Run>> = {
   candidate: { candidate: true },
+  // No programmatic launches at all (the default takes them in one-sequence graph steps).
+  no_candidate: { candidate: false },
   // Each skinny linear layer prefetching the next one's weights into L2 as it starts, alone, with
   // the programmatic dependent launches, and on CUDA cores.
   prefetch_next: { prefetchNext: true },
@@ -207,6 +218,13 @@ const allTrials: Record<string, Partial<Run>> = {
   // runs it inside the tensor-core attend kernel in one-token steps).
   separate_qk_write: { fusedQkWrite: false },
   cuda_cores: { tensorCores: false },
+  // The attention's split-KV (its defaults: items of at least 4 pages, at most 16 a run; the 1k
+  // prefix's 65 pages make 13 items of 5 pages a kv head): never tuned on a GPU. 33 items of 2
+  // pages, 22 of 3, 8 of 9, 4 of 17.
+  attn_items_33: { pagesPerItem: 1, itemsPerRun: 64 },
+  attn_items_22: { pagesPerItem: 2, itemsPerRun: 32 },
+  attn_items_8: { pagesPerItem: 8, itemsPerRun: 8 },
+  attn_items_4: { pagesPerItem: 16, itemsPerRun: 4 },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
   worker_decode: { sync: false },
   // The whole step as one persistent kernel (grid barriers between phases): its weights
@@ -243,7 +261,7 @@ const times: Record<string, number> = {};
 const deviceTimes: Record<string, number> = {};
 const decodeCallTimes: Record<string, number> = {};
 const hostParts: Record<string, Record<string, number>> = {}; // default kernels, cascade: b1, 8
-let stats = { eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '' };
+let stats = { eagerSteps: 0, graphCaptures: 0, graphReplays: 0, graphError: '', candidateSteps: 0 };
 let copyGbps = 0;
 for (const fast of [true, false]) {
   for (const branches of fast ? [1, 2, 4, 8] : [1, 8]) {
@@ -440,6 +458,8 @@ printJson('decode-cuda', {
   ratio_vs_hf_b1: round(hf ? 1 / one / (best(hf.eager_tok_s, hf.static_tok_s) ?? Number.NaN) : null),
   step_kernel_error: stepKernelError,
   graph_replays: stats.graphReplays,
+  // Batch-1 steps (default options) launched as programmatic dependent launches ('one-row').
+  candidate_steps_b1: stats.candidateSteps,
   graph_error: stats.graphError || null,
   ...Object.fromEntries(Object.entries(profiles).flatMap(([k, p]) => Object.entries(p).map(([op, ms]) => [`${k}_${op}`, ms]))),
 });

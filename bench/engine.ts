@@ -14,8 +14,9 @@
  * `--backend cuda`: the same scripts on the Qwen3-0.6B shape (hidden 1024, 28 layers, 16/8
  * heads, head dim 128, ffn 3072, vocab 151,936; random weights, bf16) on the device, once with
  * the default decode-specialised kernels, once with the generic ones (`_generic` keys), and once
- * with each decode option off by default: programmatic dependent launches (`candidateKernels`,
- * `_candidate`), the skinny linear layers on CUDA cores (`_cuda_cores`) and each step of at most
+ * with each decode option off by default: programmatic dependent launches in every step
+ * (`candidateKernels: true`, `_candidate`; the default takes them in one-sequence graph steps,
+ * `_no_candidate` in none), the skinny linear layers on CUDA cores (`_cuda_cores`) and each step of at most
  * 8 sequences as one persistent kernel (`stepKernel`, `_step_kernel`), and with the decode steps
  * awaited on a worker thread instead of run on the JS thread (`_worker_decode`).
  */
@@ -222,6 +223,7 @@ const variants: Record<string, KvOptions> = cuda
   ? {
       generic: { fastKernels: false },
       candidate: { candidateKernels: true },
+      no_candidate: { candidateKernels: false },
       cuda_cores: { tensorCoreLinears: false },
       worker_decode: { syncDecode: false }, // each step awaited on a worker thread
       step_kernel: { stepKernel: true }, // one persistent kernel a step (at most 8 sequences)

@@ -43,6 +43,11 @@ function vitestFailures(text) {
 const VARIANTS = [
   ['default', ''],
   ['candidate', '_candidate'],
+  ['no candidate launches', '_no_candidate'],
+  ['attention split: 33 items', '_attn_items_33'],
+  ['attention split: 22 items', '_attn_items_22'],
+  ['attention split: 8 items', '_attn_items_8'],
+  ['attention split: 4 items', '_attn_items_4'],
   ['serial merge', '_serial'],
   ['separate q/k norm + RoPE + KV write kernel', '_separate_qk_write'],
   ['CUDA-core linears', '_cuda_cores'],

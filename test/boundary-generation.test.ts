@@ -59,6 +59,23 @@ describe('NativeKv boundary', () => {
     for (const slots of [1, 13, 2.5])
       named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, stepKernelRingSlots: slots }), /options\.stepKernelRingSlots must be/);
     named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, stepKernelRingSlots: '4' as never }), /options\.stepKernelRingSlots/);
+    for (const [key, bad] of [
+      ['attentionPagesPerItem', 0],
+      ['attentionPagesPerItem', 4097],
+      ['attentionPagesPerItem', 1.5],
+      ['attentionItemsPerRun', 0],
+      ['attentionItemsPerRun', 257],
+    ] as const)
+      named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, [key]: bad }), new RegExp(`options\\.${key} must be`));
+    named(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionItemsPerRun: '8' as never }), /options\.attentionItemsPerRun/);
+    expect(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, attentionPagesPerItem: 1, attentionItemsPerRun: 256 })).not.toThrow();
+    for (const bad of ['two-row', 1])
+      named(
+        () => new addon.NativeKv(tinyNative(), { numBlocks: 4, candidateKernels: bad as never }),
+        /options\.candidateKernels must be true, false or 'one-row'/,
+      );
+    for (const ok of ['one-row', true, false] as const)
+      expect(() => new addon.NativeKv(tinyNative(), { numBlocks: 4, candidateKernels: ok })).not.toThrow();
   });
 
   it('times the decode calls on the host, on every backend', async () => {
@@ -82,6 +99,7 @@ describe('NativeKv boundary', () => {
       graphCaptures: 0,
       graphReplays: 0,
       graphError: '',
+      candidateSteps: 0,
       kernelSteps: 0,
       kernelGrid: 0,
       kernelStreamed: false,

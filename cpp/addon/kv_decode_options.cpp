@@ -15,7 +15,15 @@ KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn) {
   r.graphs = bool_field(o, fn, "graphs", true);
   r.fast_kernels = bool_field(o, fn, "fastKernels", true);
   r.profile = bool_field(o, fn, "profile", false);
-  r.candidate_kernels = bool_field(o, fn, "candidateKernels", false);
+  const Napi::Value cand = o.Get("candidateKernels");
+  if (cand.IsBoolean()) {
+    r.candidate_kernels = r.candidate_one_row = cand.As<Napi::Boolean>().Value();
+  } else if (!cand.IsUndefined() &&
+             !(cand.IsString() && cand.As<Napi::String>().Utf8Value() == "one-row")) {
+    throw_type(o.Env(), std::string(fn) +
+                            ": options.candidateKernels must be true, false or 'one-row' (got " +
+                            describe_type(cand) + ")");
+  }
   r.prefetch_next_weights = bool_field(o, fn, "prefetchNextWeights", false);
   r.tensor_core_linears = bool_field(o, fn, "tensorCoreLinears", true);
   r.serial_merge =
@@ -29,6 +37,10 @@ KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn) {
   r.step_kernel_timing = bool_field(o, fn, "stepKernelTiming", false);
   r.step_kernel_ring_slots =
       static_cast<int32_t>(int_field(o, fn, "stepKernelRingSlots", 2, 12, true, 12));
+  r.attention_pages_per_item =
+      static_cast<int32_t>(int_field(o, fn, "attentionPagesPerItem", 1, 4096, true, 4));
+  r.attention_items_per_run =
+      static_cast<int32_t>(int_field(o, fn, "attentionItemsPerRun", 1, 256, true, 16));
   return r;
 }
 
@@ -38,6 +50,7 @@ void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
   d.fast_kernels = opt.fast_kernels;
   d.profile = opt.profile;
   d.candidate_kernels = opt.candidate_kernels;
+  d.candidate_one_row = opt.candidate_one_row;
   d.prefetch_next_weights = opt.prefetch_next_weights;
   d.skinny_tensor_cores = opt.tensor_core_linears;
   d.attention_merge = opt.serial_merge ? DecodeMerge::kSerial : DecodeMerge::kStaged;
@@ -49,6 +62,8 @@ void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
   d.step_kernel_head_flags = opt.step_kernel_head_flags;
   d.step_kernel_timing = opt.step_kernel_timing;
   d.step_kernel_ring_slots = opt.step_kernel_ring_slots;
+  d.work_options.min_pages_per_item = opt.attention_pages_per_item;
+  d.work_options.max_items_per_run = opt.attention_items_per_run;
 }
 #endif
 

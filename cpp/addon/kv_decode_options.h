@@ -3,7 +3,8 @@
 //   graphs? = true: replay one-token decode steps as CUDA graphs;
 //   fastKernels? = true: the decode-specialised CUDA kernels;
 //   profile? = false: time each op of (eager) CUDA steps into deviceStats().opMs;
-//   candidateKernels? = false: the decode layer's kernels as programmatic dependent launches;
+//   candidateKernels? = 'one-row' | true | false: the decode layer's kernels as programmatic
+//   dependent launches in graph steps of one sequence, in every step, or in none;
 //   prefetchNextWeights? = false: each skinny linear layer prefetches the next one's weights
 //   into L2 as it starts;
 //   tensorCoreLinears? = true: the decode's skinny linear layers on tensor cores (false: CUDA
@@ -19,7 +20,10 @@
 //   stepKernelHeadFlags? = true: its attention waiting for its own kv head's q|k|v tiles, not a
 //   grid barrier after them all; stepKernelRingSlots? = 12 (2..12): the most slots its weight
 //   stream's ring may take (as many as fit, up to this); stepKernelTiming? = false: its phases
-//   timed into deviceStats().kernelPhaseMs, each step synced.
+//   timed into deviceStats().kernelPhaseMs, each step synced;
+//   attentionPagesPerItem? = 4 (1..4096), attentionItemsPerRun? = 16 (1..256): the split-KV of
+//   the decode attention's plan (DecodeWorkOptions): a work item reads at least that many pages,
+//   and a sequence's (or a shared prefix's) run of pages is cut into at most that many items.
 #pragma once
 
 #include <napi.h>
@@ -32,11 +36,13 @@ namespace addon {
 
 struct KvDecodeOptions {
   bool graphs = true, fast_kernels = true, profile = false, candidate_kernels = false;
+  bool candidate_one_row = true;
   bool prefetch_next_weights = false;
   bool tensor_core_linears = true, serial_merge = false, fused_qk_write = true;
   bool step_kernel = false, step_kernel_prefetch = true, step_kernel_stream = true;
   bool step_kernel_fold_merge = true, step_kernel_head_flags = true, step_kernel_timing = false;
   int32_t step_kernel_ring_slots = 12;  // StepKernelArgs::kMaxRingSlots (a CPU build has no header)
+  int32_t attention_pages_per_item = 4, attention_items_per_run = 16;  // DecodeWorkOptions
 };
 
 // The options object `o` of the constructor `fn`; a wrong type is a TypeError naming the field.

@@ -14,7 +14,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   *st = Status::ok();
   Napi::Object o = Napi::Object::New(env);
   double eager = 0, captures = 0, replays = 0, profiled = 0, device_ms = 0, device_steps = 0;
-  double kernel_steps = 0, kernel_grid = 0, kernel_timed = 0;
+  double kernel_steps = 0, kernel_grid = 0, kernel_timed = 0, candidate = 0;
   bool kernel_streamed = false;
   double kernel_ring_slots = 0;
   double prep_ms = 0, launch_ms = 0;
@@ -28,6 +28,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
     eager = static_cast<double>(s.eager_steps);
     captures = static_cast<double>(s.graph_captures);
     replays = static_cast<double>(s.graph_replays);
+    candidate = static_cast<double>(s.candidate_steps);
     kernel_steps = static_cast<double>(s.kernel_steps);
     kernel_grid = static_cast<double>(s.kernel_grid);
     kernel_streamed = s.kernel_streamed;
@@ -51,6 +52,7 @@ Napi::Object kv_device_stats(Napi::Env env, Qwen3CudaDecoder* decoder, bool sett
   o.Set("graphCaptures", captures);
   o.Set("graphReplays", replays);
   o.Set("graphError", error);
+  o.Set("candidateSteps", candidate);
   o.Set("kernelSteps", kernel_steps);
   o.Set("kernelGrid", kernel_grid);
   o.Set("kernelStreamed", kernel_streamed);

@@ -126,7 +126,7 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   // The skinny launch of a layer whose kernel prefetches the next one's weights into L2
   // (prefetch_next_weights): (elems) weights at offset `next` of the parameter table.
   auto sl = [&](int64_t next, int64_t elems) {
-    SkinnyLaunch r{candidate_kernels, skinny_tensor_cores};
+    SkinnyLaunch r{pdl_, skinny_tensor_cores};
     if (prefetch_next_weights) r.ahead = L2Ahead{W(next), elems * dev_dtype_size(t)};
     return r;
   };
@@ -161,10 +161,10 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
                                                   H, qd + 2 * kd, false, sl(o.wo, qd * H))
                      : lin(t, qkv_, xn_, o.wq, H, qd + 2 * kd, false, sl(o.wo, qd * H))));
     if (!fresh)
-      NPR_TRY(timed("qk_norm_rope_write",
-                    qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn,
-                                            cos_, sin_, slots_, N, c.heads, c.kv_heads, D,
-                                            c.rms_eps, candidate_kernels)));
+      NPR_TRY(
+          timed("qk_norm_rope_write",
+                qk_norm_rope_write_cuda(ctx_, t, q_, pages_.k(l), pages_.v(l), qkv_, qn, kn, cos_,
+                                        sin_, slots_, N, c.heads, c.kv_heads, D, c.rms_eps, pdl_)));
   } else {
     NPR_TRY(timed("qkv", lin(t, q_, xn_, o.wq, H, qd, false, {})));
     NPR_TRY(timed("qkv", lin(t, k_, xn_, o.wk, H, kd, false, {})));
@@ -180,10 +180,10 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   }
   const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
   NPR_TRY(timed("attention",
-                decode_attention_cuda(
-                    ctx_, t, *plan_in_use_, attn_, nullptr, fresh ? nullptr : q_, c.heads, pk,
-                    scale, launch_items, fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
-                    attention_merge, candidate_kernels, fresh ? &new_tokens : nullptr)));
+                decode_attention_cuda(ctx_, t, *plan_in_use_, attn_, nullptr, fresh ? nullptr : q_,
+                                      c.heads, pk, scale, launch_items,
+                                      fast ? DecodeAttnKernel::kAuto : DecodeAttnKernel::kSimt,
+                                      attention_merge, pdl_, fresh ? &new_tokens : nullptr)));
   NPR_TRY(timed("o_proj", lin(F32, x_, attn_, o.wo, qd, H, true, sl(o.w_gate, 2 * I * H))));
   if (fused) {
     NPR_TRY(timed("gate_up_swiglu",
@@ -225,7 +225,7 @@ Status Qwen3CudaDecoder::launch(int64_t N, int64_t S, int64_t launch_items) {
   const void* head = m_.compute_weight(off.lm_head);
   if (fast_kernels && t == DevDType::kBF16 && S <= kSkinnyMaxRows)
     return timed("head", skinny_linear_cuda(ctx_, F32, logits_, hn_, head, S, H, c.vocab, false,
-                                            {candidate_kernels, skinny_tensor_cores}));
+                                            {pdl_, skinny_tensor_cores}));
   return timed("head", linear_forward_cuda(ctx_, t, F32, logits_, hn_, head, S, H, c.vocab, 0.0f));
 }
 
@@ -381,6 +381,9 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
                       "qwen3 decode (cuda): rope table"));
   NPR_TRY(step_time_.begin(ctx_.stream()));
   stats_.host_prep_ms += ms_since(entered);
+  // A replayed graph keeps the launches it captured: the choice is the bucket's.
+  pdl_ = candidate_kernels || (candidate_one_row && fast_kernels && graph && Sp == 1);
+  if (pdl_ && !one_kernel) ++stats_.candidate_steps;
   const Clock::time_point launching = Clock::now();
   if (one_kernel) {
     NPR_TRY(step_kernel_.check());  // an earlier step's barrier timed out: fail, don't fall back

@@ -65,10 +65,16 @@ class Qwen3CudaDecoder {
   // The layer's chain of kernels (q|k|v, q/k norm + RoPE + KV write, tensor-core attend, merge,
   // o-proj, gate|up, down) as programmatic dependent launches, each launched while the one
   // before runs, the linear layers prefetching their weights into L2 meanwhile (pdl.cuh). The
-  // same bits either way. Off by default: on an H200 (2026-11-26) it passed every test but was
-  // no faster (device ms a step 1.095 vs 1.047 at batch 1, 1.641 vs 1.625 at 8 branches, both
-  // with the serial merge).
+  // same bits either way. candidate_kernels: every step so; candidate_one_row: the graph steps of
+  // one sequence on the fast kernels so (the default; the bits are the same, so a step stays
+  // batch invariant).
+  // Measured as the decode bench's _candidate trial, with the staged merge: faster at batch 1,
+  // slower at 8 branches, on every run: tokens/s 830.9 vs 795.5 and device ms 1.088 / 1.478 vs
+  // 1.134 / 1.311 (H200, 2026-11-27); 778 vs 716.2, 1.173 / 1.564 vs 1.183 / 1.373 (H100,
+  // 2026-11-27); 772.3 vs 734, 1.094 / 1.484 vs 1.137 / 1.317 (H200, 2026-11-27). With the serial
+  // merge (H200, 2026-11-26) it was level at batch 1 (1.095 vs 1.047 ms) and slower at 8.
   bool candidate_kernels = false;
+  bool candidate_one_row = true;
   // Each skinny linear layer of a step prefetches the next one's weights into L2 as it starts
   // (q|k|v -> o-proj -> gate|up -> down -> the next layer's q|k|v, the last down the head's first
   // rows; SkinnyLaunch::ahead), so DRAM streams them across the attention and the gaps between
@@ -120,6 +126,7 @@ class Qwen3CudaDecoder {
   DecodeWorkOptions work_options;
   struct Stats {
     int64_t eager_steps = 0, graph_replays = 0, graph_captures = 0, profiled_steps = 0;
+    int64_t candidate_steps = 0;    // steps launched as the candidate kernels (eager or graph)
     int64_t kernel_steps = 0;       // steps run as one persistent kernel (step_kernel)
     int64_t kernel_grid = 0;        // its CTAs
     bool kernel_streamed = false;   // whether its last step streamed the weights
@@ -174,6 +181,7 @@ class Qwen3CudaDecoder {
   void* qkv_ = nullptr;  // (tokens, heads + 2 kv_heads, head_dim): the stacked projection
   CudaOpTimer timer_;
   bool timing_ = false;      // this step's ops are being timed
+  bool pdl_ = false;         // this step launches the candidate kernels
   CudaSpanTimer step_time_;  // each step's launches, start to end on the stream
   struct Graph {
     void* exec = nullptr;  // cudaGraphExec_t

@@ -111,6 +111,23 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
   return out;
 }
 
+// A small random model with bf16-exact weights (both sides read the same), head dim 128 (the
+// one-kernel step's).
+std::unique_ptr<Qwen3Model> decoder_model() {
+  Qwen3Config cfg = tiny_config(false);
+  cfg.vocab = 67;
+  cfg.hidden = 64;
+  cfg.intermediate = 96;
+  cfg.head_dim = 128;
+  Rng rng(99);
+  std::unique_ptr<Qwen3Model> model = random_model(rng, cfg, 0.4f);
+  for (const ParamInfo& p : model->params())
+    if (p.shape.size() > 1)
+      for (int64_t i = 0; i < p.numel; ++i)
+        model->weights()[p.offset + i] = bf16_to_f32(f32_to_bf16(model->weights()[p.offset + i]));
+  return model;
+}
+
 }  // namespace
 #endif
 
@@ -118,17 +135,8 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
-  Qwen3Config cfg = tiny_config(false);
-  cfg.vocab = 67;
-  cfg.hidden = 64;
-  cfg.intermediate = 96;
-  cfg.head_dim = 128;  // the one-kernel step's head dim
-  Rng rng(99);
-  std::unique_ptr<Qwen3Model> model = random_model(rng, cfg, 0.4f);
-  for (const ParamInfo& p : model->params())  // bf16-exact weights: both sides read the same
-    if (p.shape.size() > 1)
-      for (int64_t i = 0; i < p.numel; ++i)
-        model->weights()[p.offset + i] = bf16_to_f32(f32_to_bf16(model->weights()[p.offset + i]));
+  std::unique_ptr<Qwen3Model> model = decoder_model();
+  const Qwen3Config& cfg = model->config();
   emu::set_device(emu::Device{});
   // A prefix of 7 tokens (one prefill step of the skinny layers), 3 branches of 5, 4 and 5
   // tokens: 5 one-token steps, the first four in the 4-row bucket (warmed, captured, replayed).
@@ -136,6 +144,9 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
   for (bool cascade : {false, true}) {
     const std::string tail = cascade ? " (cascade)" : " (flat)";
     emu::DecoderOptions graphs, eager, kernel, graphs_unfused, eager_unfused, ahead;
+    emu::DecoderOptions graphs_split, kernel_split;  // an item a page: 2-4 items a run, merged
+    graphs_split.pages_per_item = kernel_split.pages_per_item = 1;
+    kernel_split.step_kernel = true;
     eager.use_graphs = false;
     ahead.prefetch_next_weights = true;
     kernel.step_kernel = true;
@@ -147,6 +158,9 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
     const Run k = rollout(*model, 7, lens, cascade, kernel, "one-kernel step" + tail);
     const Run gu = rollout(*model, 7, lens, cascade, graphs_unfused, "graphs, unfused" + tail);
     const Run eu = rollout(*model, 7, lens, cascade, eager_unfused, "eager, unfused" + tail);
+    const Run gs = rollout(*model, 7, lens, cascade, graphs_split, "graphs, an item a page" + tail);
+    const Run ks =
+        rollout(*model, 7, lens, cascade, kernel_split, "one-kernel step, an item a page" + tail);
     // Each skinny layer prefetching the next one's weights (every prefetched line inside a
     // buffer, or the emulator faults): the same bits, the same kernels.
     emu::ptx::record_prefetches(true);
@@ -185,10 +199,17 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
               "every path ran the prefill and 5 steps" + tail);
     CHECK_MSG(g.logits == e.logits, "graph replays give other bits than eager steps" + tail);
     CHECK_MSG(k.logits == e.logits, "the one-kernel step gives other bits than eager steps" + tail);
+    // Another split-KV (every rollout checks its logits against the CPU): one plan, one set of
+    // bits for the layer path and the one-kernel step; and it is another plan, not the default.
+    CHECK_MSG(gs.logits.size() == 6 && ks.logits == gs.logits,
+              "with an item a page the one-kernel step gives other bits than graph steps" + tail);
+    CHECK_MSG(gs.logits != g.logits, "an item a page gave the default plan's bits" + tail);
     CHECK_MSG(g.stats.graph_replays >= 2 && g.stats.graph_error.empty(),
               "the graph path replayed " + std::to_string(g.stats.graph_replays) + " steps" + tail +
                   " " + g.stats.graph_error);
     CHECK_MSG(e.stats.graph_replays == 0, "the eager path replayed a graph" + tail);
+    CHECK_MSG(g.stats.candidate_steps == 0,
+              "steps of 3 sequences took the candidate kernels by default" + tail);
     CHECK_MSG(k.stats.kernel_steps == 5 && k.stats.kernel_error.empty(),
               "the one-kernel step ran " + std::to_string(k.stats.kernel_steps) + " of 5 steps" +
                   tail + " " + k.stats.kernel_error);
@@ -196,6 +217,34 @@ TEST(emu_decoder_paths_give_the_same_bits_as_each_other_near_the_cpu) {
   CHECK_MSG(emu::device_bytes_in_use() == 0 && emu::device_allocations() == 0,
             "the decoder left " + std::to_string(emu::device_bytes_in_use()) +
                 " bytes of device memory allocated");
+#endif
+}
+
+// The candidate kernels (programmatic launches) by default in the graph steps of one sequence
+// only: the prefill's eager step and the steps of several sequences keep the plain launches.
+// The same bits in every choice, so a sequence's logits do not depend on its batch.
+TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  std::unique_ptr<Qwen3Model> model = decoder_model();
+  emu::set_device(emu::Device{});
+  emu::DecoderOptions one_row, none, all;
+  none.candidate_one_row = false;
+  all.candidate_kernels = true;
+  const std::vector<int64_t> one = {6};  // the prefix, then one branch of 6 one-token steps
+  const Run d = rollout(*model, 7, one, true, one_row, "one sequence, default");
+  const Run n = rollout(*model, 7, one, true, none, "one sequence, no candidate kernels");
+  const Run a = rollout(*model, 7, one, true, all, "one sequence, candidate kernels throughout");
+  CHECK_MSG(d.logits.size() == 7 && n.logits == d.logits && a.logits == d.logits,
+            "the candidate kernels changed the bits");
+  CHECK_MSG(d.stats.graph_replays >= 2,
+            "the one-sequence steps replayed " + std::to_string(d.stats.graph_replays) + " graphs");
+  CHECK_MSG(
+      d.stats.candidate_steps == 6 && n.stats.candidate_steps == 0 && a.stats.candidate_steps == 7,
+      "candidate steps: " + std::to_string(d.stats.candidate_steps) + " by default (want 6), " +
+          std::to_string(n.stats.candidate_steps) + " with none (0), " +
+          std::to_string(a.stats.candidate_steps) + " throughout (7)");
 #endif
 }
 

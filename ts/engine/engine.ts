@@ -50,7 +50,7 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags, stepKernelRingSlots). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, attentionPagesPerItem, attentionItemsPerRun, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags, stepKernelRingSlots). */
   kvOptions?: Pick<
     NativeKvOptions,
     | 'graphs'
@@ -59,6 +59,8 @@ export interface EngineOptions {
     | 'prefetchNextWeights'
     | 'tensorCoreLinears'
     | 'attentionMerge'
+    | 'attentionPagesPerItem'
+    | 'attentionItemsPerRun'
     | 'fusedQkWrite'
     | 'stepKernel'
     | 'stepKernelPrefetch'

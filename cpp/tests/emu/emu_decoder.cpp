@@ -32,6 +32,10 @@ npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_token
   s->decoder->step_kernel_timing = o.step_kernel_timing;
   s->decoder->fused_qk_write = o.fused_qk_write;
   s->decoder->prefetch_next_weights = o.prefetch_next_weights;
+  s->decoder->work_options.min_pages_per_item = o.pages_per_item;
+  s->decoder->work_options.max_items_per_run = o.items_per_run;
+  s->decoder->candidate_one_row = o.candidate_one_row;
+  s->decoder->candidate_kernels = o.candidate_kernels;
   return npr::Status::ok();
 }
 
@@ -75,8 +79,9 @@ std::string Decoder::step(const DecoderStep& s, bool cascade, float* logits) {
 DecoderStats Decoder::stats() const {
   if (!impl_->decoder) return DecoderStats{};
   const npr::Qwen3CudaDecoder::Stats& s = impl_->decoder->stats();
-  return DecoderStats{s.eager_steps, s.graph_replays,      s.graph_captures, s.kernel_steps,
-                      s.kernel_grid, s.kernel_timed_steps, s.kernel_error,   s.graph_error};
+  return DecoderStats{s.eager_steps,  s.graph_replays, s.graph_captures,
+                      s.kernel_steps, s.kernel_grid,   s.kernel_timed_steps,
+                      s.kernel_error, s.graph_error,   s.candidate_steps};
 }
 
 }  // namespace emu

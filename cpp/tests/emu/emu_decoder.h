@@ -23,6 +23,10 @@ struct DecoderModel {
 struct DecoderOptions {
   bool use_graphs = true, step_kernel = false, step_kernel_timing = false;
   bool fused_qk_write = true, prefetch_next_weights = false;
+  int32_t pages_per_item = 4, items_per_run = 16;  // the attention plan's DecodeWorkOptions
+  // The candidate kernels (programmatic launches): in graph steps of one sequence (the
+  // decoder's default), in every step, in none.
+  bool candidate_one_row = true, candidate_kernels = false;
 };
 
 // One step: `sequences` of new tokens (cu_new offsets, ids, positions) over a CSR page table
@@ -37,6 +41,7 @@ struct DecoderStep {
 struct DecoderStats {
   int64_t eager_steps, graph_replays, graph_captures, kernel_steps, kernel_grid, kernel_timed_steps;
   std::string kernel_error, graph_error;
+  int64_t candidate_steps;
 };
 
 class Decoder {
