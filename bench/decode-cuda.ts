@@ -219,10 +219,12 @@ const allTrials: Record<string, Partial<Run>> = {
   separate_qk_write: { fusedQkWrite: false },
   cuda_cores: { tensorCores: false },
   // The attention's split-KV (its defaults: items of at least 4 pages, at most 16 a run; the 1k
-  // prefix's 65 pages make 13 items of 5 pages a kv head): never tuned on a GPU. 33 items of 2
-  // pages, 22 of 3, 8 of 9, 4 of 17.
+  // prefix's 65 pages make 13 items of 5 pages a kv head, 80 keys: a full tile of the attend
+  // kernel's 64 keys and a tile of 16, loaded one after the other): never tuned on a GPU. 33
+  // items of 2 pages, 22 of 3, 17 of 4 (one whole tile each), 8 of 9, 4 of 17.
   attn_items_33: { pagesPerItem: 1, itemsPerRun: 64 },
   attn_items_22: { pagesPerItem: 2, itemsPerRun: 32 },
+  attn_items_17: { pagesPerItem: 4, itemsPerRun: 17 },
   attn_items_8: { pagesPerItem: 8, itemsPerRun: 8 },
   attn_items_4: { pagesPerItem: 16, itemsPerRun: 4 },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.

@@ -46,6 +46,7 @@ const VARIANTS = [
   ['no candidate launches', '_no_candidate'],
   ['attention split: 33 items', '_attn_items_33'],
   ['attention split: 22 items', '_attn_items_22'],
+  ['attention split: 17 items', '_attn_items_17'],
   ['attention split: 8 items', '_attn_items_8'],
   ['attention split: 4 items', '_attn_items_4'],
   ['serial merge', '_serial'],
