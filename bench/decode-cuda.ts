@@ -13,7 +13,9 @@
  *   - the other decode options, each at batch 1 and 8 branches: the layer's kernels as
  *     programmatic dependent launches in every step (`candidateKernels: true`, keys suffixed
  *     `_candidate`; in eager steps, `_candidate_eager`) and in none (`false`, `_no_candidate`;
- *     the default takes them in graph steps of one sequence), each skinny linear layer prefetching the next one's
+ *     the default takes them in graph steps of one sequence; these two also at 2 and 4 branches,
+ *     `device_ms_2_*`, `device_ms_4_*`, beside the default's `device_ms_2`, `device_ms_4`), each
+ *     skinny linear layer prefetching the next one's
  *     weights into L2 (`prefetchNextWeights`, `_prefetch_next`; with the programmatic launches
  *     `_prefetch_next_candidate`, on CUDA cores `_prefetch_next_cuda_cores`), the
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the q/k norm + RoPE + KV
@@ -300,7 +302,10 @@ type Timed = {
   kernelRingSlots: number;
   phaseMs: Record<string, number>;
 };
-const trial: Record<string, { one: Timed; eight: Timed }> = {};
+const trial: Record<string, { one: Timed; eight: Timed; two?: Timed; four?: Timed }> = {};
+// Trials also timed at 2 and 4 branches: where the programmatic launches stop paying (the
+// default takes them at one sequence; measured ahead at 1 and behind at 8).
+const MIDDLE_BRANCHES = new Set(['candidate', 'no_candidate']);
 async function runTrial(name: string, extra: Partial<Run>): Promise<void> {
   const timed = async (branches: number): Promise<Timed> => {
     const x = await stepTime(model, branches, true, { graphs: true, fast: true, ...extra });
@@ -311,22 +316,30 @@ async function runTrial(name: string, extra: Partial<Run>): Promise<void> {
     );
     return { ...x, kernelSteps: st.kernelSteps, kernelStreamed: st.kernelStreamed, kernelRingSlots: st.kernelRingSlots, phaseMs };
   };
-  const r = { one: await timed(1), eight: await timed(8) };
+  const r: (typeof trial)[string] = { one: await timed(1), eight: await timed(8) };
+  if (MIDDLE_BRANCHES.has(name)) {
+    r.two = await timed(2);
+    r.four = await timed(4);
+  }
   trial[name] = r;
-  for (const [branches, x] of [
+  const timedAt: [number, Timed | undefined][] = [
     [1, r.one],
+    [2, r.two],
+    [4, r.four],
     [8, r.eight],
-  ] as const)
-    rows.push({
-      kernels: name,
-      branches,
-      cascade: 'true',
-      graphs: String(extra.graphs ?? true),
-      step_ms: round(x.t * 1000, 3),
-      decode_ms: round(x.decodeT * 1000, 3),
-      device_ms: round(x.deviceMs, 3),
-      tok_per_s: round(branches / x.t, 1),
-    });
+  ];
+  for (const [branches, x] of timedAt)
+    if (x)
+      rows.push({
+        kernels: name,
+        branches,
+        cascade: 'true',
+        graphs: String(extra.graphs ?? true),
+        step_ms: round(x.t * 1000, 3),
+        decode_ms: round(x.decodeT * 1000, 3),
+        device_ms: round(x.deviceMs, 3),
+        tok_per_s: round(branches / x.t, 1),
+      });
 }
 // The one-kernel step is the least-run code here (its cooperative launch, grid barriers and
 // flags): its trials come after everything else, so a device fault there (sticky for the
@@ -413,6 +426,8 @@ printJson('decode-cuda', {
   device_ms_b1: round(deviceTimes['1_true'] ?? null, 3),
   device_ms_b1_no_graphs: round(eagerRun.deviceMs, 3),
   device_ms_8: round(deviceTimes['8_true'] ?? null, 3),
+  device_ms_2: round(deviceTimes['2_true'] ?? null, 3),
+  device_ms_4: round(deviceTimes['4_true'] ?? null, 3),
   // Wall ms of a step's `await kv.decode` alone (step_ms less the sampling call).
   decode_call_ms_b1: round((decodeCallTimes['1_true'] ?? Number.NaN) * 1000, 3),
   decode_call_ms_8: round((decodeCallTimes['8_true'] ?? Number.NaN) * 1000, 3),
@@ -438,6 +453,12 @@ printJson('decode-cuda', {
       [`ratio_8_vs_1_${name}`, round(r.eight.t / r.one.t)],
       [`device_ms_b1_${name}`, round(r.one.deviceMs, 3)],
       [`device_ms_8_${name}`, round(r.eight.deviceMs, 3)],
+      ...(r.two && r.four
+        ? [
+            [`device_ms_2_${name}`, round(r.two.deviceMs, 3)],
+            [`device_ms_4_${name}`, round(r.four.deviceMs, 3)],
+          ]
+        : []),
       [`decode_call_ms_b1_${name}`, round(r.one.decodeT * 1000, 3)],
       [`fraction_of_hbm_bound_b1_${name}`, bound === null ? null : round(bound / r.one.t)],
       ...(name.startsWith('step_kernel')
