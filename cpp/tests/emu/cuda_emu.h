@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
 #include "tests/emu/emu_cuda_api.h"
 #include "tests/emu/emu_cuda_launch.h"
@@ -100,29 +101,28 @@ inline int __shfl_sync(unsigned mask, int v, int src_lane) {
 inline unsigned __shfl_xor_sync(unsigned mask, unsigned v, int lane_mask) {
   return static_cast<unsigned>(__shfl_xor_sync(mask, static_cast<int>(v), lane_mask));
 }
-// 8-byte values: two 32-bit shuffles, as the device library does them.
+// 8-byte values: two 32-bit shuffles (shfl: emu::ptx::shfl_xor or shfl_idx with its lane
+// argument), as the device library does them.
 template <typename T>
-T shfl_xor_8_bytes(unsigned mask, T v, int lane_mask) {
+T shfl_8_bytes(unsigned mask, T v, uint32_t (*shfl)(uint32_t, int), int lane, const char* name) {
   static_assert(sizeof(T) == 8, "8-byte values only");
-  if (mask != 0xffffffffu) emu::fail("__shfl_xor_sync with a partial mask");
+  if (mask != 0xffffffffu) emu::fail(std::string(name) + " with a partial mask");
   uint32_t w[2];
   std::memcpy(w, &v, 8);
-  w[0] = emu::ptx::shfl_xor(w[0], lane_mask);
-  w[1] = emu::ptx::shfl_xor(w[1], lane_mask);
+  w[0] = shfl(w[0], lane);
+  w[1] = shfl(w[1], lane);
   std::memcpy(&v, w, 8);
   return v;
+}
+template <typename T>
+T shfl_xor_8_bytes(unsigned mask, T v, int lane_mask) {
+  return shfl_8_bytes(mask, v, emu::ptx::shfl_xor, lane_mask, "__shfl_xor_sync");
 }
 inline double __shfl_xor_sync(unsigned mask, double v, int lane_mask) {
   return shfl_xor_8_bytes(mask, v, lane_mask);
 }
 inline double __shfl_sync(unsigned mask, double v, int src_lane) {
-  if (mask != 0xffffffffu) emu::fail("__shfl_sync with a partial mask");
-  uint32_t w[2];
-  std::memcpy(w, &v, 8);
-  w[0] = emu::ptx::shfl_idx(w[0], src_lane);
-  w[1] = emu::ptx::shfl_idx(w[1], src_lane);
-  std::memcpy(&v, w, 8);
-  return v;
+  return shfl_8_bytes(mask, v, emu::ptx::shfl_idx, src_lane, "__shfl_sync");
 }
 inline long __shfl_xor_sync(unsigned mask, long v, int lane_mask) {
   return shfl_xor_8_bytes(mask, v, lane_mask);
