@@ -49,11 +49,10 @@ Status HostStaging::stage(void* stream, const void* src, int64_t bytes, const vo
     NPR_CUDA_TRY(
         cudaEventRecord(static_cast<cudaEvent_t>(done_[block_]), static_cast<cudaStream_t>(stream)),
         "host staging: marking a block's copies");
-    recorded_[block_] = true;
     ++turns_;
     block_ = (block_ + 1) % kBlocks;
     used_ = 0;
-    if (recorded_[block_])
+    if (turns_ >= kBlocks)  // the ring has been round: this block's event is recorded
       NPR_CUDA_TRY(cudaEventSynchronize(static_cast<cudaEvent_t>(done_[block_])),
                    "host staging: waiting for a block's copies");
   }

@@ -49,11 +49,10 @@ class HostStaging {
 
   unsigned char* mem_ = nullptr;  // (kBlocks + 1, kBlockBytes): the ring, then the landing
   void* done_[kBlocks] = {};      // cudaEvent_t: the stream passed the block's copies
-  bool recorded_[kBlocks] = {};
-  bool failed_ = false;  // page-locked memory was refused once: stay on pageable copies
+  bool failed_ = false;           // page-locked memory was refused once: stay on pageable copies
   int block_ = 0;
-  int64_t used_ = 0;  // bytes of the current block handed out
-  int64_t turns_ = 0;
+  int64_t used_ = 0;   // bytes of the current block handed out
+  int64_t turns_ = 0;  // blocks left so far; block_ is turns_ % kBlocks
 };
 
 }  // namespace npr

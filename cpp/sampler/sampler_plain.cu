@@ -163,12 +163,13 @@ __global__ void __launch_bounds__(kThreads)
   const double total = chunk_sums.total;
   const PlainRow M = rows[r];
   const double target = counter_uniform(seed, M.request, M.branch, M.index) * total;
-  // The first chunk whose cumulative mass passes target (none: the last chunk).
+  // The first chunk whose cumulative mass passes target; the last chunk stands for the crossing
+  // when none does (rounding at the top end). Its owner stops there with the mass before it.
   int64_t cs = INT64_MAX;
   double acc = chunk_sums.before;
   for (int64_t c = c0; c < c1; ++c) {
     const double w = rescaled(s[c].s_z, s[c].zm, zm);
-    if (acc + w > target) {
+    if (acc + w > target || c + 1 == chunks) {
       cs = c;
       break;
     }
@@ -176,18 +177,15 @@ __global__ void __launch_bounds__(kThreads)
   }
   cs = block_all_reduce<kWarps>(
       cs, [](int64_t a, int64_t b) { return a < b ? a : b; }, shl);
-  if (cs == INT64_MAX) cs = chunks - 1;
-  if (c0 <= cs && cs < c1) {  // the chunk's owner: the mass before it
-    double before = chunk_sums.before;
-    for (int64_t c = c0; c < cs; ++c) before += rescaled(s[c].s_z, s[c].zm, zm);
-    sh_before[0] = before;
-  }
+  if (c0 <= cs && cs < c1) sh_before[0] = acc;
   __syncthreads();
   const double before = sh_before[0];
   const float* x = logits + static_cast<int64_t>(M.logit_row) * vocab;
   const uint32_t* bits = bitmap + r * words;
   const int64_t t0 = cs * kPlainSamplerChunk + int64_t{tid} * kPerThread;
-  const int64_t t1 = min(min(vocab, (cs + 1) * kPlainSamplerChunk), t0 + kPerThread);
+  // The chunk's last token (the row's, in the last chunk) absorbs rounding, as above.
+  const int64_t last = min(vocab, (cs + 1) * kPlainSamplerChunk) - 1;
+  const int64_t t1 = min(last + 1, t0 + kPerThread);
   auto mass = [&](int64_t t) {
     return exp(static_cast<double>(processed(x[t], t, bits, M.penalty, temperature)) - zm);
   };
@@ -197,15 +195,13 @@ __global__ void __launch_bounds__(kThreads)
   int64_t pick = INT64_MAX;
   for (int64_t t = t0; t < t1; ++t) {
     at += mass(t);
-    if (at > target) {
+    if (at > target || t == last) {
       pick = t;
       break;
     }
   }
   pick = block_all_reduce<kWarps>(
       pick, [](int64_t a, int64_t b) { return a < b ? a : b; }, shl);
-  if (pick == INT64_MAX)  // rounding at the top end: the chunk's (or the row's) last token
-    pick = min(vocab, (cs + 1) * kPlainSamplerChunk) - 1;
   if (tid == 0) {
     const double lse = m_raw + log(total_raw);
     out[r] = DeviceSampleOut{static_cast<int32_t>(pick), 0,
