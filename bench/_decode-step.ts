@@ -4,10 +4,17 @@
  * tokens are then taken as the engine takes them: `logits` given, every row is copied to it;
  * null, every row is sampled where the logits are (temperature 1; on the device for a CUDA
  * model, so only tokens and logprobs cross to the host).
+ *
+ * How the step is decoded: `worker` awaits kv.decode (a worker thread), `sync` calls
+ * kv.decodeSync (the JS thread waits for the step), `launch` calls kv.decodeLaunch (the step is
+ * enqueued and its sampling call waits for it, so the sampler's host work overlaps the step: the
+ * engine's default on CUDA).
  */
 import type { NativeKv } from '../ts/bindings/native.js';
 
-/** Seconds the last timedDecodeStep spent in `await kv.decode` alone (the rest of its time is the copy or sampling). */
+export type DecodeMode = 'worker' | 'sync' | 'launch';
+
+/** Seconds the last timedDecodeStep spent in the decode call alone (the rest of its time is the copy or sampling). */
 export const lastSplit = { decodeS: 0 };
 
 /** Seconds the decode call and the copy or sampling took (the KV append before it is not timed). */
@@ -19,7 +26,7 @@ export async function timedDecodeStep(
   position: number,
   cascade: boolean,
   logits: Float32Array | null,
-  sync = false, // kv.decodeSync instead of awaiting kv.decode
+  mode: DecodeMode = 'worker',
 ): Promise<number> {
   for (const q of seqs) kv.append(q, 1, true);
   const S = seqs.length;
@@ -31,7 +38,8 @@ export async function timedDecodeStep(
     positions: new Int32Array(S).fill(position),
     cascade,
   };
-  if (sync) kv.decodeSync(batch, logits);
+  if (mode === 'launch' && !logits) kv.decodeLaunch(batch);
+  else if (mode === 'sync' || mode === 'launch') kv.decodeSync(batch, logits);
   else await kv.decode(batch, logits);
   lastSplit.decodeS = (performance.now() - t0) / 1000;
   if (!logits) {

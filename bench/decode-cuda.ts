@@ -23,7 +23,8 @@
  *     `_separate_qk_write`), the skinny linear layers
  *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the attention's split-KV
  *     (`attentionPagesPerItem` / `attentionItemsPerRun`: `_attn_items_<n>`, n work items a kv
- *     head over the 1k prefix, against the default's 13), the decode steps awaited
+ *     head over the 1k prefix, against the default's 13), each decode call waiting for its
+ *     step (`_no_overlap`), the decode steps awaited
  *     on a worker thread (`_worker_decode`), and the whole step as one persistent kernel
  *     (`stepKernel`, `_step_kernel`: on sm_90 its weights streamed through shared memory; without
  *     the stream, `_step_kernel_no_stream`, loading them itself with an L2 prefetch; without either,
@@ -38,13 +39,16 @@
  *     (`_cta_work`));
  *   - each step's device time (its launches, start to end on the stream: `device_ms_*`) next
  *     to its wall time, which adds the host's work and the sampling; the wall time of the
- *     decode call alone (`decode_call_ms_*`) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:
+ *     decode call alone (`decode_call_ms_*`: by default the launch, the device's time then
+ *     showing in the sampling call) and its host parts (`host_ms_b1_*`, `host_ms_8_*`:
  *     queued, prep, launch, wait for the device, resolve);
  *   - where each step's device time goes: every op timed by CUDA events over eager steps
  *     (`profile`), batch 1 on both paths and 8 branches on the default one (`op_ms_b1_<op>`,
  *     `op_ms_b1_generic_<op>`, `op_ms_8_<op>`: ms a step, and their `_total`).
- * Each figure is the median of the timed steps; a step is `kv.decodeSync(...)` from JS (the
- * engine's way on CUDA; `_worker_decode` keys: `await kv.decode(...)`, on a worker thread) and
+ * Each figure is the median of the timed steps; a step is `kv.decodeLaunch(...)` from JS (the
+ * engine's way on CUDA: the step enqueued, the sampling call waiting for it; `_no_overlap` keys:
+ * `kv.decodeSync(...)`, the decode call waiting; `_worker_decode` keys: `await kv.decode(...)`,
+ * on a worker thread) and
  * then every row sampled on the device (`kv.sample`, temperature 1), as the engine runs it: the
  * logits stay on the device and only tokens and logprobs come back. Peer in the same run: Hugging Face
  * transformers' generate on the same shape (bench/peers/decode_cuda.py, eager and with the
@@ -55,7 +59,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKv, NativeQwen3 } from '../ts/bindings/native.js';
-import { lastSplit, timedDecodeStep } from './_decode-step.js';
+import { type DecodeMode, lastSplit, timedDecodeStep } from './_decode-step.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -92,8 +96,8 @@ interface Run {
   /** NativeKvOptions.attentionPagesPerItem / attentionItemsPerRun (defaults 4 / 16). */
   pagesPerItem?: number;
   itemsPerRun?: number;
-  /** kv.decodeSync, as the engine decodes on CUDA (default); false: await kv.decode. */
-  sync?: boolean;
+  /** kv.decodeLaunch, as the engine decodes on CUDA (default); 'sync': kv.decodeSync; 'worker': await kv.decode. */
+  decode?: DecodeMode;
   /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelRingSlots / stepKernelTiming. */
   stepKernel?: boolean;
   stepKernelPrefetch?: boolean;
@@ -112,7 +116,7 @@ async function stepTime(
   run: Run,
 ): Promise<{ t: number; kv: NativeKv; deviceMs: number; decodeT: number; host: Record<string, number> }> {
   const { graphs, fast, profile, candidate, tensorCores, merge } = run;
-  const sync = run.sync ?? true;
+  const mode = run.decode ?? 'launch';
   const numBlocks = Math.ceil((PREFIX + branches * (STEPS + 8)) / 16) + branches + 8;
   const kv = new addon.NativeKv(model, {
     numBlocks,
@@ -154,7 +158,7 @@ async function stepTime(
       device = { ms: st.deviceMs, steps: st.deviceTimedSteps };
       host0 = st.hostMs;
     }
-    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null, sync);
+    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null, mode);
     if (step >= 3) {
       times.push(t); // 3 warm-up steps (graph capture)
       decodeTimes.push(lastSplit.decodeS);
@@ -229,8 +233,10 @@ const allTrials: Record<string, Partial<Run>> = {
   attn_items_17: { pagesPerItem: 4, itemsPerRun: 17 },
   attn_items_8: { pagesPerItem: 8, itemsPerRun: 8 },
   attn_items_4: { pagesPerItem: 16, itemsPerRun: 4 },
+  // Each step waited for by its decode call (kv.decodeSync) instead of by its sampling call.
+  no_overlap: { decode: 'sync' },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
-  worker_decode: { sync: false },
+  worker_decode: { decode: 'worker' },
   // The whole step as one persistent kernel (grid barriers between phases): its weights
   // streamed through shared memory (sm_90), or loaded by the kernel itself with and without its
   // L2 prefetch of the next phase's weights.

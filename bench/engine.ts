@@ -17,8 +17,11 @@
  * with each decode option off by default: programmatic dependent launches in every step
  * (`candidateKernels: true`, `_candidate`; the default takes them in one-sequence graph steps,
  * `_no_candidate` in none), the skinny linear layers on CUDA cores (`_cuda_cores`) and each step of at most
- * 8 sequences as one persistent kernel (`stepKernel`, `_step_kernel`), and with the decode steps
- * awaited on a worker thread instead of run on the JS thread (`_worker_decode`).
+ * 8 sequences as one persistent kernel (`stepKernel`, `_step_kernel`), with each decode call
+ * waiting for its step instead of returning at its launch (`overlapDecode: false`, `_no_overlap`),
+ * and with the decode steps awaited on a worker thread instead of run on the JS thread
+ * (`_worker_decode`). `decode_ms_per_call_*` is the decode call alone (by default on CUDA its
+ * launch), `step_ms_per_call_*` the whole step: the decode call, then reading its results.
  */
 
 import { native } from '../ts/bindings/loader.js';
@@ -104,15 +107,16 @@ function parallelScript(p: number, long = false): Record<string, number[]> {
   return out;
 }
 
-// The KV cache's decode options, and the engine's syncDecode (default: on for CUDA).
+// The KV cache's decode options, and the engine's syncDecode and overlapDecode (default: on for CUDA).
 type KvOptions = Pick<
   NativeKvOptions,
   'graphs' | 'fastKernels' | 'candidateKernels' | 'tensorCoreLinears' | 'attentionMerge' | 'stepKernel'
 > & {
   syncDecode?: boolean;
+  overlapDecode?: boolean;
 };
 
-function kvOnly({ syncDecode: _, ...kv }: KvOptions): EngineOptions['kvOptions'] {
+function kvOnly({ syncDecode: _, overlapDecode: __, ...kv }: KvOptions): EngineOptions['kvOptions'] {
   return kv;
 }
 
@@ -120,7 +124,7 @@ async function timeMode(
   mode: 'ar' | 'parallel',
   scripts: Record<string, number[]>[],
   kvOptions: KvOptions,
-): Promise<{ ms: number; tokens: number; rollouts: Rollout[]; steps: number[]; decodeMs: number; forkPhaseMs: number }> {
+): Promise<{ ms: number; tokens: number; rollouts: Rollout[]; steps: number[]; decodeMs: number; stepMs: number; forkPhaseMs: number }> {
   const engine = new Engine({
     model: model.handle,
     vocab: VOCAB,
@@ -128,10 +132,12 @@ async function timeMode(
     kvBlocks: cuda ? 256 : 1024, // 0.6B bf16 blocks are 1.8 MB each; each run makes a new engine
     kvOptions: kvOnly(kvOptions),
     ...(kvOptions.syncDecode === undefined ? {} : { syncDecode: kvOptions.syncDecode }),
+    ...(kvOptions.overlapDecode === undefined ? {} : { overlapDecode: kvOptions.overlapDecode }),
     chooser: () => new ScriptedChooser((r) => scripts[r] ?? {}, CharCodec.EOS),
   });
   const steps: number[] = [];
-  let decodeMs = 0;
+  let decodeMs = 0; // the decode calls (with overlapDecode, their launches)
+  let stepMs = 0; // the whole steps: decode call, then the reads of its results
   let forkPhaseMs = 0;
   let open = false;
   engine.on('fork', () => {
@@ -142,7 +148,8 @@ async function timeMode(
   });
   engine.on('step', (e) => {
     steps.push(e.sequences);
-    decodeMs += e.ms;
+    decodeMs += e.decodeMs;
+    stepMs += e.ms;
     if (open) forkPhaseMs += e.ms;
   });
   const t0 = performance.now();
@@ -157,6 +164,7 @@ async function timeMode(
     rollouts,
     steps,
     decodeMs,
+    stepMs,
     forkPhaseMs,
   };
 }
@@ -196,11 +204,11 @@ async function measure(kvOptions: KvOptions, label: string, parScripts = shortSc
   const tpsAr = tokens / (median(arMs) / 1000);
   const tpsPar = tokens / (median(parMs) / 1000);
   const speedup = tpsPar / tpsAr;
-  // Inside the blocks only (decode time while a fork is open vs the same step tokens decoded one
+  // Inside the blocks only (step time while a fork is open vs the same step tokens decoded one
   // at a time in AR): how well the engine turns branches into speed, apart from the schema's
   // sequential share (plans, takeaways).
   const stepTokens = stepLens.reduce((a, b) => a + b, 0);
-  const forkPhaseSpeedup = ((ar.decodeMs / tokens) * stepTokens) / par.forkPhaseMs;
+  const forkPhaseSpeedup = ((ar.stepMs / tokens) * stepTokens) / par.forkPhaseMs;
   const meanBatch = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const row = (mode: string, steps: number[], ms: number[], tps: number) => ({
     kernels: label,
@@ -225,6 +233,7 @@ const variants: Record<string, KvOptions> = cuda
       candidate: { candidateKernels: true },
       no_candidate: { candidateKernels: false },
       cuda_cores: { tensorCoreLinears: false },
+      no_overlap: { overlapDecode: false }, // each decode call waits for its step
       worker_decode: { syncDecode: false }, // each step awaited on a worker thread
       step_kernel: { stepKernel: true }, // one persistent kernel a step (at most 8 sequences)
     }
@@ -248,7 +257,7 @@ console.log(
     `steps ${Math.min(...stepLens)}-${Math.max(...stepLens)} tokens; median of ${RUNS}. ` +
     `Target: speedup >= 0.8 x branches per fork = ${(0.8 * branchesPerFork).toFixed(2)}; ` +
     `the ideal with this schema (AR decode calls / parallel decode calls, flat step cost) is ${(ar.steps.length / par.steps.length).toFixed(2)}; ` +
-    `inside the forks alone the speedup is ${forkPhaseSpeedup.toFixed(2)} (decode time of the step tokens, AR vs parallel).`,
+    `inside the forks alone the speedup is ${forkPhaseSpeedup.toFixed(2)} (step time of the step tokens, AR vs parallel).`,
 );
 printJson('engine', {
   model: model.name,
@@ -276,8 +285,10 @@ printJson('engine', {
   // engine's own work: chooser, state machines, appends).
   ms_per_call_ar: round(median(arMs) / ar.steps.length, 3),
   decode_ms_per_call_ar: round(ar.decodeMs / ar.steps.length, 3),
+  step_ms_per_call_ar: round(ar.stepMs / ar.steps.length, 3),
   ms_per_call_parallel: round(median(parMs) / par.steps.length, 3),
   decode_ms_per_call_parallel: round(par.decodeMs / par.steps.length, 3),
+  step_ms_per_call_parallel: round(par.stepMs / par.steps.length, 3),
   variant_errors:
     Object.keys(variantErrors).length > 0
       ? Object.entries(variantErrors)

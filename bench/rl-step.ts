@@ -72,7 +72,7 @@ const engine = new Engine({
 });
 let decodeMs = 0;
 engine.on('step', (e) => {
-  decodeMs += e.ms;
+  decodeMs += e.decodeMs;
 });
 
 async function iteration() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The end of a scripts/gpu-check.sh run, read for a decision: which tests failed (C++, memcheck,
 // vitest), and the decode options other than the default (candidateKernels, attentionMerge,
-// tensorCoreLinears: false, the worker-thread decode, stepKernel) beside the default ones in
+// tensorCoreLinears: false, the decode call waiting for its step, the worker-thread decode,
+// stepKernel) beside the default ones in
 // the decode, engine and decode-kernels benchmarks, and the deterministic attention backward
 // beside the atomic-dQ one (attention and train-step benchmarks). A variant is
 // worth making the default when every test passed and its figures beat the default's; this
@@ -52,6 +53,7 @@ const VARIANTS = [
   ['serial merge', '_serial'],
   ['separate q/k norm + RoPE + KV write kernel', '_separate_qk_write'],
   ['CUDA-core linears', '_cuda_cores'],
+  ['decode call waits for its step (no overlap)', '_no_overlap'],
   ['decode on a worker thread', '_worker_decode'],
   ['one-kernel step', '_step_kernel'],
   ['one-kernel step, no stream', '_step_kernel_no_stream'],

@@ -48,8 +48,9 @@ async function decodeVsForward(model: Model, r: Rollout): Promise<{ max: number;
 async function sampledRollouts(
   model: Model,
   kvOptions: EngineOptions['kvOptions'],
+  engineOptions: Pick<EngineOptions, 'syncDecode' | 'overlapDecode'> = {},
 ): Promise<{ rollouts: Rollout[]; stats: NativeKvDeviceStats }> {
-  const engine = new Engine({ model: model.nativeHandle, vocab: VOCAB, codec, kvBlocks: 256, blockTokens: 4, kvOptions });
+  const engine = new Engine({ model: model.nativeHandle, vocab: VOCAB, codec, kvBlocks: 256, blockTokens: 4, kvOptions, ...engineOptions });
   const rollouts = (await engine.generate(['q: 1+2=?', 'q: 7*6=?'], { maxNewTokens: 120, seed: 5 })) as Rollout[];
   expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
   return { rollouts, stats: engine.kv.deviceStats() };
@@ -142,6 +143,46 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
       expect(Array.from(a.tokens)).toEqual(Array.from(r.tokens));
       expect(Array.from(a.logprobs)).toEqual(Array.from(r.logprobs));
     });
+  });
+
+  it('launched steps (overlapDecode, decodeLaunch) sample what waited-for steps sample, and their first read waits for them', async () => {
+    const model = onCuda(scriptedModel(), 'bf16');
+    const waited = await sampledRollouts(model, {}, { overlapDecode: false });
+    const launched = await sampledRollouts(model, {}, { overlapDecode: true });
+    expect(launched.stats.hostMs.waitMs).toBe(0); // every step's wait was in its read
+    expect(waited.stats.hostMs.waitMs).toBeGreaterThan(0);
+    waited.rollouts.forEach((r, i) => {
+      const l = launched.rollouts[i] as Rollout;
+      expect(Array.from(l.tokens)).toEqual(Array.from(r.tokens));
+      expect(Array.from(l.logprobs)).toEqual(Array.from(r.logprobs));
+    });
+    // On the cache directly: two launches with no read between (the second waits for the first),
+    // then a read, against the same steps each waited for.
+    const addon = native();
+    const draws = (launch: boolean) => {
+      const kv = new addon.NativeKv(model.nativeHandle, { numBlocks: 16, blockTokens: 4 });
+      const s = kv.createSequence(kv.openRequest(50));
+      const got: number[] = [];
+      let at = 0;
+      for (const ids of [[3, 1, 4, 1, 5], [9], [2]]) {
+        expect(kv.append(s, ids.length, false)).toBe('ok');
+        const batch = {
+          seqs: Int32Array.of(s),
+          cuNew: Int32Array.of(0, ids.length),
+          ids: Int32Array.from(ids),
+          positions: Int32Array.from(ids, (_, i) => at + i),
+        };
+        at += ids.length;
+        if (launch) kv.decodeLaunch(batch);
+        else kv.decodeSync(batch);
+        if (ids.length === 1 && ids[0] === 9) continue; // no read after the second step
+        const out = { tokens: new Int32Array(1), logprob: new Float32Array(1), logprobSampling: new Float32Array(1) };
+        kv.sample(Int32Array.of(0), { request: Int32Array.of(0), branch: Int32Array.of(0), index: Int32Array.of(at) }, { seed: 4 }, out);
+        got.push(out.tokens[0] as number, out.logprob[0] as number);
+      }
+      return got;
+    };
+    expect(draws(true)).toEqual(draws(false));
   });
 
   it('the one-kernel step (stepKernel) samples the rollouts the default kernels sample, logprobs bit for bit', async () => {

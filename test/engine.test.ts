@@ -210,6 +210,90 @@ describe('engine: sampler, streaming, abort', () => {
     });
   });
 
+  it("decodeLaunch is decodeSync on a CPU model, and the engine's overlapDecode changes no rollout", async () => {
+    const model = scriptedModel({ scale: 3 });
+    const addon = native();
+    // A cache with one sequence: its next step of `ids`, and a sample + two logprobs of its last step.
+    const cache = () => {
+      const kv = new addon.NativeKv(model.nativeHandle, { numBlocks: 16, blockTokens: 4 });
+      const s = kv.createSequence(kv.openRequest(50));
+      let at = 0;
+      const step = (ids: number[]) => {
+        expect(kv.append(s, ids.length, false)).toBe('ok');
+        const b = {
+          seqs: Int32Array.of(s),
+          cuNew: Int32Array.of(0, ids.length),
+          ids: Int32Array.from(ids),
+          positions: Int32Array.from(ids, (_, i) => at + i),
+        };
+        at += ids.length;
+        return b;
+      };
+      const rows = { request: Int32Array.of(0), branch: Int32Array.of(0), index: Int32Array.of(0) };
+      const draw = () => {
+        const out = { tokens: new Int32Array(1), logprob: new Float32Array(1), logprobSampling: new Float32Array(1) };
+        kv.sample(Int32Array.of(0), rows, { seed: 9 }, out);
+        const lp = new Float32Array(2);
+        kv.logprobs(Int32Array.of(0, 0), Int32Array.of(1, 7), lp);
+        return [out.tokens[0], out.logprob[0], lp[0], lp[1]];
+      };
+      return { kv, step, draw };
+    };
+    const a = cache();
+    a.kv.decodeSync(a.step([3, 1, 4]));
+    const first = a.draw();
+    // A launch with nothing read after it, then another: the second waits for the first.
+    a.kv.decodeLaunch(a.step([1]));
+    a.kv.decodeLaunch(a.step([5]));
+    const third = a.draw();
+    expect(() => a.kv.decodeLaunch(a.step([9]), new Float32Array(VOCAB) as never)).toThrow(/decodeLaunch: takes the batch alone/);
+    const b = cache();
+    b.kv.decodeLaunch(b.step([3, 1, 4]));
+    expect(b.draw()).toEqual(first);
+    b.kv.decodeSync(b.step([1]));
+    b.kv.decodeSync(b.step([5]));
+    expect(b.draw()).toEqual(third);
+    expect(b.kv.deviceStats().hostMs.calls).toBe(3);
+
+    const rollouts = async (overlapDecode: boolean): Promise<Rollout[]> => {
+      const engine = new Engine({
+        model: model.nativeHandle,
+        vocab: VOCAB,
+        codec,
+        kvBlocks: 256,
+        blockTokens: 4,
+        syncDecode: true,
+        overlapDecode,
+      });
+      const steps: { ms: number; decodeMs: number }[] = [];
+      engine.on('step', (e) => steps.push(e));
+      // Which decode call each step made.
+      const calls = { decodeLaunch: 0, decodeSync: 0 };
+      for (const name of ['decodeLaunch', 'decodeSync'] as const) {
+        const call = engine.kv[name].bind(engine.kv);
+        Object.defineProperty(engine.kv, name, {
+          value: (batch: Parameters<typeof call>[0]) => {
+            calls[name]++;
+            return call(batch);
+          },
+        });
+      }
+      const out = (await engine.generate(['q: 1+2', 'q: 7*6'], { maxNewTokens: 40, seed: 3, temperature: 1 })) as Rollout[];
+      expect(steps.length).toBeGreaterThan(10);
+      expect(calls).toEqual(overlapDecode ? { decodeLaunch: steps.length, decodeSync: 0 } : { decodeLaunch: 0, decodeSync: steps.length });
+      for (const e of steps) expect(e.ms).toBeGreaterThanOrEqual(e.decodeMs);
+      return out;
+    };
+    const [off, on] = [await rollouts(false), await rollouts(true)];
+    off.forEach((r, i) => {
+      expect(Array.from((on[i] as Rollout).tokens)).toEqual(Array.from(r.tokens));
+      expect(maxAbsDiff((on[i] as Rollout).logprobs, r.logprobs)).toBe(0);
+    });
+    const base = { model: model.nativeHandle, vocab: VOCAB, codec, kvBlocks: 16, blockTokens: 4 };
+    expect(() => new Engine({ ...base, syncDecode: false, overlapDecode: true })).toThrow(/overlapDecode needs syncDecode/);
+    expect(() => new Engine({ ...base, overlapDecode: 'yes' as never })).toThrow(/overlapDecode must be a boolean/);
+  });
+
   it('sample names bad arguments', () => {
     const addon = native();
     const out = { tokens: new Int32Array(1), logprob: new Float32Array(1), logprobSampling: new Float32Array(1) };

@@ -9,7 +9,8 @@
 //   'ok') fork(seq, n) -> { answer, children: Int32Array };  join(seq);  free(seq) length(seq),
 //   freeBlocks, numBlocks, pageBytes, checkInvariants() decode({ seqs, cuNew, ids, positions:
 //   Int32Array, cascade? }, logits?: Float32Array) -> Promise, decodeSync(same) -> undefined (on
-//   the JS thread)
+//   the JS thread), decodeLaunch(batch) -> undefined (on the JS thread; on a CUDA model it returns
+//   once the step is enqueued, and the step's first read waits for it)
 //   backend ('cpu' | 'cuda'), deviceStats() -> { eagerSteps, graphCaptures, graphReplays,
 //   graphError, kernelSteps, kernelGrid, kernelError, kernelPhaseMs, kernelTimedSteps,
 //   profiledSteps, opMs, deviceMs, deviceTimedSteps }
@@ -81,6 +82,7 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
                         InstanceMethod<&KvHandle::CheckInvariants>("checkInvariants"),
                         InstanceMethod<&KvHandle::Decode>("decode"),
                         InstanceMethod<&KvHandle::DecodeSync>("decodeSync"),
+                        InstanceMethod<&KvHandle::DecodeLaunch>("decodeLaunch"),
                         InstanceMethod<&KvHandle::Logprobs>("logprobs"),
                         InstanceMethod<&KvHandle::Sample>("sample"),
                         InstanceMethod<&KvHandle::LogitsRows>("logitsRows"),
@@ -267,6 +269,12 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
   }
   Napi::Value Decode(const Napi::CallbackInfo& info);
   Napi::Value DecodeSync(const Napi::CallbackInfo& info);
+  Napi::Value DecodeLaunch(const Napi::CallbackInfo& info);
+  // decodeSync (wait) and decodeLaunch (no wait) on the JS thread.
+  Napi::Value decode_here(const Napi::CallbackInfo& info, const char* fn, bool wait);
+  // After a read of the step's results that asked the device for `n` things: a launched step has
+  // been waited for by then. A device error there may be that step's, and says so.
+  void read_done(Napi::Env env, const char* fn, int64_t n, const Status& st);
   Napi::Value Logprobs(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value LogitsRows(const Napi::CallbackInfo& info);
@@ -283,11 +291,14 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     std::vector<int32_t> indptr{0}, indices, last;
   };
   DecodeArgs decode_args(const Napi::CallbackInfo& info, const char* fn);
-  // One decode step on the calling thread (a worker's or the JS thread): the CUDA step and the
-  // wait for the device (*wait_ms), or the CPU step into host_logits_ (copied to `logits` when
-  // given). The batch's table must point into the caller's arrays.
+  // One decode step on the calling thread (a worker's or the JS thread): the CUDA step and, with
+  // `wait`, the wait for the device (*wait_ms), or the CPU step into host_logits_ (copied to
+  // `logits` when given). The batch's table must point into the caller's arrays.
   Status run_decode(const Qwen3DecodeBatch& batch, bool cascade, float* logits,
-                    const CpuContext& cpu, double* wait_ms);
+                    const CpuContext& cpu, double* wait_ms, bool wait = true);
+  // Waits for a step decodeLaunch left unread, before the next decode (on the JS thread): at most
+  // one launched step is ever in flight, and its fault surfaces before anything else is queued.
+  void settle_launched(Napi::Env env, const char* fn);
   Qwen3Access model_;
   Napi::ObjectReference model_ref_;
   KvPages pages_;  // CPU model
@@ -297,6 +308,8 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
 #endif
   std::unique_ptr<KvCache> kv_;
   bool decoding_ = false;
+  // A CUDA step from decodeLaunch that no call has waited for yet.
+  bool launched_ = false;
   // Host milliseconds of the decode calls, summed (folded in on the JS thread: by each call's
   // OnOK, or by decodeSync): queued (the call to its worker thread's start), waited (for the
   // device), resolved (the worker's end to the promise's settling on the JS thread).
@@ -364,6 +377,27 @@ class DecodeWorker : public Napi::AsyncWorker {
   double wait_ms_ = 0.0;
 };
 
+void KvHandle::settle_launched(Napi::Env env, const char* fn) {
+  if (!launched_) return;
+  launched_ = false;
+#if defined(NPR_WITH_CUDA)
+  check(
+      env,
+      model_.cuda->context().sync(
+          (std::string(fn) + ": the step launched by the last decodeLaunch, never read").c_str()));
+#endif
+}
+
+void KvHandle::read_done(Napi::Env env, const char* fn, int64_t n, const Status& st) {
+  const bool was_launched = launched_ && n > 0;
+  if (was_launched && (st.is_ok() || st.code() == StatusCode::kCuda)) launched_ = false;
+  if (was_launched && st.code() == StatusCode::kCuda)
+    throw_status(env, Status(st.code(), st.message() + " (" + fn +
+                                            " was the first wait for the step of the last "
+                                            "decodeLaunch: the fault may be that step's)"));
+  check(env, st);
+}
+
 KvHandle::DecodeArgs KvHandle::decode_args(const Napi::CallbackInfo& info, const char* fn) {
   idle(info.Env(), fn);
   const std::string f = fn;
@@ -406,18 +440,20 @@ KvHandle::DecodeArgs KvHandle::decode_args(const Napi::CallbackInfo& info, const
     const int32_t rem = static_cast<int32_t>(kv_->length(seq) % kv_->block_tokens());
     a.last.push_back(rem == 0 ? kv_->block_tokens() : rem);
   }
+  settle_launched(info.Env(), fn);
   return a;
 }
 
 Status KvHandle::run_decode(const Qwen3DecodeBatch& batch, bool cascade, float* logits,
-                            const CpuContext& cpu, double* wait_ms) {
+                            const CpuContext& cpu, double* wait_ms, bool wait) {
   *wait_ms = 0.0;
 #if defined(NPR_WITH_CUDA)
   if (decoder_) {
     Status st = decoder_->step(batch, cascade, logits);
-    // The call ends when the step has run: its errors surface here, not in the next call.
+    // With `wait` the call ends when the step has run: its errors surface here, not in the next
+    // call. (A copy of the logits has waited already.)
     const auto waiting = std::chrono::steady_clock::now();
-    if (st.is_ok() && !logits) st = model_.cuda->context().sync("decode (cuda): the step");
+    if (st.is_ok() && !logits && wait) st = model_.cuda->context().sync("decode (cuda): the step");
     *wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - waiting)
                    .count();
     return st;
@@ -457,7 +493,25 @@ Napi::Value KvHandle::Decode(const Napi::CallbackInfo& info) {
 // 0.17-0.28 ms a step, queued + resolved, against a ~1 ms device step), at the price of the JS
 // thread waiting for the step. Same checks, results and errors (thrown) as decode.
 Napi::Value KvHandle::DecodeSync(const Napi::CallbackInfo& info) {
-  DecodeArgs a = decode_args(info, "decodeSync");
+  return decode_here(info, "decodeSync", true);
+}
+
+// decodeSync that does not wait for a CUDA step: it returns once the step is enqueued, so the
+// host's work until the step's first read (the engine's bookkeeping, the sampler's arguments,
+// copies and launches) runs while the device computes. Every later call on the device is queued
+// behind the step; the first read of its results (logprobs, sample, logitsRows) waits for it,
+// and a fault of the step surfaces there (named as possibly the step's) or at the next decode.
+// No logits copy (that would wait). On a CPU model, the same as decodeSync.
+Napi::Value KvHandle::DecodeLaunch(const Napi::CallbackInfo& info) {
+  if (info.Length() > 1 && !info[1].IsUndefined())
+    throw_type(info.Env(),
+               "decodeLaunch: takes the batch alone (the logits stay where the model is); "
+               "use decodeSync to copy them out");
+  return decode_here(info, "decodeLaunch", false);
+}
+
+Napi::Value KvHandle::decode_here(const Napi::CallbackInfo& info, const char* fn, bool wait) {
+  DecodeArgs a = decode_args(info, fn);
   const size_t S = a.seqs.ElementLength();
   step_rows_ = 0;
   if (!model_.cuda) host_logits_.assign(S * static_cast<size_t>(config().vocab), 0.0f);
@@ -471,12 +525,13 @@ Napi::Value KvHandle::DecodeSync(const Napi::CallbackInfo& info) {
   *model_.busy = true;
   double wait_ms = 0.0;
   const Status st = run_decode(batch, a.cascade, a.logits.IsEmpty() ? nullptr : a.logits.Data(),
-                               cpu_runtime().context(), &wait_ms);
+                               cpu_runtime().context(), &wait_ms, wait);
   decoding_ = false;
   *model_.busy = false;
   host_.wait_ms += wait_ms;
   ++host_.calls;
   step_rows_ = st.is_ok() ? batch.sequences : 0;
+  launched_ = st.is_ok() && !wait && model_.cuda;
   check(info.Env(), st);
   return info.Env().Undefined();
 }
@@ -513,8 +568,9 @@ Napi::Value KvHandle::Logprobs(const Napi::CallbackInfo& info) {
                                 ", " + std::to_string(out.ElementLength()) + ")");
   std::vector<TokenQuery> q(n);
   for (size_t i = 0; i < n; ++i) q[i] = TokenQuery{rows[i], tokens[i]};
-  check(info.Env(),
-        step_logprobs(cpu_runtime().context(), l, q.data(), static_cast<int64_t>(n), out.Data()));
+  read_done(
+      info.Env(), fn, static_cast<int64_t>(n),
+      step_logprobs(cpu_runtime().context(), l, q.data(), static_cast<int64_t>(n), out.Data()));
   return info.Env().Undefined();
 }
 
@@ -529,7 +585,8 @@ Napi::Value KvHandle::Sample(const Napi::CallbackInfo& info) {
     throw_range(info.Env(), "sample: logitRows has " + std::to_string(rows.ElementLength()) +
                                 " entries but rows.request has " + std::to_string(a.rows.size()));
   std::vector<SampleResult> res;
-  check(info.Env(), step_sample(cpu_runtime().context(), l, rows.Data(), a.rows, a.params, &res));
+  read_done(info.Env(), fn, static_cast<int64_t>(a.rows.size()),
+            step_sample(cpu_runtime().context(), l, rows.Data(), a.rows, a.params, &res));
   write_sample_results(a, res);
   return info.Env().Undefined();
 }
@@ -546,8 +603,9 @@ Napi::Value KvHandle::LogitsRows(const Napi::CallbackInfo& info) {
                "logitsRows: argument 'out' must be a Float32Array of logitRows.length "
                "* vocab = " +
                    std::to_string(n * static_cast<size_t>(l.vocab)) + " elements");
-  check(info.Env(), step_copy_rows(l, rows.Data(), static_cast<int64_t>(n),
-                                   info[1].As<Napi::Float32Array>().Data()));
+  read_done(info.Env(), fn, static_cast<int64_t>(n),
+            step_copy_rows(l, rows.Data(), static_cast<int64_t>(n),
+                           info[1].As<Napi::Float32Array>().Data()));
   return info.Env().Undefined();
 }
 

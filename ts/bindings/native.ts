@@ -294,8 +294,9 @@ export interface NativeKvDeviceStats {
    * Host milliseconds of the decode calls so far (any backend), summed over `calls`: queued (the
    * call to its worker thread's start), prep (CUDA: checks, plan and uploads before the
    * launches), launch (CUDA: the graph launch or the eager kernels' enqueueing), wait (CUDA:
-   * waiting for the device, on the worker or, with decodeSync, on the JS thread), resolve (the
-   * worker's end to the promise settling). decodeSync calls add no queue or resolve time.
+   * waiting for the device, on the worker or, with decodeSync, on the JS thread; none for
+   * decodeLaunch, whose wait is in the step's first read), resolve (the worker's end to the
+   * promise settling). decodeSync and decodeLaunch calls add no queue or resolve time.
    */
   hostMs: { calls: number; queueMs: number; prepMs: number; launchMs: number; waitMs: number; resolveMs: number };
 }
@@ -434,6 +435,15 @@ export interface NativeKv {
    * the thread waiting for the step. Same checks, results and errors (thrown).
    */
   decodeSync(batch: NativeDecodeBatch, logits?: Float32Array | null): void;
+  /**
+   * `decodeSync` that, on a CUDA model, returns once the step is enqueued instead of waiting for
+   * it: the host's work until the step's first read (bookkeeping, the sampler's arguments, copies
+   * and launches) overlaps the device's. Everything later on the device is queued behind the
+   * step. The first logprobs / sample / logitsRows call waits for it (a device fault there may be
+   * the step's, and its message says so); a decode with no read in between waits for it first.
+   * No logits copy (use decodeSync). On a CPU model, the same as decodeSync.
+   */
+  decodeLaunch(batch: NativeDecodeBatch): void;
   /** out[i] = log-softmax(row logitRows[i] of the last step)[tokens[i]], computed where the logits are. */
   logprobs(logitRows: Int32Array, tokens: Int32Array, out: Float32Array): void;
   /** The sampler (as `sample`) over rows logitRows[r] of the last step, where the logits are. */

@@ -50,6 +50,15 @@ export interface EngineOptions {
    * on an H200 host; off for a CPU model, whose prefill chunks can hold the thread for long.
    */
   syncDecode?: boolean;
+  /**
+   * With syncDecode, return from each decode call once its step is launched on the device
+   * (NativeKv.decodeLaunch): the step's first read (logprobs, sampling) waits for it, so the
+   * host's work before that read (the requests' state machines, the sampler's arguments, copies
+   * and launches) runs while the device computes. Same tokens and logprobs either way. Default:
+   * on wherever syncDecode is (a CPU model's steps are synchronous anyway); true without
+   * syncDecode is a RangeError.
+   */
+  overlapDecode?: boolean;
   /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, attentionPagesPerItem, attentionItemsPerRun, fusedQkWrite, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags, stepKernelRingSlots). */
   kvOptions?: Pick<
     NativeKvOptions,
@@ -88,6 +97,12 @@ export class Engine extends (EventEmitter as new () => TypedEmitterModule.defaul
     this.kv = new (native().NativeKv)(options.model, { ...options.kvOptions, numBlocks: options.kvBlocks ?? 4096, blockTokens });
     const maxBranches = options.maxBranches ?? 8;
     if (!Number.isInteger(maxBranches) || maxBranches < 1) throw new RangeError(`maxBranches must be an integer >= 1 (got ${maxBranches})`);
+    for (const name of ['syncDecode', 'overlapDecode'] as const)
+      if (options[name] !== undefined && typeof options[name] !== 'boolean')
+        throw new TypeError(`${name} must be a boolean or left out (got ${typeof options[name]})`);
+    const syncDecode = options.syncDecode ?? this.kv.backend === 'cuda';
+    if (options.overlapDecode === true && !syncDecode)
+      throw new RangeError('overlapDecode needs syncDecode (a launched step is read on the JS thread); leave it out or set syncDecode');
     this.scheduler = new Scheduler(
       {
         kv: this.kv,
@@ -99,7 +114,8 @@ export class Engine extends (EventEmitter as new () => TypedEmitterModule.defaul
         prefillChunk: options.prefillChunk ?? 256,
         maxActiveRequests: options.maxActiveRequests ?? 16,
         cascade: options.cascade ?? true,
-        syncDecode: options.syncDecode ?? this.kv.backend === 'cuda',
+        syncDecode,
+        overlapDecode: syncDecode && (options.overlapDecode ?? true),
       },
       {
         token: (r, b, token, position, logprob, forced) =>

@@ -41,6 +41,12 @@ export interface SchedulerConfig {
    * steps have run since the last yield; otherwise each step is an awaited kv.decode.
    */
   syncDecode: boolean;
+  /**
+   * With syncDecode: launch each step (kv.decodeLaunch) and let its first read wait for it, so
+   * that the host's work in between (the state machines, the sampler's arguments and launches)
+   * runs while the device computes.
+   */
+  overlapDecode: boolean;
 }
 
 /** Longest run of synchronous decode steps before the scheduler yields to the event loop. */
@@ -234,10 +240,10 @@ export class Scheduler {
     const t0 = performance.now();
     // The logits stay where the model is: only logprobs and sampled tokens come back.
     const step = { seqs: Int32Array.from(batch, (f) => f.b.seq), cuNew, ids, positions, cascade: this.config.cascade };
-    if (this.config.syncDecode) kv.decodeSync(step);
+    if (this.config.overlapDecode) kv.decodeLaunch(step);
+    else if (this.config.syncDecode) kv.decodeSync(step);
     else await kv.decode(step);
     const t1 = performance.now();
-    this.sink.step({ sequences: S, tokens: N, ms: t1 - t0 });
     if (this.config.syncDecode && t1 - this.lastYield > SYNC_YIELD_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve)); // timers and I/O get their turn
       this.lastYield = performance.now();
@@ -279,5 +285,6 @@ export class Scheduler {
         if (c) a.req.accept(b, c.token, c.logprob, c.logprobSampling);
       });
     }
+    this.sink.step({ sequences: S, tokens: N, ms: performance.now() - t0, decodeMs: t1 - t0 });
   }
 }

@@ -175,10 +175,16 @@ export interface FinishEvent {
   rollout: Rollout;
 }
 export interface StepEvent {
-  /** Sequences and tokens in the decode call, and its wall time. */
+  /** Sequences and tokens in the step's decode call. */
   sequences: number;
   tokens: number;
+  /** The step's wall time: its decode call, then reading its logprobs and choosing its tokens. */
   ms: number;
+  /**
+   * The decode call's wall time alone: the step on the device with syncDecode or a worker;
+   * with overlapDecode only its launch (the device's time then shows in `ms`).
+   */
+  decodeMs: number;
 }
 
 /** typed-emitter event map of the Engine. `request` is the engine-wide request number. */
