@@ -20,7 +20,9 @@
  *     `_prefetch_next_candidate`, on CUDA cores `_prefetch_next_cuda_cores`), the
  *     serial attention merge (`attentionMerge: 'serial'`, `_serial`), the q/k norm + RoPE + KV
  *     write as a kernel of its own instead of inside the attend kernel (`fusedQkWrite: false`,
- *     `_separate_qk_write`), the skinny linear layers
+ *     `_separate_qk_write`), the attend kernel's programmatic launches prefetching their keys and
+ *     values into L2 before waiting (`attentionPrefetch`, `_attn_prefetch`; in every step,
+ *     `_attn_prefetch_candidate`), the skinny linear layers
  *     on CUDA cores (`tensorCoreLinears: false`, `_cuda_cores`), the attention's split-KV
  *     (`attentionPagesPerItem` / `attentionItemsPerRun`: `_attn_items_<n>`, n work items a kv
  *     head over the 1k prefix, against the default's 13), each decode call waiting for its
@@ -91,6 +93,8 @@ interface Run {
   prefetchNext?: boolean;
   tensorCores?: boolean;
   merge?: 'staged' | 'serial';
+  /** NativeKvOptions.attentionPrefetch (default false). */
+  attentionPrefetch?: boolean;
   /** NativeKvOptions.fusedQkWrite (default true). */
   fusedQkWrite?: boolean;
   /** NativeKvOptions.attentionPagesPerItem / attentionItemsPerRun (defaults 4 / 16). */
@@ -128,6 +132,7 @@ async function stepTime(
     tensorCoreLinears: tensorCores ?? true,
     attentionMerge: merge ?? 'staged',
     fusedQkWrite: run.fusedQkWrite ?? true,
+    attentionPrefetch: run.attentionPrefetch ?? false,
     attentionPagesPerItem: run.pagesPerItem ?? 4,
     attentionItemsPerRun: run.itemsPerRun ?? 16,
     stepKernel: run.stepKernel ?? false,
@@ -223,6 +228,11 @@ const allTrials: Record<string, Partial<Run>> = {
   // The q/k norm + RoPE + KV write as a kernel of its own before the attention (the default
   // runs it inside the tensor-core attend kernel in one-token steps).
   separate_qk_write: { fusedQkWrite: false },
+  // The attend kernel's programmatic launches prefetching each item's keys and values into L2
+  // before they wait for q|k|v: in the default's one-sequence steps (at 8 branches the default
+  // has no programmatic launches, so those figures are the default's), and in every step.
+  attn_prefetch: { attentionPrefetch: true },
+  attn_prefetch_candidate: { attentionPrefetch: true, candidate: true },
   cuda_cores: { tensorCores: false },
   // The attention's split-KV (its defaults: items of at least 4 pages, at most 16 a run; the 1k
   // prefix's 65 pages make 13 items of 5 pages a kv head, 80 keys: a full tile of the attend

@@ -52,6 +52,8 @@ const VARIANTS = [
   ['attention split: 4 items', '_attn_items_4'],
   ['serial merge', '_serial'],
   ['separate q/k norm + RoPE + KV write kernel', '_separate_qk_write'],
+  ['attend kernel prefetching its K/V', '_attn_prefetch'],
+  ['attend kernel prefetching its K/V, candidate launches throughout', '_attn_prefetch_candidate'],
   ['CUDA-core linears', '_cuda_cores'],
   ['decode call waits for its step (no overlap)', '_no_overlap'],
   ['decode on a worker thread', '_worker_decode'],

@@ -43,6 +43,7 @@ describe('NativeKv boundary', () => {
       'prefetchNextWeights',
       'tensorCoreLinears',
       'fusedQkWrite',
+      'attentionPrefetch',
       'stepKernel',
       'stepKernelPrefetch',
       'stepKernelStream',

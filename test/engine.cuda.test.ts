@@ -134,14 +134,19 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
     });
   });
 
-  it('the L2 prefetch of the next weights (prefetchNextWeights) samples the rollouts the default kernels sample, logprobs bit for bit', async () => {
+  it('the L2 prefetches (prefetchNextWeights, attentionPrefetch) sample the rollouts the default kernels sample, logprobs bit for bit', async () => {
     const model = onCuda(scriptedModel(), 'bf16');
     const plain = await sampledRollouts(model, {});
     const ahead = await sampledRollouts(model, { prefetchNextWeights: true, candidateKernels: true });
+    // And the attend kernel prefetching its keys and values (programmatic launches in every step).
+    const kvAhead = await sampledRollouts(model, { attentionPrefetch: true, candidateKernels: true });
+    expect(kvAhead.stats.candidateSteps).toBeGreaterThan(0);
     plain.rollouts.forEach((r, i) => {
-      const a = ahead.rollouts[i] as Rollout;
-      expect(Array.from(a.tokens)).toEqual(Array.from(r.tokens));
-      expect(Array.from(a.logprobs)).toEqual(Array.from(r.logprobs));
+      for (const other of [ahead, kvAhead]) {
+        const a = other.rollouts[i] as Rollout;
+        expect(Array.from(a.tokens)).toEqual(Array.from(r.tokens));
+        expect(Array.from(a.logprobs)).toEqual(Array.from(r.logprobs));
+      }
     });
   });
 

@@ -12,6 +12,8 @@
 //   attentionMerge? = 'staged' | 'serial': how the decode attention merges its split-KV states;
 //   fusedQkWrite? = true: one-token steps normalise and rotate q and write the new K and V inside
 //   the tensor-core attend kernel, not in a kernel before it (false: that kernel; the same bits);
+//   attentionPrefetch? = false: where that kernel is a programmatic launch, each of its items
+//   prefetches its keys and values into L2 before waiting for the q|k|v projection;
 //   stepKernel? = false: one-token steps of at most 8 sequences as one persistent kernel where it
 //   fits (qwen3_cuda_step_kernel.h); stepKernelPrefetch? = true: its L2 prefetch of the next
 //   weights; stepKernelStream? = true: on sm_90, its weights streamed through shared memory by
@@ -39,6 +41,7 @@ struct KvDecodeOptions {
   bool candidate_one_row = true;
   bool prefetch_next_weights = false;
   bool tensor_core_linears = true, serial_merge = false, fused_qk_write = true;
+  bool attention_kv_ahead = false;
   bool step_kernel = false, step_kernel_prefetch = true, step_kernel_stream = true;
   bool step_kernel_fold_merge = true, step_kernel_head_flags = true, step_kernel_timing = false;
   int32_t step_kernel_ring_slots = 12;  // StepKernelArgs::kMaxRingSlots (a CPU build has no header)

@@ -84,6 +84,31 @@ __device__ __forceinline__ void write_new_kv(const int32_t* it, const int32_t* q
   __threadfence();
 }
 
+// The item `it`'s keys and values for kv head h (its pages' rows of k_pages / v_pages, (blocks,
+// block_tokens, kv_heads, D)) prefetched into L2, 128-byte lines spread over the CTA's threads.
+// What a programmatic launch does before its wait: the pages were written by earlier steps (or
+// are the new token's slot, written by this kernel itself, which a prefetch does not disturb),
+// and the plan went up before the step's first kernel, so neither depends on the kernels this
+// one waits for; the q|k|v projection before it streams weights meanwhile, and the item's tiles
+// then come from L2.
+template <int D>
+__device__ __forceinline__ void prefetch_item_kv(const int32_t* it, const int32_t* indices,
+                                                 const bf16_t* k_pages, const bf16_t* v_pages,
+                                                 int kv_heads, int block_tokens, int h) {
+  constexpr int kLines = D * static_cast<int>(sizeof(bf16_t)) / 128;  // of one K or V row
+  static_assert(kLines >= 1 && D * sizeof(bf16_t) % 128 == 0, "rows of whole 128-byte lines");
+  const int page_begin = it[2], page_count = it[3], last_len = it[4];
+  const int n_keys = (page_count - 1) * block_tokens + last_len;
+  for (int j = threadIdx.x; j < n_keys * 2 * kLines; j += blockDim.x) {
+    const int key = j / (2 * kLines), line = j % (2 * kLines);
+    const int64_t slot =
+        static_cast<int64_t>(indices[page_begin + key / block_tokens]) * block_tokens +
+        key % block_tokens;
+    const bf16_t* row = (line < kLines ? k_pages : v_pages) + (slot * kv_heads + h) * D;
+    pdl::prefetch_line_l2(row + (line % kLines) * (128 / sizeof(bf16_t)));
+  }
+}
+
 // The step's new tokens as the kernel takes them (decode_attention_cuda.h's DecodeNewTokens on
 // the device side).
 struct NewTokens {
@@ -99,18 +124,23 @@ struct NewTokens {
 // grid (launch items, kv_heads), decode_mma::kThreads threads, decode_mma::Smem<D>::kBytes of
 // dynamic shared memory: decode_mma::attend_kernel's work and partial states, with its query
 // rows and the new tokens' K and V from the projection. PDL: a programmatic dependent launch
-// (pdl.cuh) that waits for the kernels before it first thing.
-template <int D, bool PDL = false>
+// (pdl.cuh) that waits for the kernels before it first thing; KV_AHEAD (with PDL): that first
+// prefetches its item's keys and values into L2 (prefetch_item_kv).
+template <int D, bool PDL = false, bool KV_AHEAD = false>
 __global__ void __launch_bounds__(decode_mma::kThreads)
     attend_new_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
                       const int32_t* indices, NewTokens nt, float* part_m, float* part_l,
                       float* part_acc, float scale) {
+  static_assert(PDL || !KV_AHEAD, "the K/V prefetch is what a programmatic launch does early");
   NPR_DYNAMIC_SHARED(smem_raw);
+  const int item = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
   if constexpr (PDL) {
     pdl::launch_dependents();
+    if (KV_AHEAD && item < header[0])
+      prefetch_item_kv<D>(items + DecodeWork::kItemFields * item, indices, nt.k_pages, nt.v_pages,
+                          nt.kv_heads, nt.block_tokens, h);
     pdl::wait();
   }
-  const int item = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
   if (item >= header[0]) return;  // idle item of a replayed graph
   write_new_kv<D>(items + DecodeWork::kItemFields * item, q_order, indices, nt.slots,
                   nt.block_tokens, nt.qkv, nt.heads, nt.kv_heads, nt.k_norm, nt.cos, nt.sin, nt.eps,

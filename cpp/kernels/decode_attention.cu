@@ -199,13 +199,13 @@ Status launch_attend_mma(const DeviceDecodePlan& plan, const void* q, const Devi
 
 // The tensor-core attend kernel with its query rows and the new tokens' K and V from the
 // stacked projection (decode_attend_new_tokens.cuh); shared memory as launch_attend_mma's.
-template <int D, bool PDL>
+template <int D, bool PDL, bool KV_AHEAD = false>
 Status launch_attend_new(const DeviceDecodePlan& plan, const DecodeNewTokens& f,
                          const DevicePagedKv& kv, int64_t heads, float scale, dim3 grid,
                          cudaStream_t st) {
   using bf16_t = __nv_bfloat16;
   constexpr int kBytes = decode_mma::Smem<D>::kBytes;
-  auto* kernel = decode_new::attend_new_kernel<D, PDL>;
+  auto* kernel = decode_new::attend_new_kernel<D, PDL, KV_AHEAD>;
   static const cudaError_t allowed =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   NPR_CUDA_TRY(allowed, "decode attention (cuda): new-token kernel shared memory size");
@@ -266,11 +266,19 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
   auto run = [&](auto tag) -> Status {
     using T = decltype(tag);
     if (fresh) {
+      auto attend = [&](auto d, auto with_pdl, auto ahead) {
+        return launch_attend_new<decltype(d)::value, decltype(with_pdl)::value,
+                                 decltype(ahead)::value>(plan, *fresh, kv, heads, scale, grid, st);
+      };
+      using D64 = std::integral_constant<int, 64>;
+      using D128 = std::integral_constant<int, 128>;
+      using On = std::true_type;
+      using Off = std::false_type;
+      const bool ahead = pdl && fresh->kv_ahead;
       const Status attended =
-          pdl ? (D == 64 ? launch_attend_new<64, true>(plan, *fresh, kv, heads, scale, grid, st)
-                         : launch_attend_new<128, true>(plan, *fresh, kv, heads, scale, grid, st))
-              : (D == 64 ? launch_attend_new<64, false>(plan, *fresh, kv, heads, scale, grid, st)
-                         : launch_attend_new<128, false>(plan, *fresh, kv, heads, scale, grid, st));
+          ahead ? (D == 64 ? attend(D64{}, On{}, On{}) : attend(D128{}, On{}, On{}))
+          : pdl ? (D == 64 ? attend(D64{}, On{}, Off{}) : attend(D128{}, On{}, Off{}))
+                : (D == 64 ? attend(D64{}, Off{}, Off{}) : attend(D128{}, Off{}, Off{}));
       NPR_TRY(attended);
     } else if (use_mma) {
       const Status attended =

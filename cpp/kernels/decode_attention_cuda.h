@@ -93,6 +93,9 @@ struct DecodeNewTokens {
   void* k_pages = nullptr;         // the pages of `kv`, written
   void* v_pages = nullptr;
   float eps = 1e-6f;
+  // With pdl: each item's keys and values prefetched into L2 before the kernel waits for the
+  // kernels before it (decode_attend_new_tokens.cuh's prefetch_item_kv); the same bits.
+  bool kv_ahead = false;
 };
 
 // out (queries, heads, head_dim) type t; lse (queries, heads) fp32 or null; q (queries, heads,

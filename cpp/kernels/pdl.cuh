@@ -27,19 +27,23 @@ __device__ __forceinline__ void wait() {
 #endif
 }
 
+// Prefetches the 128-byte line holding p into L2 (by the calling thread).
+__device__ __forceinline__ void prefetch_line_l2(const void* p) {
+#if defined(NPR_EMU)
+  emu::ptx::prefetch_l2(p);
+#else
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#endif
+}
+
 // Prefetches [p, p + bytes) into L2, 128-byte lines spread over the CTA's threads.
 __device__ __forceinline__ void prefetch_l2(const void* p, int64_t bytes) {
   if (bytes <= 0) return;
   const char* c = static_cast<const char*>(p);
   for (int64_t off = static_cast<int64_t>(threadIdx.x) * 128; off < bytes;
        off += static_cast<int64_t>(blockDim.x) * 128)
-#if defined(NPR_EMU)
-    emu::ptx::prefetch_l2(c + off);
-  if (threadIdx.x == 0) emu::ptx::prefetch_l2(c + bytes - 1);
-#else
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(c + off));
-  if (threadIdx.x == 0) asm volatile("prefetch.global.L2 [%0];" ::"l"(c + bytes - 1));
-#endif
+    prefetch_line_l2(c + off);
+  if (threadIdx.x == 0) prefetch_line_l2(c + bytes - 1);
 }
 
 // The calling CTA's share of [p, p + bytes) prefetched into L2: the range cut into gridDim.x

@@ -153,8 +153,8 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
   // (fused_qk_write), where it runs: the same test as the attention's kAuto below.
   const bool fresh = fused_qk_write && fast && one_token_each_ &&
                      decode_attention_mma_applies(t, D, plan_in_use_->max_rows());
-  const DecodeNewTokens new_tokens{qkv_,   qn,          kn,          cos_,     sin_,
-                                   slots_, pages_.k(l), pages_.v(l), c.rms_eps};
+  const DecodeNewTokens new_tokens{qkv_,   qn,          kn,          cos_,      sin_,
+                                   slots_, pages_.k(l), pages_.v(l), c.rms_eps, attention_kv_ahead};
   if (fast) {
     NPR_TRY(timed(
         "qkv", fused ? skinny_rmsnorm_linear_cuda(ctx_, t, qkv_, x_, in_norm, c.rms_eps, W(o.wq), N,

@@ -92,6 +92,12 @@ class Qwen3CudaDecoder {
   // the q/k norm + RoPE + KV write kernel before it: one launch a layer fewer, the same bits.
   // false: the separate kernel (the A/B the decode bench runs).
   bool fused_qk_write = true;
+  // Where the attend kernel of fused_qk_write runs as a programmatic launch (candidate kernels),
+  // each item first prefetches its keys and values into L2, before waiting for the q|k|v
+  // projection (decode_attend_new_tokens.cuh's prefetch_item_kv): DRAM fetches the old keys
+  // while the projection streams its weights. The same bits either way. Off by default: not yet
+  // timed on a GPU (the decode bench's _attn_prefetch trials).
+  bool attention_kv_ahead = false;
   // The skinny linear layers on tensor cores (skinny_linear_mma.cuh: 8 batch rows cost what 1
   // does); false: on CUDA cores (skinny_linear_core.cuh). Other bits either way (each batch
   // invariant). On by default: on an H200 (2026-11-26) the 0.6B step took 1.118 vs 1.048 ms of

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -245,6 +246,45 @@ TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
       "candidate steps: " + std::to_string(d.stats.candidate_steps) + " by default (want 6), " +
           std::to_string(n.stats.candidate_steps) + " with none (0), " +
           std::to_string(a.stats.candidate_steps) + " throughout (7)");
+#endif
+}
+
+// The attend kernel's K/V prefetch (attention_kv_ahead) in the programmatic launches of the
+// one-sequence graph steps: the same bits and launches, and what it prefetches is exactly the
+// branch's keys and values: over the 6 one-token steps the sequence reaches 13 tokens, so each
+// layer and kv head adds 13 K rows and 13 V rows of 256 bytes (two lines each) to the lines the
+// other kernels prefetch (every prefetched line inside a buffer, or the emulator faults).
+TEST(emu_decoder_attention_prefetch_covers_the_keys_and_values_and_keeps_the_bits) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  std::unique_ptr<Qwen3Model> model = decoder_model();
+  const Qwen3Config& cfg = model->config();
+  emu::set_device(emu::Device{});
+  emu::DecoderOptions plain, ahead;
+  ahead.attention_kv_ahead = true;
+  const std::vector<int64_t> one = {6};
+  std::set<uint64_t> lines[2];
+  Run runs[2];
+  for (int i = 0; i < 2; ++i) {
+    emu::ptx::record_prefetches(true);
+    runs[i] = rollout(*model, 7, one, true, i == 0 ? plain : ahead,
+                      i == 0 ? "one sequence" : "one sequence, attention prefetch");
+    lines[i] = emu::ptx::prefetched_lines();
+    emu::ptx::record_prefetches(false);
+  }
+  CHECK_MSG(runs[0].logits.size() == 7 && runs[1].logits == runs[0].logits &&
+                runs[1].kernels == runs[0].kernels,
+            "the attention prefetch changed the bits or the launches");
+  CHECK_MSG(runs[1].stats.candidate_steps == 6,
+            "candidate steps " + std::to_string(runs[1].stats.candidate_steps) + ", want 6");
+  // (Each run allocates afresh, so the two sets are compared by size, not line by line.)
+  const int64_t added =
+      static_cast<int64_t>(lines[1].size()) - static_cast<int64_t>(lines[0].size());
+  const int64_t row_lines = cfg.head_dim * 2 / 128;
+  const int64_t want = cfg.layers * cfg.kv_heads * 13 * 2 * row_lines;
+  CHECK_MSG(added == want, "the attention prefetch added " + std::to_string(added) +
+                               " lines, want " + std::to_string(want));
 #endif
 }
 

@@ -365,6 +365,13 @@ export interface NativeKvOptions {
    */
   fusedQkWrite?: boolean;
   /**
+   * CUDA, default false: where that attend kernel runs as a programmatic dependent launch
+   * (`candidateKernels`), each of its work items first prefetches its keys and values into L2,
+   * while the q|k|v projection before it still streams its weights. Same bits. Not yet timed on
+   * a GPU.
+   */
+  attentionPrefetch?: boolean;
+  /**
    * CUDA, default false: one-token steps of at most 8 sequences (bf16, head dim 128) as one
    * persistent kernel, its phases separated by grid barriers instead of ~200 kernel boundaries;
    * the same bits as the default kernels. Other steps take the layer-by-layer path. Off until a
