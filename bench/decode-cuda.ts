@@ -6,6 +6,9 @@
  *     bandwidth bound: (weight bytes + KV bytes read per token) / the device-to-device copy
  *     bandwidth this run measures (bytes read + written per second);
  *   - step time for 1, 2, 4, 8 branches forked off the same 1k prefix, cascade on and off;
+ *   - the 1k-token prompt's prefill, in one call and in chunks of 256, its rows through the
+ *     cascade (`prefill_ms_1k*`: each chunk's rows share the pages before them) and flat
+ *     (`_flat`: every row reads its whole prefix);
  *   - all of that with the decoder's default decode-specialised kernels (`fastKernels`: stacked
  *     projections, skinny linear layers on tensor cores, tensor-core attention with the q/k
  *     norm + RoPE + KV write inside it, staged merge), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
@@ -374,6 +377,41 @@ rows.push({
   device_ms: round(eagerRun.deviceMs, 3),
   tok_per_s: round(1 / eager, 1),
 });
+/**
+ * Median wall ms of a PREFIX-token prompt prefilled in `chunk`-token decode calls (each waited
+ * for, logits left on the device), through the cascade (the rows of a chunk share the pages
+ * before them) or flat (every row reads its whole prefix), after one warm-up prompt.
+ */
+async function prefillMs(chunk: number, cascade: boolean): Promise<number> {
+  const numBlocks = 4 * (Math.ceil(PREFIX / 16) + 1);
+  const kv = new addon.NativeKv(model, { numBlocks });
+  const ms: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    const seq = kv.createSequence(kv.openRequest(1 << 20));
+    const t0 = performance.now();
+    for (let at = 0; at < PREFIX; at += chunk) {
+      const n = Math.min(chunk, PREFIX - at);
+      kv.append(seq, n, false);
+      const ids = Int32Array.from({ length: n }, (_, i) => ((at + i) * 7919) % SHAPE.vocab);
+      kv.decodeSync({
+        seqs: Int32Array.of(seq),
+        cuNew: Int32Array.of(0, n),
+        ids,
+        positions: Int32Array.from(ids, (_, i) => at + i),
+        cascade,
+      });
+    }
+    if (run > 0) ms.push(performance.now() - t0); // run 0 warms up
+    kv.free(seq);
+  }
+  return median(ms);
+}
+const prefill = {
+  prefill_ms_1k: await prefillMs(PREFIX, true),
+  prefill_ms_1k_flat: await prefillMs(PREFIX, false),
+  prefill_ms_1k_chunks_256: await prefillMs(256, true),
+  prefill_ms_1k_chunks_256_flat: await prefillMs(256, false),
+};
 const profiles = {
   op_ms_b1: await opProfile(model, 1, true),
   op_ms_b1_generic: await opProfile(model, 1, false),
@@ -453,6 +491,7 @@ printJson('decode-cuda', {
     Object.entries(hostParts).flatMap(([k, parts]) => Object.entries(parts).map(([part, ms]) => [`host_ms_${k}_${part}`, ms])),
   ),
   copy_gbps: round(copyGbps, 0),
+  ...Object.fromEntries(Object.entries(prefill).map(([k, v]) => [k, round(v, 2)])),
   bandwidth_bound_ms_b1: bound === null ? null : round(bound * 1000, 3),
   fraction_of_hbm_bound_b1: bound === null ? null : round(bound / one),
   ratio_8_vs_1: round((times['8_true'] as number) / one),

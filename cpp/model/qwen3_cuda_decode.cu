@@ -336,12 +336,20 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
     pos.push_back(0);
   }
   const PageTable qt{Np, q_indptr.data(), q_indices.data(), q_last.data()};
+  // Cascade: rows sharing leading pages read them once per item. In a step of several new
+  // tokens a sequence (a prompt's prefill chunk, a fork's children taking their forced tokens)
+  // each token is a row of its own over its pages up to itself; groups of at most as many
+  // consecutive rows as one item holds then share the pages wholly before their first token
+  // (the causal prefix every member sees), each row reading only the few tokens after that
+  // itself, instead of every row reading its whole prefix (the flat plan: quadratic in the
+  // chunk). One-token steps group whole forks, as many branches as share the pages.
   CascadePlan cplan;
-  const bool use_cascade = cascade && one_each;
+  const int64_t G = c.heads / c.kv_heads;
   one_token_each_ = one_each;
-  if (use_cascade) cplan = cascade_plan(qt, 1);
-  const DecodeWork work =
-      decode_work(qt, use_cascade ? &cplan : nullptr, B, c.heads / c.kv_heads, work_options);
+  if (cascade)
+    cplan =
+        cascade_plan(qt, 1, one_each ? INT64_MAX : std::max<int64_t>(1, work_options.max_rows / G));
+  const DecodeWork work = decode_work(qt, cascade ? &cplan : nullptr, B, G, work_options);
   const bool one_kernel =
       kernel_fits && decode_attention_mma_applies(m_.precision(), D, work.max_rows);
   // A replayed graph's attention grid is fixed at capture; blocks past the step's items return

@@ -249,6 +249,76 @@ TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
 #endif
 }
 
+// A prompt prefilled in chunks (23, 1, then 17 tokens), with a second sequence (3 tokens, then one
+// a step) beside them: each multi-token step runs its rows as the cascade (groups of 8 rows sharing
+// the pages wholly before them: 16 query rows an item at 2 heads a kv head) or flat; both give the
+// CPU decode step's logits to bf16 rounding.
+TEST(emu_decoder_prefills_chunks_through_the_cascade) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  std::unique_ptr<Qwen3Model> model = decoder_model();
+  const Qwen3Config& c = model->config();
+  const int64_t V = c.vocab;
+  emu::set_device(emu::Device{});
+  std::vector<std::vector<float>> got[2];
+  for (int cascade = 0; cascade < 2; ++cascade) {
+    const std::string name = cascade ? "cascade" : "flat";
+    emu::Decoder dec(
+        emu::DecoderModel{c.vocab, c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads,
+                          c.head_dim, c.rms_eps, c.rope_theta, c.tied, model->weights()},
+        kBlocks, kBlockTokens, emu::DecoderOptions{});
+    CHECK_MSG(dec.error().empty(), name + ": " + dec.error());
+    if (!dec.error().empty()) return;
+    KvCache kv(kBlocks, kBlockTokens);
+    KvPages cpages;
+    CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, c.head_dim, &cpages));
+    CpuContext cpu{nullptr, detect_simd()};
+    const int32_t prompt = prefix_sequence(kv, 0);
+    const int32_t other = prefix_sequence(kv, 0);
+    int32_t at[2] = {0, 0};  // tokens of each sequence so far
+    // Steps: (tokens of the prompt, tokens of the other sequence); 0 leaves one out.
+    const std::vector<std::pair<int32_t, int32_t>> steps = {{23, 3}, {1, 1}, {17, 1}};
+    for (size_t j = 0; j < steps.size(); ++j) {
+      std::vector<int32_t> seqs, cu{0}, ids, pos;
+      const int32_t counts[2] = {steps[j].first, steps[j].second};
+      for (int q = 0; q < 2; ++q) {
+        const int32_t seq = q == 0 ? prompt : other;
+        KvAnswer a;
+        CHECK_OK(kv.append(seq, counts[q], false, &a));
+        seqs.push_back(seq);
+        for (int32_t i = 0; i < counts[q]; ++i) {
+          ids.push_back(static_cast<int32_t>((7 * (at[q] + i) + 3 * q + 1) % V));
+          pos.push_back(at[q] + i);
+        }
+        at[q] += counts[q];
+        cu.push_back(static_cast<int32_t>(ids.size()));
+      }
+      const Tables tb = tables_of(kv, seqs);
+      const int64_t S = 2;
+      std::vector<float> want(static_cast<size_t>(S * V)), out = poisoned(S * V);
+      CHECK_OK(qwen3_decode_step(cpu, *model, cpages,
+                                 Qwen3DecodeBatch{S, cu.data(), ids.data(), pos.data(), tb.view()},
+                                 cascade == 1, want.data()));
+      const std::string err =
+          dec.step(emu::DecoderStep{S, cu.data(), ids.data(), pos.data(), tb.indptr.data(),
+                                    tb.indices.data(), tb.last.data()},
+                   cascade == 1, out.data());
+      CHECK_MSG(err.empty(), name + ", step " + std::to_string(j) + ": " + err);
+      const double e = rel_norm_error(out, want);
+      CHECK_MSG(e < 2e-2,
+                name + ", step " + std::to_string(j) + ": logits vs the CPU " + std::to_string(e));
+      got[cascade].push_back(out);
+    }
+  }
+  // The cascade is another plan: its merge order, rounded to bf16 activations, gives other bits
+  // (both within bf16 reach of the CPU, checked above) in the multi-token steps 0 and 2.
+  CHECK(got[0].size() == 3 && got[1].size() == 3);
+  for (size_t j = 0; j < got[0].size() && j < got[1].size(); j += 2)
+    CHECK_MSG(got[1][j] != got[0][j], "step " + std::to_string(j) + " ran the flat plan");
+#endif
+}
+
 // The attend kernel's K/V prefetch (attention_kv_ahead) in the programmatic launches of the
 // one-sequence graph steps: the same bits and launches, and what it prefetches is exactly the
 // branch's keys and values: over the 6 one-token steps the sequence reaches 13 tokens, so each
