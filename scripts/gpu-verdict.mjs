@@ -104,6 +104,11 @@ export function verdict(logs) {
     out.push(
       `  fraction_of_hbm_bound_b1 ${fmt(decode.fraction_of_hbm_bound_b1)}, graphs vs eager ${fmt(decode.tok_s_b1)} vs ${fmt(decode.tok_s_b1_no_graphs)} tok/s`,
     );
+    if (decode.prefill_ms_1k !== undefined)
+      out.push(
+        `  1k prefill ms, cascade vs flat: one call ${fmt(decode.prefill_ms_1k)} vs ${fmt(decode.prefill_ms_1k_flat)}, ` +
+          `chunks of 256 ${fmt(decode.prefill_ms_1k_chunks_256)} vs ${fmt(decode.prefill_ms_1k_chunks_256_flat)}`,
+      );
     const timed = Object.keys(decode)
       .filter((k) => k.startsWith('kernel_phase_ms_b1_'))
       .map((k) => k.slice('kernel_phase_ms_b1_'.length));
