@@ -6,9 +6,11 @@
  *     bandwidth bound: (weight bytes + KV bytes read per token) / the device-to-device copy
  *     bandwidth this run measures (bytes read + written per second);
  *   - step time for 1, 2, 4, 8 branches forked off the same 1k prefix, cascade on and off;
- *   - the 1k-token prompt's prefill, in one call and in chunks of 256, its rows through the
- *     cascade (`prefill_ms_1k*`: each chunk's rows share the pages before them) and flat
- *     (`_flat`: every row reads its whole prefix);
+ *   - the 1k-token prompt's prefill, in one call and in chunks of 256 (`prefill_ms_1k*`): each
+ *     chunk's causal part by the training forward's fused attention and the pages before it
+ *     through the cascade (the default), or every row through the pages (`_paged`: the pages
+ *     before the chunk shared by groups of rows; `_paged_flat`: every row reading its whole
+ *     prefix, as before either);
  *   - all of that with the decoder's default decode-specialised kernels (`fastKernels`: stacked
  *     projections, skinny linear layers on tensor cores, tensor-core attention with the q/k
  *     norm + RoPE + KV write inside it, staged merge), and 1 and 8 branches with the generic ops (`fastKernels: false`), keys
@@ -379,12 +381,13 @@ rows.push({
 });
 /**
  * Median wall ms of a PREFIX-token prompt prefilled in `chunk`-token decode calls (each waited
- * for, logits left on the device), through the cascade (the rows of a chunk share the pages
- * before them) or flat (every row reads its whole prefix), after one warm-up prompt.
+ * for, logits left on the device), after one warm-up prompt: each chunk's causal part by the
+ * fused attention (`fused`) or through the pages, and the pages before a chunk read once for
+ * groups of its rows (`cascade`) or by every row.
  */
-async function prefillMs(chunk: number, cascade: boolean): Promise<number> {
+async function prefillMs(chunk: number, fused: boolean, cascade: boolean): Promise<number> {
   const numBlocks = 4 * (Math.ceil(PREFIX / 16) + 1);
-  const kv = new addon.NativeKv(model, { numBlocks });
+  const kv = new addon.NativeKv(model, { numBlocks, fusedChunkAttention: fused });
   const ms: number[] = [];
   for (let run = 0; run < 3; run++) {
     const seq = kv.createSequence(kv.openRequest(1 << 20));
@@ -407,10 +410,12 @@ async function prefillMs(chunk: number, cascade: boolean): Promise<number> {
   return median(ms);
 }
 const prefill = {
-  prefill_ms_1k: await prefillMs(PREFIX, true),
-  prefill_ms_1k_flat: await prefillMs(PREFIX, false),
-  prefill_ms_1k_chunks_256: await prefillMs(256, true),
-  prefill_ms_1k_chunks_256_flat: await prefillMs(256, false),
+  prefill_ms_1k: await prefillMs(PREFIX, true, true),
+  prefill_ms_1k_paged: await prefillMs(PREFIX, false, true),
+  prefill_ms_1k_paged_flat: await prefillMs(PREFIX, false, false),
+  prefill_ms_1k_chunks_256: await prefillMs(256, true, true),
+  prefill_ms_1k_chunks_256_paged: await prefillMs(256, false, true),
+  prefill_ms_1k_chunks_256_paged_flat: await prefillMs(256, false, false),
 };
 const profiles = {
   op_ms_b1: await opProfile(model, 1, true),

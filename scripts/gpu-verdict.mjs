@@ -106,8 +106,9 @@ export function verdict(logs) {
     );
     if (decode.prefill_ms_1k !== undefined)
       out.push(
-        `  1k prefill ms, cascade vs flat: one call ${fmt(decode.prefill_ms_1k)} vs ${fmt(decode.prefill_ms_1k_flat)}, ` +
-          `chunks of 256 ${fmt(decode.prefill_ms_1k_chunks_256)} vs ${fmt(decode.prefill_ms_1k_chunks_256_flat)}`,
+        `  1k prefill ms, fused chunk attention / paged cascade / paged flat: one call ${fmt(decode.prefill_ms_1k)} / ` +
+          `${fmt(decode.prefill_ms_1k_paged)} / ${fmt(decode.prefill_ms_1k_paged_flat)}, chunks of 256 ` +
+          `${fmt(decode.prefill_ms_1k_chunks_256)} / ${fmt(decode.prefill_ms_1k_chunks_256_paged)} / ${fmt(decode.prefill_ms_1k_chunks_256_paged_flat)}`,
       );
     const timed = Object.keys(decode)
       .filter((k) => k.startsWith('kernel_phase_ms_b1_'))

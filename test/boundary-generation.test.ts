@@ -44,6 +44,7 @@ describe('NativeKv boundary', () => {
       'tensorCoreLinears',
       'fusedQkWrite',
       'attentionPrefetch',
+      'fusedChunkAttention',
       'stepKernel',
       'stepKernelPrefetch',
       'stepKernelStream',

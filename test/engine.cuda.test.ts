@@ -83,6 +83,19 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
     expect(codec.decode(Array.from((rollouts[0] as Rollout).tokens)).length).toBeGreaterThan(0);
   });
 
+  it('fp32: the steps of chunks (prompt, forced tokens) read through the pages alone (fusedChunkAttention: false) stay consistent with forward', async () => {
+    const model = onCuda(scriptedModel(), 'fp32');
+    const paged = scriptedEngine(model, [TWO_BLOCKS], { kvOptions: { fusedChunkAttention: false } });
+    const fused = scriptedEngine(model, [TWO_BLOCKS]);
+    const [p] = (await paged.generate(['q: 1+2=?'], { maxNewTokens: 400 })) as [Rollout];
+    const [f] = (await fused.generate(['q: 1+2=?'], { maxNewTokens: 400 })) as [Rollout];
+    expect(p.finishReason).toBe('stop');
+    expect(Array.from(p.tokens)).toEqual(Array.from(f.tokens));
+    expect((await decodeVsForward(model, p)).max).toBeLessThan(1e-4);
+    expect((await decodeVsForward(model, f)).max).toBeLessThan(1e-4);
+    expect(paged.kv.freeBlocks).toBe(paged.kv.numBlocks);
+  });
+
   it('bf16: reports the decode/forward logprob mismatch and stays within bf16 rounding', async () => {
     const model = onCuda(scriptedModel(), 'bf16');
     const engine = scriptedEngine(model, [TWO_BLOCKS]);

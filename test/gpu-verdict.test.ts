@@ -16,7 +16,7 @@ const cpp = [
 ].join('\n');
 const vitest =
   '\x1b[31m FAIL \x1b[39m test/engine.cuda.test.ts > engine on a CUDA model > candidate\n      Tests  1 failed | 20 passed (21)\n';
-const decode = `table\n{"bench":"decode-cuda","tok_s_b1":400,"tok_s_b1_no_graphs":380,"ratio_8_vs_1":1.4,"device_ms_b1":2.1,"device_ms_8":2.9,"fraction_of_hbm_bound_b1":0.125,"tok_s_b1_candidate":520,"ratio_8_vs_1_candidate":1.3,"tok_s_b1_cuda_cores":410,"ratio_8_vs_1_cuda_cores":1.1,"tok_s_b1_generic":210,"tok_s_b1_step_kernel":900,"ratio_8_vs_1_step_kernel":1.1,"device_ms_b1_step_kernel":0.6,"device_ms_8_step_kernel":0.7,"kernel_steps_b1_step_kernel":43,"kernel_steps_8_step_kernel":43,"fraction_of_hbm_bound_b1_step_kernel":0.3,"kernel_phase_ms_b1_barrier":0.0012,"kernel_phase_ms_8_barrier":0.0013,"kernel_phase_ms_b1_qkv":0.05,"kernel_phase_ms_8_qkv":0.06,"kernel_phase_ms_b1_cta_wait_ring":0.21,"kernel_phase_ms_8_cta_wait_ring":0.23,"kernel_phase_ms_b1_cta_work":0.3,"kernel_phase_ms_8_cta_work":0.35,"prefill_ms_1k":12.5,"prefill_ms_1k_flat":40,"prefill_ms_1k_chunks_256":13,"prefill_ms_1k_chunks_256_flat":30,"tok_s_b1_no_overlap":380}`;
+const decode = `table\n{"bench":"decode-cuda","tok_s_b1":400,"tok_s_b1_no_graphs":380,"ratio_8_vs_1":1.4,"device_ms_b1":2.1,"device_ms_8":2.9,"fraction_of_hbm_bound_b1":0.125,"tok_s_b1_candidate":520,"ratio_8_vs_1_candidate":1.3,"tok_s_b1_cuda_cores":410,"ratio_8_vs_1_cuda_cores":1.1,"tok_s_b1_generic":210,"tok_s_b1_step_kernel":900,"ratio_8_vs_1_step_kernel":1.1,"device_ms_b1_step_kernel":0.6,"device_ms_8_step_kernel":0.7,"kernel_steps_b1_step_kernel":43,"kernel_steps_8_step_kernel":43,"fraction_of_hbm_bound_b1_step_kernel":0.3,"kernel_phase_ms_b1_barrier":0.0012,"kernel_phase_ms_8_barrier":0.0013,"kernel_phase_ms_b1_qkv":0.05,"kernel_phase_ms_8_qkv":0.06,"kernel_phase_ms_b1_cta_wait_ring":0.21,"kernel_phase_ms_8_cta_wait_ring":0.23,"kernel_phase_ms_b1_cta_work":0.3,"kernel_phase_ms_8_cta_work":0.35,"prefill_ms_1k":12.5,"prefill_ms_1k_paged":20,"prefill_ms_1k_paged_flat":40,"prefill_ms_1k_chunks_256":13,"prefill_ms_1k_chunks_256_paged":21,"prefill_ms_1k_chunks_256_paged_flat":30,"tok_s_b1_no_overlap":380}`;
 const engine =
   '{"bench":"engine","tps_parallel":1300,"speedup_parallel_vs_ar":1.7,"tps_parallel_cuda_cores":1500,"speedup_parallel_vs_ar_cuda_cores":1.8}';
 const kernels =
@@ -48,7 +48,9 @@ describe('gpu-verdict', () => {
       "one-kernel step, where a CTA's time went (ms a step at 1 / 8, per CTA): cta_wait_ring 0.21 / 0.23, cta_work 0.3 / 0.35",
     );
     expect(text).toContain('kernels (CUDA-core linears): 1900.5 / 2500 us a step');
-    expect(text).toContain('1k prefill ms, cascade vs flat: one call 12.5 vs 40, chunks of 256 13 vs 30');
+    expect(text).toContain(
+      '1k prefill ms, fused chunk attention / paged cascade / paged flat: one call 12.5 / 20 / 40, chunks of 256 13 / 21 / 30',
+    );
     expect(text).toContain('decode call waits for its step (no overlap): 380 tok/s (0.950x default)');
     expect(text).not.toContain('kernels (default)');
   });

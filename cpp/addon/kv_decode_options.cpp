@@ -30,6 +30,7 @@ KvDecodeOptions kv_decode_options(const Napi::Object& o, const char* fn) {
       enum_field(o, fn, "attentionMerge", {"serial", "staged"}, "staged") == std::string("serial");
   r.fused_qk_write = bool_field(o, fn, "fusedQkWrite", true);
   r.attention_kv_ahead = bool_field(o, fn, "attentionPrefetch", false);
+  r.fused_chunk_attention = bool_field(o, fn, "fusedChunkAttention", true);
   r.step_kernel = bool_field(o, fn, "stepKernel", false);
   r.step_kernel_prefetch = bool_field(o, fn, "stepKernelPrefetch", true);
   r.step_kernel_stream = bool_field(o, fn, "stepKernelStream", true);
@@ -57,6 +58,7 @@ void apply_kv_decode_options(const KvDecodeOptions& opt, Qwen3CudaDecoder& d) {
   d.attention_merge = opt.serial_merge ? DecodeMerge::kSerial : DecodeMerge::kStaged;
   d.fused_qk_write = opt.fused_qk_write;
   d.attention_kv_ahead = opt.attention_kv_ahead;
+  d.fused_chunk_attention = opt.fused_chunk_attention;
   d.step_kernel = opt.step_kernel;
   d.step_kernel_prefetch = opt.step_kernel_prefetch;
   d.step_kernel_stream = opt.step_kernel_stream;

@@ -12,6 +12,9 @@
 //   attentionMerge? = 'staged' | 'serial': how the decode attention merges its split-KV states;
 //   fusedQkWrite? = true: one-token steps normalise and rotate q and write the new K and V inside
 //   the tensor-core attend kernel, not in a kernel before it (false: that kernel; the same bits);
+//   fusedChunkAttention? = true: steps of several new tokens a sequence attend among those
+//   tokens with the training forward's fused attention and through the pages only to the keys
+//   before them (false: every row through the pages);
 //   attentionPrefetch? = false: where that kernel is a programmatic launch, each of its items
 //   prefetches its keys and values into L2 before waiting for the q|k|v projection;
 //   stepKernel? = false: one-token steps of at most 8 sequences as one persistent kernel where it
@@ -41,7 +44,7 @@ struct KvDecodeOptions {
   bool candidate_one_row = true;
   bool prefetch_next_weights = false;
   bool tensor_core_linears = true, serial_merge = false, fused_qk_write = true;
-  bool attention_kv_ahead = false;
+  bool attention_kv_ahead = false, fused_chunk_attention = true;
   bool step_kernel = false, step_kernel_prefetch = true, step_kernel_stream = true;
   bool step_kernel_fold_merge = true, step_kernel_head_flags = true, step_kernel_timing = false;
   int32_t step_kernel_ring_slots = 12;  // StepKernelArgs::kMaxRingSlots (a CPU build has no header)

@@ -238,7 +238,9 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
     return Status::invalid("decode attention (cuda): heads must be a multiple of kv_heads");
   if (!plan.header) return Status::invalid("decode attention (cuda): no plan uploaded");
   const int64_t items = launch_items > 0 ? launch_items : plan.items_in_use();
-  if (items <= 0 || plan.queries() <= 0) return Status::ok();
+  if (plan.queries() <= 0) return Status::ok();
+  // No items: every query's states are the plan's chunk rows (decode_chunk_cuda.h); merge them.
+  if (items <= 0 && plan.chunk_rows() < 0) return Status::ok();
   const int64_t D = kv.head_dim;
   const int64_t smem = attend_smem_bytes(plan.max_rows(), D);
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
@@ -263,8 +265,10 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
   if (fresh && (!fresh->qkv || !fresh->q_norm || !fresh->k_norm || !fresh->cos || !fresh->sin ||
                 !fresh->slots || !fresh->k_pages || !fresh->v_pages))
     return Status::invalid("decode attention (cuda): a null pointer in the new tokens' source");
-  auto run = [&](auto tag) -> Status {
+  // The items folded into their partial states (none to fold: the states are all chunk rows).
+  auto attend_items = [&](auto tag) -> Status {
     using T = decltype(tag);
+    if (items <= 0) return Status::ok();
     if (fresh) {
       auto attend = [&](auto d, auto with_pdl, auto ahead) {
         return launch_attend_new<decltype(d)::value, decltype(with_pdl)::value,
@@ -290,6 +294,11 @@ Status decode_attention_cuda(CudaContext& ctx, DevDType t, const DeviceDecodePla
     } else {
       NPR_TRY(launch_attend_simt<T>(plan, q, kv, heads, D, scale, smem, grid, st));
     }
+    return Status::ok();
+  };
+  auto run = [&](auto tag) -> Status {
+    using T = decltype(tag);
+    NPR_TRY(attend_items(tag));
     const int dpt = static_cast<int>((D + mthreads - 1) / mthreads);
     if (merge == DecodeMerge::kStaged && dpt <= decode_merge::kMaxDPerThread) {
       auto pick = [&](auto with_pdl) {

@@ -47,6 +47,9 @@ class DeviceDecodePlan {
   int64_t queries() const { return queries_; }
   int64_t max_rows() const { return max_rows_; }
   int64_t items_in_use() const { return items_; }
+  int64_t chunk_rows() const { return chunk_rows_; }  // DecodeWork::chunk_rows of the upload
+  int64_t heads() const { return heads_; }
+  int64_t head_dim() const { return head_dim_; }
 
   int32_t* header = nullptr;  // [0] = items in use
   int32_t *items = nullptr, *q_order = nullptr, *merge_ptr = nullptr, *merge_rows = nullptr;
@@ -58,6 +61,7 @@ class DeviceDecodePlan {
   std::vector<int32_t> staging_;
   int64_t cap_items_ = 0, cap_partials_ = 0, cap_queries_ = 0, cap_indices_ = 0;
   int64_t heads_ = 0, head_dim_ = 0, queries_ = 0, max_rows_ = 0, items_ = 0, generation_ = 0;
+  int64_t chunk_rows_ = -1;
   int64_t int_bytes_ = 0;  // bytes of the int32 part (its part in use is uploaded each step)
 };
 

@@ -64,6 +64,7 @@ Status DeviceDecodePlan::upload(CudaContext& ctx, const DecodeWork& w, const Pag
   queries_ = w.queries;
   max_rows_ = w.max_rows;
   items_ = w.n_items();
+  chunk_rows_ = w.chunk_rows;
   return ctx.upload(header, staging_.data(), 4 * used_ints, "decode attention (cuda): plan");
 }
 

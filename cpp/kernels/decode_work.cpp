@@ -54,6 +54,22 @@ DecodeWork decode_work(const PageTable& t, const CascadePlan* plan, int32_t B, i
   return w;
 }
 
+void with_chunk_rows(DecodeWork* w) {
+  w->chunk_rows = w->partials;
+  std::vector<int32_t> rows;
+  rows.reserve(w->merge_rows.size() + static_cast<size_t>(w->queries));
+  std::vector<int32_t> ptr{0};
+  for (int64_t q = 0; q < w->queries; ++q) {
+    rows.insert(rows.end(), w->merge_rows.begin() + w->merge_ptr[q],
+                w->merge_rows.begin() + w->merge_ptr[q + 1]);
+    rows.push_back(static_cast<int32_t>(w->chunk_rows + q));
+    ptr.push_back(static_cast<int32_t>(rows.size()));
+  }
+  w->merge_rows = std::move(rows);
+  w->merge_ptr = std::move(ptr);
+  w->partials += w->queries;
+}
+
 int64_t decode_item_bound(int64_t sequences, const DecodeWorkOptions& opt) {
   return 2 * static_cast<int64_t>(std::max<int32_t>(1, opt.max_items_per_run)) * sequences;
 }

@@ -22,6 +22,9 @@ struct DecodeWork {
   std::vector<int32_t> merge_ptr;   // (queries + 1) CSR into merge_rows
   std::vector<int32_t> merge_rows;  // partial rows of each query, in key order
   int64_t queries = 0, partials = 0, max_rows = 0;
+  // -1, or the first of `queries` partial rows no item writes (with_chunk_rows): query q's last
+  // merge row is chunk_rows + q, filled by the attention over the step's own new tokens.
+  int64_t chunk_rows = -1;
   int64_t n_items() const { return static_cast<int64_t>(items.size()) / kItemFields; }
 };
 
@@ -47,6 +50,13 @@ struct DecodeWorkOptions {
 // plan: null for flat. heads_per_kv = heads / kv_heads.
 DecodeWork decode_work(const PageTable& t, const CascadePlan* plan, int32_t block_tokens,
                        int64_t heads_per_kv, const DecodeWorkOptions& opt);
+// One more partial row a query, after the plan's own rows and last in its merge list (key
+// order: the step's new tokens come after the pages before them): a multi-token step whose
+// plan covers each row's keys from before the step only (its old pages) gets the rest, the
+// causal attention among the step's new tokens, as that row (DecodeWork::chunk_rows). A table
+// row with no pages then has no item, and this row is its only one.
+void with_chunk_rows(DecodeWork* w);
+
 // The most items (and partial rows) decode_work makes for `sequences` one-token queries, flat
 // or cascade: a run is cut into at most max_items_per_run page chunks, each sequence has one
 // run of its own, and a group's shared run adds at most one chunk set per member. A graph

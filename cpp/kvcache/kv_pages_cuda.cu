@@ -41,6 +41,16 @@ __global__ void write_slots_kernel(uint16_t* k_plane, uint16_t* v_plane, const u
   for (int64_t e = threadIdx.x; e < slot_units; e += blockDim.x) dst[e] = src[e];
 }
 
+// grid (n, 2): the K (y = 0) or V (y = 1) row in token n's slot into row n.
+__global__ void read_slots_kernel(uint16_t* k, uint16_t* v, const uint16_t* k_plane,
+                                  const uint16_t* v_plane, const int32_t* slots,
+                                  int64_t slot_units) {
+  const int64_t t = blockIdx.x;
+  const uint16_t* src = (blockIdx.y == 0 ? k_plane : v_plane) + slots[t] * slot_units;
+  uint16_t* dst = (blockIdx.y == 0 ? k : v) + t * slot_units;
+  for (int64_t e = threadIdx.x; e < slot_units; e += blockDim.x) dst[e] = src[e];
+}
+
 }  // namespace
 
 int64_t KvPagesCuda::block_bytes(DevDType t, int64_t layers, int32_t block_tokens, int64_t kv_heads,
@@ -116,6 +126,18 @@ Status KvPagesCuda::write(int64_t layer, const void* k, const void* v, const int
   (static_cast<uint16_t*>(this->k(layer)), static_cast<uint16_t*>(this->v(layer)),
    static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), slots, slot_elems() * unit);
   return cuda_launch_status("kv pages (cuda): write new tokens");
+}
+
+Status KvPagesCuda::read(int64_t layer, void* k, void* v, const int32_t* slots, int64_t n) const {
+  if (n <= 0) return Status::ok();
+  if (layer < 0 || layer >= layers_) return Status::out_of_range("kv pages (cuda): bad layer");
+  const int64_t unit = dev_dtype_size(t_) / 2;
+  NPR_LAUNCH(dim3(static_cast<unsigned>(n), 2), 128, 0, static_cast<cudaStream_t>(ctx_->stream()),
+             read_slots_kernel)
+  (static_cast<uint16_t*>(k), static_cast<uint16_t*>(v),
+   static_cast<const uint16_t*>(this->k(layer)), static_cast<const uint16_t*>(this->v(layer)),
+   slots, slot_elems() * unit);
+  return cuda_launch_status("kv pages (cuda): read new tokens");
 }
 
 Status KvPagesCuda::download(int64_t layer, std::vector<float>* k, std::vector<float>* v) {

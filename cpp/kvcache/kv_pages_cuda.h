@@ -50,6 +50,8 @@ class KvPagesCuda {
   // Writes the K and V rows of n new tokens of layer `layer`: k, v (n, kv_heads, head_dim) of the
   // pages' type, slots (n) device int32 = block * block_tokens + slot. Enqueued, no sync.
   Status write(int64_t layer, const void* k, const void* v, const int32_t* slots, int64_t n);
+  // The reverse: k, v (n, kv_heads, head_dim) <- the rows of those slots. Enqueued, no sync.
+  Status read(int64_t layer, void* k, void* v, const int32_t* slots, int64_t n) const;
   // Host fp32 copies of one layer's pages, pad block excluded (tests).
   Status download(int64_t layer, std::vector<float>* k, std::vector<float>* v);
 

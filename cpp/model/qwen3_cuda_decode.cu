@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/cuda_check.cuh"
+#include "kernels/decode_chunk_cuda.h"
 #include "kernels/elementwise_cuda.h"
 #include "kernels/embedding_cuda.h"
 #include "kernels/linear_cuda.h"
@@ -73,10 +74,14 @@ Status Qwen3CudaDecoder::reserve(int64_t N, int64_t S) {
   sin_ = cos_ + align64(T * (D / 2));
   // Activations.
   const int64_t rs = T * std::max<int64_t>({c.heads, c.kv_heads, 1});
-  const int64_t pieces[] = {
-      4 * T * H,   4 * std::max(rs, Sc), 4 * Sc * H,  4 * Sc * c.vocab,      ts * T * H,
-      ts * T * qd, ts * T * kd,          ts * T * kd, ts * T * qd,           ts * T * I,
-      ts * T * I,  ts * T * I,           ts * Sc * H, ts * T * (qd + 2 * kd)};
+  const int64_t pieces[] = {4 * T * H,   4 * std::max(rs, Sc),
+                            4 * Sc * H,  4 * Sc * c.vocab,
+                            ts * T * H,  ts * T * qd,
+                            ts * T * kd, ts * T * kd,
+                            ts * T * qd, ts * T * I,
+                            ts * T * I,  ts * T * I,
+                            ts * Sc * H, ts * T * (qd + 2 * kd),
+                            ts * T * qd, 4 * T * c.heads};
   constexpr int kPieces = sizeof(pieces) / sizeof(pieces[0]);
   int64_t total = 0;
   for (int64_t p : pieces) total += (p + 255) / 256 * 256;
@@ -101,6 +106,8 @@ Status Qwen3CudaDecoder::reserve(int64_t N, int64_t S) {
   act_ = at[11];
   hn_ = at[12];
   qkv_ = at[13];
+  chunk_out_ = at[14];
+  chunk_lse_ = static_cast<float*>(at[15]);
   ++buffers_generation_;
   return Status::ok();
 }
@@ -177,6 +184,14 @@ Status Qwen3CudaDecoder::launch_layer(int64_t l, int64_t N, int64_t launch_items
     NPR_TRY(timed(op, rope_apply_cuda(ctx_, t, q_, cos_, sin_, N, c.heads, D, false)));
     NPR_TRY(timed(op, rope_apply_cuda(ctx_, t, k_, cos_, sin_, N, c.kv_heads, D, false)));
     NPR_TRY(timed(op, pages_.write(l, k_, v_, slots_, N)));
+  }
+  if (chunk_step_) {  // the causal attention among the step's new tokens, as a partial row each
+    NPR_TRY(timed("attention", pages_.read(l, k_, v_, slots_, N)));
+    NPR_TRY(timed("attention",
+                  attention_forward_cuda(ctx_, t, chunk_plan_, chunk_out_, chunk_lse_, q_, k_, v_,
+                                         AttentionShape{c.heads, c.kv_heads, D, scale})));
+    NPR_TRY(timed("attention", decode_chunk_partials_cuda(ctx_, t, *plan_in_use_, chunk_out_,
+                                                          chunk_lse_, c.heads, D)));
   }
   const DevicePagedKv pk{pages_.k(l), pages_.v(l), pages_.block_tokens(), c.kv_heads, D};
   NPR_TRY(timed("attention",
@@ -296,6 +311,12 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
   const int64_t N = b.cu_new[S];
   std::vector<int32_t> q_indptr{0}, q_indices, q_last, slots, last_row, ids, pos;
   bool one_each = true;
+  for (int64_t s = 0; s < S; ++s) one_each &= b.cu_new[s + 1] - b.cu_new[s] == 1;
+  // A step of chunks (some sequence brings several new tokens) with the fused chunk attention:
+  // each row's table holds its sequence's pages from before the step only (none for a fresh
+  // prompt), and the causal attention among the step's own tokens comes from the training
+  // forward's fused kernel (decode_chunk_cuda.h). Otherwise each row's table runs to itself.
+  const bool chunked = !one_each && fused_chunk_attention;
   for (int64_t s = 0; s < S; ++s) {
     const int64_t n = b.cu_new[s + 1] - b.cu_new[s];
     const int64_t pages_s = b.table.indptr[s + 1] - b.table.indptr[s];
@@ -304,17 +325,21 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
       return Status::out_of_range("decode (cuda): sequence " + std::to_string(s) + " has " +
                                   std::to_string(n) + " new tokens but its pages hold " +
                                   std::to_string(len));
-    one_each &= n == 1;
+    const int64_t old = len - n, old_pages = (old + B - 1) / B;
     for (int64_t i = 0; i < n; ++i) {
       const int64_t t = b.cu_new[s] + i, a = len - n + i;
       if (b.ids[t] < 0 || b.ids[t] >= c.vocab || b.positions[t] < 0)
         return Status::out_of_range("decode (cuda): new token " + std::to_string(t) +
                                     " has a bad id or position");
       slots.push_back(b.table.indices[b.table.indptr[s] + a / B] * B + static_cast<int32_t>(a % B));
-      for (int64_t p = 0; p <= a / B; ++p)
+      const int64_t pages = chunked ? old_pages : a / B + 1;
+      for (int64_t p = 0; p < pages; ++p)
         q_indices.push_back(b.table.indices[b.table.indptr[s] + p]);
       q_indptr.push_back(static_cast<int32_t>(q_indices.size()));
-      q_last.push_back(static_cast<int32_t>(a % B + 1));
+      // (A row with no pages has no items: its last_len is never read.)
+      q_last.push_back(static_cast<int32_t>(!chunked  ? a % B + 1
+                                            : old > 0 ? old - (pages - 1) * B
+                                                      : 1));
     }
     last_row.push_back(b.cu_new[s + 1] - 1);
   }
@@ -336,20 +361,29 @@ Status Qwen3CudaDecoder::step(const Qwen3DecodeBatch& b, bool cascade, float* lo
     pos.push_back(0);
   }
   const PageTable qt{Np, q_indptr.data(), q_indices.data(), q_last.data()};
-  // Cascade: rows sharing leading pages read them once per item. In a step of several new
-  // tokens a sequence (a prompt's prefill chunk, a fork's children taking their forced tokens)
-  // each token is a row of its own over its pages up to itself; groups of at most as many
-  // consecutive rows as one item holds then share the pages wholly before their first token
-  // (the causal prefix every member sees), each row reading only the few tokens after that
-  // itself, instead of every row reading its whole prefix (the flat plan: quadratic in the
-  // chunk). One-token steps group whole forks, as many branches as share the pages.
+  // Cascade: rows sharing leading pages read them once per item. In a step of chunks each new
+  // token is a row of its own; groups of at most as many consecutive rows as one item holds
+  // share the pages wholly before their first token (with the fused chunk attention every row
+  // of a chunk has the same pages, those from before the step), each row reading only its last
+  // page or the few tokens after the shared ones itself, instead of every row reading its whole
+  // prefix (the flat plan). One-token steps group whole forks, as many branches as share pages.
+  // A step of chunks on the fused chunk attention then gets one more partial row a query, the
+  // causal attention among the step's own tokens (decode_chunk_cuda.h), planned here once for
+  // every layer.
   CascadePlan cplan;
   const int64_t G = c.heads / c.kv_heads;
   one_token_each_ = one_each;
   if (cascade)
     cplan =
         cascade_plan(qt, 1, one_each ? INT64_MAX : std::max<int64_t>(1, work_options.max_rows / G));
-  const DecodeWork work = decode_work(qt, cascade ? &cplan : nullptr, B, G, work_options);
+  DecodeWork work = decode_work(qt, cascade ? &cplan : nullptr, B, G, work_options);
+  chunk_step_ = chunked;
+  if (chunked) {
+    with_chunk_rows(&work);
+    AttentionPlan chunk_plan;
+    NPR_TRY(attention_plan(StructureView{N, S, b.cu_new, 0, nullptr, nullptr}, &chunk_plan));
+    NPR_TRY(chunk_plan_.upload(ctx_, chunk_plan));
+  }
   const bool one_kernel =
       kernel_fits && decode_attention_mma_applies(m_.precision(), D, work.max_rows);
   // A replayed graph's attention grid is fixed at capture; blocks past the step's items return

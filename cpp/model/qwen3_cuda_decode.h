@@ -39,6 +39,7 @@
 #include "core/cuda_span_timer.h"
 #include "core/status.h"
 #include "kernels/decode_attention_cuda.h"
+#include "kernels/parallel_attention_cuda.h"
 #include "kernels/rope.h"
 #include "kvcache/kv_pages_cuda.h"
 #include "model/qwen3_cuda_model.h"
@@ -98,6 +99,14 @@ class Qwen3CudaDecoder {
   // while the projection streams its weights. The same bits either way. Off by default: not yet
   // timed on a GPU (the decode bench's _attn_prefetch trials).
   bool attention_kv_ahead = false;
+  // Steps of chunks (some sequence brings several new tokens: a prompt's prefill, a fork's
+  // children taking their forced tokens) attend among their own new tokens with the training
+  // forward's fused parallel attention (causal within each sequence's chunk, over contiguous
+  // q, k, v; decode_chunk_cuda.h), and through the pages only to the keys from before the step,
+  // the two states merged by log-sum-exp. false: every row's paged table runs to itself (the
+  // chunk's causal part read page by page, row by row). Other bits either way (another order of
+  // the sums, and the chunk's state rounded to the model's type).
+  bool fused_chunk_attention = true;
   // The skinny linear layers on tensor cores (skinny_linear_mma.cuh: 8 batch rows cost what 1
   // does); false: on CUDA cores (skinny_linear_core.cuh). Other bits either way (each batch
   // invariant). On by default: on an H200 (2026-11-26) the 0.6B step took 1.118 vs 1.048 ms of
@@ -160,9 +169,10 @@ class Qwen3CudaDecoder {
   Status reserve(int64_t tokens, int64_t sequences);
   Status launch(int64_t tokens, int64_t sequences, int64_t launch_items);
   Status launch_layer(int64_t layer, int64_t tokens, int64_t launch_items);
-  // Whether the step being launched has one new token per sequence (set by step() before it
-  // launches or captures anything).
+  // Whether the step being launched has one new token per sequence, and whether it is a step of
+  // chunks on the fused chunk attention (set by step() before it launches or captures anything).
   bool one_token_each_ = false;
+  bool chunk_step_ = false;
   Status timed(const char* op, Status s);  // s, and the op's end marked when profiling
   Status run_graph(int64_t bucket, int64_t launch_items);
   Status run_step_kernel(int64_t sequences);
@@ -174,6 +184,7 @@ class Qwen3CudaDecoder {
   DeviceDecodePlan plan_;        // eager steps' (prefill chunks, profiled or large steps)
   DeviceDecodePlan graph_plan_;  // graph steps' (sized at the buckets' item bounds)
   DeviceDecodePlan* plan_in_use_ = &plan_;
+  DeviceAttentionPlan chunk_plan_;  // a step of chunks' causal attention among its new tokens
   DeviceBuffer step_buf_, act_buf_;
   int64_t cap_tokens_ = 0, cap_seqs_ = 0, buffers_generation_ = 0;
   std::vector<int32_t> staging_;  // the step's ids, slots and last rows
@@ -184,7 +195,9 @@ class Qwen3CudaDecoder {
   float *x_ = nullptr, *rstd_ = nullptr, *last_ = nullptr, *logits_ = nullptr;
   void *xn_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
   void *gate_ = nullptr, *up_ = nullptr, *act_ = nullptr, *hn_ = nullptr;
-  void* qkv_ = nullptr;  // (tokens, heads + 2 kv_heads, head_dim): the stacked projection
+  void* qkv_ = nullptr;         // (tokens, heads + 2 kv_heads, head_dim): the stacked projection
+  void* chunk_out_ = nullptr;   // (tokens, heads, head_dim): the chunk attention's output
+  float* chunk_lse_ = nullptr;  // (tokens, heads) fp32: its log-sum-exp
   CudaOpTimer timer_;
   bool timing_ = false;      // this step's ops are being timed
   bool pdl_ = false;         // this step launches the candidate kernels

@@ -249,11 +249,13 @@ TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
 #endif
 }
 
-// A prompt prefilled in chunks (23, 1, then 17 tokens), with a second sequence (3 tokens, then one
-// a step) beside them: each multi-token step runs its rows as the cascade (groups of 8 rows sharing
-// the pages wholly before them: 16 query rows an item at 2 heads a kv head) or flat; both give the
-// CPU decode step's logits to bf16 rounding.
-TEST(emu_decoder_prefills_chunks_through_the_cascade) {
+// A prompt prefilled in chunks (23, 1, then 17 tokens) beside a second sequence (3 tokens, then
+// one a step), on each path of a step of chunks: the fused chunk attention (the causal part
+// among the step's tokens by the training forward's kernel, the pages before them through the
+// cascade or flat) and the paged one (every row's table to itself, cascade or flat). Every path
+// gives the CPU decode step's logits to bf16 rounding, each with its own bits in the steps of
+// chunks (0 and 2).
+TEST(emu_decoder_prefills_chunks_on_every_path) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
@@ -261,61 +263,70 @@ TEST(emu_decoder_prefills_chunks_through_the_cascade) {
   const Qwen3Config& c = model->config();
   const int64_t V = c.vocab;
   emu::set_device(emu::Device{});
-  std::vector<std::vector<float>> got[2];
-  for (int cascade = 0; cascade < 2; ++cascade) {
-    const std::string name = cascade ? "cascade" : "flat";
+  struct Path {
+    const char* name;
+    bool fused, cascade;
+  };
+  const Path paths[] = {{"fused, cascade", true, true},
+                        {"fused, flat", true, false},
+                        {"paged, cascade", false, true},
+                        {"paged, flat", false, false}};
+  std::vector<std::vector<float>> got[4];
+  for (int k = 0; k < 4; ++k) {
+    const std::string name = paths[k].name;
+    emu::DecoderOptions opt;
+    opt.fused_chunk_attention = paths[k].fused;
     emu::Decoder dec(
         emu::DecoderModel{c.vocab, c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads,
                           c.head_dim, c.rms_eps, c.rope_theta, c.tied, model->weights()},
-        kBlocks, kBlockTokens, emu::DecoderOptions{});
+        kBlocks, kBlockTokens, opt);
     CHECK_MSG(dec.error().empty(), name + ": " + dec.error());
     if (!dec.error().empty()) return;
     KvCache kv(kBlocks, kBlockTokens);
     KvPages cpages;
     CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, c.head_dim, &cpages));
     CpuContext cpu{nullptr, detect_simd()};
-    const int32_t prompt = prefix_sequence(kv, 0);
-    const int32_t other = prefix_sequence(kv, 0);
-    int32_t at[2] = {0, 0};  // tokens of each sequence so far
-    // Steps: (tokens of the prompt, tokens of the other sequence); 0 leaves one out.
-    const std::vector<std::pair<int32_t, int32_t>> steps = {{23, 3}, {1, 1}, {17, 1}};
-    for (size_t j = 0; j < steps.size(); ++j) {
-      std::vector<int32_t> seqs, cu{0}, ids, pos;
-      const int32_t counts[2] = {steps[j].first, steps[j].second};
+    const int32_t seqs[2] = {prefix_sequence(kv, 0), prefix_sequence(kv, 0)};
+    int32_t at[2] = {0, 0};                                  // tokens of each sequence so far
+    const int32_t steps[3][2] = {{23, 3}, {1, 1}, {17, 1}};  // new tokens of each a step
+    for (int j = 0; j < 3; ++j) {
+      std::vector<int32_t> cu{0}, ids, pos;
       for (int q = 0; q < 2; ++q) {
-        const int32_t seq = q == 0 ? prompt : other;
         KvAnswer a;
-        CHECK_OK(kv.append(seq, counts[q], false, &a));
-        seqs.push_back(seq);
-        for (int32_t i = 0; i < counts[q]; ++i) {
+        CHECK_OK(kv.append(seqs[q], steps[j][q], false, &a));
+        for (int32_t i = 0; i < steps[j][q]; ++i) {
           ids.push_back(static_cast<int32_t>((7 * (at[q] + i) + 3 * q + 1) % V));
           pos.push_back(at[q] + i);
         }
-        at[q] += counts[q];
+        at[q] += steps[j][q];
         cu.push_back(static_cast<int32_t>(ids.size()));
       }
-      const Tables tb = tables_of(kv, seqs);
+      const Tables tb = tables_of(kv, {seqs[0], seqs[1]});
       const int64_t S = 2;
       std::vector<float> want(static_cast<size_t>(S * V)), out = poisoned(S * V);
       CHECK_OK(qwen3_decode_step(cpu, *model, cpages,
                                  Qwen3DecodeBatch{S, cu.data(), ids.data(), pos.data(), tb.view()},
-                                 cascade == 1, want.data()));
+                                 paths[k].cascade, want.data()));
       const std::string err =
           dec.step(emu::DecoderStep{S, cu.data(), ids.data(), pos.data(), tb.indptr.data(),
                                     tb.indices.data(), tb.last.data()},
-                   cascade == 1, out.data());
-      CHECK_MSG(err.empty(), name + ", step " + std::to_string(j) + ": " + err);
+                   paths[k].cascade, out.data());
+      const std::string what = name + ", step " + std::to_string(j);
+      CHECK_MSG(err.empty(), what + ": " + err);
       const double e = rel_norm_error(out, want);
-      CHECK_MSG(e < 2e-2,
-                name + ", step " + std::to_string(j) + ": logits vs the CPU " + std::to_string(e));
-      got[cascade].push_back(out);
+      CHECK_MSG(e < 2e-2, what + ": logits vs the CPU " + std::to_string(e));
+      std::printf("    %s: logits rel err vs cpu %.3g\n", what.c_str(), e);
+      got[k].push_back(out);
     }
   }
-  // The cascade is another plan: its merge order, rounded to bf16 activations, gives other bits
-  // (both within bf16 reach of the CPU, checked above) in the multi-token steps 0 and 2.
-  CHECK(got[0].size() == 3 && got[1].size() == 3);
-  for (size_t j = 0; j < got[0].size() && j < got[1].size(); j += 2)
-    CHECK_MSG(got[1][j] != got[0][j], "step " + std::to_string(j) + " ran the flat plan");
+  for (int k = 0; k < 4; ++k) CHECK(got[k].size() == 3);
+  // (In step 0 no key comes from before the step: the fused paths read no pages there.)
+  for (int k = 0; k < 4; ++k)
+    for (int m = k + 1; m < 4; ++m)
+      for (size_t j = paths[k].fused && paths[m].fused ? 2 : 0; j < 3; j += 2)
+        CHECK_MSG(got[k].size() == 3 && got[m].size() == 3 && got[k][j] != got[m][j],
+                  std::string(paths[k].name) + " and " + paths[m].name +
+                      " gave the same bits in step " + std::to_string(j));
 #endif
 }
 

@@ -372,6 +372,14 @@ export interface NativeKvOptions {
    */
   attentionPrefetch?: boolean;
   /**
+   * CUDA, default true: steps of several new tokens a sequence (a prompt's prefill chunk, a
+   * fork's children taking their forced tokens) attend among those tokens with the training
+   * forward's fused parallel attention (causal within each sequence's chunk) and through the
+   * KV pages only to the keys from before the step, the two merged by log-sum-exp; false: every
+   * row reads its keys through the pages. Other bits (float rounding).
+   */
+  fusedChunkAttention?: boolean;
+  /**
    * CUDA, default false: one-token steps of at most 8 sequences (bf16, head dim 128) as one
    * persistent kernel, its phases separated by grid barriers instead of ~200 kernel boundaries;
    * the same bits as the default kernels. Other steps take the layer-by-layer path. Off until a

@@ -59,7 +59,7 @@ export interface EngineOptions {
    * syncDecode is a RangeError.
    */
   overlapDecode?: boolean;
-  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, attentionPagesPerItem, attentionItemsPerRun, fusedQkWrite, attentionPrefetch, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags, stepKernelRingSlots). */
+  /** CUDA decode options of the KV cache (NativeKvOptions: graphs, fastKernels, candidateKernels, prefetchNextWeights, tensorCoreLinears, attentionMerge, attentionPagesPerItem, attentionItemsPerRun, fusedQkWrite, attentionPrefetch, fusedChunkAttention, stepKernel, stepKernelPrefetch, stepKernelStream, stepKernelFoldMerge, stepKernelHeadFlags, stepKernelRingSlots). */
   kvOptions?: Pick<
     NativeKvOptions,
     | 'graphs'
@@ -72,6 +72,7 @@ export interface EngineOptions {
     | 'attentionItemsPerRun'
     | 'fusedQkWrite'
     | 'attentionPrefetch'
+    | 'fusedChunkAttention'
     | 'stepKernel'
     | 'stepKernelPrefetch'
     | 'stepKernelStream'

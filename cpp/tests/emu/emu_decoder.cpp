@@ -32,6 +32,7 @@ npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_token
   s->decoder->step_kernel_timing = o.step_kernel_timing;
   s->decoder->fused_qk_write = o.fused_qk_write;
   s->decoder->attention_kv_ahead = o.attention_kv_ahead;
+  s->decoder->fused_chunk_attention = o.fused_chunk_attention;
   s->decoder->prefetch_next_weights = o.prefetch_next_weights;
   s->decoder->work_options.min_pages_per_item = o.pages_per_item;
   s->decoder->work_options.max_items_per_run = o.items_per_run;

@@ -23,7 +23,8 @@ struct DecoderModel {
 struct DecoderOptions {
   bool use_graphs = true, step_kernel = false, step_kernel_timing = false;
   bool fused_qk_write = true, prefetch_next_weights = false;
-  bool attention_kv_ahead = false;  // the attend kernel's K/V prefetch in programmatic launches
+  bool attention_kv_ahead = false;    // the attend kernel's K/V prefetch in programmatic launches
+  bool fused_chunk_attention = true;  // steps of chunks: the fused attention among their tokens
   int32_t pages_per_item = 4, items_per_run = 16;  // the attention plan's DecodeWorkOptions
   // The candidate kernels (programmatic launches): in graph steps of one sequence (the
   // decoder's default), in every step, in none.
