@@ -10,7 +10,7 @@ import { native } from '../ts/bindings/loader.js';
 import type { NativeKvDeviceStats } from '../ts/bindings/native.js';
 import { Engine, type EngineOptions, type Rollout, rolloutBatch } from '../ts/engine/index.js';
 import { Model } from '../ts/model/model.js';
-import { codec, type Script, scriptedEngine, scriptedModel, VOCAB } from './fixtures/engine/scripted.js';
+import { codec, oneSequenceCache, type Script, scriptedEngine, scriptedModel, VOCAB } from './fixtures/engine/scripted.js';
 
 const cuda = native().backends().cuda;
 
@@ -176,27 +176,13 @@ describe.skipIf(cuda.devices === 0)(`engine on a CUDA model (${cuda.reason ?? 'a
     });
     // On the cache directly: two launches with no read between (the second waits for the first),
     // then a read, against the same steps each waited for.
-    const addon = native();
     const draws = (launch: boolean) => {
-      const kv = new addon.NativeKv(model.nativeHandle, { numBlocks: 16, blockTokens: 4 });
-      const s = kv.createSequence(kv.openRequest(50));
-      const got: number[] = [];
-      let at = 0;
+      const c = oneSequenceCache(model);
+      const got: unknown[] = [];
       for (const ids of [[3, 1, 4, 1, 5], [9], [2]]) {
-        expect(kv.append(s, ids.length, false)).toBe('ok');
-        const batch = {
-          seqs: Int32Array.of(s),
-          cuNew: Int32Array.of(0, ids.length),
-          ids: Int32Array.from(ids),
-          positions: Int32Array.from(ids, (_, i) => at + i),
-        };
-        at += ids.length;
-        if (launch) kv.decodeLaunch(batch);
-        else kv.decodeSync(batch);
-        if (ids.length === 1 && ids[0] === 9) continue; // no read after the second step
-        const out = { tokens: new Int32Array(1), logprob: new Float32Array(1), logprobSampling: new Float32Array(1) };
-        kv.sample(Int32Array.of(0), { request: Int32Array.of(0), branch: Int32Array.of(0), index: Int32Array.of(at) }, { seed: 4 }, out);
-        got.push(out.tokens[0] as number, out.logprob[0] as number);
+        if (launch) c.kv.decodeLaunch(c.step(ids));
+        else c.kv.decodeSync(c.step(ids));
+        if (ids[0] !== 9) got.push(...c.draw()); // no read after the second step
       }
       return got;
     };

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { native } from '../ts/bindings/loader.js';
 import { CharCodec, Engine, type Rollout, rolloutBatch } from '../ts/engine/index.js';
 import { buildFromIds } from '../ts/parallel/index.js';
-import { codec, type Script, scriptedEngine, scriptedModel, VOCAB } from './fixtures/engine/scripted.js';
+import { codec, oneSequenceCache, type Script, scriptedEngine, scriptedModel, VOCAB } from './fixtures/engine/scripted.js';
 
 const TWO_BLOCKS: Script = {
   '': '<guideline><plan>1: add</plan><plan>2: check</plan><plan>3: guess</plan></guideline> so 3</takeaway>\n<guideline><plan>1: again</plan><plan>2.1: twice</plan></guideline> yes</takeaway>\n\\boxed{3}',
@@ -212,33 +212,7 @@ describe('engine: sampler, streaming, abort', () => {
 
   it("decodeLaunch is decodeSync on a CPU model, and the engine's overlapDecode changes no rollout", async () => {
     const model = scriptedModel({ scale: 3 });
-    const addon = native();
-    // A cache with one sequence: its next step of `ids`, and a sample + two logprobs of its last step.
-    const cache = () => {
-      const kv = new addon.NativeKv(model.nativeHandle, { numBlocks: 16, blockTokens: 4 });
-      const s = kv.createSequence(kv.openRequest(50));
-      let at = 0;
-      const step = (ids: number[]) => {
-        expect(kv.append(s, ids.length, false)).toBe('ok');
-        const b = {
-          seqs: Int32Array.of(s),
-          cuNew: Int32Array.of(0, ids.length),
-          ids: Int32Array.from(ids),
-          positions: Int32Array.from(ids, (_, i) => at + i),
-        };
-        at += ids.length;
-        return b;
-      };
-      const rows = { request: Int32Array.of(0), branch: Int32Array.of(0), index: Int32Array.of(0) };
-      const draw = () => {
-        const out = { tokens: new Int32Array(1), logprob: new Float32Array(1), logprobSampling: new Float32Array(1) };
-        kv.sample(Int32Array.of(0), rows, { seed: 9 }, out);
-        const lp = new Float32Array(2);
-        kv.logprobs(Int32Array.of(0, 0), Int32Array.of(1, 7), lp);
-        return [out.tokens[0], out.logprob[0], lp[0], lp[1]];
-      };
-      return { kv, step, draw };
-    };
+    const cache = () => oneSequenceCache(model);
     const a = cache();
     a.kv.decodeSync(a.step([3, 1, 4]));
     const first = a.draw();

@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/decode_attention.h"
@@ -45,44 +46,72 @@ struct Run {
   int64_t kernels = 0;  // kernel grids run on the emulated device (eager or replayed)
 };
 
-// A prefix of P tokens prefilled in one step, forked into lens.size() branches, branch b then
-// decoding lens[b] tokens (the same tokens whatever the path), each step on the CPU and on the
-// emulated decoder.
-Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool cascade,
-            const emu::DecoderOptions& opt, const std::string& name) {
-  const Qwen3Config& c = model.config();
-  const int64_t V = c.vocab;
-  Run out;
-  emu::Decoder dec(
-      emu::DecoderModel{c.vocab, c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads,
-                        c.head_dim, c.rms_eps, c.rope_theta, c.tied, model.weights()},
-      kBlocks, kBlockTokens, opt);
-  CHECK_MSG(dec.error().empty(), name + ": " + dec.error());
-  if (!dec.error().empty()) return out;
-  const int64_t kernels_before = emu::cuda::kernels_run();
-  KvCache kv(kBlocks, kBlockTokens);
-  KvPages cpages;
-  CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, c.head_dim, &cpages));
-  CpuContext cpu{nullptr, detect_simd()};
-  const auto step = [&](const std::vector<int32_t>& seqs, const std::vector<int32_t>& cu_new,
-                        const std::vector<int32_t>& ids, const std::vector<int32_t>& pos,
-                        const std::string& what) {
+// The emulated decoder beside the CPU decode step over one KV cache (its host bookkeeping, CPU
+// pages and device pages): every step runs on both, and the device's logits must be within bf16
+// reach of the CPU's.
+struct Twin {
+  Twin(Qwen3Model& m, const emu::DecoderOptions& opt, std::string n)
+      : model(m),
+        dec(emu::DecoderModel{m.config().vocab, m.config().hidden, m.config().intermediate,
+                              m.config().layers, m.config().heads, m.config().kv_heads,
+                              m.config().head_dim, m.config().rms_eps, m.config().rope_theta,
+                              m.config().tied, m.weights()},
+            kBlocks, kBlockTokens, opt),
+        name(std::move(n)) {
+    const Qwen3Config& c = m.config();
+    CHECK_MSG(dec.error().empty(), name + ": " + dec.error());
+    CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, c.head_dim, &cpages));
+  }
+  bool ok() const { return dec.error().empty(); }
+  // One step of `seqs` (cu_new, ids, pos) on both sides; *logits: the device's; *e: its relative
+  // norm error against the CPU's. False when the device step failed.
+  bool step(const std::vector<int32_t>& seqs, const std::vector<int32_t>& cu_new,
+            const std::vector<int32_t>& ids, const std::vector<int32_t>& pos, bool cascade,
+            const std::string& what, std::vector<float>* logits, double* e) {
     const Tables tb = tables_of(kv, seqs);
-    const int64_t S = static_cast<int64_t>(seqs.size());
-    std::vector<float> want(static_cast<size_t>(S * V)), got = poisoned(S * V);
+    const int64_t S = static_cast<int64_t>(seqs.size()), V = model.config().vocab;
+    std::vector<float> want(static_cast<size_t>(S * V));
+    *logits = poisoned(S * V);
     CHECK_OK(qwen3_decode_step(
         cpu, model, cpages, Qwen3DecodeBatch{S, cu_new.data(), ids.data(), pos.data(), tb.view()},
         cascade, want.data()));
     const std::string err =
         dec.step(emu::DecoderStep{S, cu_new.data(), ids.data(), pos.data(), tb.indptr.data(),
                                   tb.indices.data(), tb.last.data()},
-                 cascade, got.data());
+                 cascade, logits->data());
     CHECK_MSG(err.empty(), name + ", " + what + ": " + err);
-    const double e = rel_norm_error(got, want);
-    CHECK_MSG(e < 2e-2, name + ", " + what + ": logits vs the CPU " + std::to_string(e));
-    out.worst = std::max(out.worst, e);
-    out.logits.push_back(got);
+    *e = rel_norm_error(*logits, want);
+    CHECK_MSG(*e < 2e-2, name + ", " + what + ": logits vs the CPU " + std::to_string(*e));
     return err.empty();
+  }
+  Qwen3Model& model;
+  emu::Decoder dec;
+  KvCache kv{kBlocks, kBlockTokens};
+  KvPages cpages;
+  CpuContext cpu{nullptr, detect_simd()};
+  std::string name;
+};
+
+// A prefix of P tokens prefilled in one step, forked into lens.size() branches, branch b then
+// decoding lens[b] tokens (the same tokens whatever the path), each step on the CPU and on the
+// emulated decoder.
+Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool cascade,
+            const emu::DecoderOptions& opt, const std::string& name) {
+  const int64_t V = model.config().vocab;
+  Run out;
+  Twin tw(model, opt, name);
+  if (!tw.ok()) return out;
+  const int64_t kernels_before = emu::cuda::kernels_run();
+  KvCache& kv = tw.kv;
+  const auto step = [&](const std::vector<int32_t>& seqs, const std::vector<int32_t>& cu_new,
+                        const std::vector<int32_t>& ids, const std::vector<int32_t>& pos,
+                        const std::string& what) {
+    std::vector<float> got;
+    double e = 0.0;
+    const bool ran = tw.step(seqs, cu_new, ids, pos, cascade, what, &got, &e);
+    out.worst = std::max(out.worst, e);
+    out.logits.push_back(std::move(got));
+    return ran;
   };
   // The prefix: one sequence, P new tokens.
   const int32_t root = prefix_sequence(kv, P);
@@ -96,18 +125,18 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
   std::vector<SlotCopy> copies;
   KvAnswer a;
   CHECK_OK(kv.fork(root, static_cast<int32_t>(lens.size()), &kids, &a, &copies));
-  cpages.apply(copies);
+  tw.cpages.apply(copies);
   std::vector<int32_t> flat;
   for (const SlotCopy& s : copies)
     flat.insert(flat.end(), {s.src_block, s.src_slot, s.dst_block, s.dst_slot, s.count});
-  const std::string err = dec.apply(flat);
+  const std::string err = tw.dec.apply(flat);
   CHECK_MSG(err.empty(), name + ", fork: " + err);
   for (int64_t j = 0;; ++j) {
     const BranchStep bs = branch_step(kv, kids, lens, j, V, P);
     if (bs.live.empty()) break;
     if (!step(bs.live, bs.cu_new, bs.ids, bs.pos, "step " + std::to_string(j))) break;
   }
-  out.stats = dec.stats();
+  out.stats = tw.dec.stats();
   out.kernels = emu::cuda::kernels_run() - kernels_before;
   return out;
 }
@@ -260,8 +289,7 @@ TEST(emu_decoder_prefills_chunks_on_every_path) {
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   std::unique_ptr<Qwen3Model> model = decoder_model();
-  const Qwen3Config& c = model->config();
-  const int64_t V = c.vocab;
+  const int64_t V = model->config().vocab;
   emu::set_device(emu::Device{});
   struct Path {
     const char* name;
@@ -273,27 +301,18 @@ TEST(emu_decoder_prefills_chunks_on_every_path) {
                         {"paged, flat", false, false}};
   std::vector<std::vector<float>> got[4];
   for (int k = 0; k < 4; ++k) {
-    const std::string name = paths[k].name;
     emu::DecoderOptions opt;
     opt.fused_chunk_attention = paths[k].fused;
-    emu::Decoder dec(
-        emu::DecoderModel{c.vocab, c.hidden, c.intermediate, c.layers, c.heads, c.kv_heads,
-                          c.head_dim, c.rms_eps, c.rope_theta, c.tied, model->weights()},
-        kBlocks, kBlockTokens, opt);
-    CHECK_MSG(dec.error().empty(), name + ": " + dec.error());
-    if (!dec.error().empty()) return;
-    KvCache kv(kBlocks, kBlockTokens);
-    KvPages cpages;
-    CHECK_OK(KvPages::create(c.layers, kBlocks, kBlockTokens, c.kv_heads, c.head_dim, &cpages));
-    CpuContext cpu{nullptr, detect_simd()};
-    const int32_t seqs[2] = {prefix_sequence(kv, 0), prefix_sequence(kv, 0)};
+    Twin tw(*model, opt, paths[k].name);
+    if (!tw.ok()) return;
+    const int32_t seqs[2] = {prefix_sequence(tw.kv, 0), prefix_sequence(tw.kv, 0)};
     int32_t at[2] = {0, 0};                                  // tokens of each sequence so far
     const int32_t steps[3][2] = {{23, 3}, {1, 1}, {17, 1}};  // new tokens of each a step
     for (int j = 0; j < 3; ++j) {
       std::vector<int32_t> cu{0}, ids, pos;
       for (int q = 0; q < 2; ++q) {
         KvAnswer a;
-        CHECK_OK(kv.append(seqs[q], steps[j][q], false, &a));
+        CHECK_OK(tw.kv.append(seqs[q], steps[j][q], false, &a));
         for (int32_t i = 0; i < steps[j][q]; ++i) {
           ids.push_back(static_cast<int32_t>((7 * (at[q] + i) + 3 * q + 1) % V));
           pos.push_back(at[q] + i);
@@ -301,22 +320,12 @@ TEST(emu_decoder_prefills_chunks_on_every_path) {
         at[q] += steps[j][q];
         cu.push_back(static_cast<int32_t>(ids.size()));
       }
-      const Tables tb = tables_of(kv, {seqs[0], seqs[1]});
-      const int64_t S = 2;
-      std::vector<float> want(static_cast<size_t>(S * V)), out = poisoned(S * V);
-      CHECK_OK(qwen3_decode_step(cpu, *model, cpages,
-                                 Qwen3DecodeBatch{S, cu.data(), ids.data(), pos.data(), tb.view()},
-                                 paths[k].cascade, want.data()));
-      const std::string err =
-          dec.step(emu::DecoderStep{S, cu.data(), ids.data(), pos.data(), tb.indptr.data(),
-                                    tb.indices.data(), tb.last.data()},
-                   paths[k].cascade, out.data());
-      const std::string what = name + ", step " + std::to_string(j);
-      CHECK_MSG(err.empty(), what + ": " + err);
-      const double e = rel_norm_error(out, want);
-      CHECK_MSG(e < 2e-2, what + ": logits vs the CPU " + std::to_string(e));
-      std::printf("    %s: logits rel err vs cpu %.3g\n", what.c_str(), e);
-      got[k].push_back(out);
+      const std::string what = "step " + std::to_string(j);
+      std::vector<float> out;
+      double e = 0.0;
+      tw.step({seqs[0], seqs[1]}, cu, ids, pos, paths[k].cascade, what, &out, &e);
+      std::printf("    %s, %s: logits rel err vs cpu %.3g\n", paths[k].name, what.c_str(), e);
+      got[k].push_back(std::move(out));
     }
   }
   for (int k = 0; k < 4; ++k) CHECK(got[k].size() == 3);
