@@ -124,6 +124,13 @@ std::string enum_field(const Napi::Object& obj, const char* fn, const char* key,
   throw_range(obj.Env(), where + " must be " + list + " (got '" + s + "')");
 }
 
+Napi::Int32Array int32_arg(const Napi::Value& v, const char* fn, const char* name) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw_type(v.Env(), std::string(fn) + ": " + name + " must be an Int32Array (got " +
+                            describe_type(v) + ")");
+  return v.As<Napi::Int32Array>();
+}
+
 F32Arg f32_arg(const Napi::CallbackInfo& info, size_t index, const char* fn, const char* name) {
   Napi::Value v = info[index];
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)

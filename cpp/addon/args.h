@@ -39,6 +39,9 @@ bool bool_field(const Napi::Object& obj, const char* fn, const char* key, bool f
 std::string enum_field(const Napi::Object& obj, const char* fn, const char* key,
                        std::initializer_list<const char*> allowed, const char* fallback);
 
+// An Int32Array argument `name` of function `fn` (TypeError naming both otherwise).
+Napi::Int32Array int32_arg(const Napi::Value& v, const char* fn, const char* name);
+
 // A Float32Array argument (by position) with its data pointer and length in elements.
 struct F32Arg {
   Napi::Float32Array array;

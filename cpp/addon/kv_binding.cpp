@@ -38,7 +38,7 @@
 #include "addon/kv_stats.h"
 #include "addon/model_binding.h"
 #include "addon/runtime.h"
-#include "addon/sample_args.h"
+#include "addon/step_reads.h"
 #include "addon/step_results.h"
 #include "kvcache/kv_cache.h"
 #include "kvcache/kv_pages.h"
@@ -52,13 +52,6 @@
 namespace npr::addon {
 
 namespace {
-
-Napi::Int32Array int32_arg(const Napi::Value& v, const char* fn, const char* name) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw_type(v.Env(), std::string(fn) + ": " + name + " must be an Int32Array (got " +
-                            describe_type(v) + ")");
-  return v.As<Napi::Int32Array>();
-}
 
 int32_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name,
                 int64_t lo, int64_t hi) {
@@ -553,59 +546,20 @@ StepLogits KvHandle::step_logits(Napi::Env env, const char* fn) {
 }
 
 Napi::Value KvHandle::Logprobs(const Napi::CallbackInfo& info) {
-  const char* fn = "logprobs";
-  const StepLogits l = step_logits(info.Env(), fn);
-  Napi::Int32Array rows = int32_arg(info[0], fn, "logitRows");
-  Napi::Int32Array tokens = int32_arg(info[1], fn, "tokens");
-  const size_t n = rows.ElementLength();
-  if (!info[2].IsTypedArray() ||
-      info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_type(info.Env(), "logprobs: argument 'out' must be a Float32Array");
-  Napi::Float32Array out = info[2].As<Napi::Float32Array>();
-  if (tokens.ElementLength() != n || out.ElementLength() != n)
-    throw_range(info.Env(), "logprobs: logitRows, tokens and out must have the same length (got " +
-                                std::to_string(n) + ", " + std::to_string(tokens.ElementLength()) +
-                                ", " + std::to_string(out.ElementLength()) + ")");
-  std::vector<TokenQuery> q(n);
-  for (size_t i = 0; i < n; ++i) q[i] = TokenQuery{rows[i], tokens[i]};
-  read_done(
-      info.Env(), fn, static_cast<int64_t>(n),
-      step_logprobs(cpu_runtime().context(), l, q.data(), static_cast<int64_t>(n), out.Data()));
+  const StepRead r = read_logprobs(info, step_logits(info.Env(), "logprobs"));
+  read_done(info.Env(), "logprobs", r.asked, r.status);
   return info.Env().Undefined();
 }
 
 Napi::Value KvHandle::Sample(const Napi::CallbackInfo& info) {
-  const char* fn = "sample";
-  const StepLogits l = step_logits(info.Env(), fn);
-  Napi::Int32Array rows = int32_arg(info[0], fn, "logitRows");
-  SampleArgs a = parse_sample_args(fn, object_arg(info, 1, fn, "rows", false),
-                                   object_arg(info, 2, fn, "params", true),
-                                   object_arg(info, 3, fn, "out", false));
-  if (rows.ElementLength() != a.rows.size())
-    throw_range(info.Env(), "sample: logitRows has " + std::to_string(rows.ElementLength()) +
-                                " entries but rows.request has " + std::to_string(a.rows.size()));
-  std::vector<SampleResult> res;
-  read_done(info.Env(), fn, static_cast<int64_t>(a.rows.size()),
-            step_sample(cpu_runtime().context(), l, rows.Data(), a.rows, a.params, &res));
-  write_sample_results(a, res);
+  const StepRead r = read_sample(info, step_logits(info.Env(), "sample"));
+  read_done(info.Env(), "sample", r.asked, r.status);
   return info.Env().Undefined();
 }
 
 Napi::Value KvHandle::LogitsRows(const Napi::CallbackInfo& info) {
-  const char* fn = "logitsRows";
-  const StepLogits l = step_logits(info.Env(), fn);
-  Napi::Int32Array rows = int32_arg(info[0], fn, "logitRows");
-  const size_t n = rows.ElementLength();
-  if (!info[1].IsTypedArray() ||
-      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-      info[1].As<Napi::Float32Array>().ElementLength() != n * static_cast<size_t>(l.vocab))
-    throw_type(info.Env(),
-               "logitsRows: argument 'out' must be a Float32Array of logitRows.length "
-               "* vocab = " +
-                   std::to_string(n * static_cast<size_t>(l.vocab)) + " elements");
-  read_done(info.Env(), fn, static_cast<int64_t>(n),
-            step_copy_rows(l, rows.Data(), static_cast<int64_t>(n),
-                           info[1].As<Napi::Float32Array>().Data()));
+  const StepRead r = read_logits_rows(info, step_logits(info.Env(), "logitsRows"));
+  read_done(info.Env(), "logitsRows", r.asked, r.status);
   return info.Env().Undefined();
 }
 
