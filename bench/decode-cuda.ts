@@ -65,7 +65,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
-import type { NativeKv, NativeQwen3 } from '../ts/bindings/native.js';
+import type { NativeKv, NativeKvOptions, NativeQwen3 } from '../ts/bindings/native.js';
 import { type DecodeMode, lastSplit, timedDecodeStep } from './_decode-step.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
@@ -88,7 +88,20 @@ function makeModel(): NativeQwen3 {
   return seedNativeModel(m, 99);
 }
 
-interface Run {
+/** A run's decode options: those named as in NativeKvOptions (the kernels' defaults where left out), and the rest below. */
+interface Run
+  extends Pick<
+    NativeKvOptions,
+    | 'attentionPrefetch'
+    | 'fusedQkWrite'
+    | 'stepKernel'
+    | 'stepKernelPrefetch'
+    | 'stepKernelStream'
+    | 'stepKernelFoldMerge'
+    | 'stepKernelHeadFlags'
+    | 'stepKernelRingSlots'
+    | 'stepKernelTiming'
+  > {
   graphs: boolean;
   fast: boolean;
   profile?: boolean;
@@ -98,23 +111,11 @@ interface Run {
   prefetchNext?: boolean;
   tensorCores?: boolean;
   merge?: 'staged' | 'serial';
-  /** NativeKvOptions.attentionPrefetch (default false). */
-  attentionPrefetch?: boolean;
-  /** NativeKvOptions.fusedQkWrite (default true). */
-  fusedQkWrite?: boolean;
   /** NativeKvOptions.attentionPagesPerItem / attentionItemsPerRun (defaults 4 / 16). */
   pagesPerItem?: number;
   itemsPerRun?: number;
   /** kv.decodeLaunch, as the engine decodes on CUDA (default); 'sync': kv.decodeSync; 'worker': await kv.decode. */
   decode?: DecodeMode;
-  /** NativeKvOptions.stepKernel / stepKernelPrefetch / stepKernelStream / stepKernelFoldMerge / stepKernelHeadFlags / stepKernelRingSlots / stepKernelTiming. */
-  stepKernel?: boolean;
-  stepKernelPrefetch?: boolean;
-  stepKernelStream?: boolean;
-  stepKernelFoldMerge?: boolean;
-  stepKernelHeadFlags?: boolean;
-  stepKernelRingSlots?: number;
-  stepKernelTiming?: boolean;
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
