@@ -9,10 +9,15 @@
  * kv.decodeSync (the JS thread waits for the step), `launch` calls kv.decodeLaunch (the step is
  * enqueued and its sampling call waits for it, so the sampler's host work overlaps the step: the
  * engine's default on CUDA).
+ *
+ * What is read after it (logits null): `sample` draws every row's next token (the engine's
+ * sampler), `logprobs` asks each row's log-probability of a given token instead (the engine's
+ * scripted chooser, and a fork's forced tokens).
  */
 import type { NativeKv } from '../ts/bindings/native.js';
 
 export type DecodeMode = 'worker' | 'sync' | 'launch';
+export type StepRead = 'sample' | 'logprobs';
 
 /** Seconds the last timedDecodeStep spent in the decode call alone (the rest of its time is the copy or sampling). */
 export const lastSplit = { decodeS: 0 };
@@ -27,6 +32,7 @@ export async function timedDecodeStep(
   cascade: boolean,
   logits: Float32Array | null,
   mode: DecodeMode = 'worker',
+  read: StepRead = 'sample',
 ): Promise<number> {
   for (const q of seqs) kv.append(q, 1, true);
   const S = seqs.length;
@@ -42,7 +48,14 @@ export async function timedDecodeStep(
   else if (mode === 'sync' || mode === 'launch') kv.decodeSync(batch, logits);
   else await kv.decode(batch, logits);
   lastSplit.decodeS = (performance.now() - t0) / 1000;
-  if (!logits) {
+  if (!logits && read === 'logprobs') {
+    const rows = Int32Array.from({ length: S }, (_, i) => i);
+    kv.logprobs(
+      rows,
+      Int32Array.from(rows, (i) => (salt * 7 + i) % vocab),
+      new Float32Array(S),
+    );
+  } else if (!logits) {
     const rows = Int32Array.from({ length: S }, (_, i) => i);
     const out = { tokens: new Int32Array(S), logprob: new Float32Array(S), logprobSampling: new Float32Array(S) };
     kv.sample(rows, { request: new Int32Array(S), branch: rows, index: new Int32Array(S).fill(salt) }, { seed: 1 }, out);

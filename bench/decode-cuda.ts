@@ -66,7 +66,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKv, NativeKvOptions, NativeQwen3 } from '../ts/bindings/native.js';
-import { type DecodeMode, lastSplit, timedDecodeStep } from './_decode-step.js';
+import { type DecodeMode, lastSplit, type StepRead, timedDecodeStep } from './_decode-step.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -116,6 +116,8 @@ interface Run
   itemsPerRun?: number;
   /** kv.decodeLaunch, as the engine decodes on CUDA (default); 'sync': kv.decodeSync; 'worker': await kv.decode. */
   decode?: DecodeMode;
+  /** What each step reads: its rows sampled (default), or a token's log-probability a row. */
+  read?: StepRead;
 }
 
 /** Median step seconds of `branches` branches off a PREFIX-token prefix (1: no fork). */
@@ -169,7 +171,7 @@ async function stepTime(
       device = { ms: st.deviceMs, steps: st.deviceTimedSteps };
       host0 = st.hostMs;
     }
-    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null, mode);
+    const t = await timedDecodeStep(kv, seqs, SHAPE.vocab, step, PREFIX + step, cascade, null, mode, run.read);
     if (step >= 3) {
       times.push(t); // 3 warm-up steps (graph capture)
       decodeTimes.push(lastSplit.decodeS);
@@ -253,6 +255,9 @@ const allTrials: Record<string, Partial<Run>> = {
   no_overlap: { decode: 'sync' },
   // Each step awaited on a worker thread (kv.decode) instead of run on the JS thread.
   worker_decode: { decode: 'worker' },
+  // Each step read as the engine's scripted chooser reads it (a token's log-probability a row,
+  // token_logprobs_cuda) instead of sampled: the engine bench's reads.
+  read_logprobs: { read: 'logprobs' },
   // The whole step as one persistent kernel (grid barriers between phases): its weights
   // streamed through shared memory (sm_90), or loaded by the kernel itself with and without its
   // L2 prefetch of the next phase's weights.

@@ -57,6 +57,7 @@ const VARIANTS = [
   ['CUDA-core linears', '_cuda_cores'],
   ['decode call waits for its step (no overlap)', '_no_overlap'],
   ['decode on a worker thread', '_worker_decode'],
+  ['steps read as log-probabilities (scripted chooser)', '_read_logprobs'],
   ['one-kernel step', '_step_kernel'],
   ['one-kernel step, no stream', '_step_kernel_no_stream'],
   ['one-kernel step, no prefetch', '_step_kernel_no_prefetch'],

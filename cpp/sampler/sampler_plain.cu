@@ -11,6 +11,7 @@
 #include "core/cuda_check.cuh"
 #include "core/cuda_launch.cuh"
 #include "core/dynamic_shared.cuh"
+#include "sampler/chunk_stats.cuh"
 #include "sampler/counter_rng.h"
 #include "sampler/device_sample_out.h"
 #include "sampler/sampler_plain_cuda.h"
@@ -19,99 +20,11 @@ namespace npr {
 
 namespace {
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kPerThread = static_cast<int>(kPlainSamplerChunk / kThreads);
-static_assert(kPlainSamplerChunk == int64_t{kThreads} * kPerThread, "whole tokens a thread");
-
-struct PlainRow {
-  uint64_t request, branch, index;
-  float penalty;      // 1: off
-  int32_t logit_row;  // the logits row it reads
-};
-
-// Per (row, chunk), from the chunk's one read: its own maxima and flags, and its sums of exp
-// under those maxima (the pick rescales them to the row's).
-struct ChunkStats {
-  float m_raw, zm;      // max raw logit, max processed logit (-inf: nothing above -inf)
-  int32_t bad, finite;  // first NaN / +inf token (INT_MAX: none); any finite logit
-  double s_raw, s_z;    // sum of exp(x - m_raw), of exp(z - zm); 0 where that max is -inf
-};
-
-// The processed logit of token t: the step-local penalty if t is in the row's set, then the
-// temperature, in the CPU sampler's float operations.
-__device__ __forceinline__ float processed(float x, int64_t t, const uint32_t* bits, float penalty,
-                                           float temperature) {
-  float z = x;
-  if (penalty != 1.0f && ((bits[t >> 5] >> (t & 31)) & 1u))
-    z = z > 0.0f ? z / penalty : z * penalty;
-  return z / temperature;
-}
-
-// Sum of exp(v - m) over a thread's values (0 when m is -inf: every value is then -inf too).
-__device__ __forceinline__ double exp_sum(const float (&v)[kPerThread], float m) {
-  double s = 0.0;
-  if (m == -INFINITY) return s;
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) s += exp(static_cast<double>(v[j]) - m);
-  return s;
-}
-
-// grid (chunks, rows): each chunk read once, token t = chunk start + thread + j kThreads (its
-// loads all issued before any is used), into its ChunkStats. Without a penalty and at
-// temperature 1 the processed logits are the raw ones (x / 1 is x), so z's stats are x's.
-__global__ void __launch_bounds__(kThreads)
-    chunk_kernel(ChunkStats* stats, const float* logits, const PlainRow* rows,
-                 const uint32_t* bitmap, int64_t vocab, int64_t words, float temperature) {
-  NPR_STATIC_SHARED(float, shf, [kWarps]);
-  NPR_STATIC_SHARED(int, shi, [kWarps]);
-  NPR_STATIC_SHARED(double, shd, [kWarps]);
-  const int64_t c = blockIdx.x, r = blockIdx.y, chunks = gridDim.x;
-  const PlainRow M = rows[r];
-  const float* x = logits + static_cast<int64_t>(M.logit_row) * vocab;
-  const uint32_t* bits = bitmap + r * words;
-  const bool same = M.penalty == 1.0f && temperature == 1.0f;
-  const int64_t t0 = c * kPlainSamplerChunk + threadIdx.x;
-  float v[kPerThread], z[kPerThread];  // (kPerThread) this thread's logits, processed
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const int64_t t = t0 + int64_t{j} * kThreads;
-    v[j] = t < vocab ? x[t] : -INFINITY;
-  }
-  float m = -INFINITY, zm = -INFINITY;
-  int bad = INT_MAX, finite = 0;
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const int64_t t = t0 + int64_t{j} * kThreads;
-    z[j] = -INFINITY;
-    if (t < vocab) {
-      if ((isnan(v[j]) || v[j] == INFINITY) && bad == INT_MAX) bad = static_cast<int>(t);
-      finite |= isfinite(v[j]) ? 1 : 0;
-      z[j] = same ? v[j] : processed(v[j], t, bits, M.penalty, temperature);
-    }
-    m = fmaxf(m, v[j]);
-    zm = fmaxf(zm, z[j]);
-  }
-  m = block_all_reduce<kWarps>(
-      m, [](float a, float b) { return fmaxf(a, b); }, shf);
-  zm = same ? m
-            : block_all_reduce<kWarps>(
-                  zm, [](float a, float b) { return fmaxf(a, b); }, shf);
-  bad = block_all_reduce<kWarps>(
-      bad, [](int a, int b) { return a < b ? a : b; }, shi);
-  finite = block_all_reduce<kWarps>(
-      finite, [](int a, int b) { return a | b; }, shi);
-  auto add = [](double a, double b) { return a + b; };
-  const double sr = block_all_reduce<kWarps>(exp_sum(v, m), add, shd);
-  const double sz = same ? sr : block_all_reduce<kWarps>(exp_sum(z, zm), add, shd);
-  if (threadIdx.x == 0) stats[r * chunks + c] = ChunkStats{m, zm, bad, finite, sr, sz};
-}
-
-// A chunk's sum of exp under its own max cm, as a sum under the row's max rm (>= cm; finite: the
-// row is refused otherwise). A chunk with nothing above -inf has s = 0 and stays 0.
-__device__ __forceinline__ double rescaled(double s, float cm, float rm) {
-  return s * exp(static_cast<double>(cm) - rm);
-}
+using plain::ChunkStats;
+using plain::kPerThread;
+using plain::kThreads;
+using plain::kWarps;
+using plain::PlainRow;
 
 // grid (rows): the draw. Thread i holds chunks [i per, (i + 1) per) of the row, in order: the
 // row's maxima and flags, then the chunks' sums rescaled to the row's maxima and summed in
@@ -130,32 +43,18 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t r = blockIdx.x;
   const int tid = threadIdx.x;
   const ChunkStats* s = stats + r * chunks;
-  const int64_t per = (chunks + kThreads - 1) / kThreads;
-  const int64_t c0 = min(chunks, tid * per), c1 = min(chunks, c0 + per);
-  float m_raw = -INFINITY, zm = -INFINITY;
-  int bad = INT_MAX, finite = 0;
-  for (int64_t c = c0; c < c1; ++c) {
-    m_raw = fmaxf(m_raw, s[c].m_raw);
-    zm = fmaxf(zm, s[c].zm);
-    bad = min(bad, s[c].bad);
-    finite |= s[c].finite;
-  }
-  m_raw = block_all_reduce<kWarps>(
-      m_raw, [](float a, float b) { return fmaxf(a, b); }, shf);
-  zm = block_all_reduce<kWarps>(
-      zm, [](float a, float b) { return fmaxf(a, b); }, shf);
-  bad = block_all_reduce<kWarps>(
-      bad, [](int a, int b) { return a < b ? a : b; }, shi);
-  finite = block_all_reduce<kWarps>(
-      finite, [](int a, int b) { return a | b; }, shi);
-  if (bad != INT_MAX || !finite) {
-    if (tid == 0) out[r] = DeviceSampleOut{-1, bad != INT_MAX ? 1 : 2, 0.0f, 0.0f};
+  int64_t c0 = 0, c1 = 0;
+  plain::my_chunks(chunks, &c0, &c1);
+  const plain::RowExtremes e = plain::row_extremes(s, c0, c1, shf, shi);
+  const float m_raw = e.m_raw, zm = e.zm;
+  if (e.bad != INT_MAX || !e.finite) {
+    if (tid == 0) out[r] = DeviceSampleOut{-1, e.bad != INT_MAX ? 1 : 2, 0.0f, 0.0f};
     return;
   }
   double mine_raw = 0.0, mine = 0.0;
   for (int64_t c = c0; c < c1; ++c) {
-    mine_raw += rescaled(s[c].s_raw, s[c].m_raw, m_raw);
-    mine += rescaled(s[c].s_z, s[c].zm, zm);
+    mine_raw += plain::rescaled(s[c].s_raw, s[c].m_raw, m_raw);
+    mine += plain::rescaled(s[c].s_z, s[c].zm, zm);
   }
   const double total_raw = block_all_reduce<kWarps>(
       mine_raw, [](double a, double b) { return a + b; }, shd);
@@ -168,7 +67,7 @@ __global__ void __launch_bounds__(kThreads)
   int64_t cs = INT64_MAX;
   double acc = chunk_sums.before;
   for (int64_t c = c0; c < c1; ++c) {
-    const double w = rescaled(s[c].s_z, s[c].zm, zm);
+    const double w = plain::rescaled(s[c].s_z, s[c].zm, zm);
     if (acc + w > target || c + 1 == chunks) {
       cs = c;
       break;
@@ -187,7 +86,7 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t last = min(vocab, (cs + 1) * kPlainSamplerChunk) - 1;
   const int64_t t1 = min(last + 1, t0 + kPerThread);
   auto mass = [&](int64_t t) {
-    return exp(static_cast<double>(processed(x[t], t, bits, M.penalty, temperature)) - zm);
+    return exp(static_cast<double>(plain::processed(x[t], t, bits, M.penalty, temperature)) - zm);
   };
   double local = 0.0;
   for (int64_t t = t0; t < t1; ++t) local += mass(t);
@@ -261,7 +160,7 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
                      "sampling (cuda): rows and penalty sets"));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
   const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(n_rows));
-  NPR_LAUNCH(grid, kThreads, 0, st, chunk_kernel)
+  NPR_LAUNCH(grid, kThreads, 0, st, plain::chunk_kernel<kThreads>)
   (dstats, logits, dmeta, dbits, vocab, words, params.temperature);
   NPR_TRY(cuda_launch_status("sampling (cuda): chunk statistics"));
   NPR_LAUNCH(static_cast<unsigned>(n_rows), kThreads, 0, st, pick_kernel)

@@ -4,7 +4,8 @@
 // mask weights, an empty sequence, an explicit denominator; dlogprob within 1e-6 of the CPU's
 // scale, loss and sums within 1e-10 relative, counts exactly, two runs bit-identical; a
 // non-finite masked logprob named as on the CPU), and token log-probabilities from device logits
-// (repeated rows, vocabularies of 1 to 3000 tokens).
+// (repeated rows, vocabularies of 1 to 6,151 tokens: several of the kernels' chunks), refusing NaN,
+// +inf and all-masked rows across chunks with the CPU's words.
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -96,11 +97,13 @@ TEST(emu_token_logprobs_match_the_cpu) {
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
 #else
   Rng rng(17);
-  for (int64_t vocab : {1, 37, 3000}) {
+  // 6,151 tokens: four chunks of the kernels' 2,048, the last one short.
+  for (int64_t vocab : {1, 37, 3000, 6151}) {
     const int64_t rows = 4;
     std::vector<float> logits = random_vector(rng, rows * vocab);
     for (float& x : logits) x *= 5.0f;
-    if (vocab > 8) logits[vocab + 2] = -INFINITY;  // a masked token
+    if (vocab > 8) logits[vocab + 2] = -INFINITY;        // a masked token
+    if (vocab > 6000) logits[3 * vocab + 6150] = 60.0f;  // the row's max, in its last chunk
     std::vector<TokenQuery> q;
     std::vector<int32_t> flat;
     for (int i = 0; i < 9; ++i) {  // rows repeat
@@ -119,6 +122,38 @@ TEST(emu_token_logprobs_match_the_cpu) {
       CHECK_MSG(want[i] == got[i] || std::fabs(want[i] - got[i]) < 1e-5f,
                 "vocab " + std::to_string(vocab) + " query " + std::to_string(i) + ": " +
                     std::to_string(got[i]) + " vs " + std::to_string(want[i]));
+  }
+#endif
+}
+
+TEST(emu_token_logprobs_refuse_rows_across_chunks_like_the_cpu) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  const int64_t vocab = 6151, rows = 4;
+  Rng rng(18);
+  std::vector<float> logits = random_vector(rng, rows * vocab);
+  logits[1 * vocab + 5000] = INFINITY;  // row 1: +inf in chunk 2, then NaN earlier in chunk 1
+  logits[1 * vocab + 2500] = NAN;
+  logits[2 * vocab + 6100] = INFINITY;  // row 2: +inf in the last chunk only
+  for (int64_t t = 0; t < vocab; ++t) logits[3 * vocab + t] = -INFINITY;  // row 3: all masked
+  const struct {
+    int32_t row;
+    const char* says;
+  } cases[] = {
+      {1, "NaN logit at token 2500"}, {2, "+inf logit at token 6100"}, {3, "has no finite logit"}};
+  for (const auto& c : cases) {
+    const int32_t flat[4] = {0, 7, c.row, 3};
+    const TokenQuery q[2] = {{0, 7}, {c.row, 3}};
+    float want[2] = {7.0f, 7.0f};
+    std::vector<float> got = {7.0f, 7.0f};
+    const Status sc = token_logprobs(CpuContext{}, want, logits.data(), rows, vocab, q, 2);
+    const std::string err =
+        emu::token_logprobs_on_device(got.data(), logits.data(), rows, vocab, flat, 2);
+    CHECK_MSG(!sc.is_ok() && sc.message().find(c.says) != std::string::npos, sc.to_string());
+    CHECK_MSG(err.find(c.says) != std::string::npos && err.find("query 1") != std::string::npos,
+              "row " + std::to_string(c.row) + ": " + err);
+    CHECK(got[0] == 7.0f && got[1] == 7.0f);  // nothing written
   }
 #endif
 }
