@@ -236,6 +236,9 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
       {"block_3d", ""},
       {"block_scan", ""},
       {"staged_copies", ""},
+      {"staged_copies_unsynced", ""},
+      {"deferred", ""},
+      {"eager", ""},
       {"block_too_large", "selftest 3-D block launch failed: cudaErrorInvalidValue"},
       {"write_past_end",
        "selftest download failed: cudaErrorLaunchFailure (a write 0 bytes past the end of a "

@@ -101,6 +101,86 @@ std::string check_staged_copies(npr::CudaContext& ctx) {
   return {};
 }
 
+// The same through the ring with no sync between the uploads: each into its own region of a
+// device buffer, its source rewritten at once, all read back after one sync at the end. The
+// copies run only at that sync (deferred mode), so a staging block the ring refilled before the
+// stream had passed its copies would show as another upload's bytes.
+std::string check_staged_copies_unsynced(npr::CudaContext& ctx) {
+  constexpr int64_t kTotal = 5 * npr::HostStaging::kBlocks * npr::HostStaging::kBlockBytes / 2;
+  npr::DeviceBuffer buf;
+  EMU_TRY(buf.grow(ctx.alloc(), kTotal + (64 << 10), "selftest staged buffer"));
+  std::vector<unsigned char> src(64 << 10);
+  std::vector<int64_t> at, len;  // (uploads) each upload's offset and bytes
+  for (int64_t total = 0, i = 0; total < kTotal; ++i) {
+    const int64_t n = 1 + (i * 7919) % (64 << 10);
+    for (int64_t b = 0; b < n; ++b) src[b] = static_cast<unsigned char>(b * 13 + i * 5);
+    EMU_TRY(
+        ctx.upload(static_cast<char*>(buf.get()) + total, src.data(), n, "selftest staged upload"));
+    std::fill(src.begin(), src.begin() + n, static_cast<unsigned char>(0));
+    at.push_back(total);
+    len.push_back(n);
+    total += n;
+  }
+  EMU_TRY(ctx.sync("selftest sync"));
+  if (ctx.staging().turns() < 2 * npr::HostStaging::kBlocks)
+    return "the staging ring turned only " + std::to_string(ctx.staging().turns()) + " times";
+  std::vector<unsigned char> got(kTotal + (64 << 10));
+  EMU_TRY(npr::cuda_status(cudaMemcpy(got.data(), buf.get(), got.size(), cudaMemcpyDeviceToHost),
+                           "selftest read"));
+  for (size_t i = 0; i < at.size(); ++i)
+    for (int64_t b = 0; b < len[i]; ++b)
+      if (got[at[i] + b] != static_cast<unsigned char>(b * 13 + static_cast<int64_t>(i) * 5))
+        return "upload " + std::to_string(i) + " of " + std::to_string(len[i]) + " bytes: byte " +
+               std::to_string(b) + " read back wrong";
+  return {};
+}
+
+// What deferred mode gives a caller, as a GPU does: a kernel's result is not there before a
+// sync; a page-locked source is read when the copy runs (so rewriting it early is seen), a
+// pageable one when the call returns; a copy into page-locked memory lands at the sync; an
+// event's sync runs the work up to its record and no further.
+std::string check_deferred(npr::CudaContext& ctx, float* dev, int n) {
+  cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
+  void* pinned_raw = nullptr;
+  EMU_TRY(npr::cuda_status(cudaHostAlloc(&pinned_raw, 8 * n, 0), "selftest pinned"));
+  auto* pinned = static_cast<float*>(pinned_raw);
+  std::string out;
+  auto expect = [&](bool ok, const char* what) {
+    if (!ok && out.empty()) out = what;
+  };
+  std::vector<float> page(n, 5.0f);
+  std::fill(pinned, pinned + 2 * n, 7.0f);
+  cudaMemcpyAsync(dev, page.data(), 4 * n, cudaMemcpyHostToDevice, st);
+  page[0] = -1.0f;  // after the call: a pageable source's bytes are already taken
+  cudaMemcpyAsync(dev + 1, pinned, 4, cudaMemcpyHostToDevice, st);
+  pinned[0] = 9.0f;  // before the copy has run: a page-locked source is read then
+  cudaMemcpyAsync(pinned + n, dev, 4 * n, cudaMemcpyDeviceToHost, st);
+  expect(pinned[n] == 7.0f, "a copy into page-locked memory landed before a sync");
+  cudaEvent_t ev = nullptr;
+  cudaEventCreate(&ev);
+  cudaEventRecord(ev, st);
+  NPR_LAUNCH(1, 32, 0, st, iota_kernel)(dev, n);  // after the event
+  cudaEventSynchronize(ev);
+  expect(pinned[n] == 5.0f && pinned[n + 1] == 9.0f,
+         "the event's sync did not run the copies before its record, as they were when run");
+  expect(dev[2] == 5.0f, "the event's sync ran a launch after its record");
+  cudaStreamSynchronize(st);
+  expect(dev[2] == 2.0f, "the stream's sync did not run the launch");
+  cudaEventDestroy(ev);
+  cudaFreeHost(pinned);
+  return out;
+}
+
+// Eager mode (set_deferred(false), NPR_EMU_EAGER=1): a launch's result is there when it returns.
+std::string check_eager(npr::CudaContext& ctx, float* dev, int n) {
+  const bool was = deferred();
+  set_deferred(false);
+  NPR_LAUNCH(1, 32, 0, static_cast<cudaStream_t>(ctx.stream()), iota_kernel)(dev, n);
+  const bool ran = dev[3] == 3.0f;
+  set_deferred(was);
+  return ran ? std::string() : "an eager launch had not run when it returned";
+}
+
 cudaError_t launch_iota(float* out, int n, unsigned blocks, int smem, bool cooperative) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(blocks);
@@ -148,6 +228,15 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
   }
   if (kind == "block_scan") return check_block_scan(ctx);
   if (kind == "staged_copies") return check_staged_copies(ctx);
+  if (kind == "staged_copies_unsynced") return check_staged_copies_unsynced(ctx);
+  if (kind == "deferred") {  // in deferred mode whatever the environment asked
+    const bool was = deferred();
+    set_deferred(true);
+    const std::string got = check_deferred(ctx, buf.as<float>(), kFloats);
+    set_deferred(was);
+    return got;
+  }
+  if (kind == "eager") return check_eager(ctx, buf.as<float>(), kFloats);
   if (kind == "fault_is_sticky") {  // what each call returns after a kernel writes past its buffer
     std::string seen;
     const auto note = [&](const char* what, cudaError_t e) {
@@ -187,7 +276,7 @@ std::string run_cuda_api_selftest(const std::string& kind) {
   const Device before = device();
   Device d;
   d.sms = 3;
-  d.memory = 1 << 20;
+  d.memory = kind == "staged_copies_unsynced" ? 16 << 20 : 1 << 20;
   set_device(d);
   std::string out;
   {

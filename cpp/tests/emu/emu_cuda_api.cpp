@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <memory>
 #include <vector>
 
 namespace emu {
@@ -39,6 +41,18 @@ struct Graph {
 };
 Graph* g_capture = nullptr;
 cuda::cudaStream_t g_capture_stream = nullptr;
+// Work enqueued on the streams and not yet run (deferred mode, the default): it runs at a
+// synchronisation (everything, or up to an event's record), as a GPU runs it at its own pace.
+// One queue for every stream: the order of enqueueing is one the streams could have run in.
+struct Pending {
+  uint64_t seq;
+  std::function<cuda::cudaError_t()> op;
+};
+std::deque<Pending> g_pending;
+uint64_t g_enqueued = 0;  // ops enqueued so far (the last one's seq)
+bool g_deferred = std::getenv("NPR_EMU_EAGER") == nullptr;
+bool g_running = false;                       // inside drain: an op's own API calls run at once
+std::map<const void*, uint64_t> g_event_seq;  // an event's last record, by its seq
 int64_t g_graph_launches = 0;
 int64_t g_kernels_run = 0;   // kernel grids run: eager launches and graph replays' launches
 uint64_t g_event_clock = 0;  // events' readings: one tick a record
@@ -58,6 +72,24 @@ cuda::cudaError_t sticky() {
   do {                                                                            \
     if (const cudaError_t sticky_e_ = sticky(); sticky_e_ != 0) return sticky_e_; \
   } while (0)
+
+// Runs the enqueued ops with seq <= through, in order. After a fault nothing more runs: the
+// context is lost, as on a GPU (the ops are dropped).
+void drain(uint64_t through = UINT64_MAX) {
+  if (g_running) return;
+  g_running = true;
+  while (!g_pending.empty() && g_pending.front().seq <= through) {
+    const std::function<cuda::cudaError_t()> op = std::move(g_pending.front().op);
+    g_pending.pop_front();
+    if (g_sticky == cuda::cudaSuccess) op();
+  }
+  g_running = false;
+}
+
+// Whether stream work is enqueued now rather than run: deferred mode, outside a drain.
+bool deferring() {
+  return g_deferred && !g_running;
+}
 
 // The live allocation holding [p, p + bytes), or null.
 const Allocation* holding(const void* p, size_t bytes) {
@@ -92,6 +124,17 @@ int occupancy(unsigned threads, int dynamic_smem) {
                    g_device.shared_per_sm / (dynamic_smem + kReservedSharedPerBlock)});
 }
 
+void set_deferred(bool on) {
+  drain();
+  g_deferred = on;
+}
+bool deferred() {
+  return g_deferred;
+}
+void synchronize() {
+  drain();
+}
+
 int64_t device_bytes_in_use() {
   return g_device_bytes;
 }
@@ -102,6 +145,7 @@ int64_t device_allocations() {
 }
 
 std::string check_device_guards() {
+  drain();
   for (const auto& [p, a] : g_allocs)
     if (!a.host)
       if (std::string e = guard_of(p, a); !e.empty()) return e;
@@ -121,6 +165,7 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorUnknown: return "cudaErrorUnknown";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorCooperativeLaunchTooLarge: return "cudaErrorCooperativeLaunchTooLarge";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
   }
   return "cudaErrorUnknown";
 }
@@ -137,6 +182,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorUnknown: return "unknown error";
     case cudaErrorLaunchFailure: return g_fault.c_str();
     case cudaErrorCooperativeLaunchTooLarge: return "too many blocks in cooperative launch";
+    case cudaErrorNotReady: return "device not ready";
   }
   return "unknown error";
 }
@@ -197,6 +243,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
+  drain();  // cudaFree waits for the device
   auto it = g_allocs.find(static_cast<unsigned char*>(p));
   if (it == g_allocs.end() || it->second.host) return fail_with(cudaErrorInvalidDevicePointer);
   const std::string broken = guard_of(it->first, it->second);
@@ -229,6 +276,7 @@ cudaError_t cudaHostGetDevicePointer(void** d, void* h, unsigned flags) {
 }
 
 cudaError_t cudaFreeHost(void* p) {
+  drain();  // as cudaFree
   auto it = g_allocs.find(static_cast<unsigned char*>(p));
   if (it == g_allocs.end() || !it->second.host) return fail_with(cudaErrorInvalidValue);
   g_allocs.erase(it);
@@ -242,11 +290,14 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
   return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t) {
+  drain();  // its work still runs
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  if (capturing()) return fail_with(cudaErrorStreamCaptureUnsupported);
+  drain();
   EMU_STICKY();
-  return capturing() ? fail_with(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
@@ -258,22 +309,38 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) {
   return cudaEventCreate(e);
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  drain(g_event_seq[e]);  // a record still pending writes the event
+  g_event_seq.erase(e);
   delete reinterpret_cast<uint64_t*>(e);
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
   EMU_STICKY();
   if (!e) return fail_with(cudaErrorInvalidResourceHandle);
-  *reinterpret_cast<uint64_t*>(e) = ++g_event_clock;
+  auto* clock = reinterpret_cast<uint64_t*>(e);
+  if (!deferring() || capturing()) {
+    *clock = ++g_event_clock;
+    return cudaSuccess;
+  }
+  g_pending.push_back(Pending{++g_enqueued, [clock] {
+                                *clock = ++g_event_clock;
+                                return cudaSuccess;
+                              }});
+  g_event_seq[e] = g_enqueued;
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  if (!e) return fail_with(cudaErrorInvalidResourceHandle);
+  drain(g_event_seq[e]);  // the work before its last record, and no more
   EMU_STICKY();
-  return e ? cudaSuccess : fail_with(cudaErrorInvalidResourceHandle);
+  return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
   EMU_STICKY();
   if (!a || !b) return fail_with(cudaErrorInvalidResourceHandle);
+  if (g_pending.size() &&
+      (g_pending.front().seq <= g_event_seq[a] || g_pending.front().seq <= g_event_seq[b]))
+    return fail_with(cudaErrorNotReady);
   *ms =
       1e-3f * static_cast<float>(*reinterpret_cast<uint64_t*>(b) - *reinterpret_cast<uint64_t*>(a));
   return cudaSuccess;
@@ -302,7 +369,12 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
   EMU_STICKY();
   if (!e || capturing()) return fail_with(cudaErrorInvalidValue);
   ++g_graph_launches;
-  for (const auto& op : reinterpret_cast<Graph*>(e)->ops) {
+  const Graph* g = reinterpret_cast<Graph*>(e);
+  if (deferring()) {  // the ops as the graph holds them now (destroying it later does not matter)
+    for (const auto& op : g->ops) enqueue(op);
+    return cudaSuccess;
+  }
+  for (const auto& op : g->ops) {
     if (const cudaError_t err = op(); err != cudaSuccess) return err;
     if (g_sticky != cudaSuccess) break;  // a kernel faulted: the rest never runs
   }
@@ -322,10 +394,20 @@ bool capturing() {
 void record(std::function<cudaError_t()> op) {
   g_capture->ops.push_back(std::move(op));
 }
+bool queued() {
+  return capturing() || deferring();
+}
+void enqueue(std::function<cudaError_t()> op) {
+  if (capturing())
+    record(std::move(op));
+  else
+    g_pending.push_back(Pending{++g_enqueued, std::move(op)});
+}
 int64_t graph_launches() {
   return g_graph_launches;
 }
 int64_t kernels_run() {
+  drain();  // what has run once the device is idle
   return g_kernels_run;
 }
 
@@ -343,19 +425,53 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if ((k != cudaMemcpyDeviceToHost && !in_device(dst)) ||
       (k != cudaMemcpyHostToDevice && !in_device(src)))
     return fail_with(cudaErrorInvalidValue);
-  std::memcpy(dst, src, bytes);
+  if (!deferring() || bytes == 0) {
+    std::memcpy(dst, src, bytes);
+    return cudaSuccess;
+  }
+  const auto pinned = [&](const void* p) {
+    const Allocation* a = holding(p, bytes);
+    return a && a->host;
+  };
+  if (k == cudaMemcpyHostToDevice && !pinned(src)) {
+    // From pageable memory the driver takes the bytes before the call returns.
+    auto taken = std::make_shared<std::vector<unsigned char>>(
+        static_cast<const unsigned char*>(src), static_cast<const unsigned char*>(src) + bytes);
+    enqueue([dst, taken] {
+      std::memcpy(dst, taken->data(), taken->size());
+      return cudaSuccess;
+    });
+    return cudaSuccess;
+  }
+  if (k == cudaMemcpyDeviceToHost && !pinned(dst)) {  // to pageable memory: synchronous
+    drain();
+    EMU_STICKY();
+    std::memcpy(dst, src, bytes);
+    return cudaSuccess;
+  }
+  // Page-locked host memory or the device: read and written when the copy runs.
+  enqueue([dst, src, bytes] {
+    std::memcpy(dst, src, bytes);
+    return cudaSuccess;
+  });
   return cudaSuccess;
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind k) {
   EMU_STICKY();
   if (capturing()) return fail_with(cudaErrorStreamCaptureUnsupported);
-  return cudaMemcpyAsync(dst, src, bytes, k, nullptr);
+  drain();
+  EMU_STICKY();
+  const cudaError_t e = cudaMemcpyAsync(dst, src, bytes, k, nullptr);
+  drain();
+  return e;
 }
 
 cudaError_t cudaDeviceSynchronize() {
+  if (capturing()) return fail_with(cudaErrorStreamCaptureUnsupported);
+  drain();
   EMU_STICKY();
-  return capturing() ? fail_with(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
+  return cudaSuccess;
 }
 
 cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) {
@@ -366,6 +482,13 @@ cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) 
   }
   const Allocation* a = holding(dst, bytes);
   if (!a || a->host) return fail_with(cudaErrorInvalidValue);
+  if (deferring()) {
+    enqueue([dst, value, bytes] {
+      std::memset(dst, value, bytes);
+      return cudaSuccess;
+    });
+    return cudaSuccess;
+  }
   std::memset(dst, value, bytes);
   return cudaSuccess;
 }
@@ -408,6 +531,7 @@ cudaError_t launch_result(const std::string& fault) {
 }
 
 std::string take_launch_fault() {
+  drain();
   std::string f = g_sticky == cudaSuccess ? std::string() : g_fault;
   g_sticky = g_last = cudaSuccess;
   g_sticky_seen = false;
@@ -416,6 +540,8 @@ std::string take_launch_fault() {
 }
 
 cudaError_t cudaDeviceReset() {
+  g_pending.clear();  // work not yet run is lost with the context
+  g_event_seq.clear();
   for (auto it = g_allocs.begin(); it != g_allocs.end();) {
     if (!it->second.host) {
       g_device_bytes -= static_cast<int64_t>(it->second.bytes);

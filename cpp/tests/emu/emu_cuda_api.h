@@ -43,6 +43,20 @@ int64_t device_allocations();
 // "" or what broke: a live allocation whose guard was overwritten (checked after every launch).
 std::string check_device_guards();
 
+// Deferred mode (the default): kernel launches, copies between the device and page-locked
+// memory, memsets, event records and graph replays are queued, as a GPU queues them, and run at
+// a synchronisation: a stream's or the device's, a blocking copy, cudaFree, or an event's (the
+// work up to its record, and no more). A copy from pageable memory takes its bytes when called,
+// one into pageable memory waits for the device, as the driver does. So a caller that reads a
+// result before its sync, or rewrites a page-locked source before the copy has run, gets what a
+// GPU would give it. Off (set_deferred(false), or NPR_EMU_EAGER=1 in the environment, to tell a
+// missing sync from a kernel's own fault): everything runs when called. set_deferred runs what is
+// queued first.
+void set_deferred(bool on);
+bool deferred();
+// Runs everything queued (the tests' cudaDeviceSynchronize without the error checks).
+void synchronize();
+
 namespace cuda {
 
 enum cudaError_t {
@@ -53,6 +67,7 @@ enum cudaError_t {
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorUnknown = 999,
+  cudaErrorNotReady = 600,
   cudaErrorLaunchFailure = 719,
   cudaErrorCooperativeLaunchTooLarge = 720
 };
@@ -143,6 +158,10 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
 // Whether a capture is recording, and what it records (an op returns its error at replay).
 bool capturing();
 void record(std::function<cudaError_t()> op);
+// Whether a launch is queued now (a capture's, or deferred mode's) rather than run, and the
+// queueing: into the capture, or onto the streams' queue.
+bool queued();
+void enqueue(std::function<cudaError_t()> op);
 // Graphs captured, replays run (the tests' evidence that a path replayed).
 int64_t graph_launches();
 // Kernel grids run so far, eagerly or by a graph's replay (the tests' evidence of a fused launch).

@@ -1,7 +1,7 @@
 // Kernel launches for the emulator build (included by cuda_emu.h after the toolkit's
 // vector_types.h, whose dim3 they take): cudaLaunchKernelEx and NPR_LAUNCH's, each with the
-// checks of emu_cuda_api.h, then the grid on the CPU, cooperative (every block resident) when
-// cudaLaunchKernelEx's attribute says so.
+// checks of emu_cuda_api.h, then the grid on the CPU (queued in deferred mode), cooperative (every
+// block resident) when cudaLaunchKernelEx's attribute says so.
 #pragma once
 
 #include <cstddef>
@@ -52,17 +52,17 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Param
     return launch_result(coop ? launch_cooperative(grid.x, block, smem, body)
                               : launch(grid, block, smem, body));
   };
-  if (capturing()) {  // the arguments as they are now, as a graph keeps them
-    record([=] { return run(std::decay_t<Args>(args)...); });
+  if (queued()) {  // the arguments as they are now, as a graph or a stream keeps them
+    enqueue([=] { return run(std::decay_t<Args>(args)...); });
     return cudaSuccess;
   }
   return run(std::forward<Args>(args)...);
 }
 
 // core/cuda_launch.cuh's NPR_LAUNCH(grid, threads, smem, stream, kernel)(args...) in this build:
-// the launch's checks, then the grid (1-D or 2-D; blocks 1-D, 2-D or 3-D) on the CPU (the stream
-// aside: everything runs in order); a refused launch or a fault is left as the last error, as
-// the runtime leaves a launch's.
+// the launch's checks, then the grid (1-D or 2-D; blocks 1-D, 2-D or 3-D) on the CPU, queued in
+// deferred mode (one queue for every stream); a refused launch or a fault is left as the last
+// error, as the runtime leaves a launch's.
 template <typename... Params>
 class KernelLaunch {
  public:
@@ -88,8 +88,8 @@ class KernelLaunch {
                       kernel = kernel_](auto... a) {
       return launch_result(launch(grid, block, smem, [&] { kernel(a...); }));
     };
-    if (capturing()) {  // the arguments as they are now, as a graph keeps them
-      record([=] { return run(std::decay_t<Args>(args)...); });
+    if (queued()) {  // the arguments as they are now, as a graph or a stream keeps them
+      enqueue([=] { return run(std::decay_t<Args>(args)...); });
       return;
     }
     run(std::forward<Args>(args)...);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/emu/emu_cuda_api.h"
 #include "tests/emu/emu_runtime.h"
 
 namespace emu {
@@ -25,6 +26,7 @@ void register_global(const void* p, size_t bytes, bool kernel_writes) {
   g_globals.push_back(Global{static_cast<const unsigned char*>(p), bytes, kernel_writes, false});
 }
 void clear_globals() {
+  synchronize();  // the kernels queued with these buffers run before they go
   g_globals.erase(std::remove_if(g_globals.begin(), g_globals.end(),
                                  [](const Global& g) { return !g.allocation; }),
                   g_globals.end());

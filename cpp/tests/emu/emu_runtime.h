@@ -144,8 +144,9 @@ std::unique_ptr<AsyncState>& block_async();
 // read through the read-only path (ld.global.nc, __ldg): that path is for data constant while
 // the kernel runs, and may return stale bytes for data the kernel wrote.
 void register_global(const void* p, size_t bytes, bool kernel_writes = false);
-// Drops what register_global registered; device allocations (emu_cuda_api.h's cudaMalloc),
-// registered by these two for their lifetime, stay.
+// Drops what register_global registered, once the kernels queued so far have run (deferred
+// mode: they read those buffers); device allocations (emu_cuda_api.h's cudaMalloc), registered
+// by these two for their lifetime, stay.
 void clear_globals();
 void register_allocation(const void* p, size_t bytes);
 void unregister_allocation(const void* p);
