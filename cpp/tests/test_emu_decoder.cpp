@@ -8,8 +8,10 @@
 // Every path gives the same logits, bit for bit (the graph replays the eager launches; the
 // one-kernel step reproduces the layer path), within bf16 reach of the CPU decode step on the
 // same weights, and each path says it ran (graph replays, one-kernel steps). All the decoder
-// allocated is freed with it.
+// allocated is freed with it. Steps left on the device (the engine's decodeLaunch) and read after
+// later launches give the downloading steps' bits.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -21,6 +23,7 @@
 #include "kvcache/kv_cache.h"
 #include "kvcache/kv_pages.h"
 #include "model/qwen3_decode.h"
+#include "sampler/token_logprob.h"
 #include "tests/harness.h"
 #include "tests/test_models.h"
 #include "tests/test_page_tables.h"
@@ -39,9 +42,17 @@ namespace {
 
 constexpr int32_t kBlocks = 40, kBlockTokens = 4;
 
+// How a rollout reads its steps: each step's logits downloaded by the step itself, or each step
+// left on the device (the engine's decodeLaunch) and, every other step, read after its launch
+// (downloaded, and a token's log-probability a row on the device), so that a launch follows an
+// unread one; with the emulator's deferred streams nothing runs until a read syncs.
+enum class Reads { kDownload, kLaunchThenRead };
+
 struct Run {
-  std::vector<std::vector<float>> logits;  // every step's, in order
-  double worst = 0.0;                      // relative norm error against the CPU, the largest
+  std::vector<std::vector<float>> logits;    // every step's, in order (empty: a step not read)
+  std::vector<std::vector<float>> logprobs;  // (Reads::kLaunchThenRead) each read step's rows'
+                                             // log p of token (7 row + step) % vocab
+  double worst = 0.0;                        // relative norm error against the CPU, the largest
   emu::DecoderStats stats{};
   int64_t kernels = 0;  // kernel grids run on the emulated device (eager or replayed)
 };
@@ -65,9 +76,12 @@ struct Twin {
   bool ok() const { return dec.error().empty(); }
   // One step of `seqs` (cu_new, ids, pos) on both sides; *logits: the device's; *e: its relative
   // norm error against the CPU's. False when the device step failed.
+  // launch: the device step leaves its logits on the device; read: then they are downloaded
+  // (else *logits is left empty and the step is not compared).
   bool step(const std::vector<int32_t>& seqs, const std::vector<int32_t>& cu_new,
             const std::vector<int32_t>& ids, const std::vector<int32_t>& pos, bool cascade,
-            const std::string& what, std::vector<float>* logits, double* e) {
+            const std::string& what, std::vector<float>* logits, double* e, bool launch = false,
+            bool read = true) {
     const Tables tb = tables_of(kv, seqs);
     const int64_t S = static_cast<int64_t>(seqs.size()), V = model.config().vocab;
     std::vector<float> want(static_cast<size_t>(S * V));
@@ -75,11 +89,17 @@ struct Twin {
     CHECK_OK(qwen3_decode_step(
         cpu, model, cpages, Qwen3DecodeBatch{S, cu_new.data(), ids.data(), pos.data(), tb.view()},
         cascade, want.data()));
-    const std::string err =
+    std::string err =
         dec.step(emu::DecoderStep{S, cu_new.data(), ids.data(), pos.data(), tb.indptr.data(),
                                   tb.indices.data(), tb.last.data()},
-                 cascade, logits->data());
+                 cascade, launch ? nullptr : logits->data());
+    if (err.empty() && launch && read) err = dec.read_logits(logits->data());
     CHECK_MSG(err.empty(), name + ", " + what + ": " + err);
+    *e = 0.0;
+    if (!read) {
+      logits->clear();
+      return err.empty();
+    }
     *e = rel_norm_error(*logits, want);
     CHECK_MSG(*e < 2e-2, name + ", " + what + ": logits vs the CPU " + std::to_string(*e));
     return err.empty();
@@ -96,7 +116,8 @@ struct Twin {
 // decoding lens[b] tokens (the same tokens whatever the path), each step on the CPU and on the
 // emulated decoder.
 Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool cascade,
-            const emu::DecoderOptions& opt, const std::string& name) {
+            const emu::DecoderOptions& opt, const std::string& name,
+            Reads reads = Reads::kDownload) {
   const int64_t V = model.config().vocab;
   Run out;
   Twin tw(model, opt, name);
@@ -108,7 +129,22 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
                         const std::string& what) {
     std::vector<float> got;
     double e = 0.0;
-    const bool ran = tw.step(seqs, cu_new, ids, pos, cascade, what, &got, &e);
+    const bool launch = reads == Reads::kLaunchThenRead;
+    const int64_t j = static_cast<int64_t>(out.logits.size());
+    const bool read = !launch || j % 2 == 0;
+    const bool ran = tw.step(seqs, cu_new, ids, pos, cascade, what, &got, &e, launch, read);
+    if (ran && launch && read) {
+      const int64_t S = static_cast<int64_t>(seqs.size());
+      std::vector<int32_t> rows, tokens;
+      for (int64_t r = 0; r < S; ++r) {
+        rows.push_back(static_cast<int32_t>(r));
+        tokens.push_back(static_cast<int32_t>((7 * r + j) % V));
+      }
+      std::vector<float> lp = poisoned(S);
+      const std::string err = tw.dec.logprobs(rows.data(), tokens.data(), S, lp.data());
+      CHECK_MSG(err.empty(), name + ", " + what + " logprobs: " + err);
+      out.logprobs.push_back(std::move(lp));
+    }
     out.worst = std::max(out.worst, e);
     out.logits.push_back(std::move(got));
     return ran;
@@ -375,6 +411,50 @@ TEST(emu_decoder_attention_prefetch_covers_the_keys_and_values_and_keeps_the_bit
   const int64_t want = cfg.layers * cfg.kv_heads * 13 * 2 * row_lines;
   CHECK_MSG(added == want, "the attention prefetch added " + std::to_string(added) +
                                " lines, want " + std::to_string(want));
+#endif
+}
+
+TEST(emu_decoder_steps_left_on_the_device_read_as_their_downloads) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  // The engine's decodeLaunch at the decoder: each step only enqueued (its logits left on the
+  // device), every other one read after its launch, so a step is launched behind an unread one
+  // and, with the emulator's deferred streams, nothing runs until a read syncs. The read logits
+  // are the downloading steps' bits, and the log-probabilities read on the device from them are
+  // the CPU's on those logits; on graph replays and on eager steps.
+  const std::unique_ptr<Qwen3Model> model = decoder_model();
+  const int64_t V = model->config().vocab;
+  for (const bool graphs : {true, false}) {
+    emu::DecoderOptions opt;
+    opt.use_graphs = graphs;
+    const std::string name = graphs ? "graphs" : "eager";
+    const Run want = rollout(*model, 9, {5, 3, 4}, true, opt, name);
+    const Run got =
+        rollout(*model, 9, {5, 3, 4}, true, opt, name + ", launched", Reads::kLaunchThenRead);
+    CHECK_MSG(got.logits.size() == want.logits.size() && want.logits.size() > 4,
+              name + ": " + std::to_string(got.logits.size()) + " steps");
+    if (graphs) CHECK_MSG(got.stats.graph_replays > 0, "the launched steps replayed no graph");
+    size_t read = 0;
+    for (size_t j = 0; j < got.logits.size() && j < want.logits.size(); ++j) {
+      if (got.logits[j].empty()) continue;  // launched, never read
+      CHECK_MSG(got.logits[j] == want.logits[j],
+                name + ", step " + std::to_string(j) + ": other logits than the download's");
+      const int64_t S = static_cast<int64_t>(want.logits[j].size()) / V;
+      std::vector<TokenQuery> q;
+      for (int64_t r = 0; r < S; ++r)
+        q.push_back(TokenQuery{static_cast<int32_t>(r), static_cast<int32_t>((7 * r + j) % V)});
+      std::vector<float> lp(static_cast<size_t>(S));
+      CHECK_OK(token_logprobs(CpuContext{}, lp.data(), want.logits[j].data(), S, V, q.data(), S));
+      const std::vector<float>& dev = got.logprobs[read++];
+      for (int64_t r = 0; r < S; ++r)
+        CHECK_MSG(std::fabs(dev[r] - lp[r]) <= 2e-6f * std::max(1.0f, std::fabs(lp[r])),
+                  name + ", step " + std::to_string(j) + " row " + std::to_string(r) + ": " +
+                      std::to_string(dev[r]) + " vs " + std::to_string(lp[r]));
+    }
+    CHECK_MSG(read == got.logprobs.size() && read > 2,
+              name + ": " + std::to_string(read) + " steps read");
+  }
 #endif
 }
 

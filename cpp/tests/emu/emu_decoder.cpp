@@ -1,8 +1,11 @@
 // emu_decoder.h in the emulator build: the plain arrays as the decoder's own types.
 #include "tests/emu/emu_decoder.h"
 
+#include <vector>
+
 #include "model/qwen3_cuda_decode.h"
 #include "model/qwen3_cuda_model.h"
+#include "sampler/token_logprob_cuda.h"
 #include "tests/emu/emu_qwen3_config.h"
 #include "tests/emu/emu_status_message.h"
 
@@ -13,6 +16,7 @@ struct Decoder::Impl {
   std::unique_ptr<npr::KvPagesCuda> pages;
   std::unique_ptr<npr::Qwen3CudaDecoder> decoder;
   std::string error;
+  int64_t rows = 0;  // the last step's logits rows
 };
 
 namespace {
@@ -75,7 +79,24 @@ std::string Decoder::step(const DecoderStep& s, bool cascade, float* logits) {
   b.ids = s.ids;
   b.positions = s.positions;
   b.table = npr::PageTable{s.sequences, s.indptr, s.indices, s.last_len};
+  impl_->rows = s.sequences;
   return status_message(impl_->decoder->step(b, cascade, logits));
+}
+
+std::string Decoder::read_logits(float* logits) {
+  if (!impl_->error.empty()) return impl_->error;
+  const int64_t bytes = 4 * impl_->rows * impl_->model->config().vocab;
+  return status_message(impl_->model->context().download(logits, impl_->decoder->device_logits(),
+                                                         bytes, "emulated decoder: logits"));
+}
+
+std::string Decoder::logprobs(const int32_t* rows, const int32_t* tokens, int64_t n, float* out) {
+  if (!impl_->error.empty()) return impl_->error;
+  std::vector<npr::TokenQuery> q;
+  for (int64_t i = 0; i < n; ++i) q.push_back(npr::TokenQuery{rows[i], tokens[i]});
+  return status_message(npr::token_logprobs_cuda(impl_->model->context(), out,
+                                                 impl_->decoder->device_logits(), impl_->rows,
+                                                 impl_->model->config().vocab, q.data(), n));
 }
 
 DecoderStats Decoder::stats() const {

@@ -56,8 +56,14 @@ class Decoder {
   const std::string& error() const;
   // A fork's or join's slot copies, (n, 5): src_block, src_slot, dst_block, dst_slot, count.
   std::string apply(const std::vector<int32_t>& copies);
-  // logits (sequences, vocab).
+  // logits (sequences, vocab); null: they stay on the device (the engine's decodeLaunch: the
+  // step is only enqueued, nothing waits for it), for the reads below.
   std::string step(const DecoderStep& s, bool cascade, float* logits);
+  // The last step's logits (sequences, vocab) as left on the device, downloaded.
+  std::string read_logits(float* logits);
+  // log p(tokens[i]) of the last step's logits row rows[i] (n), on the device
+  // (token_logprobs_cuda, as the engine's scripted reads take them).
+  std::string logprobs(const int32_t* rows, const int32_t* tokens, int64_t n, float* out);
   DecoderStats stats() const;
 
  private:
