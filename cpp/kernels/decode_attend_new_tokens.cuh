@@ -84,6 +84,18 @@ __device__ __forceinline__ void write_new_kv(const int32_t* it, const int32_t* q
   __threadfence();
 }
 
+// Whether the first key tile of item `it` holds only keys of earlier steps: every tile of a plan
+// of one-token queries but the one with a query's new token, the last tile of the item that ends
+// at it (item_ends_at_new_token). That tile may then be copied before the new token's K and V
+// are written, and before the q|k|v projection has run.
+template <int D>
+__device__ __forceinline__ bool first_tile_is_old(const int32_t* it, const int32_t* q_order,
+                                                  const int32_t* indices, const int32_t* slots,
+                                                  int block_tokens) {
+  return decode_mma::item_keys(it, block_tokens) > decode_mma::kKeys ||
+         !item_ends_at_new_token(it, q_order, indices, slots, block_tokens);
+}
+
 // The item `it`'s keys and values for kv head h (its pages' rows of k_pages / v_pages, (blocks,
 // block_tokens, kv_heads, D)) prefetched into L2, 128-byte lines spread over the CTA's threads.
 // What a programmatic launch does before its wait: the pages were written by earlier steps (or
@@ -123,9 +135,11 @@ struct NewTokens {
 
 // grid (launch items, kv_heads), decode_mma::kThreads threads, decode_mma::Smem<D>::kBytes of
 // dynamic shared memory: decode_mma::attend_kernel's work and partial states, with its query
-// rows and the new tokens' K and V from the projection. PDL: a programmatic dependent launch
-// (pdl.cuh) that waits for the kernels before it first thing; KV_AHEAD (with PDL): that first
-// prefetches its item's keys and values into L2 (prefetch_item_kv).
+// rows and the new tokens' K and V from the projection. Each item's first key tile is copied
+// first thing where it holds no new key (first_tile_is_old). PDL: a programmatic dependent
+// launch (pdl.cuh), which then waits for the kernels before it, so that the tile's copy overlaps
+// the projection; KV_AHEAD (with PDL): before the wait it also prefetches all its item's keys and
+// values into L2 (prefetch_item_kv).
 template <int D, bool PDL = false, bool KV_AHEAD = false>
 __global__ void __launch_bounds__(decode_mma::kThreads)
     attend_new_kernel(const int32_t* header, const int32_t* items, const int32_t* q_order,
@@ -134,21 +148,38 @@ __global__ void __launch_bounds__(decode_mma::kThreads)
   static_assert(PDL || !KV_AHEAD, "the K/V prefetch is what a programmatic launch does early");
   NPR_DYNAMIC_SHARED(smem_raw);
   const int item = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
+  const int32_t* it = items + DecodeWork::kItemFields * item;
+  // The plan, the slots and the pages of earlier tokens are there before the step's first
+  // kernel: only q|k|v (and the new token's K and V from it, written below) come from the
+  // kernels this one may wait for.
+  const bool live = item < header[0];  // else an idle item of a replayed graph
+  const bool first_old =
+      live && first_tile_is_old<D>(it, q_order, indices, nt.slots, nt.block_tokens);
   if constexpr (PDL) {
     pdl::launch_dependents();
-    if (KV_AHEAD && item < header[0])
-      prefetch_item_kv<D>(items + DecodeWork::kItemFields * item, indices, nt.k_pages, nt.v_pages,
-                          nt.kv_heads, nt.block_tokens, h);
-    pdl::wait();
+    if (KV_AHEAD && live)
+      prefetch_item_kv<D>(it, indices, nt.k_pages, nt.v_pages, nt.kv_heads, nt.block_tokens, h);
   }
-  if (item >= header[0]) return;  // idle item of a replayed graph
-  write_new_kv<D>(items + DecodeWork::kItemFields * item, q_order, indices, nt.slots,
-                  nt.block_tokens, nt.qkv, nt.heads, nt.kv_heads, nt.k_norm, nt.cos, nt.sin, nt.eps,
-                  nt.k_pages, nt.v_pages, h, reinterpret_cast<float*>(smem_raw));
+  // The first key tile on its way before the wait (it holds no new key), in every launch form
+  // alike so that they run the same code.
+  if (first_old)
+    decode_mma::issue_first_tile<D>(it, indices, nt.k_pages, nt.v_pages, nt.kv_heads,
+                                    nt.block_tokens, h, smem_raw);
+  if constexpr (PDL) pdl::wait();
+  if (!live) return;
+  write_new_kv<D>(it, q_order, indices, nt.slots, nt.block_tokens, nt.qkv, nt.heads, nt.kv_heads,
+                  nt.k_norm, nt.cos, nt.sin, nt.eps, nt.k_pages, nt.v_pages, h,
+                  reinterpret_cast<float*>(smem_raw));
   __syncthreads();  // the new K and V are in L2 before the item's tiles are copied
   const QFromQkv<D> fill{q_order, nt.qkv, nt.q_norm, nt.cos, nt.sin, nt.heads, nt.kv_heads, nt.eps};
-  decode_mma::attend_item<D>(item, h, items, fill, indices, nt.k_pages, nt.v_pages, part_m, part_l,
-                             part_acc, nt.heads, nt.kv_heads, nt.block_tokens, scale, smem_raw);
+  if (first_old)
+    decode_mma::attend_item<D, QFromQkv<D>, true>(item, h, items, fill, indices, nt.k_pages,
+                                                  nt.v_pages, part_m, part_l, part_acc, nt.heads,
+                                                  nt.kv_heads, nt.block_tokens, scale, smem_raw);
+  else
+    decode_mma::attend_item<D>(item, h, items, fill, indices, nt.k_pages, nt.v_pages, part_m,
+                               part_l, part_acc, nt.heads, nt.kv_heads, nt.block_tokens, scale,
+                               smem_raw);
 }
 
 }  // namespace npr::decode_new

@@ -67,13 +67,62 @@ struct QFromGlobal {
   }
 };
 
+// Key tile t (keys t kKeys .. + kKeys - 1 of the item's n_keys, through its pages
+// indices[page_begin ..], B tokens each) for kv head h: its K and V rows of kp / vp (blocks, B,
+// kv_heads, D) into kd / vd (kKeys, Smem<D>::kStride) by cp.async (the caller commits the
+// group), rows past n_keys zeroed. Every thread of the CTA (kThreads) calls it.
+template <int D>
+__device__ __forceinline__ void load_key_tile(int t, __nv_bfloat16* kd, __nv_bfloat16* vd,
+                                              const int32_t* indices, int page_begin, int n_keys,
+                                              int B, const __nv_bfloat16* kp,
+                                              const __nv_bfloat16* vp, int kv_heads, int h) {
+  constexpr int kStride = Smem<D>::kStride;
+  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  const int64_t row_stride = static_cast<int64_t>(kv_heads) * D;
+  for (int c = threadIdx.x; c < kKeys * kChunks; c += kThreads) {
+    const int j = c / kChunks, cc = (c % kChunks) * 8, key = t * kKeys + j;
+    const int off = j * kStride + cc;
+    if (key < n_keys) {
+      const int64_t slot = static_cast<int64_t>(indices[page_begin + key / B]) * B + key % B;
+      const int64_t src = slot * row_stride + static_cast<int64_t>(h) * D + cc;
+      cp_async_16(kd + off, kp + src);
+      cp_async_16(vd + off, vp + src);
+    } else {
+      *reinterpret_cast<uint4*>(kd + off) = make_uint4(0u, 0u, 0u, 0u);
+      *reinterpret_cast<uint4*>(vd + off) = make_uint4(0u, 0u, 0u, 0u);
+    }
+  }
+}
+
+// The item `it` (its DecodeWork::kItemFields ints)'s keys: n_keys, and its tiles of kKeys.
+__device__ __forceinline__ int item_keys(const int32_t* it, int B) {
+  return (it[3] - 1) * B + it[4];
+}
+
+// Its first key tile, K and V for kv head h, into the buffers attend_item reads it from in
+// smem_raw, as one committed cp.async group: what a caller may issue before attend_item
+// (attend_item<..., true>), e.g. before a programmatic launch's wait where the tile holds no key
+// an earlier kernel writes.
+template <int D>
+__device__ __forceinline__ void issue_first_tile(const int32_t* it, const int32_t* indices,
+                                                 const __nv_bfloat16* kp, const __nv_bfloat16* vp,
+                                                 int kv_heads, int B, int h,
+                                                 unsigned char* smem_raw) {
+  using S = Smem<D>;
+  auto* const kd = reinterpret_cast<__nv_bfloat16*>(smem_raw) + S::kQElems;
+  load_key_tile<D>(0, kd, kd + S::kTileElems, indices, it[2], item_keys(it, B), B, kp, vp, kv_heads,
+                   h);
+  cp_async_commit();
+}
+
 // Work item `item` of the plan for kv head h, by the calling CTA (kThreads threads; every
-// thread must call it) in smem_raw (Smem<D>::kBytes, 16-byte aligned). fill_q(qs, stride,
-// scratch, q_begin, R, G, h) puts the item's query rows into qs (QFromGlobal's contract), with
-// cp.async copies, or with plain stores when FillQ::kDirect (then it may use scratch: (kKeys,
-// stride) bf16 of shared memory, free until the loop's first prefetch). The CTA may run another
-// item afterwards once every thread is past a __syncthreads().
-template <int D, typename FillQ>
+// thread must call it) in smem_raw (Smem<D>::kBytes, 16-byte aligned). FIRST_ISSUED (a fill that
+// stores its rows itself only): the caller has issued the first key tile (issue_first_tile).
+// fill_q(qs, stride, scratch, q_begin, R, G, h) puts the item's query rows into qs (QFromGlobal's
+// contract), with cp.async copies, or with plain stores when FillQ::kDirect (then it may use
+// scratch: (kKeys, stride) bf16 of shared memory, free until the loop's first prefetch). The CTA
+// may run another item afterwards once every thread is past a __syncthreads().
+template <int D, typename FillQ, bool FIRST_ISSUED = false>
 __device__ __forceinline__ void attend_item(int item, int h, const int32_t* items,
                                             const FillQ& fill_q, const int32_t* indices,
                                             const __nv_bfloat16* kp, const __nv_bfloat16* vp,
@@ -83,9 +132,9 @@ __device__ __forceinline__ void attend_item(int item, int h, const int32_t* item
   using bf16_t = __nv_bfloat16;
   using S = Smem<D>;
   constexpr int kStride = S::kStride;
-  constexpr int KD = D / 16;      // k-steps of Q.K^T
-  constexpr int ND = D / 8;       // n-tiles of the output
-  constexpr int kChunks = D / 8;  // 16-byte chunks per row
+  constexpr int KD = D / 16;  // k-steps of Q.K^T
+  constexpr int ND = D / 8;   // n-tiles of the output
+  static_assert(FillQ::kDirect || !FIRST_ISSUED, "an early first tile needs a direct Q fill");
   bf16_t* const qs = reinterpret_cast<bf16_t*>(smem_raw);
   const auto k_buf = [&](int b) { return qs + S::kQElems + (2 * b) * S::kTileElems; };
   const auto v_buf = [&](int b) { return qs + S::kQElems + (2 * b + 1) * S::kTileElems; };
@@ -98,25 +147,10 @@ __device__ __forceinline__ void attend_item(int item, int h, const int32_t* item
   const int R = qc * G;
   const int n_keys = (page_count - 1) * B + last_len;
   const int tiles = (n_keys + kKeys - 1) / kKeys;
-  const int64_t row_stride = static_cast<int64_t>(kv_heads) * D;
 
   // Key tile t's K and V rows into buffer b, gathered through the page table.
   const auto load_kv = [&](int t, int b) {
-    bf16_t* kd = k_buf(b);
-    bf16_t* vd = v_buf(b);
-    for (int c = tid; c < kKeys * kChunks; c += kThreads) {
-      const int j = c / kChunks, cc = (c % kChunks) * 8, key = t * kKeys + j;
-      const int off = j * kStride + cc;
-      if (key < n_keys) {
-        const int64_t slot = static_cast<int64_t>(indices[page_begin + key / B]) * B + key % B;
-        const int64_t src = slot * row_stride + static_cast<int64_t>(h) * D + cc;
-        cp_async_16(kd + off, kp + src);
-        cp_async_16(vd + off, vp + src);
-      } else {
-        *reinterpret_cast<uint4*>(kd + off) = make_uint4(0u, 0u, 0u, 0u);
-        *reinterpret_cast<uint4*>(vd + off) = make_uint4(0u, 0u, 0u, 0u);
-      }
-    }
+    load_key_tile<D>(t, k_buf(b), v_buf(b), indices, page_begin, n_keys, B, kp, vp, kv_heads, h);
   };
   // Q rows r < R: query q_order[q_begin + r / G], head h * G + r % G; rows >= R are zero. The
   // second K buffer is free until the loop's first prefetch. A fill that stores its rows itself
@@ -124,8 +158,10 @@ __device__ __forceinline__ void attend_item(int item, int h, const int32_t* item
   // count the loop's waits expect.
   float* const scratch = reinterpret_cast<float*>(k_buf(1));
   if constexpr (FillQ::kDirect) {
-    load_kv(0, 0);
-    cp_async_commit();
+    if constexpr (!FIRST_ISSUED) {
+      load_kv(0, 0);
+      cp_async_commit();
+    }
     fill_q(qs, kStride, scratch, q_begin, R, G, h);
     cp_async_commit();
   } else {

@@ -414,6 +414,54 @@ TEST(emu_decoder_attention_prefetch_covers_the_keys_and_values_and_keeps_the_bit
 #endif
 }
 
+TEST(emu_decoder_items_of_several_key_tiles_keep_the_bits) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  // Items of 17 pages (68 keys, past one 64-key tile) after a prefix of 133 tokens (34 pages of
+  // 4): flat, each branch's keys are two items of 17 pages, the second's two tiles ending at the
+  // new token; cascade, the shared prefix's 33 pages (two items of old keys) and each branch's
+  // own page (one tile ending at the new token). The fused attend kernel copies an item's first
+  // tile before it writes the new K and V (and, as a programmatic launch, before its wait) unless
+  // that tile holds the new token: with the copies landing at their issue (a GPU may read the
+  // source any time from then) as with them landing at their wait, the separate write kernel's path
+  // gives the same bits, and so do the graphs and the one-kernel step; all within bf16 reach of the
+  // CPU (each rollout checks).
+  const std::unique_ptr<Qwen3Model> model = decoder_model();
+  emu::set_device(emu::Device{});
+  emu::DecoderOptions eager, unfused, graphs, kernel;
+  for (emu::DecoderOptions* o : {&eager, &unfused, &graphs, &kernel}) o->pages_per_item = 17;
+  eager.use_graphs = unfused.use_graphs = false;
+  unfused.fused_qk_write = false;
+  kernel.step_kernel = true;
+  const std::vector<int64_t> lens = {3, 1, 2};
+  for (const bool cascade : {false, true}) {
+    const std::string tail = cascade ? ", cascade" : ", flat";
+    std::vector<std::vector<float>> first;
+    for (const bool at_issue : {false, true}) {
+      emu::Options o;
+      o.eager_async = at_issue;
+      emu::set_options(o);
+      const std::string mode = at_issue ? ", copies at issue" : "";
+      const Run e = rollout(*model, 133, lens, cascade, eager, "eager" + tail + mode);
+      const Run u = rollout(*model, 133, lens, cascade, unfused, "eager unfused" + tail + mode);
+      CHECK_MSG(e.logits.size() == 4, std::to_string(e.logits.size()) + " steps" + tail);
+      CHECK_MSG(u.logits == e.logits,
+                "the separate write kernel's path gives other bits" + tail + mode);
+      if (first.empty()) first = e.logits;
+      CHECK_MSG(e.logits == first, "the copies' timing changed the bits" + tail);
+    }
+    emu::set_options(emu::Options{});
+    const Run g = rollout(*model, 133, lens, cascade, graphs, "graphs" + tail);
+    const Run k = rollout(*model, 133, lens, cascade, kernel, "one-kernel step" + tail);
+    CHECK_MSG(g.logits == first, "graph steps give other bits than eager ones" + tail);
+    CHECK_MSG(k.logits == first && k.stats.kernel_steps > 0,
+              "the one-kernel step gives other bits (or did not run)" + tail);
+    std::printf("    %s: logits rel err vs cpu %.3g (graphs)\n", tail.c_str() + 2, g.worst);
+  }
+#endif
+}
+
 TEST(emu_decoder_steps_left_on_the_device_read_as_their_downloads) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
