@@ -74,14 +74,19 @@ cuda::cudaError_t sticky() {
   } while (0)
 
 // Runs the enqueued ops with seq <= through, in order. After a fault nothing more runs: the
-// context is lost, as on a GPU (the ops are dropped).
+// context is lost, as on a GPU (the ops are dropped). An op that fails when it runs (a graph's
+// copy into memory freed since its capture) is such a fault, found at the next call.
 void drain(uint64_t through = UINT64_MAX) {
   if (g_running) return;
   g_running = true;
   while (!g_pending.empty() && g_pending.front().seq <= through) {
     const std::function<cuda::cudaError_t()> op = std::move(g_pending.front().op);
     g_pending.pop_front();
-    if (g_sticky == cuda::cudaSuccess) op();
+    if (g_sticky != cuda::cudaSuccess) continue;
+    if (const cuda::cudaError_t e = op(); e != cuda::cudaSuccess && g_sticky == cuda::cudaSuccess) {
+      g_sticky = e;
+      g_sticky_seen = false;
+    }
   }
   g_running = false;
 }
