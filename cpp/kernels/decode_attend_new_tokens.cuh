@@ -109,8 +109,7 @@ __device__ __forceinline__ void prefetch_item_kv(const int32_t* it, const int32_
                                                  int kv_heads, int block_tokens, int h) {
   constexpr int kLines = D * static_cast<int>(sizeof(bf16_t)) / 128;  // of one K or V row
   static_assert(kLines >= 1 && D * sizeof(bf16_t) % 128 == 0, "rows of whole 128-byte lines");
-  const int page_begin = it[2], page_count = it[3], last_len = it[4];
-  const int n_keys = (page_count - 1) * block_tokens + last_len;
+  const int page_begin = it[2], n_keys = decode_mma::item_keys(it, block_tokens);
   for (int j = threadIdx.x; j < n_keys * 2 * kLines; j += blockDim.x) {
     const int key = j / (2 * kLines), line = j % (2 * kLines);
     const int64_t slot =

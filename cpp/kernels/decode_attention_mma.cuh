@@ -94,7 +94,7 @@ __device__ __forceinline__ void load_key_tile(int t, __nv_bfloat16* kd, __nv_bfl
   }
 }
 
-// The item `it` (its DecodeWork::kItemFields ints)'s keys: n_keys, and its tiles of kKeys.
+// The number of keys of item `it` (its DecodeWork::kItemFields ints), pages of B tokens.
 __device__ __forceinline__ int item_keys(const int32_t* it, int B) {
   return (it[3] - 1) * B + it[4];
 }
@@ -142,10 +142,9 @@ __device__ __forceinline__ void attend_item(int item, int h, const int32_t* item
   const int G = heads / kv_heads, tid = threadIdx.x;
   const int lane = tid & 31, warp = tid >> 5, g8 = lane >> 2, c4 = lane & 3;
   const int32_t* it = items + DecodeWork::kItemFields * item;
-  const int q_begin = it[0], qc = it[1], page_begin = it[2], page_count = it[3], last_len = it[4],
-            part_begin = it[5];
+  const int q_begin = it[0], qc = it[1], page_begin = it[2], part_begin = it[5];
   const int R = qc * G;
-  const int n_keys = (page_count - 1) * B + last_len;
+  const int n_keys = item_keys(it, B);
   const int tiles = (n_keys + kKeys - 1) / kKeys;
 
   // Key tile t's K and V rows into buffer b, gathered through the page table.
