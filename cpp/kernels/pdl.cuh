@@ -5,7 +5,9 @@
 // have finished and their writes are visible). What runs before wait() overlaps the kernel
 // before: the decode's skinny linear layers prefetch their weights into L2 there, since weights
 // do not depend on earlier kernels. Both calls are no-ops where nothing was launched that way,
-// and compile to nothing below sm_90 (where launch_pdl launches normally). Inside .cu files only.
+// and compile to nothing below sm_90 (where launch_pdl launches normally). In the emulator build
+// they are emu's, which runs a programmatic kernel's blocks up to their wait against memory from
+// before the kernels they may overlap (tests/emu/emu_pdl_check.h). Inside .cu files only.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -16,13 +18,17 @@
 namespace npr::pdl {
 
 __device__ __forceinline__ void launch_dependents() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(NPR_EMU)
+  emu::pdl_launch_dependents();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
 
 __device__ __forceinline__ void wait() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(NPR_EMU)
+  emu::pdl_wait();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }

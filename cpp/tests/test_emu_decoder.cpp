@@ -55,6 +55,9 @@ struct Run {
   double worst = 0.0;                        // relative norm error against the CPU, the largest
   emu::DecoderStats stats{};
   int64_t kernels = 0;  // kernel grids run on the emulated device (eager or replayed)
+  // Programmatic launches run against the memory from before the kernels they may overlap
+  // (emu_pdl_check.h): their reads before griddepcontrol.wait checked.
+  int64_t pdl_checked = 0;
 };
 
 // The emulated decoder beside the CPU decode step over one KV cache (its host bookkeeping, CPU
@@ -123,6 +126,7 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
   Twin tw(model, opt, name);
   if (!tw.ok()) return out;
   const int64_t kernels_before = emu::cuda::kernels_run();
+  const int64_t checked_before = emu::pdl_check::checked_launches();
   KvCache& kv = tw.kv;
   const auto step = [&](const std::vector<int32_t>& seqs, const std::vector<int32_t>& cu_new,
                         const std::vector<int32_t>& ids, const std::vector<int32_t>& pos,
@@ -174,6 +178,7 @@ Run rollout(Qwen3Model& model, int64_t P, const std::vector<int64_t>& lens, bool
   }
   out.stats = tw.dec.stats();
   out.kernels = emu::cuda::kernels_run() - kernels_before;
+  out.pdl_checked = emu::pdl_check::checked_launches() - checked_before;
   return out;
 }
 
@@ -306,6 +311,10 @@ TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
             "the candidate kernels changed the bits");
   CHECK_MSG(d.stats.graph_replays >= 2,
             "the one-sequence steps replayed " + std::to_string(d.stats.graph_replays) + " graphs");
+  std::printf(
+      "    programmatic launches checked: %lld by default, %lld with none, %lld throughout\n",
+      static_cast<long long>(d.pdl_checked), static_cast<long long>(n.pdl_checked),
+      static_cast<long long>(a.pdl_checked));
   CHECK_MSG(
       d.stats.candidate_steps == 6 && n.stats.candidate_steps == 0 && a.stats.candidate_steps == 7,
       "candidate steps: " + std::to_string(d.stats.candidate_steps) + " by default (want 6), " +
@@ -426,13 +435,18 @@ TEST(emu_decoder_items_of_several_key_tiles_keep_the_bits) {
   // that tile holds the new token: with the copies landing at their issue (a GPU may read the
   // source any time from then) as with them landing at their wait, the separate write kernel's path
   // gives the same bits, and so do the graphs and the one-kernel step; all within bf16 reach of the
-  // CPU (each rollout checks).
+  // CPU (each rollout checks). As programmatic launches too, each checked against the memory
+  // from before the kernels it may overlap (emu_pdl_check.h).
   const std::unique_ptr<Qwen3Model> model = decoder_model();
   emu::set_device(emu::Device{});
-  emu::DecoderOptions eager, unfused, graphs, kernel;
-  for (emu::DecoderOptions* o : {&eager, &unfused, &graphs, &kernel}) o->pages_per_item = 17;
-  eager.use_graphs = unfused.use_graphs = false;
+  emu::DecoderOptions eager, unfused, graphs, kernel, programmatic;
+  for (emu::DecoderOptions* o : {&eager, &unfused, &graphs, &kernel, &programmatic})
+    o->pages_per_item = 17;
+  eager.use_graphs = unfused.use_graphs = programmatic.use_graphs = false;
   unfused.fused_qk_write = false;
+  // Programmatic launches in every step, the attend kernel's K/V prefetch too: the first tile's
+  // copy then runs before the wait, against the memory from before the kernels it may overlap.
+  programmatic.candidate_kernels = programmatic.attention_kv_ahead = true;
   kernel.step_kernel = true;
   const std::vector<int64_t> lens = {3, 1, 2};
   for (const bool cascade : {false, true}) {
@@ -448,6 +462,10 @@ TEST(emu_decoder_items_of_several_key_tiles_keep_the_bits) {
       CHECK_MSG(e.logits.size() == 4, std::to_string(e.logits.size()) + " steps" + tail);
       CHECK_MSG(u.logits == e.logits,
                 "the separate write kernel's path gives other bits" + tail + mode);
+      const Run p = rollout(*model, 133, lens, cascade, programmatic, "programmatic" + tail + mode);
+      CHECK_MSG(p.logits == e.logits && p.pdl_checked > 0,
+                "the programmatic launches give other bits (or none was checked: " +
+                    std::to_string(p.pdl_checked) + ")" + tail + mode);
       if (first.empty()) first = e.logits;
       CHECK_MSG(e.logits == first, "the copies' timing changed the bits" + tail);
     }

@@ -267,4 +267,41 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
 #endif
 }
 
+// Deferred mode runs a programmatic launch's blocks, up to their griddepcontrol.wait, against
+// memory without the changes of the kernels they may overlap (emu_pdl_check.h): an early read of
+// a producer's output gets the bytes from before it, a write there before the wait is a fault,
+// and a read after the wait, or by a plain launch, gets the producer's.
+TEST(emu_programmatic_launches_read_before_their_wait_what_was_there_before) {
+#if !defined(NPR_HAVE_EMU)
+  SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
+#else
+  struct PdlCase {
+    const char* kind;
+    float seen;
+    const char* message;
+  };
+  const PdlCase cases[] = {
+      {"read_after_wait", 2.0f, ""},
+      {"read_before_wait", 1.0f, ""},
+      {"not_programmatic", 2.0f, ""},
+      {"unchecked", 2.0f, ""},
+      {"chain", 1.0f, ""},
+      {"chain_late", 2.0f, ""},
+      // x's first float went from 1.0f (3f800000) to 2.0f (40000000); -1.0f (bf800000) first
+      // differs from the 1.0f put back in its place at its byte 3.
+      {"write_before_wait", 0.0f,
+       "CUDA_ERROR: selftest out failed: cudaErrorLaunchFailure (block 0: wrote, before its "
+       "griddepcontrol.wait, byte 3 of a buffer of 384 bytes, which a kernel it may overlap "
+       "writes too (a race on a GPU))"},
+  };
+  for (const PdlCase& e : cases) {
+    float seen = 0.0f;
+    const std::string got = emu::run_pdl_selftest(e.kind, &seen);
+    std::printf("    %s: %s, read %g\n", e.kind, got.empty() ? "went through" : got.c_str(), seen);
+    CHECK_MSG(got == e.message, std::string(e.kind) + ": got \"" + got + "\"");
+    if (e.message[0] == '\0') CHECK_MSG(seen == e.seen, e.kind);
+  }
+#endif
+}
+
 }  // namespace npr::test

@@ -36,8 +36,12 @@ cuda::cudaError_t g_sticky = cuda::cudaSuccess;
 bool g_sticky_seen = false;
 int g_streams = 0;
 // The capture in progress (null when none) and the graphs' ops.
+struct GraphOp {
+  std::function<cuda::cudaError_t()> fn;
+  cuda::QueuedKind kind;
+};
 struct Graph {
-  std::vector<std::function<cuda::cudaError_t()>> ops;
+  std::vector<GraphOp> ops;
 };
 Graph* g_capture = nullptr;
 cuda::cudaStream_t g_capture_stream = nullptr;
@@ -47,6 +51,7 @@ cuda::cudaStream_t g_capture_stream = nullptr;
 struct Pending {
   uint64_t seq;
   std::function<cuda::cudaError_t()> op;
+  cuda::QueuedKind kind = cuda::QueuedKind::kOther;
 };
 std::deque<Pending> g_pending;
 uint64_t g_enqueued = 0;  // ops enqueued so far (the last one's seq)
@@ -81,13 +86,19 @@ void drain(uint64_t through = UINT64_MAX) {
   g_running = true;
   while (!g_pending.empty() && g_pending.front().seq <= through) {
     const std::function<cuda::cudaError_t()> op = std::move(g_pending.front().op);
+    const cuda::QueuedKind kind = g_pending.front().kind;
     g_pending.pop_front();
     if (g_sticky != cuda::cudaSuccess) continue;
-    if (const cuda::cudaError_t e = op(); e != cuda::cudaSuccess && g_sticky == cuda::cudaSuccess) {
+    // The op after this one in stream order, wherever this drain stops.
+    pdl_check::before(kind, g_pending.empty() ? cuda::QueuedKind::kOther : g_pending.front().kind);
+    const cuda::cudaError_t e = op();
+    pdl_check::after(kind);
+    if (e != cuda::cudaSuccess && g_sticky == cuda::cudaSuccess) {
       g_sticky = e;
       g_sticky_seen = false;
     }
   }
+  pdl_check::reset();  // what runs next follows a synchronisation
   g_running = false;
 }
 
@@ -376,11 +387,11 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t) {
   ++g_graph_launches;
   const Graph* g = reinterpret_cast<Graph*>(e);
   if (deferring()) {  // the ops as the graph holds them now (destroying it later does not matter)
-    for (const auto& op : g->ops) enqueue(op);
+    for (const auto& op : g->ops) enqueue(op.fn, op.kind);
     return cudaSuccess;
   }
   for (const auto& op : g->ops) {
-    if (const cudaError_t err = op(); err != cudaSuccess) return err;
+    if (const cudaError_t err = op.fn(); err != cudaSuccess) return err;
     if (g_sticky != cudaSuccess) break;  // a kernel faulted: the rest never runs
   }
   return cudaSuccess;
@@ -396,17 +407,17 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
 bool capturing() {
   return g_capture != nullptr;
 }
-void record(std::function<cudaError_t()> op) {
-  g_capture->ops.push_back(std::move(op));
+void record(std::function<cudaError_t()> op, QueuedKind kind) {
+  g_capture->ops.push_back(GraphOp{std::move(op), kind});
 }
 bool queued() {
   return capturing() || deferring();
 }
-void enqueue(std::function<cudaError_t()> op) {
+void enqueue(std::function<cudaError_t()> op, QueuedKind kind) {
   if (capturing())
-    record(std::move(op));
+    record(std::move(op), kind);
   else
-    g_pending.push_back(Pending{++g_enqueued, std::move(op)});
+    g_pending.push_back(Pending{++g_enqueued, std::move(op), kind});
 }
 int64_t graph_launches() {
   return g_graph_launches;

@@ -17,6 +17,7 @@
 #include <functional>
 #include <string>
 
+#include "tests/emu/emu_pdl_check.h"
 #include "tests/emu/emu_runtime.h"
 
 namespace emu {
@@ -155,13 +156,16 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned lon
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
 cudaError_t cudaGraphDestroy(cudaGraph_t g);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
+// What a queued op is: a kernel launch (programmatically dependent or not: emu_pdl_check.h
+// checks what those read before their wait) or anything else.
+using QueuedKind = pdl_check::OpKind;
 // Whether a capture is recording, and what it records (an op returns its error at replay).
 bool capturing();
-void record(std::function<cudaError_t()> op);
+void record(std::function<cudaError_t()> op, QueuedKind kind = QueuedKind::kOther);
 // Whether a launch is queued now (a capture's, or deferred mode's) rather than run, and the
 // queueing: into the capture, or onto the streams' queue.
 bool queued();
-void enqueue(std::function<cudaError_t()> op);
+void enqueue(std::function<cudaError_t()> op, QueuedKind kind = QueuedKind::kOther);
 // Graphs captured, replays run (the tests' evidence that a path replayed).
 int64_t graph_launches();
 // Kernel grids run so far, eagerly or by a graph's replay (the tests' evidence of a fused launch).

@@ -13,7 +13,9 @@
 
 namespace emu::cuda {
 
-// Programmatic serialization (pdl.cuh) launches as usual here: kernels run one after another.
+// Programmatic serialization (pdl.cuh): kernels still run one after another, each programmatic
+// one queued as such, so that deferred mode checks what it reads before its wait
+// (emu_pdl_check.h).
 enum cudaLaunchAttributeID {
   cudaLaunchAttributeCooperative = 2,
   cudaLaunchAttributeProgrammaticStreamSerialization = 3
@@ -36,10 +38,14 @@ struct cudaLaunchConfig_t {
 template <typename... Params, typename... Args>
 cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Params...),
                                Args&&... args) {
-  bool coop = false;
-  for (unsigned i = 0; i < c->numAttrs; ++i)
+  bool coop = false, programmatic = false;
+  for (unsigned i = 0; i < c->numAttrs; ++i) {
     if (c->attrs[i].id == cudaLaunchAttributeCooperative && c->attrs[i].val.cooperative)
       coop = true;
+    if (c->attrs[i].id == cudaLaunchAttributeProgrammaticStreamSerialization &&
+        c->attrs[i].val.programmaticStreamSerializationAllowed)
+      programmatic = true;
+  }
   const uint64_t blocks = uint64_t{c->gridDim.x} * c->gridDim.y * c->gridDim.z;
   const cudaError_t e = check_launch(reinterpret_cast<const void*>(kernel), blocks, c->blockDim.x,
                                      c->blockDim.y * c->blockDim.z, c->dynamicSmemBytes, coop);
@@ -53,7 +59,8 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Param
                               : launch(grid, block, smem, body));
   };
   if (queued()) {  // the arguments as they are now, as a graph or a stream keeps them
-    enqueue([=] { return run(std::decay_t<Args>(args)...); });
+    enqueue([=] { return run(std::decay_t<Args>(args)...); },
+            programmatic ? QueuedKind::kProgrammatic : QueuedKind::kKernel);
     return cudaSuccess;
   }
   return run(std::forward<Args>(args)...);
@@ -89,7 +96,7 @@ class KernelLaunch {
       return launch_result(launch(grid, block, smem, [&] { kernel(a...); }));
     };
     if (queued()) {  // the arguments as they are now, as a graph or a stream keeps them
-      enqueue([=] { return run(std::decay_t<Args>(args)...); });
+      enqueue([=] { return run(std::decay_t<Args>(args)...); }, QueuedKind::kKernel);
       return;
     }
     run(std::forward<Args>(args)...);

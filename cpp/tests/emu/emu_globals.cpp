@@ -3,6 +3,7 @@
 // loads against it.
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/emu/emu_cuda_api.h"
@@ -38,6 +39,22 @@ void unregister_allocation(const void* p) {
   g_globals.erase(std::remove_if(g_globals.begin(), g_globals.end(),
                                  [&](const Global& g) { return g.allocation && g.p == p; }),
                   g_globals.end());
+}
+std::vector<std::pair<unsigned char*, size_t>> global_ranges() {
+  std::vector<std::pair<unsigned char*, size_t>> r;
+  for (const Global& g : g_globals)
+    if (g.bytes > 0) r.emplace_back(const_cast<unsigned char*>(g.p), g.bytes);
+  std::sort(r.begin(), r.end());
+  std::vector<std::pair<unsigned char*, size_t>> merged;
+  for (const auto& [p, n] : r) {
+    if (!merged.empty() && p <= merged.back().first + merged.back().second) {
+      auto& m = merged.back();
+      if (p + n > m.first + m.second) m.second = static_cast<size_t>(p + n - m.first);
+      continue;
+    }
+    merged.emplace_back(p, n);
+  }
+  return merged;
 }
 void check_global(const void* p, size_t bytes, const char* what) {
   if (g_globals.empty()) return;

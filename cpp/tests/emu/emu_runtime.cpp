@@ -34,6 +34,8 @@ constexpr uint64_t kStuckClockStepNs = 500000000;  // what a round of lone spinn
 Options g_options;
 Launch* g_launch = nullptr;
 Dim3 g_grid_dim{0, 0, 0}, g_block_dim{0, 0, 0};  // the running launch's (zero between launches)
+PdlView* g_next_pdl_view = nullptr;              // set_pdl_view's, for the next launch
+bool g_last_pdl_early = true;                    // last_launch_triggered_early's
 
 // "x" or "(x, y)".
 std::string block_name(const Dim3& id) {
@@ -212,6 +214,29 @@ void init_block(Launch& l, Block& b, unsigned id, unsigned first_fiber) {
   b.async_writer.assign(kSharedWindow, int16_t{-1});
 }
 
+// Block b's threads that wait for its PDL view to go live (pdl_wait), if any: the view goes live
+// when nothing else in the launch can move, as late as the kernels before may finish.
+bool waits_for_pdl(const Launch& l, const Block& b) {
+  if (!b.pdl_stale) return false;
+  for (unsigned t = 0; t < block_threads(l); ++t) {
+    const Fiber& f = l.fibers[b.first_fiber + t];
+    if (!f.done && f.wait_on == &b.pdl_generation) return true;
+  }
+  return false;
+}
+
+// Puts the memory as it is back in place of block b's PDL view; a fault it reports ends the
+// launch (once).
+void pdl_go_live(Launch& l, Block& b) {
+  b.pdl_stale = false;
+  ++b.pdl_generation;
+  const std::string fault = l.pdl_view->live();
+  if (!fault.empty() && !l.aborted) {
+    l.error = "block " + block_name(b.id) + ": " + fault;
+    l.aborted = true;
+  }
+}
+
 // Runs blocks [first, first + count) together to their end; false when one faulted (l.error
 // says why).
 bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
@@ -241,6 +266,10 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
     __asan_unpoison_memory_region(f.stack + kGuardBytes, kStackBytes - kGuardBytes);
 #endif
     context_init(&f.ctx, f.stack + kGuardBytes, kStackBytes - kGuardBytes, fiber_main);
+  }
+  if (l.pdl_view && count == 1) {  // what the block reads before its wait: the older memory
+    l.pdl_view->stale();
+    l.blocks[0].pdl_stale = true;
   }
   // Always the first runnable thread in priority order (lowest index first, or highest): a
   // thread runs as far as it can before any later one moves, which makes a missing barrier
@@ -272,6 +301,17 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
       l.hint = 0;
       continue;
     }
+    // The kernels before have finished: threads waiting at griddepcontrol.wait go on.
+    bool went_live = false;
+    for (Block& b : l.blocks)
+      if (waits_for_pdl(l, b)) {
+        pdl_go_live(l, b);
+        went_live = true;
+      }
+    if (went_live) {
+      l.hint = 0;
+      continue;
+    }
     // Only spinning threads can move: they poll once more each; if they were alone last round
     // too, time passes (a barrier timeout can fire) instead of nothing at all.
     std::vector<int> spinners;
@@ -295,6 +335,10 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
               std::to_string(at_barriers) + " at __syncthreads)";
     l.aborted = true;
   }
+  for (Block& b : l.blocks) {
+    if (b.pdl_stale) pdl_go_live(l, b);  // a block that never waited, or a fault: memory back
+    l.pdl_early = l.pdl_early && (b.pdl_triggered || !b.pdl_waited);
+  }
   if (!l.aborted)
     for (const Block& b : l.blocks) {
       const std::string own = b.async ? b.async->block_end() : std::string();
@@ -316,6 +360,8 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
 
 std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperative,
                 const std::function<void()>& body) {
+  PdlView* const pdl_view = g_next_pdl_view;  // this launch's, whether it runs or not
+  g_next_pdl_view = nullptr;
   const uint64_t threads = uint64_t{block_dim.x} * block_dim.y * block_dim.z;
   const unsigned grid = grid_dim.x * grid_dim.y;
   if (grid_dim.z != 1 || grid_dim.x == 0 || grid_dim.y == 0 || grid / grid_dim.y != grid_dim.x)
@@ -340,6 +386,7 @@ std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperativ
   l.block = block_dim;
   l.dynamic_bytes = dynamic_smem;
   l.body = &body;
+  l.pdl_view = cooperative ? nullptr : pdl_view;
   Stacks stacks;
   g_launch = &l;
   g_grid_dim = l.grid;
@@ -352,6 +399,7 @@ std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperativ
   }
   g_launch = nullptr;
   g_grid_dim = g_block_dim = Dim3{0, 0, 0};
+  g_last_pdl_early = l.pdl_early;
   return l.error;
 }
 
@@ -399,6 +447,26 @@ const Dim3& block_dim() {
 }
 const Dim3& grid_dim() {
   return g_grid_dim;
+}
+
+void set_pdl_view(PdlView* view) {
+  g_next_pdl_view = view;
+}
+
+bool last_launch_triggered_early() {
+  return g_last_pdl_early;
+}
+
+void pdl_launch_dependents() {
+  Block& b = my_block();
+  if (!b.pdl_waited) b.pdl_triggered = true;
+}
+
+void pdl_wait() {
+  Block& b = my_block();
+  me().polled = false;
+  b.pdl_waited = true;
+  if (b.pdl_stale) wait_for(&b.pdl_generation);
 }
 
 void fail(const std::string& what) {

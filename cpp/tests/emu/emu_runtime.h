@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace emu {
@@ -69,6 +70,28 @@ std::string launch_cooperative(unsigned grid, unsigned threads, int dynamic_smem
                                const std::function<void()>& body);
 std::string launch_cooperative(unsigned grid, Dim3 block, int dynamic_smem,
                                const std::function<void()>& body);
+
+// ---- programmatic dependent launches (pdl.cuh) ---------------------------------------------
+// A kernel launched programmatically dependent may run what comes before its griddepcontrol.wait
+// while the kernels before it still run. set_pdl_view gives the next launch (one block at a
+// time: not a cooperative one) a view of global memory as those kernels found it: stale() puts it
+// in place as each block starts; live() puts the memory as it is back once every thread of the
+// block that can still move waits at pdl_wait, or when the block ends, and returns "" or a fault
+// (the block wrote, before its wait, bytes those kernels write). So a read before the wait of
+// something an earlier kernel writes gets the old bytes, as it could on a GPU.
+struct PdlView {
+  virtual ~PdlView() = default;
+  virtual void stale() = 0;
+  virtual std::string live() = 0;
+};
+void set_pdl_view(PdlView* view);
+// Whether every block of the last launch let its dependents launch (pdl_launch_dependents)
+// before it first waited (pdl_wait), or never waited: the kernel after it may then overlap the
+// kernels this one waits for too.
+bool last_launch_triggered_early();
+// griddepcontrol.launch_dependents and griddepcontrol.wait, as pdl.cuh's.
+void pdl_launch_dependents();
+void pdl_wait();
 
 // ---- inside a launch ----------------------------------------------------------------------
 const Dim3& thread_idx();
@@ -150,6 +173,9 @@ void register_global(const void* p, size_t bytes, bool kernel_writes = false);
 void clear_globals();
 void register_allocation(const void* p, size_t bytes);
 void unregister_allocation(const void* p);
+// Every registered buffer's bytes, as disjoint extents in address order (overlapping
+// registrations merged).
+std::vector<std::pair<unsigned char*, size_t>> global_ranges();
 void check_global(const void* p, size_t bytes, const char* what);
 void check_read_only(const void* p, size_t bytes, const char* what);
 

@@ -78,6 +78,11 @@ struct Block {
   // window's top: [static_lo, kSharedWindow). Keyed by the declaration's tag.
   std::vector<std::pair<const void*, uint32_t>> statics;
   uint32_t static_lo = kSharedWindow;
+  // Programmatic dependent launch: whether the launch's PdlView is in place for this block (its
+  // threads wait at pdl_wait on pdl_generation until it goes live), whether a thread has waited,
+  // and whether one let the dependents launch before that.
+  bool pdl_stale = false, pdl_waited = false, pdl_triggered = false;
+  uint64_t pdl_generation = 0;
 };
 
 struct Launch {
@@ -97,6 +102,8 @@ struct Launch {
   unsigned hint = 0;
   uint64_t clock_ns = 1;
   const std::function<void()>* body = nullptr;
+  PdlView* pdl_view = nullptr;  // set_pdl_view's, for this launch
+  bool pdl_early = true;        // every block so far triggered its dependents before it waited
 #if defined(NPR_EMU_ASAN)
   void* scheduler_fake_stack = nullptr;
   const void* scheduler_bottom = nullptr;
