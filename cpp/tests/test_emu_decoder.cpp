@@ -309,12 +309,23 @@ TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
   const Run a = rollout(*model, 7, one, true, all, "one sequence, candidate kernels throughout");
   CHECK_MSG(d.logits.size() == 7 && n.logits == d.logits && a.logits == d.logits,
             "the candidate kernels changed the bits");
+  // The skinny layers on CUDA cores (tensorCoreLinears: false), their own bits: the same with
+  // and without programmatic launches, and those checked too.
+  emu::DecoderOptions cores_none = none, cores_all = all;
+  cores_none.tensor_core_linears = cores_all.tensor_core_linears = false;
+  const Run cn = rollout(*model, 7, one, true, cores_none, "one sequence, CUDA cores, none");
+  const Run ca = rollout(*model, 7, one, true, cores_all, "one sequence, CUDA cores, throughout");
+  CHECK_MSG(cn.logits.size() == 7 && ca.logits == cn.logits && ca.stats.candidate_steps == 7 &&
+                ca.pdl_checked > 0,
+            "on CUDA cores the candidate kernels changed the bits (or none ran checked: " +
+                std::to_string(ca.pdl_checked) + ")");
   CHECK_MSG(d.stats.graph_replays >= 2,
             "the one-sequence steps replayed " + std::to_string(d.stats.graph_replays) + " graphs");
   std::printf(
-      "    programmatic launches checked: %lld by default, %lld with none, %lld throughout\n",
+      "    programmatic launches checked: %lld by default, %lld with none, %lld throughout, %lld "
+      "throughout on CUDA cores\n",
       static_cast<long long>(d.pdl_checked), static_cast<long long>(n.pdl_checked),
-      static_cast<long long>(a.pdl_checked));
+      static_cast<long long>(a.pdl_checked), static_cast<long long>(ca.pdl_checked));
   CHECK_MSG(
       d.stats.candidate_steps == 6 && n.stats.candidate_steps == 0 && a.stats.candidate_steps == 7,
       "candidate steps: " + std::to_string(d.stats.candidate_steps) + " by default (want 6), " +

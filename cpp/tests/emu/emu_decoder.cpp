@@ -42,6 +42,7 @@ npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_token
   s->decoder->work_options.max_items_per_run = o.items_per_run;
   s->decoder->candidate_one_row = o.candidate_one_row;
   s->decoder->candidate_kernels = o.candidate_kernels;
+  s->decoder->skinny_tensor_cores = o.tensor_core_linears;
   return npr::Status::ok();
 }
 

@@ -29,6 +29,7 @@ struct DecoderOptions {
   // The candidate kernels (programmatic launches): in graph steps of one sequence (the
   // decoder's default), in every step, in none.
   bool candidate_one_row = true, candidate_kernels = false;
+  bool tensor_core_linears = true;  // the skinny layers on tensor cores (else CUDA cores)
 };
 
 // One step: `sequences` of new tokens (cu_new offsets, ids, positions) over a CSR page table

@@ -362,6 +362,7 @@ std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperativ
                 const std::function<void()>& body) {
   PdlView* const pdl_view = g_next_pdl_view;  // this launch's, whether it runs or not
   g_next_pdl_view = nullptr;
+  g_last_pdl_early = true;  // (a launch refused below waits for nothing)
   const uint64_t threads = uint64_t{block_dim.x} * block_dim.y * block_dim.z;
   const unsigned grid = grid_dim.x * grid_dim.y;
   if (grid_dim.z != 1 || grid_dim.x == 0 || grid_dim.y == 0 || grid / grid_dim.y != grid_dim.x)
