@@ -283,10 +283,16 @@ TEST(emu_programmatic_launches_read_before_their_wait_what_was_there_before) {
   const PdlCase cases[] = {
       {"read_after_wait", 2.0f, ""},
       {"read_before_wait", 1.0f, ""},
+      {"untriggered", 2.0f, ""},
       {"not_programmatic", 2.0f, ""},
       {"unchecked", 2.0f, ""},
       {"chain", 1.0f, ""},
       {"chain_late", 2.0f, ""},
+      {"no_wait_untriggered", 2.0f, ""},
+      {"no_wait", 0.0f,
+       "CUDA_ERROR: selftest out failed: cudaErrorLaunchFailure (a programmatic launch none of "
+       "whose threads waited (griddepcontrol.wait) after a kernel that let it launch early "
+       "(griddepcontrol.launch_dependents): it may run, and end, before that kernel)"},
       // x's first float went from 1.0f (3f800000) to 2.0f (40000000); -1.0f (bf800000) first
       // differs from the 1.0f put back in its place at its byte 3.
       {"write_before_wait", 0.0f,

@@ -92,9 +92,14 @@ void drain(uint64_t through = UINT64_MAX) {
     // The op after this one in stream order, wherever this drain stops.
     pdl_check::before(kind, g_pending.empty() ? cuda::QueuedKind::kOther : g_pending.front().kind);
     const cuda::cudaError_t e = op();
-    pdl_check::after(kind);
+    const std::string pdl_fault = pdl_check::after(kind);
     if (e != cuda::cudaSuccess && g_sticky == cuda::cudaSuccess) {
       g_sticky = e;
+      g_sticky_seen = false;
+    }
+    if (!pdl_fault.empty() && g_sticky == cuda::cudaSuccess) {  // the launch's own fault
+      g_fault = pdl_fault;
+      g_sticky = cuda::cudaErrorLaunchFailure;
       g_sticky_seen = false;
     }
   }

@@ -46,6 +46,8 @@ struct Snapshot {
 
 // The changes of the kernels the next programmatic launch may overlap, oldest first.
 std::vector<Changes> g_chain;
+// Whether the op just run was a kernel that let its dependents launch early.
+bool g_let_early = false;
 
 void take_snapshot() {
   g_snapshot.ranges = global_ranges();
@@ -169,22 +171,35 @@ void before(OpKind op, OpKind next) {
   if (next == OpKind::kProgrammatic) take_snapshot();
 }
 
-void after(OpKind op) {
+std::string after(OpKind op) {
   set_pdl_view(nullptr);  // not left for a later launch, whether this one ran or not
-  if (!g_enabled || op == OpKind::kOther) return;
-  if (!g_snapshot.taken) {  // nothing programmatic follows: no later kernel reaches back past it
+  const bool let_early = g_let_early;
+  g_let_early = op != OpKind::kOther && last_launch_pdl().triggered;
+  if (!g_enabled || op == OpKind::kOther) return {};
+  std::string fault;
+  if (op == OpKind::kProgrammatic && let_early && !last_launch_pdl().waited)
+    fault =
+        "a programmatic launch none of whose threads waited (griddepcontrol.wait) after a kernel "
+        "that let it launch early (griddepcontrol.launch_dependents): it may run, and end, before "
+        "that kernel";
+  // Nothing programmatic follows, or this kernel never let its dependents launch (the next one
+  // then starts once it has ended): no later kernel reaches back past it.
+  if (!g_snapshot.taken || !last_launch_pdl().triggered) {
     g_chain.clear();
-    return;
+    g_snapshot.taken = false;
+    return fault;
   }
   // A later kernel reaches back past this one only when this one was programmatic and let its
   // dependents launch before it waited for the kernels before it.
-  if (op != OpKind::kProgrammatic || !last_launch_triggered_early()) g_chain.clear();
+  if (op != OpKind::kProgrammatic || !last_launch_pdl().early) g_chain.clear();
   g_chain.push_back(changes_since_snapshot());
   g_snapshot.taken = false;
+  return fault;
 }
 
 void reset() {
   g_chain.clear();
+  g_let_early = false;
   g_snapshot = Snapshot{};
 }
 

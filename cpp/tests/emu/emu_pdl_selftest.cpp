@@ -25,13 +25,14 @@ __global__ void produce_kernel(float* x, float v, bool pdl, bool late) {
   x[blockIdx.x * blockDim.x + threadIdx.x] = v;
 }
 
-// out[i] = x[i], read before the wait (early) or after it; write_early: x[i] = -1 before it.
-__global__ void consume_kernel(float* out, float* x, bool early, bool write_early) {
+// out[i] = x[i], read before the wait (early) or after it; write_early: x[i] = -1 before it;
+// no_wait: no thread waits.
+__global__ void consume_kernel(float* out, float* x, bool early, bool write_early, bool no_wait) {
   npr::pdl::launch_dependents();
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   float got = early ? x[i] : 0.0f;
   if (write_early) x[i] = -1.0f;
-  npr::pdl::wait();
+  if (!no_wait) npr::pdl::wait();
   if (!early) got = x[i];
   out[i] = got;
 }
@@ -52,19 +53,22 @@ std::string run(const std::string& kind, npr::CudaContext& ctx, float* seen) {
   EMU_TRY(ctx.upload(y.get(), ones.data(), 4 * kFloats, "selftest y"));
   const auto st = static_cast<cudaStream_t>(ctx.stream());
   const bool chain = kind.rfind("chain", 0) == 0;
-  const bool early = kind != "read_after_wait", write = kind == "write_before_wait";
+  const bool no_wait = kind.rfind("no_wait", 0) == 0;
+  const bool early = kind != "read_after_wait" && !no_wait, write = kind == "write_before_wait";
   const bool consumer_pdl = kind != "not_programmatic";
-  // x = 2; in a chain, a programmatic kernel between writes y = 3 (its dependents launching
+  // x = 2, the producer letting its dependents launch first thing (but for the "untriggered"
+  // kinds); in a chain, a programmatic kernel between writes y = 3 (its dependents launching
   // before its wait, or after it: "chain_late"); then the consumer reads x.
+  const bool triggers = kind.find("untriggered") == std::string::npos;
   EMU_TRY(npr::cuda_status(npr::pdl::launch(false, produce_kernel, dim3(3), dim3(32), 0, st,
-                                            x.as<float>(), 2.0f, false, false),
+                                            x.as<float>(), 2.0f, triggers, false),
                            "selftest producer"));
   if (chain)
     EMU_TRY(npr::cuda_status(npr::pdl::launch(true, produce_kernel, dim3(3), dim3(32), 0, st,
                                               y.as<float>(), 3.0f, true, kind == "chain_late"),
                              "selftest chain"));
   EMU_TRY(npr::cuda_status(npr::pdl::launch(consumer_pdl, consume_kernel, dim3(3), dim3(32), 0, st,
-                                            out.as<float>(), x.as<float>(), early, write),
+                                            out.as<float>(), x.as<float>(), early, write, no_wait),
                            "selftest consumer"));
   std::vector<float> got(kFloats);
   EMU_TRY(ctx.download(got.data(), out.get(), 4 * kFloats, "selftest out"));

@@ -35,7 +35,7 @@ Options g_options;
 Launch* g_launch = nullptr;
 Dim3 g_grid_dim{0, 0, 0}, g_block_dim{0, 0, 0};  // the running launch's (zero between launches)
 PdlView* g_next_pdl_view = nullptr;              // set_pdl_view's, for the next launch
-bool g_last_pdl_early = true;                    // last_launch_triggered_early's
+PdlTrace g_last_pdl;                             // last_launch_pdl's
 
 // "x" or "(x, y)".
 std::string block_name(const Dim3& id) {
@@ -337,7 +337,9 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
   }
   for (Block& b : l.blocks) {
     if (b.pdl_stale) pdl_go_live(l, b);  // a block that never waited, or a fault: memory back
-    l.pdl_early = l.pdl_early && (b.pdl_triggered || !b.pdl_waited);
+    l.pdl_trace.early = l.pdl_trace.early && (b.pdl_triggered || !b.pdl_waited);
+    l.pdl_trace.triggered = l.pdl_trace.triggered || b.pdl_triggered_any;
+    l.pdl_trace.waited = l.pdl_trace.waited || b.pdl_waited;
   }
   if (!l.aborted)
     for (const Block& b : l.blocks) {
@@ -362,7 +364,7 @@ std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperativ
                 const std::function<void()>& body) {
   PdlView* const pdl_view = g_next_pdl_view;  // this launch's, whether it runs or not
   g_next_pdl_view = nullptr;
-  g_last_pdl_early = true;  // (a launch refused below waits for nothing)
+  g_last_pdl = PdlTrace{};  // (a launch refused below neither waits nor lets others launch)
   const uint64_t threads = uint64_t{block_dim.x} * block_dim.y * block_dim.z;
   const unsigned grid = grid_dim.x * grid_dim.y;
   if (grid_dim.z != 1 || grid_dim.x == 0 || grid_dim.y == 0 || grid / grid_dim.y != grid_dim.x)
@@ -400,7 +402,7 @@ std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperativ
   }
   g_launch = nullptr;
   g_grid_dim = g_block_dim = Dim3{0, 0, 0};
-  g_last_pdl_early = l.pdl_early;
+  g_last_pdl = l.pdl_trace;
   return l.error;
 }
 
@@ -454,13 +456,14 @@ void set_pdl_view(PdlView* view) {
   g_next_pdl_view = view;
 }
 
-bool last_launch_triggered_early() {
-  return g_last_pdl_early;
+const PdlTrace& last_launch_pdl() {
+  return g_last_pdl;
 }
 
 void pdl_launch_dependents() {
   Block& b = my_block();
   if (!b.pdl_waited) b.pdl_triggered = true;
+  b.pdl_triggered_any = true;
 }
 
 void pdl_wait() {

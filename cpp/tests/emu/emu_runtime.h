@@ -85,10 +85,14 @@ struct PdlView {
   virtual std::string live() = 0;
 };
 void set_pdl_view(PdlView* view);
-// Whether every block of the last launch let its dependents launch (pdl_launch_dependents)
-// before it first waited (pdl_wait), or never waited: the kernel after it may then overlap the
-// kernels this one waits for too.
-bool last_launch_triggered_early();
+// What the last launch's blocks did of the two: early, every block let its dependents launch
+// (pdl_launch_dependents) before it first waited (pdl_wait), or never waited (the kernel after it
+// may then overlap the kernels this one waits for too); triggered, some thread let them launch
+// at all (the kernel after it may then start before this one ends); waited, some thread waited.
+struct PdlTrace {
+  bool early = true, triggered = false, waited = false;
+};
+const PdlTrace& last_launch_pdl();
 // griddepcontrol.launch_dependents and griddepcontrol.wait, as pdl.cuh's.
 void pdl_launch_dependents();
 void pdl_wait();

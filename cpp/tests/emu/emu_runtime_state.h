@@ -80,8 +80,8 @@ struct Block {
   uint32_t static_lo = kSharedWindow;
   // Programmatic dependent launch: whether the launch's PdlView is in place for this block (its
   // threads wait at pdl_wait on pdl_generation until it goes live), whether a thread has waited,
-  // and whether one let the dependents launch before that.
-  bool pdl_stale = false, pdl_waited = false, pdl_triggered = false;
+  // whether one let the dependents launch before that, and whether one did at all.
+  bool pdl_stale = false, pdl_waited = false, pdl_triggered = false, pdl_triggered_any = false;
   uint64_t pdl_generation = 0;
 };
 
@@ -103,7 +103,7 @@ struct Launch {
   uint64_t clock_ns = 1;
   const std::function<void()>* body = nullptr;
   PdlView* pdl_view = nullptr;  // set_pdl_view's, for this launch
-  bool pdl_early = true;        // every block so far triggered its dependents before it waited
+  PdlTrace pdl_trace;           // over the blocks run so far
 #if defined(NPR_EMU_ASAN)
   void* scheduler_fake_stack = nullptr;
   const void* scheduler_bottom = nullptr;

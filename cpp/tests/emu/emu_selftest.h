@@ -66,14 +66,18 @@ std::string run_static_shared_selftest(int blocks, int dynamic_smem, bool big,
 // launch's message, "" when all went through; afterwards nothing may stay allocated.
 std::string run_cuda_api_selftest(const std::string& kind);
 
-// A producer writes x = 2 (x held 1), then a programmatic consumer reads x and writes what it
-// read into every thread's output; *seen gets that value. kind: "read_after_wait" (2),
-// "read_before_wait" (1: the consumer may run before the producer has), "not_programmatic"
+// A producer writes x = 2 (x held 1), letting its dependents launch first thing, then a
+// programmatic consumer reads x and writes what it read into every thread's output; *seen gets
+// that value. kind: "read_after_wait" (2), "read_before_wait" (1: the consumer may run before the
+// producer has), "untriggered" (read before the wait, but the producer never lets the consumer
+// launch early: 2), "not_programmatic"
 // (read before the wait, but launched plainly: 2), "unchecked" (read_before_wait with the check
 // off: 2), "write_before_wait" (the consumer writes x before its wait: the fault), "chain" (a
 // programmatic kernel between, which lets its dependents launch before it waits: the consumer's
 // early read may still overlap the producer, 1), "chain_late" (that kernel lets them launch only
-// after its wait: 2). Returns "" or the launch's or a check's message.
+// after its wait: 2), "no_wait" (the producer lets the consumer launch early and no consumer
+// thread waits: the fault), "no_wait_untriggered" (the same where the producer does not: 2).
+// Returns "" or the launch's or a check's message.
 std::string run_pdl_selftest(const std::string& kind, float* seen);
 
 // pdl::prefetch_l2_share over `grid` blocks of `threads`: each block prefetches its share of
