@@ -34,8 +34,6 @@ constexpr uint64_t kStuckClockStepNs = 500000000;  // what a round of lone spinn
 Options g_options;
 Launch* g_launch = nullptr;
 Dim3 g_grid_dim{0, 0, 0}, g_block_dim{0, 0, 0};  // the running launch's (zero between launches)
-PdlView* g_next_pdl_view = nullptr;              // set_pdl_view's, for the next launch
-PdlTrace g_last_pdl;                             // last_launch_pdl's
 
 // "x" or "(x, y)".
 std::string block_name(const Dim3& id) {
@@ -214,27 +212,11 @@ void init_block(Launch& l, Block& b, unsigned id, unsigned first_fiber) {
   b.async_writer.assign(kSharedWindow, int16_t{-1});
 }
 
-// Block b's threads that wait for its PDL view to go live (pdl_wait), if any: the view goes live
-// when nothing else in the launch can move, as late as the kernels before may finish.
-bool waits_for_pdl(const Launch& l, const Block& b) {
-  if (!b.pdl_stale) return false;
-  for (unsigned t = 0; t < block_threads(l); ++t) {
-    const Fiber& f = l.fibers[b.first_fiber + t];
-    if (!f.done && f.wait_on == &b.pdl_generation) return true;
-  }
-  return false;
-}
-
-// Puts the memory as it is back in place of block b's PDL view; a fault it reports ends the
-// launch (once).
-void pdl_go_live(Launch& l, Block& b) {
-  b.pdl_stale = false;
-  ++b.pdl_generation;
-  const std::string fault = l.pdl_view->live();
-  if (!fault.empty() && !l.aborted) {
-    l.error = "block " + block_name(b.id) + ": " + fault;
-    l.aborted = true;
-  }
+// A fault of block b found outside its threads (its PDL view's): it ends the launch (the first).
+void block_fault(Launch& l, const Block& b, const std::string& fault) {
+  if (fault.empty() || l.aborted) return;
+  l.error = "block " + block_name(b.id) + ": " + fault;
+  l.aborted = true;
 }
 
 // Runs blocks [first, first + count) together to their end; false when one faulted (l.error
@@ -267,10 +249,7 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
 #endif
     context_init(&f.ctx, f.stack + kGuardBytes, kStackBytes - kGuardBytes, fiber_main);
   }
-  if (l.pdl_view && count == 1) {  // what the block reads before its wait: the older memory
-    l.pdl_view->stale();
-    l.blocks[0].pdl_stale = true;
-  }
+  if (count == 1) pdl_block_start(l, l.blocks[0]);
   // Always the first runnable thread in priority order (lowest index first, or highest): a
   // thread runs as far as it can before any later one moves, which makes a missing barrier
   // between producer and consumer threads show up as unlanded data.
@@ -305,7 +284,7 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
     bool went_live = false;
     for (Block& b : l.blocks)
       if (waits_for_pdl(l, b)) {
-        pdl_go_live(l, b);
+        block_fault(l, b, pdl_go_live(l, b));
         went_live = true;
       }
     if (went_live) {
@@ -335,12 +314,7 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
               std::to_string(at_barriers) + " at __syncthreads)";
     l.aborted = true;
   }
-  for (Block& b : l.blocks) {
-    if (b.pdl_stale) pdl_go_live(l, b);  // a block that never waited, or a fault: memory back
-    l.pdl_trace.early = l.pdl_trace.early && (b.pdl_triggered || !b.pdl_waited);
-    l.pdl_trace.triggered = l.pdl_trace.triggered || b.pdl_triggered_any;
-    l.pdl_trace.waited = l.pdl_trace.waited || b.pdl_waited;
-  }
+  for (Block& b : l.blocks) block_fault(l, b, pdl_block_end(l, b));
   if (!l.aborted)
     for (const Block& b : l.blocks) {
       const std::string own = b.async ? b.async->block_end() : std::string();
@@ -362,9 +336,7 @@ bool run_blocks(Launch& l, Stacks& stacks, unsigned first, unsigned count) {
 
 std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperative,
                 const std::function<void()>& body) {
-  PdlView* const pdl_view = g_next_pdl_view;  // this launch's, whether it runs or not
-  g_next_pdl_view = nullptr;
-  g_last_pdl = PdlTrace{};  // (a launch refused below neither waits nor lets others launch)
+  PdlView* const pdl_view = take_pdl_view();  // this launch's, whether it runs or not
   const uint64_t threads = uint64_t{block_dim.x} * block_dim.y * block_dim.z;
   const unsigned grid = grid_dim.x * grid_dim.y;
   if (grid_dim.z != 1 || grid_dim.x == 0 || grid_dim.y == 0 || grid / grid_dim.y != grid_dim.x)
@@ -402,7 +374,7 @@ std::string run(Dim3 grid_dim, Dim3 block_dim, int dynamic_smem, bool cooperativ
   }
   g_launch = nullptr;
   g_grid_dim = g_block_dim = Dim3{0, 0, 0};
-  g_last_pdl = l.pdl_trace;
+  set_last_pdl(l.pdl_trace);
   return l.error;
 }
 
@@ -450,27 +422,6 @@ const Dim3& block_dim() {
 }
 const Dim3& grid_dim() {
   return g_grid_dim;
-}
-
-void set_pdl_view(PdlView* view) {
-  g_next_pdl_view = view;
-}
-
-const PdlTrace& last_launch_pdl() {
-  return g_last_pdl;
-}
-
-void pdl_launch_dependents() {
-  Block& b = my_block();
-  if (!b.pdl_waited) b.pdl_triggered = true;
-  b.pdl_triggered_any = true;
-}
-
-void pdl_wait() {
-  Block& b = my_block();
-  me().polled = false;
-  b.pdl_waited = true;
-  if (b.pdl_stale) wait_for(&b.pdl_generation);
 }
 
 void fail(const std::string& what) {

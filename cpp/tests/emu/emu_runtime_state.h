@@ -1,6 +1,7 @@
-// Private to the emulator's runtime (emu_runtime.cpp, emu_shared.cpp, and emu_mbarrier.cpp,
-// whose waits give way as barriers do): the state of the running launch, its blocks and their
-// threads' fibers, and the accessors these files use. Tests and kernels see emu_runtime.h only.
+// Private to the emulator's runtime (emu_runtime.cpp, emu_shared.cpp, emu_pdl_runtime.cpp, and
+// emu_mbarrier.cpp, whose waits give way as barriers do): the state of the running launch, its
+// blocks and their threads' fibers, and the accessors these files use. Tests and kernels see
+// emu_runtime.h only.
 #pragma once
 
 #include <cstddef>
@@ -120,6 +121,21 @@ unsigned position(const Launch& l, const Block& b, unsigned t);
 unsigned block_threads(const Launch& l);
 // Gives way until *generation changes (a barrier's or collective's phase ends).
 void wait_for(const uint64_t* generation);
+// Programmatic dependent launches (emu_pdl_runtime.cpp). take_pdl_view: set_pdl_view's view,
+// for the launch starting now (the last launch's trace cleared: one refused before it runs
+// neither waits nor lets others launch); set_last_pdl: the launch's trace, once it has run.
+PdlView* take_pdl_view();
+void set_last_pdl(const PdlTrace& trace);
+// Block b starts: the launch's view, if any, in place.
+void pdl_block_start(Launch& l, Block& b);
+// Whether threads of block b wait for its view to go live (pdl_wait): the scheduler lets it go
+// live when nothing else in the launch can move, as late as the kernels before may finish.
+bool waits_for_pdl(const Launch& l, const Block& b);
+// The memory as it is back in place of block b's view: "" or the view's fault.
+std::string pdl_go_live(Launch& l, Block& b);
+// Block b has ended: its view gone (a block that never waited, or a fault), what it did added to
+// the launch's trace; "" or the view's fault.
+std::string pdl_block_end(Launch& l, Block& b);
 // The threads of block b may run again (a phase they wait for ended): the scheduler looks from
 // the block's first thread in priority order, not only past the running one.
 void wake_block(const Block& b);
