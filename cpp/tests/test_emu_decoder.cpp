@@ -326,6 +326,8 @@ TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
       "throughout on CUDA cores\n",
       static_cast<long long>(d.pdl_checked), static_cast<long long>(n.pdl_checked),
       static_cast<long long>(a.pdl_checked), static_cast<long long>(ca.pdl_checked));
+  CHECK_MSG(d.pdl_checked > 0 && a.pdl_checked > d.pdl_checked && n.pdl_checked == 0,
+            "the PDL check ran on the programmatic launches only");
   CHECK_MSG(
       d.stats.candidate_steps == 6 && n.stats.candidate_steps == 0 && a.stats.candidate_steps == 7,
       "candidate steps: " + std::to_string(d.stats.candidate_steps) + " by default (want 6), " +

@@ -200,7 +200,7 @@ std::string after(OpKind op) {
 void reset() {
   g_chain.clear();
   g_let_early = false;
-  g_snapshot = Snapshot{};
+  g_snapshot.taken = false;  // (its buffer kept for the next drain's snapshots)
 }
 
 int64_t checked_launches() {
