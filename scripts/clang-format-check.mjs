@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Checks (or with --fix, applies) clang-format on every C++/CUDA source under cpp/, using the
+// Checks (or with --fix, applies) clang-format on every C++/CUDA source under cpp/ and tools/, using the
 // clang-format binary shipped in the `clang-format` npm package so CI needs no system package.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -24,7 +24,7 @@ function sources(dir) {
   return out;
 }
 
-const files = sources(join(root, 'cpp'));
+const files = [...sources(join(root, 'cpp')), ...sources(join(root, 'tools'))];
 const args = fix ? ['-i', '--style=file', ...files] : ['--dry-run', '--Werror', '--style=file', ...files];
 const r = spawnSync(binary, args, { cwd: root, encoding: 'utf8' });
 if (r.error) {
