@@ -8,12 +8,13 @@
 #
 # Phases, in this order (most needed first: the tests, then the benchmarks of what changed last
 # without a GPU, the attention kernels and the decode, then the sanitizer and the profiles):
-# cpp-tests, vitest-cuda, generate, bench:attention, bench:train-step, bench:decode, memcheck,
-# bench:attention-kernels, bench:engine, bench:decode-kernels, bench:decode-kernels-step-kernel,
-# bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores. Knobs:
+# cpp-tests, vitest-cuda, generate, bench:attention, bench:train-step, bench:decode,
+# bench:decode-timeline, memcheck, bench:attention-kernels, bench:engine, bench:decode-kernels,
+# bench:decode-kernels-step-kernel, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores.
+# Knobs:
 #   NPR_GPU_PHASES="cpp-tests bench:decode"   run these phases, in this order
 #   NPR_GPU_CHECK=tests|bench                  only the test phases, or only the benchmarks
-#   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all nine)
+#   NPR_GPU_BENCHES="decode engine"            which benchmarks (default: all ten)
 #   NPR_GPU_DEADLINE_S=540   stop starting phases when fewer than 30 s are left of this many
 #                            seconds (counted from the start, build included), and cut a phase's
 #                            time limit to what is left: one device call (<= 600 s) then runs as
@@ -72,10 +73,10 @@ run_logged build-tests 300 env NPR_EMU=off node scripts/cpp-test.mjs --build-onl
 }
 if command -v npm >/dev/null 2>&1; then npx tsc -p . >>"$out/build.log" 2>&1 || status=1; fi
 
-benches="${NPR_GPU_BENCHES:-decode decode-kernels decode-kernels-step-kernel decode-kernels-candidate decode-kernels-cuda-cores engine attention attention-kernels train-step}"
+benches="${NPR_GPU_BENCHES:-decode decode-timeline decode-kernels decode-kernels-step-kernel decode-kernels-candidate decode-kernels-cuda-cores engine attention attention-kernels train-step}"
 bench_phase() { case " $benches " in *" $1 "*) echo "bench:$1" ;; esac; }
 default_phases="cpp-tests vitest-cuda generate $(bench_phase attention) $(bench_phase train-step) \
-  $(bench_phase decode) memcheck $(bench_phase attention-kernels) $(bench_phase engine) \
+  $(bench_phase decode) $(bench_phase decode-timeline) memcheck $(bench_phase attention-kernels) $(bench_phase engine) \
   $(bench_phase decode-kernels) $(bench_phase decode-kernels-step-kernel) \
   $(bench_phase decode-kernels-candidate) $(bench_phase decode-kernels-cuda-cores)"
 case "${NPR_GPU_CHECK:-all}" in
@@ -126,6 +127,9 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       run_logged bench-decode 240 node dist/bench/decode.js --backend cuda $quick \
         ${NPR_GPU_NO_PEER:+--no-peer} ${NPR_GPU_DECODE_TRIALS:+--trials "$NPR_GPU_DECODE_TRIALS"}
       ;;
+    # The decode step as the GPU runs it (CUPTI stamps on every kernel of the graph replays):
+    # each op's own time, the launch gaps and the programmatic overlaps, 1 and 8 branches.
+    bench:decode-timeline) run_logged bench-decode-timeline 240 node dist/bench/decode-timeline.js ;;
     bench:decode-kernels) run_logged bench-decode-kernels 180 node dist/bench/decode-kernels.js ;;
     bench:decode-kernels-step-kernel)
       # With the step kernel's hottest SASS instructions: on an H100 its weight phases took
@@ -142,7 +146,7 @@ for p in ${NPR_GPU_PHASES:-$default_phases}; do
       ;;
     bench:engine) run_logged bench-engine 240 node dist/bench/engine.js --backend cuda $quick ;;
     bench:train-step) run_logged bench-train-step 330 node dist/bench/train-step.js --backend cuda ;;
-    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:attention-kernels, bench:decode, bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
+    *) note "unknown phase '$p' (cpp-tests, vitest-cuda, generate, memcheck, bench:attention, bench:attention-kernels, bench:decode, bench:decode-timeline, bench:decode-kernels, bench:decode-kernels-step-kernel, bench:decode-kernels-candidate, bench:decode-kernels-cuda-cores, bench:engine, bench:train-step)" ;;
   esac
 done
 note "benchmark JSON:"
