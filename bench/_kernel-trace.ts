@@ -164,21 +164,52 @@ export interface StepWindow {
 }
 
 /**
- * The steps of the trace: the replays of `graph` (default: the graph of the last replay), each
- * with what ran until the next replay of it began; the last replay (no next one) is left out.
+ * The replays of each graph of the trace, in time order. A replay holds each of its graph's
+ * nodes once, so one begins where a node comes round again (node ids are the same in every
+ * replay); where CUPTI gave no node ids, the launch call's correlation id groups them instead.
+ */
+export function graphReplays(records: readonly TraceRecord[]): Map<number, TraceRecord[][]> {
+  const out = new Map<number, TraceRecord[][]>();
+  const sorted = records.filter((r) => r.graph !== 0).sort((a, b) => a.start - b.start);
+  const seen = new Map<number, Set<number>>(); // graph -> node ids of its replay so far
+  const lastCorr = new Map<number, number>();
+  for (const r of sorted) {
+    const replays = out.get(r.graph) ?? [];
+    out.set(r.graph, replays);
+    const nodes = seen.get(r.graph) ?? new Set<number>();
+    const fresh = r.node !== 0 ? nodes.has(r.node) : lastCorr.get(r.graph) !== r.corr;
+    if (fresh || replays.length === 0) {
+      replays.push([]);
+      nodes.clear();
+    }
+    nodes.add(r.node);
+    seen.set(r.graph, nodes);
+    lastCorr.set(r.graph, r.corr);
+    (replays[replays.length - 1] as TraceRecord[]).push(r);
+  }
+  return out;
+}
+
+/**
+ * The steps of the trace: the replays of `graph` (default: the graph replayed most often; of
+ * those, the last replayed), each with what ran until its next replay began; the last replay
+ * (no next one) is left out.
  */
 export function stepWindows(records: readonly TraceRecord[], graph?: number): StepWindow[] {
-  const byCorr = new Map<number, TraceRecord[]>();
-  for (const r of records) {
-    if (r.graph === 0) continue;
-    const g = byCorr.get(r.corr) ?? [];
-    g.push(r);
-    byCorr.set(r.corr, g);
+  const byGraph = graphReplays(records);
+  const first = (g: TraceRecord[]) => (g[0] as TraceRecord).start;
+  let want = graph;
+  if (want === undefined) {
+    let best: TraceRecord[][] = [];
+    for (const [id, replays] of byGraph) {
+      const latest = (rs: TraceRecord[][]) => first(rs[rs.length - 1] as TraceRecord[]);
+      if (replays.length > best.length || (replays.length === best.length && best.length > 0 && latest(replays) > latest(best))) {
+        best = replays;
+        want = id;
+      }
+    }
   }
-  const first = (g: TraceRecord[]) => Math.min(...g.map((r) => r.start));
-  let replays = [...byCorr.values()].sort((a, b) => first(a) - first(b));
-  const want = graph ?? replays[replays.length - 1]?.[0]?.graph;
-  replays = replays.filter((g) => g[0]?.graph === want);
+  const replays = want === undefined ? [] : (byGraph.get(want) ?? []);
   const sorted = [...records].sort((a, b) => a.start - b.start);
   const out: StepWindow[] = [];
   for (let i = 0; i + 1 < replays.length; i++) {

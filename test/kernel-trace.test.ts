@@ -7,7 +7,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildKernelTrace, findCupti, parseTrace, shares, stepTimeline, stepWindows, type TraceRecord } from '../bench/_kernel-trace.js';
+import {
+  buildKernelTrace,
+  findCupti,
+  graphReplays,
+  parseTrace,
+  shares,
+  stepTimeline,
+  stepWindows,
+  type TraceRecord,
+} from '../bench/_kernel-trace.js';
 import { shortName } from '../bench/_ncu.js';
 
 const root = join(import.meta.dirname, '..');
@@ -143,7 +152,7 @@ describe('decode steps of a trace', () => {
     );
   }
 
-  it('cuts the trace at the replays of the last replay graph, the last one left out', () => {
+  it('cuts the trace at the replays of the graph replayed most often, the last one left out', () => {
     const w = stepWindows(records);
     expect(w).toHaveLength(2);
     expect(w.map((x) => [x.replay.length, x.after.map((r) => r.name), x.period])).toEqual([
@@ -151,6 +160,23 @@ describe('decode steps of a trace', () => {
       [3, ['void npr::chunk_max_kernel(float*)', 'memcpy'], 50 * us],
     ]);
     expect(stepWindows(records, 9)).toEqual([]); // one replay of graph 9: no next one
+  });
+
+  it('finds a replay by its nodes coming round again, whatever the correlation ids say, and by the ids without nodes', () => {
+    const sameCorr = records.map((r) => (r.graph === 7 ? { ...r, corr: 5 } : r));
+    const byNodes = graphReplays(sameCorr).get(7) ?? [];
+    expect(byNodes.map((g) => g.map((r) => r.node))).toEqual([
+      [1, 2, 3],
+      [1, 2, 3],
+      [1, 2, 3],
+    ]);
+    const noNodes = records.map((r) => ({ ...r, node: 0 }));
+    expect((graphReplays(noNodes).get(7) ?? []).map((g) => g.map((r) => r.corr))).toEqual([
+      [1, 1, 1],
+      [2, 2, 2],
+      [3, 3, 3],
+    ]);
+    expect(stepWindows(sameCorr).map((w) => w.period)).toEqual([50 * us, 50 * us]);
   });
 
   it('splits a step into ops, idle and early time that add up', () => {
