@@ -104,7 +104,12 @@ export function parseTrace(text: string): ParsedTrace {
   const out: ParsedTrace = { records: [], error: null, dropped: 0 };
   for (const [i, line] of text.split('\n').entries()) {
     if (line.trim() === '') continue;
-    const o = JSON.parse(line) as Record<string, unknown>;
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      throw new Error(`kernel trace line ${i + 1}: not a JSON object: ${line.slice(0, 80)}`);
+    }
     if (o.k === 'error') out.error ??= String(o.what);
     else if (o.k === 'dropped') out.dropped += Number(o.count);
     else if (o.k === 'kernel' || o.k === 'memcpy' || o.k === 'memset') {

@@ -69,6 +69,7 @@ describe('reading a trace', () => {
     expect(() => parseTrace('{"k":"kernel","name":"a","start":0,"end":1,"stream":0,"corr":0,"graph":0,"node":0}\n{"k":"nvtx"}')).toThrow(
       /line 2: unknown record kind "nvtx"/,
     );
+    expect(() => parseTrace('\n{"k":"memcpy","start":1')).toThrow(/line 2: not a JSON object: \{"k":"memcpy"/);
     const t = parseTrace('{"k":"error","what":"enable kernel activity: no"}\n{"k":"dropped","count":3}\n{"k":"dropped","count":2}\n');
     expect(t).toEqual({ records: [], error: 'enable kernel activity: no', dropped: 5 });
   });
