@@ -3,7 +3,8 @@
 // vitest), and the decode options other than the default (candidateKernels, attentionMerge,
 // tensorCoreLinears: false, the decode call waiting for its step, the worker-thread decode,
 // stepKernel) beside the default ones in
-// the decode, engine and decode-kernels benchmarks, and the deterministic attention backward
+// the decode, engine and decode-kernels benchmarks, the decode step's timeline (launch gaps,
+// overlap, the ops with the most time of their own), and the deterministic attention backward
 // beside the atomic-dQ one (attention and train-step benchmarks). A variant is
 // worth making the default when every test passed and its figures beat the default's; this
 // prints the figures and those two facts, not the decision.
@@ -142,6 +143,29 @@ export function verdict(logs) {
         `${fmt(k.launches_per_step_b1)} launches, DRAM ${fmt(k.dram_gbps_b1)} GB/s at 1`,
     );
   }
+  const timeline = lastJson(logs['bench-decode-timeline.log']);
+  if (timeline?.skipped) out.push(`timeline: skipped (${timeline.reason ?? 'no reason given'})`);
+  else if (timeline) {
+    for (const [tag, label] of [
+      ['b1', 'batch 1'],
+      ['8', '8 branches'],
+    ]) {
+      if (timeline[`graph_us_${tag}`] === undefined) continue;
+      const prefix = `own_us_${tag}_`;
+      const top = Object.entries(timeline)
+        .filter(([k, v]) => k.startsWith(prefix) && typeof v === 'number')
+        .sort((x, y) => y[1] - x[1])
+        .slice(0, 4)
+        .map(([k, v]) => `${k.slice(prefix.length)} ${v}`);
+      out.push(
+        `timeline (${label}, us a step): replay ${fmt(timeline[`graph_us_${tag}`])} (idle ${fmt(timeline[`graph_idle_us_${tag}`])}, ` +
+          `early ${fmt(timeline[`graph_early_us_${tag}`])}, ${fmt(timeline[`launches_${tag}`])} launches), after it ` +
+          `${fmt(timeline[`after_graph_us_${tag}`])}, period ${fmt(timeline[`period_us_${tag}`])} (device idle ` +
+          `${fmt(timeline[`device_idle_us_${tag}`])}); device ms traced / untraced ${fmt(timeline[`device_ms_${tag}_traced`])} / ` +
+          `${fmt(timeline[`device_ms_${tag}_untraced`])}; most own time: ${top.join(', ') || '-'}`,
+      );
+    }
+  }
   const attention = lastJson(logs['bench-attention.log']);
   if (attention && attention.available !== false) {
     out.push('attention, the default kernels (vs FlexAttention: fwd, fwd+bwd deterministic, fwd+bwd atomic dQ; atomic vs deterministic):');
@@ -235,6 +259,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     'bench-decode-kernels-step-kernel.log',
     'bench-decode-kernels-candidate.log',
     'bench-decode-kernels-cuda-cores.log',
+    'bench-decode-timeline.log',
     'bench-attention.log',
     'bench-train-step.log',
   ];

@@ -75,6 +75,19 @@ describe('gpu-verdict', () => {
     expect(text).toContain('- tok/s two-warpgroup backward (-x default), 28000 tok/s forward over 64 keys a step (default 1.071x it)');
   });
 
+  it("gives the decode step's timeline: the replay's gaps and overlap, tracing's cost and the ops with the most time of their own", () => {
+    const timeline =
+      'table\n{"bench":"decode-timeline","graph_us_b1":1100.5,"graph_idle_us_b1":150.2,"graph_early_us_b1":40,"launches_b1":175,"after_graph_us_b1":45.1,"period_us_b1":1350,"device_idle_us_b1":354.4,"device_ms_b1_traced":1.2,"device_ms_b1_untraced":1.14,"own_us_b1_tc_linear_kernel_1_float_16":300.1,"own_us_b1_attend_new_kernel_128_0":280,"own_us_b1_after_memcpy":3,"own_us_b1_head":80,"own_us_b1_merge":200,"own_us_b1_x":1,"gap_us_b1_head":2}';
+    const text = verdict({ 'bench-decode-timeline.log': timeline });
+    expect(text).toBe(
+      'timeline (batch 1, us a step): replay 1100.5 (idle 150.2, early 40, 175 launches), after it 45.1, period 1350 (device idle 354.4); ' +
+        'device ms traced / untraced 1.2 / 1.14; most own time: tc_linear_kernel_1_float_16 300.1, attend_new_kernel_128_0 280, merge 200, head 80',
+    );
+    expect(verdict({ 'bench-decode-timeline.log': '{"bench":"decode-timeline","skipped":true,"reason":"CUPTI not found"}' })).toBe(
+      'timeline: skipped (CUPTI not found)',
+    );
+  });
+
   it('says when a test log has no summary line (a crash or a cut-off run)', () => {
     expect(verdict({ 'cpp-tests.log': '[ RUN  ] x\nSegmentation fault' })).toContain('no summary line');
     expect(verdict({})).toBe('');
