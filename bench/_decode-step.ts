@@ -62,3 +62,29 @@ export async function timedDecodeStep(
   }
   return (performance.now() - t0) / 1000;
 }
+
+/**
+ * The benches' shared prefix: a sequence of `prefix` tokens (ids (i * 7919) % vocab at positions
+ * 0 .. prefix - 1) decoded into a fresh request of kv, then forked into `branches` sequences
+ * sharing its pages (1: the sequence itself). `logits` given: the prefill's last row is copied to
+ * it. Returns the sequences the steps decode.
+ */
+export async function prefillAndFork(
+  kv: NativeKv,
+  prefix: number,
+  vocab: number,
+  branches: number,
+  logits?: Float32Array,
+): Promise<Int32Array> {
+  const root = kv.createSequence(kv.openRequest(1 << 20));
+  kv.append(root, prefix, false);
+  const batch = {
+    seqs: Int32Array.of(root),
+    cuNew: Int32Array.of(0, prefix),
+    ids: Int32Array.from({ length: prefix }, (_, i) => (i * 7919) % vocab),
+    positions: Int32Array.from({ length: prefix }, (_, i) => i),
+  };
+  if (logits) await kv.decode(batch, logits);
+  else await kv.decode(batch);
+  return branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
+}

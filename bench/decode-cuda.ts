@@ -66,7 +66,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKv, NativeKvOptions, NativeQwen3 } from '../ts/bindings/native.js';
-import { type DecodeMode, lastSplit, type StepRead, timedDecodeStep } from './_decode-step.js';
+import { type DecodeMode, lastSplit, prefillAndFork, type StepRead, timedDecodeStep } from './_decode-step.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
@@ -151,13 +151,7 @@ async function stepTime(
     stepKernelRingSlots: run.stepKernelRingSlots ?? 12,
     stepKernelTiming: run.stepKernelTiming ?? false,
   });
-  const req = kv.openRequest(1 << 20);
-  const root = kv.createSequence(req);
-  kv.append(root, PREFIX, false);
-  const ids = Int32Array.from({ length: PREFIX }, (_, i) => (i * 7919) % SHAPE.vocab);
-  const positions = Int32Array.from({ length: PREFIX }, (_, i) => i);
-  await kv.decode({ seqs: Int32Array.of(root), cuNew: Int32Array.of(0, PREFIX), ids, positions }, new Float32Array(SHAPE.vocab));
-  const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
+  const seqs = await prefillAndFork(kv, PREFIX, SHAPE.vocab, branches, new Float32Array(SHAPE.vocab));
   const times: number[] = [];
   const decodeTimes: number[] = []; // the `await kv.decode` part of each step
   const before = kv.deviceStats(); // the prefill's profile is not the steps'

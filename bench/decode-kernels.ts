@@ -18,7 +18,7 @@
  */
 import { existsSync } from 'node:fs';
 import { native } from '../ts/bindings/loader.js';
-import { timedDecodeStep } from './_decode-step.js';
+import { prefillAndFork, timedDecodeStep } from './_decode-step.js';
 import { baseValue, findNcu, parseDetailsCsv, printHottest, runUnderNcu, shortName } from './_ncu.js';
 import { argFlag, argValue, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
@@ -52,15 +52,7 @@ async function workload(branches: number, steps: number, o: Options): Promise<vo
     attentionMerge: merge,
     stepKernel,
   });
-  const root = kv.createSequence(kv.openRequest(1 << 20));
-  kv.append(root, PREFIX, false);
-  await kv.decode({
-    seqs: Int32Array.of(root),
-    cuNew: Int32Array.of(0, PREFIX),
-    ids: Int32Array.from({ length: PREFIX }, (_, i) => (i * 7919) % SHAPE.vocab),
-    positions: Int32Array.from({ length: PREFIX }, (_, i) => i),
-  });
-  const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
+  const seqs = await prefillAndFork(kv, PREFIX, SHAPE.vocab, branches);
   for (let s = 0; s < 3; s++) await timedDecodeStep(kv, seqs, SHAPE.vocab, s, PREFIX + s, true, null);
   addon.cudaProfilerRange(true);
   for (let s = 3; s < 3 + steps; s++) await timedDecodeStep(kv, seqs, SHAPE.vocab, s, PREFIX + s, true, null);

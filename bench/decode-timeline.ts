@@ -22,7 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
-import { timedDecodeStep } from './_decode-step.js';
+import { prefillAndFork, timedDecodeStep } from './_decode-step.js';
 import { buildKernelTrace, findCupti, parseTrace, type StepTimeline, stepTimeline, stepWindows } from './_kernel-trace.js';
 import { shortName } from './_ncu.js';
 import { argFlag, argValue, type Figures, printJson, printTable, round } from './_report.js';
@@ -49,15 +49,7 @@ async function workload(branches: number): Promise<void> {
     candidateKernels: candidate ? 'one-row' : false,
     tensorCoreLinears: tensorCores,
   });
-  const root = kv.createSequence(kv.openRequest(1 << 20));
-  kv.append(root, PREFIX, false);
-  await kv.decode({
-    seqs: Int32Array.of(root),
-    cuNew: Int32Array.of(0, PREFIX),
-    ids: Int32Array.from({ length: PREFIX }, (_, i) => (i * 7919) % SHAPE.vocab),
-    positions: Int32Array.from({ length: PREFIX }, (_, i) => i),
-  });
-  const seqs = branches === 1 ? Int32Array.of(root) : kv.fork(root, branches).children;
+  const seqs = await prefillAndFork(kv, PREFIX, SHAPE.vocab, branches);
   for (let s = 0; s < WARMUP; s++) await timedDecodeStep(kv, seqs, SHAPE.vocab, s, PREFIX + s, true, null, 'launch');
   const before = kv.deviceStats();
   addon.cudaProfilerRange(true);
