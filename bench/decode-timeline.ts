@@ -121,7 +121,7 @@ if (argFlag('workload')) {
       cuda.devices === 0
         ? `no CUDA device: ${cuda.reason ?? 'unknown'}`
         : !cupti
-          ? 'CUPTI not found (looked in the CUDA toolkit; NPR_CUPTI_ROOT names another)'
+          ? 'CUPTI not found (looked in the CUDA toolkit and in PyTorch wheels; NPR_CUPTI_ROOT names another)'
           : `the trace library did not build: ${built && !built.ok ? built.error : ''}`;
     console.log(`note: ${why}`);
     rmSync(dir, { recursive: true, force: true });
