@@ -12,6 +12,9 @@ export function round(x: number | null, digits = 3): number | null {
   return Math.round(x * f) / f;
 }
 
+/** The median of xs (the upper one of an even count), the figure the benches quote of repeated timings. */
+export const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
 export function printTable(rows: Array<Record<string, string | number | null>>): void {
   if (rows.length === 0) return;
   const cols = Object.keys(rows[0] as object);

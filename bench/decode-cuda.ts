@@ -67,7 +67,7 @@ import { join } from 'node:path';
 import { native } from '../ts/bindings/loader.js';
 import type { NativeKv, NativeKvOptions, NativeQwen3 } from '../ts/bindings/native.js';
 import { type DecodeMode, lastSplit, prefillAndFork, type StepRead, timedDecodeStep } from './_decode-step.js';
-import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { argFlag, argValue, median, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
 const addon = native();
@@ -75,7 +75,6 @@ const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, hea
 const PREFIX = 1024;
 const quick = argFlag('quick');
 const STEPS = quick ? 10 : 40;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 if (addon.backends().cuda.devices === 0) {
   console.log(`no CUDA device: ${addon.backends().cuda.reason ?? 'unknown'}`);

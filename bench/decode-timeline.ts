@@ -25,7 +25,7 @@ import { native } from '../ts/bindings/loader.js';
 import { prefillAndFork, timedDecodeStep } from './_decode-step.js';
 import { buildKernelTrace, findCupti, parseTrace, type StepTimeline, stepTimeline, stepWindows } from './_kernel-trace.js';
 import { shortName } from './_ncu.js';
-import { argFlag, argValue, type Figures, printJson, printTable, round } from './_report.js';
+import { argFlag, argValue, type Figures, median, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
 const SHAPE = { vocab: 151936, hidden: 1024, intermediate: 3072, layers: 28, heads: 16, kvHeads: 8, headDim: 128 };
@@ -69,12 +69,6 @@ function runChild(branches: number, env: NodeJS.ProcessEnv): { deviceMs: number 
   const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   if (r.status !== 0 || !last.startsWith('{')) return { error: `exit ${r.status ?? r.signal}: ${(r.stderr ?? '').slice(-1500)}` };
   return JSON.parse(last) as { deviceMs: number };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 /** Medians over the steps: the step figures, and per op its own, gap and early µs and launches. */

@@ -15,7 +15,7 @@
 import { native } from '../ts/bindings/loader.js';
 import type { NativeQwen3, NativeQwen3Config } from '../ts/bindings/native.js';
 import { timedDecodeStep } from './_decode-step.js';
-import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { argFlag, argValue, median, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
 // `--backend cuda`: the GPU benchmark lives in its own file (bench/decode-cuda.ts).
@@ -41,7 +41,6 @@ function makeModel(s: Shape): NativeQwen3 {
   return seedNativeModel(new addon.NativeQwen3({ ...s, ropeTheta: 1e6, tied: true }), 99);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 /** The median over rounds of a[r] / b[r]: each ratio from two steps of the same round. */
 const pairedRatio = (a: number[], b: number[]) => median(a.map((x, r) => x / (b[r] as number)));
 

@@ -29,7 +29,7 @@ import type { NativeKvOptions, NativeQwen3 } from '../ts/bindings/native.js';
 import { CharCodec, Engine, type EngineOptions, type Rollout, ScriptedChooser } from '../ts/engine/index.js';
 import { Qwen3Config } from '../ts/model/config.js';
 import { Model } from '../ts/model/model.js';
-import { argFlag, argValue, printJson, printTable, round } from './_report.js';
+import { argFlag, argValue, median, printJson, printTable, round } from './_report.js';
 import { seedNativeModel } from './_weights.js';
 
 const quick = argFlag('quick');
@@ -168,8 +168,6 @@ async function timeMode(
     forkPhaseMs,
   };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const shortScripts = PROMPTS.map((_, p) => parallelScript(p));
 const longScripts = PROMPTS.map((_, p) => parallelScript(p, true));
