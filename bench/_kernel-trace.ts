@@ -179,16 +179,18 @@ export function graphReplays(records: readonly TraceRecord[]): Map<number, Trace
   const seen = new Map<number, Set<number>>(); // graph -> node ids of its replay so far
   const lastCorr = new Map<number, number>();
   for (const r of sorted) {
-    const replays = out.get(r.graph) ?? [];
-    out.set(r.graph, replays);
-    const nodes = seen.get(r.graph) ?? new Set<number>();
+    if (!out.has(r.graph)) {
+      out.set(r.graph, []);
+      seen.set(r.graph, new Set());
+    }
+    const replays = out.get(r.graph) as TraceRecord[][];
+    const nodes = seen.get(r.graph) as Set<number>;
     const fresh = r.node !== 0 ? nodes.has(r.node) : lastCorr.get(r.graph) !== r.corr;
     if (fresh || replays.length === 0) {
       replays.push([]);
       nodes.clear();
     }
     nodes.add(r.node);
-    seen.set(r.graph, nodes);
     lastCorr.set(r.graph, r.corr);
     (replays[replays.length - 1] as TraceRecord[]).push(r);
   }
@@ -205,10 +207,10 @@ export function stepWindows(records: readonly TraceRecord[], graph?: number): St
   const first = (g: TraceRecord[]) => (g[0] as TraceRecord).start;
   let want = graph;
   if (want === undefined) {
+    const latest = (rs: TraceRecord[][]) => first(rs[rs.length - 1] as TraceRecord[]);
     let best: TraceRecord[][] = [];
     for (const [id, replays] of byGraph) {
-      const latest = (rs: TraceRecord[][]) => first(rs[rs.length - 1] as TraceRecord[]);
-      if (replays.length > best.length || (replays.length === best.length && best.length > 0 && latest(replays) > latest(best))) {
+      if (replays.length > best.length || (replays.length === best.length && latest(replays) > latest(best))) {
         best = replays;
         want = id;
       }
@@ -217,12 +219,16 @@ export function stepWindows(records: readonly TraceRecord[], graph?: number): St
   const replays = want === undefined ? [] : (byGraph.get(want) ?? []);
   const sorted = [...records].sort((a, b) => a.start - b.start);
   const out: StepWindow[] = [];
+  let j = 0; // the first record of `sorted` not before the current replay (the windows are in time order)
   for (let i = 0; i + 1 < replays.length; i++) {
     const replay = replays[i] as TraceRecord[];
     const t0 = first(replay);
     const t1 = first(replays[i + 1] as TraceRecord[]);
     const mine = new Set(replay);
-    const after = sorted.filter((r) => r.start >= t0 && r.start < t1 && !mine.has(r));
+    while (j < sorted.length && (sorted[j] as TraceRecord).start < t0) j++;
+    const after: TraceRecord[] = [];
+    for (let k = j; k < sorted.length && (sorted[k] as TraceRecord).start < t1; k++)
+      if (!mine.has(sorted[k] as TraceRecord)) after.push(sorted[k] as TraceRecord);
     out.push({ replay, after, period: t1 - t0 });
   }
   return out;
