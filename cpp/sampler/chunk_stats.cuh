@@ -11,9 +11,11 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "core/block_reduce.cuh"
 #include "core/dynamic_shared.cuh"
+#include "core/status.h"
 #include "sampler/sampler_plain_cuda.h"
 
 namespace npr::plain {
@@ -58,20 +60,22 @@ __device__ __forceinline__ double exp_sum(const float (&v)[kPerThread], float m)
   return s;
 }
 
-// grid (chunks, rows), kThreads threads (the template argument, so that the kernel can live in a
-// header): each chunk read once, token t = chunk start + thread + j kThreads (its loads all
-// issued before any is used), into its ChunkStats. Without a penalty and at temperature 1 the
-// processed logits are the raw ones (x / 1 is x), so z's stats are x's and `bitmap` (rows,
-// words) is never read (null then).
+// grid (rows x chunks: block i is row i / chunks, chunk i % chunks, one dimension because a
+// grid's y is at most 65,535 and a draw call may name more rows), kThreads threads (the template
+// argument, so that the kernel can live in a header): each chunk read once, token t = chunk start +
+// thread + j kThreads (its loads all issued before any is used), into its ChunkStats. Without a
+// penalty and at temperature 1 the processed logits are the raw ones (x / 1 is x), so z's stats are
+// x's and `bitmap` (rows, words) is never read (null then).
 template <int THREADS>
 __global__ void __launch_bounds__(THREADS)
     chunk_kernel(ChunkStats* stats, const float* logits, const PlainRow* rows,
-                 const uint32_t* bitmap, int64_t vocab, int64_t words, float temperature) {
+                 const uint32_t* bitmap, int64_t vocab, int64_t words, int64_t chunks,
+                 float temperature) {
   static_assert(THREADS == kThreads, "kPerThread is kPlainSamplerChunk / kThreads");
   NPR_STATIC_SHARED(float, shf, [kWarps]);
   NPR_STATIC_SHARED(int, shi, [kWarps]);
   NPR_STATIC_SHARED(double, shd, [kWarps]);
-  const int64_t c = blockIdx.x, r = blockIdx.y, chunks = gridDim.x;
+  const int64_t i = blockIdx.x, r = i / chunks, c = i % chunks;
   const PlainRow M = rows[r];
   const float* x = logits + static_cast<int64_t>(M.logit_row) * vocab;
   const uint32_t* bits = bitmap ? bitmap + r * words : nullptr;
@@ -109,7 +113,19 @@ __global__ void __launch_bounds__(THREADS)
   auto add = [](double a, double b) { return a + b; };
   const double sr = block_all_reduce<kWarps>(exp_sum(v, m), add, shd);
   const double sz = same ? sr : block_all_reduce<kWarps>(exp_sum(z, zm), add, shd);
-  if (threadIdx.x == 0) stats[r * chunks + c] = ChunkStats{m, zm, bad, finite, sr, sz};
+  if (threadIdx.x == 0) stats[i] = ChunkStats{m, zm, bad, finite, sr, sz};
+}
+
+// chunk_kernel's grid for `rows` rows of `chunks` chunks, or why there is none: a grid's x is
+// at most 2^31 - 1 blocks.
+inline Status chunk_grid(int64_t rows, int64_t chunks, const char* op, unsigned* grid) {
+  constexpr int64_t kMaxGridX = 2147483647;
+  if (rows > kMaxGridX / chunks)
+    return Status::out_of_range(std::string(op) + ": " + std::to_string(rows) + " rows of " +
+                                std::to_string(chunks) + " chunks are more than a grid's " +
+                                std::to_string(kMaxGridX) + " blocks; split the call");
+  *grid = static_cast<unsigned>(rows * chunks);
+  return Status::ok();
 }
 
 // A chunk's sum of exp under its own max cm, as a sum under the row's max rm (>= cm; finite: the

@@ -123,6 +123,8 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
     return Status::internal("sampling (cuda): the plain kernels got truncating parameters");
   if (n_rows <= 0) return Status::ok();
   const int64_t chunks = (vocab + kPlainSamplerChunk - 1) / kPlainSamplerChunk;
+  unsigned grid = 0;  // chunk_kernel's
+  NPR_TRY(plain::chunk_grid(n_rows, chunks, "sampling (cuda)", &grid));
   const int64_t words = (vocab + 31) / 32;
   // Staged for one upload: the rows (n_rows) then each row's penalty bitmap (n_rows, words),
   // the bitmaps only when some row has a penalty (the kernels read a row's bitmap only then: a
@@ -159,9 +161,8 @@ Status sample_rows_plain_cuda(CudaContext& ctx, SampleResult* results, const flo
   NPR_TRY(ctx.upload(base, staging.data(), meta_bytes + bits_bytes,
                      "sampling (cuda): rows and penalty sets"));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
-  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(n_rows));
   NPR_LAUNCH(grid, kThreads, 0, st, plain::chunk_kernel<kThreads>)
-  (dstats, logits, dmeta, dbits, vocab, words, params.temperature);
+  (dstats, logits, dmeta, dbits, vocab, words, chunks, params.temperature);
   NPR_TRY(cuda_launch_status("sampling (cuda): chunk statistics"));
   NPR_LAUNCH(static_cast<unsigned>(n_rows), kThreads, 0, st, pick_kernel)
   (dout, dstats, logits, dmeta, dbits, vocab, words, chunks, params.temperature, params.seed);

@@ -81,6 +81,8 @@ Status token_logprobs_cuda(CudaContext& ctx, float* out, const float* logits, in
   for (int64_t i = 0; i < n; ++i) slot.emplace(queries[i].row, 0);
   const int64_t distinct = static_cast<int64_t>(slot.size());
   const int64_t chunks = (vocab + kPlainSamplerChunk - 1) / kPlainSamplerChunk;
+  unsigned grid = 0;  // chunk_kernel's
+  NPR_TRY(plain::chunk_grid(distinct, chunks, "token logprob (cuda)", &grid));
   // Staged for one upload: the distinct rows (distinct) then the queries (n).
   const int64_t rows_bytes = aligned(static_cast<int64_t>(sizeof(plain::PlainRow)) * distinct);
   const int64_t q_bytes = aligned(static_cast<int64_t>(sizeof(SlotQuery)) * n);
@@ -107,10 +109,9 @@ Status token_logprobs_cuda(CudaContext& ctx, float* out, const float* logits, in
   auto* dout = reinterpret_cast<QueryOut*>(base + rows_bytes + q_bytes + stats_bytes);
   NPR_TRY(ctx.upload(base, staging.data(), rows_bytes + q_bytes, "token logprob (cuda): queries"));
   cudaStream_t st = static_cast<cudaStream_t>(ctx.stream());
-  const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(distinct));
   // No penalty and temperature 1: the kernel never reads a penalty bitmap.
   NPR_LAUNCH(grid, kThreads, 0, st, plain::chunk_kernel<kThreads>)
-  (dstats, logits, drows, nullptr, vocab, 0, 1.0f);
+  (dstats, logits, drows, nullptr, vocab, 0, chunks, 1.0f);
   NPR_TRY(cuda_launch_status("token logprob (cuda): chunk statistics"));
   NPR_LAUNCH(static_cast<unsigned>(n), kThreads, 0, st, query_logprob_kernel)
   (dout, dstats, logits, dq, vocab, chunks);

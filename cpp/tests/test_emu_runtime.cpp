@@ -240,6 +240,7 @@ TEST(emu_cuda_runtime_api_answers_as_the_cuda_runtime_does) {
       {"deferred", ""},
       {"eager", ""},
       {"block_too_large", "selftest 3-D block launch failed: cudaErrorInvalidValue"},
+      {"grid_y_too_large", "selftest 65,536-row grid launch failed: cudaErrorInvalidConfiguration"},
       {"write_past_end",
        "selftest download failed: cudaErrorLaunchFailure (a write 0 bytes past the end of a "
        "device allocation of 256 bytes)"},

@@ -226,6 +226,11 @@ std::string run(const std::string& kind, npr::CudaContext& ctx) {
         return "thread " + std::to_string(i) + "'s neighbour was " + std::to_string(got[i]);
     return {};
   }
+  if (kind == "grid_y_too_large") {  // y is at most 65,535 blocks (x up to 2^31 - 1)
+    NPR_LAUNCH(dim3(1, 65536), 32, 0, static_cast<cudaStream_t>(ctx.stream()), iota_kernel)
+    (buf.as<float>(), 0);
+    return status_message(npr::cuda_launch_status("selftest 65,536-row grid launch"));
+  }
   if (kind == "block_scan") return check_block_scan(ctx);
   if (kind == "staged_copies") return check_staged_copies(ctx);
   if (kind == "staged_copies_unsynced") return check_staged_copies_unsynced(ctx);

@@ -180,6 +180,7 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaSuccess: return "cudaSuccess";
     case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
@@ -196,6 +197,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaSuccess: return "no error";
     case cudaErrorInvalidValue: return "invalid argument";
     case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevicePointer: return "invalid device pointer";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorStreamCaptureUnsupported:
@@ -525,9 +527,13 @@ int kernel_shared(const void* kernel) {
   return it == g_kernel_shared.end() ? kDefaultDynamicShared : it->second;
 }
 
-cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, unsigned block_yz,
+cudaError_t check_launch(const void* kernel, Dim3 grid, unsigned threads, unsigned block_yz,
                          size_t dynamic_smem, bool cooperative) {
   EMU_STICKY();
+  if (grid.x == 0 || grid.x > 2147483647u || grid.y == 0 || grid.y > 65535 || grid.z == 0 ||
+      grid.z > 65535)
+    return fail_with(cudaErrorInvalidConfiguration);
+  const uint64_t blocks = uint64_t{grid.x} * grid.y * grid.z;
   const int smem = static_cast<int>(dynamic_smem);
   const uint64_t block = uint64_t{threads} * block_yz;
   if (smem > kernel_shared(kernel) || block == 0 || block > 1024)

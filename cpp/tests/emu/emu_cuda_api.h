@@ -64,6 +64,7 @@ enum cudaError_t {
   cudaSuccess = 0,
   cudaErrorInvalidValue = 1,
   cudaErrorMemoryAllocation = 2,
+  cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevicePointer = 17,
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorStreamCaptureUnsupported = 900,
@@ -176,10 +177,11 @@ cudaError_t set_kernel_shared(const void* kernel, int bytes);
 int kernel_shared(const void* kernel);
 // A launch's result: success; a fault (or a broken guard after it) becomes the sticky error.
 cudaError_t launch_result(const std::string& fault);
-// A launch's checks, as the runtime makes them: 1 to 1024 threads a block (threads = blockDim.x,
-// block_yz = blockDim.y * blockDim.z), dynamic shared bytes within the kernel's opt-in; a
-// cooperative grid must fit the device at once.
-cudaError_t check_launch(const void* kernel, uint64_t blocks, unsigned threads, unsigned block_yz,
+// A launch's checks, as the runtime makes them: a grid of 1 to 2^31 - 1 blocks in x and 1 to
+// 65,535 in y and z (cudaErrorInvalidConfiguration otherwise), 1 to 1024 threads a block
+// (threads = blockDim.x, block_yz = blockDim.y * blockDim.z), dynamic shared bytes within the
+// kernel's opt-in; a cooperative grid must fit the device at once.
+cudaError_t check_launch(const void* kernel, Dim3 grid, unsigned threads, unsigned block_yz,
                          size_t dynamic_smem, bool cooperative);
 
 template <typename F>

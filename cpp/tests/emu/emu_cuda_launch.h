@@ -46,11 +46,10 @@ cudaError_t cudaLaunchKernelEx(const cudaLaunchConfig_t* c, void (*kernel)(Param
         c->attrs[i].val.programmaticStreamSerializationAllowed)
       programmatic = true;
   }
-  const uint64_t blocks = uint64_t{c->gridDim.x} * c->gridDim.y * c->gridDim.z;
-  const cudaError_t e = check_launch(reinterpret_cast<const void*>(kernel), blocks, c->blockDim.x,
+  const Dim3 grid{c->gridDim.x, c->gridDim.y, c->gridDim.z};
+  const cudaError_t e = check_launch(reinterpret_cast<const void*>(kernel), grid, c->blockDim.x,
                                      c->blockDim.y * c->blockDim.z, c->dynamicSmemBytes, coop);
   if (e != cudaSuccess) return e;
-  const Dim3 grid{c->gridDim.x, c->gridDim.y, c->gridDim.z};
   const Dim3 block{c->blockDim.x, c->blockDim.y, c->blockDim.z};
   const int smem = static_cast<int>(c->dynamicSmemBytes);
   const auto run = [=](auto... a) {
@@ -87,8 +86,7 @@ class KernelLaunch {
         kernel_(kernel) {}
   template <typename... Args>
   void operator()(Args&&... args) const {
-    const uint64_t blocks = uint64_t{grid_.x} * grid_.y * grid_.z;
-    if (check_launch(reinterpret_cast<const void*>(kernel_), blocks, block_.x, block_.y * block_.z,
+    if (check_launch(reinterpret_cast<const void*>(kernel_), grid_, block_.x, block_.y * block_.z,
                      smem_, false) != cudaSuccess)
       return;
     const auto run = [grid = grid_, block = block_, smem = static_cast<int>(smem_),
