@@ -190,7 +190,11 @@ describe('engine: sampler, streaming, abort', () => {
         const again = { ...batch, seqs: Int32Array.of(s) };
         const pending = kv.decode(again);
         expect(() => kv.decodeSync(again)).toThrow(/decodeSync: the model or this cache is busy/);
+        // So is a new cache of the model: on CUDA its pages are cleared on the stream the decode
+        // may be capturing into a graph.
+        expect(() => new addon.NativeKv(model.nativeHandle, { numBlocks: 4, blockTokens: 4 })).toThrow(/NativeKv: the model is busy/);
         await pending;
+        expect(new addon.NativeKv(model.nativeHandle, { numBlocks: 4, blockTokens: 4 }).numBlocks).toBe(4);
       }
       return out;
     };

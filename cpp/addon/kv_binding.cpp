@@ -91,6 +91,13 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
     const char* fn = "NativeKv";
     if (!info.IsConstructCall()) throw_type(info.Env(), std::string(fn) + ": call it with new");
     model_ = qwen3_access(info[0], "NativeKv: argument 'model'");
+    // On CUDA a new cache clears its pages on the model's stream, which a decode running on a
+    // worker thread may be capturing into a graph (the clear would join that graph, every replay
+    // wiping this cache); one contract on every backend.
+    if (*model_.busy)
+      throw Napi::Error::New(info.Env(), std::string(fn) +
+                                             ": the model is busy (a decode, forward or backward "
+                                             "call is running on it); await it first");
     model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
     Napi::Object o = object_arg(info, 1, fn, "options", false);
     const int32_t bt = static_cast<int32_t>(int_field(o, fn, "blockTokens", 1, 1024, true, 16));
