@@ -273,8 +273,9 @@ class KvHandle : public Napi::ObjectWrap<KvHandle> {
   // decodeSync (wait) and decodeLaunch (no wait) on the JS thread.
   Napi::Value decode_here(const Napi::CallbackInfo& info, const char* fn, bool wait);
   // After a read of the step's results that asked the device for `n` things: a launched step has
-  // been waited for by then. A device error there may be that step's, and says so.
-  void read_done(Napi::Env env, const char* fn, int64_t n, const Status& st);
+  // been waited for by then. A device error there may be that step's, and says so; a one-kernel
+  // step whose grid barrier timed out (garbage results) is an error too.
+  void read_done(Napi::Env env, const char* fn, int64_t n, const Status& read);
   Napi::Value Logprobs(const Napi::CallbackInfo& info);
   Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value LogitsRows(const Napi::CallbackInfo& info);
@@ -388,9 +389,15 @@ void KvHandle::settle_launched(Napi::Env env, const char* fn) {
 #endif
 }
 
-void KvHandle::read_done(Napi::Env env, const char* fn, int64_t n, const Status& st) {
+void KvHandle::read_done(Napi::Env env, const char* fn, int64_t n, const Status& read) {
+  Status st = read;
+#if defined(NPR_WITH_CUDA)
+  // A read that went through waited for the step: a one-kernel step whose barrier timed out left
+  // garbage there, which must not pass for tokens or log-probabilities.
+  if (st.is_ok() && n > 0 && decoder_) st = decoder_->step_kernel_status();
+#endif
   const bool was_launched = launched_ && n > 0;
-  if (was_launched && (st.is_ok() || st.code() == StatusCode::kCuda)) launched_ = false;
+  if (was_launched && (read.is_ok() || read.code() == StatusCode::kCuda)) launched_ = false;
   if (was_launched && st.code() == StatusCode::kCuda)
     throw_status(env, Status(st.code(), st.message() + " (" + fn +
                                             " was the first wait for the step of the last "

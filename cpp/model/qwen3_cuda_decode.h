@@ -164,6 +164,10 @@ class Qwen3CudaDecoder {
   const Stats& stats() const { return stats_; }
   // Folds the last step's device time into stats() (waits for that step to end on the device).
   Status settle_stats();
+  // Whether what the last steps left on the device may be read, once the stream has been waited
+  // for: an error naming why not when a one-kernel step's grid barrier timed out (its results
+  // are garbage); OK when no one-kernel step ran.
+  Status step_kernel_status() const { return step_kernel_.check(); }
 
  private:
   Status reserve(int64_t tokens, int64_t sequences);
