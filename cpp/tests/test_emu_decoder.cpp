@@ -336,12 +336,15 @@ TEST(emu_decoder_takes_the_candidate_kernels_in_one_sequence_graph_steps) {
 #endif
 }
 
-// A prompt prefilled in chunks (23, 1, then 17 tokens) beside a second sequence (3 tokens, then
+// A prompt prefilled in chunks (71, 1, then 17 tokens: the first two key tiles of the mma.sync
+// forward, one of the warp-specialised one) beside a second sequence (3 tokens, then
 // one a step), on each path of a step of chunks: the fused chunk attention (the causal part
 // among the step's tokens by the training forward's kernel, the pages before them through the
-// cascade or flat) and the paged one (every row's table to itself, cascade or flat). Every path
-// gives the CPU decode step's logits to bf16 rounding, each with its own bits in the steps of
-// chunks (0 and 2).
+// cascade or flat; its kernel the mma.sync forward, or the warp-specialised tensor-map one that
+// the addon picks on an sm_90 device, attention_wgmma 10) and the paged one (every row's table to
+// itself, cascade or flat). Every path gives the CPU decode step's logits to bf16 rounding, each
+// with its own bits in the steps of chunks (0 and 2; in step 0, where no key is from before the
+// step, the two fused kernels' bits differ and each fused kernel's two page paths agree).
 TEST(emu_decoder_prefills_chunks_on_every_path) {
 #if !defined(NPR_HAVE_EMU)
   SKIP("the kernel emulator is not built (no CUDA toolkit headers, or NPR_EMU=off)");
@@ -352,20 +355,23 @@ TEST(emu_decoder_prefills_chunks_on_every_path) {
   struct Path {
     const char* name;
     bool fused, cascade;
+    int32_t wgmma;  // DecoderOptions::attention_wgmma
   };
-  const Path paths[] = {{"fused, cascade", true, true},
-                        {"fused, flat", true, false},
-                        {"paged, cascade", false, true},
-                        {"paged, flat", false, false}};
-  std::vector<std::vector<float>> got[4];
-  for (int k = 0; k < 4; ++k) {
+  const Path paths[] = {
+      {"fused, cascade", true, true, 0},        {"fused, flat", true, false, 0},
+      {"paged, cascade", false, true, 0},       {"paged, flat", false, false, 0},
+      {"fused ws128, cascade", true, true, 10}, {"fused ws128, flat", true, false, 10}};
+  constexpr int kPaths = 6;
+  std::vector<std::vector<float>> got[kPaths];
+  for (int k = 0; k < kPaths; ++k) {
     emu::DecoderOptions opt;
     opt.fused_chunk_attention = paths[k].fused;
+    opt.attention_wgmma = paths[k].wgmma;
     Twin tw(*model, opt, paths[k].name);
     if (!tw.ok()) return;
     const int32_t seqs[2] = {prefix_sequence(tw.kv, 0), prefix_sequence(tw.kv, 0)};
     int32_t at[2] = {0, 0};                                  // tokens of each sequence so far
-    const int32_t steps[3][2] = {{23, 3}, {1, 1}, {17, 1}};  // new tokens of each a step
+    const int32_t steps[3][2] = {{71, 3}, {1, 1}, {17, 1}};  // new tokens of each a step
     for (int j = 0; j < 3; ++j) {
       std::vector<int32_t> cu{0}, ids, pos;
       for (int q = 0; q < 2; ++q) {
@@ -386,14 +392,18 @@ TEST(emu_decoder_prefills_chunks_on_every_path) {
       got[k].push_back(std::move(out));
     }
   }
-  for (int k = 0; k < 4; ++k) CHECK(got[k].size() == 3);
-  // (In step 0 no key comes from before the step: the fused paths read no pages there.)
-  for (int k = 0; k < 4; ++k)
-    for (int m = k + 1; m < 4; ++m)
-      for (size_t j = paths[k].fused && paths[m].fused ? 2 : 0; j < 3; j += 2)
-        CHECK_MSG(got[k].size() == 3 && got[m].size() == 3 && got[k][j] != got[m][j],
-                  std::string(paths[k].name) + " and " + paths[m].name +
-                      " gave the same bits in step " + std::to_string(j));
+  for (int k = 0; k < kPaths; ++k) CHECK(got[k].size() == 3);
+  // In step 0 no key comes from before the step: the fused paths read no pages there, so their
+  // step 0 is their kernel's alone (the same bits for one kernel, cascade or flat).
+  for (int k = 0; k < kPaths; ++k)
+    for (int m = k + 1; m < kPaths; ++m) {
+      if (got[k].size() != 3 || got[m].size() != 3) continue;
+      const bool one_kernel = paths[k].fused && paths[m].fused && paths[k].wgmma == paths[m].wgmma;
+      const std::string pair = std::string(paths[k].name) + " and " + paths[m].name;
+      CHECK_MSG((got[k][0] == got[m][0]) == one_kernel,
+                pair + (one_kernel ? " differ" : " gave the same bits") + " in step 0");
+      CHECK_MSG(got[k][2] != got[m][2], pair + " gave the same bits in step 2");
+    }
 #endif
 }
 

@@ -26,6 +26,7 @@ npr::Status build(const DecoderModel& d, int32_t num_blocks, int32_t block_token
                   const DecoderOptions& o, Impl* s) {
   const npr::Qwen3Config c = qwen3_config_of(d);
   NPR_TRY(npr::Qwen3CudaModel::create(c, npr::DevDType::kBF16, &s->model));
+  s->model->context().attention_wgmma = o.attention_wgmma;
   for (const npr::ParamInfo& p : s->model->params())
     NPR_TRY(s->model->set_param(p, d.weights + p.offset));
   NPR_TRY(npr::KvPagesCuda::create(s->model->context(), npr::DevDType::kBF16, c.layers, num_blocks,

@@ -30,6 +30,10 @@ struct DecoderOptions {
   // decoder's default), in every step, in none.
   bool candidate_one_row = true, candidate_kernels = false;
   bool tensor_core_linears = true;  // the skinny layers on tensor cores (else CUDA cores)
+  // The model context's attention_wgmma (CudaContext): which training forward the fused chunk
+  // attention takes; 0 the mma.sync one, 10 the warp-specialised tensor-map one the addon picks
+  // on an sm_90 device.
+  int32_t attention_wgmma = 0;
 };
 
 // One step: `sequences` of new tokens (cu_new offsets, ids, positions) over a CSR page table
