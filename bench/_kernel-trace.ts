@@ -41,6 +41,18 @@ export interface ParsedTrace {
   dropped: number;
 }
 
+/**
+ * Where CUPTI is: its headers, its library, and the toolkit headers its headers include
+ * (cuda.h, builtin_types.h), which a standard install keeps apart from CUPTI's
+ * (extras/CUPTI/include has no cuda.h; nor has a PyTorch wheel's nvidia/cuda_cupti). Null where no
+ * place has cuda.h: the build then says what is missing.
+ */
+export interface CuptiPaths {
+  include: string;
+  lib: string;
+  toolkitInclude: string | null;
+}
+
 /** The first of `roots` with CUPTI's headers (include/) and library (lib64/, lib/ or targets/x86_64-linux/lib/). */
 function cuptiUnder(roots: readonly string[]): { include: string; lib: string } | null {
   for (const root of roots) {
@@ -58,8 +70,31 @@ function cuptiUnder(roots: readonly string[]): { include: string; lib: string } 
   return null;
 }
 
+/**
+ * The first folder with cuda.h of: CUPTI's own include folder, the toolkit's above an
+ * extras/CUPTI root, the toolkit's usual places, PyTorch's wheels (`wheels`: their nvidia/ folders).
+ */
+function toolkitIncludeFor(cuptiInclude: string, wheels: readonly string[]): string | null {
+  const candidates = [
+    cuptiInclude,
+    join(cuptiInclude, '..', '..', '..', 'include'),
+    '/usr/local/cuda/include',
+    '/usr/local/cuda/targets/x86_64-linux/include',
+  ];
+  if (existsSync('/usr/local'))
+    for (const d of readdirSync('/usr/local').sort().reverse()) if (/^cuda-\d/.test(d)) candidates.push(`/usr/local/${d}/include`);
+  for (const w of wheels) candidates.push(join(w, 'cuda_runtime', 'include'), join(w, 'cu13', 'include'), join(w, 'cu12', 'include'));
+  return candidates.find((d) => existsSync(join(d, 'cuda.h'))) ?? null;
+}
+
+/** PyTorch's nvidia/ wheel folders, if python3 has them. */
+function nvidiaWheels(): string[] {
+  const py = spawnSync('python3', ['-c', 'import nvidia; print("\\n".join(nvidia.__path__))'], { encoding: 'utf8' });
+  return py.status === 0 ? py.stdout.split('\n').filter(Boolean) : [];
+}
+
 /** Where this machine's CUPTI headers and library are: NPR_CUPTI_ROOT, the toolkit's usual places, or PyTorch's wheels. */
-export function findCupti(): { include: string; lib: string } | null {
+export function findCupti(): CuptiPaths | null {
   const roots: string[] = [];
   if (process.env.NPR_CUPTI_ROOT) roots.push(process.env.NPR_CUPTI_ROOT);
   roots.push('/usr/local/cuda/extras/CUPTI', '/usr/local/cuda', '/usr/local/cuda/targets/x86_64-linux');
@@ -67,12 +102,17 @@ export function findCupti(): { include: string; lib: string } | null {
     for (const d of readdirSync('/usr/local').sort().reverse())
       if (/^cuda-\d/.test(d)) roots.push(`/usr/local/${d}/extras/CUPTI`, `/usr/local/${d}`);
   }
-  const found = cuptiUnder(roots);
-  if (found) return found;
-  // PyTorch's wheels bring their own CUPTI (nvidia/cuda_cupti, or nvidia/cu13 in CUDA 13's).
-  const py = spawnSync('python3', ['-c', 'import nvidia; print("\\n".join(nvidia.__path__))'], { encoding: 'utf8' });
-  const wheels = py.status === 0 ? py.stdout.split('\n').filter(Boolean) : [];
-  return cuptiUnder(wheels.flatMap((p) => [join(p, 'cuda_cupti'), join(p, 'cu13'), join(p, 'cu12')]));
+  let found = cuptiUnder(roots);
+  let wheels: string[] = [];
+  if (!found) {
+    // PyTorch's wheels bring their own CUPTI (nvidia/cuda_cupti, or nvidia/cu13 in CUDA 13's).
+    wheels = nvidiaWheels();
+    found = cuptiUnder(wheels.flatMap((p) => [join(p, 'cuda_cupti'), join(p, 'cu13'), join(p, 'cu12')]));
+  }
+  if (!found) return null;
+  let toolkitInclude = toolkitIncludeFor(found.include, wheels);
+  if (!toolkitInclude && wheels.length === 0) toolkitInclude = toolkitIncludeFor(found.include, nvidiaWheels());
+  return { ...found, toolkitInclude };
 }
 
 /**
@@ -82,13 +122,14 @@ export function findCupti(): { include: string; lib: string } | null {
  */
 export function buildKernelTrace(
   root: string,
-  cupti: { include: string; lib: string },
+  cupti: CuptiPaths,
   what: 'inject' | 'selftest',
   out: string,
 ): { ok: true } | { ok: false; error: string } {
   const source = join(root, 'tools', 'kernel-trace', what === 'inject' ? 'kernel_trace_inject.cpp' : 'format_selftest.cpp');
   const libDir = cupti.lib.slice(0, cupti.lib.lastIndexOf('/'));
-  const args = ['-std=c++17', '-O2', '-Wall', `-I${cupti.include}`, source, '-o', out, cupti.lib, `-Wl,-rpath,${libDir}`];
+  const includes = [cupti.include, ...(cupti.toolkitInclude && cupti.toolkitInclude !== cupti.include ? [cupti.toolkitInclude] : [])];
+  const args = ['-std=c++17', '-O2', '-Wall', ...includes.map((d) => `-I${d}`), source, '-o', out, cupti.lib, `-Wl,-rpath,${libDir}`];
   if (what === 'inject') args.unshift('-shared', '-fPIC');
   for (const cxx of [process.env.CXX, 'c++', 'g++'].filter((c): c is string => Boolean(c))) {
     const r = spawnSync(cxx, args, { encoding: 'utf8' });

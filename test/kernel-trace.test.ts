@@ -3,7 +3,7 @@
 // compiling, and the split of a step's device time into each record's share, idle and early
 // time, against a nanosecond-by-nanosecond reference on random intervals.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,35 @@ describe.skipIf(!cupti)('the CUPTI trace library (needs CUPTI headers and a C++ 
     const nm = spawnSync('nm', ['-D', '--defined-only', lib], { encoding: 'utf8' });
     if (nm.error) return; // no binutils: the build alone was the check
     expect(nm.stdout).toMatch(/ T InitializeInjection$/m);
+  });
+
+  it("builds from a standard install's layout, where CUPTI's headers (extras/CUPTI/include) have no cuda.h", () => {
+    const found = cupti as NonNullable<typeof cupti>;
+    // A toolkit root holding only CUPTI's part, as a standard install or a wheel lays it out.
+    const fake = join(dir, 'toolkit', 'extras', 'CUPTI');
+    mkdirSync(join(fake, 'include'), { recursive: true });
+    mkdirSync(join(fake, 'lib64'));
+    for (const f of readdirSync(found.include))
+      if (/^(cupti|generated_|cuda_stdint|nvperf|Openacc|Openmp)/.test(f)) symlinkSync(join(found.include, f), join(fake, 'include', f));
+    symlinkSync(found.lib, join(fake, 'lib64', 'libcupti.so'));
+    const saved = process.env.NPR_CUPTI_ROOT;
+    process.env.NPR_CUPTI_ROOT = fake;
+    let apart: ReturnType<typeof findCupti>;
+    try {
+      apart = findCupti();
+    } finally {
+      if (saved === undefined) delete process.env.NPR_CUPTI_ROOT;
+      else process.env.NPR_CUPTI_ROOT = saved;
+    }
+    expect(apart?.include).toBe(join(fake, 'include'));
+    const lib = join(dir, 'libnpr_kernel_trace_apart.so');
+    // Without the toolkit's headers the layout fails as it would on such a host...
+    const alone = buildKernelTrace(root, { ...(apart as NonNullable<typeof apart>), toolkitInclude: null }, 'inject', lib);
+    expect(alone.ok).toBe(false);
+    expect(alone.ok ? '' : alone.error).toMatch(/cuda\.h/);
+    // ...and findCupti finds them elsewhere.
+    expect(apart?.toolkitInclude).not.toBe(join(fake, 'include'));
+    expect(buildKernelTrace(root, apart as NonNullable<typeof apart>, 'inject', lib)).toEqual({ ok: true });
   });
 });
 
