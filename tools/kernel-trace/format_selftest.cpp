@@ -2,8 +2,18 @@
 // test/kernel-trace.test.ts can check the bench's reader against the library's writer on a
 // machine without a GPU: a templated kernel in an anonymous namespace (its name mangled, as
 // CUPTI gives it), a kernel whose name is not mangled and needs escaping, a memcpy and a memset
-// inside a graph. Makes no CUPTI or CUDA call.
+// inside a graph; and records the library leaves out (no stamps, never completed, another kind),
+// which print nothing. Makes no CUPTI or CUDA call.
 #include "kernel_trace_inject.cpp"
+
+namespace {
+// What the library writes for a record, as its activity-buffer callback sees it.
+template <typename R>
+void print(const R& r) {
+  const std::string line = record_line(reinterpret_cast<const CUpti_Activity*>(&r));
+  if (!line.empty()) std::printf("%s\n", line.c_str());
+}
+}  // namespace
 
 int main() {
   g_base = 1000000;  // InitializeInjection's CUPTI clock; every stamp is written relative to it
@@ -26,7 +36,7 @@ int main() {
   k.registersPerThread = 96;
   k.staticSharedMemory = 1024;
   k.dynamicSharedMemory = 74752;
-  std::printf("%s\n", kernel_line(k).c_str());
+  print(k);
 
   KernelRecord plain = k;
   plain.name = "odd\"name\\with\tescapes";
@@ -35,7 +45,7 @@ int main() {
   plain.graphId = 0;
   plain.graphNodeId = 0;
   plain.correlationId = 43;
-  std::printf("%s\n", kernel_line(plain).c_str());
+  print(plain);
 
   MemcpyRecord c{};
   c.kind = CUPTI_ACTIVITY_KIND_MEMCPY;
@@ -44,7 +54,7 @@ int main() {
   c.end = g_base + 11500;
   c.streamId = 7;
   c.correlationId = 44;
-  std::printf("%s\n", copy_line("memcpy", c).c_str());
+  print(c);
 
   MemsetRecord m{};
   m.kind = CUPTI_ACTIVITY_KIND_MEMSET;
@@ -55,6 +65,16 @@ int main() {
   m.correlationId = 42;
   m.graphId = 3;
   m.graphNodeId = 9;
-  std::printf("%s\n", copy_line("memset", m).c_str());
+  print(m);
+
+  KernelRecord untimed = k;  // CUPTI could not collect its stamps: both 0
+  untimed.start = untimed.end = 0;
+  print(untimed);
+  MemcpyRecord unfinished = c;  // never completed: end 0
+  unfinished.end = 0;
+  print(unfinished);
+  MemsetRecord other = m;  // a kind the library does not write
+  other.kind = CUPTI_ACTIVITY_KIND_OVERHEAD;
+  print(other);
   return 0;
 }

@@ -102,6 +102,33 @@ std::string copy_line(const char* kind, const R& r) {
   return std::string("{\"k\":\"") + kind + "\"," + common_fields(r) + buf;
 }
 
+// Whether a record carries its interval: CUPTI gives 0 for both stamps where it could not collect
+// them (and end 0 for a record it never completed); such a record says nothing about time.
+template <typename R>
+bool timed(const R& r) {
+  return r.start != 0 && r.end != 0 && r.end >= r.start;
+}
+
+// A record's JSON line, or "" for a record not written: another kind, or one without its interval.
+std::string record_line(const CUpti_Activity* record) {
+  switch (record->kind) {
+    case CUPTI_ACTIVITY_KIND_KERNEL:
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: {
+      const auto& k = *reinterpret_cast<const KernelRecord*>(record);
+      return timed(k) ? kernel_line(k) : "";
+    }
+    case CUPTI_ACTIVITY_KIND_MEMCPY: {
+      const auto& c = *reinterpret_cast<const MemcpyRecord*>(record);
+      return timed(c) ? copy_line("memcpy", c) : "";
+    }
+    case CUPTI_ACTIVITY_KIND_MEMSET: {
+      const auto& m = *reinterpret_cast<const MemsetRecord*>(record);
+      return timed(m) ? copy_line("memset", m) : "";
+    }
+    default: return "";
+  }
+}
+
 void CUPTIAPI on_buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
   void* p = std::aligned_alloc(kBufferAlign, kBufferBytes);
   *buffer = static_cast<uint8_t*>(p);
@@ -113,19 +140,8 @@ void CUPTIAPI on_buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, 
   std::vector<std::string> lines;
   CUpti_Activity* record = nullptr;
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
-    switch (record->kind) {
-      case CUPTI_ACTIVITY_KIND_KERNEL:
-      case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
-        lines.push_back(kernel_line(*reinterpret_cast<const KernelRecord*>(record)));
-        break;
-      case CUPTI_ACTIVITY_KIND_MEMCPY:
-        lines.push_back(copy_line("memcpy", *reinterpret_cast<const MemcpyRecord*>(record)));
-        break;
-      case CUPTI_ACTIVITY_KIND_MEMSET:
-        lines.push_back(copy_line("memset", *reinterpret_cast<const MemsetRecord*>(record)));
-        break;
-      default: break;
-    }
+    std::string line = record_line(record);
+    if (!line.empty()) lines.push_back(std::move(line));
   }
   size_t dropped = 0;
   cuptiActivityGetNumDroppedRecords(nullptr, 0, &dropped);
