@@ -458,11 +458,15 @@ Status KvHandle::run_decode(const Qwen3DecodeBatch& batch, bool cascade, float* 
   if (decoder_) {
     Status st = decoder_->step(batch, cascade, logits);
     // With `wait` the call ends when the step has run: its errors surface here, not in the next
-    // call. (A copy of the logits has waited already.)
-    const auto waiting = std::chrono::steady_clock::now();
-    if (st.is_ok() && !logits && wait) st = model_.cuda->context().sync("decode (cuda): the step");
-    *wait_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - waiting)
-                   .count();
+    // call. (A copy of the logits has waited already.) Only that wait is wait time: a launch
+    // (decodeLaunch) has none, not the nanoseconds between two clock reads.
+    if (st.is_ok() && !logits && wait) {
+      const auto waiting = std::chrono::steady_clock::now();
+      st = model_.cuda->context().sync("decode (cuda): the step");
+      *wait_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - waiting)
+              .count();
+    }
     return st;
   }
 #endif
