@@ -304,4 +304,21 @@ describe('engine: sampler, streaming, abort', () => {
     expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
     engine.kv.checkInvariants();
   });
+
+  it("a 'finish' listener that throws rejects the requests it ends, returns every block, and leaves the engine usable", async () => {
+    const engine = scriptedEngine(scriptedModel(), [ONE_BLOCK, TWO_BLOCKS]);
+    let finishes = 0;
+    const boom = () => {
+      if (++finishes === 1) throw new Error('listener boom');
+    };
+    engine.on('finish', boom);
+    // The first request finishes first (its request was closed before the listener ran); the
+    // second is still running and is ended by the same error.
+    await expect(engine.generate(['q', 'q'], { maxNewTokens: 400 })).rejects.toThrow(/listener boom/);
+    expect(engine.kv.freeBlocks).toBe(engine.kv.numBlocks);
+    engine.kv.checkInvariants();
+    engine.off('finish', boom);
+    const [again] = (await engine.generate(['q'], { maxNewTokens: 400 })) as [Rollout];
+    expect(again.finishReason).not.toBe('malformed');
+  });
 });

@@ -69,6 +69,8 @@ interface Active {
   sub: Submission;
   req: Request;
   blocks: number;
+  /** Its KV request is closed (its rollout being handed on). */
+  closed?: boolean;
 }
 
 export class Scheduler {
@@ -110,10 +112,18 @@ export class Scheduler {
         this.closeFinished();
       }
     } catch (e) {
-      // A native failure (not a refusal) ends every request; their KV is returned first.
+      // A native failure (not a refusal), or a throwing 'finish' listener, ends every request;
+      // their KV is returned first. A close that fails too (the model kept busy by another call)
+      // leaves that request's blocks, not the other requests unsettled.
       for (const a of this.active) {
         a.req.finish('malformed', { reason: 'kv-refused', branch: 0, message: String(e) });
-        this.config.kv.closeRequest(a.req.kvRequest);
+        if (!a.closed) {
+          try {
+            this.config.kv.closeRequest(a.req.kvRequest);
+          } catch {
+            // e is the error to report; this one is its consequence
+          }
+        }
         a.sub.reject(e);
       }
       for (const s of this.waiting) s.reject(e);
@@ -181,6 +191,7 @@ export class Scheduler {
         }
       }
       this.config.kv.closeRequest(r.kvRequest);
+      a.closed = true;
       this.reserved -= a.blocks;
       const rollout = assembleRollout({
         index: r.index,
