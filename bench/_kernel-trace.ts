@@ -70,21 +70,14 @@ function cuptiUnder(roots: readonly string[]): { include: string; lib: string } 
   return null;
 }
 
-/**
- * The first folder with cuda.h of: CUPTI's own include folder, the toolkit's above an
- * extras/CUPTI root, the toolkit's usual places, PyTorch's wheels (`wheels`: their nvidia/ folders).
- */
-function toolkitIncludeFor(cuptiInclude: string, wheels: readonly string[]): string | null {
-  const candidates = [
-    cuptiInclude,
-    join(cuptiInclude, '..', '..', '..', 'include'),
-    '/usr/local/cuda/include',
-    '/usr/local/cuda/targets/x86_64-linux/include',
-  ];
-  if (existsSync('/usr/local'))
-    for (const d of readdirSync('/usr/local').sort().reverse()) if (/^cuda-\d/.test(d)) candidates.push(`/usr/local/${d}/include`);
-  for (const w of wheels) candidates.push(join(w, 'cuda_runtime', 'include'), join(w, 'cu13', 'include'), join(w, 'cu12', 'include'));
-  return candidates.find((d) => existsSync(join(d, 'cuda.h'))) ?? null;
+/** The versioned toolkits under /usr/local (cuda-13.0, cuda-12.8, ...), newest name first. */
+function versionedToolkits(): string[] {
+  if (!existsSync('/usr/local')) return [];
+  return readdirSync('/usr/local')
+    .filter((d) => /^cuda-\d/.test(d))
+    .sort()
+    .reverse()
+    .map((d) => `/usr/local/${d}`);
 }
 
 /** PyTorch's nvidia/ wheel folders, if python3 has them. */
@@ -93,26 +86,38 @@ function nvidiaWheels(): string[] {
   return py.status === 0 ? py.stdout.split('\n').filter(Boolean) : [];
 }
 
+/**
+ * The first folder with cuda.h of: CUPTI's own include folder, the toolkit's above an
+ * extras/CUPTI root, the toolkit's usual places, then PyTorch's wheels (asked only if needed).
+ */
+function toolkitIncludeFor(cuptiInclude: string, wheels: () => readonly string[]): string | null {
+  const has = (d: string) => existsSync(join(d, 'cuda.h'));
+  const system = [
+    cuptiInclude,
+    join(cuptiInclude, '..', '..', '..', 'include'),
+    '/usr/local/cuda/include',
+    '/usr/local/cuda/targets/x86_64-linux/include',
+    ...versionedToolkits().map((t) => join(t, 'include')),
+  ].find(has);
+  if (system) return system;
+  return (
+    wheels()
+      .flatMap((w) => ['cuda_runtime', 'cu13', 'cu12'].map((p) => join(w, p, 'include')))
+      .find(has) ?? null
+  );
+}
+
 /** Where this machine's CUPTI headers and library are: NPR_CUPTI_ROOT, the toolkit's usual places, or PyTorch's wheels. */
 export function findCupti(): CuptiPaths | null {
   const roots: string[] = [];
   if (process.env.NPR_CUPTI_ROOT) roots.push(process.env.NPR_CUPTI_ROOT);
   roots.push('/usr/local/cuda/extras/CUPTI', '/usr/local/cuda', '/usr/local/cuda/targets/x86_64-linux');
-  if (existsSync('/usr/local')) {
-    for (const d of readdirSync('/usr/local').sort().reverse())
-      if (/^cuda-\d/.test(d)) roots.push(`/usr/local/${d}/extras/CUPTI`, `/usr/local/${d}`);
-  }
-  let found = cuptiUnder(roots);
-  let wheels: string[] = [];
-  if (!found) {
-    // PyTorch's wheels bring their own CUPTI (nvidia/cuda_cupti, or nvidia/cu13 in CUDA 13's).
-    wheels = nvidiaWheels();
-    found = cuptiUnder(wheels.flatMap((p) => [join(p, 'cuda_cupti'), join(p, 'cu13'), join(p, 'cu12')]));
-  }
-  if (!found) return null;
-  let toolkitInclude = toolkitIncludeFor(found.include, wheels);
-  if (!toolkitInclude && wheels.length === 0) toolkitInclude = toolkitIncludeFor(found.include, nvidiaWheels());
-  return { ...found, toolkitInclude };
+  for (const t of versionedToolkits()) roots.push(`${t}/extras/CUPTI`, t);
+  let wheels: string[] | undefined;
+  const getWheels = () => (wheels ??= nvidiaWheels());
+  // PyTorch's wheels bring their own CUPTI (nvidia/cuda_cupti, or nvidia/cu13 in CUDA 13's).
+  const found = cuptiUnder(roots) ?? cuptiUnder(getWheels().flatMap((p) => [join(p, 'cuda_cupti'), join(p, 'cu13'), join(p, 'cu12')]));
+  return found ? { ...found, toolkitInclude: toolkitIncludeFor(found.include, getWheels) } : null;
 }
 
 /**
